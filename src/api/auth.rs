@@ -1,0 +1,106 @@
+//! `/auth`: sign-in, sign-out, who am I, password change.
+
+use super::extract::Json;
+use crate::app::AppState;
+use crate::auth::extractors::CurrentUser;
+use crate::error::AppError;
+use crate::services::auth as svc;
+use crate::services::users::UserView;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use governor::clock::{Clock, DefaultClock};
+use serde::{Deserialize, Serialize};
+
+/// `POST /auth/login` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+/// `POST /auth/login` answer.
+#[derive(Debug, Serialize)]
+pub struct LoginResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+    user: UserView,
+}
+
+/// Keyed limiter entries are pruned once this many addresses are tracked.
+const LIMITER_PRUNE_AT: usize = 10_000;
+
+fn check_rate(state: &AppState, req: &HttpRequest) -> Result<(), AppError> {
+    // The peer address, not X-Forwarded-For: a client can't choose it.
+    let Some(ip) = req.peer_addr().map(|a| a.ip()) else {
+        return Ok(());
+    };
+    if state.login_limiter.len() > LIMITER_PRUNE_AT {
+        state.login_limiter.retain_recent();
+    }
+    state.login_limiter.check_key(&ip).map_err(|not_until| {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        AppError::rate_limited(wait.as_secs().max(1))
+    })
+}
+
+/// Signs in with username and password.
+#[post("/auth/login")]
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Json(body): Json<LoginRequest>,
+) -> Result<HttpResponse, AppError> {
+    check_rate(&state, &req)?;
+    let cfg = state.auth.clone();
+    let ok = state
+        .db(move |c| svc::login(c, &cfg, &body.username, &body.password))
+        .await?;
+    Ok(HttpResponse::Ok().json(LoginResponse {
+        access_token: ok.access_token,
+        token_type: "Bearer",
+        expires_in: ok.expires_in,
+        user: ok.user,
+    }))
+}
+
+/// Ends the session; the token is refused from now on.
+#[post("/auth/logout")]
+pub async fn logout(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    state.db(move |c| svc::logout(c, &user)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The signed-in user.
+#[get("/auth/me")]
+pub async fn me(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, AppError> {
+    let view = state.db(move |c| svc::me(c, &user)).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// `POST /auth/password` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// Changes one's own password.
+#[post("/auth/password")]
+pub async fn change_password(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    Json(body): Json<PasswordChange>,
+) -> Result<HttpResponse, AppError> {
+    let cfg = state.auth.clone();
+    state
+        .db(move |c| {
+            svc::change_password(c, &cfg, &user, &body.current_password, &body.new_password)
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

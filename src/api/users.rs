@@ -1,0 +1,110 @@
+//! `/users`: account management, admin only.
+
+use super::extract::{Json, PageQuery, Query};
+use crate::app::AppState;
+use crate::auth::extractors::{AdminOnly, Authorized};
+use crate::error::AppError;
+use crate::services::users::{self as svc, NewUserInput, UserPatch, UserView};
+use actix_web::{HttpResponse, get, patch, post, web};
+use serde::Deserialize;
+use uuid::Uuid;
+
+/// `POST /users` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    username: String,
+    full_name: String,
+    email: String,
+    roles: Vec<String>,
+    password: String,
+}
+
+/// Creates an account.
+#[post("/users")]
+pub async fn create_user(
+    state: web::Data<AppState>,
+    admin: Authorized<AdminOnly>,
+    Json(body): Json<CreateUser>,
+) -> Result<HttpResponse, AppError> {
+    let input = NewUserInput {
+        username: body.username,
+        full_name: body.full_name,
+        email: body.email,
+        roles: body.roles,
+        password: body.password,
+    };
+    let user = state
+        .db(move |c| svc::create_user(c, Some(&admin.actor), &input, None))
+        .await?;
+    Ok(HttpResponse::Created().json(user))
+}
+
+/// Lists accounts.
+#[get("/users")]
+pub async fn list_users(
+    state: web::Data<AppState>,
+    _admin: Authorized<AdminOnly>,
+    Query(page): Query<PageQuery>,
+) -> Result<HttpResponse, AppError> {
+    let page = page.to_request()?;
+    let list = state.db(move |c| svc::list_users(c, page)).await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+/// One account.
+#[get("/users/{id}")]
+pub async fn get_user(
+    state: web::Data<AppState>,
+    _admin: Authorized<AdminOnly>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let user = state.db(move |c| svc::get_user(c, id)).await?;
+    Ok(HttpResponse::Ok().json(UserView::from(&user)))
+}
+
+/// `PATCH /users/{id}` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchUser {
+    full_name: Option<String>,
+    email: Option<String>,
+    roles: Option<Vec<String>>,
+    active: Option<bool>,
+}
+
+/// Changes name, email, roles or active state.
+#[patch("/users/{id}")]
+pub async fn update_user(
+    state: web::Data<AppState>,
+    admin: Authorized<AdminOnly>,
+    id: web::Path<Uuid>,
+    Json(body): Json<PatchUser>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let patch = UserPatch {
+        full_name: body.full_name,
+        email: body.email,
+        roles: body.roles,
+        active: body.active,
+    };
+    let user = state
+        .db(move |c| svc::update_user(c, &admin.actor, id, &patch))
+        .await?;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+/// Clears a lockout.
+#[post("/users/{id}/unlock")]
+pub async fn unlock_user(
+    state: web::Data<AppState>,
+    admin: Authorized<AdminOnly>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    state
+        .db(move |c| svc::unlock_user(c, &admin.actor, id))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

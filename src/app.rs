@@ -1,0 +1,85 @@
+//! Assembles the HTTP server from its parts; used by `main` and by the tests,
+//! so both run exactly the same application.
+
+use crate::api;
+use crate::auth::jwt::{JwtKeys, load_or_create_secret};
+use crate::config::Settings;
+use crate::db::pool::DbPool;
+use crate::error::AppError;
+use crate::services::auth::AuthConfig;
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use diesel::pg::PgConnection;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::net::{IpAddr, TcpListener};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use tracing_actix_web::TracingLogger;
+
+/// Largest request body accepted (API.md: over 1 MiB is 413).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// Database connections.
+    pub pool: DbPool,
+    /// Token keys, lockout and session policy.
+    pub auth: AuthConfig,
+    /// Sign-in attempts per client address.
+    pub login_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+}
+
+impl AppState {
+    /// State for `settings` over `pool`.
+    pub fn new(settings: &Settings, pool: DbPool) -> anyhow::Result<Self> {
+        let secret = load_or_create_secret(settings.jwt_secret.as_deref(), &settings.data_dir)?;
+        let per_minute = NonZeroU32::new(settings.login_rate_per_minute).unwrap_or(NonZeroU32::MIN);
+        Ok(AppState {
+            pool,
+            auth: AuthConfig {
+                keys: JwtKeys::from_secret(&secret)?,
+                lockout: settings.lockout(),
+                sessions: settings.sessions(),
+            },
+            login_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
+        })
+    }
+
+    /// Runs blocking database work on the blocking thread pool with a pooled
+    /// connection, never on an async worker.
+    pub async fn db<T, F>(&self, f: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut PgConnection) -> Result<T, AppError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        web::block(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await?
+    }
+}
+
+/// The HTTP server, listening on `listener` (port 0 in tests).
+pub fn build_server(
+    state: AppState,
+    listener: TcpListener,
+    workers: Option<usize>,
+) -> std::io::Result<Server> {
+    let state = web::Data::new(state);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(TracingLogger::default())
+            .app_data(state.clone())
+            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+            .app_data(api::extract::path_config())
+            .configure(api::configure)
+            .default_service(web::to(api::not_found))
+    });
+    if let Some(n) = workers {
+        server = server.workers(n.max(1));
+    }
+    Ok(server.listen(listener)?.run())
+}

@@ -1,0 +1,114 @@
+//! Settings, read from the command line or the environment.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `CELLQC_BIND` | `127.0.0.1:8080` | address the HTTP server listens on (`--bind` overrides) |
+//! | `DATABASE_URL` | unset | PostgreSQL to use; unset starts the embedded private cluster |
+//! | `CELLQC_DATA_DIR` | `./cellqc-data` | embedded cluster, generated JWT secret, mail files |
+//! | `CELLQC_PG_BINDIR` | searched | directory holding `initdb` and `postgres` |
+//! | `CELLQC_JWT_SECRET` | generated into the data directory | HS256 signing secret (at least 32 bytes) |
+//! | `CELLQC_TOKEN_TTL_MINUTES` | `480` | absolute lifetime of a token |
+//! | `CELLQC_IDLE_TIMEOUT_MINUTES` | `30` | a session unused this long is revoked |
+//! | `CELLQC_LOCKOUT_THRESHOLD` | `5` | consecutive failed sign-ins or signatures that lock an account |
+//! | `CELLQC_LOCKOUT_MINUTES` | `15` | how long a lock lasts |
+//! | `CELLQC_LOGIN_RATE_PER_MINUTE` | `30` | sign-in attempts per client address per minute |
+//! | `CELLQC_DB_POOL_SIZE` | `10` | database connections per instance |
+//! | `CELLQC_WORKERS` | CPU cores | HTTP worker threads |
+//! | `CELLQC_ADMIN_PASSWORD` | generated, printed once | password of the first `admin` |
+//! | `CELLQC_LOG_FORMAT` | `text` | `text` or `json` log lines |
+//! | `RUST_LOG` | `info` | log filter |
+
+use crate::domain::users::LockoutPolicy;
+use chrono::Duration;
+use std::path::PathBuf;
+
+/// Default listen address.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./cellqc-data";
+
+/// Everything the server needs to run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(long, env = "CELLQC_BIND", default_value = DEFAULT_BIND)]
+    pub bind: String,
+    /// PostgreSQL connection URL; unset starts the embedded cluster.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Data directory (embedded cluster, generated secret, mail files).
+    #[arg(long, env = "CELLQC_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Directory holding the PostgreSQL server binaries.
+    #[arg(long, env = "CELLQC_PG_BINDIR")]
+    pub pg_bindir: Option<PathBuf>,
+    /// HS256 secret for access tokens.
+    #[arg(long, env = "CELLQC_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Absolute token lifetime, minutes.
+    #[arg(long, env = "CELLQC_TOKEN_TTL_MINUTES", default_value_t = 480)]
+    pub token_ttl_minutes: u32,
+    /// Idle timeout of a session, minutes.
+    #[arg(long, env = "CELLQC_IDLE_TIMEOUT_MINUTES", default_value_t = 30)]
+    pub idle_timeout_minutes: u32,
+    /// Consecutive failures that lock an account.
+    #[arg(long, env = "CELLQC_LOCKOUT_THRESHOLD", default_value_t = 5)]
+    pub lockout_threshold: u32,
+    /// Lock duration, minutes.
+    #[arg(long, env = "CELLQC_LOCKOUT_MINUTES", default_value_t = 15)]
+    pub lockout_minutes: u32,
+    /// Sign-in attempts allowed per client address per minute.
+    #[arg(long, env = "CELLQC_LOGIN_RATE_PER_MINUTE", default_value_t = 30)]
+    pub login_rate_per_minute: u32,
+    /// Database connections per instance.
+    #[arg(long, env = "CELLQC_DB_POOL_SIZE", default_value_t = 10)]
+    pub db_pool_size: u32,
+    /// HTTP worker threads (default: one per CPU core).
+    #[arg(long, env = "CELLQC_WORKERS")]
+    pub workers: Option<usize>,
+}
+
+impl Settings {
+    /// The documented defaults, ignoring the environment (used by tests).
+    pub fn defaults(data_dir: PathBuf) -> Self {
+        Settings {
+            bind: DEFAULT_BIND.to_owned(),
+            database_url: None,
+            data_dir,
+            pg_bindir: None,
+            jwt_secret: None,
+            token_ttl_minutes: 480,
+            idle_timeout_minutes: 30,
+            lockout_threshold: 5,
+            lockout_minutes: 15,
+            login_rate_per_minute: 30,
+            db_pool_size: 10,
+            workers: None,
+        }
+    }
+
+    /// The account lockout policy.
+    pub fn lockout(&self) -> LockoutPolicy {
+        LockoutPolicy {
+            threshold: self.lockout_threshold.max(1),
+            duration: Duration::minutes(i64::from(self.lockout_minutes)),
+        }
+    }
+
+    /// The session policy.
+    pub fn sessions(&self) -> SessionPolicy {
+        SessionPolicy {
+            token_ttl: Duration::minutes(i64::from(self.token_ttl_minutes.max(1))),
+            idle_timeout: Duration::minutes(i64::from(self.idle_timeout_minutes.max(1))),
+        }
+    }
+}
+
+/// How long tokens and sessions live.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionPolicy {
+    /// Absolute lifetime of a token.
+    pub token_ttl: Duration,
+    /// A session unused for this long is revoked.
+    pub idle_timeout: Duration,
+}

@@ -1,0 +1,288 @@
+//! The audit trail's hash chain: what an entry's hash covers and how a chain
+//! is checked link by link (21 CFR 11.10(e), EU Annex 11 §9).
+//!
+//! `hash = SHA-256(prev_hash || canonical JSON of the entry)`. The entry's
+//! content covers every field an auditor reads: chain, sequence number, time,
+//! actor, action, entity, reason and the before/after values.
+
+use super::hashing::{canonical_json, hash_timestamp, sha256_hex};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// The `prev_hash` of the first entry of every chain.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The chain for users, sessions, products and specifications.
+pub const SYSTEM_CHAIN: &str = "system";
+
+/// The chain of one batch's entries.
+pub fn batch_chain(batch_id: Uuid) -> String {
+    format!("batch:{batch_id}")
+}
+
+/// Who did it, as recorded (the printed name is kept as it was at the time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActorRef {
+    /// User id.
+    pub id: Uuid,
+    /// Username at the time.
+    pub username: String,
+    /// Printed name at the time.
+    pub full_name: String,
+}
+
+/// Everything an audit entry says, before it is chained.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntryContent<'a> {
+    /// Chain name: [`SYSTEM_CHAIN`] or [`batch_chain`].
+    pub chain: &'a str,
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// Server time of the change.
+    pub at: DateTime<Utc>,
+    /// The authenticated user, or none for the system and for failed sign-ins.
+    pub actor: Option<&'a ActorRef>,
+    /// What happened, e.g. `user.created`.
+    pub action: &'a str,
+    /// Kind of record changed, e.g. `user`.
+    pub entity_type: &'a str,
+    /// Id of the record changed.
+    pub entity_id: Option<Uuid>,
+    /// Batch the record belongs to.
+    pub batch_id: Option<Uuid>,
+    /// Why, where a reason is required or given.
+    pub reason: Option<&'a str>,
+    /// The record before the change.
+    pub before: Option<&'a Value>,
+    /// The record after the change.
+    pub after: Option<&'a Value>,
+}
+
+impl EntryContent<'_> {
+    /// The canonical JSON that the hash covers.
+    pub fn canonical(&self) -> Result<Vec<u8>, serde_json::Error> {
+        canonical_json(&json!({
+            "chain": self.chain,
+            "seq": self.seq,
+            "at": hash_timestamp(self.at),
+            "actor": self.actor,
+            "action": self.action,
+            "entity_type": self.entity_type,
+            "entity_id": self.entity_id,
+            "batch_id": self.batch_id,
+            "reason": self.reason,
+            "before": self.before,
+            "after": self.after,
+        }))
+    }
+
+    /// `SHA-256(prev_hash || canonical JSON)`, lower-case hex.
+    pub fn hash(&self, prev_hash: &str) -> Result<String, serde_json::Error> {
+        Ok(sha256_hex(&[prev_hash.as_bytes(), &self.canonical()?]))
+    }
+}
+
+/// Why a link of a chain does not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BreakReason {
+    /// A sequence number is missing or repeated.
+    SeqGap { expected: i64 },
+    /// `prev_hash` is not the previous entry's hash.
+    PrevHashMismatch,
+    /// The stored hash is not the hash of the entry's content: it was edited.
+    HashMismatch,
+    /// The chain head records more entries than the chain holds.
+    MissingTail { head_seq: i64 },
+    /// The chain head's hash is not the last entry's hash.
+    HeadMismatch,
+}
+
+impl BreakReason {
+    /// A sentence for the verification report.
+    pub fn describe(&self) -> String {
+        match self {
+            BreakReason::SeqGap { expected } => {
+                format!("sequence gap: expected entry {expected}")
+            }
+            BreakReason::PrevHashMismatch => {
+                "prev_hash does not match the previous entry's hash".to_owned()
+            }
+            BreakReason::HashMismatch => {
+                "hash does not match the entry's content: the entry was altered".to_owned()
+            }
+            BreakReason::MissingTail { head_seq } => {
+                format!("entries after this one are missing: the chain head records {head_seq}")
+            }
+            BreakReason::HeadMismatch => {
+                "the chain head's hash does not match the last entry".to_owned()
+            }
+        }
+    }
+}
+
+/// Walks one chain in sequence order, checking each link.
+#[derive(Debug, Clone)]
+pub struct ChainCursor {
+    expected_seq: i64,
+    prev_hash: String,
+}
+
+impl Default for ChainCursor {
+    fn default() -> Self {
+        ChainCursor {
+            expected_seq: 1,
+            prev_hash: GENESIS_HASH.to_owned(),
+        }
+    }
+}
+
+impl ChainCursor {
+    /// Checks the next entry and returns why its link is broken, if it is.
+    /// After a break the cursor continues from the entry as stored, so a
+    /// report names each broken link rather than every entry after the first.
+    pub fn check(
+        &mut self,
+        content: &EntryContent<'_>,
+        prev_hash: &str,
+        stored_hash: &str,
+    ) -> Result<Option<BreakReason>, serde_json::Error> {
+        let outcome = if content.seq != self.expected_seq {
+            Some(BreakReason::SeqGap {
+                expected: self.expected_seq,
+            })
+        } else if prev_hash != self.prev_hash {
+            Some(BreakReason::PrevHashMismatch)
+        } else if content.hash(prev_hash)? != stored_hash {
+            Some(BreakReason::HashMismatch)
+        } else {
+            None
+        };
+        self.expected_seq = content.seq.saturating_add(1);
+        stored_hash.clone_into(&mut self.prev_hash);
+        Ok(outcome)
+    }
+
+    /// Checks the end of the chain against its head (which records the last
+    /// sequence number and hash written): deleted tail entries show up here.
+    /// Returns the sequence number to report and the reason.
+    pub fn finish(&self, head_seq: i64, head_hash: &str) -> Option<(i64, BreakReason)> {
+        let last_seq = self.expected_seq - 1;
+        if head_seq > last_seq {
+            Some((last_seq, BreakReason::MissingTail { head_seq }))
+        } else if head_seq == last_seq && head_hash != self.prev_hash {
+            Some((last_seq, BreakReason::HeadMismatch))
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn entry<'a>(seq: i64, after: &'a Value) -> EntryContent<'a> {
+        EntryContent {
+            chain: SYSTEM_CHAIN,
+            seq,
+            at: Utc.with_ymd_and_hms(2026, 5, 1, 12, 0, 0).unwrap(),
+            actor: None,
+            action: "user.created",
+            entity_type: "user",
+            entity_id: None,
+            batch_id: None,
+            reason: None,
+            before: None,
+            after: Some(after),
+        }
+    }
+
+    fn chain_of(n: i64, values: &[Value]) -> Vec<(String, String)> {
+        let mut prev = GENESIS_HASH.to_owned();
+        let mut out = Vec::new();
+        for seq in 1..=n {
+            let idx = usize::try_from(seq - 1).unwrap();
+            let hash = entry(seq, &values[idx]).hash(&prev).unwrap();
+            out.push((prev.clone(), hash.clone()));
+            prev = hash;
+        }
+        out
+    }
+
+    #[test]
+    fn an_intact_chain_verifies() {
+        let values: Vec<Value> = (0..3).map(|i| json!({"n": i})).collect();
+        let links = chain_of(3, &values);
+        let mut cursor = ChainCursor::default();
+        for (i, (prev, hash)) in links.iter().enumerate() {
+            let seq = i64::try_from(i).unwrap() + 1;
+            assert_eq!(
+                cursor.check(&entry(seq, &values[i]), prev, hash).unwrap(),
+                None
+            );
+        }
+        assert_eq!(cursor.finish(3, &links[2].1), None);
+    }
+
+    #[test]
+    fn an_edited_value_breaks_its_own_link_only() {
+        let values: Vec<Value> = (0..3).map(|i| json!({"n": i})).collect();
+        let links = chain_of(3, &values);
+        let edited = json!({"n": 99});
+        let mut cursor = ChainCursor::default();
+        assert_eq!(
+            cursor
+                .check(&entry(1, &values[0]), &links[0].0, &links[0].1)
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            cursor
+                .check(&entry(2, &edited), &links[1].0, &links[1].1)
+                .unwrap(),
+            Some(BreakReason::HashMismatch)
+        );
+        assert_eq!(
+            cursor
+                .check(&entry(3, &values[2]), &links[2].0, &links[2].1)
+                .unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn gaps_and_deleted_tails_are_reported() {
+        let values: Vec<Value> = (0..3).map(|i| json!({"n": i})).collect();
+        let links = chain_of(3, &values);
+        let mut cursor = ChainCursor::default();
+        cursor
+            .check(&entry(1, &values[0]), &links[0].0, &links[0].1)
+            .unwrap();
+        assert_eq!(
+            cursor
+                .check(&entry(3, &values[2]), &links[2].0, &links[2].1)
+                .unwrap(),
+            Some(BreakReason::SeqGap { expected: 2 })
+        );
+        let mut short = ChainCursor::default();
+        short
+            .check(&entry(1, &values[0]), &links[0].0, &links[0].1)
+            .unwrap();
+        assert_eq!(
+            short.finish(3, &links[2].1),
+            Some((1, BreakReason::MissingTail { head_seq: 3 }))
+        );
+    }
+
+    #[test]
+    fn the_hash_covers_the_time_to_the_microsecond() {
+        let v = json!({});
+        let a = entry(1, &v);
+        let mut b = a.clone();
+        b.at += chrono::Duration::microseconds(1);
+        assert_ne!(a.hash(GENESIS_HASH).unwrap(), b.hash(GENESIS_HASH).unwrap());
+    }
+}

@@ -1,0 +1,150 @@
+//! Rules for user accounts: username format, password policy, lockout.
+
+use chrono::{DateTime, Duration, Utc};
+
+/// Shortest password accepted (API.md: 12 to 128 characters).
+pub const PASSWORD_MIN_CHARS: usize = 12;
+/// Longest password accepted.
+pub const PASSWORD_MAX_CHARS: usize = 128;
+
+/// A username: 2 to 63 characters of `a-z 0-9 . _ -`, starting with a letter
+/// or digit, stored lower-case. Usernames are never reassigned (21 CFR 11.100(a)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    /// Parses a username, folding it to lower case.
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let name = raw.trim().to_lowercase();
+        let len = name.chars().count();
+        if !(2..=63).contains(&len) {
+            return Err("must be 2 to 63 characters long");
+        }
+        let mut chars = name.chars();
+        if !chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) {
+            return Err("must start with a letter or digit");
+        }
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err("may contain only letters, digits, '.', '_' and '-'");
+        }
+        Ok(Username(name))
+    }
+
+    /// The normalised name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Checks a new password against the policy: 12 to 128 characters and not
+/// containing the username (case-insensitive).
+pub fn check_password_policy(password: &str, username: &str) -> Result<(), &'static str> {
+    let len = password.chars().count();
+    if len < PASSWORD_MIN_CHARS {
+        return Err("must be at least 12 characters long");
+    }
+    if len > PASSWORD_MAX_CHARS {
+        return Err("must be at most 128 characters long");
+    }
+    if !username.is_empty() && password.to_lowercase().contains(&username.to_lowercase()) {
+        return Err("must not contain the username");
+    }
+    Ok(())
+}
+
+/// Lockout policy: after `threshold` consecutive failures the account is
+/// locked for `duration` (21 CFR 11.300(d)).
+#[derive(Debug, Clone, Copy)]
+pub struct LockoutPolicy {
+    /// Consecutive failures that lock the account.
+    pub threshold: u32,
+    /// How long the lock lasts.
+    pub duration: Duration,
+}
+
+/// Whether an account is locked at `now`.
+pub fn is_locked(locked_until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    locked_until.is_some_and(|until| until > now)
+}
+
+/// The account's state after one more failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AfterFailure {
+    /// The new consecutive-failure count.
+    pub failed_logins: i32,
+    /// Set when this failure locks the account.
+    pub lock_until: Option<DateTime<Utc>>,
+}
+
+/// Counts one more failure. A lock that has run out starts the count afresh.
+pub fn register_failure(
+    policy: LockoutPolicy,
+    failed_logins: i32,
+    locked_until: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> AfterFailure {
+    let previous = if locked_until.is_some_and(|until| until <= now) {
+        0
+    } else {
+        failed_logins
+    };
+    let count = previous.saturating_add(1);
+    let threshold = i32::try_from(policy.threshold).unwrap_or(i32::MAX);
+    AfterFailure {
+        failed_logins: count,
+        lock_until: (count >= threshold).then(|| now + policy.duration),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_folded_and_checked() {
+        assert_eq!(Username::parse(" Alice ").unwrap().as_str(), "alice");
+        assert!(Username::parse("a").is_err());
+        assert!(Username::parse("-x").is_err());
+        assert!(Username::parse("al ice").is_err());
+        assert!(Username::parse("qa.lead_2-b").is_ok());
+    }
+
+    #[test]
+    fn password_policy_boundaries() {
+        assert!(check_password_policy("a".repeat(11).as_str(), "bob").is_err());
+        assert!(check_password_policy("a".repeat(12).as_str(), "bob").is_ok());
+        assert!(check_password_policy("a".repeat(128).as_str(), "bob").is_ok());
+        assert!(check_password_policy("a".repeat(129).as_str(), "bob").is_err());
+        assert!(check_password_policy("my-BOB-password-1", "bob").is_err());
+        // characters, not bytes
+        assert!(check_password_policy("ééééééééééé", "bob").is_err());
+        assert!(check_password_policy("éééééééééééé", "bob").is_ok());
+    }
+
+    #[test]
+    fn fifth_failure_locks_and_an_expired_lock_restarts_the_count() {
+        let policy = LockoutPolicy {
+            threshold: 5,
+            duration: Duration::minutes(15),
+        };
+        let now = Utc::now();
+        let mut count = 0;
+        for _ in 0..4 {
+            let f = register_failure(policy, count, None, now);
+            assert_eq!(f.lock_until, None);
+            count = f.failed_logins;
+        }
+        let fifth = register_failure(policy, count, None, now);
+        assert_eq!(fifth.failed_logins, 5);
+        assert_eq!(fifth.lock_until, Some(now + Duration::minutes(15)));
+        assert!(is_locked(fifth.lock_until, now));
+        let later = now + Duration::minutes(16);
+        assert!(!is_locked(fifth.lock_until, later));
+        let after = register_failure(policy, 5, fifth.lock_until, later);
+        assert_eq!(after.failed_logins, 1);
+        assert_eq!(after.lock_until, None);
+    }
+}

@@ -1,0 +1,300 @@
+//! Every failure becomes an RFC 9457 `application/problem+json` response here,
+//! and only here.
+//!
+//! 4xx problems say exactly what is wrong and which field; 5xx problems are
+//! logged once with their cause and answer with an opaque message.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use serde::Serialize;
+use std::fmt;
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// The field, as a JSON path (`roles[1]`, `password`).
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A problem the client can act on (4xx, or 503 when the database is away).
+#[derive(Debug, Clone)]
+pub struct Problem {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable snake_case machine code.
+    pub code: &'static str,
+    /// Human-readable explanation of this occurrence.
+    pub detail: String,
+    /// Invalid fields (422).
+    pub errors: Vec<FieldError>,
+    /// Release blockers (409 `not_releasable`).
+    pub blockers: Option<serde_json::Value>,
+    /// Seconds to wait before retrying (429).
+    pub retry_after: Option<u64>,
+}
+
+/// The error type of every service and handler.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A problem to show the client as it is.
+    #[error("{}", .0.detail)]
+    Problem(Box<Problem>),
+    /// A database error not handled closer to its cause.
+    #[error("database error: {0}")]
+    Database(#[from] DieselError),
+    /// No connection could be had from the pool.
+    #[error("database pool: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    /// Anything else: a bug or an environment failure.
+    #[error("internal error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    fn problem(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        AppError::Problem(Box::new(Problem {
+            status,
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+            blockers: None,
+            retry_after: None,
+        }))
+    }
+
+    /// 400: malformed request (JSON syntax, path id, header).
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::problem(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    /// 401: not authenticated, or a credential was wrong.
+    pub fn unauthorized(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::problem(StatusCode::UNAUTHORIZED, code, detail)
+    }
+
+    /// 403: role or separation-of-duties refusal.
+    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::problem(StatusCode::FORBIDDEN, code, detail)
+    }
+
+    /// 404: unknown resource.
+    pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::problem(StatusCode::NOT_FOUND, code, detail)
+    }
+
+    /// 409: the record exists but the action is not allowed now.
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::problem(StatusCode::CONFLICT, code, detail)
+    }
+
+    /// 413: body over the limit.
+    pub fn payload_too_large(detail: impl Into<String>) -> Self {
+        Self::problem(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", detail)
+    }
+
+    /// 415: the body is not JSON.
+    pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
+        Self::problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            detail,
+        )
+    }
+
+    /// 422: validation failure naming each field.
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        AppError::Problem(Box::new(Problem {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "validation_failed",
+            detail,
+            errors,
+            blockers: None,
+            retry_after: None,
+        }))
+    }
+
+    /// 422 for a single field.
+    pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::validation(vec![FieldError::new(field, message)])
+    }
+
+    /// 422 with a specific code (e.g. `idempotency_key_reused`).
+    pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::problem(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
+    }
+
+    /// 429: slow down.
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        AppError::Problem(Box::new(Problem {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "rate_limited",
+            detail: format!("too many requests from this address; retry in {retry_after_secs} s"),
+            errors: Vec::new(),
+            blockers: None,
+            retry_after: Some(retry_after_secs),
+        }))
+    }
+
+    /// 503: the database is unreachable.
+    pub fn unavailable() -> Self {
+        Self::problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "the database is unavailable; retry shortly",
+        )
+    }
+
+    /// The machine code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Problem(p) => p.code,
+            _ if self.is_unavailable() => "database_unavailable",
+            _ => "internal_error",
+        }
+    }
+
+    /// Whether the transaction should be retried (serialization failure).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            AppError::Database(DieselError::DatabaseError(
+                DatabaseErrorKind::SerializationFailure,
+                _
+            ))
+        )
+    }
+
+    /// Whether the database is away rather than the request wrong.
+    fn is_unavailable(&self) -> bool {
+        match self {
+            AppError::Pool(_) => true,
+            AppError::Database(DieselError::DatabaseError(kind, info)) => {
+                matches!(kind, DatabaseErrorKind::ClosedConnection)
+                    || connection_lost(info.message())
+            }
+            AppError::Database(DieselError::BrokenTransactionManager) => true,
+            _ => false,
+        }
+    }
+}
+
+/// libpq reports a lost server as an error without SQLSTATE; recognise the
+/// messages it uses so the client sees 503 (retry) rather than 500 (bug).
+fn connection_lost(message: &str) -> bool {
+    const SIGNS: [&str; 5] = [
+        "server closed the connection",
+        "terminating connection",
+        "no connection to the server",
+        "could not connect",
+        "connection to server",
+    ];
+    SIGNS.iter().any(|s| message.contains(s))
+}
+
+#[derive(Serialize)]
+struct ProblemBody<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    code: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [FieldError],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blockers: Option<&'a serde_json::Value>,
+}
+
+/// The `application/problem+json` response for a problem.
+pub fn problem_response(p: &Problem) -> HttpResponse {
+    let body = ProblemBody {
+        kind: format!("urn:cellqc:problem:{}", p.code),
+        title: p.status.canonical_reason().unwrap_or("Error"),
+        status: p.status.as_u16(),
+        detail: &p.detail,
+        code: p.code,
+        errors: &p.errors,
+        blockers: p.blockers.as_ref(),
+    };
+    let mut resp = HttpResponse::build(p.status);
+    resp.insert_header((
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    ));
+    if let Some(secs) = p.retry_after {
+        resp.insert_header((header::RETRY_AFTER, secs.to_string()));
+    }
+    resp.json(body)
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::Problem(p) => p.status,
+            _ if self.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            AppError::Problem(p) => problem_response(p),
+            _ if self.is_unavailable() => {
+                tracing::warn!(error = %self, "database unavailable");
+                match AppError::unavailable() {
+                    AppError::Problem(p) => problem_response(&p),
+                    _ => HttpResponse::ServiceUnavailable().finish(),
+                }
+            }
+            _ => {
+                // The one place a 5xx cause is logged; the client learns nothing internal.
+                tracing::error!(error = %self, "request failed");
+                problem_response(&Problem {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    code: "internal_error",
+                    detail: "an internal error occurred; it has been logged".to_owned(),
+                    errors: Vec::new(),
+                    blockers: None,
+                    retry_after: None,
+                })
+            }
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for AppError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        AppError::Internal(anyhow::anyhow!("blocking pool: {e}"))
+    }
+}
+
+impl From<serde_json::Error> for AppError {
+    fn from(e: serde_json::Error) -> Self {
+        AppError::Internal(anyhow::Error::new(e).context("JSON serialisation"))
+    }
+}

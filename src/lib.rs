@@ -1,0 +1,16 @@
+//! cellqc: GMP quality-control tracking for cell-therapy batches.
+//!
+//! Layers (dependencies point one way): [`api`] (HTTP) -> [`services`] (one
+//! use case, one transaction, its audit entry) -> [`domain`] (pure rules) and
+//! [`db`] (schema, pool, migrations, embedded PostgreSQL).
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod database;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod services;
+pub mod telemetry;

@@ -1,0 +1,214 @@
+//! The `cellqc` command: serve, migrate, user create, audit verify.
+
+use anyhow::Context;
+use cellqc::app::{AppState, build_server};
+use cellqc::config::Settings;
+use cellqc::database::Database;
+use cellqc::db::{pool::build_pool, run_migrations};
+use cellqc::services::audit;
+use cellqc::services::users::{NewUserInput, create_user, ensure_initial_admin};
+use clap::{Parser, Subcommand};
+use diesel::{Connection, PgConnection};
+use std::net::TcpListener;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cellqc",
+    version,
+    about = "GMP quality-control tracking for cell-therapy batches"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server (applies migrations first unless --no-migrate).
+    Serve {
+        #[command(flatten)]
+        settings: Settings,
+        /// Do not apply pending migrations at start.
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Audit trail tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user; the password comes from CELLQC_PASSWORD or a prompt.
+    Create {
+        #[command(flatten)]
+        settings: Settings,
+        /// Username (never reused).
+        #[arg(long)]
+        username: String,
+        /// Printed name, as shown on signatures.
+        #[arg(long)]
+        full_name: String,
+        /// Email address.
+        #[arg(long)]
+        email: String,
+        /// Role (repeat for several): technician, reviewer, qa, auditor, admin.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Verify every hash chain; exit status 1 when one is broken.
+    Verify {
+        #[command(flatten)]
+        settings: Settings,
+    },
+}
+
+fn main() -> ExitCode {
+    cellqc::telemetry::init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cellqc: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve {
+            settings,
+            no_migrate,
+        } => serve(settings, no_migrate),
+        Command::Migrate { settings } => with_database(&settings, |conn| {
+            let n = run_migrations(conn)?;
+            println!("{n} migration(s) applied");
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::User {
+            command:
+                UserCommand::Create {
+                    settings,
+                    username,
+                    full_name,
+                    email,
+                    roles,
+                },
+        } => {
+            let password = match std::env::var("CELLQC_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => rpassword::prompt_password(format!("Password for {username}: "))
+                    .context("reading the password")?,
+            };
+            with_database(&settings, |conn| {
+                run_migrations(conn)?;
+                let input = NewUserInput {
+                    username: username.clone(),
+                    full_name: full_name.clone(),
+                    email: email.clone(),
+                    roles: roles.clone(),
+                    password: password.clone(),
+                };
+                let user = create_user(
+                    conn,
+                    None,
+                    &input,
+                    Some("created with `cellqc user create`"),
+                )
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                println!(
+                    "created user {} ({}) with roles {}",
+                    user.username,
+                    user.id,
+                    user.roles.join(", ")
+                );
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { settings },
+        } => with_database(&settings, |conn| {
+            let report = audit::verify(conn).map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "{} chain(s), {} entr(ies) checked",
+                report.chains, report.events
+            );
+            if report.ok {
+                println!("OK: every chain verifies");
+                return Ok(ExitCode::SUCCESS);
+            }
+            for b in &report.broken {
+                println!("BROKEN: chain {} entry {}: {}", b.chain, b.seq, b.reason);
+            }
+            Ok(ExitCode::from(1))
+        }),
+    }
+}
+
+/// Opens the database, runs `f` on one connection, stops an embedded server.
+fn with_database(
+    settings: &Settings,
+    f: impl FnOnce(&mut PgConnection) -> anyhow::Result<ExitCode>,
+) -> anyhow::Result<ExitCode> {
+    let db = Database::open(settings)?;
+    let outcome = PgConnection::establish(&db.url)
+        .context("connecting to PostgreSQL")
+        .and_then(|mut conn| f(&mut conn));
+    db.close()?;
+    outcome
+}
+
+fn serve(settings: Settings, no_migrate: bool) -> anyhow::Result<ExitCode> {
+    let db = Database::open(&settings)?;
+    let outcome = serve_on(&settings, &db, no_migrate);
+    // The HTTP server has stopped (SIGINT/SIGTERM): now stop PostgreSQL.
+    db.close()?;
+    outcome
+}
+
+fn serve_on(settings: &Settings, db: &Database, no_migrate: bool) -> anyhow::Result<ExitCode> {
+    {
+        let mut conn = PgConnection::establish(&db.url).context("connecting to PostgreSQL")?;
+        if !no_migrate {
+            let n = run_migrations(&mut conn)?;
+            if n > 0 {
+                tracing::info!(applied = n, "database migrations applied");
+            }
+        }
+        let admin_password = std::env::var("CELLQC_ADMIN_PASSWORD").ok();
+        if let Some(generated) = ensure_initial_admin(&mut conn, admin_password.as_deref())
+            .map_err(|e| anyhow::anyhow!("creating the first admin: {e}"))?
+        {
+            println!(
+                "First start: created user `admin` with password {generated}\n\
+                 (shown once; sign in and change it with POST /api/v1/auth/password)"
+            );
+        }
+    }
+    let pool = build_pool(&db.url, settings.db_pool_size)?;
+    let state = AppState::new(settings, pool)?;
+    let listener = TcpListener::bind(&settings.bind)
+        .with_context(|| format!("listening on {}", settings.bind))?;
+    tracing::info!(address = %listener.local_addr()?, "cellqc listening");
+    actix_web::rt::System::new()
+        .block_on(async move { build_server(state, listener, settings.workers)?.await })?;
+    Ok(ExitCode::SUCCESS)
+}

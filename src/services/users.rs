@@ -1,0 +1,423 @@
+//! User accounts: creation, listing, changes, unlock, and the first admin.
+//!
+//! Users are never deleted (the database refuses it) and usernames are never
+//! reassigned (21 CFR 11.100(a)): a leaver is deactivated.
+
+use super::audit::{self, AuditRecord};
+use super::{Actor, Page, PageRequest, in_transaction};
+use crate::auth::password::hash_password;
+use crate::db::models::{NewUser, UserRow};
+use crate::db::schema::{sessions, users};
+use crate::domain::audit::SYSTEM_CHAIN;
+use crate::domain::roles::{Role, RoleSet};
+use crate::domain::users::{Username, check_password_policy, is_locked};
+use crate::error::{AppError, FieldError};
+use chrono::{DateTime, Utc};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use serde::Serialize;
+use serde_json::json;
+use std::str::FromStr;
+use uuid::Uuid;
+
+/// A user as the API shows it (never the password hash).
+#[derive(Debug, Clone, Serialize)]
+pub struct UserView {
+    /// User id.
+    pub id: Uuid,
+    /// Username (lower case, never reused).
+    pub username: String,
+    /// Printed name, as shown on signatures.
+    pub full_name: String,
+    /// Email address.
+    pub email: String,
+    /// Roles held.
+    pub roles: Vec<String>,
+    /// Whether the account may sign in.
+    pub active: bool,
+    /// Whether the account is locked now after failed attempts.
+    pub locked: bool,
+    /// End of the current lock.
+    pub locked_until: Option<DateTime<Utc>>,
+    /// When the account was created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&UserRow> for UserView {
+    fn from(u: &UserRow) -> Self {
+        let locked = is_locked(u.locked_until, Utc::now());
+        UserView {
+            id: u.id,
+            username: u.username.clone(),
+            full_name: u.full_name.clone(),
+            email: u.email.clone(),
+            roles: u.roles.clone(),
+            active: u.active,
+            locked,
+            locked_until: u.locked_until.filter(|_| locked),
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// The audited snapshot of a user: what an admin can change, no secrets.
+fn snapshot(u: &UserRow) -> serde_json::Value {
+    json!({
+        "id": u.id,
+        "username": u.username,
+        "full_name": u.full_name,
+        "email": u.email,
+        "roles": u.roles,
+        "active": u.active,
+    })
+}
+
+/// The actor a user row stands for.
+pub fn actor_of(u: &UserRow) -> Result<Actor, AppError> {
+    let roles = RoleSet::parse(&u.roles)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("user {} has bad roles: {e}", u.id)))?;
+    Ok(Actor {
+        id: u.id,
+        username: u.username.clone(),
+        full_name: u.full_name.clone(),
+        roles,
+    })
+}
+
+/// A new account.
+#[derive(Debug, Clone)]
+pub struct NewUserInput {
+    /// Username.
+    pub username: String,
+    /// Printed name.
+    pub full_name: String,
+    /// Email.
+    pub email: String,
+    /// Role names.
+    pub roles: Vec<String>,
+    /// Initial password.
+    pub password: String,
+}
+
+fn check_full_name(raw: &str, errors: &mut Vec<FieldError>) -> String {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        errors.push(FieldError::new(
+            "full_name",
+            "must be 1 to 200 printable characters",
+        ));
+    }
+    name.to_owned()
+}
+
+fn check_email(raw: &str, errors: &mut Vec<FieldError>) -> String {
+    let email = raw.trim();
+    if lettre::Address::from_str(email).is_err() {
+        errors.push(FieldError::new("email", "is not a valid email address"));
+    }
+    email.to_owned()
+}
+
+fn check_roles(raw: &[String], errors: &mut Vec<FieldError>) -> Option<RoleSet> {
+    RoleSet::parse(raw)
+        .map_err(|e| errors.push(FieldError::new("roles", e.to_string())))
+        .ok()
+}
+
+fn unique_violation(e: &AppError) -> bool {
+    matches!(
+        e,
+        AppError::Database(DieselError::DatabaseError(
+            DatabaseErrorKind::UniqueViolation,
+            _
+        ))
+    )
+}
+
+/// Creates an account (admin; or the system at first start when `actor` is none).
+pub fn create_user(
+    conn: &mut PgConnection,
+    actor: Option<&Actor>,
+    input: &NewUserInput,
+    reason: Option<&str>,
+) -> Result<UserView, AppError> {
+    let mut errors = Vec::new();
+    let username = Username::parse(&input.username)
+        .map_err(|m| errors.push(FieldError::new("username", m)))
+        .ok();
+    let full_name = check_full_name(&input.full_name, &mut errors);
+    let email = check_email(&input.email, &mut errors);
+    let roles = check_roles(&input.roles, &mut errors);
+    if let Err(m) = check_password_policy(
+        &input.password,
+        username
+            .as_ref()
+            .map_or(input.username.as_str(), Username::as_str),
+    ) {
+        errors.push(FieldError::new("password", m));
+    }
+    let (Some(username), Some(roles), true) = (username, roles, errors.is_empty()) else {
+        return Err(AppError::validation(errors));
+    };
+    // Hashing is slow: do it before the transaction, not while holding locks.
+    let password_hash = hash_password(&input.password)?;
+    let result = in_transaction(conn, |c| {
+        let row: UserRow = diesel::insert_into(users::table)
+            .values(NewUser {
+                id: Uuid::now_v7(),
+                username: username.as_str(),
+                full_name: &full_name,
+                email: &email,
+                roles: roles.names(),
+                password_hash: &password_hash,
+            })
+            .returning(UserRow::as_returning())
+            .get_result(c)?;
+        let mut rec = AuditRecord::new(SYSTEM_CHAIN, actor, "user.created", "user", Some(row.id))
+            .after(snapshot(&row));
+        if let Some(r) = reason {
+            rec = rec.reason(r);
+        }
+        audit::append(c, rec)?;
+        Ok(UserView::from(&row))
+    });
+    result.map_err(|e| {
+        if unique_violation(&e) {
+            AppError::conflict(
+                "username_taken",
+                format!(
+                    "username `{}` exists or existed: usernames are never reused",
+                    username.as_str()
+                ),
+            )
+        } else {
+            e
+        }
+    })
+}
+
+/// Every account, by creation order.
+pub fn list_users(conn: &mut PgConnection, page: PageRequest) -> Result<Page<UserView>, AppError> {
+    let mut q = users::table
+        .select(UserRow::as_select())
+        .order(users::id)
+        .limit(page.limit + 1)
+        .into_boxed();
+    if let Some(after) = page.after {
+        q = q.filter(users::id.gt(after));
+    }
+    let rows = q.load(conn)?;
+    Ok(Page::from_rows(rows, page.limit, |u| u.id).map(|u| UserView::from(&u)))
+}
+
+/// One account.
+pub fn get_user(conn: &mut PgConnection, id: Uuid) -> Result<UserRow, AppError> {
+    users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| AppError::not_found("user_not_found", format!("no user {id}")))
+}
+
+fn lock_user(conn: &mut PgConnection, id: Uuid) -> Result<UserRow, AppError> {
+    users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .for_update()
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| AppError::not_found("user_not_found", format!("no user {id}")))
+}
+
+/// Changes an admin may make to an account.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    /// New printed name.
+    pub full_name: Option<String>,
+    /// New email.
+    pub email: Option<String>,
+    /// New roles.
+    pub roles: Option<Vec<String>>,
+    /// Activate or deactivate.
+    pub active: Option<bool>,
+}
+
+/// Revokes every live session of a user; returns how many.
+pub fn revoke_sessions(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    except: Option<Uuid>,
+    reason: &str,
+) -> Result<usize, AppError> {
+    let live = sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::id.ne(except.unwrap_or(Uuid::nil())));
+    Ok(diesel::update(live)
+        .set((
+            sessions::revoked_at.eq(Utc::now()),
+            sessions::revoked_reason.eq(reason),
+        ))
+        .execute(conn)?)
+}
+
+fn other_active_admins(conn: &mut PgConnection, id: Uuid) -> Result<i64, AppError> {
+    Ok(users::table
+        .filter(users::id.ne(id))
+        .filter(users::active.eq(true))
+        .filter(users::roles.contains(vec![Role::Admin.as_str().to_owned()]))
+        .count()
+        .get_result(conn)?)
+}
+
+/// Applies an admin's changes; deactivation revokes the user's sessions at once.
+pub fn update_user(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    id: Uuid,
+    patch: &UserPatch,
+) -> Result<UserView, AppError> {
+    let mut errors = Vec::new();
+    let full_name = patch
+        .full_name
+        .as_deref()
+        .map(|n| check_full_name(n, &mut errors));
+    let email = patch.email.as_deref().map(|e| check_email(e, &mut errors));
+    let roles = patch.roles.as_deref().map(|r| check_roles(r, &mut errors));
+    if patch.full_name.is_none()
+        && patch.email.is_none()
+        && patch.roles.is_none()
+        && patch.active.is_none()
+    {
+        errors.push(FieldError::new(
+            "body",
+            "give at least one of full_name, email, roles, active",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
+    }
+    let roles: Option<RoleSet> = roles.flatten();
+    in_transaction(conn, |c| {
+        let before = lock_user(c, id)?;
+        let new_roles = roles
+            .as_ref()
+            .map_or_else(|| before.roles.clone(), RoleSet::names);
+        let new_active = patch.active.unwrap_or(before.active);
+        let was_admin = before.active && before.roles.iter().any(|r| r == "admin");
+        let is_admin = new_active && new_roles.iter().any(|r| r == "admin");
+        if was_admin && !is_admin && other_active_admins(c, id)? == 0 {
+            return Err(AppError::conflict(
+                "last_admin",
+                "this is the last active admin: make another admin first",
+            ));
+        }
+        let after: UserRow = diesel::update(users::table.find(id))
+            .set((
+                users::full_name.eq(full_name.as_deref().unwrap_or(&before.full_name)),
+                users::email.eq(email.as_deref().unwrap_or(&before.email)),
+                users::roles.eq(&new_roles),
+                users::active.eq(new_active),
+                users::updated_at.eq(Utc::now()),
+            ))
+            .returning(UserRow::as_returning())
+            .get_result(c)?;
+        let action = match (before.active, after.active) {
+            (true, false) => "user.deactivated",
+            (false, true) => "user.reactivated",
+            _ => "user.updated",
+        };
+        audit::append(
+            c,
+            AuditRecord::new(SYSTEM_CHAIN, Some(actor), action, "user", Some(id))
+                .before(snapshot(&before))
+                .after(snapshot(&after)),
+        )?;
+        if !after.active {
+            let revoked = revoke_sessions(c, id, None, "deactivated")?;
+            if revoked > 0 {
+                audit::append(
+                    c,
+                    AuditRecord::new(
+                        SYSTEM_CHAIN,
+                        Some(actor),
+                        "auth.sessions_revoked",
+                        "user",
+                        Some(id),
+                    )
+                    .reason("account deactivated")
+                    .after(json!({ "sessions_revoked": revoked })),
+                )?;
+            }
+        }
+        Ok(UserView::from(&after))
+    })
+}
+
+/// Clears a lockout. Unlocking an account that is not locked changes nothing.
+pub fn unlock_user(conn: &mut PgConnection, actor: &Actor, id: Uuid) -> Result<(), AppError> {
+    in_transaction(conn, |c| {
+        let before = lock_user(c, id)?;
+        if before.failed_logins == 0 && before.locked_until.is_none() {
+            return Ok(());
+        }
+        diesel::update(users::table.find(id))
+            .set((
+                users::failed_logins.eq(0),
+                users::locked_until.eq(None::<DateTime<Utc>>),
+                users::updated_at.eq(Utc::now()),
+            ))
+            .execute(c)?;
+        audit::append(
+            c,
+            AuditRecord::new(SYSTEM_CHAIN, Some(actor), "user.unlocked", "user", Some(id))
+                .before(json!({
+                    "failed_logins": before.failed_logins,
+                    "locked_until": before.locked_until,
+                }))
+                .after(json!({ "failed_logins": 0, "locked_until": null })),
+        )?;
+        Ok(())
+    })
+}
+
+/// A random password for the first admin: 24 letters and digits.
+pub fn generate_password() -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect()
+}
+
+/// With no user at all, creates `admin` (roles `[admin]`). Returns the
+/// password when this call created the account and generated the password.
+pub fn ensure_initial_admin(
+    conn: &mut PgConnection,
+    password: Option<&str>,
+) -> Result<Option<String>, AppError> {
+    // Two instances starting together must not both create an admin.
+    diesel::sql_query("SELECT pg_advisory_lock(7208431)").execute(conn)?;
+    let outcome = (|| {
+        let existing: i64 = users::table.count().get_result(conn)?;
+        if existing > 0 {
+            return Ok(None);
+        }
+        let generated = password.is_none().then(generate_password);
+        let input = NewUserInput {
+            username: "admin".to_owned(),
+            full_name: "Administrator".to_owned(),
+            email: "admin@localhost".to_owned(),
+            roles: vec!["admin".to_owned()],
+            password: password.map_or_else(|| generated.clone().unwrap_or_default(), str::to_owned),
+        };
+        create_user(conn, None, &input, Some("first start: no user existed"))?;
+        Ok(generated)
+    })();
+    diesel::sql_query("SELECT pg_advisory_unlock(7208431)").execute(conn)?;
+    outcome
+}

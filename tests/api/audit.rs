@@ -1,0 +1,267 @@
+//! The audit trail: append-only in the database, hash-chained, verifiable
+//! (21 CFR 11.10(e), EU Annex 11 §9).
+
+use crate::support::TestApp;
+use actix_web::http::StatusCode;
+use cellqc::db::pool::build_pool;
+use cellqc::db::schema::audit_entries;
+use cellqc::domain::audit::SYSTEM_CHAIN;
+use cellqc::services::audit::{self, AuditRecord};
+use diesel::prelude::*;
+use serde_json::json;
+
+#[actix_web::test]
+async fn the_database_refuses_update_delete_and_truncate_of_the_audit_trail() {
+    let app = TestApp::spawn().await;
+    app.admin_token().await;
+    let mut conn = app.conn();
+    let update = diesel::update(audit_entries::table)
+        .set(audit_entries::action.eq("tampered"))
+        .execute(&mut conn);
+    let msg = update.unwrap_err().to_string();
+    assert!(msg.contains("refused"), "{msg}");
+    assert!(
+        diesel::delete(audit_entries::table)
+            .execute(&mut conn)
+            .is_err()
+    );
+    assert!(
+        diesel::sql_query("TRUNCATE audit_entries CASCADE")
+            .execute(&mut conn)
+            .is_err()
+    );
+    let tampered: i64 = audit_entries::table
+        .filter(audit_entries::action.eq("tampered"))
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(tampered, 0);
+}
+
+/// Edits entry `seq` of the system chain the way a superuser could: with
+/// the append-only trigger switched off.
+fn tamper(app: &TestApp, seq: i64) {
+    let mut conn = app.conn();
+    conn.transaction::<_, diesel::result::Error, _>(|c| {
+        diesel::sql_query("SET LOCAL session_replication_role = replica").execute(c)?;
+        diesel::sql_query(
+            "UPDATE audit_entries SET after = jsonb_set(after, '{email}', '\"mallory@evil.example\"') \
+             WHERE chain = 'system' AND seq = $1",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(seq)
+        .execute(c)?;
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[actix_web::test]
+async fn verify_names_an_audit_entry_edited_with_sql() {
+    let app = TestApp::spawn().await;
+    app.user_with(&["qa"]).await;
+    let auditor = app.signed_in(&["auditor"]).await.1;
+    let ok = app.get("/api/v1/audit/verify", &auditor).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(ok.body["ok"], true, "{}", ok.body);
+    assert_eq!(ok.body["chains"], 1);
+    assert!(ok.body["events"].as_i64().unwrap() >= 4);
+    assert_eq!(ok.body["broken"], json!([]));
+
+    // Entry 1 is the first admin's creation.
+    tamper(&app, 1);
+    let bad = app.get("/api/v1/audit/verify", &auditor).await;
+    assert_eq!(bad.body["ok"], false);
+    let broken = bad.body["broken"].as_array().unwrap();
+    assert_eq!(broken.len(), 1, "{}", bad.body);
+    assert_eq!(broken[0]["chain"], SYSTEM_CHAIN);
+    assert_eq!(broken[0]["seq"], 1);
+    assert!(broken[0]["reason"].as_str().unwrap().contains("altered"));
+}
+
+#[actix_web::test]
+async fn cli_audit_verify_exits_1_naming_the_edited_entry() {
+    let app = TestApp::spawn().await;
+    app.user_with(&["technician"]).await;
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cellqc"))
+            .args(["audit", "verify"])
+            .env("DATABASE_URL", &app.db_url)
+            .env("CELLQC_DATA_DIR", app.data_dir.path())
+            .output()
+            .unwrap()
+    };
+    let clean = run();
+    assert!(
+        clean.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clean.stdout)
+    );
+    tamper(&app, 2);
+    let out = run();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("BROKEN: chain system entry 2:"), "{stdout}");
+}
+
+#[actix_web::test]
+async fn deleting_the_newest_entries_is_detected() {
+    let app = TestApp::spawn().await;
+    app.user_with(&["technician"]).await;
+    let auditor = app.signed_in(&["auditor"]).await.1;
+    {
+        let mut conn = app.conn();
+        conn.transaction::<_, diesel::result::Error, _>(|c| {
+            diesel::sql_query("SET LOCAL session_replication_role = replica").execute(c)?;
+            diesel::sql_query(
+                "DELETE FROM audit_entries WHERE chain = 'system' AND seq = (SELECT max(seq) FROM audit_entries)",
+            )
+            .execute(c)?;
+            Ok(())
+        })
+        .unwrap();
+    }
+    let bad = app.get("/api/v1/audit/verify", &auditor).await;
+    assert_eq!(bad.body["ok"], false);
+    assert!(
+        bad.body["broken"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("missing")
+    );
+}
+
+#[actix_web::test]
+async fn a_forked_entry_is_unwritable() {
+    let app = TestApp::spawn().await;
+    app.admin_token().await;
+    let mut conn = app.conn();
+    let first: cellqc::db::models::AuditEntryRow = audit_entries::table
+        .filter(audit_entries::seq.eq(1))
+        .select(cellqc::db::models::AuditEntryRow::as_select())
+        .first(&mut conn)
+        .unwrap();
+    // Same prev_hash as an existing entry: a second successor of the same tail.
+    let mut fork = first.clone();
+    fork.id = uuid::Uuid::now_v7();
+    fork.seq = 99;
+    let err = diesel::insert_into(audit_entries::table)
+        .values(&fork)
+        .execute(&mut conn)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("audit_entries_chain_prev"),
+        "{err}"
+    );
+    let mut dup_seq = first;
+    dup_seq.id = uuid::Uuid::now_v7();
+    dup_seq.prev_hash = "1".repeat(64);
+    let err = diesel::insert_into(audit_entries::table)
+        .values(&dup_seq)
+        .execute(&mut conn)
+        .unwrap_err();
+    assert!(err.to_string().contains("audit_entries_chain_seq"), "{err}");
+}
+
+fn append_with(conn: &mut PgConnection, repeatable_read: bool, writer: usize, i: usize) {
+    let run = |c: &mut PgConnection| {
+        audit::append(
+            c,
+            AuditRecord::new(SYSTEM_CHAIN, None, "test.concurrent", "test", None)
+                .after(json!({"writer": writer, "i": i})),
+        )
+        .map(|_| ())
+    };
+    for _ in 0..100 {
+        let outcome = if repeatable_read {
+            conn.build_transaction().repeatable_read().run(run)
+        } else {
+            conn.build_transaction().read_committed().run(run)
+        };
+        match outcome {
+            Ok(()) => return,
+            Err(e) if e.is_retryable() => continue,
+            Err(e) => panic!("append failed: {e}"),
+        }
+    }
+    panic!("no progress after 100 retries");
+}
+
+#[actix_web::test]
+async fn concurrent_writers_never_fork_a_chain_under_read_committed_or_repeatable_read() {
+    let app = TestApp::spawn().await;
+    let pool = build_pool(&app.db_url, 8).unwrap();
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                let mut conn = pool.get().unwrap();
+                for i in 0..25 {
+                    append_with(&mut conn, w % 2 == 1, w, i);
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let mut conn = app.conn();
+    let seqs: Vec<i64> = audit_entries::table
+        .filter(audit_entries::chain.eq(SYSTEM_CHAIN))
+        .order(audit_entries::seq)
+        .select(audit_entries::seq)
+        .load(&mut conn)
+        .unwrap();
+    let n = i64::try_from(seqs.len()).unwrap();
+    assert_eq!(seqs, (1..=n).collect::<Vec<_>>(), "no gap, no duplicate");
+    let concurrent: i64 = audit_entries::table
+        .filter(audit_entries::action.eq("test.concurrent"))
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(concurrent, 200);
+    let report = audit::verify(&mut conn).unwrap();
+    assert!(report.ok, "{:?}", report.broken);
+    // Time never runs backwards along the chain.
+    let times: Vec<chrono::DateTime<chrono::Utc>> = audit_entries::table
+        .order(audit_entries::seq)
+        .select(audit_entries::at)
+        .load(&mut conn)
+        .unwrap();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]));
+}
+
+#[actix_web::test]
+async fn the_audit_list_filters_and_is_for_auditors_and_qa_only() {
+    let app = TestApp::spawn().await;
+    let (tech_id, _) = app.user_with(&["technician"]).await;
+    let (_, qa) = app.signed_in(&["qa"]).await;
+    let r = app
+        .get(
+            &format!("/api/v1/audit?entity_type=user&entity_id={tech_id}"),
+            &qa,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let items = r.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    let entry = &items[0];
+    assert_eq!(entry["action"], "user.created");
+    assert_eq!(entry["actor"]["username"], "admin");
+    assert_eq!(entry["seq"].as_i64().unwrap() > 1, true);
+    assert_eq!(entry["hash"].as_str().unwrap().len(), 64);
+    let by_actor = app.get("/api/v1/audit?actor=admin&limit=1", &qa).await;
+    assert_eq!(by_actor.body["items"].as_array().unwrap().len(), 1);
+    assert!(by_actor.body["next_cursor"].is_string());
+    let bad = app.get("/api/v1/audit?from=yesterday", &qa).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.body["errors"][0]["field"], "from");
+    let (_, tech) = app.signed_in(&["technician"]).await;
+    assert_eq!(
+        app.get("/api/v1/audit", &tech).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.get("/api/v1/audit/verify", &tech).await.status,
+        StatusCode::FORBIDDEN
+    );
+}

@@ -1,0 +1,368 @@
+//! Sign-in, lockout, sessions and tokens (21 CFR 11.10(g), 11.300).
+
+use crate::support::{ADMIN_PASSWORD, JWT_SECRET, TestApp, USER_PASSWORD};
+use actix_web::http::StatusCode;
+use cellqc::db::schema::{email_outbox, sessions, users};
+use chrono::{Duration, Utc};
+use diesel::prelude::*;
+use serde_json::json;
+use uuid::Uuid;
+
+#[actix_web::test]
+async fn login_returns_a_bearer_token_and_the_user() {
+    let app = TestApp::spawn().await;
+    let r = app.try_login("admin", ADMIN_PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["token_type"], "Bearer");
+    assert_eq!(r.body["expires_in"], 480 * 60);
+    assert_eq!(r.body["user"]["username"], "admin");
+    assert_eq!(r.body["user"]["roles"], json!(["admin"]));
+    let token = r.body["access_token"].as_str().unwrap();
+    let me = app.get("/api/v1/auth/me", token).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.body["username"], "admin");
+    assert!(me.body.get("password_hash").is_none());
+    let logins = app.audit_actions("auth.login");
+    assert_eq!(logins.len(), 1);
+    let live: i64 = sessions::table
+        .filter(sessions::revoked_at.is_null())
+        .count()
+        .get_result(&mut app.conn())
+        .unwrap();
+    assert_eq!(live, 1);
+}
+
+#[actix_web::test]
+async fn wrong_password_and_unknown_user_are_the_same_401_and_both_audited() {
+    let app = TestApp::spawn().await;
+    let wrong = app.try_login("admin", "not-the-password").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.code(), "invalid_credentials");
+    let unknown = app.try_login("nobody", "not-the-password").await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(unknown.code(), "invalid_credentials");
+    assert_eq!(wrong.body["detail"], unknown.body["detail"]);
+    assert_eq!(app.audit_actions("auth.password_failed").len(), 1);
+    let failed = app.audit_actions("auth.login_failed");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].1.as_ref().unwrap()["username"], "nobody");
+    let count: i32 = users::table
+        .filter(users::username.eq("admin"))
+        .select(users::failed_logins)
+        .first(&mut app.conn())
+        .unwrap();
+    assert_eq!(count, 1);
+}
+
+#[actix_web::test]
+async fn fifth_consecutive_failure_locks_the_account_audits_and_emails_every_admin() {
+    let app = TestApp::spawn().await;
+    let (second_admin, _) = app.user_with(&["admin"]).await;
+    let (_, victim) = app.user_with(&["technician"]).await;
+    for i in 1..=4 {
+        let r = app.try_login(&victim, "wrong-password-xx").await;
+        assert_eq!(r.code(), "invalid_credentials", "attempt {i}");
+    }
+    let fifth = app.try_login(&victim, "wrong-password-xx").await;
+    assert_eq!(fifth.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(fifth.code(), "account_locked");
+
+    let (count, until): (i32, Option<chrono::DateTime<Utc>>) = users::table
+        .filter(users::username.eq(&victim))
+        .select((users::failed_logins, users::locked_until))
+        .first(&mut app.conn())
+        .unwrap();
+    assert_eq!(count, 5);
+    let until = until.expect("locked_until set");
+    assert!(
+        until > Utc::now() + Duration::minutes(14) && until <= Utc::now() + Duration::minutes(15)
+    );
+
+    let locked = app.audit_actions("auth.account_locked");
+    assert_eq!(locked.len(), 1);
+    assert_eq!(locked[0].1.as_ref().unwrap()["username"], victim.as_str());
+
+    let mails: Vec<(String, Vec<String>, String)> = email_outbox::table
+        .select((
+            email_outbox::kind,
+            email_outbox::recipients,
+            email_outbox::subject,
+        ))
+        .load(&mut app.conn())
+        .unwrap();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].0, "account_locked");
+    assert!(mails[0].2.contains(&victim));
+    let mut recipients = mails[0].1.clone();
+    recipients.sort();
+    let second_admin_email: String = users::table
+        .find(Uuid::parse_str(&second_admin).unwrap())
+        .select(users::email)
+        .first(&mut app.conn())
+        .unwrap();
+    let mut expected = vec!["admin@localhost".to_owned(), second_admin_email];
+    expected.sort();
+    assert_eq!(recipients, expected);
+}
+
+#[actix_web::test]
+async fn a_locked_account_is_refused_even_with_the_right_password() {
+    let app = TestApp::spawn().await;
+    let (_, victim) = app.user_with(&["qa"]).await;
+    for _ in 0..5 {
+        app.try_login(&victim, "wrong-password-xx").await;
+    }
+    let right = app.try_login(&victim, USER_PASSWORD).await;
+    assert_eq!(right.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(right.code(), "account_locked");
+    assert_eq!(app.audit_actions("auth.refused_locked").len(), 1);
+    let live: i64 = sessions::table
+        .inner_join(users::table)
+        .filter(users::username.eq(&victim))
+        .count()
+        .get_result(&mut app.conn())
+        .unwrap();
+    assert_eq!(live, 0, "no session was opened for the locked account");
+}
+
+#[actix_web::test]
+async fn the_lock_lapses_after_its_duration() {
+    let app = TestApp::spawn().await;
+    let (_, victim) = app.user_with(&["technician"]).await;
+    for _ in 0..5 {
+        app.try_login(&victim, "wrong-password-xx").await;
+    }
+    // Fifteen minutes pass.
+    diesel::update(users::table.filter(users::username.eq(&victim)))
+        .set(users::locked_until.eq(Utc::now() - Duration::seconds(1)))
+        .execute(&mut app.conn())
+        .unwrap();
+    app.login(&victim, USER_PASSWORD).await;
+}
+
+#[actix_web::test]
+async fn admin_unlock_lets_a_locked_user_sign_in_and_is_audited() {
+    let app = TestApp::spawn().await;
+    let (victim_id, victim) = app.user_with(&["reviewer"]).await;
+    for _ in 0..5 {
+        app.try_login(&victim, "wrong-password-xx").await;
+    }
+    let admin = app.admin_token().await;
+    let r = app
+        .call_empty(
+            "POST",
+            &format!("/api/v1/users/{victim_id}/unlock"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    app.login(&victim, USER_PASSWORD).await;
+    let unlocked = app.audit_actions("user.unlocked");
+    assert_eq!(unlocked.len(), 1);
+    assert_eq!(unlocked[0].0.unwrap().to_string(), victim_id);
+}
+
+#[actix_web::test]
+async fn a_token_is_refused_after_logout() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    let r = app
+        .call_empty("POST", "/api/v1/auth/logout", Some(&token))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let after = app.get("/api/v1/auth/me", &token).await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(after.code(), "token_revoked");
+    assert_eq!(app.audit_actions("auth.logout").len(), 1);
+}
+
+#[actix_web::test]
+async fn deactivation_revokes_the_users_tokens_at_once() {
+    let app = TestApp::spawn().await;
+    let (id, token) = app.signed_in(&["technician"]).await;
+    assert_eq!(
+        app.get("/api/v1/auth/me", &token).await.status,
+        StatusCode::OK
+    );
+    let admin = app.admin_token().await;
+    let r = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/users/{id}"),
+            Some(&admin),
+            json!({"active": false}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["active"], false);
+    let after = app.get("/api/v1/auth/me", &token).await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+    let (reason,): (Option<String>,) = sessions::table
+        .filter(sessions::user_id.eq(Uuid::parse_str(&id).unwrap()))
+        .select((sessions::revoked_reason,))
+        .first(&mut app.conn())
+        .unwrap();
+    assert_eq!(reason.as_deref(), Some("deactivated"));
+    assert_eq!(app.audit_actions("user.deactivated").len(), 1);
+    assert_eq!(app.audit_actions("auth.sessions_revoked").len(), 1);
+}
+
+#[actix_web::test]
+async fn an_idle_session_times_out_and_is_revoked() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    diesel::update(sessions::table)
+        .set(sessions::last_seen_at.eq(Utc::now() - Duration::minutes(31)))
+        .execute(&mut app.conn())
+        .unwrap();
+    let r = app.get("/api/v1/auth/me", &token).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.code(), "session_timed_out");
+    let reason: Option<String> = sessions::table
+        .select(sessions::revoked_reason)
+        .first(&mut app.conn())
+        .unwrap();
+    assert_eq!(reason.as_deref(), Some("idle_timeout"));
+    assert_eq!(app.audit_actions("auth.session_timed_out").len(), 1);
+}
+
+fn forge(secret: &[u8], alg: jsonwebtoken::Algorithm, claims: &serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(alg),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .unwrap()
+}
+
+fn claims_of(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[actix_web::test]
+async fn forged_none_and_expired_tokens_are_refused() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    let claims = claims_of(&token);
+
+    let forged = forge(
+        b"another-secret-another-secret-0123456",
+        jsonwebtoken::Algorithm::HS256,
+        &claims,
+    );
+    let r = app.get("/api/v1/auth/me", &forged).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "forged signature");
+
+    // `alg: none`: header {"alg":"none"}, the real claims, no signature.
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let none = format!(
+        "{}.{}.",
+        b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        b64.encode(serde_json::to_vec(&claims).unwrap())
+    );
+    let r = app.get("/api/v1/auth/me", &none).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "alg none");
+
+    let hs512 = forge(
+        JWT_SECRET.as_bytes(),
+        jsonwebtoken::Algorithm::HS512,
+        &claims,
+    );
+    assert_eq!(
+        app.get("/api/v1/auth/me", &hs512).await.status,
+        StatusCode::UNAUTHORIZED,
+        "other alg"
+    );
+
+    let mut old = claims.clone();
+    old["iat"] = json!(Utc::now().timestamp() - 7200);
+    old["exp"] = json!(Utc::now().timestamp() - 3600);
+    let expired = forge(JWT_SECRET.as_bytes(), jsonwebtoken::Algorithm::HS256, &old);
+    let r = app.get("/api/v1/auth/me", &expired).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "expired");
+    assert_eq!(r.code(), "invalid_token");
+
+    assert_eq!(
+        app.call_empty("GET", "/api/v1/auth/me", None).await.code(),
+        "missing_token"
+    );
+    // The genuine token still works: the refusals were about the tokens.
+    assert_eq!(
+        app.get("/api/v1/auth/me", &token).await.status,
+        StatusCode::OK
+    );
+}
+
+#[actix_web::test]
+async fn sign_in_is_rate_limited_per_client_address() {
+    let app = TestApp::spawn_with(|s| s.login_rate_per_minute = 3).await;
+    for _ in 0..3 {
+        let r = app.try_login("nobody", "whatever-password").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let r = app.try_login("admin", ADMIN_PASSWORD).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.code(), "rate_limited");
+    assert!(r.headers.get("retry-after").is_some());
+    assert_eq!(
+        r.headers.get("content-type").unwrap(),
+        "application/problem+json"
+    );
+}
+
+#[actix_web::test]
+async fn password_change_needs_the_current_password_and_revokes_other_sessions() {
+    let app = TestApp::spawn().await;
+    let (_, username) = app.user_with(&["technician"]).await;
+    let first = app.login(&username, USER_PASSWORD).await;
+    let second = app.login(&username, USER_PASSWORD).await;
+
+    let wrong = app
+        .post(
+            "/api/v1/auth/password",
+            &first,
+            json!({"current_password": "nope-nope-nope", "new_password": "a-brand-new-password"}),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.code(), "invalid_credentials");
+
+    let weak = app
+        .post(
+            "/api/v1/auth/password",
+            &first,
+            json!({"current_password": USER_PASSWORD, "new_password": "short"}),
+        )
+        .await;
+    assert_eq!(weak.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(weak.body["errors"][0]["field"], "new_password");
+
+    let ok = app
+        .post(
+            "/api/v1/auth/password",
+            &first,
+            json!({"current_password": USER_PASSWORD, "new_password": "a-brand-new-password"}),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::NO_CONTENT, "{}", ok.body);
+    assert_eq!(
+        app.get("/api/v1/auth/me", &first).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get("/api/v1/auth/me", &second).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.try_login(&username, USER_PASSWORD).await.code(),
+        "invalid_credentials"
+    );
+    app.login(&username, "a-brand-new-password").await;
+    assert_eq!(app.audit_actions("auth.password_changed").len(), 1);
+}

@@ -1,0 +1,184 @@
+//! Every error is problem+json with a stable code (API.md "Conventions").
+
+use crate::support::TestApp;
+use actix_web::http::StatusCode;
+use serde_json::json;
+
+fn assert_problem(r: &crate::support::Resp, status: StatusCode, code: &str) {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert_eq!(r.code(), code, "{}", r.body);
+    assert_eq!(
+        r.headers.get("content-type").unwrap(),
+        "application/problem+json"
+    );
+    assert_eq!(r.body["status"], status.as_u16());
+    assert!(r.body["type"].as_str().unwrap().ends_with(code));
+    assert!(r.body["title"].is_string() && r.body["detail"].is_string());
+}
+
+#[actix_web::test]
+async fn malformed_json_is_400() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .raw(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            "application/json",
+            b"{\"username\": ".to_vec(),
+        )
+        .await;
+    assert_problem(&r, StatusCode::BAD_REQUEST, "malformed_json");
+}
+
+#[actix_web::test]
+async fn a_body_over_one_mebibyte_is_413() {
+    let app = TestApp::spawn().await;
+    let big = format!(
+        "{{\"username\":\"{}\",\"password\":\"x\"}}",
+        "a".repeat(1024 * 1024 + 10)
+    );
+    let r = app
+        .raw(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            "application/json",
+            big.into_bytes(),
+        )
+        .await;
+    assert_problem(&r, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+}
+
+#[actix_web::test]
+async fn a_field_of_the_wrong_shape_is_422_naming_it() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let r = app
+        .post(
+            "/api/v1/users",
+            &admin,
+            json!({"username": "dave", "full_name": "Dave", "email": "d@lab.example",
+                   "roles": ["qa", 7], "password": "a-good-long-password"}),
+        )
+        .await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(r.body["errors"][0]["field"], "roles[1]");
+    let missing = app
+        .call("POST", "/api/v1/auth/login", None, json!({"username": "x"}))
+        .await;
+    assert_problem(
+        &missing,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert!(
+        missing.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("password")
+    );
+    let unknown = app
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            json!({"username": "x", "password": "y", "pasword": "z"}),
+        )
+        .await;
+    assert_problem(
+        &unknown,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+}
+
+#[actix_web::test]
+async fn unknown_routes_bad_ids_and_bad_queries_are_problems() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    assert_problem(
+        &app.get("/api/v1/nowhere", &admin).await,
+        StatusCode::NOT_FOUND,
+        "route_not_found",
+    );
+    assert_problem(
+        &app.get("/api/v1/users/not-a-uuid", &admin).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_path",
+    );
+    let r = app.get("/api/v1/users?limit=501", &admin).await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(r.body["errors"][0]["field"], "limit");
+    let r = app.get("/api/v1/users?limit=ten", &admin).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["errors"][0]["field"], "limit");
+    let r = app.get("/api/v1/users?cursor=zzz", &admin).await;
+    assert_eq!(r.body["errors"][0]["field"], "cursor");
+    let r = app
+        .raw(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            "text/plain",
+            b"hello".to_vec(),
+        )
+        .await;
+    assert_problem(
+        &r,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
+}
+
+#[actix_web::test]
+async fn health_and_readiness_need_no_token() {
+    let app = TestApp::spawn().await;
+    let h = app.call_empty("GET", "/healthz", None).await;
+    assert_eq!(h.status, StatusCode::OK);
+    let r = app.call_empty("GET", "/readyz", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["status"], "ready");
+}
+
+#[actix_web::test]
+async fn a_lost_database_is_503_not_500() {
+    let app = TestApp::spawn_with(|s| s.db_pool_size = 1).await;
+    let admin = app.admin_token().await;
+    // Terminate every connection of this database and forbid new ones.
+    let db = app
+        .db_url
+        .split('/')
+        .nth(3)
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    let admin_url = app.db_url.replacen(&format!("/{db}"), "/postgres", 1);
+    use diesel::{Connection, PgConnection, RunQueryDsl};
+    let mut pg = PgConnection::establish(&admin_url).unwrap();
+    diesel::sql_query(format!("ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS false"))
+        .execute(&mut pg)
+        .unwrap();
+    diesel::sql_query(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
+    ))
+    .execute(&mut pg)
+    .unwrap();
+    let r = app.get("/api/v1/auth/me", &admin).await;
+    assert_problem(&r, StatusCode::SERVICE_UNAVAILABLE, "database_unavailable");
+    assert!(
+        !r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ALLOW_CONNECTIONS")
+    );
+    let ready = app.call_empty("GET", "/readyz", None).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    diesel::sql_query(format!("ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS true"))
+        .execute(&mut pg)
+        .unwrap();
+    let back = app.get("/api/v1/auth/me", &admin).await;
+    assert_eq!(back.status, StatusCode::OK);
+}

@@ -1,0 +1,214 @@
+//! User management: admin only, password policy, usernames never reused.
+
+use crate::support::{TestApp, USER_PASSWORD};
+use actix_web::http::StatusCode;
+use cellqc::db::schema::users;
+use diesel::prelude::*;
+use serde_json::json;
+
+#[actix_web::test]
+async fn the_admin_creates_users_of_every_role_and_each_is_audited() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    for role in ["technician", "reviewer", "qa", "auditor", "admin"] {
+        let r = app
+            .post(
+                "/api/v1/users",
+                &admin,
+                json!({
+                    "username": format!("new-{role}"),
+                    "full_name": format!("New {role}"),
+                    "email": format!("{role}@lab.example"),
+                    "roles": [role],
+                    "password": "a-good-long-password",
+                }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{role}: {}", r.body);
+        assert_eq!(r.body["roles"], json!([role]));
+        assert_eq!(r.body["active"], true);
+        app.login(&format!("new-{role}"), "a-good-long-password")
+            .await;
+    }
+    let created = app.audit_actions("user.created");
+    // the first admin (system) and the five above
+    assert_eq!(created.len(), 6);
+    let after = created[1].1.as_ref().unwrap();
+    assert_eq!(after["username"], "new-technician");
+    assert!(
+        after.get("password_hash").is_none(),
+        "no secret in the trail"
+    );
+    let list = app.get("/api/v1/users?limit=2", &admin).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 2);
+    let cursor = list.body["next_cursor"].as_str().unwrap().to_owned();
+    let rest = app
+        .get(&format!("/api/v1/users?limit=500&cursor={cursor}"), &admin)
+        .await;
+    assert_eq!(rest.body["items"].as_array().unwrap().len(), 4);
+    assert!(rest.body["next_cursor"].is_null());
+}
+
+#[actix_web::test]
+async fn every_admin_endpoint_is_forbidden_to_every_other_role() {
+    let app = TestApp::spawn().await;
+    let (target, _) = app.user_with(&["technician"]).await;
+    for role in ["technician", "reviewer", "qa", "auditor"] {
+        let (_, token) = app.signed_in(&[role]).await;
+        let attempts = [
+            app.post(
+                "/api/v1/users",
+                &token,
+                json!({"username": "sneaky", "full_name": "S", "email": "s@lab.example",
+                       "roles": ["admin"], "password": "a-good-long-password"}),
+            )
+            .await,
+            app.get("/api/v1/users", &token).await,
+            app.get(&format!("/api/v1/users/{target}"), &token).await,
+            app.call(
+                "PATCH",
+                &format!("/api/v1/users/{target}"),
+                Some(&token),
+                json!({"active": false}),
+            )
+            .await,
+            app.call_empty(
+                "POST",
+                &format!("/api/v1/users/{target}/unlock"),
+                Some(&token),
+            )
+            .await,
+        ];
+        for (i, r) in attempts.iter().enumerate() {
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{role} endpoint {i}");
+            assert_eq!(r.code(), "forbidden_role");
+        }
+    }
+    let sneaky: i64 = users::table
+        .filter(users::username.eq("sneaky"))
+        .count()
+        .get_result(&mut app.conn())
+        .unwrap();
+    assert_eq!(sneaky, 0);
+    let active: bool = users::table
+        .find(uuid::Uuid::parse_str(&target).unwrap())
+        .select(users::active)
+        .first(&mut app.conn())
+        .unwrap();
+    assert!(active);
+}
+
+#[actix_web::test]
+async fn the_password_policy_names_the_field() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let base = json!({"username": "carol", "full_name": "Carol", "email": "carol@lab.example",
+                      "roles": ["qa"]});
+    for (password, why) in [
+        ("elevenchars", "too short"),
+        ("x".repeat(129).as_str(), "too long"),
+        ("my-name-is-carol!", "contains the username"),
+    ] {
+        let mut body = base.clone();
+        body["password"] = json!(password);
+        let r = app.post("/api/v1/users", &admin, body).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{why}");
+        assert_eq!(r.body["errors"][0]["field"], "password", "{why}");
+    }
+    let bad = app
+        .post(
+            "/api/v1/users",
+            &admin,
+            json!({"username": "x y", "full_name": " ", "email": "nope", "roles": ["qp"],
+                   "password": "a-good-long-password"}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> = bad.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["username", "full_name", "email", "roles"]);
+    let count: i64 = users::table.count().get_result(&mut app.conn()).unwrap();
+    assert_eq!(count, 1, "nothing was created");
+}
+
+#[actix_web::test]
+async fn usernames_are_never_reused_even_after_deactivation() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let (id, username) = app.user_with(&["technician"]).await;
+    app.call(
+        "PATCH",
+        &format!("/api/v1/users/{id}"),
+        Some(&admin),
+        json!({"active": false}),
+    )
+    .await;
+    let again = app
+        .post(
+            "/api/v1/users",
+            &admin,
+            json!({"username": username.to_uppercase(), "full_name": "Someone Else",
+                   "email": "else@lab.example", "roles": ["qa"], "password": USER_PASSWORD}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.code(), "username_taken");
+    // The database itself refuses deleting a user (which would free the name).
+    let deleted =
+        diesel::delete(users::table.filter(users::username.eq(&username))).execute(&mut app.conn());
+    assert!(deleted.is_err());
+    let renamed = diesel::update(users::table.filter(users::username.eq(&username)))
+        .set(users::username.eq("recycled"))
+        .execute(&mut app.conn());
+    assert!(renamed.is_err());
+}
+
+#[actix_web::test]
+async fn a_patch_records_before_and_after_and_the_last_admin_stays() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let (id, _) = app.user_with(&["technician"]).await;
+    let r = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/users/{id}"),
+            Some(&admin),
+            json!({"roles": ["technician", "reviewer"], "full_name": "Renamed Person"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["roles"], json!(["technician", "reviewer"]));
+    let updated = app.audit_actions("user.updated");
+    assert_eq!(updated.len(), 1);
+    assert_eq!(
+        updated[0].1.as_ref().unwrap()["full_name"],
+        "Renamed Person"
+    );
+
+    let me = app.get("/api/v1/auth/me", &admin).await;
+    let admin_id = me.body["id"].as_str().unwrap().to_owned();
+    let r = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/users/{admin_id}"),
+            Some(&admin),
+            json!({"roles": ["qa"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.code(), "last_admin");
+    let unknown = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/users/{}", uuid::Uuid::now_v7()),
+            Some(&admin),
+            json!({"active": false}),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}

@@ -247,7 +247,7 @@ async fn the_audit_list_filters_and_is_for_auditors_and_qa_only() {
     let entry = &items[0];
     assert_eq!(entry["action"], "user.created");
     assert_eq!(entry["actor"]["username"], "admin");
-    assert_eq!(entry["seq"].as_i64().unwrap() > 1, true);
+    assert!(entry["seq"].as_i64().unwrap() > 1);
     assert_eq!(entry["hash"].as_str().unwrap().len(), 64);
     let by_actor = app.get("/api/v1/audit?actor=admin&limit=1", &qa).await;
     assert_eq!(by_actor.body["items"].as_array().unwrap().len(), 1);

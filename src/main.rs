@@ -32,6 +32,15 @@ enum Command {
         /// Do not apply pending migrations at start.
         #[arg(long)]
         no_migrate: bool,
+        /// Load the demo users and reference products first (as `cellqc demo`).
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Load demo users (one per role) and the reference products with
+    /// effective specifications, then print how to sign in.
+    Demo {
+        #[command(flatten)]
+        settings: Settings,
     },
     /// Apply pending database migrations and exit.
     Migrate {
@@ -97,7 +106,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve {
             settings,
             no_migrate,
-        } => serve(settings, no_migrate),
+            demo,
+        } => serve(settings, no_migrate, demo),
+        Command::Demo { settings } => with_database(&settings, |conn| {
+            run_migrations(conn)?;
+            load_demo(conn, &settings)?;
+            Ok(ExitCode::SUCCESS)
+        }),
         Command::Migrate { settings } => with_database(&settings, |conn| {
             let n = run_migrations(conn)?;
             println!("{n} migration(s) applied");
@@ -176,15 +191,43 @@ fn with_database(
     outcome
 }
 
-fn serve(settings: Settings, no_migrate: bool) -> anyhow::Result<ExitCode> {
+/// Loads the demo data and prints how to sign in.
+fn load_demo(conn: &mut PgConnection, settings: &Settings) -> anyhow::Result<()> {
+    let created = cellqc::demo::load(conn, settings.lockout())
+        .map_err(|e| anyhow::anyhow!("loading the demo data: {e}"))?;
+    for line in &created {
+        println!("demo: created {line}");
+    }
+    println!(
+        "Demo users (password `{}`): {}",
+        cellqc::demo::DEMO_PASSWORD,
+        cellqc::demo::DEMO_USERS
+            .iter()
+            .map(|(u, _, role)| format!("{u} ({role})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "Sign in: POST /api/v1/auth/login {{\"username\":\"tech\",\"password\":\"{}\"}}",
+        cellqc::demo::DEMO_PASSWORD
+    );
+    Ok(())
+}
+
+fn serve(settings: Settings, no_migrate: bool, demo: bool) -> anyhow::Result<ExitCode> {
     let db = Database::open(&settings)?;
-    let outcome = serve_on(&settings, &db, no_migrate);
+    let outcome = serve_on(&settings, &db, no_migrate, demo);
     // The HTTP server has stopped (SIGINT/SIGTERM): now stop PostgreSQL.
     db.close()?;
     outcome
 }
 
-fn serve_on(settings: &Settings, db: &Database, no_migrate: bool) -> anyhow::Result<ExitCode> {
+fn serve_on(
+    settings: &Settings,
+    db: &Database,
+    no_migrate: bool,
+    demo: bool,
+) -> anyhow::Result<ExitCode> {
     {
         let mut conn = PgConnection::establish(&db.url).context("connecting to PostgreSQL")?;
         if !no_migrate {
@@ -201,6 +244,9 @@ fn serve_on(settings: &Settings, db: &Database, no_migrate: bool) -> anyhow::Res
                 "First start: created user `admin` with password {generated}\n\
                  (shown once; sign in and change it with POST /api/v1/auth/password)"
             );
+        }
+        if demo {
+            load_demo(&mut conn, settings)?;
         }
     }
     let pool = build_pool(&db.url, settings.db_pool_size)?;

@@ -49,8 +49,9 @@ fn check_rate(state: &AppState, req: &HttpRequest) -> Result<(), AppError> {
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
-    Json(body): Json<LoginRequest>,
+    body: Json<LoginRequest>,
 ) -> Result<HttpResponse, AppError> {
+    let body = body.parse()?;
     check_rate(&state, &req)?;
     let cfg = state.auth.clone();
     let ok = state
@@ -94,8 +95,9 @@ pub struct PasswordChange {
 pub async fn change_password(
     state: web::Data<AppState>,
     user: CurrentUser,
-    Json(body): Json<PasswordChange>,
+    body: Json<PasswordChange>,
 ) -> Result<HttpResponse, AppError> {
+    let body = body.parse()?;
     let cfg = state.auth.clone();
     state
         .db(move |c| {

@@ -1,10 +1,12 @@
 //! Request extractors whose failures are problem+json naming the field:
 //! [`Json`] (400 malformed JSON, 413 too large, 415 not JSON, 422 wrong
-//! field), [`Query`] (422 naming the parameter), path ids (400), and the
-//! page parameters shared by every list.
+//! field), [`Creation`] (the same plus `Idempotency-Key`), [`Query`] (422
+//! naming the parameter), path ids (400), and the page parameters of lists.
 
+use crate::domain::hashing::sha256_hex;
 use crate::error::{AppError, FieldError};
 use crate::services::PageRequest;
+use crate::services::idempotency::IdempotencyKey;
 use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
 use actix_web::http::header;
@@ -13,11 +15,26 @@ use futures_util::future::LocalBoxFuture;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
+use std::marker::PhantomData;
 use uuid::Uuid;
 
-/// A JSON body, deserialised with the path of any failing field.
+/// A JSON body, read but not yet parsed: [`Json::parse`] runs in the
+/// handler, after the authorization extractors, so a caller who may not act
+/// learns nothing about the body (401/403 come before 400/415/422).
 #[derive(Debug)]
-pub struct Json<T>(pub T);
+pub struct Json<T> {
+    bytes: web::Bytes,
+    is_json: bool,
+    _body: PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> Json<T> {
+    /// Parses the body: 415 unless JSON, 400 if empty or malformed, 422
+    /// naming a field of the wrong shape.
+    pub fn parse(self) -> Result<T, AppError> {
+        parse_body(self.is_json, &self.bytes)
+    }
+}
 
 fn is_json(req: &HttpRequest) -> bool {
     match req.headers().get(header::CONTENT_TYPE) {
@@ -32,6 +49,21 @@ fn is_json(req: &HttpRequest) -> bool {
             essence == "application/json" || essence.ends_with("+json")
         }),
     }
+}
+
+fn parse_body<T: DeserializeOwned>(is_json: bool, bytes: &[u8]) -> Result<T, AppError> {
+    if !is_json {
+        return Err(AppError::unsupported_media_type(
+            "send the body as Content-Type: application/json",
+        ));
+    }
+    if bytes.is_empty() {
+        return Err(AppError::bad_request(
+            "malformed_json",
+            "the body is empty; send a JSON object",
+        ));
+    }
+    parse_json(bytes)
 }
 
 /// Parses a JSON body: syntax errors are 400, a field of the wrong shape 422.
@@ -62,35 +94,97 @@ fn data_message(e: &serde_json::Error) -> String {
     }
 }
 
-impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+/// Reads a body's bytes; only a body over the limit (413) fails here.
+fn body_bytes(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> LocalBoxFuture<'static, Result<web::Bytes, AppError>> {
+    let body = web::Bytes::from_request(req, payload);
+    Box::pin(async move {
+        body.await.map_err(|e| match e.as_error::<PayloadError>() {
+            Some(PayloadError::Overflow) => {
+                AppError::payload_too_large("the body is larger than 1 MiB")
+            }
+            _ => AppError::bad_request(
+                "unreadable_body",
+                format!("the body could not be read: {e}"),
+            ),
+        })
+    })
+}
+
+impl<T: 'static> FromRequest for Json<T> {
     type Error = AppError;
     type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let json = is_json(req);
-        let body = web::Bytes::from_request(req, payload);
+        let is_json = is_json(req);
+        let bytes = body_bytes(req, payload);
         Box::pin(async move {
-            if !json {
-                return Err(AppError::unsupported_media_type(
-                    "send the body as Content-Type: application/json",
-                ));
-            }
-            let bytes = body.await.map_err(|e| match e.as_error::<PayloadError>() {
-                Some(PayloadError::Overflow) => {
-                    AppError::payload_too_large("the body is larger than 1 MiB")
-                }
-                _ => AppError::bad_request(
-                    "unreadable_body",
-                    format!("the body could not be read: {e}"),
-                ),
-            })?;
-            if bytes.is_empty() {
-                return Err(AppError::bad_request(
-                    "malformed_json",
-                    "the body is empty; send a JSON object",
-                ));
-            }
-            parse_json(&bytes).map(Json)
+            Ok(Json {
+                bytes: bytes.await?,
+                is_json,
+                _body: PhantomData,
+            })
+        })
+    }
+}
+
+/// The body of a creating POST with its optional `Idempotency-Key`, parsed
+/// by [`Creation::parse`] after authorization.
+#[derive(Debug)]
+pub struct Creation<T> {
+    body: Json<T>,
+    key: Option<String>,
+    target: String,
+}
+
+impl<T: DeserializeOwned> Creation<T> {
+    /// The parsed body and, when a key was sent, the key with the hash of
+    /// this exact request.
+    pub fn parse(self) -> Result<(T, Option<IdempotencyKey>), AppError> {
+        let key = match self.key {
+            None => None,
+            Some(k) => Some(check_idempotency_key(&k)?),
+        };
+        let idempotency = key.map(|key| IdempotencyKey {
+            key,
+            // The exact bytes: a retry sends the same request again.
+            request_hash: sha256_hex(&[self.target.as_bytes(), b"\n", &self.body.bytes]),
+        });
+        Ok((self.body.parse()?, idempotency))
+    }
+}
+
+fn check_idempotency_key(raw: &str) -> Result<String, AppError> {
+    let k = raw.trim();
+    if (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(k.to_owned())
+    } else {
+        Err(AppError::bad_request(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        ))
+    }
+}
+
+impl<T: 'static> FromRequest for Creation<T> {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let key = req
+            .headers()
+            .get("idempotency-key")
+            .map(|v| v.to_str().unwrap_or("\u{0}").to_owned());
+        let target = format!("{} {}", req.method(), req.path());
+        let body = Json::<T>::from_request(req, payload);
+        Box::pin(async move {
+            Ok(Creation {
+                body: body.await?,
+                key,
+                target,
+            })
         })
     }
 }
@@ -127,6 +221,11 @@ pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|err, _req| {
         AppError::bad_request("invalid_path", format!("malformed path parameter: {err}")).into()
     })
+}
+
+/// The raw JSON text of a decimal field (number or string), as sent.
+pub fn raw_text(v: &serde_json::value::RawValue) -> String {
+    v.get().to_owned()
 }
 
 /// `?limit=&cursor=` of every list.

@@ -5,12 +5,22 @@
 
 pub mod audit;
 pub mod auth;
+pub mod batches;
+pub mod deviations;
 pub mod extract;
 pub mod health;
+pub mod products;
+pub mod results;
 pub mod users;
 
+use crate::app::AppState;
 use crate::error::AppError;
+use crate::services::idempotency::{IdempotencyKey, create_once};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use diesel::pg::PgConnection;
+use serde::Serialize;
+use uuid::Uuid;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -27,9 +37,52 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(users::get_user)
                 .service(users::update_user)
                 .service(users::unlock_user)
+                .service(products::create_product)
+                .service(products::list_products)
+                .service(products::get_product)
+                .service(products::create_specification)
+                .service(products::list_specifications)
+                .service(products::get_specification)
+                .service(products::approve_specification)
+                .service(batches::create_batch)
+                .service(batches::list_batches)
+                .service(batches::get_batch)
+                .service(batches::batch_history)
+                .service(results::record_result)
+                .service(results::get_result)
+                .service(results::review_result)
+                .service(deviations::open_deviation)
+                .service(deviations::close_deviation)
                 .service(audit::list_audit)
                 .service(audit::verify_audit),
         );
+}
+
+/// Runs a creating use case once per `Idempotency-Key` and answers 201 with
+/// its record (a replay carries `Idempotent-Replayed: true`).
+pub async fn create<T, F>(
+    state: &AppState,
+    user_id: Uuid,
+    key: Option<IdempotencyKey>,
+    f: F,
+) -> Result<HttpResponse, AppError>
+where
+    T: Serialize,
+    F: FnOnce(&mut PgConnection) -> Result<T, AppError> + Send + 'static,
+{
+    let created = state
+        .db(move |c| {
+            create_once(c, user_id, key.as_ref(), |c| {
+                Ok(serde_json::to_value(f(c)?)?)
+            })
+        })
+        .await?;
+    let status = StatusCode::from_u16(created.status).unwrap_or(StatusCode::CREATED);
+    let mut resp = HttpResponse::build(status);
+    if created.replayed {
+        resp.insert_header(("Idempotent-Replayed", "true"));
+    }
+    Ok(resp.json(created.body))
 }
 
 /// Any path no route matches.

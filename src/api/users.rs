@@ -25,8 +25,9 @@ pub struct CreateUser {
 pub async fn create_user(
     state: web::Data<AppState>,
     admin: Authorized<AdminOnly>,
-    Json(body): Json<CreateUser>,
+    body: Json<CreateUser>,
 ) -> Result<HttpResponse, AppError> {
+    let body = body.parse()?;
     let input = NewUserInput {
         username: body.username,
         full_name: body.full_name,
@@ -80,8 +81,9 @@ pub async fn update_user(
     state: web::Data<AppState>,
     admin: Authorized<AdminOnly>,
     id: web::Path<Uuid>,
-    Json(body): Json<PatchUser>,
+    body: Json<PatchUser>,
 ) -> Result<HttpResponse, AppError> {
+    let body = body.parse()?;
     let id = id.into_inner();
     let patch = UserPatch {
         full_name: body.full_name,

@@ -70,6 +70,41 @@ impl RoleRequirement for AdminOnly {
     const ROLES: &'static [Role] = &[Role::Admin];
 }
 
+/// Only `qa`: the quality unit.
+#[derive(Debug)]
+pub struct QaOnly;
+impl RoleRequirement for QaOnly {
+    const ROLES: &'static [Role] = &[Role::Qa];
+}
+
+/// `technician`: records results.
+#[derive(Debug)]
+pub struct TechnicianOnly;
+impl RoleRequirement for TechnicianOnly {
+    const ROLES: &'static [Role] = &[Role::Technician];
+}
+
+/// `reviewer`: reviews results performed by someone else.
+#[derive(Debug)]
+pub struct ReviewerOnly;
+impl RoleRequirement for ReviewerOnly {
+    const ROLES: &'static [Role] = &[Role::Reviewer];
+}
+
+/// `technician` or `qa`: create batches, record custody.
+#[derive(Debug)]
+pub struct BatchWriter;
+impl RoleRequirement for BatchWriter {
+    const ROLES: &'static [Role] = &[Role::Technician, Role::Qa];
+}
+
+/// `technician`, `reviewer` or `qa`: open a deviation.
+#[derive(Debug)]
+pub struct DeviationOpener;
+impl RoleRequirement for DeviationOpener {
+    const ROLES: &'static [Role] = &[Role::Technician, Role::Reviewer, Role::Qa];
+}
+
 /// `auditor` or `qa`: readers of the audit trail.
 #[derive(Debug)]
 pub struct AuditReader;

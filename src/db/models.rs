@@ -1,6 +1,10 @@
 //! Row structs: what is read from and written to each table.
 
-use crate::db::schema::{audit_entries, email_outbox, sessions, users};
+use crate::db::schema::{
+    audit_entries, batches, deviations, email_outbox, products, results, sessions, signatures,
+    spec_tests, specifications, users,
+};
+use bigdecimal::BigDecimal;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde_json::Value;
@@ -90,4 +94,134 @@ pub struct NewEmail<'a> {
     pub subject: &'a str,
     pub body: &'a str,
     pub urgent: bool,
+}
+
+/// A product.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = products)]
+pub struct ProductRow {
+    pub id: Uuid,
+    pub code: String,
+    pub name: String,
+    pub product_type: String,
+    pub storage_min_c: Option<String>,
+    pub storage_max_c: Option<String>,
+    pub release_signatures_required: i16,
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A specification version.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = specifications)]
+pub struct SpecRow {
+    pub id: Uuid,
+    pub product_id: Uuid,
+    pub version: String,
+    pub status: String,
+    pub author_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub approved_at: Option<DateTime<Utc>>,
+    pub superseded_at: Option<DateTime<Utc>>,
+}
+
+/// A test of a specification.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = spec_tests)]
+pub struct SpecTestRow {
+    pub spec_id: Uuid,
+    pub position: i32,
+    pub code: String,
+    pub name: String,
+    pub method: String,
+    pub kind: String,
+    pub unit: Option<String>,
+    pub min_text: Option<String>,
+    pub max_text: Option<String>,
+    pub min_value: Option<BigDecimal>,
+    pub max_value: Option<BigDecimal>,
+    pub min_inclusive: bool,
+    pub max_inclusive: bool,
+    pub decimals: Option<i16>,
+    pub options: Option<Vec<String>>,
+    pub allowed: Vec<String>,
+    pub required: bool,
+    pub pending_release_allowed: bool,
+}
+
+/// A batch.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = batches)]
+pub struct BatchRow {
+    pub id: Uuid,
+    pub batch_number: String,
+    pub product_id: Uuid,
+    pub spec_id: Uuid,
+    pub manufactured_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub donor_din: Option<String>,
+    pub intended_recipient: Option<String>,
+    pub quantity: Option<String>,
+    pub unit: Option<String>,
+    pub status: String,
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A test result.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = results)]
+pub struct ResultRow {
+    pub id: Uuid,
+    pub batch_id: Uuid,
+    pub test_code: String,
+    pub value_text: String,
+    pub value_numeric: Option<BigDecimal>,
+    pub unit: Option<String>,
+    pub outcome: String,
+    pub performed_by: Uuid,
+    pub performed_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub instrument: Option<String>,
+    pub comment: Option<String>,
+    pub replaces_result_id: Option<Uuid>,
+    pub reason: Option<String>,
+}
+
+/// An electronic signature.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = signatures)]
+pub struct SignatureRow {
+    pub id: Uuid,
+    pub signer_id: Uuid,
+    pub signer_username: String,
+    pub signer_full_name: String,
+    pub meaning: String,
+    pub signed_at: DateTime<Utc>,
+    pub reason: Option<String>,
+    pub record_hash: String,
+    pub entity_type: String,
+    pub entity_id: Uuid,
+    pub batch_id: Option<Uuid>,
+}
+
+/// A deviation.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = deviations)]
+pub struct DeviationRow {
+    pub id: Uuid,
+    pub batch_id: Uuid,
+    pub result_id: Option<Uuid>,
+    pub kind: String,
+    pub severity: String,
+    pub status: String,
+    pub title: String,
+    pub description: String,
+    pub opened_by: Option<Uuid>,
+    pub opened_at: DateTime<Utc>,
+    pub conclusion: Option<String>,
+    pub root_cause: Option<String>,
+    pub closed_by: Option<Uuid>,
+    pub closed_at: Option<DateTime<Utc>>,
 }

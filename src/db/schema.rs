@@ -32,6 +32,147 @@ diesel::table! {
 }
 
 diesel::table! {
+    batch_parents (batch_id, parent_id) {
+        batch_id -> Uuid,
+        parent_id -> Uuid,
+    }
+}
+
+diesel::table! {
+    batches (id) {
+        id -> Uuid,
+        batch_number -> Text,
+        product_id -> Uuid,
+        spec_id -> Uuid,
+        manufactured_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        donor_din -> Nullable<Text>,
+        intended_recipient -> Nullable<Text>,
+        quantity -> Nullable<Text>,
+        unit -> Nullable<Text>,
+        status -> Text,
+        created_by -> Uuid,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    deviations (id) {
+        id -> Uuid,
+        batch_id -> Uuid,
+        result_id -> Nullable<Uuid>,
+        kind -> Text,
+        severity -> Text,
+        status -> Text,
+        title -> Text,
+        description -> Text,
+        opened_by -> Nullable<Uuid>,
+        opened_at -> Timestamptz,
+        conclusion -> Nullable<Text>,
+        root_cause -> Nullable<Text>,
+        closed_by -> Nullable<Uuid>,
+        closed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (user_id, key) {
+        user_id -> Uuid,
+        key -> Text,
+        request_hash -> Text,
+        status -> Int2,
+        response -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    products (id) {
+        id -> Uuid,
+        code -> Text,
+        name -> Text,
+        product_type -> Text,
+        storage_min_c -> Nullable<Text>,
+        storage_max_c -> Nullable<Text>,
+        release_signatures_required -> Int2,
+        created_by -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    results (id) {
+        id -> Uuid,
+        batch_id -> Uuid,
+        test_code -> Text,
+        value_text -> Text,
+        value_numeric -> Nullable<Numeric>,
+        unit -> Nullable<Text>,
+        outcome -> Text,
+        performed_by -> Uuid,
+        performed_at -> Timestamptz,
+        recorded_at -> Timestamptz,
+        instrument -> Nullable<Text>,
+        comment -> Nullable<Text>,
+        replaces_result_id -> Nullable<Uuid>,
+        reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    signatures (id) {
+        id -> Uuid,
+        signer_id -> Uuid,
+        signer_username -> Text,
+        signer_full_name -> Text,
+        meaning -> Text,
+        signed_at -> Timestamptz,
+        reason -> Nullable<Text>,
+        record_hash -> Text,
+        entity_type -> Text,
+        entity_id -> Uuid,
+        batch_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    spec_tests (spec_id, code) {
+        spec_id -> Uuid,
+        position -> Int4,
+        code -> Text,
+        name -> Text,
+        method -> Text,
+        kind -> Text,
+        unit -> Nullable<Text>,
+        min_text -> Nullable<Text>,
+        max_text -> Nullable<Text>,
+        min_value -> Nullable<Numeric>,
+        max_value -> Nullable<Numeric>,
+        min_inclusive -> Bool,
+        max_inclusive -> Bool,
+        decimals -> Nullable<Int2>,
+        options -> Nullable<Array<Text>>,
+        allowed -> Array<Text>,
+        required -> Bool,
+        pending_release_allowed -> Bool,
+    }
+}
+
+diesel::table! {
+    specifications (id) {
+        id -> Uuid,
+        product_id -> Uuid,
+        version -> Text,
+        status -> Text,
+        author_id -> Uuid,
+        created_at -> Timestamptz,
+        approved_at -> Nullable<Timestamptz>,
+        superseded_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     email_outbox (id) {
         id -> Uuid,
         created_at -> Timestamptz,
@@ -80,10 +221,26 @@ diesel::joinable!(audit_entries -> audit_chain_heads (chain));
 diesel::joinable!(audit_entries -> users (actor_id));
 diesel::joinable!(sessions -> users (user_id));
 
+diesel::joinable!(batches -> products (product_id));
+diesel::joinable!(batches -> specifications (spec_id));
+diesel::joinable!(deviations -> batches (batch_id));
+diesel::joinable!(results -> batches (batch_id));
+diesel::joinable!(spec_tests -> specifications (spec_id));
+diesel::joinable!(specifications -> products (product_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     audit_chain_heads,
     audit_entries,
+    batch_parents,
+    batches,
+    deviations,
     email_outbox,
+    idempotency_keys,
+    products,
+    results,
     sessions,
+    signatures,
+    spec_tests,
+    specifications,
     users,
 );

@@ -4,6 +4,34 @@
 //! load facts from the database, ask these functions, and write the outcome.
 
 pub mod audit;
+pub mod batch;
+pub mod decimal;
+pub mod deviation;
+pub mod din;
 pub mod hashing;
+pub mod result;
 pub mod roles;
+pub mod signature;
+pub mod spec;
 pub mod users;
+
+use serde::Serialize;
+
+/// One invalid field of a request, named by its JSON path (`tests[2].min`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// The field.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}

@@ -65,6 +65,22 @@ impl<'a> AuditRecord<'a> {
         }
     }
 
+    /// A record on a batch's chain (`chain` is [`crate::domain::audit::batch_chain`]
+    /// of `batch_id`); the caller holds the batch row lock.
+    pub fn on_batch(
+        chain: &'a str,
+        batch_id: Uuid,
+        actor: Option<&'a Actor>,
+        action: &'a str,
+        entity_type: &'a str,
+        entity_id: Uuid,
+    ) -> Self {
+        AuditRecord {
+            batch_id: Some(batch_id),
+            ..AuditRecord::new(chain, actor, action, entity_type, Some(entity_id))
+        }
+    }
+
     /// With the value before the change.
     pub fn before(mut self, v: Value) -> Self {
         self.before = Some(v);

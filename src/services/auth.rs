@@ -158,6 +158,23 @@ fn lock_account(
         until.format("%Y-%m-%d %H:%M:%S UTC"),
         user.id,
     );
+    // A lock also ends the user's sessions: guesses made through a stolen
+    // session (for example at a signature) stop with it.
+    let revoked = revoke_sessions(conn, user.id, None, "account_locked")?;
+    if revoked > 0 {
+        audit::append(
+            conn,
+            AuditRecord::new(
+                SYSTEM_CHAIN,
+                None,
+                "auth.sessions_revoked",
+                "user",
+                Some(user.id),
+            )
+            .reason("account locked")
+            .after(json!({ "sessions_revoked": revoked })),
+        )?;
+    }
     let admins = outbox::active_role_emails(conn, "admin")?;
     outbox::queue(
         conn,

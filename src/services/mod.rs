@@ -3,7 +3,13 @@
 
 pub mod audit;
 pub mod auth;
+pub mod batches;
+pub mod deviations;
+pub mod idempotency;
 pub mod outbox;
+pub mod products;
+pub mod results;
+pub mod signatures;
 pub mod users;
 
 use crate::domain::audit::ActorRef;

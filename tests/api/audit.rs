@@ -171,7 +171,10 @@ fn append_with(conn: &mut PgConnection, repeatable_read: bool, writer: usize, i:
         )
         .map(|_| ())
     };
-    for _ in 0..100 {
+    // A REPEATABLE READ writer that loses the race to the chain head gets a
+    // serialization failure and retries, with a growing, jittered pause so
+    // that it is not starved by the others.
+    for attempt in 0..1000u64 {
         let outcome = if repeatable_read {
             conn.build_transaction().repeatable_read().run(run)
         } else {
@@ -179,11 +182,14 @@ fn append_with(conn: &mut PgConnection, repeatable_read: bool, writer: usize, i:
         };
         match outcome {
             Ok(()) => return,
-            Err(e) if e.is_retryable() => continue,
+            Err(e) if e.is_retryable() => {
+                let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 5;
+                std::thread::sleep(std::time::Duration::from_millis(attempt.min(20) + jitter));
+            }
             Err(e) => panic!("append failed: {e}"),
         }
     }
-    panic!("no progress after 100 retries");
+    panic!("no progress after 1000 retries");
 }
 
 #[actix_web::test]

@@ -182,3 +182,35 @@ async fn a_lost_database_is_503_not_500() {
     let back = app.get("/api/v1/auth/me", &admin).await;
     assert_eq!(back.status, StatusCode::OK);
 }
+
+#[actix_web::test]
+async fn authorization_is_decided_before_the_body_is_judged() {
+    let app = TestApp::spawn().await;
+    for path in ["/api/v1/batches", "/api/v1/products", "/api/v1/users"] {
+        let r = app
+            .raw(
+                "POST",
+                path,
+                None,
+                "application/json",
+                b"{not json".to_vec(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}");
+        let r = app
+            .raw("POST", path, None, "text/plain", b"x".to_vec())
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let (_, auditor) = app.signed_in(&["auditor"]).await;
+    let r = app
+        .raw(
+            "POST",
+            "/api/v1/products",
+            Some(&auditor),
+            "application/json",
+            b"{not json".to_vec(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}

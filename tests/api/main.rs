@@ -3,8 +3,14 @@
 
 mod audit;
 mod auth;
+mod batches;
 mod cli;
+mod deviations;
 mod embedded;
 mod errors;
+mod flow;
+mod lab;
+mod results;
+mod specs;
 mod support;
 mod users;

@@ -1,0 +1,12 @@
+DROP TABLE idempotency_keys;
+DROP TABLE deviations;
+DROP FUNCTION cellqc_deviation_close_once();
+DROP TABLE signatures;
+DROP TABLE results;
+DROP TABLE batch_parents;
+DROP TABLE batches;
+DROP FUNCTION cellqc_batch_immutable();
+DROP TABLE spec_tests;
+DROP TABLE specifications;
+DROP FUNCTION cellqc_spec_transition();
+DROP TABLE products;

@@ -1,0 +1,150 @@
+//! `/batches`: create, list, the batch record, its history.
+
+use super::create;
+use super::extract::{Creation, PageQuery, Query, raw_text};
+use crate::app::AppState;
+use crate::auth::extractors::{AuditReader, Authorized, BatchWriter, CurrentUser};
+use crate::domain::batch::BatchStatus;
+use crate::error::AppError;
+use crate::services::batches::{self as svc, BatchFilter, NewBatchInput};
+use actix_web::{HttpResponse, get, post, web};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+/// `POST /batches` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBatch {
+    batch_number: String,
+    product_id: Uuid,
+    manufactured_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    donor_din: Option<String>,
+    intended_recipient: Option<String>,
+    parent_batch_ids: Option<Vec<Uuid>>,
+    quantity: Option<Box<RawValue>>,
+    unit: Option<String>,
+}
+
+/// Creates a batch bound to its product's effective specification.
+#[post("/batches")]
+pub async fn create_batch(
+    state: web::Data<AppState>,
+    who: Authorized<BatchWriter>,
+    req: Creation<CreateBatch>,
+) -> Result<HttpResponse, AppError> {
+    let (body, idempotency) = req.parse()?;
+    let b = body;
+    let input = NewBatchInput {
+        batch_number: b.batch_number,
+        product_id: b.product_id,
+        manufactured_at: b.manufactured_at,
+        expires_at: b.expires_at,
+        donor_din: b.donor_din,
+        intended_recipient: b.intended_recipient,
+        parent_batch_ids: b.parent_batch_ids.unwrap_or_default(),
+        quantity: b.quantity.as_deref().map(raw_text),
+        unit: b.unit,
+    };
+    let actor = who.actor.clone();
+    create(&state, actor.id, idempotency, move |c| {
+        svc::create_batch(c, &actor, &input)
+    })
+    .await
+}
+
+/// `GET /batches` parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchQuery {
+    status: Option<String>,
+    product_id: Option<Uuid>,
+    q: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// Lists batches.
+#[get("/batches")]
+pub async fn list_batches(
+    state: web::Data<AppState>,
+    _user: CurrentUser,
+    Query(q): Query<BatchQuery>,
+) -> Result<HttpResponse, AppError> {
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .to_request()?;
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(BatchStatus::parse(s).ok_or_else(|| {
+            AppError::invalid_field(
+                "status",
+                "must be quarantine, conditionally_released, released, rejected or recalled",
+            )
+        })?),
+    };
+    let filter = BatchFilter {
+        status,
+        product_id: q.product_id,
+        q: q.q,
+    };
+    let list = state
+        .db(move |c| svc::list_batches(c, &filter, page))
+        .await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+/// The batch record with results, signatures, deviations and custody.
+#[get("/batches/{id}")]
+pub async fn get_batch(
+    state: web::Data<AppState>,
+    _user: CurrentUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let batch = state.db(move |c| svc::get_batch(c, id)).await?;
+    Ok(HttpResponse::Ok().json(batch))
+}
+
+/// `GET /batches/{id}/history` parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    format: Option<String>,
+}
+
+/// Every audit entry of the batch, oldest first, as JSON or CSV.
+#[get("/batches/{id}/history")]
+pub async fn batch_history(
+    state: web::Data<AppState>,
+    _reader: Authorized<AuditReader>,
+    id: web::Path<Uuid>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(AppError::invalid_field("format", "must be json or csv")),
+    };
+    let entries = state.db(move |c| svc::history(c, id)).await?;
+    if csv {
+        let body = svc::history_csv(&entries)?;
+        return Ok(HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .insert_header((
+                "Content-Disposition",
+                format!("attachment; filename=\"batch-{id}-history.csv\""),
+            ))
+            .body(body));
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "batch_id": id,
+        "items": entries,
+        "next_cursor": null,
+    })))
+}

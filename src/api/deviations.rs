@@ -1,0 +1,78 @@
+//! `/batches/{id}/deviations` and `/deviations/{id}/close`.
+
+use super::create;
+use super::extract::{Creation, Json};
+use crate::app::AppState;
+use crate::auth::extractors::{Authorized, DeviationOpener, QaOnly};
+use crate::error::AppError;
+use crate::services::deviations::{self as svc, NewDeviationInput};
+use actix_web::{HttpResponse, post, web};
+use serde::Deserialize;
+use uuid::Uuid;
+
+/// `POST /batches/{id}/deviations` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenDeviation {
+    title: String,
+    description: String,
+    severity: Option<String>,
+}
+
+/// Opens a manual deviation (technician, reviewer, QA).
+#[post("/batches/{id}/deviations")]
+pub async fn open_deviation(
+    state: web::Data<AppState>,
+    who: Authorized<DeviationOpener>,
+    id: web::Path<Uuid>,
+    req: Creation<OpenDeviation>,
+) -> Result<HttpResponse, AppError> {
+    let (body, idempotency) = req.parse()?;
+    let batch_id = id.into_inner();
+    let input = NewDeviationInput {
+        title: body.title,
+        description: body.description,
+        severity: body.severity,
+    };
+    let actor = who.actor.clone();
+    create(&state, actor.id, idempotency, move |c| {
+        svc::open_manual(c, &actor, batch_id, &input)
+    })
+    .await
+}
+
+/// `POST /deviations/{id}/close` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloseDeviation {
+    conclusion: String,
+    root_cause: String,
+    password: String,
+}
+
+/// Closes a deviation (QA, signed).
+#[post("/deviations/{id}/close")]
+pub async fn close_deviation(
+    state: web::Data<AppState>,
+    qa: Authorized<QaOnly>,
+    id: web::Path<Uuid>,
+    body: Json<CloseDeviation>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.parse()?;
+    let id = id.into_inner();
+    let lockout = state.auth.lockout;
+    let d = state
+        .db(move |c| {
+            svc::close(
+                c,
+                lockout,
+                &qa.actor,
+                id,
+                &body.conclusion,
+                &body.root_cause,
+                &body.password,
+            )
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(d))
+}

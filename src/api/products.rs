@@ -1,0 +1,199 @@
+//! `/products` and `/specifications`.
+
+use super::create;
+use super::extract::{Creation, Json, PageQuery, Query, raw_text};
+use crate::app::AppState;
+use crate::auth::extractors::{Authorized, CurrentUser, QaOnly};
+use crate::domain::spec::TestDefInput;
+use crate::error::AppError;
+use crate::services::products::{self as svc, NewProductInput, ProductView};
+use actix_web::{HttpResponse, get, post, web};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+/// `POST /products` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProduct {
+    code: String,
+    name: String,
+    product_type: String,
+    storage_min_c: Option<Box<RawValue>>,
+    storage_max_c: Option<Box<RawValue>>,
+    release_signatures_required: Option<i64>,
+}
+
+/// Creates a product (QA).
+#[post("/products")]
+pub async fn create_product(
+    state: web::Data<AppState>,
+    qa: Authorized<QaOnly>,
+    req: Creation<CreateProduct>,
+) -> Result<HttpResponse, AppError> {
+    let (body, idempotency) = req.parse()?;
+    let b = body;
+    let input = NewProductInput {
+        code: b.code,
+        name: b.name,
+        product_type: b.product_type,
+        storage_min_c: b.storage_min_c.as_deref().map(raw_text),
+        storage_max_c: b.storage_max_c.as_deref().map(raw_text),
+        release_signatures_required: b.release_signatures_required,
+    };
+    let actor = qa.actor.clone();
+    create(&state, actor.id, idempotency, move |c| {
+        svc::create_product(c, &actor, &input)
+    })
+    .await
+}
+
+/// Lists products.
+#[get("/products")]
+pub async fn list_products(
+    state: web::Data<AppState>,
+    _user: CurrentUser,
+    Query(page): Query<PageQuery>,
+) -> Result<HttpResponse, AppError> {
+    let page = page.to_request()?;
+    let list = state.db(move |c| svc::list_products(c, page)).await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+/// One product.
+#[get("/products/{id}")]
+pub async fn get_product(
+    state: web::Data<AppState>,
+    _user: CurrentUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let p = state.db(move |c| svc::get_product(c, id)).await?;
+    Ok(HttpResponse::Ok().json(ProductView::from(&p)))
+}
+
+/// A test of a specification as submitted (`test_def`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestDefBody {
+    code: String,
+    name: String,
+    method: String,
+    kind: String,
+    unit: Option<String>,
+    min: Option<Box<RawValue>>,
+    max: Option<Box<RawValue>>,
+    min_inclusive: Option<bool>,
+    max_inclusive: Option<bool>,
+    decimals: Option<i64>,
+    options: Option<Vec<String>>,
+    allowed: Option<Vec<String>>,
+    required: Option<bool>,
+    pending_release_allowed: Option<bool>,
+}
+
+impl From<TestDefBody> for TestDefInput {
+    fn from(t: TestDefBody) -> Self {
+        TestDefInput {
+            code: t.code,
+            name: t.name,
+            method: t.method,
+            kind: t.kind,
+            unit: t.unit,
+            min: t.min.as_deref().map(raw_text),
+            max: t.max.as_deref().map(raw_text),
+            min_inclusive: t.min_inclusive,
+            max_inclusive: t.max_inclusive,
+            decimals: t.decimals,
+            options: t.options,
+            allowed: t.allowed,
+            required: t.required,
+            pending_release_allowed: t.pending_release_allowed,
+        }
+    }
+}
+
+/// `POST /products/{id}/specifications` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSpecification {
+    version: String,
+    tests: Vec<TestDefBody>,
+}
+
+/// Creates a draft specification (QA).
+#[post("/products/{id}/specifications")]
+pub async fn create_specification(
+    state: web::Data<AppState>,
+    qa: Authorized<QaOnly>,
+    id: web::Path<Uuid>,
+    req: Creation<CreateSpecification>,
+) -> Result<HttpResponse, AppError> {
+    let (body, idempotency) = req.parse()?;
+    let product_id = id.into_inner();
+    let version = body.version;
+    let tests: Vec<TestDefInput> = body.tests.into_iter().map(Into::into).collect();
+    let actor = qa.actor.clone();
+    create(&state, actor.id, idempotency, move |c| {
+        svc::create_spec(c, &actor, product_id, &version, &tests)
+    })
+    .await
+}
+
+/// The specifications of a product.
+#[get("/products/{id}/specifications")]
+pub async fn list_specifications(
+    state: web::Data<AppState>,
+    _user: CurrentUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let specs = state.db(move |c| svc::list_specs(c, id)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": specs, "next_cursor": null })))
+}
+
+/// One specification.
+#[get("/specifications/{id}")]
+pub async fn get_specification(
+    state: web::Data<AppState>,
+    _user: CurrentUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let spec = state.db(move |c| svc::get_spec(c, id)).await?;
+    Ok(HttpResponse::Ok().json(spec))
+}
+
+/// `POST /specifications/{id}/approve` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveSpecification {
+    password: String,
+    reason: Option<String>,
+}
+
+/// Approves a draft (QA, not its author; signed).
+#[post("/specifications/{id}/approve")]
+pub async fn approve_specification(
+    state: web::Data<AppState>,
+    qa: Authorized<QaOnly>,
+    id: web::Path<Uuid>,
+    body: Json<ApproveSpecification>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.parse()?;
+    let id = id.into_inner();
+    let lockout = state.auth.lockout;
+    let spec = state
+        .db(move |c| {
+            svc::approve_spec(
+                c,
+                lockout,
+                &qa.actor,
+                id,
+                &body.password,
+                body.reason.as_deref(),
+            )
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(spec))
+}

@@ -1,0 +1,113 @@
+//! `/batches/{id}/results` and `/results/{id}`: recording and review.
+
+use super::create;
+use super::extract::{Creation, Json};
+use crate::app::AppState;
+use crate::auth::extractors::{Authorized, CurrentUser, ReviewerOnly, TechnicianOnly};
+use crate::error::AppError;
+use crate::services::results::{self as svc, Decision, NewResultInput};
+use actix_web::{HttpResponse, get, post, web};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+/// `POST /batches/{id}/results` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordResult {
+    test_code: String,
+    value: Box<RawValue>,
+    unit: Option<String>,
+    performed_at: DateTime<Utc>,
+    instrument: Option<String>,
+    comment: Option<String>,
+    replaces_result_id: Option<Uuid>,
+    reason: Option<String>,
+}
+
+/// Records a result (technician).
+#[post("/batches/{id}/results")]
+pub async fn record_result(
+    state: web::Data<AppState>,
+    tech: Authorized<TechnicianOnly>,
+    id: web::Path<Uuid>,
+    req: Creation<RecordResult>,
+) -> Result<HttpResponse, AppError> {
+    let (body, idempotency) = req.parse()?;
+    let batch_id = id.into_inner();
+    let b = body;
+    let input = NewResultInput {
+        test_code: b.test_code,
+        value: b.value.get().to_owned(),
+        unit: b.unit,
+        performed_at: b.performed_at,
+        instrument: b.instrument,
+        comment: b.comment,
+        replaces_result_id: b.replaces_result_id,
+        reason: b.reason,
+    };
+    let actor = tech.actor.clone();
+    create(&state, actor.id, idempotency, move |c| {
+        svc::record_result(c, &actor, batch_id, &input)
+    })
+    .await
+}
+
+/// One result.
+#[get("/results/{id}")]
+pub async fn get_result(
+    state: web::Data<AppState>,
+    _user: CurrentUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let r = state.db(move |c| svc::get_result(c, id)).await?;
+    Ok(HttpResponse::Ok().json(r))
+}
+
+/// `POST /results/{id}/review` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewBody {
+    decision: String,
+    password: String,
+    comment: Option<String>,
+}
+
+/// Reviews a result (reviewer, not its performer; signed).
+#[post("/results/{id}/review")]
+pub async fn review_result(
+    state: web::Data<AppState>,
+    reviewer: Authorized<ReviewerOnly>,
+    id: web::Path<Uuid>,
+    body: Json<ReviewBody>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.parse()?;
+    let id = id.into_inner();
+    let decision = match body.decision.as_str() {
+        "accept" => Decision::Accept,
+        "reject" => Decision::Reject,
+        _ => {
+            return Err(AppError::invalid_field(
+                "decision",
+                "must be accept or reject",
+            ));
+        }
+    };
+    let lockout = state.auth.lockout;
+    let r = state
+        .db(move |c| {
+            svc::review_result(
+                c,
+                lockout,
+                &reviewer.actor,
+                id,
+                decision,
+                &body.password,
+                body.comment.as_deref(),
+            )
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(r))
+}

@@ -1,0 +1,282 @@
+//! Demo data: the reference products and release panels of the domain
+//! contract (ISCT minimal criteria, Ph. Eur./USP methods) with effective
+//! specifications, and one demo user per role, so a newcomer can walk the
+//! whole flow at once. The panels are also the tests' reference data.
+
+use crate::db::models::UserRow;
+use crate::db::schema::{products, users};
+use crate::domain::spec::TestDefInput;
+use crate::domain::users::LockoutPolicy;
+use crate::error::AppError;
+use crate::services::Actor;
+use crate::services::products::{NewProductInput, approve_spec, create_product, create_spec};
+use crate::services::users::{NewUserInput, actor_of, create_user};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Password of every demo user.
+pub const DEMO_PASSWORD: &str = "cellqc-demo-pass";
+
+/// Demo users: (username, full name, role).
+pub const DEMO_USERS: [(&str, &str, &str); 5] = [
+    ("tech", "Tess Technician", "technician"),
+    ("reviewer", "Rui Reviewer", "reviewer"),
+    ("qa", "Quinn Quality", "qa"),
+    ("qa2", "Petra Qualified-Person", "qa"),
+    ("auditor", "Aud Itor", "auditor"),
+];
+
+fn flow(
+    code: &str,
+    name: &str,
+    min: Option<&str>,
+    max: Option<&str>,
+    min_inc: bool,
+    max_inc: bool,
+) -> Value {
+    json!({
+        "code": code, "name": name, "method": "flow cytometry", "kind": "numeric", "unit": "%",
+        "min": min, "max": max, "min_inclusive": min_inc, "max_inclusive": max_inc, "decimals": 1,
+    })
+}
+
+fn sterility() -> Value {
+    json!({"code": "STER", "name": "sterility", "method": "Ph. Eur. 2.6.1 / USP <71>, 14 days",
+           "kind": "qualitative", "options": ["no growth", "growth"], "allowed": ["no growth"],
+           "pending_release_allowed": true})
+}
+
+fn mycoplasma() -> Value {
+    json!({"code": "MYCO", "name": "mycoplasma", "method": "Ph. Eur. 2.6.7 NAT",
+           "kind": "qualitative", "options": ["not detected", "detected"], "allowed": ["not detected"]})
+}
+
+/// The UC-MSC / MSC injection product.
+pub fn msc_product() -> Value {
+    json!({"code": "UCMSC-INJ", "name": "Umbilical-cord MSC injection", "product_type": "UC-MSC",
+           "storage_min_c": "-196", "storage_max_c": "-150"})
+}
+
+/// The MSC release panel (DOMAIN.md): ISCT markers, viability, dose,
+/// sterility (may be pending at release), mycoplasma, endotoxin, potency.
+pub fn msc_spec() -> Value {
+    let mut tests = vec![
+        flow("CD73", "CD73 positive", Some("95"), None, true, true),
+        flow("CD90", "CD90 positive", Some("95"), None, true, true),
+        flow("CD105", "CD105 positive", Some("95"), None, true, true),
+    ];
+    for code in ["CD45", "CD34", "CD14", "CD19", "HLADR"] {
+        tests.push(flow(
+            code,
+            &format!("{code} negative"),
+            None,
+            Some("2"),
+            true,
+            true,
+        ));
+    }
+    tests.extend([
+        json!({"code": "VIAB", "name": "viability", "method": "7-AAD flow cytometry", "kind": "numeric",
+               "unit": "%", "min": "80", "decimals": 1}),
+        json!({"code": "DOSE", "name": "viable cells per bag", "method": "automated count",
+               "kind": "numeric", "unit": "cells", "min": "1.0e8", "max": "1.2e8"}),
+        sterility(),
+        mycoplasma(),
+        json!({"code": "ENDO", "name": "endotoxin", "method": "Ph. Eur. 2.6.14 / USP <85>",
+               "kind": "numeric", "unit": "EU/mL", "max": "0.5", "max_inclusive": false, "decimals": 2}),
+        json!({"code": "POT", "name": "potency: IFN-g induced IDO activity", "method": "kynurenine assay",
+               "kind": "numeric", "unit": "pmol/h/1e6 cells", "min": "20"}),
+    ]);
+    json!({"version": "1.0", "tests": tests})
+}
+
+/// Passing values for every test of the MSC panel, as a technician enters them.
+pub fn msc_passing_values() -> Vec<(&'static str, Value)> {
+    vec![
+        ("CD73", json!("98.2")),
+        ("CD90", json!(99.1)),
+        ("CD105", json!("95.0")),
+        ("CD45", json!("0.4")),
+        ("CD34", json!("0.3")),
+        ("CD14", json!("1.1")),
+        ("CD19", json!("0.2")),
+        ("HLADR", json!("2.0")),
+        ("VIAB", json!("91.5")),
+        ("DOSE", json!("1.1e8")),
+        ("STER", json!("no growth")),
+        ("MYCO", json!("not detected")),
+        ("ENDO", json!("0.12")),
+        ("POT", json!("35")),
+    ]
+}
+
+/// The iPSC working cell bank (parent of the drug product).
+pub fn ipsc_bank_product() -> Value {
+    json!({"code": "IPSC-WCB", "name": "iPSC working cell bank", "product_type": "iPSC cell bank",
+           "storage_min_c": "-196", "storage_max_c": "-150"})
+}
+
+/// The working cell bank's release panel.
+pub fn ipsc_bank_spec() -> Value {
+    json!({"version": "1.0", "tests": [
+        json!({"code": "VIAB", "name": "post-thaw viability", "method": "trypan blue", "kind": "numeric",
+               "unit": "%", "min": "70", "decimals": 1}),
+        json!({"code": "KARYO", "name": "karyotype", "method": "G-banding, >= 20 metaphases",
+               "kind": "qualitative", "options": ["normal", "abnormal"], "allowed": ["normal"]}),
+        sterility(),
+        mycoplasma(),
+    ]})
+}
+
+/// The iPSC-derived dopaminergic progenitor product.
+pub fn ipsc_product() -> Value {
+    json!({"code": "IPSC-DAP", "name": "iPSC-derived dopaminergic progenitors",
+           "product_type": "iPSC-derived neural progenitors",
+           "storage_min_c": "-196", "storage_max_c": "-150", "release_signatures_required": 2})
+}
+
+/// The iPSC neural/dopaminergic progenitor panel (DOMAIN.md).
+pub fn ipsc_spec() -> Value {
+    json!({"version": "1.0", "tests": [
+        json!({"code": "VIAB", "name": "viability", "method": "flow cytometry", "kind": "numeric",
+               "unit": "%", "min": "90", "min_inclusive": false, "decimals": 1}),
+        json!({"code": "FOXA2", "name": "identity, FOXA2+/TUJ1+", "method": "flow cytometry",
+               "kind": "numeric", "unit": "%", "min": "80", "min_inclusive": false, "decimals": 1}),
+        json!({"code": "OCT4", "name": "residual undifferentiated cells (OCT4)", "method": "flow cytometry",
+               "kind": "numeric", "unit": "%", "max": "0.01", "decimals": 3}),
+        json!({"code": "TRA160", "name": "residual undifferentiated cells (TRA-1-60)",
+               "method": "flow cytometry", "kind": "numeric", "unit": "%", "max": "0.01", "decimals": 3}),
+        json!({"code": "KARYO", "name": "karyotype", "method": "G-banding, >= 20 metaphases",
+               "kind": "qualitative", "options": ["normal", "abnormal"], "allowed": ["normal"]}),
+        sterility(),
+        mycoplasma(),
+        json!({"code": "ENDO", "name": "endotoxin (intrathecal, K = 0.2 EU/kg)", "method": "Ph. Eur. 2.6.14",
+               "kind": "numeric", "unit": "EU/mL", "max": "1"}),
+    ]})
+}
+
+#[derive(Deserialize)]
+struct TestJson {
+    code: String,
+    name: String,
+    method: String,
+    kind: String,
+    unit: Option<String>,
+    min: Option<Value>,
+    max: Option<Value>,
+    min_inclusive: Option<bool>,
+    max_inclusive: Option<bool>,
+    decimals: Option<i64>,
+    options: Option<Vec<String>>,
+    allowed: Option<Vec<String>>,
+    required: Option<bool>,
+    pending_release_allowed: Option<bool>,
+}
+
+/// The tests of a specification JSON, as the services take them.
+pub fn tests_of(spec: &Value) -> Result<Vec<TestDefInput>, serde_json::Error> {
+    let tests: Vec<TestJson> = serde_json::from_value(spec["tests"].clone())?;
+    let raw = |v: Option<Value>| v.filter(|v| !v.is_null()).map(|v| v.to_string());
+    Ok(tests
+        .into_iter()
+        .map(|t| TestDefInput {
+            code: t.code,
+            name: t.name,
+            method: t.method,
+            kind: t.kind,
+            unit: t.unit,
+            min: raw(t.min),
+            max: raw(t.max),
+            min_inclusive: t.min_inclusive,
+            max_inclusive: t.max_inclusive,
+            decimals: t.decimals,
+            options: t.options,
+            allowed: t.allowed,
+            required: t.required,
+            pending_release_allowed: t.pending_release_allowed,
+        })
+        .collect())
+}
+
+fn product_input(p: &Value) -> NewProductInput {
+    let text = |k: &str| p[k].as_str().unwrap_or_default().to_owned();
+    let raw = |k: &str| p.get(k).filter(|v| !v.is_null()).map(Value::to_string);
+    NewProductInput {
+        code: text("code"),
+        name: text("name"),
+        product_type: text("product_type"),
+        storage_min_c: raw("storage_min_c"),
+        storage_max_c: raw("storage_max_c"),
+        release_signatures_required: p["release_signatures_required"].as_i64(),
+    }
+}
+
+fn demo_actor(conn: &mut PgConnection, username: &str) -> Result<Actor, AppError> {
+    let row: UserRow = users::table
+        .filter(users::username.eq(username))
+        .select(UserRow::as_select())
+        .first(conn)?;
+    actor_of(&row)
+}
+
+/// Loads the demo users and reference products (skipping what exists).
+/// Returns what it created, one line each.
+pub fn load(conn: &mut PgConnection, lockout: LockoutPolicy) -> Result<Vec<String>, AppError> {
+    let mut created = Vec::new();
+    for (username, full_name, role) in DEMO_USERS {
+        let exists: i64 = users::table
+            .filter(users::username.eq(username))
+            .count()
+            .get_result(conn)?;
+        if exists == 0 {
+            create_user(
+                conn,
+                None,
+                &NewUserInput {
+                    username: username.to_owned(),
+                    full_name: full_name.to_owned(),
+                    email: format!("{username}@demo.cellqc.invalid"),
+                    roles: vec![role.to_owned()],
+                    password: DEMO_PASSWORD.to_owned(),
+                },
+                Some("demo data"),
+            )?;
+            created.push(format!("user {username} ({role})"));
+        }
+    }
+    let author = demo_actor(conn, "qa")?;
+    let approver = demo_actor(conn, "qa2")?;
+    for (product, spec) in [
+        (msc_product(), msc_spec()),
+        (ipsc_bank_product(), ipsc_bank_spec()),
+        (ipsc_product(), ipsc_spec()),
+    ] {
+        let input = product_input(&product);
+        let exists: i64 = products::table
+            .filter(products::code.eq(&input.code))
+            .count()
+            .get_result(conn)?;
+        if exists > 0 {
+            continue;
+        }
+        let p = create_product(conn, &author, &input)?;
+        let tests = tests_of(&spec)?;
+        let version = spec["version"].as_str().unwrap_or("1.0");
+        let draft = create_spec(conn, &author, p.id, version, &tests)?;
+        approve_spec(
+            conn,
+            lockout,
+            &approver,
+            draft.id,
+            DEMO_PASSWORD,
+            Some("demo reference panel"),
+        )?;
+        created.push(format!(
+            "product {} with effective specification {version}",
+            p.code
+        ));
+    }
+    Ok(created)
+}

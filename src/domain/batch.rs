@@ -1,0 +1,81 @@
+//! Batch status and what each status allows.
+
+use serde::Serialize;
+
+/// Where a batch stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchStatus {
+    /// Initial: not released.
+    Quarantine,
+    /// Released before every result was in (short shelf life).
+    ConditionallyReleased,
+    /// Released.
+    Released,
+    /// Rejected: never to be used.
+    Rejected,
+    /// Recalled after release.
+    Recalled,
+}
+
+impl BatchStatus {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BatchStatus::Quarantine => "quarantine",
+            BatchStatus::ConditionallyReleased => "conditionally_released",
+            BatchStatus::Released => "released",
+            BatchStatus::Rejected => "rejected",
+            BatchStatus::Recalled => "recalled",
+        }
+    }
+
+    /// From the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            BatchStatus::Quarantine,
+            BatchStatus::ConditionallyReleased,
+            BatchStatus::Released,
+            BatchStatus::Rejected,
+            BatchStatus::Recalled,
+        ]
+        .into_iter()
+        .find(|b| b.as_str() == s)
+    }
+
+    /// Whether results may still be recorded (not after rejection or recall).
+    pub fn accepts_results(self) -> bool {
+        !matches!(self, BatchStatus::Rejected | BatchStatus::Recalled)
+    }
+
+    /// Whether the batch has been (conditionally) released: a failure found
+    /// now is a critical deviation.
+    pub fn is_released(self) -> bool {
+        matches!(
+            self,
+            BatchStatus::Released | BatchStatus::ConditionallyReleased
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_closed_batches_take_no_results() {
+        for s in [
+            "quarantine",
+            "conditionally_released",
+            "released",
+            "rejected",
+            "recalled",
+        ] {
+            assert_eq!(BatchStatus::parse(s).unwrap().as_str(), s);
+        }
+        assert!(BatchStatus::Quarantine.accepts_results());
+        assert!(BatchStatus::Released.accepts_results());
+        assert!(!BatchStatus::Rejected.accepts_results());
+        assert!(!BatchStatus::Recalled.accepts_results());
+    }
+}

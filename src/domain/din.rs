@@ -1,0 +1,125 @@
+//! ISBT 128 Donation Identification Number (DIN): facility id (a letter A-N
+//! or P-Z, or a digit 1-9, then four digits), year (two digits), sequence (six
+//! digits), then the ISO 7064 Mod 37-2 check character.
+
+/// A validated DIN: 13 characters and the check character, upper case, no spaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Din(String);
+
+/// ISO 7064 Mod 37-2 value of a character: 0-9, A-Z = 10-35, `*` = 36.
+fn value_of(c: char) -> Option<u32> {
+    match c {
+        '0'..='9' => c.to_digit(10),
+        'A'..='Z' => Some(u32::from(c) - u32::from('A') + 10),
+        '*' => Some(36),
+        _ => None,
+    }
+}
+
+fn char_of(v: u32) -> Option<char> {
+    match v {
+        0..=9 => char::from_digit(v, 10),
+        10..=35 => char::from_u32(u32::from('A') + v - 10),
+        36 => Some('*'),
+        _ => None,
+    }
+}
+
+/// The ISO 7064 Mod 37-2 check character of `data`.
+pub fn check_character(data: &str) -> Option<char> {
+    let mut p = 0u32;
+    for c in data.chars() {
+        p = ((p + value_of(c)?) * 2) % 37;
+    }
+    char_of((38 - p) % 37)
+}
+
+impl Din {
+    /// Parses a DIN given with or without spaces, with its check character.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let s: String = raw
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_uppercase();
+        if s.chars().count() != 14 {
+            return Err(format!(
+                "must be 13 characters and the check character (14 without spaces), got {}",
+                s.chars().count()
+            ));
+        }
+        let chars: Vec<char> = s.chars().collect();
+        let (data, check) = chars.split_at(13);
+        let first = data.first().copied().unwrap_or_default();
+        let facility_ok = matches!(first, 'A'..='N' | 'P'..='Z' | '1'..='9')
+            && data.iter().skip(1).all(char::is_ascii_digit);
+        if !facility_ok {
+            return Err(
+                "must be a facility id (a letter other than O, or a digit 1-9, then 4 digits), \
+                 2 year digits and 6 sequence digits"
+                    .to_owned(),
+            );
+        }
+        let data: String = data.iter().collect();
+        let expected = check_character(&data).ok_or("has an invalid character")?;
+        let given = check.first().copied().unwrap_or_default();
+        if given != expected {
+            return Err(format!(
+                "check character is {given} but must be {expected} (ISO 7064 Mod 37-2)"
+            ));
+        }
+        Ok(Din(s))
+    }
+
+    /// The normalised DIN.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_characters_match_the_reference_vectors() {
+        assert_eq!(check_character("G123498654321"), Some('H'));
+        assert_eq!(check_character("ABCDE27000069"), Some('C'));
+        assert_eq!(check_character("A999917123456"), Some('9'));
+        assert_eq!(check_character("A999914123458"), Some('J'));
+    }
+
+    #[test]
+    fn a_din_is_accepted_with_or_without_spaces() {
+        assert_eq!(
+            Din::parse("G123498654321H").unwrap().as_str(),
+            "G123498654321H"
+        );
+        assert_eq!(
+            Din::parse("G1234 98 654321 H").unwrap().as_str(),
+            "G123498654321H"
+        );
+        assert_eq!(
+            Din::parse("a999917123456 9").unwrap().as_str(),
+            "A9999171234569"
+        );
+    }
+
+    #[test]
+    fn a_wrong_check_character_or_shape_is_refused() {
+        assert!(
+            Din::parse("G123498654321J")
+                .unwrap_err()
+                .contains("must be H")
+        );
+        assert!(Din::parse("G123498654321").is_err(), "no check character");
+        assert!(
+            Din::parse("O123498654321H").is_err(),
+            "O is not a facility letter"
+        );
+        assert!(
+            Din::parse("0123498654321H").is_err(),
+            "0 is not a facility digit"
+        );
+    }
+}

@@ -1,0 +1,275 @@
+//! Results: their status, which one is current, and when a new one may be
+//! recorded (no testing into compliance) or a result reviewed.
+//!
+//! A result row is never edited. Its status follows from other facts: a
+//! review signature, a newer result that replaces it, or an OOS deviation
+//! closed as `invalid_test`.
+
+use super::spec::Outcome;
+use serde::Serialize;
+use uuid::Uuid;
+
+/// Where a result stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultStatus {
+    /// Recorded, awaiting second-person review.
+    Recorded,
+    /// Accepted by a reviewer.
+    Reviewed,
+    /// Rejected by a reviewer: a replacement must be recorded.
+    ReviewRejected,
+    /// Replaced by a newer result of the same test.
+    Superseded,
+    /// Invalidated by an OOS investigation with an assignable cause.
+    Invalidated,
+}
+
+/// The review decision on a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Review {
+    /// `reviewed`.
+    Accepted,
+    /// `review_rejected`.
+    Rejected,
+}
+
+/// What is known about one result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultFacts {
+    /// Result id (UUID v7: later results sort later).
+    pub id: Uuid,
+    /// Test code.
+    pub test_code: String,
+    /// Pass or fail.
+    pub outcome: Outcome,
+    /// Who performed it.
+    pub performed_by: Uuid,
+    /// Its review, if any.
+    pub review: Option<Review>,
+    /// Who reviewed it.
+    pub reviewed_by: Option<Uuid>,
+    /// Whether a newer result replaces it.
+    pub superseded: bool,
+    /// Whether its OOS investigation found the test invalid.
+    pub invalidated: bool,
+}
+
+impl ResultFacts {
+    /// The result's status.
+    pub fn status(&self) -> ResultStatus {
+        if self.invalidated {
+            ResultStatus::Invalidated
+        } else if self.review == Some(Review::Rejected) {
+            ResultStatus::ReviewRejected
+        } else if self.superseded {
+            ResultStatus::Superseded
+        } else if self.review == Some(Review::Accepted) {
+            ResultStatus::Reviewed
+        } else {
+            ResultStatus::Recorded
+        }
+    }
+
+    /// Whether release may look at it.
+    pub fn is_current_candidate(&self) -> bool {
+        matches!(
+            self.status(),
+            ResultStatus::Recorded | ResultStatus::Reviewed
+        )
+    }
+}
+
+/// The current result of `test_code`: its latest result that is not
+/// superseded, invalidated or review-rejected. `results` may be in any order.
+pub fn current_result<'a>(results: &'a [ResultFacts], test_code: &str) -> Option<&'a ResultFacts> {
+    results
+        .iter()
+        .filter(|r| r.test_code == test_code && r.is_current_candidate())
+        .max_by_key(|r| r.id)
+}
+
+/// Why a new result of a test can't be recorded as asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordRefusal {
+    /// The test has a current result the request does not name (409 `result_exists`).
+    ResultExists { current: Uuid },
+    /// The current result failed and its OOS is not closed as `invalid_test` (409 `oos_unresolved`).
+    OosUnresolved { current: Uuid },
+    /// `replaces_result_id` names a result that is not the test's current or
+    /// review-rejected result (409 `not_replaceable`).
+    NotReplaceable,
+    /// A replacement needs a reason (422 on `reason`).
+    ReasonRequired,
+}
+
+/// Checks recording a new result of `test_code`, optionally replacing
+/// `replaces` with `reason`.
+pub fn check_new_result(
+    results: &[ResultFacts],
+    test_code: &str,
+    replaces: Option<Uuid>,
+    reason: Option<&str>,
+) -> Result<(), RecordRefusal> {
+    let current = current_result(results, test_code);
+    // No testing into compliance: a failing current result blocks any new
+    // result of the test, whether or not the request names it.
+    if let Some(c) = current.filter(|c| c.outcome == Outcome::Fail) {
+        return Err(RecordRefusal::OosUnresolved { current: c.id });
+    }
+    match (current, replaces) {
+        (Some(c), None) => Err(RecordRefusal::ResultExists { current: c.id }),
+        (_, Some(target)) => {
+            let replaceable = results.iter().any(|r| {
+                r.id == target
+                    && r.test_code == test_code
+                    && (current.is_some_and(|c| c.id == target)
+                        || r.status() == ResultStatus::ReviewRejected && !r.superseded)
+            });
+            if !replaceable {
+                return Err(RecordRefusal::NotReplaceable);
+            }
+            if reason.is_none_or(|r| r.trim().is_empty()) {
+                return Err(RecordRefusal::ReasonRequired);
+            }
+            Ok(())
+        }
+        (None, None) => Ok(()),
+    }
+}
+
+/// Why a result can't be reviewed by this user now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewRefusal {
+    /// The reviewer performed the result (403 `self_review`).
+    SelfReview,
+    /// The result is not awaiting review (409 `not_reviewable`).
+    NotAwaitingReview(ResultStatus),
+}
+
+/// Checks a second-person review (EU Annex 11 §6; 21 CFR 211.194(a)(8)).
+pub fn check_review(result: &ResultFacts, reviewer: Uuid) -> Result<(), ReviewRefusal> {
+    if result.performed_by == reviewer {
+        return Err(ReviewRefusal::SelfReview);
+    }
+    match result.status() {
+        ResultStatus::Recorded => Ok(()),
+        other => Err(ReviewRefusal::NotAwaitingReview(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fact(code: &str, outcome: Outcome) -> ResultFacts {
+        ResultFacts {
+            id: Uuid::now_v7(),
+            test_code: code.into(),
+            outcome,
+            performed_by: Uuid::from_u128(1),
+            review: None,
+            reviewed_by: None,
+            superseded: false,
+            invalidated: false,
+        }
+    }
+
+    #[test]
+    fn status_follows_from_the_facts() {
+        let mut r = fact("VIAB", Outcome::Pass);
+        assert_eq!(r.status(), ResultStatus::Recorded);
+        r.review = Some(Review::Accepted);
+        assert_eq!(r.status(), ResultStatus::Reviewed);
+        r.superseded = true;
+        assert_eq!(r.status(), ResultStatus::Superseded);
+        r.review = Some(Review::Rejected);
+        assert_eq!(r.status(), ResultStatus::ReviewRejected);
+        r.invalidated = true;
+        assert_eq!(r.status(), ResultStatus::Invalidated);
+    }
+
+    #[test]
+    fn the_current_result_is_the_latest_valid_one() {
+        let mut old = fact("VIAB", Outcome::Pass);
+        old.superseded = true;
+        let new = fact("VIAB", Outcome::Pass);
+        let mut rejected = fact("VIAB", Outcome::Pass);
+        rejected.review = Some(Review::Rejected);
+        let other = fact("STER", Outcome::Pass);
+        let all = vec![old, new.clone(), rejected, other];
+        assert_eq!(current_result(&all, "VIAB").map(|r| r.id), Some(new.id));
+        assert!(current_result(&all, "ENDO").is_none());
+    }
+
+    #[test]
+    fn a_failing_result_blocks_every_retest_until_invalidated() {
+        let failing = fact("STER", Outcome::Fail);
+        let all = vec![failing.clone()];
+        assert_eq!(
+            check_new_result(&all, "STER", None, None),
+            Err(RecordRefusal::OosUnresolved {
+                current: failing.id
+            })
+        );
+        assert_eq!(
+            check_new_result(&all, "STER", Some(failing.id), Some("retest")),
+            Err(RecordRefusal::OosUnresolved {
+                current: failing.id
+            })
+        );
+        let mut invalidated = failing;
+        invalidated.invalidated = true;
+        assert_eq!(check_new_result(&[invalidated], "STER", None, None), Ok(()));
+    }
+
+    #[test]
+    fn replacing_needs_the_current_result_and_a_reason() {
+        let current = fact("VIAB", Outcome::Pass);
+        let all = vec![current.clone()];
+        assert!(matches!(
+            check_new_result(&all, "VIAB", None, None),
+            Err(RecordRefusal::ResultExists { .. })
+        ));
+        assert_eq!(
+            check_new_result(&all, "VIAB", Some(current.id), None),
+            Err(RecordRefusal::ReasonRequired)
+        );
+        assert_eq!(
+            check_new_result(&all, "VIAB", Some(Uuid::now_v7()), Some("typo")),
+            Err(RecordRefusal::NotReplaceable)
+        );
+        assert_eq!(
+            check_new_result(&all, "VIAB", Some(current.id), Some("typo")),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_review_rejected_result_may_be_replaced_or_simply_followed() {
+        let mut rejected = fact("VIAB", Outcome::Pass);
+        rejected.review = Some(Review::Rejected);
+        let all = vec![rejected.clone()];
+        assert_eq!(check_new_result(&all, "VIAB", None, None), Ok(()));
+        assert_eq!(
+            check_new_result(&all, "VIAB", Some(rejected.id), Some("re-entered")),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn nobody_reviews_their_own_result_or_one_already_reviewed() {
+        let r = fact("VIAB", Outcome::Pass);
+        assert_eq!(
+            check_review(&r, r.performed_by),
+            Err(ReviewRefusal::SelfReview)
+        );
+        assert_eq!(check_review(&r, Uuid::from_u128(2)), Ok(()));
+        let mut done = r;
+        done.review = Some(Review::Accepted);
+        assert_eq!(
+            check_review(&done, Uuid::from_u128(2)),
+            Err(ReviewRefusal::NotAwaitingReview(ResultStatus::Reviewed))
+        );
+    }
+}

@@ -1,0 +1,403 @@
+//! Results evaluated against limits, replacement, OOS, no testing into
+//! compliance, second-person review, idempotent recording.
+
+use crate::lab::{Lab, days_ago};
+use crate::support::USER_PASSWORD;
+use actix_web::http::StatusCode;
+use cellqc::db::schema::email_outbox;
+use diesel::prelude::*;
+use serde_json::json;
+
+#[actix_web::test]
+async fn values_come_back_exactly_as_entered_and_are_evaluated() {
+    let lab = Lab::msc().await;
+    let b = lab.batch("MSC-1").await;
+    let r = lab.record(&b, "CD105", json!("95.0")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["value"], "95.0");
+    assert_eq!(r.body["unit"], "%");
+    assert_eq!(r.body["outcome"], "pass");
+    assert_eq!(r.body["status"], "recorded");
+    assert_eq!(r.body["performed_by"]["id"], lab.tech_id.as_str());
+    let dose = lab.record(&b, "DOSE", json!(1.0e8)).await;
+    assert_eq!(dose.body["outcome"], "pass", "{}", dose.body);
+    let raw = lab
+        .app
+        .raw(
+            "POST",
+            &format!("/api/v1/batches/{b}/results"),
+            Some(&lab.tech),
+            "application/json",
+            format!(
+                r#"{{"test_code":"VIAB","value":79.95,"performed_at":"{}"}}"#,
+                days_ago(1)
+            )
+            .into_bytes(),
+        )
+        .await;
+    assert_eq!(raw.body["value"], "79.95", "a JSON number keeps its digits");
+    assert_eq!(
+        raw.body["outcome"], "pass",
+        "79.95 rounds to 80.0 at one decimal"
+    );
+    let ster = lab.record(&b, "STER", json!("  No Growth ")).await;
+    assert_eq!(ster.body["value"], "No Growth");
+    assert_eq!(ster.body["outcome"], "pass");
+}
+
+#[actix_web::test]
+async fn invalid_results_are_422_naming_the_field_and_write_nothing() {
+    let lab = Lab::msc().await;
+    let b = lab.batch("MSC-1").await;
+    let before = (lab.count("results"), lab.count("audit_entries"));
+    let cases = [
+        (json!({"test_code": "CD999", "value": "1"}), "test_code"),
+        (
+            json!({"test_code": "VIAB", "value": "91", "unit": "fraction"}),
+            "unit",
+        ),
+        (json!({"test_code": "VIAB", "value": "high"}), "value"),
+        (json!({"test_code": "VIAB", "value": true}), "value"),
+        (json!({"test_code": "STER", "value": 0}), "value"),
+        (json!({"test_code": "STER", "value": "cloudy"}), "value"),
+        (
+            json!({"test_code": "VIAB", "value": "91", "performed_at": days_ago(-1)}),
+            "performed_at",
+        ),
+        (
+            json!({"test_code": "VIAB", "value": "91", "performed_at": days_ago(11)}),
+            "performed_at",
+        ),
+    ];
+    for (body, field) in cases {
+        let r = lab.record_with(&b, body.clone()).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            r.body
+        );
+        assert_eq!(r.body["errors"][0]["field"], field, "{body}: {}", r.body);
+    }
+    let missing = lab
+        .app
+        .post(
+            &format!("/api/v1/batches/{b}/results"),
+            &lab.tech,
+            json!({"test_code": "VIAB", "performed_at": days_ago(1)}),
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!((lab.count("results"), lab.count("audit_entries")), before);
+}
+
+#[actix_web::test]
+async fn only_technicians_record_results() {
+    let lab = Lab::msc().await;
+    let b = lab.batch("MSC-1").await;
+    for token in [&lab.qa, &lab.reviewer] {
+        let r = lab
+            .app
+            .post(
+                &format!("/api/v1/batches/{b}/results"),
+                token,
+                json!({"test_code": "VIAB", "value": "91", "performed_at": days_ago(1)}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+    }
+    let ghost = uuid::Uuid::now_v7();
+    let r = lab.record(&ghost.to_string(), "VIAB", json!("91")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[actix_web::test]
+async fn a_failing_result_opens_an_oos_deviation_and_emails_every_qa_user() {
+    let lab = Lab::msc().await;
+    let b = lab.batch("MSC-1").await;
+    let r = lab.record(&b, "STER", json!("growth")).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.body["outcome"], "fail");
+    let rec = lab.batch_record(&b).await;
+    let devs = rec["deviations"].as_array().unwrap();
+    assert_eq!(devs.len(), 1);
+    assert_eq!(devs[0]["kind"], "oos");
+    assert_eq!(devs[0]["severity"], "major");
+    assert_eq!(devs[0]["status"], "open");
+    assert_eq!(devs[0]["result_id"], r.body["id"]);
+    let mails: Vec<(String, Vec<String>, bool)> = email_outbox::table
+        .select((
+            email_outbox::kind,
+            email_outbox::recipients,
+            email_outbox::urgent,
+        ))
+        .load(&mut lab.app.conn())
+        .unwrap();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].0, "oos_recorded");
+    assert_eq!(mails[0].1.len(), 2, "both QA users");
+    assert_eq!(lab.app.audit_actions("deviation.opened").len(), 1);
+}
+
+#[actix_web::test]
+async fn a_second_result_must_name_the_current_one_with_a_reason() {
+    let lab = Lab::msc().await;
+    let b = lab.batch("MSC-1").await;
+    let first = lab.recorded(&b, "VIAB", json!("85.0")).await;
+    let again = lab.record(&b, "VIAB", json!("86.0")).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.code(), "result_exists");
+    let no_reason = lab
+        .record_with(
+            &b,
+            json!({"test_code": "VIAB", "value": "86.0", "replaces_result_id": first}),
+        )
+        .await;
+    assert_eq!(no_reason.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(no_reason.body["errors"][0]["field"], "reason");
+    assert_eq!(lab.count("results"), 1);
+    let ok = lab
+        .record_with(
+            &b,
+            json!({"test_code": "VIAB", "value": "86.0", "replaces_result_id": first,
+                                "reason": "transcription error: 86.0 on the printout"}),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+    let rec = lab.batch_record(&b).await;
+    let statuses: Vec<(&str, &str)> = rec["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["value"].as_str().unwrap(), r["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(statuses, [("85.0", "superseded"), ("86.0", "recorded")]);
+    let superseded = lab.app.audit_actions("result.superseded");
+    assert_eq!(superseded[0].0.unwrap().to_string(), first);
+}
+
+#[actix_web::test]
+async fn a_failing_result_cannot_be_retested_until_qa_invalidates_it() {
+    let lab = Lab::msc().await;
+    let b = lab.batch("MSC-1").await;
+    let failed = lab.recorded(&b, "ENDO", json!("0.5")).await;
+    let results_before = lab.count("results");
+    // Neither a retest nor a replacement naming it.
+    let retest = lab.record(&b, "ENDO", json!("0.1")).await;
+    assert_eq!(retest.status, StatusCode::CONFLICT);
+    assert_eq!(retest.code(), "oos_unresolved");
+    let replace = lab
+        .record_with(&b, json!({"test_code": "ENDO", "value": "0.1", "replaces_result_id": failed, "reason": "retest"}))
+        .await;
+    assert_eq!(replace.code(), "oos_unresolved");
+    assert_eq!(
+        lab.count("results"),
+        results_before,
+        "a refused retest writes nothing"
+    );
+
+    let rec = lab.batch_record(&b).await;
+    let dev = rec["deviations"][0]["id"].as_str().unwrap().to_owned();
+    let closed = lab.close(&dev, "invalid_test").await;
+    assert_eq!(closed.status, StatusCode::OK, "{}", closed.body);
+    assert_eq!(closed.body["status"], "closed");
+    assert_eq!(closed.body["signatures"][0]["meaning"], "deviation_closed");
+    let rec = lab.batch_record(&b).await;
+    assert_eq!(rec["results"][0]["status"], "invalidated");
+    assert_eq!(lab.app.audit_actions("result.invalidated").len(), 1);
+    let retest = lab.record(&b, "ENDO", json!("0.10")).await;
+    assert_eq!(retest.status, StatusCode::CREATED, "{}", retest.body);
+    assert_eq!(retest.body["outcome"], "pass");
+}
+
+#[actix_web::test]
+async fn a_confirmed_oos_blocks_retesting_for_good() {
+    let lab = Lab::msc().await;
+    let b = lab.batch("MSC-1").await;
+    lab.recorded(&b, "MYCO", json!("detected")).await;
+    let rec = lab.batch_record(&b).await;
+    let dev = rec["deviations"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        lab.close(&dev, "confirmed_oos").await.status,
+        StatusCode::OK
+    );
+    let again = lab.close(&dev, "invalid_test").await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.code(), "deviation_closed");
+    let retest = lab.record(&b, "MYCO", json!("not detected")).await;
+    assert_eq!(retest.code(), "oos_unresolved");
+}
+
+#[actix_web::test]
+async fn no_result_is_recorded_on_a_rejected_batch() {
+    let lab = Lab::msc().await;
+    let b = lab.batch("MSC-1").await;
+    diesel::sql_query(format!(
+        "UPDATE batches SET status = 'rejected' WHERE id = '{b}'"
+    ))
+    .execute(&mut lab.app.conn())
+    .unwrap();
+    let r = lab.record(&b, "VIAB", json!("91")).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.code(), "batch_closed");
+}
+
+#[actix_web::test]
+async fn a_reviewer_accepts_with_a_signature_but_never_their_own_result() {
+    let lab = Lab::msc().await;
+    let b = lab.batch("MSC-1").await;
+    let id = lab.recorded(&b, "VIAB", json!("91.5")).await;
+    let r = lab.review(&id, "accept").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["status"], "reviewed");
+    let sig = &r.body["signatures"][0];
+    assert_eq!(sig["meaning"], "reviewed");
+    assert_eq!(sig["signer"]["id"], lab.reviewer_id.as_str());
+    assert_eq!(sig["record_hash"].as_str().unwrap().len(), 64);
+    let twice = lab.review(&id, "accept").await;
+    assert_eq!(twice.status, StatusCode::CONFLICT);
+    assert_eq!(twice.code(), "not_reviewable");
+
+    // A user who is both technician and reviewer may not review their own result.
+    let (_, both) = lab.app.signed_in(&["technician", "reviewer"]).await;
+    let own = lab
+        .app
+        .post(
+            &format!("/api/v1/batches/{b}/results"),
+            &both,
+            json!({"test_code": "CD73", "value": "97", "performed_at": days_ago(1)}),
+        )
+        .await;
+    let own_id = own.body["id"].as_str().unwrap();
+    let r = lab
+        .app
+        .post(
+            &format!("/api/v1/results/{own_id}/review"),
+            &both,
+            json!({"decision": "accept", "password": USER_PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.code(), "self_review");
+    assert_eq!(lab.count("signatures"), 2, "spec approval and one review");
+}
+
+#[actix_web::test]
+async fn a_rejected_review_needs_a_reason_and_a_replacement() {
+    let lab = Lab::msc().await;
+    let b = lab.batch("MSC-1").await;
+    let id = lab.recorded(&b, "CD73", json!("97.0")).await;
+    let no_reason = lab
+        .app
+        .post(
+            &format!("/api/v1/results/{id}/review"),
+            &lab.reviewer,
+            json!({"decision": "reject", "password": USER_PASSWORD}),
+        )
+        .await;
+    assert_eq!(no_reason.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(no_reason.body["errors"][0]["field"], "comment");
+    let r = lab.review(&id, "reject").await;
+    assert_eq!(r.body["status"], "review_rejected");
+    let replacement = lab
+        .record_with(&b, json!({"test_code": "CD73", "value": "96.0", "replaces_result_id": id, "reason": "re-gated"}))
+        .await;
+    assert_eq!(
+        replacement.status,
+        StatusCode::CREATED,
+        "{}",
+        replacement.body
+    );
+    let rec = lab.batch_record(&b).await;
+    let statuses: Vec<&str> = rec["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["review_rejected", "recorded"]);
+}
+
+#[actix_web::test]
+async fn a_wrong_review_password_is_refused_audited_and_locks_after_five() {
+    let lab = Lab::msc().await;
+    let b = lab.batch("MSC-1").await;
+    let id = lab.recorded(&b, "VIAB", json!("91.5")).await;
+    let path = format!("/api/v1/results/{id}/review");
+    for i in 1..=5 {
+        let r = lab
+            .app
+            .post(
+                &path,
+                &lab.reviewer,
+                json!({"decision": "accept", "password": "wrong-password-1"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "attempt {i}");
+        assert_eq!(r.code(), "signature_failed", "attempt {i}");
+    }
+    assert_eq!(lab.app.audit_actions("auth.password_failed").len(), 5);
+    assert_eq!(lab.app.audit_actions("auth.account_locked").len(), 1);
+    // The lock ended the reviewer's session.
+    let after = lab
+        .app
+        .post(
+            &path,
+            &lab.reviewer,
+            json!({"decision": "accept", "password": USER_PASSWORD}),
+        )
+        .await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(after.code(), "token_revoked");
+    let rec = lab.batch_record(&b).await;
+    assert_eq!(
+        rec["results"][0]["status"], "recorded",
+        "nothing was signed"
+    );
+}
+
+#[actix_web::test]
+async fn a_retried_result_with_the_same_key_is_recorded_once() {
+    let lab = Lab::msc().await;
+    let b = lab.batch("MSC-1").await;
+    let body = serde_json::to_vec(
+        &json!({"test_code": "VIAB", "value": "91.5", "performed_at": days_ago(1)}),
+    )
+    .unwrap();
+    let path = format!("/api/v1/batches/{b}/results");
+    let send = |bytes: Vec<u8>, key: &'static str| {
+        let app = &lab.app;
+        let path = path.clone();
+        let token = lab.tech.clone();
+        async move {
+            let client = awc::Client::default();
+            let mut res = client
+                .post(format!("{}{path}", app.address))
+                .insert_header(("Authorization", format!("Bearer {token}")))
+                .insert_header(("Content-Type", "application/json"))
+                .insert_header(("Idempotency-Key", key))
+                .send_body(bytes)
+                .await
+                .unwrap();
+            let status = res.status();
+            let replayed = res.headers().get("idempotent-replayed").is_some();
+            let body: serde_json::Value =
+                serde_json::from_slice(&res.body().await.unwrap()).unwrap();
+            (status, replayed, body)
+        }
+    };
+    let (s1, r1, b1) = send(body.clone(), "retry-1").await;
+    let (s2, r2, b2) = send(body.clone(), "retry-1").await;
+    assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::CREATED));
+    assert!(!r1 && r2);
+    assert_eq!(b1, b2, "the first response, replayed");
+    assert_eq!(lab.count("results"), 1);
+    let other = serde_json::to_vec(
+        &json!({"test_code": "VIAB", "value": "92.0", "performed_at": days_ago(1)}),
+    )
+    .unwrap();
+    let (s3, _, b3) = send(other, "retry-1").await;
+    assert_eq!(s3, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(b3["code"], "idempotency_key_reused");
+    assert_eq!(lab.count("results"), 1);
+}

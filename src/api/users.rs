@@ -1,6 +1,7 @@
 //! `/users`: account management, admin only.
 
-use super::extract::{Json, PageQuery, Query};
+use super::create;
+use super::extract::{Creation, Json, PageQuery, Query};
 use crate::app::AppState;
 use crate::auth::extractors::{AdminOnly, Authorized};
 use crate::error::AppError;
@@ -25,9 +26,9 @@ pub struct CreateUser {
 pub async fn create_user(
     state: web::Data<AppState>,
     admin: Authorized<AdminOnly>,
-    body: Json<CreateUser>,
+    req: Creation<CreateUser>,
 ) -> Result<HttpResponse, AppError> {
-    let body = body.parse()?;
+    let (body, idempotency) = req.parse()?;
     let input = NewUserInput {
         username: body.username,
         full_name: body.full_name,
@@ -35,10 +36,11 @@ pub async fn create_user(
         roles: body.roles,
         password: body.password,
     };
-    let user = state
-        .db(move |c| svc::create_user(c, Some(&admin.actor), &input, None))
-        .await?;
-    Ok(HttpResponse::Created().json(user))
+    let actor = admin.actor.clone();
+    create(&state, actor.id, idempotency, move |c| {
+        svc::create_user(c, Some(&actor), &input, None)
+    })
+    .await
 }
 
 /// Lists accounts.

@@ -212,3 +212,38 @@ async fn a_patch_records_before_and_after_and_the_last_admin_stays() {
         .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 }
+
+#[actix_web::test]
+async fn creating_a_user_is_idempotent_with_a_key() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let body = json!({"username": "idem", "full_name": "I D", "email": "i@lab.example",
+                      "roles": ["qa"], "password": "a-good-long-password"});
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let send = |b: Vec<u8>| {
+        let client = awc::Client::default();
+        let url = format!("{}/api/v1/users", app.address);
+        let token = admin.clone();
+        async move {
+            let mut r = client
+                .post(url)
+                .insert_header(("Authorization", format!("Bearer {token}")))
+                .insert_header(("Content-Type", "application/json"))
+                .insert_header(("Idempotency-Key", "create-idem-1"))
+                .send_body(b)
+                .await
+                .unwrap();
+            (r.status(), r.body().await.unwrap())
+        }
+    };
+    let (s1, b1) = send(bytes.clone()).await;
+    let (s2, b2) = send(bytes).await;
+    assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::CREATED));
+    assert_eq!(b1, b2);
+    let count: i64 = users::table
+        .filter(users::username.eq("idem"))
+        .count()
+        .get_result(&mut app.conn())
+        .unwrap();
+    assert_eq!(count, 1);
+}

@@ -6,10 +6,12 @@
 pub mod audit;
 pub mod auth;
 pub mod batches;
+pub mod custody;
 pub mod deviations;
 pub mod extract;
 pub mod health;
 pub mod products;
+pub mod release;
 pub mod results;
 pub mod users;
 
@@ -51,6 +53,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(results::record_result)
                 .service(results::get_result)
                 .service(results::review_result)
+                .service(release::release_readiness)
+                .service(release::release_batch)
+                .service(release::reject_batch)
+                .service(release::recall_batch)
+                .service(custody::record_custody)
+                .service(custody::list_custody)
                 .service(deviations::open_deviation)
                 .service(deviations::close_deviation)
                 .service(audit::list_audit)

@@ -1,8 +1,8 @@
 //! Row structs: what is read from and written to each table.
 
 use crate::db::schema::{
-    audit_entries, batches, deviations, email_outbox, products, results, sessions, signatures,
-    spec_tests, specifications, users,
+    audit_entries, batches, custody_events, deviations, email_outbox, products, results, sessions,
+    signatures, spec_tests, specifications, users,
 };
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, Utc};
@@ -224,4 +224,29 @@ pub struct DeviationRow {
     pub root_cause: Option<String>,
     pub closed_by: Option<Uuid>,
     pub closed_at: Option<DateTime<Utc>>,
+}
+
+/// A custody event.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = custody_events)]
+pub struct CustodyRow {
+    pub id: Uuid,
+    pub batch_id: Uuid,
+    pub event: String,
+    pub occurred_at: DateTime<Utc>,
+    pub location: String,
+    pub party: String,
+    pub temperature_c: Option<String>,
+    pub excursion: bool,
+    pub container_id: Option<String>,
+    pub recipient_id: Option<String>,
+    pub internal: bool,
+    pub notes: Option<String>,
+    pub deviation_id: Option<Uuid>,
+    pub recorded_by: Uuid,
+    pub recorded_at: DateTime<Utc>,
+    pub audit_entry_id: Uuid,
+    pub seq: i64,
+    pub prev_hash: String,
+    pub hash: String,
 }

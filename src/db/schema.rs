@@ -58,6 +58,30 @@ diesel::table! {
 }
 
 diesel::table! {
+    custody_events (id) {
+        id -> Uuid,
+        batch_id -> Uuid,
+        event -> Text,
+        occurred_at -> Timestamptz,
+        location -> Text,
+        party -> Text,
+        temperature_c -> Nullable<Text>,
+        excursion -> Bool,
+        container_id -> Nullable<Text>,
+        recipient_id -> Nullable<Text>,
+        internal -> Bool,
+        notes -> Nullable<Text>,
+        deviation_id -> Nullable<Uuid>,
+        recorded_by -> Uuid,
+        recorded_at -> Timestamptz,
+        audit_entry_id -> Uuid,
+        seq -> Int8,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
     deviations (id) {
         id -> Uuid,
         batch_id -> Uuid,
@@ -233,6 +257,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_entries,
     batch_parents,
     batches,
+    custody_events,
     deviations,
     email_outbox,
     idempotency_keys,

@@ -5,10 +5,12 @@
 
 pub mod audit;
 pub mod batch;
+pub mod custody;
 pub mod decimal;
 pub mod deviation;
 pub mod din;
 pub mod hashing;
+pub mod release;
 pub mod result;
 pub mod roles;
 pub mod signature;

@@ -3,6 +3,7 @@
 //! its audit history.
 
 use super::audit::{self, AuditEntryView, AuditRecord};
+use super::custody::{CustodyView, events_of};
 use super::deviations::{DeviationView, deviations_of};
 use super::products::get_product;
 use super::results::{ResultView, results_of};
@@ -53,7 +54,8 @@ pub struct BatchDetail {
     /// Signatures on the batch itself (release, rejection, recall).
     pub signatures: Vec<SignatureView>,
     pub deviations: Vec<DeviationView>,
-    pub custody: Vec<serde_json::Value>,
+    /// The chain of custody, in order.
+    pub custody: Vec<CustodyView>,
 }
 
 /// A new batch.
@@ -375,7 +377,7 @@ pub fn get_batch(conn: &mut PgConnection, id: Uuid) -> Result<BatchDetail, AppEr
             .map(|v| v.iter().map(SignatureView::from).collect())
             .unwrap_or_default(),
         deviations: deviations_of(conn, id)?,
-        custody: Vec::new(),
+        custody: events_of(conn, id)?,
     })
 }
 

@@ -209,6 +209,59 @@ pub fn open_oos(
     Ok(row)
 }
 
+/// Opens the `excursion` deviation of a custody event whose temperature is
+/// outside the product's storage range, and queues the email to every active
+/// QA user; called inside the transaction that records the event.
+pub fn open_excursion(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    batch: &BatchRow,
+    event: &str,
+    temperature: &str,
+    range: &str,
+) -> Result<DeviationRow, AppError> {
+    let row = DeviationRow {
+        id: Uuid::now_v7(),
+        batch_id: batch.id,
+        result_id: None,
+        kind: DeviationKind::Excursion.as_str().to_owned(),
+        severity: Severity::Major.as_str().to_owned(),
+        status: "open".to_owned(),
+        title: format!("Temperature excursion: {temperature} °C at {event}"),
+        description: format!(
+            "Custody event `{event}` of batch {} recorded {temperature} °C, outside the storage range {range}.",
+            batch.batch_number
+        ),
+        opened_by: Some(actor.id),
+        opened_at: Utc::now(),
+        conclusion: None,
+        root_cause: None,
+        closed_by: None,
+        closed_at: None,
+    };
+    insert_and_audit(conn, Some(actor), &row)?;
+    let subject = format!(
+        "[cellqc] Temperature excursion on batch {}",
+        batch.batch_number
+    );
+    let body = format!(
+        "{}\n\nDeviation: {}\nBatch record: /api/v1/batches/{}\n\nThe batch can't be released while the deviation is open.\n",
+        row.description, row.id, batch.id
+    );
+    let qa = outbox::active_role_emails(conn, "qa")?;
+    outbox::queue(
+        conn,
+        qa,
+        &Email {
+            kind: "custody_excursion",
+            subject: &subject,
+            body: &body,
+            urgent: true,
+        },
+    )?;
+    Ok(row)
+}
+
 /// A manual deviation.
 #[derive(Debug, Clone, Default)]
 pub struct NewDeviationInput {

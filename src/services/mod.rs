@@ -4,10 +4,12 @@
 pub mod audit;
 pub mod auth;
 pub mod batches;
+pub mod custody;
 pub mod deviations;
 pub mod idempotency;
 pub mod outbox;
 pub mod products;
+pub mod release;
 pub mod results;
 pub mod signatures;
 pub mod users;

@@ -123,6 +123,77 @@ impl Lab {
             .await
     }
 
+    /// A batch with every MSC result recorded, passing and reviewed, except
+    /// the tests in `skip`.
+    pub async fn tested_batch(&self, number: &str, skip: &[&str]) -> String {
+        let b = self.batch(number).await;
+        for (code, value) in cellqc::demo::msc_passing_values() {
+            if skip.contains(&code) {
+                continue;
+            }
+            let id = self.recorded(&b, code, value).await;
+            let r = self.review(&id, "accept").await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        }
+        b
+    }
+
+    /// `POST /batches/{id}/release` as `token`.
+    pub async fn release(&self, batch: &str, token: &str, extra: Value) -> Resp {
+        let mut body = json!({"password": USER_PASSWORD});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        self.app
+            .post(&format!("/api/v1/batches/{batch}/release"), token, body)
+            .await
+    }
+
+    /// The release readiness's blocker codes.
+    pub async fn blockers(&self, batch: &str) -> Vec<String> {
+        let r = self
+            .app
+            .get(
+                &format!("/api/v1/batches/{batch}/release-readiness"),
+                &self.tech,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.body["blockers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["code"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Records a custody event as the technician.
+    pub async fn custody(&self, batch: &str, fields: Value) -> Resp {
+        let mut body = json!({"occurred_at": Utc::now().to_rfc3339(), "location": "Cleanroom B, LN2 tank 3",
+                              "party": "Tess Technician"});
+        for (k, v) in fields.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        self.app
+            .post(
+                &format!("/api/v1/batches/{batch}/custody"),
+                &self.tech,
+                body,
+            )
+            .await
+    }
+
+    /// The batch's status as stored.
+    pub fn status(&self, batch: &str) -> String {
+        use cellqc::db::schema::batches;
+        use diesel::prelude::*;
+        batches::table
+            .find(uuid::Uuid::parse_str(batch).unwrap())
+            .select(batches::status)
+            .first(&mut self.app.conn())
+            .unwrap()
+    }
+
     /// The batch record.
     pub async fn batch_record(&self, batch: &str) -> Value {
         let r = self

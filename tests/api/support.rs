@@ -201,6 +201,32 @@ impl TestApp {
         }
     }
 
+    /// A second server on the same database (another instance behind a
+    /// load balancer): tokens of one are valid on the other.
+    pub async fn another_instance(&self) -> TestApp {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::defaults(data_dir.path().to_path_buf());
+        settings.database_url = Some(self.db_url.clone());
+        settings.jwt_secret = Some(JWT_SECRET.to_owned());
+        settings.login_rate_per_minute = 10_000;
+        settings.db_pool_size = 8;
+        settings.workers = Some(2);
+        let pool = build_pool(&self.db_url, settings.db_pool_size).unwrap();
+        let state = AppState::new(&settings, pool.clone()).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        actix_web::rt::spawn(build_server(state, listener, settings.workers).unwrap());
+        TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            db_url: self.db_url.clone(),
+            pool,
+            data_dir,
+            client: awc::Client::builder()
+                .timeout(std::time::Duration::from_secs(60))
+                .finish(),
+        }
+    }
+
     /// A direct database connection.
     pub fn conn(&self) -> cellqc::db::pool::DbConn {
         self.pool.get().unwrap()

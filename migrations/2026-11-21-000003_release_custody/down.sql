@@ -1,0 +1,1 @@
+DROP TABLE custody_events;

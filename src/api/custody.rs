@@ -1,0 +1,74 @@
+//! `/batches/{id}/custody`: the chain of custody.
+
+use super::create;
+use super::extract::{Creation, raw_text};
+use crate::app::AppState;
+use crate::auth::extractors::{Authorized, BatchWriter, CurrentUser};
+use crate::error::AppError;
+use crate::services::batches::find_batch;
+use crate::services::custody::{self as svc, NewCustodyInput};
+use actix_web::{HttpResponse, get, post, web};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+/// `POST /batches/{id}/custody` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustodyBody {
+    event: String,
+    occurred_at: DateTime<Utc>,
+    location: String,
+    party: String,
+    temperature_c: Option<Box<RawValue>>,
+    container_id: Option<String>,
+    recipient_id: Option<String>,
+    internal: Option<bool>,
+    notes: Option<String>,
+}
+
+/// Records a custody event (technician, QA).
+#[post("/batches/{id}/custody")]
+pub async fn record_custody(
+    state: web::Data<AppState>,
+    who: Authorized<BatchWriter>,
+    id: web::Path<Uuid>,
+    req: Creation<CustodyBody>,
+) -> Result<HttpResponse, AppError> {
+    let (b, idempotency) = req.parse()?;
+    let batch_id = id.into_inner();
+    let input = NewCustodyInput {
+        event: b.event,
+        occurred_at: b.occurred_at,
+        location: b.location,
+        party: b.party,
+        temperature_c: b.temperature_c.as_deref().map(raw_text),
+        container_id: b.container_id,
+        recipient_id: b.recipient_id,
+        internal: b.internal.unwrap_or(false),
+        notes: b.notes,
+    };
+    let actor = who.actor.clone();
+    create(&state, actor.id, idempotency, move |c| {
+        svc::record_event(c, &actor, batch_id, &input)
+    })
+    .await
+}
+
+/// The batch's custody events, in order.
+#[get("/batches/{id}/custody")]
+pub async fn list_custody(
+    state: web::Data<AppState>,
+    _user: CurrentUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let events = state
+        .db(move |c| {
+            find_batch(c, id)?;
+            svc::events_of(c, id)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": events, "next_cursor": null })))
+}

@@ -1,0 +1,110 @@
+//! `/batches/{id}/release-readiness`, `/release`, `/reject`, `/recall`.
+
+use super::extract::Json;
+use crate::app::AppState;
+use crate::auth::extractors::{Authorized, CurrentUser, QaOnly};
+use crate::error::AppError;
+use crate::services::release::{self as svc, Disposition, ReleaseRequest};
+use actix_web::{HttpResponse, get, post, web};
+use serde::Deserialize;
+use uuid::Uuid;
+
+/// Every blocker standing between the batch and release.
+#[get("/batches/{id}/release-readiness")]
+pub async fn release_readiness(
+    state: web::Data<AppState>,
+    _user: CurrentUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let r = state.db(move |c| svc::release_readiness(c, id)).await?;
+    Ok(HttpResponse::Ok().json(r))
+}
+
+/// `POST /batches/{id}/release` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseBody {
+    password: String,
+    comment: Option<String>,
+    conditional: Option<bool>,
+    justification: Option<String>,
+}
+
+/// Releases the batch (QA, independent; signed).
+#[post("/batches/{id}/release")]
+pub async fn release_batch(
+    state: web::Data<AppState>,
+    qa: Authorized<QaOnly>,
+    id: web::Path<Uuid>,
+    body: Json<ReleaseBody>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.parse()?;
+    let id = id.into_inner();
+    let lockout = state.auth.lockout;
+    let req = ReleaseRequest {
+        password: body.password,
+        comment: body.comment,
+        conditional: body.conditional.unwrap_or(false),
+        justification: body.justification,
+    };
+    let batch = state
+        .db(move |c| svc::release(c, lockout, &qa.actor, id, &req))
+        .await?;
+    Ok(HttpResponse::Ok().json(batch))
+}
+
+/// `POST /batches/{id}/reject` and `/recall` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispositionBody {
+    password: String,
+    reason: String,
+}
+
+async fn dispose(
+    state: web::Data<AppState>,
+    qa: Authorized<QaOnly>,
+    id: Uuid,
+    body: Json<DispositionBody>,
+    what: Disposition,
+) -> Result<HttpResponse, AppError> {
+    let body = body.parse()?;
+    let lockout = state.auth.lockout;
+    let batch = state
+        .db(move |c| {
+            svc::dispose(
+                c,
+                lockout,
+                &qa.actor,
+                id,
+                what,
+                &body.password,
+                &body.reason,
+            )
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(batch))
+}
+
+/// Rejects the batch (QA; signed, with a reason).
+#[post("/batches/{id}/reject")]
+pub async fn reject_batch(
+    state: web::Data<AppState>,
+    qa: Authorized<QaOnly>,
+    id: web::Path<Uuid>,
+    body: Json<DispositionBody>,
+) -> Result<HttpResponse, AppError> {
+    dispose(state, qa, id.into_inner(), body, Disposition::Reject).await
+}
+
+/// Recalls a released batch (QA; signed, with a reason).
+#[post("/batches/{id}/recall")]
+pub async fn recall_batch(
+    state: web::Data<AppState>,
+    qa: Authorized<QaOnly>,
+    id: web::Path<Uuid>,
+    body: Json<DispositionBody>,
+) -> Result<HttpResponse, AppError> {
+    dispose(state, qa, id.into_inner(), body, Disposition::Recall).await
+}

@@ -1,0 +1,448 @@
+//! The release gate: from a batch's facts, every reason it can't be released
+//! now (EU GMP Part IV §11.3, §11.5; Annex 11 §15), and the independence and
+//! signature rules of the Qualified Person's certification.
+
+use super::batch::BatchStatus;
+use super::result::{ResultFacts, ResultStatus, current_result};
+use super::spec::{Outcome, TestDef};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// Why a batch can't be released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockerCode {
+    /// A required test has no current result.
+    MissingResult,
+    /// A current result failed.
+    ResultFailed,
+    /// A current result awaits second-person review.
+    ResultNotReviewed,
+    /// A deviation is open.
+    OpenDeviation,
+    /// An OOS was confirmed: the batch can only be rejected.
+    ConfirmedOos,
+    /// The batch was shipped and not yet delivered.
+    InTransit,
+    /// The batch is past its expiry.
+    Expired,
+    /// A parent batch (e.g. the working cell bank) is not released.
+    ParentNotReleased,
+}
+
+/// One reason, in the lab's words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Blocker {
+    /// Machine code.
+    pub code: BlockerCode,
+    /// What is wrong.
+    pub message: String,
+    /// The test concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_code: Option<String>,
+}
+
+/// A deviation as the gate sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviationFact {
+    /// Id.
+    pub id: Uuid,
+    /// Title.
+    pub title: String,
+    /// Still open.
+    pub open: bool,
+    /// Closed as `confirmed_oos`.
+    pub confirmed_oos: bool,
+}
+
+/// A parent batch as the gate sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParentFact {
+    /// Batch number.
+    pub batch_number: String,
+    /// Status.
+    pub status: BatchStatus,
+}
+
+/// Everything the gate looks at.
+#[derive(Debug, Clone)]
+pub struct BatchFacts {
+    /// The specification's tests.
+    pub tests: Vec<TestDef>,
+    /// Every result of the batch.
+    pub results: Vec<ResultFacts>,
+    /// Every deviation of the batch.
+    pub deviations: Vec<DeviationFact>,
+    /// Shipped and not delivered.
+    pub in_transit: bool,
+    /// Expiry.
+    pub expires_at: DateTime<Utc>,
+    /// Now.
+    pub now: DateTime<Utc>,
+    /// Parent batches.
+    pub parents: Vec<ParentFact>,
+}
+
+fn blocker(code: BlockerCode, message: String, test_code: Option<&str>) -> Blocker {
+    Blocker {
+        code,
+        message,
+        test_code: test_code.map(str::to_owned),
+    }
+}
+
+/// Every blocker, in a stable order: tests in specification order, then
+/// deviations, custody, expiry, parents.
+pub fn blockers(f: &BatchFacts) -> Vec<Blocker> {
+    let mut out = Vec::new();
+    for t in &f.tests {
+        match current_result(&f.results, &t.code) {
+            None if t.required => out.push(blocker(
+                BlockerCode::MissingResult,
+                format!("{} ({}) has no valid result", t.code, t.name),
+                Some(&t.code),
+            )),
+            None => {}
+            Some(r) => {
+                if r.outcome == Outcome::Fail {
+                    out.push(blocker(
+                        BlockerCode::ResultFailed,
+                        format!("the result of {} is out of specification", t.code),
+                        Some(&t.code),
+                    ));
+                }
+                if r.status() == ResultStatus::Recorded {
+                    out.push(blocker(
+                        BlockerCode::ResultNotReviewed,
+                        format!("the result of {} awaits second-person review", t.code),
+                        Some(&t.code),
+                    ));
+                }
+            }
+        }
+    }
+    for d in &f.deviations {
+        if d.open {
+            out.push(blocker(
+                BlockerCode::OpenDeviation,
+                format!("deviation \"{}\" ({}) is open", d.title, d.id),
+                None,
+            ));
+        }
+        if d.confirmed_oos {
+            out.push(blocker(
+                BlockerCode::ConfirmedOos,
+                format!(
+                    "deviation \"{}\" confirmed an OOS: the batch can only be rejected",
+                    d.title
+                ),
+                None,
+            ));
+        }
+    }
+    if f.in_transit {
+        out.push(blocker(
+            BlockerCode::InTransit,
+            "the batch was shipped and its delivery is not recorded".to_owned(),
+            None,
+        ));
+    }
+    if f.expires_at <= f.now {
+        out.push(blocker(
+            BlockerCode::Expired,
+            format!(
+                "the batch expired at {}",
+                f.expires_at.format("%Y-%m-%d %H:%M UTC")
+            ),
+            None,
+        ));
+    }
+    for p in &f.parents {
+        if p.status != BatchStatus::Released {
+            out.push(blocker(
+                BlockerCode::ParentNotReleased,
+                format!(
+                    "parent batch {} is {}, not released",
+                    p.batch_number,
+                    p.status.as_str()
+                ),
+                None,
+            ));
+        }
+    }
+    out
+}
+
+/// The answer of `GET /batches/{id}/release-readiness`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Readiness {
+    /// No blocker at all.
+    pub releasable: bool,
+    /// Every blocker is a missing result of a test allowed to be pending.
+    pub conditionally_releasable: bool,
+    /// Every blocker.
+    pub blockers: Vec<Blocker>,
+}
+
+/// Readiness from the facts.
+pub fn readiness(f: &BatchFacts) -> Readiness {
+    let blockers = blockers(f);
+    let pending_ok = |b: &Blocker| {
+        b.code == BlockerCode::MissingResult
+            && f.tests
+                .iter()
+                .any(|t| Some(&t.code) == b.test_code.as_ref() && t.pending_release_allowed)
+    };
+    Readiness {
+        releasable: blockers.is_empty(),
+        conditionally_releasable: !blockers.is_empty() && blockers.iter().all(pending_ok),
+        blockers,
+    }
+}
+
+/// Whether `qa` took part in any current result (performed or reviewed it):
+/// then they are not independent and may not certify the batch (Annex 11 §15).
+pub fn took_part(f: &BatchFacts, qa: Uuid) -> bool {
+    f.tests
+        .iter()
+        .filter_map(|t| current_result(&f.results, &t.code))
+        .any(|r| r.performed_by == qa || r.reviewed_by == Some(qa))
+}
+
+/// The certification a release request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Certification {
+    /// Every result in, passing and reviewed.
+    Full,
+    /// Before pending (e.g. 14-day sterility) results are in.
+    Conditional,
+}
+
+/// Why a release request is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReleaseRefusal {
+    /// The batch's status does not allow it (409 `invalid_transition`).
+    WrongStatus(BatchStatus),
+    /// Blockers stand (409 `not_releasable`).
+    NotReleasable(Vec<Blocker>),
+    /// Conditional release asked with nothing pending (409 `nothing_pending`).
+    NothingPending,
+}
+
+/// Checks a release request against the status and the gate.
+pub fn check_release(
+    status: BatchStatus,
+    kind: Certification,
+    r: &Readiness,
+) -> Result<(), ReleaseRefusal> {
+    match (kind, status) {
+        (Certification::Full, BatchStatus::Quarantine | BatchStatus::ConditionallyReleased)
+        | (Certification::Conditional, BatchStatus::Quarantine) => {}
+        (_, other) => return Err(ReleaseRefusal::WrongStatus(other)),
+    }
+    match kind {
+        Certification::Full if r.releasable => Ok(()),
+        Certification::Conditional if r.conditionally_releasable => Ok(()),
+        Certification::Conditional if r.releasable => Err(ReleaseRefusal::NothingPending),
+        _ => Err(ReleaseRefusal::NotReleasable(r.blockers.clone())),
+    }
+}
+
+/// The status a reject or recall moves to, or why it can't.
+pub fn check_reject(status: BatchStatus) -> Result<BatchStatus, BatchStatus> {
+    match status {
+        BatchStatus::Quarantine | BatchStatus::ConditionallyReleased => Ok(BatchStatus::Rejected),
+        other => Err(other),
+    }
+}
+
+/// Recall is for a batch that was released (fully or conditionally).
+pub fn check_recall(status: BatchStatus) -> Result<BatchStatus, BatchStatus> {
+    match status {
+        BatchStatus::Released | BatchStatus::ConditionallyReleased => Ok(BatchStatus::Recalled),
+        other => Err(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::result::Review;
+    use crate::domain::spec::{TestDefInput, validate_tests};
+    use chrono::Duration;
+
+    fn tests() -> Vec<TestDef> {
+        let mut viab = TestDefInput {
+            code: "VIAB".into(),
+            name: "viability".into(),
+            method: "m".into(),
+            kind: "numeric".into(),
+            min: Some("80".into()),
+            ..Default::default()
+        };
+        viab.unit = Some("%".into());
+        let ster = TestDefInput {
+            code: "STER".into(),
+            name: "sterility".into(),
+            method: "m".into(),
+            kind: "qualitative".into(),
+            allowed: Some(vec!["no growth".into()]),
+            pending_release_allowed: Some(true),
+            ..Default::default()
+        };
+        validate_tests(&[viab, ster]).unwrap()
+    }
+
+    fn result(code: &str, outcome: Outcome, reviewed: bool) -> ResultFacts {
+        ResultFacts {
+            id: Uuid::now_v7(),
+            test_code: code.into(),
+            outcome,
+            performed_by: Uuid::from_u128(1),
+            review: reviewed.then_some(Review::Accepted),
+            reviewed_by: reviewed.then_some(Uuid::from_u128(2)),
+            superseded: false,
+            invalidated: false,
+        }
+    }
+
+    fn facts(results: Vec<ResultFacts>) -> BatchFacts {
+        let now = Utc::now();
+        BatchFacts {
+            tests: tests(),
+            results,
+            deviations: vec![],
+            in_transit: false,
+            expires_at: now + Duration::days(10),
+            now,
+            parents: vec![],
+        }
+    }
+
+    fn codes(f: &BatchFacts) -> Vec<BlockerCode> {
+        blockers(f).into_iter().map(|b| b.code).collect()
+    }
+
+    #[test]
+    fn a_complete_reviewed_passing_batch_is_releasable() {
+        let f = facts(vec![
+            result("VIAB", Outcome::Pass, true),
+            result("STER", Outcome::Pass, true),
+        ]);
+        let r = readiness(&f);
+        assert!(r.releasable && !r.conditionally_releasable);
+        assert_eq!(
+            check_release(BatchStatus::Quarantine, Certification::Full, &r),
+            Ok(())
+        );
+        assert_eq!(
+            check_release(BatchStatus::Quarantine, Certification::Conditional, &r),
+            Err(ReleaseRefusal::NothingPending)
+        );
+    }
+
+    #[test]
+    fn every_blocker_is_reported_not_just_the_first() {
+        let mut f = facts(vec![result("VIAB", Outcome::Fail, false)]);
+        f.deviations = vec![
+            DeviationFact {
+                id: Uuid::now_v7(),
+                title: "OOS".into(),
+                open: true,
+                confirmed_oos: false,
+            },
+            DeviationFact {
+                id: Uuid::now_v7(),
+                title: "old".into(),
+                open: false,
+                confirmed_oos: true,
+            },
+        ];
+        f.in_transit = true;
+        f.expires_at = f.now - Duration::seconds(1);
+        f.parents = vec![ParentFact {
+            batch_number: "WCB-1".into(),
+            status: BatchStatus::Quarantine,
+        }];
+        assert_eq!(
+            codes(&f),
+            vec![
+                BlockerCode::ResultFailed,
+                BlockerCode::ResultNotReviewed,
+                BlockerCode::MissingResult,
+                BlockerCode::OpenDeviation,
+                BlockerCode::ConfirmedOos,
+                BlockerCode::InTransit,
+                BlockerCode::Expired,
+                BlockerCode::ParentNotReleased,
+            ]
+        );
+    }
+
+    #[test]
+    fn only_a_pending_allowed_missing_result_permits_conditional_release() {
+        let f = facts(vec![result("VIAB", Outcome::Pass, true)]);
+        let r = readiness(&f);
+        assert!(!r.releasable && r.conditionally_releasable);
+        assert_eq!(
+            check_release(BatchStatus::Quarantine, Certification::Conditional, &r),
+            Ok(())
+        );
+        assert!(matches!(
+            check_release(BatchStatus::Quarantine, Certification::Full, &r),
+            Err(ReleaseRefusal::NotReleasable(_))
+        ));
+        // The conditional batch is later fully certified, never conditionally again.
+        assert!(matches!(
+            check_release(
+                BatchStatus::ConditionallyReleased,
+                Certification::Conditional,
+                &r
+            ),
+            Err(ReleaseRefusal::WrongStatus(_))
+        ));
+        let unreviewed = facts(vec![result("VIAB", Outcome::Pass, false)]);
+        assert!(!readiness(&unreviewed).conditionally_releasable);
+    }
+
+    #[test]
+    fn the_releaser_must_not_have_performed_or_reviewed_a_current_result() {
+        let f = facts(vec![result("VIAB", Outcome::Pass, true)]);
+        assert!(took_part(&f, Uuid::from_u128(1)));
+        assert!(took_part(&f, Uuid::from_u128(2)));
+        assert!(!took_part(&f, Uuid::from_u128(3)));
+    }
+
+    #[test]
+    fn reject_and_recall_follow_the_status() {
+        assert_eq!(
+            check_reject(BatchStatus::Quarantine),
+            Ok(BatchStatus::Rejected)
+        );
+        assert_eq!(
+            check_reject(BatchStatus::ConditionallyReleased),
+            Ok(BatchStatus::Rejected)
+        );
+        assert_eq!(
+            check_reject(BatchStatus::Released),
+            Err(BatchStatus::Released)
+        );
+        assert_eq!(
+            check_recall(BatchStatus::Released),
+            Ok(BatchStatus::Recalled)
+        );
+        assert_eq!(
+            check_recall(BatchStatus::Quarantine),
+            Err(BatchStatus::Quarantine)
+        );
+        assert!(matches!(
+            check_release(
+                BatchStatus::Released,
+                Certification::Full,
+                &readiness(&facts(vec![]))
+            ),
+            Err(ReleaseRefusal::WrongStatus(BatchStatus::Released))
+        ));
+    }
+}

@@ -1,0 +1,210 @@
+//! Chain of custody rules.
+
+use crate::lab::Lab;
+use actix_web::http::StatusCode;
+use cellqc::db::schema::{audit_entries, email_outbox};
+use chrono::{Duration, Utc};
+use diesel::prelude::*;
+use serde_json::json;
+
+#[actix_web::test]
+async fn in_transit_only_delivered_is_accepted() {
+    let lab = Lab::msc().await;
+    let b = lab.batch("MSC-1").await;
+    assert_eq!(
+        lab.custody(&b, json!({"event": "received"})).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        lab.custody(&b, json!({"event": "shipped", "internal": true}))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    for event in ["stored", "received", "shipped", "administered", "destroyed"] {
+        let r = lab.custody(&b, json!({"event": event, "recipient_id": if event == "administered" { json!("PT-1") } else { json!(null) }})).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{event}");
+        assert_eq!(r.code(), "in_transit", "{event}");
+    }
+    assert_eq!(
+        lab.custody(&b, json!({"event": "delivered"})).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(lab.count("custody_events"), 3);
+}
+
+#[actix_web::test]
+async fn delivery_without_shipment_is_refused() {
+    let lab = Lab::msc().await;
+    let b = lab.batch("MSC-1").await;
+    let r = lab.custody(&b, json!({"event": "delivered"})).await;
+    assert_eq!(r.code(), "not_in_transit");
+}
+
+#[actix_web::test]
+async fn nothing_follows_destruction_or_administration() {
+    let lab = Lab::msc().await;
+    let b = lab.batch("MSC-1").await;
+    lab.custody(&b, json!({"event": "destroyed", "notes": "expired stock"}))
+        .await;
+    let r = lab.custody(&b, json!({"event": "stored"})).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.code(), "custody_closed");
+}
+
+#[actix_web::test]
+async fn shipping_an_unreleased_batch_needs_internal() {
+    let lab = Lab::msc().await;
+    let b = lab.batch("MSC-1").await;
+    let r = lab
+        .custody(&b, json!({"event": "shipped", "party": "World Courier"}))
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.code(), "not_released");
+    assert_eq!(lab.count("custody_events"), 0);
+    let internal = lab
+        .custody(&b, json!({"event": "shipped", "internal": true}))
+        .await;
+    assert_eq!(internal.status, StatusCode::CREATED);
+    assert_eq!(internal.body["internal"], true);
+}
+
+#[actix_web::test]
+async fn administration_to_anyone_but_the_intended_recipient_is_refused() {
+    let lab = Lab::msc().await;
+    let r = lab
+        .create_batch(json!({"batch_number": "MSC-P", "intended_recipient": "PT-0042"}))
+        .await;
+    let b = r.body["id"].as_str().unwrap().to_owned();
+    for (code, value) in cellqc::demo::msc_passing_values() {
+        let id = lab.recorded(&b, code, value).await;
+        lab.review(&id, "accept").await;
+    }
+    let quarantined = lab
+        .custody(
+            &b,
+            json!({"event": "administered", "recipient_id": "PT-0042"}),
+        )
+        .await;
+    assert_eq!(
+        quarantined.code(),
+        "not_released",
+        "never into a patient before release"
+    );
+    lab.release(&b, &lab.qa2, json!({})).await;
+    let none = lab.custody(&b, json!({"event": "administered"})).await;
+    assert_eq!(none.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(none.body["errors"][0]["field"], "recipient_id");
+    let wrong = lab
+        .custody(
+            &b,
+            json!({"event": "administered", "recipient_id": "PT-0043"}),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::CONFLICT);
+    assert_eq!(wrong.code(), "identity_mismatch");
+    assert_eq!(lab.count("custody_events"), 0);
+    let right = lab
+        .custody(
+            &b,
+            json!({"event": "administered", "recipient_id": "PT-0042"}),
+        )
+        .await;
+    assert_eq!(right.status, StatusCode::CREATED);
+}
+
+#[actix_web::test]
+async fn events_must_keep_their_chronology() {
+    let lab = Lab::msc().await;
+    let b = lab.batch("MSC-1").await;
+    lab.custody(
+        &b,
+        json!({"event": "received", "occurred_at": (Utc::now() - Duration::hours(2)).to_rfc3339()}),
+    )
+    .await;
+    let earlier = lab.custody(&b, json!({"event": "stored", "occurred_at": (Utc::now() - Duration::hours(3)).to_rfc3339()})).await;
+    assert_eq!(earlier.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(earlier.body["errors"][0]["field"], "occurred_at");
+    let future = lab.custody(&b, json!({"event": "stored", "occurred_at": (Utc::now() + Duration::hours(1)).to_rfc3339()})).await;
+    assert_eq!(future.body["errors"][0]["field"], "occurred_at");
+    let bad_event = lab.custody(&b, json!({"event": "lost"})).await;
+    assert_eq!(bad_event.body["errors"][0]["field"], "event");
+}
+
+#[actix_web::test]
+async fn a_temperature_outside_the_storage_range_is_recorded_as_an_excursion() {
+    let lab = Lab::msc().await;
+    let b = lab.batch("MSC-1").await;
+    let ok = lab
+        .custody(&b, json!({"event": "stored", "temperature_c": "-180"}))
+        .await;
+    assert_eq!(ok.body["excursion"], false);
+    let warm = lab
+        .custody(&b, json!({"event": "stored", "temperature_c": -120.5}))
+        .await;
+    assert_eq!(warm.status, StatusCode::CREATED, "facts are never refused");
+    assert_eq!(warm.body["excursion"], true);
+    assert_eq!(warm.body["temperature_c"], "-120.5");
+    let rec = lab.batch_record(&b).await;
+    let dev = &rec["deviations"][0];
+    assert_eq!(dev["kind"], "excursion");
+    assert_eq!(dev["status"], "open");
+    assert_eq!(warm.body["deviation_id"], dev["id"]);
+    let kinds: Vec<String> = email_outbox::table
+        .select(email_outbox::kind)
+        .load(&mut lab.app.conn())
+        .unwrap();
+    assert_eq!(kinds, ["custody_excursion"]);
+    assert!(
+        lab.blockers(&b)
+            .await
+            .contains(&"open_deviation".to_owned())
+    );
+}
+
+#[actix_web::test]
+async fn each_event_carries_its_place_in_the_batchs_hash_chain() {
+    let lab = Lab::msc().await;
+    let b = lab.batch("MSC-1").await;
+    lab.custody(&b, json!({"event": "received"})).await;
+    lab.custody(&b, json!({"event": "stored", "temperature_c": "-190"}))
+        .await;
+    let list = lab
+        .app
+        .get(&format!("/api/v1/batches/{b}/custody"), &lab.tech)
+        .await;
+    let items = list.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    for e in items {
+        let (seq, prev, hash): (i64, String, String) = audit_entries::table
+            .filter(
+                audit_entries::entity_id
+                    .eq(uuid::Uuid::parse_str(e["id"].as_str().unwrap()).unwrap()),
+            )
+            .select((
+                audit_entries::seq,
+                audit_entries::prev_hash,
+                audit_entries::hash,
+            ))
+            .first(&mut lab.app.conn())
+            .unwrap();
+        assert_eq!(e["seq"], seq);
+        assert_eq!(e["prev_hash"], prev);
+        assert_eq!(e["hash"], hash);
+        assert_eq!(e["recorded_by"], lab.tech_id.as_str());
+    }
+    assert_eq!(
+        items[1]["prev_hash"], items[0]["hash"],
+        "consecutive entries of the batch's chain"
+    );
+    let auditor = lab.app.signed_in(&["auditor"]).await.1;
+    assert_eq!(
+        lab.app.get("/api/v1/audit/verify", &auditor).await.body["ok"],
+        true
+    );
+    let denied = lab
+        .app
+        .post(&format!("/api/v1/batches/{b}/custody"), &lab.reviewer, json!({"event": "stored", "occurred_at": Utc::now().to_rfc3339(), "location": "x", "party": "y"}))
+        .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+}

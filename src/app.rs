@@ -28,6 +28,8 @@ pub struct AppState {
     pub auth: AuthConfig,
     /// Sign-in attempts per client address.
     pub login_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Static bearer token for `/metrics`.
+    pub metrics_token: Option<String>,
 }
 
 impl AppState {
@@ -43,6 +45,7 @@ impl AppState {
                 sessions: settings.sessions(),
             },
             login_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
+            metrics_token: settings.metrics_token.clone().filter(|t| !t.is_empty()),
         })
     }
 
@@ -68,9 +71,11 @@ pub fn build_server(
     listener: TcpListener,
     workers: Option<usize>,
 ) -> std::io::Result<Server> {
+    crate::observability::handle();
     let state = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(crate::observability::track))
             .wrap(TracingLogger::default())
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))

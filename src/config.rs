@@ -14,6 +14,10 @@
 //! | `CELLQC_LOGIN_RATE_PER_MINUTE` | `30` | sign-in attempts per client address per minute |
 //! | `CELLQC_DB_POOL_SIZE` | `10` | database connections per instance |
 //! | `CELLQC_WORKERS` | CPU cores | HTTP worker threads |
+//! | `CELLQC_SMTP_URL` | unset: `.eml` files in `<data dir>/mail` | SMTP server for notifications |
+//! | `CELLQC_MAIL_FROM` | `cellqc <cellqc@localhost>` | sender of notifications |
+//! | `CELLQC_PUBLIC_URL` | `http://127.0.0.1:8080` | base of the links in notifications |
+//! | `CELLQC_METRICS_TOKEN` | unset | a static bearer token that may read `/metrics` (besides any signed-in user) |
 //! | `CELLQC_ADMIN_PASSWORD` | generated, printed once | password of the first `admin` |
 //! | `CELLQC_LOG_FORMAT` | `text` | `text` or `json` log lines |
 //! | `RUST_LOG` | `info` | log filter |
@@ -24,6 +28,10 @@ use std::path::PathBuf;
 
 /// Default listen address.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+/// Default sender of notifications.
+pub const DEFAULT_MAIL_FROM: &str = "cellqc <cellqc@localhost>";
+/// Default base of links in notifications.
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "./cellqc-data";
 
@@ -66,6 +74,18 @@ pub struct Settings {
     /// HTTP worker threads (default: one per CPU core).
     #[arg(long, env = "CELLQC_WORKERS")]
     pub workers: Option<usize>,
+    /// SMTP server URL for notifications; unset writes `.eml` files.
+    #[arg(long, env = "CELLQC_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Sender of notifications.
+    #[arg(long, env = "CELLQC_MAIL_FROM", default_value = DEFAULT_MAIL_FROM)]
+    pub mail_from: String,
+    /// Base URL of the links in notifications.
+    #[arg(long, env = "CELLQC_PUBLIC_URL", default_value = DEFAULT_PUBLIC_URL)]
+    pub public_url: String,
+    /// Static bearer token for Prometheus scraping of `/metrics`.
+    #[arg(long, env = "CELLQC_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 impl Settings {
@@ -84,6 +104,10 @@ impl Settings {
             login_rate_per_minute: 30,
             db_pool_size: 10,
             workers: None,
+            smtp_url: None,
+            mail_from: DEFAULT_MAIL_FROM.to_owned(),
+            public_url: DEFAULT_PUBLIC_URL.to_owned(),
+            metrics_token: None,
         }
     }
 
@@ -92,6 +116,18 @@ impl Settings {
         LockoutPolicy {
             threshold: self.lockout_threshold.max(1),
             duration: Duration::minutes(i64::from(self.lockout_minutes)),
+        }
+    }
+
+    /// Where notifications go.
+    pub fn mail(&self) -> crate::notify::MailConfig {
+        crate::notify::MailConfig {
+            smtp_url: self.smtp_url.clone().filter(|u| !u.is_empty()),
+            from: self.mail_from.clone(),
+            public_url: self.public_url.clone(),
+            mail_dir: self.data_dir.join("mail"),
+            poll: std::time::Duration::from_secs(1),
+            retry_base: std::time::Duration::from_secs(2),
         }
     }
 

@@ -13,5 +13,7 @@ pub mod db;
 pub mod demo;
 pub mod domain;
 pub mod error;
+pub mod notify;
+pub mod observability;
 pub mod services;
 pub mod telemetry;

@@ -250,11 +250,22 @@ fn serve_on(
         }
     }
     let pool = build_pool(&db.url, settings.db_pool_size)?;
+    let mail = settings.mail();
+    match &mail.smtp_url {
+        Some(_) => tracing::info!("notifications go to the SMTP server in CELLQC_SMTP_URL"),
+        None => {
+            tracing::info!(dir = %mail.mail_dir.display(), "no CELLQC_SMTP_URL: notifications are written as .eml files")
+        }
+    }
+    let outbox = cellqc::notify::OutboxWorker::start(pool.clone(), mail)?;
     let state = AppState::new(settings, pool)?;
     let listener = TcpListener::bind(&settings.bind)
         .with_context(|| format!("listening on {}", settings.bind))?;
     tracing::info!(address = %listener.local_addr()?, "cellqc listening");
-    actix_web::rt::System::new()
-        .block_on(async move { build_server(state, listener, settings.workers)?.await })?;
+    let served = actix_web::rt::System::new()
+        .block_on(async move { build_server(state, listener, settings.workers)?.await });
+    // The HTTP server has stopped: let the outbox finish its current message.
+    outbox.stop();
+    served?;
     Ok(ExitCode::SUCCESS)
 }

@@ -12,6 +12,33 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
+/// `GET /metrics`: Prometheus text, for a signed-in user or the static
+/// `CELLQC_METRICS_TOKEN`.
+#[get("/metrics")]
+pub async fn metrics(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    user: Option<crate::auth::extractors::CurrentUser>,
+) -> Result<HttpResponse, AppError> {
+    let token_ok = state.metrics_token.as_deref().is_some_and(|t| {
+        req.headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v == format!("Bearer {t}"))
+    });
+    if user.is_none() && !token_ok {
+        return Err(AppError::unauthorized(
+            "missing_token",
+            "send `Authorization: Bearer <token>` (a session token or CELLQC_METRICS_TOKEN)",
+        ));
+    }
+    let pool = state.pool.clone();
+    let text = actix_web::web::block(move || crate::observability::render(&pool)).await??;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text))
+}
+
 /// `GET /readyz`: the database is reachable and every migration applied.
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {

@@ -28,6 +28,7 @@ use uuid::Uuid;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(health::healthz)
         .service(health::readyz)
+        .service(health::metrics)
         .service(
             web::scope("/api/v1")
                 .service(auth::login)

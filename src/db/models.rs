@@ -94,6 +94,25 @@ pub struct NewEmail<'a> {
     pub subject: &'a str,
     pub body: &'a str,
     pub urgent: bool,
+    pub link_path: Option<&'a str>,
+}
+
+/// An email waiting in the outbox.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = email_outbox)]
+pub struct EmailRow {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub kind: String,
+    pub recipients: Vec<String>,
+    pub subject: String,
+    pub body: String,
+    pub urgent: bool,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub link_path: Option<String>,
 }
 
 /// A product.

@@ -209,6 +209,7 @@ diesel::table! {
         next_attempt_at -> Timestamptz,
         sent_at -> Nullable<Timestamptz>,
         last_error -> Nullable<Text>,
+        link_path -> Nullable<Text>,
     }
 }
 

@@ -176,6 +176,7 @@ fn lock_account(
         )?;
     }
     let admins = outbox::active_role_emails(conn, "admin")?;
+    let link = format!("/api/v1/users/{}", user.id);
     outbox::queue(
         conn,
         admins,
@@ -184,6 +185,7 @@ fn lock_account(
             subject: &subject,
             body: &body,
             urgent: true,
+            link_path: Some(&link),
         },
     )?;
     Ok(())

@@ -190,6 +190,9 @@ pub fn record_event(
         let batch = lock_batch(c, batch_id)?;
         let status = status_of(&batch)?;
         let rows = rows_of(c, batch.id)?;
+        // Only a delivery can end a blocker (in transit).
+        let was_releasable =
+            event != CustodyEvent::Delivered || super::release::is_releasable(c, &batch)?;
         let now = Utc::now();
         let proposed = Proposed {
             event,
@@ -288,6 +291,7 @@ pub fn record_event(
         diesel::insert_into(custody_events::table)
             .values(&row)
             .execute(c)?;
+        super::release::announce_if_ready(c, batch.id, was_releasable)?;
         Ok(CustodyView::from(&row))
     })
 }

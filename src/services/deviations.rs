@@ -81,6 +81,11 @@ fn record_of(d: &DeviationRow) -> Value {
     })
 }
 
+/// The page of a batch, linked from emails.
+pub fn batch_link(batch_id: Uuid) -> String {
+    format!("/api/v1/batches/{batch_id}")
+}
+
 /// Every deviation of a batch, oldest first.
 pub fn deviations_of(
     conn: &mut PgConnection,
@@ -184,7 +189,7 @@ pub fn open_oos(
     };
     let body = format!(
         "{}\n\nBatch: {} (status {})\nTest: {}\nResult: {}{unit}\nLimit: {limit}\nDeviation: {} ({})\n\
-         Batch record: /api/v1/batches/{}\n\nThe result can't be superseded or retested until QA closes the \
+         \nThe result can't be superseded or retested until QA closes the \
          investigation; only a documented assignable cause (invalid_test) invalidates it.\n",
         row.description,
         batch.batch_number,
@@ -193,7 +198,6 @@ pub fn open_oos(
         result.value_text,
         row.id,
         severity.as_str(),
-        batch.id,
     );
     let qa = outbox::active_role_emails(conn, "qa")?;
     outbox::queue(
@@ -204,6 +208,7 @@ pub fn open_oos(
             subject: &subject,
             body: &body,
             urgent,
+            link_path: Some(&batch_link(batch.id)),
         },
     )?;
     Ok(row)
@@ -245,8 +250,8 @@ pub fn open_excursion(
         batch.batch_number
     );
     let body = format!(
-        "{}\n\nDeviation: {}\nBatch record: /api/v1/batches/{}\n\nThe batch can't be released while the deviation is open.\n",
-        row.description, row.id, batch.id
+        "{}\n\nDeviation: {}\n\nThe batch can't be released while the deviation is open.\n",
+        row.description, row.id
     );
     let qa = outbox::active_role_emails(conn, "qa")?;
     outbox::queue(
@@ -257,6 +262,7 @@ pub fn open_excursion(
             subject: &subject,
             body: &body,
             urgent: true,
+            link_path: Some(&batch_link(batch.id)),
         },
     )?;
     Ok(row)
@@ -366,6 +372,7 @@ pub fn close(
                 )
             })?;
         let batch = lock_batch(c, batch_id)?;
+        let was_releasable = super::release::is_releasable(c, &batch)?;
         let before: DeviationRow = deviations::table
             .find(deviation_id)
             .select(DeviationRow::as_select())
@@ -444,6 +451,7 @@ pub fn close(
             rec.reason = Some(&root_cause);
             audit::append(c, rec)?;
         }
+        super::release::announce_if_ready(c, batch.id, was_releasable)?;
         Ok(Ok(view(&after, vec![SignatureView::from(&signature)])))
     })?
 }

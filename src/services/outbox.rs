@@ -19,6 +19,8 @@ pub struct Email<'a> {
     pub body: &'a str,
     /// Urgent messages are sent first.
     pub urgent: bool,
+    /// The page the message is about (e.g. `/batches/{id}`), linked in the message.
+    pub link_path: Option<&'a str>,
 }
 
 /// Email addresses of every active user holding `role`.
@@ -53,6 +55,7 @@ pub fn queue(
             subject: email.subject,
             body: email.body,
             urgent: email.urgent,
+            link_path: email.link_path,
         })
         .execute(conn)?;
     Ok(true)

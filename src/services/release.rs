@@ -75,6 +75,52 @@ pub fn release_readiness(conn: &mut PgConnection, batch_id: Uuid) -> Result<Read
     Ok(readiness(&facts(conn, &batch)?))
 }
 
+/// Whether the batch is releasable now.
+pub fn is_releasable(conn: &mut PgConnection, batch: &BatchRow) -> Result<bool, AppError> {
+    Ok(readiness(&facts(conn, batch)?).releasable)
+}
+
+/// Queues "ready for release" to every active QA user when the batch, not
+/// releasable before this change (`was_releasable`), is releasable now.
+pub fn announce_if_ready(
+    conn: &mut PgConnection,
+    batch_id: Uuid,
+    was_releasable: bool,
+) -> Result<(), AppError> {
+    if was_releasable {
+        return Ok(());
+    }
+    let batch = find_batch(conn, batch_id)?;
+    let status = status_of(&batch)?;
+    if !matches!(
+        status,
+        BatchStatus::Quarantine | BatchStatus::ConditionallyReleased
+    ) || !is_releasable(conn, &batch)?
+    {
+        return Ok(());
+    }
+    let subject = format!("[cellqc] Batch {} is ready for release", batch.batch_number);
+    let body = format!(
+        "Every result of batch {} is in, within specification and reviewed, and nothing else blocks \
+         its release. A Qualified Person who took no part in its testing can now sign the release.\n",
+        batch.batch_number
+    );
+    let qa = outbox::active_role_emails(conn, "qa")?;
+    let link = super::deviations::batch_link(batch.id);
+    outbox::queue(
+        conn,
+        qa,
+        &Email {
+            kind: "batch_ready",
+            subject: &subject,
+            body: &body,
+            urgent: false,
+            link_path: Some(&link),
+        },
+    )?;
+    Ok(())
+}
+
 /// What a release request asks.
 #[derive(Debug, Clone, Default)]
 pub struct ReleaseRequest {
@@ -140,13 +186,12 @@ fn notify_qa(
 ) -> Result<(), AppError> {
     let subject = format!("[cellqc] Batch {} {what}", batch.batch_number);
     let body = format!(
-        "Batch {} was {what} by {} ({}) at {}.{}\\nBatch record: /api/v1/batches/{}\\n",
+        "Batch {} was {what} by {} ({}) at {}.{}\n",
         batch.batch_number,
         actor.full_name,
         actor.username,
         Utc::now().format("%Y-%m-%d %H:%M:%S UTC"),
-        why.map(|w| format!("\\nReason: {w}")).unwrap_or_default(),
-        batch.id
+        why.map(|w| format!("\nReason: {w}")).unwrap_or_default(),
     );
     let qa = outbox::active_role_emails(conn, "qa")?;
     outbox::queue(
@@ -157,6 +202,7 @@ fn notify_qa(
             subject: &subject,
             body: &body,
             urgent: kind == "batch_recalled",
+            link_path: Some(&super::deviations::batch_link(batch.id)),
         },
     )?;
     Ok(())

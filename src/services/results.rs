@@ -440,6 +440,7 @@ pub fn review_result(
             .optional()?
             .ok_or_else(|| result_not_found(result_id))?;
         let batch = lock_batch(c, batch_id)?;
+        let was_releasable = super::release::is_releasable(c, &batch)?;
         let loaded = load(c, batch.id)?;
         let (row, facts) = loaded
             .rows
@@ -495,6 +496,7 @@ pub fn review_result(
             );
         rec.reason = comment;
         audit::append(c, rec)?;
+        super::release::announce_if_ready(c, batch.id, was_releasable)?;
         Ok(Ok(result_view(c, batch.id, row.id)?))
     })?
 }

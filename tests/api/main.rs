@@ -7,6 +7,7 @@ mod batches;
 mod cli;
 mod custody;
 mod deviations;
+mod email;
 mod embedded;
 mod errors;
 mod flow;

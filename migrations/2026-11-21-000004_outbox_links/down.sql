@@ -1,0 +1,1 @@
+ALTER TABLE email_outbox DROP COLUMN link_path; DROP INDEX email_outbox_due;

@@ -15,5 +15,6 @@ pub mod domain;
 pub mod error;
 pub mod notify;
 pub mod observability;
+pub mod report;
 pub mod services;
 pub mod telemetry;

@@ -148,3 +148,27 @@ pub async fn batch_history(
         "next_cursor": null,
     })))
 }
+
+/// The Certificate of Analysis (PDF) of a released or conditionally released batch.
+#[get("/batches/{id}/certificate")]
+pub async fn batch_certificate(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let data = state
+        .db(move |c| crate::services::certificate::coa_data(c, id, &user.actor))
+        .await?;
+    let number = data.batch_number.clone();
+    let pdf = web::block(move || crate::report::coa::render(&data))
+        .await?
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("rendering the certificate: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/pdf")
+        .insert_header((
+            "Content-Disposition",
+            format!("inline; filename=\"CoA-{number}.pdf\""),
+        ))
+        .body(pdf))
+}

@@ -51,6 +51,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(batches::list_batches)
                 .service(batches::get_batch)
                 .service(batches::batch_history)
+                .service(batches::batch_certificate)
                 .service(results::record_result)
                 .service(results::get_result)
                 .service(results::review_result)

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod batches;
+pub mod certificate;
 pub mod custody;
 pub mod deviations;
 pub mod idempotency;

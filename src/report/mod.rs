@@ -1,0 +1,4 @@
+//! Printed reports. The Certificate of Analysis is rendered here from plain
+//! data that `services::certificate` gathers; nothing here touches the database.
+
+pub mod coa;

@@ -1,0 +1,135 @@
+//! The data of a batch's Certificate of Analysis: what the record says now,
+//! for a batch that is released or conditionally released.
+
+use super::batches::{BatchDetail, find_batch, get_batch, status_of};
+use super::products::{get_product, spec_tests_of};
+use super::results;
+use crate::db::schema::{audit_chain_heads, batches, specifications};
+use crate::domain::audit::batch_chain;
+use crate::domain::batch::BatchStatus;
+use crate::domain::hashing::{canonical_json, sha256_hex};
+use crate::domain::result::current_result;
+use crate::domain::spec::describe_limit;
+use crate::error::AppError;
+use crate::report::coa::{CoaData, CoaSignature, CoaTest};
+use crate::services::Actor;
+use chrono::{DateTime, Utc};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use uuid::Uuid;
+
+fn utc(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// SHA-256 of the RFC 8785 canonical JSON of the batch record, exactly as
+/// `GET /api/v1/batches/{id}` returns it: anyone can recompute it.
+pub fn record_sha256(detail: &BatchDetail) -> Result<String, AppError> {
+    let json = serde_json::to_value(detail)?;
+    Ok(sha256_hex(&[&canonical_json(&json)?]))
+}
+
+/// Gathers the certificate of a released or conditionally released batch.
+pub fn coa_data(
+    conn: &mut PgConnection,
+    batch_id: Uuid,
+    viewer: &Actor,
+) -> Result<CoaData, AppError> {
+    let batch = find_batch(conn, batch_id)?;
+    let status = status_of(&batch)?;
+    if !status.is_released() {
+        return Err(AppError::conflict(
+            "not_released",
+            format!(
+                "the batch is {}: a certificate exists only for a released or conditionally released batch",
+                status.as_str()
+            ),
+        ));
+    }
+    let detail = get_batch(conn, batch_id)?;
+    let product = get_product(conn, batch.product_id)?;
+    let version: String = specifications::table
+        .find(batch.spec_id)
+        .select(specifications::version)
+        .first(conn)?;
+    let tests = spec_tests_of(conn, batch.spec_id)?;
+    let loaded = results::load(conn, batch.id)?;
+    let rows = tests
+        .iter()
+        .map(|t| {
+            let current = current_result(&loaded.facts, &t.code);
+            let view = current.and_then(|c| detail.results.iter().find(|r| r.id == c.id));
+            let reviewed_by = view
+                .and_then(|v| v.signatures.iter().find(|s| s.meaning == "reviewed"))
+                .map(|s| format!("{} {}", s.signer.full_name, utc(s.signed_at)))
+                .unwrap_or_else(|| "not reviewed".to_owned());
+            CoaTest {
+                code: t.code.clone(),
+                name: t.name.clone(),
+                method: t.method.clone(),
+                limit: describe_limit(t),
+                result: view.map_or_else(|| "PENDING".to_owned(), |v| v.value.clone()),
+                unit: t.unit.clone().unwrap_or_default(),
+                outcome: view.map_or_else(|| "pending".to_owned(), |v| v.outcome.to_uppercase()),
+                performed_by: view
+                    .map(|v| format!("{} {}", v.performed_by.full_name, utc(v.performed_at)))
+                    .unwrap_or_default(),
+                reviewed_by: if view.is_some() {
+                    reviewed_by
+                } else {
+                    String::new()
+                },
+            }
+        })
+        .collect();
+    let signatures = detail
+        .signatures
+        .iter()
+        .filter(|s| matches!(s.meaning.as_str(), "released" | "conditionally_released"))
+        .map(|s| CoaSignature {
+            name: format!("{} ({})", s.signer.full_name, s.signer.username),
+            signed_at: utc(s.signed_at),
+            meaning: format!("{}: \"{}\"", s.meaning, s.statement),
+            reason: s.reason.clone().unwrap_or_default(),
+        })
+        .collect();
+    let head: Option<(i64, String)> = audit_chain_heads::table
+        .find(batch_chain(batch.id))
+        .select((audit_chain_heads::seq, audit_chain_heads::hash))
+        .first(conn)
+        .optional()?;
+    let parents: Vec<String> = batches::table
+        .filter(batches::id.eq_any(&detail.batch.parent_batch_ids))
+        .select(batches::batch_number)
+        .load(conn)?;
+    Ok(CoaData {
+        product: format!("{} ({})", product.name, product.code),
+        product_type: product.product_type.clone(),
+        batch_number: batch.batch_number.clone(),
+        donor_din: batch.donor_din.clone().unwrap_or_else(|| "none".to_owned()),
+        intended_recipient: batch
+            .intended_recipient
+            .clone()
+            .unwrap_or_else(|| "none".to_owned()),
+        manufactured_at: utc(batch.manufactured_at),
+        expires_at: utc(batch.expires_at),
+        specification: format!("version {version} ({})", batch.spec_id),
+        status: status.as_str().replace('_', " "),
+        conditional: status == BatchStatus::ConditionallyReleased,
+        parents: if parents.is_empty() {
+            "none".to_owned()
+        } else {
+            parents.join(", ")
+        },
+        tests: rows,
+        signatures,
+        record_sha256: record_sha256(&detail)?,
+        chain_head: head.map_or_else(String::new, |(seq, hash)| format!("entry {seq}, {hash}")),
+        generated: format!(
+            "{} by {} ({})",
+            utc(Utc::now()),
+            viewer.full_name,
+            viewer.username
+        ),
+    })
+}

@@ -15,6 +15,8 @@ use std::net::{IpAddr, TcpListener};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use tracing_actix_web::TracingLogger;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
 
 /// Largest request body accepted (API.md: over 1 MiB is 413).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -73,14 +75,19 @@ pub fn build_server(
 ) -> std::io::Result<Server> {
     crate::observability::handle();
     let state = web::Data::new(state);
+    let openapi = api::openapi::document();
     let mut server = HttpServer::new(move || {
-        App::new()
+        let (app, _) = App::new()
+            .into_utoipa_app()
+            .configure(api::configure)
+            .split_for_parts();
+        app.service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", openapi.clone()))
+            .service(web::redirect("/docs", "/docs/"))
             .wrap(actix_web::middleware::from_fn(crate::observability::track))
             .wrap(TracingLogger::default())
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .app_data(api::extract::path_config())
-            .configure(api::configure)
             .default_service(web::to(api::not_found))
     });
     if let Some(n) = workers {

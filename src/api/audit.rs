@@ -11,7 +11,8 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 /// `GET /audit` parameters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     entity_type: Option<String>,
@@ -24,6 +25,7 @@ pub struct AuditQuery {
 }
 
 /// Lists audit entries, oldest first.
+#[utoipa::path(tag = "audit", params(AuditQuery), responses((status = 200, body = crate::services::Page<crate::services::audit::AuditEntryView>), crate::api::openapi::Problems))]
 #[get("/audit")]
 pub async fn list_audit(
     state: web::Data<AppState>,
@@ -47,6 +49,7 @@ pub async fn list_audit(
 }
 
 /// Verifies every hash chain.
+#[utoipa::path(tag = "audit", responses((status = 200, body = crate::services::audit::VerifyReport), crate::api::openapi::Problems))]
 #[get("/audit/verify")]
 pub async fn verify_audit(
     state: web::Data<AppState>,

@@ -11,7 +11,7 @@ use governor::clock::{Clock, DefaultClock};
 use serde::{Deserialize, Serialize};
 
 /// `POST /auth/login` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     username: String,
@@ -19,7 +19,7 @@ pub struct LoginRequest {
 }
 
 /// `POST /auth/login` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LoginResponse {
     access_token: String,
     token_type: &'static str,
@@ -45,6 +45,7 @@ fn check_rate(state: &AppState, req: &HttpRequest) -> Result<(), AppError> {
 }
 
 /// Signs in with username and password.
+#[utoipa::path(tag = "auth", security(()), request_body = LoginRequest, responses((status = 200, body = LoginResponse), crate::api::openapi::Problems))]
 #[post("/auth/login")]
 pub async fn login(
     state: web::Data<AppState>,
@@ -66,6 +67,7 @@ pub async fn login(
 }
 
 /// Ends the session; the token is refused from now on.
+#[utoipa::path(tag = "auth", responses((status = 204, description = "The session is revoked"), crate::api::openapi::Problems))]
 #[post("/auth/logout")]
 pub async fn logout(
     state: web::Data<AppState>,
@@ -76,6 +78,7 @@ pub async fn logout(
 }
 
 /// The signed-in user.
+#[utoipa::path(tag = "auth", responses((status = 200, body = crate::services::users::UserView), crate::api::openapi::Problems))]
 #[get("/auth/me")]
 pub async fn me(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, AppError> {
     let view = state.db(move |c| svc::me(c, &user)).await?;
@@ -83,7 +86,7 @@ pub async fn me(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpRes
 }
 
 /// `POST /auth/password` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
     current_password: String,
@@ -91,6 +94,7 @@ pub struct PasswordChange {
 }
 
 /// Changes one's own password.
+#[utoipa::path(tag = "auth", request_body = PasswordChange, responses((status = 204, description = "Changed; other sessions revoked"), crate::api::openapi::Problems))]
 #[post("/auth/password")]
 pub async fn change_password(
     state: web::Data<AppState>,

@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 /// `POST /batches` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBatch {
     batch_number: String,
@@ -24,11 +24,13 @@ pub struct CreateBatch {
     donor_din: Option<String>,
     intended_recipient: Option<String>,
     parent_batch_ids: Option<Vec<Uuid>>,
+    #[schema(value_type = Option<crate::api::openapi::DecimalInput>)]
     quantity: Option<Box<RawValue>>,
     unit: Option<String>,
 }
 
 /// Creates a batch bound to its product's effective specification.
+#[utoipa::path(tag = "batches", request_body = CreateBatch, params(crate::api::IdempotencyHeader), responses((status = 201, body = crate::services::batches::BatchView), crate::api::openapi::Problems))]
 #[post("/batches")]
 pub async fn create_batch(
     state: web::Data<AppState>,
@@ -56,7 +58,8 @@ pub async fn create_batch(
 }
 
 /// `GET /batches` parameters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BatchQuery {
     status: Option<String>,
@@ -67,6 +70,7 @@ pub struct BatchQuery {
 }
 
 /// Lists batches.
+#[utoipa::path(tag = "batches", params(BatchQuery), responses((status = 200, body = crate::services::Page<crate::services::batches::BatchView>), crate::api::openapi::Problems))]
 #[get("/batches")]
 pub async fn list_batches(
     state: web::Data<AppState>,
@@ -99,6 +103,7 @@ pub async fn list_batches(
 }
 
 /// The batch record with results, signatures, deviations and custody.
+#[utoipa::path(tag = "batches", responses((status = 200, body = crate::services::batches::BatchDetail), crate::api::openapi::Problems))]
 #[get("/batches/{id}")]
 pub async fn get_batch(
     state: web::Data<AppState>,
@@ -111,13 +116,15 @@ pub async fn get_batch(
 }
 
 /// `GET /batches/{id}/history` parameters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     format: Option<String>,
 }
 
 /// Every audit entry of the batch, oldest first, as JSON or CSV.
+#[utoipa::path(tag = "audit", params(HistoryQuery), responses((status = 200, description = "JSON `{batch_id, items, next_cursor}`, or CSV with `format=csv`", content((crate::services::audit::BatchHistory = "application/json"), (String = "text/csv"))), crate::api::openapi::Problems))]
 #[get("/batches/{id}/history")]
 pub async fn batch_history(
     state: web::Data<AppState>,
@@ -142,14 +149,17 @@ pub async fn batch_history(
             ))
             .body(body));
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "batch_id": id,
-        "items": entries,
-        "next_cursor": null,
-    })))
+    Ok(
+        HttpResponse::Ok().json(crate::services::audit::BatchHistory {
+            batch_id: id,
+            items: entries,
+            next_cursor: None,
+        }),
+    )
 }
 
 /// The Certificate of Analysis (PDF) of a released or conditionally released batch.
+#[utoipa::path(tag = "batches", responses((status = 200, description = "Certificate of Analysis", body = Vec<u8>, content_type = "application/pdf"), crate::api::openapi::Problems))]
 #[get("/batches/{id}/certificate")]
 pub async fn batch_certificate(
     state: web::Data<AppState>,

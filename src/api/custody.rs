@@ -14,13 +14,14 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 /// `POST /batches/{id}/custody` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustodyBody {
     event: String,
     occurred_at: DateTime<Utc>,
     location: String,
     party: String,
+    #[schema(value_type = Option<crate::api::openapi::DecimalInput>)]
     temperature_c: Option<Box<RawValue>>,
     container_id: Option<String>,
     recipient_id: Option<String>,
@@ -29,6 +30,7 @@ pub struct CustodyBody {
 }
 
 /// Records a custody event (technician, QA).
+#[utoipa::path(tag = "custody", request_body = CustodyBody, params(crate::api::IdempotencyHeader), responses((status = 201, body = crate::services::custody::CustodyView), crate::api::openapi::Problems))]
 #[post("/batches/{id}/custody")]
 pub async fn record_custody(
     state: web::Data<AppState>,
@@ -57,6 +59,7 @@ pub async fn record_custody(
 }
 
 /// The batch's custody events, in order.
+#[utoipa::path(tag = "custody", responses((status = 200, body = crate::services::Page<crate::services::custody::CustodyView>), crate::api::openapi::Problems))]
 #[get("/batches/{id}/custody")]
 pub async fn list_custody(
     state: web::Data<AppState>,

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 /// `POST /batches/{id}/deviations` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenDeviation {
     title: String,
@@ -20,6 +20,7 @@ pub struct OpenDeviation {
 }
 
 /// Opens a manual deviation (technician, reviewer, QA).
+#[utoipa::path(tag = "deviations", request_body = OpenDeviation, params(crate::api::IdempotencyHeader), responses((status = 201, body = crate::services::deviations::DeviationView), crate::api::openapi::Problems))]
 #[post("/batches/{id}/deviations")]
 pub async fn open_deviation(
     state: web::Data<AppState>,
@@ -42,7 +43,7 @@ pub async fn open_deviation(
 }
 
 /// `POST /deviations/{id}/close` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CloseDeviation {
     conclusion: String,
@@ -51,6 +52,7 @@ pub struct CloseDeviation {
 }
 
 /// Closes a deviation (QA, signed).
+#[utoipa::path(tag = "deviations", request_body = CloseDeviation, responses((status = 200, body = crate::services::deviations::DeviationView), crate::api::openapi::Problems))]
 #[post("/deviations/{id}/close")]
 pub async fn close_deviation(
     state: web::Data<AppState>,

@@ -229,7 +229,8 @@ pub fn raw_text(v: &serde_json::value::RawValue) -> String {
 }
 
 /// `?limit=&cursor=` of every list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Page size, 1 to 500 (default 50).
     pub limit: Option<i64>,

@@ -7,6 +7,7 @@ use actix_web::{HttpResponse, get, web};
 use serde_json::json;
 
 /// `GET /healthz`: the process is alive.
+#[utoipa::path(tag = "operations", security(()), responses((status = 200, description = "The process is alive", body = Object)))]
 #[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
@@ -14,6 +15,7 @@ pub async fn healthz() -> HttpResponse {
 
 /// `GET /metrics`: Prometheus text, for a signed-in user or the static
 /// `CELLQC_METRICS_TOKEN`.
+#[utoipa::path(tag = "operations", responses((status = 200, description = "Prometheus text", body = String, content_type = "text/plain"), crate::api::openapi::Problems))]
 #[get("/metrics")]
 pub async fn metrics(
     state: web::Data<AppState>,
@@ -40,6 +42,7 @@ pub async fn metrics(
 }
 
 /// `GET /readyz`: the database is reachable and every migration applied.
+#[utoipa::path(tag = "operations", security(()), responses((status = 200, description = "Database reachable, migrations applied", body = Object), crate::api::openapi::Problems))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let current = state

@@ -10,6 +10,7 @@ pub mod custody;
 pub mod deviations;
 pub mod extract;
 pub mod health;
+pub mod openapi;
 pub mod products;
 pub mod release;
 pub mod results;
@@ -19,18 +20,20 @@ use crate::app::AppState;
 use crate::error::AppError;
 use crate::services::idempotency::{IdempotencyKey, create_once};
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse};
 use diesel::pg::PgConnection;
 use serde::Serialize;
+use utoipa_actix_web::scope;
+use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-/// Registers every route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Registers every route, and with it its OpenAPI description.
+pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(health::healthz)
         .service(health::readyz)
         .service(health::metrics)
         .service(
-            web::scope("/api/v1")
+            scope("/api/v1")
                 .service(auth::login)
                 .service(auth::logout)
                 .service(auth::me)
@@ -66,6 +69,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(audit::list_audit)
                 .service(audit::verify_audit),
         );
+}
+
+/// The `Idempotency-Key` header of creating POSTs.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyHeader {
+    /// A retry with the same key and body returns the first response
+    /// (`Idempotent-Replayed: true`) and creates nothing; the same key with
+    /// another body is 422 `idempotency_key_reused`.
+    #[param(rename = "Idempotency-Key")]
+    #[expect(dead_code, reason = "only describes the header")]
+    idempotency_key: Option<String>,
 }
 
 /// Runs a creating use case once per `Idempotency-Key` and answers 201 with

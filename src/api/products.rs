@@ -13,18 +13,21 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 /// `POST /products` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProduct {
     code: String,
     name: String,
     product_type: String,
+    #[schema(value_type = Option<crate::api::openapi::DecimalInput>)]
     storage_min_c: Option<Box<RawValue>>,
+    #[schema(value_type = Option<crate::api::openapi::DecimalInput>)]
     storage_max_c: Option<Box<RawValue>>,
     release_signatures_required: Option<i64>,
 }
 
 /// Creates a product (QA).
+#[utoipa::path(tag = "products", request_body = CreateProduct, params(crate::api::IdempotencyHeader), responses((status = 201, body = ProductView), crate::api::openapi::Problems))]
 #[post("/products")]
 pub async fn create_product(
     state: web::Data<AppState>,
@@ -49,6 +52,7 @@ pub async fn create_product(
 }
 
 /// Lists products.
+#[utoipa::path(tag = "products", params(PageQuery), responses((status = 200, body = crate::services::Page<ProductView>), crate::api::openapi::Problems))]
 #[get("/products")]
 pub async fn list_products(
     state: web::Data<AppState>,
@@ -61,6 +65,7 @@ pub async fn list_products(
 }
 
 /// One product.
+#[utoipa::path(tag = "products", responses((status = 200, body = ProductView), crate::api::openapi::Problems))]
 #[get("/products/{id}")]
 pub async fn get_product(
     state: web::Data<AppState>,
@@ -73,7 +78,7 @@ pub async fn get_product(
 }
 
 /// A test of a specification as submitted (`test_def`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestDefBody {
     code: String,
@@ -81,7 +86,9 @@ pub struct TestDefBody {
     method: String,
     kind: String,
     unit: Option<String>,
+    #[schema(value_type = Option<crate::api::openapi::DecimalInput>)]
     min: Option<Box<RawValue>>,
+    #[schema(value_type = Option<crate::api::openapi::DecimalInput>)]
     max: Option<Box<RawValue>>,
     min_inclusive: Option<bool>,
     max_inclusive: Option<bool>,
@@ -114,7 +121,7 @@ impl From<TestDefBody> for TestDefInput {
 }
 
 /// `POST /products/{id}/specifications` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSpecification {
     version: String,
@@ -122,6 +129,7 @@ pub struct CreateSpecification {
 }
 
 /// Creates a draft specification (QA).
+#[utoipa::path(tag = "specifications", request_body = CreateSpecification, params(crate::api::IdempotencyHeader), responses((status = 201, body = crate::services::products::SpecView), crate::api::openapi::Problems))]
 #[post("/products/{id}/specifications")]
 pub async fn create_specification(
     state: web::Data<AppState>,
@@ -141,6 +149,7 @@ pub async fn create_specification(
 }
 
 /// The specifications of a product.
+#[utoipa::path(tag = "specifications", responses((status = 200, body = crate::services::Page<crate::services::products::SpecView>), crate::api::openapi::Problems))]
 #[get("/products/{id}/specifications")]
 pub async fn list_specifications(
     state: web::Data<AppState>,
@@ -153,6 +162,7 @@ pub async fn list_specifications(
 }
 
 /// One specification.
+#[utoipa::path(tag = "specifications", responses((status = 200, body = crate::services::products::SpecView), crate::api::openapi::Problems))]
 #[get("/specifications/{id}")]
 pub async fn get_specification(
     state: web::Data<AppState>,
@@ -165,7 +175,7 @@ pub async fn get_specification(
 }
 
 /// `POST /specifications/{id}/approve` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApproveSpecification {
     password: String,
@@ -173,6 +183,7 @@ pub struct ApproveSpecification {
 }
 
 /// Approves a draft (QA, not its author; signed).
+#[utoipa::path(tag = "specifications", request_body = ApproveSpecification, responses((status = 200, body = crate::services::products::SpecView), crate::api::openapi::Problems))]
 #[post("/specifications/{id}/approve")]
 pub async fn approve_specification(
     state: web::Data<AppState>,

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 /// Every blocker standing between the batch and release.
+#[utoipa::path(tag = "release", responses((status = 200, body = crate::domain::release::Readiness), crate::api::openapi::Problems))]
 #[get("/batches/{id}/release-readiness")]
 pub async fn release_readiness(
     state: web::Data<AppState>,
@@ -22,7 +23,7 @@ pub async fn release_readiness(
 }
 
 /// `POST /batches/{id}/release` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseBody {
     password: String,
@@ -32,6 +33,7 @@ pub struct ReleaseBody {
 }
 
 /// Releases the batch (QA, independent; signed).
+#[utoipa::path(tag = "release", request_body = ReleaseBody, responses((status = 200, body = crate::services::batches::BatchDetail), crate::api::openapi::Problems))]
 #[post("/batches/{id}/release")]
 pub async fn release_batch(
     state: web::Data<AppState>,
@@ -55,7 +57,7 @@ pub async fn release_batch(
 }
 
 /// `POST /batches/{id}/reject` and `/recall` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DispositionBody {
     password: String,
@@ -88,6 +90,7 @@ async fn dispose(
 }
 
 /// Rejects the batch (QA; signed, with a reason).
+#[utoipa::path(tag = "release", request_body = DispositionBody, responses((status = 200, body = crate::services::batches::BatchDetail), crate::api::openapi::Problems))]
 #[post("/batches/{id}/reject")]
 pub async fn reject_batch(
     state: web::Data<AppState>,
@@ -99,6 +102,7 @@ pub async fn reject_batch(
 }
 
 /// Recalls a released batch (QA; signed, with a reason).
+#[utoipa::path(tag = "release", request_body = DispositionBody, responses((status = 200, body = crate::services::batches::BatchDetail), crate::api::openapi::Problems))]
 #[post("/batches/{id}/recall")]
 pub async fn recall_batch(
     state: web::Data<AppState>,

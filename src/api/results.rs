@@ -13,10 +13,12 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 /// `POST /batches/{id}/results` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordResult {
     test_code: String,
+    /// A number or decimal string (numeric tests) or a string (qualitative tests).
+    #[schema(value_type = crate::api::openapi::DecimalInput)]
     value: Box<RawValue>,
     unit: Option<String>,
     performed_at: DateTime<Utc>,
@@ -27,6 +29,7 @@ pub struct RecordResult {
 }
 
 /// Records a result (technician).
+#[utoipa::path(tag = "results", request_body = RecordResult, params(crate::api::IdempotencyHeader), responses((status = 201, body = crate::services::results::ResultView), crate::api::openapi::Problems))]
 #[post("/batches/{id}/results")]
 pub async fn record_result(
     state: web::Data<AppState>,
@@ -55,6 +58,7 @@ pub async fn record_result(
 }
 
 /// One result.
+#[utoipa::path(tag = "results", responses((status = 200, body = crate::services::results::ResultView), crate::api::openapi::Problems))]
 #[get("/results/{id}")]
 pub async fn get_result(
     state: web::Data<AppState>,
@@ -67,7 +71,7 @@ pub async fn get_result(
 }
 
 /// `POST /results/{id}/review` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewBody {
     decision: String,
@@ -76,6 +80,7 @@ pub struct ReviewBody {
 }
 
 /// Reviews a result (reviewer, not its performer; signed).
+#[utoipa::path(tag = "results", request_body = ReviewBody, responses((status = 200, body = crate::services::results::ResultView), crate::api::openapi::Problems))]
 #[post("/results/{id}/review")]
 pub async fn review_result(
     state: web::Data<AppState>,

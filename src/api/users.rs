@@ -11,7 +11,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 /// `POST /users` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     username: String,
@@ -22,6 +22,7 @@ pub struct CreateUser {
 }
 
 /// Creates an account.
+#[utoipa::path(tag = "users", request_body = CreateUser, params(crate::api::IdempotencyHeader), responses((status = 201, body = UserView), crate::api::openapi::Problems))]
 #[post("/users")]
 pub async fn create_user(
     state: web::Data<AppState>,
@@ -44,6 +45,7 @@ pub async fn create_user(
 }
 
 /// Lists accounts.
+#[utoipa::path(tag = "users", params(PageQuery), responses((status = 200, body = crate::services::Page<UserView>), crate::api::openapi::Problems))]
 #[get("/users")]
 pub async fn list_users(
     state: web::Data<AppState>,
@@ -56,6 +58,7 @@ pub async fn list_users(
 }
 
 /// One account.
+#[utoipa::path(tag = "users", responses((status = 200, body = UserView), crate::api::openapi::Problems))]
 #[get("/users/{id}")]
 pub async fn get_user(
     state: web::Data<AppState>,
@@ -68,7 +71,7 @@ pub async fn get_user(
 }
 
 /// `PATCH /users/{id}` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchUser {
     full_name: Option<String>,
@@ -78,6 +81,7 @@ pub struct PatchUser {
 }
 
 /// Changes name, email, roles or active state.
+#[utoipa::path(tag = "users", request_body = PatchUser, responses((status = 200, body = UserView), crate::api::openapi::Problems))]
 #[patch("/users/{id}")]
 pub async fn update_user(
     state: web::Data<AppState>,
@@ -100,6 +104,7 @@ pub async fn update_user(
 }
 
 /// Clears a lockout.
+#[utoipa::path(tag = "users", responses((status = 204, description = "Unlocked"), crate::api::openapi::Problems))]
 #[post("/users/{id}/unlock")]
 pub async fn unlock_user(
     state: web::Data<AppState>,

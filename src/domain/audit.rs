@@ -23,7 +23,7 @@ pub fn batch_chain(batch_id: Uuid) -> String {
 }
 
 /// Who did it, as recorded (the printed name is kept as it was at the time).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ActorRef {
     /// User id.
     pub id: Uuid,

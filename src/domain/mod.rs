@@ -20,7 +20,7 @@ pub mod users;
 use serde::Serialize;
 
 /// One invalid field of a request, named by its JSON path (`tests[2].min`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// The field.
     pub field: String,

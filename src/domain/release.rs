@@ -10,7 +10,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 /// Why a batch can't be released.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BlockerCode {
     /// A required test has no current result.
@@ -32,7 +32,7 @@ pub enum BlockerCode {
 }
 
 /// One reason, in the lab's words.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Blocker {
     /// Machine code.
     pub code: BlockerCode,
@@ -175,7 +175,7 @@ pub fn blockers(f: &BatchFacts) -> Vec<Blocker> {
 }
 
 /// The answer of `GET /batches/{id}/release-readiness`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     /// No blocker at all.
     pub releasable: bool,

@@ -10,7 +10,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 /// Where a result stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ResultStatus {
     /// Recorded, awaiting second-person review.

@@ -12,7 +12,7 @@ use serde::Serialize;
 use std::cmp::Ordering;
 
 /// Numeric or qualitative.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TestKind {
     /// A number compared with limits.

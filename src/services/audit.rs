@@ -197,7 +197,7 @@ pub fn append(conn: &mut PgConnection, rec: AuditRecord<'_>) -> Result<AuditEntr
 }
 
 /// An audit entry as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditEntryView {
     /// Entry id.
     pub id: Uuid,
@@ -266,6 +266,17 @@ impl From<AuditEntryRow> for AuditEntryView {
     }
 }
 
+/// `GET /batches/{id}/history` as JSON: every entry of the batch's chain.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct BatchHistory {
+    /// The batch.
+    pub batch_id: Uuid,
+    /// Every entry, oldest first.
+    pub items: Vec<AuditEntryView>,
+    /// Always null: the history is one document.
+    pub next_cursor: Option<String>,
+}
+
 /// Filters of `GET /audit`.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -318,7 +329,7 @@ pub fn list(
 }
 
 /// One broken link.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BrokenLink {
     /// Chain.
     pub chain: String,
@@ -329,7 +340,7 @@ pub struct BrokenLink {
 }
 
 /// The result of verifying every chain.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct VerifyReport {
     /// Every chain verified.
     pub ok: bool,

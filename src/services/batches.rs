@@ -25,7 +25,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 /// A batch as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BatchView {
     pub id: Uuid,
     pub batch_number: String,
@@ -46,7 +46,7 @@ pub struct BatchView {
 }
 
 /// The batch record: the batch with everything recorded about it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BatchDetail {
     #[serde(flatten)]
     pub batch: BatchView,

@@ -24,7 +24,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 /// A custody event as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CustodyView {
     pub id: Uuid,
     pub batch_id: Uuid,

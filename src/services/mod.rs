@@ -81,7 +81,7 @@ pub struct PageRequest {
 }
 
 /// One page of a list, with the cursor of the next page.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     /// The items, in the list's stable order.
     pub items: Vec<T>,

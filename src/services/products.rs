@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 /// A product as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ProductView {
     pub id: Uuid,
     pub code: String,
@@ -201,7 +201,7 @@ pub fn get_product(conn: &mut PgConnection, id: Uuid) -> Result<ProductRow, AppE
 }
 
 /// A test of a specification as the API shows it (`test_def`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TestDefView {
     pub code: String,
     pub name: String,
@@ -286,7 +286,7 @@ pub fn spec_tests_of(conn: &mut PgConnection, spec_id: Uuid) -> Result<Vec<TestD
 }
 
 /// A specification as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SpecView {
     pub id: Uuid,
     pub product_id: Uuid,

@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 /// A result as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ResultView {
     pub id: Uuid,
     pub batch_id: Uuid,

@@ -24,7 +24,7 @@ use std::str::FromStr;
 use uuid::Uuid;
 
 /// A user as the API shows it (never the password hash).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     /// User id.
     pub id: Uuid,

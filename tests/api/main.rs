@@ -13,6 +13,7 @@ mod embedded;
 mod errors;
 mod flow;
 mod lab;
+mod openapi;
 mod release;
 mod results;
 mod specs;

@@ -1,0 +1,120 @@
+//! The OpenAPI description and the offline docs.
+
+use crate::support::TestApp;
+use actix_web::http::StatusCode;
+
+/// Every route of the HTTP contract (API.md).
+const CONTRACT: [(&str, &str); 37] = [
+    ("post", "/api/v1/auth/login"),
+    ("post", "/api/v1/auth/logout"),
+    ("get", "/api/v1/auth/me"),
+    ("post", "/api/v1/auth/password"),
+    ("post", "/api/v1/users"),
+    ("get", "/api/v1/users"),
+    ("patch", "/api/v1/users/{id}"),
+    ("post", "/api/v1/users/{id}/unlock"),
+    ("post", "/api/v1/products"),
+    ("get", "/api/v1/products"),
+    ("get", "/api/v1/products/{id}"),
+    ("post", "/api/v1/products/{id}/specifications"),
+    ("post", "/api/v1/specifications/{id}/approve"),
+    ("get", "/api/v1/specifications/{id}"),
+    ("post", "/api/v1/batches"),
+    ("get", "/api/v1/batches"),
+    ("get", "/api/v1/batches/{id}"),
+    ("post", "/api/v1/batches/{id}/results"),
+    ("post", "/api/v1/results/{id}/review"),
+    ("post", "/api/v1/batches/{id}/deviations"),
+    ("post", "/api/v1/deviations/{id}/close"),
+    ("get", "/api/v1/batches/{id}/release-readiness"),
+    ("post", "/api/v1/batches/{id}/release"),
+    ("post", "/api/v1/batches/{id}/reject"),
+    ("post", "/api/v1/batches/{id}/recall"),
+    ("post", "/api/v1/batches/{id}/custody"),
+    ("get", "/api/v1/batches/{id}/custody"),
+    ("get", "/api/v1/batches/{id}/history"),
+    ("get", "/api/v1/audit"),
+    ("get", "/api/v1/audit/verify"),
+    ("get", "/api/v1/batches/{id}/certificate"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/api/v1/users/{id}"),
+    ("get", "/api/v1/results/{id}"),
+    ("get", "/api/v1/products/{id}/specifications"),
+];
+
+#[actix_web::test]
+async fn every_route_is_documented_and_every_documented_route_is_served() {
+    let app = TestApp::spawn().await;
+    let doc = app.call_empty("GET", "/api/openapi.json", None).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    assert!(doc.body["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = doc.body["paths"].as_object().unwrap();
+    for (method, path) in CONTRACT {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} is not documented"
+        );
+    }
+    let token = app.admin_token().await;
+    let mut operations = 0;
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            operations += 1;
+            let concrete = path.replace("{id}", &uuid::Uuid::now_v7().to_string());
+            let r = app
+                .raw(
+                    &method.to_uppercase(),
+                    &concrete,
+                    Some(&token),
+                    "application/json",
+                    b"{}".to_vec(),
+                )
+                .await;
+            assert_ne!(
+                r.code(),
+                "route_not_found",
+                "{method} {path} is documented but not served"
+            );
+            let op = &item[method];
+            if path != "/healthz" {
+                assert!(
+                    op["responses"].as_object().unwrap().contains_key("422"),
+                    "{method} {path}: problems documented"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        operations,
+        CONTRACT.len(),
+        "no undocumented extra and no missing operation"
+    );
+    assert!(doc.body["components"]["securitySchemes"]["bearer"].is_object());
+    assert_eq!(
+        paths["/api/v1/auth/login"]["post"]["security"],
+        serde_json::json!([{}])
+    );
+}
+
+#[actix_web::test]
+async fn the_interactive_docs_are_served_without_the_internet() {
+    let app = TestApp::spawn().await;
+    let page = app.call_empty("GET", "/docs/", None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let html = page.body.as_str().unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    assert!(
+        !html.contains("https://"),
+        "nothing is loaded from another host"
+    );
+    let js = app
+        .call_empty("GET", "/docs/swagger-ui-bundle.js", None)
+        .await;
+    assert_eq!(js.status, StatusCode::OK);
+    let init = app
+        .call_empty("GET", "/docs/swagger-initializer.js", None)
+        .await;
+    assert!(init.body.as_str().unwrap().contains("/api/openapi.json"));
+}

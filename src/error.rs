@@ -146,6 +146,33 @@ impl AppError {
         )
     }
 
+    /// The problem a client sees for this error (logging a 5xx cause once).
+    pub fn to_problem(&self) -> Problem {
+        match self {
+            AppError::Problem(p) => (**p).clone(),
+            _ => {
+                let status = self.status_code();
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    tracing::warn!(error = %self, "database unavailable");
+                } else {
+                    tracing::error!(error = %self, "request failed");
+                }
+                Problem {
+                    status,
+                    code: self.code(),
+                    detail: if status == StatusCode::SERVICE_UNAVAILABLE {
+                        "the database is unavailable; retry shortly".to_owned()
+                    } else {
+                        "an internal error occurred; it has been logged".to_owned()
+                    },
+                    errors: Vec::new(),
+                    blockers: None,
+                    retry_after: None,
+                }
+            }
+        }
+    }
+
     /// The machine code of this error.
     pub fn code(&self) -> &'static str {
         match self {

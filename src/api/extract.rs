@@ -66,8 +66,49 @@ fn parse_body<T: DeserializeOwned>(is_json: bool, bytes: &[u8]) -> Result<T, App
     parse_json(bytes)
 }
 
+/// The path of the first string holding a NUL character, which PostgreSQL
+/// can't store in text (a 500 otherwise).
+fn nul_path(v: &serde_json::Value, path: &str) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) if s.contains('\0') => Some(path.to_owned()),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_path(item, &format!("{path}[{i}]"))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, item)| {
+            let p = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            if k.contains('\0') {
+                Some(p)
+            } else {
+                nul_path(item, &p)
+            }
+        }),
+        _ => None,
+    }
+}
+
 /// Parses a JSON body: syntax errors are 400, a field of the wrong shape 422.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    // A NUL can only arrive escaped; look closer only when the escape is there.
+    if body.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+            if let Some(path) = nul_path(&v, "") {
+                let field = if path.is_empty() {
+                    "body".to_owned()
+                } else {
+                    path
+                };
+                return Err(AppError::invalid_field(
+                    field,
+                    "must not contain the NUL character",
+                ));
+            }
+        }
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -204,6 +245,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for Query<T> {
 }
 
 fn url_form<T: DeserializeOwned>(raw: &[u8]) -> Result<T, AppError> {
+    if let Some((name, _)) =
+        form_urlencoded::parse(raw).find(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        return Err(AppError::invalid_field(
+            name.replace('\0', ""),
+            "must not contain the NUL character",
+        ));
+    }
     let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(raw));
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

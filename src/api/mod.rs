@@ -34,6 +34,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(health::metrics)
         .service(
             scope("/api/v1")
+                .wrap(actix_web::middleware::from_fn(
+                    crate::auth::extractors::authenticate_first,
+                ))
                 .service(auth::login)
                 .service(auth::logout)
                 .service(auth::me)

@@ -7,10 +7,14 @@
 
 use crate::app::AppState;
 use crate::domain::roles::Role;
-use crate::error::AppError;
+use crate::error::{AppError, Problem};
 use crate::services::auth::{Authenticated, authenticate};
+use actix_web::HttpMessage;
+use actix_web::body::MessageBody;
 use actix_web::dev::Payload;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
+use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 use std::marker::PhantomData;
@@ -36,11 +40,48 @@ fn bearer_token(req: &HttpRequest) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
+/// The outcome of authenticating a request's token, taken once by
+/// [`authenticate_first`] before the handler's extractors run.
+#[derive(Debug, Clone)]
+pub struct AuthOutcome(Result<Authenticated, Problem>);
+
+/// Middleware: authenticates a presented bearer token before any extractor
+/// runs, so that the identity (and with it 401/403) is decided before a path,
+/// query or body is judged. It refuses nothing itself: a handler that needs a
+/// user says so with [`CurrentUser`] or [`Authorized`].
+pub async fn authenticate_first(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if let (Some(token), Some(state)) = (
+        bearer_token(req.request()),
+        req.app_data::<web::Data<AppState>>().cloned(),
+    ) {
+        let cfg = state.auth.clone();
+        let outcome = state
+            .db(move |c| authenticate(c, &cfg, &token))
+            .await
+            .map_err(|e| e.to_problem());
+        req.extensions_mut().insert(AuthOutcome(outcome));
+    }
+    next.call(req).await
+}
+
 impl FromRequest for CurrentUser {
     type Error = AppError;
     type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let taken = req.extensions().get::<AuthOutcome>().cloned();
+        if let Some(AuthOutcome(outcome)) = taken {
+            // Ready at the first poll: the identity is decided before the
+            // extractors after it in the handler's signature.
+            return Box::pin(std::future::ready(
+                outcome
+                    .map(CurrentUser)
+                    .map_err(|p| AppError::Problem(Box::new(p))),
+            ));
+        }
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer_token(req);
         Box::pin(async move {

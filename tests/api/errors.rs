@@ -214,3 +214,31 @@ async fn authorization_is_decided_before_the_body_is_judged() {
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
+
+#[actix_web::test]
+async fn a_nul_character_is_422_naming_the_field_never_a_500() {
+    // Found by the fuzzer: PostgreSQL can't store NUL in text.
+    let app = TestApp::spawn().await;
+    let r = app
+        .raw(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            "application/json",
+            br#"{"username":"\u0000x","password":"p"}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.body["errors"][0]["field"], "username");
+    let admin = app.admin_token().await;
+    let r = app
+        .raw("POST", "/api/v1/users", Some(&admin), "application/json",
+             br#"{"username":"ok","full_name":"F","email":"f@lab.example","roles":["qa"],"password":"long enough \u0000 password"}"#.to_vec())
+        .await;
+    assert_eq!(r.body["errors"][0]["field"], "password");
+    let q = app.get("/api/v1/audit?actor=%00", &admin).await;
+    assert_eq!(q.status, StatusCode::FORBIDDEN, "role checks first");
+    let q = app.get("/api/v1/users?cursor=%00", &admin).await;
+    assert_eq!(q.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(q.body["errors"][0]["field"], "cursor");
+}

@@ -13,7 +13,6 @@ use crate::services::products::{NewProductInput, approve_spec, create_product, c
 use crate::services::users::{NewUserInput, actor_of, create_user};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// Password of every demo user.
@@ -157,47 +156,13 @@ pub fn ipsc_spec() -> Value {
     ]})
 }
 
-#[derive(Deserialize)]
-struct TestJson {
-    code: String,
-    name: String,
-    method: String,
-    kind: String,
-    unit: Option<String>,
-    min: Option<Value>,
-    max: Option<Value>,
-    min_inclusive: Option<bool>,
-    max_inclusive: Option<bool>,
-    decimals: Option<i64>,
-    options: Option<Vec<String>>,
-    allowed: Option<Vec<String>>,
-    required: Option<bool>,
-    pending_release_allowed: Option<bool>,
-}
-
-/// The tests of a specification JSON, as the services take them.
+/// The tests of a specification JSON, read exactly as `POST
+/// /products/{id}/specifications` reads them.
 pub fn tests_of(spec: &Value) -> Result<Vec<TestDefInput>, serde_json::Error> {
-    let tests: Vec<TestJson> = serde_json::from_value(spec["tests"].clone())?;
-    let raw = |v: Option<Value>| v.filter(|v| !v.is_null()).map(|v| v.to_string());
-    Ok(tests
-        .into_iter()
-        .map(|t| TestDefInput {
-            code: t.code,
-            name: t.name,
-            method: t.method,
-            kind: t.kind,
-            unit: t.unit,
-            min: raw(t.min),
-            max: raw(t.max),
-            min_inclusive: t.min_inclusive,
-            max_inclusive: t.max_inclusive,
-            decimals: t.decimals,
-            options: t.options,
-            allowed: t.allowed,
-            required: t.required,
-            pending_release_allowed: t.pending_release_allowed,
-        })
-        .collect())
+    // Through text: the body type keeps decimals as the raw JSON they were.
+    let bodies: Vec<crate::api::products::TestDefBody> =
+        serde_json::from_str(&spec["tests"].to_string())?;
+    Ok(bodies.into_iter().map(Into::into).collect())
 }
 
 fn product_input(p: &Value) -> NewProductInput {

@@ -15,6 +15,7 @@ pub mod result;
 pub mod roles;
 pub mod signature;
 pub mod spec;
+pub mod text;
 pub mod users;
 
 use serde::Serialize;

@@ -103,17 +103,6 @@ fn norm(s: &str) -> String {
     s.trim().to_lowercase()
 }
 
-fn non_empty(field: String, v: &str, max: usize, errors: &mut Vec<FieldError>) -> String {
-    let t = v.trim();
-    if t.is_empty() || t.chars().count() > max {
-        errors.push(FieldError::new(
-            field,
-            format!("must be 1 to {max} characters"),
-        ));
-    }
-    t.to_owned()
-}
-
 /// Validates a specification's tests: at least one, unique codes, limits
 /// consistent with the kind, `min <= max`, a numeric test with a limit.
 pub fn validate_tests(inputs: &[TestDefInput]) -> Result<Vec<TestDef>, Vec<FieldError>> {
@@ -145,8 +134,8 @@ pub fn validate_tests(inputs: &[TestDefInput]) -> Result<Vec<TestDef>, Vec<Field
                 format!("duplicate test code `{code}`"),
             ));
         }
-        let name = non_empty(at("name"), &t.name, 200, &mut errors);
-        let method = non_empty(at("method"), &t.method, 200, &mut errors);
+        let name = super::text::line(&at("name"), &t.name, 200, &mut errors);
+        let method = super::text::line(&at("method"), &t.method, 200, &mut errors);
         let Some(kind) = TestKind::parse(&t.kind) else {
             errors.push(FieldError::new(
                 at("kind"),

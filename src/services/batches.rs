@@ -137,22 +137,6 @@ pub fn status_of(row: &BatchRow) -> Result<BatchStatus, AppError> {
     })
 }
 
-fn optional_text(
-    field: &str,
-    v: Option<&str>,
-    max: usize,
-    errors: &mut Vec<FieldError>,
-) -> Option<String> {
-    let t = v.map(str::trim)?;
-    if t.is_empty() || t.chars().count() > max || t.chars().any(char::is_control) {
-        errors.push(FieldError::new(
-            field,
-            format!("must be 1 to {max} printable characters"),
-        ));
-    }
-    Some(t.to_owned())
-}
-
 /// Creates a batch bound to its product's effective specification.
 pub fn create_batch(
     conn: &mut PgConnection,
@@ -187,13 +171,13 @@ pub fn create_batch(
             .map_err(|m| errors.push(FieldError::new("donor_din", m)))
             .ok()
     });
-    let recipient = optional_text(
+    let recipient = crate::domain::text::optional_line(
         "intended_recipient",
         input.intended_recipient.as_deref(),
         100,
         &mut errors,
     );
-    let unit = optional_text("unit", input.unit.as_deref(), 40, &mut errors);
+    let unit = crate::domain::text::optional_line("unit", input.unit.as_deref(), 40, &mut errors);
     let quantity = input
         .quantity
         .as_deref()

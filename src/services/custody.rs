@@ -15,6 +15,7 @@ use crate::domain::FieldError;
 use crate::domain::audit::batch_chain;
 use crate::domain::custody::{CustodyEvent, CustodyRefusal, CustodyState, Proposed, check_event};
 use crate::domain::decimal::Decimal;
+use crate::domain::text::{line, optional_line, optional_note};
 use crate::error::AppError;
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -116,33 +117,6 @@ pub struct NewCustodyInput {
     pub notes: Option<String>,
 }
 
-fn text(field: &str, v: &str, max: usize, errors: &mut Vec<FieldError>) -> String {
-    let t = v.trim();
-    if t.is_empty() || t.chars().count() > max {
-        errors.push(FieldError::new(
-            field,
-            format!("must be 1 to {max} characters"),
-        ));
-    }
-    t.to_owned()
-}
-
-fn optional(
-    field: &str,
-    v: Option<&str>,
-    max: usize,
-    errors: &mut Vec<FieldError>,
-) -> Option<String> {
-    let t = v.map(str::trim).filter(|t| !t.is_empty())?;
-    if t.chars().count() > max {
-        errors.push(FieldError::new(
-            field,
-            format!("must be at most {max} characters"),
-        ));
-    }
-    Some(t.to_owned())
-}
-
 /// Whether `t` lies outside `[min, max]` (either bound may be absent).
 fn outside(t: &Decimal, min: Option<&Decimal>, max: Option<&Decimal>) -> bool {
     min.is_some_and(|m| t.value() < m.value()) || max.is_some_and(|m| t.value() > m.value())
@@ -163,26 +137,26 @@ pub fn record_event(
             "must be received, stored, shipped, delivered, administered or destroyed",
         ));
     }
-    let location = text("location", &input.location, 200, &mut errors);
-    let party = text("party", &input.party, 200, &mut errors);
+    let location = line("location", &input.location, 200, &mut errors);
+    let party = line("party", &input.party, 200, &mut errors);
     let temperature = input.temperature_c.as_deref().and_then(|raw| {
         Decimal::from_json(raw)
             .map_err(|m| errors.push(FieldError::new("temperature_c", m)))
             .ok()
     });
-    let container_id = optional(
+    let container_id = optional_line(
         "container_id",
         input.container_id.as_deref(),
         100,
         &mut errors,
     );
-    let recipient_id = optional(
+    let recipient_id = optional_line(
         "recipient_id",
         input.recipient_id.as_deref(),
         100,
         &mut errors,
     );
-    let notes = optional("notes", input.notes.as_deref(), 2000, &mut errors);
+    let notes = optional_note("notes", input.notes.as_deref(), 2000, &mut errors);
     let (Some(event), true) = (event, errors.is_empty()) else {
         return Err(AppError::validation(errors));
     };

@@ -284,17 +284,9 @@ pub fn open_manual(
     input: &NewDeviationInput,
 ) -> Result<DeviationView, AppError> {
     let mut errors = Vec::new();
-    let title = input.title.trim().to_owned();
-    if title.is_empty() || title.chars().count() > 200 {
-        errors.push(FieldError::new("title", "must be 1 to 200 characters"));
-    }
-    let description = input.description.trim().to_owned();
-    if description.is_empty() || description.chars().count() > 10_000 {
-        errors.push(FieldError::new(
-            "description",
-            "must be 1 to 10000 characters",
-        ));
-    }
+    let title = crate::domain::text::line("title", &input.title, 200, &mut errors);
+    let description =
+        crate::domain::text::note("description", &input.description, 10_000, &mut errors);
     let severity = match input.severity.as_deref() {
         None => Some(Severity::Minor),
         Some(s) => Severity::parse(s).or_else(|| {
@@ -349,13 +341,7 @@ pub fn close(
         ));
         None
     });
-    let root_cause = root_cause.trim().to_owned();
-    if root_cause.is_empty() || root_cause.chars().count() > 10_000 {
-        errors.push(FieldError::new(
-            "root_cause",
-            "must be 1 to 10000 characters: say why",
-        ));
-    }
+    let root_cause = crate::domain::text::note("root_cause", root_cause, 10_000, &mut errors);
     let (Some(conclusion), true) = (conclusion, errors.is_empty()) else {
         return Err(AppError::validation(errors));
     };

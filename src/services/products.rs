@@ -66,17 +66,6 @@ pub struct NewProductInput {
     pub release_signatures_required: Option<i64>,
 }
 
-fn text_field(field: &str, v: &str, max: usize, errors: &mut Vec<FieldError>) -> String {
-    let t = v.trim();
-    if t.is_empty() || t.chars().count() > max || t.chars().any(char::is_control) {
-        errors.push(FieldError::new(
-            field,
-            format!("must be 1 to {max} printable characters"),
-        ));
-    }
-    t.to_owned()
-}
-
 fn temperature(field: &str, raw: Option<&str>, errors: &mut Vec<FieldError>) -> Option<Decimal> {
     raw.and_then(|r| {
         Decimal::from_json(r)
@@ -102,7 +91,7 @@ pub fn create_product(
     input: &NewProductInput,
 ) -> Result<ProductView, AppError> {
     let mut errors = Vec::new();
-    let code = text_field("code", &input.code, 40, &mut errors);
+    let code = crate::domain::text::line("code", &input.code, 40, &mut errors);
     if !code.is_empty()
         && !code
             .chars()
@@ -113,8 +102,9 @@ pub fn create_product(
             "may contain only letters, digits, '.', '_' and '-'",
         ));
     }
-    let name = text_field("name", &input.name, 200, &mut errors);
-    let product_type = text_field("product_type", &input.product_type, 100, &mut errors);
+    let name = crate::domain::text::line("name", &input.name, 200, &mut errors);
+    let product_type =
+        crate::domain::text::line("product_type", &input.product_type, 100, &mut errors);
     let min = temperature("storage_min_c", input.storage_min_c.as_deref(), &mut errors);
     let max = temperature("storage_max_c", input.storage_max_c.as_deref(), &mut errors);
     if let (Some(lo), Some(hi)) = (&min, &max) {
@@ -343,7 +333,7 @@ pub fn create_spec(
     tests: &[TestDefInput],
 ) -> Result<SpecView, AppError> {
     let mut errors = Vec::new();
-    let version = text_field("version", version, 40, &mut errors);
+    let version = crate::domain::text::line("version", version, 40, &mut errors);
     let defs = match validate_tests(tests) {
         Ok(d) => d,
         Err(mut e) => {

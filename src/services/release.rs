@@ -372,12 +372,10 @@ pub fn dispose(
     password: &str,
     reason: &str,
 ) -> Result<BatchDetail, AppError> {
-    let reason = reason.trim().to_owned();
-    if reason.is_empty() || reason.chars().count() > 10_000 {
-        return Err(AppError::invalid_field(
-            "reason",
-            "must be 1 to 10000 characters: say why",
-        ));
+    let mut errors = Vec::new();
+    let reason = crate::domain::text::note("reason", reason, 10_000, &mut errors);
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
     }
     in_transaction(conn, |c| {
         let batch = lock_batch(c, batch_id)?;

@@ -214,14 +214,6 @@ pub struct NewResultInput {
     pub reason: Option<String>,
 }
 
-fn note_text(field: &str, v: Option<&str>, errors: &mut Vec<FieldError>) -> Option<String> {
-    let t = v.map(str::trim).filter(|t| !t.is_empty())?;
-    if t.chars().count() > 2000 {
-        errors.push(FieldError::new(field, "must be at most 2000 characters"));
-    }
-    Some(t.to_owned())
-}
-
 /// What a result record says, for its audit entry and its review signature.
 fn result_record(r: &ResultRow) -> Value {
     json!({
@@ -251,9 +243,16 @@ pub fn record_result(
     input: &NewResultInput,
 ) -> Result<ResultView, AppError> {
     let mut errors = Vec::new();
-    let instrument = note_text("instrument", input.instrument.as_deref(), &mut errors);
-    let comment = note_text("comment", input.comment.as_deref(), &mut errors);
-    let reason = note_text("reason", input.reason.as_deref(), &mut errors);
+    let instrument = crate::domain::text::optional_line(
+        "instrument",
+        input.instrument.as_deref(),
+        200,
+        &mut errors,
+    );
+    let comment =
+        crate::domain::text::optional_note("comment", input.comment.as_deref(), 2000, &mut errors);
+    let reason =
+        crate::domain::text::optional_note("reason", input.reason.as_deref(), 2000, &mut errors);
     in_transaction(conn, |c| {
         let batch = lock_batch(c, batch_id)?;
         let status = status_of(&batch)?;

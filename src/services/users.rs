@@ -102,17 +102,6 @@ pub struct NewUserInput {
     pub password: String,
 }
 
-fn check_full_name(raw: &str, errors: &mut Vec<FieldError>) -> String {
-    let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        errors.push(FieldError::new(
-            "full_name",
-            "must be 1 to 200 printable characters",
-        ));
-    }
-    name.to_owned()
-}
-
 fn check_email(raw: &str, errors: &mut Vec<FieldError>) -> String {
     let email = raw.trim();
     if lettre::Address::from_str(email).is_err() {
@@ -148,7 +137,7 @@ pub fn create_user(
     let username = Username::parse(&input.username)
         .map_err(|m| errors.push(FieldError::new("username", m)))
         .ok();
-    let full_name = check_full_name(&input.full_name, &mut errors);
+    let full_name = crate::domain::text::line("full_name", &input.full_name, 200, &mut errors);
     let email = check_email(&input.email, &mut errors);
     let roles = check_roles(&input.roles, &mut errors);
     if let Err(m) = check_password_policy(
@@ -285,7 +274,7 @@ pub fn update_user(
     let full_name = patch
         .full_name
         .as_deref()
-        .map(|n| check_full_name(n, &mut errors));
+        .map(|n| crate::domain::text::line("full_name", n, 200, &mut errors));
     let email = patch.email.as_deref().map(|e| check_email(e, &mut errors));
     let roles = patch.roles.as_deref().map(|r| check_roles(r, &mut errors));
     if patch.full_name.is_none()

@@ -1,0 +1,80 @@
+//! Free text as records keep it: trimmed, bounded, and without control
+//! characters that would hide content (a single line) or break a record.
+
+use super::FieldError;
+
+fn is_hidden(c: char, multiline: bool) -> bool {
+    c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t'))
+}
+
+fn check(field: &str, t: &str, max: usize, multiline: bool, errors: &mut Vec<FieldError>) {
+    if t.is_empty() || t.chars().count() > max || t.chars().any(|c| is_hidden(c, multiline)) {
+        let kind = if multiline {
+            "characters"
+        } else {
+            "printable characters on one line"
+        };
+        errors.push(FieldError::new(field, format!("must be 1 to {max} {kind}")));
+    }
+}
+
+/// A required single-line text (a name, a code, a location).
+pub fn line(field: &str, v: &str, max: usize, errors: &mut Vec<FieldError>) -> String {
+    let t = v.trim();
+    check(field, t, max, false, errors);
+    t.to_owned()
+}
+
+/// An optional single-line text; blank counts as absent.
+pub fn optional_line(
+    field: &str,
+    v: Option<&str>,
+    max: usize,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    let t = v.map(str::trim).filter(|t| !t.is_empty())?;
+    check(field, t, max, false, errors);
+    Some(t.to_owned())
+}
+
+/// A required text that may span lines (a description, a root cause).
+pub fn note(field: &str, v: &str, max: usize, errors: &mut Vec<FieldError>) -> String {
+    let t = v.trim();
+    check(field, t, max, true, errors);
+    t.to_owned()
+}
+
+/// An optional text that may span lines (a comment); blank counts as absent.
+pub fn optional_note(
+    field: &str,
+    v: Option<&str>,
+    max: usize,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    let t = v.map(str::trim).filter(|t| !t.is_empty())?;
+    check(field, t, max, true, errors);
+    Some(t.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_and_notes() {
+        let mut e = Vec::new();
+        assert_eq!(line("name", "  Tess  ", 10, &mut e), "Tess");
+        assert!(e.is_empty());
+        line("name", "a\nb", 10, &mut e);
+        line("name", "", 10, &mut e);
+        line("name", "abcdefghijk", 10, &mut e);
+        assert_eq!(e.len(), 3);
+        let mut e = Vec::new();
+        assert_eq!(note("d", "line 1\nline 2", 100, &mut e), "line 1\nline 2");
+        assert_eq!(optional_note("c", Some("   "), 100, &mut e), None);
+        assert_eq!(optional_line("u", None, 100, &mut e), None);
+        assert!(e.is_empty());
+        note("d", "bell\u{7}", 100, &mut e);
+        assert_eq!(e.len(), 1);
+    }
+}

@@ -228,7 +228,11 @@ pub fn login(
             audit::append(
                 c,
                 AuditRecord::new(SYSTEM_CHAIN, None, "auth.login_failed", "user", None)
-                    .after(json!({ "username": username, "cause": "unknown_user" })),
+                    // What was typed, bounded: the trail keeps the attempt, not a payload.
+                    .after(json!({
+                        "username": username.chars().take(100).collect::<String>(),
+                        "cause": "unknown_user",
+                    })),
             )?;
             return Ok(Err(invalid_credentials()));
         };

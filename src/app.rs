@@ -32,6 +32,8 @@ pub struct AppState {
     pub login_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     /// Static bearer token for `/metrics`.
     pub metrics_token: Option<String>,
+    /// Mark cookies Secure (the public URL is https).
+    pub secure_cookies: bool,
 }
 
 impl AppState {
@@ -48,6 +50,23 @@ impl AppState {
             },
             login_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
             metrics_token: settings.metrics_token.clone().filter(|t| !t.is_empty()),
+            secure_cookies: settings.public_url.starts_with("https://"),
+        })
+    }
+
+    /// Counts a sign-in attempt from the request's peer address (the peer,
+    /// not X-Forwarded-For: a client can't choose it); 429 past the limit.
+    pub fn check_login_rate(&self, req: &actix_web::HttpRequest) -> Result<(), AppError> {
+        use governor::clock::{Clock, DefaultClock};
+        let Some(ip) = req.peer_addr().map(|a| a.ip()) else {
+            return Ok(());
+        };
+        if self.login_limiter.len() > 10_000 {
+            self.login_limiter.retain_recent();
+        }
+        self.login_limiter.check_key(&ip).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            AppError::rate_limited(wait.as_secs().max(1))
         })
     }
 
@@ -83,6 +102,7 @@ pub fn build_server(
             .split_for_parts();
         app.service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", openapi.clone()))
             .service(web::redirect("/docs", "/docs/"))
+            .configure(crate::web::configure)
             .wrap(actix_web::middleware::from_fn(crate::observability::track))
             .wrap(TracingLogger::default())
             .app_data(state.clone())

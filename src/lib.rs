@@ -18,3 +18,4 @@ pub mod observability;
 pub mod report;
 pub mod services;
 pub mod telemetry;
+pub mod web;

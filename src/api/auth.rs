@@ -7,7 +7,6 @@ use crate::error::AppError;
 use crate::services::auth as svc;
 use crate::services::users::UserView;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use governor::clock::{Clock, DefaultClock};
 use serde::{Deserialize, Serialize};
 
 /// `POST /auth/login` body.
@@ -27,23 +26,6 @@ pub struct LoginResponse {
     user: UserView,
 }
 
-/// Keyed limiter entries are pruned once this many addresses are tracked.
-const LIMITER_PRUNE_AT: usize = 10_000;
-
-fn check_rate(state: &AppState, req: &HttpRequest) -> Result<(), AppError> {
-    // The peer address, not X-Forwarded-For: a client can't choose it.
-    let Some(ip) = req.peer_addr().map(|a| a.ip()) else {
-        return Ok(());
-    };
-    if state.login_limiter.len() > LIMITER_PRUNE_AT {
-        state.login_limiter.retain_recent();
-    }
-    state.login_limiter.check_key(&ip).map_err(|not_until| {
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        AppError::rate_limited(wait.as_secs().max(1))
-    })
-}
-
 /// Signs in with username and password.
 #[utoipa::path(tag = "auth", security(()), request_body = LoginRequest, responses((status = 200, body = LoginResponse), crate::api::openapi::Problems))]
 #[post("/auth/login")]
@@ -53,7 +35,7 @@ pub async fn login(
     body: Json<LoginRequest>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.parse()?;
-    check_rate(&state, &req)?;
+    state.check_login_rate(&req)?;
     let cfg = state.auth.clone();
     let ok = state
         .db(move |c| svc::login(c, &cfg, &body.username, &body.password))

@@ -51,6 +51,7 @@ pub struct SessionRow {
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub revoked_reason: Option<String>,
+    pub csrf_token: Option<String>,
 }
 
 /// A session to insert.
@@ -60,6 +61,7 @@ pub struct NewSession {
     pub id: Uuid,
     pub user_id: Uuid,
     pub expires_at: DateTime<Utc>,
+    pub csrf_token: Option<String>,
 }
 
 /// An audit entry as stored.

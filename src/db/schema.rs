@@ -222,6 +222,7 @@ diesel::table! {
         expires_at -> Timestamptz,
         revoked_at -> Nullable<Timestamptz>,
         revoked_reason -> Nullable<Text>,
+        csrf_token -> Nullable<Text>,
     }
 }
 

@@ -43,6 +43,8 @@ pub struct LoginOk {
     pub expires_in: i64,
     /// The user.
     pub user: UserView,
+    /// The session's CSRF token (every browser form posts it back).
+    pub csrf_token: String,
 }
 
 /// The outcome of re-entering a password.
@@ -261,11 +263,13 @@ pub fn login(
         let now = Utc::now();
         let expires_at = now + cfg.sessions.token_ttl;
         let session_id = Uuid::now_v7();
+        let csrf_token = random_token();
         diesel::insert_into(sessions::table)
             .values(NewSession {
                 id: session_id,
                 user_id: user.id,
                 expires_at,
+                csrf_token: Some(csrf_token.clone()),
             })
             .execute(c)?;
         diesel::update(sessions::table.find(session_id))
@@ -292,6 +296,7 @@ pub fn login(
             access_token,
             expires_in: (expires_at - now).num_seconds(),
             user: UserView::from(&fresh),
+            csrf_token,
         }))
     })?
 }
@@ -303,6 +308,16 @@ pub struct Authenticated {
     pub actor: Actor,
     /// The session the token belongs to.
     pub session_id: Uuid,
+    /// The session's CSRF token.
+    pub csrf_token: String,
+}
+
+/// 32 random bytes, hex.
+pub fn random_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
 }
 
 fn invalid_token() -> AppError {
@@ -374,6 +389,7 @@ pub fn authenticate(
         Ok(Ok(Authenticated {
             actor: actor_of(&user)?,
             session_id: session.id,
+            csrf_token: session.csrf_token.clone().unwrap_or_default(),
         }))
     })?
 }

@@ -20,3 +20,4 @@ mod specs;
 mod support;
 mod users;
 mod walk;
+mod web;

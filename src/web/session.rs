@@ -1,0 +1,150 @@
+//! Browser sessions: the access token in an HttpOnly, SameSite=Strict cookie
+//! (Secure behind TLS), on the same sessions table, idle timeout and
+//! revocation as API tokens; and the per-session CSRF token every form posts.
+
+use crate::app::AppState;
+use crate::domain::roles::Role;
+use crate::error::AppError;
+use crate::services::auth::{Authenticated, authenticate};
+use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::dev::Payload;
+use actix_web::http::{StatusCode, header};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use futures_util::future::LocalBoxFuture;
+use std::fmt;
+
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "cellqc_session";
+/// The sign-in form's CSRF cookie (before there is a session).
+pub const LOGIN_CSRF_COOKIE: &str = "cellqc_login_csrf";
+
+/// A failure on a page: sign in first, or a refusal to show in words.
+#[derive(Debug)]
+pub enum WebError {
+    /// Not signed in (or the session ended): go to the sign-in page.
+    SignIn,
+    /// Refused or failed: shown as a page with the reason.
+    Refused(AppError),
+}
+
+impl fmt::Display for WebError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WebError::SignIn => f.write_str("sign in first"),
+            WebError::Refused(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<AppError> for WebError {
+    fn from(e: AppError) -> Self {
+        WebError::Refused(e)
+    }
+}
+
+impl ResponseError for WebError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            WebError::SignIn => StatusCode::SEE_OTHER,
+            WebError::Refused(e) => e.status_code(),
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            WebError::SignIn => HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, "/login"))
+                .cookie(removal(SESSION_COOKIE))
+                .finish(),
+            WebError::Refused(e) => {
+                let p = e.to_problem();
+                HttpResponse::build(p.status)
+                    .content_type("text/html; charset=utf-8")
+                    .body(super::layout::error_page(&p).into_string())
+            }
+        }
+    }
+}
+
+/// A cookie that removes `name`.
+pub fn removal(name: &'static str) -> Cookie<'static> {
+    let mut c = Cookie::build(name, "").path("/").finish();
+    c.make_removal();
+    c
+}
+
+/// A session-scoped cookie with the protections every cellqc cookie has.
+pub fn protected_cookie(
+    name: &'static str,
+    value: String,
+    secure: bool,
+    max_age_secs: i64,
+) -> Cookie<'static> {
+    Cookie::build(name, value)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure)
+        .max_age(CookieDuration::seconds(max_age_secs))
+        .finish()
+}
+
+/// The signed-in browser user.
+#[derive(Debug, Clone)]
+pub struct WebUser(pub Authenticated);
+
+impl WebUser {
+    /// Refuses (403) unless the user holds one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), WebError> {
+        if self.0.actor.roles.contains_any(roles) {
+            return Ok(());
+        }
+        let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        Err(WebError::Refused(AppError::forbidden(
+            "forbidden_role",
+            format!("this page needs the role {}", names.join(" or ")),
+        )))
+    }
+
+    /// Checks a form's CSRF token against the session's.
+    pub fn check_csrf(&self, token: &str) -> Result<(), WebError> {
+        if !self.0.csrf_token.is_empty()
+            && constant_time_eq(token.as_bytes(), self.0.csrf_token.as_bytes())
+        {
+            Ok(())
+        } else {
+            Err(WebError::Refused(AppError::forbidden(
+                "csrf_failed",
+                "this form is out of date or was not sent from cellqc: reload the page and try again",
+            )))
+        }
+    }
+}
+
+/// Compares without stopping at the first difference.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl FromRequest for WebUser {
+    type Error = WebError;
+    type Future = LocalBoxFuture<'static, Result<Self, WebError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
+        Box::pin(async move {
+            let (Some(state), Some(token)) = (state, token) else {
+                return Err(WebError::SignIn);
+            };
+            let cfg = state.auth.clone();
+            match state.db(move |c| authenticate(c, &cfg, &token)).await {
+                Ok(who) => Ok(WebUser(who)),
+                Err(AppError::Problem(p)) if p.status == StatusCode::UNAUTHORIZED => {
+                    Err(WebError::SignIn)
+                }
+                Err(e) => Err(WebError::Refused(e)),
+            }
+        })
+    }
+}

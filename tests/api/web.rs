@@ -1,0 +1,235 @@
+//! The web interface over HTTP: sign-in with cookies and CSRF, security
+//! headers, pages showing what the record says.
+
+use crate::lab::Lab;
+use crate::support::{ADMIN_PASSWORD, TestApp, USER_PASSWORD};
+use actix_web::http::StatusCode;
+use serde_json::json;
+
+/// A browser: keeps cookies between requests.
+pub struct Browser<'a> {
+    app: &'a TestApp,
+    cookies: std::collections::BTreeMap<String, String>,
+    client: awc::Client,
+}
+
+pub struct Page {
+    pub status: StatusCode,
+    pub headers: actix_web::http::header::HeaderMap,
+    pub body: String,
+}
+
+impl<'a> Browser<'a> {
+    pub fn new(app: &'a TestApp) -> Self {
+        Browser {
+            app,
+            cookies: Default::default(),
+            client: awc::Client::builder().disable_redirects().finish(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn remember(&mut self, headers: &actix_web::http::header::HeaderMap) {
+        for v in headers.get_all("set-cookie") {
+            let c = actix_web::cookie::Cookie::parse(v.to_str().unwrap().to_owned()).unwrap();
+            if c.value().is_empty() {
+                self.cookies.remove(c.name());
+            } else {
+                self.cookies
+                    .insert(c.name().to_owned(), c.value().to_owned());
+            }
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        let mut res = self
+            .client
+            .get(format!("{}{path}", self.app.address))
+            .insert_header(("Cookie", self.cookie_header()))
+            .send()
+            .await
+            .unwrap();
+        self.remember(res.headers());
+        let body = String::from_utf8_lossy(&res.body().limit(10 << 20).await.unwrap()).into_owned();
+        Page {
+            status: res.status(),
+            headers: res.headers().clone(),
+            body,
+        }
+    }
+
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let mut res = self
+            .client
+            .post(format!("{}{path}", self.app.address))
+            .insert_header(("Cookie", self.cookie_header()))
+            .send_form(&form)
+            .await
+            .unwrap();
+        self.remember(res.headers());
+        let body = String::from_utf8_lossy(&res.body().await.unwrap()).into_owned();
+        Page {
+            status: res.status(),
+            headers: res.headers().clone(),
+            body,
+        }
+    }
+
+    /// The value of the hidden `csrf` field of the page.
+    pub fn csrf(page: &Page) -> String {
+        let at = page
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a csrf field");
+        let rest = &page.body[at + 19..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    }
+
+    pub async fn sign_in(&mut self, username: &str, password: &str) -> Page {
+        let form = self.get("/login").await;
+        let token = Self::csrf(&form);
+        self.post(
+            "/login",
+            &[
+                ("csrf", &token),
+                ("username", username),
+                ("password", password),
+            ],
+        )
+        .await
+    }
+}
+
+#[actix_web::test]
+async fn pages_need_a_session_and_carry_security_headers() {
+    let app = TestApp::spawn().await;
+    let mut b = Browser::new(&app);
+    let r = b.get("/batches").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.headers.get("location").unwrap(), "/login");
+    let login = b.get("/login").await;
+    assert_eq!(login.status, StatusCode::OK);
+    let csp = login
+        .headers
+        .get("content-security-policy")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"));
+    assert_eq!(login.headers.get("referrer-policy").unwrap(), "same-origin");
+    assert!(
+        login.body.contains("<label>Username<input"),
+        "every input has a label"
+    );
+    assert!(!login.body.contains("<script>"), "no inline script");
+}
+
+#[actix_web::test]
+async fn sign_in_sets_a_strict_http_only_cookie_and_sign_out_revokes_it() {
+    let app = TestApp::spawn().await;
+    let mut b = Browser::new(&app);
+    let r = b.sign_in("admin", ADMIN_PASSWORD).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let set = r
+        .headers
+        .get_all("set-cookie")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        set.contains("cellqc_session=")
+            && set.contains("HttpOnly")
+            && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let list = b.get("/batches").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(list.body.contains("Administrator (admin)"));
+    let token = Browser::csrf(&list);
+    // A form without the right token is refused.
+    let forged = b.post("/logout", &[("csrf", "forged")]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(forged.body.contains("reload the page"));
+    let out = b.post("/logout", &[("csrf", &token)]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(b.get("/batches").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.audit_actions("auth.logout").len(), 1);
+}
+
+#[actix_web::test]
+async fn a_wrong_password_and_a_locked_account_are_explained_on_the_form() {
+    let app = TestApp::spawn().await;
+    let (_, user) = app.user_with(&["technician"]).await;
+    let mut b = Browser::new(&app);
+    let wrong = b.sign_in(&user, "not-the-password").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.body.contains("Wrong username or password."));
+    for _ in 0..4 {
+        b.sign_in(&user, "not-the-password").await;
+    }
+    let locked = b.sign_in(&user, USER_PASSWORD).await;
+    assert!(
+        locked.body.contains("This account is locked"),
+        "{}",
+        locked.body
+    );
+    let no_csrf = b
+        .post(
+            "/login",
+            &[
+                ("csrf", "x"),
+                ("username", "admin"),
+                ("password", ADMIN_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
+}
+
+#[actix_web::test]
+async fn the_batch_page_shows_limits_results_and_every_blocker_in_words() {
+    let lab = Lab::msc().await;
+    let b = lab.tested_batch("UCMSC-WEB-1", &["STER"]).await;
+    lab.app
+        .post(
+            &format!("/api/v1/batches/{b}/deviations"),
+            &lab.tech,
+            json!({"title": "Door alarm", "description": "d"}),
+        )
+        .await;
+    let mut br = Browser::new(&lab.app);
+    br.sign_in("admin", ADMIN_PASSWORD).await;
+    let list = br.get("/batches?q=ucmsc-web").await;
+    assert!(list.body.contains("UCMSC-WEB-1"));
+    let page = br.get(&format!("/batches/{b}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    for needle in [
+        "Batch UCMSC-WEB-1",
+        "A required result is missing",
+        "A deviation is still open",
+        "&gt;= 95 %",
+        "98.2",
+        "PASS",
+        "Door alarm",
+    ] {
+        assert!(page.body.contains(needle), "missing {needle}");
+    }
+    assert!(
+        page.body.contains("<time datetime="),
+        "times carry their UTC value"
+    );
+    let ghost = br.get(&format!("/batches/{}", uuid::Uuid::now_v7())).await;
+    assert_eq!(ghost.status, StatusCode::NOT_FOUND);
+    assert!(ghost.body.contains("no batch"));
+}

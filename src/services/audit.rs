@@ -361,6 +361,14 @@ const VERIFY_PAGE: i64 = 2000;
 /// each link, each sequence and each chain's head. Reads in keyset pages, so
 /// memory stays flat however long the trail is.
 pub fn verify(conn: &mut PgConnection) -> Result<VerifyReport, AppError> {
+    verify_chains(conn, None)
+}
+
+/// [`verify`], limited to one chain when `only` names it.
+pub fn verify_chains(
+    conn: &mut PgConnection,
+    only: Option<&str>,
+) -> Result<VerifyReport, AppError> {
     let mut report = VerifyReport {
         ok: true,
         chains: 0,
@@ -390,6 +398,9 @@ pub fn verify(conn: &mut PgConnection) -> Result<VerifyReport, AppError> {
             .order((audit_entries::chain, audit_entries::seq))
             .limit(VERIFY_PAGE)
             .into_boxed();
+        if let Some(chain) = only {
+            q = q.filter(audit_entries::chain.eq(chain.to_owned()));
+        }
         if let Some((chain, seq)) = &after {
             q = q.filter(
                 audit_entries::chain
@@ -444,8 +455,13 @@ pub fn verify(conn: &mut PgConnection) -> Result<VerifyReport, AppError> {
         finish_chain(&mut report, &mut note, walk);
     }
     // Chains whose head records entries none of which is left.
-    let emptied: Vec<(String, i64)> = audit_chain_heads::table
+    let mut emptied_q = audit_chain_heads::table
         .filter(audit_chain_heads::seq.gt(0))
+        .into_boxed();
+    if let Some(chain) = only {
+        emptied_q = emptied_q.filter(audit_chain_heads::chain.eq(chain.to_owned()));
+    }
+    let emptied: Vec<(String, i64)> = emptied_q
         .filter(diesel::dsl::not(diesel::dsl::exists(
             audit_entries::table.filter(audit_entries::chain.eq(audit_chain_heads::chain)),
         )))

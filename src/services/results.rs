@@ -499,3 +499,54 @@ pub fn review_result(
         Ok(Ok(result_view(c, batch.id, row.id)?))
     })?
 }
+
+/// A result awaiting review, with its batch number.
+#[derive(Debug, Clone)]
+pub struct AwaitingReview {
+    /// The result.
+    pub result: ResultView,
+    /// Its batch's number.
+    pub batch_number: String,
+}
+
+/// Results awaiting second-person review, oldest first, leaving out those
+/// `reviewer` performed (they may not review them).
+pub fn review_queue(
+    conn: &mut PgConnection,
+    reviewer: Uuid,
+    limit: i64,
+) -> Result<Vec<AwaitingReview>, AppError> {
+    #[derive(QueryableByName)]
+    struct Pending {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        id: Uuid,
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        batch_id: Uuid,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        batch_number: String,
+    }
+    // A result awaits review while no review signature, no replacement and
+    // no invalidation exists for it.
+    let pending: Vec<Pending> = diesel::sql_query(
+        "SELECT r.id, r.batch_id, b.batch_number FROM results r JOIN batches b ON b.id = r.batch_id \
+         WHERE r.performed_by <> $1 \
+           AND NOT EXISTS (SELECT 1 FROM signatures s WHERE s.entity_id = r.id \
+                           AND s.meaning IN ('reviewed', 'review_rejected')) \
+           AND NOT EXISTS (SELECT 1 FROM results n WHERE n.replaces_result_id = r.id) \
+           AND NOT EXISTS (SELECT 1 FROM deviations d WHERE d.result_id = r.id \
+                           AND d.conclusion = 'invalid_test') \
+         ORDER BY r.id LIMIT $2",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(reviewer)
+    .bind::<diesel::sql_types::BigInt, _>(limit)
+    .load(conn)?;
+    pending
+        .into_iter()
+        .map(|p| {
+            Ok(AwaitingReview {
+                result: result_view(conn, p.batch_id, p.id)?,
+                batch_number: p.batch_number,
+            })
+        })
+        .collect()
+}

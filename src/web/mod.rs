@@ -4,6 +4,7 @@
 //! Content-Security-Policy without inline script, `frame-ancestors 'none'`);
 //! every form carries the session's CSRF token.
 
+pub mod forms;
 pub mod layout;
 pub mod pages;
 pub mod session;
@@ -70,6 +71,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(pages::logout)
             .service(pages::batch_list)
             .service(pages::batch_page)
-            .service(pages::certificate),
+            .service(pages::certificate)
+            .service(forms::record_result_form)
+            .service(forms::record_result)
+            .service(forms::review_queue)
+            .service(forms::review_form)
+            .service(forms::review)
+            .service(forms::release_page)
+            .service(forms::release_batch)
+            .service(forms::reject_batch)
+            .service(forms::recall_batch)
+            .service(forms::history_csv)
+            .service(forms::history_json)
+            .service(forms::history_page),
     );
 }

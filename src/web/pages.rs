@@ -291,6 +291,12 @@ fn blocker_words(code: BlockerCode) -> &'static str {
     }
 }
 
+/// The batch page's query: the result just recorded, to show its outcome.
+#[derive(Debug, Deserialize)]
+pub struct BatchPageQuery {
+    recorded: Option<Uuid>,
+}
+
 /// The batch page: specification with limits, results, signatures,
 /// deviations, custody and release readiness with every blocker in words.
 #[get("/batches/{id}")]
@@ -298,8 +304,10 @@ pub async fn batch_page(
     state: web::Data<AppState>,
     user: WebUser,
     id: web::Path<Uuid>,
+    query: web::Query<BatchPageQuery>,
 ) -> Result<HttpResponse, WebError> {
     let id = id.into_inner();
+    let recorded = query.recorded;
     let (detail, spec, readiness, product) = state
         .db(move |c| {
             let detail = batch_svc::get_batch(c, id)?;
@@ -320,7 +328,20 @@ pub async fn batch_page(
                 )
         })
     };
+    let just_recorded = recorded.and_then(|r| detail.results.iter().find(|x| x.id == r));
+    let roles = &user.0.actor;
     let body = html! {
+        @if let Some(r) = just_recorded {
+            div class={"notice " (if r.outcome == "pass" { "ok" } else { "error" })} role="status" id="recorded" {
+                "Result recorded: " strong { (r.test_code) " " (r.value) " " (r.unit.clone().unwrap_or_default()) } " — " (outcome(&r.outcome))
+                @if r.outcome == "fail" { ". An OOS investigation was opened and QA notified." }
+            }
+        }
+        nav.card aria-label="Actions" {
+            @if roles.has(crate::domain::roles::Role::Technician) { a href={"/batches/" (id) "/results/new"} { "Record a result" } " · " }
+            @if roles.has(crate::domain::roles::Role::Qa) { a href={"/batches/" (id) "/release"} { "Release, reject or recall" } " · " }
+            @if roles.has(crate::domain::roles::Role::Qa) || roles.has(crate::domain::roles::Role::Auditor) { a href={"/batches/" (id) "/history"} { "History" } }
+        }
         div.card {
             dl.facts {
                 dt { "Status" } dd { (status(&b.status)) }

@@ -233,3 +233,179 @@ async fn the_batch_page_shows_limits_results_and_every_blocker_in_words() {
     assert_eq!(ghost.status, StatusCode::NOT_FOUND);
     assert!(ghost.body.contains("no batch"));
 }
+
+#[actix_web::test]
+async fn technician_reviewer_qa_and_auditor_walk_the_forms() {
+    let lab = Lab::msc().await;
+    let batch = lab.batch("UCMSC-WEB-2").await;
+    let (_, tech_name) = lab.app.user_with(&["technician"]).await;
+    let (_, reviewer_name) = lab.app.user_with(&["reviewer"]).await;
+    let (_, both_name) = lab.app.user_with(&["technician", "reviewer"]).await;
+    let (_, qa_name) = lab.app.user_with(&["qa"]).await;
+    let (_, auditor_name) = lab.app.user_with(&["auditor"]).await;
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M").to_string();
+
+    // The technician records the whole MSC panel through the form.
+    let mut tech = Browser::new(&lab.app);
+    tech.sign_in(&tech_name, USER_PASSWORD).await;
+    for (code, value) in cellqc::demo::msc_passing_values() {
+        let form = tech.get(&format!("/batches/{batch}/results/new")).await;
+        assert!(
+            form.body.contains("limit &gt;= 95 %"),
+            "the picker shows limits"
+        );
+        let token = Browser::csrf(&form);
+        let v = value
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| value.to_string());
+        let r = tech
+            .post(
+                &format!("/batches/{batch}/results"),
+                &[
+                    ("csrf", &token),
+                    ("test_code", code),
+                    ("value", &v),
+                    ("performed_at", &now),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{code}: {}", r.body);
+        let shown = tech
+            .get(r.headers.get("location").unwrap().to_str().unwrap())
+            .await;
+        assert!(
+            shown.body.contains("Result recorded:") && shown.body.contains("PASS"),
+            "{code}"
+        );
+    }
+    let bad = tech.get(&format!("/batches/{batch}/results/new")).await;
+    let token = Browser::csrf(&bad);
+    let refused = tech
+        .post(
+            &format!("/batches/{batch}/results"),
+            &[
+                ("csrf", &token),
+                ("test_code", "VIAB"),
+                ("value", "high"),
+                ("performed_at", &now),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.body.contains("value: this test is numeric"),
+        "the refusal is next to the form"
+    );
+
+    // A user who is technician and reviewer may not review their own result.
+    let mut both = Browser::new(&lab.app);
+    both.sign_in(&both_name, USER_PASSWORD).await;
+    let b2 = lab.batch("UCMSC-WEB-3").await;
+    let form = both.get(&format!("/batches/{b2}/results/new")).await;
+    let token = Browser::csrf(&form);
+    let r = both
+        .post(
+            &format!("/batches/{b2}/results"),
+            &[
+                ("csrf", &token),
+                ("test_code", "CD73"),
+                ("value", "97"),
+                ("performed_at", &now),
+            ],
+        )
+        .await;
+    let own_id = r
+        .headers
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .to_owned();
+    let form = both.get(&format!("/results/{own_id}/review")).await;
+    assert!(
+        form.body.contains("By signing you state"),
+        "the meaning is shown before the password"
+    );
+    let token = Browser::csrf(&form);
+    let own = both
+        .post(
+            &format!("/results/{own_id}/review"),
+            &[
+                ("csrf", &token),
+                ("decision", "accept"),
+                ("password", USER_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::FORBIDDEN);
+    assert!(
+        own.body.contains("you performed this result"),
+        "{}",
+        own.body
+    );
+
+    // The reviewer works through the queue.
+    let mut reviewer = Browser::new(&lab.app);
+    reviewer.sign_in(&reviewer_name, USER_PASSWORD).await;
+    loop {
+        let queue = reviewer.get("/review").await;
+        let Some(at) = queue.body.find("/review\">Review</a>") else {
+            break;
+        };
+        let start = queue.body[..at].rfind("/results/").unwrap();
+        let path = queue.body[start..at + 7].to_owned();
+        let form = reviewer.get(&path).await;
+        let token = Browser::csrf(&form);
+        let r = reviewer
+            .post(
+                &path,
+                &[
+                    ("csrf", &token),
+                    ("decision", "accept"),
+                    ("password", USER_PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    }
+
+    // QA signs the release.
+    let mut qa = Browser::new(&lab.app);
+    qa.sign_in(&qa_name, USER_PASSWORD).await;
+    let page = qa.get(&format!("/batches/{batch}/release")).await;
+    assert!(page.body.contains("I approve this batch for release"));
+    let token = Browser::csrf(&page);
+    let r = qa
+        .post(
+            &format!("/batches/{batch}/release"),
+            &[
+                ("csrf", &token),
+                ("password", USER_PASSWORD),
+                ("comment", "meets specification"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(lab.status(&batch), "released");
+
+    // The auditor reads the verified history and downloads it.
+    let mut auditor = Browser::new(&lab.app);
+    auditor.sign_in(&auditor_name, USER_PASSWORD).await;
+    let h = auditor.get(&format!("/batches/{batch}/history")).await;
+    assert!(h.body.contains("hash chain verifies"), "{}", h.body);
+    let csv = auditor.get(&format!("/batches/{batch}/history.csv")).await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv.body.starts_with("seq,at,actor_id"));
+    assert!(csv.body.contains("batch.released"));
+    assert_eq!(
+        auditor
+            .get(&format!("/batches/{batch}/release"))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+}

@@ -151,7 +151,7 @@ fn lock_account(
     let body = format!(
         "The cellqc account `{}` ({}) was locked at {} after {} consecutive failed \
          password attempts. It unlocks by itself at {}, or an admin can unlock it \
-         (POST /api/v1/users/{}/unlock).\n\nIf the user did not make these attempts, \
+         on the Users page (user id {}).\n\nIf the user did not make these attempts, \
          treat this as an attempted unauthorised use (21 CFR 11.300(d)).\n",
         user.username,
         user.full_name,
@@ -178,7 +178,7 @@ fn lock_account(
         )?;
     }
     let admins = outbox::active_role_emails(conn, "admin")?;
-    let link = format!("/api/v1/users/{}", user.id);
+    let link = "/users".to_owned();
     outbox::queue(
         conn,
         admins,

@@ -83,7 +83,7 @@ fn record_of(d: &DeviationRow) -> Value {
 
 /// The page of a batch, linked from emails.
 pub fn batch_link(batch_id: Uuid) -> String {
-    format!("/api/v1/batches/{batch_id}")
+    format!("/batches/{batch_id}")
 }
 
 /// Every deviation of a batch, oldest first.

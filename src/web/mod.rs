@@ -4,6 +4,7 @@
 //! Content-Security-Policy without inline script, `frame-ancestors 'none'`);
 //! every form carries the session's CSRF token.
 
+pub mod admin;
 pub mod forms;
 pub mod layout;
 pub mod pages;
@@ -83,6 +84,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(forms::recall_batch)
             .service(forms::history_csv)
             .service(forms::history_json)
-            .service(forms::history_page),
+            .service(forms::history_page)
+            .service(admin::custody_form)
+            .service(admin::record_custody)
+            .service(admin::deviations_page)
+            .service(admin::open_deviation)
+            .service(admin::close_deviation)
+            .service(admin::users_page)
+            .service(admin::create_user)
+            .service(admin::unlock_user)
+            .service(admin::deactivate_user),
     );
 }

@@ -340,6 +340,8 @@ pub async fn batch_page(
         nav.card aria-label="Actions" {
             @if roles.has(crate::domain::roles::Role::Technician) { a href={"/batches/" (id) "/results/new"} { "Record a result" } " · " }
             @if roles.has(crate::domain::roles::Role::Qa) { a href={"/batches/" (id) "/release"} { "Release, reject or recall" } " · " }
+            @if roles.has(crate::domain::roles::Role::Technician) || roles.has(crate::domain::roles::Role::Qa) { a href={"/batches/" (id) "/custody/new"} { "Custody event" } " · " }
+            @if roles.roles.contains_any(&[crate::domain::roles::Role::Technician, crate::domain::roles::Role::Reviewer, crate::domain::roles::Role::Qa]) { a href={"/batches/" (id) "/deviations"} { "Deviations" } " · " }
             @if roles.has(crate::domain::roles::Role::Qa) || roles.has(crate::domain::roles::Role::Auditor) { a href={"/batches/" (id) "/history"} { "History" } }
         }
         div.card {

@@ -191,9 +191,7 @@ async fn an_oos_email_reaches_every_qa_user_through_smtp() {
     }
     let text = decoded(m);
     assert!(
-        text.contains(&format!(
-            "Open: https://cellqc.lab.example/api/v1/batches/{b}"
-        )),
+        text.contains(&format!("Open: https://cellqc.lab.example/batches/{b}")),
         "{text}"
     );
     assert!(text.contains("\nTest: STER\n"), "real line breaks: {text}");

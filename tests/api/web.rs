@@ -409,3 +409,131 @@ async fn technician_reviewer_qa_and_auditor_walk_the_forms() {
         StatusCode::FORBIDDEN
     );
 }
+
+#[actix_web::test]
+async fn custody_deviations_and_users_are_managed_from_their_pages() {
+    let lab = Lab::msc().await;
+    let batch = lab.batch("UCMSC-WEB-4").await;
+    let (_, tech_name) = lab.app.user_with(&["technician"]).await;
+    let (_, qa_name) = lab.app.user_with(&["qa"]).await;
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M").to_string();
+    let mut tech = Browser::new(&lab.app);
+    tech.sign_in(&tech_name, USER_PASSWORD).await;
+    let form = tech.get(&format!("/batches/{batch}/custody/new")).await;
+    let token = Browser::csrf(&form);
+    let shipped = tech
+        .post(
+            &format!("/batches/{batch}/custody"),
+            &[
+                ("csrf", &token),
+                ("event", "shipped"),
+                ("occurred_at", &now),
+                ("location", "Dock"),
+                ("party", "Courier"),
+            ],
+        )
+        .await;
+    assert_eq!(shipped.status, StatusCode::CONFLICT);
+    assert!(
+        shipped.body.contains("can&#39;t leave the facility")
+            || shipped.body.contains("can't leave the facility"),
+        "{}",
+        shipped.body
+    );
+    let stored = tech
+        .post(
+            &format!("/batches/{batch}/custody"),
+            &[
+                ("csrf", &token),
+                ("event", "stored"),
+                ("occurred_at", &now),
+                ("location", "LN2 tank 3"),
+                ("party", "Tess"),
+                ("temperature_c", "-120"),
+            ],
+        )
+        .await;
+    assert_eq!(stored.status, StatusCode::SEE_OTHER, "{}", stored.body);
+    let page = tech.get(&format!("/batches/{batch}")).await;
+    assert!(page.body.contains("EXCURSION"));
+
+    let mut qa = Browser::new(&lab.app);
+    qa.sign_in(&qa_name, USER_PASSWORD).await;
+    let devs = qa.get(&format!("/batches/{batch}/deviations")).await;
+    assert!(devs.body.contains("Temperature excursion"));
+    let token = Browser::csrf(&devs);
+    let at = devs.body.find("/close\"").unwrap();
+    let start = devs.body[..at].rfind("/deviations/").unwrap();
+    let path = devs.body[start..at + 6].to_owned();
+    let wrong = qa
+        .post(
+            &path,
+            &[
+                ("csrf", &token),
+                ("batch_id", &batch),
+                ("conclusion", "no_impact"),
+                ("root_cause", "logger fault"),
+                ("password", "wrong-password-1"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.body.contains("nothing was signed"));
+    let ok = qa
+        .post(
+            &path,
+            &[
+                ("csrf", &token),
+                ("batch_id", &batch),
+                ("conclusion", "no_impact"),
+                ("root_cause", "logger fault, probe replaced"),
+                ("password", USER_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+
+    let mut admin = Browser::new(&lab.app);
+    admin.sign_in("admin", crate::support::ADMIN_PASSWORD).await;
+    let users = admin.get("/users").await;
+    let token = Browser::csrf(&users);
+    let created = admin
+        .post(
+            "/users",
+            &[
+                ("csrf", &token),
+                ("username", "newtech"),
+                ("full_name", "New Tech"),
+                ("email", "n@lab.example"),
+                ("roles", "technician"),
+                ("roles", "reviewer"),
+                ("password", "a-long-enough-pw"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let weak = admin
+        .post(
+            "/users",
+            &[
+                ("csrf", &token),
+                ("username", "weak"),
+                ("full_name", "W"),
+                ("email", "w@lab.example"),
+                ("roles", "qa"),
+                ("password", "short"),
+            ],
+        )
+        .await;
+    assert_eq!(weak.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        weak.body
+            .contains("password: must be at least 12 characters")
+    );
+    assert_eq!(tech.get("/users").await.status, StatusCode::FORBIDDEN);
+    let me = lab.app.login("newtech", "a-long-enough-pw").await;
+    assert_eq!(
+        lab.app.get("/api/v1/auth/me", &me).await.body["roles"],
+        json!(["technician", "reviewer"])
+    );
+}

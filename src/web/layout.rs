@@ -43,10 +43,10 @@ pub fn page(title: &str, user: Option<&WebUser>, body: Markup) -> Markup {
                     a href="/batches" { "cellqc" }
                     @if let Some(u) = user {
                         nav aria-label="Main" {
-                            a href="/batches" { "Batches" } " "
-                            @if u.0.actor.has(Role::Reviewer) { a href="/review" { "Review queue" } " " }
-                            @if u.0.actor.has(Role::Admin) { a href="/users" { "Users" } " " }
-                            a href="/docs/" { "API" }
+                            a href="/batches" { "Batches" }
+                            @if u.0.actor.has(Role::Reviewer) { a href="/review" { "Review queue" } }
+                            @if u.0.actor.has(Role::Admin) { a href="/users" { "Users" } }
+                            a href="/docs/" { "API docs" }
                         }
                         span.who {
                             (u.0.actor.full_name) " (" (u.0.actor.username) ") "

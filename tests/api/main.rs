@@ -4,6 +4,7 @@
 mod audit;
 mod auth;
 mod batches;
+mod browser;
 mod certificate;
 mod cli;
 mod custody;

@@ -1,0 +1,353 @@
+//! The web interface in a real browser: headless Chromium driven over
+//! WebDriver (Debian's `chromium` and `chromium-driver`; nothing downloads a
+//! browser). With `CELLQC_SCREENSHOT_DIR` set, screenshots of the main pages
+//! are written there (that is how `docs/screenshots/` is made).
+
+use crate::lab::Lab;
+use crate::support::USER_PASSWORD;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Driver {
+    child: Child,
+    port: u16,
+    _profile: tempfile::TempDir,
+    downloads: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn chromedriver() -> Driver {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver (apt-get install chromium chromium-driver)");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Driver {
+        child,
+        port,
+        _profile: tempfile::tempdir().unwrap(),
+        downloads: tempfile::tempdir().unwrap(),
+    }
+}
+
+async fn browser(d: &Driver, width: u32, height: u32) -> Client {
+    // The test binary links two rustls crypto providers (lettre's and the
+    // WebDriver client's); name one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let profile = tempfile::tempdir().unwrap().keep();
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".to_owned(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync",
+                format!("--window-size={width},{height}"),
+                format!("--user-data-dir={}", profile.display()),
+            ],
+            "prefs": {
+                "download.default_directory": d.downloads.path(),
+                "download.prompt_for_download": false,
+            },
+        }),
+    );
+    ClientBuilder::rustls()
+        .unwrap()
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", d.port))
+        .await
+        .unwrap()
+}
+
+async fn shot(c: &Client, name: &str) {
+    if let Ok(dir) = std::env::var("CELLQC_SCREENSHOT_DIR") {
+        let png = c.screenshot().await.unwrap();
+        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+async fn fill(c: &Client, css: &str, text: &str) {
+    let e = c.find(Locator::Css(css)).await.unwrap();
+    e.clear().await.unwrap();
+    e.send_keys(text).await.unwrap();
+}
+
+async fn submit(c: &Client, form_css: &str) {
+    c.find(Locator::Css(&format!("{form_css} button[type=submit]")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Waits for an element of the page the last click leads to.
+async fn wait_for(c: &Client, css: &str) {
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("waiting for {css}: {e}"));
+}
+
+async fn sign_in(c: &Client, base: &str, user: &str) {
+    c.goto(&format!("{base}/login")).await.unwrap();
+    fill(c, "input[name=username]", user).await;
+    fill(c, "input[name=password]", USER_PASSWORD).await;
+    submit(c, "form[action='/login']").await;
+    wait_for(c, "form[action='/logout']").await;
+    let src = c.source().await.unwrap();
+    assert!(src.contains("Sign out"), "signed in as {user}: {src}");
+}
+
+async fn sign_out(c: &Client) {
+    submit(c, "form[action='/logout']").await;
+    wait_for(c, "form[action='/login']").await;
+}
+
+#[actix_web::test]
+async fn technician_reviewer_qa_and_auditor_work_through_the_browser() {
+    let lab = Lab::msc().await;
+    let app = &lab.app;
+    let base = app.address.clone();
+    let batch = lab
+        .create_batch(json!({"batch_number": "UCMSC-2026-0100", "donor_din": "G123498654321H", "intended_recipient": "PT-0042"}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, tech) = app.user_with(&["technician"]).await;
+    let (_, reviewer) = app.user_with(&["reviewer"]).await;
+    let (_, both) = app.user_with(&["technician", "reviewer"]).await;
+    let (_, qa) = app.user_with(&["qa"]).await;
+    let (_, auditor) = app.user_with(&["auditor"]).await;
+    let d = chromedriver();
+    let c = browser(&d, 1280, 800).await;
+
+    // The technician records the MSC panel.
+    sign_in(&c, &base, &tech).await;
+    c.goto(&format!("{base}/batches")).await.unwrap();
+    fill(&c, "input[name=q]", "UCMSC-2026-0100").await;
+    submit(&c, "form[role=search]").await;
+    c.find(Locator::LinkText("UCMSC-2026-0100"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // The form's "performed at" defaults to now (UTC).
+    for (i, (code, value)) in cellqc::demo::msc_passing_values().into_iter().enumerate() {
+        c.goto(&format!("{base}/batches/{batch}/results/new"))
+            .await
+            .unwrap();
+        c.find(Locator::Css("select[name=test_code]"))
+            .await
+            .unwrap()
+            .select_by_value(code)
+            .await
+            .unwrap();
+        let v = value
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| value.to_string());
+        fill(&c, "input[name=value]", &v).await;
+        if i == 0 {
+            shot(&c, "record-result").await;
+        }
+        submit(&c, "form[action$='/results']").await;
+        wait_for(&c, "#recorded").await;
+        let src = c.source().await.unwrap();
+        assert!(
+            src.contains("Result recorded:") && src.contains("PASS"),
+            "{code}: {src}"
+        );
+    }
+    shot(&c, "batch-after-results").await;
+    sign_out(&c).await;
+
+    // A reviewer who also performed a result is refused on the page.
+    sign_in(&c, &base, &both).await;
+    c.goto(&format!("{base}/batches/{batch}/results/new"))
+        .await
+        .unwrap();
+    c.find(Locator::Css("select[name=test_code]"))
+        .await
+        .unwrap()
+        .select_by_value("CD73")
+        .await
+        .unwrap();
+    fill(&c, "input[name=value]", "97.0").await;
+    fill(&c, "input[name=reason]", "re-gated").await;
+    let own = lab.batch_record(&batch).await["results"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    c.find(Locator::Css("select[name=replaces_result_id]"))
+        .await
+        .unwrap()
+        .select_by_value(&own)
+        .await
+        .unwrap();
+    submit(&c, "form[action$='/results']").await;
+    wait_for(&c, "#recorded").await;
+    let mine = lab.batch_record(&batch).await["results"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    c.goto(&format!("{base}/results/{mine}/review"))
+        .await
+        .unwrap();
+    fill(&c, "input[name=password]", USER_PASSWORD).await;
+    submit(&c, "form[action$='/review']").await;
+    wait_for(&c, "#refusal").await;
+    let refused = c
+        .find(Locator::Css("#refusal"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(refused.contains("you performed this result"), "{refused}");
+    shot(&c, "refusal-self-review").await;
+    sign_out(&c).await;
+
+    // The reviewer works through the queue with the signature dialog.
+    sign_in(&c, &base, &reviewer).await;
+    let mut reviewed = 0;
+    loop {
+        c.goto(&format!("{base}/review")).await.unwrap();
+        if reviewed == 0 {
+            shot(&c, "review-queue").await;
+        }
+        let Ok(link) = c.find(Locator::LinkText("Review")).await else {
+            break;
+        };
+        link.click().await.unwrap();
+        if reviewed == 0 {
+            shot(&c, "review-signature").await;
+        }
+        fill(&c, "input[name=password]", USER_PASSWORD).await;
+        submit(&c, "form[action$='/review']").await;
+        wait_for(&c, "main h1").await;
+        reviewed += 1;
+        assert!(reviewed <= 20, "the queue empties");
+    }
+    assert_eq!(reviewed, 14);
+    sign_out(&c).await;
+
+    // QA signs the release.
+    sign_in(&c, &base, &qa).await;
+    c.goto(&format!("{base}/batches/{batch}/release"))
+        .await
+        .unwrap();
+    shot(&c, "release").await;
+    let meaning = c
+        .find(Locator::Css("form[action$='/release'] .meaning"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(meaning.contains("I approve this batch for release"));
+    fill(
+        &c,
+        "form[action$='/release'] input[name=comment]",
+        "meets specification 1.0",
+    )
+    .await;
+    fill(
+        &c,
+        "form[action$='/release'] input[name=password]",
+        USER_PASSWORD,
+    )
+    .await;
+    submit(&c, "form[action$='/release']").await;
+    wait_for(&c, ".status.released").await;
+    assert_eq!(lab.status(&batch), "released");
+    shot(&c, "batch-released").await;
+    sign_out(&c).await;
+
+    // The auditor downloads the CSV history.
+    sign_in(&c, &base, &auditor).await;
+    c.goto(&format!("{base}/batches/{batch}/history"))
+        .await
+        .unwrap();
+    let status = c
+        .find(Locator::Css("#chain-status"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(status.contains("verifies"), "{status}");
+    shot(&c, "history").await;
+    c.find(Locator::LinkText("Download CSV"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let csv = loop {
+        let found = std::fs::read_dir(d.downloads.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "csv"));
+        if let Some(p) = found {
+            break std::fs::read_to_string(p).unwrap();
+        }
+        assert!(Instant::now() < deadline, "the CSV was not downloaded");
+        tokio_sleep(200).await;
+    };
+    assert!(csv.starts_with("seq,at,actor_id"));
+    assert!(csv.contains("batch.released") && csv.contains("result.reviewed"));
+    c.goto(&format!("{base}/batches")).await.unwrap();
+    shot(&c, "batch-list").await;
+    c.close().await.unwrap();
+
+    // A 768 px wide tablet shows the batch page without horizontal scrolling of the page.
+    let t = browser(&d, 768, 1024).await;
+    sign_in(&t, &base, &qa).await;
+    t.goto(&format!("{base}/batches/{batch}")).await.unwrap();
+    let overflow = t
+        .execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth + 1;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    shot(&t, "batch-tablet").await;
+    t.close().await.unwrap();
+    assert_eq!(overflow, json!(true), "usable at 768 px");
+}
+
+async fn tokio_sleep(ms: u64) {
+    actix_web::rt::time::sleep(Duration::from_millis(ms)).await;
+}

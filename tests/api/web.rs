@@ -537,3 +537,20 @@ async fn custody_deviations_and_users_are_managed_from_their_pages() {
         json!(["technician", "reviewer"])
     );
 }
+
+#[actix_web::test]
+async fn behind_tls_the_session_cookie_is_secure() {
+    let app = TestApp::spawn_with(|s| s.public_url = "https://cellqc.lab.example".to_owned()).await;
+    let mut b = Browser::new(&app);
+    let r = b.sign_in("admin", ADMIN_PASSWORD).await;
+    let set = r
+        .headers
+        .get_all("set-cookie")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        set.contains("cellqc_session=") && set.contains("Secure"),
+        "{set}"
+    );
+}

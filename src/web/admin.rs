@@ -1,6 +1,8 @@
 //! Pages for custody events, deviations and user management.
 
-use super::layout::{csrf, page, status, time};
+use super::layout::{
+    csrf, html_page, meaning_box, page, refusal, refusal_box, see_other, status, time,
+};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::roles::Role;
@@ -11,42 +13,12 @@ use crate::services::batches as batch_svc;
 use crate::services::custody::{self as custody_svc, NewCustodyInput};
 use crate::services::deviations::{self as dev_svc, NewDeviationInput};
 use crate::services::users::{self as user_svc, NewUserInput, UserPatch};
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{NaiveDateTime, TimeZone, Utc};
 use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
-
-fn html_page(status: StatusCode, markup: Markup) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(markup.into_string())
-}
-
-fn see_other(to: String) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, to))
-        .finish()
-}
-
-fn refusal(e: AppError) -> Result<Problem, WebError> {
-    match e {
-        AppError::Problem(p) if p.status.is_client_error() => Ok(*p),
-        other => Err(WebError::Refused(other)),
-    }
-}
-
-fn refusal_box(p: Option<&Problem>) -> Markup {
-    html! {
-        @if let Some(p) = p {
-            div.notice.error role="alert" id="refusal" {
-                p { (p.detail) }
-                @for e in &p.errors { p.field-error { (e.field) ": " (e.message) } }
-            }
-        }
-    }
-}
 
 const EVENTS: [&str; 6] = [
     "received",
@@ -195,7 +167,7 @@ async fn deviation_markup(
                                 option value="no_impact" { "no impact" }
                             } }
                             label { "Root cause (required)" textarea name="root_cause" required {} }
-                            p.meaning { "By signing you state: “" (Meaning::DeviationClosed.statement()) "”" }
+                            (meaning_box(Meaning::DeviationClosed))
                             label { "Your password (electronic signature)" input type="password" name="password" required autocomplete="current-password"; }
                             button type="submit" { "Sign and close" }
                         }

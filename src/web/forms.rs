@@ -4,7 +4,9 @@
 //! password again (21 CFR 11.50, 11.200); a refusal is shown in words next to
 //! the form, never as a raw error page.
 
-use super::layout::{csrf, outcome, page, status, time};
+use super::layout::{
+    csrf, html_page, meaning_box, outcome, page, refusal, refusal_box, see_other, status, time,
+};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::roles::Role;
@@ -14,47 +16,11 @@ use crate::services::batches as batch_svc;
 use crate::services::products as product_svc;
 use crate::services::release::{self, Disposition, ReleaseRequest};
 use crate::services::results::{self as result_svc, Decision, NewResultInput};
-use actix_web::http::header;
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{NaiveDateTime, TimeZone, Utc};
 use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
-
-fn html_page(status: actix_web::http::StatusCode, markup: Markup) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(markup.into_string())
-}
-
-fn see_other(to: String) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, to))
-        .finish()
-}
-
-/// A refusal shown above a form; 4xx only (anything else is an error page).
-fn refusal(e: AppError) -> Result<Problem, WebError> {
-    match e {
-        AppError::Problem(p) if p.status.is_client_error() => Ok(*p),
-        other => Err(WebError::Refused(other)),
-    }
-}
-
-fn refusal_box(p: Option<&Problem>) -> Markup {
-    html! {
-        @if let Some(p) = p {
-            div.notice.error role="alert" id="refusal" {
-                p { (p.detail) }
-                @for e in &p.errors { p.field-error { (e.field) ": " (e.message) } }
-            }
-        }
-    }
-}
-
-fn meaning_box(m: Meaning) -> Markup {
-    html! { p.meaning { "By signing you state: “" (m.statement()) "”" } }
-}
 
 /// Reads a `datetime-local` value given in UTC.
 fn utc_from_form(field: &str, v: &str) -> Result<chrono::DateTime<Utc>, AppError> {

@@ -1,8 +1,11 @@
 //! The page shell, navigation and small view helpers shared by every page.
 
-use super::session::WebUser;
+use super::session::{WebError, WebUser};
 use crate::domain::roles::Role;
-use crate::error::Problem;
+use crate::domain::signature::Meaning;
+use crate::error::{AppError, Problem};
+use actix_web::HttpResponse;
+use actix_web::http::{StatusCode, header};
 use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, html};
 
@@ -77,4 +80,43 @@ pub fn error_page(p: &Problem) -> Markup {
             p { a href="/batches" { "Back to the batches" } }
         },
     )
+}
+
+/// An HTML response.
+pub fn html_page(status: StatusCode, markup: Markup) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(markup.into_string())
+}
+
+/// A redirect after a successful form (POST, then GET).
+pub fn see_other(to: String) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to))
+        .finish()
+}
+
+/// A refusal to show above the form (4xx); anything else is an error page.
+pub fn refusal(e: AppError) -> Result<Problem, WebError> {
+    match e {
+        AppError::Problem(p) if p.status.is_client_error() => Ok(*p),
+        other => Err(WebError::Refused(other)),
+    }
+}
+
+/// The refusal, in words, with each field named.
+pub fn refusal_box(p: Option<&Problem>) -> Markup {
+    html! {
+        @if let Some(p) = p {
+            div.notice.error role="alert" id="refusal" {
+                p { (p.detail) }
+                @for e in &p.errors { p.field-error { (e.field) ": " (e.message) } }
+            }
+        }
+    }
+}
+
+/// What a signature means, shown before the password is asked for.
+pub fn meaning_box(m: Meaning) -> Markup {
+    html! { p.meaning { "By signing you state: “" (m.statement()) "”" } }
 }

@@ -1,7 +1,7 @@
 //! The pages. Each handler extracts, calls the same service as the API, and
 //! renders; a refusal is shown in words next to what was refused.
 
-use super::layout::{outcome, page, status, time};
+use super::layout::{html_page, outcome, page, see_other, status, time};
 use super::session::{
     LOGIN_CSRF_COOKIE, SESSION_COOKIE, WebError, WebUser, constant_time_eq, protected_cookie,
     removal,
@@ -20,18 +20,6 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
-
-fn html_page(markup: Markup) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(markup.into_string())
-}
-
-fn see_other(to: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, to.to_owned()))
-        .finish()
-}
 
 fn secure(state: &AppState, req: &HttpRequest) -> bool {
     state.secure_cookies || req.connection_info().scheme() == "https"
@@ -57,7 +45,10 @@ fn login_markup(token: &str, username: &str, error: Option<&str>) -> Markup {
 #[get("/login")]
 pub async fn login_form(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let token = random_token();
-    let mut res = html_page(login_markup(&token, "", None));
+    let mut res = html_page(
+        actix_web::http::StatusCode::OK,
+        login_markup(&token, "", None),
+    );
     let _ = res.add_cookie(&protected_cookie(
         LOGIN_CSRF_COOKIE,
         token,
@@ -104,7 +95,7 @@ pub async fn login(
     };
     match attempt {
         Ok(ok) => {
-            let mut res = see_other("/batches");
+            let mut res = see_other("/batches".to_owned());
             let max_age = ok.expires_in;
             res.add_cookie(&protected_cookie(
                 SESSION_COOKIE,
@@ -154,7 +145,7 @@ pub async fn logout(
     user.check_csrf(&form.csrf)?;
     let who = user.0.clone();
     state.db(move |c| auth_svc::logout(c, &who)).await?;
-    let mut res = see_other("/login");
+    let mut res = see_other("/login".to_owned());
     res.add_cookie(&removal(SESSION_COOKIE))
         .map_err(|e| AppError::Internal(anyhow::anyhow!("removing the cookie: {e}")))?;
     Ok(res)
@@ -273,7 +264,10 @@ pub async fn batch_list(
         }
         @if let Some(n) = next { p { a href=(n) { "Next page" } } }
     };
-    Ok(html_page(page("Batches", Some(&user), body)))
+    Ok(html_page(
+        actix_web::http::StatusCode::OK,
+        page("Batches", Some(&user), body),
+    ))
 }
 
 fn blocker_words(code: BlockerCode) -> &'static str {
@@ -402,11 +396,10 @@ pub async fn batch_page(
             p { a href={"/batches/" (b.id) "/certificate"} { "Certificate of Analysis (PDF)" } }
         }
     };
-    Ok(html_page(page(
-        &format!("Batch {}", b.batch_number),
-        Some(&user),
-        body,
-    )))
+    Ok(html_page(
+        actix_web::http::StatusCode::OK,
+        page(&format!("Batch {}", b.batch_number), Some(&user), body),
+    ))
 }
 
 /// The Certificate of Analysis, for the browser (the same PDF as the API's).

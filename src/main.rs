@@ -47,6 +47,14 @@ enum Command {
         #[command(flatten)]
         settings: Settings,
     },
+    /// Measure the service: seed, serve in-process, drive each scenario with
+    /// concurrent clients, compare with pgbench running the same SQL.
+    Bench {
+        #[command(flatten)]
+        settings: Settings,
+        #[command(flatten)]
+        options: cellqc::bench::BenchOptions,
+    },
     /// Manage users.
     User {
         #[command(subcommand)]
@@ -108,6 +116,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             no_migrate,
             demo,
         } => serve(settings, no_migrate, demo),
+        Command::Bench { settings, options } => {
+            let db = Database::open(&settings)?;
+            let outcome = cellqc::bench::run(&settings, &db.url, &options);
+            db.close()?;
+            outcome.map(|()| ExitCode::SUCCESS)
+        }
         Command::Demo { settings } => with_database(&settings, |conn| {
             run_migrations(conn)?;
             load_demo(conn, &settings)?;

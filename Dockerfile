@@ -2,7 +2,7 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 RUN apt-get update && apt-get install -y --no-install-recommends libpq-dev && rm -rf /var/lib/apt/lists/*
-COPY Cargo.toml Cargo.lock clippy.toml diesel.toml ./
+COPY Cargo.toml Cargo.lock diesel.toml ./
 COPY src ./src
 COPY migrations ./migrations
 RUN cargo build --release --locked && strip target/release/cellqc

@@ -25,6 +25,14 @@ pub enum ResultStatus {
     Invalidated,
 }
 
+impl ResultStatus {
+    /// Whether a result in this status can be its test's current result
+    /// (release and retest rules look only at current results).
+    pub fn counts_as_current(self) -> bool {
+        matches!(self, ResultStatus::Recorded | ResultStatus::Reviewed)
+    }
+}
+
 /// The review decision on a result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Review {

@@ -18,11 +18,33 @@ fn check(field: &str, t: &str, max: usize, multiline: bool, errors: &mut Vec<Fie
     }
 }
 
+fn required(
+    field: &str,
+    v: &str,
+    max: usize,
+    multiline: bool,
+    errors: &mut Vec<FieldError>,
+) -> String {
+    let t = v.trim();
+    check(field, t, max, multiline, errors);
+    t.to_owned()
+}
+
+fn optional(
+    field: &str,
+    v: Option<&str>,
+    max: usize,
+    multiline: bool,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    let t = v.map(str::trim).filter(|t| !t.is_empty())?;
+    check(field, t, max, multiline, errors);
+    Some(t.to_owned())
+}
+
 /// A required single-line text (a name, a code, a location).
 pub fn line(field: &str, v: &str, max: usize, errors: &mut Vec<FieldError>) -> String {
-    let t = v.trim();
-    check(field, t, max, false, errors);
-    t.to_owned()
+    required(field, v, max, false, errors)
 }
 
 /// An optional single-line text; blank counts as absent.
@@ -32,16 +54,12 @@ pub fn optional_line(
     max: usize,
     errors: &mut Vec<FieldError>,
 ) -> Option<String> {
-    let t = v.map(str::trim).filter(|t| !t.is_empty())?;
-    check(field, t, max, false, errors);
-    Some(t.to_owned())
+    optional(field, v, max, false, errors)
 }
 
 /// A required text that may span lines (a description, a root cause).
 pub fn note(field: &str, v: &str, max: usize, errors: &mut Vec<FieldError>) -> String {
-    let t = v.trim();
-    check(field, t, max, true, errors);
-    t.to_owned()
+    required(field, v, max, true, errors)
 }
 
 /// An optional text that may span lines (a comment); blank counts as absent.
@@ -51,9 +69,7 @@ pub fn optional_note(
     max: usize,
     errors: &mut Vec<FieldError>,
 ) -> Option<String> {
-    let t = v.map(str::trim).filter(|t| !t.is_empty())?;
-    check(field, t, max, true, errors);
-    Some(t.to_owned())
+    optional(field, v, max, true, errors)
 }
 
 #[cfg(test)]

@@ -525,8 +525,7 @@ pub fn review_queue(
         #[diesel(sql_type = diesel::sql_types::Text)]
         batch_number: String,
     }
-    // A result awaits review while no review signature, no replacement and
-    // no invalidation exists for it.
+    // Candidates: no review signature, no replacement, no invalidation.
     let pending: Vec<Pending> = diesel::sql_query(
         "SELECT r.id, r.batch_id, b.batch_number FROM results r JOIN batches b ON b.id = r.batch_id \
          WHERE r.performed_by <> $1 \
@@ -547,6 +546,11 @@ pub fn review_queue(
                 result: result_view(conn, p.batch_id, p.id)?,
                 batch_number: p.batch_number,
             })
+        })
+        // The query narrows the candidates; the domain's status decides.
+        .filter(|a: &Result<AwaitingReview, AppError>| {
+            a.as_ref()
+                .map_or(true, |a| a.result.status == ResultStatus::Recorded)
         })
         .collect()
 }

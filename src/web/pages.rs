@@ -312,15 +312,14 @@ pub async fn batch_page(
         })
         .await?;
     let b = &detail.batch;
+    // The latest result of the test whose status counts as current (the
+    // domain's rule; results are listed oldest first).
     let current = |t: &TestDefView| {
-        detail.results.iter().rev().find(|r| {
-            r.test_code == t.code
-                && matches!(
-                    r.status,
-                    crate::domain::result::ResultStatus::Recorded
-                        | crate::domain::result::ResultStatus::Reviewed
-                )
-        })
+        detail
+            .results
+            .iter()
+            .rev()
+            .find(|r| r.test_code == t.code && r.status.counts_as_current())
     };
     let just_recorded = recorded.and_then(|r| detail.results.iter().find(|x| x.id == r));
     let roles = &user.0.actor;

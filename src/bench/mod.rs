@@ -6,9 +6,7 @@
 //! client count, and prints the ratio endpoint / pgbench: PostgreSQL's own
 //! limit on this machine, measured in the same run.
 
-use crate::app::{AppState, build_server};
 use crate::config::Settings;
-use crate::db::pool::build_pool;
 use crate::db::schema::{products, users};
 use crate::demo::{DEMO_PASSWORD, msc_passing_values};
 use crate::services::batches::{NewBatchInput, create_batch};
@@ -22,6 +20,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
+
+pub mod fill;
 
 const RECORD_SQL: &str = include_str!("record_result.sql");
 const DETAIL_SQL: &str = include_str!("batch_detail.sql");
@@ -41,6 +41,13 @@ pub struct BenchOptions {
     /// Skip the pgbench comparison.
     #[arg(long)]
     pub no_pgbench: bool,
+    /// First fill the database with COPY up to this many generated batches
+    /// (ten results, nine review signatures, twenty audit entries each).
+    #[arg(long, default_value_t = 0)]
+    pub fill: usize,
+    /// Fill, then stop without measuring.
+    #[arg(long)]
+    pub fill_only: bool,
 }
 
 /// One scenario's figures.
@@ -67,14 +74,8 @@ struct Seeded {
     fresh: Vec<Uuid>,
 }
 
-fn seed(
-    conn: &mut PgConnection,
-    settings: &Settings,
-    opts: &BenchOptions,
-) -> anyhow::Result<Seeded> {
+fn seed(conn: &mut PgConnection, opts: &BenchOptions) -> anyhow::Result<Seeded> {
     let err = |e: crate::error::AppError| anyhow::anyhow!("{e}");
-    ensure_initial_admin(conn, Some("bench-first-boot-pw")).map_err(err)?;
-    crate::demo::load(conn, settings.lockout()).map_err(err)?;
     let product: Uuid = products::table
         .filter(products::code.eq("UCMSC-INJ"))
         .select(products::id)
@@ -127,14 +128,31 @@ fn seed(
             record_result(conn, &tech, *id, &input).map_err(err)?;
         }
     }
-    diesel::sql_query("CREATE SCHEMA IF NOT EXISTS bench").execute(conn)?;
-    diesel::sql_query("DROP TABLE IF EXISTS bench.targets").execute(conn)?;
-    diesel::sql_query("CREATE TABLE bench.targets (n int PRIMARY KEY, batch_id uuid NOT NULL, chain text NOT NULL)")
-        .execute(conn)?;
+    // pgbench's targets, and the tables its writes go to: copies of the real
+    // ones with the same indexes, checks and keys, so its fake hashes never
+    // enter a real chain.
+    for sql in [
+        "DROP SCHEMA IF EXISTS bench CASCADE",
+        "CREATE SCHEMA bench",
+        "CREATE TABLE bench.targets (n int PRIMARY KEY, batch_id uuid NOT NULL, chain text NOT NULL)",
+        "CREATE TABLE bench.results (LIKE public.results INCLUDING ALL)",
+        "ALTER TABLE bench.results ADD FOREIGN KEY (batch_id) REFERENCES public.batches (id), \
+             ADD FOREIGN KEY (performed_by) REFERENCES public.users (id)",
+        "CREATE TABLE bench.audit_chain_heads (LIKE public.audit_chain_heads INCLUDING ALL)",
+        "CREATE TABLE bench.audit_entries (LIKE public.audit_entries INCLUDING ALL)",
+        "ALTER TABLE bench.audit_entries ADD FOREIGN KEY (chain) REFERENCES bench.audit_chain_heads (chain), \
+             ADD FOREIGN KEY (actor_id) REFERENCES public.users (id)",
+    ] {
+        diesel::sql_query(sql).execute(conn)?;
+    }
     diesel::sql_query(
         "INSERT INTO bench.targets SELECT row_number() OVER (ORDER BY id), id, 'batch:' || id FROM batches WHERE id = ANY($1)",
     )
     .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&detail)
+    .execute(conn)?;
+    diesel::sql_query(
+        "INSERT INTO bench.audit_chain_heads SELECT h.* FROM audit_chain_heads h JOIN bench.targets t ON t.chain = h.chain",
+    )
     .execute(conn)?;
     Ok(Seeded { detail, fresh })
 }
@@ -260,24 +278,150 @@ fn row(name: &str, f: &Figures, limit: Option<f64>) {
     );
 }
 
-/// Seeds, serves, measures and prints.
+/// The server under test: `cellqc serve` as a child process on the same
+/// database, so its resident memory is its own.
+struct Child {
+    process: std::process::Child,
+    base: String,
+}
+
+impl Child {
+    fn start(settings: &Settings, database_url: &str, opts: &BenchOptions) -> anyhow::Result<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut cmd = std::process::Command::new(std::env::current_exe()?);
+        cmd.args([
+            "serve",
+            "--no-migrate",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("DATABASE_URL", database_url)
+        .env("CELLQC_DATA_DIR", &settings.data_dir)
+        .env("CELLQC_DB_POOL_SIZE", (opts.clients + 4).to_string())
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+        if let Some(w) = settings.workers {
+            cmd.env("CELLQC_WORKERS", w.to_string());
+        }
+        let process = cmd.spawn().context("starting cellqc serve")?;
+        let child = Child {
+            process,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+            if ready {
+                return Ok(child);
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "cellqc serve did not start within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `VmRSS` and `VmHWM` (peak) from /proc, in MiB.
+    fn memory(&self) -> anyhow::Result<(f64, f64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.process.id()))?;
+        let field = |name: &str| -> anyhow::Result<f64> {
+            let kb: f64 = status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .with_context(|| format!("{name} not in /proc status"))?;
+            Ok(kb / 1024.0)
+        };
+        Ok((field("VmRSS:")?, field("VmHWM:")?))
+    }
+
+    fn stop(mut self) -> anyhow::Result<()> {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.process.id())?);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
+        self.process.wait()?;
+        Ok(())
+    }
+}
+
+/// Audit verification of one chain against reading the same rows with COPY.
+struct VerifySpeed {
+    entries: i64,
+    verify_per_s: f64,
+    copy_per_s: f64,
+}
+
+fn verify_speed(
+    conn: &mut PgConnection,
+    settings: &Settings,
+    url: &str,
+) -> anyhow::Result<VerifySpeed> {
+    let chain = crate::domain::audit::SYSTEM_CHAIN;
+    let t = Instant::now();
+    let report = crate::services::audit::verify_chains(conn, Some(chain))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let verify_s = t.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        report.ok,
+        "the {chain} chain does not verify: {:?}",
+        report.broken
+    );
+    let bindir = crate::db::embedded::find_bindir(settings.pg_bindir.as_deref())?;
+    let t = Instant::now();
+    let status = std::process::Command::new(bindir.join("psql"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c"])
+        .arg(format!(
+            "COPY (SELECT * FROM audit_entries WHERE chain = '{chain}' ORDER BY seq) TO STDOUT"
+        ))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("running psql")?;
+    let copy_s = t.elapsed().as_secs_f64();
+    anyhow::ensure!(status.success(), "psql COPY failed");
+    let n = report.events as f64;
+    Ok(VerifySpeed {
+        entries: report.events,
+        verify_per_s: n / verify_s,
+        copy_per_s: n / copy_s,
+    })
+}
+
+/// Fills, seeds, serves, measures and prints.
 pub fn run(settings: &Settings, database_url: &str, opts: &BenchOptions) -> anyhow::Result<()> {
     let mut conn = PgConnection::establish(database_url)?;
     crate::db::run_migrations(&mut conn)?;
+    let err = |e: crate::error::AppError| anyhow::anyhow!("{e}");
+    ensure_initial_admin(&mut conn, Some("bench-first-boot-pw")).map_err(err)?;
+    crate::demo::load(&mut conn, settings.lockout()).map_err(err)?;
+    if opts.fill > 0 {
+        let started = Instant::now();
+        let added = fill::fill(&mut conn, opts.fill)?;
+        eprintln!(
+            "fill: {added} batches added in {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    if opts.fill_only {
+        return Ok(());
+    }
+    let scale: i64 = crate::db::schema::batches::table
+        .count()
+        .get_result(&mut conn)?;
     let started = Instant::now();
-    let seeded = seed(&mut conn, settings, opts)?;
+    let seeded = seed(&mut conn, opts)?;
     eprintln!(
         "seeded {} batches with the MSC panel and {} empty ones in {:.1} s",
         seeded.detail.len(),
         seeded.fresh.len(),
         started.elapsed().as_secs_f64()
     );
-    let pool = build_pool(database_url, u32::try_from(opts.clients + 4).unwrap_or(20))?;
-    let state = AppState::new(settings, pool)?;
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let base = format!("http://{}", listener.local_addr()?);
+    let child = Child::start(settings, database_url, opts)?;
+    let base = child.base.clone();
+    std::thread::sleep(Duration::from_secs(2));
+    let (idle_start, _) = child.memory()?;
     let figures = actix_web::rt::System::new().block_on(async move {
-        actix_web::rt::spawn(build_server(state, listener, settings.workers)?);
         let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
         let tech = token(&client, &base, "tech").await?;
         let auditor = token(&client, &base, "auditor").await?;
@@ -334,6 +478,8 @@ pub fn run(settings: &Settings, database_url: &str, opts: &BenchOptions) -> anyh
         let his = drive(n, s, move |i| get(format!("/api/v1/batches/{}/history?format=csv", d[i % d.len()]), a.clone())).await;
         Ok::<_, anyhow::Error>((rec, det, rdy, his, detail.len()))
     })?;
+    let (rss_after, peak) = child.memory()?;
+    child.stop()?;
     let (rec, det, rdy, his, targets) = figures;
     let (rec_limit, det_limit) = if opts.no_pgbench {
         (None, None)
@@ -343,8 +489,9 @@ pub fn run(settings: &Settings, database_url: &str, opts: &BenchOptions) -> anyh
             Some(pgbench(settings, database_url, DETAIL_SQL, targets, opts)?),
         )
     };
+    let verify = verify_speed(&mut conn, settings, database_url)?;
     println!(
-        "{} clients, {} s per scenario\n{:<15} {:>8} {:>6} {:>8} {:>7} {:>7} {:>7}  {:>10}  {:>5}",
+        "{scale} batches in the database; {} clients, {} s per scenario\n{:<15} {:>8} {:>6} {:>8} {:>7} {:>7} {:>7}  {:>10}  {:>5}",
         opts.clients,
         opts.seconds,
         "scenario",
@@ -361,6 +508,16 @@ pub fn run(settings: &Settings, database_url: &str, opts: &BenchOptions) -> anyh
     row("batch-detail", &det, det_limit);
     row("readiness", &rdy, None);
     row("history-csv", &his, None);
+    println!(
+        "audit verify    {} entries of the system chain: {:.0} entries/s; COPY to /dev/null {:.0} rows/s; ratio {:.2}",
+        verify.entries,
+        verify.verify_per_s,
+        verify.copy_per_s,
+        verify.verify_per_s / verify.copy_per_s
+    );
+    println!(
+        "server memory   idle {idle_start:.1} MiB; peak under load {peak:.1} MiB; after load {rss_after:.1} MiB"
+    );
     Ok(())
 }
 

@@ -402,12 +402,16 @@ pub fn verify_chains(
             q = q.filter(audit_entries::chain.eq(chain.to_owned()));
         }
         if let Some((chain, seq)) = &after {
+            // A row comparison, so the page starts with an index range scan
+            // on (chain, seq) instead of filtering every earlier entry.
             q = q.filter(
-                audit_entries::chain
-                    .gt(chain.clone())
-                    .or(audit_entries::chain
-                        .eq(chain.clone())
-                        .and(audit_entries::seq.gt(*seq))),
+                diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    "(audit_entries.chain, audit_entries.seq) > (",
+                )
+                .bind::<Text, _>(chain.clone())
+                .sql(", ")
+                .bind::<diesel::sql_types::BigInt, _>(*seq)
+                .sql(")"),
             );
         }
         let rows: Vec<(AuditEntryRow, Option<i64>, Option<String>)> = q.load(conn)?;

@@ -215,7 +215,7 @@ pub struct NewResultInput {
 }
 
 /// What a result record says, for its audit entry and its review signature.
-fn result_record(r: &ResultRow) -> Value {
+pub(crate) fn result_record(r: &ResultRow) -> Value {
     json!({
         "id": r.id,
         "batch_id": r.batch_id,

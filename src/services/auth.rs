@@ -335,27 +335,29 @@ pub fn authenticate(
     token: &str,
 ) -> Result<Authenticated, AppError> {
     let claims = cfg.keys.verify(token).ok_or_else(invalid_token)?;
-    in_transaction(conn, |c| {
-        let found: Option<(SessionRow, UserRow)> = sessions::table
-            .inner_join(users::table)
-            .filter(sessions::id.eq(claims.sid))
-            .select((SessionRow::as_select(), UserRow::as_select()))
-            .first(c)
-            .optional()?;
-        let Some((session, user)) = found else {
-            return Ok(Err(invalid_token()));
-        };
-        let now = Utc::now();
-        if session.user_id != claims.sub || session.revoked_at.is_some() || !user.active {
-            return Ok(Err(AppError::unauthorized(
-                "token_revoked",
-                "this session has ended; sign in again",
-            )));
-        }
-        if session.expires_at <= now {
-            return Ok(Err(invalid_token()));
-        }
-        if session.last_seen_at + cfg.sessions.idle_timeout <= now {
+    // The common case is one read and no write, so no transaction: only the
+    // idle-timeout revocation (a write plus its audit entry) needs one.
+    let found: Option<(SessionRow, UserRow)> = sessions::table
+        .inner_join(users::table)
+        .filter(sessions::id.eq(claims.sid))
+        .select((SessionRow::as_select(), UserRow::as_select()))
+        .first(conn)
+        .optional()?;
+    let Some((session, user)) = found else {
+        return Err(invalid_token());
+    };
+    let now = Utc::now();
+    if session.user_id != claims.sub || session.revoked_at.is_some() || !user.active {
+        return Err(AppError::unauthorized(
+            "token_revoked",
+            "this session has ended; sign in again",
+        ));
+    }
+    if session.expires_at <= now {
+        return Err(invalid_token());
+    }
+    if session.last_seen_at + cfg.sessions.idle_timeout <= now {
+        in_transaction(conn, |c| {
             let revoked = diesel::update(sessions::table.find(session.id))
                 .filter(sessions::revoked_at.is_null())
                 .set((
@@ -376,22 +378,25 @@ pub fn authenticate(
                     .after(json!({ "user_id": user.id, "last_seen_at": session.last_seen_at })),
                 )?;
             }
-            return Ok(Err(AppError::unauthorized(
-                "session_timed_out",
-                "the session was idle too long; sign in again",
-            )));
-        }
-        if session.last_seen_at + TOUCH_EVERY <= now {
-            diesel::update(sessions::table.find(session.id))
-                .set(sessions::last_seen_at.eq(now))
-                .execute(c)?;
-        }
-        Ok(Ok(Authenticated {
-            actor: actor_of(&user)?,
-            session_id: session.id,
-            csrf_token: session.csrf_token.clone().unwrap_or_default(),
-        }))
-    })?
+            Ok(())
+        })?;
+        return Err(AppError::unauthorized(
+            "session_timed_out",
+            "the session was idle too long; sign in again",
+        ));
+    }
+    if session.last_seen_at + TOUCH_EVERY <= now {
+        // A revoked session is never revived: the touch skips it.
+        diesel::update(sessions::table.find(session.id))
+            .filter(sessions::revoked_at.is_null())
+            .set(sessions::last_seen_at.eq(now))
+            .execute(conn)?;
+    }
+    Ok(Authenticated {
+        actor: actor_of(&user)?,
+        session_id: session.id,
+        csrf_token: session.csrf_token.clone().unwrap_or_default(),
+    })
 }
 
 /// Ends the session: its token is refused from now on.

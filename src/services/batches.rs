@@ -295,6 +295,8 @@ pub struct BatchFilter {
     pub q: Option<String>,
 }
 
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
 /// Batches matching `filter`, by creation order.
 pub fn list_batches(
     conn: &mut PgConnection,
@@ -322,9 +324,10 @@ pub fn list_batches(
             .replace('\\', "\\\\")
             .replace('%', "\\%")
             .replace('_', "\\_");
+        // lower() on both sides: the batches_number_search index serves it.
         q = q.filter(
-            batches::batch_number
-                .ilike(format!("{escaped}%"))
+            lower(batches::batch_number)
+                .like(lower(format!("{escaped}%")))
                 .or(batches::donor_din.eq(din)),
         );
     }

@@ -136,6 +136,33 @@ fn user_refs(conn: &mut PgConnection, ids: &[Uuid]) -> Result<HashMap<Uuid, Acto
         .collect())
 }
 
+fn view(
+    r: &ResultRow,
+    f: &ResultFacts,
+    performer: ActorRef,
+    signatures: Option<&Vec<SignatureRow>>,
+) -> ResultView {
+    ResultView {
+        id: r.id,
+        batch_id: r.batch_id,
+        test_code: r.test_code.clone(),
+        value: r.value_text.clone(),
+        unit: r.unit.clone(),
+        outcome: r.outcome.clone(),
+        status: f.status(),
+        performed_by: performer,
+        performed_at: r.performed_at,
+        recorded_at: r.recorded_at,
+        instrument: r.instrument.clone(),
+        comment: r.comment.clone(),
+        replaces_result_id: r.replaces_result_id,
+        reason: r.reason.clone(),
+        signatures: signatures
+            .map(|v| v.iter().map(SignatureView::from).collect())
+            .unwrap_or_default(),
+    }
+}
+
 fn views(conn: &mut PgConnection, loaded: &BatchResults) -> Result<Vec<ResultView>, AppError> {
     let performers: Vec<Uuid> = loaded.rows.iter().map(|r| r.performed_by).collect();
     let refs = user_refs(conn, &performers)?;
@@ -143,30 +170,13 @@ fn views(conn: &mut PgConnection, loaded: &BatchResults) -> Result<Vec<ResultVie
         .rows
         .iter()
         .zip(&loaded.facts)
-        .map(|(r, f)| ResultView {
-            id: r.id,
-            batch_id: r.batch_id,
-            test_code: r.test_code.clone(),
-            value: r.value_text.clone(),
-            unit: r.unit.clone(),
-            outcome: r.outcome.clone(),
-            status: f.status(),
-            performed_by: refs.get(&r.performed_by).cloned().unwrap_or(ActorRef {
+        .map(|(r, f)| {
+            let performer = refs.get(&r.performed_by).cloned().unwrap_or(ActorRef {
                 id: r.performed_by,
                 username: String::new(),
                 full_name: String::new(),
-            }),
-            performed_at: r.performed_at,
-            recorded_at: r.recorded_at,
-            instrument: r.instrument.clone(),
-            comment: r.comment.clone(),
-            replaces_result_id: r.replaces_result_id,
-            reason: r.reason.clone(),
-            signatures: loaded
-                .signatures
-                .get(&r.id)
-                .map(|v| v.iter().map(SignatureView::from).collect())
-                .unwrap_or_default(),
+            });
+            view(r, f, performer, loaded.signatures.get(&r.id))
         })
         .collect())
 }
@@ -401,7 +411,19 @@ pub fn record_result(
         if evaluated.outcome == Outcome::Fail {
             deviations::open_oos(c, &batch, status, &row, &describe_limit(def))?;
         }
-        result_view(c, batch.id, row.id)
+        // The new result's view from what was just written: it is unreviewed,
+        // unsigned and not replaced, and the performer is the actor.
+        let facts = ResultFacts {
+            id: row.id,
+            test_code: row.test_code.clone(),
+            outcome: evaluated.outcome,
+            performed_by: actor.id,
+            review: None,
+            reviewed_by: None,
+            superseded: false,
+            invalidated: false,
+        };
+        Ok(view(&row, &facts, actor.audit_ref(), None))
     })
 }
 

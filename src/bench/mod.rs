@@ -48,6 +48,9 @@ pub struct BenchOptions {
     /// Fill, then stop without measuring.
     #[arg(long)]
     pub fill_only: bool,
+    /// Measure only audit verification against COPY (no HTTP load).
+    #[arg(long)]
+    pub verify_only: bool,
 }
 
 /// One scenario's figures.
@@ -388,6 +391,16 @@ fn verify_speed(
     })
 }
 
+fn print_verify(v: &VerifySpeed) {
+    println!(
+        "audit verify    {} entries of the system chain: {:.0} entries/s; COPY to /dev/null {:.0} rows/s; ratio {:.2}",
+        v.entries,
+        v.verify_per_s,
+        v.copy_per_s,
+        v.verify_per_s / v.copy_per_s
+    );
+}
+
 /// Fills, seeds, serves, measures and prints.
 pub fn run(settings: &Settings, database_url: &str, opts: &BenchOptions) -> anyhow::Result<()> {
     let mut conn = PgConnection::establish(database_url)?;
@@ -404,6 +417,10 @@ pub fn run(settings: &Settings, database_url: &str, opts: &BenchOptions) -> anyh
         );
     }
     if opts.fill_only {
+        return Ok(());
+    }
+    if opts.verify_only {
+        print_verify(&verify_speed(&mut conn, settings, database_url)?);
         return Ok(());
     }
     let scale: i64 = crate::db::schema::batches::table
@@ -508,13 +525,7 @@ pub fn run(settings: &Settings, database_url: &str, opts: &BenchOptions) -> anyh
     row("batch-detail", &det, det_limit);
     row("readiness", &rdy, None);
     row("history-csv", &his, None);
-    println!(
-        "audit verify    {} entries of the system chain: {:.0} entries/s; COPY to /dev/null {:.0} rows/s; ratio {:.2}",
-        verify.entries,
-        verify.verify_per_s,
-        verify.copy_per_s,
-        verify.verify_per_s / verify.copy_per_s
-    );
+    print_verify(&verify);
     println!(
         "server memory   idle {idle_start:.1} MiB; peak under load {peak:.1} MiB; after load {rss_after:.1} MiB"
     );

@@ -364,7 +364,56 @@ pub fn verify(conn: &mut PgConnection) -> Result<VerifyReport, AppError> {
     verify_chains(conn, None)
 }
 
+/// One fetched entry with its chain's head (sequence number and hash).
+type VerifyRow = (AuditEntryRow, Option<i64>, Option<String>);
+
+/// The page of entries after `after`, in (chain, seq) order.
+fn verify_page(
+    conn: &mut PgConnection,
+    only: Option<&str>,
+    after: Option<&(String, i64)>,
+) -> Result<Vec<VerifyRow>, AppError> {
+    let mut q = audit_entries::table
+        .left_join(audit_chain_heads::table)
+        .select((
+            AuditEntryRow::as_select(),
+            audit_chain_heads::seq.nullable(),
+            audit_chain_heads::hash.nullable(),
+        ))
+        .order((audit_entries::chain, audit_entries::seq))
+        .limit(VERIFY_PAGE)
+        .into_boxed();
+    match (only, after) {
+        // One chain: a plain range on (chain, seq).
+        (Some(chain), after) => {
+            q = q.filter(audit_entries::chain.eq(chain.to_owned()));
+            if let Some((_, seq)) = after {
+                q = q.filter(audit_entries::seq.gt(*seq));
+            }
+        }
+        // Every chain: a row comparison, so each page starts with an index
+        // range scan on (chain, seq) instead of filtering earlier entries.
+        (None, Some((chain, seq))) => {
+            q = q.filter(
+                diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    "(audit_entries.chain, audit_entries.seq) > (",
+                )
+                .bind::<Text, _>(chain.clone())
+                .sql(", ")
+                .bind::<diesel::sql_types::BigInt, _>(*seq)
+                .sql(")"),
+            );
+        }
+        (None, None) => {}
+    }
+    Ok(q.load(conn)?)
+}
+
 /// [`verify`], limited to one chain when `only` names it.
+///
+/// Two threads: one reads pages from the database (and decodes them) while
+/// this one recomputes the hashes of the page before, so the database and
+/// the hashing work at the same time.
 pub fn verify_chains(
     conn: &mut PgConnection,
     only: Option<&str>,
@@ -386,75 +435,40 @@ pub fn verify_chains(
         }
     };
     let mut current: Option<Walk> = None;
-    let mut after: Option<(String, i64)> = None;
-    loop {
-        let mut q = audit_entries::table
-            .left_join(audit_chain_heads::table)
-            .select((
-                AuditEntryRow::as_select(),
-                audit_chain_heads::seq.nullable(),
-                audit_chain_heads::hash.nullable(),
-            ))
-            .order((audit_entries::chain, audit_entries::seq))
-            .limit(VERIFY_PAGE)
-            .into_boxed();
-        if let Some(chain) = only {
-            q = q.filter(audit_entries::chain.eq(chain.to_owned()));
-        }
-        if let Some((chain, seq)) = &after {
-            // A row comparison, so the page starts with an index range scan
-            // on (chain, seq) instead of filtering every earlier entry.
-            q = q.filter(
-                diesel::dsl::sql::<diesel::sql_types::Bool>(
-                    "(audit_entries.chain, audit_entries.seq) > (",
-                )
-                .bind::<Text, _>(chain.clone())
-                .sql(", ")
-                .bind::<diesel::sql_types::BigInt, _>(*seq)
-                .sql(")"),
-            );
-        }
-        let rows: Vec<(AuditEntryRow, Option<i64>, Option<String>)> = q.load(conn)?;
-        let fetched = rows.len();
-        for (row, head_seq, head_hash) in rows {
-            let same_chain = current.as_ref().is_some_and(|w| w.chain == row.chain);
-            if !same_chain {
-                if let Some(walk) = current.take() {
-                    finish_chain(&mut report, &mut note, walk);
+    std::thread::scope(|scope| -> Result<(), AppError> {
+        let (pages, received) = std::sync::mpsc::sync_channel::<Vec<VerifyRow>>(2);
+        let db = &mut *conn;
+        let reader = scope.spawn(move || -> Result<(), AppError> {
+            let mut after: Option<(String, i64)> = None;
+            loop {
+                let rows = verify_page(db, only, after.as_ref())?;
+                let full = i64::try_from(rows.len()).unwrap_or(0) >= VERIFY_PAGE;
+                after = rows.last().map(|(r, _, _)| (r.chain.clone(), r.seq));
+                // A closed channel: the checker stopped on an error.
+                if !rows.is_empty() && pages.send(rows).is_err() {
+                    return Ok(());
                 }
-                report.chains += 1;
-                current = Some(Walk {
-                    chain: row.chain.clone(),
-                    cursor: ChainCursor::default(),
-                    head: head_seq.zip(head_hash),
-                });
-            }
-            report.events += 1;
-            let actor = actor_of(&row);
-            let content = EntryContent {
-                chain: &row.chain,
-                seq: row.seq,
-                at: row.at,
-                actor: actor.as_ref(),
-                action: &row.action,
-                entity_type: &row.entity_type,
-                entity_id: row.entity_id,
-                batch_id: row.batch_id,
-                reason: row.reason.as_deref(),
-                before: row.before.as_ref(),
-                after: row.after.as_ref(),
-            };
-            if let Some(walk) = current.as_mut() {
-                if let Some(reason) = walk.cursor.check(&content, &row.prev_hash, &row.hash)? {
-                    note(&mut report, &row.chain, row.seq, reason.describe());
+                if !full {
+                    return Ok(());
                 }
             }
-            after = Some((row.chain, row.seq));
+        });
+        for rows in received {
+            for (row, head_seq, head_hash) in rows {
+                check_row(
+                    &mut report,
+                    &mut note,
+                    &mut current,
+                    row,
+                    head_seq,
+                    head_hash,
+                )?;
+            }
         }
-        if i64::try_from(fetched).unwrap_or(0) < VERIFY_PAGE {
-            break;
-        }
-    }
+        reader
+            .join()
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("the audit reader thread panicked")))?
+    })?;
     if let Some(walk) = current.take() {
         finish_chain(&mut report, &mut note, walk);
     }
@@ -489,6 +503,51 @@ struct Walk {
     cursor: ChainCursor,
     /// The head row's sequence number and hash.
     head: Option<(i64, String)>,
+}
+
+/// Checks one entry against the walk of its chain (starting a new walk, and
+/// finishing the previous one, at a chain boundary).
+fn check_row(
+    report: &mut VerifyReport,
+    note: &mut impl FnMut(&mut VerifyReport, &str, i64, String),
+    current: &mut Option<Walk>,
+    row: AuditEntryRow,
+    head_seq: Option<i64>,
+    head_hash: Option<String>,
+) -> Result<(), AppError> {
+    let same_chain = current.as_ref().is_some_and(|w| w.chain == row.chain);
+    if !same_chain {
+        if let Some(walk) = current.take() {
+            finish_chain(report, note, walk);
+        }
+        report.chains += 1;
+        *current = Some(Walk {
+            chain: row.chain.clone(),
+            cursor: ChainCursor::default(),
+            head: head_seq.zip(head_hash),
+        });
+    }
+    report.events += 1;
+    let actor = actor_of(&row);
+    let content = EntryContent {
+        chain: &row.chain,
+        seq: row.seq,
+        at: row.at,
+        actor: actor.as_ref(),
+        action: &row.action,
+        entity_type: &row.entity_type,
+        entity_id: row.entity_id,
+        batch_id: row.batch_id,
+        reason: row.reason.as_deref(),
+        before: row.before.as_ref(),
+        after: row.after.as_ref(),
+    };
+    if let Some(walk) = current.as_mut() {
+        if let Some(reason) = walk.cursor.check(&content, &row.prev_hash, &row.hash)? {
+            note(report, &row.chain, row.seq, reason.describe());
+        }
+    }
+    Ok(())
 }
 
 fn finish_chain(

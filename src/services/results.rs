@@ -547,32 +547,36 @@ pub fn review_queue(
         #[diesel(sql_type = diesel::sql_types::Text)]
         batch_number: String,
     }
-    // Candidates: no review signature, no replacement, no invalidation.
+    // Candidates: the reviewers' work list (results_awaiting_review, kept by
+    // triggers: no review signature, no replacement, no invalidation).
     let pending: Vec<Pending> = diesel::sql_query(
-        "SELECT r.id, r.batch_id, b.batch_number FROM results r JOIN batches b ON b.id = r.batch_id \
-         WHERE r.performed_by <> $1 \
-           AND NOT EXISTS (SELECT 1 FROM signatures s WHERE s.entity_id = r.id \
-                           AND s.meaning IN ('reviewed', 'review_rejected')) \
-           AND NOT EXISTS (SELECT 1 FROM results n WHERE n.replaces_result_id = r.id) \
-           AND NOT EXISTS (SELECT 1 FROM deviations d WHERE d.result_id = r.id \
-                           AND d.conclusion = 'invalid_test') \
-         ORDER BY r.id LIMIT $2",
+        "SELECT w.result_id AS id, w.batch_id, b.batch_number \
+           FROM results_awaiting_review w JOIN batches b ON b.id = w.batch_id \
+          WHERE w.performed_by <> $1 \
+          ORDER BY w.result_id LIMIT $2",
     )
     .bind::<diesel::sql_types::Uuid, _>(reviewer)
     .bind::<diesel::sql_types::BigInt, _>(limit)
     .load(conn)?;
-    pending
+    // One load per batch, not per result.
+    let mut found: HashMap<Uuid, ResultView> = HashMap::new();
+    let mut batches_seen: Vec<Uuid> = Vec::new();
+    for p in &pending {
+        if !batches_seen.contains(&p.batch_id) {
+            batches_seen.push(p.batch_id);
+            let loaded = load(conn, p.batch_id)?;
+            found.extend(views(conn, &loaded)?.into_iter().map(|v| (v.id, v)));
+        }
+    }
+    Ok(pending
         .into_iter()
-        .map(|p| {
-            Ok(AwaitingReview {
-                result: result_view(conn, p.batch_id, p.id)?,
+        .filter_map(|p| {
+            found.remove(&p.id).map(|result| AwaitingReview {
+                result,
                 batch_number: p.batch_number,
             })
         })
-        // The query narrows the candidates; the domain's status decides.
-        .filter(|a: &Result<AwaitingReview, AppError>| {
-            a.as_ref()
-                .map_or(true, |a| a.result.status == ResultStatus::Recorded)
-        })
-        .collect()
+        // The list narrows the candidates; the domain's status decides.
+        .filter(|a| a.result.status == ResultStatus::Recorded)
+        .collect())
 }

@@ -401,3 +401,80 @@ async fn a_retried_result_with_the_same_key_is_recorded_once() {
     assert_eq!(b3["code"], "idempotency_key_reused");
     assert_eq!(lab.count("results"), 1);
 }
+
+/// The reviewers' work list (kept by triggers) against the facts: what the
+/// queue shows, and what scanning every result would find, agree at each step.
+#[actix_web::test]
+async fn the_review_queue_follows_reviews_replacements_and_invalidations() {
+    use cellqc::services::results::review_queue;
+    use std::collections::BTreeSet;
+    use uuid::Uuid;
+    let lab = Lab::msc().await;
+    let reviewer: Uuid = lab.reviewer_id.parse().unwrap();
+    let tech: Uuid = lab.tech_id.parse().unwrap();
+    let queue = |who: Uuid| -> BTreeSet<String> {
+        let mut c = lab.app.conn();
+        review_queue(&mut c, who, 200)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.result.id.to_string())
+            .collect()
+    };
+    let ids = |sql: &str| -> BTreeSet<String> {
+        let mut c = lab.app.conn();
+        diesel::sql_query(sql)
+            .load::<Id>(&mut c)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect()
+    };
+    // The list, and what scanning every result finds awaiting review.
+    let listed = || ids("SELECT result_id::text AS id FROM results_awaiting_review");
+    let by_scan = || {
+        ids("SELECT r.id::text AS id FROM results r \
+             WHERE NOT EXISTS (SELECT 1 FROM signatures s WHERE s.entity_id = r.id \
+                               AND s.meaning IN ('reviewed', 'review_rejected')) \
+               AND NOT EXISTS (SELECT 1 FROM results n WHERE n.replaces_result_id = r.id) \
+               AND NOT EXISTS (SELECT 1 FROM deviations d WHERE d.result_id = r.id \
+                               AND d.conclusion = 'invalid_test')")
+    };
+    let set = |ids: &[&String]| ids.iter().map(|s| (*s).clone()).collect::<BTreeSet<_>>();
+
+    let b = lab.batch("MSC-Q").await;
+    let accepted = lab.recorded(&b, "CD73", json!("97.0")).await;
+    let rejected = lab.recorded(&b, "CD90", json!("99.0")).await;
+    let failed = lab.recorded(&b, "VIAB", json!("40.0")).await;
+    assert_eq!(queue(reviewer), set(&[&accepted, &rejected, &failed]));
+    assert_eq!(listed(), by_scan());
+    assert!(queue(tech).is_empty(), "nobody reviews their own results");
+
+    assert_eq!(lab.review(&accepted, "accept").await.status, StatusCode::OK);
+    assert_eq!(lab.review(&rejected, "reject").await.status, StatusCode::OK);
+    assert_eq!(queue(reviewer), set(&[&failed]));
+    let replacement = lab
+        .record_with(&b, json!({"test_code": "CD90", "value": "98.5", "replaces_result_id": rejected, "reason": "re-gated"}))
+        .await;
+    assert_eq!(
+        replacement.status,
+        StatusCode::CREATED,
+        "{}",
+        replacement.body
+    );
+    let replacement = replacement.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(queue(reviewer), set(&[&failed, &replacement]));
+    assert_eq!(listed(), by_scan());
+
+    let rec = lab.batch_record(&b).await;
+    let dev = rec["deviations"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(lab.close(&dev, "invalid_test").await.status, StatusCode::OK);
+    assert_eq!(queue(reviewer), set(&[&replacement]));
+    assert_eq!(listed(), by_scan());
+    assert_eq!(listed(), set(&[&replacement]));
+}
+
+#[derive(diesel::QueryableByName)]
+struct Id {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: String,
+}

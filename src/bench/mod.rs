@@ -223,13 +223,22 @@ where
 }
 
 /// Runs pgbench with `script` and returns its transactions per second.
+/// What pgbench measured: transactions per second and the p99 latency of
+/// its transactions (from its per-transaction log).
+#[derive(Debug, Clone, Copy)]
+struct Limit {
+    tps: f64,
+    p99: Duration,
+}
+
+/// Runs pgbench with `script`.
 fn pgbench(
     settings: &Settings,
     url: &str,
     script: &str,
     targets: usize,
     opts: &BenchOptions,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<Limit> {
     let bindir = crate::db::embedded::find_bindir(settings.pg_bindir.as_deref())?;
     let dir = std::env::temp_dir().join(format!("cellqc-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -244,16 +253,35 @@ fn pgbench(
             &opts.clients.to_string(),
             "-T",
             &opts.seconds.to_string(),
+            "-l",
         ])
+        .arg(format!("--log-prefix={}", dir.join("log").display()))
         .args(["-D", &format!("targets={targets}")])
         .arg("-f")
         .arg(&file)
         .arg(url)
         .output()
         .context("running pgbench")?;
+    // Log lines: client, transaction, latency in microseconds, ...
+    let mut latencies: Vec<Duration> = Vec::new();
+    for entry in std::fs::read_dir(&dir)? {
+        let path = entry?.path();
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("log"))
+        {
+            for line in std::fs::read_to_string(&path)?.lines() {
+                if let Some(us) = line.split_whitespace().nth(2).and_then(|v| v.parse().ok()) {
+                    latencies.push(Duration::from_micros(us));
+                }
+            }
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
+    latencies.sort();
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
+    let tps = text
+        .lines()
         .find(|l| l.starts_with("tps = "))
         .and_then(|l| l.split_whitespace().nth(2))
         .and_then(|v| v.parse().ok())
@@ -262,13 +290,22 @@ fn pgbench(
                 "pgbench said: {text}{}",
                 String::from_utf8_lossy(&out.stderr)
             )
-        })
+        })?;
+    Ok(Limit {
+        tps,
+        p99: percentile(&latencies, 0.99),
+    })
 }
 
-fn row(name: &str, f: &Figures, limit: Option<f64>) {
+fn row(name: &str, f: &Figures, limit: Option<Limit>) {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let ratio = limit.map_or_else(String::new, |tps| {
-        format!("{tps:>10.0}  {:>5.2}", f.per_second / tps)
+    let ratio = limit.map_or_else(String::new, |l| {
+        format!(
+            "{:>10.0}  {:>5.2}  {:>10.1}",
+            l.tps,
+            f.per_second / l.tps,
+            ms(l.p99)
+        )
     });
     println!(
         "{name:<15} {:>8} {:>6} {:>8.0} {:>7.1} {:>7.1} {:>7.1}  {ratio}",
@@ -513,7 +550,7 @@ pub fn run(settings: &Settings, database_url: &str, opts: &BenchOptions) -> anyh
     };
     let verify = verify_speed(&mut conn, settings, database_url)?;
     println!(
-        "{scale} batches in the database; {} clients, {} s per scenario\n{:<15} {:>8} {:>6} {:>8} {:>7} {:>7} {:>7}  {:>10}  {:>5}",
+        "{scale} batches in the database; {} clients, {} s per scenario\n{:<15} {:>8} {:>6} {:>8} {:>7} {:>7} {:>7}  {:>10}  {:>5}  {:>10}",
         opts.clients,
         opts.seconds,
         "scenario",
@@ -524,7 +561,8 @@ pub fn run(settings: &Settings, database_url: &str, opts: &BenchOptions) -> anyh
         "p95 ms",
         "p99 ms",
         "pgbench tps",
-        "ratio"
+        "ratio",
+        "pgbench p99"
     );
     row("record-result", &rec, rec_limit);
     row("batch-detail", &det, det_limit);

@@ -18,6 +18,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Jsonb, Nullable, Text, Timestamptz};
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// A change to record.
@@ -374,12 +375,7 @@ fn verify_page(
     after: Option<&(String, i64)>,
 ) -> Result<Vec<VerifyRow>, AppError> {
     let mut q = audit_entries::table
-        .left_join(audit_chain_heads::table)
-        .select((
-            AuditEntryRow::as_select(),
-            audit_chain_heads::seq.nullable(),
-            audit_chain_heads::hash.nullable(),
-        ))
+        .select(AuditEntryRow::as_select())
         .order((audit_entries::chain, audit_entries::seq))
         .limit(VERIFY_PAGE)
         .into_boxed();
@@ -406,7 +402,30 @@ fn verify_page(
         }
         (None, None) => {}
     }
-    Ok(q.load(conn)?)
+    let rows: Vec<AuditEntryRow> = q.load(conn)?;
+    // The heads of the page's chains, by key: a join here would make the
+    // planner walk the heads from the first chain on every page.
+    let mut chains: Vec<&str> = rows.iter().map(|r| r.chain.as_str()).collect();
+    chains.dedup();
+    let heads: HashMap<String, (i64, String)> = audit_chain_heads::table
+        .filter(audit_chain_heads::chain.eq_any(&chains))
+        .select((
+            audit_chain_heads::chain,
+            audit_chain_heads::seq,
+            audit_chain_heads::hash,
+        ))
+        .load::<(String, i64, String)>(conn)?
+        .into_iter()
+        .map(|(c, seq, hash)| (c, (seq, hash)))
+        .collect();
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let head = heads.get(&r.chain).cloned();
+            let (seq, hash) = head.unzip();
+            (r, seq, hash)
+        })
+        .collect())
 }
 
 /// [`verify`], limited to one chain when `only` names it.

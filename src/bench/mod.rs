@@ -1,10 +1,12 @@
-//! `cellqc bench`: a load generator. It seeds batches through the services,
-//! starts the server in-process, drives each scenario with `clients`
-//! concurrent HTTP clients for `seconds`, and prints throughput and
+//! `cellqc bench`: a load generator. It optionally fills the database with
+//! COPY (`fill.rs`), seeds batches through the services, starts `cellqc serve`
+//! as a child process on the same database, drives each scenario with
+//! `clients` concurrent HTTP clients for `seconds`, and prints throughput and
 //! p50/p95/p99 latency. For record-result and batch-detail it then runs
 //! pgbench with scripts replaying the same SQL against the same database and
 //! client count, and prints the ratio endpoint / pgbench: PostgreSQL's own
-//! limit on this machine, measured in the same run.
+//! limit on this machine, measured in the same run. Last, audit verification
+//! against COPY, and the server's resident memory.
 
 use crate::config::Settings;
 use crate::db::schema::{products, users};

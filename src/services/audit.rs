@@ -132,6 +132,13 @@ fn lock_head(conn: &mut PgConnection, rec: &AuditRecord<'_>) -> QueryResult<Opti
         .optional()
 }
 
+const APPEND: &str = "WITH e AS (\
+    INSERT INTO audit_entries (id, chain, seq, at, actor_id, actor_username, actor_full_name, action, \
+        entity_type, entity_id, batch_id, reason, before, after, prev_hash, hash) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+    RETURNING chain, seq, hash, at) \
+  UPDATE audit_chain_heads h SET seq = e.seq, hash = e.hash, last_at = e.at FROM e WHERE h.chain = e.chain";
+
 /// Appends an entry to its chain, in the caller's transaction.
 pub fn append(conn: &mut PgConnection, rec: AuditRecord<'_>) -> Result<AuditEntryRow, AppError> {
     let head = match lock_head(conn, &rec)? {
@@ -184,16 +191,32 @@ pub fn append(conn: &mut PgConnection, rec: AuditRecord<'_>) -> Result<AuditEntr
         prev_hash: head.hash,
         hash,
     };
-    diesel::insert_into(audit_entries::table)
-        .values(&row)
+    // The entry and the head's move in one statement (one round trip); the
+    // head row is already locked by this transaction.
+    let moved = diesel::sql_query(APPEND)
+        .bind::<diesel::sql_types::Uuid, _>(row.id)
+        .bind::<Text, _>(&row.chain)
+        .bind::<diesel::sql_types::BigInt, _>(row.seq)
+        .bind::<Timestamptz, _>(row.at)
+        .bind::<Nullable<diesel::sql_types::Uuid>, _>(row.actor_id)
+        .bind::<Nullable<Text>, _>(row.actor_username.as_deref())
+        .bind::<Nullable<Text>, _>(row.actor_full_name.as_deref())
+        .bind::<Text, _>(&row.action)
+        .bind::<Text, _>(&row.entity_type)
+        .bind::<Nullable<diesel::sql_types::Uuid>, _>(row.entity_id)
+        .bind::<Nullable<diesel::sql_types::Uuid>, _>(row.batch_id)
+        .bind::<Nullable<Text>, _>(row.reason.as_deref())
+        .bind::<Nullable<Jsonb>, _>(row.before.as_ref())
+        .bind::<Nullable<Jsonb>, _>(row.after.as_ref())
+        .bind::<Text, _>(&row.prev_hash)
+        .bind::<Text, _>(&row.hash)
         .execute(conn)?;
-    diesel::update(audit_chain_heads::table.find(rec.chain))
-        .set((
-            audit_chain_heads::seq.eq(seq),
-            audit_chain_heads::hash.eq(&row.hash),
-            audit_chain_heads::last_at.eq(row.at),
-        ))
-        .execute(conn)?;
+    if moved != 1 {
+        return Err(AppError::Internal(anyhow::anyhow!(
+            "chain head {} did not move",
+            rec.chain
+        )));
+    }
     Ok(row)
 }
 

@@ -102,6 +102,23 @@ async fn submit(c: &Client, form_css: &str) {
         .unwrap();
 }
 
+/// Waits until the browser is on a page whose address contains `part`, so an
+/// element found next is not one of the page being left.
+async fn wait_for_url(c: &Client, part: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let url = c.current_url().await.unwrap();
+        if url.as_str().contains(part) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still on {url}, waiting for {part}"
+        );
+        tokio_sleep(50).await;
+    }
+}
+
 /// Waits for an element of the page the last click leads to.
 async fn wait_for(c: &Client, css: &str) {
     c.wait()
@@ -151,6 +168,7 @@ async fn technician_reviewer_qa_and_auditor_work_through_the_browser() {
     c.goto(&format!("{base}/batches")).await.unwrap();
     fill(&c, "input[name=q]", "UCMSC-2026-0100").await;
     submit(&c, "form[role=search]").await;
+    wait_for_url(&c, "q=UCMSC-2026-0100").await;
     c.find(Locator::LinkText("UCMSC-2026-0100"))
         .await
         .unwrap()

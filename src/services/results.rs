@@ -560,10 +560,9 @@ pub fn review_queue(
     .load(conn)?;
     // One load per batch, not per result.
     let mut found: HashMap<Uuid, ResultView> = HashMap::new();
-    let mut batches_seen: Vec<Uuid> = Vec::new();
+    let mut batches_seen: std::collections::HashSet<Uuid> = std::collections::HashSet::new();
     for p in &pending {
-        if !batches_seen.contains(&p.batch_id) {
-            batches_seen.push(p.batch_id);
+        if batches_seen.insert(p.batch_id) {
             let loaded = load(conn, p.batch_id)?;
             found.extend(views(conn, &loaded)?.into_iter().map(|v| (v.id, v)));
         }

@@ -4,13 +4,15 @@
 use crate::api;
 use crate::auth::jwt::{JwtKeys, load_or_create_secret};
 use crate::config::Settings;
-use crate::db::pool::DbPool;
+use crate::db::pool::{DbConn, DbPool};
 use crate::error::AppError;
 use crate::services::auth::AuthConfig;
+use actix_web::dev::Payload;
 use actix_web::dev::Server;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, FromRequest, HttpMessage, HttpRequest, HttpServer, web};
 use diesel::pg::PgConnection;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::cell::RefCell;
 use std::net::{IpAddr, TcpListener};
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -77,12 +79,95 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&mut PgConnection) -> Result<T, AppError> + Send + 'static,
     {
+        self.db_on(None, f).await.0
+    }
+
+    /// [`AppState::db`] on `held` (a connection this request already checked
+    /// out) or a new checkout; gives the connection back for the rest of the
+    /// request unless the work failed.
+    pub async fn db_on<T, F>(
+        &self,
+        held: Option<DbConn>,
+        f: F,
+    ) -> (Result<T, AppError>, Option<DbConn>)
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut PgConnection) -> Result<T, AppError> + Send + 'static,
+    {
         let pool = self.pool.clone();
-        web::block(move || {
-            let mut conn = pool.get()?;
-            f(&mut conn)
+        let done = web::block(move || {
+            let mut conn = match held {
+                Some(c) => c,
+                None => match pool.get() {
+                    Ok(c) => c,
+                    Err(e) => return (Err(AppError::from(e)), None),
+                },
+            };
+            let outcome = f(&mut conn);
+            // A failed request gives its connection back to the pool at once.
+            let keep = outcome.is_ok().then_some(conn);
+            (outcome, keep)
         })
-        .await?
+        .await;
+        match done {
+            Ok(done) => done,
+            Err(e) => (Err(AppError::from(e)), None),
+        }
+    }
+}
+
+/// The connection a request checked out for its first database work (the
+/// session check), kept in the request's extensions for the handler, so a
+/// request takes one connection from the pool, not two.
+pub struct HeldConnection(RefCell<Option<DbConn>>);
+
+impl HeldConnection {
+    /// Holds `conn` for the rest of the request.
+    pub fn new(conn: DbConn) -> Self {
+        HeldConnection(RefCell::new(Some(conn)))
+    }
+
+    fn take(&self) -> Option<DbConn> {
+        self.0.borrow_mut().take()
+    }
+}
+
+/// The database, as a handler reaches it: the request's held connection if
+/// there is one, else a checkout when the work runs.
+pub struct Db {
+    state: web::Data<AppState>,
+    held: Option<DbConn>,
+}
+
+impl Db {
+    /// The application state.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Runs the request's database work (one use case) on the blocking pool.
+    pub async fn run<T, F>(self, f: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut PgConnection) -> Result<T, AppError> + Send + 'static,
+    {
+        self.state.db_on(self.held, f).await.0
+    }
+}
+
+impl FromRequest for Db {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let held = req
+            .extensions()
+            .get::<HeldConnection>()
+            .and_then(HeldConnection::take);
+        std::future::ready(state.map(|state| Db { state, held }).ok_or_else(|| {
+            AppError::Internal(anyhow::anyhow!("application state is not configured"))
+        }))
     }
 }
 

@@ -30,6 +30,7 @@ impl Database {
             root: settings.data_dir.clone(),
             bindir: settings.pg_bindir.clone(),
             durable: true,
+            statement_stats: false,
         })?;
         server.ensure_database(EMBEDDED_DB)?;
         Ok(Database {

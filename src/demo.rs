@@ -10,7 +10,7 @@ use crate::domain::users::LockoutPolicy;
 use crate::error::AppError;
 use crate::services::Actor;
 use crate::services::products::{NewProductInput, approve_spec, create_product, create_spec};
-use crate::services::users::{NewUserInput, actor_of, create_user};
+use crate::services::users::{NewUserInput, create_user};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use serde_json::{Value, json};
@@ -183,7 +183,7 @@ fn demo_actor(conn: &mut PgConnection, username: &str) -> Result<Actor, AppError
         .filter(users::username.eq(username))
         .select(UserRow::as_select())
         .first(conn)?;
-    actor_of(&row)
+    Actor::try_from(&row)
 }
 
 /// Loads the demo users and reference products (skipping what exists).

@@ -1,9 +1,18 @@
 //! Every failure becomes an RFC 9457 `application/problem+json` response here,
-//! and only here.
+//! and only here: each refusal of the domain maps to its status and code in
+//! one `From` impl below (as crates.io's `util/errors.rs` does), so no
+//! service or face decides a status of its own.
 //!
 //! 4xx problems say exactly what is wrong and which field; 5xx problems are
 //! logged once with their cause and answer with an opaque message.
 
+use crate::db::models::StoredValueError;
+use crate::domain::custody::CustodyRefusal;
+use crate::domain::deviation::CloseRefusal;
+use crate::domain::release::{ReleaseRefusal, TransitionRefusal};
+use crate::domain::result::{RecordRefusal, ReviewRefusal};
+use crate::domain::roles::RoleRefusal;
+use crate::domain::spec::ApprovalRefusal;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
@@ -194,30 +203,14 @@ impl AppError {
     }
 
     /// Whether the database is away rather than the request wrong.
-    fn is_unavailable(&self) -> bool {
+    pub fn is_unavailable(&self) -> bool {
         match self {
             AppError::Pool(_) => true,
-            AppError::Database(DieselError::DatabaseError(kind, info)) => {
-                matches!(kind, DatabaseErrorKind::ClosedConnection)
-                    || connection_lost(info.message())
-            }
             AppError::Database(DieselError::BrokenTransactionManager) => true,
+            AppError::Database(e) => crate::db::pool::is_connection_lost(e),
             _ => false,
         }
     }
-}
-
-/// libpq reports a lost server as an error without SQLSTATE; recognise the
-/// messages it uses so the client sees 503 (retry) rather than 500 (bug).
-fn connection_lost(message: &str) -> bool {
-    const SIGNS: [&str; 5] = [
-        "server closed the connection",
-        "terminating connection",
-        "no connection to the server",
-        "could not connect",
-        "connection to server",
-    ];
-    SIGNS.iter().any(|s| message.contains(s))
 }
 
 #[derive(Serialize)]
@@ -306,5 +299,203 @@ impl From<actix_web::error::BlockingError> for AppError {
 impl From<serde_json::Error> for AppError {
     fn from(e: serde_json::Error) -> Self {
         AppError::Internal(anyhow::Error::new(e).context("JSON serialisation"))
+    }
+}
+
+impl From<StoredValueError> for AppError {
+    fn from(e: StoredValueError) -> Self {
+        AppError::Internal(anyhow::Error::new(e))
+    }
+}
+
+impl From<RoleRefusal> for AppError {
+    fn from(r: RoleRefusal) -> Self {
+        AppError::forbidden(
+            "forbidden_role",
+            format!("this action needs the role {}", r.needed_words()),
+        )
+    }
+}
+
+/// A status as a reader says it: `conditionally released`.
+fn words(status: crate::domain::batch::BatchStatus) -> String {
+    status.as_str().replace('_', " ")
+}
+
+impl From<RecordRefusal> for AppError {
+    fn from(r: RecordRefusal) -> Self {
+        match r {
+            RecordRefusal::BatchClosed(status) => AppError::conflict(
+                "batch_closed",
+                format!(
+                    "the batch is {}: no result can be recorded",
+                    status.as_str()
+                ),
+            ),
+            RecordRefusal::OosUnresolved { test_code, current } => AppError::conflict(
+                "oos_unresolved",
+                format!(
+                    "result {current} of {test_code} failed; no retest or replacement until QA closes its OOS \
+                     investigation as invalid_test"
+                ),
+            ),
+            RecordRefusal::ResultExists { test_code, current } => AppError::conflict(
+                "result_exists",
+                format!(
+                    "{test_code} already has result {current}: name it in replaces_result_id with a reason"
+                ),
+            ),
+            RecordRefusal::NotReplaceable { test_code } => AppError::conflict(
+                "not_replaceable",
+                format!(
+                    "replaces_result_id is not the current or review-rejected result of {test_code}"
+                ),
+            ),
+            RecordRefusal::ReasonRequired => {
+                AppError::invalid_field("reason", "a replacement needs a reason")
+            }
+        }
+    }
+}
+
+impl From<ReviewRefusal> for AppError {
+    fn from(r: ReviewRefusal) -> Self {
+        match r {
+            ReviewRefusal::SelfReview => AppError::forbidden(
+                "self_review",
+                "you performed this result: another reviewer must review it",
+            ),
+            ReviewRefusal::NotAwaitingReview(status) => AppError::conflict(
+                "not_reviewable",
+                format!(
+                    "the result is {}; only a recorded result awaits review",
+                    status.as_str().replace('_', " ")
+                ),
+            ),
+        }
+    }
+}
+
+impl From<TransitionRefusal> for AppError {
+    fn from(r: TransitionRefusal) -> Self {
+        AppError::conflict(
+            "invalid_transition",
+            format!("a {} batch can't be {}", words(r.from), words(r.to)),
+        )
+    }
+}
+
+impl From<ReleaseRefusal> for AppError {
+    fn from(r: ReleaseRefusal) -> Self {
+        match r {
+            ReleaseRefusal::WrongStatus(status) => AppError::conflict(
+                "invalid_transition",
+                format!("a {} batch can't be released", words(status)),
+            ),
+            ReleaseRefusal::NothingPending => AppError::conflict(
+                "nothing_pending",
+                "every result is in: release without `conditional`",
+            ),
+            ReleaseRefusal::NotReleasable(blockers) => {
+                let mut e = AppError::conflict(
+                    "not_releasable",
+                    format!("{} blocker(s) stand in the way of release", blockers.len()),
+                );
+                if let AppError::Problem(p) = &mut e {
+                    p.blockers = serde_json::to_value(&blockers).ok();
+                }
+                e
+            }
+            ReleaseRefusal::NotIndependent => AppError::forbidden(
+                "not_independent",
+                "you performed or reviewed a current result of this batch: another QA user must release it",
+            ),
+            ReleaseRefusal::AlreadySigned => AppError::conflict(
+                "already_signed",
+                "you already signed this release: a second, different QA user must sign",
+            ),
+        }
+    }
+}
+
+impl From<CustodyRefusal> for AppError {
+    fn from(r: CustodyRefusal) -> Self {
+        match r {
+            CustodyRefusal::Closed(last) => AppError::conflict(
+                "custody_closed",
+                format!("the batch was {}: nothing can follow", last.as_str()),
+            ),
+            CustodyRefusal::InTransit => AppError::conflict(
+                "in_transit",
+                "the batch is in transit: only `delivered` can be recorded",
+            ),
+            CustodyRefusal::NotInTransit => AppError::conflict(
+                "not_in_transit",
+                "the batch was not shipped: there is nothing to deliver",
+            ),
+            CustodyRefusal::NotReleased(status) => AppError::conflict(
+                "not_released",
+                format!(
+                    "the batch is {}: it can't leave the facility or reach a patient until released \
+                     (an internal move takes internal: true)",
+                    status.as_str()
+                ),
+            ),
+            CustodyRefusal::BeforeRelease { event, released_at } => AppError::conflict(
+                "not_released",
+                format!(
+                    "the batch was released at {}: `{}` takes it out of the facility and can't be dated before that",
+                    released_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    event.as_str()
+                ),
+            ),
+            CustodyRefusal::RecipientRequired => {
+                AppError::invalid_field("recipient_id", "administration needs the recipient's id")
+            }
+            CustodyRefusal::RecipientNotExpected => AppError::invalid_field(
+                "recipient_id",
+                "only an `administered` event names a recipient",
+            ),
+            CustodyRefusal::IdentityMismatch => AppError::conflict(
+                "identity_mismatch",
+                "the recipient is not this batch's intended recipient: do not administer",
+            ),
+            CustodyRefusal::BeforePrevious => {
+                AppError::invalid_field("occurred_at", "is earlier than the previous custody event")
+            }
+            CustodyRefusal::InFuture => AppError::invalid_field("occurred_at", "is in the future"),
+        }
+    }
+}
+
+impl From<CloseRefusal> for AppError {
+    fn from(r: CloseRefusal) -> Self {
+        match r {
+            CloseRefusal::AlreadyClosed => {
+                AppError::conflict("deviation_closed", "the deviation is already closed")
+            }
+            CloseRefusal::NotAnOos => AppError::invalid_field(
+                "conclusion",
+                "invalid_test and confirmed_oos conclude an OOS investigation of a result",
+            ),
+        }
+    }
+}
+
+impl From<ApprovalRefusal> for AppError {
+    fn from(r: ApprovalRefusal) -> Self {
+        match r {
+            ApprovalRefusal::NotDraft(status) => AppError::conflict(
+                "spec_not_draft",
+                format!(
+                    "the specification is {}; only a draft can be approved",
+                    status.as_str()
+                ),
+            ),
+            ApprovalRefusal::SelfApproval => AppError::forbidden(
+                "self_approval",
+                "the author of a specification can't approve it: another QA user must",
+            ),
+        }
     }
 }

@@ -7,7 +7,6 @@
 pub mod api;
 pub mod app;
 pub mod auth;
-pub mod bench;
 pub mod config;
 pub mod database;
 pub mod db;

@@ -5,8 +5,8 @@ use cellqc::app::{AppState, build_server};
 use cellqc::config::Settings;
 use cellqc::database::Database;
 use cellqc::db::{pool::build_pool, run_migrations};
-use cellqc::services::audit;
 use cellqc::services::users::{NewUserInput, create_user, ensure_initial_admin};
+use cellqc::services::verification;
 use clap::{Parser, Subcommand};
 use diesel::{Connection, PgConnection};
 use std::net::TcpListener;
@@ -46,14 +46,6 @@ enum Command {
     Migrate {
         #[command(flatten)]
         settings: Settings,
-    },
-    /// Measure the service: seed, serve in-process, drive each scenario with
-    /// concurrent clients, compare with pgbench running the same SQL.
-    Bench {
-        #[command(flatten)]
-        settings: Settings,
-        #[command(flatten)]
-        options: cellqc::bench::BenchOptions,
     },
     /// Manage users.
     User {
@@ -116,12 +108,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             no_migrate,
             demo,
         } => serve(settings, no_migrate, demo),
-        Command::Bench { settings, options } => {
-            let db = Database::open(&settings)?;
-            let outcome = cellqc::bench::run(&settings, &db.url, &options);
-            db.close()?;
-            outcome.map(|()| ExitCode::SUCCESS)
-        }
         Command::Demo { settings } => with_database(&settings, |conn| {
             run_migrations(conn)?;
             load_demo(conn, &settings)?;
@@ -175,7 +161,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit {
             command: AuditCommand::Verify { settings },
         } => with_database(&settings, |conn| {
-            let report = audit::verify(conn).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let report = verification::verify(conn).map_err(|e| anyhow::anyhow!("{e}"))?;
             println!(
                 "{} chain(s), {} entr(ies) checked",
                 report.chains, report.events

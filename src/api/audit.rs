@@ -1,11 +1,11 @@
 //! `/audit`: the audit trail and its verification, for auditors and QA.
 
 use super::extract::{PageQuery, Query};
-use crate::app::AppState;
+use crate::app::Db;
 use crate::auth::extractors::{AuditReader, Authorized};
 use crate::error::AppError;
 use crate::services::audit::{self as svc, AuditFilter};
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, get};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -28,7 +28,7 @@ pub struct AuditQuery {
 #[utoipa::path(tag = "audit", params(AuditQuery), responses((status = 200, body = crate::services::Page<crate::services::audit::AuditEntryView>), crate::api::openapi::Problems))]
 #[get("/audit")]
 pub async fn list_audit(
-    state: web::Data<AppState>,
+    db: Db,
     _reader: Authorized<AuditReader>,
     Query(q): Query<AuditQuery>,
 ) -> Result<HttpResponse, AppError> {
@@ -44,17 +44,17 @@ pub async fn list_audit(
         from: q.from,
         to: q.to,
     };
-    let list = state.db(move |c| svc::list(c, &filter, page)).await?;
+    let list = db.run(move |c| svc::list(c, &filter, page)).await?;
     Ok(HttpResponse::Ok().json(list))
 }
 
 /// Verifies every hash chain.
-#[utoipa::path(tag = "audit", responses((status = 200, body = crate::services::audit::VerifyReport), crate::api::openapi::Problems))]
+#[utoipa::path(tag = "audit", responses((status = 200, body = crate::services::verification::VerifyReport), crate::api::openapi::Problems))]
 #[get("/audit/verify")]
 pub async fn verify_audit(
-    state: web::Data<AppState>,
+    db: Db,
     _reader: Authorized<AuditReader>,
 ) -> Result<HttpResponse, AppError> {
-    let report = state.db(svc::verify).await?;
+    let report = db.run(crate::services::verification::verify).await?;
     Ok(HttpResponse::Ok().json(report))
 }

@@ -1,11 +1,11 @@
 //! `/auth`: sign-in, sign-out, who am I, password change.
 
 use super::extract::Json;
-use crate::app::AppState;
+use crate::app::{AppState, Db};
 use crate::auth::extractors::CurrentUser;
 use crate::error::AppError;
+use crate::services::UserView;
 use crate::services::auth as svc;
-use crate::services::users::UserView;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 
@@ -51,19 +51,16 @@ pub async fn login(
 /// Ends the session; the token is refused from now on.
 #[utoipa::path(tag = "auth", responses((status = 204, description = "The session is revoked"), crate::api::openapi::Problems))]
 #[post("/auth/logout")]
-pub async fn logout(
-    state: web::Data<AppState>,
-    user: CurrentUser,
-) -> Result<HttpResponse, AppError> {
-    state.db(move |c| svc::logout(c, &user)).await?;
+pub async fn logout(db: Db, user: CurrentUser) -> Result<HttpResponse, AppError> {
+    db.run(move |c| svc::logout(c, &user)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// The signed-in user.
-#[utoipa::path(tag = "auth", responses((status = 200, body = crate::services::users::UserView), crate::api::openapi::Problems))]
+#[utoipa::path(tag = "auth", responses((status = 200, body = crate::services::UserView), crate::api::openapi::Problems))]
 #[get("/auth/me")]
-pub async fn me(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, AppError> {
-    let view = state.db(move |c| svc::me(c, &user)).await?;
+pub async fn me(db: Db, user: CurrentUser) -> Result<HttpResponse, AppError> {
+    let view = db.run(move |c| svc::me(c, &user)).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -79,16 +76,15 @@ pub struct PasswordChange {
 #[utoipa::path(tag = "auth", request_body = PasswordChange, responses((status = 204, description = "Changed; other sessions revoked"), crate::api::openapi::Problems))]
 #[post("/auth/password")]
 pub async fn change_password(
-    state: web::Data<AppState>,
+    db: Db,
     user: CurrentUser,
     body: Json<PasswordChange>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.parse()?;
-    let cfg = state.auth.clone();
-    state
-        .db(move |c| {
-            svc::change_password(c, &cfg, &user, &body.current_password, &body.new_password)
-        })
-        .await?;
+    let cfg = db.state().auth.clone();
+    db.run(move |c| {
+        svc::change_password(c, &cfg, &user, &body.current_password, &body.new_password)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -2,8 +2,8 @@
 
 use super::create;
 use super::extract::{Creation, PageQuery, Query, raw_text};
-use crate::app::AppState;
-use crate::auth::extractors::{AuditReader, Authorized, BatchWriter, CurrentUser};
+use crate::app::Db;
+use crate::auth::extractors::{AuditReader, Authorized, CreatesBatches, CurrentUser};
 use crate::domain::batch::BatchStatus;
 use crate::error::AppError;
 use crate::services::batches::{self as svc, BatchFilter, NewBatchInput};
@@ -30,11 +30,11 @@ pub struct CreateBatch {
 }
 
 /// Creates a batch bound to its product's effective specification.
-#[utoipa::path(tag = "batches", request_body = CreateBatch, params(crate::api::IdempotencyHeader), responses((status = 201, body = crate::services::batches::BatchView), crate::api::openapi::Problems))]
+#[utoipa::path(tag = "batches", request_body = CreateBatch, params(crate::api::IdempotencyHeader), responses((status = 201, body = crate::services::batch_record::views::BatchView), crate::api::openapi::Problems))]
 #[post("/batches")]
 pub async fn create_batch(
-    state: web::Data<AppState>,
-    who: Authorized<BatchWriter>,
+    db: Db,
+    who: Authorized<CreatesBatches>,
     req: Creation<CreateBatch>,
 ) -> Result<HttpResponse, AppError> {
     let (body, idempotency) = req.parse()?;
@@ -51,7 +51,7 @@ pub async fn create_batch(
         unit: b.unit,
     };
     let actor = who.actor.clone();
-    create(&state, actor.id, idempotency, move |c| {
+    create(db, actor.id, idempotency, move |c| {
         svc::create_batch(c, &actor, &input)
     })
     .await
@@ -70,10 +70,10 @@ pub struct BatchQuery {
 }
 
 /// Lists batches.
-#[utoipa::path(tag = "batches", params(BatchQuery), responses((status = 200, body = crate::services::Page<crate::services::batches::BatchView>), crate::api::openapi::Problems))]
+#[utoipa::path(tag = "batches", params(BatchQuery), responses((status = 200, body = crate::services::Page<crate::services::batch_record::views::BatchView>), crate::api::openapi::Problems))]
 #[get("/batches")]
 pub async fn list_batches(
-    state: web::Data<AppState>,
+    db: Db,
     _user: CurrentUser,
     Query(q): Query<BatchQuery>,
 ) -> Result<HttpResponse, AppError> {
@@ -84,7 +84,7 @@ pub async fn list_batches(
     .to_request()?;
     let status = match q.status.as_deref() {
         None | Some("") => None,
-        Some(s) => Some(BatchStatus::parse(s).ok_or_else(|| {
+        Some(s) => Some(BatchStatus::try_from(s).map_err(|_| {
             AppError::invalid_field(
                 "status",
                 "must be quarantine, conditionally_released, released, rejected or recalled",
@@ -96,22 +96,20 @@ pub async fn list_batches(
         product_id: q.product_id,
         q: q.q,
     };
-    let list = state
-        .db(move |c| svc::list_batches(c, &filter, page))
-        .await?;
+    let list = db.run(move |c| svc::list_batches(c, &filter, page)).await?;
     Ok(HttpResponse::Ok().json(list))
 }
 
 /// The batch record with results, signatures, deviations and custody.
-#[utoipa::path(tag = "batches", responses((status = 200, body = crate::services::batches::BatchDetail), crate::api::openapi::Problems))]
+#[utoipa::path(tag = "batches", responses((status = 200, body = crate::services::batch_record::views::BatchDetail), crate::api::openapi::Problems))]
 #[get("/batches/{id}")]
 pub async fn get_batch(
-    state: web::Data<AppState>,
+    db: Db,
     _user: CurrentUser,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let batch = state.db(move |c| svc::get_batch(c, id)).await?;
+    let batch = db.run(move |c| svc::get_batch(c, id)).await?;
     Ok(HttpResponse::Ok().json(batch))
 }
 
@@ -127,7 +125,7 @@ pub struct HistoryQuery {
 #[utoipa::path(tag = "audit", params(HistoryQuery), responses((status = 200, description = "JSON `{batch_id, items, next_cursor}`, or CSV with `format=csv`", content((crate::services::audit::BatchHistory = "application/json"), (String = "text/csv"))), crate::api::openapi::Problems))]
 #[get("/batches/{id}/history")]
 pub async fn batch_history(
-    state: web::Data<AppState>,
+    db: Db,
     _reader: Authorized<AuditReader>,
     id: web::Path<Uuid>,
     Query(q): Query<HistoryQuery>,
@@ -138,9 +136,11 @@ pub async fn batch_history(
         Some("csv") => true,
         Some(_) => return Err(AppError::invalid_field("format", "must be json or csv")),
     };
-    let entries = state.db(move |c| svc::history(c, id)).await?;
+    let entries = db
+        .run(move |c| crate::services::history::history(c, id))
+        .await?;
     if csv {
-        let body = svc::history_csv(&entries)?;
+        let body = crate::services::history::history_csv(&entries)?;
         return Ok(HttpResponse::Ok()
             .content_type("text/csv; charset=utf-8")
             .insert_header((
@@ -162,13 +162,13 @@ pub async fn batch_history(
 #[utoipa::path(tag = "batches", responses((status = 200, description = "Certificate of Analysis", body = Vec<u8>, content_type = "application/pdf"), crate::api::openapi::Problems))]
 #[get("/batches/{id}/certificate")]
 pub async fn batch_certificate(
-    state: web::Data<AppState>,
+    db: Db,
     user: CurrentUser,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let data = state
-        .db(move |c| crate::services::certificate::coa_data(c, id, &user.actor))
+    let data = db
+        .run(move |c| crate::services::certificate::coa_data(c, id, &user.actor))
         .await?;
     let number = data.batch_number.clone();
     let pdf = web::block(move || crate::report::coa::render(&data))

@@ -2,10 +2,9 @@
 
 use super::create;
 use super::extract::{Creation, raw_text};
-use crate::app::AppState;
-use crate::auth::extractors::{Authorized, BatchWriter, CurrentUser};
+use crate::app::Db;
+use crate::auth::extractors::{Authorized, CurrentUser, RecordsCustody};
 use crate::error::AppError;
-use crate::services::batches::find_batch;
 use crate::services::custody::{self as svc, NewCustodyInput};
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
@@ -30,11 +29,11 @@ pub struct CustodyBody {
 }
 
 /// Records a custody event (technician, QA).
-#[utoipa::path(tag = "custody", request_body = CustodyBody, params(crate::api::IdempotencyHeader), responses((status = 201, body = crate::services::custody::CustodyView), crate::api::openapi::Problems))]
+#[utoipa::path(tag = "custody", request_body = CustodyBody, params(crate::api::IdempotencyHeader), responses((status = 201, body = crate::services::batch_record::views::CustodyView), crate::api::openapi::Problems))]
 #[post("/batches/{id}/custody")]
 pub async fn record_custody(
-    state: web::Data<AppState>,
-    who: Authorized<BatchWriter>,
+    db: Db,
+    who: Authorized<RecordsCustody>,
     id: web::Path<Uuid>,
     req: Creation<CustodyBody>,
 ) -> Result<HttpResponse, AppError> {
@@ -52,26 +51,21 @@ pub async fn record_custody(
         notes: b.notes,
     };
     let actor = who.actor.clone();
-    create(&state, actor.id, idempotency, move |c| {
+    create(db, actor.id, idempotency, move |c| {
         svc::record_event(c, &actor, batch_id, &input)
     })
     .await
 }
 
 /// The batch's custody events, in order.
-#[utoipa::path(tag = "custody", responses((status = 200, body = crate::services::Page<crate::services::custody::CustodyView>), crate::api::openapi::Problems))]
+#[utoipa::path(tag = "custody", responses((status = 200, body = crate::services::Page<crate::services::batch_record::views::CustodyView>), crate::api::openapi::Problems))]
 #[get("/batches/{id}/custody")]
 pub async fn list_custody(
-    state: web::Data<AppState>,
+    db: Db,
     _user: CurrentUser,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let events = state
-        .db(move |c| {
-            find_batch(c, id)?;
-            svc::events_of(c, id)
-        })
-        .await?;
+    let events = db.run(move |c| svc::events_of(c, id)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": events, "next_cursor": null })))
 }

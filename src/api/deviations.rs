@@ -2,8 +2,8 @@
 
 use super::create;
 use super::extract::{Creation, Json};
-use crate::app::AppState;
-use crate::auth::extractors::{Authorized, DeviationOpener, QaOnly};
+use crate::app::Db;
+use crate::auth::extractors::{Authorized, ClosesDeviations, OpensDeviations};
 use crate::error::AppError;
 use crate::services::deviations::{self as svc, NewDeviationInput};
 use actix_web::{HttpResponse, post, web};
@@ -20,11 +20,11 @@ pub struct OpenDeviation {
 }
 
 /// Opens a manual deviation (technician, reviewer, QA).
-#[utoipa::path(tag = "deviations", request_body = OpenDeviation, params(crate::api::IdempotencyHeader), responses((status = 201, body = crate::services::deviations::DeviationView), crate::api::openapi::Problems))]
+#[utoipa::path(tag = "deviations", request_body = OpenDeviation, params(crate::api::IdempotencyHeader), responses((status = 201, body = crate::services::batch_record::views::DeviationView), crate::api::openapi::Problems))]
 #[post("/batches/{id}/deviations")]
 pub async fn open_deviation(
-    state: web::Data<AppState>,
-    who: Authorized<DeviationOpener>,
+    db: Db,
+    who: Authorized<OpensDeviations>,
     id: web::Path<Uuid>,
     req: Creation<OpenDeviation>,
 ) -> Result<HttpResponse, AppError> {
@@ -36,7 +36,7 @@ pub async fn open_deviation(
         severity: body.severity,
     };
     let actor = who.actor.clone();
-    create(&state, actor.id, idempotency, move |c| {
+    create(db, actor.id, idempotency, move |c| {
         svc::open_manual(c, &actor, batch_id, &input)
     })
     .await
@@ -52,19 +52,19 @@ pub struct CloseDeviation {
 }
 
 /// Closes a deviation (QA, signed).
-#[utoipa::path(tag = "deviations", request_body = CloseDeviation, responses((status = 200, body = crate::services::deviations::DeviationView), crate::api::openapi::Problems))]
+#[utoipa::path(tag = "deviations", request_body = CloseDeviation, responses((status = 200, body = crate::services::batch_record::views::DeviationView), crate::api::openapi::Problems))]
 #[post("/deviations/{id}/close")]
 pub async fn close_deviation(
-    state: web::Data<AppState>,
-    qa: Authorized<QaOnly>,
+    db: Db,
+    qa: Authorized<ClosesDeviations>,
     id: web::Path<Uuid>,
     body: Json<CloseDeviation>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.parse()?;
     let id = id.into_inner();
-    let lockout = state.auth.lockout;
-    let d = state
-        .db(move |c| {
+    let lockout = db.state().auth.lockout;
+    let d = db
+        .run(move |c| {
             svc::close(
                 c,
                 lockout,

@@ -16,7 +16,7 @@ pub mod release;
 pub mod results;
 pub mod users;
 
-use crate::app::AppState;
+use crate::app::Db;
 use crate::error::AppError;
 use crate::services::idempotency::{IdempotencyKey, create_once};
 use actix_web::http::StatusCode;
@@ -89,7 +89,7 @@ pub struct IdempotencyHeader {
 /// Runs a creating use case once per `Idempotency-Key` and answers 201 with
 /// its record (a replay carries `Idempotent-Replayed: true`).
 pub async fn create<T, F>(
-    state: &AppState,
+    db: Db,
     user_id: Uuid,
     key: Option<IdempotencyKey>,
     f: F,
@@ -98,8 +98,8 @@ where
     T: Serialize,
     F: FnOnce(&mut PgConnection) -> Result<T, AppError> + Send + 'static,
 {
-    let created = state
-        .db(move |c| {
+    let created = db
+        .run(move |c| {
             create_once(c, user_id, key.as_ref(), |c| {
                 Ok(serde_json::to_value(f(c)?)?)
             })

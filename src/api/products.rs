@@ -2,8 +2,8 @@
 
 use super::create;
 use super::extract::{Creation, Json, PageQuery, Query, raw_text};
-use crate::app::AppState;
-use crate::auth::extractors::{Authorized, CurrentUser, QaOnly};
+use crate::app::Db;
+use crate::auth::extractors::{ApprovesSpecs, Authorized, CurrentUser, DefinesProducts};
 use crate::domain::spec::TestDefInput;
 use crate::error::AppError;
 use crate::services::products::{self as svc, NewProductInput, ProductView};
@@ -30,8 +30,8 @@ pub struct CreateProduct {
 #[utoipa::path(tag = "products", request_body = CreateProduct, params(crate::api::IdempotencyHeader), responses((status = 201, body = ProductView), crate::api::openapi::Problems))]
 #[post("/products")]
 pub async fn create_product(
-    state: web::Data<AppState>,
-    qa: Authorized<QaOnly>,
+    db: Db,
+    qa: Authorized<DefinesProducts>,
     req: Creation<CreateProduct>,
 ) -> Result<HttpResponse, AppError> {
     let (body, idempotency) = req.parse()?;
@@ -45,7 +45,7 @@ pub async fn create_product(
         release_signatures_required: b.release_signatures_required,
     };
     let actor = qa.actor.clone();
-    create(&state, actor.id, idempotency, move |c| {
+    create(db, actor.id, idempotency, move |c| {
         svc::create_product(c, &actor, &input)
     })
     .await
@@ -55,12 +55,12 @@ pub async fn create_product(
 #[utoipa::path(tag = "products", params(PageQuery), responses((status = 200, body = crate::services::Page<ProductView>), crate::api::openapi::Problems))]
 #[get("/products")]
 pub async fn list_products(
-    state: web::Data<AppState>,
+    db: Db,
     _user: CurrentUser,
     Query(page): Query<PageQuery>,
 ) -> Result<HttpResponse, AppError> {
     let page = page.to_request()?;
-    let list = state.db(move |c| svc::list_products(c, page)).await?;
+    let list = db.run(move |c| svc::list_products(c, page)).await?;
     Ok(HttpResponse::Ok().json(list))
 }
 
@@ -68,12 +68,12 @@ pub async fn list_products(
 #[utoipa::path(tag = "products", responses((status = 200, body = ProductView), crate::api::openapi::Problems))]
 #[get("/products/{id}")]
 pub async fn get_product(
-    state: web::Data<AppState>,
+    db: Db,
     _user: CurrentUser,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let p = state.db(move |c| svc::get_product(c, id)).await?;
+    let p = db.run(move |c| svc::get_product(c, id)).await?;
     Ok(HttpResponse::Ok().json(ProductView::from(&p)))
 }
 
@@ -132,8 +132,8 @@ pub struct CreateSpecification {
 #[utoipa::path(tag = "specifications", request_body = CreateSpecification, params(crate::api::IdempotencyHeader), responses((status = 201, body = crate::services::products::SpecView), crate::api::openapi::Problems))]
 #[post("/products/{id}/specifications")]
 pub async fn create_specification(
-    state: web::Data<AppState>,
-    qa: Authorized<QaOnly>,
+    db: Db,
+    qa: Authorized<DefinesProducts>,
     id: web::Path<Uuid>,
     req: Creation<CreateSpecification>,
 ) -> Result<HttpResponse, AppError> {
@@ -142,7 +142,7 @@ pub async fn create_specification(
     let version = body.version;
     let tests: Vec<TestDefInput> = body.tests.into_iter().map(Into::into).collect();
     let actor = qa.actor.clone();
-    create(&state, actor.id, idempotency, move |c| {
+    create(db, actor.id, idempotency, move |c| {
         svc::create_spec(c, &actor, product_id, &version, &tests)
     })
     .await
@@ -152,12 +152,12 @@ pub async fn create_specification(
 #[utoipa::path(tag = "specifications", responses((status = 200, body = crate::services::Page<crate::services::products::SpecView>), crate::api::openapi::Problems))]
 #[get("/products/{id}/specifications")]
 pub async fn list_specifications(
-    state: web::Data<AppState>,
+    db: Db,
     _user: CurrentUser,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let specs = state.db(move |c| svc::list_specs(c, id)).await?;
+    let specs = db.run(move |c| svc::list_specs(c, id)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": specs, "next_cursor": null })))
 }
 
@@ -165,12 +165,12 @@ pub async fn list_specifications(
 #[utoipa::path(tag = "specifications", responses((status = 200, body = crate::services::products::SpecView), crate::api::openapi::Problems))]
 #[get("/specifications/{id}")]
 pub async fn get_specification(
-    state: web::Data<AppState>,
+    db: Db,
     _user: CurrentUser,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let spec = state.db(move |c| svc::get_spec(c, id)).await?;
+    let spec = db.run(move |c| svc::get_spec(c, id)).await?;
     Ok(HttpResponse::Ok().json(spec))
 }
 
@@ -186,16 +186,16 @@ pub struct ApproveSpecification {
 #[utoipa::path(tag = "specifications", request_body = ApproveSpecification, responses((status = 200, body = crate::services::products::SpecView), crate::api::openapi::Problems))]
 #[post("/specifications/{id}/approve")]
 pub async fn approve_specification(
-    state: web::Data<AppState>,
-    qa: Authorized<QaOnly>,
+    db: Db,
+    qa: Authorized<ApprovesSpecs>,
     id: web::Path<Uuid>,
     body: Json<ApproveSpecification>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.parse()?;
     let id = id.into_inner();
-    let lockout = state.auth.lockout;
-    let spec = state
-        .db(move |c| {
+    let lockout = db.state().auth.lockout;
+    let spec = db
+        .run(move |c| {
             svc::approve_spec(
                 c,
                 lockout,

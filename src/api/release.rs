@@ -1,9 +1,10 @@
 //! `/batches/{id}/release-readiness`, `/release`, `/reject`, `/recall`.
 
 use super::extract::Json;
-use crate::app::AppState;
-use crate::auth::extractors::{Authorized, CurrentUser, QaOnly};
+use crate::app::Db;
+use crate::auth::extractors::{Authorized, CurrentUser, Recalls, Rejects, Releases};
 use crate::error::AppError;
+use crate::services::Actor;
 use crate::services::release::{self as svc, Disposition, ReleaseRequest};
 use actix_web::{HttpResponse, get, post, web};
 use serde::Deserialize;
@@ -13,12 +14,12 @@ use uuid::Uuid;
 #[utoipa::path(tag = "release", responses((status = 200, body = crate::domain::release::Readiness), crate::api::openapi::Problems))]
 #[get("/batches/{id}/release-readiness")]
 pub async fn release_readiness(
-    state: web::Data<AppState>,
+    db: Db,
     _user: CurrentUser,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let r = state.db(move |c| svc::release_readiness(c, id)).await?;
+    let r = db.run(move |c| svc::release_readiness(c, id)).await?;
     Ok(HttpResponse::Ok().json(r))
 }
 
@@ -33,25 +34,25 @@ pub struct ReleaseBody {
 }
 
 /// Releases the batch (QA, independent; signed).
-#[utoipa::path(tag = "release", request_body = ReleaseBody, responses((status = 200, body = crate::services::batches::BatchDetail), crate::api::openapi::Problems))]
+#[utoipa::path(tag = "release", request_body = ReleaseBody, responses((status = 200, body = crate::services::batch_record::views::BatchDetail), crate::api::openapi::Problems))]
 #[post("/batches/{id}/release")]
 pub async fn release_batch(
-    state: web::Data<AppState>,
-    qa: Authorized<QaOnly>,
+    db: Db,
+    qa: Authorized<Releases>,
     id: web::Path<Uuid>,
     body: Json<ReleaseBody>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.parse()?;
     let id = id.into_inner();
-    let lockout = state.auth.lockout;
+    let lockout = db.state().auth.lockout;
     let req = ReleaseRequest {
         password: body.password,
         comment: body.comment,
         conditional: body.conditional.unwrap_or(false),
         justification: body.justification,
     };
-    let batch = state
-        .db(move |c| svc::release(c, lockout, &qa.actor, id, &req))
+    let batch = db
+        .run(move |c| svc::release(c, lockout, &qa.actor, id, &req))
         .await?;
     Ok(HttpResponse::Ok().json(batch))
 }
@@ -65,50 +66,54 @@ pub struct DispositionBody {
 }
 
 async fn dispose(
-    state: web::Data<AppState>,
-    qa: Authorized<QaOnly>,
+    db: Db,
+    actor: Actor,
     id: Uuid,
     body: Json<DispositionBody>,
     what: Disposition,
 ) -> Result<HttpResponse, AppError> {
     let body = body.parse()?;
-    let lockout = state.auth.lockout;
-    let batch = state
-        .db(move |c| {
-            svc::dispose(
-                c,
-                lockout,
-                &qa.actor,
-                id,
-                what,
-                &body.password,
-                &body.reason,
-            )
-        })
+    let lockout = db.state().auth.lockout;
+    let batch = db
+        .run(move |c| svc::dispose(c, lockout, &actor, id, what, &body.password, &body.reason))
         .await?;
     Ok(HttpResponse::Ok().json(batch))
 }
 
 /// Rejects the batch (QA; signed, with a reason).
-#[utoipa::path(tag = "release", request_body = DispositionBody, responses((status = 200, body = crate::services::batches::BatchDetail), crate::api::openapi::Problems))]
+#[utoipa::path(tag = "release", request_body = DispositionBody, responses((status = 200, body = crate::services::batch_record::views::BatchDetail), crate::api::openapi::Problems))]
 #[post("/batches/{id}/reject")]
 pub async fn reject_batch(
-    state: web::Data<AppState>,
-    qa: Authorized<QaOnly>,
+    db: Db,
+    qa: Authorized<Rejects>,
     id: web::Path<Uuid>,
     body: Json<DispositionBody>,
 ) -> Result<HttpResponse, AppError> {
-    dispose(state, qa, id.into_inner(), body, Disposition::Reject).await
+    dispose(
+        db,
+        qa.actor.clone(),
+        id.into_inner(),
+        body,
+        Disposition::Reject,
+    )
+    .await
 }
 
 /// Recalls a released batch (QA; signed, with a reason).
-#[utoipa::path(tag = "release", request_body = DispositionBody, responses((status = 200, body = crate::services::batches::BatchDetail), crate::api::openapi::Problems))]
+#[utoipa::path(tag = "release", request_body = DispositionBody, responses((status = 200, body = crate::services::batch_record::views::BatchDetail), crate::api::openapi::Problems))]
 #[post("/batches/{id}/recall")]
 pub async fn recall_batch(
-    state: web::Data<AppState>,
-    qa: Authorized<QaOnly>,
+    db: Db,
+    qa: Authorized<Recalls>,
     id: web::Path<Uuid>,
     body: Json<DispositionBody>,
 ) -> Result<HttpResponse, AppError> {
-    dispose(state, qa, id.into_inner(), body, Disposition::Recall).await
+    dispose(
+        db,
+        qa.actor.clone(),
+        id.into_inner(),
+        body,
+        Disposition::Recall,
+    )
+    .await
 }

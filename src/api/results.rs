@@ -2,8 +2,8 @@
 
 use super::create;
 use super::extract::{Creation, Json};
-use crate::app::AppState;
-use crate::auth::extractors::{Authorized, CurrentUser, ReviewerOnly, TechnicianOnly};
+use crate::app::Db;
+use crate::auth::extractors::{Authorized, CurrentUser, RecordsResults, ReviewsResults};
 use crate::error::AppError;
 use crate::services::results::{self as svc, Decision, NewResultInput};
 use actix_web::{HttpResponse, get, post, web};
@@ -29,11 +29,11 @@ pub struct RecordResult {
 }
 
 /// Records a result (technician).
-#[utoipa::path(tag = "results", request_body = RecordResult, params(crate::api::IdempotencyHeader), responses((status = 201, body = crate::services::results::ResultView), crate::api::openapi::Problems))]
+#[utoipa::path(tag = "results", request_body = RecordResult, params(crate::api::IdempotencyHeader), responses((status = 201, body = crate::services::batch_record::views::ResultView), crate::api::openapi::Problems))]
 #[post("/batches/{id}/results")]
 pub async fn record_result(
-    state: web::Data<AppState>,
-    tech: Authorized<TechnicianOnly>,
+    db: Db,
+    tech: Authorized<RecordsResults>,
     id: web::Path<Uuid>,
     req: Creation<RecordResult>,
 ) -> Result<HttpResponse, AppError> {
@@ -51,22 +51,22 @@ pub async fn record_result(
         reason: b.reason,
     };
     let actor = tech.actor.clone();
-    create(&state, actor.id, idempotency, move |c| {
+    create(db, actor.id, idempotency, move |c| {
         svc::record_result(c, &actor, batch_id, &input)
     })
     .await
 }
 
 /// One result.
-#[utoipa::path(tag = "results", responses((status = 200, body = crate::services::results::ResultView), crate::api::openapi::Problems))]
+#[utoipa::path(tag = "results", responses((status = 200, body = crate::services::batch_record::views::ResultView), crate::api::openapi::Problems))]
 #[get("/results/{id}")]
 pub async fn get_result(
-    state: web::Data<AppState>,
+    db: Db,
     _user: CurrentUser,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let r = state.db(move |c| svc::get_result(c, id)).await?;
+    let r = db.run(move |c| svc::get_result(c, id)).await?;
     Ok(HttpResponse::Ok().json(r))
 }
 
@@ -80,11 +80,11 @@ pub struct ReviewBody {
 }
 
 /// Reviews a result (reviewer, not its performer; signed).
-#[utoipa::path(tag = "results", request_body = ReviewBody, responses((status = 200, body = crate::services::results::ResultView), crate::api::openapi::Problems))]
+#[utoipa::path(tag = "results", request_body = ReviewBody, responses((status = 200, body = crate::services::batch_record::views::ResultView), crate::api::openapi::Problems))]
 #[post("/results/{id}/review")]
 pub async fn review_result(
-    state: web::Data<AppState>,
-    reviewer: Authorized<ReviewerOnly>,
+    db: Db,
+    reviewer: Authorized<ReviewsResults>,
     id: web::Path<Uuid>,
     body: Json<ReviewBody>,
 ) -> Result<HttpResponse, AppError> {
@@ -100,9 +100,9 @@ pub async fn review_result(
             ));
         }
     };
-    let lockout = state.auth.lockout;
-    let r = state
-        .db(move |c| {
+    let lockout = db.state().auth.lockout;
+    let r = db
+        .run(move |c| {
             svc::review_result(
                 c,
                 lockout,

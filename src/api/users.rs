@@ -2,10 +2,11 @@
 
 use super::create;
 use super::extract::{Creation, Json, PageQuery, Query};
-use crate::app::AppState;
-use crate::auth::extractors::{AdminOnly, Authorized};
+use crate::app::Db;
+use crate::auth::extractors::{Authorized, ManagesUsers};
 use crate::error::AppError;
-use crate::services::users::{self as svc, NewUserInput, UserPatch, UserView};
+use crate::services::UserView;
+use crate::services::users::{self as svc, NewUserInput, UserPatch};
 use actix_web::{HttpResponse, get, patch, post, web};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -25,8 +26,8 @@ pub struct CreateUser {
 #[utoipa::path(tag = "users", request_body = CreateUser, params(crate::api::IdempotencyHeader), responses((status = 201, body = UserView), crate::api::openapi::Problems))]
 #[post("/users")]
 pub async fn create_user(
-    state: web::Data<AppState>,
-    admin: Authorized<AdminOnly>,
+    db: Db,
+    admin: Authorized<ManagesUsers>,
     req: Creation<CreateUser>,
 ) -> Result<HttpResponse, AppError> {
     let (body, idempotency) = req.parse()?;
@@ -38,7 +39,7 @@ pub async fn create_user(
         password: body.password,
     };
     let actor = admin.actor.clone();
-    create(&state, actor.id, idempotency, move |c| {
+    create(db, actor.id, idempotency, move |c| {
         svc::create_user(c, Some(&actor), &input, None)
     })
     .await
@@ -48,12 +49,12 @@ pub async fn create_user(
 #[utoipa::path(tag = "users", params(PageQuery), responses((status = 200, body = crate::services::Page<UserView>), crate::api::openapi::Problems))]
 #[get("/users")]
 pub async fn list_users(
-    state: web::Data<AppState>,
-    _admin: Authorized<AdminOnly>,
+    db: Db,
+    _admin: Authorized<ManagesUsers>,
     Query(page): Query<PageQuery>,
 ) -> Result<HttpResponse, AppError> {
     let page = page.to_request()?;
-    let list = state.db(move |c| svc::list_users(c, page)).await?;
+    let list = db.run(move |c| svc::list_users(c, page)).await?;
     Ok(HttpResponse::Ok().json(list))
 }
 
@@ -61,12 +62,12 @@ pub async fn list_users(
 #[utoipa::path(tag = "users", responses((status = 200, body = UserView), crate::api::openapi::Problems))]
 #[get("/users/{id}")]
 pub async fn get_user(
-    state: web::Data<AppState>,
-    _admin: Authorized<AdminOnly>,
+    db: Db,
+    _admin: Authorized<ManagesUsers>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let user = state.db(move |c| svc::get_user(c, id)).await?;
+    let user = db.run(move |c| svc::get_user(c, id)).await?;
     Ok(HttpResponse::Ok().json(UserView::from(&user)))
 }
 
@@ -84,8 +85,8 @@ pub struct PatchUser {
 #[utoipa::path(tag = "users", request_body = PatchUser, responses((status = 200, body = UserView), crate::api::openapi::Problems))]
 #[patch("/users/{id}")]
 pub async fn update_user(
-    state: web::Data<AppState>,
-    admin: Authorized<AdminOnly>,
+    db: Db,
+    admin: Authorized<ManagesUsers>,
     id: web::Path<Uuid>,
     body: Json<PatchUser>,
 ) -> Result<HttpResponse, AppError> {
@@ -97,8 +98,8 @@ pub async fn update_user(
         roles: body.roles,
         active: body.active,
     };
-    let user = state
-        .db(move |c| svc::update_user(c, &admin.actor, id, &patch))
+    let user = db
+        .run(move |c| svc::update_user(c, &admin.actor, id, &patch))
         .await?;
     Ok(HttpResponse::Ok().json(user))
 }
@@ -107,13 +108,12 @@ pub async fn update_user(
 #[utoipa::path(tag = "users", responses((status = 204, description = "Unlocked"), crate::api::openapi::Problems))]
 #[post("/users/{id}/unlock")]
 pub async fn unlock_user(
-    state: web::Data<AppState>,
-    admin: Authorized<AdminOnly>,
+    db: Db,
+    admin: Authorized<ManagesUsers>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    state
-        .db(move |c| svc::unlock_user(c, &admin.actor, id))
+    db.run(move |c| svc::unlock_user(c, &admin.actor, id))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,12 +1,14 @@
 //! Extractors that state, in a handler's signature, who may call it:
-//! [`CurrentUser`] for any signed-in user, [`Authorized<R>`] for a role
-//! requirement such as [`AdminOnly`].
+//! [`CurrentUser`] for any signed-in user, [`Authorized<R>`] for what the
+//! caller must be allowed to do, such as [`ManagesUsers`]; the roles come from
+//! the one table in [`crate::domain::roles`].
 //!
 //! Per-record rules (self-review, independence) are not here: they live in
 //! the domain and the services.
 
-use crate::app::AppState;
-use crate::domain::roles::Role;
+use crate::app::{AppState, HeldConnection};
+use crate::domain::roles::{Action, check};
+use crate::domain::signature::Meaning;
 use crate::error::{AppError, Problem};
 use crate::services::auth::{Authenticated, authenticate};
 use actix_web::HttpMessage;
@@ -58,13 +60,21 @@ pub async fn authenticate_first(
         req.app_data::<web::Data<AppState>>().cloned(),
     ) {
         let cfg = state.auth.clone();
-        let outcome = state
-            .db(move |c| authenticate(c, &cfg, &token))
-            .await
-            .map_err(|e| e.to_problem());
-        req.extensions_mut().insert(AuthOutcome(outcome));
+        let (outcome, conn) = state
+            .db_on(None, move |c| authenticate(c, &cfg, &token))
+            .await;
+        req.extensions_mut()
+            .insert(AuthOutcome(outcome.map_err(|e| e.to_problem())));
+        // The handler's database work reuses the connection (`Db`).
+        if let Some(conn) = conn {
+            req.extensions_mut().insert(HeldConnection::new(conn));
+        }
     }
-    next.call(req).await
+    let res = next.call(req).await?;
+    // Back to the pool before the response is written, if the handler did
+    // not take it.
+    res.request().extensions_mut().remove::<HeldConnection>();
+    Ok(res)
 }
 
 impl FromRequest for CurrentUser {
@@ -98,62 +108,54 @@ impl FromRequest for CurrentUser {
     }
 }
 
-/// A set of roles, any one of which allows the call.
+/// What a handler's caller must be allowed to do; the roles that allow it
+/// come from the one table in [`crate::domain::roles`].
 pub trait RoleRequirement {
-    /// The roles that satisfy the requirement.
-    const ROLES: &'static [Role];
+    /// The action.
+    const ACTION: Action;
 }
 
-/// Only `admin`.
-#[derive(Debug)]
-pub struct AdminOnly;
-impl RoleRequirement for AdminOnly {
-    const ROLES: &'static [Role] = &[Role::Admin];
+macro_rules! requirement {
+    ($($(#[$doc:meta])* $name:ident => $action:expr;)+) => {$(
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $name;
+        impl RoleRequirement for $name {
+            const ACTION: Action = $action;
+        }
+    )+};
 }
 
-/// Only `qa`: the quality unit.
-#[derive(Debug)]
-pub struct QaOnly;
-impl RoleRequirement for QaOnly {
-    const ROLES: &'static [Role] = &[Role::Qa];
+requirement! {
+    /// Manage user accounts (`admin`).
+    ManagesUsers => Action::ManageUsers;
+    /// Create products and draft specifications.
+    DefinesProducts => Action::DefineProducts;
+    /// Approve a specification (signed).
+    ApprovesSpecs => Action::Sign(Meaning::SpecApproved);
+    /// Start a batch.
+    CreatesBatches => Action::CreateBatch;
+    /// Record a test result.
+    RecordsResults => Action::RecordResult;
+    /// Review a result (signed).
+    ReviewsResults => Action::Sign(Meaning::Reviewed);
+    /// Open a deviation by hand.
+    OpensDeviations => Action::OpenDeviation;
+    /// Close a deviation (signed).
+    ClosesDeviations => Action::Sign(Meaning::DeviationClosed);
+    /// Certify a batch for release (signed).
+    Releases => Action::Sign(Meaning::Released);
+    /// Reject a batch (signed).
+    Rejects => Action::Sign(Meaning::Rejected);
+    /// Recall a batch (signed).
+    Recalls => Action::Sign(Meaning::Recalled);
+    /// Record a custody event.
+    RecordsCustody => Action::RecordCustody;
+    /// Read the audit trail.
+    AuditReader => Action::ReadAuditTrail;
 }
 
-/// `technician`: records results.
-#[derive(Debug)]
-pub struct TechnicianOnly;
-impl RoleRequirement for TechnicianOnly {
-    const ROLES: &'static [Role] = &[Role::Technician];
-}
-
-/// `reviewer`: reviews results performed by someone else.
-#[derive(Debug)]
-pub struct ReviewerOnly;
-impl RoleRequirement for ReviewerOnly {
-    const ROLES: &'static [Role] = &[Role::Reviewer];
-}
-
-/// `technician` or `qa`: create batches, record custody.
-#[derive(Debug)]
-pub struct BatchWriter;
-impl RoleRequirement for BatchWriter {
-    const ROLES: &'static [Role] = &[Role::Technician, Role::Qa];
-}
-
-/// `technician`, `reviewer` or `qa`: open a deviation.
-#[derive(Debug)]
-pub struct DeviationOpener;
-impl RoleRequirement for DeviationOpener {
-    const ROLES: &'static [Role] = &[Role::Technician, Role::Reviewer, Role::Qa];
-}
-
-/// `auditor` or `qa`: readers of the audit trail.
-#[derive(Debug)]
-pub struct AuditReader;
-impl RoleRequirement for AuditReader {
-    const ROLES: &'static [Role] = &[Role::Auditor, Role::Qa];
-}
-
-/// A signed-in user holding one of `R::ROLES`; anyone else gets 403.
+/// A signed-in user allowed to do `R::ACTION`; anyone else gets 403.
 #[derive(Debug)]
 pub struct Authorized<R: RoleRequirement> {
     /// The user.
@@ -176,17 +178,7 @@ impl<R: RoleRequirement + 'static> FromRequest for Authorized<R> {
         let user = CurrentUser::from_request(req, payload);
         Box::pin(async move {
             let user = user.await?;
-            if !user.actor.roles.contains_any(R::ROLES) {
-                let needed = R::ROLES
-                    .iter()
-                    .map(|r| r.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" or ");
-                return Err(AppError::forbidden(
-                    "forbidden_role",
-                    format!("this action needs the role {needed}"),
-                ));
-            }
+            check(&user.actor.roles, R::ACTION)?;
             Ok(Authorized {
                 user,
                 _requirement: PhantomData,

@@ -34,6 +34,9 @@ pub struct ClusterOptions {
     pub bindir: Option<PathBuf>,
     /// fsync on (production) or off (throw-away test clusters only).
     pub durable: bool,
+    /// Load `pg_stat_statements`, so a test can count the statements a
+    /// request sends (the round trips of a use case).
+    pub statement_stats: bool,
 }
 
 /// A running private PostgreSQL server.
@@ -70,7 +73,7 @@ impl EmbeddedPostgres {
             &socket_dir,
             &log_path,
             owner.as_ref(),
-            opts.durable,
+            opts,
         )?;
         let server = EmbeddedPostgres {
             pid,
@@ -368,7 +371,7 @@ fn spawn_server(
     socket_dir: &Path,
     log_path: &Path,
     owner: Option<&User>,
-    durable: bool,
+    opts: &ClusterOptions,
 ) -> anyhow::Result<Spawned> {
     let log = OpenOptions::new()
         .create(true)
@@ -382,7 +385,10 @@ fn spawn_server(
         "-c",
         "unix_socket_permissions=0700",
     ]);
-    if durable {
+    if opts.statement_stats {
+        cmd.args(["-c", "shared_preload_libraries=pg_stat_statements"]);
+    }
+    if opts.durable {
         cmd.args(["-c", "fsync=on"]);
     } else {
         // Throw-away test clusters: durability buys nothing there.

@@ -1,12 +1,19 @@
-//! Row structs: what is read from and written to each table.
+//! Row structs: what is read from and written to each table, and the
+//! parsing of stored names into the domain's types.
+//!
+//! The rows of a batch's record also derive `Deserialize`: the batch record
+//! is read in one statement that returns them as JSON.
 
 use crate::db::schema::{
     audit_entries, batches, custody_events, deviations, email_outbox, products, results, sessions,
     signatures, spec_tests, specifications, users,
 };
+use crate::domain::decimal::Decimal;
+use crate::domain::spec::{Limit, TestDef};
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -118,7 +125,7 @@ pub struct EmailRow {
 }
 
 /// A product.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, Deserialize)]
 #[diesel(table_name = products)]
 pub struct ProductRow {
     pub id: Uuid,
@@ -147,7 +154,7 @@ pub struct SpecRow {
 }
 
 /// A test of a specification.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, Deserialize)]
 #[diesel(table_name = spec_tests)]
 pub struct SpecTestRow {
     pub spec_id: Uuid,
@@ -159,7 +166,10 @@ pub struct SpecTestRow {
     pub unit: Option<String>,
     pub min_text: Option<String>,
     pub max_text: Option<String>,
+    /// The limits as numbers, for queries; the rules read the text.
+    #[serde(skip)]
     pub min_value: Option<BigDecimal>,
+    #[serde(skip)]
     pub max_value: Option<BigDecimal>,
     pub min_inclusive: bool,
     pub max_inclusive: bool,
@@ -171,7 +181,7 @@ pub struct SpecTestRow {
 }
 
 /// A batch.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, Deserialize)]
 #[diesel(table_name = batches)]
 pub struct BatchRow {
     pub id: Uuid,
@@ -191,13 +201,15 @@ pub struct BatchRow {
 }
 
 /// A test result.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, Deserialize)]
 #[diesel(table_name = results)]
 pub struct ResultRow {
     pub id: Uuid,
     pub batch_id: Uuid,
     pub test_code: String,
     pub value_text: String,
+    /// The value as a number, for queries; the rules read the text.
+    #[serde(skip)]
     pub value_numeric: Option<BigDecimal>,
     pub unit: Option<String>,
     pub outcome: String,
@@ -211,7 +223,7 @@ pub struct ResultRow {
 }
 
 /// An electronic signature.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, Deserialize)]
 #[diesel(table_name = signatures)]
 pub struct SignatureRow {
     pub id: Uuid,
@@ -228,7 +240,7 @@ pub struct SignatureRow {
 }
 
 /// A deviation.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, Deserialize)]
 #[diesel(table_name = deviations)]
 pub struct DeviationRow {
     pub id: Uuid,
@@ -248,7 +260,7 @@ pub struct DeviationRow {
 }
 
 /// A custody event.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, Deserialize)]
 #[diesel(table_name = custody_events)]
 pub struct CustodyRow {
     pub id: Uuid,
@@ -270,4 +282,59 @@ pub struct CustodyRow {
     pub seq: i64,
     pub prev_hash: String,
     pub hash: String,
+}
+
+/// A stored value that does not parse as the domain type it must be: the
+/// database was changed outside cellqc. Never the client's fault (a 500).
+#[derive(Debug, thiserror::Error)]
+#[error("the stored {what} `{value}` is not valid")]
+pub struct StoredValueError {
+    /// What was read.
+    pub what: &'static str,
+    /// The text found.
+    pub value: String,
+}
+
+/// Parses a stored name (a status, an outcome, a meaning, ...) into its
+/// domain type, once, where the row is read.
+pub fn parse_stored<T: std::str::FromStr>(
+    what: &'static str,
+    value: &str,
+) -> Result<T, StoredValueError> {
+    value.parse().map_err(|_| StoredValueError {
+        what,
+        value: value.to_owned(),
+    })
+}
+
+impl SpecTestRow {
+    /// The stored test in domain form.
+    pub fn to_test_def(&self) -> Result<TestDef, StoredValueError> {
+        let limit = |text: &Option<String>, inclusive: bool| {
+            text.as_deref()
+                .map(|t| {
+                    Decimal::from_stored(t)
+                        .map(|value| Limit { value, inclusive })
+                        .map_err(|_| StoredValueError {
+                            what: "limit",
+                            value: t.to_owned(),
+                        })
+                })
+                .transpose()
+        };
+        Ok(TestDef {
+            code: self.code.clone(),
+            name: self.name.clone(),
+            method: self.method.clone(),
+            kind: parse_stored("test kind", &self.kind)?,
+            unit: self.unit.clone(),
+            min: limit(&self.min_text, self.min_inclusive)?,
+            max: limit(&self.max_text, self.max_inclusive)?,
+            decimals: self.decimals.and_then(|d| u32::try_from(d).ok()),
+            options: self.options.clone(),
+            allowed: self.allowed.clone(),
+            required: self.required,
+            pending_release_allowed: self.pending_release_allowed,
+        })
+    }
 }

@@ -2,9 +2,23 @@
 
 use serde::Serialize;
 
-/// Where a batch stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Where a batch stands. The stored name is the snake_case variant name
+/// (`BatchStatus::try_from("conditionally_released")`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum BatchStatus {
     /// Initial: not released.
     Quarantine,
@@ -21,26 +35,7 @@ pub enum BatchStatus {
 impl BatchStatus {
     /// Stored name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            BatchStatus::Quarantine => "quarantine",
-            BatchStatus::ConditionallyReleased => "conditionally_released",
-            BatchStatus::Released => "released",
-            BatchStatus::Rejected => "rejected",
-            BatchStatus::Recalled => "recalled",
-        }
-    }
-
-    /// From the stored name.
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            BatchStatus::Quarantine,
-            BatchStatus::ConditionallyReleased,
-            BatchStatus::Released,
-            BatchStatus::Rejected,
-            BatchStatus::Recalled,
-        ]
-        .into_iter()
-        .find(|b| b.as_str() == s)
+        self.into()
     }
 
     /// Whether results may still be recorded (not after rejection or recall).
@@ -71,8 +66,9 @@ mod tests {
             "rejected",
             "recalled",
         ] {
-            assert_eq!(BatchStatus::parse(s).unwrap().as_str(), s);
+            assert_eq!(BatchStatus::try_from(s).unwrap().as_str(), s);
         }
+        assert!(BatchStatus::try_from("Released").is_err());
         assert!(BatchStatus::Quarantine.accepts_results());
         assert!(BatchStatus::Released.accepts_results());
         assert!(!BatchStatus::Rejected.accepts_results());

@@ -2,14 +2,29 @@
 //! patient (Dir 2004/23/EC Art. 8; Reg. 1394/2007 Art. 15).
 
 use super::batch::BatchStatus;
+use super::decimal::Decimal;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 /// A custody event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum CustodyEvent {
+    /// Received at a site.
     Received,
+    /// Put into storage.
     Stored,
     /// Puts the batch in transit.
     Shipped,
@@ -24,28 +39,7 @@ pub enum CustodyEvent {
 impl CustodyEvent {
     /// Stored name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            CustodyEvent::Received => "received",
-            CustodyEvent::Stored => "stored",
-            CustodyEvent::Shipped => "shipped",
-            CustodyEvent::Delivered => "delivered",
-            CustodyEvent::Administered => "administered",
-            CustodyEvent::Destroyed => "destroyed",
-        }
-    }
-
-    /// From the request.
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            CustodyEvent::Received,
-            CustodyEvent::Stored,
-            CustodyEvent::Shipped,
-            CustodyEvent::Delivered,
-            CustodyEvent::Administered,
-            CustodyEvent::Destroyed,
-        ]
-        .into_iter()
-        .find(|e| e.as_str() == s)
+        self.into()
     }
 
     /// Whether nothing may follow.
@@ -54,16 +48,51 @@ impl CustodyEvent {
     }
 }
 
+/// A product's storage range in °C; either bound may be absent.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StorageRange {
+    /// Lowest allowed temperature.
+    pub min: Option<Decimal>,
+    /// Highest allowed temperature.
+    pub max: Option<Decimal>,
+}
+
+impl StorageRange {
+    /// Whether `t` lies outside the range: an excursion, recorded as a fact
+    /// and investigated as a deviation.
+    pub fn is_excursion(&self, t: &Decimal) -> bool {
+        self.min.as_ref().is_some_and(|m| t.value() < m.value())
+            || self.max.as_ref().is_some_and(|m| t.value() > m.value())
+    }
+
+    /// The range as the lab reads it: `-196 to -150 °C`.
+    pub fn describe(&self) -> String {
+        let bound = |b: &Option<Decimal>| b.as_ref().map_or("-", Decimal::text).to_owned();
+        format!("{} to {} °C", bound(&self.min), bound(&self.max))
+    }
+}
+
+/// One recorded event, as the sequence rules see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PastEvent {
+    /// What happened.
+    pub event: CustodyEvent,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+    /// A move inside the facility.
+    pub internal: bool,
+}
+
 /// Where the chain stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CustodyState {
-    /// The last event and when it happened.
-    pub last: Option<(CustodyEvent, DateTime<Utc>)>,
+    /// The last event.
+    pub last: Option<PastEvent>,
 }
 
 impl CustodyState {
     /// Folds the events, in order.
-    pub fn from_events(events: impl IntoIterator<Item = (CustodyEvent, DateTime<Utc>)>) -> Self {
+    pub fn from_events(events: impl IntoIterator<Item = PastEvent>) -> Self {
         CustodyState {
             last: events.into_iter().last(),
         }
@@ -71,20 +100,46 @@ impl CustodyState {
 
     /// Shipped and not yet delivered.
     pub fn in_transit(&self) -> bool {
-        matches!(self.last, Some((CustodyEvent::Shipped, _)))
+        matches!(self.last, Some(e) if e.event == CustodyEvent::Shipped)
+    }
+
+    /// In transit on a move inside the facility.
+    fn in_internal_transit(&self) -> bool {
+        matches!(self.last, Some(e) if e.event == CustodyEvent::Shipped && e.internal)
+    }
+}
+
+/// Whether an event takes the batch out of the facility or into a patient:
+/// a shipment that is not internal, the delivery that ends one, an
+/// administration. Such an event needs a released batch, and can't be dated
+/// before its release (API v1.1 "Custody after release").
+pub fn leaves_facility(state: &CustodyState, event: CustodyEvent, internal: bool) -> bool {
+    match event {
+        CustodyEvent::Shipped => !internal,
+        CustodyEvent::Delivered => !state.in_internal_transit(),
+        CustodyEvent::Administered => true,
+        CustodyEvent::Received | CustodyEvent::Stored | CustodyEvent::Destroyed => false,
     }
 }
 
 /// A proposed event.
 #[derive(Debug, Clone, Copy)]
 pub struct Proposed<'a> {
+    /// What happened.
     pub event: CustodyEvent,
+    /// When it happened, as reported.
     pub occurred_at: DateTime<Utc>,
+    /// Server time now.
     pub now: DateTime<Utc>,
+    /// The batch's status.
     pub batch_status: BatchStatus,
+    /// When the batch was first (conditionally) released, if it was.
+    pub released_at: Option<DateTime<Utc>>,
     /// A move inside the facility: shipping an unreleased batch is allowed.
     pub internal: bool,
+    /// The patient, for an administration.
     pub recipient_id: Option<&'a str>,
+    /// The batch's intended recipient, when it has one.
     pub intended_recipient: Option<&'a str>,
 }
 
@@ -99,6 +154,14 @@ pub enum CustodyRefusal {
     NotInTransit,
     /// Shipping or administering a batch that is not released (409 `not_released`).
     NotReleased(BatchStatus),
+    /// Leaving the facility at a time before the batch's release signature
+    /// (409 `not_released`).
+    BeforeRelease {
+        /// The event.
+        event: CustodyEvent,
+        /// When the batch was (conditionally) released.
+        released_at: DateTime<Utc>,
+    },
     /// `administered` needs `recipient_id` (422).
     RecipientRequired,
     /// `recipient_id` on another event (422).
@@ -116,11 +179,11 @@ pub fn check_event(state: &CustodyState, p: &Proposed<'_>) -> Result<(), Custody
     if p.occurred_at > p.now {
         return Err(CustodyRefusal::InFuture);
     }
-    if let Some((last, at)) = state.last {
-        if last.is_terminal() {
-            return Err(CustodyRefusal::Closed(last));
+    if let Some(last) = state.last {
+        if last.event.is_terminal() {
+            return Err(CustodyRefusal::Closed(last.event));
         }
-        if p.occurred_at < at {
+        if p.occurred_at < last.occurred_at {
             return Err(CustodyRefusal::BeforePrevious);
         }
     }
@@ -140,6 +203,18 @@ pub fn check_event(state: &CustodyState, p: &Proposed<'_>) -> Result<(), Custody
             return Err(CustodyRefusal::NotReleased(p.batch_status));
         }
         _ => {}
+    }
+    if leaves_facility(state, p.event, p.internal) {
+        match p.released_at {
+            None => return Err(CustodyRefusal::NotReleased(p.batch_status)),
+            Some(at) if p.occurred_at < at => {
+                return Err(CustodyRefusal::BeforeRelease {
+                    event: p.event,
+                    released_at: at,
+                });
+            }
+            Some(_) => {}
+        }
     }
     match (
         p.event,
@@ -170,6 +245,7 @@ mod tests {
             occurred_at: at(h),
             now: Utc::now(),
             batch_status: BatchStatus::Released,
+            released_at: Some(at(0)),
             internal: false,
             recipient_id: None,
             intended_recipient: None,
@@ -177,7 +253,11 @@ mod tests {
     }
 
     fn state(events: &[(CustodyEvent, i64)]) -> CustodyState {
-        CustodyState::from_events(events.iter().map(|(e, h)| (*e, at(*h))))
+        CustodyState::from_events(events.iter().map(|(e, h)| PastEvent {
+            event: *e,
+            occurred_at: at(*h),
+            internal: false,
+        }))
     }
 
     #[test]
@@ -215,6 +295,7 @@ mod tests {
         let s = CustodyState::default();
         let mut p = propose(CustodyEvent::Shipped, 1);
         p.batch_status = BatchStatus::Quarantine;
+        p.released_at = None;
         assert_eq!(
             check_event(&s, &p),
             Err(CustodyRefusal::NotReleased(BatchStatus::Quarantine))
@@ -222,6 +303,7 @@ mod tests {
         p.internal = true;
         assert_eq!(check_event(&s, &p), Ok(()));
         p.batch_status = BatchStatus::ConditionallyReleased;
+        p.released_at = Some(at(0));
         p.internal = false;
         assert_eq!(check_event(&s, &p), Ok(()));
     }
@@ -259,5 +341,81 @@ mod tests {
             check_event(&s, &stray),
             Err(CustodyRefusal::RecipientNotExpected)
         );
+    }
+
+    #[test]
+    fn nothing_leaves_the_facility_dated_before_the_release_signature() {
+        let s = state(&[(CustodyEvent::Stored, 1)]);
+        let released = at(10);
+        let mut shipped = propose(CustodyEvent::Shipped, 5);
+        shipped.released_at = Some(released);
+        assert_eq!(
+            check_event(&s, &shipped),
+            Err(CustodyRefusal::BeforeRelease {
+                event: CustodyEvent::Shipped,
+                released_at: released
+            })
+        );
+        // At or after the signature it may leave; an internal move need not wait.
+        shipped.occurred_at = released;
+        assert_eq!(check_event(&s, &shipped), Ok(()));
+        shipped.occurred_at = at(5);
+        shipped.internal = true;
+        assert_eq!(check_event(&s, &shipped), Ok(()));
+        // The delivery that ends a shipment to a clinic, and the administration,
+        // are held to the same time.
+        let away = state(&[(CustodyEvent::Shipped, 11)]);
+        let mut delivered = propose(CustodyEvent::Delivered, 12);
+        delivered.released_at = Some(at(12) + Duration::minutes(30));
+        assert!(matches!(
+            check_event(&away, &delivered),
+            Err(CustodyRefusal::BeforeRelease { .. })
+        ));
+        let arrived = state(&[(CustodyEvent::Delivered, 12)]);
+        let mut given = propose(CustodyEvent::Administered, 13);
+        given.recipient_id = Some("PT-1");
+        given.released_at = Some(at(14));
+        assert!(matches!(
+            check_event(&arrived, &given),
+            Err(CustodyRefusal::BeforeRelease { .. })
+        ));
+    }
+
+    #[test]
+    fn the_delivery_of_an_internal_move_stays_inside() {
+        let moving = CustodyState::from_events([PastEvent {
+            event: CustodyEvent::Shipped,
+            occurred_at: at(1),
+            internal: true,
+        }]);
+        assert!(!leaves_facility(&moving, CustodyEvent::Delivered, false));
+        let mut delivered = propose(CustodyEvent::Delivered, 2);
+        delivered.batch_status = BatchStatus::Quarantine;
+        delivered.released_at = None;
+        assert_eq!(check_event(&moving, &delivered), Ok(()));
+        let away = state(&[(CustodyEvent::Shipped, 1)]);
+        assert!(leaves_facility(&away, CustodyEvent::Delivered, false));
+    }
+
+    #[test]
+    fn a_temperature_outside_the_storage_range_is_an_excursion() {
+        let cryo = StorageRange {
+            min: Some(Decimal::parse("-196").unwrap()),
+            max: Some(Decimal::parse("-150").unwrap()),
+        };
+        for inside in ["-196", "-170.5", "-150"] {
+            assert!(
+                !cryo.is_excursion(&Decimal::parse(inside).unwrap()),
+                "{inside}"
+            );
+        }
+        for outside in ["-149.9", "-197", "4"] {
+            assert!(
+                cryo.is_excursion(&Decimal::parse(outside).unwrap()),
+                "{outside}"
+            );
+        }
+        assert!(!StorageRange::default().is_excursion(&Decimal::parse("37").unwrap()));
+        assert_eq!(cryo.describe(), "-196 to -150 °C");
     }
 }

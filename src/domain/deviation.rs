@@ -1,11 +1,25 @@
-//! Deviations, including OOS investigations: kinds, severities, conclusions
-//! and the rule for closing one.
+//! Deviations, including OOS investigations: kinds, severities, conclusions,
+//! when a fact opens one, and the rule for closing one.
 
+use super::batch::BatchStatus;
+use super::spec::Outcome;
 use serde::Serialize;
 
 /// What opened the deviation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum DeviationKind {
     /// A failing result (opened automatically).
     Oos,
@@ -18,21 +32,29 @@ pub enum DeviationKind {
 impl DeviationKind {
     /// Stored name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            DeviationKind::Oos => "oos",
-            DeviationKind::Excursion => "excursion",
-            DeviationKind::Manual => "manual",
-        }
+        self.into()
     }
 }
 
 /// How serious.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Severity {
-    /// Minor.
+    /// Minor (the default of a deviation opened by hand).
     Minor,
-    /// Major (default of an OOS).
+    /// Major (an OOS before release; an excursion).
     Major,
     /// Critical (a failure after release).
     Critical,
@@ -41,37 +63,54 @@ pub enum Severity {
 impl Severity {
     /// Stored name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Minor => "minor",
-            Severity::Major => "major",
-            Severity::Critical => "critical",
-        }
-    }
-
-    /// From the request.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "minor" => Some(Severity::Minor),
-            "major" => Some(Severity::Major),
-            "critical" => Some(Severity::Critical),
-            _ => None,
-        }
+        self.into()
     }
 }
 
-/// The severity of the OOS deviation a failing result opens: critical when
-/// the batch was already (conditionally) released (EU GMP Part IV §11.3).
-pub fn oos_severity(batch_released: bool) -> Severity {
-    if batch_released {
-        Severity::Critical
-    } else {
-        Severity::Major
+/// Open until QA closes it with a signed conclusion; closed exactly once.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum DeviationStatus {
+    /// Under investigation: blocks release.
+    Open,
+    /// Concluded.
+    Closed,
+}
+
+impl DeviationStatus {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 }
 
 /// How an investigation ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Conclusion {
     /// An assignable cause invalidates the test: the result is invalidated.
     InvalidTest,
@@ -84,23 +123,24 @@ pub enum Conclusion {
 impl Conclusion {
     /// Stored name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Conclusion::InvalidTest => "invalid_test",
-            Conclusion::ConfirmedOos => "confirmed_oos",
-            Conclusion::NoImpact => "no_impact",
-        }
-    }
-
-    /// From the request.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "invalid_test" => Some(Conclusion::InvalidTest),
-            "confirmed_oos" => Some(Conclusion::ConfirmedOos),
-            "no_impact" => Some(Conclusion::NoImpact),
-            _ => None,
-        }
+        self.into()
     }
 }
+
+/// Whether a result opens an OOS investigation, and how serious it is: every
+/// failing result does (FDA OOS guidance; 21 CFR 211.192), and one found
+/// after the batch was (conditionally) released is critical (EU GMP Part IV
+/// §11.3), which also makes its notice urgent.
+pub fn opens_oos(outcome: Outcome, batch: BatchStatus) -> Option<Severity> {
+    match outcome {
+        Outcome::Pass => None,
+        Outcome::Fail if batch.is_released() => Some(Severity::Critical),
+        Outcome::Fail => Some(Severity::Major),
+    }
+}
+
+/// The severity of the deviation a temperature excursion opens.
+pub const EXCURSION_SEVERITY: Severity = Severity::Major;
 
 /// Why a deviation can't be closed as asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,13 +152,14 @@ pub enum CloseRefusal {
     NotAnOos,
 }
 
-/// Checks closing a deviation with `conclusion`.
+/// Checks closing a deviation in `status`, about a result or not, with
+/// `conclusion`.
 pub fn check_close(
-    open: bool,
+    status: DeviationStatus,
     has_result: bool,
     conclusion: Conclusion,
 ) -> Result<(), CloseRefusal> {
-    if !open {
+    if status == DeviationStatus::Closed {
         return Err(CloseRefusal::AlreadyClosed);
     }
     if matches!(
@@ -137,17 +178,33 @@ mod tests {
 
     #[test]
     fn closing_rules() {
-        assert_eq!(check_close(true, true, Conclusion::InvalidTest), Ok(()));
+        let open = DeviationStatus::Open;
+        assert_eq!(check_close(open, true, Conclusion::InvalidTest), Ok(()));
         assert_eq!(
-            check_close(false, true, Conclusion::NoImpact),
+            check_close(DeviationStatus::Closed, true, Conclusion::NoImpact),
             Err(CloseRefusal::AlreadyClosed)
         );
         assert_eq!(
-            check_close(true, false, Conclusion::InvalidTest),
+            check_close(open, false, Conclusion::InvalidTest),
             Err(CloseRefusal::NotAnOos)
         );
-        assert_eq!(check_close(true, false, Conclusion::NoImpact), Ok(()));
-        assert_eq!(oos_severity(true), Severity::Critical);
-        assert_eq!(oos_severity(false), Severity::Major);
+        assert_eq!(check_close(open, false, Conclusion::NoImpact), Ok(()));
+    }
+
+    #[test]
+    fn every_failure_opens_an_oos_and_a_late_one_is_critical() {
+        assert_eq!(opens_oos(Outcome::Pass, BatchStatus::Quarantine), None);
+        assert_eq!(
+            opens_oos(Outcome::Fail, BatchStatus::Quarantine),
+            Some(Severity::Major)
+        );
+        for released in [BatchStatus::Released, BatchStatus::ConditionallyReleased] {
+            assert_eq!(opens_oos(Outcome::Fail, released), Some(Severity::Critical));
+        }
+        assert_eq!(
+            Conclusion::try_from("invalid_test"),
+            Ok(Conclusion::InvalidTest)
+        );
+        assert!(Severity::try_from("urgent").is_err());
     }
 }

@@ -10,6 +10,7 @@ pub mod decimal;
 pub mod deviation;
 pub mod din;
 pub mod hashing;
+pub mod record;
 pub mod release;
 pub mod result;
 pub mod roles;

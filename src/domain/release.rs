@@ -4,6 +4,7 @@
 
 use super::batch::BatchStatus;
 use super::result::{ResultFacts, ResultStatus, current_result};
+use super::signature::Meaning;
 use super::spec::{Outcome, TestDef};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -219,6 +220,24 @@ pub enum Certification {
     Conditional,
 }
 
+impl Certification {
+    /// The meaning of its signature.
+    pub fn meaning(self) -> Meaning {
+        match self {
+            Certification::Full => Meaning::Released,
+            Certification::Conditional => Meaning::ConditionallyReleased,
+        }
+    }
+
+    /// The status it leaves the batch in once enough QA users signed.
+    pub fn status(self) -> BatchStatus {
+        match self {
+            Certification::Full => BatchStatus::Released,
+            Certification::Conditional => BatchStatus::ConditionallyReleased,
+        }
+    }
+}
+
 /// Why a release request is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReleaseRefusal {
@@ -228,6 +247,10 @@ pub enum ReleaseRefusal {
     NotReleasable(Vec<Blocker>),
     /// Conditional release asked with nothing pending (409 `nothing_pending`).
     NothingPending,
+    /// The QA user performed or reviewed a current result (403 `not_independent`).
+    NotIndependent,
+    /// The QA user already gave this release signature (409 `already_signed`).
+    AlreadySigned,
 }
 
 /// Checks a release request against the status and the gate.
@@ -249,19 +272,129 @@ pub fn check_release(
     }
 }
 
-/// The status a reject or recall moves to, or why it can't.
-pub fn check_reject(status: BatchStatus) -> Result<BatchStatus, BatchStatus> {
+/// A signature on the batch itself (release, rejection, recall), as its
+/// certification history sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSignature {
+    /// What it means.
+    pub meaning: Meaning,
+    /// Who signed.
+    pub signer: Uuid,
+    /// When.
+    pub signed_at: DateTime<Utc>,
+}
+
+/// What the batch's own signatures say, read oldest first: when it was
+/// first released, and which release signatures still wait for a second
+/// QA user. Every status change of a batch is one of these signatures.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Certifications {
+    /// When the batch was first released or conditionally released: the
+    /// signature that completed the required number.
+    pub released_at: Option<DateTime<Utc>>,
+    /// Release signatures given since the batch's last status change.
+    pending: Vec<(Meaning, Uuid)>,
+}
+
+impl Certifications {
+    /// Reads the batch's signatures, oldest first; `required` is the
+    /// product's number of release signatures (1 or 2).
+    pub fn from_signatures(
+        signatures: impl IntoIterator<Item = BatchSignature>,
+        required: usize,
+    ) -> Self {
+        let mut c = Certifications::default();
+        for s in signatures {
+            match s.meaning {
+                Meaning::Released | Meaning::ConditionallyReleased => {
+                    c.pending.push((s.meaning, s.signer));
+                    if c.pending_signers(s.meaning).count() >= required {
+                        c.released_at.get_or_insert(s.signed_at);
+                        c.pending.clear();
+                    }
+                }
+                Meaning::Rejected | Meaning::Recalled => c.pending.clear(),
+                Meaning::Reviewed
+                | Meaning::ReviewRejected
+                | Meaning::SpecApproved
+                | Meaning::DeviationClosed => {}
+            }
+        }
+        c
+    }
+
+    /// Who signed `meaning` since the last status change.
+    pub fn pending_signers(&self, meaning: Meaning) -> impl Iterator<Item = Uuid> + '_ {
+        self.pending
+            .iter()
+            .filter(move |(m, _)| *m == meaning)
+            .map(|(_, who)| *who)
+    }
+
+    /// What one more release signature of `kind` by `signer` does: certifies
+    /// the batch, or waits for another QA user.
+    pub fn step(
+        &self,
+        kind: Certification,
+        signer: Uuid,
+        required: usize,
+    ) -> Result<ReleaseStep, ReleaseRefusal> {
+        let earlier: Vec<Uuid> = self.pending_signers(kind.meaning()).collect();
+        if earlier.contains(&signer) {
+            return Err(ReleaseRefusal::AlreadySigned);
+        }
+        let signed = earlier.len() + 1;
+        Ok(if signed >= required {
+            ReleaseStep::Certified(kind.status())
+        } else {
+            ReleaseStep::Awaiting { signed, required }
+        })
+    }
+}
+
+/// What a release signature does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseStep {
+    /// The batch moves to this status.
+    Certified(BatchStatus),
+    /// One more QA user must sign.
+    Awaiting {
+        /// Signatures so far, this one included.
+        signed: usize,
+        /// Signatures the product requires.
+        required: usize,
+    },
+}
+
+/// A status change the batch's status does not allow (409 `invalid_transition`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransitionRefusal {
+    /// Where the batch stands.
+    pub from: BatchStatus,
+    /// Where it was asked to go.
+    pub to: BatchStatus,
+}
+
+/// Rejection is for a batch not (fully) released: from quarantine or
+/// conditional release (a released batch is recalled instead).
+pub fn check_reject(status: BatchStatus) -> Result<BatchStatus, TransitionRefusal> {
     match status {
         BatchStatus::Quarantine | BatchStatus::ConditionallyReleased => Ok(BatchStatus::Rejected),
-        other => Err(other),
+        from => Err(TransitionRefusal {
+            from,
+            to: BatchStatus::Rejected,
+        }),
     }
 }
 
 /// Recall is for a batch that was released (fully or conditionally).
-pub fn check_recall(status: BatchStatus) -> Result<BatchStatus, BatchStatus> {
+pub fn check_recall(status: BatchStatus) -> Result<BatchStatus, TransitionRefusal> {
     match status {
         BatchStatus::Released | BatchStatus::ConditionallyReleased => Ok(BatchStatus::Recalled),
-        other => Err(other),
+        from => Err(TransitionRefusal {
+            from,
+            to: BatchStatus::Recalled,
+        }),
     }
 }
 
@@ -426,7 +559,10 @@ mod tests {
         );
         assert_eq!(
             check_reject(BatchStatus::Released),
-            Err(BatchStatus::Released)
+            Err(TransitionRefusal {
+                from: BatchStatus::Released,
+                to: BatchStatus::Rejected
+            })
         );
         assert_eq!(
             check_recall(BatchStatus::Released),
@@ -434,7 +570,10 @@ mod tests {
         );
         assert_eq!(
             check_recall(BatchStatus::Quarantine),
-            Err(BatchStatus::Quarantine)
+            Err(TransitionRefusal {
+                from: BatchStatus::Quarantine,
+                to: BatchStatus::Recalled
+            })
         );
         assert!(matches!(
             check_release(
@@ -444,5 +583,62 @@ mod tests {
             ),
             Err(ReleaseRefusal::WrongStatus(BatchStatus::Released))
         ));
+    }
+
+    fn sig(meaning: Meaning, signer: u128, minute: i64) -> BatchSignature {
+        BatchSignature {
+            meaning,
+            signer: Uuid::from_u128(signer),
+            signed_at: DateTime::<Utc>::UNIX_EPOCH + Duration::minutes(minute),
+        }
+    }
+
+    #[test]
+    fn two_signatures_certify_and_the_second_signer_must_differ() {
+        let one = Certifications::from_signatures([sig(Meaning::Released, 1, 5)], 2);
+        assert_eq!(one.released_at, None);
+        assert_eq!(
+            one.step(Certification::Full, Uuid::from_u128(1), 2),
+            Err(ReleaseRefusal::AlreadySigned)
+        );
+        assert_eq!(
+            one.step(Certification::Full, Uuid::from_u128(2), 2),
+            Ok(ReleaseStep::Certified(BatchStatus::Released))
+        );
+        let none = Certifications::default();
+        assert_eq!(
+            none.step(Certification::Full, Uuid::from_u128(1), 2),
+            Ok(ReleaseStep::Awaiting {
+                signed: 1,
+                required: 2
+            })
+        );
+        let both = Certifications::from_signatures(
+            [sig(Meaning::Released, 1, 5), sig(Meaning::Released, 2, 9)],
+            2,
+        );
+        assert_eq!(
+            both.released_at,
+            Some(sig(Meaning::Released, 2, 9).signed_at)
+        );
+        assert_eq!(both.pending_signers(Meaning::Released).count(), 0);
+    }
+
+    #[test]
+    fn the_first_release_counts_and_a_status_change_clears_pending_signatures() {
+        let c = Certifications::from_signatures(
+            [
+                sig(Meaning::ConditionallyReleased, 1, 1),
+                sig(Meaning::Released, 2, 30),
+            ],
+            1,
+        );
+        assert_eq!(c.released_at, Some(sig(Meaning::Released, 1, 1).signed_at));
+        let rejected = Certifications::from_signatures(
+            [sig(Meaning::Released, 1, 1), sig(Meaning::Rejected, 2, 2)],
+            2,
+        );
+        assert_eq!(rejected.released_at, None);
+        assert_eq!(rejected.pending_signers(Meaning::Released).count(), 0);
     }
 }

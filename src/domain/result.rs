@@ -5,13 +5,25 @@
 //! review signature, a newer result that replaces it, or an OOS deviation
 //! closed as `invalid_test`.
 
+use super::batch::BatchStatus;
 use super::spec::Outcome;
 use serde::Serialize;
 use uuid::Uuid;
 
 /// Where a result stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ResultStatus {
     /// Recorded, awaiting second-person review.
     Recorded,
@@ -26,6 +38,11 @@ pub enum ResultStatus {
 }
 
 impl ResultStatus {
+    /// Its name, as the API shows it.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
     /// Whether a result in this status can be its test's current result
     /// (release and retest rules look only at current results).
     pub fn counts_as_current(self) -> bool {
@@ -100,33 +117,66 @@ pub fn current_result<'a>(results: &'a [ResultFacts], test_code: &str) -> Option
 /// Why a new result of a test can't be recorded as asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordRefusal {
+    /// The batch was rejected or recalled (409 `batch_closed`).
+    BatchClosed(BatchStatus),
     /// The test has a current result the request does not name (409 `result_exists`).
-    ResultExists { current: Uuid },
+    ResultExists {
+        /// The test.
+        test_code: String,
+        /// Its current result.
+        current: Uuid,
+    },
     /// The current result failed and its OOS is not closed as `invalid_test` (409 `oos_unresolved`).
-    OosUnresolved { current: Uuid },
+    OosUnresolved {
+        /// The test.
+        test_code: String,
+        /// Its failing current result.
+        current: Uuid,
+    },
     /// `replaces_result_id` names a result that is not the test's current or
     /// review-rejected result (409 `not_replaceable`).
-    NotReplaceable,
+    NotReplaceable {
+        /// The test.
+        test_code: String,
+    },
     /// A replacement needs a reason (422 on `reason`).
     ReasonRequired,
 }
 
-/// Checks recording a new result of `test_code`, optionally replacing
-/// `replaces` with `reason`.
+/// Checks that a batch in `status` still takes results (not after rejection
+/// or recall).
+pub fn check_accepts_results(status: BatchStatus) -> Result<(), RecordRefusal> {
+    if status.accepts_results() {
+        Ok(())
+    } else {
+        Err(RecordRefusal::BatchClosed(status))
+    }
+}
+
+/// Checks recording a new result of `test_code` on a batch in `status`,
+/// optionally replacing `replaces` with `reason`.
 pub fn check_new_result(
+    status: BatchStatus,
     results: &[ResultFacts],
     test_code: &str,
     replaces: Option<Uuid>,
     reason: Option<&str>,
 ) -> Result<(), RecordRefusal> {
+    check_accepts_results(status)?;
     let current = current_result(results, test_code);
     // No testing into compliance: a failing current result blocks any new
     // result of the test, whether or not the request names it.
     if let Some(c) = current.filter(|c| c.outcome == Outcome::Fail) {
-        return Err(RecordRefusal::OosUnresolved { current: c.id });
+        return Err(RecordRefusal::OosUnresolved {
+            test_code: test_code.to_owned(),
+            current: c.id,
+        });
     }
     match (current, replaces) {
-        (Some(c), None) => Err(RecordRefusal::ResultExists { current: c.id }),
+        (Some(c), None) => Err(RecordRefusal::ResultExists {
+            test_code: test_code.to_owned(),
+            current: c.id,
+        }),
         (_, Some(target)) => {
             let replaceable = results.iter().any(|r| {
                 r.id == target
@@ -135,7 +185,9 @@ pub fn check_new_result(
                         || r.status() == ResultStatus::ReviewRejected && !r.superseded)
             });
             if !replaceable {
-                return Err(RecordRefusal::NotReplaceable);
+                return Err(RecordRefusal::NotReplaceable {
+                    test_code: test_code.to_owned(),
+                });
             }
             if reason.is_none_or(|r| r.trim().is_empty()) {
                 return Err(RecordRefusal::ReasonRequired);
@@ -169,6 +221,8 @@ pub fn check_review(result: &ResultFacts, reviewer: Uuid) -> Result<(), ReviewRe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const Q: BatchStatus = BatchStatus::Quarantine;
 
     fn fact(code: &str, outcome: Outcome) -> ResultFacts {
         ResultFacts {
@@ -214,21 +268,21 @@ mod tests {
     fn a_failing_result_blocks_every_retest_until_invalidated() {
         let failing = fact("STER", Outcome::Fail);
         let all = vec![failing.clone()];
+        let unresolved = Err(RecordRefusal::OosUnresolved {
+            test_code: "STER".into(),
+            current: failing.id,
+        });
+        assert_eq!(check_new_result(Q, &all, "STER", None, None), unresolved);
         assert_eq!(
-            check_new_result(&all, "STER", None, None),
-            Err(RecordRefusal::OosUnresolved {
-                current: failing.id
-            })
-        );
-        assert_eq!(
-            check_new_result(&all, "STER", Some(failing.id), Some("retest")),
-            Err(RecordRefusal::OosUnresolved {
-                current: failing.id
-            })
+            check_new_result(Q, &all, "STER", Some(failing.id), Some("retest")),
+            unresolved
         );
         let mut invalidated = failing;
         invalidated.invalidated = true;
-        assert_eq!(check_new_result(&[invalidated], "STER", None, None), Ok(()));
+        assert_eq!(
+            check_new_result(Q, &[invalidated], "STER", None, None),
+            Ok(())
+        );
     }
 
     #[test]
@@ -236,19 +290,21 @@ mod tests {
         let current = fact("VIAB", Outcome::Pass);
         let all = vec![current.clone()];
         assert!(matches!(
-            check_new_result(&all, "VIAB", None, None),
+            check_new_result(Q, &all, "VIAB", None, None),
             Err(RecordRefusal::ResultExists { .. })
         ));
         assert_eq!(
-            check_new_result(&all, "VIAB", Some(current.id), None),
+            check_new_result(Q, &all, "VIAB", Some(current.id), None),
             Err(RecordRefusal::ReasonRequired)
         );
         assert_eq!(
-            check_new_result(&all, "VIAB", Some(Uuid::now_v7()), Some("typo")),
-            Err(RecordRefusal::NotReplaceable)
+            check_new_result(Q, &all, "VIAB", Some(Uuid::now_v7()), Some("typo")),
+            Err(RecordRefusal::NotReplaceable {
+                test_code: "VIAB".into()
+            })
         );
         assert_eq!(
-            check_new_result(&all, "VIAB", Some(current.id), Some("typo")),
+            check_new_result(Q, &all, "VIAB", Some(current.id), Some("typo")),
             Ok(())
         );
     }
@@ -258,9 +314,23 @@ mod tests {
         let mut rejected = fact("VIAB", Outcome::Pass);
         rejected.review = Some(Review::Rejected);
         let all = vec![rejected.clone()];
-        assert_eq!(check_new_result(&all, "VIAB", None, None), Ok(()));
+        assert_eq!(check_new_result(Q, &all, "VIAB", None, None), Ok(()));
         assert_eq!(
-            check_new_result(&all, "VIAB", Some(rejected.id), Some("re-entered")),
+            check_new_result(Q, &all, "VIAB", Some(rejected.id), Some("re-entered")),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_rejected_or_recalled_batch_takes_no_result() {
+        for closed in [BatchStatus::Rejected, BatchStatus::Recalled] {
+            assert_eq!(
+                check_new_result(closed, &[], "VIAB", None, None),
+                Err(RecordRefusal::BatchClosed(closed))
+            );
+        }
+        assert_eq!(
+            check_new_result(BatchStatus::Released, &[], "VIAB", None, None),
             Ok(())
         );
     }

@@ -1,5 +1,10 @@
-//! The five roles of cellqc and what each may do (API.md "Roles").
+//! The five roles of cellqc and what each may do (API.md "Roles"; 21 CFR
+//! 11.10(g) authority checks): one table, [`roles_for`], that the services
+//! check and that the API extractors and the web pages ask, so no face keeps
+//! a list of its own. Which role may sign which meaning is part of it
+//! ([`signer_roles`]).
 
+use super::signature::Meaning;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -115,6 +120,90 @@ impl RoleSet {
     }
 }
 
+/// Something a user asks to do, as the authority check sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Create, change, unlock and list user accounts.
+    ManageUsers,
+    /// Create products and draft specifications.
+    DefineProducts,
+    /// Start a batch.
+    CreateBatch,
+    /// Record a test result.
+    RecordResult,
+    /// Record a custody event.
+    RecordCustody,
+    /// Open a deviation by hand.
+    OpenDeviation,
+    /// Read the audit trail, a batch's history and the chain verification.
+    ReadAuditTrail,
+    /// Sign with this meaning.
+    Sign(Meaning),
+}
+
+/// The roles any one of which allows `action`.
+pub fn roles_for(action: Action) -> &'static [Role] {
+    match action {
+        Action::ManageUsers => &[Role::Admin],
+        Action::DefineProducts => &[Role::Qa],
+        Action::CreateBatch | Action::RecordCustody => &[Role::Technician, Role::Qa],
+        Action::RecordResult => &[Role::Technician],
+        Action::OpenDeviation => &[Role::Technician, Role::Reviewer, Role::Qa],
+        Action::ReadAuditTrail => &[Role::Auditor, Role::Qa],
+        Action::Sign(meaning) => signer_roles(meaning),
+    }
+}
+
+/// Who may sign each meaning: reviewers review results (the second person,
+/// Annex 11 §6); only the quality unit approves specifications, certifies,
+/// rejects or recalls batches and closes deviations (Annex 11 §15; 211.22).
+pub fn signer_roles(meaning: Meaning) -> &'static [Role] {
+    match meaning {
+        Meaning::Reviewed | Meaning::ReviewRejected => &[Role::Reviewer],
+        Meaning::SpecApproved
+        | Meaning::Released
+        | Meaning::ConditionallyReleased
+        | Meaning::Rejected
+        | Meaning::Recalled
+        | Meaning::DeviationClosed => &[Role::Qa],
+    }
+}
+
+/// The user holds none of the roles an action needs (403 `forbidden_role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoleRefusal {
+    /// The roles that would allow it.
+    pub needed: &'static [Role],
+}
+
+impl RoleRefusal {
+    /// The roles, as a reader would list them (`technician or qa`).
+    pub fn needed_words(&self) -> String {
+        self.needed
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(" or ")
+    }
+}
+
+/// Checks that `roles` allow `action`.
+pub fn check(roles: &RoleSet, action: Action) -> Result<(), RoleRefusal> {
+    let needed = roles_for(action);
+    if roles.contains_any(needed) {
+        Ok(())
+    } else {
+        Err(RoleRefusal { needed })
+    }
+}
+
+impl RoleSet {
+    /// Whether these roles allow `action`.
+    pub fn may(&self, action: Action) -> bool {
+        check(self, action).is_ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +225,45 @@ mod tests {
             RoleSet::parse(&["qp"]),
             Err(RoleSetError::Unknown(_))
         ));
+    }
+
+    #[test]
+    fn only_qa_signs_for_the_quality_unit_and_only_reviewers_review() {
+        let qa = RoleSet::parse(&["qa"]).unwrap();
+        let reviewer = RoleSet::parse(&["reviewer"]).unwrap();
+        let tech = RoleSet::parse(&["technician"]).unwrap();
+        let admin = RoleSet::parse(&["admin"]).unwrap();
+        for m in <Meaning as strum::VariantArray>::VARIANTS {
+            let by_qa = qa.may(Action::Sign(*m));
+            let by_reviewer = reviewer.may(Action::Sign(*m));
+            match m {
+                Meaning::Reviewed | Meaning::ReviewRejected => {
+                    assert!(by_reviewer && !by_qa, "{m:?}")
+                }
+                _ => assert!(by_qa && !by_reviewer, "{m:?}"),
+            }
+            assert!(!tech.may(Action::Sign(*m)) && !admin.may(Action::Sign(*m)));
+        }
+    }
+
+    #[test]
+    fn every_action_has_its_roles_and_admins_write_no_gmp_record() {
+        let admin = RoleSet::parse(&["admin"]).unwrap();
+        assert!(admin.may(Action::ManageUsers));
+        for a in [
+            Action::DefineProducts,
+            Action::CreateBatch,
+            Action::RecordResult,
+            Action::RecordCustody,
+            Action::OpenDeviation,
+            Action::ReadAuditTrail,
+        ] {
+            assert!(!admin.may(a), "{a:?}");
+        }
+        let auditor = RoleSet::parse(&["auditor"]).unwrap();
+        assert!(auditor.may(Action::ReadAuditTrail));
+        assert!(!auditor.may(Action::RecordResult));
+        let refusal = check(&auditor, Action::CreateBatch).unwrap_err();
+        assert_eq!(refusal.needed_words(), "technician or qa");
     }
 }

@@ -7,9 +7,24 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-/// The meaning of a signature, as shown with it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// The meaning of a signature, as shown with it. Who may sign each meaning
+/// is [`crate::domain::roles::signer_roles`].
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Meaning {
     /// A reviewer accepted a result.
     Reviewed,
@@ -32,16 +47,7 @@ pub enum Meaning {
 impl Meaning {
     /// Stored name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Meaning::Reviewed => "reviewed",
-            Meaning::ReviewRejected => "review_rejected",
-            Meaning::SpecApproved => "spec_approved",
-            Meaning::Released => "released",
-            Meaning::ConditionallyReleased => "conditionally_released",
-            Meaning::Rejected => "rejected",
-            Meaning::Recalled => "recalled",
-            Meaning::DeviationClosed => "deviation_closed",
-        }
+        self.into()
     }
 
     /// The sentence the signer agrees to.

@@ -12,8 +12,20 @@ use serde::Serialize;
 use std::cmp::Ordering;
 
 /// Numeric or qualitative.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum TestKind {
     /// A number compared with limits.
     Numeric,
@@ -24,20 +36,67 @@ pub enum TestKind {
 impl TestKind {
     /// Stored name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            TestKind::Numeric => "numeric",
-            TestKind::Qualitative => "qualitative",
-        }
+        self.into()
     }
+}
 
-    /// From the stored name.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "numeric" => Some(TestKind::Numeric),
-            "qualitative" => Some(TestKind::Qualitative),
-            _ => None,
-        }
+/// Where a specification version stands: a draft is approved (signed, by a
+/// QA user who did not write it) into the one effective version of its
+/// product; approving the next version supersedes it.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum SpecStatus {
+    /// Written, not yet approved: no batch can be bound to it.
+    Draft,
+    /// Approved: new batches are bound to it.
+    Effective,
+    /// Replaced by a newer approved version.
+    Superseded,
+}
+
+impl SpecStatus {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
+}
+
+/// Why a specification can't be approved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalRefusal {
+    /// Only a draft is approved (409 `spec_not_draft`).
+    NotDraft(SpecStatus),
+    /// The author can't approve their own specification (403 `self_approval`).
+    SelfApproval,
+}
+
+/// Checks approving a specification in `status`, written by `author`, by
+/// `approver` (the draft -> effective step; the earlier effective version
+/// becomes superseded in the same act).
+pub fn check_approval(
+    status: SpecStatus,
+    author: uuid::Uuid,
+    approver: uuid::Uuid,
+) -> Result<(), ApprovalRefusal> {
+    if status != SpecStatus::Draft {
+        return Err(ApprovalRefusal::NotDraft(status));
+    }
+    if author == approver {
+        return Err(ApprovalRefusal::SelfApproval);
+    }
+    Ok(())
 }
 
 /// One limit of a numeric test.
@@ -136,7 +195,7 @@ pub fn validate_tests(inputs: &[TestDefInput]) -> Result<Vec<TestDef>, Vec<Field
         }
         let name = super::text::line(&at("name"), &t.name, 200, &mut errors);
         let method = super::text::line(&at("method"), &t.method, 200, &mut errors);
-        let Some(kind) = TestKind::parse(&t.kind) else {
+        let Ok(kind) = TestKind::try_from(t.kind.as_str()) else {
             errors.push(FieldError::new(
                 at("kind"),
                 "must be `numeric` or `qualitative`",
@@ -267,8 +326,20 @@ pub fn validate_tests(inputs: &[TestDefInput]) -> Result<Vec<TestDef>, Vec<Field
 }
 
 /// Pass or fail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Outcome {
     /// Within specification.
     Pass,
@@ -279,10 +350,7 @@ pub enum Outcome {
 impl Outcome {
     /// Stored name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Pass => "pass",
-            Outcome::Fail => "fail",
-        }
+        self.into()
     }
 }
 
@@ -604,6 +672,23 @@ mod tests {
             fields(validate_tests(&[input("KARYO", "qualitative")])),
             vec!["tests[0].allowed"]
         );
+    }
+
+    #[test]
+    fn only_a_draft_is_approved_and_never_by_its_author() {
+        let (author, other) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+        assert_eq!(check_approval(SpecStatus::Draft, author, other), Ok(()));
+        assert_eq!(
+            check_approval(SpecStatus::Draft, author, author),
+            Err(ApprovalRefusal::SelfApproval)
+        );
+        for done in [SpecStatus::Effective, SpecStatus::Superseded] {
+            assert_eq!(
+                check_approval(done, author, other),
+                Err(ApprovalRefusal::NotDraft(done))
+            );
+        }
+        assert_eq!(SpecStatus::try_from("effective"), Ok(SpecStatus::Effective));
     }
 
     #[test]

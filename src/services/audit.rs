@@ -1,16 +1,19 @@
-//! Writing, reading and verifying the audit trail.
+//! Writing and reading the audit trail (verification is
+//! [`crate::services::verification`]).
 //!
-//! [`append`] is the only way an entry is written. It runs inside the caller's
-//! transaction, so the change and its entry commit together or not at all.
-//! It locks the chain's head row, which serialises writers of one chain (two
-//! writers never read the same tail); `UNIQUE (chain, seq)` and
-//! `UNIQUE (chain, prev_hash)` make a fork unwritable even if that lock were
-//! ever bypassed.
+//! [`append`] and [`append_at_head`] are the only ways an entry is written.
+//! They run inside the caller's transaction, so the change and its entry
+//! commit together or not at all. [`append`] locks the chain's head row,
+//! which serialises writers of one chain (two writers never read the same
+//! tail); a batch's chain is serialised by the batch row lock instead, and
+//! [`append_at_head`] writes after the head its caller read under that lock.
+//! `UNIQUE (chain, seq)` and `UNIQUE (chain, prev_hash)` make a fork
+//! unwritable even if a lock were ever bypassed.
 
 use super::{Actor, Page, PageRequest};
 use crate::db::models::AuditEntryRow;
 use crate::db::schema::{audit_chain_heads, audit_entries};
-use crate::domain::audit::{ActorRef, ChainCursor, EntryContent, GENESIS_HASH};
+use crate::domain::audit::{ActorRef, EntryContent, GENESIS_HASH};
 use crate::error::AppError;
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -18,7 +21,6 @@ use diesel::prelude::*;
 use diesel::sql_types::{Jsonb, Nullable, Text, Timestamptz};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::HashMap;
 use uuid::Uuid;
 
 /// A change to record.
@@ -132,16 +134,43 @@ fn lock_head(conn: &mut PgConnection, rec: &AuditRecord<'_>) -> QueryResult<Opti
         .optional()
 }
 
-const APPEND: &str = "WITH e AS (\
+/// The statement that writes an entry and moves its chain's head; the load
+/// generator replays it.
+pub const APPEND: &str = "WITH e AS (\
     INSERT INTO audit_entries (id, chain, seq, at, actor_id, actor_username, actor_full_name, action, \
         entity_type, entity_id, batch_id, reason, before, after, prev_hash, hash) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-    RETURNING chain, seq, hash, at) \
-  UPDATE audit_chain_heads h SET seq = e.seq, hash = e.hash, last_at = e.at FROM e WHERE h.chain = e.chain";
+    RETURNING chain, seq, hash, at, before, after) \
+  UPDATE audit_chain_heads h SET seq = e.seq, hash = e.hash, last_at = e.at FROM e \
+   WHERE h.chain = e.chain AND h.seq = e.seq - 1 \
+  RETURNING e.before, e.after";
 
-/// Appends an entry to its chain, in the caller's transaction.
+/// Where a chain ends, read by a writer that holds its lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainHead {
+    /// The chain.
+    pub chain: String,
+    /// Its last entry's sequence number (0: empty).
+    pub seq: i64,
+    /// Its last entry's hash.
+    pub hash: String,
+    /// The time the next entry gets: database time read under the lock, never
+    /// earlier than the chain's last entry.
+    pub at: DateTime<Utc>,
+}
+
+#[derive(QueryableByName)]
+struct Stored {
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    before: Option<Value>,
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    after: Option<Value>,
+}
+
+/// Appends an entry to its chain, in the caller's transaction: locks the
+/// chain head, then writes (two statements).
 pub fn append(conn: &mut PgConnection, rec: AuditRecord<'_>) -> Result<AuditEntryRow, AppError> {
-    let head = match lock_head(conn, &rec)? {
+    let locked = match lock_head(conn, &rec)? {
         Some(h) => h,
         None => {
             diesel::insert_into(audit_chain_heads::table)
@@ -157,6 +186,37 @@ pub fn append(conn: &mut PgConnection, rec: AuditRecord<'_>) -> Result<AuditEntr
             })?
         }
     };
+    let mut head = ChainHead {
+        chain: rec.chain.to_owned(),
+        seq: locked.seq,
+        hash: locked.hash,
+        at: locked.at,
+    };
+    // The values as jsonb returned them: the hash covers exactly what a later read returns.
+    let rec = AuditRecord {
+        before: locked.before,
+        after: locked.after,
+        ..rec
+    };
+    append_at_head(conn, &mut head, rec)
+}
+
+/// Appends an entry after `head`, which the caller read under the lock that
+/// serialises the chain's writers (a batch's chain: the batch row), in one
+/// statement; `head` then names the new entry. The values must come back from
+/// jsonb exactly as hashed, or nothing is written.
+pub fn append_at_head(
+    conn: &mut PgConnection,
+    head: &mut ChainHead,
+    rec: AuditRecord<'_>,
+) -> Result<AuditEntryRow, AppError> {
+    if rec.chain != head.chain {
+        return Err(AppError::Internal(anyhow::anyhow!(
+            "an entry of chain {} written after the head of {}",
+            rec.chain,
+            head.chain
+        )));
+    }
     let actor = rec.actor.map(Actor::audit_ref);
     let seq = head.seq + 1;
     let content = EntryContent {
@@ -169,8 +229,8 @@ pub fn append(conn: &mut PgConnection, rec: AuditRecord<'_>) -> Result<AuditEntr
         entity_id: rec.entity_id,
         batch_id: rec.batch_id,
         reason: rec.reason,
-        before: head.before.as_ref(),
-        after: head.after.as_ref(),
+        before: rec.before.as_ref(),
+        after: rec.after.as_ref(),
     };
     let hash = content.hash(&head.hash)?;
     let row = AuditEntryRow {
@@ -186,14 +246,14 @@ pub fn append(conn: &mut PgConnection, rec: AuditRecord<'_>) -> Result<AuditEntr
         entity_id: rec.entity_id,
         batch_id: rec.batch_id,
         reason: rec.reason.map(str::to_owned),
-        before: head.before,
-        after: head.after,
-        prev_hash: head.hash,
+        before: rec.before,
+        after: rec.after,
+        prev_hash: head.hash.clone(),
         hash,
     };
-    // The entry and the head's move in one statement (one round trip); the
-    // head row is already locked by this transaction.
-    let moved = diesel::sql_query(APPEND)
+    // The entry and the head's move in one statement (one round trip); it
+    // moves the head only from where the caller read it.
+    let stored: Option<Stored> = diesel::sql_query(APPEND)
         .bind::<diesel::sql_types::Uuid, _>(row.id)
         .bind::<Text, _>(&row.chain)
         .bind::<diesel::sql_types::BigInt, _>(row.seq)
@@ -210,13 +270,25 @@ pub fn append(conn: &mut PgConnection, rec: AuditRecord<'_>) -> Result<AuditEntr
         .bind::<Nullable<Jsonb>, _>(row.after.as_ref())
         .bind::<Text, _>(&row.prev_hash)
         .bind::<Text, _>(&row.hash)
-        .execute(conn)?;
-    if moved != 1 {
+        .get_result(conn)
+        .optional()?;
+    let Some(stored) = stored else {
         return Err(AppError::Internal(anyhow::anyhow!(
-            "chain head {} did not move",
-            rec.chain
+            "chain head {} is not at entry {}",
+            rec.chain,
+            head.seq
+        )));
+    };
+    // Verification recomputes the hash from what jsonb returns; a value jsonb
+    // would change (it never should) must not enter the trail.
+    if stored.before != row.before || stored.after != row.after {
+        return Err(AppError::Internal(anyhow::anyhow!(
+            "an audit value of {} changed in jsonb; nothing was written",
+            rec.action
         )));
     }
+    head.seq = row.seq;
+    head.hash.clone_from(&row.hash);
     Ok(row)
 }
 
@@ -257,7 +329,8 @@ pub struct AuditEntryView {
     pub hash: String,
 }
 
-fn actor_of(row: &AuditEntryRow) -> Option<ActorRef> {
+/// Who an entry names (none: the system, or an unauthenticated attempt).
+pub fn actor_of(row: &AuditEntryRow) -> Option<ActorRef> {
     match (&row.actor_id, &row.actor_username, &row.actor_full_name) {
         (Some(id), Some(username), Some(full_name)) => Some(ActorRef {
             id: *id,
@@ -350,264 +423,4 @@ pub fn list(
     }
     let rows = q.load(conn)?;
     Ok(Page::from_rows(rows, page.limit, |r| r.id).map(AuditEntryView::from))
-}
-
-/// One broken link.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct BrokenLink {
-    /// Chain.
-    pub chain: String,
-    /// Entry's sequence number.
-    pub seq: i64,
-    /// What is wrong.
-    pub reason: String,
-}
-
-/// The result of verifying every chain.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct VerifyReport {
-    /// Every chain verified.
-    pub ok: bool,
-    /// Chains checked.
-    pub chains: i64,
-    /// Entries checked.
-    pub events: i64,
-    /// Broken links, in chain order (at most [`MAX_REPORTED`]).
-    pub broken: Vec<BrokenLink>,
-}
-
-/// Broken links reported at most (the count of chains and events is exact).
-pub const MAX_REPORTED: usize = 1000;
-
-const VERIFY_PAGE: i64 = 2000;
-
-/// Re-computes every hash of every chain from the stored fields and checks
-/// each link, each sequence and each chain's head. Reads in keyset pages, so
-/// memory stays flat however long the trail is.
-pub fn verify(conn: &mut PgConnection) -> Result<VerifyReport, AppError> {
-    verify_chains(conn, None)
-}
-
-/// One fetched entry with its chain's head (sequence number and hash).
-type VerifyRow = (AuditEntryRow, Option<i64>, Option<String>);
-
-/// The page of entries after `after`, in (chain, seq) order.
-fn verify_page(
-    conn: &mut PgConnection,
-    only: Option<&str>,
-    after: Option<&(String, i64)>,
-) -> Result<Vec<VerifyRow>, AppError> {
-    let mut q = audit_entries::table
-        .select(AuditEntryRow::as_select())
-        .order((audit_entries::chain, audit_entries::seq))
-        .limit(VERIFY_PAGE)
-        .into_boxed();
-    match (only, after) {
-        // One chain: a plain range on (chain, seq).
-        (Some(chain), after) => {
-            q = q.filter(audit_entries::chain.eq(chain.to_owned()));
-            if let Some((_, seq)) = after {
-                q = q.filter(audit_entries::seq.gt(*seq));
-            }
-        }
-        // Every chain: a row comparison, so each page starts with an index
-        // range scan on (chain, seq) instead of filtering earlier entries.
-        (None, Some((chain, seq))) => {
-            q = q.filter(
-                diesel::dsl::sql::<diesel::sql_types::Bool>(
-                    "(audit_entries.chain, audit_entries.seq) > (",
-                )
-                .bind::<Text, _>(chain.clone())
-                .sql(", ")
-                .bind::<diesel::sql_types::BigInt, _>(*seq)
-                .sql(")"),
-            );
-        }
-        (None, None) => {}
-    }
-    let rows: Vec<AuditEntryRow> = q.load(conn)?;
-    // The heads of the page's chains, by key: a join here would make the
-    // planner walk the heads from the first chain on every page.
-    let mut chains: Vec<&str> = rows.iter().map(|r| r.chain.as_str()).collect();
-    chains.dedup();
-    let heads: HashMap<String, (i64, String)> = audit_chain_heads::table
-        .filter(audit_chain_heads::chain.eq_any(&chains))
-        .select((
-            audit_chain_heads::chain,
-            audit_chain_heads::seq,
-            audit_chain_heads::hash,
-        ))
-        .load::<(String, i64, String)>(conn)?
-        .into_iter()
-        .map(|(c, seq, hash)| (c, (seq, hash)))
-        .collect();
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let head = heads.get(&r.chain).cloned();
-            let (seq, hash) = head.unzip();
-            (r, seq, hash)
-        })
-        .collect())
-}
-
-/// [`verify`], limited to one chain when `only` names it.
-///
-/// Two threads: one reads pages from the database (and decodes them) while
-/// this one recomputes the hashes of the page before, so the database and
-/// the hashing work at the same time.
-pub fn verify_chains(
-    conn: &mut PgConnection,
-    only: Option<&str>,
-) -> Result<VerifyReport, AppError> {
-    let mut report = VerifyReport {
-        ok: true,
-        chains: 0,
-        events: 0,
-        broken: Vec::new(),
-    };
-    let mut note = |report: &mut VerifyReport, chain: &str, seq: i64, reason: String| {
-        report.ok = false;
-        if report.broken.len() < MAX_REPORTED {
-            report.broken.push(BrokenLink {
-                chain: chain.to_owned(),
-                seq,
-                reason,
-            });
-        }
-    };
-    let mut current: Option<Walk> = None;
-    std::thread::scope(|scope| -> Result<(), AppError> {
-        let (pages, received) = std::sync::mpsc::sync_channel::<Vec<VerifyRow>>(2);
-        let db = &mut *conn;
-        let reader = scope.spawn(move || -> Result<(), AppError> {
-            let mut after: Option<(String, i64)> = None;
-            loop {
-                let rows = verify_page(db, only, after.as_ref())?;
-                let full = i64::try_from(rows.len()).unwrap_or(0) >= VERIFY_PAGE;
-                after = rows.last().map(|(r, _, _)| (r.chain.clone(), r.seq));
-                // A closed channel: the checker stopped on an error.
-                if !rows.is_empty() && pages.send(rows).is_err() {
-                    return Ok(());
-                }
-                if !full {
-                    return Ok(());
-                }
-            }
-        });
-        for rows in received {
-            for (row, head_seq, head_hash) in rows {
-                check_row(
-                    &mut report,
-                    &mut note,
-                    &mut current,
-                    row,
-                    head_seq,
-                    head_hash,
-                )?;
-            }
-        }
-        reader
-            .join()
-            .map_err(|_| AppError::Internal(anyhow::anyhow!("the audit reader thread panicked")))?
-    })?;
-    if let Some(walk) = current.take() {
-        finish_chain(&mut report, &mut note, walk);
-    }
-    // Chains whose head records entries none of which is left.
-    let mut emptied_q = audit_chain_heads::table
-        .filter(audit_chain_heads::seq.gt(0))
-        .into_boxed();
-    if let Some(chain) = only {
-        emptied_q = emptied_q.filter(audit_chain_heads::chain.eq(chain.to_owned()));
-    }
-    let emptied: Vec<(String, i64)> = emptied_q
-        .filter(diesel::dsl::not(diesel::dsl::exists(
-            audit_entries::table.filter(audit_entries::chain.eq(audit_chain_heads::chain)),
-        )))
-        .select((audit_chain_heads::chain, audit_chain_heads::seq))
-        .load(conn)?;
-    for (chain, head_seq) in emptied {
-        report.chains += 1;
-        note(
-            &mut report,
-            &chain,
-            0,
-            format!("every entry is missing: the chain head records {head_seq}"),
-        );
-    }
-    Ok(report)
-}
-
-/// The chain being walked by [`verify`].
-struct Walk {
-    chain: String,
-    cursor: ChainCursor,
-    /// The head row's sequence number and hash.
-    head: Option<(i64, String)>,
-}
-
-/// Checks one entry against the walk of its chain (starting a new walk, and
-/// finishing the previous one, at a chain boundary).
-fn check_row(
-    report: &mut VerifyReport,
-    note: &mut impl FnMut(&mut VerifyReport, &str, i64, String),
-    current: &mut Option<Walk>,
-    row: AuditEntryRow,
-    head_seq: Option<i64>,
-    head_hash: Option<String>,
-) -> Result<(), AppError> {
-    let same_chain = current.as_ref().is_some_and(|w| w.chain == row.chain);
-    if !same_chain {
-        if let Some(walk) = current.take() {
-            finish_chain(report, note, walk);
-        }
-        report.chains += 1;
-        *current = Some(Walk {
-            chain: row.chain.clone(),
-            cursor: ChainCursor::default(),
-            head: head_seq.zip(head_hash),
-        });
-    }
-    report.events += 1;
-    let actor = actor_of(&row);
-    let content = EntryContent {
-        chain: &row.chain,
-        seq: row.seq,
-        at: row.at,
-        actor: actor.as_ref(),
-        action: &row.action,
-        entity_type: &row.entity_type,
-        entity_id: row.entity_id,
-        batch_id: row.batch_id,
-        reason: row.reason.as_deref(),
-        before: row.before.as_ref(),
-        after: row.after.as_ref(),
-    };
-    if let Some(walk) = current.as_mut() {
-        if let Some(reason) = walk.cursor.check(&content, &row.prev_hash, &row.hash)? {
-            note(report, &row.chain, row.seq, reason.describe());
-        }
-    }
-    Ok(())
-}
-
-fn finish_chain(
-    report: &mut VerifyReport,
-    note: &mut impl FnMut(&mut VerifyReport, &str, i64, String),
-    walk: Walk,
-) {
-    match walk.head {
-        Some((seq, hash)) => {
-            if let Some((at, reason)) = walk.cursor.finish(seq, &hash) {
-                note(report, &walk.chain, at, reason.describe());
-            }
-        }
-        None => note(
-            report,
-            &walk.chain,
-            0,
-            "the chain has no head row".to_owned(),
-        ),
-    }
 }

@@ -1,23 +1,20 @@
 //! Sign-in, sessions, sign-out and password changes, with the lockout rule
-//! (21 CFR 11.300(d)): consecutive failures lock the account, the lock is
-//! audited and every active admin is emailed.
-//!
-//! A failed attempt is a fact to keep: its counter update and audit entry are
-//! committed even though the caller gets an error.
+//! (21 CFR 11.300(d), in [`signatures::check_password`]): consecutive
+//! failures lock the account, the lock is audited and every active admin is
+//! emailed.
 
 use super::audit::{self, AuditRecord};
-use super::outbox::{self, Email};
-use super::users::{UserView, actor_of, revoke_sessions};
-use super::{Actor, in_transaction};
+use super::signatures::{PasswordCheck, check_password, revoke_sessions};
+use super::{Actor, UserView, in_transaction};
 use crate::auth::jwt::JwtKeys;
-use crate::auth::password::{hash_password, verify_against_dummy, verify_password};
+use crate::auth::password::{hash_password, verify_against_dummy};
 use crate::config::SessionPolicy;
 use crate::db::models::{NewSession, SessionRow, UserRow};
 use crate::db::schema::{sessions, users};
 use crate::domain::audit::SYSTEM_CHAIN;
-use crate::domain::users::{LockoutPolicy, check_password_policy, is_locked, register_failure};
+use crate::domain::users::{LockoutPolicy, check_password_policy};
 use crate::error::{AppError, FieldError};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{Duration, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use serde_json::json;
@@ -45,152 +42,6 @@ pub struct LoginOk {
     pub user: UserView,
     /// The session's CSRF token (every browser form posts it back).
     pub csrf_token: String,
-}
-
-/// The outcome of re-entering a password.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PasswordCheck {
-    /// Right password, account usable.
-    Accepted,
-    /// Wrong password; `locked_now` when this failure locked the account.
-    Wrong { locked_now: bool },
-    /// The account is locked; the password was not even checked.
-    Locked,
-}
-
-/// Checks a re-entered password of a user whose row the caller has locked
-/// (`FOR UPDATE`), counting a failure toward lockout and auditing it.
-/// `purpose` names the attempt in the audit trail: `login`, `signature`,
-/// `password_change`.
-pub fn check_password(
-    conn: &mut PgConnection,
-    lockout: LockoutPolicy,
-    user: &UserRow,
-    password: &str,
-    purpose: &str,
-) -> Result<PasswordCheck, AppError> {
-    let now = Utc::now();
-    if is_locked(user.locked_until, now) {
-        audit::append(
-            conn,
-            AuditRecord::new(
-                SYSTEM_CHAIN,
-                None,
-                "auth.refused_locked",
-                "user",
-                Some(user.id),
-            )
-            .after(json!({ "username": user.username, "purpose": purpose })),
-        )?;
-        return Ok(PasswordCheck::Locked);
-    }
-    if verify_password(password, &user.password_hash) {
-        if user.failed_logins != 0 || user.locked_until.is_some() {
-            diesel::update(users::table.find(user.id))
-                .set((
-                    users::failed_logins.eq(0),
-                    users::locked_until.eq(None::<DateTime<Utc>>),
-                ))
-                .execute(conn)?;
-        }
-        return Ok(PasswordCheck::Accepted);
-    }
-    let next = register_failure(lockout, user.failed_logins, user.locked_until, now);
-    diesel::update(users::table.find(user.id))
-        .set((
-            users::failed_logins.eq(next.failed_logins),
-            users::locked_until.eq(next.lock_until.or(user.locked_until.filter(|u| *u > now))),
-        ))
-        .execute(conn)?;
-    audit::append(
-        conn,
-        AuditRecord::new(
-            SYSTEM_CHAIN,
-            None,
-            "auth.password_failed",
-            "user",
-            Some(user.id),
-        )
-        .after(json!({
-            "username": user.username,
-            "purpose": purpose,
-            "consecutive_failures": next.failed_logins,
-        })),
-    )?;
-    if let Some(until) = next.lock_until {
-        lock_account(conn, user, until, next.failed_logins)?;
-    }
-    Ok(PasswordCheck::Wrong {
-        locked_now: next.lock_until.is_some(),
-    })
-}
-
-fn lock_account(
-    conn: &mut PgConnection,
-    user: &UserRow,
-    until: DateTime<Utc>,
-    failures: i32,
-) -> Result<(), AppError> {
-    audit::append(
-        conn,
-        AuditRecord::new(
-            SYSTEM_CHAIN,
-            None,
-            "auth.account_locked",
-            "user",
-            Some(user.id),
-        )
-        .reason("consecutive failed password attempts")
-        .after(json!({
-            "username": user.username,
-            "consecutive_failures": failures,
-            "locked_until": until,
-        })),
-    )?;
-    let subject = format!("[cellqc] Account locked: {}", user.username);
-    let body = format!(
-        "The cellqc account `{}` ({}) was locked at {} after {} consecutive failed \
-         password attempts. It unlocks by itself at {}, or an admin can unlock it \
-         on the Users page (user id {}).\n\nIf the user did not make these attempts, \
-         treat this as an attempted unauthorised use (21 CFR 11.300(d)).\n",
-        user.username,
-        user.full_name,
-        Utc::now().format("%Y-%m-%d %H:%M:%S UTC"),
-        failures,
-        until.format("%Y-%m-%d %H:%M:%S UTC"),
-        user.id,
-    );
-    // A lock also ends the user's sessions: guesses made through a stolen
-    // session (for example at a signature) stop with it.
-    let revoked = revoke_sessions(conn, user.id, None, "account_locked")?;
-    if revoked > 0 {
-        audit::append(
-            conn,
-            AuditRecord::new(
-                SYSTEM_CHAIN,
-                None,
-                "auth.sessions_revoked",
-                "user",
-                Some(user.id),
-            )
-            .reason("account locked")
-            .after(json!({ "sessions_revoked": revoked })),
-        )?;
-    }
-    let admins = outbox::active_role_emails(conn, "admin")?;
-    let link = "/users".to_owned();
-    outbox::queue(
-        conn,
-        admins,
-        &Email {
-            kind: "account_locked",
-            subject: &subject,
-            body: &body,
-            urgent: true,
-            link_path: Some(&link),
-        },
-    )?;
-    Ok(())
 }
 
 fn find_user_for_update(
@@ -275,7 +126,7 @@ pub fn login(
         diesel::update(sessions::table.find(session_id))
             .set(sessions::last_seen_at.eq(now))
             .execute(c)?;
-        let actor = actor_of(&user)?;
+        let actor = Actor::try_from(&user)?;
         audit::append(
             c,
             AuditRecord::new(
@@ -393,7 +244,7 @@ pub fn authenticate(
             .execute(conn)?;
     }
     Ok(Authenticated {
-        actor: actor_of(&user)?,
+        actor: Actor::try_from(&user)?,
         session_id: session.id,
         csrf_token: session.csrf_token.clone().unwrap_or_default(),
     })
@@ -425,7 +276,10 @@ pub fn logout(conn: &mut PgConnection, who: &Authenticated) -> Result<(), AppErr
 
 /// The signed-in user's account.
 pub fn me(conn: &mut PgConnection, who: &Authenticated) -> Result<UserView, AppError> {
-    let user = super::users::get_user(conn, who.actor.id)?;
+    let user: UserRow = users::table
+        .find(who.actor.id)
+        .select(UserRow::as_select())
+        .first(conn)?;
     Ok(UserView::from(&user))
 }
 

@@ -1,21 +1,16 @@
 //! The data of a batch's Certificate of Analysis: what the record says now,
 //! for a batch that is released or conditionally released.
 
-use super::batches::{BatchDetail, find_batch, get_batch, status_of};
-use super::products::{get_product, spec_tests_of};
-use super::results;
-use crate::db::schema::{audit_chain_heads, batches, specifications};
-use crate::domain::audit::batch_chain;
+use super::Actor;
+use super::batch_record::{self, views::BatchDetail};
 use crate::domain::batch::BatchStatus;
 use crate::domain::hashing::{canonical_json, sha256_hex};
-use crate::domain::result::current_result;
+use crate::domain::signature::Meaning;
 use crate::domain::spec::describe_limit;
 use crate::error::AppError;
 use crate::report::coa::{CoaData, CoaSignature, CoaTest};
-use crate::services::Actor;
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
-use diesel::prelude::*;
 use uuid::Uuid;
 
 fn utc(at: DateTime<Utc>) -> String {
@@ -35,8 +30,8 @@ pub fn coa_data(
     batch_id: Uuid,
     viewer: &Actor,
 ) -> Result<CoaData, AppError> {
-    let batch = find_batch(conn, batch_id)?;
-    let status = status_of(&batch)?;
+    let (record, head) = batch_record::read_with_head(conn, batch_id)?;
+    let status = record.batch.status;
     if !status.is_released() {
         return Err(AppError::conflict(
             "not_released",
@@ -46,21 +41,19 @@ pub fn coa_data(
             ),
         ));
     }
-    let detail = get_batch(conn, batch_id)?;
-    let product = get_product(conn, batch.product_id)?;
-    let version: String = specifications::table
-        .find(batch.spec_id)
-        .select(specifications::version)
-        .first(conn)?;
-    let tests = spec_tests_of(conn, batch.spec_id)?;
-    let loaded = results::load(conn, batch.id)?;
-    let rows = tests
+    let detail = BatchDetail::from(&record);
+    let current = record.current_results();
+    let rows = record
+        .spec
+        .tests
         .iter()
         .map(|t| {
-            let current = current_result(&loaded.facts, &t.code);
-            let view = current.and_then(|c| detail.results.iter().find(|r| r.id == c.id));
+            let view = current
+                .iter()
+                .find(|c| c.test_code == t.code)
+                .and_then(|c| detail.results.iter().find(|r| r.id == c.id));
             let reviewed_by = view
-                .and_then(|v| v.signatures.iter().find(|s| s.meaning == "reviewed"))
+                .and_then(|v| v.signatures.iter().find(|s| s.meaning == Meaning::Reviewed))
                 .map(|s| format!("{} {}", s.signer.full_name, utc(s.signed_at)))
                 .unwrap_or_else(|| "not reviewed".to_owned());
             CoaTest {
@@ -70,7 +63,10 @@ pub fn coa_data(
                 limit: describe_limit(t),
                 result: view.map_or_else(|| "PENDING".to_owned(), |v| v.value.clone()),
                 unit: t.unit.clone().unwrap_or_default(),
-                outcome: view.map_or_else(|| "pending".to_owned(), |v| v.outcome.to_uppercase()),
+                outcome: view.map_or_else(
+                    || "pending".to_owned(),
+                    |v| v.outcome.as_str().to_uppercase(),
+                ),
                 performed_by: view
                     .map(|v| format!("{} {}", v.performed_by.full_name, utc(v.performed_at)))
                     .unwrap_or_default(),
@@ -85,23 +81,26 @@ pub fn coa_data(
     let signatures = detail
         .signatures
         .iter()
-        .filter(|s| matches!(s.meaning.as_str(), "released" | "conditionally_released"))
+        .filter(|s| {
+            matches!(
+                s.meaning,
+                Meaning::Released | Meaning::ConditionallyReleased
+            )
+        })
         .map(|s| CoaSignature {
             name: format!("{} ({})", s.signer.full_name, s.signer.username),
             signed_at: utc(s.signed_at),
-            meaning: format!("{}: \"{}\"", s.meaning, s.statement),
+            meaning: format!("{}: \"{}\"", s.meaning.as_str(), s.statement),
             reason: s.reason.clone().unwrap_or_default(),
         })
         .collect();
-    let head: Option<(i64, String)> = audit_chain_heads::table
-        .find(batch_chain(batch.id))
-        .select((audit_chain_heads::seq, audit_chain_heads::hash))
-        .first(conn)
-        .optional()?;
-    let parents: Vec<String> = batches::table
-        .filter(batches::id.eq_any(&detail.batch.parent_batch_ids))
-        .select(batches::batch_number)
-        .load(conn)?;
+    let parents: Vec<&str> = record
+        .parents
+        .iter()
+        .map(|p| p.batch_number.as_str())
+        .collect();
+    let batch = &record.batch;
+    let product = &record.product;
     Ok(CoaData {
         product: format!("{} ({})", product.name, product.code),
         product_type: product.product_type.clone(),
@@ -113,7 +112,7 @@ pub fn coa_data(
             .unwrap_or_else(|| "none".to_owned()),
         manufactured_at: utc(batch.manufactured_at),
         expires_at: utc(batch.expires_at),
-        specification: format!("version {version} ({})", batch.spec_id),
+        specification: format!("version {} ({})", record.spec.version, batch.spec_id),
         status: status.as_str().replace('_', " "),
         conditional: status == BatchStatus::ConditionallyReleased,
         parents: if parents.is_empty() {

@@ -1,23 +1,40 @@
-//! Use cases. One use case is one function and one database transaction,
-//! which writes its own audit entry. No HTTP types here.
+//! Use cases, in two tiers (docs/architecture.md "Services in two tiers").
+//!
+//! The upper tier is one file per use case: one function is one database
+//! transaction, which writes its own audit entry. Use cases never import
+//! each other (`.ci/tiers` fails the build when one does); what several of
+//! them need lives in the lower tier: [`batch_record`] (one locked batch and
+//! its facts, loaded once per transaction), [`notices`] (what to email whom),
+//! [`audit`], [`signatures`], [`outbox`], [`idempotency`], and this module.
+//! No HTTP types here.
 
+// The lower tier.
 pub mod audit;
+pub mod batch_record;
+pub mod idempotency;
+pub mod notices;
+pub mod outbox;
+pub mod signatures;
+
+// The use cases.
 pub mod auth;
 pub mod batches;
 pub mod certificate;
 pub mod custody;
 pub mod deviations;
-pub mod idempotency;
-pub mod outbox;
+pub mod history;
 pub mod products;
 pub mod release;
 pub mod results;
-pub mod signatures;
 pub mod users;
+pub mod verification;
 
+use crate::db::models::UserRow;
 use crate::domain::audit::ActorRef;
-use crate::domain::roles::{Role, RoleSet};
+use crate::domain::roles::{Action, Role, RoleSet, check};
+use crate::domain::users::is_locked;
 use crate::error::AppError;
+use chrono::{DateTime, Utc};
 use diesel::Connection;
 use diesel::pg::PgConnection;
 use serde::Serialize;
@@ -50,6 +67,68 @@ impl Actor {
     /// Whether the actor holds `role`.
     pub fn has(&self, role: Role) -> bool {
         self.roles.contains(role)
+    }
+
+    /// The authority check of every write (21 CFR 11.10(g)): 403
+    /// `forbidden_role` unless the actor's roles allow `action`.
+    pub fn authorize(&self, action: Action) -> Result<(), AppError> {
+        Ok(check(&self.roles, action)?)
+    }
+}
+
+impl TryFrom<&UserRow> for Actor {
+    type Error = AppError;
+
+    /// The actor a user row stands for; its stored roles are parsed here.
+    fn try_from(u: &UserRow) -> Result<Self, AppError> {
+        let roles = RoleSet::parse(&u.roles)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("user {} has bad roles: {e}", u.id)))?;
+        Ok(Actor {
+            id: u.id,
+            username: u.username.clone(),
+            full_name: u.full_name.clone(),
+            roles,
+        })
+    }
+}
+
+/// A user as the API shows it (never the password hash).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct UserView {
+    /// User id.
+    pub id: Uuid,
+    /// Username (lower case, never reused).
+    pub username: String,
+    /// Printed name, as shown on signatures.
+    pub full_name: String,
+    /// Email address.
+    pub email: String,
+    /// Roles held.
+    pub roles: Vec<String>,
+    /// Whether the account may sign in.
+    pub active: bool,
+    /// Whether the account is locked now after failed attempts.
+    pub locked: bool,
+    /// End of the current lock.
+    pub locked_until: Option<DateTime<Utc>>,
+    /// When the account was created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&UserRow> for UserView {
+    fn from(u: &UserRow) -> Self {
+        let locked = is_locked(u.locked_until, Utc::now());
+        UserView {
+            id: u.id,
+            username: u.username.clone(),
+            full_name: u.full_name.clone(),
+            email: u.email.clone(),
+            roles: u.roles.clone(),
+            active: u.active,
+            locked,
+            locked_until: u.locked_until.filter(|_| locked),
+            created_at: u.created_at,
+        }
     }
 }
 

@@ -2,10 +2,12 @@
 //! to send them; a worker delivers them later.
 
 use crate::db::models::NewEmail;
-use crate::db::schema::{email_outbox, users};
+use crate::db::schema::email_outbox;
+use crate::domain::roles::Role;
 use crate::error::AppError;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
+use diesel::sql_types::{Bool, Nullable, Text};
 use uuid::Uuid;
 
 /// An email to queue.
@@ -21,16 +23,6 @@ pub struct Email<'a> {
     pub urgent: bool,
     /// The page the message is about (e.g. `/batches/{id}`), linked in the message.
     pub link_path: Option<&'a str>,
-}
-
-/// Email addresses of every active user holding `role`.
-pub fn active_role_emails(conn: &mut PgConnection, role: &str) -> Result<Vec<String>, AppError> {
-    Ok(users::table
-        .filter(users::active.eq(true))
-        .filter(users::roles.contains(vec![role.to_owned()]))
-        .order(users::id)
-        .select(users::email)
-        .load(conn)?)
 }
 
 /// Queues `email` to `recipients`; nothing is queued when there are none.
@@ -59,4 +51,35 @@ pub fn queue(
         })
         .execute(conn)?;
     Ok(true)
+}
+
+// One statement: the recipients are read where the message is written.
+const QUEUE_TO_ROLE: &str = "INSERT INTO email_outbox (id, kind, recipients, subject, body, urgent, link_path) \
+     SELECT $1, $2, array_agg(email ORDER BY id), $3, $4, $5, $6 FROM users \
+      WHERE active AND roles @> ARRAY[$7]::text[] HAVING count(*) > 0";
+
+/// Queues `email` to every active user holding `role`; nothing is queued
+/// when there is none. Returns whether a message was queued.
+pub fn queue_to_role(
+    conn: &mut PgConnection,
+    role: Role,
+    email: &Email<'_>,
+) -> Result<bool, AppError> {
+    let queued = diesel::sql_query(QUEUE_TO_ROLE)
+        .bind::<diesel::sql_types::Uuid, _>(Uuid::now_v7())
+        .bind::<Text, _>(email.kind)
+        .bind::<Text, _>(email.subject)
+        .bind::<Text, _>(email.body)
+        .bind::<Bool, _>(email.urgent)
+        .bind::<Nullable<Text>, _>(email.link_path)
+        .bind::<Text, _>(role.as_str())
+        .execute(conn)?;
+    if queued == 0 {
+        tracing::warn!(
+            kind = email.kind,
+            role = role.as_str(),
+            "no active user to email; nothing queued"
+        );
+    }
+    Ok(queued > 0)
 }

@@ -5,13 +5,16 @@
 use super::audit::{self, AuditRecord};
 use super::signatures::{self, SignatureView, Signing};
 use super::{Actor, Page, PageRequest, in_transaction};
-use crate::db::models::{ProductRow, SpecRow, SpecTestRow};
+use crate::db::models::{ProductRow, SpecRow, SpecTestRow, parse_stored};
 use crate::db::schema::{products, spec_tests, specifications};
 use crate::domain::FieldError;
 use crate::domain::audit::SYSTEM_CHAIN;
 use crate::domain::decimal::Decimal;
+use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
-use crate::domain::spec::{Limit, TestDef, TestDefInput, TestKind, describe_limit, validate_tests};
+use crate::domain::spec::{
+    SpecStatus, TestDef, TestDefInput, TestKind, check_approval, describe_limit, validate_tests,
+};
 use crate::domain::users::LockoutPolicy;
 use crate::error::AppError;
 use chrono::{DateTime, Utc};
@@ -90,6 +93,7 @@ pub fn create_product(
     actor: &Actor,
     input: &NewProductInput,
 ) -> Result<ProductView, AppError> {
+    actor.authorize(Action::DefineProducts)?;
     let mut errors = Vec::new();
     let code = crate::domain::text::line("code", &input.code, 40, &mut errors);
     if !code.is_empty()
@@ -235,36 +239,6 @@ impl From<&TestDef> for TestDefView {
     }
 }
 
-/// A stored test, back in domain form.
-pub fn test_def_of(row: &SpecTestRow) -> Result<TestDef, AppError> {
-    let bad = |what: &str| {
-        AppError::Internal(anyhow::anyhow!("stored test {} has a bad {what}", row.code))
-    };
-    let limit = |text: &Option<String>, inclusive: bool| -> Result<Option<Limit>, AppError> {
-        text.as_deref()
-            .map(|t| {
-                Decimal::from_stored(t)
-                    .map(|value| Limit { value, inclusive })
-                    .map_err(|_| bad("limit"))
-            })
-            .transpose()
-    };
-    Ok(TestDef {
-        code: row.code.clone(),
-        name: row.name.clone(),
-        method: row.method.clone(),
-        kind: TestKind::parse(&row.kind).ok_or_else(|| bad("kind"))?,
-        unit: row.unit.clone(),
-        min: limit(&row.min_text, row.min_inclusive)?,
-        max: limit(&row.max_text, row.max_inclusive)?,
-        decimals: row.decimals.and_then(|d| u32::try_from(d).ok()),
-        options: row.options.clone(),
-        allowed: row.allowed.clone(),
-        required: row.required,
-        pending_release_allowed: row.pending_release_allowed,
-    })
-}
-
 /// The tests of a specification, in their order.
 pub fn spec_tests_of(conn: &mut PgConnection, spec_id: Uuid) -> Result<Vec<TestDef>, AppError> {
     let rows: Vec<SpecTestRow> = spec_tests::table
@@ -272,7 +246,10 @@ pub fn spec_tests_of(conn: &mut PgConnection, spec_id: Uuid) -> Result<Vec<TestD
         .order(spec_tests::position)
         .select(SpecTestRow::as_select())
         .load(conn)?;
-    rows.iter().map(test_def_of).collect()
+    Ok(rows
+        .iter()
+        .map(SpecTestRow::to_test_def)
+        .collect::<Result<_, _>>()?)
 }
 
 /// A specification as the API shows it.
@@ -281,7 +258,7 @@ pub struct SpecView {
     pub id: Uuid,
     pub product_id: Uuid,
     pub version: String,
-    pub status: String,
+    pub status: SpecStatus,
     pub author_id: Uuid,
     pub created_at: DateTime<Utc>,
     pub approved_at: Option<DateTime<Utc>>,
@@ -311,7 +288,7 @@ fn spec_view(conn: &mut PgConnection, spec: &SpecRow) -> Result<SpecView, AppErr
         id: spec.id,
         product_id: spec.product_id,
         version: spec.version.clone(),
-        status: spec.status.clone(),
+        status: parse_stored("specification status", &spec.status)?,
         author_id: spec.author_id,
         created_at: spec.created_at,
         approved_at: spec.approved_at,
@@ -332,6 +309,7 @@ pub fn create_spec(
     version: &str,
     tests: &[TestDefInput],
 ) -> Result<SpecView, AppError> {
+    actor.authorize(Action::DefineProducts)?;
     let mut errors = Vec::new();
     let version = crate::domain::text::line("version", version, 40, &mut errors);
     let defs = match validate_tests(tests) {
@@ -350,7 +328,7 @@ pub fn create_spec(
             id: Uuid::now_v7(),
             product_id,
             version: version.clone(),
-            status: "draft".to_owned(),
+            status: SpecStatus::Draft.as_str().to_owned(),
             author_id: actor.id,
             created_at: Utc::now(),
             approved_at: None,
@@ -451,6 +429,7 @@ pub fn approve_spec(
     password: &str,
     reason: Option<&str>,
 ) -> Result<SpecView, AppError> {
+    actor.authorize(Action::Sign(Meaning::SpecApproved))?;
     in_transaction(conn, |c| {
         let draft = find_spec(c, spec_id, false)?;
         // Serialise approvals of one product's versions.
@@ -460,35 +439,25 @@ pub fn approve_spec(
             .for_update()
             .first::<Uuid>(c)?;
         let spec = find_spec(c, spec_id, true)?;
-        if spec.status != "draft" {
-            return Ok(Err(AppError::conflict(
-                "spec_not_draft",
-                format!(
-                    "the specification is {}; only a draft can be approved",
-                    spec.status
-                ),
-            )));
-        }
-        if spec.author_id == actor.id {
-            return Ok(Err(AppError::forbidden(
-                "self_approval",
-                "the author of a specification can't approve it: another QA user must",
-            )));
-        }
+        check_approval(
+            parse_stored("specification status", &spec.status)?,
+            spec.author_id,
+            actor.id,
+        )?;
         if let Err(refusal) = signatures::verify_signer(c, lockout, actor, password)? {
             return Ok(Err(refusal));
         }
         let now = Utc::now();
         let previous: Option<SpecRow> = specifications::table
             .filter(specifications::product_id.eq(spec.product_id))
-            .filter(specifications::status.eq("effective"))
+            .filter(specifications::status.eq(SpecStatus::Effective.as_str()))
             .select(SpecRow::as_select())
             .first(c)
             .optional()?;
         if let Some(prev) = &previous {
             diesel::update(specifications::table.find(prev.id))
                 .set((
-                    specifications::status.eq("superseded"),
+                    specifications::status.eq(SpecStatus::Superseded.as_str()),
                     specifications::superseded_at.eq(now),
                 ))
                 .execute(c)?;
@@ -502,13 +471,13 @@ pub fn approve_spec(
                     Some(prev.id),
                 )
                 .reason("a newer version was approved")
-                .before(json!({"status": "effective"}))
-                .after(json!({"status": "superseded", "superseded_by": spec.id})),
+                .before(json!({"status": SpecStatus::Effective}))
+                .after(json!({"status": SpecStatus::Superseded, "superseded_by": spec.id})),
             )?;
         }
         diesel::update(specifications::table.find(spec.id))
             .set((
-                specifications::status.eq("effective"),
+                specifications::status.eq(SpecStatus::Effective.as_str()),
                 specifications::approved_at.eq(now),
             ))
             .execute(c)?;
@@ -536,9 +505,9 @@ pub fn approve_spec(
             "specification",
             Some(spec.id),
         )
-        .before(json!({"status": "draft"}))
+        .before(json!({"status": SpecStatus::Draft}))
         .after(json!({
-            "status": "effective",
+            "status": SpecStatus::Effective,
             "signature_id": sig.id,
             "meaning": sig.meaning,
             "record_hash": sig.record_hash,

@@ -1,205 +1,29 @@
 //! Test results: recording (evaluated against the batch's specification),
 //! replacement, the automatic OOS deviation, and second-person review.
 
-use super::audit::{self, AuditRecord};
-use super::batches::{lock_batch, status_of};
-use super::deviations;
-use super::products::spec_tests_of;
-use super::signatures::{self, SignatureView, Signing};
-use super::{Actor, in_transaction};
-use crate::db::models::{BatchRow, ResultRow, SignatureRow, UserRow};
-use crate::db::schema::{deviations as dev, results, signatures as sig, users};
+use super::batch_record::views::{ResultView, result_view};
+use super::batch_record::{self, BatchOf, LockedBatch, NewDeviation, result_not_found};
+use super::signatures::{self, Signing};
+use super::{Actor, audit::AuditRecord, in_transaction, notices};
+use crate::db::models::ResultRow;
+use crate::db::schema::results;
 use crate::domain::FieldError;
-use crate::domain::audit::{ActorRef, batch_chain};
-use crate::domain::result::{
-    RecordRefusal, ResultFacts, ResultStatus, Review, ReviewRefusal, check_new_result, check_review,
-};
+use crate::domain::deviation::{DeviationKind, opens_oos};
+use crate::domain::record::{BatchRecord, RecordedResult};
+use crate::domain::result::{ResultStatus, check_accepts_results};
+use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
-use crate::domain::spec::{Outcome, ValueError, describe_limit, evaluate};
+use crate::domain::spec::{ValueError, describe_limit, evaluate};
 use crate::domain::users::LockoutPolicy;
 use crate::error::AppError;
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use serde::Serialize;
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
-/// A result as the API shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ResultView {
-    pub id: Uuid,
-    pub batch_id: Uuid,
-    pub test_code: String,
-    /// As entered.
-    pub value: String,
-    pub unit: Option<String>,
-    pub outcome: String,
-    pub status: ResultStatus,
-    pub performed_by: ActorRef,
-    pub performed_at: DateTime<Utc>,
-    pub recorded_at: DateTime<Utc>,
-    pub instrument: Option<String>,
-    pub comment: Option<String>,
-    pub replaces_result_id: Option<Uuid>,
-    pub reason: Option<String>,
-    pub signatures: Vec<SignatureView>,
-}
-
-/// A batch's results with the facts their status follows from.
-pub struct BatchResults {
-    /// Result rows, oldest first.
-    pub rows: Vec<ResultRow>,
-    /// Their facts, same order.
-    pub facts: Vec<ResultFacts>,
-    /// Review signatures by result.
-    pub signatures: HashMap<Uuid, Vec<SignatureRow>>,
-}
-
-/// Loads a batch's results and derives each one's status.
-pub fn load(conn: &mut PgConnection, batch_id: Uuid) -> Result<BatchResults, AppError> {
-    let rows: Vec<ResultRow> = results::table
-        .filter(results::batch_id.eq(batch_id))
-        .order(results::id)
-        .select(ResultRow::as_select())
-        .load(conn)?;
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let reviews: Vec<SignatureRow> = sig::table
-        .filter(sig::entity_type.eq("result"))
-        .filter(sig::entity_id.eq_any(&ids))
-        .order(sig::id)
-        .select(SignatureRow::as_select())
-        .load(conn)?;
-    let invalidated: Vec<Uuid> = dev::table
-        .filter(dev::batch_id.eq(batch_id))
-        .filter(dev::conclusion.eq("invalid_test"))
-        .select(dev::result_id)
-        .load::<Option<Uuid>>(conn)?
-        .into_iter()
-        .flatten()
-        .collect();
-    let mut signatures: HashMap<Uuid, Vec<SignatureRow>> = HashMap::new();
-    for s in reviews {
-        signatures.entry(s.entity_id).or_default().push(s);
-    }
-    let facts = rows
-        .iter()
-        .map(|r| {
-            let review = signatures.get(&r.id).and_then(|sigs| {
-                sigs.iter().find_map(|s| match s.meaning.as_str() {
-                    "reviewed" => Some((Review::Accepted, s.signer_id)),
-                    "review_rejected" => Some((Review::Rejected, s.signer_id)),
-                    _ => None,
-                })
-            });
-            ResultFacts {
-                id: r.id,
-                test_code: r.test_code.clone(),
-                outcome: if r.outcome == "fail" {
-                    Outcome::Fail
-                } else {
-                    Outcome::Pass
-                },
-                performed_by: r.performed_by,
-                review: review.map(|(d, _)| d),
-                reviewed_by: review.map(|(_, who)| who),
-                superseded: rows.iter().any(|o| o.replaces_result_id == Some(r.id)),
-                invalidated: invalidated.contains(&r.id),
-            }
-        })
-        .collect();
-    Ok(BatchResults {
-        rows,
-        facts,
-        signatures,
-    })
-}
-
-fn user_refs(conn: &mut PgConnection, ids: &[Uuid]) -> Result<HashMap<Uuid, ActorRef>, AppError> {
-    let rows: Vec<UserRow> = users::table
-        .filter(users::id.eq_any(ids))
-        .select(UserRow::as_select())
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|u| {
-            (
-                u.id,
-                ActorRef {
-                    id: u.id,
-                    username: u.username,
-                    full_name: u.full_name,
-                },
-            )
-        })
-        .collect())
-}
-
-fn view(
-    r: &ResultRow,
-    f: &ResultFacts,
-    performer: ActorRef,
-    signatures: Option<&Vec<SignatureRow>>,
-) -> ResultView {
-    ResultView {
-        id: r.id,
-        batch_id: r.batch_id,
-        test_code: r.test_code.clone(),
-        value: r.value_text.clone(),
-        unit: r.unit.clone(),
-        outcome: r.outcome.clone(),
-        status: f.status(),
-        performed_by: performer,
-        performed_at: r.performed_at,
-        recorded_at: r.recorded_at,
-        instrument: r.instrument.clone(),
-        comment: r.comment.clone(),
-        replaces_result_id: r.replaces_result_id,
-        reason: r.reason.clone(),
-        signatures: signatures
-            .map(|v| v.iter().map(SignatureView::from).collect())
-            .unwrap_or_default(),
-    }
-}
-
-fn views(conn: &mut PgConnection, loaded: &BatchResults) -> Result<Vec<ResultView>, AppError> {
-    let performers: Vec<Uuid> = loaded.rows.iter().map(|r| r.performed_by).collect();
-    let refs = user_refs(conn, &performers)?;
-    Ok(loaded
-        .rows
-        .iter()
-        .zip(&loaded.facts)
-        .map(|(r, f)| {
-            let performer = refs.get(&r.performed_by).cloned().unwrap_or(ActorRef {
-                id: r.performed_by,
-                username: String::new(),
-                full_name: String::new(),
-            });
-            view(r, f, performer, loaded.signatures.get(&r.id))
-        })
-        .collect())
-}
-
-/// Every result of a batch, oldest first, with its status.
-pub fn results_of(conn: &mut PgConnection, batch: &BatchRow) -> Result<Vec<ResultView>, AppError> {
-    let loaded = load(conn, batch.id)?;
-    views(conn, &loaded)
-}
-
-fn result_view(conn: &mut PgConnection, batch_id: Uuid, id: Uuid) -> Result<ResultView, AppError> {
-    let loaded = load(conn, batch_id)?;
-    views(conn, &loaded)?
-        .into_iter()
-        .find(|v| v.id == id)
-        .ok_or_else(|| result_not_found(id))
-}
-
-fn result_not_found(id: Uuid) -> AppError {
-    AppError::not_found("result_not_found", format!("no result {id}"))
-}
-
-/// One result.
+/// One result, as the API shows it.
 pub fn get_result(conn: &mut PgConnection, id: Uuid) -> Result<ResultView, AppError> {
     let batch_id: Uuid = results::table
         .find(id)
@@ -207,7 +31,8 @@ pub fn get_result(conn: &mut PgConnection, id: Uuid) -> Result<ResultView, AppEr
         .first(conn)
         .optional()?
         .ok_or_else(|| result_not_found(id))?;
-    result_view(conn, batch_id, id)
+    let record = batch_record::read(conn, batch_id)?;
+    result_view(&record, id).ok_or_else(|| result_not_found(id))
 }
 
 /// A result as recorded by a technician.
@@ -225,15 +50,15 @@ pub struct NewResultInput {
 }
 
 /// What a result record says, for its audit entry and its review signature.
-pub(crate) fn result_record(r: &ResultRow) -> Value {
+pub fn result_record(batch_id: Uuid, r: &RecordedResult) -> Value {
     json!({
         "id": r.id,
-        "batch_id": r.batch_id,
+        "batch_id": batch_id,
         "test_code": r.test_code,
-        "value": r.value_text,
+        "value": r.value,
         "unit": r.unit,
         "outcome": r.outcome,
-        "performed_by": r.performed_by,
+        "performed_by": r.performed_by.id,
         "performed_at": r.performed_at,
         "recorded_at": r.recorded_at,
         "instrument": r.instrument,
@@ -252,6 +77,7 @@ pub fn record_result(
     batch_id: Uuid,
     input: &NewResultInput,
 ) -> Result<ResultView, AppError> {
+    actor.authorize(Action::RecordResult)?;
     let mut errors = Vec::new();
     let instrument = crate::domain::text::optional_line(
         "instrument",
@@ -264,22 +90,18 @@ pub fn record_result(
     let reason =
         crate::domain::text::optional_note("reason", input.reason.as_deref(), 2000, &mut errors);
     in_transaction(conn, |c| {
-        let batch = lock_batch(c, batch_id)?;
-        let status = status_of(&batch)?;
-        if !status.accepts_results() {
-            return Err(AppError::conflict(
-                "batch_closed",
-                format!(
-                    "the batch is {}: no result can be recorded",
-                    status.as_str()
-                ),
-            ));
-        }
+        let mut lb = LockedBatch::lock(c, BatchOf::Batch(batch_id))?;
+        check_accepts_results(lb.record.batch.status)?;
         let mut errors = errors.clone();
-        let tests = spec_tests_of(c, batch.spec_id)?;
         let code = input.test_code.trim();
-        let Some(def) = tests.iter().find(|t| t.code == code) else {
-            let known: Vec<&str> = tests.iter().map(|t| t.code.as_str()).collect();
+        let Some(def) = lb.record.test(code).cloned() else {
+            let known: Vec<&str> = lb
+                .record
+                .spec
+                .tests
+                .iter()
+                .map(|t| t.code.as_str())
+                .collect();
             errors.push(FieldError::new(
                 "test_code",
                 format!(
@@ -304,14 +126,14 @@ pub fn record_result(
             (Some(_), None) => errors.push(FieldError::new("unit", "this test has no unit")),
             _ => {}
         }
-        let evaluated = evaluate(def, &input.value)
+        let evaluated = evaluate(&def, &input.value)
             .map_err(|e: ValueError| errors.push(FieldError::new("value", e.message())))
             .ok();
         let now = Utc::now();
         if input.performed_at > now {
             errors.push(FieldError::new("performed_at", "is in the future"));
         }
-        if input.performed_at < batch.manufactured_at {
+        if input.performed_at < lb.record.batch.manufactured_at {
             errors.push(FieldError::new(
                 "performed_at",
                 "is before the batch was manufactured",
@@ -320,52 +142,11 @@ pub fn record_result(
         let (Some(evaluated), true) = (evaluated, errors.is_empty()) else {
             return Err(AppError::validation(errors));
         };
-        let loaded = load(c, batch.id)?;
-        match check_new_result(
-            &loaded.facts,
-            &def.code,
-            input.replaces_result_id,
-            reason.as_deref(),
-        ) {
-            Ok(()) => {}
-            Err(RecordRefusal::OosUnresolved { current }) => {
-                return Err(AppError::conflict(
-                    "oos_unresolved",
-                    format!(
-                        "result {current} of {} failed; no retest or replacement until QA closes its OOS \
-                         investigation as invalid_test",
-                        def.code
-                    ),
-                ));
-            }
-            Err(RecordRefusal::ResultExists { current }) => {
-                return Err(AppError::conflict(
-                    "result_exists",
-                    format!(
-                        "{} already has result {current}: name it in replaces_result_id with a reason",
-                        def.code
-                    ),
-                ));
-            }
-            Err(RecordRefusal::NotReplaceable) => {
-                return Err(AppError::conflict(
-                    "not_replaceable",
-                    format!(
-                        "replaces_result_id is not the current or review-rejected result of {}",
-                        def.code
-                    ),
-                ));
-            }
-            Err(RecordRefusal::ReasonRequired) => {
-                return Err(AppError::invalid_field(
-                    "reason",
-                    "a replacement needs a reason",
-                ));
-            }
-        }
+        lb.record
+            .check_new_result(&def.code, input.replaces_result_id, reason.as_deref())?;
         let row = ResultRow {
             id: Uuid::now_v7(),
-            batch_id: batch.id,
+            batch_id: lb.id(),
             test_code: def.code.clone(),
             value_text: evaluated.text.clone(),
             value_numeric: evaluated.numeric.clone(),
@@ -382,49 +163,70 @@ pub fn record_result(
         diesel::insert_into(results::table)
             .values(&row)
             .execute(c)?;
-        let chain = batch_chain(batch.id);
-        audit::append(
+        let recorded = batch_record::result_of(row, actor.audit_ref())?;
+        let chain = lb.chain();
+        lb.append(
             c,
             AuditRecord::on_batch(
                 &chain,
-                batch.id,
+                lb.id(),
                 Some(actor),
                 "result.recorded",
                 "result",
-                row.id,
+                recorded.id,
             )
-            .after(result_record(&row)),
+            .after(result_record(lb.id(), &recorded)),
         )?;
-        if let Some(old) = row.replaces_result_id {
+        if let Some(old) = recorded.replaces_result_id {
             let mut rec = AuditRecord::on_batch(
                 &chain,
-                batch.id,
+                lb.id(),
                 Some(actor),
                 "result.superseded",
                 "result",
                 old,
             )
-            .after(json!({"superseded_by": row.id}));
-            rec.reason = row.reason.as_deref();
-            audit::append(c, rec)?;
+            .after(json!({"superseded_by": recorded.id}));
+            rec.reason = recorded.reason.as_deref();
+            lb.append(c, rec)?;
         }
-        if evaluated.outcome == Outcome::Fail {
-            deviations::open_oos(c, &batch, status, &row, &describe_limit(def))?;
+        lb.record.push_result(recorded.clone());
+        if let Some(severity) = opens_oos(recorded.outcome, lb.record.batch.status) {
+            let limit = describe_limit(&def);
+            let oos = lb.open_deviation(
+                c,
+                None,
+                oos_deviation(&lb.record, &recorded, &limit, severity),
+            )?;
+            notices::oos_opened(c, &lb.record, &recorded, &oos, &limit)?;
         }
-        // The new result's view from what was just written: it is unreviewed,
-        // unsigned and not replaced, and the performer is the actor.
-        let facts = ResultFacts {
-            id: row.id,
-            test_code: row.test_code.clone(),
-            outcome: evaluated.outcome,
-            performed_by: actor.id,
-            review: None,
-            reviewed_by: None,
-            superseded: false,
-            invalidated: false,
-        };
-        Ok(view(&row, &facts, actor.audit_ref(), None))
+        result_view(&lb.record, recorded.id)
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("result {} vanished", recorded.id)))
     })
+}
+
+/// The OOS investigation a failing result opens.
+fn oos_deviation(
+    record: &BatchRecord,
+    r: &RecordedResult,
+    limit: &str,
+    severity: crate::domain::deviation::Severity,
+) -> NewDeviation {
+    let unit = r
+        .unit
+        .as_deref()
+        .map(|u| format!(" {u}"))
+        .unwrap_or_default();
+    NewDeviation {
+        kind: DeviationKind::Oos,
+        severity,
+        result_id: Some(r.id),
+        title: format!("OOS: {} {}{unit} (limit {limit})", r.test_code, r.value),
+        description: format!(
+            "Result {} of test {} on batch {} is out of specification: {}{unit}, limit {limit}.",
+            r.id, r.test_code, record.batch.batch_number, r.value
+        ),
+    }
 }
 
 /// Accept or reject.
@@ -434,6 +236,16 @@ pub enum Decision {
     Accept,
     /// The result is not acceptable; a replacement must be recorded.
     Reject,
+}
+
+impl Decision {
+    /// The meaning of the review signature.
+    pub fn meaning(self) -> Meaning {
+        match self {
+            Decision::Accept => Meaning::Reviewed,
+            Decision::Reject => Meaning::ReviewRejected,
+        }
+    }
 }
 
 /// Second-person review of a result (signed): not by its performer.
@@ -446,6 +258,8 @@ pub fn review_result(
     password: &str,
     comment: Option<&str>,
 ) -> Result<ResultView, AppError> {
+    let meaning = decision.meaning();
+    actor.authorize(Action::Sign(meaning))?;
     let comment = comment.map(str::trim).filter(|c| !c.is_empty());
     if decision == Decision::Reject && comment.is_none() {
         return Err(AppError::invalid_field(
@@ -454,60 +268,38 @@ pub fn review_result(
         ));
     }
     in_transaction(conn, |c| {
-        let batch_id: Uuid = results::table
-            .find(result_id)
-            .select(results::batch_id)
-            .first(c)
-            .optional()?
-            .ok_or_else(|| result_not_found(result_id))?;
-        let batch = lock_batch(c, batch_id)?;
-        let was_releasable = super::release::is_releasable(c, &batch)?;
-        let loaded = load(c, batch.id)?;
-        let (row, facts) = loaded
-            .rows
-            .iter()
-            .zip(&loaded.facts)
-            .find(|(r, _)| r.id == result_id)
-            .ok_or_else(|| result_not_found(result_id))?;
-        match check_review(facts, actor.id) {
-            Ok(()) => {}
-            Err(ReviewRefusal::SelfReview) => {
-                return Ok(Err(AppError::forbidden(
-                    "self_review",
-                    "you performed this result: another reviewer must review it",
-                )));
-            }
-            Err(ReviewRefusal::NotAwaitingReview(status)) => {
-                return Ok(Err(AppError::conflict(
-                    "not_reviewable",
-                    format!("the result is {status:?}; only a recorded result awaits review")
-                        .to_lowercase(),
-                )));
-            }
-        }
+        let mut lb = LockedBatch::lock(c, BatchOf::Result(result_id))?;
+        let was_releasable = lb.record.readiness().releasable;
+        lb.record
+            .check_review(result_id, actor.id)
+            .ok_or_else(|| result_not_found(result_id))??;
         if let Err(refusal) = signatures::verify_signer(c, lockout, actor, password)? {
             return Ok(Err(refusal));
         }
-        let (meaning, action) = match decision {
-            Decision::Accept => (Meaning::Reviewed, "result.reviewed"),
-            Decision::Reject => (Meaning::ReviewRejected, "result.review_rejected"),
-        };
-        let record = result_record(row);
-        let signature = signatures::record(
+        let record = lb
+            .record
+            .result(result_id)
+            .map(|r| result_record(lb.id(), r))
+            .ok_or_else(|| result_not_found(result_id))?;
+        let signature = lb.sign(
             c,
             actor,
             &Signing {
                 meaning,
                 entity_type: "result",
-                entity_id: row.id,
-                batch_id: Some(batch.id),
+                entity_id: result_id,
+                batch_id: Some(lb.id()),
                 reason: comment,
                 record: &record,
             },
         )?;
-        let chain = batch_chain(batch.id);
+        let chain = lb.chain();
+        let action = match decision {
+            Decision::Accept => "result.reviewed",
+            Decision::Reject => "result.review_rejected",
+        };
         let mut rec =
-            AuditRecord::on_batch(&chain, batch.id, Some(actor), action, "result", row.id).after(
+            AuditRecord::on_batch(&chain, lb.id(), Some(actor), action, "result", result_id).after(
                 json!({
                     "signature_id": signature.id,
                     "meaning": signature.meaning,
@@ -516,9 +308,11 @@ pub fn review_result(
                 }),
             );
         rec.reason = comment;
-        audit::append(c, rec)?;
-        super::release::announce_if_ready(c, batch.id, was_releasable)?;
-        Ok(Ok(result_view(c, batch.id, row.id)?))
+        lb.append(c, rec)?;
+        notices::ready_for_release(c, was_releasable, &lb.record)?;
+        Ok(Ok(
+            result_view(&lb.record, result_id).ok_or_else(|| result_not_found(result_id))?
+        ))
     })?
 }
 
@@ -558,13 +352,17 @@ pub fn review_queue(
     .bind::<diesel::sql_types::Uuid, _>(reviewer)
     .bind::<diesel::sql_types::BigInt, _>(limit)
     .load(conn)?;
-    // One load per batch, not per result.
+    // One read per batch, not per result.
     let mut found: HashMap<Uuid, ResultView> = HashMap::new();
-    let mut batches_seen: std::collections::HashSet<Uuid> = std::collections::HashSet::new();
+    let mut batches_seen: HashSet<Uuid> = HashSet::new();
     for p in &pending {
         if batches_seen.insert(p.batch_id) {
-            let loaded = load(conn, p.batch_id)?;
-            found.extend(views(conn, &loaded)?.into_iter().map(|v| (v.id, v)));
+            let record = batch_record::read(conn, p.batch_id)?;
+            found.extend(
+                batch_record::views::result_views(&record)
+                    .into_iter()
+                    .map(|v| (v.id, v)),
+            );
         }
     }
     Ok(pending

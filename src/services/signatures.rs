@@ -1,24 +1,32 @@
 //! Electronic signatures, one mechanism for every signed action
-//! (21 CFR 11.50, 11.70, 11.200).
+//! (21 CFR 11.50, 11.70, 11.200), and the re-entered password behind them
+//! and behind sign-in (11.300(d): lockout).
 //!
-//! A signed action, in its one transaction: checks its own rules, then
-//! [`verify_signer`] re-checks the signer's password (a wrong one counts
-//! toward lockout and is audited, and the action writes nothing), then writes
-//! its rows and [`record`] stores the signature with the hash of what was signed.
+//! A signed action, in its one transaction: checks that the actor's roles
+//! may sign its meaning, checks its own rules, then [`verify_signer`]
+//! re-checks the signer's password (a wrong one counts toward lockout and is
+//! audited, and the action writes nothing else), then writes its rows and
+//! [`record`] stores the signature with the hash of what was signed.
+//!
+//! A failed attempt is a fact to keep: [`check_password`]'s counter update
+//! and audit entry are committed even though the caller gets an error.
 
 use super::Actor;
-use super::auth::{PasswordCheck, check_password};
-use crate::db::models::{SignatureRow, UserRow};
-use crate::db::schema::{signatures, users};
-use crate::domain::audit::ActorRef;
+use super::audit::{self, AuditRecord};
+use super::notices;
+use crate::auth::password::verify_password;
+use crate::db::models::{SignatureRow, UserRow, parse_stored};
+use crate::db::schema::{sessions, signatures, users};
+use crate::domain::audit::{ActorRef, SYSTEM_CHAIN};
+use crate::domain::record::Signature;
 use crate::domain::signature::{Meaning, record_hash};
-use crate::domain::users::LockoutPolicy;
+use crate::domain::users::{LockoutPolicy, is_locked, register_failure};
 use crate::error::AppError;
 use chrono::{DateTime, SubsecRound, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -30,7 +38,7 @@ pub struct SignatureView {
     /// Who signed (printed name as at signing).
     pub signer: ActorRef,
     /// What the signature means.
-    pub meaning: String,
+    pub meaning: Meaning,
     /// The sentence the signer agreed to.
     pub statement: String,
     /// Server time of signing.
@@ -41,39 +49,178 @@ pub struct SignatureView {
     pub record_hash: String,
 }
 
-fn statement_of(meaning: &str) -> String {
-    [
-        Meaning::Reviewed,
-        Meaning::ReviewRejected,
-        Meaning::SpecApproved,
-        Meaning::Released,
-        Meaning::ConditionallyReleased,
-        Meaning::Rejected,
-        Meaning::Recalled,
-        Meaning::DeviationClosed,
-    ]
-    .into_iter()
-    .find(|m| m.as_str() == meaning)
-    .map(|m| m.statement().to_owned())
-    .unwrap_or_default()
+impl From<&Signature> for SignatureView {
+    fn from(s: &Signature) -> Self {
+        SignatureView {
+            id: s.id,
+            signer: s.signer.clone(),
+            meaning: s.meaning,
+            statement: s.meaning.statement().to_owned(),
+            signed_at: s.signed_at,
+            reason: s.reason.clone(),
+            record_hash: s.record_hash.clone(),
+        }
+    }
 }
 
-impl From<&SignatureRow> for SignatureView {
-    fn from(s: &SignatureRow) -> Self {
-        SignatureView {
+impl TryFrom<&SignatureRow> for Signature {
+    type Error = AppError;
+
+    /// The stored signature, its meaning parsed.
+    fn try_from(s: &SignatureRow) -> Result<Self, AppError> {
+        Ok(Signature {
             id: s.id,
             signer: ActorRef {
                 id: s.signer_id,
                 username: s.signer_username.clone(),
                 full_name: s.signer_full_name.clone(),
             },
-            meaning: s.meaning.clone(),
-            statement: statement_of(&s.meaning),
+            meaning: parse_stored("signature meaning", &s.meaning)?,
             signed_at: s.signed_at,
             reason: s.reason.clone(),
             record_hash: s.record_hash.clone(),
-        }
+            entity_id: s.entity_id,
+        })
     }
+}
+
+/// The outcome of re-entering a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordCheck {
+    /// Right password, account usable.
+    Accepted,
+    /// Wrong password; `locked_now` when this failure locked the account.
+    Wrong { locked_now: bool },
+    /// The account is locked; the password was not even checked.
+    Locked,
+}
+
+/// Checks a re-entered password of a user whose row the caller has locked
+/// (`FOR UPDATE`), counting a failure toward lockout and auditing it.
+/// `purpose` names the attempt in the audit trail: `login`, `signature`,
+/// `password_change`.
+pub fn check_password(
+    conn: &mut PgConnection,
+    lockout: LockoutPolicy,
+    user: &UserRow,
+    password: &str,
+    purpose: &str,
+) -> Result<PasswordCheck, AppError> {
+    let now = Utc::now();
+    if is_locked(user.locked_until, now) {
+        audit::append(
+            conn,
+            AuditRecord::new(
+                SYSTEM_CHAIN,
+                None,
+                "auth.refused_locked",
+                "user",
+                Some(user.id),
+            )
+            .after(json!({ "username": user.username, "purpose": purpose })),
+        )?;
+        return Ok(PasswordCheck::Locked);
+    }
+    if verify_password(password, &user.password_hash) {
+        if user.failed_logins != 0 || user.locked_until.is_some() {
+            diesel::update(users::table.find(user.id))
+                .set((
+                    users::failed_logins.eq(0),
+                    users::locked_until.eq(None::<DateTime<Utc>>),
+                ))
+                .execute(conn)?;
+        }
+        return Ok(PasswordCheck::Accepted);
+    }
+    let next = register_failure(lockout, user.failed_logins, user.locked_until, now);
+    diesel::update(users::table.find(user.id))
+        .set((
+            users::failed_logins.eq(next.failed_logins),
+            users::locked_until.eq(next.lock_until.or(user.locked_until.filter(|u| *u > now))),
+        ))
+        .execute(conn)?;
+    audit::append(
+        conn,
+        AuditRecord::new(
+            SYSTEM_CHAIN,
+            None,
+            "auth.password_failed",
+            "user",
+            Some(user.id),
+        )
+        .after(json!({
+            "username": user.username,
+            "purpose": purpose,
+            "consecutive_failures": next.failed_logins,
+        })),
+    )?;
+    if let Some(until) = next.lock_until {
+        lock_account(conn, user, until, next.failed_logins)?;
+    }
+    Ok(PasswordCheck::Wrong {
+        locked_now: next.lock_until.is_some(),
+    })
+}
+
+fn lock_account(
+    conn: &mut PgConnection,
+    user: &UserRow,
+    until: DateTime<Utc>,
+    failures: i32,
+) -> Result<(), AppError> {
+    audit::append(
+        conn,
+        AuditRecord::new(
+            SYSTEM_CHAIN,
+            None,
+            "auth.account_locked",
+            "user",
+            Some(user.id),
+        )
+        .reason("consecutive failed password attempts")
+        .after(json!({
+            "username": user.username,
+            "consecutive_failures": failures,
+            "locked_until": until,
+        })),
+    )?;
+    // A lock also ends the user's sessions: guesses made through a stolen
+    // session (for example at a signature) stop with it.
+    let revoked = revoke_sessions(conn, user.id, None, "account_locked")?;
+    if revoked > 0 {
+        audit::append(
+            conn,
+            AuditRecord::new(
+                SYSTEM_CHAIN,
+                None,
+                "auth.sessions_revoked",
+                "user",
+                Some(user.id),
+            )
+            .reason("account locked")
+            .after(json!({ "sessions_revoked": revoked })),
+        )?;
+    }
+    notices::account_locked(conn, user, until, failures)
+}
+
+/// Revokes every live session of a user but `except`; returns how many.
+pub fn revoke_sessions(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    except: Option<Uuid>,
+    reason: &str,
+) -> Result<usize, AppError> {
+    let live = sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::id.ne(except.unwrap_or(Uuid::nil())));
+    Ok(diesel::update(live)
+        .set((
+            sessions::revoked_at.eq(Utc::now()),
+            sessions::revoked_reason.eq(reason),
+        ))
+        .execute(conn)?)
 }
 
 /// Re-checks the signer's password (the second component; the first is the
@@ -127,7 +274,7 @@ pub fn record(
     conn: &mut PgConnection,
     signer: &Actor,
     s: &Signing<'_>,
-) -> Result<SignatureRow, AppError> {
+) -> Result<Signature, AppError> {
     // Microseconds: exactly what PostgreSQL stores and returns, so the hash
     // can be recomputed from the stored row.
     let signed_at = Utc::now().trunc_subsecs(6);
@@ -147,22 +294,32 @@ pub fn record(
     diesel::insert_into(signatures::table)
         .values(&row)
         .execute(conn)?;
-    Ok(row)
+    Ok(Signature {
+        id: row.id,
+        signer: signer.audit_ref(),
+        meaning: s.meaning,
+        signed_at,
+        reason: row.reason,
+        record_hash: row.record_hash,
+        entity_id: row.entity_id,
+    })
 }
 
 /// Signatures on the given records, by record id, oldest first.
 pub fn for_entities(
     conn: &mut PgConnection,
     ids: &[Uuid],
-) -> Result<HashMap<Uuid, Vec<SignatureRow>>, AppError> {
+) -> Result<HashMap<Uuid, Vec<Signature>>, AppError> {
     let rows: Vec<SignatureRow> = signatures::table
         .filter(signatures::entity_id.eq_any(ids))
         .order(signatures::id)
         .select(SignatureRow::as_select())
         .load(conn)?;
-    let mut map: HashMap<Uuid, Vec<SignatureRow>> = HashMap::new();
-    for r in rows {
-        map.entry(r.entity_id).or_default().push(r);
+    let mut map: HashMap<Uuid, Vec<Signature>> = HashMap::new();
+    for r in &rows {
+        map.entry(r.entity_id)
+            .or_default()
+            .push(Signature::try_from(r)?);
     }
     Ok(map)
 }

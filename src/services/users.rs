@@ -4,13 +4,14 @@
 //! reassigned (21 CFR 11.100(a)): a leaver is deactivated.
 
 use super::audit::{self, AuditRecord};
-use super::{Actor, Page, PageRequest, in_transaction};
+use super::signatures::revoke_sessions;
+use super::{Actor, Page, PageRequest, UserView, in_transaction};
 use crate::auth::password::hash_password;
 use crate::db::models::{NewUser, UserRow};
-use crate::db::schema::{sessions, users};
+use crate::db::schema::users;
 use crate::domain::audit::SYSTEM_CHAIN;
-use crate::domain::roles::{Role, RoleSet};
-use crate::domain::users::{Username, check_password_policy, is_locked};
+use crate::domain::roles::{Action, Role, RoleSet};
+use crate::domain::users::{Username, check_password_policy};
 use crate::error::{AppError, FieldError};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -18,50 +19,9 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use rand::Rng;
 use rand::distr::Alphanumeric;
-use serde::Serialize;
 use serde_json::json;
 use std::str::FromStr;
 use uuid::Uuid;
-
-/// A user as the API shows it (never the password hash).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct UserView {
-    /// User id.
-    pub id: Uuid,
-    /// Username (lower case, never reused).
-    pub username: String,
-    /// Printed name, as shown on signatures.
-    pub full_name: String,
-    /// Email address.
-    pub email: String,
-    /// Roles held.
-    pub roles: Vec<String>,
-    /// Whether the account may sign in.
-    pub active: bool,
-    /// Whether the account is locked now after failed attempts.
-    pub locked: bool,
-    /// End of the current lock.
-    pub locked_until: Option<DateTime<Utc>>,
-    /// When the account was created.
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<&UserRow> for UserView {
-    fn from(u: &UserRow) -> Self {
-        let locked = is_locked(u.locked_until, Utc::now());
-        UserView {
-            id: u.id,
-            username: u.username.clone(),
-            full_name: u.full_name.clone(),
-            email: u.email.clone(),
-            roles: u.roles.clone(),
-            active: u.active,
-            locked,
-            locked_until: u.locked_until.filter(|_| locked),
-            created_at: u.created_at,
-        }
-    }
-}
 
 /// The audited snapshot of a user: what an admin can change, no secrets.
 fn snapshot(u: &UserRow) -> serde_json::Value {
@@ -72,18 +32,6 @@ fn snapshot(u: &UserRow) -> serde_json::Value {
         "email": u.email,
         "roles": u.roles,
         "active": u.active,
-    })
-}
-
-/// The actor a user row stands for.
-pub fn actor_of(u: &UserRow) -> Result<Actor, AppError> {
-    let roles = RoleSet::parse(&u.roles)
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("user {} has bad roles: {e}", u.id)))?;
-    Ok(Actor {
-        id: u.id,
-        username: u.username.clone(),
-        full_name: u.full_name.clone(),
-        roles,
     })
 }
 
@@ -133,6 +81,10 @@ pub fn create_user(
     input: &NewUserInput,
     reason: Option<&str>,
 ) -> Result<UserView, AppError> {
+    // No actor: the system itself (first start, the command line).
+    if let Some(a) = actor {
+        a.authorize(Action::ManageUsers)?;
+    }
     let mut errors = Vec::new();
     let username = Username::parse(&input.username)
         .map_err(|m| errors.push(FieldError::new("username", m)))
@@ -235,25 +187,6 @@ pub struct UserPatch {
     pub active: Option<bool>,
 }
 
-/// Revokes every live session of a user; returns how many.
-pub fn revoke_sessions(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    except: Option<Uuid>,
-    reason: &str,
-) -> Result<usize, AppError> {
-    let live = sessions::table
-        .filter(sessions::user_id.eq(user_id))
-        .filter(sessions::revoked_at.is_null())
-        .filter(sessions::id.ne(except.unwrap_or(Uuid::nil())));
-    Ok(diesel::update(live)
-        .set((
-            sessions::revoked_at.eq(Utc::now()),
-            sessions::revoked_reason.eq(reason),
-        ))
-        .execute(conn)?)
-}
-
 fn other_active_admins(conn: &mut PgConnection, id: Uuid) -> Result<i64, AppError> {
     Ok(users::table
         .filter(users::id.ne(id))
@@ -270,6 +203,7 @@ pub fn update_user(
     id: Uuid,
     patch: &UserPatch,
 ) -> Result<UserView, AppError> {
+    actor.authorize(Action::ManageUsers)?;
     let mut errors = Vec::new();
     let full_name = patch
         .full_name
@@ -349,6 +283,7 @@ pub fn update_user(
 
 /// Clears a lockout. Unlocking an account that is not locked changes nothing.
 pub fn unlock_user(conn: &mut PgConnection, actor: &Actor, id: Uuid) -> Result<(), AppError> {
+    actor.authorize(Action::ManageUsers)?;
     in_transaction(conn, |c| {
         let before = lock_user(c, id)?;
         if before.failed_logins == 0 && before.locked_until.is_none() {

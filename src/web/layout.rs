@@ -1,12 +1,13 @@
 //! The page shell, navigation and small view helpers shared by every page.
 
 use super::session::{WebError, WebUser};
-use crate::domain::roles::Role;
+use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
+use crate::domain::spec::Outcome;
 use crate::error::{AppError, Problem};
 use actix_web::HttpResponse;
 use actix_web::http::{StatusCode, header};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use maud::{DOCTYPE, Markup, html};
 
 /// A timestamp: shown in the reader's local time, UTC on hover.
@@ -21,8 +22,8 @@ pub fn status(s: &str) -> Markup {
 }
 
 /// Pass or fail, coloured and in words.
-pub fn outcome(o: &str) -> Markup {
-    html! { span class=(if o == "pass" { "pass" } else { "fail" }) { (o.to_uppercase()) } }
+pub fn outcome(o: Outcome) -> Markup {
+    html! { span class=(o.as_str()) { (o.as_str().to_uppercase()) } }
 }
 
 /// A hidden CSRF field.
@@ -47,8 +48,8 @@ pub fn page(title: &str, user: Option<&WebUser>, body: Markup) -> Markup {
                     @if let Some(u) = user {
                         nav aria-label="Main" {
                             a href="/batches" { "Batches" }
-                            @if u.0.actor.has(Role::Reviewer) { a href="/review" { "Review queue" } }
-                            @if u.0.actor.has(Role::Admin) { a href="/users" { "Users" } }
+                            @if u.may(Action::Sign(Meaning::Reviewed)) { a href="/review" { "Review queue" } }
+                            @if u.may(Action::ManageUsers) { a href="/users" { "Users" } }
                             a href="/docs/" { "API docs" }
                         }
                         span.who {
@@ -119,4 +120,19 @@ pub fn refusal_box(p: Option<&Problem>) -> Markup {
 /// What a signature means, shown before the password is asked for.
 pub fn meaning_box(m: Meaning) -> Markup {
     html! { p.meaning { "By signing you state: “" (m.statement()) "”" } }
+}
+
+/// Reads a `datetime-local` value given in UTC.
+pub fn utc_from_form(field: &str, v: &str) -> Result<chrono::DateTime<Utc>, AppError> {
+    NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M")
+        .or_else(|_| NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S"))
+        .map(|n| Utc.from_utc_datetime(&n))
+        .map_err(|_| {
+            AppError::invalid_field(field, "is not a date and time (YYYY-MM-DDTHH:MM, UTC)")
+        })
+}
+
+/// Now, as a `datetime-local` value in UTC.
+pub fn now_for_form() -> String {
+    Utc::now().format("%Y-%m-%dT%H:%M").to_string()
 }

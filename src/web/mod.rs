@@ -4,11 +4,16 @@
 //! Content-Security-Policy without inline script, `frame-ancestors 'none'`);
 //! every form carries the session's CSRF token.
 
-pub mod admin;
-pub mod forms;
+pub mod auth;
+pub mod batches;
+pub mod custody;
+pub mod deviations;
+pub mod history;
 pub mod layout;
-pub mod pages;
+pub mod release;
+pub mod results;
 pub mod session;
+pub mod users;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -67,32 +72,32 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(app_css)
             .service(app_js)
             .service(web::redirect("/", "/batches"))
-            .service(pages::login_form)
-            .service(pages::login)
-            .service(pages::logout)
-            .service(pages::batch_list)
-            .service(pages::batch_page)
-            .service(pages::certificate)
-            .service(forms::record_result_form)
-            .service(forms::record_result)
-            .service(forms::review_queue)
-            .service(forms::review_form)
-            .service(forms::review)
-            .service(forms::release_page)
-            .service(forms::release_batch)
-            .service(forms::reject_batch)
-            .service(forms::recall_batch)
-            .service(forms::history_csv)
-            .service(forms::history_json)
-            .service(forms::history_page)
-            .service(admin::custody_form)
-            .service(admin::record_custody)
-            .service(admin::deviations_page)
-            .service(admin::open_deviation)
-            .service(admin::close_deviation)
-            .service(admin::users_page)
-            .service(admin::create_user)
-            .service(admin::unlock_user)
-            .service(admin::deactivate_user),
+            .service(auth::login_form)
+            .service(auth::login)
+            .service(auth::logout)
+            .service(batches::batch_list)
+            .service(batches::batch_page)
+            .service(batches::certificate)
+            .service(results::record_result_form)
+            .service(results::record_result)
+            .service(results::review_queue)
+            .service(results::review_form)
+            .service(results::review)
+            .service(release::release_page)
+            .service(release::release_batch)
+            .service(release::reject_batch)
+            .service(release::recall_batch)
+            .service(history::history_csv)
+            .service(history::history_json)
+            .service(history::history_page)
+            .service(custody::custody_form)
+            .service(custody::record_custody)
+            .service(deviations::deviations_page)
+            .service(deviations::open_deviation)
+            .service(deviations::close_deviation)
+            .service(users::users_page)
+            .service(users::create_user)
+            .service(users::unlock_user)
+            .service(users::deactivate_user),
     );
 }

@@ -3,7 +3,7 @@
 //! revocation as API tokens; and the per-session CSRF token every form posts.
 
 use crate::app::AppState;
-use crate::domain::roles::Role;
+use crate::domain::roles::Action;
 use crate::error::AppError;
 use crate::services::auth::{Authenticated, authenticate};
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
@@ -11,6 +11,7 @@ use actix_web::dev::Payload;
 use actix_web::http::{StatusCode, header};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use futures_util::future::LocalBoxFuture;
+use serde::Deserialize;
 use std::fmt;
 
 /// The session cookie.
@@ -89,21 +90,27 @@ pub fn protected_cookie(
         .finish()
 }
 
+/// A form with only its CSRF token.
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    /// The session's CSRF token.
+    pub csrf: String,
+}
+
 /// The signed-in browser user.
 #[derive(Debug, Clone)]
 pub struct WebUser(pub Authenticated);
 
 impl WebUser {
-    /// Refuses (403) unless the user holds one of `roles`.
-    pub fn require(&self, roles: &[Role]) -> Result<(), WebError> {
-        if self.0.actor.roles.contains_any(roles) {
-            return Ok(());
-        }
-        let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-        Err(WebError::Refused(AppError::forbidden(
-            "forbidden_role",
-            format!("this page needs the role {}", names.join(" or ")),
-        )))
+    /// Refuses (403) unless the user's roles allow `action` (the one table
+    /// in [`crate::domain::roles`]).
+    pub fn require(&self, action: Action) -> Result<(), WebError> {
+        Ok(self.0.actor.authorize(action)?)
+    }
+
+    /// Whether the user's roles allow `action` (to offer it on a page).
+    pub fn may(&self, action: Action) -> bool {
+        self.0.actor.roles.may(action)
     }
 
     /// Checks a form's CSRF token against the session's.

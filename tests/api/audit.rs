@@ -225,7 +225,7 @@ async fn concurrent_writers_never_fork_a_chain_under_read_committed_or_repeatabl
         .get_result(&mut conn)
         .unwrap();
     assert_eq!(concurrent, 200);
-    let report = audit::verify(&mut conn).unwrap();
+    let report = cellqc::services::verification::verify(&mut conn).unwrap();
     assert!(report.ok, "{:?}", report.broken);
     // Time never runs backwards along the chain.
     let times: Vec<chrono::DateTime<chrono::Utc>> = audit_entries::table

@@ -14,6 +14,7 @@ fn data_survives_a_restart_and_a_stale_pid_file_is_removed() {
         root: dir.path().to_path_buf(),
         bindir: None,
         durable: false,
+        statement_stats: false,
     };
     let pg = EmbeddedPostgres::start(&opts).unwrap();
     pg.ensure_database("keep").unwrap();

@@ -180,7 +180,7 @@ async fn a_lost_database_is_503_not_500() {
         .execute(&mut pg)
         .unwrap();
     let back = app.get("/api/v1/auth/me", &admin).await;
-    assert_eq!(back.status, StatusCode::OK);
+    assert_eq!(back.status, StatusCode::OK, "{}", back.body);
 }
 
 #[actix_web::test]

@@ -17,6 +17,7 @@ mod lab;
 mod openapi;
 mod release;
 mod results;
+mod round_trips;
 mod specs;
 mod support;
 mod users;

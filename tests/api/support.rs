@@ -90,6 +90,7 @@ fn cluster() -> &'static Cluster {
                     root: root.clone(),
                     bindir: None,
                     durable: false,
+                    statement_stats: true,
                 })
                 .expect("start the test PostgreSQL cluster");
                 let socket = root.canonicalize().unwrap().join("run");
@@ -112,6 +113,10 @@ fn cluster() -> &'static Cluster {
         {
             let mut conn = PgConnection::establish(&url_template.url(&template_db)).unwrap();
             run_migrations(&mut conn).unwrap();
+            // Every test database can count the statements its requests send.
+            diesel::sql_query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+                .execute(&mut conn)
+                .expect("pg_stat_statements (loaded by the test cluster; an external DATABASE_URL needs shared_preload_libraries=pg_stat_statements)");
         }
         Cluster {
             _server: server,
@@ -352,6 +357,40 @@ impl TestApp {
         let (id, username) = self.user_with(roles).await;
         let token = self.login(&username, USER_PASSWORD).await;
         (id, token)
+    }
+
+    /// The statements PostgreSQL received on this test's database while
+    /// `during` ran, as (statement, calls), most frequent first. The
+    /// statistics are PostgreSQL's own (pg_stat_statements), so what is
+    /// counted is every round trip, transaction control included.
+    pub async fn statements_during<F: std::future::Future<Output = ()>>(
+        &self,
+        during: F,
+    ) -> Vec<(String, i64)> {
+        use diesel::prelude::*;
+        use diesel::sql_types::{BigInt, Text};
+        #[derive(QueryableByName)]
+        struct Stat {
+            #[diesel(sql_type = Text)]
+            query: String,
+            #[diesel(sql_type = BigInt)]
+            calls: i64,
+        }
+        const OWN_DB: &str = "(SELECT oid FROM pg_database WHERE datname = current_database())";
+        // A connection of its own, opened before the count starts: its set-up
+        // statements and the pool's checks are not the request's.
+        let mut own = PgConnection::establish(&self.db_url).unwrap();
+        diesel::sql_query(format!("SELECT pg_stat_statements_reset(0, {OWN_DB}, 0)"))
+            .execute(&mut own)
+            .unwrap();
+        during.await;
+        let stats: Vec<Stat> = diesel::sql_query(format!(
+            "SELECT query, calls FROM pg_stat_statements WHERE dbid = {OWN_DB} \
+               AND query NOT LIKE '%pg_stat_statements%' ORDER BY calls DESC, query"
+        ))
+        .load(&mut own)
+        .unwrap();
+        stats.into_iter().map(|s| (s.query, s.calls)).collect()
     }
 
     /// Audit entries with `action`, oldest first.

@@ -12,15 +12,16 @@
 //! times grow with the batch number, so every index is appended to, as in
 //! real use.
 
-use crate::db::models::{BatchRow, ResultRow, SignatureRow};
-use crate::db::schema::{
+use anyhow::Context;
+use cellqc::db::models::{BatchRow, ResultRow, SignatureRow};
+use cellqc::db::schema::{
     audit_chain_heads, audit_entries, batches, products, results, signatures, users,
 };
-use crate::demo::msc_passing_values;
-use crate::domain::audit::{ActorRef, EntryContent, SYSTEM_CHAIN, batch_chain};
-use crate::domain::signature::{Meaning, record_hash};
-use crate::services::results::result_record;
-use anyhow::Context;
+use cellqc::demo::msc_passing_values;
+use cellqc::domain::audit::{ActorRef, EntryContent, SYSTEM_CHAIN, batch_chain};
+use cellqc::domain::signature::{Meaning, record_hash};
+use cellqc::services::batch_record::result_of;
+use cellqc::services::results::result_record;
 use chrono::{DateTime, Duration as ChronoDuration, SecondsFormat, TimeZone, Utc};
 use diesel::pg::CopyFormat;
 use diesel::prelude::*;
@@ -218,7 +219,7 @@ fn batch_rows(plan: &Plan, n: usize, system: &mut Chain, chunk: &mut Chunk) -> a
     let mut chain = Chain {
         name: batch_chain(batch.id),
         seq: 0,
-        hash: crate::domain::audit::GENESIS_HASH.to_owned(),
+        hash: cellqc::domain::audit::GENESIS_HASH.to_owned(),
         at: batch.created_at,
     };
     let (tech, reviewer) = (&plan.actors.tech, &plan.actors.reviewer);
@@ -270,7 +271,7 @@ fn batch_rows(plan: &Plan, n: usize, system: &mut Chain, chunk: &mut Chunk) -> a
             .field(None)
             .field(None)
             .end(&mut chunk.results);
-        let record = result_record(&r);
+        let record = result_record(batch.id, &result_of(r.clone(), tech.clone())?);
         chain.push(
             &mut chunk.audit,
             Entry {
@@ -374,10 +375,10 @@ pub fn fill(conn: &mut PgConnection, target: usize) -> anyhow::Result<usize> {
         return Ok(0);
     }
     let (product, spec): (Uuid, Uuid) = products::table
-        .inner_join(crate::db::schema::specifications::table)
+        .inner_join(cellqc::db::schema::specifications::table)
         .filter(products::code.eq("UCMSC-INJ"))
-        .filter(crate::db::schema::specifications::status.eq("effective"))
-        .select((products::id, crate::db::schema::specifications::id))
+        .filter(cellqc::db::schema::specifications::status.eq("effective"))
+        .select((products::id, cellqc::db::schema::specifications::id))
         .first(conn)
         .context("the demo product UCMSC-INJ is missing: load the demo first")?;
     let plan = Plan {

@@ -1,0 +1,617 @@
+//! `cellqc-bench`: the load generator, a binary of its own so that its HTTP
+//! client and its code are not linked into the server.
+//!
+//! One run: optionally fills the database with COPY (`fill.rs`), seeds
+//! batches through the services, starts `cellqc serve` as a child process on
+//! the same database (so its memory is its own), and drives each scenario
+//! from this process with `clients` concurrent HTTP clients (closed loop),
+//! then record-result and batch-detail again at a fixed arrival rate (open
+//! loop, half the closed loop's maximum unless `--rate` says otherwise).
+//! Then pgbench runs, with the same clients and duration, the bare use cases
+//! and the endpoints' own statements (`pgbench.rs`), and the ratios to both
+//! are printed against the targets. Last, audit verification against COPY,
+//! and the server's resident memory.
+#![expect(
+    clippy::print_stdout,
+    reason = "a command-line tool: its report goes to standard output"
+)]
+
+mod drive;
+mod fill;
+mod pgbench;
+
+use anyhow::Context;
+use cellqc::config::Settings;
+use cellqc::database::Database;
+use cellqc::db::schema::{products, users};
+use cellqc::demo::{DEMO_PASSWORD, msc_passing_values};
+use cellqc::services::Actor;
+use cellqc::services::batches::{NewBatchInput, create_batch};
+use cellqc::services::results::{NewResultInput, record_result};
+use cellqc::services::users::ensure_initial_admin;
+use chrono::{Duration as ChronoDuration, Utc};
+use clap::Parser;
+use diesel::prelude::*;
+use pgbench::{Limit, Script};
+use std::net::TcpListener;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Measures cellqc against PostgreSQL's own limit on this machine.
+#[derive(Debug, Parser)]
+#[command(name = "cellqc-bench", version)]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+    #[command(flatten)]
+    options: BenchOptions,
+}
+
+/// What to run.
+#[derive(Debug, Clone, clap::Args)]
+struct BenchOptions {
+    /// Concurrent clients (closed loop) and pgbench clients.
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Seconds per scenario.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Batches seeded with a full MSC panel (read scenarios).
+    #[arg(long, default_value_t = 100)]
+    batches: usize,
+    /// Open-loop arrival rate, requests per second (default: half the
+    /// closed loop's record-result throughput).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Skip the pgbench comparison.
+    #[arg(long)]
+    no_pgbench: bool,
+    /// First fill the database with COPY up to this many generated batches
+    /// (ten results, nine review signatures, twenty audit entries each).
+    #[arg(long, default_value_t = 0)]
+    fill: usize,
+    /// Fill, then stop without measuring.
+    #[arg(long)]
+    fill_only: bool,
+    /// Measure only audit verification against COPY (no HTTP load).
+    #[arg(long)]
+    verify_only: bool,
+}
+
+/// One scenario's figures.
+#[derive(Debug, Clone, Default)]
+pub struct Figures {
+    requests: usize,
+    errors: usize,
+    per_second: f64,
+    p50: Duration,
+    p95: Duration,
+    p99: Duration,
+}
+
+impl Figures {
+    /// From the latencies of the answered requests.
+    pub fn new(mut latencies: Vec<Duration>, errors: usize, elapsed: Duration) -> Self {
+        latencies.sort();
+        Figures {
+            requests: latencies.len() + errors,
+            errors,
+            per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
+            p50: Self::percentile(&latencies, 0.50),
+            p95: Self::percentile(&latencies, 0.95),
+            p99: Self::percentile(&latencies, 0.99),
+        }
+    }
+
+    /// Nearest-rank percentile of sorted durations.
+    pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
+        let rank = ((sorted.len() as f64) * q).ceil() as usize;
+        rank.checked_sub(1)
+            .and_then(|i| sorted.get(i.min(sorted.len().saturating_sub(1))))
+            .or(sorted.first())
+            .copied()
+            .unwrap_or(Duration::ZERO)
+    }
+}
+
+struct Seeded {
+    detail: Vec<Uuid>,
+    fresh: Vec<Uuid>,
+    tech: Uuid,
+}
+
+fn app(e: cellqc::error::AppError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
+fn seed(conn: &mut PgConnection, opts: &BenchOptions) -> anyhow::Result<Seeded> {
+    let product: Uuid = products::table
+        .filter(products::code.eq("UCMSC-INJ"))
+        .select(products::id)
+        .first(conn)?;
+    let tech_row = users::table
+        .filter(users::username.eq("tech"))
+        .select(cellqc::db::models::UserRow::as_select())
+        .first(conn)?;
+    let tech = Actor::try_from(&tech_row).map_err(app)?;
+    let run = Uuid::now_v7().simple().to_string();
+    let tag = run.get(24..).unwrap_or(&run).to_owned();
+    let mut batch = |i: usize, kind: &str| -> anyhow::Result<Uuid> {
+        let b = create_batch(
+            conn,
+            &tech,
+            &NewBatchInput {
+                batch_number: format!("BENCH-{tag}-{kind}-{i}"),
+                product_id: product,
+                manufactured_at: Utc::now() - ChronoDuration::days(5),
+                expires_at: Utc::now() + ChronoDuration::days(60),
+                ..NewBatchInput::default()
+            },
+        )
+        .map_err(app)?;
+        Ok(b.id)
+    };
+    let mut detail = Vec::with_capacity(opts.batches);
+    for i in 0..opts.batches {
+        detail.push(batch(i, "D")?);
+    }
+    // Enough empty batches for every record-result request (closed and open
+    // loop) to find a test without a result (14 per batch).
+    let fresh_count = (opts.clients * opts.seconds as usize * 400 / 14).max(50);
+    let mut fresh = Vec::with_capacity(fresh_count);
+    for i in 0..fresh_count {
+        fresh.push(batch(i, "R")?);
+    }
+    for id in &detail {
+        for (code, value) in msc_passing_values() {
+            let input = NewResultInput {
+                test_code: code.to_owned(),
+                value: value.to_string(),
+                unit: None,
+                performed_at: Utc::now() - ChronoDuration::days(1),
+                instrument: None,
+                comment: None,
+                replaces_result_id: None,
+                reason: None,
+            };
+            record_result(conn, &tech, *id, &input).map_err(app)?;
+        }
+    }
+    pgbench::prepare(conn, &detail, tech.id)?;
+    Ok(Seeded {
+        detail,
+        fresh,
+        tech: tech.id,
+    })
+}
+
+async fn token(client: &awc::Client, base: &str, user: &str) -> anyhow::Result<String> {
+    let mut r = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .send_json(&serde_json::json!({"username": user, "password": DEMO_PASSWORD}))
+        .await
+        .map_err(|e| anyhow::anyhow!("sign-in: {e}"))?;
+    let body: serde_json::Value = r
+        .json()
+        .await
+        .map_err(|e| anyhow::anyhow!("sign-in: {e}"))?;
+    body["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .context("no token")
+}
+
+/// The server under test: `cellqc serve` as a child process on the same
+/// database, so its resident memory is its own.
+struct Child {
+    process: std::process::Child,
+    base: String,
+}
+
+impl Child {
+    fn start(settings: &Settings, database_url: &str, opts: &BenchOptions) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe()?.with_file_name("cellqc");
+        anyhow::ensure!(
+            exe.exists(),
+            "{} is missing: build both binaries (cargo build --release)",
+            exe.display()
+        );
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut cmd = std::process::Command::new(exe);
+        cmd.args([
+            "serve",
+            "--no-migrate",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("DATABASE_URL", database_url)
+        .env("CELLQC_DATA_DIR", &settings.data_dir)
+        .env("CELLQC_DB_POOL_SIZE", (opts.clients + 4).to_string())
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+        if let Some(w) = settings.workers {
+            cmd.env("CELLQC_WORKERS", w.to_string());
+        }
+        let process = cmd.spawn().context("starting cellqc serve")?;
+        let child = Child {
+            process,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(child);
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "cellqc serve did not start within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `VmRSS` and `VmHWM` (peak) from /proc, in MiB.
+    fn memory(&self) -> anyhow::Result<(f64, f64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.process.id()))?;
+        let field = |name: &str| -> anyhow::Result<f64> {
+            let kb: f64 = status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .with_context(|| format!("{name} not in /proc status"))?;
+            Ok(kb / 1024.0)
+        };
+        Ok((field("VmRSS:")?, field("VmHWM:")?))
+    }
+
+    fn stop(mut self) -> anyhow::Result<()> {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.process.id())?);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
+        self.process.wait()?;
+        Ok(())
+    }
+}
+
+/// Audit verification of one chain against reading the same rows with COPY.
+struct VerifySpeed {
+    entries: i64,
+    verify_per_s: f64,
+    copy_per_s: f64,
+}
+
+fn verify_speed(
+    conn: &mut PgConnection,
+    settings: &Settings,
+    url: &str,
+) -> anyhow::Result<VerifySpeed> {
+    let chain = cellqc::domain::audit::SYSTEM_CHAIN;
+    let bindir = cellqc::db::embedded::find_bindir(settings.pg_bindir.as_deref())?;
+    let copy = || -> anyhow::Result<f64> {
+        let t = Instant::now();
+        let status = std::process::Command::new(bindir.join("psql"))
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c"])
+            .arg(format!(
+                "COPY (SELECT * FROM audit_entries WHERE chain = '{chain}' ORDER BY seq) TO STDOUT"
+            ))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .context("running psql")?;
+        anyhow::ensure!(status.success(), "psql COPY failed");
+        Ok(t.elapsed().as_secs_f64())
+    };
+    // Once to bring the rows into memory, so neither side pays for the disk.
+    copy()?;
+    let t = Instant::now();
+    let report = cellqc::services::verification::verify_chains(conn, Some(chain)).map_err(app)?;
+    let verify_s = t.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        report.ok,
+        "the {chain} chain does not verify: {:?}",
+        report.broken
+    );
+    let copy_s = copy()?;
+    let n = report.events as f64;
+    Ok(VerifySpeed {
+        entries: report.events,
+        verify_per_s: n / verify_s,
+        copy_per_s: n / copy_s,
+    })
+}
+
+fn print_verify(v: &VerifySpeed) {
+    println!(
+        "audit verify    {} entries of the system chain: {:.0} entries/s; COPY to /dev/null {:.0} rows/s; ratio {:.2}",
+        v.entries,
+        v.verify_per_s,
+        v.copy_per_s,
+        v.verify_per_s / v.copy_per_s
+    );
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn row(name: &str, f: &Figures, bare: Option<Limit>, own: Option<Limit>) {
+    let vs = |l: Option<Limit>| {
+        l.map_or_else(String::new, |l| {
+            format!(
+                "  {:>8.0} {:>5.2} {:>7.1}",
+                l.tps,
+                f.per_second / l.tps,
+                ms(l.p99)
+            )
+        })
+    };
+    println!(
+        "{name:<15} {:>8} {:>6} {:>8.0} {:>7.1} {:>7.1} {:>7.1}{}{}",
+        f.requests,
+        f.errors,
+        f.per_second,
+        ms(f.p50),
+        ms(f.p95),
+        ms(f.p99),
+        vs(bare),
+        vs(own)
+    );
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "MISSED" }
+}
+
+/// The measured figures of one run.
+struct Measured {
+    record: Figures,
+    detail: Figures,
+    readiness: Figures,
+    history: Figures,
+    rate: f64,
+    record_open: Figures,
+    detail_open: Figures,
+}
+
+/// Drives the scenarios against the child server, from this process.
+fn measure(base: String, seeded: &Seeded, opts: &BenchOptions) -> anyhow::Result<Measured> {
+    actix_web::rt::System::new().block_on(async move {
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .finish();
+        let tech = token(&client, &base, "tech").await?;
+        let auditor = token(&client, &base, "auditor").await?;
+        let detail = Arc::new(seeded.detail.clone());
+        let fresh = Arc::new(seeded.fresh.clone());
+        let tests = Arc::new(msc_passing_values());
+        let performed = (Utc::now() - ChronoDuration::hours(1)).to_rfc3339();
+        let get = {
+            let (client, base) = (client.clone(), base.clone());
+            move |path: String, token: String| {
+                let client = client.clone();
+                let base = base.clone();
+                async move {
+                    client
+                        .get(format!("{base}{path}"))
+                        .bearer_auth(token)
+                        .send()
+                        .await
+                        .ok()
+                        .filter(|r| r.status().is_success())
+                        .is_some()
+                }
+            }
+        };
+        // The i-th record-result request records a test of an empty batch
+        // not recorded before (14 tests per batch).
+        let record = {
+            let (client, base, tech) = (client.clone(), base.clone(), tech.clone());
+            move |i: usize| {
+                let (client, base, tech) = (client.clone(), base.clone(), tech.clone());
+                let batch = fresh.get((i / tests.len()) % fresh.len()).copied();
+                let test = tests.get(i % tests.len()).cloned();
+                let performed = performed.clone();
+                async move {
+                    let (Some(batch), Some((code, value))) = (batch, test) else {
+                        return false;
+                    };
+                    let body = serde_json::json!({"test_code": code, "value": value, "performed_at": performed});
+                    client
+                        .post(format!("{base}/api/v1/batches/{batch}/results"))
+                        .bearer_auth(tech)
+                        .send_json(&body)
+                        .await
+                        .ok()
+                        .filter(|r| r.status().as_u16() == 201)
+                        .is_some()
+                }
+            }
+        };
+        let detail_of = {
+            let (d, t, get) = (detail.clone(), tech.clone(), get.clone());
+            move |i: usize| {
+                let id = d.get(i % d.len().max(1)).copied().unwrap_or_default();
+                get(format!("/api/v1/batches/{id}"), t.clone())
+            }
+        };
+        let (n, s) = (opts.clients, opts.seconds);
+        let rec = drive::closed(n, s, record.clone()).await;
+        let det = drive::closed(n, s, detail_of.clone()).await;
+        let (d, t, get_) = (detail.clone(), tech.clone(), get.clone());
+        let rdy = drive::closed(n, s, move |i| {
+            let id = d.get(i % d.len().max(1)).copied().unwrap_or_default();
+            get_(format!("/api/v1/batches/{id}/release-readiness"), t.clone())
+        })
+        .await;
+        let (d, a) = (detail.clone(), auditor.clone());
+        let his = drive::closed(n, s, move |i| {
+            let id = d.get(i % d.len().max(1)).copied().unwrap_or_default();
+            get(format!("/api/v1/batches/{id}/history?format=csv"), a.clone())
+        })
+        .await;
+        let rate = opts.rate.unwrap_or(rec.per_second / 2.0);
+        // The open loop records tests the closed loop left.
+        let offset = rec.requests;
+        let record_open = drive::open(rate, s, move |i| record(offset + i)).await;
+        let detail_open = drive::open(rate, s, detail_of).await;
+        Ok(Measured {
+            record: rec,
+            detail: det,
+            readiness: rdy,
+            history: his,
+            rate,
+            record_open,
+            detail_open,
+        })
+    })
+}
+
+/// Fills, seeds, serves, measures and prints.
+fn run(settings: &Settings, database_url: &str, opts: &BenchOptions) -> anyhow::Result<()> {
+    let mut conn = PgConnection::establish(database_url)?;
+    cellqc::db::run_migrations(&mut conn)?;
+    ensure_initial_admin(&mut conn, Some("bench-first-boot-pw")).map_err(app)?;
+    cellqc::demo::load(&mut conn, settings.lockout()).map_err(app)?;
+    if opts.fill > 0 {
+        let started = Instant::now();
+        let added = fill::fill(&mut conn, opts.fill)?;
+        eprintln!(
+            "fill: {added} batches added in {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    if opts.fill_only {
+        return Ok(());
+    }
+    if opts.verify_only {
+        print_verify(&verify_speed(&mut conn, settings, database_url)?);
+        return Ok(());
+    }
+    let scale: i64 = cellqc::db::schema::batches::table
+        .count()
+        .get_result(&mut conn)?;
+    let started = Instant::now();
+    let seeded = seed(&mut conn, opts)?;
+    eprintln!(
+        "seeded {} batches with the MSC panel and {} empty ones in {:.1} s",
+        seeded.detail.len(),
+        seeded.fresh.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let child = Child::start(settings, database_url, opts)?;
+    std::thread::sleep(Duration::from_secs(2));
+    let (idle_start, _) = child.memory()?;
+    let m = measure(child.base.clone(), &seeded, opts)?;
+    let (rss_after, peak) = child.memory()?;
+    child.stop()?;
+    let targets = seeded.detail.len();
+    let limit = |script: Script| -> anyhow::Result<Option<Limit>> {
+        if opts.no_pgbench {
+            return Ok(None);
+        }
+        pgbench::run(
+            settings,
+            database_url,
+            script,
+            targets,
+            opts.clients,
+            opts.seconds,
+        )
+        .map(Some)
+    };
+    let record_bare = limit(Script::RecordBare)?;
+    let record_own = limit(Script::RecordOwn)?;
+    let detail_bare = limit(Script::DetailBare)?;
+    let detail_own = limit(Script::DetailOwn)?;
+    let verify = verify_speed(&mut conn, settings, database_url)?;
+    println!(
+        "{scale} batches in the database; {} clients, {} s per scenario; tech {}",
+        opts.clients, opts.seconds, seeded.tech
+    );
+    println!(
+        "{:<15} {:>8} {:>6} {:>8} {:>7} {:>7} {:>7}  {:>8} {:>5} {:>7}  {:>8} {:>5} {:>7}",
+        "closed loop",
+        "requests",
+        "errors",
+        "req/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "bare tps",
+        "ratio",
+        "p99 ms",
+        "own tps",
+        "ratio",
+        "p99 ms"
+    );
+    row("record-result", &m.record, record_bare, record_own);
+    row("batch-detail", &m.detail, detail_bare, detail_own);
+    row("readiness", &m.readiness, None, None);
+    row("history-csv", &m.history, None, None);
+    println!("open loop at {:.0} requests/s", m.rate);
+    row("record-result", &m.record_open, None, None);
+    row("batch-detail", &m.detail_open, None, None);
+    print_verify(&verify);
+    println!(
+        "server memory   idle {idle_start:.1} MiB; peak under load {peak:.1} MiB; after load {rss_after:.1} MiB"
+    );
+    if let (Some(rb), Some(db)) = (record_bare, detail_bare) {
+        let rec_ratio = m.record.per_second / rb.tps;
+        let det_ratio = m.detail.per_second / db.tps;
+        println!("targets");
+        println!(
+            "  record-result >= 0.5 of the bare transaction: {rec_ratio:.2} ({})",
+            verdict(rec_ratio >= 0.5)
+        );
+        println!(
+            "  batch-detail >= 0.5 of the bare selects: {det_ratio:.2} ({})",
+            verdict(det_ratio >= 0.5)
+        );
+        println!(
+            "  record-result p99 <= 2 x pgbench's p99 of the bare transaction: {:.1} ms against 2 x {:.1} ms ({})",
+            ms(m.record.p99),
+            ms(rb.p99),
+            verdict(m.record.p99 <= rb.p99 * 2)
+        );
+        println!(
+            "  open-loop record-result p99 <= 25 ms at {:.0}/s: {:.1} ms ({})",
+            m.rate,
+            ms(m.record_open.p99),
+            verdict(m.record_open.p99 <= Duration::from_millis(25))
+        );
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    cellqc::telemetry::init();
+    let cli = Cli::parse();
+    let outcome = Database::open(&cli.settings).and_then(|db| {
+        let measured = run(&cli.settings, &db.url, &cli.options);
+        db.close()?;
+        measured
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cellqc-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let d: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(Figures::percentile(&d, 0.50), Duration::from_millis(50));
+        assert_eq!(Figures::percentile(&d, 0.99), Duration::from_millis(99));
+        assert_eq!(Figures::percentile(&d[..1], 0.99), Duration::from_millis(1));
+        assert_eq!(Figures::percentile(&[], 0.5), Duration::ZERO);
+    }
+}

@@ -1,0 +1,645 @@
+//! The batch record: everything recorded about one batch (its product and
+//! specification, results, signatures, deviations, custody and parents),
+//! loaded once per transaction, and the questions the rules ask of it.
+//!
+//! Stored names arrive here already parsed (statuses, outcomes, meanings,
+//! events). A use case asks the record (`readiness`, `check_new_result`,
+//! `check_release`, `check_custody`, ...), writes its rows, and pushes what it
+//! wrote into the same value, so a later question in the same transaction
+//! sees it without reading the database again.
+
+use super::audit::ActorRef;
+use super::batch::BatchStatus;
+use super::custody::{
+    CustodyEvent, CustodyRefusal, CustodyState, PastEvent, Proposed, StorageRange, check_event,
+};
+use super::deviation::{Conclusion, DeviationKind, DeviationStatus, Severity};
+use super::release::{
+    BatchFacts, BatchSignature, Certification, Certifications, DeviationFact, ParentFact,
+    Readiness, ReleaseRefusal, ReleaseStep, check_release, readiness, took_part,
+};
+use super::result::{
+    RecordRefusal, ResultFacts, Review, ReviewRefusal, check_new_result, check_review,
+};
+use super::signature::Meaning;
+use super::spec::{Outcome, TestDef};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// The batch itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// Id.
+    pub id: Uuid,
+    /// The batch number on its label.
+    pub batch_number: String,
+    /// Its product.
+    pub product_id: Uuid,
+    /// The specification bound at creation.
+    pub spec_id: Uuid,
+    /// Where it stands.
+    pub status: BatchStatus,
+    /// Manufacture time.
+    pub manufactured_at: DateTime<Utc>,
+    /// Expiry.
+    pub expires_at: DateTime<Utc>,
+    /// ISBT 128 donation identification number.
+    pub donor_din: Option<String>,
+    /// The patient it is made for, when autologous or directed.
+    pub intended_recipient: Option<String>,
+    /// Parent batches (e.g. the working cell bank), by id.
+    pub parent_ids: Vec<Uuid>,
+    /// Quantity, as entered.
+    pub quantity: Option<String>,
+    /// Unit of the quantity.
+    pub unit: Option<String>,
+    /// Who started it.
+    pub created_by: Uuid,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// Last status change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What the rules need of the batch's product.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Product {
+    /// Id.
+    pub id: Uuid,
+    /// Product code.
+    pub code: String,
+    /// Name.
+    pub name: String,
+    /// Kind of product.
+    pub product_type: String,
+    /// Storage range: a custody temperature outside it is an excursion.
+    pub storage: StorageRange,
+    /// Release signatures required (1 or 2).
+    pub release_signatures_required: usize,
+}
+
+/// The specification the batch is bound to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Specification {
+    /// Id.
+    pub id: Uuid,
+    /// Version.
+    pub version: String,
+    /// Its tests, in order.
+    pub tests: Vec<TestDef>,
+}
+
+/// A result as recorded (never changed afterwards).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedResult {
+    /// Id (UUID v7: later results sort later).
+    pub id: Uuid,
+    /// Test code.
+    pub test_code: String,
+    /// The value as entered.
+    pub value: String,
+    /// Unit.
+    pub unit: Option<String>,
+    /// Pass or fail against the limit.
+    pub outcome: Outcome,
+    /// Who performed it.
+    pub performed_by: ActorRef,
+    /// When it was performed.
+    pub performed_at: DateTime<Utc>,
+    /// When it was recorded (server time).
+    pub recorded_at: DateTime<Utc>,
+    /// Instrument, as named.
+    pub instrument: Option<String>,
+    /// Comment.
+    pub comment: Option<String>,
+    /// The result it replaces.
+    pub replaces_result_id: Option<Uuid>,
+    /// Why it replaces it.
+    pub reason: Option<String>,
+}
+
+/// A signature on the batch, one of its results or one of its deviations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signature {
+    /// Id.
+    pub id: Uuid,
+    /// Who signed (printed name as at signing).
+    pub signer: ActorRef,
+    /// What it means.
+    pub meaning: Meaning,
+    /// Server time of signing.
+    pub signed_at: DateTime<Utc>,
+    /// Reason or comment given.
+    pub reason: Option<String>,
+    /// Hash of what was signed.
+    pub record_hash: String,
+    /// The record signed: the batch, a result or a deviation.
+    pub entity_id: Uuid,
+}
+
+/// A deviation of the batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deviation {
+    /// Id.
+    pub id: Uuid,
+    /// The result an OOS investigates.
+    pub result_id: Option<Uuid>,
+    /// What opened it.
+    pub kind: DeviationKind,
+    /// How serious.
+    pub severity: Severity,
+    /// Open or closed.
+    pub status: DeviationStatus,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// How it ended.
+    pub conclusion: Option<Conclusion>,
+    /// Root cause.
+    pub root_cause: Option<String>,
+    /// Who opened it (none: the system, for an OOS).
+    pub opened_by: Option<Uuid>,
+    /// When.
+    pub opened_at: DateTime<Utc>,
+    /// Who closed it.
+    pub closed_by: Option<Uuid>,
+    /// When.
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+/// A custody event of the batch, with its place in the batch's hash chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustodyRecord {
+    /// Id.
+    pub id: Uuid,
+    /// What happened.
+    pub event: CustodyEvent,
+    /// When, as reported.
+    pub occurred_at: DateTime<Utc>,
+    /// Where.
+    pub location: String,
+    /// Who had it.
+    pub party: String,
+    /// Temperature, as entered.
+    pub temperature_c: Option<String>,
+    /// Outside the product's storage range.
+    pub excursion: bool,
+    /// The excursion's deviation.
+    pub deviation_id: Option<Uuid>,
+    /// Shipper or bag.
+    pub container_id: Option<String>,
+    /// The patient, for an administration.
+    pub recipient_id: Option<String>,
+    /// A move inside the facility.
+    pub internal: bool,
+    /// Notes.
+    pub notes: Option<String>,
+    /// Who recorded it.
+    pub recorded_by: Uuid,
+    /// When (server time).
+    pub recorded_at: DateTime<Utc>,
+    /// Position in the batch's hash chain.
+    pub seq: i64,
+    /// The chain's previous hash.
+    pub prev_hash: String,
+    /// Its entry's hash.
+    pub hash: String,
+}
+
+/// Everything recorded about one batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchRecord {
+    /// The batch.
+    pub batch: Batch,
+    /// Its product.
+    pub product: Product,
+    /// Its specification.
+    pub spec: Specification,
+    /// Every result, oldest first.
+    pub results: Vec<RecordedResult>,
+    /// Every signature on the batch, its results and its deviations, oldest first.
+    pub signatures: Vec<Signature>,
+    /// Every deviation, oldest first.
+    pub deviations: Vec<Deviation>,
+    /// The chain of custody, in order.
+    pub custody: Vec<CustodyRecord>,
+    /// Parent batches, by batch number.
+    pub parents: Vec<ParentFact>,
+    /// Server time when the record was read.
+    pub now: DateTime<Utc>,
+}
+
+impl BatchRecord {
+    /// The test of the batch's specification with `code`.
+    pub fn test(&self, code: &str) -> Option<&TestDef> {
+        self.spec.tests.iter().find(|t| t.code == code)
+    }
+
+    /// A result of the batch.
+    pub fn result(&self, id: Uuid) -> Option<&RecordedResult> {
+        self.results.iter().find(|r| r.id == id)
+    }
+
+    /// A deviation of the batch.
+    pub fn deviation(&self, id: Uuid) -> Option<&Deviation> {
+        self.deviations.iter().find(|d| d.id == id)
+    }
+
+    /// The signatures on one record (the batch, a result, a deviation), oldest first.
+    pub fn signatures_on(&self, entity_id: Uuid) -> impl Iterator<Item = &Signature> {
+        self.signatures
+            .iter()
+            .filter(move |s| s.entity_id == entity_id)
+    }
+
+    /// What each result's status follows from, in the order of `results`.
+    pub fn result_facts(&self) -> Vec<ResultFacts> {
+        self.results.iter().map(|r| self.facts_of(r)).collect()
+    }
+
+    fn facts_of(&self, r: &RecordedResult) -> ResultFacts {
+        let review = self.signatures_on(r.id).find_map(|s| match s.meaning {
+            Meaning::Reviewed => Some((Review::Accepted, s.signer.id)),
+            Meaning::ReviewRejected => Some((Review::Rejected, s.signer.id)),
+            _ => None,
+        });
+        ResultFacts {
+            id: r.id,
+            test_code: r.test_code.clone(),
+            outcome: r.outcome,
+            performed_by: r.performed_by.id,
+            review: review.map(|(d, _)| d),
+            reviewed_by: review.map(|(_, who)| who),
+            superseded: self
+                .results
+                .iter()
+                .any(|o| o.replaces_result_id == Some(r.id)),
+            invalidated: self.deviations.iter().any(|d| {
+                d.result_id == Some(r.id) && d.conclusion == Some(Conclusion::InvalidTest)
+            }),
+        }
+    }
+
+    /// The current result of each test that has one, in specification order.
+    pub fn current_results(&self) -> Vec<&RecordedResult> {
+        let facts = self.result_facts();
+        self.spec
+            .tests
+            .iter()
+            .filter_map(|t| super::result::current_result(&facts, &t.code))
+            .filter_map(|f| self.result(f.id))
+            .collect()
+    }
+
+    /// Where the chain of custody stands.
+    pub fn custody_state(&self) -> CustodyState {
+        CustodyState::from_events(self.custody.iter().map(|c| PastEvent {
+            event: c.event,
+            occurred_at: c.occurred_at,
+            internal: c.internal,
+        }))
+    }
+
+    /// What the batch's own signatures say: when it was first released and
+    /// which release signatures wait for a second QA user.
+    pub fn certifications(&self) -> Certifications {
+        Certifications::from_signatures(
+            self.signatures_on(self.batch.id).map(|s| BatchSignature {
+                meaning: s.meaning,
+                signer: s.signer.id,
+                signed_at: s.signed_at,
+            }),
+            self.product.release_signatures_required,
+        )
+    }
+
+    /// Everything the release gate looks at.
+    pub fn gate(&self) -> BatchFacts {
+        BatchFacts {
+            tests: self.spec.tests.clone(),
+            results: self.result_facts(),
+            deviations: self
+                .deviations
+                .iter()
+                .map(|d| DeviationFact {
+                    id: d.id,
+                    title: d.title.clone(),
+                    open: d.status == DeviationStatus::Open,
+                    confirmed_oos: d.conclusion == Some(Conclusion::ConfirmedOos),
+                })
+                .collect(),
+            in_transit: self.custody_state().in_transit(),
+            expires_at: self.batch.expires_at,
+            now: self.now,
+            parents: self.parents.clone(),
+        }
+    }
+
+    /// Whether and how the batch can be released now, with every blocker.
+    pub fn readiness(&self) -> Readiness {
+        readiness(&self.gate())
+    }
+
+    /// Checks recording a new result of `test_code`.
+    pub fn check_new_result(
+        &self,
+        test_code: &str,
+        replaces: Option<Uuid>,
+        reason: Option<&str>,
+    ) -> Result<(), RecordRefusal> {
+        check_new_result(
+            self.batch.status,
+            &self.result_facts(),
+            test_code,
+            replaces,
+            reason,
+        )
+    }
+
+    /// Checks a second-person review of result `id` by `reviewer`; `None`
+    /// when the result is not this batch's.
+    pub fn check_review(&self, id: Uuid, reviewer: Uuid) -> Option<Result<(), ReviewRefusal>> {
+        self.result(id)
+            .map(|r| check_review(&self.facts_of(r), reviewer))
+    }
+
+    /// Checks a release signature of `kind` by `signer`: status, gate,
+    /// independence, a second signer who differs from the first. Returns
+    /// what the signature does.
+    pub fn check_release(
+        &self,
+        kind: Certification,
+        signer: Uuid,
+    ) -> Result<ReleaseStep, ReleaseRefusal> {
+        let gate = self.gate();
+        check_release(self.batch.status, kind, &readiness(&gate))?;
+        if took_part(&gate, signer) {
+            return Err(ReleaseRefusal::NotIndependent);
+        }
+        self.certifications()
+            .step(kind, signer, self.product.release_signatures_required)
+    }
+
+    /// Checks a custody event against the chain so far, the batch's status,
+    /// its release signature and its intended recipient.
+    pub fn check_custody(
+        &self,
+        event: CustodyEvent,
+        occurred_at: DateTime<Utc>,
+        internal: bool,
+        recipient_id: Option<&str>,
+    ) -> Result<(), CustodyRefusal> {
+        check_event(
+            &self.custody_state(),
+            &Proposed {
+                event,
+                occurred_at,
+                now: self.now,
+                batch_status: self.batch.status,
+                released_at: self.certifications().released_at,
+                internal,
+                recipient_id,
+                intended_recipient: self.batch.intended_recipient.as_deref(),
+            },
+        )
+    }
+
+    /// Adds a result just written.
+    pub fn push_result(&mut self, r: RecordedResult) {
+        self.results.push(r);
+    }
+
+    /// Adds a signature just written.
+    pub fn push_signature(&mut self, s: Signature) {
+        self.signatures.push(s);
+    }
+
+    /// Adds a deviation just opened, or replaces one just closed.
+    pub fn put_deviation(&mut self, d: Deviation) {
+        match self.deviations.iter_mut().find(|o| o.id == d.id) {
+            Some(old) => *old = d,
+            None => self.deviations.push(d),
+        }
+    }
+
+    /// Adds a custody event just written.
+    pub fn push_custody(&mut self, c: CustodyRecord) {
+        self.custody.push(c);
+    }
+
+    /// Records a status change just written.
+    pub fn set_status(&mut self, to: BatchStatus, at: DateTime<Utc>) {
+        self.batch.status = to;
+        self.batch.updated_at = at;
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::domain::release::BlockerCode;
+    use crate::domain::spec::{TestDefInput, validate_tests};
+    use chrono::Duration;
+
+    pub(crate) fn person(n: u128) -> ActorRef {
+        ActorRef {
+            id: Uuid::from_u128(n),
+            username: format!("user{n}"),
+            full_name: format!("User {n}"),
+        }
+    }
+
+    /// A quarantined batch of a product with a VIAB and a pending-allowed STER test.
+    pub(crate) fn record(required: usize) -> BatchRecord {
+        let now = Utc::now();
+        let tests = validate_tests(&[
+            TestDefInput {
+                code: "VIAB".into(),
+                name: "viability".into(),
+                method: "7-AAD".into(),
+                kind: "numeric".into(),
+                unit: Some("%".into()),
+                min: Some("80".into()),
+                ..Default::default()
+            },
+            TestDefInput {
+                code: "STER".into(),
+                name: "sterility".into(),
+                method: "Ph. Eur. 2.6.1".into(),
+                kind: "qualitative".into(),
+                allowed: Some(vec!["no growth".into()]),
+                pending_release_allowed: Some(true),
+                ..Default::default()
+            },
+        ])
+        .unwrap();
+        BatchRecord {
+            batch: Batch {
+                id: Uuid::now_v7(),
+                batch_number: "MSC-1".into(),
+                product_id: Uuid::now_v7(),
+                spec_id: Uuid::now_v7(),
+                status: BatchStatus::Quarantine,
+                manufactured_at: now - Duration::days(3),
+                expires_at: now + Duration::days(30),
+                donor_din: None,
+                intended_recipient: Some("PT-1".into()),
+                parent_ids: vec![],
+                quantity: None,
+                unit: None,
+                created_by: Uuid::from_u128(1),
+                created_at: now - Duration::days(3),
+                updated_at: now - Duration::days(3),
+            },
+            product: Product {
+                id: Uuid::now_v7(),
+                code: "MSC".into(),
+                name: "MSC injection".into(),
+                product_type: "cell therapy".into(),
+                storage: StorageRange::default(),
+                release_signatures_required: required,
+            },
+            spec: Specification {
+                id: Uuid::now_v7(),
+                version: "1".into(),
+                tests,
+            },
+            results: vec![],
+            signatures: vec![],
+            deviations: vec![],
+            custody: vec![],
+            parents: vec![],
+            now,
+        }
+    }
+
+    pub(crate) fn result(r: &BatchRecord, code: &str, value: &str, by: u128) -> RecordedResult {
+        let outcome = crate::domain::spec::evaluate(
+            r.test(code).unwrap(),
+            &serde_json::to_string(value).unwrap(),
+        )
+        .map(|e| e.outcome)
+        .unwrap_or(Outcome::Pass);
+        RecordedResult {
+            id: Uuid::now_v7(),
+            test_code: code.into(),
+            value: value.into(),
+            unit: None,
+            outcome,
+            performed_by: person(by),
+            performed_at: r.now - Duration::hours(2),
+            recorded_at: r.now - Duration::hours(1),
+            instrument: None,
+            comment: None,
+            replaces_result_id: None,
+            reason: None,
+        }
+    }
+
+    pub(crate) fn signature(on: Uuid, meaning: Meaning, by: u128, at: DateTime<Utc>) -> Signature {
+        Signature {
+            id: Uuid::now_v7(),
+            signer: person(by),
+            meaning,
+            signed_at: at,
+            reason: None,
+            record_hash: "0".repeat(64),
+            entity_id: on,
+        }
+    }
+
+    fn reviewed(r: &mut BatchRecord, code: &str, value: &str) -> Uuid {
+        let res = result(r, code, value, 1);
+        let id = res.id;
+        r.push_result(res);
+        let now = r.now;
+        r.push_signature(signature(id, Meaning::Reviewed, 2, now));
+        id
+    }
+
+    #[test]
+    fn what_is_pushed_is_what_the_rules_see_next() {
+        let mut r = record(1);
+        assert_eq!(r.readiness().blockers.len(), 2);
+        let viab = result(&r, "VIAB", "91.5", 1);
+        let viab_id = viab.id;
+        r.push_result(viab);
+        assert!(matches!(
+            r.check_new_result("VIAB", None, None),
+            Err(RecordRefusal::ResultExists { .. })
+        ));
+        let codes: Vec<BlockerCode> = r.readiness().blockers.iter().map(|b| b.code).collect();
+        assert_eq!(
+            codes,
+            vec![BlockerCode::ResultNotReviewed, BlockerCode::MissingResult]
+        );
+        assert_eq!(
+            r.check_review(viab_id, Uuid::from_u128(1)),
+            Some(Err(ReviewRefusal::SelfReview))
+        );
+        assert_eq!(r.check_review(viab_id, Uuid::from_u128(2)), Some(Ok(())));
+        assert_eq!(r.check_review(Uuid::now_v7(), Uuid::from_u128(2)), None);
+        let now = r.now;
+        r.push_signature(signature(viab_id, Meaning::Reviewed, 2, now));
+        assert!(r.readiness().conditionally_releasable);
+        assert_eq!(r.current_results().len(), 1);
+    }
+
+    #[test]
+    fn release_asks_for_independence_then_counts_signatures() {
+        let mut r = record(2);
+        reviewed(&mut r, "VIAB", "91.5");
+        reviewed(&mut r, "STER", "no growth");
+        assert_eq!(
+            r.check_release(Certification::Full, Uuid::from_u128(2)),
+            Err(ReleaseRefusal::NotIndependent)
+        );
+        let qa = Uuid::from_u128(7);
+        assert_eq!(
+            r.check_release(Certification::Full, qa),
+            Ok(ReleaseStep::Awaiting {
+                signed: 1,
+                required: 2
+            })
+        );
+        let (id, now) = (r.batch.id, r.now);
+        r.push_signature(signature(id, Meaning::Released, 7, now));
+        assert_eq!(
+            r.check_release(Certification::Full, qa),
+            Err(ReleaseRefusal::AlreadySigned)
+        );
+        assert_eq!(
+            r.check_release(Certification::Full, Uuid::from_u128(8)),
+            Ok(ReleaseStep::Certified(BatchStatus::Released))
+        );
+    }
+
+    #[test]
+    fn custody_leaving_the_facility_waits_for_the_release_signature() {
+        let mut r = record(1);
+        r.batch.intended_recipient = None;
+        reviewed(&mut r, "VIAB", "91.5");
+        reviewed(&mut r, "STER", "no growth");
+        let signed = r.now - Duration::hours(1);
+        let id = r.batch.id;
+        r.push_signature(signature(id, Meaning::Released, 7, signed));
+        r.set_status(BatchStatus::Released, signed);
+        let five_hours_before = signed - Duration::hours(5);
+        assert_eq!(
+            r.check_custody(CustodyEvent::Shipped, five_hours_before, false, None),
+            Err(CustodyRefusal::BeforeRelease {
+                event: CustodyEvent::Shipped,
+                released_at: signed
+            })
+        );
+        assert_eq!(
+            r.check_custody(CustodyEvent::Shipped, five_hours_before, true, None),
+            Ok(())
+        );
+        assert_eq!(
+            r.check_custody(CustodyEvent::Shipped, signed, false, None),
+            Ok(())
+        );
+    }
+}

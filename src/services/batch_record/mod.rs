@@ -1,0 +1,261 @@
+//! One batch and its facts, loaded once per transaction: the lower tier
+//! every use case on a batch shares.
+//!
+//! [`LockedBatch::lock`] takes the batch row lock that serialises every
+//! writer of the batch's record and hash chain, then reads the whole record
+//! (specification, results, signatures, deviations, custody, parents) and
+//! the chain's head in one statement. Two statements in all: the read comes
+//! after the lock, so under READ COMMITTED it sees everything committed by
+//! the writer that held the lock before. The domain answers every question
+//! from `record`; the writes below put what they wrote into it, and append
+//! to the chain after the head read under the lock (one statement each).
+//!
+//! [`read`] is the same record without a lock, for pages and reports: one
+//! statement, one snapshot.
+
+mod load;
+pub mod views;
+
+pub use load::{LOAD, batch_of, custody_of, deviation_of, product_of, result_of};
+
+use super::Actor;
+use super::audit::{self, AuditRecord, ChainHead};
+use super::signatures::{self, Signing};
+use crate::db::models::{AuditEntryRow, DeviationRow};
+use crate::db::schema::{batches, deviations};
+use crate::domain::audit::batch_chain;
+use crate::domain::batch::BatchStatus;
+use crate::domain::deviation::{DeviationKind, DeviationStatus, Severity};
+use crate::domain::record::{BatchRecord, Deviation, Signature};
+use crate::error::AppError;
+use chrono::Utc;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::Uuid as SqlUuid;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// 404 for an unknown batch.
+pub fn batch_not_found(id: Uuid) -> AppError {
+    AppError::not_found("batch_not_found", format!("no batch {id}"))
+}
+
+/// 404 for an unknown result.
+pub fn result_not_found(id: Uuid) -> AppError {
+    AppError::not_found("result_not_found", format!("no result {id}"))
+}
+
+/// 404 for an unknown deviation.
+pub fn deviation_not_found(id: Uuid) -> AppError {
+    AppError::not_found("deviation_not_found", format!("no deviation {id}"))
+}
+
+/// The record of batch `id`, unlocked: one statement, one snapshot.
+pub fn read(conn: &mut PgConnection, id: Uuid) -> Result<BatchRecord, AppError> {
+    load::read(conn, id)?
+        .map(|r| r.record)
+        .ok_or_else(|| batch_not_found(id))
+}
+
+/// The record of batch `id` and where its hash chain ends (for the
+/// certificate): `(seq, hash)`.
+pub fn read_with_head(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<(BatchRecord, Option<(i64, String)>), AppError> {
+    load::read(conn, id)?
+        .map(|r| (r.record, r.head))
+        .ok_or_else(|| batch_not_found(id))
+}
+
+/// How the batch to lock is named.
+#[derive(Debug, Clone, Copy)]
+pub enum BatchOf {
+    /// By its own id.
+    Batch(Uuid),
+    /// As the batch of this result.
+    Result(Uuid),
+    /// As the batch of this deviation.
+    Deviation(Uuid),
+}
+
+#[derive(QueryableByName)]
+struct LockedId {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+}
+
+/// A batch whose row this transaction has locked, with its record and the
+/// head of its hash chain.
+#[derive(Debug)]
+pub struct LockedBatch {
+    /// Everything recorded about the batch, kept current as this
+    /// transaction writes.
+    pub record: BatchRecord,
+    head: ChainHead,
+}
+
+impl LockedBatch {
+    /// Locks the batch's row (`FOR UPDATE`) and reads its record: two statements.
+    pub fn lock(conn: &mut PgConnection, of: BatchOf) -> Result<LockedBatch, AppError> {
+        let (sql, key, missing) = match of {
+            BatchOf::Batch(id) => (
+                "SELECT id FROM batches WHERE id = $1 FOR UPDATE",
+                id,
+                batch_not_found(id),
+            ),
+            BatchOf::Result(id) => (
+                "SELECT b.id FROM batches b JOIN results r ON r.batch_id = b.id \
+                 WHERE r.id = $1 FOR UPDATE OF b",
+                id,
+                result_not_found(id),
+            ),
+            BatchOf::Deviation(id) => (
+                "SELECT b.id FROM batches b JOIN deviations d ON d.batch_id = b.id \
+                 WHERE d.id = $1 FOR UPDATE OF b",
+                id,
+                deviation_not_found(id),
+            ),
+        };
+        let Some(locked): Option<LockedId> = diesel::sql_query(sql)
+            .bind::<SqlUuid, _>(key)
+            .get_result(conn)
+            .optional()?
+        else {
+            return Err(missing);
+        };
+        let read = load::read(conn, locked.id)?.ok_or_else(|| batch_not_found(locked.id))?;
+        let (seq, hash) = read.head.ok_or_else(|| {
+            AppError::Internal(anyhow::anyhow!("batch {} has no chain head", locked.id))
+        })?;
+        Ok(LockedBatch {
+            head: ChainHead {
+                chain: batch_chain(locked.id),
+                seq,
+                hash,
+                at: read.record.now,
+            },
+            record: read.record,
+        })
+    }
+
+    /// The batch's id.
+    pub fn id(&self) -> Uuid {
+        self.record.batch.id
+    }
+
+    /// The batch's hash chain.
+    pub fn chain(&self) -> String {
+        self.head.chain.clone()
+    }
+
+    /// Appends an entry to the batch's chain (one statement).
+    pub fn append(
+        &mut self,
+        conn: &mut PgConnection,
+        rec: AuditRecord<'_>,
+    ) -> Result<AuditEntryRow, AppError> {
+        audit::append_at_head(conn, &mut self.head, rec)
+    }
+
+    /// Stores a signature on the batch or one of its records and adds it to
+    /// the record; call after [`signatures::verify_signer`].
+    pub fn sign(
+        &mut self,
+        conn: &mut PgConnection,
+        signer: &Actor,
+        signing: &Signing<'_>,
+    ) -> Result<Signature, AppError> {
+        let s = signatures::record(conn, signer, signing)?;
+        self.record.push_signature(s.clone());
+        Ok(s)
+    }
+
+    /// Opens a deviation on the batch with its audit entry (`opened_by`
+    /// none: the system, for an OOS) and adds it to the record.
+    pub fn open_deviation(
+        &mut self,
+        conn: &mut PgConnection,
+        opened_by: Option<&Actor>,
+        new: NewDeviation,
+    ) -> Result<Deviation, AppError> {
+        let row = DeviationRow {
+            id: Uuid::now_v7(),
+            batch_id: self.id(),
+            result_id: new.result_id,
+            kind: new.kind.as_str().to_owned(),
+            severity: new.severity.as_str().to_owned(),
+            status: DeviationStatus::Open.as_str().to_owned(),
+            title: new.title,
+            description: new.description,
+            opened_by: opened_by.map(|a| a.id),
+            opened_at: Utc::now(),
+            conclusion: None,
+            root_cause: None,
+            closed_by: None,
+            closed_at: None,
+        };
+        diesel::insert_into(deviations::table)
+            .values(&row)
+            .execute(conn)?;
+        let deviation = deviation_of(row)?;
+        let chain = self.chain();
+        let after = deviation_record(self.id(), &deviation);
+        self.append(
+            conn,
+            AuditRecord::on_batch(
+                &chain,
+                self.id(),
+                opened_by,
+                "deviation.opened",
+                "deviation",
+                deviation.id,
+            )
+            .after(after),
+        )?;
+        self.record.put_deviation(deviation.clone());
+        Ok(deviation)
+    }
+
+    /// Moves the batch to `to` (its audit entry is the caller's, with the
+    /// signature that decided it).
+    pub fn set_status(&mut self, conn: &mut PgConnection, to: BatchStatus) -> Result<(), AppError> {
+        let at = Utc::now();
+        diesel::update(batches::table.find(self.id()))
+            .set((batches::status.eq(to.as_str()), batches::updated_at.eq(at)))
+            .execute(conn)?;
+        self.record.set_status(to, at);
+        Ok(())
+    }
+}
+
+/// A deviation to open.
+#[derive(Debug, Clone)]
+pub struct NewDeviation {
+    /// What opens it.
+    pub kind: DeviationKind,
+    /// How serious.
+    pub severity: Severity,
+    /// The result an OOS investigates.
+    pub result_id: Option<Uuid>,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+}
+
+/// What the audit trail records of a deviation.
+pub fn deviation_record(batch_id: Uuid, d: &Deviation) -> Value {
+    json!({
+        "id": d.id,
+        "batch_id": batch_id,
+        "result_id": d.result_id,
+        "kind": d.kind,
+        "severity": d.severity,
+        "status": d.status,
+        "title": d.title,
+        "description": d.description,
+        "conclusion": d.conclusion,
+        "root_cause": d.root_cause,
+    })
+}

@@ -1,0 +1,90 @@
+//! A batch's history: every entry of its hash chain, oldest first, as JSON
+//! or CSV (the auditor's export).
+
+use super::audit::AuditEntryView;
+use super::batch_record::batch_not_found;
+use crate::db::models::AuditEntryRow;
+use crate::db::schema::{audit_entries, batches};
+use crate::domain::audit::batch_chain;
+use crate::error::AppError;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use uuid::Uuid;
+
+/// Every audit entry of the batch's chain, oldest first.
+pub fn history(conn: &mut PgConnection, id: Uuid) -> Result<Vec<AuditEntryView>, AppError> {
+    let rows: Vec<AuditEntryRow> = audit_entries::table
+        .filter(audit_entries::chain.eq(batch_chain(id)))
+        .order(audit_entries::seq)
+        .select(AuditEntryRow::as_select())
+        .load(conn)?;
+    // Every batch's chain starts with its creation: no entry, no batch.
+    if rows.is_empty() {
+        let exists: bool =
+            diesel::select(diesel::dsl::exists(batches::table.find(id))).get_result(conn)?;
+        if !exists {
+            return Err(batch_not_found(id));
+        }
+    }
+    Ok(rows.into_iter().map(AuditEntryView::from).collect())
+}
+
+/// The history as CSV: one row per entry, values as canonical JSON.
+pub fn history_csv(entries: &[AuditEntryView]) -> Result<Vec<u8>, AppError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let io = |e: csv::Error| AppError::Internal(anyhow::Error::new(e).context("writing CSV"));
+    w.write_record([
+        "seq",
+        "at",
+        "actor_id",
+        "actor_username",
+        "actor_full_name",
+        "action",
+        "entity_type",
+        "entity_id",
+        "reason",
+        "before",
+        "after",
+        "prev_hash",
+        "hash",
+    ])
+    .map_err(io)?;
+    for e in entries {
+        let json_text = |v: &Option<serde_json::Value>| -> Result<String, AppError> {
+            match v {
+                Some(v) => Ok(
+                    String::from_utf8(crate::domain::hashing::canonical_json(v)?)
+                        .map_err(|e| AppError::Internal(e.into()))?,
+                ),
+                None => Ok(String::new()),
+            }
+        };
+        w.write_record([
+            e.seq.to_string(),
+            crate::domain::hashing::hash_timestamp(e.at),
+            e.actor
+                .as_ref()
+                .map(|a| a.id.to_string())
+                .unwrap_or_default(),
+            e.actor
+                .as_ref()
+                .map(|a| a.username.clone())
+                .unwrap_or_default(),
+            e.actor
+                .as_ref()
+                .map(|a| a.full_name.clone())
+                .unwrap_or_default(),
+            e.action.clone(),
+            e.entity_type.clone(),
+            e.entity_id.map(|i| i.to_string()).unwrap_or_default(),
+            e.reason.clone().unwrap_or_default(),
+            json_text(&e.before)?,
+            json_text(&e.after)?,
+            e.prev_hash.clone(),
+            e.hash.clone(),
+        ])
+        .map_err(io)?;
+    }
+    w.into_inner()
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("writing CSV: {e}")))
+}

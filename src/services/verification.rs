@@ -1,0 +1,274 @@
+//! Verifying the audit trail: every chain recomputed from the stored
+//! fields, each link, each sequence and each chain's head (`GET
+//! /audit/verify`, `cellqc audit verify`, the history page).
+
+use super::audit::actor_of;
+use crate::db::models::AuditEntryRow;
+use crate::db::schema::{audit_chain_heads, audit_entries};
+use crate::domain::audit::{ChainCursor, EntryContent};
+use crate::error::AppError;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// One broken link.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct BrokenLink {
+    /// Chain.
+    pub chain: String,
+    /// Entry's sequence number.
+    pub seq: i64,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// The result of verifying every chain.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct VerifyReport {
+    /// Every chain verified.
+    pub ok: bool,
+    /// Chains checked.
+    pub chains: i64,
+    /// Entries checked.
+    pub events: i64,
+    /// Broken links, in chain order (at most [`MAX_REPORTED`]).
+    pub broken: Vec<BrokenLink>,
+}
+
+/// Broken links reported at most (the count of chains and events is exact).
+pub const MAX_REPORTED: usize = 1000;
+
+const VERIFY_PAGE: i64 = 2000;
+
+/// Re-computes every hash of every chain from the stored fields and checks
+/// each link, each sequence and each chain's head. Reads in keyset pages, so
+/// memory stays flat however long the trail is.
+pub fn verify(conn: &mut PgConnection) -> Result<VerifyReport, AppError> {
+    verify_chains(conn, None)
+}
+
+/// One fetched entry with its chain's head (sequence number and hash).
+type VerifyRow = (AuditEntryRow, Option<i64>, Option<String>);
+
+/// The page of entries after `after`, in (chain, seq) order.
+fn verify_page(
+    conn: &mut PgConnection,
+    only: Option<&str>,
+    after: Option<&(String, i64)>,
+) -> Result<Vec<VerifyRow>, AppError> {
+    let mut q = audit_entries::table
+        .select(AuditEntryRow::as_select())
+        .order((audit_entries::chain, audit_entries::seq))
+        .limit(VERIFY_PAGE)
+        .into_boxed();
+    match (only, after) {
+        // One chain: a plain range on (chain, seq).
+        (Some(chain), after) => {
+            q = q.filter(audit_entries::chain.eq(chain.to_owned()));
+            if let Some((_, seq)) = after {
+                q = q.filter(audit_entries::seq.gt(*seq));
+            }
+        }
+        // Every chain: a row comparison, so each page starts with an index
+        // range scan on (chain, seq) instead of filtering earlier entries.
+        (None, Some((chain, seq))) => {
+            q = q.filter(
+                diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    "(audit_entries.chain, audit_entries.seq) > (",
+                )
+                .bind::<Text, _>(chain.clone())
+                .sql(", ")
+                .bind::<diesel::sql_types::BigInt, _>(*seq)
+                .sql(")"),
+            );
+        }
+        (None, None) => {}
+    }
+    let rows: Vec<AuditEntryRow> = q.load(conn)?;
+    // The heads of the page's chains, by key: a join here would make the
+    // planner walk the heads from the first chain on every page.
+    let mut chains: Vec<&str> = rows.iter().map(|r| r.chain.as_str()).collect();
+    chains.dedup();
+    let heads: HashMap<String, (i64, String)> = audit_chain_heads::table
+        .filter(audit_chain_heads::chain.eq_any(&chains))
+        .select((
+            audit_chain_heads::chain,
+            audit_chain_heads::seq,
+            audit_chain_heads::hash,
+        ))
+        .load::<(String, i64, String)>(conn)?
+        .into_iter()
+        .map(|(c, seq, hash)| (c, (seq, hash)))
+        .collect();
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let head = heads.get(&r.chain).cloned();
+            let (seq, hash) = head.unzip();
+            (r, seq, hash)
+        })
+        .collect())
+}
+
+/// [`verify`], limited to one chain when `only` names it.
+///
+/// Two threads: one reads pages from the database (and decodes them) while
+/// this one recomputes the hashes of the page before, so the database and
+/// the hashing work at the same time.
+pub fn verify_chains(
+    conn: &mut PgConnection,
+    only: Option<&str>,
+) -> Result<VerifyReport, AppError> {
+    let mut report = VerifyReport {
+        ok: true,
+        chains: 0,
+        events: 0,
+        broken: Vec::new(),
+    };
+    let mut note = |report: &mut VerifyReport, chain: &str, seq: i64, reason: String| {
+        report.ok = false;
+        if report.broken.len() < MAX_REPORTED {
+            report.broken.push(BrokenLink {
+                chain: chain.to_owned(),
+                seq,
+                reason,
+            });
+        }
+    };
+    let mut current: Option<Walk> = None;
+    std::thread::scope(|scope| -> Result<(), AppError> {
+        let (pages, received) = std::sync::mpsc::sync_channel::<Vec<VerifyRow>>(2);
+        let db = &mut *conn;
+        let reader = scope.spawn(move || -> Result<(), AppError> {
+            let mut after: Option<(String, i64)> = None;
+            loop {
+                let rows = verify_page(db, only, after.as_ref())?;
+                let full = i64::try_from(rows.len()).unwrap_or(0) >= VERIFY_PAGE;
+                after = rows.last().map(|(r, _, _)| (r.chain.clone(), r.seq));
+                // A closed channel: the checker stopped on an error.
+                if !rows.is_empty() && pages.send(rows).is_err() {
+                    return Ok(());
+                }
+                if !full {
+                    return Ok(());
+                }
+            }
+        });
+        for rows in received {
+            for (row, head_seq, head_hash) in rows {
+                check_row(
+                    &mut report,
+                    &mut note,
+                    &mut current,
+                    row,
+                    head_seq,
+                    head_hash,
+                )?;
+            }
+        }
+        reader
+            .join()
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("the audit reader thread panicked")))?
+    })?;
+    if let Some(walk) = current.take() {
+        finish_chain(&mut report, &mut note, walk);
+    }
+    // Chains whose head records entries none of which is left.
+    let mut emptied_q = audit_chain_heads::table
+        .filter(audit_chain_heads::seq.gt(0))
+        .into_boxed();
+    if let Some(chain) = only {
+        emptied_q = emptied_q.filter(audit_chain_heads::chain.eq(chain.to_owned()));
+    }
+    let emptied: Vec<(String, i64)> = emptied_q
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            audit_entries::table.filter(audit_entries::chain.eq(audit_chain_heads::chain)),
+        )))
+        .select((audit_chain_heads::chain, audit_chain_heads::seq))
+        .load(conn)?;
+    for (chain, head_seq) in emptied {
+        report.chains += 1;
+        note(
+            &mut report,
+            &chain,
+            0,
+            format!("every entry is missing: the chain head records {head_seq}"),
+        );
+    }
+    Ok(report)
+}
+
+/// The chain being walked by [`verify`].
+struct Walk {
+    chain: String,
+    cursor: ChainCursor,
+    /// The head row's sequence number and hash.
+    head: Option<(i64, String)>,
+}
+
+/// Checks one entry against the walk of its chain (starting a new walk, and
+/// finishing the previous one, at a chain boundary).
+fn check_row(
+    report: &mut VerifyReport,
+    note: &mut impl FnMut(&mut VerifyReport, &str, i64, String),
+    current: &mut Option<Walk>,
+    row: AuditEntryRow,
+    head_seq: Option<i64>,
+    head_hash: Option<String>,
+) -> Result<(), AppError> {
+    let same_chain = current.as_ref().is_some_and(|w| w.chain == row.chain);
+    if !same_chain {
+        if let Some(walk) = current.take() {
+            finish_chain(report, note, walk);
+        }
+        report.chains += 1;
+        *current = Some(Walk {
+            chain: row.chain.clone(),
+            cursor: ChainCursor::default(),
+            head: head_seq.zip(head_hash),
+        });
+    }
+    report.events += 1;
+    let actor = actor_of(&row);
+    let content = EntryContent {
+        chain: &row.chain,
+        seq: row.seq,
+        at: row.at,
+        actor: actor.as_ref(),
+        action: &row.action,
+        entity_type: &row.entity_type,
+        entity_id: row.entity_id,
+        batch_id: row.batch_id,
+        reason: row.reason.as_deref(),
+        before: row.before.as_ref(),
+        after: row.after.as_ref(),
+    };
+    if let Some(walk) = current.as_mut() {
+        if let Some(reason) = walk.cursor.check(&content, &row.prev_hash, &row.hash)? {
+            note(report, &row.chain, row.seq, reason.describe());
+        }
+    }
+    Ok(())
+}
+
+fn finish_chain(
+    report: &mut VerifyReport,
+    note: &mut impl FnMut(&mut VerifyReport, &str, i64, String),
+    walk: Walk,
+) {
+    match walk.head {
+        Some((seq, hash)) => {
+            if let Some((at, reason)) = walk.cursor.finish(seq, &hash) {
+                note(report, &walk.chain, at, reason.describe());
+            }
+        }
+        None => note(
+            report,
+            &walk.chain,
+            0,
+            "the chain has no head row".to_owned(),
+        ),
+    }
+}

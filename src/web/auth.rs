@@ -1,0 +1,138 @@
+//! Signing in and out of the web interface.
+
+use super::layout::{html_page, page, see_other};
+use super::session::{
+    CsrfForm, LOGIN_CSRF_COOKIE, SESSION_COOKIE, WebError, WebUser, constant_time_eq,
+    protected_cookie, removal,
+};
+use crate::app::AppState;
+use crate::error::AppError;
+use crate::services::auth::{self as auth_svc, random_token};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+fn secure(state: &AppState, req: &HttpRequest) -> bool {
+    state.secure_cookies || req.connection_info().scheme() == "https"
+}
+
+fn login_markup(token: &str, username: &str, error: Option<&str>) -> Markup {
+    page(
+        "Sign in",
+        None,
+        html! {
+            @if let Some(e) = error { div.notice.error role="alert" id="login-error" { (e) } }
+            form.stack.card method="post" action="/login" {
+                input type="hidden" name="csrf" value=(token);
+                label { "Username" input type="text" name="username" value=(username) autocomplete="username" required autofocus; }
+                label { "Password" input type="password" name="password" autocomplete="current-password" required; }
+                button type="submit" { "Sign in" }
+            }
+        },
+    )
+}
+
+/// The sign-in form.
+#[get("/login")]
+pub async fn login_form(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let token = random_token();
+    let mut res = html_page(
+        actix_web::http::StatusCode::OK,
+        login_markup(&token, "", None),
+    );
+    let _ = res.add_cookie(&protected_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        secure(&state, &req),
+        3600,
+    ));
+    res
+}
+
+/// The sign-in form's fields.
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    csrf: String,
+    username: String,
+    password: String,
+}
+
+/// Signs in and sets the session cookie; a refusal (wrong password, locked
+/// account, too many attempts) is shown on the form.
+#[post("/login")]
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, WebError> {
+    let form = form.into_inner();
+    let expected = req
+        .cookie(LOGIN_CSRF_COOKIE)
+        .map(|c| c.value().to_owned())
+        .unwrap_or_default();
+    if expected.is_empty() || !constant_time_eq(expected.as_bytes(), form.csrf.as_bytes()) {
+        return Err(WebError::Refused(AppError::forbidden(
+            "csrf_failed",
+            "the sign-in form is out of date: reload the page and sign in again",
+        )));
+    }
+    let attempt = match state.check_login_rate(&req) {
+        Ok(()) => {
+            let cfg = state.auth.clone();
+            let (u, p) = (form.username.clone(), form.password.clone());
+            state.db(move |c| auth_svc::login(c, &cfg, &u, &p)).await
+        }
+        Err(e) => Err(e),
+    };
+    match attempt {
+        Ok(ok) => {
+            let mut res = see_other("/batches".to_owned());
+            let max_age = ok.expires_in;
+            res.add_cookie(&protected_cookie(
+                SESSION_COOKIE,
+                ok.access_token,
+                secure(&state, &req),
+                max_age,
+            ))
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("setting the cookie: {e}")))?;
+            res.add_cookie(&removal(LOGIN_CSRF_COOKIE))
+                .map_err(|e| AppError::Internal(anyhow::anyhow!("removing the cookie: {e}")))?;
+            Ok(res)
+        }
+        Err(AppError::Problem(p)) if p.status.is_client_error() => {
+            let message = match p.code {
+                "account_locked" => "This account is locked after repeated failed attempts. \
+                                     Wait 15 minutes or ask an administrator to unlock it."
+                    .to_owned(),
+                "rate_limited" => p.detail.clone(),
+                _ => "Wrong username or password.".to_owned(),
+            };
+            let mut res = HttpResponse::build(p.status)
+                .content_type("text/html; charset=utf-8")
+                .body(login_markup(&form.csrf, &form.username, Some(&message)).into_string());
+            res.headers_mut().insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("no-store"),
+            );
+            Ok(res)
+        }
+        Err(e) => Err(WebError::Refused(e)),
+    }
+}
+
+/// Signs out: the session is revoked at once.
+#[post("/logout")]
+pub async fn logout(
+    state: web::Data<AppState>,
+    user: WebUser,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
+    user.check_csrf(&form.csrf)?;
+    let who = user.0.clone();
+    state.db(move |c| auth_svc::logout(c, &who)).await?;
+    let mut res = see_other("/login".to_owned());
+    res.add_cookie(&removal(SESSION_COOKIE))
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("removing the cookie: {e}")))?;
+    Ok(res)
+}

@@ -1,0 +1,133 @@
+//! Recording custody events from the browser.
+
+use super::layout::{
+    csrf, html_page, now_for_form, page, refusal, refusal_box, see_other, time, utc_from_form,
+};
+use super::session::{WebError, WebUser};
+use crate::app::AppState;
+use crate::domain::roles::Action;
+use crate::error::Problem;
+use crate::services::batches as batch_svc;
+use crate::services::custody::{self as custody_svc, NewCustodyInput};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, get, post, web};
+use maud::{Markup, html};
+use serde::Deserialize;
+use uuid::Uuid;
+
+const EVENTS: [&str; 6] = [
+    "received",
+    "stored",
+    "shipped",
+    "delivered",
+    "administered",
+    "destroyed",
+];
+
+async fn custody_markup(
+    state: &AppState,
+    user: &WebUser,
+    batch_id: Uuid,
+    problem: Option<&Problem>,
+) -> Result<Markup, WebError> {
+    let detail = state.db(move |c| batch_svc::get_batch(c, batch_id)).await?;
+    Ok(page(
+        &format!("Custody · {}", detail.batch.batch_number),
+        Some(user),
+        html! {
+            (refusal_box(problem))
+            ol { @for e in &detail.custody { li { strong { (e.event) } " · " (time(e.occurred_at)) " · " (e.location) } } }
+            form.stack.card method="post" action={"/batches/" (batch_id) "/custody"} {
+                (csrf(user))
+                label { "Event" select name="event" { @for e in EVENTS { option value=(e) { (e) } } } }
+                label { "Occurred at (UTC)" input type="datetime-local" name="occurred_at" required value=(now_for_form()); }
+                label { "Location" input type="text" name="location" required; }
+                label { "Party (who holds it)" input type="text" name="party" required; }
+                label { "Temperature (°C)" input type="text" name="temperature_c" inputmode="decimal"; }
+                label { "Container id" input type="text" name="container_id"; }
+                label { "Recipient id (administration only)" input type="text" name="recipient_id"; }
+                label { input type="checkbox" name="internal" value="true"; " Internal move (within the facility)" }
+                label { "Notes" textarea name="notes" {} }
+                button type="submit" { "Record the event" }
+            }
+            p { a href={"/batches/" (batch_id)} { "Back to the batch" } }
+        },
+    ))
+}
+
+/// The custody event form (technicians, QA).
+#[get("/batches/{id}/custody/new")]
+pub async fn custody_form(
+    state: web::Data<AppState>,
+    user: WebUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::RecordCustody)?;
+    Ok(html_page(
+        StatusCode::OK,
+        custody_markup(&state, &user, id.into_inner(), None).await?,
+    ))
+}
+
+/// The custody form's fields.
+#[derive(Debug, Deserialize)]
+pub struct CustodyForm {
+    csrf: String,
+    event: String,
+    occurred_at: String,
+    location: String,
+    party: String,
+    temperature_c: Option<String>,
+    container_id: Option<String>,
+    recipient_id: Option<String>,
+    internal: Option<String>,
+    notes: Option<String>,
+}
+
+/// Records a custody event.
+#[post("/batches/{id}/custody")]
+pub async fn record_custody(
+    state: web::Data<AppState>,
+    user: WebUser,
+    id: web::Path<Uuid>,
+    form: web::Form<CustodyForm>,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::RecordCustody)?;
+    user.check_csrf(&form.csrf)?;
+    let batch_id = id.into_inner();
+    let f = form.into_inner();
+    let attempt = async {
+        let occurred_at = utc_from_form("occurred_at", &f.occurred_at)?;
+        let input = NewCustodyInput {
+            event: f.event.clone(),
+            occurred_at,
+            location: f.location.clone(),
+            party: f.party.clone(),
+            temperature_c: f
+                .temperature_c
+                .as_deref()
+                .filter(|t| !t.trim().is_empty())
+                .map(|t| serde_json::to_string(t.trim()))
+                .transpose()?,
+            container_id: f.container_id.clone(),
+            recipient_id: f.recipient_id.clone(),
+            internal: f.internal.as_deref() == Some("true"),
+            notes: f.notes.clone(),
+        };
+        let actor = user.0.actor.clone();
+        state
+            .db(move |c| custody_svc::record_event(c, &actor, batch_id, &input))
+            .await
+    }
+    .await;
+    match attempt {
+        Ok(_) => Ok(see_other(format!("/batches/{batch_id}"))),
+        Err(e) => {
+            let p = refusal(e)?;
+            Ok(html_page(
+                p.status,
+                custody_markup(&state, &user, batch_id, Some(&p)).await?,
+            ))
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! A batch's deviations: opening one by hand, closing one (QA, signed).
+
+use super::layout::{csrf, html_page, meaning_box, page, refusal, refusal_box, see_other, status};
+use super::session::{WebError, WebUser};
+use crate::app::AppState;
+use crate::domain::deviation::DeviationStatus;
+use crate::domain::roles::Action;
+use crate::domain::signature::Meaning;
+use crate::error::Problem;
+use crate::services::batches as batch_svc;
+use crate::services::deviations::{self as dev_svc, NewDeviationInput};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, get, post, web};
+use maud::{Markup, html};
+use serde::Deserialize;
+use uuid::Uuid;
+
+async fn deviation_markup(
+    state: &AppState,
+    user: &WebUser,
+    batch_id: Uuid,
+    problem: Option<&Problem>,
+) -> Result<Markup, WebError> {
+    let detail = state.db(move |c| batch_svc::get_batch(c, batch_id)).await?;
+    let may_close = user.may(Action::Sign(Meaning::DeviationClosed));
+    Ok(page(
+        &format!("Deviations · {}", detail.batch.batch_number),
+        Some(user),
+        html! {
+            (refusal_box(problem))
+            @for d in &detail.deviations {
+                div.card {
+                    p { strong { (d.title) } " · " (d.kind) " · " (d.severity) " · " (status(d.status.as_str())) }
+                    p { (d.description) }
+                    @if let Some(c) = &d.conclusion { p { "Concluded " (c) ": " (d.root_cause.clone().unwrap_or_default()) } }
+                    @if d.status == DeviationStatus::Open && may_close {
+                        form.stack method="post" action={"/deviations/" (d.id) "/close"} {
+                            (csrf(user))
+                            input type="hidden" name="batch_id" value=(batch_id);
+                            label { "Conclusion" select name="conclusion" {
+                                option value="invalid_test" { "invalid test (an assignable cause invalidates the result)" }
+                                option value="confirmed_oos" { "confirmed OOS (the batch can only be rejected)" }
+                                option value="no_impact" { "no impact" }
+                            } }
+                            label { "Root cause (required)" textarea name="root_cause" required {} }
+                            (meaning_box(Meaning::DeviationClosed))
+                            label { "Your password (electronic signature)" input type="password" name="password" required autocomplete="current-password"; }
+                            button type="submit" { "Sign and close" }
+                        }
+                    }
+                }
+            }
+            form.stack.card method="post" action={"/batches/" (batch_id) "/deviations"} {
+                h2 { "Open a deviation" }
+                (csrf(user))
+                label { "Title" input type="text" name="title" required; }
+                label { "Description" textarea name="description" required {} }
+                label { "Severity" select name="severity" { option { "minor" } option { "major" } option { "critical" } } }
+                button type="submit" { "Open the deviation" }
+            }
+            p { a href={"/batches/" (batch_id)} { "Back to the batch" } }
+        },
+    ))
+}
+
+/// A batch's deviations: open one, or (QA) close one.
+#[get("/batches/{id}/deviations")]
+pub async fn deviations_page(
+    state: web::Data<AppState>,
+    user: WebUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::OpenDeviation)?;
+    Ok(html_page(
+        StatusCode::OK,
+        deviation_markup(&state, &user, id.into_inner(), None).await?,
+    ))
+}
+
+/// The open-deviation form's fields.
+#[derive(Debug, Deserialize)]
+pub struct OpenForm {
+    csrf: String,
+    title: String,
+    description: String,
+    severity: Option<String>,
+}
+
+/// Opens a manual deviation.
+#[post("/batches/{id}/deviations")]
+pub async fn open_deviation(
+    state: web::Data<AppState>,
+    user: WebUser,
+    id: web::Path<Uuid>,
+    form: web::Form<OpenForm>,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::OpenDeviation)?;
+    user.check_csrf(&form.csrf)?;
+    let batch_id = id.into_inner();
+    let f = form.into_inner();
+    let input = NewDeviationInput {
+        title: f.title,
+        description: f.description,
+        severity: f.severity,
+    };
+    let actor = user.0.actor.clone();
+    match state
+        .db(move |c| dev_svc::open_manual(c, &actor, batch_id, &input))
+        .await
+    {
+        Ok(_) => Ok(see_other(format!("/batches/{batch_id}/deviations"))),
+        Err(e) => {
+            let p = refusal(e)?;
+            Ok(html_page(
+                p.status,
+                deviation_markup(&state, &user, batch_id, Some(&p)).await?,
+            ))
+        }
+    }
+}
+
+/// The close-deviation form's fields.
+#[derive(Debug, Deserialize)]
+pub struct CloseForm {
+    csrf: String,
+    batch_id: Uuid,
+    conclusion: String,
+    root_cause: String,
+    password: String,
+}
+
+/// Closes a deviation (QA, signed).
+#[post("/deviations/{id}/close")]
+pub async fn close_deviation(
+    state: web::Data<AppState>,
+    user: WebUser,
+    id: web::Path<Uuid>,
+    form: web::Form<CloseForm>,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::Sign(Meaning::DeviationClosed))?;
+    user.check_csrf(&form.csrf)?;
+    let dev_id = id.into_inner();
+    let f = form.into_inner();
+    let batch_id = f.batch_id;
+    let lockout = state.auth.lockout;
+    let actor = user.0.actor.clone();
+    match state
+        .db(move |c| {
+            dev_svc::close(
+                c,
+                lockout,
+                &actor,
+                dev_id,
+                &f.conclusion,
+                &f.root_cause,
+                &f.password,
+            )
+        })
+        .await
+    {
+        Ok(_) => Ok(see_other(format!("/batches/{batch_id}/deviations"))),
+        Err(e) => {
+            let p = refusal(e)?;
+            if p.code == "token_revoked" {
+                return Err(WebError::SignIn);
+            }
+            Ok(html_page(
+                p.status,
+                deviation_markup(&state, &user, batch_id, Some(&p)).await?,
+            ))
+        }
+    }
+}

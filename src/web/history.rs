@@ -1,0 +1,118 @@
+//! The auditor's view of a batch: every entry of its hash chain, the
+//! chain's verification, and the JSON and CSV downloads.
+
+use super::layout::{html_page, page, time};
+use super::session::{WebError, WebUser};
+use crate::app::AppState;
+use crate::domain::roles::Action;
+use crate::error::AppError;
+use crate::services::{batches as batch_svc, history, verification};
+use actix_web::{HttpResponse, get, web};
+use maud::html;
+use uuid::Uuid;
+
+/// The auditor's view: every entry of the batch's chain, its verification,
+/// and the JSON / CSV downloads.
+#[get("/batches/{id}/history")]
+pub async fn history_page(
+    state: web::Data<AppState>,
+    user: WebUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::ReadAuditTrail)?;
+    let batch_id = id.into_inner();
+    let (batch, entries, report) = state
+        .db(move |c| {
+            let batch = batch_svc::record(c, batch_id)?.batch;
+            let entries = history::history(c, batch_id)?;
+            let chain = crate::domain::audit::batch_chain(batch_id);
+            let report = verification::verify_chains(c, Some(&chain))?;
+            Ok((batch, entries, report))
+        })
+        .await?;
+    let body = html! {
+        @if report.ok {
+            div.notice.ok id="chain-status" { "The batch's hash chain verifies: " (report.events) " entries, none altered." }
+        } @else {
+            div.notice.error id="chain-status" role="alert" {
+                "The batch's hash chain is BROKEN:"
+                ul { @for b in &report.broken { li { "entry " (b.seq) ": " (b.reason) } } }
+            }
+        }
+        p {
+            a href={"/batches/" (batch_id) "/history.csv"} download { "Download CSV" } " · "
+            a href={"/batches/" (batch_id) "/history.json"} download { "Download JSON" }
+        }
+        table {
+            thead { tr { th { "#" } th { "When" } th { "Who" } th { "What" } th { "Reason" } th { "Hash" } } }
+            tbody { @for e in &entries {
+                tr {
+                    td { (e.seq) }
+                    td { (time(e.at)) }
+                    td { @if let Some(a) = &e.actor { (a.full_name) } @else { span.muted { "system" } } }
+                    td { (e.action) }
+                    td { (e.reason.clone().unwrap_or_default()) }
+                    td { code { (e.hash.get(..12).unwrap_or_default()) "…" } }
+                }
+            } }
+        }
+    };
+    Ok(html_page(
+        actix_web::http::StatusCode::OK,
+        page(
+            &format!("History · {}", batch.batch_number),
+            Some(&user),
+            body,
+        ),
+    ))
+}
+
+async fn history_download(
+    state: &AppState,
+    user: &WebUser,
+    batch_id: Uuid,
+    csv: bool,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::ReadAuditTrail)?;
+    let entries = state.db(move |c| history::history(c, batch_id)).await?;
+    let (body, kind, ext) = if csv {
+        (
+            history::history_csv(&entries)?,
+            "text/csv; charset=utf-8",
+            "csv",
+        )
+    } else {
+        (
+            serde_json::to_vec_pretty(&entries).map_err(AppError::from)?,
+            "application/json",
+            "json",
+        )
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(kind)
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"batch-{batch_id}-history.{ext}\""),
+        ))
+        .body(body))
+}
+
+/// The history as CSV.
+#[get("/batches/{id}/history.csv")]
+pub async fn history_csv(
+    state: web::Data<AppState>,
+    user: WebUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, WebError> {
+    history_download(&state, &user, id.into_inner(), true).await
+}
+
+/// The history as JSON.
+#[get("/batches/{id}/history.json")]
+pub async fn history_json(
+    state: web::Data<AppState>,
+    user: WebUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, WebError> {
+    history_download(&state, &user, id.into_inner(), false).await
+}

@@ -1,0 +1,279 @@
+//! Recording a result, the review queue and the signed review. A refusal
+//! is shown in words next to the form, with what was typed kept.
+
+use super::layout::{
+    csrf, html_page, meaning_box, now_for_form, outcome, page, refusal, refusal_box, see_other,
+    time, utc_from_form,
+};
+use super::session::{WebError, WebUser};
+use crate::app::AppState;
+use crate::domain::roles::Action;
+use crate::domain::signature::Meaning;
+use crate::domain::spec::describe_limit;
+use crate::error::{AppError, Problem};
+use crate::services::batch_record::views::BatchDetail;
+use crate::services::batches as batch_svc;
+use crate::services::results::{self as result_svc, Decision, NewResultInput};
+use actix_web::{HttpResponse, get, post, web};
+use maud::{Markup, html};
+use serde::Deserialize;
+use uuid::Uuid;
+
+async fn record_form_markup(
+    state: &AppState,
+    user: &WebUser,
+    batch_id: Uuid,
+    problem: Option<&Problem>,
+    previous: Option<&RecordForm>,
+) -> Result<Markup, WebError> {
+    let record = state.db(move |c| batch_svc::record(c, batch_id)).await?;
+    let detail = BatchDetail::from(&record);
+    let chosen = previous.map(|p| p.test_code.clone()).unwrap_or_default();
+    Ok(page(
+        &format!("Record a result · {}", detail.batch.batch_number),
+        Some(user),
+        html! {
+            (refusal_box(problem))
+            form.stack.card method="post" action={"/batches/" (batch_id) "/results"} {
+                (csrf(user))
+                label { "Test"
+                    select name="test_code" required {
+                        @for t in &record.spec.tests {
+                            option value=(t.code) selected[t.code == chosen] {
+                                (t.code) " – " (t.name) " (limit " (describe_limit(t)) ")"
+                            }
+                        }
+                    }
+                }
+                label { "Value (unit as in the specification)"
+                    input type="text" name="value" required value=(previous.map(|p| p.value.clone()).unwrap_or_default()); }
+                label { "Performed at (UTC)"
+                    input type="datetime-local" name="performed_at" required
+                        value=(previous.map(|p| p.performed_at.clone()).unwrap_or_else(now_for_form)); }
+                label { "Instrument" input type="text" name="instrument"; }
+                label { "Comment" textarea name="comment" {} }
+                label { "Replaces result (only to correct or retest)"
+                    select name="replaces_result_id" {
+                        option value="" { "none" }
+                        @for r in &detail.results {
+                            option value=(r.id) { (r.test_code) " " (r.value) " (" (r.status.as_str().replace('_', " ")) ")" }
+                        }
+                    }
+                }
+                label { "Reason for the replacement" input type="text" name="reason"; }
+                button type="submit" { "Save result" }
+            }
+            p { a href={"/batches/" (batch_id)} { "Back to the batch" } }
+        },
+    ))
+}
+
+/// The record-result form (technicians).
+#[get("/batches/{id}/results/new")]
+pub async fn record_result_form(
+    state: web::Data<AppState>,
+    user: WebUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::RecordResult)?;
+    let markup = record_form_markup(&state, &user, id.into_inner(), None, None).await?;
+    Ok(html_page(actix_web::http::StatusCode::OK, markup))
+}
+
+/// The record-result form's fields.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RecordForm {
+    csrf: String,
+    test_code: String,
+    value: String,
+    performed_at: String,
+    instrument: Option<String>,
+    comment: Option<String>,
+    replaces_result_id: Option<String>,
+    reason: Option<String>,
+}
+
+/// Records a result and shows its outcome on the batch page.
+#[post("/batches/{id}/results")]
+pub async fn record_result(
+    state: web::Data<AppState>,
+    user: WebUser,
+    id: web::Path<Uuid>,
+    form: web::Form<RecordForm>,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::RecordResult)?;
+    user.check_csrf(&form.csrf)?;
+    let batch_id = id.into_inner();
+    let f = form.into_inner();
+    let attempt = async {
+        let performed_at = utc_from_form("performed_at", &f.performed_at)?;
+        let replaces =
+            match f.replaces_result_id.as_deref().filter(|s| !s.is_empty()) {
+                None => None,
+                Some(s) => Some(Uuid::parse_str(s).map_err(|_| {
+                    AppError::invalid_field("replaces_result_id", "is not a result")
+                })?),
+            };
+        let input = NewResultInput {
+            test_code: f.test_code.clone(),
+            // The form sends text; as a JSON string it is read exactly as typed.
+            value: serde_json::to_string(&f.value)?,
+            unit: None,
+            performed_at,
+            instrument: f.instrument.clone(),
+            comment: f.comment.clone(),
+            replaces_result_id: replaces,
+            reason: f.reason.clone(),
+        };
+        let actor = user.0.actor.clone();
+        state
+            .db(move |c| result_svc::record_result(c, &actor, batch_id, &input))
+            .await
+    }
+    .await;
+    match attempt {
+        Ok(r) => Ok(see_other(format!("/batches/{batch_id}?recorded={}", r.id))),
+        Err(e) => {
+            let p = refusal(e)?;
+            let markup = record_form_markup(&state, &user, batch_id, Some(&p), Some(&f)).await?;
+            Ok(html_page(p.status, markup))
+        }
+    }
+}
+
+/// Results awaiting review, other people's only.
+#[get("/review")]
+pub async fn review_queue(
+    state: web::Data<AppState>,
+    user: WebUser,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::Sign(Meaning::Reviewed))?;
+    let me = user.0.actor.id;
+    let queue = state
+        .db(move |c| result_svc::review_queue(c, me, 200))
+        .await?;
+    let body = html! {
+        @if queue.is_empty() { p.muted { "Nothing awaits your review." } } @else {
+            table {
+                thead { tr { th { "Batch" } th { "Test" } th { "Value" } th { "Outcome" } th { "Performed by" } th {} } }
+                tbody { @for a in &queue {
+                    tr {
+                        td { a href={"/batches/" (a.result.batch_id)} { (a.batch_number) } }
+                        td { (a.result.test_code) }
+                        td { (a.result.value) " " (a.result.unit.clone().unwrap_or_default()) }
+                        td { (outcome(a.result.outcome)) }
+                        td { (a.result.performed_by.full_name) br; (time(a.result.performed_at)) }
+                        td { a href={"/results/" (a.result.id) "/review"} { "Review" } }
+                    }
+                } }
+            }
+        }
+    };
+    Ok(html_page(
+        actix_web::http::StatusCode::OK,
+        page("Review queue", Some(&user), body),
+    ))
+}
+
+async fn review_markup(
+    state: &AppState,
+    user: &WebUser,
+    result_id: Uuid,
+    problem: Option<&Problem>,
+) -> Result<Markup, WebError> {
+    let r = state
+        .db(move |c| result_svc::get_result(c, result_id))
+        .await?;
+    Ok(page(
+        &format!("Review {} {}", r.test_code, r.value),
+        Some(user),
+        html! {
+            (refusal_box(problem))
+            div.card { dl.facts {
+                dt { "Test" } dd { (r.test_code) }
+                dt { "Value" } dd { (r.value) " " (r.unit.clone().unwrap_or_default()) }
+                dt { "Outcome" } dd { (outcome(r.outcome)) }
+                dt { "Status" } dd { (r.status.as_str().replace('_', " ")) }
+                dt { "Performed by" } dd { (r.performed_by.full_name) ", " (time(r.performed_at)) }
+            } }
+            form.stack.card method="post" action={"/results/" (result_id) "/review"} {
+                (csrf(user))
+                fieldset {
+                    legend { "Decision" }
+                    label { input type="radio" name="decision" value="accept" checked; (Meaning::Reviewed.statement()) }
+                    label { input type="radio" name="decision" value="reject"; (Meaning::ReviewRejected.statement()) }
+                }
+                label { "Comment (required to reject)" textarea name="comment" {} }
+                (meaning_box(Meaning::Reviewed))
+                label { "Your password (electronic signature)" input type="password" name="password" required autocomplete="current-password"; }
+                button type="submit" { "Sign the review" }
+            }
+        },
+    ))
+}
+
+/// The review form.
+#[get("/results/{id}/review")]
+pub async fn review_form(
+    state: web::Data<AppState>,
+    user: WebUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::Sign(Meaning::Reviewed))?;
+    let markup = review_markup(&state, &user, id.into_inner(), None).await?;
+    Ok(html_page(actix_web::http::StatusCode::OK, markup))
+}
+
+/// The review form's fields.
+#[derive(Debug, Deserialize)]
+pub struct ReviewForm {
+    csrf: String,
+    decision: String,
+    comment: Option<String>,
+    password: String,
+}
+
+/// Signs a review; a refusal (own result, wrong password) is shown on the form.
+#[post("/results/{id}/review")]
+pub async fn review(
+    state: web::Data<AppState>,
+    user: WebUser,
+    id: web::Path<Uuid>,
+    form: web::Form<ReviewForm>,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::Sign(Meaning::Reviewed))?;
+    user.check_csrf(&form.csrf)?;
+    let result_id = id.into_inner();
+    let f = form.into_inner();
+    let decision = if f.decision == "reject" {
+        Decision::Reject
+    } else {
+        Decision::Accept
+    };
+    let lockout = state.auth.lockout;
+    let actor = user.0.actor.clone();
+    let attempt = state
+        .db(move |c| {
+            result_svc::review_result(
+                c,
+                lockout,
+                &actor,
+                result_id,
+                decision,
+                &f.password,
+                f.comment.as_deref(),
+            )
+        })
+        .await;
+    match attempt {
+        Ok(_) => Ok(see_other("/review".to_owned())),
+        Err(e) => {
+            let p = refusal(e)?;
+            if p.code == "token_revoked" {
+                return Err(WebError::SignIn);
+            }
+            let markup = review_markup(&state, &user, result_id, Some(&p)).await?;
+            Ok(html_page(p.status, markup))
+        }
+    }
+}

@@ -228,7 +228,7 @@ pub fn load(conn: &mut PgConnection, lockout: LockoutPolicy) -> Result<Vec<Strin
         }
         let p = create_product(conn, &author, &input)?;
         let tests = tests_of(&spec)?;
-        let version = spec["version"].as_str().unwrap_or("1.0");
+        let version = spec.get("version").and_then(Value::as_str).unwrap_or("1.0");
         let draft = create_spec(conn, &author, p.id, version, &tests)?;
         approve_spec(
             conn,

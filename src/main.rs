@@ -1,4 +1,8 @@
-//! The `cellqc` command: serve, migrate, user create, audit verify.
+//! The `cellqc` command: serve, migrate, user create, audit verify, demo.
+#![expect(
+    clippy::print_stdout,
+    reason = "the command line: its answers go to standard output"
+)]
 
 use anyhow::Context;
 use cellqc::app::{AppState, build_server};

@@ -457,5 +457,6 @@ fn set_parent_death_signal(cmd: &mut Command) {
 fn log_tail(path: &Path) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(10)..].join("\n")
+    let from = lines.len().saturating_sub(10);
+    lines.get(from..).unwrap_or_default().join("\n")
 }

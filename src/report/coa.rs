@@ -83,7 +83,10 @@ const COLUMNS: [(f32, f32); 8] = [
 struct Writer {
     regular: FontId,
     bold: FontId,
-    pages: Vec<Vec<Op>>,
+    /// Finished pages.
+    done: Vec<Vec<Op>>,
+    /// The page being written.
+    page: Vec<Op>,
     y: f32,
 }
 
@@ -129,11 +132,7 @@ fn wrap(text: &str, width_mm: f32, size: f32) -> Vec<String> {
 
 impl Writer {
     fn ops(&mut self) -> &mut Vec<Op> {
-        if self.pages.is_empty() {
-            self.pages.push(Vec::new());
-        }
-        let last = self.pages.len() - 1;
-        &mut self.pages[last]
+        &mut self.page
     }
 
     fn text_at(&mut self, x: f32, y: f32, size: f32, bold: bool, color: Option<Color>, text: &str) {
@@ -186,7 +185,7 @@ impl Writer {
     }
 
     fn new_page(&mut self) {
-        self.pages.push(Vec::new());
+        self.done.push(std::mem::take(&mut self.page));
         self.y = PAGE_H - MARGIN;
     }
 
@@ -245,10 +244,10 @@ pub fn render(d: &CoaData) -> Result<Vec<u8>, String> {
     let mut w = Writer {
         regular: doc.add_font(&regular),
         bold: doc.add_font(&bold),
-        pages: Vec::new(),
+        done: Vec::new(),
+        page: Vec::new(),
         y: PAGE_H - MARGIN,
     };
-    w.new_page();
     w.y -= 6.0;
     w.text_at(MARGIN, w.y, 18.0, true, None, "Certificate of Analysis");
     if d.conditional {
@@ -358,11 +357,13 @@ pub fn render(d: &CoaData) -> Result<Vec<u8>, String> {
     w.field("Audit chain head", &d.chain_head);
     w.field("Generated", &d.generated);
 
-    let total = w.pages.len();
+    let mut written = std::mem::take(&mut w.done);
+    written.push(std::mem::take(&mut w.page));
+    let total = written.len();
     let footer = format!("{} · Certificate of Analysis", d.batch_number);
     let mut pages = Vec::with_capacity(total);
-    for (i, ops) in std::mem::take(&mut w.pages).into_iter().enumerate() {
-        w.pages = vec![ops];
+    for (i, ops) in written.into_iter().enumerate() {
+        w.page = ops;
         w.text_at(MARGIN, 8.0, 8.0, false, None, &footer);
         w.text_at(
             PAGE_W - MARGIN - 25.0,
@@ -372,8 +373,11 @@ pub fn render(d: &CoaData) -> Result<Vec<u8>, String> {
             None,
             &format!("Page {} of {total}", i + 1),
         );
-        let ops = w.pages.pop().unwrap_or_default();
-        pages.push(PdfPage::new(Mm(PAGE_W), Mm(PAGE_H), ops));
+        pages.push(PdfPage::new(
+            Mm(PAGE_W),
+            Mm(PAGE_H),
+            std::mem::take(&mut w.page),
+        ));
     }
     let opts = PdfSaveOptions {
         subset_fonts: true,

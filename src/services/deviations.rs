@@ -21,7 +21,7 @@ use crate::error::AppError;
 use chrono::Utc;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 /// A manual deviation.
@@ -136,8 +136,10 @@ pub fn close(
         )?;
         let chain = lb.chain();
         let mut after_json = record.clone();
-        after_json["signature_id"] = json!(signature.id);
-        after_json["record_hash"] = json!(signature.record_hash);
+        if let Value::Object(fields) = &mut after_json {
+            fields.insert("signature_id".to_owned(), json!(signature.id));
+            fields.insert("record_hash".to_owned(), json!(signature.record_hash));
+        }
         let mut rec = AuditRecord::on_batch(
             &chain,
             lb.id(),

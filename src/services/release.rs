@@ -117,9 +117,8 @@ pub fn release(
             ReleaseStep::Certified(to) => {
                 lb.set_status(c, to)?;
                 notices::status_changed(c, &lb.record, to, actor, justification)?;
-                let mut after = json!({"status": to});
-                after["signature"] = sig_json;
-                rec.before(json!({"status": from})).after(after)
+                rec.before(json!({"status": from}))
+                    .after(json!({"status": to, "signature": sig_json}))
             }
             ReleaseStep::Awaiting { .. } => rec.after(sig_json),
         };

@@ -227,12 +227,11 @@ pub fn update_user(
     let roles: Option<RoleSet> = roles.flatten();
     in_transaction(conn, |c| {
         let before = lock_user(c, id)?;
-        let new_roles = roles
-            .as_ref()
-            .map_or_else(|| before.roles.clone(), RoleSet::names);
+        let before_roles = Actor::try_from(&before)?.roles;
+        let new_roles = roles.clone().unwrap_or_else(|| before_roles.clone());
         let new_active = patch.active.unwrap_or(before.active);
-        let was_admin = before.active && before.roles.iter().any(|r| r == "admin");
-        let is_admin = new_active && new_roles.iter().any(|r| r == "admin");
+        let was_admin = before.active && before_roles.contains(Role::Admin);
+        let is_admin = new_active && new_roles.contains(Role::Admin);
         if was_admin && !is_admin && other_active_admins(c, id)? == 0 {
             return Err(AppError::conflict(
                 "last_admin",
@@ -243,7 +242,7 @@ pub fn update_user(
             .set((
                 users::full_name.eq(full_name.as_deref().unwrap_or(&before.full_name)),
                 users::email.eq(email.as_deref().unwrap_or(&before.email)),
-                users::roles.eq(&new_roles),
+                users::roles.eq(new_roles.names()),
                 users::active.eq(new_active),
                 users::updated_at.eq(Utc::now()),
             ))

@@ -208,3 +208,127 @@ async fn each_event_carries_its_place_in_the_batchs_hash_chain() {
         .await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
 }
+
+/// Hours before now, as an RFC 3339 time.
+fn hours_ago(h: i64) -> String {
+    (Utc::now() - Duration::hours(h)).to_rfc3339()
+}
+
+#[actix_web::test]
+async fn a_shipment_dated_before_the_release_signature_is_refused() {
+    let lab = Lab::msc().await;
+    let b = lab.tested_batch("MSC-SHIP", &[]).await;
+    lab.custody(&b, json!({"event": "stored", "occurred_at": hours_ago(8)}))
+        .await;
+    let released = lab.release(&b, &lab.qa2, json!({})).await;
+    assert_eq!(released.status, StatusCode::OK, "{}", released.body);
+    // Released now; the courier's form says it left five hours ago.
+    let early = lab
+        .custody(
+            &b,
+            json!({"event": "shipped", "occurred_at": hours_ago(5), "party": "World Courier"}),
+        )
+        .await;
+    assert_eq!(early.status, StatusCode::CONFLICT, "{}", early.body);
+    assert_eq!(early.code(), "not_released");
+    assert!(
+        early.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("released at"),
+        "{}",
+        early.body
+    );
+    assert_eq!(lab.count("custody_events"), 1, "nothing was written");
+    // Moving it inside the facility before the signature is fine; leaving
+    // it after the signature is too.
+    let internal = lab
+        .custody(
+            &b,
+            json!({"event": "shipped", "internal": true, "occurred_at": hours_ago(5)}),
+        )
+        .await;
+    assert_eq!(internal.status, StatusCode::CREATED, "{}", internal.body);
+    let inside = lab
+        .custody(
+            &b,
+            json!({"event": "delivered", "occurred_at": hours_ago(4)}),
+        )
+        .await;
+    assert_eq!(inside.status, StatusCode::CREATED, "{}", inside.body);
+    let out = lab
+        .custody(&b, json!({"event": "shipped", "party": "World Courier"}))
+        .await;
+    assert_eq!(out.status, StatusCode::CREATED, "{}", out.body);
+    let recorded: Vec<Option<serde_json::Value>> = audit_entries::table
+        .filter(audit_entries::action.eq("custody.recorded"))
+        .select(audit_entries::after)
+        .load(&mut lab.app.conn())
+        .unwrap();
+    assert_eq!(recorded.len(), 4, "one entry per recorded event");
+}
+
+#[actix_web::test]
+async fn an_administration_dated_before_release_is_refused() {
+    let lab = Lab::msc().await;
+    let r = lab
+        .create_batch(json!({"batch_number": "MSC-ADM", "intended_recipient": "PT-0042"}))
+        .await;
+    let b = r.body["id"].as_str().unwrap().to_owned();
+    for (code, value) in cellqc::demo::msc_passing_values() {
+        let id = lab.recorded(&b, code, value).await;
+        lab.review(&id, "accept").await;
+    }
+    lab.custody(&b, json!({"event": "stored", "occurred_at": hours_ago(6)}))
+        .await;
+    lab.release(&b, &lab.qa2, json!({})).await;
+    let given = lab
+        .custody(
+            &b,
+            json!({"event": "administered", "recipient_id": "PT-0042", "occurred_at": hours_ago(4)}),
+        )
+        .await;
+    assert_eq!(given.status, StatusCode::CONFLICT, "{}", given.body);
+    assert_eq!(given.code(), "not_released");
+    let now = lab
+        .custody(
+            &b,
+            json!({"event": "administered", "recipient_id": "PT-0042"}),
+        )
+        .await;
+    assert_eq!(now.status, StatusCode::CREATED, "{}", now.body);
+}
+
+#[actix_web::test]
+async fn after_a_conditional_release_the_batch_leaves_from_its_signature_on() {
+    let lab = Lab::msc().await;
+    let b = lab.tested_batch("MSC-COND", &["STER"]).await;
+    lab.custody(&b, json!({"event": "stored", "occurred_at": hours_ago(8)}))
+        .await;
+    let cond = lab
+        .release(&b, &lab.qa2, json!({"conditional": true, "justification": "14-day sterility pending; patient scheduled"}))
+        .await;
+    assert_eq!(cond.status, StatusCode::OK, "{}", cond.body);
+    let backdated = lab
+        .custody(
+            &b,
+            json!({"event": "shipped", "occurred_at": hours_ago(2), "party": "World Courier"}),
+        )
+        .await;
+    assert_eq!(backdated.status, StatusCode::CONFLICT, "{}", backdated.body);
+    assert_eq!(backdated.code(), "not_released");
+    let shipped = lab
+        .custody(&b, json!({"event": "shipped", "party": "World Courier"}))
+        .await;
+    assert_eq!(shipped.status, StatusCode::CREATED, "{}", shipped.body);
+    // A delivery can't be dated before its shipment, let alone the release.
+    let backdated = lab
+        .custody(
+            &b,
+            json!({"event": "delivered", "occurred_at": hours_ago(3)}),
+        )
+        .await;
+    assert_eq!(backdated.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let delivered = lab.custody(&b, json!({"event": "delivered"})).await;
+    assert_eq!(delivered.status, StatusCode::CREATED, "{}", delivered.body);
+}

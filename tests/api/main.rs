@@ -1,5 +1,10 @@
 //! Integration tests: the real server on port 0 against a real PostgreSQL.
-#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "tests fail loudly: a panic is the test's failure"
+)]
 
 mod audit;
 mod auth;

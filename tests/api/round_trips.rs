@@ -23,6 +23,10 @@ fn split(stats: &[(String, i64)]) -> (i64, i64) {
     )
 }
 
+#[expect(
+    clippy::print_stdout,
+    reason = "the counts are the test's report (cargo test -- --nocapture)"
+)]
 fn show(what: &str, stats: &[(String, i64)]) -> (i64, i64) {
     let (statements, control) = split(stats);
     println!("{what}: {statements} statements and {control} transaction-control statements");

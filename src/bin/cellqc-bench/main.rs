@@ -197,8 +197,8 @@ async fn token(client: &awc::Client, base: &str, user: &str) -> anyhow::Result<S
         .json()
         .await
         .map_err(|e| anyhow::anyhow!("sign-in: {e}"))?;
-    body["access_token"]
-        .as_str()
+    body.get("access_token")
+        .and_then(serde_json::Value::as_str)
         .map(str::to_owned)
         .context("no token")
 }

@@ -7,6 +7,7 @@
 //! logged once with their cause and answer with an opaque message.
 
 use crate::db::models::StoredValueError;
+use crate::domain::StoredName;
 use crate::domain::custody::CustodyRefusal;
 use crate::domain::deviation::CloseRefusal;
 use crate::domain::release::{ReleaseRefusal, TransitionRefusal};

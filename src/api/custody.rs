@@ -29,7 +29,7 @@ pub struct CustodyBody {
 }
 
 /// Records a custody event (technician, QA).
-#[utoipa::path(tag = "custody", request_body = CustodyBody, params(crate::api::IdempotencyHeader), responses((status = 201, body = crate::services::batch_record::views::CustodyView), crate::api::openapi::Problems))]
+#[utoipa::path(tag = "custody", request_body = CustodyBody, params(crate::api::IdempotencyHeader), responses((status = 201, body = crate::domain::record::CustodyRecord), crate::api::openapi::Problems))]
 #[post("/batches/{id}/custody")]
 pub async fn record_custody(
     db: Db,
@@ -58,7 +58,7 @@ pub async fn record_custody(
 }
 
 /// The batch's custody events, in order.
-#[utoipa::path(tag = "custody", responses((status = 200, body = crate::services::Page<crate::services::batch_record::views::CustodyView>), crate::api::openapi::Problems))]
+#[utoipa::path(tag = "custody", responses((status = 200, body = crate::services::Page<crate::domain::record::CustodyRecord>), crate::api::openapi::Problems))]
 #[get("/batches/{id}/custody")]
 pub async fn list_custody(
     db: Db,

@@ -1,21 +1,13 @@
 //! Batch status and what each status allows.
 
 use serde::Serialize;
+use strum::{EnumString, IntoStaticStr, VariantArray};
+use utoipa::ToSchema;
 
 /// Where a batch stands. The stored name is the snake_case variant name
 /// (`BatchStatus::try_from("conditionally_released")`).
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    utoipa::ToSchema,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::Display,
-    strum::VariantArray,
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, EnumString, IntoStaticStr, VariantArray,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -33,11 +25,6 @@ pub enum BatchStatus {
 }
 
 impl BatchStatus {
-    /// Stored name.
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-
     /// Whether results may still be recorded (not after rejection or recall).
     pub fn accepts_results(self) -> bool {
         !matches!(self, BatchStatus::Rejected | BatchStatus::Recalled)
@@ -56,6 +43,7 @@ impl BatchStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::StoredName;
 
     #[test]
     fn names_round_trip_and_closed_batches_take_no_results() {

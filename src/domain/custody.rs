@@ -5,20 +5,11 @@ use super::batch::BatchStatus;
 use super::decimal::Decimal;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use strum::{EnumString, IntoStaticStr};
+use utoipa::ToSchema;
 
 /// A custody event.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    utoipa::ToSchema,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::Display,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, EnumString, IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum CustodyEvent {
@@ -37,11 +28,6 @@ pub enum CustodyEvent {
 }
 
 impl CustodyEvent {
-    /// Stored name.
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-
     /// Whether nothing may follow.
     pub fn is_terminal(self) -> bool {
         matches!(self, CustodyEvent::Administered | CustodyEvent::Destroyed)

@@ -4,20 +4,11 @@
 use super::batch::BatchStatus;
 use super::spec::Outcome;
 use serde::Serialize;
+use strum::{EnumString, IntoStaticStr};
+use utoipa::ToSchema;
 
 /// What opened the deviation.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    utoipa::ToSchema,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::Display,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, EnumString, IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum DeviationKind {
@@ -29,26 +20,8 @@ pub enum DeviationKind {
     Manual,
 }
 
-impl DeviationKind {
-    /// Stored name.
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
 /// How serious.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    utoipa::ToSchema,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::Display,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, EnumString, IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Severity {
@@ -60,26 +33,8 @@ pub enum Severity {
     Critical,
 }
 
-impl Severity {
-    /// Stored name.
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
 /// Open until QA closes it with a signed conclusion; closed exactly once.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    utoipa::ToSchema,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::Display,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, EnumString, IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum DeviationStatus {
@@ -89,26 +44,8 @@ pub enum DeviationStatus {
     Closed,
 }
 
-impl DeviationStatus {
-    /// Stored name.
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
 /// How an investigation ended.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    utoipa::ToSchema,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::Display,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, EnumString, IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Conclusion {
@@ -118,13 +55,6 @@ pub enum Conclusion {
     ConfirmedOos,
     /// The deviation does not affect the batch.
     NoImpact,
-}
-
-impl Conclusion {
-    /// Stored name.
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
 }
 
 /// Whether a result opens an OOS investigation, and how serious it is: every

@@ -21,6 +21,18 @@ pub mod users;
 
 use serde::Serialize;
 
+/// The name a domain enum is stored and shown with: its snake_case variant
+/// name, from the `strum::IntoStaticStr` every stored enum derives (statuses,
+/// outcomes, meanings, kinds, events). Parsing back is `TryFrom<&str>`.
+pub trait StoredName: Copy + Into<&'static str> {
+    /// The stored name.
+    fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl<T: Copy + Into<&'static str>> StoredName for T {}
+
 /// One invalid field of a request, named by its JSON path (`tests[2].min`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {

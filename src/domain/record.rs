@@ -90,13 +90,13 @@ pub struct Specification {
 }
 
 /// A result as recorded (never changed afterwards).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct RecordedResult {
     /// Id (UUID v7: later results sort later).
     pub id: Uuid,
     /// Test code.
     pub test_code: String,
-    /// The value as entered.
+    /// The value as entered (numbers too: `"95.0"` stays `"95.0"`).
     pub value: String,
     /// Unit.
     pub unit: Option<String>,
@@ -138,7 +138,7 @@ pub struct Signature {
 }
 
 /// A deviation of the batch.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Deviation {
     /// Id.
     pub id: Uuid,
@@ -168,11 +168,16 @@ pub struct Deviation {
     pub closed_at: Option<DateTime<Utc>>,
 }
 
-/// A custody event of the batch, with its place in the batch's hash chain.
-#[derive(Debug, Clone, PartialEq)]
+/// A custody event of the batch, with its place in the batch's hash chain
+/// (as the API shows it, too).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct CustodyRecord {
     /// Id.
     pub id: Uuid,
+    /// The batch.
+    pub batch_id: Uuid,
+    /// Position in the batch's hash chain.
+    pub seq: i64,
     /// What happened.
     pub event: CustodyEvent,
     /// When, as reported.
@@ -199,8 +204,6 @@ pub struct CustodyRecord {
     pub recorded_by: Uuid,
     /// When (server time).
     pub recorded_at: DateTime<Utc>,
-    /// Position in the batch's hash chain.
-    pub seq: i64,
     /// The chain's previous hash.
     pub prev_hash: String,
     /// Its entry's hash.

@@ -2,6 +2,7 @@
 //! now (EU GMP Part IV §11.3, §11.5; Annex 11 §15), and the independence and
 //! signature rules of the Qualified Person's certification.
 
+use super::StoredName;
 use super::batch::BatchStatus;
 use super::result::{ResultFacts, ResultStatus, current_result};
 use super::signature::Meaning;

@@ -8,20 +8,12 @@
 use super::batch::BatchStatus;
 use super::spec::Outcome;
 use serde::Serialize;
+use strum::IntoStaticStr;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// Where a result stands.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    utoipa::ToSchema,
-    strum::IntoStaticStr,
-    strum::Display,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum ResultStatus {
@@ -38,11 +30,6 @@ pub enum ResultStatus {
 }
 
 impl ResultStatus {
-    /// Its name, as the API shows it.
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-
     /// Whether a result in this status can be its test's current result
     /// (release and retest rules look only at current results).
     pub fn counts_as_current(self) -> bool {

@@ -1,10 +1,13 @@
 //! Electronic signatures (21 CFR 11.50, 11.70): what a signature means and
 //! the hash that links it to the record signed.
 
+use super::StoredName;
 use super::hashing::{canonical_json, hash_timestamp, sha256_hex};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
+use strum::{EnumString, IntoStaticStr, VariantArray};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// The meaning of a signature, as shown with it. Who may sign each meaning
@@ -17,11 +20,10 @@ use uuid::Uuid;
     Eq,
     Hash,
     Serialize,
-    utoipa::ToSchema,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::Display,
-    strum::VariantArray,
+    ToSchema,
+    EnumString,
+    IntoStaticStr,
+    VariantArray,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -45,11 +47,6 @@ pub enum Meaning {
 }
 
 impl Meaning {
-    /// Stored name.
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-
     /// The sentence the signer agrees to.
     pub fn statement(self) -> &'static str {
         match self {

@@ -10,20 +10,11 @@ use super::decimal::{Decimal, round_half_up};
 use bigdecimal::BigDecimal;
 use serde::Serialize;
 use std::cmp::Ordering;
+use strum::{EnumString, IntoStaticStr};
+use utoipa::ToSchema;
 
 /// Numeric or qualitative.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    utoipa::ToSchema,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::Display,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, EnumString, IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum TestKind {
@@ -33,28 +24,10 @@ pub enum TestKind {
     Qualitative,
 }
 
-impl TestKind {
-    /// Stored name.
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
 /// Where a specification version stands: a draft is approved (signed, by a
 /// QA user who did not write it) into the one effective version of its
 /// product; approving the next version supersedes it.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    utoipa::ToSchema,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::Display,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, EnumString, IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum SpecStatus {
@@ -64,13 +37,6 @@ pub enum SpecStatus {
     Effective,
     /// Replaced by a newer approved version.
     Superseded,
-}
-
-impl SpecStatus {
-    /// Stored name.
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
 }
 
 /// Why a specification can't be approved.
@@ -326,18 +292,7 @@ pub fn validate_tests(inputs: &[TestDefInput]) -> Result<Vec<TestDef>, Vec<Field
 }
 
 /// Pass or fail.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    utoipa::ToSchema,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::Display,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, EnumString, IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Outcome {
@@ -345,13 +300,6 @@ pub enum Outcome {
     Pass,
     /// Out of specification.
     Fail,
-}
-
-impl Outcome {
-    /// Stored name.
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
 }
 
 /// Why a value can't be evaluated against a test.

@@ -9,6 +9,7 @@ use super::{Actor, Page, PageRequest, in_transaction};
 use crate::db::models::{BatchRow, SpecRow};
 use crate::db::schema::{batch_parents, batches, products, specifications};
 use crate::domain::FieldError;
+use crate::domain::StoredName;
 use crate::domain::audit::batch_chain;
 use crate::domain::batch::BatchStatus;
 use crate::domain::decimal::Decimal;

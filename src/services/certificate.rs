@@ -3,6 +3,7 @@
 
 use super::Actor;
 use super::batch_record::{self, views::BatchDetail};
+use crate::domain::StoredName;
 use crate::domain::batch::BatchStatus;
 use crate::domain::hashing::{canonical_json, sha256_hex};
 use crate::domain::signature::Meaning;
@@ -51,7 +52,7 @@ pub fn coa_data(
             let view = current
                 .iter()
                 .find(|c| c.test_code == t.code)
-                .and_then(|c| detail.results.iter().find(|r| r.id == c.id));
+                .and_then(|c| detail.results.iter().find(|r| r.result.id == c.id));
             let reviewed_by = view
                 .and_then(|v| v.signatures.iter().find(|s| s.meaning == Meaning::Reviewed))
                 .map(|s| format!("{} {}", s.signer.full_name, utc(s.signed_at)))
@@ -61,14 +62,20 @@ pub fn coa_data(
                 name: t.name.clone(),
                 method: t.method.clone(),
                 limit: describe_limit(t),
-                result: view.map_or_else(|| "PENDING".to_owned(), |v| v.value.clone()),
+                result: view.map_or_else(|| "PENDING".to_owned(), |v| v.result.value.clone()),
                 unit: t.unit.clone().unwrap_or_default(),
                 outcome: view.map_or_else(
                     || "pending".to_owned(),
-                    |v| v.outcome.as_str().to_uppercase(),
+                    |v| v.result.outcome.as_str().to_uppercase(),
                 ),
                 performed_by: view
-                    .map(|v| format!("{} {}", v.performed_by.full_name, utc(v.performed_at)))
+                    .map(|v| {
+                        format!(
+                            "{} {}",
+                            v.result.performed_by.full_name,
+                            utc(v.result.performed_at)
+                        )
+                    })
                     .unwrap_or_default(),
                 reviewed_by: if view.is_some() {
                     reviewed_by

@@ -5,15 +5,16 @@
 //! excursion, and opens a deviation.
 
 use super::audit::AuditRecord;
-use super::batch_record::views::CustodyView;
 use super::batch_record::{self, BatchOf, LockedBatch, NewDeviation};
 use super::{Actor, in_transaction, notices};
 use crate::db::models::CustodyRow;
 use crate::db::schema::custody_events;
 use crate::domain::FieldError;
+use crate::domain::StoredName;
 use crate::domain::custody::CustodyEvent;
 use crate::domain::decimal::Decimal;
 use crate::domain::deviation::{DeviationKind, EXCURSION_SEVERITY};
+use crate::domain::record::CustodyRecord;
 use crate::domain::roles::Action;
 use crate::domain::text::{line, optional_line, optional_note};
 use crate::error::AppError;
@@ -24,13 +25,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 /// The batch's custody events, in order.
-pub fn events_of(conn: &mut PgConnection, batch_id: Uuid) -> Result<Vec<CustodyView>, AppError> {
-    let record = batch_record::read(conn, batch_id)?;
-    Ok(record
-        .custody
-        .iter()
-        .map(|c| CustodyView::of(batch_id, c))
-        .collect())
+pub fn events_of(conn: &mut PgConnection, batch_id: Uuid) -> Result<Vec<CustodyRecord>, AppError> {
+    Ok(batch_record::read(conn, batch_id)?.custody)
 }
 
 /// A custody event as reported.
@@ -54,7 +50,7 @@ pub fn record_event(
     actor: &Actor,
     batch_id: Uuid,
     input: &NewCustodyInput,
-) -> Result<CustodyView, AppError> {
+) -> Result<CustodyRecord, AppError> {
     actor.authorize(Action::RecordCustody)?;
     let mut errors = Vec::new();
     let event = CustodyEvent::try_from(input.event.as_str()).ok();
@@ -184,6 +180,6 @@ pub fn record_event(
         lb.record.push_custody(recorded.clone());
         // A delivery can end the last blocker (in transit).
         notices::ready_for_release(c, was_releasable, &lb.record)?;
-        Ok(CustodyView::of(lb.id(), &recorded))
+        Ok(recorded)
     })
 }

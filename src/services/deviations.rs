@@ -13,6 +13,7 @@ use super::{Actor, in_transaction, notices};
 use crate::db::models::DeviationRow;
 use crate::db::schema::deviations;
 use crate::domain::FieldError;
+use crate::domain::StoredName;
 use crate::domain::deviation::{Conclusion, DeviationKind, DeviationStatus, Severity, check_close};
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;

@@ -6,6 +6,7 @@
 use super::Actor;
 use super::outbox::{Email, queue_to_role};
 use crate::db::models::UserRow;
+use crate::domain::StoredName;
 use crate::domain::batch::BatchStatus;
 use crate::domain::deviation::Severity;
 use crate::domain::record::{BatchRecord, Deviation, RecordedResult};

@@ -8,6 +8,7 @@ use super::{Actor, Page, PageRequest, in_transaction};
 use crate::db::models::{ProductRow, SpecRow, SpecTestRow, parse_stored};
 use crate::db::schema::{products, spec_tests, specifications};
 use crate::domain::FieldError;
+use crate::domain::StoredName;
 use crate::domain::audit::SYSTEM_CHAIN;
 use crate::domain::decimal::Decimal;
 use crate::domain::roles::Action;

@@ -9,6 +9,7 @@ use super::batch_record::{self, BatchOf, LockedBatch};
 use super::signatures::{self, Signing};
 use super::{Actor, in_transaction, notices};
 use crate::domain::FieldError;
+use crate::domain::StoredName;
 use crate::domain::record::BatchRecord;
 use crate::domain::release::{Certification, Readiness, ReleaseStep, check_recall, check_reject};
 use crate::domain::roles::Action;

@@ -8,6 +8,7 @@ use super::{Actor, audit::AuditRecord, in_transaction, notices};
 use crate::db::models::ResultRow;
 use crate::db::schema::results;
 use crate::domain::FieldError;
+use crate::domain::StoredName;
 use crate::domain::deviation::{DeviationKind, opens_oos};
 use crate::domain::record::{BatchRecord, RecordedResult};
 use crate::domain::result::{ResultStatus, check_accepts_results};
@@ -361,7 +362,7 @@ pub fn review_queue(
             found.extend(
                 batch_record::views::result_views(&record)
                     .into_iter()
-                    .map(|v| (v.id, v)),
+                    .map(|v| (v.result.id, v)),
             );
         }
     }

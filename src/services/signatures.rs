@@ -17,6 +17,7 @@ use super::notices;
 use crate::auth::password::verify_password;
 use crate::db::models::{SignatureRow, UserRow, parse_stored};
 use crate::db::schema::{sessions, signatures, users};
+use crate::domain::StoredName;
 use crate::domain::audit::{ActorRef, SYSTEM_CHAIN};
 use crate::domain::record::Signature;
 use crate::domain::signature::{Meaning, record_hash};

@@ -5,6 +5,7 @@
 use super::layout::{html_page, outcome, page, status, time};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
+use crate::domain::StoredName;
 use crate::domain::batch::BatchStatus;
 use crate::domain::release::BlockerCode;
 use crate::domain::roles::Action;
@@ -92,7 +93,7 @@ pub async fn batch_list(
             label { "Status"
                 select name="status" {
                     option value="" { "any" }
-                    @for s in <BatchStatus as strum::VariantArray>::VARIANTS { option value=(s) selected[q.status.as_deref() == Some(s.as_str())] { (s.as_str().replace('_', " ")) } }
+                    @for s in <BatchStatus as strum::VariantArray>::VARIANTS { option value=(s.as_str()) selected[q.status.as_deref() == Some(s.as_str())] { (s.as_str().replace('_', " ")) } }
                 }
             }
             label { "Product"
@@ -172,14 +173,14 @@ pub async fn batch_page(
         current
             .iter()
             .find(|r| r.test_code == code)
-            .and_then(|r| detail.results.iter().find(|v| v.id == r.id))
+            .and_then(|r| detail.results.iter().find(|v| v.result.id == r.id))
     };
-    let just_recorded = recorded.and_then(|r| detail.results.iter().find(|x| x.id == r));
+    let just_recorded = recorded.and_then(|r| detail.results.iter().find(|x| x.result.id == r));
     let body = html! {
         @if let Some(r) = just_recorded {
-            div class={"notice " (if r.outcome == Outcome::Pass { "ok" } else { "error" })} role="status" id="recorded" {
-                "Result recorded: " strong { (r.test_code) " " (r.value) " " (r.unit.clone().unwrap_or_default()) } " — " (outcome(r.outcome))
-                @if r.outcome == Outcome::Fail { ". An OOS investigation was opened and QA notified." }
+            div class={"notice " (if r.result.outcome == Outcome::Pass { "ok" } else { "error" })} role="status" id="recorded" {
+                "Result recorded: " strong { (r.result.test_code) " " (r.result.value) " " (r.result.unit.clone().unwrap_or_default()) } " — " (outcome(r.result.outcome))
+                @if r.result.outcome == Outcome::Fail { ". An OOS investigation was opened and QA notified." }
             }
         }
         nav.card aria-label="Actions" {
@@ -219,10 +220,10 @@ pub async fn batch_page(
                         td { strong { (t.code) } " " (t.name) }
                         td { (t.method) }
                         td { (describe_limit(t)) }
-                        td { @if let Some(r) = r { (r.value) " " (r.unit.clone().unwrap_or_default()) } @else { span.muted { "none" } } }
-                        td { @if let Some(r) = r { (outcome(r.outcome)) } }
+                        td { @if let Some(r) = r { (r.result.value) " " (r.result.unit.clone().unwrap_or_default()) } @else { span.muted { "none" } } }
+                        td { @if let Some(r) = r { (outcome(r.result.outcome)) } }
                         td { @if let Some(r) = r { (status(r.status.as_str())) } }
-                        td { @if let Some(r) = r { (r.performed_by.full_name) br; (time(r.performed_at)) } }
+                        td { @if let Some(r) = r { (r.result.performed_by.full_name) br; (time(r.result.performed_at)) } }
                         td { @if let Some(r) = r { @for s in &r.signatures { (s.signer.full_name) br; (time(s.signed_at)) } } }
                     }
                 }
@@ -234,12 +235,12 @@ pub async fn batch_page(
         h2 { "Deviations" }
         @if detail.deviations.is_empty() { p.muted { "None." } }
         table { tbody { @for d in &detail.deviations {
-            tr { td { (d.kind) " · " (d.severity) } td { (d.title) } td { (status(d.status.as_str())) } td { @if let Some(c) = d.conclusion { (c) } } }
+            tr { td { (d.deviation.kind.as_str()) " · " (d.deviation.severity.as_str()) } td { (d.deviation.title) } td { (status(d.deviation.status.as_str())) } td { @if let Some(c) = d.deviation.conclusion { (c.as_str()) } } }
         } } }
         h2 { "Chain of custody" }
         @if detail.custody.is_empty() { p.muted { "No custody event yet." } }
         ol { @for e in &detail.custody {
-            li { strong { (e.event) } " · " (time(e.occurred_at)) " · " (e.location) " · " (e.party)
+            li { strong { (e.event.as_str()) } " · " (time(e.occurred_at)) " · " (e.location) " · " (e.party)
                 @if let Some(t) = &e.temperature_c { " · " (t) " °C" @if e.excursion { " " span.fail { "EXCURSION" } } }
                 @if let Some(r) = &e.recipient_id { " · recipient " (r) } }
         } }

@@ -5,6 +5,7 @@ use super::layout::{
 };
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
+use crate::domain::StoredName;
 use crate::domain::roles::Action;
 use crate::error::Problem;
 use crate::services::batches as batch_svc;
@@ -36,7 +37,7 @@ async fn custody_markup(
         Some(user),
         html! {
             (refusal_box(problem))
-            ol { @for e in &detail.custody { li { strong { (e.event) } " · " (time(e.occurred_at)) " · " (e.location) } } }
+            ol { @for e in &detail.custody { li { strong { (e.event.as_str()) } " · " (time(e.occurred_at)) " · " (e.location) } } }
             form.stack.card method="post" action={"/batches/" (batch_id) "/custody"} {
                 (csrf(user))
                 label { "Event" select name="event" { @for e in EVENTS { option value=(e) { (e) } } } }

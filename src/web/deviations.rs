@@ -3,6 +3,7 @@
 use super::layout::{csrf, html_page, meaning_box, page, refusal, refusal_box, see_other, status};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
+use crate::domain::StoredName;
 use crate::domain::deviation::DeviationStatus;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
@@ -30,11 +31,11 @@ async fn deviation_markup(
             (refusal_box(problem))
             @for d in &detail.deviations {
                 div.card {
-                    p { strong { (d.title) } " · " (d.kind) " · " (d.severity) " · " (status(d.status.as_str())) }
-                    p { (d.description) }
-                    @if let Some(c) = &d.conclusion { p { "Concluded " (c) ": " (d.root_cause.clone().unwrap_or_default()) } }
-                    @if d.status == DeviationStatus::Open && may_close {
-                        form.stack method="post" action={"/deviations/" (d.id) "/close"} {
+                    p { strong { (d.deviation.title) } " · " (d.deviation.kind.as_str()) " · " (d.deviation.severity.as_str()) " · " (status(d.deviation.status.as_str())) }
+                    p { (d.deviation.description) }
+                    @if let Some(c) = &d.deviation.conclusion { p { "Concluded " (c.as_str()) ": " (d.deviation.root_cause.clone().unwrap_or_default()) } }
+                    @if d.deviation.status == DeviationStatus::Open && may_close {
+                        form.stack method="post" action={"/deviations/" (d.deviation.id) "/close"} {
                             (csrf(user))
                             input type="hidden" name="batch_id" value=(batch_id);
                             label { "Conclusion" select name="conclusion" {

@@ -1,6 +1,7 @@
 //! The page shell, navigation and small view helpers shared by every page.
 
 use super::session::{WebError, WebUser};
+use crate::domain::StoredName;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::domain::spec::Outcome;

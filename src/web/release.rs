@@ -5,6 +5,7 @@
 use super::layout::{csrf, html_page, meaning_box, page, refusal, refusal_box, see_other, status};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
+use crate::domain::StoredName;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::error::{AppError, Problem};

@@ -7,6 +7,7 @@ use super::layout::{
 };
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
+use crate::domain::StoredName;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::domain::spec::describe_limit;
@@ -56,7 +57,7 @@ async fn record_form_markup(
                     select name="replaces_result_id" {
                         option value="" { "none" }
                         @for r in &detail.results {
-                            option value=(r.id) { (r.test_code) " " (r.value) " (" (r.status.as_str().replace('_', " ")) ")" }
+                            option value=(r.result.id) { (r.result.test_code) " " (r.result.value) " (" (r.status.as_str().replace('_', " ")) ")" }
                         }
                     }
                 }
@@ -132,7 +133,10 @@ pub async fn record_result(
     }
     .await;
     match attempt {
-        Ok(r) => Ok(see_other(format!("/batches/{batch_id}?recorded={}", r.id))),
+        Ok(r) => Ok(see_other(format!(
+            "/batches/{batch_id}?recorded={}",
+            r.result.id
+        ))),
         Err(e) => {
             let p = refusal(e)?;
             let markup = record_form_markup(&state, &user, batch_id, Some(&p), Some(&f)).await?;
@@ -159,11 +163,11 @@ pub async fn review_queue(
                 tbody { @for a in &queue {
                     tr {
                         td { a href={"/batches/" (a.result.batch_id)} { (a.batch_number) } }
-                        td { (a.result.test_code) }
-                        td { (a.result.value) " " (a.result.unit.clone().unwrap_or_default()) }
-                        td { (outcome(a.result.outcome)) }
-                        td { (a.result.performed_by.full_name) br; (time(a.result.performed_at)) }
-                        td { a href={"/results/" (a.result.id) "/review"} { "Review" } }
+                        td { (a.result.result.test_code) }
+                        td { (a.result.result.value) " " (a.result.result.unit.clone().unwrap_or_default()) }
+                        td { (outcome(a.result.result.outcome)) }
+                        td { (a.result.result.performed_by.full_name) br; (time(a.result.result.performed_at)) }
+                        td { a href={"/results/" (a.result.result.id) "/review"} { "Review" } }
                     }
                 } }
             }
@@ -185,16 +189,16 @@ async fn review_markup(
         .db(move |c| result_svc::get_result(c, result_id))
         .await?;
     Ok(page(
-        &format!("Review {} {}", r.test_code, r.value),
+        &format!("Review {} {}", r.result.test_code, r.result.value),
         Some(user),
         html! {
             (refusal_box(problem))
             div.card { dl.facts {
-                dt { "Test" } dd { (r.test_code) }
-                dt { "Value" } dd { (r.value) " " (r.unit.clone().unwrap_or_default()) }
-                dt { "Outcome" } dd { (outcome(r.outcome)) }
+                dt { "Test" } dd { (r.result.test_code) }
+                dt { "Value" } dd { (r.result.value) " " (r.result.unit.clone().unwrap_or_default()) }
+                dt { "Outcome" } dd { (outcome(r.result.outcome)) }
                 dt { "Status" } dd { (r.status.as_str().replace('_', " ")) }
-                dt { "Performed by" } dd { (r.performed_by.full_name) ", " (time(r.performed_at)) }
+                dt { "Performed by" } dd { (r.result.performed_by.full_name) ", " (time(r.result.performed_at)) }
             } }
             form.stack.card method="post" action={"/results/" (result_id) "/review"} {
                 (csrf(user))

@@ -417,7 +417,7 @@ async fn the_review_queue_follows_reviews_replacements_and_invalidations() {
         review_queue(&mut c, who, 200)
             .unwrap()
             .into_iter()
-            .map(|a| a.result.id.to_string())
+            .map(|a| a.result.result.id.to_string())
             .collect()
     };
     let ids = |sql: &str| -> BTreeSet<String> {

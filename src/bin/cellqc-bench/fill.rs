@@ -18,6 +18,7 @@ use cellqc::db::schema::{
     audit_chain_heads, audit_entries, batches, products, results, signatures, users,
 };
 use cellqc::demo::msc_passing_values;
+use cellqc::domain::StoredName;
 use cellqc::domain::audit::{ActorRef, EntryContent, SYSTEM_CHAIN, batch_chain};
 use cellqc::domain::signature::{Meaning, record_hash};
 use cellqc::services::batch_record::result_of;

@@ -259,6 +259,7 @@ pub fn custody_of(c: CustodyRow) -> Result<CustodyRecord, AppError> {
     Ok(CustodyRecord {
         event: parse_stored("custody event", &c.event)?,
         id: c.id,
+        batch_id: c.batch_id,
         occurred_at: c.occurred_at,
         location: c.location,
         party: c.party,

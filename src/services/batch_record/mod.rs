@@ -23,6 +23,7 @@ use super::audit::{self, AuditRecord, ChainHead};
 use super::signatures::{self, Signing};
 use crate::db::models::{AuditEntryRow, DeviationRow};
 use crate::db::schema::{batches, deviations};
+use crate::domain::StoredName;
 use crate::domain::audit::batch_chain;
 use crate::domain::batch::BatchStatus;
 use crate::domain::deviation::{DeviationKind, DeviationStatus, Severity};

@@ -5,7 +5,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends libpq-dev && rm
 COPY Cargo.toml Cargo.lock diesel.toml ./
 COPY src ./src
 COPY migrations ./migrations
-RUN cargo build --release --locked && strip target/release/cellqc
+RUN cargo build --release --locked --bin cellqc && strip target/release/cellqc
 
 FROM debian:bookworm-slim
 RUN apt-get update \

@@ -4,6 +4,7 @@
 pub mod embedded;
 pub mod models;
 pub mod pool;
+pub mod prepared;
 pub mod schema;
 
 use anyhow::Context;

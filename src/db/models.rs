@@ -1,8 +1,8 @@
 //! Row structs: what is read from and written to each table, and the
 //! parsing of stored names into the domain's types.
 //!
-//! The rows of a batch's record also derive `Deserialize`: the batch record
-//! is read in one statement that returns them as JSON.
+//! The field order of a row struct is its table's column order: the batch
+//! record is read as binary records of whole rows, decoded by `Queryable`.
 
 use crate::db::schema::{
     audit_entries, batches, custody_events, deviations, email_outbox, products, results, sessions,
@@ -13,7 +13,6 @@ use crate::domain::spec::{Limit, TestDef};
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -125,7 +124,7 @@ pub struct EmailRow {
 }
 
 /// A product.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, Deserialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = products)]
 pub struct ProductRow {
     pub id: Uuid,
@@ -154,7 +153,7 @@ pub struct SpecRow {
 }
 
 /// A test of a specification.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, Deserialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = spec_tests)]
 pub struct SpecTestRow {
     pub spec_id: Uuid,
@@ -167,9 +166,7 @@ pub struct SpecTestRow {
     pub min_text: Option<String>,
     pub max_text: Option<String>,
     /// The limits as numbers, for queries; the rules read the text.
-    #[serde(skip)]
     pub min_value: Option<BigDecimal>,
-    #[serde(skip)]
     pub max_value: Option<BigDecimal>,
     pub min_inclusive: bool,
     pub max_inclusive: bool,
@@ -181,7 +178,7 @@ pub struct SpecTestRow {
 }
 
 /// A batch.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, Deserialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = batches)]
 pub struct BatchRow {
     pub id: Uuid,
@@ -201,7 +198,7 @@ pub struct BatchRow {
 }
 
 /// A test result.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, Deserialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = results)]
 pub struct ResultRow {
     pub id: Uuid,
@@ -209,7 +206,6 @@ pub struct ResultRow {
     pub test_code: String,
     pub value_text: String,
     /// The value as a number, for queries; the rules read the text.
-    #[serde(skip)]
     pub value_numeric: Option<BigDecimal>,
     pub unit: Option<String>,
     pub outcome: String,
@@ -223,7 +219,7 @@ pub struct ResultRow {
 }
 
 /// An electronic signature.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, Deserialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = signatures)]
 pub struct SignatureRow {
     pub id: Uuid,
@@ -240,7 +236,7 @@ pub struct SignatureRow {
 }
 
 /// A deviation.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, Deserialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = deviations)]
 pub struct DeviationRow {
     pub id: Uuid,
@@ -260,7 +256,7 @@ pub struct DeviationRow {
 }
 
 /// A custody event.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, Deserialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = custody_events)]
 pub struct CustodyRow {
     pub id: Uuid,

@@ -12,6 +12,7 @@
 
 use super::{Actor, Page, PageRequest};
 use crate::db::models::AuditEntryRow;
+use crate::db::prepared::prepared;
 use crate::db::schema::{audit_chain_heads, audit_entries};
 use crate::domain::audit::{ActorRef, EntryContent, GENESIS_HASH};
 use crate::error::AppError;
@@ -122,14 +123,14 @@ struct LockedHead {
 // values are passed through jsonb so that the hash covers exactly what a later
 // read returns.
 const LOCK_HEAD: &str = "SELECT seq, hash, GREATEST(clock_timestamp(), last_at) AS at, \
-     $2::jsonb AS before, $3::jsonb AS after \
-     FROM audit_chain_heads WHERE chain = $1 FOR UPDATE";
+     $1::jsonb AS before, $2::jsonb AS after \
+     FROM audit_chain_heads WHERE chain = $3 FOR UPDATE";
 
 fn lock_head(conn: &mut PgConnection, rec: &AuditRecord<'_>) -> QueryResult<Option<LockedHead>> {
-    diesel::sql_query(LOCK_HEAD)
-        .bind::<Text, _>(rec.chain)
+    prepared(LOCK_HEAD)
         .bind::<Nullable<Jsonb>, _>(rec.before.as_ref())
         .bind::<Nullable<Jsonb>, _>(rec.after.as_ref())
+        .bind::<Text, _>(rec.chain)
         .get_result(conn)
         .optional()
 }
@@ -253,7 +254,7 @@ pub fn append_at_head(
     };
     // The entry and the head's move in one statement (one round trip); it
     // moves the head only from where the caller read it.
-    let stored: Option<Stored> = diesel::sql_query(APPEND)
+    let stored: Option<Stored> = prepared(APPEND)
         .bind::<diesel::sql_types::Uuid, _>(row.id)
         .bind::<Text, _>(&row.chain)
         .bind::<diesel::sql_types::BigInt, _>(row.seq)

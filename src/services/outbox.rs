@@ -2,6 +2,7 @@
 //! to send them; a worker delivers them later.
 
 use crate::db::models::NewEmail;
+use crate::db::prepared::prepared;
 use crate::db::schema::email_outbox;
 use crate::domain::roles::Role;
 use crate::error::AppError;
@@ -65,7 +66,7 @@ pub fn queue_to_role(
     role: Role,
     email: &Email<'_>,
 ) -> Result<bool, AppError> {
-    let queued = diesel::sql_query(QUEUE_TO_ROLE)
+    let queued = prepared(QUEUE_TO_ROLE)
         .bind::<diesel::sql_types::Uuid, _>(Uuid::now_v7())
         .bind::<Text, _>(email.kind)
         .bind::<Text, _>(email.subject)

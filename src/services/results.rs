@@ -6,6 +6,7 @@ use super::batch_record::{self, BatchOf, LockedBatch, NewDeviation, result_not_f
 use super::signatures::{self, Signing};
 use super::{Actor, audit::AuditRecord, in_transaction, notices};
 use crate::db::models::ResultRow;
+use crate::db::prepared::prepared;
 use crate::db::schema::results;
 use crate::domain::FieldError;
 use crate::domain::StoredName;
@@ -344,7 +345,7 @@ pub fn review_queue(
     }
     // Candidates: the reviewers' work list (results_awaiting_review, kept by
     // triggers: no review signature, no replacement, no invalidation).
-    let pending: Vec<Pending> = diesel::sql_query(
+    let pending: Vec<Pending> = prepared(
         "SELECT w.result_id AS id, w.batch_id, b.batch_number \
            FROM results_awaiting_review w JOIN batches b ON b.id = w.batch_id \
           WHERE w.performed_by <> $1 \

@@ -105,8 +105,12 @@ pub fn run(
     let file = dir.join("script.sql");
     std::fs::write(&file, script.text())?;
     let out = std::process::Command::new(bindir.join("pgbench"))
+        // Prepared, as the server's statements are: planning is not part of
+        // either side's work.
         .args([
             "-n",
+            "-M",
+            "prepared",
             "-j",
             "2",
             "-c",

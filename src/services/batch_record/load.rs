@@ -1,89 +1,107 @@
 //! Reading a batch's record in one statement, and turning its stored rows
 //! into the domain's types (stored names parsed here, once).
 //!
-//! The statement returns the batch, its product, its specification's tests,
-//! results (with their performers' names), signatures, deviations, custody
-//! events and parents as JSON arrays of the tables' own rows, plus the head
-//! of the batch's hash chain and the database time. One statement is one
-//! snapshot: what it returns is consistent without a transaction.
+//! The statement returns the batch row and, as binary arrays of the tables'
+//! own rows, its results (and their performers' names), signatures,
+//! deviations, custody events and parents, plus the head of the batch's hash
+//! chain and the database time. Each array element is decoded by the row
+//! struct's own `Queryable` derive, in the table's column order. One
+//! statement is one snapshot: what it returns is consistent without a
+//! transaction. The product and the specification are immutable (triggers
+//! refuse any change), so they come from [`super::fixed`], read once per
+//! process.
 
+use super::fixed;
 use crate::db::models::{
-    BatchRow, CustodyRow, DeviationRow, ProductRow, ResultRow, SignatureRow, SpecTestRow,
-    parse_stored,
+    BatchRow, CustodyRow, DeviationRow, ResultRow, SignatureRow, parse_stored,
 };
+use crate::db::prepared::prepared;
+use crate::db::schema::{batches, custody_events, deviations, results, signatures};
 use crate::domain::audit::ActorRef;
-use crate::domain::custody::StorageRange;
-use crate::domain::decimal::Decimal;
-use crate::domain::record::{
-    Batch, BatchRecord, CustodyRecord, Deviation, Product, RecordedResult, Signature, Specification,
-};
+use crate::domain::record::{Batch, BatchRecord, CustodyRecord, Deviation, RecordedResult};
 use crate::domain::release::ParentFact;
 use crate::error::AppError;
 use chrono::{DateTime, Utc};
-use diesel::pg::PgConnection;
+use diesel::deserialize::{self, FromSql, Queryable};
+use diesel::pg::{Pg, PgConnection, PgValue};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
-use serde::Deserialize;
+use diesel::sql_types::{Array, BigInt, Nullable, Record, Text, Timestamptz, Uuid as SqlUuid};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// The statement a batch's record is read with (`$1`: the batch id); the
 /// load generator replays it.
 pub const LOAD: &str = "\
-SELECT row_to_json(b)::text AS batch, row_to_json(p)::text AS product, s.version AS spec_version,
-  (SELECT coalesce(json_agg(t ORDER BY t.position), '[]') FROM spec_tests t
-    WHERE t.spec_id = b.spec_id)::text AS tests,
-  (SELECT coalesce(json_agg(json_build_array(r, u.username, u.full_name) ORDER BY r.id), '[]')
-     FROM results r JOIN users u ON u.id = r.performed_by WHERE r.batch_id = b.id)::text AS results,
-  (SELECT coalesce(json_agg(g ORDER BY g.id), '[]') FROM signatures g
-    WHERE g.batch_id = b.id)::text AS signatures,
-  (SELECT coalesce(json_agg(d ORDER BY d.id), '[]') FROM deviations d
-    WHERE d.batch_id = b.id)::text AS deviations,
-  (SELECT coalesce(json_agg(c ORDER BY c.seq), '[]') FROM custody_events c
-    WHERE c.batch_id = b.id)::text AS custody,
-  (SELECT coalesce(json_agg(json_build_object('id', pb.id, 'batch_number', pb.batch_number,
-       'status', pb.status) ORDER BY pb.batch_number), '[]')
-     FROM batch_parents bp JOIN batches pb ON pb.id = bp.parent_id
-    WHERE bp.batch_id = b.id)::text AS parents,
+SELECT b AS batch,
+  ARRAY(SELECT r FROM results r WHERE r.batch_id = b.id ORDER BY r.id) AS results,
+  ARRAY(SELECT ROW(u.id, u.username, u.full_name) FROM users u
+         WHERE u.id IN (SELECT r.performed_by FROM results r WHERE r.batch_id = b.id)) AS performers,
+  ARRAY(SELECT g FROM signatures g WHERE g.batch_id = b.id ORDER BY g.id) AS signatures,
+  ARRAY(SELECT d FROM deviations d WHERE d.batch_id = b.id ORDER BY d.id) AS deviations,
+  ARRAY(SELECT c FROM custody_events c WHERE c.batch_id = b.id ORDER BY c.seq) AS custody,
+  ARRAY(SELECT ROW(pb.id, pb.batch_number, pb.status) FROM batch_parents bp
+          JOIN batches pb ON pb.id = bp.parent_id
+         WHERE bp.batch_id = b.id ORDER BY pb.batch_number) AS parents,
   h.seq AS head_seq, h.hash AS head_hash, GREATEST(clock_timestamp(), h.last_at) AS now
 FROM batches b
-JOIN products p ON p.id = b.product_id
-JOIN specifications s ON s.id = b.spec_id
 LEFT JOIN audit_chain_heads h ON h.chain = 'batch:' || b.id::text
 WHERE b.id = $1";
 
+/// Rows of a table (or a `ROW(...)`), decoded from a binary array of
+/// records by the row struct's `Queryable` derive.
+struct Rows<T>(Vec<T>);
+
+impl<T, ST> FromSql<Array<Record<ST>>, Pg> for Rows<T>
+where
+    T: Queryable<ST, Pg>,
+    T::Row: FromSql<Record<ST>, Pg>,
+{
+    fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
+        <Vec<T::Row> as FromSql<Array<Record<ST>>, Pg>>::from_sql(value)?
+            .into_iter()
+            .map(T::build)
+            .collect::<deserialize::Result<_>>()
+            .map(Rows)
+    }
+}
+
+/// One row of a table, decoded from a binary record.
+struct One<T>(T);
+
+impl<T, ST> FromSql<Record<ST>, Pg> for One<T>
+where
+    T: Queryable<ST, Pg>,
+    T::Row: FromSql<Record<ST>, Pg>,
+{
+    fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
+        T::build(<T::Row as FromSql<Record<ST>, Pg>>::from_sql(value)?).map(One)
+    }
+}
+
+type Named = (SqlUuid, Text, Text);
+
 #[derive(QueryableByName)]
 struct Loaded {
-    #[diesel(sql_type = Text)]
-    batch: String,
-    #[diesel(sql_type = Text)]
-    product: String,
-    #[diesel(sql_type = Text)]
-    spec_version: String,
-    #[diesel(sql_type = Text)]
-    tests: String,
-    #[diesel(sql_type = Text)]
-    results: String,
-    #[diesel(sql_type = Text)]
-    signatures: String,
-    #[diesel(sql_type = Text)]
-    deviations: String,
-    #[diesel(sql_type = Text)]
-    custody: String,
-    #[diesel(sql_type = Text)]
-    parents: String,
+    #[diesel(sql_type = Record<batches::SqlType>)]
+    batch: One<BatchRow>,
+    #[diesel(sql_type = Array<Record<results::SqlType>>)]
+    results: Rows<ResultRow>,
+    #[diesel(sql_type = Array<Record<Named>>)]
+    performers: Rows<(Uuid, String, String)>,
+    #[diesel(sql_type = Array<Record<signatures::SqlType>>)]
+    signatures: Rows<SignatureRow>,
+    #[diesel(sql_type = Array<Record<deviations::SqlType>>)]
+    deviations: Rows<DeviationRow>,
+    #[diesel(sql_type = Array<Record<custody_events::SqlType>>)]
+    custody: Rows<CustodyRow>,
+    #[diesel(sql_type = Array<Record<Named>>)]
+    parents: Rows<(Uuid, String, String)>,
     #[diesel(sql_type = Nullable<BigInt>)]
     head_seq: Option<i64>,
     #[diesel(sql_type = Nullable<Text>)]
     head_hash: Option<String>,
     #[diesel(sql_type = Timestamptz)]
     now: DateTime<Utc>,
-}
-
-#[derive(Deserialize)]
-struct StoredParent {
-    id: Uuid,
-    batch_number: String,
-    status: String,
 }
 
 /// A record and the head of its hash chain, as read.
@@ -93,44 +111,37 @@ pub(super) struct Read {
     pub(super) head: Option<(i64, String)>,
 }
 
-fn decode<'a, T: Deserialize<'a>>(what: &str, json: &'a str) -> Result<T, AppError> {
-    serde_json::from_str(json)
-        .map_err(|e| AppError::Internal(anyhow::Error::new(e).context(format!("decoding {what}"))))
-}
-
-/// Reads the record of batch `id` in one statement; `None` when there is
-/// no such batch.
+/// Reads the record of batch `id` in one statement (plus the product and
+/// specification the first time this process meets them); `None` when
+/// there is no such batch.
 pub(super) fn read(conn: &mut PgConnection, id: Uuid) -> Result<Option<Read>, AppError> {
-    let Some(l): Option<Loaded> = diesel::sql_query(LOAD)
-        .bind::<diesel::sql_types::Uuid, _>(id)
+    let Some(l): Option<Loaded> = prepared(LOAD)
+        .bind::<SqlUuid, _>(id)
         .get_result(conn)
         .optional()?
     else {
         return Ok(None);
     };
-    let parents: Vec<StoredParent> = decode("parents", &l.parents)?;
-    let mut parent_ids: Vec<Uuid> = parents.iter().map(|p| p.id).collect();
+    let One(batch) = l.batch;
+    let mut parent_ids: Vec<Uuid> = l.parents.0.iter().map(|(id, _, _)| *id).collect();
     parent_ids.sort();
-    let tests: Vec<SpecTestRow> = decode("tests", &l.tests)?;
-    let results: Vec<(ResultRow, String, String)> = decode("results", &l.results)?;
-    let signatures: Vec<SignatureRow> = decode("signatures", &l.signatures)?;
-    let deviations: Vec<DeviationRow> = decode("deviations", &l.deviations)?;
-    let custody: Vec<CustodyRow> = decode("custody", &l.custody)?;
-    let batch: BatchRow = decode("batch", &l.batch)?;
+    let (product, spec) = fixed::of(conn, batch.product_id, batch.spec_id)?;
+    let names: HashMap<Uuid, (String, String)> = l
+        .performers
+        .0
+        .into_iter()
+        .map(|(id, username, full_name)| (id, (username, full_name)))
+        .collect();
     let record = BatchRecord {
-        spec: Specification {
-            id: batch.spec_id,
-            version: l.spec_version,
-            tests: tests
-                .iter()
-                .map(SpecTestRow::to_test_def)
-                .collect::<Result<_, _>>()?,
-        },
         batch: batch_of(batch, parent_ids)?,
-        product: product_of(&decode("product", &l.product)?)?,
-        results: results
+        product: (*product).clone(),
+        spec: (*spec).clone(),
+        results: l
+            .results
+            .0
             .into_iter()
-            .map(|(r, username, full_name)| {
+            .map(|r| {
+                let (username, full_name) = names.get(&r.performed_by).cloned().unwrap_or_default();
                 let performer = ActorRef {
                     id: r.performed_by,
                     username,
@@ -139,24 +150,32 @@ pub(super) fn read(conn: &mut PgConnection, id: Uuid) -> Result<Option<Read>, Ap
                 result_of(r, performer)
             })
             .collect::<Result<_, _>>()?,
-        signatures: signatures
+        signatures: l
+            .signatures
+            .0
             .iter()
-            .map(Signature::try_from)
+            .map(crate::domain::record::Signature::try_from)
             .collect::<Result<_, _>>()?,
-        deviations: deviations
+        deviations: l
+            .deviations
+            .0
             .into_iter()
             .map(deviation_of)
             .collect::<Result<_, _>>()?,
-        custody: custody
+        custody: l
+            .custody
+            .0
             .into_iter()
             .map(custody_of)
             .collect::<Result<_, _>>()?,
-        parents: parents
+        parents: l
+            .parents
+            .0
             .into_iter()
-            .map(|p| {
+            .map(|(_, batch_number, status)| {
                 Ok(ParentFact {
-                    status: parse_stored("batch status", &p.status)?,
-                    batch_number: p.batch_number,
+                    status: parse_stored("batch status", &status)?,
+                    batch_number,
                 })
             })
             .collect::<Result<_, AppError>>()?,
@@ -186,30 +205,6 @@ pub fn batch_of(r: BatchRow, parent_ids: Vec<Uuid>) -> Result<Batch, AppError> {
         created_by: r.created_by,
         created_at: r.created_at,
         updated_at: r.updated_at,
-    })
-}
-
-/// What the rules need of a stored product.
-pub fn product_of(p: &ProductRow) -> Result<Product, AppError> {
-    let bound = |what: &'static str, t: &Option<String>| {
-        t.as_deref()
-            .map(|t| {
-                Decimal::from_stored(t).map_err(|_| {
-                    AppError::Internal(anyhow::anyhow!("product {} has a bad {what}: {t}", p.id))
-                })
-            })
-            .transpose()
-    };
-    Ok(Product {
-        id: p.id,
-        code: p.code.clone(),
-        name: p.name.clone(),
-        product_type: p.product_type.clone(),
-        storage: StorageRange {
-            min: bound("storage_min_c", &p.storage_min_c)?,
-            max: bound("storage_max_c", &p.storage_max_c)?,
-        },
-        release_signatures_required: usize::try_from(p.release_signatures_required).unwrap_or(1),
     })
 }
 

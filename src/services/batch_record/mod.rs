@@ -3,8 +3,9 @@
 //!
 //! [`LockedBatch::lock`] takes the batch row lock that serialises every
 //! writer of the batch's record and hash chain, then reads the whole record
-//! (specification, results, signatures, deviations, custody, parents) and
-//! the chain's head in one statement. Two statements in all: the read comes
+//! (results, signatures, deviations, custody, parents; the product and the
+//! specification, immutable, from the process's cache) and the chain's head
+//! in one statement. Two statements in all: the read comes
 //! after the lock, so under READ COMMITTED it sees everything committed by
 //! the writer that held the lock before. The domain answers every question
 //! from `record`; the writes below put what they wrote into it, and append
@@ -13,15 +14,17 @@
 //! [`read`] is the same record without a lock, for pages and reports: one
 //! statement, one snapshot.
 
+mod fixed;
 mod load;
 pub mod views;
 
-pub use load::{LOAD, batch_of, custody_of, deviation_of, product_of, result_of};
+pub use load::{LOAD, batch_of, custody_of, deviation_of, result_of};
 
 use super::Actor;
 use super::audit::{self, AuditRecord, ChainHead};
 use super::signatures::{self, Signing};
 use crate::db::models::{AuditEntryRow, DeviationRow};
+use crate::db::prepared::prepared;
 use crate::db::schema::{batches, deviations};
 use crate::domain::StoredName;
 use crate::domain::audit::batch_chain;
@@ -118,7 +121,7 @@ impl LockedBatch {
                 deviation_not_found(id),
             ),
         };
-        let Some(locked): Option<LockedId> = diesel::sql_query(sql)
+        let Some(locked): Option<LockedId> = prepared(sql)
             .bind::<SqlUuid, _>(key)
             .get_result(conn)
             .optional()?

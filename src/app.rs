@@ -16,6 +16,7 @@ use std::cell::RefCell;
 use std::net::{IpAddr, TcpListener};
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
@@ -36,6 +37,11 @@ pub struct AppState {
     pub metrics_token: Option<String>,
     /// Mark cookies Secure (the public URL is https).
     pub secure_cookies: bool,
+    /// One permit per pooled connection: a request takes one, without
+    /// occupying a thread, before its database work goes to a blocking
+    /// thread, so no thread ever waits for a connection that a request
+    /// waiting for a thread holds.
+    pub db_slots: Arc<Semaphore>,
 }
 
 impl AppState {
@@ -44,7 +50,6 @@ impl AppState {
         let secret = load_or_create_secret(settings.jwt_secret.as_deref(), &settings.data_dir)?;
         let per_minute = NonZeroU32::new(settings.login_rate_per_minute).unwrap_or(NonZeroU32::MIN);
         Ok(AppState {
-            pool,
             auth: AuthConfig {
                 keys: JwtKeys::from_secret(&secret)?,
                 lockout: settings.lockout(),
@@ -53,6 +58,10 @@ impl AppState {
             login_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
             metrics_token: settings.metrics_token.clone().filter(|t| !t.is_empty()),
             secure_cookies: settings.public_url.starts_with("https://"),
+            db_slots: Arc::new(Semaphore::new(
+                usize::try_from(pool.max_size()).unwrap_or(1),
+            )),
+            pool,
         })
     }
 
@@ -83,29 +92,42 @@ impl AppState {
     }
 
     /// [`AppState::db`] on `held` (a connection this request already checked
-    /// out) or a new checkout; gives the connection back for the rest of the
-    /// request unless the work failed.
-    pub async fn db_on<T, F>(
-        &self,
-        held: Option<DbConn>,
-        f: F,
-    ) -> (Result<T, AppError>, Option<DbConn>)
+    /// out) or a new one: first a permit (waited for asynchronously, at most
+    /// the pool's timeout, then 503), then a blocking thread and a checkout.
+    /// Gives the connection back for the rest of the request unless the work
+    /// failed.
+    pub async fn db_on<T, F>(&self, held: Option<Held>, f: F) -> (Result<T, AppError>, Option<Held>)
     where
         T: Send + 'static,
         F: FnOnce(&mut PgConnection) -> Result<T, AppError> + Send + 'static,
     {
+        let held = match held {
+            Some(h) => Ok(h),
+            None => {
+                let slots = self.db_slots.clone();
+                match actix_web::rt::time::timeout(
+                    self.pool.connection_timeout(),
+                    slots.acquire_owned(),
+                )
+                .await
+                {
+                    Ok(Ok(permit)) => Err(permit),
+                    _ => return (Err(AppError::unavailable()), None),
+                }
+            }
+        };
         let pool = self.pool.clone();
         let done = web::block(move || {
-            let mut conn = match held {
-                Some(c) => c,
-                None => match pool.get() {
-                    Ok(c) => c,
+            let (mut conn, permit) = match held {
+                Ok(h) => (h.conn, h.permit),
+                Err(permit) => match pool.get() {
+                    Ok(c) => (c, permit),
                     Err(e) => return (Err(AppError::from(e)), None),
                 },
             };
             let outcome = f(&mut conn);
             // A failed request gives its connection back to the pool at once.
-            let keep = outcome.is_ok().then_some(conn);
+            let keep = outcome.is_ok().then_some(Held { conn, permit });
             (outcome, keep)
         })
         .await;
@@ -116,18 +138,24 @@ impl AppState {
     }
 }
 
+/// A request's connection and the permit it was taken under.
+pub struct Held {
+    conn: DbConn,
+    permit: OwnedSemaphorePermit,
+}
+
 /// The connection a request checked out for its first database work (the
 /// session check), kept in the request's extensions for the handler, so a
 /// request takes one connection from the pool, not two.
-pub struct HeldConnection(RefCell<Option<DbConn>>);
+pub struct HeldConnection(RefCell<Option<Held>>);
 
 impl HeldConnection {
     /// Holds `conn` for the rest of the request.
-    pub fn new(conn: DbConn) -> Self {
-        HeldConnection(RefCell::new(Some(conn)))
+    pub fn new(held: Held) -> Self {
+        HeldConnection(RefCell::new(Some(held)))
     }
 
-    fn take(&self) -> Option<DbConn> {
+    fn take(&self) -> Option<Held> {
         self.0.borrow_mut().take()
     }
 }
@@ -136,7 +164,7 @@ impl HeldConnection {
 /// there is one, else a checkout when the work runs.
 pub struct Db {
     state: web::Data<AppState>,
-    held: Option<DbConn>,
+    held: Option<Held>,
 }
 
 impl Db {
@@ -178,6 +206,14 @@ pub fn build_server(
     workers: Option<usize>,
 ) -> std::io::Result<Server> {
     crate::observability::handle();
+    // Every blocking task runs under one of the pool's permits, so more
+    // blocking threads than permits only add runnable threads: on two cores
+    // they cost context switches and long queueing tails
+    // (docs/performance.md). A worker may hold every permit.
+    let workers = workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        .max(1);
+    let blocking_per_worker = usize::try_from(state.pool.max_size()).unwrap_or(1);
     let state = web::Data::new(state);
     let openapi = api::openapi::document();
     let mut server = HttpServer::new(move || {
@@ -195,8 +231,8 @@ pub fn build_server(
             .app_data(api::extract::path_config())
             .default_service(web::to(api::not_found))
     });
-    if let Some(n) = workers {
-        server = server.workers(n.max(1));
-    }
+    server = server
+        .workers(workers)
+        .worker_max_blocking_threads(blocking_per_worker);
     Ok(server.listen(listener)?.run())
 }

@@ -6,11 +6,6 @@
 
 use anyhow::Context;
 
-/// mimalloc instead of glibc's malloc: the server allocates and frees many
-/// small buffers per request (JSON, rows, headers) across threads, where
-/// glibc's arenas spent a tenth of the CPU (docs/performance.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use cellqc::app::{AppState, build_server};
 use cellqc::config::Settings;
 use cellqc::database::Database;

@@ -63,22 +63,21 @@ pub async fn track(
 }
 
 /// Reads the gauges and renders every metric as Prometheus text.
-pub fn render(pool: &DbPool) -> Result<String, AppError> {
+pub fn render(pool: &DbPool, conn: &mut PgConnection) -> Result<String, AppError> {
     let state = pool.state();
     metrics::gauge!("cellqc_db_pool_connections").set(f64::from(state.connections));
     metrics::gauge!("cellqc_db_pool_in_use").set(f64::from(
         state.connections.saturating_sub(state.idle_connections),
     ));
-    let mut conn = pool.get()?;
     let backlog: i64 = email_outbox::table
         .filter(email_outbox::sent_at.is_null())
         .count()
-        .get_result(&mut conn)?;
+        .get_result(conn)?;
     let failing: i64 = email_outbox::table
         .filter(email_outbox::sent_at.is_null())
         .filter(email_outbox::last_error.is_not_null())
         .count()
-        .get_result(&mut conn)?;
+        .get_result(conn)?;
     // Counts of rows: exact in f64 far beyond any realistic outbox.
     #[expect(clippy::cast_precision_loss, reason = "row counts fit an f64 exactly")]
     {

@@ -35,7 +35,9 @@ pub async fn metrics(
         ));
     }
     let pool = state.pool.clone();
-    let text = actix_web::web::block(move || crate::observability::render(&pool)).await??;
+    let text = state
+        .db(move |c| crate::observability::render(&pool, c))
+        .await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(text))

@@ -10,6 +10,7 @@ use crate::auth::jwt::JwtKeys;
 use crate::auth::password::{hash_password, verify_against_dummy};
 use crate::config::SessionPolicy;
 use crate::db::models::{NewSession, SessionRow, UserRow};
+use crate::db::prepared::prepared;
 use crate::db::schema::{sessions, users};
 use crate::domain::audit::SYSTEM_CHAIN;
 use crate::domain::users::{LockoutPolicy, check_password_policy};
@@ -17,6 +18,7 @@ use crate::error::{AppError, FieldError};
 use chrono::{Duration, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
+use diesel::sql_types::Timestamptz;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -178,6 +180,9 @@ fn invalid_token() -> AppError {
 /// How often a session's last use is written: finer is wasted writes.
 const TOUCH_EVERY: Duration = Duration::seconds(15);
 
+const TOUCH: &str = "UPDATE sessions SET last_seen_at = $1 WHERE id = \
+     (SELECT id FROM sessions WHERE id = $2 AND revoked_at IS NULL FOR UPDATE SKIP LOCKED)";
+
 /// Checks a bearer token against its session: live, not revoked, not idle
 /// past the timeout, user active. A session found idle is revoked (audited).
 pub fn authenticate(
@@ -237,10 +242,12 @@ pub fn authenticate(
         ));
     }
     if session.last_seen_at + TOUCH_EVERY <= now {
-        // A revoked session is never revived: the touch skips it.
-        diesel::update(sessions::table.find(session.id))
-            .filter(sessions::revoked_at.is_null())
-            .set(sessions::last_seen_at.eq(now))
+        // One request touches; the others of the moment skip the row it holds
+        // instead of queueing behind its commit. A revoked session is never
+        // revived: the touch skips it.
+        prepared(TOUCH)
+            .bind::<Timestamptz, _>(now)
+            .bind::<diesel::sql_types::Uuid, _>(session.id)
             .execute(conn)?;
     }
     Ok(Authenticated {

@@ -184,6 +184,27 @@ async fn a_lost_database_is_503_not_500() {
 }
 
 #[actix_web::test]
+async fn many_requests_on_a_small_pool_all_complete_none_waits_forever() {
+    // Two connections, one worker: requests that hold a connection between
+    // their session check and their use case must never wait for a thread
+    // that requests waiting for a connection occupy.
+    let app = TestApp::spawn_with(|s| s.db_pool_size = 2).await;
+    let admin = app.admin_token().await;
+    let calls = (0..40).map(|i| {
+        let path = if i % 2 == 0 {
+            "/api/v1/auth/me"
+        } else {
+            "/api/v1/batches"
+        };
+        app.get(path, &admin)
+    });
+    // A stall would end in the pool's checkout timeout: a 503.
+    for r in futures_util::future::join_all(calls).await {
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+}
+
+#[actix_web::test]
 async fn authorization_is_decided_before_the_body_is_judged() {
     let app = TestApp::spawn().await;
     for path in ["/api/v1/batches", "/api/v1/products", "/api/v1/users"] {

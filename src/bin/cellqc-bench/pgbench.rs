@@ -90,11 +90,22 @@ pub fn prepare(conn: &mut PgConnection, batches: &[Uuid], actor: Uuid) -> anyhow
     Ok(())
 }
 
+/// How pgbench sends its statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Each statement prepared once per connection, as the server's are: the
+    /// limit the targets are checked against.
+    Prepared,
+    /// pgbench's default: each statement parsed and planned every time.
+    Simple,
+}
+
 /// Runs pgbench with `script` against `targets` batches.
 pub fn run(
     settings: &Settings,
     url: &str,
     script: Script,
+    protocol: Protocol,
     targets: usize,
     clients: usize,
     seconds: u64,
@@ -105,12 +116,13 @@ pub fn run(
     let file = dir.join("script.sql");
     std::fs::write(&file, script.text())?;
     let out = std::process::Command::new(bindir.join("pgbench"))
-        // Prepared, as the server's statements are: planning is not part of
-        // either side's work.
         .args([
             "-n",
             "-M",
-            "prepared",
+            match protocol {
+                Protocol::Prepared => "prepared",
+                Protocol::Simple => "simple",
+            },
             "-j",
             "2",
             "-c",

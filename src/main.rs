@@ -262,7 +262,9 @@ fn serve_on(
             tracing::info!(dir = %mail.mail_dir.display(), "no CELLQC_SMTP_URL: notifications are written as .eml files")
         }
     }
-    let outbox = cellqc::notify::OutboxWorker::start(pool.clone(), mail)?;
+    // The outbox has a connection of its own: a slow SMTP server never holds
+    // one that requests were promised (AppState::db_slots).
+    let outbox = cellqc::notify::OutboxWorker::start(build_pool(&db.url, 1)?, mail)?;
     let state = AppState::new(settings, pool)?;
     let listener = TcpListener::bind(&settings.bind)
         .with_context(|| format!("listening on {}", settings.bind))?;

@@ -207,7 +207,7 @@ struct Child {
 }
 
 impl Child {
-    fn start(settings: &Settings, database_url: &str, opts: &BenchOptions) -> anyhow::Result<Self> {
+    fn start(settings: &Settings, database_url: &str) -> anyhow::Result<Self> {
         let exe = std::env::current_exe()?.with_file_name("cellqc");
         anyhow::ensure!(
             exe.exists(),
@@ -224,7 +224,7 @@ impl Child {
         ])
         .env("DATABASE_URL", database_url)
         .env("CELLQC_DATA_DIR", &settings.data_dir)
-        .env("CELLQC_DB_POOL_SIZE", (opts.clients + 4).to_string())
+        .env("CELLQC_DB_POOL_SIZE", settings.db_pool_size.to_string())
         .env("RUST_LOG", "warn")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
@@ -556,7 +556,7 @@ fn run(settings: &Settings, database_url: &str, opts: &BenchOptions) -> anyhow::
         seeded.fresh.len(),
         started.elapsed().as_secs_f64()
     );
-    let child = Child::start(settings, database_url, opts)?;
+    let child = Child::start(settings, database_url)?;
     std::thread::sleep(Duration::from_secs(2));
     let (idle_start, _) = child.memory()?;
     let m = measure(&child.base, &seeded, opts)?;
@@ -586,9 +586,9 @@ fn run(settings: &Settings, database_url: &str, opts: &BenchOptions) -> anyhow::
     let detail_own = limit(Script::DetailOwn, Protocol::Prepared)?;
     let verify = verify_speed(&mut conn, settings, database_url)?;
     println!(
-        "{scale} batches in the database; {} clients, {} s per scenario; pgbench: bare use case \
-         prepared and simple protocol, the endpoint's own statements prepared",
-        opts.clients, opts.seconds
+        "{scale} batches in the database; {} clients, {} s per scenario; server pool {} connections; \
+         pgbench: bare use case prepared and simple protocol, the endpoint's own statements prepared",
+        opts.clients, opts.seconds, settings.db_pool_size
     );
     println!(
         "{:<15} {:>8} {:>6} {:>8} {:>7} {:>7} {:>7}  {:>8} {:>5} {:>7}  {:>8} {:>5} {:>7}  {:>8} {:>5} {:>7}",

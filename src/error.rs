@@ -437,8 +437,8 @@ impl From<CustodyRefusal> for AppError {
             CustodyRefusal::NotReleased(status) => AppError::conflict(
                 "not_released",
                 format!(
-                    "the batch is {}: it can't leave the facility or reach a patient until released \
-                     (an internal move takes internal: true)",
+                    "the batch's status is {}: it can't leave the facility or reach a patient until \
+                     released (a move within the facility is recorded as internal)",
                     status.as_str()
                 ),
             ),

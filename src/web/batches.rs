@@ -184,11 +184,16 @@ pub async fn batch_page(
             }
         }
         nav.card aria-label="Actions" {
-            @if user.may(Action::RecordResult) { a href={"/batches/" (id) "/results/new"} { "Record a result" } " · " }
-            @if user.may(Action::Sign(Meaning::Released)) { a href={"/batches/" (id) "/release"} { "Release, reject or recall" } " · " }
-            @if user.may(Action::RecordCustody) { a href={"/batches/" (id) "/custody/new"} { "Custody event" } " · " }
-            @if user.may(Action::OpenDeviation) { a href={"/batches/" (id) "/deviations"} { "Deviations" } " · " }
-            @if user.may(Action::ReadAuditTrail) { a href={"/batches/" (id) "/history"} { "History" } }
+            @for (i, (path, label)) in [
+                (Action::RecordResult, "results/new", "Record a result"),
+                (Action::Sign(Meaning::Released), "release", "Release, reject or recall"),
+                (Action::RecordCustody, "custody/new", "Custody event"),
+                (Action::OpenDeviation, "deviations", "Deviations"),
+                (Action::ReadAuditTrail, "history", "History"),
+            ].into_iter().filter(|(a, _, _)| user.may(*a)).map(|(_, p, l)| (p, l)).enumerate() {
+                @if i > 0 { " · " }
+                a href={"/batches/" (id) "/" (path)} { (label) }
+            }
         }
         div.card {
             dl.facts {

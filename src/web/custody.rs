@@ -1,7 +1,7 @@
 //! Recording custody events from the browser.
 
 use super::layout::{
-    csrf, html_page, now_for_form, page, refusal, refusal_box, see_other, time, utc_from_form,
+    self, csrf, html_page, now_for_form, page, refusal, refusal_box, see_other, time, utc_from_form,
 };
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
@@ -30,8 +30,13 @@ async fn custody_markup(
     user: &WebUser,
     batch_id: Uuid,
     problem: Option<&Problem>,
+    entered: Option<&CustodyForm>,
 ) -> Result<Markup, WebError> {
     let detail = state.db(move |c| batch_svc::get_batch(c, batch_id)).await?;
+    // A refused form comes back as it was typed.
+    let text = |pick: fn(&CustodyForm) -> Option<&str>| layout::entered(entered, pick);
+    let event = text(|f| Some(&f.event));
+    let occurred_at = entered.map_or_else(now_for_form, |f| f.occurred_at.clone());
     Ok(page(
         &format!("Custody · {}", detail.batch.batch_number),
         Some(user),
@@ -40,15 +45,15 @@ async fn custody_markup(
             ol { @for e in &detail.custody { li { strong { (e.event.as_str()) } " · " (time(e.occurred_at)) " · " (e.location) } } }
             form.stack.card method="post" action={"/batches/" (batch_id) "/custody"} {
                 (csrf(user))
-                label { "Event" select name="event" { @for e in EVENTS { option value=(e) { (e) } } } }
-                label { "Occurred at (UTC)" input type="datetime-local" name="occurred_at" required value=(now_for_form()); }
-                label { "Location" input type="text" name="location" required; }
-                label { "Party (who holds it)" input type="text" name="party" required; }
-                label { "Temperature (°C)" input type="text" name="temperature_c" inputmode="decimal"; }
-                label { "Container id" input type="text" name="container_id"; }
-                label { "Recipient id (administration only)" input type="text" name="recipient_id"; }
-                label { input type="checkbox" name="internal" value="true"; " Internal move (within the facility)" }
-                label { "Notes" textarea name="notes" {} }
+                label { "Event" select name="event" { @for e in EVENTS { option value=(e) selected[e == event] { (e) } } } }
+                label { "Occurred at (UTC)" input type="datetime-local" name="occurred_at" step="1" required value=(occurred_at); }
+                label { "Location" input type="text" name="location" required value=(text(|f| Some(&f.location))); }
+                label { "Party (who holds it)" input type="text" name="party" required value=(text(|f| Some(&f.party))); }
+                label { "Temperature (°C)" input type="text" name="temperature_c" inputmode="decimal" value=(text(|f| f.temperature_c.as_deref())); }
+                label { "Container id" input type="text" name="container_id" value=(text(|f| f.container_id.as_deref())); }
+                label { "Recipient id (administration only)" input type="text" name="recipient_id" value=(text(|f| f.recipient_id.as_deref())); }
+                label { input type="checkbox" name="internal" value="true" checked[entered.is_some_and(|f| f.internal.as_deref() == Some("true"))]; " Internal move (within the facility)" }
+                label { "Notes" textarea name="notes" { (text(|f| f.notes.as_deref())) } }
                 button type="submit" { "Record the event" }
             }
             p { a href={"/batches/" (batch_id)} { "Back to the batch" } }
@@ -66,7 +71,7 @@ pub async fn custody_form(
     user.require(Action::RecordCustody)?;
     Ok(html_page(
         StatusCode::OK,
-        custody_markup(&state, &user, id.into_inner(), None).await?,
+        custody_markup(&state, &user, id.into_inner(), None, None).await?,
     ))
 }
 
@@ -127,7 +132,7 @@ pub async fn record_custody(
             let p = refusal(e)?;
             Ok(html_page(
                 p.status,
-                custody_markup(&state, &user, batch_id, Some(&p)).await?,
+                custody_markup(&state, &user, batch_id, Some(&p), Some(&f)).await?,
             ))
         }
     }

@@ -75,10 +75,7 @@ pub fn error_page(p: &Problem) -> Markup {
         p.status.canonical_reason().unwrap_or("Error"),
         None,
         html! {
-            div.notice.error role="alert" {
-                p { (p.detail) }
-                @for e in &p.errors { p.field-error { (e.field) ": " (e.message) } }
-            }
+            div.notice.error role="alert" { (problem_text(p)) }
             p { a href="/batches" { "Back to the batches" } }
         },
     )
@@ -110,10 +107,20 @@ pub fn refusal(e: AppError) -> Result<Problem, WebError> {
 pub fn refusal_box(p: Option<&Problem>) -> Markup {
     html! {
         @if let Some(p) = p {
-            div.notice.error role="alert" id="refusal" {
-                p { (p.detail) }
-                @for e in &p.errors { p.field-error { (e.field) ": " (e.message) } }
-            }
+            div.notice.error role="alert" id="refusal" { (problem_text(p)) }
+        }
+    }
+}
+
+/// A problem in words: each field's error on a line of its own (the detail
+/// of a validation failure only repeats them), else the detail.
+fn problem_text(p: &Problem) -> Markup {
+    html! {
+        @if p.errors.is_empty() {
+            p { (p.detail) }
+        } @else {
+            p { "Nothing was saved. Correct:" }
+            @for e in &p.errors { p.field-error { (e.field) ": " (e.message) } }
         }
     }
 }
@@ -121,6 +128,11 @@ pub fn refusal_box(p: Option<&Problem>) -> Markup {
 /// What a signature means, shown before the password is asked for.
 pub fn meaning_box(m: Meaning) -> Markup {
     html! { p.meaning { "By signing you state: “" (m.statement()) "”" } }
+}
+
+/// A field of a refused form, to show it again as it was typed.
+pub fn entered<F>(form: Option<&F>, pick: fn(&F) -> Option<&str>) -> String {
+    form.and_then(pick).unwrap_or_default().to_owned()
 }
 
 /// Reads a `datetime-local` value given in UTC.
@@ -133,7 +145,8 @@ pub fn utc_from_form(field: &str, v: &str) -> Result<chrono::DateTime<Utc>, AppE
         })
 }
 
-/// Now, as a `datetime-local` value in UTC.
+/// Now, as a `datetime-local` value in UTC, to the second (an event
+/// recorded a moment after a release must not read as before it).
 pub fn now_for_form() -> String {
-    Utc::now().format("%Y-%m-%dT%H:%M").to_string()
+    Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string()
 }

@@ -64,12 +64,21 @@ async fn app_js() -> HttpResponse {
         .body(include_str!("static/app.js"))
 }
 
+/// Browsers ask for an icon on every page: none, without an error logged.
+#[get("/favicon.ico")]
+async fn favicon() -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "max-age=86400"))
+        .finish()
+}
+
 /// Registers the pages.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("")
             .wrap(from_fn(security_headers))
             .service(app_css)
+            .service(favicon)
             .service(app_js)
             .service(web::redirect("/", "/batches"))
             .service(auth::login_form)

@@ -2,8 +2,8 @@
 //! is shown in words next to the form, with what was typed kept.
 
 use super::layout::{
-    csrf, html_page, meaning_box, now_for_form, outcome, page, refusal, refusal_box, see_other,
-    time, utc_from_form,
+    csrf, entered, html_page, meaning_box, now_for_form, outcome, page, refusal, refusal_box,
+    see_other, time, utc_from_form,
 };
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
@@ -30,6 +30,9 @@ async fn record_form_markup(
     let record = state.db(move |c| batch_svc::record(c, batch_id)).await?;
     let detail = BatchDetail::from(&record);
     let chosen = previous.map(|p| p.test_code.clone()).unwrap_or_default();
+    // A refused form comes back as it was typed.
+    let text = |pick: fn(&RecordForm) -> Option<&str>| entered(previous, pick);
+    let replaced = text(|p| p.replaces_result_id.as_deref());
     Ok(page(
         &format!("Record a result · {}", detail.batch.batch_number),
         Some(user),
@@ -49,19 +52,19 @@ async fn record_form_markup(
                 label { "Value (unit as in the specification)"
                     input type="text" name="value" required value=(previous.map(|p| p.value.clone()).unwrap_or_default()); }
                 label { "Performed at (UTC)"
-                    input type="datetime-local" name="performed_at" required
+                    input type="datetime-local" name="performed_at" step="1" required
                         value=(previous.map(|p| p.performed_at.clone()).unwrap_or_else(now_for_form)); }
-                label { "Instrument" input type="text" name="instrument"; }
-                label { "Comment" textarea name="comment" {} }
+                label { "Instrument" input type="text" name="instrument" value=(text(|p| p.instrument.as_deref())); }
+                label { "Comment" textarea name="comment" { (text(|p| p.comment.as_deref())) } }
                 label { "Replaces result (only to correct or retest)"
                     select name="replaces_result_id" {
                         option value="" { "none" }
                         @for r in &detail.results {
-                            option value=(r.result.id) { (r.result.test_code) " " (r.result.value) " (" (r.status.as_str().replace('_', " ")) ")" }
+                            option value=(r.result.id) selected[r.result.id.to_string() == replaced] { (r.result.test_code) " " (r.result.value) " (" (r.status.as_str().replace('_', " ")) ")" }
                         }
                     }
                 }
-                label { "Reason for the replacement" input type="text" name="reason"; }
+                label { "Reason for the replacement" input type="text" name="reason" value=(text(|p| p.reason.as_deref())); }
                 button type="submit" { "Save result" }
             }
             p { a href={"/batches/" (batch_id)} { "Back to the batch" } }

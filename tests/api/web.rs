@@ -133,6 +133,9 @@ async fn pages_need_a_session_and_carry_security_headers() {
         "every input has a label"
     );
     assert!(!login.body.contains("<script>"), "no inline script");
+    // The icon every browser asks for: nothing, and no error.
+    let icon = b.get("/favicon.ico").await;
+    assert_eq!(icon.status, StatusCode::NO_CONTENT);
 }
 
 #[actix_web::test]
@@ -293,9 +296,10 @@ async fn technician_reviewer_qa_and_auditor_walk_the_forms() {
         )
         .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        refused.body.contains("value: this test is numeric"),
-        "the refusal is next to the form"
+    assert_eq!(
+        refused.body.matches("value: this test is numeric").count(),
+        1,
+        "the refusal is next to the form, once"
     );
 
     // A user who is technician and reviewer may not review their own result.
@@ -428,7 +432,7 @@ async fn custody_deviations_and_users_are_managed_from_their_pages() {
                 ("csrf", &token),
                 ("event", "shipped"),
                 ("occurred_at", &now),
-                ("location", "Dock"),
+                ("location", "Dock 7"),
                 ("party", "Courier"),
             ],
         )
@@ -440,6 +444,15 @@ async fn custody_deviations_and_users_are_managed_from_their_pages() {
         "{}",
         shipped.body
     );
+    // The refused form comes back as it was typed.
+    for typed in [
+        r#"value="shipped" selected"#,
+        r#"value="Dock 7""#,
+        r#"value="Courier""#,
+        &format!(r#"value="{now}""#),
+    ] {
+        assert!(shipped.body.contains(typed), "{typed} in {}", shipped.body);
+    }
     let stored = tech
         .post(
             &format!("/batches/{batch}/custody"),

@@ -377,7 +377,21 @@ struct Measured {
 
 /// Drives the scenarios against the child server, from outside it: the
 /// closed loops with wrk, the open loop with an HTTP client of this process.
-fn measure(base: &str, seeded: &Seeded, opts: &BenchOptions) -> anyhow::Result<Measured> {
+/// Writes every dirty page out before a scenario, so that no scenario pays
+/// for the writes of the one before (or of the fill).
+fn settle(conn: &mut PgConnection) -> anyhow::Result<()> {
+    diesel::sql_query("CHECKPOINT")
+        .execute(conn)
+        .context("CHECKPOINT (the bench's database user needs pg_checkpoint or superuser)")?;
+    Ok(())
+}
+
+fn measure(
+    conn: &mut PgConnection,
+    base: &str,
+    seeded: &Seeded,
+    opts: &BenchOptions,
+) -> anyhow::Result<Measured> {
     let (tech, auditor) = actix_web::rt::System::new().block_on(async {
         let client = awc::Client::default();
         Ok::<_, anyhow::Error>((
@@ -417,6 +431,7 @@ fn measure(base: &str, seeded: &Seeded, opts: &BenchOptions) -> anyhow::Result<M
     ] {
         drive::closed(base, &tech, n, 2, &warm)?;
     }
+    settle(conn)?;
     let record = drive::closed(
         base,
         &tech,
@@ -428,6 +443,7 @@ fn measure(base: &str, seeded: &Seeded, opts: &BenchOptions) -> anyhow::Result<M
             performed_at: &performed,
         },
     )?;
+    settle(conn)?;
     let detail = drive::closed(
         base,
         &tech,
@@ -437,6 +453,7 @@ fn measure(base: &str, seeded: &Seeded, opts: &BenchOptions) -> anyhow::Result<M
             paths: &detail_paths,
         },
     )?;
+    settle(conn)?;
     let readiness = drive::closed(
         base,
         &tech,
@@ -446,6 +463,7 @@ fn measure(base: &str, seeded: &Seeded, opts: &BenchOptions) -> anyhow::Result<M
             paths: &paths("/release-readiness"),
         },
     )?;
+    settle(conn)?;
     let history = drive::closed(
         base,
         &auditor,
@@ -456,6 +474,7 @@ fn measure(base: &str, seeded: &Seeded, opts: &BenchOptions) -> anyhow::Result<M
         },
     )?;
     let rate = opts.rate.unwrap_or(record.per_second / 2.0);
+    settle(conn)?;
     let (record_open, detail_open) = actix_web::rt::System::new().block_on(async {
         let client = awc::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -466,10 +485,13 @@ fn measure(base: &str, seeded: &Seeded, opts: &BenchOptions) -> anyhow::Result<M
             let (client, base, tech) = (client.clone(), base.to_owned(), tech.clone());
             move |i: usize| {
                 let (client, base, tech) = (client.clone(), base.clone(), tech.clone());
-                let batch = batches
-                    .get((i / tests.len().max(1)) % batches.len().max(1))
-                    .copied();
-                let test = tests.get(i % tests.len().max(1)).cloned();
+                // As in the closed loop: consecutive requests go to
+                // different batches (as different technicians' would), each
+                // batch's tests one after another.
+                let batch = batches.get(i % batches.len().max(1)).copied();
+                let test = tests
+                    .get((i / batches.len().max(1)) % tests.len().max(1))
+                    .cloned();
                 let performed = performed.clone();
                 async move {
                     let (Some(batch), Some((code, value))) = (batch, test) else {
@@ -559,14 +581,15 @@ fn run(settings: &Settings, database_url: &str, opts: &BenchOptions) -> anyhow::
     let child = Child::start(settings, database_url)?;
     std::thread::sleep(Duration::from_secs(2));
     let (idle_start, _) = child.memory()?;
-    let m = measure(&child.base, &seeded, opts)?;
+    let m = measure(&mut conn, &child.base, &seeded, opts)?;
     let (rss_after, peak) = child.memory()?;
     child.stop()?;
     let targets = seeded.detail.len();
-    let limit = |script: Script, protocol: Protocol| -> anyhow::Result<Option<Limit>> {
+    let mut limit = |script: Script, protocol: Protocol| -> anyhow::Result<Option<Limit>> {
         if opts.no_pgbench {
             return Ok(None);
         }
+        settle(&mut conn)?;
         pgbench::run(
             settings,
             database_url,

@@ -102,21 +102,35 @@ async fn submit(c: &Client, form_css: &str) {
         .unwrap();
 }
 
-/// Waits until the browser is on a page whose address contains `part`, so an
-/// element found next is not one of the page being left.
-async fn wait_for_url(c: &Client, part: &str) {
+/// Waits until the browser's address satisfies `ok`.
+async fn wait_until_url(c: &Client, what: &str, ok: impl Fn(&str) -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let url = c.current_url().await.unwrap();
-        if url.as_str().contains(part) {
+        if ok(url.as_str()) {
             return;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "still on {url}, waiting for {part}"
+            "still on {url}, waiting for {what}"
         );
         tokio_sleep(50).await;
     }
+}
+
+/// Waits until the browser is on a page whose address contains `part`, so an
+/// element found next is not one of the page being left.
+async fn wait_for_url(c: &Client, part: &str) {
+    wait_until_url(c, part, |u| u.contains(part)).await;
+}
+
+/// Waits until the browser has left every page whose address contains
+/// `part`: the form posted and its answer arrived.
+async fn wait_to_leave(c: &Client, part: &str) {
+    wait_until_url(c, &format!("an address without {part}"), |u| {
+        !u.contains(part)
+    })
+    .await;
 }
 
 /// Waits for an element of the page the last click leads to.
@@ -272,7 +286,9 @@ async fn technician_reviewer_qa_and_auditor_work_through_the_browser() {
         }
         fill(&c, "input[name=password]", USER_PASSWORD).await;
         submit(&c, "form[action$='/review']").await;
-        wait_for(&c, "main h1").await;
+        // Signed: back to the queue (a refusal stays on the form, and the
+        // wait fails).
+        wait_to_leave(&c, "/results/").await;
         reviewed += 1;
         assert!(reviewed <= 20, "the queue empties");
     }

@@ -12,36 +12,43 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Where aiosmtpd is importable from: the system, or a private install.
-fn aiosmtpd_path() -> PathBuf {
+/// A Python that imports aiosmtpd, and the `PYTHONPATH` it needs: the
+/// system's (Debian `python3-aiosmtpd`, named in the README's prerequisites,
+/// also when another `python3` comes first on `PATH`), else a private install
+/// from PyPI into the target directory.
+fn aiosmtpd_python() -> (&'static str, PathBuf) {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pydeps");
-    let importable = |path: &Path| {
-        Command::new("python3")
+    let importable = |python: &str, path: &Path| {
+        Command::new(python)
             .args(["-c", "import aiosmtpd"])
             .env("PYTHONPATH", path)
+            .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
     };
-    if !importable(&dir) {
-        let ok = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--target",
-            ])
-            .arg(&dir)
-            .arg("aiosmtpd")
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            ok && importable(&dir),
-            "aiosmtpd could not be installed from PyPI"
-        );
+    for python in ["python3", "/usr/bin/python3"] {
+        if importable(python, &dir) {
+            return (python, dir);
+        }
     }
-    dir
+    let ok = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+        ])
+        .arg(&dir)
+        .arg("aiosmtpd")
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok && importable("python3", &dir),
+        "aiosmtpd could not be installed from PyPI"
+    );
+    ("python3", dir)
 }
 
 /// A real SMTP server writing what it receives into a Maildir.
@@ -53,7 +60,8 @@ struct SmtpSink {
 impl SmtpSink {
     fn start(port: u16) -> SmtpSink {
         let maildir = tempfile::tempdir().unwrap();
-        let child = Command::new("python3")
+        let (python, pythonpath) = aiosmtpd_python();
+        let child = Command::new(python)
             .args([
                 "-m",
                 "aiosmtpd",
@@ -64,7 +72,7 @@ impl SmtpSink {
                 "aiosmtpd.handlers.Mailbox",
             ])
             .arg(maildir.path().join("box"))
-            .env("PYTHONPATH", aiosmtpd_path())
+            .env("PYTHONPATH", pythonpath)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -60,6 +60,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(batches::batch_certificate)
                 .service(results::record_result)
                 .service(results::get_result)
+                .service(results::review_results)
                 .service(results::review_result)
                 .service(release::release_readiness)
                 .service(release::release_batch)

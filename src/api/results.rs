@@ -90,16 +90,7 @@ pub async fn review_result(
 ) -> Result<HttpResponse, AppError> {
     let body = body.parse()?;
     let id = id.into_inner();
-    let decision = match body.decision.as_str() {
-        "accept" => Decision::Accept,
-        "reject" => Decision::Reject,
-        _ => {
-            return Err(AppError::invalid_field(
-                "decision",
-                "must be accept or reject",
-            ));
-        }
-    };
+    let decision = parse_decision(&body.decision)?;
     let lockout = db.state().auth.lockout;
     let r = db
         .run(move |c| {
@@ -115,4 +106,57 @@ pub async fn review_result(
         })
         .await?;
     Ok(HttpResponse::Ok().json(r))
+}
+
+/// `POST /results/review` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkReviewBody {
+    /// The results to review: 1 to 200, each once.
+    result_ids: Vec<Uuid>,
+    decision: String,
+    password: String,
+    comment: Option<String>,
+}
+
+/// Reviews several results with one signing act (reviewer, performer of none
+/// of them; signed): one signature per result, all or nothing. A refusal of
+/// any result refuses them all and names it (`errors[].field` =
+/// `result_ids[i]`).
+#[utoipa::path(tag = "results", request_body = BulkReviewBody, responses((status = 200, body = Vec<crate::services::batch_record::views::ResultView>), crate::api::openapi::Problems))]
+#[post("/results/review")]
+pub async fn review_results(
+    db: Db,
+    reviewer: Authorized<ReviewsResults>,
+    body: Json<BulkReviewBody>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.parse()?;
+    let decision = parse_decision(&body.decision)?;
+    let lockout = db.state().auth.lockout;
+    let r = db
+        .run(move |c| {
+            svc::review_results(
+                c,
+                lockout,
+                &reviewer.actor,
+                &body.result_ids,
+                decision,
+                &body.password,
+                body.comment.as_deref(),
+            )
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(r))
+}
+
+/// `accept` or `reject`.
+fn parse_decision(s: &str) -> Result<Decision, AppError> {
+    match s {
+        "accept" => Ok(Decision::Accept),
+        "reject" => Ok(Decision::Reject),
+        _ => Err(AppError::invalid_field(
+            "decision",
+            "must be accept or reject",
+        )),
+    }
 }

@@ -249,6 +249,21 @@ impl BatchRecord {
         self.deviations.iter().find(|d| d.id == id)
     }
 
+    /// The deviation that investigates a result (its OOS), if any.
+    pub fn deviation_about(&self, result_id: Uuid) -> Option<&Deviation> {
+        self.deviations
+            .iter()
+            .find(|d| d.result_id == Some(result_id))
+    }
+
+    /// What a replacing result replaces: the earlier result and, when that
+    /// one was investigated, its deviation (a retest after an OOS).
+    pub fn replaced_by(&self, id: Uuid) -> Option<(&RecordedResult, Option<&Deviation>)> {
+        let earlier = self.result(id)?.replaces_result_id?;
+        let r = self.result(earlier)?;
+        Some((r, self.deviation_about(earlier)))
+    }
+
     /// The signatures on one record (the batch, a result, a deviation), oldest first.
     pub fn signatures_on(&self, entity_id: Uuid) -> impl Iterator<Item = &Signature> {
         self.signatures

@@ -260,62 +260,220 @@ pub fn review_result(
     password: &str,
     comment: Option<&str>,
 ) -> Result<ResultView, AppError> {
-    let meaning = decision.meaning();
-    actor.authorize(Action::Sign(meaning))?;
-    let comment = comment.map(str::trim).filter(|c| !c.is_empty());
-    if decision == Decision::Reject && comment.is_none() {
+    let reviewed = review(
+        conn,
+        &Review {
+            lockout,
+            actor,
+            ids: &[result_id],
+            decision,
+            password,
+            comment,
+        },
+        |_, e| e,
+    )?;
+    reviewed
+        .into_iter()
+        .next()
+        .ok_or_else(|| result_not_found(result_id))
+}
+
+/// The most results one signing act may review.
+pub const MAX_REVIEW_AT_ONCE: usize = 200;
+
+/// Reviews several results with one signing act (signed): one signature row
+/// per result, all or nothing. A refusal of any result refuses them all and
+/// names that result (`result_ids[i]`).
+pub fn review_results(
+    conn: &mut PgConnection,
+    lockout: LockoutPolicy,
+    actor: &Actor,
+    ids: &[Uuid],
+    decision: Decision,
+    password: &str,
+    comment: Option<&str>,
+) -> Result<Vec<ResultView>, AppError> {
+    if ids.is_empty() {
+        return Err(AppError::invalid_field(
+            "result_ids",
+            "name at least one result",
+        ));
+    }
+    if ids.len() > MAX_REVIEW_AT_ONCE {
+        return Err(AppError::invalid_field(
+            "result_ids",
+            format!("at most {MAX_REVIEW_AT_ONCE} results in one signing act"),
+        ));
+    }
+    let mut seen = HashSet::new();
+    if let Some(i) = ids.iter().position(|id| !seen.insert(*id)) {
+        return Err(AppError::invalid_field(
+            format!("result_ids[{i}]"),
+            "names a result already in the list",
+        ));
+    }
+    review(
+        conn,
+        &Review {
+            lockout,
+            actor,
+            ids,
+            decision,
+            password,
+            comment,
+        },
+        |i, e| name_result(e, i, ids.get(i).copied()),
+    )
+}
+
+/// A refusal of one result of a list, naming it.
+fn name_result(e: AppError, i: usize, id: Option<Uuid>) -> AppError {
+    match e {
+        AppError::Problem(mut p) => {
+            let id = id.map(|id| id.to_string()).unwrap_or_default();
+            p.detail = format!("result {id}: {}", p.detail);
+            p.errors.push(FieldError::new(
+                format!("result_ids[{i}]"),
+                p.detail.clone(),
+            ));
+            AppError::Problem(p)
+        }
+        other => other,
+    }
+}
+
+/// One signing act over one or more results.
+struct Review<'a> {
+    lockout: LockoutPolicy,
+    actor: &'a Actor,
+    ids: &'a [Uuid],
+    decision: Decision,
+    password: &'a str,
+    comment: Option<&'a str>,
+}
+
+fn review(
+    conn: &mut PgConnection,
+    r: &Review<'_>,
+    refusal_of: impl Fn(usize, AppError) -> AppError,
+) -> Result<Vec<ResultView>, AppError> {
+    let meaning = r.decision.meaning();
+    r.actor.authorize(Action::Sign(meaning))?;
+    let comment = r.comment.map(str::trim).filter(|c| !c.is_empty());
+    if r.decision == Decision::Reject && comment.is_none() {
         return Err(AppError::invalid_field(
             "comment",
             "rejecting a result needs a reason",
         ));
     }
+    let actor = r.actor;
     in_transaction(conn, |c| {
-        let mut lb = LockedBatch::lock(c, BatchOf::Result(result_id))?;
-        let was_releasable = lb.record.readiness().releasable;
-        lb.record
-            .check_review(result_id, actor.id)
-            .ok_or_else(|| result_not_found(result_id))??;
-        if let Err(refusal) = signatures::verify_signer(c, lockout, actor, password)? {
+        // The batches, locked in one order (two reviewers of overlapping
+        // lists can't deadlock), each read once.
+        let mut batches = lock_batches_of(c, r.ids, &refusal_of)?;
+        let was_releasable: Vec<bool> = batches
+            .iter()
+            .map(|b| b.record.readiness().releasable)
+            .collect();
+        let mut at = Vec::with_capacity(r.ids.len());
+        for (i, id) in r.ids.iter().enumerate() {
+            let found = batches.iter().position(|b| b.record.result(*id).is_some());
+            let Some(k) = found else {
+                return Err(refusal_of(i, result_not_found(*id)));
+            };
+            if let Some(b) = batches.get(k) {
+                b.record
+                    .check_review(*id, actor.id)
+                    .ok_or_else(|| result_not_found(*id))?
+                    .map_err(|e| refusal_of(i, e.into()))?;
+            }
+            at.push(k);
+        }
+        if let Err(refusal) = signatures::verify_signer(c, r.lockout, actor, r.password)? {
             return Ok(Err(refusal));
         }
-        let record = lb
-            .record
-            .result(result_id)
-            .map(|r| result_record(lb.id(), r))
-            .ok_or_else(|| result_not_found(result_id))?;
-        let signature = lb.sign(
-            c,
-            actor,
-            &Signing {
-                meaning,
-                entity_type: "result",
-                entity_id: result_id,
-                batch_id: Some(lb.id()),
-                reason: comment,
-                record: &record,
-            },
-        )?;
-        let chain = lb.chain();
-        let action = match decision {
-            Decision::Accept => "result.reviewed",
-            Decision::Reject => "result.review_rejected",
-        };
-        let mut rec =
-            AuditRecord::on_batch(&chain, lb.id(), Some(actor), action, "result", result_id).after(
-                json!({
-                    "signature_id": signature.id,
-                    "meaning": signature.meaning,
-                    "signed_at": signature.signed_at,
-                    "record_hash": signature.record_hash,
-                }),
-            );
-        rec.reason = comment;
-        lb.append(c, rec)?;
-        notices::ready_for_release(c, was_releasable, &lb.record)?;
-        Ok(Ok(
-            result_view(&lb.record, result_id).ok_or_else(|| result_not_found(result_id))?
-        ))
+        let mut reviewed = Vec::with_capacity(r.ids.len());
+        for (id, k) in r.ids.iter().zip(at) {
+            let lb = batches.get_mut(k).ok_or_else(|| result_not_found(*id))?;
+            reviewed.push(sign_review(c, lb, actor, *id, r.decision, comment)?);
+        }
+        for (lb, was) in batches.iter().zip(was_releasable) {
+            notices::ready_for_release(c, was, &lb.record)?;
+        }
+        Ok(Ok(reviewed))
     })?
+}
+
+/// Locks the batches of `ids` in id order; an unknown result is 404 naming it.
+fn lock_batches_of(
+    c: &mut PgConnection,
+    ids: &[Uuid],
+    refusal_of: &impl Fn(usize, AppError) -> AppError,
+) -> Result<Vec<LockedBatch>, AppError> {
+    if let [id] = ids {
+        return Ok(vec![LockedBatch::lock(c, BatchOf::Result(*id))?]);
+    }
+    let pairs: Vec<(Uuid, Uuid)> = results::table
+        .filter(results::id.eq_any(ids))
+        .select((results::id, results::batch_id))
+        .load(c)?;
+    if let Some(i) = ids
+        .iter()
+        .position(|id| !pairs.iter().any(|(r, _)| r == id))
+    {
+        let id = ids.get(i).copied().unwrap_or_default();
+        return Err(refusal_of(i, result_not_found(id)));
+    }
+    let mut batch_ids: Vec<Uuid> = pairs.into_iter().map(|(_, b)| b).collect();
+    batch_ids.sort_unstable();
+    batch_ids.dedup();
+    batch_ids
+        .into_iter()
+        .map(|b| LockedBatch::lock(c, BatchOf::Batch(b)))
+        .collect()
+}
+
+/// Signs one review and appends its audit entry.
+fn sign_review(
+    c: &mut PgConnection,
+    lb: &mut LockedBatch,
+    actor: &Actor,
+    result_id: Uuid,
+    decision: Decision,
+    comment: Option<&str>,
+) -> Result<ResultView, AppError> {
+    let record = lb
+        .record
+        .result(result_id)
+        .map(|r| result_record(lb.id(), r))
+        .ok_or_else(|| result_not_found(result_id))?;
+    let signature = lb.sign(
+        c,
+        actor,
+        &Signing {
+            meaning: decision.meaning(),
+            entity_type: "result",
+            entity_id: result_id,
+            batch_id: Some(lb.id()),
+            reason: comment,
+            record: &record,
+        },
+    )?;
+    let chain = lb.chain();
+    let action = match decision {
+        Decision::Accept => "result.reviewed",
+        Decision::Reject => "result.review_rejected",
+    };
+    let mut rec = AuditRecord::on_batch(&chain, lb.id(), Some(actor), action, "result", result_id)
+        .after(json!({
+            "signature_id": signature.id,
+            "meaning": signature.meaning,
+            "signed_at": signature.signed_at,
+            "record_hash": signature.record_hash,
+        }));
+    rec.reason = comment;
+    lb.append(c, rec)?;
+    result_view(&lb.record, result_id).ok_or_else(|| result_not_found(result_id))
 }
 
 /// A result awaiting review, with its batch number.

@@ -150,6 +150,7 @@ fn blocker_words(code: BlockerCode) -> &'static str {
 #[derive(Debug, Deserialize)]
 pub struct BatchPageQuery {
     recorded: Option<Uuid>,
+    reviewed: Option<usize>,
 }
 
 /// The batch page: specification with limits, results, signatures,
@@ -177,22 +178,25 @@ pub async fn batch_page(
     };
     let just_recorded = recorded.and_then(|r| detail.results.iter().find(|x| x.result.id == r));
     let body = html! {
+        @if let Some(n) = query.reviewed {
+            div.notice.ok role="status" id="reviewed" { (n) (if n == 1 { " result" } else { " results" }) " reviewed under your signature." }
+        }
         @if let Some(r) = just_recorded {
             div class={"notice " (if r.result.outcome == Outcome::Pass { "ok" } else { "error" })} role="status" id="recorded" {
                 "Result recorded: " strong { (r.result.test_code) " " (r.result.value) " " (r.result.unit.clone().unwrap_or_default()) } " — " (outcome(r.result.outcome))
                 @if r.result.outcome == Outcome::Fail { ". An OOS investigation was opened and QA notified." }
             }
         }
-        nav.card aria-label="Actions" {
-            @for (i, (path, label)) in [
+        nav.card.actions aria-label="Actions" {
+            @for (path, label) in [
                 (Action::RecordResult, "results/new", "Record a result"),
+                (Action::Sign(Meaning::Reviewed), "review", "Review results"),
                 (Action::Sign(Meaning::Released), "release", "Release, reject or recall"),
                 (Action::RecordCustody, "custody/new", "Custody event"),
                 (Action::OpenDeviation, "deviations", "Deviations"),
                 (Action::ReadAuditTrail, "history", "History"),
-            ].into_iter().filter(|(a, _, _)| user.may(*a)).map(|(_, p, l)| (p, l)).enumerate() {
-                @if i > 0 { " · " }
-                a href={"/batches/" (id) "/" (path)} { (label) }
+            ].into_iter().filter(|(a, _, _)| user.may(*a)).map(|(_, p, l)| (p, l)) {
+                a.button href={"/batches/" (id) "/" (path)} { (label) }
             }
         }
         div.card {

@@ -12,6 +12,7 @@ pub mod history;
 pub mod layout;
 pub mod release;
 pub mod results;
+pub mod review;
 pub mod session;
 pub mod users;
 
@@ -92,6 +93,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(results::review_queue)
             .service(results::review_form)
             .service(results::review)
+            .service(review::batch_review_form)
+            .service(review::batch_review)
             .service(release::release_page)
             .service(release::release_batch)
             .service(release::reject_batch)

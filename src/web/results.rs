@@ -159,8 +159,24 @@ pub async fn review_queue(
     let queue = state
         .db(move |c| result_svc::review_queue(c, me, 200))
         .await?;
+    // Batches in the order of their oldest waiting result.
+    let mut batches: Vec<(Uuid, &str, usize)> = Vec::new();
+    for a in &queue {
+        match batches
+            .iter_mut()
+            .find(|(id, _, _)| *id == a.result.batch_id)
+        {
+            Some(b) => b.2 += 1,
+            None => batches.push((a.result.batch_id, a.batch_number.as_str(), 1)),
+        }
+    }
     let body = html! {
         @if queue.is_empty() { p.muted { "Nothing awaits your review." } } @else {
+            h2 { "By batch (one signature for several results)" }
+            ul.worklist { @for (id, number, n) in &batches {
+                li { a.button href={"/batches/" (id) "/review"} { "Review batch " (number) " (" (n) (if *n == 1 { " result" } else { " results" }) ")" } }
+            } }
+            h2 { "Oldest first" }
             table {
                 thead { tr { th { "Batch" } th { "Test" } th { "Value" } th { "Outcome" } th { "Performed by" } th {} } }
                 tbody { @for a in &queue {

@@ -4,7 +4,7 @@ use crate::support::TestApp;
 use actix_web::http::StatusCode;
 
 /// Every route of the HTTP contract (API.md).
-const CONTRACT: [(&str, &str); 37] = [
+const CONTRACT: [(&str, &str); 38] = [
     ("post", "/api/v1/auth/login"),
     ("post", "/api/v1/auth/logout"),
     ("get", "/api/v1/auth/me"),
@@ -24,6 +24,7 @@ const CONTRACT: [(&str, &str); 37] = [
     ("get", "/api/v1/batches/{id}"),
     ("post", "/api/v1/batches/{id}/results"),
     ("post", "/api/v1/results/{id}/review"),
+    ("post", "/api/v1/results/review"),
     ("post", "/api/v1/batches/{id}/deviations"),
     ("post", "/api/v1/deviations/{id}/close"),
     ("get", "/api/v1/batches/{id}/release-readiness"),

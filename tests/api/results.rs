@@ -478,3 +478,126 @@ struct Id {
     #[diesel(sql_type = diesel::sql_types::Text)]
     id: String,
 }
+
+#[actix_web::test]
+async fn several_results_are_reviewed_with_one_signing_act_all_or_nothing() {
+    let lab = Lab::msc().await;
+    let b1 = lab.batch("MSC-1").await;
+    let b2 = lab.batch("MSC-2").await;
+    let a = lab.recorded(&b1, "VIAB", json!("91.5")).await;
+    let c = lab.recorded(&b1, "CD73", json!("97.0")).await;
+    let d = lab.recorded(&b2, "VIAB", json!("93.0")).await;
+    let signatures_before = lab.count("signatures");
+    let bulk = |ids: serde_json::Value, password: &str| json!({"result_ids": ids, "decision": "accept", "password": password});
+
+    // A result the reviewer performed refuses the whole list and names it.
+    let (_, both) = lab.app.signed_in(&["technician", "reviewer"]).await;
+    let own = lab
+        .app
+        .post(
+            &format!("/api/v1/batches/{b2}/results"),
+            &both,
+            json!({"test_code": "CD73", "value": "97", "performed_at": days_ago(1)}),
+        )
+        .await;
+    let own_id = own.body["id"].as_str().unwrap().to_owned();
+    let r = lab
+        .app
+        .post(
+            "/api/v1/results/review",
+            &both,
+            bulk(json!([a, own_id]), USER_PASSWORD),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(r.code(), "self_review");
+    assert_eq!(r.body["errors"][0]["field"], "result_ids[1]");
+    assert!(r.body["detail"].as_str().unwrap().contains(&own_id));
+    assert_eq!(lab.count("signatures"), signatures_before, "nothing signed");
+
+    // A wrong password signs nothing; an unknown result, a duplicate and an
+    // empty list are refused before any signing.
+    let r = lab
+        .app
+        .post(
+            "/api/v1/results/review",
+            &lab.reviewer,
+            bulk(json!([a, c]), "wrong-password-1"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.code(), "signature_failed");
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let r = lab
+        .app
+        .post(
+            "/api/v1/results/review",
+            &lab.reviewer,
+            bulk(json!([a, unknown]), USER_PASSWORD),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.body["errors"][0]["field"], "result_ids[1]");
+    for (ids, field) in [(json!([a, a]), "result_ids[1]"), (json!([]), "result_ids")] {
+        let r = lab
+            .app
+            .post(
+                "/api/v1/results/review",
+                &lab.reviewer,
+                bulk(ids, USER_PASSWORD),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert_eq!(r.body["errors"][0]["field"], field);
+    }
+    assert_eq!(lab.count("signatures"), signatures_before, "nothing signed");
+
+    // One act over two batches: one signature row and audit entry per result.
+    let r = lab
+        .app
+        .post(
+            "/api/v1/results/review",
+            &lab.reviewer,
+            bulk(json!([a, c, d]), USER_PASSWORD),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let items = r.body.as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    let mut hashes = std::collections::HashSet::new();
+    for (item, id) in items.iter().zip([&a, &c, &d]) {
+        assert_eq!(item["id"], id.as_str());
+        assert_eq!(item["status"], "reviewed");
+        assert_eq!(item["signatures"][0]["meaning"], "reviewed");
+        hashes.insert(
+            item["signatures"][0]["record_hash"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(hashes.len(), 3, "each result signed over its own record");
+    assert_eq!(lab.count("signatures"), signatures_before + 3);
+    let audited: Vec<String> = lab
+        .app
+        .audit_actions("result.reviewed")
+        .into_iter()
+        .map(|(id, _)| id.unwrap().to_string())
+        .collect();
+    for id in [&a, &c, &d] {
+        assert!(audited.contains(id), "audit entry for {id}");
+    }
+    // Reviewed once: a second act over one of them refuses the list.
+    let r = lab
+        .app
+        .post(
+            "/api/v1/results/review",
+            &lab.reviewer,
+            bulk(json!([own_id, d]), USER_PASSWORD),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.code(), "not_reviewable");
+    assert_eq!(r.body["errors"][0]["field"], "result_ids[1]");
+    assert_eq!(lab.count("signatures"), signatures_before + 3);
+}

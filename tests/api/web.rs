@@ -82,6 +82,28 @@ impl<'a> Browser<'a> {
         }
     }
 
+    /// Posts a form whose fields may repeat (checkboxes).
+    pub async fn post_pairs(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let mut res = self
+            .client
+            .post(format!("{}{path}", self.app.address))
+            .insert_header(("Cookie", self.cookie_header()))
+            .content_type("application/x-www-form-urlencoded")
+            .send_body(body)
+            .await
+            .unwrap();
+        self.remember(res.headers());
+        let body = String::from_utf8_lossy(&res.body().await.unwrap()).into_owned();
+        Page {
+            status: res.status(),
+            headers: res.headers().clone(),
+            body,
+        }
+    }
+
     /// The value of the hidden `csrf` field of the page.
     pub fn csrf(page: &Page) -> String {
         let at = page
@@ -566,4 +588,102 @@ async fn behind_tls_the_session_cookie_is_secure() {
         set.contains("cellqc_session=") && set.contains("Secure"),
         "{set}"
     );
+}
+
+#[actix_web::test]
+async fn a_reviewer_signs_several_results_of_a_batch_on_one_page() {
+    let lab = Lab::msc().await;
+    let batch = lab.batch("UCMSC-WEB-REV").await;
+    let viab = lab.recorded(&batch, "VIAB", json!("91.5")).await;
+    let cd73 = lab.recorded(&batch, "CD73", json!("97.0")).await;
+    let cd90 = lab.recorded(&batch, "CD90", json!("98.0")).await;
+    let (_, reviewer_name) = lab.app.user_with(&["reviewer"]).await;
+    let mut reviewer = Browser::new(&lab.app);
+    reviewer.sign_in(&reviewer_name, USER_PASSWORD).await;
+
+    let queue = reviewer.get("/review").await;
+    assert!(queue.body.contains(&format!("/batches/{batch}/review")));
+    assert!(
+        queue.body.contains("UCMSC-WEB-REV (3 results)"),
+        "{}",
+        queue.body
+    );
+    let form = reviewer.get(&format!("/batches/{batch}/review")).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(
+        form.body.contains("limit &gt;= 80 %"),
+        "each result's limit"
+    );
+    let token = Browser::csrf(&form);
+    let before = lab.count("signatures");
+
+    // A wrong password: nothing signed, the ticks and the comment kept.
+    let refused = reviewer
+        .post_pairs(
+            &format!("/batches/{batch}/review"),
+            &[
+                ("csrf", &token),
+                ("result_ids", &viab),
+                ("result_ids", &cd90),
+                ("decision", "accept"),
+                ("comment", "gating checked"),
+                ("password", "not-my-password"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+    assert_eq!(lab.count("signatures"), before);
+    assert!(refused.body.contains("gating checked"));
+    assert!(refused.body.contains(&format!("value=\"{viab}\" checked")));
+    assert!(!refused.body.contains(&format!("value=\"{cd73}\" checked")));
+    // Nothing ticked is refused in words.
+    let none = reviewer
+        .post_pairs(
+            &format!("/batches/{batch}/review"),
+            &[
+                ("csrf", &token),
+                ("decision", "accept"),
+                ("password", USER_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(none.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(none.body.contains("tick at least one result"));
+
+    // Two ticked, one signing act: two signatures, the third still waits.
+    let signed = reviewer
+        .post_pairs(
+            &format!("/batches/{batch}/review"),
+            &[
+                ("csrf", &token),
+                ("result_ids", &viab),
+                ("result_ids", &cd90),
+                ("decision", "accept"),
+                ("password", USER_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
+    assert_eq!(lab.count("signatures"), before + 2);
+    let shown = reviewer
+        .get(signed.headers.get("location").unwrap().to_str().unwrap())
+        .await;
+    assert!(
+        shown
+            .body
+            .contains("2 results reviewed under your signature")
+    );
+    let rec = lab.batch_record(&batch).await;
+    let status_of = |id: &str| {
+        rec["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(status_of(&viab), "reviewed");
+    assert_eq!(status_of(&cd90), "reviewed");
+    assert_eq!(status_of(&cd73), "recorded");
 }

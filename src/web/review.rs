@@ -1,0 +1,198 @@
+//! Reviewing a batch's results with one signing act: each result with its
+//! limit, instrument, comment and, for a retest, what it replaces and why;
+//! a checkbox per result and one password.
+
+use super::layout::{
+    csrf, html_page, meaning_box, outcome, page, refusal, refusal_box, see_other, time,
+};
+use super::session::{WebError, WebUser};
+use crate::app::AppState;
+use crate::domain::StoredName;
+use crate::domain::result::ResultStatus;
+use crate::domain::roles::Action;
+use crate::domain::signature::Meaning;
+use crate::domain::spec::describe_limit;
+use crate::error::{AppError, Problem};
+use crate::services::batch_record::views::result_views;
+use crate::services::batches as batch_svc;
+use crate::services::results::{self as result_svc, Decision};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, get, post, web};
+use maud::{Markup, html};
+use serde::Deserialize;
+use uuid::Uuid;
+
+/// What the reviewer chose, kept when the signature is refused.
+#[derive(Debug, Default, Deserialize)]
+pub struct BatchReviewForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    result_ids: Vec<String>,
+    #[serde(default)]
+    decision: String,
+    #[serde(default)]
+    comment: String,
+    #[serde(default)]
+    password: String,
+}
+
+async fn batch_review_markup(
+    state: &AppState,
+    user: &WebUser,
+    batch_id: Uuid,
+    problem: Option<&Problem>,
+    previous: Option<&BatchReviewForm>,
+) -> Result<Markup, WebError> {
+    let record = state.db(move |c| batch_svc::record(c, batch_id)).await?;
+    let me = user.0.actor.id;
+    let awaiting: Vec<_> = result_views(&record)
+        .into_iter()
+        .filter(|v| v.status == ResultStatus::Recorded)
+        .collect();
+    let checked = |id: Uuid| match previous {
+        Some(p) => p.result_ids.iter().any(|s| s == &id.to_string()),
+        None => true,
+    };
+    let reject = previous.is_some_and(|p| p.decision == "reject");
+    let number = &record.batch.batch_number;
+    Ok(page(
+        &format!("Review results · {number}"),
+        Some(user),
+        html! {
+            (refusal_box(problem))
+            p { "Batch " a href={"/batches/" (batch_id)} { (number) } " · " (record.product.name) " · specification version " (record.spec.version) }
+            @if awaiting.is_empty() {
+                p.muted { "No result of this batch awaits review." }
+            } @else {
+                form.stack.card method="post" action={"/batches/" (batch_id) "/review"} {
+                    (csrf(user))
+                    table.review {
+                        thead { tr { th { "Review" } th { "Test and limit" } th { "Result" } th { "Performed" } th { "Instrument, comment" } } }
+                        tbody { @for v in &awaiting {
+                            @let r = &v.result;
+                            @let own = r.performed_by.id == me;
+                            tr {
+                                td {
+                                    @if own {
+                                        span.muted { "you performed it" }
+                                    } @else {
+                                        label.check {
+                                            input type="checkbox" name="result_ids" value=(r.id) checked[checked(r.id)];
+                                            span.visually-hidden { "Review " (r.test_code) }
+                                        }
+                                    }
+                                }
+                                td {
+                                    strong { (r.test_code) }
+                                    @if let Some(t) = record.test(&r.test_code) { " " (t.name) br; span.muted { "limit " (describe_limit(t)) } }
+                                }
+                                td { (r.value) " " (r.unit.clone().unwrap_or_default()) " " (outcome(r.outcome))
+                                    @if let Some((earlier, deviation)) = record.replaced_by(r.id) {
+                                        p.retest {
+                                            "Replaces " (earlier.test_code) " " (earlier.value) " of " (time(earlier.performed_at))
+                                            @if let Some(d) = deviation {
+                                                " (a retest after deviation “" (d.title) "”"
+                                                @if let Some(c) = d.conclusion { ", concluded " (c.as_str().replace('_', " ")) }
+                                                ")"
+                                            }
+                                            @if let Some(why) = &r.reason { ": " (why) }
+                                        }
+                                    }
+                                }
+                                td { (r.performed_by.full_name) br; (time(r.performed_at)) }
+                                td {
+                                    (r.instrument.clone().unwrap_or_else(|| "no instrument named".into()))
+                                    @if let Some(c) = &r.comment { br; q { (c) } }
+                                }
+                            }
+                        } }
+                    }
+                    fieldset {
+                        legend { "Decision for every ticked result" }
+                        label.choice { input type="radio" name="decision" value="accept" checked[!reject]; (Meaning::Reviewed.statement()) }
+                        label.choice { input type="radio" name="decision" value="reject" checked[reject]; (Meaning::ReviewRejected.statement()) }
+                    }
+                    label { "Comment (required to reject)" textarea name="comment" { (previous.map(|p| p.comment.as_str()).unwrap_or_default()) } }
+                    (meaning_box(Meaning::Reviewed))
+                    label { "Your password (electronic signature)" input type="password" name="password" required autocomplete="current-password"; }
+                    button type="submit" { "Sign the review of the ticked results" }
+                }
+            }
+            p { a href="/review" { "Back to the review queue" } }
+        },
+    ))
+}
+
+/// The batch's review page (reviewers).
+#[get("/batches/{id}/review")]
+pub async fn batch_review_form(
+    state: web::Data<AppState>,
+    user: WebUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::Sign(Meaning::Reviewed))?;
+    let markup = batch_review_markup(&state, &user, id.into_inner(), None, None).await?;
+    Ok(html_page(StatusCode::OK, markup))
+}
+
+/// Signs the review of every ticked result at once; a refusal (own result,
+/// wrong password, nothing ticked) comes back with the choices kept.
+#[post("/batches/{id}/review")]
+pub async fn batch_review(
+    state: web::Data<AppState>,
+    user: WebUser,
+    id: web::Path<Uuid>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::Sign(Meaning::Reviewed))?;
+    let f: BatchReviewForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    user.check_csrf(&f.csrf)?;
+    let batch_id = id.into_inner();
+    let ids: Result<Vec<Uuid>, _> = f.result_ids.iter().map(|s| Uuid::parse_str(s)).collect();
+    let decision = if f.decision == "reject" {
+        Decision::Reject
+    } else {
+        Decision::Accept
+    };
+    let lockout = state.auth.lockout;
+    let actor = user.0.actor.clone();
+    let password = f.password.clone();
+    let comment = f.comment.clone();
+    let attempt = match ids {
+        Err(_) => Err(AppError::invalid_field("result_ids", "names no result")),
+        Ok(ids) if ids.is_empty() => Err(AppError::invalid_field(
+            "result_ids",
+            "tick at least one result to review",
+        )),
+        Ok(ids) => {
+            state
+                .db(move |c| {
+                    result_svc::review_results(
+                        c,
+                        lockout,
+                        &actor,
+                        &ids,
+                        decision,
+                        &password,
+                        Some(comment.as_str()),
+                    )
+                })
+                .await
+        }
+    };
+    match attempt {
+        Ok(done) => Ok(see_other(format!(
+            "/batches/{batch_id}?reviewed={}",
+            done.len()
+        ))),
+        Err(e) => {
+            let p = refusal(e)?;
+            if p.code == "token_revoked" {
+                return Err(WebError::SignIn);
+            }
+            let markup = batch_review_markup(&state, &user, batch_id, Some(&p), Some(&f)).await?;
+            Ok(html_page(p.status, markup))
+        }
+    }
+}

@@ -277,3 +277,32 @@ pub fn record(conn: &mut PgConnection, id: Uuid) -> Result<BatchRecord, AppError
 pub fn get_batch(conn: &mut PgConnection, id: Uuid) -> Result<BatchDetail, AppError> {
     Ok(BatchDetail::from(&batch_record::read(conn, id)?))
 }
+
+/// The ids of batches named by their numbers (a parent typed or scanned on
+/// a form), in order; an unknown number is 422 naming its place.
+pub fn ids_of_numbers(conn: &mut PgConnection, numbers: &[String]) -> Result<Vec<Uuid>, AppError> {
+    let found: Vec<(String, Uuid)> = batches::table
+        .filter(batches::batch_number.eq_any(numbers))
+        .select((batches::batch_number, batches::id))
+        .load(conn)?;
+    let mut errors = Vec::new();
+    let ids = numbers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| {
+            let id = found.iter().find(|(f, _)| f == n).map(|(_, id)| *id);
+            if id.is_none() {
+                errors.push(FieldError::new(
+                    format!("parent_batch_ids[{i}]"),
+                    format!("names no batch: {n}"),
+                ));
+            }
+            id
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(ids)
+    } else {
+        Err(AppError::validation(errors))
+    }
+}

@@ -87,6 +87,9 @@ pub async fn batch_list(
         )
     });
     let body = html! {
+        @if user.may(Action::CreateBatch) {
+            p { a.button href="/batches/new" { "Start a batch" } }
+        }
         form.inline.card method="get" action="/batches" role="search" {
             label { "Batch number or donor DIN"
                 input type="search" name="q" value=(q.q.clone().unwrap_or_default()) autofocus; }
@@ -176,6 +179,11 @@ pub async fn batch_page(
             .find(|r| r.test_code == code)
             .and_then(|r| detail.results.iter().find(|v| v.result.id == r.id))
     };
+    // Missing results are the work still to do, not an alarm.
+    let (missing, other): (Vec<_>, Vec<_>) = readiness
+        .blockers
+        .iter()
+        .partition(|bl| bl.code == BlockerCode::MissingResult);
     let just_recorded = recorded.and_then(|r| detail.results.iter().find(|x| x.result.id == r));
     let body = html! {
         @if let Some(n) = query.reviewed {
@@ -210,13 +218,36 @@ pub async fn batch_page(
                 dt { "Expires" } dd { (time(b.expires_at)) }
             }
         }
-        h2 { "Release readiness" }
-        @if readiness.releasable {
-            div.notice.ok { "Every rule holds: the batch can be released." }
+        @if b.status == BatchStatus::Quarantine {
+            h2 { "Release readiness" }
+            @if !missing.is_empty() {
+                div.card.checklist id="to-do" {
+                    p { strong { "Results still to record (" (missing.len()) ")" } }
+                    ul { @for bl in &missing {
+                        li { "☐ " (bl.test_code.clone().unwrap_or_default())
+                            @if let Some(t) = bl.test_code.as_deref().and_then(|c| record.test(c)) { " – " (t.name) }
+                            @if user.may(Action::RecordResult) {
+                                " " a.button.secondary href={"/batches/" (id) "/results/new?test=" (bl.test_code.clone().unwrap_or_default())} { "Record" }
+                            }
+                        }
+                    } }
+                }
+            }
+            @if readiness.releasable {
+                div.notice.ok { "Every rule holds: a Qualified Person who took no part in the testing can release the batch." }
+            } @else if !other.is_empty() {
+                div.notice.error {
+                    @if readiness.conditionally_releasable { p { "Only results allowed to be pending are missing: a conditional release is possible." } }
+                    ul.blockers { @for bl in &other { li { strong { (blocker_words(bl.code)) } ": " (bl.message) } } }
+                }
+            } @else if readiness.conditionally_releasable {
+                div.notice { "Only results allowed to be pending are missing: a conditional release is possible." }
+            }
         } @else {
-            div.notice.error {
-                @if readiness.conditionally_releasable { p { "Only results allowed to be pending are missing: a conditional release is possible." } }
-                ul.blockers { @for bl in &readiness.blockers { li { strong { (blocker_words(bl.code)) } ": " (bl.message) } } }
+            h2 { "Status" }
+            div class={"notice " (if b.status.is_released() { "ok" } else { "error" })} id="status-said" {
+                "This batch is " strong { (b.status.as_str().replace('_', " ")) } "."
+                @for s in &detail.signatures { " " (s.statement) " — " (s.signer.full_name) ", " (time(s.signed_at)) "." }
             }
         }
         h2 { "Specification and current results" }

@@ -5,7 +5,7 @@ use crate::domain::StoredName;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::domain::spec::Outcome;
-use crate::error::{AppError, Problem};
+use crate::error::{AppError, FieldError, Problem};
 use actix_web::HttpResponse;
 use actix_web::http::{StatusCode, header};
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
@@ -81,6 +81,34 @@ pub fn error_page(p: &Problem) -> Markup {
     )
 }
 
+/// A refusal that reached no page of ours (an unknown page, an unreadable
+/// address or form, a body over the limit), in words.
+pub fn status_problem(status: StatusCode, detail: Option<String>) -> Problem {
+    let words = match status {
+        StatusCode::NOT_FOUND => "There is no such page or record. Check the address, or start again from the batches.".to_owned(),
+        StatusCode::PAYLOAD_TOO_LARGE => "What was sent is larger than 1 MiB, so nothing was saved. Shorten the text and send it again.".to_owned(),
+        StatusCode::METHOD_NOT_ALLOWED => "This page can't be used that way. Start again from the batches.".to_owned(),
+        StatusCode::BAD_REQUEST => format!(
+            "The address or the form could not be read, so nothing was saved{}",
+            detail.map(|d| format!(" ({d}).")).unwrap_or_else(|| ".".to_owned())
+        ),
+        _ => detail.unwrap_or_else(|| {
+            status
+                .canonical_reason()
+                .unwrap_or("The request was refused")
+                .to_owned()
+        }),
+    };
+    Problem {
+        status,
+        code: "refused",
+        detail: words,
+        errors: Vec::new(),
+        blockers: None,
+        retry_after: None,
+    }
+}
+
 /// An HTML response.
 pub fn html_page(status: StatusCode, markup: Markup) -> HttpResponse {
     HttpResponse::build(status)
@@ -121,6 +149,84 @@ fn problem_text(p: &Problem) -> Markup {
         } @else {
             p { "Nothing was saved. Correct:" }
             @for e in &p.errors { p.field-error { (e.field) ": " (e.message) } }
+        }
+    }
+}
+
+/// A refused form's errors, each shown once, in words, next to the field it
+/// concerns and under the field's label; what concerns no field of the form
+/// is shown above it.
+pub struct Refusal<'a> {
+    problem: Option<&'a Problem>,
+    /// `(field, label)` of every field of the form.
+    labels: &'a [(&'a str, &'a str)],
+}
+
+impl<'a> Refusal<'a> {
+    /// The refusal of a form with these fields.
+    pub fn new(problem: Option<&'a Problem>, labels: &'a [(&'a str, &'a str)]) -> Self {
+        Refusal { problem, labels }
+    }
+
+    fn label(&self, field: &str) -> Option<&'a str> {
+        // `parent_batch_ids[1]` is the field `parent_batch_ids`.
+        let base = field.split('[').next().unwrap_or(field);
+        self.labels
+            .iter()
+            .find(|(f, _)| *f == base)
+            .map(|(_, l)| *l)
+    }
+
+    /// A message with the form's internal field names replaced by labels.
+    fn words(&self, message: &str) -> String {
+        let mut m = message.to_owned();
+        for (f, l) in self.labels {
+            if m.contains(f) {
+                m = m.replace(f, &format!("“{}”", l.to_lowercase()));
+            }
+        }
+        m
+    }
+
+    /// Above the form: what went wrong, and any error of no field shown.
+    pub fn summary(&self) -> Markup {
+        let Some(p) = self.problem else {
+            return html! {};
+        };
+        let elsewhere: Vec<_> = p
+            .errors
+            .iter()
+            .filter(|e| self.label(&e.field).is_none())
+            .collect();
+        html! {
+            div.notice.error role="alert" id="refusal" {
+                @if p.errors.is_empty() {
+                    p { (self.words(&p.detail)) }
+                } @else {
+                    p { "Nothing was saved. Correct what is marked below." }
+                    @for e in elsewhere { p.field-error { (e.field) ": " (self.words(&e.message)) } }
+                }
+            }
+        }
+    }
+
+    /// Under one field: its errors.
+    pub fn at(&self, field: &str) -> Markup {
+        let errors: Vec<&FieldError> = self
+            .problem
+            .map(|p| {
+                p.errors
+                    .iter()
+                    .filter(|e| e.field.split('[').next() == Some(field))
+                    .collect()
+            })
+            .unwrap_or_default();
+        html! {
+            @for e in errors {
+                span.field-error id={"error-" (field)} {
+                    (self.label(field).unwrap_or(field)) " " (self.words(&e.message))
+                }
+            }
         }
     }
 }

@@ -5,6 +5,7 @@
 //! every form carries the session's CSRF token.
 
 pub mod auth;
+pub mod batch_new;
 pub mod batches;
 pub mod custody;
 pub mod deviations;
@@ -16,7 +17,7 @@ pub mod review;
 pub mod session;
 pub mod users;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::{Next, from_fn};
@@ -51,6 +52,43 @@ pub async fn security_headers(
     Ok(res)
 }
 
+/// Paths that are not pages: the API, its documents, probes and metrics
+/// answer in their own formats.
+fn is_page(path: &str) -> bool {
+    ![
+        "/api/", "/docs", "/healthz", "/readyz", "/metrics", "/static/",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p))
+}
+
+/// Middleware: a refusal on a page path that is not already a page (an
+/// unknown page, a malformed id in the address, a form over 1 MiB, a form
+/// that can't be read) becomes a page in the layout, in words.
+pub async fn html_errors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let page_path = is_page(req.path());
+    let res = next.call(req).await?.map_into_boxed_body();
+    let status = res.status();
+    let is_html = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !page_path || is_html || !(status.is_client_error() || status.is_server_error()) {
+        return Ok(res);
+    }
+    let detail = res
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<crate::error::AppError>())
+        .map(|e| e.to_string());
+    let problem = layout::status_problem(status, detail);
+    Ok(res.into_response(layout::html_page(status, layout::error_page(&problem))))
+}
+
 #[get("/static/app.css")]
 async fn app_css() -> HttpResponse {
     HttpResponse::Ok()
@@ -77,6 +115,7 @@ async fn favicon() -> HttpResponse {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("")
+            .wrap(from_fn(html_errors))
             .wrap(from_fn(security_headers))
             .service(app_css)
             .service(favicon)
@@ -86,6 +125,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(auth::login)
             .service(auth::logout)
             .service(batches::batch_list)
+            .service(batch_new::new_batch_form)
+            .service(batch_new::create_batch)
             .service(batches::batch_page)
             .service(batches::certificate)
             .service(results::record_result_form)

@@ -8,9 +8,10 @@ use super::layout::{
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::StoredName;
+use crate::domain::release::BlockerCode;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
-use crate::domain::spec::describe_limit;
+use crate::domain::spec::{Outcome, describe_limit};
 use crate::error::{AppError, Problem};
 use crate::services::batch_record::views::BatchDetail;
 use crate::services::batches as batch_svc;
@@ -26,10 +27,25 @@ async fn record_form_markup(
     batch_id: Uuid,
     problem: Option<&Problem>,
     previous: Option<&RecordForm>,
+    asked: &RecordFormQuery,
 ) -> Result<Markup, WebError> {
     let record = state.db(move |c| batch_svc::record(c, batch_id)).await?;
     let detail = BatchDetail::from(&record);
-    let chosen = previous.map(|p| p.test_code.clone()).unwrap_or_default();
+    // Ready for the next test: the one asked for, else the first missing one.
+    let next_missing = record
+        .readiness()
+        .blockers
+        .iter()
+        .find(|b| b.code == BlockerCode::MissingResult)
+        .and_then(|b| b.test_code.clone());
+    let chosen = previous
+        .map(|p| p.test_code.clone())
+        .or_else(|| asked.test.clone())
+        .or(next_missing)
+        .unwrap_or_default();
+    let just_recorded = asked
+        .recorded
+        .and_then(|r| detail.results.iter().find(|x| x.result.id == r));
     // A refused form comes back as it was typed.
     let text = |pick: fn(&RecordForm) -> Option<&str>| entered(previous, pick);
     let replaced = text(|p| p.replaces_result_id.as_deref());
@@ -37,6 +53,13 @@ async fn record_form_markup(
         &format!("Record a result · {}", detail.batch.batch_number),
         Some(user),
         html! {
+            @if let Some(r) = just_recorded {
+                div class={"notice " (if r.result.outcome == Outcome::Pass { "ok" } else { "error" })} role="status" id="recorded" {
+                    "Result recorded: " strong { (r.result.test_code) " " (r.result.value) " " (r.result.unit.clone().unwrap_or_default()) } " — " (outcome(r.result.outcome))
+                    @if r.result.outcome == Outcome::Fail { ". An OOS investigation was opened and QA notified." }
+                    " Next test below."
+                }
+            }
             (refusal_box(problem))
             form.stack.card method="post" action={"/batches/" (batch_id) "/results"} {
                 (csrf(user))
@@ -72,15 +95,23 @@ async fn record_form_markup(
     ))
 }
 
+/// The record-result form's address: a test to preselect, the result just saved.
+#[derive(Debug, Default, Deserialize)]
+pub struct RecordFormQuery {
+    test: Option<String>,
+    recorded: Option<Uuid>,
+}
+
 /// The record-result form (technicians).
 #[get("/batches/{id}/results/new")]
 pub async fn record_result_form(
     state: web::Data<AppState>,
     user: WebUser,
     id: web::Path<Uuid>,
+    query: web::Query<RecordFormQuery>,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::RecordResult)?;
-    let markup = record_form_markup(&state, &user, id.into_inner(), None, None).await?;
+    let markup = record_form_markup(&state, &user, id.into_inner(), None, None, &query).await?;
     Ok(html_page(actix_web::http::StatusCode::OK, markup))
 }
 
@@ -131,18 +162,39 @@ pub async fn record_result(
         };
         let actor = user.0.actor.clone();
         state
-            .db(move |c| result_svc::record_result(c, &actor, batch_id, &input))
+            .db(move |c| {
+                let r = result_svc::record_result(c, &actor, batch_id, &input)?;
+                let more = batch_svc::record(c, batch_id)?
+                    .readiness()
+                    .blockers
+                    .iter()
+                    .any(|b| b.code == BlockerCode::MissingResult);
+                Ok((r, more))
+            })
             .await
     }
     .await;
     match attempt {
-        Ok(r) => Ok(see_other(format!(
+        // At the bench: straight on to the next missing test, if any.
+        Ok((r, more)) if more => Ok(see_other(format!(
+            "/batches/{batch_id}/results/new?recorded={}",
+            r.result.id
+        ))),
+        Ok((r, _)) => Ok(see_other(format!(
             "/batches/{batch_id}?recorded={}",
             r.result.id
         ))),
         Err(e) => {
             let p = refusal(e)?;
-            let markup = record_form_markup(&state, &user, batch_id, Some(&p), Some(&f)).await?;
+            let markup = record_form_markup(
+                &state,
+                &user,
+                batch_id,
+                Some(&p),
+                Some(&f),
+                &RecordFormQuery::default(),
+            )
+            .await?;
             Ok(html_page(p.status, markup))
         }
     }

@@ -241,7 +241,8 @@ async fn the_batch_page_shows_limits_results_and_every_blocker_in_words() {
     assert_eq!(page.status, StatusCode::OK);
     for needle in [
         "Batch UCMSC-WEB-1",
-        "A required result is missing",
+        "Results still to record (1)",
+        "☐ STER",
         "A deviation is still open",
         "&gt;= 95 %",
         "98.2",
@@ -686,4 +687,137 @@ async fn a_reviewer_signs_several_results_of_a_batch_on_one_page() {
     assert_eq!(status_of(&viab), "reviewed");
     assert_eq!(status_of(&cd90), "reviewed");
     assert_eq!(status_of(&cd73), "recorded");
+}
+
+#[actix_web::test]
+async fn a_technician_starts_a_batch_from_the_list_and_sees_its_checklist() {
+    let lab = Lab::msc().await;
+    let parent = lab.batch("WCB-001").await;
+    let (_, tech_name) = lab.app.user_with(&["technician"]).await;
+    let mut tech = Browser::new(&lab.app);
+    tech.sign_in(&tech_name, USER_PASSWORD).await;
+    let list = tech.get("/batches").await;
+    assert!(
+        list.body.contains("href=\"/batches/new\""),
+        "a start button"
+    );
+    let form = tech.get("/batches/new").await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    let token = Browser::csrf(&form);
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string();
+    let later = (chrono::Utc::now() + chrono::Duration::days(30))
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    let before = lab.count("batches");
+
+    // Wrong input: each error once, under its label, what was typed kept.
+    let refused = tech
+        .post(
+            "/batches",
+            &[
+                ("csrf", &token),
+                ("product_id", &lab.product_id),
+                ("batch_number", "UC MSC 7"),
+                ("manufactured_at", &now),
+                ("expires_at", &now),
+                ("donor_din", "A9999 26 123456 X"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert_eq!(lab.count("batches"), before, "nothing saved");
+    assert!(
+        refused.body.contains("value=\"UC MSC 7\""),
+        "typed value kept"
+    );
+    assert!(refused.body.contains("value=\"A9999 26 123456 X\""));
+    assert_eq!(
+        refused.body.matches("Batch number must be 1 to 64").count(),
+        1
+    );
+    assert!(
+        refused
+            .body
+            .contains("Expires at must be after “manufactured at”"),
+        "labels, not internal names: {}",
+        refused.body
+    );
+    assert!(
+        !refused.body.contains("manufactured_at:"),
+        "no internal names"
+    );
+    let unknown_parent = tech
+        .post(
+            "/batches",
+            &[
+                ("csrf", &token),
+                ("product_id", &lab.product_id),
+                ("batch_number", "UCMSC-007"),
+                ("manufactured_at", &now),
+                ("expires_at", &later),
+                ("parents", "WCB-001, WCB-404"),
+            ],
+        )
+        .await;
+    assert_eq!(unknown_parent.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        unknown_parent
+            .body
+            .contains("Parent batches names no batch: WCB-404")
+    );
+    assert_eq!(lab.count("batches"), before, "nothing saved");
+
+    let started = tech
+        .post(
+            "/batches",
+            &[
+                ("csrf", &token),
+                ("product_id", &lab.product_id),
+                ("batch_number", "UCMSC-007"),
+                ("manufactured_at", &now),
+                ("expires_at", &later),
+                ("quantity", "2.0"),
+                ("unit", "bags"),
+                ("parents", "WCB-001"),
+            ],
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
+    assert_eq!(lab.count("batches"), before + 1);
+    let page = tech
+        .get(started.headers.get("location").unwrap().to_str().unwrap())
+        .await;
+    assert!(page.body.contains("Results still to record"), "a checklist");
+    assert!(page.body.contains("/results/new?test=VIAB"));
+    assert!(
+        !page.body.contains("A required result is missing"),
+        "not an alarm"
+    );
+    let id = started.headers.get("location").unwrap().to_str().unwrap()[9..45].to_owned();
+    let rec = lab.batch_record(&id).await;
+    assert_eq!(rec["quantity"], "2.0");
+    assert_eq!(rec["parent_batch_ids"][0], parent.as_str());
+    let created = lab.app.audit_actions("batch.created");
+    assert!(created.iter().any(|(e, _)| e.unwrap().to_string() == id));
+
+    // An unknown page and a malformed id are pages, not JSON.
+    for path in ["/no-such-page", "/batches/not-an-id"] {
+        let p = tech.get(path).await;
+        assert!(p.status.is_client_error(), "{path}");
+        assert!(
+            p.headers
+                .get("content-type")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{path}"
+        );
+        assert!(p.body.contains("<main"), "{path} in the layout");
+    }
 }

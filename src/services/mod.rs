@@ -28,6 +28,7 @@ pub mod release;
 pub mod results;
 pub mod users;
 pub mod verification;
+pub mod worklist;
 
 use crate::db::models::UserRow;
 use crate::domain::audit::ActorRef;

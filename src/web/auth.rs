@@ -87,7 +87,7 @@ pub async fn login(
     };
     match attempt {
         Ok(ok) => {
-            let mut res = see_other("/batches".to_owned());
+            let mut res = see_other("/".to_owned());
             let max_age = ok.expires_in;
             res.add_cookie(&protected_cookie(
                 SESSION_COOKIE,

@@ -45,9 +45,10 @@ pub fn page(title: &str, user: Option<&WebUser>, body: Markup) -> Markup {
             }
             body {
                 header.top {
-                    a href="/batches" { "cellqc" }
+                    a href="/" { "cellqc" }
                     @if let Some(u) = user {
                         nav aria-label="Main" {
+                            a href="/" { "Your work" }
                             a href="/batches" { "Batches" }
                             @if u.may(Action::Sign(Meaning::Reviewed)) { a href="/review" { "Review queue" } }
                             @if u.may(Action::ManageUsers) { a href="/users" { "Users" } }

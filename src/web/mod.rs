@@ -10,6 +10,7 @@ pub mod batches;
 pub mod custody;
 pub mod deviations;
 pub mod history;
+pub mod home;
 pub mod layout;
 pub mod release;
 pub mod results;
@@ -120,7 +121,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(app_css)
             .service(favicon)
             .service(app_js)
-            .service(web::redirect("/", "/batches"))
+            .service(home::home)
             .service(auth::login_form)
             .service(auth::login)
             .service(auth::logout)

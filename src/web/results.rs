@@ -48,7 +48,10 @@ async fn record_form_markup(
         .and_then(|r| detail.results.iter().find(|x| x.result.id == r));
     // A refused form comes back as it was typed.
     let text = |pick: fn(&RecordForm) -> Option<&str>| entered(previous, pick);
-    let replaced = text(|p| p.replaces_result_id.as_deref());
+    let replaced = match previous {
+        Some(_) => text(|p| p.replaces_result_id.as_deref()),
+        None => asked.replaces.map(|r| r.to_string()).unwrap_or_default(),
+    };
     Ok(page(
         &format!("Record a result · {}", detail.batch.batch_number),
         Some(user),
@@ -100,6 +103,7 @@ async fn record_form_markup(
 pub struct RecordFormQuery {
     test: Option<String>,
     recorded: Option<Uuid>,
+    replaces: Option<Uuid>,
 }
 
 /// The record-result form (technicians).

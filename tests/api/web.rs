@@ -821,3 +821,95 @@ async fn a_technician_starts_a_batch_from_the_list_and_sees_its_checklist() {
         assert!(p.body.contains("<main"), "{path} in the layout");
     }
 }
+
+#[actix_web::test]
+async fn the_start_page_lists_what_waits_for_each_role() {
+    let lab = Lab::msc().await;
+    let ready = lab.tested_batch("UCMSC-READY", &[]).await;
+    let open = lab.batch("UCMSC-OPEN").await;
+    let rejected = lab.recorded(&open, "VIAB", json!("91.5")).await;
+    let r = lab
+        .app
+        .post(
+            &format!("/api/v1/results/{rejected}/review"),
+            &lab.reviewer,
+            json!({"decision": "reject", "password": USER_PASSWORD, "comment": "wrong gate"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    lab.recorded(&open, "CD73", json!("97.0")).await;
+    lab.app
+        .post(
+            &format!("/api/v1/batches/{open}/deviations"),
+            &lab.tech,
+            json!({"title": "Incubator door alarm", "description": "d", "severity": "major"}),
+        )
+        .await;
+    let mut spec = cellqc::demo::msc_spec();
+    spec["version"] = json!("9.0");
+    let draft = lab
+        .app
+        .post(
+            &format!("/api/v1/products/{}/specifications", lab.product_id),
+            &lab.qa,
+            spec,
+        )
+        .await;
+    assert_eq!(draft.status, StatusCode::CREATED, "{}", draft.body);
+    let draft_id = draft.body["id"].as_str().unwrap();
+
+    let (_, tech_name) = lab.app.user_with(&["technician"]).await;
+    let mut tech = Browser::new(&lab.app);
+    let signed_in = tech.sign_in(&tech_name, USER_PASSWORD).await;
+    assert_eq!(
+        signed_in.headers.get("location").unwrap(),
+        "/",
+        "sign-in leads to the work list"
+    );
+    let home = tech.get("/").await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(
+        home.body.contains("UCMSC-OPEN"),
+        "a batch with results to record"
+    );
+    assert!(
+        !home.body.contains("UCMSC-READY"),
+        "nothing to record on a complete batch"
+    );
+    assert!(
+        home.body.contains(&format!("replaces={rejected}")),
+        "the rejected result to replace"
+    );
+    assert!(home.body.contains("wrong gate"));
+    assert!(!home.body.contains("id=\"qa\""), "QA's lists are QA's");
+
+    let (_, reviewer_name) = lab.app.user_with(&["reviewer"]).await;
+    let mut reviewer = Browser::new(&lab.app);
+    reviewer.sign_in(&reviewer_name, USER_PASSWORD).await;
+    let home = reviewer.get("/").await;
+    assert!(
+        home.body.contains(&format!("/batches/{open}/review")),
+        "CD73 waits"
+    );
+    assert!(home.body.contains("Review batch UCMSC-OPEN (1 result)"));
+    assert!(!home.body.contains("id=\"technician\""));
+
+    let (_, qa_name) = lab.app.user_with(&["qa"]).await;
+    let mut qa = Browser::new(&lab.app);
+    qa.sign_in(&qa_name, USER_PASSWORD).await;
+    let home = qa.get("/").await;
+    assert!(
+        home.body.contains(&format!("/batches/{ready}/release")),
+        "ready for release"
+    );
+    assert!(home.body.contains("Incubator door alarm"));
+    assert!(home.body.contains("severity major"));
+    assert!(
+        home.body.contains(&format!("/specifications/{draft_id}")),
+        "spec to approve"
+    );
+    assert!(
+        !home.body.contains(&format!("/batches/{open}/release")),
+        "not ready"
+    );
+}

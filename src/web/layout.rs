@@ -50,6 +50,7 @@ pub fn page(title: &str, user: Option<&WebUser>, body: Markup) -> Markup {
                         nav aria-label="Main" {
                             a href="/" { "Your work" }
                             a href="/batches" { "Batches" }
+                            a href="/products" { "Products" }
                             @if u.may(Action::Sign(Meaning::Reviewed)) { a href="/review" { "Review queue" } }
                             @if u.may(Action::ManageUsers) { a href="/users" { "Users" } }
                             a href="/docs/" { "API docs" }
@@ -161,12 +162,24 @@ pub struct Refusal<'a> {
     problem: Option<&'a Problem>,
     /// `(field, label)` of every field of the form.
     labels: &'a [(&'a str, &'a str)],
+    /// Words for fields shown above the form (rows of a table).
+    naming: Option<fn(&str) -> Option<String>>,
 }
 
 impl<'a> Refusal<'a> {
     /// The refusal of a form with these fields.
     pub fn new(problem: Option<&'a Problem>, labels: &'a [(&'a str, &'a str)]) -> Self {
-        Refusal { problem, labels }
+        Refusal {
+            problem,
+            labels,
+            naming: None,
+        }
+    }
+
+    /// Names the fields that have no label of their own (`tests[2].min`).
+    pub fn naming(mut self, f: fn(&str) -> Option<String>) -> Self {
+        self.naming = Some(f);
+        self
     }
 
     fn label(&self, field: &str) -> Option<&'a str> {
@@ -205,7 +218,12 @@ impl<'a> Refusal<'a> {
                     p { (self.words(&p.detail)) }
                 } @else {
                     p { "Nothing was saved. Correct what is marked below." }
-                    @for e in elsewhere { p.field-error { (e.field) ": " (self.words(&e.message)) } }
+                    @for e in elsewhere {
+                        p.field-error {
+                            (self.naming.and_then(|n| n(&e.field)).unwrap_or_else(|| e.field.clone()))
+                            ": " (self.words(&e.message))
+                        }
+                    }
                 }
             }
         }

@@ -12,6 +12,7 @@ pub mod deviations;
 pub mod history;
 pub mod home;
 pub mod layout;
+pub mod products;
 pub mod release;
 pub mod results;
 pub mod review;
@@ -149,6 +150,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(deviations::deviations_page)
             .service(deviations::open_deviation)
             .service(deviations::close_deviation)
+            .service(products::product_list)
+            .service(products::new_product_form)
+            .service(products::create_product)
+            .service(products::product_page)
+            .service(products::create_spec)
+            .service(products::spec_page)
+            .service(products::approve_spec)
             .service(users::users_page)
             .service(users::create_user)
             .service(users::unlock_user)

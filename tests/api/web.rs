@@ -913,3 +913,154 @@ async fn the_start_page_lists_what_waits_for_each_role() {
         "not ready"
     );
 }
+
+#[actix_web::test]
+async fn qa_defines_a_product_and_a_specification_and_another_qa_approves_it() {
+    let app = TestApp::spawn().await;
+    let (_, author_name) = app.user_with(&["qa"]).await;
+    let (_, approver_name) = app.user_with(&["qa"]).await;
+    let mut author = Browser::new(&app);
+    author.sign_in(&author_name, USER_PASSWORD).await;
+    let list = author.get("/products").await;
+    assert!(list.body.contains("href=\"/products/new\""));
+    let form = author.get("/products/new").await;
+    let token = Browser::csrf(&form);
+    let refused = author
+        .post(
+            "/products",
+            &[
+                ("csrf", &token),
+                ("code", "UC MSC"),
+                ("name", "Umbilical-cord MSC"),
+                ("product_type", "allogeneic MSC"),
+                ("storage_min_c", "8"),
+                ("storage_max_c", "2"),
+                ("release_signatures_required", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("value=\"UC MSC\""), "kept as typed");
+    assert!(
+        refused
+            .body
+            .contains("Lowest storage temperature is above “highest storage temperature”"),
+        "{}",
+        refused.body
+    );
+    let made = author
+        .post(
+            "/products",
+            &[
+                ("csrf", &token),
+                ("code", "UCMSC-WEB"),
+                ("name", "Umbilical-cord MSC"),
+                ("product_type", "allogeneic MSC"),
+                ("storage_min_c", "2"),
+                ("storage_max_c", "8"),
+                ("release_signatures_required", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.body);
+    let product_path = made
+        .headers
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let product = author.get(&product_path).await;
+    assert!(product.body.contains("New specification version"));
+
+    // A draft with a wrong row is refused naming the row; the rows come back.
+    let spec_path = format!("{product_path}/specifications");
+    let row = |code: &str, min: &str, max: &str| {
+        let filled = |v: String| if code.is_empty() { String::new() } else { v };
+        vec![
+            ("code", code.to_owned()),
+            ("name", filled(format!("{code} test"))),
+            ("method", filled("flow cytometry".to_owned())),
+            ("kind", "numeric".to_owned()),
+            ("unit", filled("%".to_owned())),
+            ("min", min.to_owned()),
+            ("min_inclusive", "yes".to_owned()),
+            ("max", max.to_owned()),
+            ("max_inclusive", "no".to_owned()),
+            ("decimals", String::new()),
+            ("options", String::new()),
+            ("allowed", String::new()),
+            ("required", "yes".to_owned()),
+            ("pending_release_allowed", "no".to_owned()),
+        ]
+    };
+    let mut fields: Vec<(&str, String)> = vec![("csrf", token.clone()), ("version", "1.0".into())];
+    fields.extend(row("VIAB", "70", "100"));
+    fields.extend(row("CD73", "99", "95"));
+    fields.extend(row("", "", ""));
+    let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let refused = author.post_pairs(&spec_path, &pairs).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("Test row 2, lowest limit"),
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains("value=\"CD73\""), "rows kept");
+    let mut fields: Vec<(&str, String)> = vec![("csrf", token.clone()), ("version", "1.0".into())];
+    fields.extend(row("VIAB", "70", "100"));
+    fields.extend(row("CD73", "95", "100"));
+    fields.extend(row("", "", ""));
+    let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let saved = author.post_pairs(&spec_path, &pairs).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let spec_page = saved
+        .headers
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let own = author.get(&spec_page).await;
+    assert!(own.body.contains("another QA person must approve it"));
+    assert!(
+        own.body.contains("&lt; 100 %"),
+        "an exclusive limit stays exclusive: {}",
+        own.body
+    );
+
+    let mut approver = Browser::new(&app);
+    approver.sign_in(&approver_name, USER_PASSWORD).await;
+    let page = approver.get(&spec_page).await;
+    assert!(page.body.contains("Sign the approval"));
+    let token = Browser::csrf(&page);
+    let approve = format!("{spec_page}/approve");
+    let wrong = approver
+        .post(
+            &approve,
+            &[("csrf", &token), ("password", "not-the-password")],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let signed = approver
+        .post(
+            &approve,
+            &[
+                ("csrf", &token),
+                ("password", USER_PASSWORD),
+                ("reason", "reviewed with QC"),
+            ],
+        )
+        .await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
+    let page = approver.get(&spec_page).await;
+    assert!(page.body.contains("status effective"), "{}", page.body);
+    assert!(page.body.contains("reviewed with QC"));
+    assert_eq!(app.audit_actions("specification.approved").len(), 1);
+    assert_eq!(app.audit_actions("product.created").len(), 1);
+}

@@ -164,6 +164,11 @@ pub fn get_user(conn: &mut PgConnection, id: Uuid) -> Result<UserRow, AppError> 
         .ok_or_else(|| AppError::not_found("user_not_found", format!("no user {id}")))
 }
 
+/// One account as the API shows it.
+pub fn get_user_view(conn: &mut PgConnection, id: Uuid) -> Result<UserView, AppError> {
+    Ok(UserView::from(&get_user(conn, id)?))
+}
+
 fn lock_user(conn: &mut PgConnection, id: Uuid) -> Result<UserRow, AppError> {
     users::table
         .find(id)

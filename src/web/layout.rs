@@ -56,7 +56,7 @@ pub fn page(title: &str, user: Option<&WebUser>, body: Markup) -> Markup {
                             a href="/docs/" { "API docs" }
                         }
                         span.who {
-                            (u.0.actor.full_name) " (" (u.0.actor.username) ") "
+                            a href="/account/password" title="Change your password" { (u.0.actor.full_name) " (" (u.0.actor.username) ")" } " "
                             form method="post" action="/logout" {
                                 (csrf(u))
                                 button type="submit" { "Sign out" }

@@ -4,6 +4,7 @@
 //! Content-Security-Policy without inline script, `frame-ancestors 'none'`);
 //! every form carries the session's CSRF token.
 
+pub mod account;
 pub mod auth;
 pub mod batch_new;
 pub mod batches;
@@ -160,6 +161,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(users::users_page)
             .service(users::create_user)
             .service(users::unlock_user)
-            .service(users::deactivate_user),
+            .service(users::edit_user_form)
+            .service(users::edit_user)
+            .service(users::deactivate_user)
+            .service(account::password_form)
+            .service(account::change_password),
     );
 }

@@ -1,6 +1,8 @@
-//! User management for admins: create, unlock, deactivate.
+//! User management for admins: create, unlock, and change an account
+//! (name, email, roles, active) after a confirmation step that shows what
+//! changes.
 
-use super::layout::{csrf, html_page, page, refusal, refusal_box, see_other};
+use super::layout::{Refusal, csrf, html_page, page, refusal, see_other};
 use super::session::{CsrfForm, WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::roles::{Action, Role};
@@ -12,11 +14,30 @@ use actix_web::{HttpResponse, get, post, web};
 use maud::{Markup, html};
 use uuid::Uuid;
 
+/// What was typed into the new-user form (never the password).
+#[derive(Debug, Default)]
+struct Typed {
+    username: String,
+    full_name: String,
+    email: String,
+    roles: Vec<String>,
+}
+
+const NEW_USER_LABELS: &[(&str, &str)] = &[
+    ("username", "Username"),
+    ("full_name", "Full name"),
+    ("email", "Email"),
+    ("roles", "Roles"),
+    ("password", "Initial password"),
+];
+
 async fn users_markup(
     state: &AppState,
     user: &WebUser,
     problem: Option<&Problem>,
+    typed: &Typed,
 ) -> Result<Markup, WebError> {
+    let r = Refusal::new(problem, NEW_USER_LABELS);
     let list = state
         .db(|c| {
             user_svc::list_users(
@@ -32,20 +53,18 @@ async fn users_markup(
         "Users",
         Some(user),
         html! {
-            (refusal_box(problem))
+            (r.summary())
             table {
                 thead { tr { th { "Username" } th { "Name" } th { "Email" } th { "Roles" } th { "State" } th {} } }
                 tbody { @for u in &list.items {
                     tr {
-                        td { (u.username) } td { (u.full_name) } td { (u.email) } td { (u.roles.join(", ")) }
+                        td { a href={"/users/" (u.id)} { (u.username) } } td { (u.full_name) } td { (u.email) } td { (u.roles.join(", ")) }
                         td { @if !u.active { "deactivated" } @else if u.locked { "locked" } @else { "active" } }
                         td {
                             @if u.locked {
                                 form method="post" action={"/users/" (u.id) "/unlock"} { (csrf(user)) button type="submit" { "Unlock" } }
                             }
-                            @if u.active && u.id != user.0.actor.id {
-                                form method="post" action={"/users/" (u.id) "/deactivate"} { (csrf(user)) button.danger type="submit" { "Deactivate" } }
-                            }
+                            a.button.secondary href={"/users/" (u.id)} { "Change" }
                         }
                     }
                 } }
@@ -53,13 +72,14 @@ async fn users_markup(
             form.stack.card method="post" action="/users" {
                 h2 { "New user" }
                 (csrf(user))
-                label { "Username" input type="text" name="username" required; }
-                label { "Full name (printed on signatures)" input type="text" name="full_name" required; }
-                label { "Email" input type="email" name="email" required; }
+                label { "Username" input type="text" name="username" required value=(typed.username); (r.at("username")) }
+                label { "Full name (printed on signatures)" input type="text" name="full_name" required value=(typed.full_name); (r.at("full_name")) }
+                label { "Email" input type="email" name="email" required value=(typed.email); (r.at("email")) }
                 fieldset { legend { "Roles" }
-                    @for r in Role::ALL { label { input type="checkbox" name="roles" value=(r.as_str()); " " (r.as_str()) } }
+                    @for role in Role::ALL { label { input type="checkbox" name="roles" value=(role.as_str()) checked[typed.roles.iter().any(|t| t == role.as_str())]; " " (role.as_str()) } }
+                    (r.at("roles"))
                 }
-                label { "Initial password (12 to 128 characters)" input type="password" name="password" required autocomplete="new-password"; }
+                label { "Initial password (12 to 128 characters)" input type="password" name="password" required autocomplete="new-password"; (r.at("password")) }
                 button type="submit" { "Create the user" }
             }
         },
@@ -75,7 +95,7 @@ pub async fn users_page(
     user.require(Action::ManageUsers)?;
     Ok(html_page(
         StatusCode::OK,
-        users_markup(&state, &user, None).await?,
+        users_markup(&state, &user, None, &Typed::default()).await?,
     ))
 }
 
@@ -107,6 +127,12 @@ pub async fn create_user(
             .collect(),
         password: get("password"),
     };
+    let typed = Typed {
+        username: input.username.clone(),
+        full_name: input.full_name.clone(),
+        email: input.email.clone(),
+        roles: input.roles.clone(),
+    };
     let actor = user.0.actor.clone();
     match state
         .db(move |c| user_svc::create_user(c, Some(&actor), &input, None))
@@ -117,7 +143,7 @@ pub async fn create_user(
             let p = refusal(e)?;
             Ok(html_page(
                 p.status,
-                users_markup(&state, &user, Some(&p)).await?,
+                users_markup(&state, &user, Some(&p), &typed).await?,
             ))
         }
     }
@@ -140,21 +166,208 @@ pub async fn unlock_user(
     Ok(see_other("/users".to_owned()))
 }
 
-/// Deactivates a user (their sessions end at once; the username is never reused).
+const EDIT_LABELS: &[(&str, &str)] = &[
+    ("full_name", "Full name"),
+    ("email", "Email"),
+    ("roles", "Roles"),
+    ("active", "Account"),
+    ("body", "Change"),
+];
+
+/// The proposed change of one account, as the edit form sends it.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct EditForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    full_name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    active: String,
+    /// `yes` once the admin has seen what changes.
+    #[serde(default)]
+    confirmed: String,
+}
+
+async fn edit_markup(
+    state: &AppState,
+    user: &WebUser,
+    target: Uuid,
+    problem: Option<&Problem>,
+    proposed: Option<&EditForm>,
+) -> Result<Markup, WebError> {
+    let u = state
+        .db(move |c| user_svc::get_user_view(c, target))
+        .await?;
+    let r = Refusal::new(problem, EDIT_LABELS);
+    let f = proposed.cloned().unwrap_or_else(|| EditForm {
+        full_name: u.full_name.clone(),
+        email: u.email.clone(),
+        roles: u.roles.clone(),
+        active: if u.active { "yes".into() } else { "no".into() },
+        ..EditForm::default()
+    });
+    Ok(page(
+        &format!("User {}", u.username),
+        Some(user),
+        html! {
+            (r.summary())
+            form.stack.card method="post" action={"/users/" (target)} {
+                (csrf(user))
+                label { "Full name (printed on signatures)" input type="text" name="full_name" required value=(f.full_name); (r.at("full_name")) }
+                label { "Email" input type="email" name="email" required value=(f.email); (r.at("email")) }
+                fieldset { legend { "Roles" }
+                    @for role in Role::ALL { label { input type="checkbox" name="roles" value=(role.as_str()) checked[f.roles.iter().any(|t| t == role.as_str())]; " " (role.as_str()) } }
+                    (r.at("roles"))
+                }
+                label { "Account"
+                    select name="active" {
+                        option value="yes" selected[f.active == "yes"] { "active: may sign in" }
+                        option value="no" selected[f.active != "yes"] { "deactivated: signed out at once, the username never reused" }
+                    }
+                    (r.at("active"))
+                }
+                button type="submit" { "Review the change" }
+            }
+            p { a href="/users" { "Back to the users" } }
+        },
+    ))
+}
+
+/// One account, to change (admins).
+#[get("/users/{id}")]
+pub async fn edit_user_form(
+    state: web::Data<AppState>,
+    user: WebUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::ManageUsers)?;
+    let markup = edit_markup(&state, &user, id.into_inner(), None, None).await?;
+    Ok(html_page(StatusCode::OK, markup))
+}
+
+fn words_of(roles: &[String]) -> String {
+    if roles.is_empty() {
+        "none".to_owned()
+    } else {
+        roles.join(", ")
+    }
+}
+
+/// First a confirmation page saying exactly what changes; applied only
+/// when the admin confirms it.
+#[post("/users/{id}")]
+pub async fn edit_user(
+    state: web::Data<AppState>,
+    user: WebUser,
+    id: web::Path<Uuid>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::ManageUsers)?;
+    let f: EditForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    user.check_csrf(&f.csrf)?;
+    confirm_or_apply(&state, &user, id.into_inner(), f).await
+}
+
+/// Deactivation from the list: the same confirmation step as any change.
 #[post("/users/{id}/deactivate")]
 pub async fn deactivate_user(
     state: web::Data<AppState>,
     user: WebUser,
     id: web::Path<Uuid>,
-    form: web::Form<CsrfForm>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::ManageUsers)?;
-    user.check_csrf(&form.csrf)?;
-    let (target, actor) = (id.into_inner(), user.0.actor.clone());
-    let patch = UserPatch {
-        active: Some(false),
-        ..UserPatch::default()
+    let sent: EditForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    user.check_csrf(&sent.csrf)?;
+    let target = id.into_inner();
+    let current = state
+        .db(move |c| user_svc::get_user_view(c, target))
+        .await?;
+    let f = EditForm {
+        csrf: sent.csrf,
+        full_name: current.full_name,
+        email: current.email,
+        roles: current.roles,
+        active: "no".into(),
+        confirmed: sent.confirmed,
     };
+    confirm_or_apply(&state, &user, target, f).await
+}
+
+async fn confirm_or_apply(
+    state: &AppState,
+    user: &WebUser,
+    target: Uuid,
+    f: EditForm,
+) -> Result<HttpResponse, WebError> {
+    let current = state
+        .db(move |c| user_svc::get_user_view(c, target))
+        .await?;
+    let active = f.active == "yes";
+    let mut roles = f.roles.clone();
+    roles.sort();
+    let mut had = current.roles.clone();
+    had.sort();
+    let mut changes: Vec<(&str, String, String)> = Vec::new();
+    if f.full_name.trim() != current.full_name {
+        changes.push((
+            "Full name",
+            current.full_name.clone(),
+            f.full_name.trim().to_owned(),
+        ));
+    }
+    if f.email.trim() != current.email {
+        changes.push(("Email", current.email.clone(), f.email.trim().to_owned()));
+    }
+    if roles != had {
+        changes.push(("Roles", words_of(&had), words_of(&roles)));
+    }
+    if active != current.active {
+        let w = |a: bool| if a { "active" } else { "deactivated" }.to_owned();
+        changes.push(("Account", w(current.active), w(active)));
+    }
+    if changes.is_empty() {
+        return Ok(see_other(format!("/users/{target}")));
+    }
+    if f.confirmed != "yes" {
+        let body = html! {
+            div.notice role="status" { "Nothing is changed yet. Check the change, then confirm it." }
+            table {
+                thead { tr { th { "What" } th { "Now" } th { "After" } } }
+                tbody { @for (what, before, after) in &changes { tr { td { (what) } td { (before) } td { strong { (after) } } } } }
+            }
+            @if !active && current.active { p.field-error { "Deactivating ends every session of " (current.username) " at once." } }
+            form.stack method="post" action={"/users/" (target)} {
+                (csrf(user))
+                input type="hidden" name="full_name" value=(f.full_name);
+                input type="hidden" name="email" value=(f.email);
+                @for role in &f.roles { input type="hidden" name="roles" value=(role); }
+                input type="hidden" name="active" value=(f.active);
+                input type="hidden" name="confirmed" value="yes";
+                button.danger type="submit" { "Confirm the change" }
+            }
+            p { a href={"/users/" (target)} { "Cancel" } }
+        };
+        return Ok(html_page(
+            StatusCode::OK,
+            page(
+                &format!("Confirm: user {}", current.username),
+                Some(user),
+                body,
+            ),
+        ));
+    }
+    let patch = UserPatch {
+        full_name: Some(f.full_name.clone()),
+        email: Some(f.email.clone()),
+        roles: Some(f.roles.clone()),
+        active: Some(active),
+    };
+    let actor = user.0.actor.clone();
     match state
         .db(move |c| user_svc::update_user(c, &actor, target, &patch))
         .await
@@ -162,10 +375,8 @@ pub async fn deactivate_user(
         Ok(_) => Ok(see_other("/users".to_owned())),
         Err(e) => {
             let p = refusal(e)?;
-            Ok(html_page(
-                p.status,
-                users_markup(&state, &user, Some(&p)).await?,
-            ))
+            let markup = edit_markup(state, user, target, Some(&p), Some(&f)).await?;
+            Ok(html_page(p.status, markup))
         }
     }
 }

@@ -564,7 +564,12 @@ async fn custody_deviations_and_users_are_managed_from_their_pages() {
     assert_eq!(weak.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         weak.body
-            .contains("password: must be at least 12 characters")
+            .contains("Initial password must be at least 12 characters"),
+        "the field's label, under the field"
+    );
+    assert!(
+        weak.body.contains("value=\"weak\""),
+        "what was typed is kept"
     );
     assert_eq!(tech.get("/users").await.status, StatusCode::FORBIDDEN);
     let me = lab.app.login("newtech", "a-long-enough-pw").await;
@@ -1063,4 +1068,163 @@ async fn qa_defines_a_product_and_a_specification_and_another_qa_approves_it() {
     assert!(page.body.contains("reviewed with QC"));
     assert_eq!(app.audit_actions("specification.approved").len(), 1);
     assert_eq!(app.audit_actions("product.created").len(), 1);
+}
+
+#[actix_web::test]
+async fn an_admin_changes_roles_and_deactivates_only_after_confirming() {
+    let app = TestApp::spawn().await;
+    let (tech_id, tech_name) = app.user_with(&["technician"]).await;
+    let mut tech = Browser::new(&app);
+    tech.sign_in(&tech_name, USER_PASSWORD).await;
+    let mut admin = Browser::new(&app);
+    admin.sign_in("admin", ADMIN_PASSWORD).await;
+    let users = admin.get("/users").await;
+    assert!(users.body.contains(&format!("href=\"/users/{tech_id}\"")));
+    let edit = admin.get(&format!("/users/{tech_id}")).await;
+    assert_eq!(edit.status, StatusCode::OK);
+    let token = Browser::csrf(&edit);
+    let path = format!("/users/{tech_id}");
+    let roles_before = |app: &TestApp| app.audit_actions("user.updated").len();
+
+    // Adding a role shows what changes and changes nothing yet.
+    let confirm = admin
+        .post_pairs(
+            &path,
+            &[
+                ("csrf", &token),
+                ("full_name", &format!("Test {tech_name}")),
+                ("email", &format!("{tech_name}@lab.example")),
+                ("roles", "technician"),
+                ("roles", "reviewer"),
+                ("active", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
+    assert!(
+        confirm.body.contains("Nothing is changed yet"),
+        "{}",
+        confirm.body
+    );
+    assert!(
+        confirm
+            .body
+            .contains("<strong>reviewer, technician</strong>"),
+        "{}",
+        confirm.body
+    );
+    assert_eq!(roles_before(&app), 0, "not applied before confirmation");
+    let done = admin
+        .post_pairs(
+            &path,
+            &[
+                ("csrf", &token),
+                ("full_name", &format!("Test {tech_name}")),
+                ("email", &format!("{tech_name}@lab.example")),
+                ("roles", "technician"),
+                ("roles", "reviewer"),
+                ("active", "yes"),
+                ("confirmed", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(roles_before(&app), 1);
+    let me = app
+        .get(
+            &format!("/api/v1/users/{tech_id}"),
+            &app.admin_token().await,
+        )
+        .await;
+    assert_eq!(me.body["roles"], json!(["technician", "reviewer"]));
+
+    // "Deactivate" from the list asks first; the session ends only after.
+    let asked = admin
+        .post(&format!("/users/{tech_id}/deactivate"), &[("csrf", &token)])
+        .await;
+    assert_eq!(asked.status, StatusCode::OK);
+    assert!(asked.body.contains("Deactivating ends every session"));
+    assert_eq!(
+        tech.get("/batches").await.status,
+        StatusCode::OK,
+        "still signed in"
+    );
+    let confirmed = admin
+        .post(
+            &format!("/users/{tech_id}/deactivate"),
+            &[("csrf", &token), ("confirmed", "yes")],
+        )
+        .await;
+    assert_eq!(
+        confirmed.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        confirmed.body
+    );
+    assert_eq!(app.audit_actions("user.deactivated").len(), 1);
+    assert_eq!(
+        tech.get("/batches").await.status,
+        StatusCode::SEE_OTHER,
+        "signed out"
+    );
+}
+
+#[actix_web::test]
+async fn a_person_changes_their_own_password_on_the_account_page() {
+    let app = TestApp::spawn().await;
+    let (_, name) = app.user_with(&["technician"]).await;
+    let mut me = Browser::new(&app);
+    me.sign_in(&name, USER_PASSWORD).await;
+    let form = me.get("/account/password").await;
+    assert_eq!(form.status, StatusCode::OK);
+    let token = Browser::csrf(&form);
+    let new = "a-brand-new-bench-password";
+    let mismatch = me
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &token),
+                ("current_password", USER_PASSWORD),
+                ("new_password", new),
+                ("repeat", "something-else-entirely"),
+            ],
+        )
+        .await;
+    assert_eq!(mismatch.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        mismatch
+            .body
+            .contains("New password again is not the same as the new password")
+    );
+    assert!(
+        !mismatch.body.contains(new),
+        "a password is never sent back"
+    );
+    let wrong = me
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &token),
+                ("current_password", "not-my-password"),
+                ("new_password", new),
+                ("repeat", new),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.body.contains("the current password is wrong"));
+    let ok = me
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &token),
+                ("current_password", USER_PASSWORD),
+                ("new_password", new),
+                ("repeat", new),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    assert!(ok.body.contains("Your password was changed"));
+    assert_eq!(app.try_login(&name, new).await.status, StatusCode::OK);
 }

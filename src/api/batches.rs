@@ -136,11 +136,10 @@ pub async fn batch_history(
         Some("csv") => true,
         Some(_) => return Err(AppError::invalid_field("format", "must be json or csv")),
     };
-    let entries = db
-        .run(move |c| crate::services::history::history(c, id))
-        .await?;
     if csv {
-        let body = crate::services::history::history_csv(&entries)?;
+        let body = db
+            .run(move |c| crate::services::history::csv_export(c, id))
+            .await?;
         return Ok(HttpResponse::Ok()
             .content_type("text/csv; charset=utf-8")
             .insert_header((
@@ -149,6 +148,9 @@ pub async fn batch_history(
             ))
             .body(body));
     }
+    let entries = db
+        .run(move |c| crate::services::history::history(c, id))
+        .await?;
     Ok(
         HttpResponse::Ok().json(crate::services::audit::BatchHistory {
             batch_id: id,

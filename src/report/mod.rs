@@ -2,3 +2,4 @@
 //! data that `services::certificate` gathers; nothing here touches the database.
 
 pub mod coa;
+pub mod history;

@@ -7,6 +7,7 @@ use crate::db::models::AuditEntryRow;
 use crate::db::schema::{audit_entries, batches};
 use crate::domain::audit::batch_chain;
 use crate::error::AppError;
+use crate::report::history::{ResultNames, changes, flat, result_names, sentence};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use uuid::Uuid;
@@ -29,10 +30,21 @@ pub fn history(conn: &mut PgConnection, id: Uuid) -> Result<Vec<AuditEntryView>,
     Ok(rows.into_iter().map(AuditEntryView::from).collect())
 }
 
-/// The history as CSV: one row per entry, values as canonical JSON.
-pub fn history_csv(entries: &[AuditEntryView]) -> Result<Vec<u8>, AppError> {
+/// The batch's history as CSV (see [`history_csv`]).
+pub fn csv_export(conn: &mut PgConnection, id: Uuid) -> Result<Vec<u8>, AppError> {
+    let entries = history(conn, id)?;
+    let names = result_names(&super::batch_record::read(conn, id)?);
+    history_csv(&entries, &names)
+}
+
+/// The history as CSV: one row per entry in flat columns (what happened as
+/// a sentence, the changes as `field: before -> after` lines); the JSON
+/// export keeps the stored values as they are.
+pub fn history_csv(entries: &[AuditEntryView], names: &ResultNames) -> Result<Vec<u8>, AppError> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let io = |e: csv::Error| AppError::Internal(anyhow::Error::new(e).context("writing CSV"));
+    // The columns of the first export stay where they were; `before` and
+    // `after` hold flat `field: value` lines now, not JSON.
     w.write_record([
         "seq",
         "at",
@@ -47,41 +59,30 @@ pub fn history_csv(entries: &[AuditEntryView]) -> Result<Vec<u8>, AppError> {
         "after",
         "prev_hash",
         "hash",
+        "what",
+        "changes",
+        "chain",
     ])
     .map_err(io)?;
     for e in entries {
-        let json_text = |v: &Option<serde_json::Value>| -> Result<String, AppError> {
-            match v {
-                Some(v) => Ok(
-                    String::from_utf8(crate::domain::hashing::canonical_json(v)?)
-                        .map_err(|e| AppError::Internal(e.into()))?,
-                ),
-                None => Ok(String::new()),
-            }
-        };
+        let actor = e.actor.as_ref();
         w.write_record([
             e.seq.to_string(),
             crate::domain::hashing::hash_timestamp(e.at),
-            e.actor
-                .as_ref()
-                .map(|a| a.id.to_string())
-                .unwrap_or_default(),
-            e.actor
-                .as_ref()
-                .map(|a| a.username.clone())
-                .unwrap_or_default(),
-            e.actor
-                .as_ref()
-                .map(|a| a.full_name.clone())
-                .unwrap_or_default(),
+            actor.map(|a| a.id.to_string()).unwrap_or_default(),
+            actor.map(|a| a.username.clone()).unwrap_or_default(),
+            actor.map(|a| a.full_name.clone()).unwrap_or_default(),
             e.action.clone(),
             e.entity_type.clone(),
             e.entity_id.map(|i| i.to_string()).unwrap_or_default(),
             e.reason.clone().unwrap_or_default(),
-            json_text(&e.before)?,
-            json_text(&e.after)?,
+            flat(e.before.as_ref()),
+            flat(e.after.as_ref()),
             e.prev_hash.clone(),
             e.hash.clone(),
+            sentence(e, names),
+            changes(e),
+            e.chain.clone(),
         ])
         .map_err(io)?;
     }

@@ -272,3 +272,70 @@ fn finish_chain(
         ),
     }
 }
+
+/// The kind of record a verification run is audited under.
+pub const VERIFICATION_ENTITY: &str = "audit_trail";
+
+/// A verification run as the trail remembers it.
+#[derive(Debug, Clone)]
+pub struct LastVerification {
+    /// When it ran.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// Who ran it.
+    pub by: String,
+    /// Whether every chain verified.
+    pub ok: bool,
+    /// Entries checked.
+    pub events: i64,
+}
+
+/// Verifies every chain and records the run (who, when, the outcome) in
+/// the system chain, so the start page can show the last one.
+pub fn verify_and_record(
+    conn: &mut PgConnection,
+    actor: &super::Actor,
+) -> Result<VerifyReport, AppError> {
+    let report = verify(conn)?;
+    super::in_transaction(conn, |c| {
+        super::audit::append(
+            c,
+            super::audit::AuditRecord::new(
+                crate::domain::audit::SYSTEM_CHAIN,
+                Some(actor),
+                "audit.verified",
+                VERIFICATION_ENTITY,
+                Some(uuid::Uuid::nil()),
+            )
+            .after(serde_json::json!({
+                "ok": report.ok,
+                "chains": report.chains,
+                "events": report.events,
+                "broken": report.broken.len(),
+            })),
+        )
+    })?;
+    Ok(report)
+}
+
+/// The last recorded verification run, if any.
+pub fn last_verification(conn: &mut PgConnection) -> Result<Option<LastVerification>, AppError> {
+    let row: Option<AuditEntryRow> = audit_entries::table
+        .filter(audit_entries::entity_type.eq(VERIFICATION_ENTITY))
+        .filter(audit_entries::entity_id.eq(uuid::Uuid::nil()))
+        .order(audit_entries::id.desc())
+        .select(AuditEntryRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|r| {
+        let after = r.after.clone().unwrap_or_default();
+        LastVerification {
+            at: r.at,
+            by: actor_of(&r).map(|a| a.full_name).unwrap_or_default(),
+            ok: after.get("ok").and_then(serde_json::Value::as_bool) == Some(true),
+            events: after
+                .get("events")
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or(0),
+        }
+    }))
+}

@@ -6,6 +6,7 @@ use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::roles::Action;
 use crate::error::AppError;
+use crate::report::history::{changes, result_names, sentence};
 use crate::services::{batches as batch_svc, history, verification};
 use actix_web::{HttpResponse, get, web};
 use maud::html;
@@ -21,15 +22,17 @@ pub async fn history_page(
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::ReadAuditTrail)?;
     let batch_id = id.into_inner();
-    let (batch, entries, report) = state
+    let (record, entries, report) = state
         .db(move |c| {
-            let batch = batch_svc::record(c, batch_id)?.batch;
+            let record = batch_svc::record(c, batch_id)?;
             let entries = history::history(c, batch_id)?;
             let chain = crate::domain::audit::batch_chain(batch_id);
             let report = verification::verify_chains(c, Some(&chain))?;
-            Ok((batch, entries, report))
+            Ok((record, entries, report))
         })
         .await?;
+    let names = result_names(&record);
+    let batch = &record.batch;
     let body = html! {
         @if report.ok {
             div.notice.ok id="chain-status" { "The batch's hash chain verifies: " (report.events) " entries, none altered." }
@@ -44,15 +47,15 @@ pub async fn history_page(
             a href={"/batches/" (batch_id) "/history.json"} download { "Download JSON" }
         }
         table {
-            thead { tr { th { "#" } th { "When" } th { "Who" } th { "What" } th { "Reason" } th { "Hash" } } }
+            thead { tr { th { "#" } th { "When" } th { "Who" } th { "What happened" } th { "Changes" } th { "Hash" } } }
             tbody { @for e in &entries {
-                tr {
+                tr id={"entry-" (e.id)} {
                     td { (e.seq) }
                     td { (time(e.at)) }
-                    td { @if let Some(a) = &e.actor { (a.full_name) } @else { span.muted { "system" } } }
-                    td { (e.action) }
-                    td { (e.reason.clone().unwrap_or_default()) }
-                    td { code { (e.hash.get(..12).unwrap_or_default()) "…" } }
+                    td { @if let Some(a) = &e.actor { (a.full_name) br; span.muted { (a.username) } } @else { span.muted { "system" } } }
+                    td { (sentence(e, &names)) br; span.muted { code { (e.action) } } }
+                    td { pre.changes { (changes(e)) } }
+                    td { code title=(e.hash) { (e.hash.get(..12).unwrap_or_default()) "…" } }
                 }
             } }
         }
@@ -74,16 +77,16 @@ async fn history_download(
     csv: bool,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::ReadAuditTrail)?;
-    let entries = state.db(move |c| history::history(c, batch_id)).await?;
     let (body, kind, ext) = if csv {
         (
-            history::history_csv(&entries)?,
+            state.db(move |c| history::csv_export(c, batch_id)).await?,
             "text/csv; charset=utf-8",
             "csv",
         )
     } else {
         (
-            serde_json::to_vec_pretty(&entries).map_err(AppError::from)?,
+            serde_json::to_vec_pretty(&state.db(move |c| history::history(c, batch_id)).await?)
+                .map_err(AppError::from)?,
             "application/json",
             "json",
         )

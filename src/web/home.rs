@@ -10,6 +10,7 @@ use crate::domain::StoredName;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::services::results as result_svc;
+use crate::services::verification;
 use crate::services::worklist::{self, BatchTodo, WorkList};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, web};
@@ -47,8 +48,14 @@ pub async fn home(state: web::Data<AppState>, user: WebUser) -> Result<HttpRespo
     let reviews = user.may(Action::Sign(Meaning::Reviewed));
     let qa = user.may(Action::Sign(Meaning::Released));
     let tech = user.may(Action::RecordResult);
-    let (list, queue) = state
+    let audits = user.may(Action::ReadAuditTrail);
+    let (list, queue, last) = state
         .db(move |c| {
+            let last = if audits {
+                verification::last_verification(c)?
+            } else {
+                None
+            };
             let list = if tech || qa {
                 worklist::work_list(c)?
             } else {
@@ -59,7 +66,7 @@ pub async fn home(state: web::Data<AppState>, user: WebUser) -> Result<HttpRespo
             } else {
                 Vec::new()
             };
-            Ok((list, queue))
+            Ok((list, queue, last))
         })
         .await?;
     let mut by_batch: Vec<(Uuid, String, usize)> = Vec::new();
@@ -133,6 +140,10 @@ pub async fn home(state: web::Data<AppState>, user: WebUser) -> Result<HttpRespo
         @if user.may(Action::ReadAuditTrail) {
             section id="auditor" {
                 h2 { "Audit trail" }
+                @if let Some(l) = &last {
+                    p { "Last verification: " (time(l.at)) " by " (l.by) ", " (l.events) " entries, "
+                        @if l.ok { span.pass { "every chain verified" } } @else { span.fail { "BROKEN" } } "." }
+                } @else { p.muted { "No verification has been run from these pages yet." } }
                 p.actions {
                     a.button href="/audit" { "Search the audit trail" } " "
                     a.button.secondary href="/audit/verify" { "Verify every chain" }

@@ -5,6 +5,7 @@
 //! every form carries the session's CSRF token.
 
 pub mod account;
+pub mod audit;
 pub mod auth;
 pub mod batch_new;
 pub mod batches;
@@ -158,6 +159,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(products::create_spec)
             .service(products::spec_page)
             .service(products::approve_spec)
+            .service(audit::audit_search)
+            .service(audit::verify_page)
+            .service(audit::run_verification)
             .service(users::users_page)
             .service(users::create_user)
             .service(users::unlock_user)

@@ -1228,3 +1228,71 @@ async fn a_person_changes_their_own_password_on_the_account_page() {
     assert!(ok.body.contains("Your password was changed"));
     assert_eq!(app.try_login(&name, new).await.status, StatusCode::OK);
 }
+
+#[actix_web::test]
+async fn an_auditor_searches_the_trail_reads_sentences_and_verifies_every_chain() {
+    let lab = Lab::msc().await;
+    let batch = lab.batch("UCMSC-AUD").await;
+    let viab = lab.recorded(&batch, "VIAB", json!("91.5")).await;
+    lab.review(&viab, "accept").await;
+    let (_, auditor_name) = lab.app.user_with(&["auditor"]).await;
+    let mut auditor = Browser::new(&lab.app);
+    auditor.sign_in(&auditor_name, USER_PASSWORD).await;
+
+    let found = auditor
+        .get(&format!("/audit?entity_type=result&entity_id={viab}"))
+        .await;
+    assert_eq!(found.status, StatusCode::OK);
+    assert!(
+        found.body.contains("Result VIAB 91.5 % recorded (PASS)"),
+        "{}",
+        found.body
+    );
+    assert!(
+        found
+            .body
+            .contains(&format!("/batches/{batch}/history#entry-"))
+    );
+    let bad = auditor
+        .get("/audit?entity_id=not-an-id&from=yesterday")
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad.body.contains("Record id is not a record id"),
+        "{}",
+        bad.body
+    );
+    assert!(bad.body.contains("value=\"not-an-id\""), "kept as typed");
+
+    let history = auditor.get(&format!("/batches/{batch}/history")).await;
+    assert!(
+        history
+            .body
+            .contains("Result VIAB 91.5 % accepted in second-person review (signed).")
+    );
+    let csv = auditor.get(&format!("/batches/{batch}/history.csv")).await;
+    assert!(
+        csv.body
+            .lines()
+            .next()
+            .unwrap()
+            .contains(",hash,what,changes,")
+    );
+    assert!(
+        !csv.body.contains("{\""),
+        "no JSON in the cells: {}",
+        csv.body
+    );
+    assert!(csv.body.contains("test_code: VIAB"));
+
+    let verify = auditor.get("/audit/verify").await;
+    assert!(verify.body.contains("No verification has been run"));
+    let token = Browser::csrf(&verify);
+    let ran = auditor.post("/audit/verify", &[("csrf", &token)]).await;
+    assert_eq!(ran.status, StatusCode::OK);
+    assert!(ran.body.contains("Every chain verifies"), "{}", ran.body);
+    assert_eq!(lab.app.audit_actions("audit.verified").len(), 1);
+    let home = auditor.get("/").await;
+    assert!(home.body.contains("Last verification:"), "{}", home.body);
+    assert!(home.body.contains("every chain verified"));
+}

@@ -1,0 +1,294 @@
+//! An audit entry as an inspector reads it: one sentence (what happened to
+//! which test, with which value, before -> after, why), and its changes as
+//! flat `field: before -> after` text for the CSV. Nothing here touches the
+//! database: the caller passes what it knows of the batch's results.
+
+use crate::domain::record::BatchRecord;
+use crate::services::audit::AuditEntryView;
+use serde_json::Value;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// What the history knows of each result: `VIAB 91.5 %`.
+pub type ResultNames = HashMap<Uuid, String>;
+
+/// The names of a batch's results.
+pub fn result_names(record: &BatchRecord) -> ResultNames {
+    record
+        .results
+        .iter()
+        .map(|r| {
+            let unit = r
+                .unit
+                .as_deref()
+                .map(|u| format!(" {u}"))
+                .unwrap_or_default();
+            (r.id, format!("{} {}{unit}", r.test_code, r.value))
+        })
+        .collect()
+}
+
+fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(if *b { "yes" } else { "no" }.to_owned()),
+        other => Some(other.to_string()),
+    }
+}
+
+fn field(entry: Option<&Value>, key: &str) -> Option<String> {
+    text(entry.and_then(|v| v.get(key)))
+}
+
+fn words(s: &str) -> String {
+    s.replace('_', " ")
+}
+
+/// The result an entry concerns, in words.
+fn result_words(e: &AuditEntryView, names: &ResultNames) -> String {
+    let after = e.after.as_ref();
+    if let (Some(code), Some(value)) = (field(after, "test_code"), field(after, "value")) {
+        let unit = field(after, "unit")
+            .map(|u| format!(" {u}"))
+            .unwrap_or_default();
+        return format!("{code} {value}{unit}");
+    }
+    e.entity_id
+        .and_then(|id| names.get(&id).cloned())
+        .unwrap_or_else(|| "a result".to_owned())
+}
+
+/// The entry as one sentence.
+pub fn sentence(e: &AuditEntryView, names: &ResultNames) -> String {
+    let before = e.before.as_ref();
+    let after = e.after.as_ref();
+    let why = e
+        .reason
+        .as_deref()
+        .map(|r| format!(" Reason: {r}."))
+        .unwrap_or_default();
+    let s = match e.action.as_str() {
+        "batch.created" => format!(
+            "Batch {} started, expiring {}.",
+            field(after, "batch_number").unwrap_or_default(),
+            field(after, "expires_at").unwrap_or_default()
+        ),
+        "result.recorded" => {
+            let outcome = field(after, "outcome").unwrap_or_default().to_uppercase();
+            let performed = field(after, "performed_at").unwrap_or_default();
+            let instrument = field(after, "instrument")
+                .map(|i| format!(" on {i}"))
+                .unwrap_or_default();
+            let replaces = if field(after, "replaces_result_id").is_some() {
+                " It replaces an earlier result."
+            } else {
+                ""
+            };
+            format!(
+                "Result {} recorded ({outcome}), performed {performed}{instrument}.{replaces}",
+                result_words(e, names)
+            )
+        }
+        "result.superseded" => format!(
+            "Result {} superseded by a new result.",
+            result_words(e, names)
+        ),
+        "result.reviewed" => format!(
+            "Result {} accepted in second-person review (signed).",
+            result_words(e, names)
+        ),
+        "result.review_rejected" => format!(
+            "Result {} rejected in second-person review (signed).",
+            result_words(e, names)
+        ),
+        "result.invalidated" => format!(
+            "Result {} invalidated: its investigation concluded {}.",
+            result_words(e, names),
+            words(&field(after, "conclusion").unwrap_or_default())
+        ),
+        "deviation.opened" => format!(
+            "Deviation opened: {} ({}, {}).",
+            field(after, "title").unwrap_or_default(),
+            field(after, "severity").unwrap_or_default(),
+            words(&field(after, "kind").unwrap_or_default())
+        ),
+        "deviation.closed" => format!(
+            "Deviation closed (signed): {}, concluded {}.",
+            field(after, "title")
+                .or_else(|| field(before, "title"))
+                .unwrap_or_default(),
+            words(&field(after, "conclusion").unwrap_or_default())
+        ),
+        "custody.recorded" => {
+            let temp = field(after, "temperature_c")
+                .map(|t| format!(", {t} °C"))
+                .unwrap_or_default();
+            let excursion = if field(after, "excursion").as_deref() == Some("yes") {
+                " A temperature EXCURSION."
+            } else {
+                ""
+            };
+            format!(
+                "Custody: {} at {} by {}, {}{temp}.{excursion}",
+                words(&field(after, "event").unwrap_or_default()),
+                field(after, "location").unwrap_or_default(),
+                field(after, "party").unwrap_or_default(),
+                field(after, "occurred_at").unwrap_or_default()
+            )
+        }
+        "batch.release_signed" => {
+            "Release signature given (signed); another is required.".to_owned()
+        }
+        "batch.release_refused" => format!(
+            "A release was refused: {}.",
+            field(after, "detail").unwrap_or_default()
+        ),
+        "auth.password_failed" => format!(
+            "A {} was refused: wrong password (failure {} in a row).",
+            words(&field(after, "purpose").unwrap_or_else(|| "signature".into())),
+            field(after, "consecutive_failures").unwrap_or_default()
+        ),
+        a if a.starts_with("batch.") => {
+            let to = after
+                .and_then(|v| v.get("status"))
+                .and_then(|v| text(Some(v)))
+                .unwrap_or_default();
+            let from = field(before, "status").unwrap_or_default();
+            format!("Batch status {} -> {} (signed).", words(&from), words(&to))
+        }
+        other => format!("{}.", words(&other.replace('.', " "))),
+    };
+    format!("{s}{why}")
+}
+
+/// Flattens a JSON value into `key` -> text, nested keys joined by dots.
+fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        Value::Array(items) => {
+            let parts: Vec<String> = items.iter().filter_map(|i| text(Some(i))).collect();
+            out.push((prefix.to_owned(), parts.join(", ")));
+        }
+        Value::Null => {}
+        other => out.push((prefix.to_owned(), text(Some(other)).unwrap_or_default())),
+    }
+}
+
+/// A stored value as flat `field: value` lines (no JSON).
+pub fn flat(v: Option<&Value>) -> String {
+    let mut out = Vec::new();
+    if let Some(v) = v {
+        flatten("", v, &mut out);
+    }
+    out.into_iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// What changed, as `field: before -> after` (or `field: value` for a new
+/// record), one per line: flat text, no JSON.
+pub fn changes(e: &AuditEntryView) -> String {
+    let mut before = Vec::new();
+    let mut after = Vec::new();
+    if let Some(b) = &e.before {
+        flatten("", b, &mut before);
+    }
+    if let Some(a) = &e.after {
+        flatten("", a, &mut after);
+    }
+    let mut lines = Vec::new();
+    for (k, a) in &after {
+        match before.iter().find(|(bk, _)| bk == k) {
+            Some((_, b)) if b == a => {}
+            Some((_, b)) => lines.push(format!("{k}: {b} -> {a}")),
+            None if e.before.is_some() => lines.push(format!("{k}: (none) -> {a}")),
+            None => lines.push(format!("{k}: {a}")),
+        }
+    }
+    for (k, b) in &before {
+        if !after.iter().any(|(ak, _)| ak == k) {
+            lines.push(format!("{k}: {b} -> (none)"));
+        }
+    }
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn entry(action: &str, before: Option<Value>, after: Option<Value>) -> AuditEntryView {
+        AuditEntryView {
+            id: Uuid::nil(),
+            chain: "batch:x".into(),
+            seq: 1,
+            at: chrono::Utc::now(),
+            actor: None,
+            action: action.into(),
+            entity_type: "result".into(),
+            entity_id: Some(Uuid::from_u128(7)),
+            batch_id: None,
+            reason: Some("re-gated".into()),
+            before,
+            after,
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_recorded_result_reads_with_its_test_value_and_outcome() {
+        let e = entry(
+            "result.recorded",
+            None,
+            Some(
+                json!({"test_code": "VIAB", "value": "91.5", "unit": "%", "outcome": "pass",
+                        "performed_at": "2026-11-20T14:05:00Z", "instrument": "FACS-2"}),
+            ),
+        );
+        assert_eq!(
+            sentence(&e, &ResultNames::new()),
+            "Result VIAB 91.5 % recorded (PASS), performed 2026-11-20T14:05:00Z on FACS-2. Reason: re-gated."
+        );
+    }
+
+    #[test]
+    fn a_review_names_the_result_from_what_the_batch_knows() {
+        let e = entry(
+            "result.reviewed",
+            None,
+            Some(json!({"meaning": "reviewed"})),
+        );
+        let names = ResultNames::from([(Uuid::from_u128(7), "CD73 97.0 %".to_owned())]);
+        assert!(sentence(&e, &names).starts_with("Result CD73 97.0 % accepted"));
+    }
+
+    #[test]
+    fn changes_are_flat_before_and_after() {
+        let e = entry(
+            "batch.released",
+            Some(json!({"status": "quarantine"})),
+            Some(json!({"status": "released", "signature": {"meaning": "released"}})),
+        );
+        assert_eq!(
+            changes(&e),
+            "signature.meaning: (none) -> released\nstatus: quarantine -> released"
+        );
+        assert_eq!(
+            sentence(&e, &ResultNames::new()),
+            "Batch status quarantine -> released (signed). Reason: re-gated."
+        );
+    }
+}

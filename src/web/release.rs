@@ -2,12 +2,22 @@
 //! release), reject, recall. Signed actions show what the signature means
 //! before asking for the password again (21 CFR 11.50, 11.200).
 
-use super::layout::{csrf, html_page, meaning_box, page, refusal, refusal_box, see_other, status};
+use super::layout::{
+    csrf, html_page, meaning_box, page, refusal, refusal_box, see_other, status, time,
+};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::StoredName;
+use crate::domain::batch::BatchStatus;
+use crate::domain::deviation::DeviationStatus;
+use crate::domain::record::BatchRecord;
+use crate::domain::release::{
+    Certification, ReleaseRefusal, ReleaseStep, check_recall, check_reject,
+};
+use crate::domain::result::ResultStatus;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
+use crate::domain::spec::Outcome;
 use crate::error::{AppError, Problem};
 use crate::services::batch_record::views::BatchDetail;
 use crate::services::batches as batch_svc;
@@ -17,65 +27,150 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
 
+/// Whether `me` may sign a release of the batch now, in words.
+fn may_sign_words(record: &BatchRecord, me: Uuid) -> (bool, String) {
+    match record.check_release(Certification::Full, me) {
+        Ok(ReleaseStep::Certified(_)) => (
+            true,
+            "You may sign the release: every rule holds and you took no part in the testing."
+                .to_owned(),
+        ),
+        Ok(ReleaseStep::Awaiting { signed, required }) => (
+            true,
+            format!(
+                "You may sign the release: it will be signature {signed} of the {required} this product requires."
+            ),
+        ),
+        Err(refusal) => {
+            let conditional = record.check_release(Certification::Conditional, me).is_ok();
+            let why = match refusal {
+                ReleaseRefusal::NotIndependent => "You may not sign: you performed or reviewed a current result of this batch. Another QA person must release it.".to_owned(),
+                ReleaseRefusal::AlreadySigned => "You already signed this release: a second, different QA person must sign.".to_owned(),
+                ReleaseRefusal::WrongStatus(s) => format!("Nobody can release it: the batch is {}.", s.as_str().replace('_', " ")),
+                ReleaseRefusal::NotReleasable(b) if conditional => format!("Not releasable yet ({} blocker(s)), but you may sign a conditional release: only results allowed to be pending are missing.", b.len()),
+                ReleaseRefusal::NotReleasable(b) => format!("Nobody can release it yet: {} blocker(s) stand, listed below.", b.len()),
+                ReleaseRefusal::NothingPending => "Every result is in: a full release, not a conditional one.".to_owned(),
+            };
+            (conditional, why)
+        }
+    }
+}
+
 async fn release_markup(
     state: &AppState,
     user: &WebUser,
     batch_id: Uuid,
     problem: Option<&Problem>,
+    typed: Option<&Typed>,
 ) -> Result<Markup, WebError> {
     let record = state.db(move |c| batch_svc::record(c, batch_id)).await?;
     let (detail, readiness) = (BatchDetail::from(&record), record.readiness());
     let b = &detail.batch;
+    let me = user.0.actor.id;
+    let (may, words) = may_sign_words(&record, me);
+    let conditional_ok = record.check_release(Certification::Conditional, me).is_ok();
+    let full_ok = record.check_release(Certification::Full, me).is_ok();
+    let may_reject = check_reject(b.status).is_ok();
+    let may_recall = check_recall(b.status).is_ok();
+    let kept = |pick: fn(&Typed) -> &str| typed.map(pick).unwrap_or_default().to_owned();
+    let current = record.current_results();
+    let reviewed = detail
+        .results
+        .iter()
+        .filter(|r| {
+            current.iter().any(|c| c.id == r.result.id) && r.status == ResultStatus::Reviewed
+        })
+        .count();
+    let failed = current
+        .iter()
+        .filter(|r| r.outcome == Outcome::Fail)
+        .count();
+    let open = detail
+        .deviations
+        .iter()
+        .filter(|d| d.deviation.status == DeviationStatus::Open)
+        .count();
     let password = html! { label { "Your password (electronic signature)" input type="password" name="password" required autocomplete="current-password"; } };
     Ok(page(
         &format!("Release · {}", b.batch_number),
         Some(user),
         html! {
             (refusal_box(problem))
-            p { "Status: " (status(b.status.as_str())) }
-            @if readiness.releasable { div.notice.ok { "Every rule holds." } } @else {
+            @if b.status.is_released() || b.status == BatchStatus::Rejected || b.status == BatchStatus::Recalled {
+                div class={"notice " (if b.status.is_released() { "ok" } else { "error" })} id="you" {
+                    "The batch is " strong { (b.status.as_str().replace('_', " ")) } "."
+                    @for s in &detail.signatures { " " (s.statement) " — " (s.signer.full_name) ", " (time(s.signed_at)) @if let Some(r) = &s.reason { " (" (r) ")" } "." }
+                }
+            }
+            @if b.status == BatchStatus::Quarantine || b.status == BatchStatus::ConditionallyReleased {
+                div class={"notice " (if may { "ok" } else { "error" })} id="you" role="status" { (words) }
+            }
+            h2 { "Summary" }
+            div.card { dl.facts {
+                dt { "Status" } dd { (status(b.status.as_str())) }
+                dt { "Product" } dd { (record.product.name) " · specification version " (record.spec.version) }
+                dt { "Current results" } dd { (current.len()) " of " (record.spec.tests.len()) " tests; " (reviewed) " reviewed; " (failed) " out of specification" }
+                dt { "Deviations" } dd { (detail.deviations.len()) " in all, " (open) " open" }
+                dt { "Expires" } dd { (time(b.expires_at)) }
+            } }
+            @if !readiness.blockers.is_empty() && !b.status.is_released() {
                 div.notice.error { ul { @for bl in &readiness.blockers { li { (bl.message) } } } }
             }
             div.grid {
-                form.stack.card method="post" action={"/batches/" (batch_id) "/release"} {
-                    h2 { "Release" }
-                    (csrf(user))
-                    label { "Comment" input type="text" name="comment"; }
-                    (meaning_box(Meaning::Released))
-                    (password)
-                    button type="submit" { "Sign the release" }
+                @if full_ok {
+                    form.stack.card method="post" action={"/batches/" (batch_id) "/release"} {
+                        h2 { "Release" }
+                        (csrf(user))
+                        label { "Comment" input type="text" name="comment" value=(kept(|t| &t.comment)); }
+                        (meaning_box(Meaning::Released))
+                        (password)
+                        button type="submit" { "Sign the release" }
+                    }
                 }
-                @if readiness.conditionally_releasable {
+                @if conditional_ok {
                     form.stack.card method="post" action={"/batches/" (batch_id) "/release"} {
                         h2 { "Conditional release" }
                         (csrf(user))
                         input type="hidden" name="conditional" value="true";
-                        label { "Justification (required)" textarea name="justification" required {} }
+                        label { "Justification (required)" textarea name="justification" required { (kept(|t| &t.justification)) } }
                         (meaning_box(Meaning::ConditionallyReleased))
                         (password)
                         button type="submit" { "Sign the conditional release" }
                     }
                 }
-                form.stack.card method="post" action={"/batches/" (batch_id) "/reject"} {
-                    h2 { "Reject" }
-                    (csrf(user))
-                    label { "Reason (required)" textarea name="reason" required {} }
-                    (meaning_box(Meaning::Rejected))
-                    (password)
-                    button.danger type="submit" { "Sign the rejection" }
+                @if may_reject {
+                    form.stack.card method="post" action={"/batches/" (batch_id) "/reject"} {
+                        h2 { "Reject" }
+                        (csrf(user))
+                        label { "Reason (required)" textarea name="reason" required { (kept(|t| &t.reject_reason)) } }
+                        (meaning_box(Meaning::Rejected))
+                        (password)
+                        button.danger type="submit" { "Sign the rejection" }
+                    }
                 }
-                form.stack.card method="post" action={"/batches/" (batch_id) "/recall"} {
-                    h2 { "Recall" }
-                    (csrf(user))
-                    label { "Reason (required)" textarea name="reason" required {} }
-                    (meaning_box(Meaning::Recalled))
-                    (password)
-                    button.danger type="submit" { "Sign the recall" }
+                @if may_recall {
+                    form.stack.card method="post" action={"/batches/" (batch_id) "/recall"} {
+                        h2 { "Recall" }
+                        (csrf(user))
+                        label { "Reason (required)" textarea name="reason" required { (kept(|t| &t.recall_reason)) } }
+                        (meaning_box(Meaning::Recalled))
+                        (password)
+                        button.danger type="submit" { "Sign the recall" }
+                    }
                 }
             }
             p { a href={"/batches/" (batch_id)} { "Back to the batch" } }
         },
     ))
+}
+
+/// What a refused form had typed (never the password).
+#[derive(Debug, Default)]
+struct Typed {
+    comment: String,
+    justification: String,
+    reject_reason: String,
+    recall_reason: String,
 }
 
 /// The QP's page: readiness, release (or conditional), reject, recall.
@@ -86,7 +181,7 @@ pub async fn release_page(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::Sign(Meaning::Released))?;
-    let markup = release_markup(&state, &user, id.into_inner(), None).await?;
+    let markup = release_markup(&state, &user, id.into_inner(), None, None).await?;
     Ok(html_page(actix_web::http::StatusCode::OK, markup))
 }
 
@@ -105,6 +200,7 @@ async fn after_decision(
     user: &WebUser,
     batch_id: Uuid,
     attempt: Result<BatchDetail, AppError>,
+    typed: Typed,
 ) -> Result<HttpResponse, WebError> {
     match attempt {
         Ok(_) => Ok(see_other(format!("/batches/{batch_id}"))),
@@ -113,7 +209,7 @@ async fn after_decision(
             if p.code == "token_revoked" {
                 return Err(WebError::SignIn);
             }
-            let markup = release_markup(state, user, batch_id, Some(&p)).await?;
+            let markup = release_markup(state, user, batch_id, Some(&p), Some(&typed)).await?;
             Ok(html_page(p.status, markup))
         }
     }
@@ -131,6 +227,11 @@ pub async fn release_batch(
     user.check_csrf(&form.csrf)?;
     let batch_id = id.into_inner();
     let f = form.into_inner();
+    let typed = Typed {
+        comment: f.comment.clone().unwrap_or_default(),
+        justification: f.justification.clone().unwrap_or_default(),
+        ..Typed::default()
+    };
     let req = ReleaseRequest {
         password: f.password,
         comment: f.comment,
@@ -142,7 +243,7 @@ pub async fn release_batch(
     let attempt = state
         .db(move |c| release::release(c, lockout, &actor, batch_id, &req))
         .await;
-    after_decision(&state, &user, batch_id, attempt).await
+    after_decision(&state, &user, batch_id, attempt, typed).await
 }
 
 /// The reject / recall form's fields.
@@ -162,6 +263,16 @@ async fn dispose(
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::Sign(what.meaning()))?;
     user.check_csrf(&form.csrf)?;
+    let typed = match what {
+        Disposition::Reject => Typed {
+            reject_reason: form.reason.clone(),
+            ..Typed::default()
+        },
+        Disposition::Recall => Typed {
+            recall_reason: form.reason.clone(),
+            ..Typed::default()
+        },
+    };
     let lockout = state.auth.lockout;
     let actor = user.0.actor.clone();
     let attempt = state
@@ -177,7 +288,7 @@ async fn dispose(
             )
         })
         .await;
-    after_decision(&state, &user, batch_id, attempt).await
+    after_decision(&state, &user, batch_id, attempt, typed).await
 }
 
 /// Signs a rejection.

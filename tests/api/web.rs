@@ -1296,3 +1296,101 @@ async fn an_auditor_searches_the_trail_reads_sentences_and_verifies_every_chain(
     assert!(home.body.contains("Last verification:"), "{}", home.body);
     assert!(home.body.contains("every chain verified"));
 }
+
+#[actix_web::test]
+async fn the_release_page_says_first_whether_you_may_sign_and_offers_only_what_the_status_allows() {
+    let lab = Lab::msc().await;
+    let (_, qa_reviewer_name) = lab.app.user_with(&["qa", "reviewer"]).await;
+    let qa_reviewer = lab.app.login(&qa_reviewer_name, USER_PASSWORD).await;
+    // The QA person reviews one of the batch's results: not independent.
+    let b = lab.batch("UCMSC-REL").await;
+    for (code, value) in cellqc::demo::msc_passing_values() {
+        let id = lab.recorded(&b, code, value).await;
+        let who = if code == "VIAB" {
+            &qa_reviewer
+        } else {
+            &lab.reviewer
+        };
+        let r = lab
+            .app
+            .post(
+                &format!("/api/v1/results/{id}/review"),
+                who,
+                json!({"decision": "accept", "password": USER_PASSWORD}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    let mut dependent = Browser::new(&lab.app);
+    dependent.sign_in(&qa_reviewer_name, USER_PASSWORD).await;
+    let page = dependent.get(&format!("/batches/{b}/release")).await;
+    assert!(
+        page.body
+            .contains("You may not sign: you performed or reviewed"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("Sign the release"),
+        "no release form for them"
+    );
+    assert!(
+        !page.body.contains("Sign the recall"),
+        "no recall of a quarantined batch"
+    );
+    assert!(page.body.contains("Sign the rejection"));
+
+    let (_, qa_name) = lab.app.user_with(&["qa"]).await;
+    let mut qa = Browser::new(&lab.app);
+    qa.sign_in(&qa_name, USER_PASSWORD).await;
+    let page = qa.get(&format!("/batches/{b}/release")).await;
+    assert!(
+        page.body.contains("You may sign the release"),
+        "{}",
+        page.body
+    );
+    let token = Browser::csrf(&page);
+    let wrong = qa
+        .post(
+            &format!("/batches/{b}/release"),
+            &[
+                ("csrf", &token),
+                ("password", "not-it"),
+                ("comment", "all in order"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        wrong.body.contains("value=\"all in order\""),
+        "the comment is kept"
+    );
+    let signed = qa
+        .post(
+            &format!("/batches/{b}/release"),
+            &[
+                ("csrf", &token),
+                ("password", USER_PASSWORD),
+                ("comment", "all in order"),
+            ],
+        )
+        .await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
+    let page = qa.get(&format!("/batches/{b}/release")).await;
+    assert!(
+        page.body.contains("The batch is <strong>released</strong>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains(&format!("Test {qa_name}")),
+        "who released it"
+    );
+    assert!(!page.body.contains("Sign the release"));
+    assert!(page.body.contains("Sign the recall"));
+    let batch_page = qa.get(&format!("/batches/{b}")).await;
+    assert!(
+        !batch_page.body.contains("can be released"),
+        "no readiness once released"
+    );
+}

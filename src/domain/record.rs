@@ -256,12 +256,39 @@ impl BatchRecord {
             .find(|d| d.result_id == Some(result_id))
     }
 
-    /// What a replacing result replaces: the earlier result and, when that
-    /// one was investigated, its deviation (a retest after an OOS).
+    /// Whether a result was invalidated by its investigation.
+    fn invalidated(&self, result_id: Uuid) -> bool {
+        self.deviation_about(result_id)
+            .is_some_and(|d| d.conclusion == Some(Conclusion::InvalidTest))
+    }
+
+    /// What a result replaces: the result it names, or, for a retest after
+    /// an invalidated result of the same test, that result; with the
+    /// deviation that investigated it (a retest after an OOS).
     pub fn replaced_by(&self, id: Uuid) -> Option<(&RecordedResult, Option<&Deviation>)> {
-        let earlier = self.result(id)?.replaces_result_id?;
-        let r = self.result(earlier)?;
-        Some((r, self.deviation_about(earlier)))
+        let r = self.result(id)?;
+        let earlier = match r.replaces_result_id {
+            Some(e) => self.result(e)?,
+            None => self
+                .results
+                .iter()
+                .rfind(|e| e.id < r.id && e.test_code == r.test_code && self.invalidated(e.id))?,
+        };
+        Some((earlier, self.deviation_about(earlier.id)))
+    }
+
+    /// The result that took the place of `id`: the one naming it, or the
+    /// first later result of the same test after it was invalidated.
+    pub fn replacement_of(&self, id: Uuid) -> Option<&RecordedResult> {
+        let r = self.result(id)?;
+        self.results
+            .iter()
+            .find(|n| n.replaces_result_id == Some(id))
+            .or_else(|| {
+                self.results
+                    .iter()
+                    .find(|n| n.id > id && n.test_code == r.test_code && self.invalidated(id))
+            })
     }
 
     /// The signatures on one record (the batch, a result, a deviation), oldest first.

@@ -40,6 +40,27 @@ pub struct CoaSignature {
     pub reason: String,
 }
 
+/// A result that is not current: superseded, rejected in review or
+/// invalidated, with what replaced it or the investigation that decided it.
+#[derive(Debug, Clone, Default)]
+pub struct CoaEarlier {
+    /// `VIAB 61.0 % (FAIL)`.
+    pub result: String,
+    /// `invalidated`, `superseded`, `review rejected`.
+    pub status: String,
+    /// Why, in words.
+    pub note: String,
+}
+
+/// A deviation of the batch with its conclusion.
+#[derive(Debug, Clone, Default)]
+pub struct CoaDeviation {
+    /// Title (kind, severity).
+    pub title: String,
+    /// `open`, or `closed: invalid test` with the root cause.
+    pub outcome: String,
+}
+
 /// Everything the certificate shows.
 #[derive(Debug, Clone, Default)]
 pub struct CoaData {
@@ -55,6 +76,8 @@ pub struct CoaData {
     pub conditional: bool,
     pub parents: String,
     pub tests: Vec<CoaTest>,
+    pub earlier: Vec<CoaEarlier>,
+    pub deviations: Vec<CoaDeviation>,
     pub signatures: Vec<CoaSignature>,
     pub record_sha256: String,
     pub chain_head: String,
@@ -206,6 +229,15 @@ impl Writer {
         self.y -= 4.0;
     }
 
+    /// A wrapped line of 9 pt text.
+    fn paragraph(&mut self, text: &str) {
+        for line in wrap(text, PAGE_W - 2.0 * MARGIN, 9.0) {
+            self.room(5.0);
+            self.text_at(MARGIN, self.y, 9.0, false, None, &line);
+            self.y -= 4.4;
+        }
+    }
+
     fn field(&mut self, label: &str, value: &str) {
         self.room(5.0);
         self.text_at(MARGIN, self.y, 9.0, true, None, label);
@@ -325,6 +357,22 @@ pub fn render(d: &CoaData) -> Result<Vec<u8>, String> {
             false,
             8.0,
         );
+    }
+
+    w.heading("Results not counted (superseded, rejected in review, invalidated)");
+    if d.earlier.is_empty() {
+        w.field("", "none");
+    }
+    for e in &d.earlier {
+        w.paragraph(&format!("{} · {} · {}", e.result, e.status, e.note));
+    }
+
+    w.heading("Deviations and investigations");
+    if d.deviations.is_empty() {
+        w.field("", "none");
+    }
+    for dv in &d.deviations {
+        w.paragraph(&format!("{} · {}", dv.title, dv.outcome));
     }
 
     w.heading("Release signatures (21 CFR 11.50)");

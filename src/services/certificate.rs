@@ -6,10 +6,11 @@ use super::batch_record::{self, views::BatchDetail};
 use crate::domain::StoredName;
 use crate::domain::batch::BatchStatus;
 use crate::domain::hashing::{canonical_json, sha256_hex};
+use crate::domain::result::ResultStatus;
 use crate::domain::signature::Meaning;
 use crate::domain::spec::describe_limit;
 use crate::error::AppError;
-use crate::report::coa::{CoaData, CoaSignature, CoaTest};
+use crate::report::coa::{CoaData, CoaDeviation, CoaEarlier, CoaSignature, CoaTest};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use uuid::Uuid;
@@ -101,6 +102,71 @@ pub fn coa_data(
             reason: s.reason.clone().unwrap_or_default(),
         })
         .collect();
+    let earlier = detail
+        .results
+        .iter()
+        .filter(|r| !current.iter().any(|c| c.id == r.result.id))
+        .filter(|r| r.status != ResultStatus::Recorded && r.status != ResultStatus::Reviewed)
+        .map(|r| {
+            let replaced_by = record.replacement_of(r.result.id);
+            let deviation = record.deviation_about(r.result.id);
+            let mut note = Vec::new();
+            if let Some(d) = deviation {
+                note.push(format!(
+                    "investigated in \"{}\"{}",
+                    d.title,
+                    d.conclusion
+                        .map(|c| format!(", concluded {}", c.as_str().replace('_', " ")))
+                        .unwrap_or_default()
+                ));
+            }
+            if let Some(n) = replaced_by {
+                note.push(format!(
+                    "replaced by {} {}{}",
+                    n.test_code,
+                    n.value,
+                    n.reason
+                        .as_deref()
+                        .map(|why| format!(" ({why})"))
+                        .unwrap_or_default()
+                ));
+            }
+            CoaEarlier {
+                result: format!(
+                    "{} {}{} ({})",
+                    r.result.test_code,
+                    r.result.value,
+                    r.result
+                        .unit
+                        .as_deref()
+                        .map(|u| format!(" {u}"))
+                        .unwrap_or_default(),
+                    r.result.outcome.as_str().to_uppercase()
+                ),
+                status: r.status.as_str().replace('_', " "),
+                note: note.join("; "),
+            }
+        })
+        .collect();
+    let deviations = record
+        .deviations
+        .iter()
+        .map(|d| CoaDeviation {
+            title: format!(
+                "{} ({}, {})",
+                d.title,
+                d.kind.as_str().replace('_', " "),
+                d.severity.as_str()
+            ),
+            outcome: match (d.conclusion, &d.root_cause) {
+                (Some(c), Some(rc)) => {
+                    format!("closed: {}. Root cause: {rc}", c.as_str().replace('_', " "))
+                }
+                (Some(c), None) => format!("closed: {}", c.as_str().replace('_', " ")),
+                _ => "OPEN".to_owned(),
+            },
+        })
+        .collect();
     let parents: Vec<&str> = record
         .parents
         .iter()
@@ -128,6 +194,8 @@ pub fn coa_data(
             parents.join(", ")
         },
         tests: rows,
+        earlier,
+        deviations,
         signatures,
         record_sha256: record_sha256(&detail)?,
         chain_head: head.map_or_else(String::new, |(seq, hash)| format!("entry {seq}, {hash}")),

@@ -179,6 +179,13 @@ pub async fn batch_page(
             .find(|r| r.test_code == code)
             .and_then(|r| detail.results.iter().find(|v| v.result.id == r.id))
     };
+    // Results that no longer count stay visible, marked.
+    let current_ids: Vec<Uuid> = record.current_results().iter().map(|r| r.id).collect();
+    let earlier: Vec<_> = detail
+        .results
+        .iter()
+        .filter(|r| !current_ids.contains(&r.result.id))
+        .collect();
     // Missing results are the work still to do, not an alarm.
     let (missing, other): (Vec<_>, Vec<_>) = readiness
         .blockers
@@ -269,13 +276,39 @@ pub async fn batch_page(
                 }
             }
         }
+        @if !earlier.is_empty() {
+            h2 { "Results not counted (superseded, rejected in review, invalidated)" }
+            table id="earlier" {
+                thead { tr { th { "Test" } th { "Result" } th { "Status" } th { "Performed by" } th { "Why" } } }
+                tbody { @for r in &earlier {
+                    tr.earlier {
+                        td { strong { (r.result.test_code) } }
+                        td { (r.result.value) " " (r.result.unit.clone().unwrap_or_default()) " " (outcome(r.result.outcome)) }
+                        td { (status(r.status.as_str())) }
+                        td { (r.result.performed_by.full_name) br; (time(r.result.performed_at)) }
+                        td {
+                            @if let Some(d) = record.deviation_about(r.result.id) {
+                                "Investigated in " a href={"/batches/" (id) "/deviations"} { "“" (d.title) "”" }
+                                @if let Some(c) = d.conclusion { ", concluded " (c.as_str().replace('_', " ")) } @else { ", still open" }
+                                ". "
+                            }
+                            @if let Some(n) = record.replacement_of(r.result.id) {
+                                "Replaced by " (n.value) " " (n.unit.clone().unwrap_or_default())
+                                @if let Some(why) = &n.reason { ": " (why) }
+                                "."
+                            }
+                        }
+                    }
+                } }
+            }
+        }
         h2 { "Signatures" }
         @if detail.signatures.is_empty() { p.muted { "No release, rejection or recall signature yet." } }
         ul { @for s in &detail.signatures { li { strong { (s.signer.full_name) } " · " (time(s.signed_at)) " · " (s.statement) @if let Some(r) = &s.reason { " · " (r) } } } }
         h2 { "Deviations" }
         @if detail.deviations.is_empty() { p.muted { "None." } }
         table { tbody { @for d in &detail.deviations {
-            tr { td { (d.deviation.kind.as_str()) " · " (d.deviation.severity.as_str()) } td { (d.deviation.title) } td { (status(d.deviation.status.as_str())) } td { @if let Some(c) = d.deviation.conclusion { (c.as_str()) } } }
+            tr { td { (d.deviation.kind.as_str().replace('_', " ")) " · " (d.deviation.severity.as_str()) } td { (d.deviation.title) } td { (status(d.deviation.status.as_str())) } td { @if let Some(c) = d.deviation.conclusion { (c.as_str().replace('_', " ")) @if let Some(rc) = &d.deviation.root_cause { br; span.muted { "Root cause: " (rc) } } } } }
         } } }
         h2 { "Chain of custody" }
         @if detail.custody.is_empty() { p.muted { "No custody event yet." } }

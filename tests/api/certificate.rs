@@ -149,3 +149,63 @@ async fn no_certificate_for_a_rejected_or_quarantined_batch() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[actix_web::test]
+async fn an_invalidated_oos_stays_on_the_batch_page_the_review_page_and_the_certificate() {
+    let lab = Lab::msc().await;
+    let b = lab.batch("UCMSC-OOS").await;
+    lab.recorded(&b, "ENDO", json!("0.5")).await;
+    let rec = lab.batch_record(&b).await;
+    let dev = rec["deviations"][0]["id"].as_str().unwrap().to_owned();
+    let closed = lab.close(&dev, "invalid_test").await;
+    assert_eq!(closed.status, StatusCode::OK, "{}", closed.body);
+    let mut retest = None;
+    for (code, value) in cellqc::demo::msc_passing_values() {
+        let id = lab.recorded(&b, code, value).await;
+        if code == "ENDO" {
+            retest = Some(id.clone());
+        }
+        if code != "ENDO" {
+            lab.review(&id, "accept").await;
+        }
+    }
+    let retest = retest.unwrap();
+
+    // The reviewer sees that ENDO is a retest after the deviation.
+    let (_, reviewer_name) = lab.app.user_with(&["reviewer"]).await;
+    let mut reviewer = crate::web::Browser::new(&lab.app);
+    reviewer
+        .sign_in(&reviewer_name, crate::support::USER_PASSWORD)
+        .await;
+    let review = reviewer.get(&format!("/batches/{b}/review")).await;
+    assert!(
+        review.body.contains("a retest after deviation"),
+        "{}",
+        review.body
+    );
+    assert!(review.body.contains("concluded invalid test"));
+    let r = lab.review(&retest, "accept").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    let page = reviewer.get(&format!("/batches/{b}")).await;
+    assert!(page.body.contains("Results not counted"), "{}", page.body);
+    assert!(page.body.contains("status invalidated"));
+    assert!(page.body.contains("Investigated in"));
+    assert!(page.body.contains("Replaced by "), "the retest is named");
+
+    let released = lab.release(&b, &lab.qa2, json!({})).await;
+    assert_eq!(released.status, StatusCode::OK, "{}", released.body);
+    let (status, bytes) = pdf(&lab, &b).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = text_of(&bytes);
+    for needle in [
+        "Results not counted",
+        "ENDO 0.5",
+        "(FAIL) · invalidated",
+        "concluded invalid test",
+        "Deviations and investigations",
+        "closed: invalid test. Root cause: pipetting error",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in {text}");
+    }
+}

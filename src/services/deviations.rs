@@ -107,7 +107,9 @@ pub fn close(
             .cloned()
             .ok_or_else(|| deviation_not_found(deviation_id))?;
         check_close(before.status, before.result_id.is_some(), conclusion)?;
-        if let Err(refusal) = signatures::verify_signer(c, lockout, actor, password)? {
+        if let Err(refusal) =
+            signatures::verify_signer_on(c, lockout, actor, password, Some(lb.id()))?
+        {
             return Ok(Err(refusal));
         }
         let row: DeviationRow = diesel::update(deviations::table.find(deviation_id))

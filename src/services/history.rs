@@ -12,13 +12,29 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use uuid::Uuid;
 
-/// Every audit entry of the batch's chain, oldest first.
+/// Every audit entry of the batch's chain, with the system chain's entries
+/// that name the batch (refused signatures and refused releases), oldest
+/// first.
 pub fn history(conn: &mut PgConnection, id: Uuid) -> Result<Vec<AuditEntryView>, AppError> {
     let rows: Vec<AuditEntryRow> = audit_entries::table
-        .filter(audit_entries::chain.eq(batch_chain(id)))
-        .order(audit_entries::seq)
+        .filter(
+            audit_entries::chain
+                .eq(batch_chain(id))
+                .or(audit_entries::batch_id.eq(id)),
+        )
+        .order((audit_entries::chain, audit_entries::seq))
         .select(AuditEntryRow::as_select())
         .load(conn)?;
+    // The batch's chain in its own order; each entry of the system chain
+    // placed by its time among them.
+    let chain = batch_chain(id);
+    let (own, others): (Vec<AuditEntryRow>, Vec<AuditEntryRow>) =
+        rows.into_iter().partition(|r| r.chain == chain);
+    let mut rows = own;
+    for o in others {
+        let at = rows.iter().position(|r| r.at > o.at).unwrap_or(rows.len());
+        rows.insert(at, o);
+    }
     // Every batch's chain starts with its creation: no entry, no batch.
     if rows.is_empty() {
         let exists: bool =

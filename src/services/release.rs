@@ -10,6 +10,7 @@ use super::signatures::{self, Signing};
 use super::{Actor, in_transaction, notices};
 use crate::domain::FieldError;
 use crate::domain::StoredName;
+use crate::domain::audit::SYSTEM_CHAIN;
 use crate::domain::record::BatchRecord;
 use crate::domain::release::{Certification, Readiness, ReleaseStep, check_recall, check_reject};
 use crate::domain::roles::Action;
@@ -57,6 +58,34 @@ fn trimmed(s: Option<&str>) -> Option<&str> {
     s.map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// Audits a refused release on the system chain, naming the batch (so it
+/// appears in the batch's history without taking the batch chain's head).
+fn record_refusal(
+    c: &mut PgConnection,
+    actor: &Actor,
+    batch_id: Uuid,
+    meaning: Meaning,
+    refusal: &AppError,
+) -> Result<(), AppError> {
+    let p = refusal.to_problem();
+    let mut rec = AuditRecord::new(
+        SYSTEM_CHAIN,
+        Some(actor),
+        "batch.release_refused",
+        "batch",
+        Some(batch_id),
+    )
+    .after(json!({
+        "meaning": meaning,
+        "code": p.code,
+        "detail": p.detail,
+        "blockers": p.blockers,
+    }));
+    rec.batch_id = Some(batch_id);
+    super::audit::append(c, rec)?;
+    Ok(())
+}
+
 /// Release (signed, QA, independent of the batch's results). With two
 /// signatures required, the first leaves the status as it is.
 pub fn release(
@@ -83,8 +112,18 @@ pub fn release(
     let comment = trimmed(req.comment.as_deref());
     in_transaction(conn, |c| {
         let mut lb = LockedBatch::lock(c, BatchOf::Batch(batch_id))?;
-        let step = lb.record.check_release(kind, actor.id)?;
-        if let Err(refusal) = signatures::verify_signer(c, lockout, actor, &req.password)? {
+        let step = match lb.record.check_release(kind, actor.id) {
+            Ok(step) => step,
+            // A refused release is part of the batch's history.
+            Err(refusal) => {
+                let refusal = AppError::from(refusal);
+                record_refusal(c, actor, lb.id(), meaning, &refusal)?;
+                return Ok(Err(refusal));
+            }
+        };
+        if let Err(refusal) =
+            signatures::verify_signer_on(c, lockout, actor, &req.password, Some(lb.id()))?
+        {
             return Ok(Err(refusal));
         }
         let from = lb.record.batch.status;
@@ -173,7 +212,9 @@ pub fn dispose(
             Disposition::Reject => check_reject(from)?,
             Disposition::Recall => check_recall(from)?,
         };
-        if let Err(refusal) = signatures::verify_signer(c, lockout, actor, password)? {
+        if let Err(refusal) =
+            signatures::verify_signer_on(c, lockout, actor, password, Some(lb.id()))?
+        {
             return Ok(Err(refusal));
         }
         let record = json!({"batch_id": lb.id(), "batch_number": lb.record.batch.batch_number,

@@ -389,7 +389,13 @@ fn review(
             }
             at.push(k);
         }
-        if let Err(refusal) = signatures::verify_signer(c, r.lockout, actor, r.password)? {
+        // A refused signature on one batch's results appears in its history.
+        let batch = match batches.as_slice() {
+            [one] => Some(one.id()),
+            _ => None,
+        };
+        if let Err(refusal) = signatures::verify_signer_on(c, r.lockout, actor, r.password, batch)?
+        {
             return Ok(Err(refusal));
         }
         let mut reviewed = Vec::with_capacity(r.ids.len());

@@ -107,19 +107,31 @@ pub fn check_password(
     password: &str,
     purpose: &str,
 ) -> Result<PasswordCheck, AppError> {
+    check_password_on(conn, lockout, user, password, purpose, None)
+}
+
+/// [`check_password`] for a signature on a batch's record: a refusal's
+/// audit entry names the batch, so it appears in the batch's history.
+fn check_password_on(
+    conn: &mut PgConnection,
+    lockout: LockoutPolicy,
+    user: &UserRow,
+    password: &str,
+    purpose: &str,
+    batch: Option<Uuid>,
+) -> Result<PasswordCheck, AppError> {
     let now = Utc::now();
     if is_locked(user.locked_until, now) {
-        audit::append(
-            conn,
-            AuditRecord::new(
-                SYSTEM_CHAIN,
-                None,
-                "auth.refused_locked",
-                "user",
-                Some(user.id),
-            )
-            .after(json!({ "username": user.username, "purpose": purpose })),
-        )?;
+        let mut rec = AuditRecord::new(
+            SYSTEM_CHAIN,
+            None,
+            "auth.refused_locked",
+            "user",
+            Some(user.id),
+        )
+        .after(json!({ "username": user.username, "purpose": purpose }));
+        rec.batch_id = batch;
+        audit::append(conn, rec)?;
         return Ok(PasswordCheck::Locked);
     }
     if verify_password(password, &user.password_hash) {
@@ -140,21 +152,20 @@ pub fn check_password(
             users::locked_until.eq(next.lock_until.or(user.locked_until.filter(|u| *u > now))),
         ))
         .execute(conn)?;
-    audit::append(
-        conn,
-        AuditRecord::new(
-            SYSTEM_CHAIN,
-            None,
-            "auth.password_failed",
-            "user",
-            Some(user.id),
-        )
-        .after(json!({
-            "username": user.username,
-            "purpose": purpose,
-            "consecutive_failures": next.failed_logins,
-        })),
-    )?;
+    let mut rec = AuditRecord::new(
+        SYSTEM_CHAIN,
+        None,
+        "auth.password_failed",
+        "user",
+        Some(user.id),
+    )
+    .after(json!({
+        "username": user.username,
+        "purpose": purpose,
+        "consecutive_failures": next.failed_logins,
+    }));
+    rec.batch_id = batch;
+    audit::append(conn, rec)?;
     if let Some(until) = next.lock_until {
         lock_account(conn, user, until, next.failed_logins)?;
     }
@@ -233,13 +244,25 @@ pub fn verify_signer(
     signer: &Actor,
     password: &str,
 ) -> Result<Result<(), AppError>, AppError> {
+    verify_signer_on(conn, lockout, signer, password, None)
+}
+
+/// [`verify_signer`] for a signature on a batch or one of its records: a
+/// refused signature appears in the batch's history.
+pub fn verify_signer_on(
+    conn: &mut PgConnection,
+    lockout: LockoutPolicy,
+    signer: &Actor,
+    password: &str,
+    batch: Option<Uuid>,
+) -> Result<Result<(), AppError>, AppError> {
     let user: UserRow = users::table
         .find(signer.id)
         .select(UserRow::as_select())
         .for_update()
         .first(conn)?;
     Ok(
-        match check_password(conn, lockout, &user, password, "signature")? {
+        match check_password_on(conn, lockout, &user, password, "signature", batch)? {
             PasswordCheck::Accepted => Ok(()),
             PasswordCheck::Locked => Err(AppError::unauthorized(
                 "account_locked",

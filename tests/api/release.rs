@@ -424,3 +424,69 @@ async fn reject_and_recall_only_from_the_states_that_allow_them() {
     assert_eq!(again.code(), "invalid_transition");
     assert_eq!(lab.app.audit_actions("batch.rejected").len(), 1);
 }
+
+#[actix_web::test]
+async fn refused_releases_and_refused_signatures_appear_in_the_batch_history() {
+    let lab = Lab::msc().await;
+    let b = lab.tested_batch("UCMSC-HIST", &["STER"]).await;
+    let (_, auditor) = lab.app.signed_in(&["auditor"]).await;
+    let signatures_before = lab.count("signatures");
+    // Blocked: refused and audited, nothing signed.
+    let blocked = lab.release(&b, &lab.qa2, json!({})).await;
+    assert_eq!(blocked.code(), "not_releasable");
+    // The missing result, then a wrong password.
+    let id = lab.recorded(&b, "STER", json!("no growth")).await;
+    lab.review(&id, "accept").await;
+    let wrong = lab
+        .app
+        .post(
+            &format!("/api/v1/batches/{b}/release"),
+            &lab.qa2,
+            json!({"password": "not-the-password"}),
+        )
+        .await;
+    assert_eq!(wrong.code(), "signature_failed");
+    assert_eq!(
+        lab.count("signatures"),
+        signatures_before + 1,
+        "only the STER review"
+    );
+
+    let history = lab
+        .app
+        .get(&format!("/api/v1/batches/{b}/history"), &auditor)
+        .await;
+    let items = history.body["items"].as_array().unwrap();
+    let actions: Vec<&str> = items
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    let refused = actions
+        .iter()
+        .position(|a| *a == "batch.release_refused")
+        .expect("the refused release");
+    let failed = actions
+        .iter()
+        .position(|a| *a == "auth.password_failed")
+        .expect("the refused signature");
+    let ster = actions
+        .iter()
+        .rposition(|a| *a == "result.recorded")
+        .unwrap();
+    assert!(
+        refused < ster && ster < failed,
+        "in the order they happened: {actions:?}"
+    );
+    assert_eq!(items[refused]["after"]["code"], "not_releasable");
+    assert_eq!(items[refused]["chain"], "system");
+    let csv = lab
+        .app
+        .get(&format!("/api/v1/batches/{b}/history?format=csv"), &auditor)
+        .await;
+    let text = csv.body.as_str().unwrap();
+    assert!(text.contains("A release was refused"), "{text}");
+    assert!(text.contains("A signature was refused: wrong password"));
+    // The batch's own chain still verifies.
+    let v = lab.app.get("/api/v1/audit/verify", &auditor).await;
+    assert_eq!(v.body["ok"], true, "{}", v.body);
+}

@@ -2,7 +2,7 @@
 //! each entry as a sentence linked to its batch's history; and verifying
 //! every hash chain, with the last run remembered.
 
-use super::layout::{Refusal, csrf, html_page, page, refusal, time, utc_from_form};
+use super::layout::{Refusal, csrf, html_page, page, refusal};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::roles::Action;
@@ -53,7 +53,7 @@ pub struct AuditSearch {
     cursor: Option<Uuid>,
 }
 
-fn filter_of(q: &AuditSearch) -> Result<AuditFilter, AppError> {
+fn filter_of(user: &WebUser, q: &AuditSearch) -> Result<AuditFilter, AppError> {
     let some = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
     let mut errors = Vec::new();
     let entity_id = some(&q.entity_id).and_then(|s| {
@@ -68,7 +68,7 @@ fn filter_of(q: &AuditSearch) -> Result<AuditFilter, AppError> {
     });
     let mut when = |field: &str, v: &str| {
         some(v).and_then(|v| {
-            utc_from_form(field, &v)
+            user.from_form(field, &v)
                 .map_err(|e| {
                     if let AppError::Problem(p) = e {
                         errors.extend(p.errors);
@@ -100,7 +100,7 @@ pub async fn audit_search(
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::ReadAuditTrail)?;
     let q = query.into_inner();
-    let searched = match filter_of(&q) {
+    let searched = match filter_of(&user, &q) {
         Err(e) => Err(e),
         Ok(filter) => {
             let page_req = PageRequest {
@@ -142,8 +142,8 @@ pub async fn audit_search(
             }
             label { "Record id" input type="text" name="entity_id" value=(q.entity_id) size="36"; (r.at("entity_id")) }
             label { "Person (username)" input type="text" name="actor" value=(q.actor); (r.at("actor")) }
-            label { "From (UTC)" input type="datetime-local" name="from" step="1" value=(q.from); (r.at("from")) }
-            label { "Until (UTC)" input type="datetime-local" name="to" step="1" value=(q.to); (r.at("to")) }
+            label { "From (" (user.zone_name()) ")" input type="datetime-local" name="from" step="1" value=(q.from); (r.at("from")) }
+            label { "Until (" (user.zone_name()) ")" input type="datetime-local" name="to" step="1" value=(q.to); (r.at("to")) }
             button type="submit" { "Search" }
         }
         p { a.button.secondary href="/audit/verify" { "Verify every chain" } }
@@ -152,7 +152,7 @@ pub async fn audit_search(
                 table {
                     thead { tr { th { "When" } th { "Who" } th { "What happened" } th { "Changes" } th { "Where" } } }
                     tbody { @for e in &found.items { tr {
-                        td { (time(e.at)) }
+                        td { (user.time(e.at)) }
                         td { @if let Some(a) = &e.actor { (a.full_name) br; span.muted { (a.username) } } @else { span.muted { "system" } } }
                         td { (sentence(e, &names)) br; span.muted { code { (e.action) } } }
                         td { pre.changes { (changes(e)) } }
@@ -188,7 +188,7 @@ fn verify_markup(
             }
         }
         @if let Some(l) = last {
-            p { "Last verification: " (time(l.at)) " by " (l.by) ", " (l.events) " entries, "
+            p { "Last verification: " (user.time(l.at)) " by " (l.by) ", " (l.events) " entries, "
                 @if l.ok { span.pass { "every chain verified" } } @else { span.fail { "BROKEN" } } "." }
         } @else { p.muted { "No verification has been run from these pages yet." } }
         form.stack method="post" action="/audit/verify" {

@@ -2,9 +2,7 @@
 //! donor, recipient, quantity and parents, refused in words next to each
 //! field and kept as typed.
 
-use super::layout::{
-    Refusal, csrf, html_page, now_for_form, page, refusal, see_other, utc_from_form,
-};
+use super::layout::{Refusal, csrf, html_page, page, refusal, see_other};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::roles::Action;
@@ -93,11 +91,11 @@ async fn form_markup(
                     input type="text" name="batch_number" required maxlength="64" autocomplete="off" value=(typed.batch_number);
                     (r.at("batch_number"))
                 }
-                label { "Manufactured at (UTC)"
+                label { "Manufactured at (" (user.zone_name()) ")"
                     input type="datetime-local" name="manufactured_at" step="1" required value=(typed.manufactured_at);
                     (r.at("manufactured_at"))
                 }
-                label { "Expires at (UTC)"
+                label { "Expires at (" (user.zone_name()) ")"
                     input type="datetime-local" name="expires_at" step="1" required value=(typed.expires_at);
                     (r.at("expires_at"))
                 }
@@ -136,7 +134,7 @@ pub async fn new_batch_form(
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::CreateBatch)?;
     let typed = NewBatchForm {
-        manufactured_at: now_for_form(),
+        manufactured_at: user.now_for_form(),
         ..NewBatchForm::default()
     };
     let markup = form_markup(&state, &user, None, &typed).await?;
@@ -148,7 +146,7 @@ fn optional(s: &str) -> Option<String> {
 }
 
 /// Every field's error at once, as the API would list them.
-fn read_form(f: &NewBatchForm) -> Result<(NewBatchInput, Vec<String>), AppError> {
+fn read_form(user: &WebUser, f: &NewBatchForm) -> Result<(NewBatchInput, Vec<String>), AppError> {
     let mut errors = Vec::new();
     let product_id = Uuid::parse_str(&f.product_id).unwrap_or_else(|_| {
         errors.push(crate::error::FieldError::new(
@@ -158,7 +156,7 @@ fn read_form(f: &NewBatchForm) -> Result<(NewBatchInput, Vec<String>), AppError>
         Uuid::nil()
     });
     let mut when = |field: &str, v: &str| {
-        utc_from_form(field, v).unwrap_or_else(|e| {
+        user.from_form(field, v).unwrap_or_else(|e| {
             if let AppError::Problem(p) = e {
                 errors.extend(p.errors);
             }
@@ -205,7 +203,7 @@ pub async fn create_batch(
     user.check_csrf(&form.csrf)?;
     let f = form.into_inner();
     let actor = user.0.actor.clone();
-    let attempt = match read_form(&f) {
+    let attempt = match read_form(&user, &f) {
         Err(e) => Err(e),
         Ok((mut input, parents)) => {
             state

@@ -2,7 +2,7 @@
 //! batch page (limits, results, signatures, deviations, custody, readiness
 //! with every blocker in words) and its certificate.
 
-use super::layout::{html_page, outcome, page, status, time};
+use super::layout::{html_page, outcome, page, status};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::StoredName;
@@ -119,8 +119,8 @@ pub async fn batch_list(
                             td { (product_code(b.product_id)) }
                             td { (status(b.status.as_str())) }
                             td { (b.donor_din.clone().unwrap_or_default()) }
-                            td { (time(b.manufactured_at)) }
-                            td { (time(b.expires_at)) }
+                            td { (user.time(b.manufactured_at)) }
+                            td { (user.time(b.expires_at)) }
                         }
                     }
                 }
@@ -221,8 +221,8 @@ pub async fn batch_page(
                 dt { "Specification" } dd { "version " (record.spec.version) }
                 dt { "Donor DIN" } dd { (b.donor_din.clone().unwrap_or_else(|| "none".into())) }
                 dt { "Intended recipient" } dd { (b.intended_recipient.clone().unwrap_or_else(|| "none".into())) }
-                dt { "Manufactured" } dd { (time(b.manufactured_at)) }
-                dt { "Expires" } dd { (time(b.expires_at)) }
+                dt { "Manufactured" } dd { (user.time(b.manufactured_at)) }
+                dt { "Expires" } dd { (user.time(b.expires_at)) }
             }
         }
         @if b.status == BatchStatus::Quarantine {
@@ -254,7 +254,7 @@ pub async fn batch_page(
             h2 { "Status" }
             div class={"notice " (if b.status.is_released() { "ok" } else { "error" })} id="status-said" {
                 "This batch is " strong { (b.status.as_str().replace('_', " ")) } "."
-                @for s in &detail.signatures { " " (s.statement) " — " (s.signer.full_name) ", " (time(s.signed_at)) "." }
+                @for s in &detail.signatures { " " (s.statement) " — " (s.signer.full_name) ", " (user.time(s.signed_at)) "." }
             }
         }
         h2 { "Specification and current results" }
@@ -270,8 +270,8 @@ pub async fn batch_page(
                         td { @if let Some(r) = r { (r.result.value) " " (r.result.unit.clone().unwrap_or_default()) } @else { span.muted { "none" } } }
                         td { @if let Some(r) = r { (outcome(r.result.outcome)) } }
                         td { @if let Some(r) = r { (status(r.status.as_str())) } }
-                        td { @if let Some(r) = r { (r.result.performed_by.full_name) br; (time(r.result.performed_at)) } }
-                        td { @if let Some(r) = r { @for s in &r.signatures { (s.signer.full_name) br; (time(s.signed_at)) } } }
+                        td { @if let Some(r) = r { (r.result.performed_by.full_name) br; (user.time(r.result.performed_at)) } }
+                        td { @if let Some(r) = r { @for s in &r.signatures { (s.signer.full_name) br; (user.time(s.signed_at)) } } }
                     }
                 }
             }
@@ -285,7 +285,7 @@ pub async fn batch_page(
                         td { strong { (r.result.test_code) } }
                         td { (r.result.value) " " (r.result.unit.clone().unwrap_or_default()) " " (outcome(r.result.outcome)) }
                         td { (status(r.status.as_str())) }
-                        td { (r.result.performed_by.full_name) br; (time(r.result.performed_at)) }
+                        td { (r.result.performed_by.full_name) br; (user.time(r.result.performed_at)) }
                         td {
                             @if let Some(d) = record.deviation_about(r.result.id) {
                                 "Investigated in " a href={"/batches/" (id) "/deviations"} { "“" (d.title) "”" }
@@ -304,7 +304,7 @@ pub async fn batch_page(
         }
         h2 { "Signatures" }
         @if detail.signatures.is_empty() { p.muted { "No release, rejection or recall signature yet." } }
-        ul { @for s in &detail.signatures { li { strong { (s.signer.full_name) } " · " (time(s.signed_at)) " · " (s.statement) @if let Some(r) = &s.reason { " · " (r) } } } }
+        ul { @for s in &detail.signatures { li { strong { (s.signer.full_name) } " · " (user.time(s.signed_at)) " · " (s.statement) @if let Some(r) = &s.reason { " · " (r) } } } }
         h2 { "Deviations" }
         @if detail.deviations.is_empty() { p.muted { "None." } }
         table { tbody { @for d in &detail.deviations {
@@ -313,7 +313,7 @@ pub async fn batch_page(
         h2 { "Chain of custody" }
         @if detail.custody.is_empty() { p.muted { "No custody event yet." } }
         ol { @for e in &detail.custody {
-            li { strong { (e.event.as_str()) } " · " (time(e.occurred_at)) " · " (e.location) " · " (e.party)
+            li { strong { (e.event.as_str()) } " · " (user.time(e.occurred_at)) " · " (e.location) " · " (e.party)
                 @if let Some(t) = &e.temperature_c { " · " (t) " °C" @if e.excursion { " " span.fail { "EXCURSION" } } }
                 @if let Some(r) = &e.recipient_id { " · recipient " (r) } }
         } }

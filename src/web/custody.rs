@@ -1,8 +1,6 @@
 //! Recording custody events from the browser.
 
-use super::layout::{
-    self, csrf, html_page, now_for_form, page, refusal, refusal_box, see_other, time, utc_from_form,
-};
+use super::layout::{self, csrf, html_page, page, refusal, refusal_box, see_other};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::StoredName;
@@ -36,17 +34,17 @@ async fn custody_markup(
     // A refused form comes back as it was typed.
     let text = |pick: fn(&CustodyForm) -> Option<&str>| layout::entered(entered, pick);
     let event = text(|f| Some(&f.event));
-    let occurred_at = entered.map_or_else(now_for_form, |f| f.occurred_at.clone());
+    let occurred_at = entered.map_or_else(|| user.now_for_form(), |f| f.occurred_at.clone());
     Ok(page(
         &format!("Custody · {}", detail.batch.batch_number),
         Some(user),
         html! {
             (refusal_box(problem))
-            ol { @for e in &detail.custody { li { strong { (e.event.as_str()) } " · " (time(e.occurred_at)) " · " (e.location) } } }
+            ol { @for e in &detail.custody { li { strong { (e.event.as_str()) } " · " (user.time(e.occurred_at)) " · " (e.location) } } }
             form.stack.card method="post" action={"/batches/" (batch_id) "/custody"} {
                 (csrf(user))
                 label { "Event" select name="event" { @for e in EVENTS { option value=(e) selected[e == event] { (e) } } } }
-                label { "Occurred at (UTC)" input type="datetime-local" name="occurred_at" step="1" required value=(occurred_at); }
+                label { "Occurred at (" (user.zone_name()) ")" input type="datetime-local" name="occurred_at" step="1" required value=(occurred_at); }
                 label { "Location" input type="text" name="location" required value=(text(|f| Some(&f.location))); }
                 label { "Party (who holds it)" input type="text" name="party" required value=(text(|f| Some(&f.party))); }
                 label { "Temperature (°C)" input type="text" name="temperature_c" inputmode="decimal" value=(text(|f| f.temperature_c.as_deref())); }
@@ -103,7 +101,7 @@ pub async fn record_custody(
     let batch_id = id.into_inner();
     let f = form.into_inner();
     let attempt = async {
-        let occurred_at = utc_from_form("occurred_at", &f.occurred_at)?;
+        let occurred_at = user.from_form("occurred_at", &f.occurred_at)?;
         let input = NewCustodyInput {
             event: f.event.clone(),
             occurred_at,

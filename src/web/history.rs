@@ -1,7 +1,7 @@
 //! The auditor's view of a batch: every entry of its hash chain, the
 //! chain's verification, and the JSON and CSV downloads.
 
-use super::layout::{html_page, page, time};
+use super::layout::{html_page, page};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::roles::Action;
@@ -51,7 +51,7 @@ pub async fn history_page(
             tbody { @for e in &entries {
                 tr id={"entry-" (e.id)} {
                     td { (e.seq) }
-                    td { (time(e.at)) }
+                    td { (user.time(e.at)) }
                     td { @if let Some(a) = &e.actor { (a.full_name) br; span.muted { (a.username) } } @else { span.muted { "system" } } }
                     td { (sentence(e, &names)) br; span.muted { code { (e.action) } } }
                     td { pre.changes { (changes(e)) } }

@@ -3,7 +3,7 @@
 //! waits for release, the open deviations and the specifications to
 //! approve, an auditor the way into the trail.
 
-use super::layout::{html_page, page, time};
+use super::layout::{html_page, page};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::StoredName;
@@ -124,7 +124,7 @@ pub async fn home(state: web::Data<AppState>, user: WebUser) -> Result<HttpRespo
                             td { span class={"severity " (d.severity.as_str())} { (d.severity.as_str()) } }
                             td { a href={"/batches/" (d.batch_id) "/deviations"} { (d.batch_number) } }
                             td { (d.title) }
-                            td { (age_words(d.opened_at)) br; (time(d.opened_at)) }
+                            td { (age_words(d.opened_at)) br; (user.time(d.opened_at)) }
                         } } }
                     }
                 }
@@ -132,7 +132,7 @@ pub async fn home(state: web::Data<AppState>, user: WebUser) -> Result<HttpRespo
                 @if list.specs_awaiting.is_empty() { p.muted { "None." } } @else {
                     table { tbody { @for s in &list.specs_awaiting { tr {
                         td { a href={"/specifications/" (s.id)} { (s.product_code) " version " (s.version) } }
-                        td { "by " (s.author) ", " (time(s.created_at)) }
+                        td { "by " (s.author) ", " (user.time(s.created_at)) }
                     } } } }
                 }
             }
@@ -141,7 +141,7 @@ pub async fn home(state: web::Data<AppState>, user: WebUser) -> Result<HttpRespo
             section id="auditor" {
                 h2 { "Audit trail" }
                 @if let Some(l) = &last {
-                    p { "Last verification: " (time(l.at)) " by " (l.by) ", " (l.events) " entries, "
+                    p { "Last verification: " (user.time(l.at)) " by " (l.by) ", " (l.events) " entries, "
                         @if l.ok { span.pass { "every chain verified" } } @else { span.fail { "BROKEN" } } "." }
                 } @else { p.muted { "No verification has been run from these pages yet." } }
                 p.actions {

@@ -8,13 +8,41 @@ use crate::domain::spec::Outcome;
 use crate::error::{AppError, FieldError, Problem};
 use actix_web::HttpResponse;
 use actix_web::http::{StatusCode, header};
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
 use maud::{DOCTYPE, Markup, html};
 
-/// A timestamp: shown in the reader's local time, UTC on hover.
+/// A timestamp in UTC (pages without a reader's zone).
 pub fn time(at: DateTime<Utc>) -> Markup {
-    let utc = at.format("%Y-%m-%d %H:%M UTC").to_string();
-    html! { time datetime=(at.to_rfc3339()) title=(utc) { (utc) } }
+    time_in(at, Tz::UTC)
+}
+
+/// A timestamp in `zone` (`2026-11-20 14:05 CET`), to the second and in
+/// UTC on hover.
+pub fn time_in(at: DateTime<Utc>, zone: Tz) -> Markup {
+    let utc = at.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    let local = at
+        .with_timezone(&zone)
+        .format("%Y-%m-%d %H:%M %Z")
+        .to_string();
+    html! { time datetime=(at.to_rfc3339()) title=(utc) { (local) } }
+}
+
+/// Reads a `datetime-local` value typed in `zone`. A time the clocks skip
+/// is refused; one they pass twice (the hour they go back) is read as the
+/// first.
+pub fn read_local(field: &str, v: &str, zone: Tz) -> Result<DateTime<Utc>, AppError> {
+    let naive = NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M")
+        .or_else(|_| NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S"))
+        .map_err(|_| AppError::invalid_field(field, "is not a date and time (YYYY-MM-DD HH:MM)"))?;
+    match zone.from_local_datetime(&naive) {
+        LocalResult::Single(t) => Ok(t.with_timezone(&Utc)),
+        LocalResult::Ambiguous(first, _) => Ok(first.with_timezone(&Utc)),
+        LocalResult::None => Err(AppError::invalid_field(
+            field,
+            format!("does not exist in {}: the clocks skip it", zone.name()),
+        )),
+    }
 }
 
 /// A status badge.
@@ -259,20 +287,4 @@ pub fn meaning_box(m: Meaning) -> Markup {
 /// A field of a refused form, to show it again as it was typed.
 pub fn entered<F>(form: Option<&F>, pick: fn(&F) -> Option<&str>) -> String {
     form.and_then(pick).unwrap_or_default().to_owned()
-}
-
-/// Reads a `datetime-local` value given in UTC.
-pub fn utc_from_form(field: &str, v: &str) -> Result<chrono::DateTime<Utc>, AppError> {
-    NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M")
-        .or_else(|_| NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S"))
-        .map(|n| Utc.from_utc_datetime(&n))
-        .map_err(|_| {
-            AppError::invalid_field(field, "is not a date and time (YYYY-MM-DDTHH:MM, UTC)")
-        })
-}
-
-/// Now, as a `datetime-local` value in UTC, to the second (an event
-/// recorded a moment after a release must not read as before it).
-pub fn now_for_form() -> String {
-    Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string()
 }

@@ -3,9 +3,7 @@
 //! table, prefilled from the newest version), and a specification with its
 //! signed approval by a QA person who did not write it.
 
-use super::layout::{
-    Refusal, csrf, html_page, meaning_box, page, refusal, see_other, status, time,
-};
+use super::layout::{Refusal, csrf, html_page, meaning_box, page, refusal, see_other, status};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::StoredName;
@@ -403,7 +401,7 @@ async fn product_markup(
                 dt { "Type" } dd { (product.product_type) }
                 dt { "Storage" } dd { (storage(product.storage_min_c.as_deref(), product.storage_max_c.as_deref())) }
                 dt { "Release signatures" } dd { (product.release_signatures_required) }
-                dt { "Created" } dd { (time(product.created_at)) }
+                dt { "Created" } dd { (user.time(product.created_at)) }
             } }
             h2 { "Specifications" }
             @if specs.is_empty() { p.muted { "None yet: a batch can be started once a version is approved." } }
@@ -411,7 +409,7 @@ async fn product_markup(
                 td { a href={"/specifications/" (s.id)} { "version " (s.version) } }
                 td { (status(s.status.as_str())) }
                 td { (s.tests.len()) " tests" }
-                td { "written " (time(s.created_at)) @if let Some(a) = s.approved_at { br; "approved " (time(a)) } }
+                td { "written " (user.time(s.created_at)) @if let Some(a) = s.approved_at { br; "approved " (user.time(a)) } }
             } } } }
             @if user.may(Action::DefineProducts) {
                 h2 { "New specification version" }
@@ -565,7 +563,7 @@ async fn spec_markup(
             }
             h2 { "Signatures" }
             @if spec.signatures.is_empty() { p.muted { "Not approved yet." } }
-            ul { @for s in &spec.signatures { li { strong { (s.signer.full_name) } " · " (time(s.signed_at)) " · " (s.statement) @if let Some(why) = &s.reason { " · " (why) } } } }
+            ul { @for s in &spec.signatures { li { strong { (s.signer.full_name) } " · " (user.time(s.signed_at)) " · " (s.statement) @if let Some(why) = &s.reason { " · " (why) } } } }
             @if spec.status == SpecStatus::Draft && user.may(Action::Sign(Meaning::SpecApproved)) {
                 @if own {
                     div.notice { "You wrote this version: another QA person must approve it." }

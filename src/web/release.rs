@@ -2,9 +2,7 @@
 //! release), reject, recall. Signed actions show what the signature means
 //! before asking for the password again (21 CFR 11.50, 11.200).
 
-use super::layout::{
-    csrf, html_page, meaning_box, page, refusal, refusal_box, see_other, status, time,
-};
+use super::layout::{csrf, html_page, meaning_box, page, refusal, refusal_box, see_other, status};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::StoredName;
@@ -99,7 +97,7 @@ async fn release_markup(
             @if b.status.is_released() || b.status == BatchStatus::Rejected || b.status == BatchStatus::Recalled {
                 div class={"notice " (if b.status.is_released() { "ok" } else { "error" })} id="you" {
                     "The batch is " strong { (b.status.as_str().replace('_', " ")) } "."
-                    @for s in &detail.signatures { " " (s.statement) " — " (s.signer.full_name) ", " (time(s.signed_at)) @if let Some(r) = &s.reason { " (" (r) ")" } "." }
+                    @for s in &detail.signatures { " " (s.statement) " — " (s.signer.full_name) ", " (user.time(s.signed_at)) @if let Some(r) = &s.reason { " (" (r) ")" } "." }
                 }
             }
             @if b.status == BatchStatus::Quarantine || b.status == BatchStatus::ConditionallyReleased {
@@ -111,7 +109,7 @@ async fn release_markup(
                 dt { "Product" } dd { (record.product.name) " · specification version " (record.spec.version) }
                 dt { "Current results" } dd { (current.len()) " of " (record.spec.tests.len()) " tests; " (reviewed) " reviewed; " (failed) " out of specification" }
                 dt { "Deviations" } dd { (detail.deviations.len()) " in all, " (open) " open" }
-                dt { "Expires" } dd { (time(b.expires_at)) }
+                dt { "Expires" } dd { (user.time(b.expires_at)) }
             } }
             @if !readiness.blockers.is_empty() && !b.status.is_released() {
                 div.notice.error { ul { @for bl in &readiness.blockers { li { (bl.message) } } } }

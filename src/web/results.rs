@@ -2,8 +2,7 @@
 //! is shown in words next to the form, with what was typed kept.
 
 use super::layout::{
-    csrf, entered, html_page, meaning_box, now_for_form, outcome, page, refusal, refusal_box,
-    see_other, time, utc_from_form,
+    csrf, entered, html_page, meaning_box, outcome, page, refusal, refusal_box, see_other,
 };
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
@@ -77,9 +76,9 @@ async fn record_form_markup(
                 }
                 label { "Value (unit as in the specification)"
                     input type="text" name="value" required value=(previous.map(|p| p.value.clone()).unwrap_or_default()); }
-                label { "Performed at (UTC)"
+                label { "Performed at (" (user.zone_name()) ")"
                     input type="datetime-local" name="performed_at" step="1" required
-                        value=(previous.map(|p| p.performed_at.clone()).unwrap_or_else(now_for_form)); }
+                        value=(previous.map(|p| p.performed_at.clone()).unwrap_or_else(|| user.now_for_form())); }
                 label { "Instrument" input type="text" name="instrument" value=(text(|p| p.instrument.as_deref())); }
                 label { "Comment" textarea name="comment" { (text(|p| p.comment.as_deref())) } }
                 label { "Replaces result (only to correct or retest)"
@@ -145,7 +144,7 @@ pub async fn record_result(
     let batch_id = id.into_inner();
     let f = form.into_inner();
     let attempt = async {
-        let performed_at = utc_from_form("performed_at", &f.performed_at)?;
+        let performed_at = user.from_form("performed_at", &f.performed_at)?;
         let replaces =
             match f.replaces_result_id.as_deref().filter(|s| !s.is_empty()) {
                 None => None,
@@ -241,7 +240,7 @@ pub async fn review_queue(
                         td { (a.result.result.test_code) }
                         td { (a.result.result.value) " " (a.result.result.unit.clone().unwrap_or_default()) }
                         td { (outcome(a.result.result.outcome)) }
-                        td { (a.result.result.performed_by.full_name) br; (time(a.result.result.performed_at)) }
+                        td { (a.result.result.performed_by.full_name) br; (user.time(a.result.result.performed_at)) }
                         td { a href={"/results/" (a.result.result.id) "/review"} { "Review" } }
                     }
                 } }
@@ -273,7 +272,7 @@ async fn review_markup(
                 dt { "Value" } dd { (r.result.value) " " (r.result.unit.clone().unwrap_or_default()) }
                 dt { "Outcome" } dd { (outcome(r.result.outcome)) }
                 dt { "Status" } dd { (r.status.as_str().replace('_', " ")) }
-                dt { "Performed by" } dd { (r.result.performed_by.full_name) ", " (time(r.result.performed_at)) }
+                dt { "Performed by" } dd { (r.result.performed_by.full_name) ", " (user.time(r.result.performed_at)) }
             } }
             form.stack.card method="post" action={"/results/" (result_id) "/review"} {
                 (csrf(user))

@@ -2,9 +2,7 @@
 //! limit, instrument, comment and, for a retest, what it replaces and why;
 //! a checkbox per result and one password.
 
-use super::layout::{
-    csrf, html_page, meaning_box, outcome, page, refusal, refusal_box, see_other, time,
-};
+use super::layout::{csrf, html_page, meaning_box, outcome, page, refusal, refusal_box, see_other};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::StoredName;
@@ -90,7 +88,7 @@ async fn batch_review_markup(
                                 td { (r.value) " " (r.unit.clone().unwrap_or_default()) " " (outcome(r.outcome))
                                     @if let Some((earlier, deviation)) = record.replaced_by(r.id) {
                                         p.retest {
-                                            "Replaces " (earlier.test_code) " " (earlier.value) " of " (time(earlier.performed_at))
+                                            "Replaces " (earlier.test_code) " " (earlier.value) " of " (user.time(earlier.performed_at))
                                             @if let Some(d) = deviation {
                                                 " (a retest after deviation “" (d.title) "”"
                                                 @if let Some(c) = d.conclusion { ", concluded " (c.as_str().replace('_', " ")) }
@@ -100,7 +98,7 @@ async fn batch_review_markup(
                                         }
                                     }
                                 }
-                                td { (r.performed_by.full_name) br; (time(r.performed_at)) }
+                                td { (r.performed_by.full_name) br; (user.time(r.performed_at)) }
                                 td {
                                     (r.instrument.clone().unwrap_or_else(|| "no instrument named".into()))
                                     @if let Some(c) = &r.comment { br; q { (c) } }

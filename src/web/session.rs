@@ -10,7 +10,10 @@ use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::dev::Payload;
 use actix_web::http::{StatusCode, header};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use futures_util::future::LocalBoxFuture;
+use maud::Markup;
 use serde::Deserialize;
 use std::fmt;
 
@@ -97,9 +100,13 @@ pub struct CsrfForm {
     pub csrf: String,
 }
 
-/// The signed-in browser user.
+/// The cookie in which the page's script keeps the browser's time zone.
+pub const ZONE_COOKIE: &str = "tz";
+
+/// The signed-in browser user, and the time zone their browser reports
+/// (UTC until it has).
 #[derive(Debug, Clone)]
-pub struct WebUser(pub Authenticated);
+pub struct WebUser(pub Authenticated, pub Tz);
 
 impl WebUser {
     /// Refuses (403) unless the user's roles allow `action` (the one table
@@ -111,6 +118,33 @@ impl WebUser {
     /// Whether the user's roles allow `action` (to offer it on a page).
     pub fn may(&self, action: Action) -> bool {
         self.0.actor.roles.may(action)
+    }
+
+    /// A timestamp in the reader's zone (`2026-11-20 14:05 CET`), UTC on hover.
+    pub fn time(&self, at: DateTime<Utc>) -> Markup {
+        super::layout::time_in(at, self.1)
+    }
+
+    /// The zone forms are read in, for their labels.
+    pub fn zone_name(&self) -> String {
+        if self.1 == Tz::UTC {
+            "UTC".to_owned()
+        } else {
+            format!("your time, {}", self.1.name())
+        }
+    }
+
+    /// Now, as a `datetime-local` value in the reader's zone, to the second.
+    pub fn now_for_form(&self) -> String {
+        Utc::now()
+            .with_timezone(&self.1)
+            .format("%Y-%m-%dT%H:%M:%S")
+            .to_string()
+    }
+
+    /// Reads a `datetime-local` value typed in the reader's zone.
+    pub fn from_form(&self, field: &str, v: &str) -> Result<DateTime<Utc>, AppError> {
+        super::layout::read_local(field, v, self.1)
     }
 
     /// Checks a form's CSRF token against the session's.
@@ -140,13 +174,17 @@ impl FromRequest for WebUser {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
+        let zone = req
+            .cookie(ZONE_COOKIE)
+            .and_then(|c| c.value().parse::<Tz>().ok())
+            .unwrap_or(Tz::UTC);
         Box::pin(async move {
             let (Some(state), Some(token)) = (state, token) else {
                 return Err(WebError::SignIn);
             };
             let cfg = state.auth.clone();
             match state.db(move |c| authenticate(c, &cfg, &token)).await {
-                Ok(who) => Ok(WebUser(who)),
+                Ok(who) => Ok(WebUser(who, zone)),
                 Err(AppError::Problem(p)) if p.status == StatusCode::UNAUTHORIZED => {
                     Err(WebError::SignIn)
                 }

@@ -104,6 +104,11 @@ impl<'a> Browser<'a> {
         }
     }
 
+    /// Sets a cookie as the page's script would.
+    pub fn set_cookie(&mut self, name: &str, value: &str) {
+        self.cookies.insert(name.to_owned(), value.to_owned());
+    }
+
     /// The value of the hidden `csrf` field of the page.
     pub fn csrf(page: &Page) -> String {
         let at = page
@@ -1392,5 +1397,78 @@ async fn the_release_page_says_first_whether_you_may_sign_and_offers_only_what_t
     assert!(
         !batch_page.body.contains("can be released"),
         "no readiness once released"
+    );
+}
+
+#[actix_web::test]
+async fn forms_read_and_pages_show_times_in_the_browsers_zone() {
+    let lab = Lab::msc().await;
+    let batch = lab.batch("UCMSC-TZ").await;
+    let (_, tech_name) = lab.app.user_with(&["technician"]).await;
+    let mut tech = Browser::new(&lab.app);
+    tech.set_cookie("tz", "Europe/Berlin");
+    tech.sign_in(&tech_name, USER_PASSWORD).await;
+    let form = tech.get(&format!("/batches/{batch}/results/new")).await;
+    assert!(
+        form.body
+            .contains("Performed at (your time, Europe/Berlin)"),
+        "{}",
+        form.body
+    );
+    let token = Browser::csrf(&form);
+    let berlin = chrono_tz::Europe::Berlin;
+    // One hour ago in Berlin, typed as a Berlin clock shows it.
+    let utc = chrono::Utc::now() - chrono::Duration::hours(1);
+    let typed = utc
+        .with_timezone(&berlin)
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    let r = tech
+        .post(
+            &format!("/batches/{batch}/results"),
+            &[
+                ("csrf", &token),
+                ("test_code", "VIAB"),
+                ("value", "91.5"),
+                ("performed_at", &typed),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let rec = lab.batch_record(&batch).await;
+    let stored: chrono::DateTime<chrono::Utc> = rec["results"][0]["performed_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(stored.timestamp(), utc.timestamp(), "stored in UTC");
+    let page = tech.get(&format!("/batches/{batch}")).await;
+    let shown = utc
+        .with_timezone(&berlin)
+        .format("%Y-%m-%d %H:%M %Z")
+        .to_string();
+    assert!(page.body.contains(&shown), "{shown} in {}", page.body);
+    assert!(
+        page.body
+            .contains(&utc.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
+        "UTC on hover"
+    );
+    // A time the clocks skip is refused in words.
+    let r = tech
+        .post(
+            &format!("/batches/{batch}/results"),
+            &[
+                ("csrf", &token),
+                ("test_code", "CD73"),
+                ("value", "97"),
+                ("performed_at", "2026-03-29T02:30"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.body.contains("does not exist in Europe/Berlin"),
+        "{}",
+        r.body
     );
 }

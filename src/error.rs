@@ -461,6 +461,23 @@ impl From<CustodyRefusal> for AppError {
                 "identity_mismatch",
                 "the recipient is not this batch's intended recipient: do not administer",
             ),
+            CustodyRefusal::DinRequired => AppError::invalid_field(
+                "scanned_din",
+                "is required: scan the DIN on the bag's label",
+            ),
+            CustodyRefusal::DinMismatch => {
+                let mut e = AppError::conflict(
+                    "identity_mismatch",
+                    "the scanned DIN is not this batch's donation: this is not the bag of this batch. Nothing was recorded",
+                );
+                if let AppError::Problem(p) = &mut e {
+                    p.errors.push(FieldError::new(
+                        "scanned_din",
+                        "is not this batch's donation",
+                    ));
+                }
+                e
+            }
             CustodyRefusal::BeforePrevious => {
                 AppError::invalid_field("occurred_at", "is earlier than the previous custody event")
             }

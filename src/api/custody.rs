@@ -26,6 +26,9 @@ pub struct CustodyBody {
     recipient_id: Option<String>,
     internal: Option<bool>,
     notes: Option<String>,
+    /// The DIN scanned from the bag's label (barcode content or the DIN as
+    /// printed); a mismatch is `409 identity_mismatch` and records nothing.
+    scanned_din: Option<String>,
 }
 
 /// Records a custody event (technician, QA).
@@ -49,6 +52,7 @@ pub async fn record_custody(
         recipient_id: b.recipient_id,
         internal: b.internal.unwrap_or(false),
         notes: b.notes,
+        scanned_din: b.scanned_din,
     };
     let actor = who.actor.clone();
     create(db, actor.id, idempotency, move |c| {

@@ -154,6 +154,12 @@ pub enum CustodyRefusal {
     RecipientNotExpected,
     /// The recipient is not the batch's intended recipient (409 `identity_mismatch`).
     IdentityMismatch,
+    /// The scanned DIN is not the batch's donation, or the batch has none
+    /// (409 `identity_mismatch`).
+    DinMismatch,
+    /// A form that asks for the scan was sent without it while the batch
+    /// has a DIN (422 `scanned_din`).
+    DinRequired,
     /// Earlier than the previous event (422 `occurred_at`).
     BeforePrevious,
     /// In the future (422 `occurred_at`).

@@ -75,11 +75,86 @@ impl Din {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The 13 characters without the check character.
+    pub fn data(&self) -> &str {
+        self.0.get(..13).unwrap_or(&self.0)
+    }
+
+    /// The check character (printed boxed beside the barcode, never in it).
+    pub fn check(&self) -> char {
+        self.0.chars().nth(13).unwrap_or('?')
+    }
+
+    /// The content of the ISBT 128 DIN barcode (data structure 001): `=`,
+    /// the 13 characters and the flag characters `00`.
+    pub fn barcode_data(&self) -> String {
+        format!("={}00", self.data())
+    }
+
+    /// The eye-readable DIN under the barcode: `A9999 26 123456 00`.
+    pub fn eye_readable(&self) -> String {
+        let d = self.data();
+        format!(
+            "{} {} {} 00",
+            d.get(..5).unwrap_or(d),
+            d.get(5..7).unwrap_or_default(),
+            d.get(7..).unwrap_or_default()
+        )
+    }
+
+    /// Whether a scanned or typed DIN names this donation: the barcode's
+    /// content (`=` + 13 characters + flags), or the DIN with or without
+    /// its check character, spaces and case aside. A wrong check character
+    /// typed by hand does not match.
+    pub fn matches_scan(&self, scanned: &str) -> bool {
+        let s: String = scanned
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_uppercase();
+        let s = s.strip_prefix('=').unwrap_or(&s);
+        let (data, rest) = (s.get(..13).unwrap_or(s), s.get(13..).unwrap_or_default());
+        if data != self.data() {
+            return false;
+        }
+        match rest.len() {
+            0 => true,
+            1 => rest.starts_with(self.check()),
+            // The barcode's two flag characters.
+            2 => rest.chars().all(|c| c.is_ascii_digit()),
+            _ => false,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scan_matches_the_barcode_the_din_and_nothing_else() {
+        let din = Din::parse("G123498654321H").unwrap();
+        assert_eq!(din.barcode_data(), "=G12349865432100");
+        assert_eq!(din.eye_readable(), "G1234 98 654321 00");
+        for ok in [
+            "=G12349865432100",
+            "G123498654321H",
+            "g1234 98 654321",
+            "G123498654321",
+        ] {
+            assert!(din.matches_scan(ok), "{ok}");
+        }
+        for wrong in [
+            "=G12349865432200",
+            "G123498654321X",
+            "G12349865432",
+            "",
+            "=G1234986543210000",
+        ] {
+            assert!(!din.matches_scan(wrong), "{wrong}");
+        }
+    }
 
     #[test]
     fn check_characters_match_the_reference_vectors() {

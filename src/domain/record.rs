@@ -14,6 +14,7 @@ use super::custody::{
     CustodyEvent, CustodyRefusal, CustodyState, PastEvent, Proposed, StorageRange, check_event,
 };
 use super::deviation::{Conclusion, DeviationKind, DeviationStatus, Severity};
+use super::din::Din;
 use super::release::{
     BatchFacts, BatchSignature, Certification, Certifications, DeviationFact, ParentFact,
     Readiness, ReleaseRefusal, ReleaseStep, check_release, readiness, took_part,
@@ -448,6 +449,19 @@ impl BatchRecord {
                 intended_recipient: self.batch.intended_recipient.as_deref(),
             },
         )
+    }
+
+    /// Checks a DIN scanned from the bag (or typed) against the batch's
+    /// donation before any custody event is recorded.
+    /// An empty scan is accepted only for a batch without a DIN.
+    pub fn check_scanned_din(&self, scanned: &str) -> Result<(), CustodyRefusal> {
+        let scanned = scanned.trim();
+        match (self.batch.donor_din.as_deref().map(Din::parse), scanned) {
+            (None, "") => Ok(()),
+            (Some(_), "") => Err(CustodyRefusal::DinRequired),
+            (Some(Ok(din)), s) if din.matches_scan(s) => Ok(()),
+            _ => Err(CustodyRefusal::DinMismatch),
+        }
     }
 
     /// Adds a result just written.

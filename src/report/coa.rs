@@ -10,8 +10,8 @@ use printpdf::{
     PdfSaveOptions, Point, Pt, Rgb, TextItem,
 };
 
-const REGULAR: &[u8] = include_bytes!("fonts/DejaVuSans.ttf");
-const BOLD: &[u8] = include_bytes!("fonts/DejaVuSans-Bold.ttf");
+pub(crate) const REGULAR: &[u8] = include_bytes!("fonts/DejaVuSans.ttf");
+pub(crate) const BOLD: &[u8] = include_bytes!("fonts/DejaVuSans-Bold.ttf");
 
 /// One test row.
 #[derive(Debug, Clone, Default)]

@@ -3,3 +3,4 @@
 
 pub mod coa;
 pub mod history;
+pub mod label;

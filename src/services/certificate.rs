@@ -5,12 +5,14 @@ use super::Actor;
 use super::batch_record::{self, views::BatchDetail};
 use crate::domain::StoredName;
 use crate::domain::batch::BatchStatus;
+use crate::domain::din::Din;
 use crate::domain::hashing::{canonical_json, sha256_hex};
 use crate::domain::result::ResultStatus;
 use crate::domain::signature::Meaning;
 use crate::domain::spec::describe_limit;
 use crate::error::AppError;
 use crate::report::coa::{CoaData, CoaDeviation, CoaEarlier, CoaSignature, CoaTest};
+use crate::report::label::LabelData;
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use uuid::Uuid;
@@ -205,5 +207,42 @@ pub fn coa_data(
             viewer.full_name,
             viewer.username
         ),
+    })
+}
+
+/// The data of a batch's bag label (any batch: a label is printed at
+/// filling, before release).
+pub fn label_data(conn: &mut PgConnection, batch_id: Uuid) -> Result<LabelData, AppError> {
+    let record = batch_record::read(conn, batch_id)?;
+    let batch = &record.batch;
+    let product = &record.product;
+    let din = batch
+        .donor_din
+        .as_deref()
+        .map(Din::parse)
+        .transpose()
+        .map_err(|m| {
+            AppError::Internal(anyhow::anyhow!(
+                "stored donor DIN of batch {batch_id} is invalid: {m}"
+            ))
+        })?;
+    let storage = match (&product.storage.min, &product.storage.max) {
+        (Some(lo), Some(hi)) => format!("Store at {} to {} °C", lo.text(), hi.text()),
+        (Some(lo), None) => format!("Store at or above {} °C", lo.text()),
+        (None, Some(hi)) => format!("Store at or below {} °C", hi.text()),
+        (None, None) => "Storage as the product's instructions say".to_owned(),
+    };
+    Ok(LabelData {
+        product: format!("{} – {}", product.code, product.name),
+        batch_number: batch.batch_number.clone(),
+        expires: batch.expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        storage,
+        recipient: batch.intended_recipient.clone().unwrap_or_default(),
+        din_barcode: din.as_ref().map(Din::barcode_data).unwrap_or_default(),
+        din_text: din.as_ref().map(Din::eye_readable).unwrap_or_default(),
+        din_check: din
+            .as_ref()
+            .map(|d| d.check().to_string())
+            .unwrap_or_default(),
     })
 }

@@ -42,6 +42,10 @@ pub struct NewCustodyInput {
     pub recipient_id: Option<String>,
     pub internal: bool,
     pub notes: Option<String>,
+    /// The DIN scanned from the bag's label, checked against the batch's;
+    /// `Some("")` (a form that asks for it, left empty) is refused when the
+    /// batch has a DIN.
+    pub scanned_din: Option<String>,
 }
 
 /// Records a custody event (technician, QA).
@@ -86,6 +90,10 @@ pub fn record_event(
     in_transaction(conn, |c| {
         let mut lb = LockedBatch::lock(c, BatchOf::Batch(batch_id))?;
         let was_releasable = lb.record.readiness().releasable;
+        // Before anything else: is this the bag of this batch?
+        if let Some(scanned) = input.scanned_din.as_deref() {
+            lb.record.check_scanned_din(scanned)?;
+        }
         lb.record.check_custody(
             event,
             input.occurred_at,

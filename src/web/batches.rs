@@ -317,8 +317,11 @@ pub async fn batch_page(
                 @if let Some(t) = &e.temperature_c { " · " (t) " °C" @if e.excursion { " " span.fail { "EXCURSION" } } }
                 @if let Some(r) = &e.recipient_id { " · recipient " (r) } }
         } }
-        @if b.status.is_released() {
-            p { a href={"/batches/" (b.id) "/certificate"} { "Certificate of Analysis (PDF)" } }
+        p.actions {
+            a.button.secondary href={"/batches/" (b.id) "/label"} { "Bag label (PDF)" } " "
+            @if b.status.is_released() {
+                a.button.secondary href={"/batches/" (b.id) "/certificate"} { "Certificate of Analysis (PDF)" }
+            }
         }
     };
     Ok(html_page(
@@ -349,6 +352,31 @@ pub async fn certificate(
         .insert_header((
             "Content-Disposition",
             format!("attachment; filename=\"CoA-{number}.pdf\""),
+        ))
+        .body(pdf))
+}
+
+/// The bag label (PDF): product, batch, expiry, storage, recipient and the
+/// donation's DIN as an ISBT 128 Code 128 barcode.
+#[get("/batches/{id}/label")]
+pub async fn bag_label(
+    state: web::Data<AppState>,
+    _user: WebUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, WebError> {
+    let id = id.into_inner();
+    let data = state
+        .db(move |c| crate::services::certificate::label_data(c, id))
+        .await?;
+    let pdf = web::block(move || crate::report::label::render(&data))
+        .await
+        .map_err(AppError::from)?
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("rendering the label: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/pdf")
+        .insert_header((
+            "Content-Disposition",
+            format!("inline; filename=\"label-{id}.pdf\""),
         ))
         .body(pdf))
 }

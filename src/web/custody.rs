@@ -1,6 +1,6 @@
 //! Recording custody events from the browser.
 
-use super::layout::{self, csrf, html_page, page, refusal, refusal_box, see_other};
+use super::layout::{self, Refusal, csrf, html_page, page, refusal, see_other};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::StoredName;
@@ -13,6 +13,18 @@ use actix_web::{HttpResponse, get, post, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
+
+const LABELS: &[(&str, &str)] = &[
+    ("scanned_din", "Scanned DIN"),
+    ("event", "Event"),
+    ("occurred_at", "Occurred at"),
+    ("location", "Location"),
+    ("party", "Party"),
+    ("temperature_c", "Temperature"),
+    ("container_id", "Container id"),
+    ("recipient_id", "Recipient id"),
+    ("notes", "Notes"),
+];
 
 const EVENTS: [&str; 6] = [
     "received",
@@ -35,23 +47,30 @@ async fn custody_markup(
     let text = |pick: fn(&CustodyForm) -> Option<&str>| layout::entered(entered, pick);
     let event = text(|f| Some(&f.event));
     let occurred_at = entered.map_or_else(|| user.now_for_form(), |f| f.occurred_at.clone());
+    let r = Refusal::new(problem, LABELS);
     Ok(page(
         &format!("Custody · {}", detail.batch.batch_number),
         Some(user),
         html! {
-            (refusal_box(problem))
+            (r.summary())
             ol { @for e in &detail.custody { li { strong { (e.event.as_str()) } " · " (user.time(e.occurred_at)) " · " (e.location) } } }
             form.stack.card method="post" action={"/batches/" (batch_id) "/custody"} {
                 (csrf(user))
-                label { "Event" select name="event" { @for e in EVENTS { option value=(e) selected[e == event] { (e) } } } }
-                label { "Occurred at (" (user.zone_name()) ")" input type="datetime-local" name="occurred_at" step="1" required value=(occurred_at); }
-                label { "Location" input type="text" name="location" required value=(text(|f| Some(&f.location))); }
-                label { "Party (who holds it)" input type="text" name="party" required value=(text(|f| Some(&f.party))); }
-                label { "Temperature (°C)" input type="text" name="temperature_c" inputmode="decimal" value=(text(|f| f.temperature_c.as_deref())); }
-                label { "Container id" input type="text" name="container_id" value=(text(|f| f.container_id.as_deref())); }
-                label { "Recipient id (administration only)" input type="text" name="recipient_id" value=(text(|f| f.recipient_id.as_deref())); }
+                @if detail.batch.donor_din.is_some() {
+                    label { "Scan the DIN on the bag's label"
+                        input type="text" name="scanned_din" required autocomplete="off" autofocus data-scan value=(text(|f| f.scanned_din.as_deref()));
+                        (r.at("scanned_din"))
+                    }
+                }
+                label { "Event" select name="event" { @for e in EVENTS { option value=(e) selected[e == event] { (e) } } } (r.at("event")) }
+                label { "Occurred at (" (user.zone_name()) ")" input type="datetime-local" name="occurred_at" step="1" required value=(occurred_at); (r.at("occurred_at")) }
+                label { "Location" input type="text" name="location" required value=(text(|f| Some(&f.location))); (r.at("location")) }
+                label { "Party (who holds it)" input type="text" name="party" required value=(text(|f| Some(&f.party))); (r.at("party")) }
+                label { "Temperature (°C)" input type="text" name="temperature_c" inputmode="decimal" value=(text(|f| f.temperature_c.as_deref())); (r.at("temperature_c")) }
+                label { "Container id" input type="text" name="container_id" value=(text(|f| f.container_id.as_deref())); (r.at("container_id")) }
+                label { "Recipient id (administration only: scan the patient's wristband)" input type="text" name="recipient_id" autocomplete="off" data-scan value=(text(|f| f.recipient_id.as_deref())); (r.at("recipient_id")) }
                 label { input type="checkbox" name="internal" value="true" checked[entered.is_some_and(|f| f.internal.as_deref() == Some("true"))]; " Internal move (within the facility)" }
-                label { "Notes" textarea name="notes" { (text(|f| f.notes.as_deref())) } }
+                label { "Notes" textarea name="notes" { (text(|f| f.notes.as_deref())) } (r.at("notes")) }
                 button type="submit" { "Record the event" }
             }
             p { a href={"/batches/" (batch_id)} { "Back to the batch" } }
@@ -86,6 +105,7 @@ pub struct CustodyForm {
     recipient_id: Option<String>,
     internal: Option<String>,
     notes: Option<String>,
+    scanned_din: Option<String>,
 }
 
 /// Records a custody event.
@@ -117,6 +137,7 @@ pub async fn record_custody(
             recipient_id: f.recipient_id.clone(),
             internal: f.internal.as_deref() == Some("true"),
             notes: f.notes.clone(),
+            scanned_din: Some(f.scanned_din.clone().unwrap_or_default()),
         };
         let actor = user.0.actor.clone();
         state

@@ -133,6 +133,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(batch_new::create_batch)
             .service(batches::batch_page)
             .service(batches::certificate)
+            .service(batches::bag_label)
             .service(results::record_result_form)
             .service(results::record_result)
             .service(results::review_queue)

@@ -332,3 +332,70 @@ async fn after_a_conditional_release_the_batch_leaves_from_its_signature_on() {
     let delivered = lab.custody(&b, json!({"event": "delivered"})).await;
     assert_eq!(delivered.status, StatusCode::CREATED, "{}", delivered.body);
 }
+
+#[actix_web::test]
+async fn a_scanned_din_that_is_not_the_batchs_refuses_the_event_and_the_label_carries_the_barcode()
+{
+    let lab = Lab::msc().await;
+    let r = lab
+        .create_batch(json!({"batch_number": "UCMSC-SCAN", "donor_din": "G123498654321H", "intended_recipient": "PT-0042"}))
+        .await;
+    let b = r.body["id"].as_str().unwrap().to_owned();
+    let before = lab.count("custody_events");
+    let event = |din: &str| {
+        json!({"event": "received", "occurred_at": chrono::Utc::now().to_rfc3339(), "location": "QC store",
+               "party": "QC", "scanned_din": din})
+    };
+    // Another donation's bag: refused, nothing recorded.
+    let wrong = lab.custody(&b, event("=G12349865432200")).await;
+    assert_eq!(wrong.status, StatusCode::CONFLICT, "{}", wrong.body);
+    assert_eq!(wrong.code(), "identity_mismatch");
+    assert_eq!(wrong.body["errors"][0]["field"], "scanned_din");
+    assert_eq!(lab.count("custody_events"), before);
+    // The barcode as the scanner reads it.
+    let ok = lab.custody(&b, event("=G12349865432100")).await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+
+    // The web form asks for the scan and refuses it empty.
+    let (_, tech_name) = lab.app.user_with(&["technician"]).await;
+    let mut tech = crate::web::Browser::new(&lab.app);
+    tech.sign_in(&tech_name, crate::support::USER_PASSWORD)
+        .await;
+    let form = tech.get(&format!("/batches/{b}/custody/new")).await;
+    assert!(
+        form.body.contains("Scan the DIN on the bag"),
+        "{}",
+        form.body
+    );
+    let token = crate::web::Browser::csrf(&form);
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string();
+    let empty = tech
+        .post(
+            &format!("/batches/{b}/custody"),
+            &[
+                ("csrf", &token),
+                ("scanned_din", ""),
+                ("event", "stored"),
+                ("occurred_at", &now),
+                ("location", "LN2 tank 3"),
+                ("party", "QC"),
+            ],
+        )
+        .await;
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        empty.body.contains("Scanned DIN is required"),
+        "{}",
+        empty.body
+    );
+    assert!(empty.body.contains("value=\"LN2 tank 3\""), "kept as typed");
+    assert_eq!(lab.count("custody_events"), before + 1);
+
+    // The label: a PDF with the batch, the eye-readable DIN and its check character.
+    let label = tech.get(&format!("/batches/{b}/label")).await;
+    assert_eq!(label.status, StatusCode::OK);
+    assert_eq!(
+        label.headers.get("content-type").unwrap(),
+        "application/pdf"
+    );
+}

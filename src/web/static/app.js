@@ -12,3 +12,19 @@
     document.cookie = "tz=" + zone + "; path=/; max-age=31536000; SameSite=Lax";
   }
 })();
+
+// A keyboard-wedge scanner types the code and presses Enter: in a scan
+// field, Enter moves on to the next field instead of sending the form.
+document.querySelectorAll("input[data-scan]").forEach(function (input) {
+  input.addEventListener("keydown", function (e) {
+    if (e.key !== "Enter") {
+      return;
+    }
+    e.preventDefault();
+    var fields = Array.prototype.slice.call(input.form.querySelectorAll("input, select, textarea, button"));
+    var next = fields[fields.indexOf(input) + 1];
+    if (next) {
+      next.focus();
+    }
+  });
+});

@@ -19,12 +19,15 @@ use serde_json::{Value, json};
 pub const DEMO_PASSWORD: &str = "cellqc-demo-pass";
 
 /// Demo users: (username, full name, role).
-pub const DEMO_USERS: [(&str, &str, &str); 5] = [
-    ("tech", "Tess Technician", "technician"),
-    ("reviewer", "Rui Reviewer", "reviewer"),
-    ("qa", "Quinn Quality", "qa"),
-    ("qa2", "Petra Qualified-Person", "qa"),
-    ("auditor", "Aud Itor", "auditor"),
+pub const DEMO_USERS: [(&str, &str, &[&str]); 6] = [
+    ("tech", "Tess Technician", &["technician"]),
+    ("reviewer", "Rui Reviewer", &["reviewer"]),
+    ("qa", "Quinn Quality", &["qa"]),
+    ("qa2", "Petra Qualified-Person", &["qa"]),
+    // QA who also reviews results: once they review one of a batch's
+    // results, they may not release that batch (independence, visible).
+    ("qarev", "Remy Reviewer-QA", &["qa", "reviewer"]),
+    ("auditor", "Aud Itor", &["auditor"]),
 ];
 
 fn flow(
@@ -190,7 +193,7 @@ fn demo_actor(conn: &mut PgConnection, username: &str) -> Result<Actor, AppError
 /// Returns what it created, one line each.
 pub fn load(conn: &mut PgConnection, lockout: LockoutPolicy) -> Result<Vec<String>, AppError> {
     let mut created = Vec::new();
-    for (username, full_name, role) in DEMO_USERS {
+    for (username, full_name, roles) in DEMO_USERS {
         let exists: i64 = users::table
             .filter(users::username.eq(username))
             .count()
@@ -203,12 +206,12 @@ pub fn load(conn: &mut PgConnection, lockout: LockoutPolicy) -> Result<Vec<Strin
                     username: username.to_owned(),
                     full_name: full_name.to_owned(),
                     email: format!("{username}@demo.cellqc.invalid"),
-                    roles: vec![role.to_owned()],
+                    roles: roles.iter().map(|r| (*r).to_owned()).collect(),
                     password: DEMO_PASSWORD.to_owned(),
                 },
                 Some("demo data"),
             )?;
-            created.push(format!("user {username} ({role})"));
+            created.push(format!("user {username} ({})", roles.join(", ")));
         }
     }
     let author = demo_actor(conn, "qa")?;

@@ -204,16 +204,14 @@ fn load_demo(conn: &mut PgConnection, settings: &Settings) -> anyhow::Result<()>
         println!("demo: created {line}");
     }
     println!(
-        "Demo users (password `{}`): {}",
-        cellqc::demo::DEMO_PASSWORD,
-        cellqc::demo::DEMO_USERS
-            .iter()
-            .map(|(u, _, role)| format!("{u} ({role})"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        "Demo users, each with the password `{}`:",
+        cellqc::demo::DEMO_PASSWORD
     );
+    for (user, name, roles) in cellqc::demo::DEMO_USERS {
+        println!("  {user:<9} {name:<24} {}", roles.join(", "));
+    }
     println!(
-        "Sign in: POST /api/v1/auth/login {{\"username\":\"tech\",\"password\":\"{}\"}}",
+        "API sign-in: POST /api/v1/auth/login {{\"username\":\"tech\",\"password\":\"{}\"}}",
         cellqc::demo::DEMO_PASSWORD
     );
     Ok(())
@@ -268,7 +266,11 @@ fn serve_on(
     let state = AppState::new(settings, pool)?;
     let listener = TcpListener::bind(&settings.bind)
         .with_context(|| format!("listening on {}", settings.bind))?;
-    tracing::info!(address = %listener.local_addr()?, "cellqc listening");
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "cellqc listening");
+    println!(
+        "cellqc is serving http://{address}/ (web pages; sign in there) and http://{address}/api/v1 (API docs at /docs/)"
+    );
     let served = actix_web::rt::System::new()
         .block_on(async move { build_server(state, listener, settings.workers)?.await });
     // The HTTP server has stopped: let the outbox finish its current message.

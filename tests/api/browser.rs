@@ -25,6 +25,10 @@ impl Drop for Driver {
 }
 
 fn chromedriver() -> Driver {
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "the browser tests need Debian's chromium: apt-get install chromium chromium-driver"
+    );
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -35,7 +39,7 @@ fn chromedriver() -> Driver {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("chromedriver (apt-get install chromium chromium-driver)");
+        .expect("the browser tests need chromedriver: apt-get install chromium chromium-driver");
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "chromedriver did not start");

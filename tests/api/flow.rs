@@ -141,4 +141,37 @@ async fn cellqc_demo_loads_reference_products_and_a_user_per_role() {
     for user in ["reviewer", "qa", "qa2", "auditor"] {
         app.login(user, DEMO_PASSWORD).await;
     }
+    // A QA person who also reviews, so that independence can be seen.
+    let both = app.login("qarev", DEMO_PASSWORD).await;
+    let me = app.get("/api/v1/auth/me", &both).await;
+    assert_eq!(me.body["roles"], serde_json::json!(["reviewer", "qa"]));
+
+    // `serve --demo` prints where the pages are and who can sign in.
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_cellqc"))
+        .args(["serve", "--demo"])
+        .env("DATABASE_URL", &app.db_url)
+        .env("CELLQC_DATA_DIR", app.data_dir.path())
+        .env("CELLQC_BIND", "127.0.0.1:0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(serve.stdout.take().unwrap()));
+    let mut printed = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        printed.push_str(&line);
+        printed.push('\n');
+        if line.contains("is serving http://") {
+            break;
+        }
+    }
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    assert!(printed.contains("qarev"), "{printed}");
+    assert!(printed.contains("qa, reviewer"), "{printed}");
+    assert!(
+        printed.contains("cellqc is serving http://127.0.0.1:"),
+        "{printed}"
+    );
 }

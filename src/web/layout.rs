@@ -102,12 +102,22 @@ pub fn page(title: &str, user: Option<&WebUser>, body: Markup) -> Markup {
 
 /// A refusal or failure as a page.
 pub fn error_page(p: &Problem) -> Markup {
+    let title = match p.status {
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::FORBIDDEN => "Not allowed",
+        StatusCode::CONFLICT => "Not possible now",
+        StatusCode::PAYLOAD_TOO_LARGE => "Too large",
+        StatusCode::BAD_REQUEST => "Could not be read",
+        StatusCode::UNPROCESSABLE_ENTITY => "Not saved",
+        StatusCode::SERVICE_UNAVAILABLE => "Unavailable for a moment",
+        s => s.canonical_reason().unwrap_or("Error"),
+    };
     page(
-        p.status.canonical_reason().unwrap_or("Error"),
+        title,
         None,
         html! {
-            div.notice.error role="alert" { (problem_text(p)) }
-            p { a href="/batches" { "Back to the batches" } }
+            (refusal_box(Some(p)))
+            p { a href="/" { "Back to your work" } " · " a href="/batches" { "the batches" } }
         },
     )
 }
@@ -162,27 +172,32 @@ pub fn refusal(e: AppError) -> Result<Problem, WebError> {
     }
 }
 
-/// The refusal, in words, with each field named.
+/// The refusal, in words, with each field named by its label.
 pub fn refusal_box(p: Option<&Problem>) -> Markup {
-    html! {
-        @if let Some(p) = p {
-            div.notice.error role="alert" id="refusal" { (problem_text(p)) }
-        }
-    }
+    Refusal::new(p, COMMON_LABELS).all_above()
 }
 
-/// A problem in words: each field's error on a line of its own (the detail
-/// of a validation failure only repeats them), else the detail.
-fn problem_text(p: &Problem) -> Markup {
-    html! {
-        @if p.errors.is_empty() {
-            p { (p.detail) }
-        } @else {
-            p { "Nothing was saved. Correct:" }
-            @for e in &p.errors { p.field-error { (e.field) ": " (e.message) } }
-        }
-    }
-}
+/// Labels of the fields the forms without a table of their own share: a
+/// refusal names them in words, never by their internal names.
+pub const COMMON_LABELS: &[(&str, &str)] = &[
+    ("performed_at", "Performed at"),
+    ("test_code", "Test"),
+    ("value", "Value"),
+    ("unit", "Unit"),
+    ("instrument", "Instrument"),
+    ("comment", "Comment"),
+    ("replaces_result_id", "Replaces result"),
+    ("reason", "Reason"),
+    ("password", "Password"),
+    ("result_ids", "Results"),
+    ("justification", "Justification"),
+    ("root_cause", "Root cause"),
+    ("conclusion", "Conclusion"),
+    ("title", "Title"),
+    ("description", "Description"),
+    ("severity", "Severity"),
+    ("decision", "Decision"),
+];
 
 /// A refused form's errors, each shown once, in words, next to the field it
 /// concerns and under the field's label; what concerns no field of the form
@@ -231,6 +246,26 @@ impl<'a> Refusal<'a> {
         m
     }
 
+    /// Above the form, every error in words (for forms that show no error
+    /// under their fields).
+    fn all_above(&self) -> Markup {
+        let Some(p) = self.problem else {
+            return html! {};
+        };
+        html! {
+            div.notice.error role="alert" id="refusal" {
+                @if p.errors.is_empty() {
+                    p { (self.words(&p.detail)) }
+                } @else {
+                    p { "Nothing was saved. Correct:" }
+                    @for e in &p.errors {
+                        p.field-error { (joined(&self.label(&e.field).map_or_else(|| e.field.clone(), str::to_owned), &self.words(&e.message))) }
+                    }
+                }
+            }
+        }
+    }
+
     /// Above the form: what went wrong, and any error of no field shown.
     pub fn summary(&self) -> Markup {
         let Some(p) = self.problem else {
@@ -272,10 +307,23 @@ impl<'a> Refusal<'a> {
         html! {
             @for e in errors {
                 span.field-error id={"error-" (field)} {
-                    (self.label(field).unwrap_or(field)) " " (self.words(&e.message))
+                    (joined(self.label(field).unwrap_or(field), &self.words(&e.message)))
                 }
             }
         }
+    }
+}
+
+/// "Batch number must be ..." reads as a sentence; "Value: this test is
+/// numeric" needs the colon.
+fn joined(label: &str, message: &str) -> String {
+    const VERBS: [&str; 9] = [
+        "must ", "is ", "are ", "names ", "does ", "has ", "lists ", "may ", "can",
+    ];
+    if VERBS.iter().any(|v| message.starts_with(v)) {
+        format!("{label} {message}")
+    } else {
+        format!("{label}: {message}")
     }
 }
 

@@ -2,7 +2,7 @@
 //! is shown in words next to the form, with what was typed kept.
 
 use super::layout::{
-    csrf, entered, html_page, meaning_box, outcome, page, refusal, refusal_box, see_other,
+    Refusal, csrf, entered, html_page, meaning_box, outcome, page, refusal, refusal_box, see_other,
 };
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
@@ -19,6 +19,18 @@ use actix_web::{HttpResponse, get, post, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
+
+/// The record form's fields and their labels.
+const RECORD_LABELS: &[(&str, &str)] = &[
+    ("test_code", "Test"),
+    ("value", "Value"),
+    ("unit", "Unit"),
+    ("performed_at", "Performed at"),
+    ("instrument", "Instrument"),
+    ("comment", "Comment"),
+    ("replaces_result_id", "Replaces result"),
+    ("reason", "Reason for the replacement"),
+];
 
 async fn record_form_markup(
     state: &AppState,
@@ -42,6 +54,7 @@ async fn record_form_markup(
         .or_else(|| asked.test.clone())
         .or(next_missing)
         .unwrap_or_default();
+    let r = Refusal::new(problem, RECORD_LABELS);
     let just_recorded = asked
         .recorded
         .and_then(|r| detail.results.iter().find(|x| x.result.id == r));
@@ -62,7 +75,7 @@ async fn record_form_markup(
                     " Next test below."
                 }
             }
-            (refusal_box(problem))
+            (r.summary())
             form.stack.card method="post" action={"/batches/" (batch_id) "/results"} {
                 (csrf(user))
                 label { "Test"
@@ -73,23 +86,27 @@ async fn record_form_markup(
                             }
                         }
                     }
+                    (r.at("test_code"))
                 }
                 label { "Value (unit as in the specification)"
-                    input type="text" name="value" required value=(previous.map(|p| p.value.clone()).unwrap_or_default()); }
+                    input type="text" name="value" required autofocus value=(previous.map(|p| p.value.clone()).unwrap_or_default());
+                    (r.at("value")) (r.at("unit")) }
                 label { "Performed at (" (user.zone_name()) ")"
                     input type="datetime-local" name="performed_at" step="1" required
-                        value=(previous.map(|p| p.performed_at.clone()).unwrap_or_else(|| user.now_for_form())); }
-                label { "Instrument" input type="text" name="instrument" value=(text(|p| p.instrument.as_deref())); }
-                label { "Comment" textarea name="comment" { (text(|p| p.comment.as_deref())) } }
+                        value=(previous.map(|p| p.performed_at.clone()).unwrap_or_else(|| user.now_for_form()));
+                    (r.at("performed_at")) }
+                label { "Instrument" input type="text" name="instrument" value=(text(|p| p.instrument.as_deref())); (r.at("instrument")) }
+                label { "Comment" textarea name="comment" { (text(|p| p.comment.as_deref())) } (r.at("comment")) }
                 label { "Replaces result (only to correct or retest)"
                     select name="replaces_result_id" {
                         option value="" { "none" }
-                        @for r in &detail.results {
-                            option value=(r.result.id) selected[r.result.id.to_string() == replaced] { (r.result.test_code) " " (r.result.value) " (" (r.status.as_str().replace('_', " ")) ")" }
+                        @for v in &detail.results {
+                            option value=(v.result.id) selected[v.result.id.to_string() == replaced] { (v.result.test_code) " " (v.result.value) " (" (v.status.as_str().replace('_', " ")) ")" }
                         }
                     }
+                    (r.at("replaces_result_id"))
                 }
-                label { "Reason for the replacement" input type="text" name="reason" value=(text(|p| p.reason.as_deref())); }
+                label { "Reason for the replacement" input type="text" name="reason" value=(text(|p| p.reason.as_deref())); (r.at("reason")) }
                 button type="submit" { "Save result" }
             }
             p { a href={"/batches/" (batch_id)} { "Back to the batch" } }

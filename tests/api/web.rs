@@ -325,9 +325,17 @@ async fn technician_reviewer_qa_and_auditor_walk_the_forms() {
         .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
-        refused.body.matches("value: this test is numeric").count(),
+        refused.body.matches("this test is numeric").count(),
         1,
-        "the refusal is next to the form, once"
+        "the refusal appears once: {}",
+        refused.body
+    );
+    assert!(
+        refused
+            .body
+            .contains("<span class=\"field-error\" id=\"error-value\">Value: this test is numeric"),
+        "under the field, with its label: {}",
+        refused.body
     );
 
     // A user who is technician and reviewer may not review their own result.
@@ -814,6 +822,39 @@ async fn a_technician_starts_a_batch_from_the_list_and_sees_its_checklist() {
     assert_eq!(rec["parent_batch_ids"][0], parent.as_str());
     let created = lab.app.audit_actions("batch.created");
     assert!(created.iter().any(|(e, _)| e.unwrap().to_string() == id));
+
+    // A long field under 1 MiB is judged by its rule (422), not by size.
+    let long = "x".repeat(100_000);
+    let judged = tech
+        .post(
+            "/batches",
+            &[
+                ("csrf", &token),
+                ("product_id", &lab.product_id),
+                ("batch_number", &long),
+                ("manufactured_at", &now),
+                ("expires_at", &later),
+            ],
+        )
+        .await;
+    assert_eq!(
+        judged.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        &judged.body[..300.min(judged.body.len())]
+    );
+    // A form over 1 MiB is a page in words, not plain text.
+    let huge = "x".repeat(1_200_000);
+    let big = tech
+        .post("/batches", &[("csrf", &token), ("batch_number", &huge)])
+        .await;
+    assert_eq!(big.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        big.body.contains("larger than 1 MiB, so nothing was saved"),
+        "{}",
+        big.body
+    );
+    assert!(big.body.contains("<main"));
 
     // An unknown page and a malformed id are pages, not JSON.
     for path in ["/no-such-page", "/batches/not-an-id"] {

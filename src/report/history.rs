@@ -41,6 +41,18 @@ fn field(entry: Option<&Value>, key: &str) -> Option<String> {
     text(entry.and_then(|v| v.get(key)))
 }
 
+/// A stored timestamp as `2026-11-20 14:05 UTC`.
+fn when(entry: Option<&Value>, key: &str) -> String {
+    let raw = field(entry, key).unwrap_or_default();
+    chrono::DateTime::parse_from_rfc3339(&raw)
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%d %H:%M UTC")
+                .to_string()
+        })
+        .unwrap_or(raw)
+}
+
 fn words(s: &str) -> String {
     s.replace('_', " ")
 }
@@ -72,11 +84,11 @@ pub fn sentence(e: &AuditEntryView, names: &ResultNames) -> String {
         "batch.created" => format!(
             "Batch {} started, expiring {}.",
             field(after, "batch_number").unwrap_or_default(),
-            field(after, "expires_at").unwrap_or_default()
+            when(after, "expires_at")
         ),
         "result.recorded" => {
             let outcome = field(after, "outcome").unwrap_or_default().to_uppercase();
-            let performed = field(after, "performed_at").unwrap_or_default();
+            let performed = when(after, "performed_at");
             let instrument = field(after, "instrument")
                 .map(|i| format!(" on {i}"))
                 .unwrap_or_default();
@@ -134,7 +146,7 @@ pub fn sentence(e: &AuditEntryView, names: &ResultNames) -> String {
                 words(&field(after, "event").unwrap_or_default()),
                 field(after, "location").unwrap_or_default(),
                 field(after, "party").unwrap_or_default(),
-                field(after, "occurred_at").unwrap_or_default()
+                when(after, "occurred_at")
             )
         }
         "batch.release_signed" => {
@@ -260,7 +272,7 @@ mod tests {
         );
         assert_eq!(
             sentence(&e, &ResultNames::new()),
-            "Result VIAB 91.5 % recorded (PASS), performed 2026-11-20T14:05:00Z on FACS-2. Reason: re-gated."
+            "Result VIAB 91.5 % recorded (PASS), performed 2026-11-20 14:05 UTC on FACS-2. Reason: re-gated."
         );
     }
 

@@ -21,6 +21,7 @@ async fn deviation_markup(
     user: &WebUser,
     batch_id: Uuid,
     problem: Option<&Problem>,
+    typed: &Typed,
 ) -> Result<Markup, WebError> {
     let detail = state.db(move |c| batch_svc::get_batch(c, batch_id)).await?;
     let may_close = user.may(Action::Sign(Meaning::DeviationClosed));
@@ -38,12 +39,13 @@ async fn deviation_markup(
                         form.stack method="post" action={"/deviations/" (d.deviation.id) "/close"} {
                             (csrf(user))
                             input type="hidden" name="batch_id" value=(batch_id);
+                            @let mine = typed.deviation == Some(d.deviation.id);
                             label { "Conclusion" select name="conclusion" {
-                                option value="invalid_test" { "invalid test (an assignable cause invalidates the result)" }
-                                option value="confirmed_oos" { "confirmed OOS (the batch can only be rejected)" }
-                                option value="no_impact" { "no impact" }
+                                option value="invalid_test" selected[mine && typed.conclusion == "invalid_test"] { "invalid test (an assignable cause invalidates the result)" }
+                                option value="confirmed_oos" selected[mine && typed.conclusion == "confirmed_oos"] { "confirmed OOS (the batch can only be rejected)" }
+                                option value="no_impact" selected[mine && typed.conclusion == "no_impact"] { "no impact" }
                             } }
-                            label { "Root cause (required)" textarea name="root_cause" required {} }
+                            label { "Root cause (required)" textarea name="root_cause" required { @if mine { (typed.root_cause) } } }
                             (meaning_box(Meaning::DeviationClosed))
                             label { "Your password (electronic signature)" input type="password" name="password" required autocomplete="current-password"; }
                             button type="submit" { "Sign and close" }
@@ -54,9 +56,9 @@ async fn deviation_markup(
             form.stack.card method="post" action={"/batches/" (batch_id) "/deviations"} {
                 h2 { "Open a deviation" }
                 (csrf(user))
-                label { "Title" input type="text" name="title" required; }
-                label { "Description" textarea name="description" required {} }
-                label { "Severity" select name="severity" { option { "minor" } option { "major" } option { "critical" } } }
+                label { "Title" input type="text" name="title" required value=(typed.title); }
+                label { "Description" textarea name="description" required { (typed.description) } }
+                label { "Severity" select name="severity" { @for s in ["minor", "major", "critical"] { option selected[typed.severity == s] { (s) } } } }
                 button type="submit" { "Open the deviation" }
             }
             p { a href={"/batches/" (batch_id)} { "Back to the batch" } }
@@ -74,7 +76,7 @@ pub async fn deviations_page(
     user.require(Action::OpenDeviation)?;
     Ok(html_page(
         StatusCode::OK,
-        deviation_markup(&state, &user, id.into_inner(), None).await?,
+        deviation_markup(&state, &user, id.into_inner(), None, &Typed::default()).await?,
     ))
 }
 
@@ -99,6 +101,12 @@ pub async fn open_deviation(
     user.check_csrf(&form.csrf)?;
     let batch_id = id.into_inner();
     let f = form.into_inner();
+    let typed = Typed {
+        title: f.title.clone(),
+        description: f.description.clone(),
+        severity: f.severity.clone().unwrap_or_default(),
+        ..Typed::default()
+    };
     let input = NewDeviationInput {
         title: f.title,
         description: f.description,
@@ -114,10 +122,21 @@ pub async fn open_deviation(
             let p = refusal(e)?;
             Ok(html_page(
                 p.status,
-                deviation_markup(&state, &user, batch_id, Some(&p)).await?,
+                deviation_markup(&state, &user, batch_id, Some(&p), &typed).await?,
             ))
         }
     }
+}
+
+/// What a refused form had typed (never the password).
+#[derive(Debug, Default)]
+pub struct Typed {
+    title: String,
+    description: String,
+    severity: String,
+    deviation: Option<Uuid>,
+    conclusion: String,
+    root_cause: String,
 }
 
 /// The close-deviation form's fields.
@@ -143,6 +162,12 @@ pub async fn close_deviation(
     let dev_id = id.into_inner();
     let f = form.into_inner();
     let batch_id = f.batch_id;
+    let typed = Typed {
+        deviation: Some(dev_id),
+        conclusion: f.conclusion.clone(),
+        root_cause: f.root_cause.clone(),
+        ..Typed::default()
+    };
     let lockout = state.auth.lockout;
     let actor = user.0.actor.clone();
     match state
@@ -167,7 +192,7 @@ pub async fn close_deviation(
             }
             Ok(html_page(
                 p.status,
-                deviation_markup(&state, &user, batch_id, Some(&p)).await?,
+                deviation_markup(&state, &user, batch_id, Some(&p), &typed).await?,
             ))
         }
     }

@@ -281,7 +281,11 @@ impl<'a> Refusal<'a> {
                 @if p.errors.is_empty() {
                     p { (self.words(&p.detail)) }
                 } @else {
-                    p { "Nothing was saved. Correct what is marked below." }
+                    @if p.status == StatusCode::UNPROCESSABLE_ENTITY {
+                        p { "Nothing was saved. Correct what is marked below." }
+                    } @else {
+                        p { (self.words(&p.detail)) }
+                    }
                     @for e in elsewhere {
                         p.field-error {
                             (self.naming.and_then(|n| n(&e.field)).unwrap_or_else(|| e.field.clone()))

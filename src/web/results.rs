@@ -275,6 +275,7 @@ async fn review_markup(
     user: &WebUser,
     result_id: Uuid,
     problem: Option<&Problem>,
+    comment: &str,
 ) -> Result<Markup, WebError> {
     let r = state
         .db(move |c| result_svc::get_result(c, result_id))
@@ -298,7 +299,7 @@ async fn review_markup(
                     label { input type="radio" name="decision" value="accept" checked; (Meaning::Reviewed.statement()) }
                     label { input type="radio" name="decision" value="reject"; (Meaning::ReviewRejected.statement()) }
                 }
-                label { "Comment (required to reject)" textarea name="comment" {} }
+                label { "Comment (required to reject)" textarea name="comment" { (comment) } }
                 (meaning_box(Meaning::Reviewed))
                 label { "Your password (electronic signature)" input type="password" name="password" required autocomplete="current-password"; }
                 button type="submit" { "Sign the review" }
@@ -315,7 +316,7 @@ pub async fn review_form(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::Sign(Meaning::Reviewed))?;
-    let markup = review_markup(&state, &user, id.into_inner(), None).await?;
+    let markup = review_markup(&state, &user, id.into_inner(), None, "").await?;
     Ok(html_page(actix_web::http::StatusCode::OK, markup))
 }
 
@@ -345,6 +346,7 @@ pub async fn review(
     } else {
         Decision::Accept
     };
+    let comment = f.comment.clone().unwrap_or_default();
     let lockout = state.auth.lockout;
     let actor = user.0.actor.clone();
     let attempt = state
@@ -367,7 +369,7 @@ pub async fn review(
             if p.code == "token_revoked" {
                 return Err(WebError::SignIn);
             }
-            let markup = review_markup(&state, &user, result_id, Some(&p)).await?;
+            let markup = review_markup(&state, &user, result_id, Some(&p), &comment).await?;
             Ok(html_page(p.status, markup))
         }
     }

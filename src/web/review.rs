@@ -63,7 +63,7 @@ async fn batch_review_markup(
             @if awaiting.is_empty() {
                 p.muted { "No result of this batch awaits review." }
             } @else {
-                form.stack.card method="post" action={"/batches/" (batch_id) "/review"} {
+                form.stack.card.wide method="post" action={"/batches/" (batch_id) "/review"} {
                     (csrf(user))
                     table.review {
                         thead { tr { th { "Review" } th { "Test and limit" } th { "Result" } th { "Performed" } th { "Instrument, comment" } } }

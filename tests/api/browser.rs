@@ -389,3 +389,275 @@ async fn technician_reviewer_qa_and_auditor_work_through_the_browser() {
 async fn tokio_sleep(ms: u64) {
     actix_web::rt::time::sleep(Duration::from_millis(ms)).await;
 }
+
+async fn text_of(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn select(c: &Client, css: &str, value: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .select_by_value(value)
+        .await
+        .unwrap();
+}
+
+/// The whole lifecycle through pages only (the product and its approved
+/// specification come from the lab): start a batch, record the panel with an
+/// OOS, close it as an invalid test, retest, review every result with one
+/// signature, release, print the label, scan it at custody, and read the
+/// history.
+#[actix_web::test]
+async fn the_whole_lifecycle_works_through_the_pages_alone() {
+    let lab = Lab::msc().await;
+    let app = &lab.app;
+    let base = app.address.clone();
+    let (_, tech) = app.user_with(&["technician"]).await;
+    let (_, reviewer) = app.user_with(&["reviewer"]).await;
+    let (_, qa) = app.user_with(&["qa"]).await;
+    let (_, auditor) = app.user_with(&["auditor"]).await;
+    let d = chromedriver();
+    let c = browser(&d, 1024, 900).await;
+
+    // The technician starts a batch from the work list.
+    sign_in(&c, &base, &tech).await;
+    shot(&c, "home-technician").await;
+    c.find(Locator::LinkText("Start a batch"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&c, "/batches/new").await;
+    fill(&c, "input[name=batch_number]", "UCMSC-2026-0200").await;
+    let expires = (chrono::Utc::now() + chrono::Duration::days(30))
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    c.execute(
+        "document.querySelector('input[name=expires_at]').value = arguments[0];",
+        vec![json!(expires)],
+    )
+    .await
+    .unwrap();
+    fill(&c, "input[name=donor_din]", "G123498654321H").await;
+    fill(&c, "input[name=intended_recipient]", "PT-0042").await;
+    shot(&c, "batch-new").await;
+    submit(&c, "form[action='/batches']").await;
+    wait_for(&c, "#to-do").await;
+    shot(&c, "batch-checklist").await;
+    let batch = c
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .trim_start_matches("/batches/")
+        .to_owned();
+
+    // The panel: each save comes back on the next missing test; ENDO fails.
+    c.find(Locator::Css("#to-do a.button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&c, "select[name=test_code]").await;
+    for _ in 0..14 {
+        let code = c
+            .find(Locator::Css("select[name=test_code]"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap();
+        let value = if code == "ENDO" {
+            "0.9".to_owned()
+        } else {
+            let v = cellqc::demo::msc_passing_values()
+                .into_iter()
+                .find(|(c, _)| *c == code)
+                .unwrap()
+                .1;
+            v.as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| v.to_string())
+        };
+        fill(&c, "input[name=value]", &value).await;
+        let before = c.current_url().await.unwrap().to_string();
+        submit(&c, "form[action$='/results']").await;
+        wait_until_url(&c, "the next page", |u| u != before).await;
+        wait_for(&c, "#recorded").await;
+        if code == "ENDO" {
+            assert!(
+                text_of(&c, "#recorded")
+                    .await
+                    .contains("An OOS investigation was opened")
+            );
+        }
+    }
+    assert!(
+        c.current_url().await.unwrap().path().ends_with(&batch),
+        "the last save leads to the batch"
+    );
+    sign_out(&c).await;
+
+    // QA closes the OOS as an invalid test; a wrong password keeps the root cause.
+    sign_in(&c, &base, &qa).await;
+    let home = c.source().await.unwrap();
+    assert!(
+        home.contains("Out of specification") || home.contains("OOS"),
+        "the open OOS on QA's work list"
+    );
+    c.goto(&format!("{base}/batches/{batch}/deviations"))
+        .await
+        .unwrap();
+    select(&c, "select[name=conclusion]", "invalid_test").await;
+    fill(
+        &c,
+        "textarea[name=root_cause]",
+        "pipette not calibrated, LIR-7",
+    )
+    .await;
+    fill(
+        &c,
+        "form[action$='/close'] input[name=password]",
+        "not-the-password",
+    )
+    .await;
+    submit(&c, "form[action$='/close']").await;
+    wait_for(&c, "#refusal").await;
+    assert_eq!(
+        c.find(Locator::Css("textarea[name=root_cause]"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("pipette not calibrated, LIR-7")
+    );
+    fill(
+        &c,
+        "form[action$='/close'] input[name=password]",
+        USER_PASSWORD,
+    )
+    .await;
+    submit(&c, "form[action$='/close']").await;
+    wait_to_leave(&c, "/close").await;
+    sign_out(&c).await;
+
+    // The technician retests ENDO from the checklist.
+    sign_in(&c, &base, &tech).await;
+    c.goto(&format!("{base}/batches/{batch}")).await.unwrap();
+    c.find(Locator::Css("#to-do a.button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&c, "select[name=test_code]").await;
+    fill(&c, "input[name=value]", "0.12").await;
+    submit(&c, "form[action$='/results']").await;
+    wait_for(&c, "#recorded").await;
+    sign_out(&c).await;
+
+    // The reviewer signs all fourteen current results at once.
+    sign_in(&c, &base, &reviewer).await;
+    c.find(Locator::Css(&format!("a[href='/batches/{batch}/review']")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&c, "table.review").await;
+    assert!(
+        c.source()
+            .await
+            .unwrap()
+            .contains("a retest after deviation")
+    );
+    shot(&c, "review-batch").await;
+    fill(&c, "input[name=password]", USER_PASSWORD).await;
+    submit(&c, "form[action$='/review']").await;
+    wait_for(&c, "#reviewed").await;
+    assert!(
+        text_of(&c, "#reviewed")
+            .await
+            .starts_with("14 results reviewed")
+    );
+    sign_out(&c).await;
+
+    // QA releases from the work list.
+    sign_in(&c, &base, &qa).await;
+    c.find(Locator::Css(&format!("a[href='/batches/{batch}/release']")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&c, "#you").await;
+    assert!(
+        text_of(&c, "#you")
+            .await
+            .starts_with("You may sign the release")
+    );
+    shot(&c, "release-may-sign").await;
+    fill(
+        &c,
+        "form[action$='/release'] input[name=password]",
+        USER_PASSWORD,
+    )
+    .await;
+    submit(&c, "form[action$='/release']").await;
+    wait_for(&c, "#status-said").await;
+    assert_eq!(lab.status(&batch), "released");
+    shot(&c, "batch-released-status").await;
+    sign_out(&c).await;
+
+    // Custody: another bag's DIN is refused; this one's is accepted.
+    sign_in(&c, &base, &tech).await;
+    c.goto(&format!("{base}/batches/{batch}/custody/new"))
+        .await
+        .unwrap();
+    fill(&c, "input[name=scanned_din]", "=G12349865432200").await;
+    select(&c, "select[name=event]", "shipped").await;
+    fill(&c, "input[name=location]", "Dispatch").await;
+    fill(&c, "input[name=party]", "Courier").await;
+    fill(&c, "input[name=temperature_c]", "4").await;
+    submit(&c, "form[action$='/custody']").await;
+    wait_for(&c, "#refusal").await;
+    let refusal = text_of(&c, "#refusal").await;
+    assert!(refusal.contains("not this batch's donation"), "{refusal}");
+    shot(&c, "custody-wrong-bag").await;
+    let before = lab.count("custody_events");
+    assert_eq!(before, 0, "nothing recorded");
+    fill(&c, "input[name=scanned_din]", "=G12349865432100").await;
+    submit(&c, "form[action$='/custody']").await;
+    wait_to_leave(&c, "/custody").await;
+    assert_eq!(lab.count("custody_events"), 1);
+    sign_out(&c).await;
+
+    // The auditor reads the history as sentences.
+    sign_in(&c, &base, &auditor).await;
+    c.goto(&format!("{base}/batches/{batch}/history"))
+        .await
+        .unwrap();
+    let history = c.source().await.unwrap();
+    for needle in [
+        "Result ENDO 0.9 EU/mL recorded (FAIL)",
+        "Deviation closed (signed)",
+        "accepted in second-person review (signed)",
+        "Custody: shipped at Dispatch by Courier",
+        "A signature was refused",
+    ] {
+        assert!(history.contains(needle), "{needle} in the history");
+    }
+    shot(&c, "history-sentences").await;
+    c.close().await.unwrap();
+}

@@ -3,7 +3,7 @@
 
 use super::batch::BatchStatus;
 use super::decimal::Decimal;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 use strum::{EnumString, IntoStaticStr};
 use utoipa::ToSchema;
@@ -199,7 +199,9 @@ pub fn check_event(state: &CustodyState, p: &Proposed<'_>) -> Result<(), Custody
     if leaves_facility(state, p.event, p.internal) {
         match p.released_at {
             None => return Err(CustodyRefusal::NotReleased(p.batch_status)),
-            Some(at) if p.occurred_at < at => {
+            // Times are typed to the second: an event in the second of the
+            // signature is not shown to be before it.
+            Some(at) if p.occurred_at < at.trunc_subsecs(0) => {
                 return Err(CustodyRefusal::BeforeRelease {
                     event: p.event,
                     released_at: at,
@@ -351,6 +353,19 @@ mod tests {
         // At or after the signature it may leave; an internal move need not wait.
         shipped.occurred_at = released;
         assert_eq!(check_event(&s, &shipped), Ok(()));
+        // A time typed to the second, in the second of the signature, is not
+        // before it; the second before is.
+        let signed = at(20).trunc_subsecs(0) + Duration::milliseconds(700);
+        shipped.released_at = Some(signed);
+        shipped.occurred_at = signed.trunc_subsecs(0);
+        assert_eq!(check_event(&s, &shipped), Ok(()));
+        shipped.occurred_at = signed.trunc_subsecs(0) - Duration::seconds(1);
+        assert!(matches!(
+            check_event(&s, &shipped),
+            Err(CustodyRefusal::BeforeRelease { .. })
+        ));
+        shipped.released_at = Some(released);
+        shipped.occurred_at = released;
         shipped.occurred_at = at(5);
         shipped.internal = true;
         assert_eq!(check_event(&s, &shipped), Ok(()));

@@ -2,7 +2,7 @@
 //! is shown in words next to the form, with what was typed kept.
 
 use super::layout::{
-    Refusal, csrf, entered, html_page, meaning_box, outcome, page, refusal, refusal_box, see_other,
+    Refusal, csrf, entered, html_page, meaning_box, outcome, page, refusal, see_other,
 };
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
@@ -280,11 +280,19 @@ async fn review_markup(
     let r = state
         .db(move |c| result_svc::get_result(c, result_id))
         .await?;
+    let rf = Refusal::new(
+        problem,
+        &[
+            ("decision", "Decision"),
+            ("comment", "Comment"),
+            ("password", "Password"),
+        ],
+    );
     Ok(page(
         &format!("Review {} {}", r.result.test_code, r.result.value),
         Some(user),
         html! {
-            (refusal_box(problem))
+            (rf.summary())
             div.card { dl.facts {
                 dt { "Test" } dd { (r.result.test_code) }
                 dt { "Value" } dd { (r.result.value) " " (r.result.unit.clone().unwrap_or_default()) }
@@ -298,10 +306,11 @@ async fn review_markup(
                     legend { "Decision" }
                     label { input type="radio" name="decision" value="accept" checked; (Meaning::Reviewed.statement()) }
                     label { input type="radio" name="decision" value="reject"; (Meaning::ReviewRejected.statement()) }
+                    (rf.at("decision"))
                 }
-                label { "Comment (required to reject)" textarea name="comment" { (comment) } }
+                label { "Comment (required to reject)" textarea name="comment" { (comment) } (rf.at("comment")) }
                 (meaning_box(Meaning::Reviewed))
-                label { "Your password (electronic signature)" input type="password" name="password" required autocomplete="current-password"; }
+                label { "Your password (electronic signature)" input type="password" name="password" required autocomplete="current-password"; (rf.at("password")) }
                 button type="submit" { "Sign the review" }
             }
         },

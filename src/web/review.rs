@@ -2,7 +2,7 @@
 //! limit, instrument, comment and, for a retest, what it replaces and why;
 //! a checkbox per result and one password.
 
-use super::layout::{csrf, html_page, meaning_box, outcome, page, refusal, refusal_box, see_other};
+use super::layout::{Refusal, csrf, html_page, meaning_box, outcome, page, refusal, see_other};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::StoredName;
@@ -19,6 +19,14 @@ use actix_web::{HttpResponse, get, post, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
+
+/// The form's fields and their labels.
+const LABELS: &[(&str, &str)] = &[
+    ("result_ids", "Results"),
+    ("decision", "Decision"),
+    ("comment", "Comment"),
+    ("password", "Password"),
+];
 
 /// What the reviewer chose, kept when the signature is refused.
 #[derive(Debug, Default, Deserialize)]
@@ -54,17 +62,19 @@ async fn batch_review_markup(
     };
     let reject = previous.is_some_and(|p| p.decision == "reject");
     let number = &record.batch.batch_number;
+    let r = Refusal::new(problem, LABELS);
     Ok(page(
         &format!("Review results · {number}"),
         Some(user),
         html! {
-            (refusal_box(problem))
+            (r.summary())
             p { "Batch " a href={"/batches/" (batch_id)} { (number) } " · " (record.product.name) " · specification version " (record.spec.version) }
             @if awaiting.is_empty() {
                 p.muted { "No result of this batch awaits review." }
             } @else {
                 form.stack.card.wide method="post" action={"/batches/" (batch_id) "/review"} {
                     (csrf(user))
+                    (r.at("result_ids"))
                     table.review {
                         thead { tr { th { "Review" } th { "Test and limit" } th { "Result" } th { "Performed" } th { "Instrument, comment" } } }
                         tbody { @for v in &awaiting {
@@ -110,10 +120,11 @@ async fn batch_review_markup(
                         legend { "Decision for every ticked result" }
                         label.choice { input type="radio" name="decision" value="accept" checked[!reject]; (Meaning::Reviewed.statement()) }
                         label.choice { input type="radio" name="decision" value="reject" checked[reject]; (Meaning::ReviewRejected.statement()) }
+                        (r.at("decision"))
                     }
-                    label { "Comment (required to reject)" textarea name="comment" { (previous.map(|p| p.comment.as_str()).unwrap_or_default()) } }
+                    label { "Comment (required to reject)" textarea name="comment" { (previous.map(|p| p.comment.as_str()).unwrap_or_default()) } (r.at("comment")) }
                     (meaning_box(Meaning::Reviewed))
-                    label { "Your password (electronic signature)" input type="password" name="password" required autocomplete="current-password"; }
+                    label { "Your password (electronic signature)" input type="password" name="password" required autocomplete="current-password"; (r.at("password")) }
                     button type="submit" { "Sign the review of the ticked results" }
                 }
             }

@@ -245,7 +245,7 @@ fn serve_on(
         {
             println!(
                 "First start: created user `admin` with password {generated}\n\
-                 (shown once; sign in and change it with POST /api/v1/auth/password)"
+                 (shown once; sign in and change it at /account/password or with POST /api/v1/auth/password)"
             );
         }
         if demo {

@@ -8,7 +8,7 @@ use crate::db::prepared::prepared;
 use crate::domain::batch::BatchStatus;
 use crate::domain::deviation::Severity;
 use crate::domain::record::BatchRecord;
-use crate::domain::release::BlockerCode;
+use crate::domain::release::{BlockerCode, Certification};
 use crate::domain::result::ResultStatus;
 use crate::error::AppError;
 use chrono::{DateTime, Utc};
@@ -31,6 +31,8 @@ pub struct BatchTodo {
     pub status: BatchStatus,
     /// Test codes without a current result.
     pub missing: Vec<String>,
+    /// Whether the person asking may sign its release (independence).
+    pub you_may_release: bool,
 }
 
 /// A result a reviewer rejected that has no replacement yet.
@@ -136,8 +138,9 @@ struct DraftRow {
     created_at: DateTime<Utc>,
 }
 
-fn todo(record: &BatchRecord) -> BatchTodo {
+fn todo(record: &BatchRecord, viewer: Uuid) -> BatchTodo {
     BatchTodo {
+        you_may_release: record.check_release(Certification::Full, viewer).is_ok(),
         id: record.batch.id,
         batch_number: record.batch.batch_number.clone(),
         status: record.batch.status,
@@ -151,8 +154,8 @@ fn todo(record: &BatchRecord) -> BatchTodo {
     }
 }
 
-/// The work lists (read only).
-pub fn work_list(conn: &mut PgConnection) -> Result<WorkList, AppError> {
+/// The work lists of `viewer` (read only).
+pub fn work_list(conn: &mut PgConnection, viewer: Uuid) -> Result<WorkList, AppError> {
     let mut list = WorkList::default();
     let open: Vec<OpenBatch> = prepared(
         "(SELECT id FROM batches WHERE status = 'quarantine' ORDER BY id DESC LIMIT $1) \
@@ -163,7 +166,7 @@ pub fn work_list(conn: &mut PgConnection) -> Result<WorkList, AppError> {
     .load(conn)?;
     for b in open {
         let record = batch_record::read(conn, b.id)?;
-        let t = todo(&record);
+        let t = todo(&record, viewer);
         match record.batch.status {
             BatchStatus::Quarantine if record.readiness().releasable => {
                 list.ready_for_release.push(t);

@@ -116,7 +116,7 @@ pub async fn audit_search(
         Ok(found) => (Some(found), None),
         Err(e) => (None, Some(refusal(e)?)),
     };
-    let r = Refusal::new(problem.as_ref(), LABELS);
+    let r = Refusal::new(problem.as_ref(), LABELS).searching();
     let names = ResultNames::new();
     let next = found.as_ref().and_then(|f| f.next_cursor.clone()).map(|c| {
         let qs = serde_urlencoded::to_string([

@@ -32,9 +32,9 @@ async fn deviation_markup(
             (refusal_box(problem))
             @for d in &detail.deviations {
                 div.card {
-                    p { strong { (d.deviation.title) } " · " (d.deviation.kind.as_str()) " · " (d.deviation.severity.as_str()) " · " (status(d.deviation.status.as_str())) }
+                    p { strong { (d.deviation.title) } " · " (d.deviation.kind.as_str().replace('_', " ")) " · " (d.deviation.severity.as_str()) " · " (status(d.deviation.status.as_str())) }
                     p { (d.deviation.description) }
-                    @if let Some(c) = &d.deviation.conclusion { p { "Concluded " (c.as_str()) ": " (d.deviation.root_cause.clone().unwrap_or_default()) } }
+                    @if let Some(c) = &d.deviation.conclusion { p { "Concluded " (c.as_str().replace('_', " ")) ": " (d.deviation.root_cause.clone().unwrap_or_default()) } }
                     @if d.deviation.status == DeviationStatus::Open && may_close {
                         form.stack method="post" action={"/deviations/" (d.deviation.id) "/close"} {
                             (csrf(user))

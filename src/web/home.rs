@@ -57,7 +57,7 @@ pub async fn home(state: web::Data<AppState>, user: WebUser) -> Result<HttpRespo
                 None
             };
             let list = if tech || qa {
-                worklist::work_list(c)?
+                worklist::work_list(c, me)?
             } else {
                 WorkList::default()
             };
@@ -111,7 +111,14 @@ pub async fn home(state: web::Data<AppState>, user: WebUser) -> Result<HttpRespo
                 h2 { "Ready for release (" (list.ready_for_release.len()) ")" }
                 @if list.ready_for_release.is_empty() { p.muted { "No batch is ready for release." } } @else {
                     ul.worklist { @for b in &list.ready_for_release {
-                        li { a.button href={"/batches/" (b.id) "/release"} { "Release " (b.batch_number) } }
+                        li {
+                            @if b.you_may_release {
+                                a.button href={"/batches/" (b.id) "/release"} { "Release " (b.batch_number) }
+                            } @else {
+                                a href={"/batches/" (b.id)} { (b.batch_number) }
+                                span.muted { " — you took part in its testing: another QA person must release it" }
+                            }
+                        }
                     } }
                 }
                 h2 { "Conditionally released, results pending (" (list.conditional_awaiting.len()) ")" }

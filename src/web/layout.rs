@@ -208,6 +208,8 @@ pub struct Refusal<'a> {
     labels: &'a [(&'a str, &'a str)],
     /// Words for fields shown above the form (rows of a table).
     naming: Option<fn(&str) -> Option<String>>,
+    /// What a refused form did not do.
+    not_done: &'static str,
 }
 
 impl<'a> Refusal<'a> {
@@ -217,7 +219,14 @@ impl<'a> Refusal<'a> {
             problem,
             labels,
             naming: None,
+            not_done: "Nothing was saved.",
         }
+    }
+
+    /// For a search form: nothing was searched (nothing is ever saved).
+    pub fn searching(mut self) -> Self {
+        self.not_done = "Nothing was searched.";
+        self
     }
 
     /// Names the fields that have no label of their own (`tests[2].min`).
@@ -238,7 +247,9 @@ impl<'a> Refusal<'a> {
     /// A message with the form's internal field names replaced by labels.
     fn words(&self, message: &str) -> String {
         let mut m = message.to_owned();
-        for (f, l) in self.labels {
+        // Only internal names (`performed_at`); a plain word ("password",
+        // "value") already reads as itself.
+        for (f, l) in self.labels.iter().filter(|(f, _)| f.contains('_')) {
             if m.contains(f) {
                 m = m.replace(f, &format!("“{}”", l.to_lowercase()));
             }
@@ -282,7 +293,7 @@ impl<'a> Refusal<'a> {
                     p { (self.words(&p.detail)) }
                 } @else {
                     @if p.status == StatusCode::UNPROCESSABLE_ENTITY {
-                        p { "Nothing was saved. Correct what is marked below." }
+                        p { (self.not_done) " Correct what is marked below." }
                     } @else {
                         p { (self.words(&p.detail)) }
                     }

@@ -1380,6 +1380,16 @@ async fn the_release_page_says_first_whether_you_may_sign_and_offers_only_what_t
         !page.body.contains("Sign the release"),
         "no release form for them"
     );
+    let home = dependent.get("/").await;
+    assert!(
+        home.body.contains("you took part in its testing"),
+        "{}",
+        home.body
+    );
+    assert!(
+        !home.body.contains(&format!("/batches/{b}/release")),
+        "no release offered to them"
+    );
     assert!(
         !page.body.contains("Sign the recall"),
         "no recall of a quarantined batch"

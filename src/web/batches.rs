@@ -2,7 +2,7 @@
 //! batch page (limits, results, signatures, deviations, custody, readiness
 //! with every blocker in words) and its certificate.
 
-use super::layout::{html_page, outcome, page, status};
+use super::layout::{html_page, outcome, page, recorded_notice, status};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::StoredName;
@@ -10,7 +10,7 @@ use crate::domain::batch::BatchStatus;
 use crate::domain::release::BlockerCode;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
-use crate::domain::spec::{Outcome, describe_limit};
+use crate::domain::spec::describe_limit;
 use crate::error::AppError;
 use crate::services::PageRequest;
 use crate::services::batch_record::views::BatchDetail;
@@ -196,12 +196,7 @@ pub async fn batch_page(
         @if let Some(n) = query.reviewed {
             div.notice.ok role="status" id="reviewed" { (n) (if n == 1 { " result" } else { " results" }) " reviewed under your signature." }
         }
-        @if let Some(r) = just_recorded {
-            div class={"notice " (if r.result.outcome == Outcome::Pass { "ok" } else { "error" })} role="status" id="recorded" {
-                "Result recorded: " strong { (r.result.test_code) " " (r.result.value) " " (r.result.unit.clone().unwrap_or_default()) } " — " (outcome(r.result.outcome))
-                @if r.result.outcome == Outcome::Fail { ". An OOS investigation was opened and QA notified." }
-            }
-        }
+        @if let Some(r) = just_recorded { (recorded_notice(&r.result, "")) }
         nav.card.actions aria-label="Actions" {
             @for (path, label) in [
                 (Action::RecordResult, "results/new", "Record a result"),

@@ -2,6 +2,7 @@
 
 use super::session::{WebError, WebUser};
 use crate::domain::StoredName;
+use crate::domain::record::RecordedResult;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::domain::spec::Outcome;
@@ -53,6 +54,18 @@ pub fn status(s: &str) -> Markup {
 /// Pass or fail, coloured and in words.
 pub fn outcome(o: Outcome) -> Markup {
     html! { span class=(o.as_str()) { (o.as_str().to_uppercase()) } }
+}
+
+/// The outcome of a result just saved, on the page that follows.
+pub fn recorded_notice(r: &RecordedResult, then: &str) -> Markup {
+    let pass = r.outcome == Outcome::Pass;
+    html! {
+        div class={"notice " (if pass { "ok" } else { "error" })} role="status" id="recorded" {
+            "Result recorded: " strong { (r.test_code) " " (r.value) " " (r.unit.clone().unwrap_or_default()) } " — " (outcome(r.outcome))
+            @if !pass { ". An OOS investigation was opened and QA notified." }
+            (then)
+        }
+    }
 }
 
 /// A hidden CSRF field.

@@ -2,7 +2,8 @@
 //! is shown in words next to the form, with what was typed kept.
 
 use super::layout::{
-    Refusal, csrf, entered, html_page, meaning_box, outcome, page, refusal, see_other,
+    Refusal, csrf, entered, html_page, meaning_box, outcome, page, recorded_notice, refusal,
+    see_other,
 };
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
@@ -10,7 +11,7 @@ use crate::domain::StoredName;
 use crate::domain::release::BlockerCode;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
-use crate::domain::spec::{Outcome, describe_limit};
+use crate::domain::spec::describe_limit;
 use crate::error::{AppError, Problem};
 use crate::services::batch_record::views::BatchDetail;
 use crate::services::batches as batch_svc;
@@ -68,13 +69,7 @@ async fn record_form_markup(
         &format!("Record a result · {}", detail.batch.batch_number),
         Some(user),
         html! {
-            @if let Some(r) = just_recorded {
-                div class={"notice " (if r.result.outcome == Outcome::Pass { "ok" } else { "error" })} role="status" id="recorded" {
-                    "Result recorded: " strong { (r.result.test_code) " " (r.result.value) " " (r.result.unit.clone().unwrap_or_default()) } " — " (outcome(r.result.outcome))
-                    @if r.result.outcome == Outcome::Fail { ". An OOS investigation was opened and QA notified." }
-                    " Next test below."
-                }
-            }
+            @if let Some(r) = just_recorded { (recorded_notice(&r.result, " Next test below.")) }
             (r.summary())
             form.stack.card method="post" action={"/batches/" (batch_id) "/results"} {
                 (csrf(user))

@@ -224,6 +224,7 @@ pub fn build_server(
         app.service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", openapi.clone()))
             .service(web::redirect("/docs", "/docs/"))
             .configure(crate::web::configure)
+            .wrap(actix_web::middleware::from_fn(crate::web::docs_headers))
             .wrap(actix_web::middleware::from_fn(crate::observability::track))
             .wrap(TracingLogger::default())
             .app_data(state.clone())

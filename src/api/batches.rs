@@ -178,9 +178,6 @@ pub async fn batch_certificate(
         .map_err(|e| AppError::Internal(anyhow::anyhow!("rendering the certificate: {e}")))?;
     Ok(HttpResponse::Ok()
         .content_type("application/pdf")
-        .insert_header((
-            "Content-Disposition",
-            format!("inline; filename=\"CoA-{number}.pdf\""),
-        ))
+        .insert_header(crate::report::download(true, &format!("CoA-{number}.pdf")))
         .body(pdf))
 }

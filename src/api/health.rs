@@ -26,7 +26,9 @@ pub async fn metrics(
         req.headers()
             .get(actix_web::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v == format!("Bearer {t}"))
+            .is_some_and(|v| {
+                crate::auth::secrets_equal(v.as_bytes(), format!("Bearer {t}").as_bytes())
+            })
     });
     if user.is_none() && !token_ok {
         return Err(AppError::unauthorized(

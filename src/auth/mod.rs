@@ -4,3 +4,9 @@
 pub mod extractors;
 pub mod jwt;
 pub mod password;
+
+/// Compares secrets (CSRF and metrics tokens) without stopping at the first
+/// difference (`subtle`).
+pub fn secrets_equal(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && bool::from(subtle::ConstantTimeEq::ct_eq(a, b))
+}

@@ -396,6 +396,16 @@ pub fn list(
     filter: &AuditFilter,
     page: PageRequest,
 ) -> Result<Page<AuditEntryView>, AppError> {
+    let mut errors = Vec::new();
+    for (field, v) in [
+        ("entity_type", filter.entity_type.as_deref()),
+        ("actor", filter.actor.as_deref()),
+    ] {
+        crate::domain::text::optional_line(field, v, 100, &mut errors);
+    }
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
+    }
     let mut q = audit_entries::table
         .select(AuditEntryRow::as_select())
         .order(audit_entries::id)

@@ -77,15 +77,28 @@ pub fn login(
     password: &str,
 ) -> Result<LoginOk, AppError> {
     // The inner Result is the answer; the outer one a failure to record it.
+    // A name with control characters (a NUL from a form) names nobody; it
+    // is audited with them shown as U+FFFD.
+    let printable = !username.chars().any(char::is_control);
+    let shown: String = username
+        .chars()
+        .take(100)
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect();
     in_transaction(conn, |c| {
-        let Some(user) = find_user_for_update(c, username)? else {
+        let found = if printable {
+            find_user_for_update(c, username)?
+        } else {
+            None
+        };
+        let Some(user) = found else {
             verify_against_dummy(password);
             audit::append(
                 c,
                 AuditRecord::new(SYSTEM_CHAIN, None, "auth.login_failed", "user", None)
                     // What was typed, bounded: the trail keeps the attempt, not a payload.
                     .after(json!({
-                        "username": username.chars().take(100).collect::<String>(),
+                        "username": shown,
                         "cause": "unknown_user",
                     })),
             )?;

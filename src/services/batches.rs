@@ -223,6 +223,11 @@ pub fn list_batches(
         q = q.filter(batches::product_id.eq(p));
     }
     if let Some(text) = filter.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let mut errors = Vec::new();
+        crate::domain::text::line("q", text, 100, &mut errors);
+        if !errors.is_empty() {
+            return Err(AppError::validation(errors));
+        }
         let din: String = text
             .chars()
             .filter(|c| !c.is_whitespace())

@@ -46,6 +46,17 @@ pub fn history(conn: &mut PgConnection, id: Uuid) -> Result<Vec<AuditEntryView>,
     Ok(rows.into_iter().map(AuditEntryView::from).collect())
 }
 
+/// A cell a spreadsheet would read as a formula (`=`, `+`, `-`, `@`, tab or
+/// carriage return first) gets a leading apostrophe, so it stays text
+/// (OWASP CSV injection).
+pub fn neutral_cell(cell: String) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell
+    }
+}
+
 /// The batch's history as CSV (see [`history_csv`]).
 pub fn csv_export(conn: &mut PgConnection, id: Uuid) -> Result<Vec<u8>, AppError> {
     let entries = history(conn, id)?;
@@ -82,7 +93,7 @@ pub fn history_csv(entries: &[AuditEntryView], names: &ResultNames) -> Result<Ve
     .map_err(io)?;
     for e in entries {
         let actor = e.actor.as_ref();
-        w.write_record([
+        let cells = [
             e.seq.to_string(),
             crate::domain::hashing::hash_timestamp(e.at),
             actor.map(|a| a.id.to_string()).unwrap_or_default(),
@@ -99,8 +110,9 @@ pub fn history_csv(entries: &[AuditEntryView], names: &ResultNames) -> Result<Ve
             sentence(e, names),
             changes(e),
             e.chain.clone(),
-        ])
-        .map_err(io)?;
+        ];
+        w.write_record(cells.into_iter().map(neutral_cell))
+            .map_err(io)?;
     }
     w.into_inner()
         .map_err(|e| AppError::Internal(anyhow::anyhow!("writing CSV: {e}")))

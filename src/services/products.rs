@@ -431,6 +431,12 @@ pub fn approve_spec(
     reason: Option<&str>,
 ) -> Result<SpecView, AppError> {
     actor.authorize(Action::Sign(Meaning::SpecApproved))?;
+    let mut errors = Vec::new();
+    let reason = crate::domain::text::optional_note("reason", reason, 2000, &mut errors);
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
+    }
+    let reason = reason.as_deref();
     in_transaction(conn, |c| {
         let draft = find_spec(c, spec_id, false)?;
         // Serialise approvals of one product's versions.

@@ -54,10 +54,6 @@ fn release_record(r: &BatchRecord, conditional: bool) -> Value {
     })
 }
 
-fn trimmed(s: Option<&str>) -> Option<&str> {
-    s.map(str::trim).filter(|s| !s.is_empty())
-}
-
 /// Audits a refused release on the system chain, naming the batch (so it
 /// appears in the batch's history without taking the batch chain's head).
 fn record_refusal(
@@ -102,14 +98,25 @@ pub fn release(
     };
     let meaning = kind.meaning();
     actor.authorize(Action::Sign(meaning))?;
-    let justification = trimmed(req.justification.as_deref());
+    let mut errors = Vec::new();
+    let justification = crate::domain::text::optional_note(
+        "justification",
+        req.justification.as_deref(),
+        10_000,
+        &mut errors,
+    );
+    let comment =
+        crate::domain::text::optional_note("comment", req.comment.as_deref(), 2000, &mut errors);
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
+    }
+    let (justification, comment) = (justification.as_deref(), comment.as_deref());
     if req.conditional && justification.is_none() {
         return Err(AppError::validation(vec![FieldError::new(
             "justification",
             "a conditional release needs a justification",
         )]));
     }
-    let comment = trimmed(req.comment.as_deref());
     in_transaction(conn, |c| {
         let mut lb = LockedBatch::lock(c, BatchOf::Batch(batch_id))?;
         let step = match lb.record.check_release(kind, actor.id) {

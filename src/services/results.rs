@@ -359,7 +359,12 @@ fn review(
 ) -> Result<Vec<ResultView>, AppError> {
     let meaning = r.decision.meaning();
     r.actor.authorize(Action::Sign(meaning))?;
-    let comment = r.comment.map(str::trim).filter(|c| !c.is_empty());
+    let mut errors = Vec::new();
+    let comment = crate::domain::text::optional_note("comment", r.comment, 2000, &mut errors);
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
+    }
+    let comment = comment.as_deref();
     if r.decision == Decision::Reject && comment.is_none() {
         return Err(AppError::invalid_field(
             "comment",

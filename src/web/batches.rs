@@ -344,10 +344,7 @@ pub async fn certificate(
         .map_err(|e| AppError::Internal(anyhow::anyhow!("rendering the certificate: {e}")))?;
     Ok(HttpResponse::Ok()
         .content_type("application/pdf")
-        .insert_header((
-            "Content-Disposition",
-            format!("attachment; filename=\"CoA-{number}.pdf\""),
-        ))
+        .insert_header(crate::report::download(false, &format!("CoA-{number}.pdf")))
         .body(pdf))
 }
 

@@ -162,10 +162,7 @@ impl WebUser {
     }
 }
 
-/// Compares without stopping at the first difference.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+pub use crate::auth::secrets_equal as constant_time_eq;
 
 impl FromRequest for WebUser {
     type Error = WebError;

@@ -18,6 +18,7 @@ mod email;
 mod embedded;
 mod errors;
 mod flow;
+mod hostile;
 mod lab;
 mod openapi;
 mod release;

@@ -359,6 +359,31 @@ impl From<RecordRefusal> for AppError {
     }
 }
 
+impl From<crate::domain::roles::RoleConflict> for AppError {
+    fn from(_: crate::domain::roles::RoleConflict) -> Self {
+        let mut e = AppError::unprocessable(
+            "role_conflict",
+            "admin can't be held with technician, reviewer or qa: administrators are independent of the record",
+        );
+        if let AppError::Problem(p) = &mut e {
+            p.errors.push(FieldError::new(
+                "roles",
+                "admin can't be held with technician, reviewer or qa",
+            ));
+        }
+        e
+    }
+}
+
+impl From<crate::domain::roles::OwnAccount> for AppError {
+    fn from(_: crate::domain::roles::OwnAccount) -> Self {
+        AppError::forbidden(
+            "own_account",
+            "nobody changes their own roles or active flag: another admin must",
+        )
+    }
+}
+
 impl From<ReviewRefusal> for AppError {
     fn from(r: ReviewRefusal) -> Self {
         match r {

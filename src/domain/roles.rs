@@ -8,6 +8,7 @@ use super::signature::Meaning;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
+use uuid::Uuid;
 
 /// A role a user may hold; a user may hold several.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -99,6 +100,18 @@ impl RoleSet {
         Ok(RoleSet(roles))
     }
 
+    /// Administrators are independent of the record: `admin` is never held
+    /// with a role that generates or approves it (FDA data-integrity
+    /// guidance; API v1.1 `role_conflict`).
+    pub fn check_independent(&self) -> Result<(), RoleConflict> {
+        const RECORD_ROLES: [Role; 3] = [Role::Technician, Role::Reviewer, Role::Qa];
+        if self.contains(Role::Admin) && self.contains_any(&RECORD_ROLES) {
+            Err(RoleConflict)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Whether the set holds `role`.
     pub fn contains(&self, role: Role) -> bool {
         self.0.contains(&role)
@@ -139,6 +152,27 @@ pub enum Action {
     ReadAuditTrail,
     /// Sign with this meaning.
     Sign(Meaning),
+}
+
+/// `admin` together with `technician`, `reviewer` or `qa` (422 `role_conflict`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoleConflict;
+
+/// A change of one's own roles or active flag (403 `own_account`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnAccount;
+
+/// Nobody changes their own roles or active flag.
+pub fn check_not_own(
+    actor: Uuid,
+    target: Uuid,
+    changes_roles_or_active: bool,
+) -> Result<(), OwnAccount> {
+    if actor == target && changes_roles_or_active {
+        Err(OwnAccount)
+    } else {
+        Ok(())
+    }
 }
 
 /// The roles any one of which allows `action`.
@@ -207,6 +241,23 @@ impl RoleSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_admin_holds_no_role_of_the_record_and_nobody_changes_their_own() {
+        let set = |r: &[&str]| RoleSet::parse(r).unwrap();
+        for other in ["technician", "reviewer", "qa"] {
+            assert_eq!(
+                set(&["admin", other]).check_independent(),
+                Err(RoleConflict)
+            );
+        }
+        assert_eq!(set(&["admin", "auditor"]).check_independent(), Ok(()));
+        assert_eq!(set(&["qa", "reviewer"]).check_independent(), Ok(()));
+        let me = Uuid::from_u128(1);
+        assert_eq!(check_not_own(me, me, true), Err(OwnAccount));
+        assert_eq!(check_not_own(me, me, false), Ok(()));
+        assert_eq!(check_not_own(me, Uuid::from_u128(2), true), Ok(()));
+    }
 
     #[test]
     fn role_names_round_trip() {

@@ -10,6 +10,7 @@ use crate::auth::password::hash_password;
 use crate::db::models::{NewUser, UserRow};
 use crate::db::schema::users;
 use crate::domain::audit::SYSTEM_CHAIN;
+use crate::domain::roles::check_not_own;
 use crate::domain::roles::{Action, Role, RoleSet};
 use crate::domain::users::{Username, check_password_policy};
 use crate::error::{AppError, FieldError};
@@ -64,6 +65,15 @@ fn check_roles(raw: &[String], errors: &mut Vec<FieldError>) -> Option<RoleSet> 
         .ok()
 }
 
+/// The roles of a new or changed account: parsed, then an admin's
+/// independence (422 `role_conflict`).
+fn independent_roles(roles: Option<RoleSet>) -> Result<Option<RoleSet>, AppError> {
+    if let Some(r) = &roles {
+        r.check_independent()?;
+    }
+    Ok(roles)
+}
+
 fn unique_violation(e: &AppError) -> bool {
     matches!(
         e,
@@ -103,6 +113,7 @@ pub fn create_user(
     let (Some(username), Some(roles), true) = (username, roles, errors.is_empty()) else {
         return Err(AppError::validation(errors));
     };
+    roles.check_independent()?;
     // Hashing is slow: do it before the transaction, not while holding locks.
     let password_hash = hash_password(&input.password)?;
     let result = in_transaction(conn, |c| {
@@ -209,6 +220,11 @@ pub fn update_user(
     patch: &UserPatch,
 ) -> Result<UserView, AppError> {
     actor.authorize(Action::ManageUsers)?;
+    check_not_own(
+        actor.id,
+        id,
+        patch.roles.is_some() || patch.active.is_some(),
+    )?;
     let mut errors = Vec::new();
     let full_name = patch
         .full_name
@@ -229,7 +245,7 @@ pub fn update_user(
     if !errors.is_empty() {
         return Err(AppError::validation(errors));
     }
-    let roles: Option<RoleSet> = roles.flatten();
+    let roles: Option<RoleSet> = independent_roles(roles.flatten())?;
     in_transaction(conn, |c| {
         let before = lock_user(c, id)?;
         let before_roles = Actor::try_from(&before)?.roles;

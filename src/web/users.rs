@@ -203,6 +203,7 @@ async fn edit_markup(
         .db(move |c| user_svc::get_user_view(c, target))
         .await?;
     let r = Refusal::new(problem, EDIT_LABELS);
+    let own = target == user.0.actor.id;
     let f = proposed.cloned().unwrap_or_else(|| EditForm {
         full_name: u.full_name.clone(),
         email: u.email.clone(),
@@ -219,7 +220,12 @@ async fn edit_markup(
                 (csrf(user))
                 label { "Full name (printed on signatures)" input type="text" name="full_name" required value=(f.full_name); (r.at("full_name")) }
                 label { "Email" input type="email" name="email" required value=(f.email); (r.at("email")) }
-                fieldset { legend { "Roles" }
+                @if own {
+                    p.muted { "Roles: " (u.roles.join(", ")) ". Nobody changes their own roles or account: another admin must." }
+                    @for role in &u.roles { input type="hidden" name="roles" value=(role); }
+                    input type="hidden" name="active" value="yes";
+                } @else {
+                fieldset { legend { "Roles (admin is never held with technician, reviewer or qa)" }
                     @for role in Role::ALL { label { input type="checkbox" name="roles" value=(role.as_str()) checked[f.roles.iter().any(|t| t == role.as_str())]; " " (role.as_str()) } }
                     (r.at("roles"))
                 }
@@ -229,6 +235,7 @@ async fn edit_markup(
                         option value="no" selected[f.active != "yes"] { "deactivated: signed out at once, the username never reused" }
                     }
                     (r.at("active"))
+                }
                 }
                 button type="submit" { "Review the change" }
             }
@@ -361,11 +368,13 @@ async fn confirm_or_apply(
             ),
         ));
     }
+    // Only what changes: an admin may change their own name and email, never
+    // their own roles or active flag (`own_account`).
     let patch = UserPatch {
         full_name: Some(f.full_name.clone()),
         email: Some(f.email.clone()),
-        roles: Some(f.roles.clone()),
-        active: Some(active),
+        roles: (roles != had).then(|| f.roles.clone()),
+        active: (active != current.active).then_some(active),
     };
     let actor = user.0.actor.clone();
     match state

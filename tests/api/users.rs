@@ -200,8 +200,10 @@ async fn a_patch_records_before_and_after_and_the_last_admin_stays() {
             json!({"roles": ["qa"]}),
         )
         .await;
-    assert_eq!(r.status, StatusCode::CONFLICT);
-    assert_eq!(r.code(), "last_admin");
+    // API v1.1: nobody changes their own roles or active flag (before the
+    // last-admin rule is even asked).
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.code(), "own_account");
     let unknown = app
         .call(
             "PATCH",
@@ -246,4 +248,79 @@ async fn creating_a_user_is_idempotent_with_a_key() {
         .get_result(&mut app.conn())
         .unwrap();
     assert_eq!(count, 1);
+}
+
+#[actix_web::test]
+async fn an_admin_is_independent_of_the_record_and_never_changes_their_own_account() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let users_before = {
+        let r = app.get("/api/v1/users", &admin).await;
+        r.body["items"].as_array().unwrap().len()
+    };
+    for other in ["technician", "reviewer", "qa"] {
+        let r = app
+            .post(
+                "/api/v1/users",
+                &admin,
+                json!({"username": format!("mixed{other}"), "full_name": "Mixed Roles", "email": "m@lab.example",
+                       "roles": ["admin", other], "password": "a-long-enough-password"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert_eq!(r.code(), "role_conflict");
+        assert_eq!(r.body["errors"][0]["field"], "roles");
+    }
+    let after = app.get("/api/v1/users", &admin).await;
+    assert_eq!(
+        after.body["items"].as_array().unwrap().len(),
+        users_before,
+        "nothing created"
+    );
+    let (tech_id, _) = app.user_with(&["technician"]).await;
+    let r = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/users/{tech_id}"),
+            Some(&admin),
+            json!({"roles": ["technician", "admin"]}),
+        )
+        .await;
+    assert_eq!(r.code(), "role_conflict");
+    // An admin with auditor is allowed: auditors write nothing.
+    let r = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/users/{tech_id}"),
+            Some(&admin),
+            json!({"roles": ["auditor"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    let me = app.get("/api/v1/auth/me", &admin).await;
+    let my_id = me.body["id"].as_str().unwrap().to_owned();
+    for body in [json!({"roles": ["admin", "qa"]}), json!({"active": false})] {
+        let r = app
+            .call(
+                "PATCH",
+                &format!("/api/v1/users/{my_id}"),
+                Some(&admin),
+                body,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+        assert_eq!(r.code(), "own_account");
+    }
+    let renamed = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/users/{my_id}"),
+            Some(&admin),
+            json!({"full_name": "Site Administrator"}),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "one's own name may change");
+    let me = app.get("/api/v1/auth/me", &admin).await;
+    assert_eq!(me.body["roles"], json!(["admin"]));
 }

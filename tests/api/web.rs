@@ -1208,6 +1208,17 @@ async fn an_admin_changes_roles_and_deactivates_only_after_confirming() {
         confirmed.body
     );
     assert_eq!(app.audit_actions("user.deactivated").len(), 1);
+    // Their own account: name and email only.
+    let token = app.admin_token().await;
+    let me = app.get("/api/v1/auth/me", &token).await;
+    let own = admin
+        .get(&format!("/users/{}", me.body["id"].as_str().unwrap()))
+        .await;
+    assert!(
+        own.body
+            .contains("Nobody changes their own roles or account")
+    );
+    assert!(!own.body.contains("type=\"checkbox\" name=\"roles\""));
     assert_eq!(
         tech.get("/batches").await.status,
         StatusCode::SEE_OTHER,

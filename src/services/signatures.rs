@@ -167,7 +167,7 @@ fn check_password_on(
     rec.batch_id = batch;
     audit::append(conn, rec)?;
     if let Some(until) = next.lock_until {
-        lock_account(conn, user, until, next.failed_logins)?;
+        lock_account(conn, user, until, next.failed_logins, purpose)?;
     }
     Ok(PasswordCheck::Wrong {
         locked_now: next.lock_until.is_some(),
@@ -179,6 +179,7 @@ fn lock_account(
     user: &UserRow,
     until: DateTime<Utc>,
     failures: i32,
+    purpose: &str,
 ) -> Result<(), AppError> {
     audit::append(
         conn,
@@ -196,22 +197,26 @@ fn lock_account(
             "locked_until": until,
         })),
     )?;
-    // A lock also ends the user's sessions: guesses made through a stolen
-    // session (for example at a signature) stop with it.
-    let revoked = revoke_sessions(conn, user.id, None, "account_locked")?;
-    if revoked > 0 {
-        audit::append(
-            conn,
-            AuditRecord::new(
-                SYSTEM_CHAIN,
-                None,
-                "auth.sessions_revoked",
-                "user",
-                Some(user.id),
-            )
-            .reason("account locked")
-            .after(json!({ "sessions_revoked": revoked })),
-        )?;
+    // Guesses at sign-in come from anyone: they lock the account but leave
+    // its live sessions alone (else anyone could sign a person out by
+    // guessing). Guesses through a session (a signature, a password change)
+    // end its sessions: a stolen session stops with them.
+    if purpose != "login" {
+        let revoked = revoke_sessions(conn, user.id, None, "account_locked")?;
+        if revoked > 0 {
+            audit::append(
+                conn,
+                AuditRecord::new(
+                    SYSTEM_CHAIN,
+                    None,
+                    "auth.sessions_revoked",
+                    "user",
+                    Some(user.id),
+                )
+                .reason("account locked")
+                .after(json!({ "sessions_revoked": revoked })),
+            )?;
+        }
     }
     notices::account_locked(conn, user, until, failures)
 }

@@ -366,3 +366,24 @@ async fn password_change_needs_the_current_password_and_revokes_other_sessions()
     app.login(&username, "a-brand-new-password").await;
     assert_eq!(app.audit_actions("auth.password_changed").len(), 1);
 }
+
+#[actix_web::test]
+async fn guesses_at_sign_in_lock_the_account_but_leave_its_live_sessions() {
+    let app = TestApp::spawn().await;
+    let (_, victim) = app.user_with(&["technician"]).await;
+    let token = app.login(&victim, USER_PASSWORD).await;
+    for _ in 0..5 {
+        app.try_login(&victim, "wrong-password-xx").await;
+    }
+    assert_eq!(
+        app.try_login(&victim, USER_PASSWORD).await.code(),
+        "account_locked"
+    );
+    assert_eq!(app.audit_actions("auth.account_locked").len(), 1);
+    // The person at the bench keeps working.
+    assert_eq!(
+        app.get("/api/v1/auth/me", &token).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(app.audit_actions("auth.sessions_revoked").len(), 0);
+}

@@ -648,6 +648,7 @@ async fn the_whole_lifecycle_works_through_the_pages_alone() {
     c.goto(&format!("{base}/batches/{batch}/history"))
         .await
         .unwrap();
+    wait_for(&c, "#chain-status").await;
     let history = c.source().await.unwrap();
     for needle in [
         "Result ENDO 0.9 EU/mL recorded (FAIL)",
@@ -656,7 +657,11 @@ async fn the_whole_lifecycle_works_through_the_pages_alone() {
         "Custody: shipped at Dispatch by Courier",
         "A signature was refused",
     ] {
-        assert!(history.contains(needle), "{needle} in the history");
+        assert!(
+            history.contains(needle),
+            "{needle} in the history: {}",
+            text_of(&c, "main").await
+        );
     }
     shot(&c, "history-sentences").await;
     c.close().await.unwrap();

@@ -208,6 +208,9 @@ pub fn load(conn: &mut PgConnection, lockout: LockoutPolicy) -> Result<Vec<Strin
                     email: format!("{username}@demo.cellqc.invalid"),
                     roles: roles.iter().map(|r| (*r).to_owned()).collect(),
                     password: DEMO_PASSWORD.to_owned(),
+                    // Demonstration accounts whose password the README prints:
+                    // a demo that could not sign would show nothing.
+                    temporary: false,
                 },
                 Some("demo data"),
             )?;

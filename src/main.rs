@@ -146,6 +146,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     email: email.clone(),
                     roles: roles.clone(),
                     password: password.clone(),
+                    // Typed by an operator, not by the user: temporary.
+                    temporary: true,
                 };
                 let user = create_user(
                     conn,

@@ -23,6 +23,8 @@ pub struct LoginResponse {
     access_token: String,
     token_type: &'static str,
     expires_in: i64,
+    /// The password was set by someone else: change it before signing anything.
+    password_change_required: bool,
     user: UserView,
 }
 
@@ -44,6 +46,7 @@ pub async fn login(
         access_token: ok.access_token,
         token_type: "Bearer",
         expires_in: ok.expires_in,
+        password_change_required: ok.user.password_change_required,
         user: ok.user,
     }))
 }

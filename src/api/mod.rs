@@ -46,6 +46,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(users::get_user)
                 .service(users::update_user)
                 .service(users::unlock_user)
+                .service(users::reset_password)
                 .service(products::create_product)
                 .service(products::list_products)
                 .service(products::get_product)

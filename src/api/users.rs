@@ -37,6 +37,7 @@ pub async fn create_user(
         email: body.email,
         roles: body.roles,
         password: body.password,
+        temporary: true,
     };
     let actor = admin.actor.clone();
     create(db, actor.id, idempotency, move |c| {
@@ -116,4 +117,30 @@ pub async fn unlock_user(
     db.run(move |c| svc::unlock_user(c, &admin.actor, id))
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /users/{id}/password` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPassword {
+    /// The new, temporary password (the password policy applies).
+    password: String,
+}
+
+/// Sets a temporary password for someone else: their sessions end, they are
+/// emailed, and they sign nothing until they change it.
+#[utoipa::path(tag = "users", request_body = ResetPassword, responses((status = 200, body = UserView), crate::api::openapi::Problems))]
+#[post("/users/{id}/password")]
+pub async fn reset_password(
+    db: Db,
+    admin: Authorized<ManagesUsers>,
+    id: web::Path<Uuid>,
+    body: Json<ResetPassword>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.parse()?;
+    let id = id.into_inner();
+    let user = db
+        .run(move |c| svc::reset_password(c, &admin.actor, id, &body.password))
+        .await?;
+    Ok(HttpResponse::Ok().json(user))
 }

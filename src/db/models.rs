@@ -32,6 +32,8 @@ pub struct UserRow {
     pub password_changed_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Set by someone else: signs nothing until its holder changes it.
+    pub password_temporary: bool,
 }
 
 /// A user to insert.
@@ -44,6 +46,7 @@ pub struct NewUser<'a> {
     pub email: &'a str,
     pub roles: Vec<String>,
     pub password_hash: &'a str,
+    pub password_temporary: bool,
 }
 
 /// A sign-in session as stored.

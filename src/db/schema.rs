@@ -240,6 +240,7 @@ diesel::table! {
         password_changed_at -> Timestamptz,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        password_temporary -> Bool,
     }
 }
 

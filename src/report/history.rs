@@ -161,6 +161,7 @@ pub fn sentence(e: &AuditEntryView, names: &ResultNames) -> String {
             words(&field(after, "purpose").unwrap_or_else(|| "signature".into())),
             field(after, "consecutive_failures").unwrap_or_default()
         ),
+        "auth.signature_refused" => "A signature was refused.".to_owned(),
         a if a.starts_with("batch.") => {
             let to = after
                 .and_then(|v| v.get("status"))

@@ -344,6 +344,7 @@ pub fn change_password(
         diesel::update(users::table.find(user.id))
             .set((
                 users::password_hash.eq(&new_hash),
+                users::password_temporary.eq(false),
                 users::password_changed_at.eq(now),
                 users::updated_at.eq(now),
             ))
@@ -358,7 +359,10 @@ pub fn change_password(
                 "user",
                 Some(user.id),
             )
-            .after(json!({ "other_sessions_revoked": revoked })),
+            .after(json!({
+                "other_sessions_revoked": revoked,
+                "was_temporary": user.password_temporary,
+            })),
         )?;
         Ok(Ok(()))
     })?

@@ -53,6 +53,9 @@ pub struct Actor {
     pub full_name: String,
     /// Roles held now.
     pub roles: RoleSet,
+    /// The password was set by someone else: nothing is signed until the
+    /// user changes it (403 `password_change_required`).
+    pub password_change_required: bool,
 }
 
 impl Actor {
@@ -89,6 +92,7 @@ impl TryFrom<&UserRow> for Actor {
             username: u.username.clone(),
             full_name: u.full_name.clone(),
             roles,
+            password_change_required: u.password_temporary,
         })
     }
 }
@@ -114,6 +118,9 @@ pub struct UserView {
     pub locked_until: Option<DateTime<Utc>>,
     /// When the account was created.
     pub created_at: DateTime<Utc>,
+    /// The password was set by someone else (an admin): the user may sign in
+    /// and read, and signs nothing until they change it.
+    pub password_change_required: bool,
 }
 
 impl From<&UserRow> for UserView {
@@ -129,6 +136,7 @@ impl From<&UserRow> for UserView {
             locked,
             locked_until: u.locked_until.filter(|_| locked),
             created_at: u.created_at,
+            password_change_required: u.password_temporary,
         }
     }
 }

@@ -4,7 +4,7 @@
 //! for release, a release, rejection or recall, and an account lockout.
 
 use super::Actor;
-use super::outbox::{Email, queue_to_role};
+use super::outbox::{Email, queue, queue_to_role};
 use crate::db::models::UserRow;
 use crate::domain::StoredName;
 use crate::domain::batch::BatchStatus;
@@ -208,6 +208,39 @@ pub fn account_locked(
             body: &body,
             urgent: true,
             link_path: Some("/users"),
+        },
+    )?;
+    Ok(())
+}
+
+/// Tells `user` that an admin set them a new, temporary password, so a reset
+/// they did not ask for is noticed. The password itself is never emailed.
+pub fn password_reset(
+    conn: &mut PgConnection,
+    user: &UserRow,
+    admin: &Actor,
+) -> Result<(), AppError> {
+    let subject = format!("[cellqc] Your password was reset: {}", user.username);
+    let body = format!(
+        "An administrator, {} ({}), set a new password for your cellqc account `{}` at {}. \
+         Every session you had open was ended.\n\nThe new password is temporary: you can \
+         sign in and read with it, but you sign nothing until you have chosen your own \
+         (Account > Password). The administrator tells you the temporary password in \
+         person; it is never sent by email.\n\nIf you did not ask for this, tell QA at once.\n",
+        admin.full_name,
+        admin.username,
+        user.username,
+        utc(Utc::now()),
+    );
+    queue(
+        conn,
+        vec![user.email.clone()],
+        &Email {
+            kind: "password_reset",
+            subject: &subject,
+            body: &body,
+            urgent: true,
+            link_path: Some("/account/password"),
         },
     )?;
     Ok(())

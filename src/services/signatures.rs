@@ -266,6 +266,25 @@ pub fn verify_signer_on(
         .select(UserRow::as_select())
         .for_update()
         .first(conn)?;
+    if user.password_temporary {
+        // Someone else knows this password: it signs nothing. Not a failed
+        // attempt (the password is not even checked), but a refusal kept.
+        let mut rec = AuditRecord::new(
+            SYSTEM_CHAIN,
+            Some(signer),
+            "auth.signature_refused",
+            "user",
+            Some(user.id),
+        )
+        .reason("the password was set by someone else and has not been changed");
+        rec.batch_id = batch;
+        audit::append(conn, rec)?;
+        return Ok(Err(AppError::forbidden(
+            "password_change_required",
+            "your password was set by someone else: change it (POST /auth/password, \
+             or Account > Password) before you sign anything",
+        )));
+    }
     Ok(
         match check_password_on(conn, lockout, &user, password, "signature", batch)? {
             PasswordCheck::Accepted => Ok(()),

@@ -4,6 +4,7 @@
 //! reassigned (21 CFR 11.100(a)): a leaver is deactivated.
 
 use super::audit::{self, AuditRecord};
+use super::notices;
 use super::signatures::revoke_sessions;
 use super::{Actor, Page, PageRequest, UserView, in_transaction};
 use crate::auth::password::hash_password;
@@ -33,6 +34,7 @@ fn snapshot(u: &UserRow) -> serde_json::Value {
         "email": u.email,
         "roles": u.roles,
         "active": u.active,
+        "password_temporary": u.password_temporary,
     })
 }
 
@@ -49,6 +51,10 @@ pub struct NewUserInput {
     pub roles: Vec<String>,
     /// Initial password.
     pub password: String,
+    /// Whether the password was chosen by someone other than the user (an
+    /// admin, an operator at the command line): then the user signs nothing
+    /// until they change it.
+    pub temporary: bool,
 }
 
 fn check_email(raw: &str, errors: &mut Vec<FieldError>) -> String {
@@ -125,6 +131,7 @@ pub fn create_user(
                 email: &email,
                 roles: roles.names(),
                 password_hash: &password_hash,
+                password_temporary: input.temporary,
             })
             .returning(UserRow::as_returning())
             .get_result(c)?;
@@ -329,6 +336,58 @@ pub fn unlock_user(conn: &mut PgConnection, actor: &Actor, id: Uuid) -> Result<(
     })
 }
 
+/// An admin sets a new password for someone else (they forgot theirs). The
+/// password is temporary: the user signs nothing until they change it. Their
+/// live sessions end (whoever held one no longer knows the password), the
+/// reset is audited without the secret, and the user is emailed so that a
+/// reset they did not ask for is noticed.
+pub fn reset_password(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    id: Uuid,
+    password: &str,
+) -> Result<UserView, AppError> {
+    actor.authorize(Action::ManageUsers)?;
+    // One's own password is changed with the current one (POST /auth/password).
+    check_not_own(actor.id, id, true)?;
+    let target = get_user(conn, id)?;
+    if let Err(m) = check_password_policy(password, &target.username) {
+        return Err(AppError::invalid_field("password", m));
+    }
+    let hash = hash_password(password)?;
+    in_transaction(conn, |c| {
+        let before = lock_user(c, id)?;
+        let now = Utc::now();
+        let after: UserRow = diesel::update(users::table.find(id))
+            .set((
+                users::password_hash.eq(&hash),
+                users::password_temporary.eq(true),
+                users::password_changed_at.eq(now),
+                users::updated_at.eq(now),
+            ))
+            .returning(UserRow::as_returning())
+            .get_result(c)?;
+        let revoked = revoke_sessions(c, id, None, "password_reset")?;
+        audit::append(
+            c,
+            AuditRecord::new(
+                SYSTEM_CHAIN,
+                Some(actor),
+                "user.password_reset",
+                "user",
+                Some(id),
+            )
+            .before(json!({ "password_temporary": before.password_temporary }))
+            .after(json!({
+                "password_temporary": true,
+                "sessions_revoked": revoked,
+            })),
+        )?;
+        notices::password_reset(c, &after, actor)?;
+        Ok(UserView::from(&after))
+    })
+}
+
 /// A random password for the first admin: 24 letters and digits.
 pub fn generate_password() -> String {
     rand::rng()
@@ -358,6 +417,8 @@ pub fn ensure_initial_admin(
             email: "admin@localhost".to_owned(),
             roles: vec!["admin".to_owned()],
             password: password.map_or_else(|| generated.clone().unwrap_or_default(), str::to_owned),
+            // A generated password is printed where others may read it.
+            temporary: generated.is_some(),
         };
         create_user(conn, None, &input, Some("first start: no user existed"))?;
         Ok(generated)

@@ -76,7 +76,12 @@ pub async fn change_password(
             .await
     };
     match attempt {
-        Ok(()) => Ok(html_page(StatusCode::OK, form(&user, None, true))),
+        Ok(()) => {
+            // The password is the user's own now: no more reminder.
+            let mut user = user;
+            user.0.actor.password_change_required = false;
+            Ok(html_page(StatusCode::OK, form(&user, None, true)))
+        }
         Err(e) => {
             let p = refusal(e)?;
             if p.code == "token_revoked" || p.code == "account_locked" {

@@ -87,7 +87,13 @@ pub async fn login(
     };
     match attempt {
         Ok(ok) => {
-            let mut res = see_other("/".to_owned());
+            // A temporary password: straight to choosing one's own.
+            let to = if ok.user.password_change_required {
+                "/account/password"
+            } else {
+                "/"
+            };
+            let mut res = see_other(to.to_owned());
             let max_age = ok.expires_in;
             res.add_cookie(&protected_cookie(
                 SESSION_COOKIE,

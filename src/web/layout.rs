@@ -106,7 +106,18 @@ pub fn page(title: &str, user: Option<&WebUser>, body: Markup) -> Markup {
                         }
                     }
                 }
-                main id="main" { h1 { (title) } (body) }
+                main id="main" {
+                    h1 { (title) }
+                    @if let Some(u) = user {
+                        @if u.0.actor.password_change_required {
+                            div.notice.warn role="alert" {
+                                "Your password was set by an administrator. You can read, but you sign nothing until you "
+                                a href="/account/password" { "choose your own password" } "."
+                            }
+                        }
+                    }
+                    (body)
+                }
                 script src="/static/app.js" {}
             }
         }

@@ -195,6 +195,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(users::edit_user_form)
             .service(users::edit_user)
             .service(users::deactivate_user)
+            .service(users::reset_password)
             .service(account::password_form)
             .service(account::change_password),
     );

@@ -59,7 +59,10 @@ async fn users_markup(
                 tbody { @for u in &list.items {
                     tr {
                         td { a href={"/users/" (u.id)} { (u.username) } } td { (u.full_name) } td { (u.email) } td { (u.roles.join(", ")) }
-                        td { @if !u.active { "deactivated" } @else if u.locked { "locked" } @else { "active" } }
+                        td {
+                            @if !u.active { "deactivated" } @else if u.locked { "locked" } @else { "active" }
+                            @if u.active && u.password_change_required { br; span.muted { "temporary password" } }
+                        }
                         td {
                             @if u.locked {
                                 form method="post" action={"/users/" (u.id) "/unlock"} { (csrf(user)) button type="submit" { "Unlock" } }
@@ -79,7 +82,7 @@ async fn users_markup(
                     @for role in Role::ALL { label { input type="checkbox" name="roles" value=(role.as_str()) checked[typed.roles.iter().any(|t| t == role.as_str())]; " " (role.as_str()) } }
                     (r.at("roles"))
                 }
-                label { "Initial password (12 to 128 characters)" input type="password" name="password" required autocomplete="new-password"; (r.at("password")) }
+                label { "Initial password (12 to 128 characters; temporary: the user signs nothing until they change it)" input type="password" name="password" required autocomplete="new-password"; (r.at("password")) }
                 button type="submit" { "Create the user" }
             }
         },
@@ -126,6 +129,8 @@ pub async fn create_user(
             .map(|(_, v)| v.clone())
             .collect(),
         password: get("password"),
+        // Chosen by the admin, not by the user.
+        temporary: true,
     };
     let typed = Typed {
         username: input.username.clone(),
@@ -199,6 +204,19 @@ async fn edit_markup(
     problem: Option<&Problem>,
     proposed: Option<&EditForm>,
 ) -> Result<Markup, WebError> {
+    edit_markup_with(state, user, target, problem, proposed, None).await
+}
+
+const RESET_LABELS: &[(&str, &str)] = &[("password", "New temporary password")];
+
+async fn edit_markup_with(
+    state: &AppState,
+    user: &WebUser,
+    target: Uuid,
+    problem: Option<&Problem>,
+    proposed: Option<&EditForm>,
+    reset: Option<Result<(), &Problem>>,
+) -> Result<Markup, WebError> {
     let u = state
         .db(move |c| user_svc::get_user_view(c, target))
         .await?;
@@ -238,6 +256,21 @@ async fn edit_markup(
                 }
                 }
                 button type="submit" { "Review the change" }
+            }
+            @if !own {
+                @let rr = Refusal::new(reset.and_then(Result::err), RESET_LABELS);
+                form.stack.card method="post" action={"/users/" (target) "/password"} {
+                    h2 { "Reset the password" }
+                    @if let Some(Ok(())) = reset {
+                        div.notice role="status" { "The password of " (u.username) " was reset. Their sessions have ended and they were emailed. Tell them the temporary password in person: they sign nothing until they change it." }
+                    }
+                    @if u.password_change_required { p.muted { "The current password is temporary: set by an admin and not yet changed by " (u.username) "." } }
+                    (rr.summary())
+                    (csrf(user))
+                    label { "New temporary password (12 to 128 characters)" input type="password" name="password" required autocomplete="new-password"; (rr.at("password")) }
+                    p.muted { "Their live sessions end at once. They can sign in and read with it, and sign nothing until they choose their own." }
+                    button.danger type="submit" { "Reset the password" }
+                }
             }
             p { a href="/users" { "Back to the users" } }
         },
@@ -388,4 +421,40 @@ async fn confirm_or_apply(
             Ok(html_page(p.status, markup))
         }
     }
+}
+
+/// The reset form of one account.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ResetForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// An admin sets a temporary password for someone else.
+#[post("/users/{id}/password")]
+pub async fn reset_password(
+    state: web::Data<AppState>,
+    user: WebUser,
+    id: web::Path<Uuid>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::ManageUsers)?;
+    let f: ResetForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    user.check_csrf(&f.csrf)?;
+    let (target, actor) = (id.into_inner(), user.0.actor.clone());
+    let outcome = state
+        .db(move |c| user_svc::reset_password(c, &actor, target, &f.password))
+        .await;
+    let (status, problem) = match outcome {
+        Ok(_) => (StatusCode::OK, None),
+        Err(e) => {
+            let p = refusal(e)?;
+            (p.status, Some(p))
+        }
+    };
+    let reset = Some(problem.as_ref().map_or(Ok(()), Err));
+    let markup = edit_markup_with(&state, &user, target, None, None, reset).await?;
+    Ok(html_page(status, markup))
 }

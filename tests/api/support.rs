@@ -26,6 +26,8 @@ pub const ADMIN_PASSWORD: &str = "first-boot-secret-pw1";
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 /// Password of users made by [`TestApp::user_with`].
 pub const USER_PASSWORD: &str = "correct-horse-battery";
+/// What an admin gives a new user; it signs nothing until changed.
+pub const TEMPORARY_PASSWORD: &str = "given-by-the-admin-1";
 
 struct Cluster {
     /// Kept alive for the whole process; never dropped (a static).
@@ -344,11 +346,28 @@ impl TestApp {
                     "full_name": format!("Test {username}"),
                     "email": format!("{username}@lab.example"),
                     "roles": roles,
-                    "password": USER_PASSWORD,
+                    "password": TEMPORARY_PASSWORD,
                 }),
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        // The admin's password is temporary: the user chooses their own, as
+        // a person does at first sign-in, before they can sign anything.
+        let first = self.try_login(&username, TEMPORARY_PASSWORD).await;
+        assert_eq!(
+            first.body["password_change_required"], true,
+            "{}",
+            first.body
+        );
+        let token = first.body["access_token"].as_str().unwrap().to_owned();
+        let changed = self
+            .post(
+                "/api/v1/auth/password",
+                &token,
+                json!({"current_password": TEMPORARY_PASSWORD, "new_password": USER_PASSWORD}),
+            )
+            .await;
+        assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.body);
         (r.body["id"].as_str().unwrap().to_owned(), username)
     }
 

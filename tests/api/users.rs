@@ -79,6 +79,12 @@ async fn every_admin_endpoint_is_forbidden_to_every_other_role() {
                 Some(&token),
             )
             .await,
+            app.post(
+                &format!("/api/v1/users/{target}/password"),
+                &token,
+                json!({"password": "a-good-long-password"}),
+            )
+            .await,
         ];
         for (i, r) in attempts.iter().enumerate() {
             assert_eq!(r.status, StatusCode::FORBIDDEN, "{role} endpoint {i}");
@@ -323,4 +329,155 @@ async fn an_admin_is_independent_of_the_record_and_never_changes_their_own_accou
     assert_eq!(renamed.status, StatusCode::OK, "one's own name may change");
     let me = app.get("/api/v1/auth/me", &admin).await;
     assert_eq!(me.body["roles"], json!(["admin"]));
+}
+
+#[actix_web::test]
+async fn a_password_set_by_an_admin_signs_nothing_until_its_holder_changes_it() {
+    use crate::lab::Lab;
+    use crate::support::TEMPORARY_PASSWORD;
+    use cellqc::db::schema::{email_outbox, signatures};
+    let lab = Lab::msc().await;
+    let app = &lab.app;
+    let admin = app.admin_token().await;
+    let batch = lab.batch("TMP-PW-1").await;
+    let result = lab.recorded(&batch, "VIAB", json!("92.0")).await;
+    let review = |token: String| {
+        let path = format!("/api/v1/results/{result}/review");
+        async move {
+            app.post(
+                &path,
+                &token,
+                json!({"decision": "accept", "password": USER_PASSWORD}),
+            )
+            .await
+        }
+    };
+
+    // The admin resets the lab reviewer's password: their session ends, the
+    // reset is audited without the secret and the reviewer is emailed.
+    let r = app
+        .post(
+            &format!("/api/v1/users/{}/password", lab.reviewer_id),
+            &admin,
+            json!({"password": TEMPORARY_PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["password_change_required"], true);
+    let gone = app.get("/api/v1/auth/me", &lab.reviewer).await;
+    assert_eq!(gone.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(gone.code(), "token_revoked");
+    let resets = app.audit_actions("user.password_reset");
+    assert_eq!(resets.len(), 1);
+    assert_eq!(
+        resets[0].0.map(|u| u.to_string()),
+        Some(lab.reviewer_id.clone())
+    );
+    let after = resets[0].1.clone().unwrap();
+    assert_eq!(after["password_temporary"], true);
+    assert!(!after.to_string().contains(TEMPORARY_PASSWORD));
+    let mails: Vec<(String, Vec<String>, String)> = email_outbox::table
+        .filter(email_outbox::kind.eq("password_reset"))
+        .select((
+            email_outbox::kind,
+            email_outbox::recipients,
+            email_outbox::body,
+        ))
+        .load(&mut app.conn())
+        .unwrap();
+    assert_eq!(mails.len(), 1);
+    let me = app
+        .get(&format!("/api/v1/users/{}", lab.reviewer_id), &admin)
+        .await;
+    assert_eq!(
+        mails[0].1,
+        vec![me.body["email"].as_str().unwrap().to_owned()]
+    );
+    assert!(
+        !mails[0].2.contains(TEMPORARY_PASSWORD),
+        "never the password itself"
+    );
+
+    // With the temporary password they sign in and read, and sign nothing.
+    let username = me.body["username"].as_str().unwrap().to_owned();
+    let first = app.try_login(&username, TEMPORARY_PASSWORD).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.body["password_change_required"], true);
+    let token = first.body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.get(&format!("/api/v1/batches/{batch}"), &token)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let refused = app
+        .post(
+            &format!("/api/v1/results/{result}/review"),
+            &token,
+            json!({"decision": "accept", "password": TEMPORARY_PASSWORD}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert_eq!(refused.code(), "password_change_required");
+    let signed: i64 = signatures::table
+        .count()
+        .filter(signatures::meaning.eq("reviewed"))
+        .get_result(&mut app.conn())
+        .unwrap();
+    assert_eq!(signed, 0, "nothing was signed");
+    let refusals = app.audit_actions("auth.signature_refused");
+    assert_eq!(refusals.len(), 1, "the refusal is kept");
+
+    // Their own password, then they sign.
+    let changed = app
+        .post(
+            "/api/v1/auth/password",
+            &token,
+            json!({"current_password": TEMPORARY_PASSWORD, "new_password": USER_PASSWORD}),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.body);
+    let again = app.try_login(&username, USER_PASSWORD).await;
+    assert_eq!(again.body["password_change_required"], false);
+    let ok = review(again.body["access_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+
+    // Nobody resets their own password this way; only admins reset; the
+    // policy names the field.
+    let admin_id = app.get("/api/v1/auth/me", &admin).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let own = app
+        .post(
+            &format!("/api/v1/users/{admin_id}/password"),
+            &admin,
+            json!({"password": TEMPORARY_PASSWORD}),
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::FORBIDDEN);
+    assert_eq!(own.code(), "own_account");
+    let by_qa = app
+        .post(
+            &format!("/api/v1/users/{}/password", lab.tech_id),
+            &lab.qa,
+            json!({"password": TEMPORARY_PASSWORD}),
+        )
+        .await;
+    assert_eq!(by_qa.status, StatusCode::FORBIDDEN);
+    assert_eq!(by_qa.code(), "forbidden_role");
+    let short = app
+        .post(
+            &format!("/api/v1/users/{}/password", lab.tech_id),
+            &admin,
+            json!({"password": "short"}),
+        )
+        .await;
+    assert_eq!(short.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(short.body["errors"][0]["field"], "password");
+    assert_eq!(
+        app.get("/api/v1/auth/me", &lab.tech).await.status,
+        StatusCode::OK,
+        "a refused reset ends nothing"
+    );
 }

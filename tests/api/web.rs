@@ -1534,3 +1534,59 @@ async fn forms_read_and_pages_show_times_in_the_browsers_zone() {
         r.body
     );
 }
+
+#[actix_web::test]
+async fn an_admin_resets_a_password_on_the_user_page_and_its_holder_is_sent_to_change_it() {
+    use crate::support::TEMPORARY_PASSWORD;
+    let app = TestApp::spawn().await;
+    let (tech_id, tech_name) = app.user_with(&["technician"]).await;
+    let mut tech = Browser::new(&app);
+    tech.sign_in(&tech_name, USER_PASSWORD).await;
+    let mut admin = Browser::new(&app);
+    admin.sign_in("admin", ADMIN_PASSWORD).await;
+    let edit = admin.get(&format!("/users/{tech_id}")).await;
+    assert!(edit.body.contains("Reset the password"), "{}", edit.body);
+    let token = Browser::csrf(&edit);
+    let path = format!("/users/{tech_id}/password");
+
+    let short = admin
+        .post(&path, &[("csrf", &token), ("password", "short")])
+        .await;
+    assert_eq!(short.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        short.body.contains("New temporary password"),
+        "{}",
+        short.body
+    );
+    assert_eq!(tech.get("/batches").await.status, StatusCode::OK);
+
+    let done = admin
+        .post(&path, &[("csrf", &token), ("password", TEMPORARY_PASSWORD)])
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(done.body.contains("was reset"), "{}", done.body);
+    assert_eq!(app.audit_actions("user.password_reset").len(), 1);
+    assert_eq!(
+        tech.get("/batches").await.status,
+        StatusCode::SEE_OTHER,
+        "the reset ended the session"
+    );
+
+    let mut again = Browser::new(&app);
+    let signed = again.sign_in(&tech_name, TEMPORARY_PASSWORD).await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER);
+    assert_eq!(signed.headers.get("location").unwrap(), "/account/password");
+    let home = again.get("/").await;
+    assert!(
+        home.body.contains("you sign nothing until you"),
+        "{}",
+        home.body
+    );
+
+    // An admin's own page offers no reset: their own goes through the account page.
+    let me = app.get("/api/v1/auth/me", &app.admin_token().await).await;
+    let own = admin
+        .get(&format!("/users/{}", me.body["id"].as_str().unwrap()))
+        .await;
+    assert!(!own.body.contains("Reset the password"));
+}

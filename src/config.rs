@@ -3,7 +3,8 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `CELLQC_BIND` | `127.0.0.1:8080` | address the HTTP server listens on (`--bind` overrides) |
-//! | `DATABASE_URL` | unset | PostgreSQL to use; unset starts the embedded private cluster |
+//! | `DATABASE_URL` | unset | PostgreSQL to use, as the app role (`cellqc_app`); unset starts the embedded private cluster |
+//! | `CELLQC_OWNER_DATABASE_URL` | `DATABASE_URL` | PostgreSQL as the schema's owner (`cellqc_owner`), for migrations |
 //! | `CELLQC_DATA_DIR` | `./cellqc-data` | embedded cluster, generated JWT secret, mail files |
 //! | `CELLQC_PG_BINDIR` | searched | directory holding `initdb` and `postgres` |
 //! | `CELLQC_JWT_SECRET` | generated into the data directory | HS256 signing secret (at least 32 bytes) |
@@ -18,6 +19,9 @@
 //! | `CELLQC_MAIL_FROM` | `cellqc <cellqc@localhost>` | sender of notifications |
 //! | `CELLQC_PUBLIC_URL` | `http://127.0.0.1:8080` | base of the links in notifications |
 //! | `CELLQC_METRICS_TOKEN` | unset | a static bearer token that may read `/metrics` (besides any signed-in user) |
+//! | `CELLQC_ANCHOR_KEY_FILE` | `<data dir>/anchor.key` | Ed25519 key that signs anchors and backups (created, mode 0600) |
+//! | `CELLQC_ANCHOR_DIR` | `<data dir>/anchors` | where periodic anchors are written |
+//! | `CELLQC_ANCHOR_MINUTES` | `15` | how often an anchor is written when the trail grew (0: never) |
 //! | `CELLQC_ADMIN_PASSWORD` | generated, printed once | password of the first `admin` |
 //! | `CELLQC_LOG_FORMAT` | `text` | `text` or `json` log lines |
 //! | `RUST_LOG` | `info` | log filter |
@@ -44,6 +48,10 @@ pub struct Settings {
     /// PostgreSQL connection URL; unset starts the embedded cluster.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// PostgreSQL connection URL as the schema's owner, for migrations
+    /// (default: `DATABASE_URL`).
+    #[arg(long, env = "CELLQC_OWNER_DATABASE_URL", hide_env_values = true)]
+    pub owner_database_url: Option<String>,
     /// Data directory (embedded cluster, generated secret, mail files).
     #[arg(long, env = "CELLQC_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
@@ -86,6 +94,16 @@ pub struct Settings {
     /// Static bearer token for Prometheus scraping of `/metrics`.
     #[arg(long, env = "CELLQC_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// Ed25519 key file that signs anchors and backup manifests (default:
+    /// `anchor.key` in the data directory, created mode 0600).
+    #[arg(long, env = "CELLQC_ANCHOR_KEY_FILE")]
+    pub anchor_key_file: Option<PathBuf>,
+    /// Directory of the periodic anchors (default: `anchors` in the data directory).
+    #[arg(long, env = "CELLQC_ANCHOR_DIR")]
+    pub anchor_dir: Option<PathBuf>,
+    /// Minutes between periodic anchors, written when the trail grew (0: none).
+    #[arg(long, env = "CELLQC_ANCHOR_MINUTES", default_value_t = 15)]
+    pub anchor_minutes: u32,
 }
 
 /// Two connections per CPU core, plus one: PostgreSQL's own sizing advice.
@@ -104,6 +122,7 @@ impl Settings {
         Settings {
             bind: DEFAULT_BIND.to_owned(),
             database_url: None,
+            owner_database_url: None,
             data_dir,
             pg_bindir: None,
             jwt_secret: None,
@@ -118,7 +137,24 @@ impl Settings {
             mail_from: DEFAULT_MAIL_FROM.to_owned(),
             public_url: DEFAULT_PUBLIC_URL.to_owned(),
             metrics_token: None,
+            anchor_key_file: None,
+            anchor_dir: None,
+            anchor_minutes: 15,
         }
+    }
+
+    /// The anchor signing key's file.
+    pub fn anchor_key_path(&self) -> PathBuf {
+        self.anchor_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("anchor.key"))
+    }
+
+    /// Where periodic anchors are written.
+    pub fn anchor_dir_path(&self) -> PathBuf {
+        self.anchor_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("anchors"))
     }
 
     /// The account lockout policy.

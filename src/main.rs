@@ -13,7 +13,7 @@ use cellqc::db::{pool::build_pool, run_migrations};
 use cellqc::services::users::{NewUserInput, create_user, ensure_initial_admin};
 use cellqc::services::verification;
 use clap::{Parser, Subcommand};
-use diesel::{Connection, PgConnection};
+use diesel::{Connection, PgConnection, RunQueryDsl};
 use std::net::TcpListener;
 use std::process::ExitCode;
 
@@ -51,6 +51,16 @@ enum Command {
     Migrate {
         #[command(flatten)]
         settings: Settings,
+    },
+    /// On an external PostgreSQL, as a superuser: create the roles
+    /// cellqc_owner and cellqc_app (without passwords: set them after),
+    /// give the database, its schema and every object in it to cellqc_owner,
+    /// then migrate as it. Idempotent; also upgrades a database that a
+    /// superuser served before. The embedded cluster does this by itself.
+    SetupRoles {
+        /// Connection URL of the cellqc database as a superuser.
+        #[arg(long, env = "CELLQC_SUPERUSER_DATABASE_URL", hide_env_values = true)]
+        superuser_url: String,
     },
     /// Manage users.
     User {
@@ -113,16 +123,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             no_migrate,
             demo,
         } => serve(settings, no_migrate, demo),
-        Command::Demo { settings } => with_database(&settings, |conn| {
-            run_migrations(conn)?;
-            load_demo(conn, &settings)?;
+        Command::Demo { settings } => with_database(&settings, |db| {
+            run_migrations(&mut db.connect_owner()?)?;
+            load_demo(&mut db.connect()?, &settings)?;
             Ok(ExitCode::SUCCESS)
         }),
-        Command::Migrate { settings } => with_database(&settings, |conn| {
-            let n = run_migrations(conn)?;
+        Command::Migrate { settings } => with_database(&settings, |db| {
+            let n = run_migrations(&mut db.connect_owner()?)?;
             println!("{n} migration(s) applied");
             Ok(ExitCode::SUCCESS)
         }),
+        Command::SetupRoles { superuser_url } => {
+            let mut conn =
+                PgConnection::establish(&superuser_url).context("connecting as the superuser")?;
+            let database: String = diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
+                "current_database()::text",
+            ))
+            .get_result(&mut conn)?;
+            cellqc::db::roles::bootstrap(&mut conn, &database)?;
+            diesel::sql_query(format!("SET ROLE {}", cellqc::db::roles::OWNER_ROLE))
+                .execute(&mut conn)?;
+            let n = run_migrations(&mut conn)?;
+            println!(
+                "roles cellqc_owner and cellqc_app ready on {database}; {n} migration(s) applied as cellqc_owner.\n\
+                 Give both a password (ALTER ROLE ... PASSWORD), then serve with DATABASE_URL as cellqc_app \
+                 and CELLQC_OWNER_DATABASE_URL as cellqc_owner."
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::User {
             command:
                 UserCommand::Create {
@@ -138,8 +166,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(_) => rpassword::prompt_password(format!("Password for {username}: "))
                     .context("reading the password")?,
             };
-            with_database(&settings, |conn| {
-                run_migrations(conn)?;
+            with_database(&settings, |db| {
+                run_migrations(&mut db.connect_owner()?)?;
+                let conn = &mut db.connect()?;
                 let input = NewUserInput {
                     username: username.clone(),
                     full_name: full_name.clone(),
@@ -167,7 +196,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Audit {
             command: AuditCommand::Verify { settings },
-        } => with_database(&settings, |conn| {
+        } => with_database(&settings, |db| {
+            let conn = &mut db.connect()?;
             let report = verification::verify(conn).map_err(|e| anyhow::anyhow!("{e}"))?;
             println!(
                 "{} chain(s), {} entr(ies) checked",
@@ -185,15 +215,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Opens the database, runs `f` on one connection, stops an embedded server.
+/// Opens the database, runs `f`, stops an embedded server.
 fn with_database(
     settings: &Settings,
-    f: impl FnOnce(&mut PgConnection) -> anyhow::Result<ExitCode>,
+    f: impl FnOnce(&Database) -> anyhow::Result<ExitCode>,
 ) -> anyhow::Result<ExitCode> {
     let db = Database::open(settings)?;
-    let outcome = PgConnection::establish(&db.url)
-        .context("connecting to PostgreSQL")
-        .and_then(|mut conn| f(&mut conn));
+    let outcome = f(&db);
     db.close()?;
     outcome
 }
@@ -234,12 +262,23 @@ fn serve_on(
     demo: bool,
 ) -> anyhow::Result<ExitCode> {
     {
-        let mut conn = PgConnection::establish(&db.url).context("connecting to PostgreSQL")?;
         if !no_migrate {
-            let n = run_migrations(&mut conn)?;
+            let n = run_migrations(&mut db.connect_owner()?)?;
             if n > 0 {
                 tracing::info!(applied = n, "database migrations applied");
             }
+        }
+        let mut conn = db.connect()?;
+        let role =
+            cellqc::db::roles::check(&mut conn).context("asking the database role's rights")?;
+        if role.can_rewrite_trail {
+            tracing::warn!(
+                role = %role.role,
+                risks = %role.risks.join("; "),
+                "the database role in use could rewrite the audit trail: connect as cellqc_app (README, \"Database roles\")"
+            );
+        } else {
+            tracing::info!(role = %role.role, "database role can't rewrite the audit trail");
         }
         let admin_password = std::env::var("CELLQC_ADMIN_PASSWORD").ok();
         if let Some(generated) = ensure_initial_admin(&mut conn, admin_password.as_deref())

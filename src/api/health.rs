@@ -45,12 +45,17 @@ pub async fn metrics(
         .body(text))
 }
 
-/// `GET /readyz`: the database is reachable and every migration applied.
-#[utoipa::path(tag = "operations", security(()), responses((status = 200, description = "Database reachable, migrations applied", body = Object), crate::api::openapi::Problems))]
+/// `GET /readyz`: the database is reachable and every migration applied;
+/// `database_role` says whether the role in use could rewrite the trail (it
+/// should be `cellqc_app`, which can't).
+#[utoipa::path(tag = "operations", security(()), responses((status = 200, description = "Database reachable, migrations applied; `database_role.can_rewrite_trail` true when the server's database role could rewrite the audit trail", body = Object), crate::api::openapi::Problems))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let current = state
-        .db(|c| migrations_current(c).map_err(|_| AppError::unavailable()))
+    let (current, role) = state
+        .db(|c| {
+            let current = migrations_current(c).map_err(|_| AppError::unavailable())?;
+            Ok((current, crate::db::roles::check(c)?))
+        })
         .await?;
     if !current {
         return Err(AppError::Problem(Box::new(crate::error::Problem {
@@ -62,5 +67,5 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError
             retry_after: None,
         })));
     }
-    Ok(HttpResponse::Ok().json(json!({ "status": "ready" })))
+    Ok(HttpResponse::Ok().json(json!({ "status": "ready", "database_role": role })))
 }

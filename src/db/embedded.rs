@@ -84,10 +84,16 @@ impl EmbeddedPostgres {
         Ok(server)
     }
 
-    /// Connection URL of database `db` over the private socket.
+    /// Connection URL of database `db` over the private socket, as the
+    /// cluster's superuser.
     pub fn database_url(&self, db: &str) -> String {
+        self.database_url_as(SUPERUSER, db)
+    }
+
+    /// Connection URL of database `db` over the private socket, as `role`.
+    pub fn database_url_as(&self, role: &str, db: &str) -> String {
         format!(
-            "postgres://{SUPERUSER}@/{db}?host={}",
+            "postgres://{role}@/{db}?host={}",
             percent_encode(&self.socket_dir.to_string_lossy())
         )
     }

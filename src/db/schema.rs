@@ -2,6 +2,20 @@
 //! migrations in `migrations/` (array elements declared NOT NULL by the CHECKs).
 
 diesel::table! {
+    audit_anchors (id) {
+        id -> Uuid,
+        created_at -> Timestamptz,
+        created_by -> Nullable<Uuid>,
+        chains -> Int8,
+        entries -> Int8,
+        root -> Text,
+        key_id -> Text,
+        signature -> Text,
+        heads -> Jsonb,
+    }
+}
+
+diesel::table! {
     audit_chain_heads (chain) {
         chain -> Text,
         seq -> Int8,
@@ -256,6 +270,7 @@ diesel::joinable!(spec_tests -> specifications (spec_id));
 diesel::joinable!(specifications -> products (product_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    audit_anchors,
     audit_chain_heads,
     audit_entries,
     batch_parents,

@@ -380,3 +380,14 @@ mod tests {
         assert_ne!(a.hash(GENESIS_HASH).unwrap(), b.hash(GENESIS_HASH).unwrap());
     }
 }
+
+/// One broken link of a chain (or an anchor that does not hold).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct BrokenLink {
+    /// Chain.
+    pub chain: String,
+    /// Entry's sequence number.
+    pub seq: i64,
+    /// What is wrong.
+    pub reason: String,
+}

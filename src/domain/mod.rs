@@ -3,6 +3,7 @@
 //! Everything here is deterministic and unit-tested on its own; the services
 //! load facts from the database, ask these functions, and write the outcome.
 
+pub mod anchor;
 pub mod audit;
 pub mod batch;
 pub mod custody;

@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod signatures;
 
 // The use cases.
+pub mod anchors;
 pub mod auth;
 pub mod batches;
 pub mod certificate;

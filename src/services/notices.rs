@@ -245,3 +245,37 @@ pub fn password_reset(
     )?;
     Ok(())
 }
+
+/// Emails every active QA user a new anchor of the audit trail, so that a
+/// copy lives where the database's operators can't reach it.
+pub fn anchor_made(
+    conn: &mut PgConnection,
+    root: &str,
+    created_at: &str,
+    anchor_json: &str,
+) -> Result<(), AppError> {
+    let subject = format!(
+        "[cellqc] Audit trail anchor {created_at}: root {}",
+        &root[..16.min(root.len())]
+    );
+    let body = format!(
+        "cellqc anchored its audit trail at {created_at}.\n\nMerkle root: {root}\n\n\
+         Keep this email unchanged (a mail archive that the database's operators can't \
+         edit): `cellqc audit verify --anchors DIR` with the attached JSON saved in DIR \
+         proves that no chain was rewritten or cut back since. The signature is checked \
+         with the site's public key (GET /api/v1/audit/anchor-key).\n\n\
+         --- anchor (JSON) ---\n{anchor_json}\n"
+    );
+    queue_to_role(
+        conn,
+        Role::Qa,
+        &Email {
+            kind: "audit_anchor",
+            subject: &subject,
+            body: &body,
+            urgent: false,
+            link_path: Some("/audit/verify"),
+        },
+    )?;
+    Ok(())
+}

@@ -13,16 +13,7 @@ use diesel::sql_types::Text;
 use serde::Serialize;
 use std::collections::HashMap;
 
-/// One broken link.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct BrokenLink {
-    /// Chain.
-    pub chain: String,
-    /// Entry's sequence number.
-    pub seq: i64,
-    /// What is wrong.
-    pub reason: String,
-}
+pub use crate::domain::audit::BrokenLink;
 
 /// The result of verifying every chain.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

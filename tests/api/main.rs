@@ -23,6 +23,7 @@ mod lab;
 mod openapi;
 mod release;
 mod results;
+mod roles;
 mod round_trips;
 mod specs;
 mod support;

@@ -51,6 +51,19 @@ impl UrlTemplate {
             UrlTemplate::External { base, query } => format!("{base}/{db}{query}"),
         }
     }
+
+    /// The URL the server under test connects with: the least-privileged
+    /// `cellqc_app` role on the embedded cluster, so that every test runs
+    /// with the rights production has. (An external `DATABASE_URL` is used
+    /// as given.)
+    fn app_url(&self, db: &str) -> String {
+        match self {
+            UrlTemplate::Embedded(socket_dir) => {
+                format!("postgres://cellqc_app@/{db}?host={socket_dir}")
+            }
+            UrlTemplate::External { .. } => self.url(db),
+        }
+    }
 }
 
 /// Removes the directories of earlier test processes that no longer run.
@@ -115,6 +128,13 @@ fn cluster() -> &'static Cluster {
         {
             let mut conn = PgConnection::establish(&url_template.url(&template_db)).unwrap();
             run_migrations(&mut conn).unwrap();
+            // The migration creates the app role without a login; the
+            // servers under test sign in with it.
+            if matches!(url_template, UrlTemplate::Embedded(_)) {
+                diesel::sql_query("ALTER ROLE cellqc_app LOGIN")
+                    .execute(&mut conn)
+                    .unwrap();
+            }
             // Every test database can count the statements its requests send.
             diesel::sql_query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
                 .execute(&mut conn)
@@ -126,6 +146,15 @@ fn cluster() -> &'static Cluster {
             template_db,
         }
     })
+}
+
+/// A fresh, migrated database of this test's own; returns its URL (as the
+/// cluster's superuser) and the URL the server connects with (`cellqc_app`).
+pub fn fresh_database_for_app() -> (String, String) {
+    let url = fresh_database();
+    let before_query = url.split('?').next().unwrap_or(&url);
+    let name = before_query.rsplit_once('/').unwrap().1.to_owned();
+    (url, cluster().url_template.app_url(&name))
 }
 
 /// A fresh, migrated database of this test's own; returns its URL.
@@ -147,8 +176,10 @@ pub fn fresh_database() -> String {
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
     pub address: String,
-    /// The database URL.
+    /// The database URL, as the cluster's superuser (the tests' own checks).
     pub db_url: String,
+    /// The URL the server connects with (`cellqc_app`).
+    pub app_url: String,
     /// A pool on the same database, for the tests' own checks.
     pub pool: DbPool,
     /// The data directory (generated secret, mail files).
@@ -178,21 +209,26 @@ impl TestApp {
 
     /// A server with settings changed by `tweak`.
     pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
-        let db_url = fresh_database();
+        let (db_url, app_url) = fresh_database_for_app();
         let data_dir = tempfile::tempdir().unwrap();
         let mut settings = Settings::defaults(data_dir.path().to_path_buf());
-        settings.database_url = Some(db_url.clone());
+        settings.database_url = Some(app_url.clone());
         settings.jwt_secret = Some(JWT_SECRET.to_owned());
         settings.login_rate_per_minute = 10_000;
         settings.db_pool_size = 4;
         settings.workers = Some(1);
         tweak(&mut settings);
-        let pool = build_pool(&db_url, settings.db_pool_size).unwrap();
+        let pool = build_pool(&db_url, 4).unwrap();
+        let served = build_pool(
+            settings.database_url.as_deref().unwrap_or(&app_url),
+            settings.db_pool_size,
+        )
+        .unwrap();
         {
-            let mut conn = pool.get().unwrap();
+            let mut conn = served.get().unwrap();
             ensure_initial_admin(&mut conn, Some(ADMIN_PASSWORD)).unwrap();
         }
-        let state = AppState::new(&settings, pool.clone()).unwrap();
+        let state = AppState::new(&settings, served).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = build_server(state, listener, settings.workers).unwrap();
@@ -200,6 +236,7 @@ impl TestApp {
         TestApp {
             address: format!("http://127.0.0.1:{port}"),
             db_url,
+            app_url,
             pool,
             data_dir,
             client: awc::Client::builder()
@@ -213,19 +250,21 @@ impl TestApp {
     pub async fn another_instance(&self) -> TestApp {
         let data_dir = tempfile::tempdir().unwrap();
         let mut settings = Settings::defaults(data_dir.path().to_path_buf());
-        settings.database_url = Some(self.db_url.clone());
+        settings.database_url = Some(self.app_url.clone());
         settings.jwt_secret = Some(JWT_SECRET.to_owned());
         settings.login_rate_per_minute = 10_000;
         settings.db_pool_size = 8;
         settings.workers = Some(2);
-        let pool = build_pool(&self.db_url, settings.db_pool_size).unwrap();
-        let state = AppState::new(&settings, pool.clone()).unwrap();
+        let pool = build_pool(&self.db_url, 4).unwrap();
+        let served = build_pool(&self.app_url, settings.db_pool_size).unwrap();
+        let state = AppState::new(&settings, served).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         actix_web::rt::spawn(build_server(state, listener, settings.workers).unwrap());
         TestApp {
             address: format!("http://127.0.0.1:{port}"),
             db_url: self.db_url.clone(),
+            app_url: self.app_url.clone(),
             pool,
             data_dir,
             client: awc::Client::builder()

@@ -1,0 +1,5 @@
+ALTER FUNCTION cellqc_result_awaits_review() SECURITY INVOKER RESET search_path;
+ALTER FUNCTION cellqc_result_reviewed() SECURITY INVOKER RESET search_path;
+ALTER FUNCTION cellqc_result_invalidated() SECURITY INVOKER RESET search_path;
+REVOKE ALL ON ALL TABLES IN SCHEMA public FROM cellqc_app;
+REVOKE USAGE ON SCHEMA public FROM cellqc_app;

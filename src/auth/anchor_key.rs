@@ -1,0 +1,155 @@
+//! The Ed25519 key that signs anchors and backup manifests. It lives in a
+//! file outside the database (mode 0600, PKCS#8 PEM, readable by OpenSSL),
+//! so that whoever can rewrite the database can't sign what they rewrote.
+
+use crate::domain::anchor::key_id;
+use anyhow::{Context, bail};
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use rand::RngCore;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+/// The signing key and its id.
+#[derive(Clone)]
+pub struct AnchorKey {
+    signing: SigningKey,
+    /// First 16 hex digits of SHA-256 of the public key.
+    pub key_id: String,
+}
+
+impl std::fmt::Debug for AnchorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnchorKey")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AnchorKey {
+    /// Reads the key file, or creates it (mode 0600) with a new key when it
+    /// does not exist. A key file others may read is refused.
+    pub fn load_or_create(path: &Path) -> anyhow::Result<Self> {
+        match fs::read_to_string(path) {
+            Ok(pem) => {
+                let mode = fs::metadata(path)?.permissions().mode();
+                if mode & 0o077 != 0 {
+                    bail!(
+                        "the anchor key {} may be read by others (mode {:o}): chmod 600 it",
+                        path.display(),
+                        mode & 0o777
+                    );
+                }
+                let signing = SigningKey::from_pkcs8_pem(&pem).map_err(|e| {
+                    anyhow::anyhow!("reading the anchor key {}: {e}", path.display())
+                })?;
+                Ok(Self::from_signing(signing))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::create(path),
+            Err(e) => Err(e).with_context(|| format!("reading the anchor key {}", path.display())),
+        }
+    }
+
+    fn create(path: &Path) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let mut seed = [0u8; 32];
+        rand::rng().fill_bytes(&mut seed);
+        let signing = SigningKey::from_bytes(&seed);
+        let pem = signing
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| anyhow::anyhow!("encoding the anchor key: {e}"))?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("creating the anchor key {}", path.display()))?;
+        file.write_all(pem.as_bytes())?;
+        file.sync_all()?;
+        tracing::info!(path = %path.display(), "created the anchor signing key: keep a copy offline, never beside the backups");
+        Ok(Self::from_signing(signing))
+    }
+
+    fn from_signing(signing: SigningKey) -> Self {
+        let key_id = key_id(signing.verifying_key().as_bytes());
+        AnchorKey { signing, key_id }
+    }
+
+    /// The public key, hex.
+    pub fn public_hex(&self) -> String {
+        hex::encode(self.signing.verifying_key().as_bytes())
+    }
+
+    /// The public key, for verification.
+    pub fn verifying(&self) -> PublicKey {
+        PublicKey(self.signing.verifying_key())
+    }
+
+    /// Ed25519 signature of `message`, hex.
+    pub fn sign(&self, message: &[u8]) -> String {
+        hex::encode(self.signing.sign(message).to_bytes())
+    }
+}
+
+/// A public key that checks signatures.
+#[derive(Debug, Clone, Copy)]
+pub struct PublicKey(VerifyingKey);
+
+impl PublicKey {
+    /// From hex (as `GET /audit/anchor-key` publishes it).
+    pub fn from_hex(text: &str) -> anyhow::Result<Self> {
+        let bytes: [u8; 32] = hex::decode(text.trim())
+            .context("the public key is not hex")?
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("an Ed25519 public key is 32 bytes"))?;
+        Ok(PublicKey(
+            VerifyingKey::from_bytes(&bytes).context("not an Ed25519 public key")?,
+        ))
+    }
+
+    /// Its id.
+    pub fn key_id(&self) -> String {
+        key_id(self.0.as_bytes())
+    }
+
+    /// Whether `signature_hex` is this key's signature of `message`.
+    pub fn verifies(&self, message: &[u8], signature_hex: &str) -> bool {
+        let Ok(bytes) = hex::decode(signature_hex) else {
+            return false;
+        };
+        let Ok(sig) = Signature::from_slice(&bytes) else {
+            return false;
+        };
+        self.0.verify_strict(message, &sig).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_key_file_is_private_and_signs_what_its_public_key_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k/anchor.key");
+        let key = AnchorKey::load_or_create(&path).unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let again = AnchorKey::load_or_create(&path).unwrap();
+        assert_eq!(again.key_id, key.key_id);
+        let sig = key.sign(b"root");
+        let public = PublicKey::from_hex(&key.public_hex()).unwrap();
+        assert_eq!(public.key_id(), key.key_id);
+        assert!(public.verifies(b"root", &sig));
+        assert!(!public.verifies(b"toor", &sig));
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(AnchorKey::load_or_create(&path).is_err());
+    }
+}

@@ -42,6 +42,8 @@ pub struct AppState {
     /// thread, so no thread ever waits for a connection that a request
     /// waiting for a thread holds.
     pub db_slots: Arc<Semaphore>,
+    /// The anchor signing key and the directory of anchor files.
+    pub anchors: crate::services::anchors::AnchorSink,
 }
 
 impl AppState {
@@ -62,6 +64,12 @@ impl AppState {
                 usize::try_from(pool.max_size()).unwrap_or(1),
             )),
             pool,
+            anchors: crate::services::anchors::AnchorSink {
+                key: Arc::new(crate::auth::anchor_key::AnchorKey::load_or_create(
+                    &settings.anchor_key_path(),
+                )?),
+                dir: settings.anchor_dir_path(),
+            },
         })
     }
 

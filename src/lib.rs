@@ -15,6 +15,7 @@ pub mod domain;
 pub mod error;
 pub mod notify;
 pub mod observability;
+pub mod periodic;
 pub mod report;
 pub mod services;
 pub mod telemetry;

@@ -7,6 +7,7 @@
 use anyhow::Context;
 
 use cellqc::app::{AppState, build_server};
+use cellqc::auth::anchor_key::{AnchorKey, PublicKey};
 use cellqc::config::Settings;
 use cellqc::database::Database;
 use cellqc::db::{pool::build_pool, run_migrations};
@@ -101,6 +102,16 @@ enum AuditCommand {
     Verify {
         #[command(flatten)]
         settings: Settings,
+        /// Also check the anchors in this directory (the files written to
+        /// CELLQC_ANCHOR_DIR, or saved from the anchor emails): each must be
+        /// signed by this site's key, and every chain must still hold each
+        /// anchored entry with its anchored hash.
+        #[arg(long, value_name = "DIR")]
+        anchors: Option<std::path::PathBuf>,
+        /// The public key (hex, from GET /api/v1/audit/anchor-key) that
+        /// signed the anchors; default: the key in CELLQC_ANCHOR_KEY_FILE.
+        #[arg(long, value_name = "HEX")]
+        public_key: Option<String>,
     },
 }
 
@@ -195,10 +206,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Audit {
-            command: AuditCommand::Verify { settings },
+            command:
+                AuditCommand::Verify {
+                    settings,
+                    anchors,
+                    public_key,
+                },
         } => with_database(&settings, |db| {
             let conn = &mut db.connect()?;
-            let report = verification::verify(conn).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut report = verification::verify(conn).map_err(|e| anyhow::anyhow!("{e}"))?;
+            if let Some(dir) = anchors {
+                let key = match public_key {
+                    Some(hex) => PublicKey::from_hex(&hex)?,
+                    None => AnchorKey::load_or_create(&settings.anchor_key_path())?.verifying(),
+                };
+                let (found, unreadable) = cellqc::services::anchors::from_dir(&dir);
+                if found.is_empty() && unreadable.is_empty() {
+                    anyhow::bail!("no anchor file (*.json) in {}", dir.display());
+                }
+                let check = cellqc::services::anchors::check(conn, &key, &found)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                println!(
+                    "{} anchor(s) from {} checked: {} anchored head(s)",
+                    check.anchors,
+                    dir.display(),
+                    check.heads
+                );
+                report.ok = report.ok && check.ok && unreadable.is_empty();
+                report.broken.extend(check.broken);
+                report.broken.extend(unreadable);
+            }
             println!(
                 "{} chain(s), {} entr(ies) checked",
                 report.chains, report.events
@@ -305,6 +342,16 @@ fn serve_on(
     // one that requests were promised (AppState::db_slots).
     let outbox = cellqc::notify::OutboxWorker::start(build_pool(&db.url, 1)?, mail)?;
     let state = AppState::new(settings, pool)?;
+    // The periodic anchor has a connection of its own too.
+    let anchoring = match settings.anchor_minutes {
+        0 => None,
+        m => Some(cellqc::services::anchors::start_periodic(
+            build_pool(&db.url, 1)?,
+            state.anchors.clone(),
+            std::time::Duration::from_secs(u64::from(m) * 60),
+        )?),
+    };
+    tracing::info!(key_id = %state.anchors.key.key_id, dir = %state.anchors.dir.display(), "audit anchors are signed with this key and written to this directory");
     let listener = TcpListener::bind(&settings.bind)
         .with_context(|| format!("listening on {}", settings.bind))?;
     let address = listener.local_addr()?;
@@ -316,6 +363,9 @@ fn serve_on(
         .block_on(async move { build_server(state, listener, settings.workers)?.await });
     // The HTTP server has stopped: let the outbox finish its current message.
     outbox.stop();
+    if let Some(w) = anchoring {
+        w.stop();
+    }
     served?;
     Ok(ExitCode::SUCCESS)
 }

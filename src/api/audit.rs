@@ -2,12 +2,14 @@
 
 use super::extract::{PageQuery, Query};
 use crate::app::Db;
-use crate::auth::extractors::{AuditReader, Authorized};
+use crate::auth::extractors::{AuditReader, Authorized, CurrentUser};
 use crate::error::AppError;
+use crate::services::anchors::{self, AnchorCheck, AnchorView};
 use crate::services::audit::{self as svc, AuditFilter};
-use actix_web::{HttpResponse, get};
+use crate::services::verification::VerifyReport;
+use actix_web::{HttpResponse, get, post};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// `GET /audit` parameters.
@@ -48,13 +50,115 @@ pub async fn list_audit(
     Ok(HttpResponse::Ok().json(list))
 }
 
-/// Verifies every hash chain.
-#[utoipa::path(tag = "audit", responses((status = 200, body = crate::services::verification::VerifyReport), crate::api::openapi::Problems))]
+/// `GET /audit/verify` parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyQuery {
+    /// Also check every anchor (those the database keeps and the files in
+    /// `CELLQC_ANCHOR_DIR`): each must be validly signed, and every chain must
+    /// still hold each anchored entry with its anchored hash.
+    anchors: Option<bool>,
+}
+
+/// `GET /audit/verify` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct VerifyAnswer {
+    #[serde(flatten)]
+    report: VerifyReport,
+    /// With `?anchors=true`: what checking the anchors found (its breaks are
+    /// also in `broken`, and make `ok` false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anchors: Option<AnchorCheck>,
+}
+
+/// Verifies every hash chain; with `?anchors=true`, also against every anchor.
+#[utoipa::path(tag = "audit", params(VerifyQuery), responses((status = 200, body = VerifyAnswer), crate::api::openapi::Problems))]
 #[get("/audit/verify")]
 pub async fn verify_audit(
     db: Db,
     _reader: Authorized<AuditReader>,
+    Query(q): Query<VerifyQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let report = db.run(crate::services::verification::verify).await?;
-    Ok(HttpResponse::Ok().json(report))
+    let sink = db.state().anchors.clone();
+    let with_anchors = q.anchors.unwrap_or(false);
+    let answer = db
+        .run(move |c| {
+            let mut report = crate::services::verification::verify(c)?;
+            let anchors = if with_anchors {
+                let (mut kept, unreadable) = anchors::from_dir(&sink.dir);
+                kept.extend(anchors::stored(c)?);
+                let mut check = anchors::check(c, &sink.key.verifying(), &kept)?;
+                check.broken.extend(unreadable);
+                check.ok = check.broken.is_empty();
+                report.ok = report.ok && check.ok;
+                report.broken.extend(check.broken.iter().cloned());
+                Some(check)
+            } else {
+                None
+            };
+            Ok(VerifyAnswer { report, anchors })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+/// Anchors the trail now: a signed Merkle root over every chain's head, kept
+/// in the database, as a file in `CELLQC_ANCHOR_DIR` and emailed to QA.
+#[utoipa::path(tag = "audit", responses((status = 201, body = AnchorView), crate::api::openapi::Problems))]
+#[post("/audit/anchors")]
+pub async fn create_anchor(
+    db: Db,
+    reader: Authorized<AuditReader>,
+) -> Result<HttpResponse, AppError> {
+    let sink = db.state().anchors.clone();
+    let made = db
+        .run(move |c| anchors::create(c, &sink, Some(&reader.actor), false))
+        .await?;
+    match made {
+        Some(a) => Ok(HttpResponse::Created().json(a)),
+        None => Err(AppError::Internal(anyhow::anyhow!(
+            "an anchor was asked for and not made"
+        ))),
+    }
+}
+
+/// The anchors the database keeps, newest first.
+#[utoipa::path(tag = "audit", params(PageQuery), responses((status = 200, body = crate::services::Page<AnchorView>), crate::api::openapi::Problems))]
+#[get("/audit/anchors")]
+pub async fn list_anchors(
+    db: Db,
+    reader: Authorized<AuditReader>,
+    Query(page): Query<PageQuery>,
+) -> Result<HttpResponse, AppError> {
+    let page = page.to_request()?;
+    let list = db
+        .run(move |c| anchors::list(c, &reader.actor, page))
+        .await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+/// `GET /audit/anchor-key` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AnchorKeyView {
+    /// Key id, as anchors name it.
+    key_id: String,
+    /// Always `ed25519`.
+    algorithm: &'static str,
+    /// The public key, hex (32 bytes).
+    public_key: String,
+}
+
+/// The public key that checks anchors and backup manifests.
+#[utoipa::path(tag = "audit", responses((status = 200, body = AnchorKeyView), crate::api::openapi::Problems))]
+#[get("/audit/anchor-key")]
+pub async fn anchor_key(
+    state: actix_web::web::Data<crate::app::AppState>,
+    _user: CurrentUser,
+) -> HttpResponse {
+    HttpResponse::Ok().json(AnchorKeyView {
+        key_id: state.anchors.key.key_id.clone(),
+        algorithm: "ed25519",
+        public_key: state.anchors.key.public_hex(),
+    })
 }

@@ -72,7 +72,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(deviations::open_deviation)
                 .service(deviations::close_deviation)
                 .service(audit::list_audit)
-                .service(audit::verify_audit),
+                .service(audit::verify_audit)
+                .service(audit::create_anchor)
+                .service(audit::list_anchors)
+                .service(audit::anchor_key),
         );
 }
 

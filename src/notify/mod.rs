@@ -23,9 +23,6 @@ use diesel::prelude::*;
 use lettre::message::Mailbox;
 use lettre::{FileTransport, Message, SmtpTransport, Transport};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Where and how messages go.
@@ -180,58 +177,24 @@ pub fn deliver_due(
 }
 
 /// The running worker; stop it with [`OutboxWorker::stop`].
-pub struct OutboxWorker {
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
-}
+pub struct OutboxWorker(crate::periodic::Worker);
 
 impl OutboxWorker {
     /// Starts the worker thread.
     pub fn start(pool: DbPool, cfg: MailConfig) -> anyhow::Result<Self> {
         let sender = Sender::new(&cfg)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let handle = std::thread::Builder::new()
-            .name("email-outbox".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    let outcome = pool
-                        .get()
-                        .map_err(anyhow::Error::from)
-                        .and_then(|mut c| deliver_due(&mut c, &sender, &cfg));
-                    if let Err(e) = outcome {
-                        tracing::warn!(error = %e, "email outbox pass failed");
-                    }
-                    // Sleep in short steps so that stopping is prompt.
-                    let mut slept = Duration::ZERO;
-                    while slept < cfg.poll && !flag.load(Ordering::Relaxed) {
-                        std::thread::sleep(Duration::from_millis(50));
-                        slept += Duration::from_millis(50);
-                    }
-                }
-            })?;
-        Ok(OutboxWorker {
-            stop,
-            handle: Some(handle),
-        })
+        let every = cfg.poll;
+        Ok(OutboxWorker(crate::periodic::Worker::start(
+            "email-outbox",
+            pool,
+            every,
+            move |c| deliver_due(c, &sender, &cfg).map(|_| ()),
+        )?))
     }
 
     /// Stops the worker after its current message.
-    pub fn stop(mut self) {
-        self.halt();
-    }
-
-    fn halt(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-impl Drop for OutboxWorker {
-    fn drop(&mut self) {
-        self.halt();
+    pub fn stop(self) {
+        self.0.stop();
     }
 }
 

@@ -412,3 +412,17 @@ pub fn check(
         broken,
     })
 }
+
+/// Anchors the trail every `every` when it grew (`CELLQC_ANCHOR_MINUTES`).
+pub fn start_periodic(
+    pool: crate::db::pool::DbPool,
+    sink: AnchorSink,
+    every: std::time::Duration,
+) -> anyhow::Result<crate::periodic::Worker> {
+    crate::periodic::Worker::start("audit-anchor", pool, every, move |c| {
+        if let Some(a) = create(c, &sink, None, true).map_err(|e| anyhow::anyhow!("{e}"))? {
+            tracing::info!(anchor = %a.id, root = %a.root, entries = a.entries, "audit trail anchored");
+        }
+        Ok(())
+    })
+}

@@ -6,6 +6,7 @@
     reason = "tests fail loudly: a panic is the test's failure"
 )]
 
+mod anchors;
 mod audit;
 mod auth;
 mod batches;

@@ -6,7 +6,7 @@
 //! (`url`), which can't rewrite the trail.
 
 use crate::config::Settings;
-use crate::db::embedded::{ClusterOptions, EmbeddedPostgres};
+use crate::db::embedded::{ClusterOptions, EmbeddedPostgres, socket_url};
 use crate::db::roles::{self, APP_ROLE, OWNER_ROLE};
 use anyhow::Context;
 use diesel::{Connection, PgConnection};
@@ -22,6 +22,9 @@ pub struct Database {
     /// Connection URL for migrations (`cellqc_owner` when embedded;
     /// `CELLQC_OWNER_DATABASE_URL`, else `DATABASE_URL`, otherwise).
     pub owner_url: String,
+    /// The embedded cluster's superuser (restores run as it, then give
+    /// everything to the owner); none with `DATABASE_URL`.
+    pub superuser_url: Option<String>,
     /// The embedded server, when one was started.
     pub embedded: Option<EmbeddedPostgres>,
 }
@@ -39,6 +42,21 @@ impl Database {
             return Ok(Database {
                 url: url.to_owned(),
                 owner_url: owner_url.to_owned(),
+                superuser_url: None,
+                embedded: None,
+            });
+        }
+        // A cluster that a running `cellqc serve` started: use it as it is
+        // (a backup or a verification while the service runs).
+        if let Some(socket) = EmbeddedPostgres::running_socket(&settings.data_dir) {
+            let mut superuser =
+                PgConnection::establish(&socket_url(&socket, "postgres", EMBEDDED_DB))
+                    .context("connecting to the running embedded PostgreSQL")?;
+            roles::bootstrap(&mut superuser, EMBEDDED_DB)?;
+            return Ok(Database {
+                url: socket_url(&socket, APP_ROLE, EMBEDDED_DB),
+                owner_url: socket_url(&socket, OWNER_ROLE, EMBEDDED_DB),
+                superuser_url: Some(socket_url(&socket, "postgres", EMBEDDED_DB)),
                 embedded: None,
             });
         }
@@ -55,6 +73,7 @@ impl Database {
         Ok(Database {
             url: server.database_url_as(APP_ROLE, EMBEDDED_DB),
             owner_url: server.database_url_as(OWNER_ROLE, EMBEDDED_DB),
+            superuser_url: Some(server.database_url(EMBEDDED_DB)),
             embedded: Some(server),
         })
     }

@@ -92,10 +92,14 @@ impl EmbeddedPostgres {
 
     /// Connection URL of database `db` over the private socket, as `role`.
     pub fn database_url_as(&self, role: &str, db: &str) -> String {
-        format!(
-            "postgres://{role}@/{db}?host={}",
-            percent_encode(&self.socket_dir.to_string_lossy())
-        )
+        socket_url(&self.socket_dir, role, db)
+    }
+
+    /// The socket directory of a cluster under `root` that another process
+    /// (a running `cellqc serve`) has started, if one runs.
+    pub fn running_socket(root: &Path) -> Option<PathBuf> {
+        let root = root.canonicalize().ok()?;
+        live_postmaster(&root.join("pg")).map(|_| root.join("run"))
     }
 
     /// Creates database `db` unless it exists.
@@ -340,25 +344,35 @@ fn init_cluster(
 
 /// A `postmaster.pid` whose process is gone (a crash, a reboot) would stop
 /// PostgreSQL from starting if its pid now belongs to another process.
+/// Connection URL of database `db` over the socket in `socket_dir`, as `role`.
+pub fn socket_url(socket_dir: &Path, role: &str, db: &str) -> String {
+    format!(
+        "postgres://{role}@/{db}?host={}",
+        percent_encode(&socket_dir.to_string_lossy())
+    )
+}
+
+/// The pid of the postmaster running on `pgdata`, from its postmaster.pid,
+/// when that process is alive and is PostgreSQL on this directory.
+fn live_postmaster(pgdata: &Path) -> Option<i32> {
+    let text = fs::read_to_string(pgdata.join("postmaster.pid")).ok()?;
+    let pid = text.lines().next()?.trim().parse::<i32>().ok()?;
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let is_postgres = String::from_utf8_lossy(&cmdline).contains("postgres");
+    let data_dir = text.lines().nth(1).map(str::trim).unwrap_or_default();
+    (is_postgres && Path::new(data_dir) == pgdata).then_some(pid)
+}
+
 fn remove_stale_pid(pgdata: &Path) -> anyhow::Result<()> {
     let pidfile = pgdata.join("postmaster.pid");
-    let Ok(text) = fs::read_to_string(&pidfile) else {
+    if !pidfile.exists() {
         return Ok(());
-    };
-    let pid = text
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse::<i32>().ok());
-    if let Some(pid) = pid {
-        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let is_postgres = String::from_utf8_lossy(&cmdline).contains("postgres");
-        let data_dir = text.lines().nth(1).map(str::trim).unwrap_or_default();
-        if is_postgres && Path::new(data_dir) == pgdata {
-            bail!(
-                "PostgreSQL is already running on {} (pid {pid}): is another cellqc using this data directory?",
-                pgdata.display()
-            );
-        }
+    }
+    if let Some(pid) = live_postmaster(pgdata) {
+        bail!(
+            "PostgreSQL is already running on {} (pid {pid}): is another cellqc using this data directory?",
+            pgdata.display()
+        );
     }
     tracing::warn!(file = %pidfile.display(), "removing a stale postmaster.pid left by a crash");
     fs::remove_file(&pidfile)?;

@@ -9,6 +9,7 @@
 mod anchors;
 mod audit;
 mod auth;
+mod backup;
 mod batches;
 mod browser;
 mod certificate;

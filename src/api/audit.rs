@@ -86,11 +86,7 @@ pub async fn verify_audit(
         .run(move |c| {
             let mut report = crate::services::verification::verify(c)?;
             let anchors = if with_anchors {
-                let (mut kept, unreadable) = anchors::from_dir(&sink.dir);
-                kept.extend(anchors::stored(c)?);
-                let mut check = anchors::check(c, &sink.key.verifying(), &kept)?;
-                check.broken.extend(unreadable);
-                check.ok = check.broken.is_empty();
+                let check = anchors::check_kept(c, &sink)?;
                 report.ok = report.ok && check.ok;
                 report.broken.extend(check.broken.iter().cloned());
                 Some(check)

@@ -426,3 +426,25 @@ pub fn start_periodic(
         Ok(())
     })
 }
+
+/// [`check`] against every anchor kept: the files in the anchor directory
+/// and the rows of the database. An unreadable file is a break.
+pub fn check_kept(conn: &mut PgConnection, sink: &AnchorSink) -> Result<AnchorCheck, AppError> {
+    let (mut kept, unreadable) = from_dir(&sink.dir);
+    kept.extend(stored(conn)?);
+    let mut found = check(conn, &sink.key.verifying(), &kept)?;
+    found.broken.extend(unreadable);
+    found.ok = found.broken.is_empty();
+    Ok(found)
+}
+
+/// The newest anchor the database keeps, if any (without heads).
+pub fn latest(conn: &mut PgConnection) -> Result<Option<AnchorView>, AppError> {
+    audit_anchors::table
+        .select(AnchorRow::as_select())
+        .order(audit_anchors::id.desc())
+        .first(conn)
+        .optional()?
+        .map(|r| r.view(false))
+        .transpose()
+}

@@ -2,13 +2,13 @@
 //! each entry as a sentence linked to its batch's history; and verifying
 //! every hash chain, with the last run remembered.
 
-use super::layout::{Refusal, csrf, html_page, page, refusal};
+use super::layout::{Refusal, csrf, html_page, page, refusal, see_other};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::roles::Action;
 use crate::error::AppError;
 use crate::report::history::{ResultNames, changes, sentence};
-use crate::services::PageRequest;
+use crate::services::{PageRequest, anchors};
 use crate::services::audit::{self as audit_svc, AuditFilter};
 use crate::services::verification::{self, VerifyReport};
 use actix_web::http::StatusCode;
@@ -175,6 +175,7 @@ fn verify_markup(
     user: &WebUser,
     last: Option<&verification::LastVerification>,
     report: Option<&VerifyReport>,
+    anchor: Option<&anchors::AnchorView>,
 ) -> Markup {
     html! {
         @if let Some(r) = report {
@@ -193,8 +194,19 @@ fn verify_markup(
         } @else { p.muted { "No verification has been run from these pages yet." } }
         form.stack method="post" action="/audit/verify" {
             (csrf(user))
-            p.muted { "Recomputes every hash of every chain from the stored fields. On a large trail this takes a while." }
+            p.muted { "Recomputes every hash of every chain from the stored fields, then checks every signed anchor (the database's and the files in the anchor directory): each chain must still hold every anchored entry with its anchored hash. On a large trail this takes a while." }
             button type="submit" { "Verify every chain now" }
+        }
+        section.card {
+            h2 { "Anchors" }
+            @if let Some(a) = anchor {
+                p id="latest-anchor" { "Latest anchor: " (a.created_at) ", " (a.chains) " chains, " (a.entries) " entries, root " code { (a.root) } " (key " (a.key_id) ")." }
+            } @else { p.muted { "No anchor has been made yet." } }
+            p.muted { "An anchor is a signed Merkle root over every chain's head, written to a file and emailed to QA, so that a copy lives where the database's operators can't reach it. One is made every few minutes when the trail grew." }
+            form method="post" action="/audit/anchors" {
+                (csrf(user))
+                button.secondary type="submit" { "Anchor the trail now" }
+            }
         }
         p { a href="/audit" { "Search the audit trail" } }
     }
@@ -207,15 +219,33 @@ pub async fn verify_page(
     user: WebUser,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::ReadAuditTrail)?;
-    let last = state.db(verification::last_verification).await?;
+    let (last, anchor) = state
+        .db(|c| Ok((verification::last_verification(c)?, anchors::latest(c)?)))
+        .await?;
     Ok(html_page(
         StatusCode::OK,
         page(
             "Verify the audit trail",
             Some(&user),
-            verify_markup(&user, last.as_ref(), None),
+            verify_markup(&user, last.as_ref(), None, anchor.as_ref()),
         ),
     ))
+}
+
+/// Makes an anchor now, then shows the verification page.
+#[post("/audit/anchors")]
+pub async fn make_anchor(
+    state: web::Data<AppState>,
+    user: WebUser,
+    form: web::Form<VerifyForm>,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::ReadAuditTrail)?;
+    user.check_csrf(&form.csrf)?;
+    let (actor, sink) = (user.0.actor.clone(), state.anchors.clone());
+    state
+        .db(move |c| anchors::create(c, &sink, Some(&actor), false))
+        .await?;
+    Ok(see_other("/audit/verify".to_owned()))
 }
 
 /// The verification form's fields.
@@ -233,11 +263,18 @@ pub async fn run_verification(
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::ReadAuditTrail)?;
     user.check_csrf(&form.csrf)?;
-    let actor = user.0.actor.clone();
-    let (report, last) = state
+    let (actor, sink) = (user.0.actor.clone(), state.anchors.clone());
+    let (report, last, anchor) = state
         .db(move |c| {
-            let report = verification::verify_and_record(c, &actor)?;
-            Ok((report, verification::last_verification(c)?))
+            let mut report = verification::verify_and_record(c, &actor)?;
+            let check = anchors::check_kept(c, &sink)?;
+            report.ok = report.ok && check.ok;
+            report.broken.extend(check.broken);
+            Ok((
+                report,
+                verification::last_verification(c)?,
+                anchors::latest(c)?,
+            ))
         })
         .await?;
     Ok(html_page(
@@ -245,7 +282,7 @@ pub async fn run_verification(
         page(
             "Verify the audit trail",
             Some(&user),
-            verify_markup(&user, last.as_ref(), Some(&report)),
+            verify_markup(&user, last.as_ref(), Some(&report), anchor.as_ref()),
         ),
     ))
 }

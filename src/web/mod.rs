@@ -189,6 +189,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(audit::audit_search)
             .service(audit::verify_page)
             .service(audit::run_verification)
+            .service(audit::make_anchor)
             .service(users::users_page)
             .service(users::create_user)
             .service(users::unlock_user)

@@ -1590,3 +1590,39 @@ async fn an_admin_resets_a_password_on_the_user_page_and_its_holder_is_sent_to_c
         .await;
     assert!(!own.body.contains("Reset the password"));
 }
+
+#[actix_web::test]
+async fn an_auditor_anchors_the_trail_and_the_verification_page_names_a_cut_chain() {
+    use diesel::connection::SimpleConnection;
+    let lab = crate::lab::Lab::msc().await;
+    let batch = lab.batch("WEB-ANCHOR-1").await;
+    lab.recorded(&batch, "VIAB", json!("91.0")).await;
+    let (_, auditor) = lab.app.user_with(&["auditor"]).await;
+    let mut b = Browser::new(&lab.app);
+    b.sign_in(&auditor, USER_PASSWORD).await;
+    let page = b.get("/audit/verify").await;
+    assert!(page.body.contains("No anchor has been made yet"), "{}", page.body);
+    let token = Browser::csrf(&page);
+    let made = b.post("/audit/anchors", &[("csrf", &token)]).await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.body);
+    let page = b.get("/audit/verify").await;
+    assert!(page.body.contains("id=\"latest-anchor\""), "{}", page.body);
+
+    let chain = format!("batch:{batch}");
+    lab.app
+        .conn()
+        .batch_execute(&format!(
+            "SET session_replication_role = replica;
+             DELETE FROM audit_entries WHERE chain = '{chain}'
+               AND seq = (SELECT seq FROM audit_chain_heads WHERE chain = '{chain}');
+             UPDATE audit_chain_heads h SET seq = e.seq, hash = e.hash, last_at = e.at
+               FROM audit_entries e WHERE e.chain = h.chain AND e.seq = h.seq - 1 AND h.chain = '{chain}';
+             SET session_replication_role = origin;"
+        ))
+        .unwrap();
+    let run = b.post("/audit/verify", &[("csrf", &token)]).await;
+    assert_eq!(run.status, StatusCode::OK);
+    assert!(run.body.contains("The audit trail is BROKEN"), "{}", run.body);
+    assert!(run.body.contains(&chain), "{}", run.body);
+    assert!(run.body.contains("cut back"), "{}", run.body);
+}

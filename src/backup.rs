@@ -110,11 +110,11 @@ fn tables(conn: &mut PgConnection) -> anyhow::Result<Vec<String>> {
     .collect())
 }
 
-/// Rows per table, heads and migrations: what a manifest states, read in
-/// the caller's snapshot.
-fn describe(
-    conn: &mut PgConnection,
-) -> anyhow::Result<(BTreeMap<String, i64>, Vec<AnchoredHead>, Vec<String>)> {
+/// Rows per table, chain heads and applied migrations.
+type Description = (BTreeMap<String, i64>, Vec<AnchoredHead>, Vec<String>);
+
+/// What a manifest states, read in the caller's snapshot.
+fn describe(conn: &mut PgConnection) -> anyhow::Result<Description> {
     let mut counts = BTreeMap::new();
     for t in tables(conn)? {
         let n: Count = diesel::sql_query(format!(

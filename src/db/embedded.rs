@@ -420,7 +420,7 @@ fn spawn_server(
             "-c",
             "full_page_writes=off",
             "-c",
-            "max_connections=300",
+            "max_connections=1000",
         ]);
     }
     cmd.stdin(Stdio::null())

@@ -6,6 +6,7 @@
 use crate::lab::Lab;
 use serde_json::json;
 use std::process::{Command, Output};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -31,7 +32,7 @@ fn text(o: &Output) -> String {
 
 #[actix_web::test]
 async fn a_backup_taken_under_write_load_restores_into_a_fresh_data_directory_and_verifies() {
-    let lab = Arc::new(Lab::msc().await);
+    let lab = Rc::new(Lab::msc().await);
     let writing = Arc::new(AtomicBool::new(true));
     let written = Arc::new(AtomicUsize::new(0));
     let load = {

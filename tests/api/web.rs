@@ -1601,7 +1601,11 @@ async fn an_auditor_anchors_the_trail_and_the_verification_page_names_a_cut_chai
     let mut b = Browser::new(&lab.app);
     b.sign_in(&auditor, USER_PASSWORD).await;
     let page = b.get("/audit/verify").await;
-    assert!(page.body.contains("No anchor has been made yet"), "{}", page.body);
+    assert!(
+        page.body.contains("No anchor has been made yet"),
+        "{}",
+        page.body
+    );
     let token = Browser::csrf(&page);
     let made = b.post("/audit/anchors", &[("csrf", &token)]).await;
     assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.body);
@@ -1622,7 +1626,11 @@ async fn an_auditor_anchors_the_trail_and_the_verification_page_names_a_cut_chai
         .unwrap();
     let run = b.post("/audit/verify", &[("csrf", &token)]).await;
     assert_eq!(run.status, StatusCode::OK);
-    assert!(run.body.contains("The audit trail is BROKEN"), "{}", run.body);
+    assert!(
+        run.body.contains("The audit trail is BROKEN"),
+        "{}",
+        run.body
+    );
     assert!(run.body.contains(&chain), "{}", run.body);
     assert!(run.body.contains("cut back"), "{}", run.body);
 }

@@ -44,6 +44,26 @@ TO cellqc_app;
 -- actual change.
 GRANT UPDATE (id) ON products TO cellqc_app;
 
+-- A chain's head is state the app must move, but only forward, one entry at
+-- a time, as the statement that appends an entry does. Moved back, a head
+-- would hide a tail that plain verification then reports as a gap; refused
+-- here, the app role can't even try.
+CREATE FUNCTION cellqc_head_advances() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.chain IS DISTINCT FROM OLD.chain OR NEW.seq IS DISTINCT FROM OLD.seq + 1 THEN
+        RAISE EXCEPTION 'cellqc: the head of chain % moves forward by one entry only (% -> %)',
+            OLD.chain, OLD.seq, NEW.seq
+            USING ERRCODE = 'restrict_violation';
+    END IF;
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER audit_chain_heads_advance BEFORE UPDATE ON audit_chain_heads
+    FOR EACH ROW EXECUTE FUNCTION cellqc_head_advances();
+CREATE TRIGGER audit_chain_heads_no_delete BEFORE DELETE OR TRUNCATE ON audit_chain_heads
+    FOR EACH STATEMENT EXECUTE FUNCTION cellqc_refuse_change();
+
 -- The reviewers' work list is kept by triggers that run with their owner's
 -- rights: the app reads it and never deletes from it itself.
 GRANT SELECT ON results_awaiting_review TO cellqc_app;

@@ -194,7 +194,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let bindir = cellqc::db::embedded::find_bindir(settings.pg_bindir.as_deref())?;
             let key = match public_key {
                 Some(hex) => PublicKey::from_hex(&hex)?,
-                None => AnchorKey::load_or_create(&settings.anchor_key_path())?.verifying(),
+                None => AnchorKey::public_of(&settings.anchor_key_path())?,
             };
             let r = cellqc::backup::restore(db, &bindir, &key, &from)?;
             println!(
@@ -295,7 +295,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(dir) = anchors {
                 let key = match public_key {
                     Some(hex) => PublicKey::from_hex(&hex)?,
-                    None => AnchorKey::load_or_create(&settings.anchor_key_path())?.verifying(),
+                    None => AnchorKey::public_of(&settings.anchor_key_path())?,
                 };
                 let (found, unreadable) = cellqc::services::anchors::from_dir(&dir);
                 if found.is_empty() && unreadable.is_empty() {

@@ -53,6 +53,18 @@ impl AnchorKey {
         }
     }
 
+    /// The public key of an existing key file, for checking only: a
+    /// missing file is an error, never a new key.
+    pub fn public_of(path: &Path) -> anyhow::Result<PublicKey> {
+        if !path.exists() {
+            bail!(
+                "no anchor key at {}: give the site's public key with --public-key (GET /api/v1/audit/anchor-key)",
+                path.display()
+            );
+        }
+        Ok(Self::load_or_create(path)?.verifying())
+    }
+
     fn create(path: &Path) -> anyhow::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -281,8 +281,8 @@ pub fn verify_signer_on(
         audit::append(conn, rec)?;
         return Ok(Err(AppError::forbidden(
             "password_change_required",
-            "your password was set by someone else: change it (POST /auth/password, \
-             or Account > Password) before you sign anything",
+            "Your password was set by someone else: choose your own (Account > Password, \
+             or POST /auth/password) before you sign anything.",
         )));
     }
     Ok(

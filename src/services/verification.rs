@@ -285,8 +285,12 @@ pub struct LastVerification {
 pub fn verify_and_record(
     conn: &mut PgConnection,
     actor: &super::Actor,
+    also_broken: Vec<BrokenLink>,
 ) -> Result<VerifyReport, AppError> {
-    let report = verify(conn)?;
+    let mut report = verify(conn)?;
+    // What other checks found (the anchors) counts in the recorded outcome.
+    report.ok = report.ok && also_broken.is_empty();
+    report.broken.extend(also_broken);
     super::in_transaction(conn, |c| {
         super::audit::append(
             c,

@@ -183,14 +183,14 @@ fn verify_markup(
                 div.notice.ok id="verify-result" { "Every chain verifies: " (r.chains) " chains, " (r.events) " entries, none altered, none missing." }
             } @else {
                 div.notice.error id="verify-result" role="alert" {
-                    "The audit trail is BROKEN in " (r.broken.len()) " places:"
+                    "The audit trail is BROKEN in " (r.broken.len()) @if r.broken.len() == 1 { " place:" } @else { " places:" }
                     ul { @for b in &r.broken { li { (b.chain) ", entry " (b.seq) ": " (b.reason) } } }
                 }
             }
         }
         @if let Some(l) = last {
             p { "Last verification: " (user.time(l.at)) " by " (l.by) ", " (l.events) " entries, "
-                @if l.ok { span.pass { "every chain verified" } } @else { span.fail { "BROKEN" } } "." }
+                @if l.ok { span.pass { "every chain and anchor verified" } } @else { span.fail { "BROKEN" } } "." }
         } @else { p.muted { "No verification has been run from these pages yet." } }
         form.stack method="post" action="/audit/verify" {
             (csrf(user))
@@ -200,7 +200,9 @@ fn verify_markup(
         section.card {
             h2 { "Anchors" }
             @if let Some(a) = anchor {
-                p id="latest-anchor" { "Latest anchor: " (a.created_at) ", " (a.chains) " chains, " (a.entries) " entries, root " code { (a.root) } " (key " (a.key_id) ")." }
+                p id="latest-anchor" { "Latest anchor: "
+                    @if let Ok(at) = chrono::DateTime::parse_from_rfc3339(&a.created_at) { (user.time(at.with_timezone(&chrono::Utc))) } @else { (a.created_at) }
+                    ", " (a.chains) " chains, " (a.entries) " entries, root " code { (a.root) } " (key " (a.key_id) ")." }
             } @else { p.muted { "No anchor has been made yet." } }
             p.muted { "An anchor is a signed Merkle root over every chain's head, written to a file and emailed to QA, so that a copy lives where the database's operators can't reach it. One is made every few minutes when the trail grew." }
             form method="post" action="/audit/anchors" {
@@ -266,10 +268,8 @@ pub async fn run_verification(
     let (actor, sink) = (user.0.actor.clone(), state.anchors.clone());
     let (report, last, anchor) = state
         .db(move |c| {
-            let mut report = verification::verify_and_record(c, &actor)?;
             let check = anchors::check_kept(c, &sink)?;
-            report.ok = report.ok && check.ok;
-            report.broken.extend(check.broken);
+            let report = verification::verify_and_record(c, &actor, check.broken)?;
             Ok((
                 report,
                 verification::last_verification(c)?,

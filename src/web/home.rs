@@ -149,7 +149,7 @@ pub async fn home(state: web::Data<AppState>, user: WebUser) -> Result<HttpRespo
                 h2 { "Audit trail" }
                 @if let Some(l) = &last {
                     p { "Last verification: " (user.time(l.at)) " by " (l.by) ", " (l.events) " entries, "
-                        @if l.ok { span.pass { "every chain verified" } } @else { span.fail { "BROKEN" } } "." }
+                        @if l.ok { span.pass { "every chain and anchor verified" } } @else { span.fail { "BROKEN" } } "." }
                 } @else { p.muted { "No verification has been run from these pages yet." } }
                 p.actions {
                     a.button href="/audit" { "Search the audit trail" } " "

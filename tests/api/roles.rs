@@ -69,8 +69,14 @@ async fn the_app_role_can_neither_rewrite_nor_remove_nor_silence_the_trail() {
             "permission denied",
         ),
         ("DROP TABLE audit_entries", "must be owner"),
-        ("UPDATE audit_chain_heads SET seq = seq - 1 WHERE seq > 1", "moves forward by one entry only"),
-        ("UPDATE audit_chain_heads SET seq = seq + 2", "moves forward by one entry only"),
+        (
+            "UPDATE audit_chain_heads SET seq = seq - 1 WHERE seq > 1",
+            "moves forward by one entry only",
+        ),
+        (
+            "UPDATE audit_chain_heads SET seq = seq + 2",
+            "moves forward by one entry only",
+        ),
         ("DELETE FROM audit_chain_heads", "permission denied"),
     ] {
         let e = refused(&mut app, sql);

@@ -1351,7 +1351,7 @@ async fn an_auditor_searches_the_trail_reads_sentences_and_verifies_every_chain(
     assert_eq!(lab.app.audit_actions("audit.verified").len(), 1);
     let home = auditor.get("/").await;
     assert!(home.body.contains("Last verification:"), "{}", home.body);
-    assert!(home.body.contains("every chain verified"));
+    assert!(home.body.contains("every chain and anchor verified"));
 }
 
 #[actix_web::test]

@@ -375,6 +375,20 @@ impl From<crate::domain::roles::RoleConflict> for AppError {
     }
 }
 
+impl From<crate::domain::qualification::NotQualified> for AppError {
+    fn from(n: crate::domain::qualification::NotQualified) -> Self {
+        AppError::forbidden(
+            "analyst_not_qualified",
+            format!(
+                "you hold no qualification for {} valid at {} (performed_at): QA qualifies analysts per test",
+                n.test_code,
+                n.performed_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        )
+    }
+}
+
 impl From<crate::domain::roles::OwnAccount> for AppError {
     fn from(_: crate::domain::roles::OwnAccount) -> Self {
         AppError::forbidden(

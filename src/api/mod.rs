@@ -12,6 +12,7 @@ pub mod extract;
 pub mod health;
 pub mod openapi;
 pub mod products;
+pub mod qualifications;
 pub mod release;
 pub mod results;
 pub mod users;
@@ -47,6 +48,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(users::update_user)
                 .service(users::unlock_user)
                 .service(users::reset_password)
+                .service(qualifications::grant)
+                .service(qualifications::of_user)
+                .service(qualifications::revoke)
                 .service(products::create_product)
                 .service(products::list_products)
                 .service(products::get_product)

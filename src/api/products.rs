@@ -97,6 +97,11 @@ pub struct TestDefBody {
     allowed: Option<Vec<String>>,
     required: Option<bool>,
     pending_release_allowed: Option<bool>,
+    /// Only an analyst qualified for this test code may record it (default false).
+    qualification_required: Option<bool>,
+    /// The kind of instrument it is measured on (`flow_cytometer`); results
+    /// then name an instrument of that kind, in service when performed.
+    instrument_kind: Option<String>,
 }
 
 impl From<TestDefBody> for TestDefInput {
@@ -116,6 +121,8 @@ impl From<TestDefBody> for TestDefInput {
             allowed: t.allowed,
             required: t.required,
             pending_release_allowed: t.pending_release_allowed,
+            qualification_required: t.qualification_required,
+            instrument_kind: t.instrument_kind,
         }
     }
 }

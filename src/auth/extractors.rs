@@ -153,6 +153,10 @@ requirement! {
     RecordsCustody => Action::RecordCustody;
     /// Read the audit trail.
     AuditReader => Action::ReadAuditTrail;
+    /// Qualify an analyst for a test (signed).
+    QualifiesAnalysts => Action::Sign(Meaning::QualificationGranted);
+    /// Withdraw a qualification (signed).
+    RevokesQualifications => Action::Sign(Meaning::QualificationRevoked);
 }
 
 /// A signed-in user allowed to do `R::ACTION`; anyone else gets 403.

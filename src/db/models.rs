@@ -178,6 +178,8 @@ pub struct SpecTestRow {
     pub allowed: Vec<String>,
     pub required: bool,
     pub pending_release_allowed: bool,
+    pub qualification_required: bool,
+    pub instrument_kind: Option<String>,
 }
 
 /// A batch.
@@ -334,6 +336,39 @@ impl SpecTestRow {
             allowed: self.allowed.clone(),
             required: self.required,
             pending_release_allowed: self.pending_release_allowed,
+            qualification_required: self.qualification_required,
+            instrument_kind: self.instrument_kind.clone(),
         })
+    }
+}
+
+/// A qualification grant as stored.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = crate::db::schema::qualifications)]
+pub struct QualificationRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub test_code: String,
+    pub valid_from: DateTime<Utc>,
+    pub valid_until: DateTime<Utc>,
+    pub granted_by: Uuid,
+    pub granted_at: DateTime<Utc>,
+    pub reason: Option<String>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_by: Option<Uuid>,
+    pub revoke_reason: Option<String>,
+}
+
+impl QualificationRow {
+    /// The grant as the rules read it.
+    pub fn to_domain(&self) -> crate::domain::qualification::Qualification {
+        crate::domain::qualification::Qualification {
+            id: self.id,
+            user_id: self.user_id,
+            test_code: self.test_code.clone(),
+            valid_from: self.valid_from,
+            valid_until: self.valid_until,
+            revoked_at: self.revoked_at,
+        }
     }
 }

@@ -140,6 +140,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    qualifications (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        test_code -> Text,
+        valid_from -> Timestamptz,
+        valid_until -> Timestamptz,
+        granted_by -> Uuid,
+        granted_at -> Timestamptz,
+        reason -> Nullable<Text>,
+        revoked_at -> Nullable<Timestamptz>,
+        revoked_by -> Nullable<Uuid>,
+        revoke_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     results (id) {
         id -> Uuid,
         batch_id -> Uuid,
@@ -194,6 +210,8 @@ diesel::table! {
         allowed -> Array<Text>,
         required -> Bool,
         pending_release_allowed -> Bool,
+        qualification_required -> Bool,
+        instrument_kind -> Nullable<Text>,
     }
 }
 
@@ -280,6 +298,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     email_outbox,
     idempotency_keys,
     products,
+    qualifications,
     results,
     sessions,
     signatures,

@@ -318,7 +318,9 @@ impl Certifications {
                 Meaning::Reviewed
                 | Meaning::ReviewRejected
                 | Meaning::SpecApproved
-                | Meaning::DeviationClosed => {}
+                | Meaning::DeviationClosed
+                | Meaning::QualificationGranted
+                | Meaning::QualificationRevoked => {}
             }
         }
         c

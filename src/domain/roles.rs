@@ -199,7 +199,9 @@ pub fn signer_roles(meaning: Meaning) -> &'static [Role] {
         | Meaning::ConditionallyReleased
         | Meaning::Rejected
         | Meaning::Recalled
-        | Meaning::DeviationClosed => &[Role::Qa],
+        | Meaning::DeviationClosed
+        | Meaning::QualificationGranted
+        | Meaning::QualificationRevoked => &[Role::Qa],
     }
 }
 

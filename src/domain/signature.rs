@@ -44,6 +44,10 @@ pub enum Meaning {
     Recalled,
     /// QA closed a deviation.
     DeviationClosed,
+    /// QA qualified an analyst for a test.
+    QualificationGranted,
+    /// QA withdrew an analyst's qualification.
+    QualificationRevoked,
 }
 
 impl Meaning {
@@ -60,6 +64,12 @@ impl Meaning {
             Meaning::Rejected => "I reject this batch",
             Meaning::Recalled => "I recall this batch",
             Meaning::DeviationClosed => "I close this deviation with the conclusion given",
+            Meaning::QualificationGranted => {
+                "I confirm this person is trained and qualified to perform this test until the date given"
+            }
+            Meaning::QualificationRevoked => {
+                "I withdraw this person's qualification to perform this test"
+            }
         }
     }
 }

@@ -101,6 +101,10 @@ pub struct TestDef {
     pub required: bool,
     /// Whether a conditional release may go ahead without this result.
     pub pending_release_allowed: bool,
+    /// Whether only an analyst qualified for this test code records it.
+    pub qualification_required: bool,
+    /// The kind of instrument it is measured on (then a result names one).
+    pub instrument_kind: Option<String>,
 }
 
 /// A test as submitted, before validation.
@@ -122,6 +126,8 @@ pub struct TestDefInput {
     pub allowed: Option<Vec<String>>,
     pub required: Option<bool>,
     pub pending_release_allowed: Option<bool>,
+    pub qualification_required: Option<bool>,
+    pub instrument_kind: Option<String>,
 }
 
 fn norm(s: &str) -> String {
@@ -269,6 +275,24 @@ pub fn validate_tests(inputs: &[TestDefInput]) -> Result<Vec<TestDef>, Vec<Field
                 "only a required test can be pending at release",
             ));
         }
+        let instrument_kind = t
+            .instrument_kind
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned);
+        if let Some(k) = &instrument_kind {
+            let well_formed = k.len() <= 40
+                && k.starts_with(|c: char| c.is_ascii_lowercase())
+                && k.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !well_formed {
+                errors.push(FieldError::new(
+                    at("instrument_kind"),
+                    "is a lower-case word of letters, digits and _ (e.g. flow_cytometer)",
+                ));
+            }
+        }
         defs.push(TestDef {
             code,
             name,
@@ -282,6 +306,8 @@ pub fn validate_tests(inputs: &[TestDefInput]) -> Result<Vec<TestDef>, Vec<Field
             allowed,
             required: t.required.unwrap_or(true),
             pending_release_allowed: t.pending_release_allowed.unwrap_or(false),
+            qualification_required: t.qualification_required.unwrap_or(false),
+            instrument_kind,
         });
     }
     if errors.is_empty() {
@@ -461,6 +487,8 @@ mod tests {
             allowed: vec![],
             required: true,
             pending_release_allowed: false,
+            qualification_required: false,
+            instrument_kind: None,
         }
     }
 

@@ -25,6 +25,7 @@ pub mod custody;
 pub mod deviations;
 pub mod history;
 pub mod products;
+pub mod qualifications;
 pub mod release;
 pub mod results;
 pub mod users;

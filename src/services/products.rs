@@ -214,6 +214,10 @@ pub struct TestDefView {
     pub allowed: Vec<String>,
     pub required: bool,
     pub pending_release_allowed: bool,
+    /// Only an analyst qualified for this test code records it.
+    pub qualification_required: bool,
+    /// The kind of instrument a result must name.
+    pub instrument_kind: Option<String>,
     /// The limit as the lab reads it (`>= 95 %`).
     pub limit: String,
 }
@@ -235,6 +239,8 @@ impl From<&TestDef> for TestDefView {
             allowed: t.allowed.clone(),
             required: t.required,
             pending_release_allowed: t.pending_release_allowed,
+            qualification_required: t.qualification_required,
+            instrument_kind: t.instrument_kind.clone(),
             limit: describe_limit(t),
         }
     }
@@ -360,6 +366,8 @@ pub fn create_spec(
                 allowed: d.allowed.clone(),
                 required: d.required,
                 pending_release_allowed: d.pending_release_allowed,
+                qualification_required: d.qualification_required,
+                instrument_kind: d.instrument_kind.clone(),
             })
             .collect();
         diesel::insert_into(spec_tests::table)

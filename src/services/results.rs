@@ -5,12 +5,15 @@ use super::batch_record::views::{ResultView, result_view};
 use super::batch_record::{self, BatchOf, LockedBatch, NewDeviation, result_not_found};
 use super::signatures::{self, Signing};
 use super::{Actor, audit::AuditRecord, in_transaction, notices};
+use crate::db::models::QualificationRow;
 use crate::db::models::ResultRow;
 use crate::db::prepared::prepared;
+use crate::db::schema::qualifications;
 use crate::db::schema::results;
 use crate::domain::FieldError;
 use crate::domain::StoredName;
 use crate::domain::deviation::{DeviationKind, opens_oos};
+use crate::domain::qualification::{Qualification, check_qualified};
 use crate::domain::record::{BatchRecord, RecordedResult};
 use crate::domain::result::{ResultStatus, check_accepts_results};
 use crate::domain::roles::Action;
@@ -146,6 +149,19 @@ pub fn record_result(
         };
         lb.record
             .check_new_result(&def.code, input.replaces_result_id, reason.as_deref())?;
+        if def.qualification_required {
+            // Only for a test that asks: one indexed read of this person's
+            // grants for this test.
+            let held: Vec<Qualification> = qualifications::table
+                .filter(qualifications::user_id.eq(actor.id))
+                .filter(qualifications::test_code.eq(&def.code))
+                .select(QualificationRow::as_select())
+                .load(c)?
+                .iter()
+                .map(QualificationRow::to_domain)
+                .collect();
+            check_qualified(true, &held, &def.code, input.performed_at)?;
+        }
         let row = ResultRow {
             id: Uuid::now_v7(),
             batch_id: lb.id(),

@@ -210,6 +210,10 @@ pub struct SpecForm {
     required: Vec<String>,
     #[serde(default)]
     pending_release_allowed: Vec<String>,
+    #[serde(default)]
+    qualification_required: Vec<String>,
+    #[serde(default)]
+    instrument_kind: Vec<String>,
 }
 
 /// One row of the tests table, as text.
@@ -229,6 +233,8 @@ struct Row {
     allowed: String,
     required: bool,
     pending_release_allowed: bool,
+    qualification_required: bool,
+    instrument_kind: String,
 }
 
 impl Row {
@@ -258,6 +264,8 @@ impl Row {
             allowed: t.allowed.join(", "),
             required: t.required,
             pending_release_allowed: t.pending_release_allowed,
+            qualification_required: t.qualification_required,
+            instrument_kind: t.instrument_kind.clone().unwrap_or_default(),
         }
     }
 
@@ -301,6 +309,8 @@ impl Row {
             allowed: list(&self.allowed),
             required: Some(self.required),
             pending_release_allowed: Some(self.pending_release_allowed),
+            qualification_required: Some(self.qualification_required),
+            instrument_kind: opt(&self.instrument_kind),
         })
     }
 }
@@ -325,6 +335,8 @@ impl SpecForm {
                 allowed: at(&self.allowed, i),
                 required: yes(&self.required, i),
                 pending_release_allowed: yes(&self.pending_release_allowed, i),
+                qualification_required: yes(&self.qualification_required, i),
+                instrument_kind: at(&self.instrument_kind, i),
             })
             .collect()
     }
@@ -351,6 +363,7 @@ fn test_field_words(field: &str) -> Option<String> {
         "decimals" => "decimals",
         "options" => "options",
         "allowed" => "passing values",
+        "instrument_kind" => "instrument kind",
         other => other,
     };
     Some(format!("Test row {row}, {col}"))
@@ -422,7 +435,7 @@ async fn product_markup(
                         thead { tr {
                             th { "Code" } th { "Name" } th { "Method" } th { "Kind" } th { "Unit" }
                             th { "Lowest" } th { "incl." } th { "Highest" } th { "incl." } th { "Decimals" }
-                            th { "Options (qualitative)" } th { "Passing values" } th { "Required" } th { "May be pending at release" }
+                            th { "Options (qualitative)" } th { "Passing values" } th { "Required" } th { "May be pending at release" } th { "Qualified analysts only" } th { "Instrument kind" }
                         } }
                         tbody { @for (i, row) in rows.iter().enumerate() { tr {
                             td { input type="text" name="code" value=(row.code) size="8" aria-label={"Row " (i + 1) " code"}; }
@@ -442,6 +455,8 @@ async fn product_markup(
                             td { input type="text" name="allowed" value=(row.allowed); }
                             td { (yes_no("required", row.required)) }
                             td { (yes_no("pending_release_allowed", row.pending_release_allowed)) }
+                            td { (yes_no("qualification_required", row.qualification_required)) }
+                            td { input type="text" name="instrument_kind" value=(row.instrument_kind) size="12" aria-label={"Row " (i + 1) " instrument kind"}; }
                         } } }
                     } }
                     button type="submit" { "Save the draft version" }
@@ -524,6 +539,8 @@ pub async fn create_spec(
             kept.max_inclusive = flag(|r| r.max_inclusive);
             kept.required = flag(|r| r.required);
             kept.pending_release_allowed = flag(|r| r.pending_release_allowed);
+            kept.qualification_required = flag(|r| r.qualification_required);
+            kept.instrument_kind = keep(|r| r.instrument_kind.clone());
             let markup = product_markup(&state, &user, product_id, Some(&p), Some(&kept)).await?;
             Ok(html_page(p.status, markup))
         }
@@ -552,13 +569,15 @@ async fn spec_markup(
             (r.summary())
             p { "Product " a href={"/products/" (product.id)} { (product.code) " – " (product.name) } " · " (status(spec.status.as_str())) }
             table {
-                thead { tr { th { "Test" } th { "Method" } th { "Limit" } th { "Required" } th { "May be pending" } } }
+                thead { tr { th { "Test" } th { "Method" } th { "Limit" } th { "Required" } th { "May be pending" } th { "Qualified analysts only" } th { "Instrument kind" } } }
                 tbody { @for t in &spec.tests { tr {
                     td { strong { (t.code) } " " (t.name) }
                     td { (t.method) }
                     td { (t.limit) }
                     td { (if t.required { "yes" } else { "no" }) }
                     td { (if t.pending_release_allowed { "yes" } else { "no" }) }
+                    td { (if t.qualification_required { "yes" } else { "no" }) }
+                    td { (t.instrument_kind.as_deref().unwrap_or("none")) }
                 } } }
             }
             h2 { "Signatures" }

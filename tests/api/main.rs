@@ -23,6 +23,7 @@ mod flow;
 mod hostile;
 mod lab;
 mod openapi;
+mod qualifications;
 mod release;
 mod results;
 mod roles;

@@ -4,7 +4,7 @@ use crate::support::TestApp;
 use actix_web::http::StatusCode;
 
 /// Every route of the HTTP contract (API.md).
-const CONTRACT: [(&str, &str); 42] = [
+const CONTRACT: [(&str, &str); 45] = [
     ("post", "/api/v1/auth/login"),
     ("post", "/api/v1/auth/logout"),
     ("get", "/api/v1/auth/me"),
@@ -15,6 +15,9 @@ const CONTRACT: [(&str, &str); 42] = [
     ("post", "/api/v1/users/{id}/unlock"),
     ("post", "/api/v1/users/{id}/password"),
     ("post", "/api/v1/audit/anchors"),
+    ("post", "/api/v1/users/{id}/qualifications"),
+    ("get", "/api/v1/users/{id}/qualifications"),
+    ("post", "/api/v1/qualifications/{id}/revoke"),
     ("get", "/api/v1/audit/anchors"),
     ("get", "/api/v1/audit/anchor-key"),
     ("post", "/api/v1/products"),

@@ -331,3 +331,58 @@ pub fn expiring(conn: &mut PgConnection, days: i64) -> Result<Vec<QualificationV
         .map(|(q, u)| QualificationView::of(q, u))
         .collect())
 }
+
+/// The qualification matrix: analysts (active technicians) by the test codes
+/// that require a qualification, with the grants in force.
+#[derive(Debug, Clone, Default)]
+pub struct Matrix {
+    /// Active technicians: id, username, printed name.
+    pub analysts: Vec<(Uuid, String, String)>,
+    /// Test codes some specification asks a qualification for.
+    pub codes: Vec<String>,
+    /// Grants neither withdrawn nor expired.
+    pub in_force: Vec<QualificationView>,
+}
+
+impl Matrix {
+    /// The grant in force for `user` and `code`, the longest-lasting one.
+    pub fn cell(&self, user: Uuid, code: &str) -> Option<&QualificationView> {
+        self.in_force
+            .iter()
+            .filter(|q| q.user_id == user && q.test_code == code)
+            .max_by_key(|q| q.valid_until)
+    }
+}
+
+/// Reads the matrix.
+pub fn matrix(conn: &mut PgConnection) -> Result<Matrix, AppError> {
+    let analysts: Vec<(Uuid, String, String)> = users::table
+        .filter(users::active.eq(true))
+        .filter(users::roles.contains(vec![
+            crate::domain::roles::Role::Technician.as_str().to_owned(),
+        ]))
+        .order(users::username)
+        .select((users::id, users::username, users::full_name))
+        .load(conn)?;
+    let codes: Vec<String> = spec_tests::table
+        .filter(spec_tests::qualification_required.eq(true))
+        .select(spec_tests::code)
+        .distinct()
+        .order(spec_tests::code)
+        .load(conn)?;
+    let now = Utc::now();
+    let rows: Vec<(QualificationRow, String)> = qualifications::table
+        .inner_join(users::table.on(users::id.eq(qualifications::user_id)))
+        .filter(qualifications::revoked_at.is_null())
+        .filter(qualifications::valid_until.ge(now))
+        .select((QualificationRow::as_select(), users::username))
+        .load(conn)?;
+    Ok(Matrix {
+        analysts,
+        codes,
+        in_force: rows
+            .iter()
+            .map(|(q, u)| QualificationView::of(q, u))
+            .collect(),
+    })
+}

@@ -49,7 +49,7 @@ pub async fn home(state: web::Data<AppState>, user: WebUser) -> Result<HttpRespo
     let qa = user.may(Action::Sign(Meaning::Released));
     let tech = user.may(Action::RecordResult);
     let audits = user.may(Action::ReadAuditTrail);
-    let (list, queue, last) = state
+    let (list, queue, last, expiring) = state
         .db(move |c| {
             let last = if audits {
                 verification::last_verification(c)?
@@ -66,7 +66,12 @@ pub async fn home(state: web::Data<AppState>, user: WebUser) -> Result<HttpRespo
             } else {
                 Vec::new()
             };
-            Ok((list, queue, last))
+            let expiring = if qa {
+                crate::services::qualifications::expiring(c, 30)?
+            } else {
+                Vec::new()
+            };
+            Ok((list, queue, last, expiring))
         })
         .await?;
     let mut by_batch: Vec<(Uuid, String, usize)> = Vec::new();
@@ -134,6 +139,13 @@ pub async fn home(state: web::Data<AppState>, user: WebUser) -> Result<HttpRespo
                             td { (age_words(d.opened_at)) br; (user.time(d.opened_at)) }
                         } } }
                     }
+                }
+                h2 { "Qualifications expiring within 30 days (" (expiring.len()) ")" }
+                @if expiring.is_empty() { p.muted { "None." } } @else {
+                    table { tbody { @for q in &expiring { tr {
+                        td { (q.username) } td { (q.test_code) } td { "until " (user.time(q.valid_until)) }
+                    } } } }
+                    p { a.button.secondary href="/qualifications" { "Requalify" } }
                 }
                 h2 { "Specifications awaiting approval (" (list.specs_awaiting.len()) ")" }
                 @if list.specs_awaiting.is_empty() { p.muted { "None." } } @else {

@@ -15,6 +15,7 @@ pub mod history;
 pub mod home;
 pub mod layout;
 pub mod products;
+pub mod qualifications;
 pub mod release;
 pub mod results;
 pub mod review;
@@ -197,6 +198,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(users::edit_user)
             .service(users::deactivate_user)
             .service(users::reset_password)
+            .service(qualifications::matrix_page)
+            .service(qualifications::grant)
+            .service(qualifications::revoke)
             .service(account::password_form)
             .service(account::change_password),
     );

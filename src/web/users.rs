@@ -217,8 +217,13 @@ async fn edit_markup_with(
     proposed: Option<&EditForm>,
     reset: Option<Result<(), &Problem>>,
 ) -> Result<Markup, WebError> {
-    let u = state
-        .db(move |c| user_svc::get_user_view(c, target))
+    let (u, quals) = state
+        .db(move |c| {
+            Ok((
+                user_svc::get_user_view(c, target)?,
+                crate::services::qualifications::of_user(c, target)?,
+            ))
+        })
         .await?;
     let r = Refusal::new(problem, EDIT_LABELS);
     let own = target == user.0.actor.id;
@@ -272,6 +277,8 @@ async fn edit_markup_with(
                     button.danger type="submit" { "Reset the password" }
                 }
             }
+            h2 { "Qualifications" }
+            (super::qualifications::list_markup(user, &quals))
             p { a href="/users" { "Back to the users" } }
         },
     ))

@@ -1634,3 +1634,96 @@ async fn an_auditor_anchors_the_trail_and_the_verification_page_names_a_cut_chai
     assert!(run.body.contains(&chain), "{}", run.body);
     assert!(run.body.contains("cut back"), "{}", run.body);
 }
+
+#[actix_web::test]
+async fn qa_qualifies_an_analyst_on_the_matrix_and_the_result_form_refuses_until_then() {
+    let mut spec = cellqc::demo::msc_spec();
+    for t in spec["tests"].as_array_mut().unwrap() {
+        if t["code"] == "VIAB" {
+            t["qualification_required"] = json!(true);
+        }
+    }
+    let lab = Lab::with(cellqc::demo::msc_product(), spec).await;
+    let batch = lab.batch("WEB-QUAL-1").await;
+    let tech_name = lab.app.get("/api/v1/auth/me", &lab.tech).await.body["username"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut tech = Browser::new(&lab.app);
+    tech.sign_in(&tech_name, USER_PASSWORD).await;
+    async fn record(tech: &mut Browser<'_>, batch: &str) -> Page {
+        let form = tech.get(&format!("/batches/{batch}/results/new")).await;
+        let token = Browser::csrf(&form);
+        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string();
+        tech.post(
+            &format!("/batches/{batch}/results"),
+            &[
+                ("csrf", &token),
+                ("test_code", "VIAB"),
+                ("value", "91.0"),
+                ("performed_at", &now),
+            ],
+        )
+        .await
+    }
+    let refused = record(&mut tech, &batch).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(
+        refused.body.contains("you hold no qualification for VIAB"),
+        "{}",
+        refused.body
+    );
+
+    let (_, qa_name) = lab.app.user_with(&["qa"]).await;
+    let mut qa = Browser::new(&lab.app);
+    qa.sign_in(&qa_name, USER_PASSWORD).await;
+    let matrix = qa.get("/qualifications").await;
+    assert!(matrix.body.contains("not qualified"), "{}", matrix.body);
+    let token = Browser::csrf(&matrix);
+    let until = (chrono::Utc::now() + chrono::Duration::days(10))
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    let wrong = qa
+        .post(
+            "/qualifications",
+            &[
+                ("csrf", &token),
+                ("user", &lab.tech_id),
+                ("test_code", "VIAB"),
+                ("valid_until", &until),
+                ("password", "not-my-password"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let done = qa
+        .post(
+            "/qualifications",
+            &[
+                ("csrf", &token),
+                ("user", &lab.tech_id),
+                ("test_code", "VIAB"),
+                ("valid_until", &until),
+                ("reason", "TR-7, observed run"),
+                ("password", USER_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(done.body.contains("is qualified for VIAB"), "{}", done.body);
+    assert!(
+        done.body.contains("qual soon"),
+        "expires within 30 days: amber"
+    );
+    let home = qa.get("/").await;
+    assert!(
+        home.body
+            .contains("Qualifications expiring within 30 days (1)"),
+        "{}",
+        home.body
+    );
+    // Qualified from the grant's moment on; the form reads whole seconds.
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let ok = record(&mut tech, &batch).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+}

@@ -1,0 +1,250 @@
+//! `/qualifications`: the qualification matrix (analysts × the tests that
+//! require a qualification), and for QA the signed grant and withdrawal.
+
+use super::layout::{Refusal, csrf, html_page, meaning_box, page, refusal};
+use super::session::{WebError, WebUser};
+use crate::app::AppState;
+use crate::domain::roles::Action;
+use crate::domain::signature::Meaning;
+use crate::error::Problem;
+use crate::services::qualifications::{self as svc, GrantInput};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, get, post, web};
+use chrono::{Duration, Utc};
+use maud::{Markup, html};
+use serde::Deserialize;
+use uuid::Uuid;
+
+const GRANT_LABELS: &[(&str, &str)] = &[
+    ("user", "Analyst"),
+    ("test_code", "Test"),
+    ("valid_until", "Valid until"),
+    ("reason", "Training record"),
+    ("password", "Your password"),
+];
+
+const REVOKE_LABELS: &[(&str, &str)] = &[("reason", "Why"), ("password", "Your password")];
+
+async fn matrix_markup(
+    state: &AppState,
+    user: &WebUser,
+    problem: Option<&Problem>,
+    done: Option<&str>,
+) -> Result<Markup, WebError> {
+    let m = state.db(svc::matrix).await?;
+    let soon = Utc::now() + Duration::days(30);
+    let grants = user.may(Action::Sign(Meaning::QualificationGranted));
+    let r = Refusal::new(problem, GRANT_LABELS);
+    Ok(page(
+        "Qualifications",
+        Some(user),
+        html! {
+            @if let Some(d) = done { div.notice.ok role="status" { (d) } }
+            (r.summary())
+            p.muted { "Who may record the tests that require a qualification (21 CFR 211.25). A result of such a test by anyone not qualified when it was performed is refused." }
+            @if m.codes.is_empty() {
+                p.muted { "No specification asks for a qualified analyst yet." }
+            } @else {
+                div.scroll { table.matrix {
+                    thead { tr { th { "Analyst" } @for c in &m.codes { th { (c) } } } }
+                    tbody { @for (id, username, name) in &m.analysts { tr {
+                        td { strong { (name) } br; span.muted { (username) } }
+                        @for c in &m.codes {
+                            @match m.cell(*id, c) {
+                                Some(q) => td class=(if q.valid_until < soon { "qual soon" } else { "qual ok" }) {
+                                    "until " (user.time(q.valid_until))
+                                    @if grants {
+                                        details {
+                                            summary { "Withdraw" }
+                                            form.stack method="post" action={"/qualifications/" (q.id) "/revoke"} {
+                                                (csrf(user))
+                                                (meaning_box(Meaning::QualificationRevoked))
+                                                label { "Why" textarea name="reason" required {} }
+                                                label { "Your password" input type="password" name="password" required autocomplete="current-password"; }
+                                                button.danger type="submit" { "Withdraw and sign" }
+                                            }
+                                        }
+                                    }
+                                },
+                                None => td.qual.none { "not qualified" },
+                            }
+                        }
+                    } } }
+                } }
+            }
+            @if grants {
+                form.stack.card method="post" action="/qualifications" {
+                    h2 { "Qualify an analyst" }
+                    (csrf(user))
+                    label { "Analyst"
+                        select name="user" required {
+                            option value="" { "choose" }
+                            @for (id, username, name) in &m.analysts { option value=(id) { (name) " (" (username) ")" } }
+                        }
+                        (r.at("user"))
+                    }
+                    label { "Test"
+                        select name="test_code" required {
+                            option value="" { "choose" }
+                            @for c in &m.codes { option value=(c) { (c) } }
+                        }
+                        (r.at("test_code"))
+                    }
+                    label { "Valid until (" (user.zone_name()) ")" input type="datetime-local" name="valid_until" step="1" required; (r.at("valid_until")) }
+                    label { "Training record (what the qualification rests on)" textarea name="reason" {} (r.at("reason")) }
+                    (meaning_box(Meaning::QualificationGranted))
+                    label { "Your password" input type="password" name="password" required autocomplete="current-password"; (r.at("password")) }
+                    p.muted { "Nobody qualifies themselves. The qualification counts from now: results performed earlier stay the analyst's own responsibility to have been qualified for." }
+                    button type="submit" { "Qualify and sign" }
+                }
+            }
+        },
+    ))
+}
+
+/// The matrix.
+#[get("/qualifications")]
+pub async fn matrix_page(
+    state: web::Data<AppState>,
+    user: WebUser,
+) -> Result<HttpResponse, WebError> {
+    Ok(html_page(
+        StatusCode::OK,
+        matrix_markup(&state, &user, None, None).await?,
+    ))
+}
+
+/// The grant form's fields.
+#[derive(Debug, Default, Deserialize)]
+pub struct GrantForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    test_code: String,
+    #[serde(default)]
+    valid_until: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// QA qualifies an analyst (signed).
+#[post("/qualifications")]
+pub async fn grant(
+    state: web::Data<AppState>,
+    user: WebUser,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::Sign(Meaning::QualificationGranted))?;
+    let f: GrantForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    user.check_csrf(&f.csrf)?;
+    let actor = user.0.actor.clone();
+    let lockout = state.auth.lockout;
+    let target = Uuid::parse_str(f.user.trim());
+    let until = user.from_form("valid_until", &f.valid_until);
+    let outcome = match (target, until) {
+        (Err(_), _) => Err(crate::error::AppError::invalid_field(
+            "user",
+            "choose an analyst",
+        )),
+        (_, Err(e)) => Err(e),
+        (Ok(target), Ok(valid_until)) => {
+            let input = GrantInput {
+                test_code: f.test_code.clone(),
+                valid_until,
+                password: f.password.clone(),
+                reason: Some(f.reason.clone()).filter(|r| !r.trim().is_empty()),
+            };
+            state
+                .db(move |c| svc::grant(c, lockout, &actor, target, &input))
+                .await
+        }
+    };
+    match outcome {
+        Ok(q) => {
+            let done = format!(
+                "{} is qualified for {} until the date given, under your signature.",
+                q.username, q.test_code
+            );
+            Ok(html_page(
+                StatusCode::OK,
+                matrix_markup(&state, &user, None, Some(&done)).await?,
+            ))
+        }
+        Err(e) => {
+            let p = refusal(e)?;
+            Ok(html_page(
+                p.status,
+                matrix_markup(&state, &user, Some(&p), None).await?,
+            ))
+        }
+    }
+}
+
+/// The withdrawal form's fields.
+#[derive(Debug, Default, Deserialize)]
+pub struct RevokeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// QA withdraws a qualification (signed).
+#[post("/qualifications/{id}/revoke")]
+pub async fn revoke(
+    state: web::Data<AppState>,
+    user: WebUser,
+    id: web::Path<Uuid>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::Sign(Meaning::QualificationRevoked))?;
+    let f: RevokeForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    user.check_csrf(&f.csrf)?;
+    let (actor, id, lockout) = (user.0.actor.clone(), id.into_inner(), state.auth.lockout);
+    match state
+        .db(move |c| svc::revoke(c, lockout, &actor, id, &f.reason, &f.password))
+        .await
+    {
+        Ok(q) => {
+            let done = format!(
+                "{}'s qualification for {} is withdrawn, under your signature.",
+                q.username, q.test_code
+            );
+            Ok(html_page(
+                StatusCode::OK,
+                matrix_markup(&state, &user, None, Some(&done)).await?,
+            ))
+        }
+        Err(e) => {
+            let p = refusal(e)?;
+            let r = Refusal::new(Some(&p), REVOKE_LABELS);
+            let body = html! { (r.summary()) p { a href="/qualifications" { "Back to the qualifications" } } };
+            Ok(html_page(
+                p.status,
+                page("Qualifications", Some(&user), body),
+            ))
+        }
+    }
+}
+
+/// A person's qualifications, for their account page.
+pub fn list_markup(user: &WebUser, list: &[svc::QualificationView]) -> Markup {
+    html! {
+        @if list.is_empty() { p.muted { "No qualification." } } @else {
+            table {
+                thead { tr { th { "Test" } th { "Valid" } th { "State" } } }
+                tbody { @for q in list { tr {
+                    td { (q.test_code) }
+                    td { (user.time(q.valid_from)) " to " (user.time(q.valid_until)) }
+                    td { (q.status) @if let Some(why) = &q.revoke_reason { ": " (why) } }
+                } } }
+            }
+        }
+    }
+}

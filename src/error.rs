@@ -389,6 +389,40 @@ impl From<crate::domain::qualification::NotQualified> for AppError {
     }
 }
 
+impl From<crate::domain::instrument::NotUsable> for AppError {
+    fn from(n: crate::domain::instrument::NotUsable) -> Self {
+        use crate::domain::instrument::{NotUsable, Status};
+        match n {
+            NotUsable::WrongKind { needed, is } => AppError::invalid_field(
+                "instrument_id",
+                format!("this test is measured on a {needed}; that instrument is a {is}"),
+            ),
+            NotUsable::NotInService {
+                code,
+                status,
+                valid_until,
+            } => {
+                let until = valid_until
+                    .map(|u| u.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default();
+                let why = match status {
+                    Status::CalibrationDue if valid_until.is_some() => {
+                        format!("its calibration expired on {until}")
+                    }
+                    Status::CalibrationDue => "it had never been calibrated".to_owned(),
+                    Status::OutOfService => "it was out of service".to_owned(),
+                    Status::FailedCalibration => "its latest calibration had failed".to_owned(),
+                    Status::InService => "it was in service".to_owned(),
+                };
+                AppError::conflict(
+                    "instrument_not_qualified",
+                    format!("instrument {code} was not fit for use at performed_at: {why}"),
+                )
+            }
+        }
+    }
+}
+
 impl From<crate::domain::roles::OwnAccount> for AppError {
     fn from(_: crate::domain::roles::OwnAccount) -> Self {
         AppError::forbidden(

@@ -10,6 +10,7 @@ pub mod custody;
 pub mod deviations;
 pub mod extract;
 pub mod health;
+pub mod instruments;
 pub mod openapi;
 pub mod products;
 pub mod qualifications;
@@ -51,6 +52,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(qualifications::grant)
                 .service(qualifications::of_user)
                 .service(qualifications::revoke)
+                .service(instruments::register)
+                .service(instruments::list)
+                .service(instruments::get_one)
+                .service(instruments::calibrate)
+                .service(instruments::out_of_service)
+                .service(instruments::return_to_service)
                 .service(products::create_product)
                 .service(products::list_products)
                 .service(products::get_product)

@@ -22,7 +22,12 @@ pub struct RecordResult {
     value: Box<RawValue>,
     unit: Option<String>,
     performed_at: DateTime<Utc>,
+    /// Free text (a model, a serial) for tests that name no instrument kind.
     instrument: Option<String>,
+    /// The registered instrument it was measured on: required when the test
+    /// names an `instrument_kind`; it must be of that kind and in service at
+    /// `performed_at`.
+    instrument_id: Option<Uuid>,
     comment: Option<String>,
     replaces_result_id: Option<Uuid>,
     reason: Option<String>,
@@ -46,6 +51,7 @@ pub async fn record_result(
         unit: b.unit,
         performed_at: b.performed_at,
         instrument: b.instrument,
+        instrument_id: b.instrument_id,
         comment: b.comment,
         replaces_result_id: b.replaces_result_id,
         reason: b.reason,

@@ -157,6 +157,12 @@ requirement! {
     QualifiesAnalysts => Action::Sign(Meaning::QualificationGranted);
     /// Withdraw a qualification (signed).
     RevokesQualifications => Action::Sign(Meaning::QualificationRevoked);
+    /// Register an instrument.
+    RegistersInstruments => Action::RegisterInstruments;
+    /// Record a calibration or take an instrument out of service.
+    MaintainsInstruments => Action::MaintainInstruments;
+    /// Return an instrument to service (signed).
+    ReturnsInstruments => Action::Sign(Meaning::InstrumentReturned);
 }
 
 /// A signed-in user allowed to do `R::ACTION`; anyone else gets 403.

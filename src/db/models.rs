@@ -221,6 +221,8 @@ pub struct ResultRow {
     pub comment: Option<String>,
     pub replaces_result_id: Option<Uuid>,
     pub reason: Option<String>,
+    /// The instrument it was measured on.
+    pub instrument_id: Option<Uuid>,
 }
 
 /// An electronic signature.
@@ -370,5 +372,61 @@ impl QualificationRow {
             valid_until: self.valid_until,
             revoked_at: self.revoked_at,
         }
+    }
+}
+
+/// An instrument as registered.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = crate::db::schema::instruments)]
+pub struct InstrumentRow {
+    pub id: Uuid,
+    pub code: String,
+    pub name: String,
+    pub kind: String,
+    pub location: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub created_by: Uuid,
+}
+
+/// One event of an instrument's history.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = crate::db::schema::instrument_events)]
+pub struct InstrumentEventRow {
+    pub id: Uuid,
+    pub instrument_id: Uuid,
+    pub kind: String,
+    pub at: DateTime<Utc>,
+    pub outcome: Option<String>,
+    pub valid_until: Option<DateTime<Utc>>,
+    pub certificate: Option<String>,
+    pub notes: Option<String>,
+    pub reason: Option<String>,
+    pub recorded_by: Uuid,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl InstrumentEventRow {
+    /// The event as the rules read it (stored names parsed here).
+    pub fn to_domain(&self) -> Result<crate::domain::instrument::Event, crate::error::AppError> {
+        use crate::domain::instrument::{Event, EventKind};
+        let kind = match (
+            self.kind.as_str(),
+            self.outcome.as_deref(),
+            self.valid_until,
+        ) {
+            ("calibration", Some(outcome), Some(valid_until)) => EventKind::Calibration {
+                passed: outcome == "pass",
+                valid_until,
+            },
+            ("out_of_service", _, _) => EventKind::OutOfService,
+            ("returned", _, _) => EventKind::Returned,
+            (other, _, _) => {
+                return Err(crate::error::AppError::Internal(anyhow::anyhow!(
+                    "instrument event {} has an unknown kind {other}",
+                    self.id
+                )));
+            }
+        };
+        Ok(Event { at: self.at, kind })
     }
 }

@@ -126,6 +126,34 @@ diesel::table! {
 }
 
 diesel::table! {
+    instrument_events (id) {
+        id -> Uuid,
+        instrument_id -> Uuid,
+        kind -> Text,
+        at -> Timestamptz,
+        outcome -> Nullable<Text>,
+        valid_until -> Nullable<Timestamptz>,
+        certificate -> Nullable<Text>,
+        notes -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        recorded_by -> Uuid,
+        recorded_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    instruments (id) {
+        id -> Uuid,
+        code -> Text,
+        name -> Text,
+        kind -> Text,
+        location -> Nullable<Text>,
+        created_at -> Timestamptz,
+        created_by -> Uuid,
+    }
+}
+
+diesel::table! {
     products (id) {
         id -> Uuid,
         code -> Text,
@@ -171,6 +199,7 @@ diesel::table! {
         comment -> Nullable<Text>,
         replaces_result_id -> Nullable<Uuid>,
         reason -> Nullable<Text>,
+        instrument_id -> Nullable<Uuid>,
     }
 }
 
@@ -297,6 +326,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     deviations,
     email_outbox,
     idempotency_keys,
+    instrument_events,
+    instruments,
     products,
     qualifications,
     results,

@@ -11,6 +11,7 @@ pub mod decimal;
 pub mod deviation;
 pub mod din;
 pub mod hashing;
+pub mod instrument;
 pub mod qualification;
 pub mod record;
 pub mod release;

@@ -111,6 +111,8 @@ pub struct RecordedResult {
     pub recorded_at: DateTime<Utc>,
     /// Instrument, as named.
     pub instrument: Option<String>,
+    /// The registered instrument it was measured on.
+    pub instrument_id: Option<Uuid>,
     /// Comment.
     pub comment: Option<String>,
     /// The result it replaces.
@@ -590,6 +592,7 @@ pub(crate) mod tests {
             performed_at: r.now - Duration::hours(2),
             recorded_at: r.now - Duration::hours(1),
             instrument: None,
+            instrument_id: None,
             comment: None,
             replaces_result_id: None,
             reason: None,

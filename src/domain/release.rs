@@ -320,7 +320,8 @@ impl Certifications {
                 | Meaning::SpecApproved
                 | Meaning::DeviationClosed
                 | Meaning::QualificationGranted
-                | Meaning::QualificationRevoked => {}
+                | Meaning::QualificationRevoked
+                | Meaning::InstrumentReturned => {}
             }
         }
         c

@@ -150,6 +150,10 @@ pub enum Action {
     OpenDeviation,
     /// Read the audit trail, a batch's history and the chain verification.
     ReadAuditTrail,
+    /// Register an instrument.
+    RegisterInstruments,
+    /// Record a calibration, or take an instrument out of service.
+    MaintainInstruments,
     /// Sign with this meaning.
     Sign(Meaning),
 }
@@ -184,6 +188,8 @@ pub fn roles_for(action: Action) -> &'static [Role] {
         Action::RecordResult => &[Role::Technician],
         Action::OpenDeviation => &[Role::Technician, Role::Reviewer, Role::Qa],
         Action::ReadAuditTrail => &[Role::Auditor, Role::Qa],
+        Action::RegisterInstruments => &[Role::Qa],
+        Action::MaintainInstruments => &[Role::Technician, Role::Qa],
         Action::Sign(meaning) => signer_roles(meaning),
     }
 }
@@ -201,7 +207,8 @@ pub fn signer_roles(meaning: Meaning) -> &'static [Role] {
         | Meaning::Recalled
         | Meaning::DeviationClosed
         | Meaning::QualificationGranted
-        | Meaning::QualificationRevoked => &[Role::Qa],
+        | Meaning::QualificationRevoked
+        | Meaning::InstrumentReturned => &[Role::Qa],
     }
 }
 

@@ -48,6 +48,8 @@ pub enum Meaning {
     QualificationGranted,
     /// QA withdrew an analyst's qualification.
     QualificationRevoked,
+    /// QA returned an instrument to service.
+    InstrumentReturned,
 }
 
 impl Meaning {
@@ -69,6 +71,9 @@ impl Meaning {
             }
             Meaning::QualificationRevoked => {
                 "I withdraw this person's qualification to perform this test"
+            }
+            Meaning::InstrumentReturned => {
+                "I confirm this instrument is fit for use and return it to service"
             }
         }
     }

@@ -24,6 +24,7 @@ pub mod certificate;
 pub mod custody;
 pub mod deviations;
 pub mod history;
+pub mod instruments;
 pub mod products;
 pub mod qualifications;
 pub mod release;

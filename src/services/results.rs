@@ -5,14 +5,15 @@ use super::batch_record::views::{ResultView, result_view};
 use super::batch_record::{self, BatchOf, LockedBatch, NewDeviation, result_not_found};
 use super::signatures::{self, Signing};
 use super::{Actor, audit::AuditRecord, in_transaction, notices};
-use crate::db::models::QualificationRow;
 use crate::db::models::ResultRow;
+use crate::db::models::{InstrumentEventRow, InstrumentRow, QualificationRow};
 use crate::db::prepared::prepared;
-use crate::db::schema::qualifications;
 use crate::db::schema::results;
+use crate::db::schema::{instrument_events, instruments, qualifications};
 use crate::domain::FieldError;
 use crate::domain::StoredName;
 use crate::domain::deviation::{DeviationKind, opens_oos};
+use crate::domain::instrument::check_usable;
 use crate::domain::qualification::{Qualification, check_qualified};
 use crate::domain::record::{BatchRecord, RecordedResult};
 use crate::domain::result::{ResultStatus, check_accepts_results};
@@ -49,6 +50,8 @@ pub struct NewResultInput {
     pub unit: Option<String>,
     pub performed_at: DateTime<Utc>,
     pub instrument: Option<String>,
+    /// The registered instrument it was measured on.
+    pub instrument_id: Option<Uuid>,
     pub comment: Option<String>,
     pub replaces_result_id: Option<Uuid>,
     pub reason: Option<String>,
@@ -56,7 +59,7 @@ pub struct NewResultInput {
 
 /// What a result record says, for its audit entry and its review signature.
 pub fn result_record(batch_id: Uuid, r: &RecordedResult) -> Value {
-    json!({
+    let mut record = json!({
         "id": r.id,
         "batch_id": batch_id,
         "test_code": r.test_code,
@@ -70,7 +73,13 @@ pub fn result_record(batch_id: Uuid, r: &RecordedResult) -> Value {
         "comment": r.comment,
         "replaces_result_id": r.replaces_result_id,
         "reason": r.reason,
-    })
+    });
+    // Named only when there is one: a result without a registered
+    // instrument is recorded exactly as before instruments existed.
+    if let (Some(id), Value::Object(fields)) = (r.instrument_id, &mut record) {
+        fields.insert("instrument_id".to_owned(), json!(id));
+    }
+    record
 }
 
 /// Records a result against the batch's specification. A failing result
@@ -162,6 +171,40 @@ pub fn record_result(
                 .collect();
             check_qualified(true, &held, &def.code, input.performed_at)?;
         }
+        match (def.instrument_kind.as_deref(), input.instrument_id) {
+            (Some(kind), None) => {
+                return Err(AppError::invalid_field(
+                    "instrument_id",
+                    format!("this test is measured on a {kind}: name the instrument"),
+                ));
+            }
+            (needed, Some(id)) => {
+                // The instrument and its history: one indexed read each.
+                let instrument: InstrumentRow = instruments::table
+                    .find(id)
+                    .select(InstrumentRow::as_select())
+                    .first(c)
+                    .optional()?
+                    .ok_or_else(|| {
+                        AppError::invalid_field("instrument_id", format!("no instrument {id}"))
+                    })?;
+                let events = instrument_events::table
+                    .filter(instrument_events::instrument_id.eq(id))
+                    .select(InstrumentEventRow::as_select())
+                    .load(c)?
+                    .iter()
+                    .map(InstrumentEventRow::to_domain)
+                    .collect::<Result<Vec<_>, _>>()?;
+                check_usable(
+                    needed,
+                    &instrument.code,
+                    &instrument.kind,
+                    &events,
+                    input.performed_at,
+                )?;
+            }
+            (None, None) => {}
+        }
         let row = ResultRow {
             id: Uuid::now_v7(),
             batch_id: lb.id(),
@@ -177,6 +220,7 @@ pub fn record_result(
             comment: comment.clone(),
             replaces_result_id: input.replaces_result_id,
             reason: input.replaces_result_id.and(reason.clone()),
+            instrument_id: input.instrument_id,
         };
         diesel::insert_into(results::table)
             .values(&row)

@@ -13,6 +13,7 @@ pub mod custody;
 pub mod deviations;
 pub mod history;
 pub mod home;
+pub mod instruments;
 pub mod layout;
 pub mod products;
 pub mod qualifications;
@@ -201,6 +202,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(qualifications::matrix_page)
             .service(qualifications::grant)
             .service(qualifications::revoke)
+            .service(instruments::list_page)
+            .service(instruments::register)
+            .service(instruments::one_page)
+            .service(instruments::calibrate)
+            .service(instruments::out_of_service)
+            .service(instruments::return_to_service)
             .service(account::password_form)
             .service(account::change_password),
     );

@@ -28,6 +28,7 @@ const RECORD_LABELS: &[(&str, &str)] = &[
     ("unit", "Unit"),
     ("performed_at", "Performed at"),
     ("instrument", "Instrument"),
+    ("instrument_id", "Registered instrument"),
     ("comment", "Comment"),
     ("replaces_result_id", "Replaces result"),
     ("reason", "Reason for the replacement"),
@@ -41,7 +42,22 @@ async fn record_form_markup(
     previous: Option<&RecordForm>,
     asked: &RecordFormQuery,
 ) -> Result<Markup, WebError> {
-    let record = state.db(move |c| batch_svc::record(c, batch_id)).await?;
+    let (record, usable) = state
+        .db(move |c| {
+            Ok((
+                batch_svc::record(c, batch_id)?,
+                // Only what is usable now is offered.
+                crate::services::instruments::list(
+                    c,
+                    None,
+                    Some(crate::domain::instrument::Status::InService),
+                )?,
+            ))
+        })
+        .await?;
+    let picked = previous
+        .and_then(|p| p.instrument_id.clone())
+        .unwrap_or_default();
     let detail = BatchDetail::from(&record);
     // Ready for the next test: the one asked for, else the first missing one.
     let next_missing = record
@@ -90,7 +106,18 @@ async fn record_form_markup(
                     input type="datetime-local" name="performed_at" step="1" required
                         value=(previous.map(|p| p.performed_at.clone()).unwrap_or_else(|| user.now_for_form()));
                     (r.at("performed_at")) }
-                label { "Instrument" input type="text" name="instrument" value=(text(|p| p.instrument.as_deref())); (r.at("instrument")) }
+                label { "Registered instrument (required when the test names a kind; only instruments in service now)"
+                    select name="instrument_id" {
+                        option value="" { "none" }
+                        @for i in &usable {
+                            option value=(i.id) selected[picked == i.id.to_string()] {
+                                (i.code) " – " (i.name) " (" (i.kind) ")"
+                            }
+                        }
+                    }
+                    (r.at("instrument_id"))
+                }
+                label { "Instrument (free text: model, serial)" input type="text" name="instrument" value=(text(|p| p.instrument.as_deref())); (r.at("instrument")) }
                 label { "Comment" textarea name="comment" { (text(|p| p.comment.as_deref())) } (r.at("comment")) }
                 label { "Replaces result (only to correct or retest)"
                     select name="replaces_result_id" {
@@ -138,6 +165,7 @@ pub struct RecordForm {
     value: String,
     performed_at: String,
     instrument: Option<String>,
+    instrument_id: Option<String>,
     comment: Option<String>,
     replaces_result_id: Option<String>,
     reason: Option<String>,
@@ -155,40 +183,47 @@ pub async fn record_result(
     user.check_csrf(&form.csrf)?;
     let batch_id = id.into_inner();
     let f = form.into_inner();
-    let attempt = async {
-        let performed_at = user.from_form("performed_at", &f.performed_at)?;
-        let replaces =
-            match f.replaces_result_id.as_deref().filter(|s| !s.is_empty()) {
+    let attempt =
+        async {
+            let performed_at = user.from_form("performed_at", &f.performed_at)?;
+            let replaces = match f.replaces_result_id.as_deref().filter(|s| !s.is_empty()) {
                 None => None,
                 Some(s) => Some(Uuid::parse_str(s).map_err(|_| {
                     AppError::invalid_field("replaces_result_id", "is not a result")
                 })?),
             };
-        let input = NewResultInput {
-            test_code: f.test_code.clone(),
-            // The form sends text; as a JSON string it is read exactly as typed.
-            value: serde_json::to_string(&f.value)?,
-            unit: None,
-            performed_at,
-            instrument: f.instrument.clone(),
-            comment: f.comment.clone(),
-            replaces_result_id: replaces,
-            reason: f.reason.clone(),
-        };
-        let actor = user.0.actor.clone();
-        state
-            .db(move |c| {
-                let r = result_svc::record_result(c, &actor, batch_id, &input)?;
-                let more = batch_svc::record(c, batch_id)?
-                    .readiness()
-                    .blockers
-                    .iter()
-                    .any(|b| b.code == BlockerCode::MissingResult);
-                Ok((r, more))
-            })
-            .await
-    }
-    .await;
+            let instrument_id = match f.instrument_id.as_deref().filter(|s| !s.is_empty()) {
+                None => None,
+                Some(s) => Some(Uuid::parse_str(s).map_err(|_| {
+                    AppError::invalid_field("instrument_id", "is not an instrument")
+                })?),
+            };
+            let input = NewResultInput {
+                test_code: f.test_code.clone(),
+                // The form sends text; as a JSON string it is read exactly as typed.
+                value: serde_json::to_string(&f.value)?,
+                unit: None,
+                performed_at,
+                instrument: f.instrument.clone(),
+                instrument_id,
+                comment: f.comment.clone(),
+                replaces_result_id: replaces,
+                reason: f.reason.clone(),
+            };
+            let actor = user.0.actor.clone();
+            state
+                .db(move |c| {
+                    let r = result_svc::record_result(c, &actor, batch_id, &input)?;
+                    let more = batch_svc::record(c, batch_id)?
+                        .readiness()
+                        .blockers
+                        .iter()
+                        .any(|b| b.code == BlockerCode::MissingResult);
+                    Ok((r, more))
+                })
+                .await
+        }
+        .await;
     match attempt {
         // At the bench: straight on to the next missing test, if any.
         Ok((r, more)) if more => Ok(see_other(format!(

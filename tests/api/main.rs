@@ -21,6 +21,7 @@ mod embedded;
 mod errors;
 mod flow;
 mod hostile;
+mod instruments;
 mod lab;
 mod openapi;
 mod qualifications;

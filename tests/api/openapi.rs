@@ -4,7 +4,7 @@ use crate::support::TestApp;
 use actix_web::http::StatusCode;
 
 /// Every route of the HTTP contract (API.md).
-const CONTRACT: [(&str, &str); 45] = [
+const CONTRACT: [(&str, &str); 51] = [
     ("post", "/api/v1/auth/login"),
     ("post", "/api/v1/auth/logout"),
     ("get", "/api/v1/auth/me"),
@@ -18,6 +18,12 @@ const CONTRACT: [(&str, &str); 45] = [
     ("post", "/api/v1/users/{id}/qualifications"),
     ("get", "/api/v1/users/{id}/qualifications"),
     ("post", "/api/v1/qualifications/{id}/revoke"),
+    ("post", "/api/v1/instruments"),
+    ("get", "/api/v1/instruments"),
+    ("get", "/api/v1/instruments/{id}"),
+    ("post", "/api/v1/instruments/{id}/calibrations"),
+    ("post", "/api/v1/instruments/{id}/out-of-service"),
+    ("post", "/api/v1/instruments/{id}/return-to-service"),
     ("get", "/api/v1/audit/anchors"),
     ("get", "/api/v1/audit/anchor-key"),
     ("post", "/api/v1/products"),

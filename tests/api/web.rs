@@ -1727,3 +1727,143 @@ async fn qa_qualifies_an_analyst_on_the_matrix_and_the_result_form_refuses_until
     let ok = record(&mut tech, &batch).await;
     assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
 }
+
+#[actix_web::test]
+async fn instruments_are_kept_on_their_pages_and_the_result_form_offers_only_usable_ones() {
+    let mut spec = cellqc::demo::msc_spec();
+    for t in spec["tests"].as_array_mut().unwrap() {
+        if t["code"] == "CD73" {
+            t["instrument_kind"] = json!("flow_cytometer");
+        }
+    }
+    let lab = Lab::with(cellqc::demo::msc_product(), spec).await;
+    let batch = lab.batch("WEB-INSTR-1").await;
+    let (_, qa_name) = lab.app.user_with(&["qa"]).await;
+    let mut qa = Browser::new(&lab.app);
+    qa.sign_in(&qa_name, USER_PASSWORD).await;
+    let list = qa.get("/instruments").await;
+    assert!(list.body.contains("No instrument is registered yet"));
+    let token = Browser::csrf(&list);
+    let bad = qa
+        .post(
+            "/instruments",
+            &[
+                ("csrf", &token),
+                ("code", "FC-7"),
+                ("name", "Flow 7"),
+                ("kind", "Flow!"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let made = qa
+        .post(
+            "/instruments",
+            &[
+                ("csrf", &token),
+                ("code", "FC-7"),
+                ("name", "Flow 7"),
+                ("kind", "flow_cytometer"),
+                ("location", "QC 2"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.body);
+    let page_path = made
+        .headers
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let one = qa.get(&page_path).await;
+    assert!(one.body.contains("calibration due"), "{}", one.body);
+
+    // The result form offers nothing until it is calibrated.
+    let tech_name = lab.app.get("/api/v1/auth/me", &lab.tech).await.body["username"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut tech = Browser::new(&lab.app);
+    tech.sign_in(&tech_name, USER_PASSWORD).await;
+    let form = tech.get(&format!("/batches/{batch}/results/new")).await;
+    assert!(!form.body.contains("FC-7 – Flow 7"), "not usable yet");
+    let performed = (chrono::Utc::now() - chrono::Duration::days(1))
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    let until = (chrono::Utc::now() + chrono::Duration::days(200))
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    let cal = tech
+        .post(
+            &format!("{page_path}/calibrations"),
+            &[
+                ("csrf", &Browser::csrf(&form)),
+                ("performed_at", &performed),
+                ("outcome", "pass"),
+                ("valid_until", &until),
+                ("certificate", "CAL-9"),
+            ],
+        )
+        .await;
+    assert_eq!(cal.status, StatusCode::SEE_OTHER, "{}", cal.body);
+    let form = tech.get(&format!("/batches/{batch}/results/new")).await;
+    assert!(form.body.contains("FC-7 – Flow 7"), "{}", form.body);
+    let id = page_path.rsplit('/').next().unwrap().to_owned();
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string();
+    let missing = tech
+        .post(
+            &format!("/batches/{batch}/results"),
+            &[
+                ("csrf", &Browser::csrf(&form)),
+                ("test_code", "CD73"),
+                ("value", "97.0"),
+                ("performed_at", &now),
+                ("instrument_id", ""),
+            ],
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        missing.body.contains("name the instrument"),
+        "{}",
+        missing.body
+    );
+    let ok = tech
+        .post(
+            &format!("/batches/{batch}/results"),
+            &[
+                ("csrf", &Browser::csrf(&form)),
+                ("test_code", "CD73"),
+                ("value", "97.0"),
+                ("performed_at", &now),
+                ("instrument_id", &id),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+
+    // Out of service from its page; back only with QA's signature.
+    let out = tech
+        .post(
+            &format!("{page_path}/out-of-service"),
+            &[("csrf", &Browser::csrf(&form)), ("reason", "fluidics clog")],
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    let list = qa.get("/instruments").await;
+    assert!(list.body.contains("out of service"), "{}", list.body);
+    let one = qa.get(&page_path).await;
+    let back = qa
+        .post(
+            &format!("{page_path}/return-to-service"),
+            &[
+                ("csrf", &Browser::csrf(&one)),
+                ("reason", "unclogged, beads in range"),
+                ("password", USER_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.body);
+    assert!(qa.get(&page_path).await.body.contains("in service"));
+}

@@ -254,6 +254,7 @@ fn batch_rows(plan: &Plan, n: usize, system: &mut Chain, chunk: &mut Chunk) -> a
             comment: None,
             replaces_result_id: None,
             reason: None,
+            instrument_id: None,
         };
         Line::default()
             .text(&r.id.to_string())
@@ -267,6 +268,7 @@ fn batch_rows(plan: &Plan, n: usize, system: &mut Chain, chunk: &mut Chunk) -> a
             .text(&r.performed_by.to_string())
             .at(r.performed_at)
             .at(r.recorded_at)
+            .field(None)
             .field(None)
             .field(None)
             .field(None)

@@ -172,6 +172,7 @@ fn seed(conn: &mut PgConnection, opts: &BenchOptions) -> anyhow::Result<Seeded> 
                 unit: None,
                 performed_at: Utc::now() - ChronoDuration::days(1),
                 instrument: None,
+                instrument_id: None,
                 comment: None,
                 replaces_result_id: None,
                 reason: None,

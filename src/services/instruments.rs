@@ -1,0 +1,500 @@
+//! The instrument registry (21 CFR 211.68, 211.160(b)(4)): QA registers
+//! instruments; technicians and QA record calibrations and take an
+//! instrument out of service; QA returns it to service with a signature.
+//! Every change is written to the system chain. Status is derived from the
+//! history (`domain::instrument::status_at`); the rule at each result is
+//! `domain::instrument::check_usable`, asked by `results::record_result`.
+
+use super::audit::{self, AuditRecord};
+use super::signatures::{self, Signing};
+use super::{Actor, in_transaction};
+use crate::db::models::{InstrumentEventRow, InstrumentRow};
+use crate::db::schema::{instrument_events, instruments};
+use crate::domain::StoredName;
+use crate::domain::audit::SYSTEM_CHAIN;
+use crate::domain::instrument::{Event, Status, status_at};
+use crate::domain::roles::Action;
+use crate::domain::signature::Meaning;
+use crate::domain::users::LockoutPolicy;
+use crate::error::{AppError, FieldError};
+use chrono::{DateTime, SubsecRound, Utc};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// One event of an instrument's history, as shown.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct InstrumentEventView {
+    /// Event id.
+    pub id: Uuid,
+    /// `calibration`, `out_of_service` or `returned`.
+    pub kind: String,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// A calibration's outcome: `pass` or `fail`.
+    pub outcome: Option<String>,
+    /// A calibration's end of validity.
+    pub valid_until: Option<DateTime<Utc>>,
+    /// A calibration's certificate reference.
+    pub certificate: Option<String>,
+    /// Notes.
+    pub notes: Option<String>,
+    /// Why (out of service, returned).
+    pub reason: Option<String>,
+    /// Who recorded it.
+    pub recorded_by: Uuid,
+}
+
+impl From<&InstrumentEventRow> for InstrumentEventView {
+    fn from(e: &InstrumentEventRow) -> Self {
+        InstrumentEventView {
+            id: e.id,
+            kind: e.kind.clone(),
+            at: e.at,
+            outcome: e.outcome.clone(),
+            valid_until: e.valid_until,
+            certificate: e.certificate.clone(),
+            notes: e.notes.clone(),
+            reason: e.reason.clone(),
+            recorded_by: e.recorded_by,
+        }
+    }
+}
+
+/// An instrument as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct InstrumentView {
+    /// Id.
+    pub id: Uuid,
+    /// Its code (asset number).
+    pub code: String,
+    /// Name.
+    pub name: String,
+    /// Kind (`flow_cytometer`), matched against a test's `instrument_kind`.
+    pub kind: String,
+    /// Where it stands.
+    pub location: Option<String>,
+    /// Status now.
+    pub status: Status,
+    /// The end of its latest calibration's validity.
+    pub calibration_valid_until: Option<DateTime<Utc>>,
+    /// Registered at.
+    pub created_at: DateTime<Utc>,
+    /// Its history, oldest first (one instrument only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<InstrumentEventView>>,
+}
+
+fn view(
+    i: &InstrumentRow,
+    events: &[InstrumentEventRow],
+    with_history: bool,
+) -> Result<InstrumentView, AppError> {
+    let domain: Vec<Event> = events
+        .iter()
+        .map(InstrumentEventRow::to_domain)
+        .collect::<Result<_, _>>()?;
+    let (status, calibration_valid_until) = status_at(&domain, Utc::now());
+    Ok(InstrumentView {
+        id: i.id,
+        code: i.code.clone(),
+        name: i.name.clone(),
+        kind: i.kind.clone(),
+        location: i.location.clone(),
+        status,
+        calibration_valid_until,
+        created_at: i.created_at,
+        history: with_history.then(|| events.iter().map(InstrumentEventView::from).collect()),
+    })
+}
+
+fn not_found(id: Uuid) -> AppError {
+    AppError::not_found("instrument_not_found", format!("no instrument {id}"))
+}
+
+fn load(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<(InstrumentRow, Vec<InstrumentEventRow>), AppError> {
+    let i: InstrumentRow = instruments::table
+        .find(id)
+        .select(InstrumentRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| not_found(id))?;
+    let events = instrument_events::table
+        .filter(instrument_events::instrument_id.eq(id))
+        .order((instrument_events::at, instrument_events::id))
+        .select(InstrumentEventRow::as_select())
+        .load(conn)?;
+    Ok((i, events))
+}
+
+/// A new instrument.
+#[derive(Debug, Clone)]
+pub struct NewInstrument {
+    /// Asset code.
+    pub code: String,
+    /// Name.
+    pub name: String,
+    /// Kind.
+    pub kind: String,
+    /// Location.
+    pub location: Option<String>,
+}
+
+/// Registers an instrument (QA); it is `calibration_due` until calibrated.
+pub fn register(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    input: &NewInstrument,
+) -> Result<InstrumentView, AppError> {
+    actor.authorize(Action::RegisterInstruments)?;
+    let mut errors = Vec::new();
+    let code = crate::domain::text::line("code", &input.code, 40, &mut errors);
+    let name = crate::domain::text::line("name", &input.name, 200, &mut errors);
+    let kind = input.kind.trim().to_owned();
+    let kind_ok = !kind.is_empty()
+        && kind.len() <= 40
+        && kind.starts_with(|c: char| c.is_ascii_lowercase())
+        && kind
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !kind_ok {
+        errors.push(FieldError::new(
+            "kind",
+            "is a lower-case word of letters, digits and _ (e.g. flow_cytometer)",
+        ));
+    }
+    let code_ok = code
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !code.is_empty() && !code_ok {
+        errors.push(FieldError::new("code", "letters, digits, . _ - only"));
+    }
+    let location =
+        crate::domain::text::optional_line("location", input.location.as_deref(), 200, &mut errors);
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
+    }
+    in_transaction(conn, |c| {
+        let taken: bool = diesel::select(diesel::dsl::exists(
+            instruments::table.filter(instruments::code.eq(&code)),
+        ))
+        .get_result(c)?;
+        if taken {
+            return Err(AppError::conflict(
+                "instrument_code_taken",
+                format!("an instrument {code} exists: codes are never reused"),
+            ));
+        }
+        let row = InstrumentRow {
+            id: Uuid::now_v7(),
+            code: code.clone(),
+            name: name.clone(),
+            kind: kind.clone(),
+            location: location.clone(),
+            created_at: Utc::now().trunc_subsecs(6),
+            created_by: actor.id,
+        };
+        diesel::insert_into(instruments::table)
+            .values(&row)
+            .execute(c)?;
+        audit::append(
+            c,
+            AuditRecord::new(SYSTEM_CHAIN, Some(actor), "instrument.registered", "instrument", Some(row.id))
+                .after(json!({"code": row.code, "name": row.name, "kind": row.kind, "location": row.location})),
+        )?;
+        view(&row, &[], false)
+    })
+}
+
+/// Every instrument (optionally of one kind or status), by code.
+pub fn list(
+    conn: &mut PgConnection,
+    kind: Option<&str>,
+    status: Option<Status>,
+) -> Result<Vec<InstrumentView>, AppError> {
+    let mut q = instruments::table
+        .select(InstrumentRow::as_select())
+        .order(instruments::code)
+        .into_boxed();
+    if let Some(k) = kind {
+        q = q.filter(instruments::kind.eq(k.to_owned()));
+    }
+    let rows: Vec<InstrumentRow> = q.load(conn)?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut events: HashMap<Uuid, Vec<InstrumentEventRow>> = HashMap::new();
+    for e in instrument_events::table
+        .filter(instrument_events::instrument_id.eq_any(&ids))
+        .order((instrument_events::at, instrument_events::id))
+        .select(InstrumentEventRow::as_select())
+        .load::<InstrumentEventRow>(conn)?
+    {
+        events.entry(e.instrument_id).or_default().push(e);
+    }
+    let mut out = Vec::new();
+    for r in &rows {
+        let v = view(r, events.get(&r.id).map_or(&[][..], Vec::as_slice), false)?;
+        if status.is_none_or(|s| s == v.status) {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+/// One instrument with its history.
+pub fn get(conn: &mut PgConnection, id: Uuid) -> Result<InstrumentView, AppError> {
+    let (i, events) = load(conn, id)?;
+    view(&i, &events, true)
+}
+
+/// A calibration as recorded.
+#[derive(Debug, Clone)]
+pub struct CalibrationInput {
+    /// When it was performed.
+    pub performed_at: DateTime<Utc>,
+    /// `pass` or `fail`.
+    pub outcome: String,
+    /// Until when it is valid.
+    pub valid_until: DateTime<Utc>,
+    /// Certificate reference.
+    pub certificate: Option<String>,
+    /// Notes.
+    pub notes: Option<String>,
+}
+
+fn append_event(
+    c: &mut PgConnection,
+    actor: &Actor,
+    row: &InstrumentEventRow,
+    action: &str,
+    code: &str,
+    reason: Option<&str>,
+) -> Result<(), AppError> {
+    let mut rec = AuditRecord::new(
+        SYSTEM_CHAIN,
+        Some(actor),
+        action,
+        "instrument",
+        Some(row.instrument_id),
+    )
+    .after(json!({
+        "instrument": code,
+        "event_id": row.id,
+        "kind": row.kind,
+        "at": row.at,
+        "outcome": row.outcome,
+        "valid_until": row.valid_until,
+        "certificate": row.certificate,
+    }));
+    rec.reason = reason;
+    audit::append(c, rec)?;
+    Ok(())
+}
+
+/// Records a calibration (technician, QA). A failed one takes the instrument
+/// out of service from its `performed_at` on.
+pub fn calibrate(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    id: Uuid,
+    input: &CalibrationInput,
+) -> Result<InstrumentEventView, AppError> {
+    actor.authorize(Action::MaintainInstruments)?;
+    let mut errors = Vec::new();
+    let outcome = input.outcome.trim();
+    if !matches!(outcome, "pass" | "fail") {
+        errors.push(FieldError::new("outcome", "must be pass or fail"));
+    }
+    let now = Utc::now();
+    if input.performed_at > now {
+        errors.push(FieldError::new("performed_at", "is in the future"));
+    }
+    if input.valid_until <= input.performed_at {
+        errors.push(FieldError::new("valid_until", "must be after performed_at"));
+    }
+    let certificate = crate::domain::text::optional_line(
+        "certificate",
+        input.certificate.as_deref(),
+        200,
+        &mut errors,
+    );
+    let notes =
+        crate::domain::text::optional_note("notes", input.notes.as_deref(), 2000, &mut errors);
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
+    }
+    in_transaction(conn, |c| {
+        let (instrument, _) = load(c, id)?;
+        let row = InstrumentEventRow {
+            id: Uuid::now_v7(),
+            instrument_id: id,
+            kind: "calibration".to_owned(),
+            at: input.performed_at.trunc_subsecs(6),
+            outcome: Some(outcome.to_owned()),
+            valid_until: Some(input.valid_until.trunc_subsecs(6)),
+            certificate: certificate.clone(),
+            notes: notes.clone(),
+            reason: None,
+            recorded_by: actor.id,
+            recorded_at: now,
+        };
+        diesel::insert_into(instrument_events::table)
+            .values(&row)
+            .execute(c)?;
+        let action = if outcome == "pass" {
+            "instrument.calibrated"
+        } else {
+            "instrument.calibration_failed"
+        };
+        append_event(c, actor, &row, action, &instrument.code, notes.as_deref())?;
+        Ok(InstrumentEventView::from(&row))
+    })
+}
+
+/// Takes an instrument out of service now (technician, QA).
+pub fn take_out_of_service(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    id: Uuid,
+    reason: &str,
+) -> Result<InstrumentView, AppError> {
+    actor.authorize(Action::MaintainInstruments)?;
+    let mut errors = Vec::new();
+    let reason = crate::domain::text::note("reason", reason, 2000, &mut errors);
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
+    }
+    in_transaction(conn, |c| {
+        let (instrument, mut events) = load(c, id)?;
+        let current = view(&instrument, &events, false)?;
+        if matches!(
+            current.status,
+            Status::OutOfService | Status::FailedCalibration
+        ) {
+            return Err(AppError::conflict(
+                "already_out_of_service",
+                format!("{} is out of service already", instrument.code),
+            ));
+        }
+        let now = Utc::now().trunc_subsecs(6);
+        let row = InstrumentEventRow {
+            id: Uuid::now_v7(),
+            instrument_id: id,
+            kind: "out_of_service".to_owned(),
+            at: now,
+            outcome: None,
+            valid_until: None,
+            certificate: None,
+            notes: None,
+            reason: Some(reason.clone()),
+            recorded_by: actor.id,
+            recorded_at: now,
+        };
+        diesel::insert_into(instrument_events::table)
+            .values(&row)
+            .execute(c)?;
+        append_event(
+            c,
+            actor,
+            &row,
+            "instrument.out_of_service",
+            &instrument.code,
+            Some(&reason),
+        )?;
+        events.push(row);
+        view(&instrument, &events, true)
+    })
+}
+
+/// Returns an instrument to service (QA, signed `instrument_returned`). Its
+/// latest calibration must have passed.
+pub fn return_to_service(
+    conn: &mut PgConnection,
+    lockout: LockoutPolicy,
+    actor: &Actor,
+    id: Uuid,
+    reason: &str,
+    password: &str,
+) -> Result<InstrumentView, AppError> {
+    actor.authorize(Action::Sign(Meaning::InstrumentReturned))?;
+    let mut errors = Vec::new();
+    let reason = crate::domain::text::note("reason", reason, 2000, &mut errors);
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
+    }
+    in_transaction(conn, |c| {
+        let (instrument, mut events) = load(c, id)?;
+        let current = view(&instrument, &events, false)?;
+        match current.status {
+            Status::OutOfService => {}
+            Status::FailedCalibration => {
+                return Err(AppError::conflict(
+                    "calibration_failed",
+                    format!(
+                        "{}'s latest calibration failed: record a passing calibration first",
+                        instrument.code
+                    ),
+                ));
+            }
+            other => {
+                return Err(AppError::conflict(
+                    "not_out_of_service",
+                    format!(
+                        "{} is {}, not out of service",
+                        instrument.code,
+                        other.as_str()
+                    ),
+                ));
+            }
+        }
+        if let Err(refusal) = signatures::verify_signer(c, lockout, actor, password)? {
+            return Ok(Err(refusal));
+        }
+        let now = Utc::now().trunc_subsecs(6);
+        let row = InstrumentEventRow {
+            id: Uuid::now_v7(),
+            instrument_id: id,
+            kind: "returned".to_owned(),
+            at: now,
+            outcome: None,
+            valid_until: None,
+            certificate: None,
+            notes: None,
+            reason: Some(reason.clone()),
+            recorded_by: actor.id,
+            recorded_at: now,
+        };
+        diesel::insert_into(instrument_events::table)
+            .values(&row)
+            .execute(c)?;
+        let record: Value =
+            json!({"instrument_id": id, "code": instrument.code, "event_id": row.id, "at": row.at});
+        signatures::record(
+            c,
+            actor,
+            &Signing {
+                meaning: Meaning::InstrumentReturned,
+                entity_type: "instrument",
+                entity_id: id,
+                batch_id: None,
+                reason: Some(&reason),
+                record: &record,
+            },
+        )?;
+        append_event(
+            c,
+            actor,
+            &row,
+            "instrument.returned",
+            &instrument.code,
+            Some(&reason),
+        )?;
+        events.push(row);
+        Ok(Ok(view(&instrument, &events, true)?))
+    })?
+}

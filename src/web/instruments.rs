@@ -1,0 +1,348 @@
+//! `/instruments`: the registry with each instrument's status and due date,
+//! one instrument's history, and the forms: register (QA), record a
+//! calibration or take it out of service (technician, QA), return it to
+//! service (QA, signed).
+
+use super::layout::{Refusal, csrf, html_page, meaning_box, page, refusal, see_other};
+use super::session::{WebError, WebUser};
+use crate::app::AppState;
+use crate::domain::StoredName;
+use crate::domain::instrument::Status;
+use crate::domain::roles::Action;
+use crate::domain::signature::Meaning;
+use crate::error::{AppError, Problem};
+use crate::services::instruments::{self as svc, CalibrationInput, NewInstrument};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, get, post, web};
+use chrono::{Duration, Utc};
+use maud::{Markup, html};
+use serde::Deserialize;
+use uuid::Uuid;
+
+fn status_words(s: Status) -> &'static str {
+    match s {
+        Status::InService => "in service",
+        Status::CalibrationDue => "calibration due",
+        Status::OutOfService => "out of service",
+        Status::FailedCalibration => "failed calibration",
+    }
+}
+
+fn status_badge(s: Status) -> Markup {
+    html! { span class={"instrument " (s.as_str())} { (status_words(s)) } }
+}
+
+const REGISTER_LABELS: &[(&str, &str)] = &[
+    ("code", "Code"),
+    ("name", "Name"),
+    ("kind", "Kind"),
+    ("location", "Location"),
+];
+
+async fn list_markup(
+    state: &AppState,
+    user: &WebUser,
+    problem: Option<&Problem>,
+) -> Result<Markup, WebError> {
+    let list = state.db(|c| svc::list(c, None, None)).await?;
+    let soon = Utc::now() + Duration::days(30);
+    let r = Refusal::new(problem, REGISTER_LABELS);
+    Ok(page(
+        "Instruments",
+        Some(user),
+        html! {
+            (r.summary())
+            @if list.is_empty() { p.muted { "No instrument is registered yet." } } @else {
+                table {
+                    thead { tr { th { "Code" } th { "Name" } th { "Kind" } th { "Location" } th { "Status" } th { "Calibration valid until" } } }
+                    tbody { @for i in &list { tr {
+                        td { a href={"/instruments/" (i.id)} { (i.code) } }
+                        td { (i.name) } td { (i.kind) } td { (i.location.as_deref().unwrap_or("")) }
+                        td { (status_badge(i.status)) }
+                        td { @match i.calibration_valid_until {
+                            Some(u) => span class=(if u < soon { "due soon" } else { "due" }) { (user.time(u)) },
+                            None => span.muted { "never calibrated" },
+                        } }
+                    } } }
+                }
+            }
+            @if user.may(Action::RegisterInstruments) {
+                form.stack.card method="post" action="/instruments" {
+                    h2 { "Register an instrument" }
+                    (csrf(user))
+                    label { "Code (asset number, never reused)" input type="text" name="code" required; (r.at("code")) }
+                    label { "Name" input type="text" name="name" required; (r.at("name")) }
+                    label { "Kind (a word the tests name, e.g. flow_cytometer)" input type="text" name="kind" required; (r.at("kind")) }
+                    label { "Location" input type="text" name="location"; (r.at("location")) }
+                    button type="submit" { "Register" }
+                }
+            }
+        },
+    ))
+}
+
+/// The registry.
+#[get("/instruments")]
+pub async fn list_page(
+    state: web::Data<AppState>,
+    user: WebUser,
+) -> Result<HttpResponse, WebError> {
+    Ok(html_page(
+        StatusCode::OK,
+        list_markup(&state, &user, None).await?,
+    ))
+}
+
+/// The register form.
+#[derive(Debug, Default, Deserialize)]
+pub struct RegisterForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    location: String,
+}
+
+/// Registers an instrument (QA).
+#[post("/instruments")]
+pub async fn register(
+    state: web::Data<AppState>,
+    user: WebUser,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::RegisterInstruments)?;
+    let f: RegisterForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    user.check_csrf(&f.csrf)?;
+    let input = NewInstrument {
+        code: f.code,
+        name: f.name,
+        kind: f.kind,
+        location: Some(f.location).filter(|l| !l.trim().is_empty()),
+    };
+    let actor = user.0.actor.clone();
+    match state.db(move |c| svc::register(c, &actor, &input)).await {
+        Ok(i) => Ok(see_other(format!("/instruments/{}", i.id))),
+        Err(e) => {
+            let p = refusal(e)?;
+            Ok(html_page(
+                p.status,
+                list_markup(&state, &user, Some(&p)).await?,
+            ))
+        }
+    }
+}
+
+const EVENT_LABELS: &[(&str, &str)] = &[
+    ("performed_at", "Performed at"),
+    ("outcome", "Outcome"),
+    ("valid_until", "Valid until"),
+    ("certificate", "Certificate"),
+    ("notes", "Notes"),
+    ("reason", "Reason"),
+    ("password", "Your password"),
+];
+
+async fn one_markup(
+    state: &AppState,
+    user: &WebUser,
+    id: Uuid,
+    problem: Option<&Problem>,
+) -> Result<Markup, WebError> {
+    let i = state.db(move |c| svc::get(c, id)).await?;
+    let r = Refusal::new(problem, EVENT_LABELS);
+    let maintains = user.may(Action::MaintainInstruments);
+    let out = matches!(i.status, Status::OutOfService | Status::FailedCalibration);
+    Ok(page(
+        &format!("Instrument {}", i.code),
+        Some(user),
+        html! {
+            (r.summary())
+            p { (i.name) " · " (i.kind) @if let Some(l) = &i.location { " · " (l) } " · " (status_badge(i.status))
+                @if let Some(u) = i.calibration_valid_until { " · calibration valid until " (user.time(u)) } }
+            h2 { "History" }
+            table {
+                thead { tr { th { "When" } th { "What" } th { "Details" } } }
+                tbody { @for e in i.history.as_deref().unwrap_or_default() { tr {
+                    td { (user.time(e.at)) }
+                    td { @match (e.kind.as_str(), e.outcome.as_deref()) {
+                        ("calibration", Some("pass")) => span.pass { "calibration passed" },
+                        ("calibration", _) => span.fail { "calibration FAILED" },
+                        ("out_of_service", _) => "taken out of service",
+                        _ => "returned to service (signed)",
+                    } }
+                    td {
+                        @if let Some(u) = e.valid_until { "valid until " (user.time(u)) " " }
+                        @if let Some(c) = &e.certificate { "certificate " (c) " " }
+                        @if let Some(n) = &e.notes { (n) " " }
+                        @if let Some(why) = &e.reason { (why) }
+                    }
+                } } }
+            }
+            @if maintains {
+                form.stack.card method="post" action={"/instruments/" (i.id) "/calibrations"} {
+                    h2 { "Record a calibration" }
+                    (csrf(user))
+                    label { "Performed at (" (user.zone_name()) ")" input type="datetime-local" name="performed_at" step="1" required value=(user.now_for_form()); (r.at("performed_at")) }
+                    label { "Outcome" select name="outcome" { option value="pass" { "passed" } option value="fail" { "FAILED: takes the instrument out of service" } } (r.at("outcome")) }
+                    label { "Valid until (" (user.zone_name()) ")" input type="datetime-local" name="valid_until" step="1" required; (r.at("valid_until")) }
+                    label { "Certificate" input type="text" name="certificate"; (r.at("certificate")) }
+                    label { "Notes" textarea name="notes" {} (r.at("notes")) }
+                    button type="submit" { "Record the calibration" }
+                }
+                @if !out {
+                    form.stack.card method="post" action={"/instruments/" (i.id) "/out-of-service"} {
+                        h2 { "Take out of service" }
+                        (csrf(user))
+                        label { "Reason" textarea name="reason" required {} (r.at("reason")) }
+                        button.danger type="submit" { "Take out of service now" }
+                    }
+                }
+            }
+            @if out && user.may(Action::Sign(Meaning::InstrumentReturned)) {
+                form.stack.card method="post" action={"/instruments/" (i.id) "/return-to-service"} {
+                    h2 { "Return to service" }
+                    (csrf(user))
+                    label { "Reason" textarea name="reason" required {} (r.at("reason")) }
+                    (meaning_box(Meaning::InstrumentReturned))
+                    label { "Your password" input type="password" name="password" required autocomplete="current-password"; (r.at("password")) }
+                    button type="submit" { "Return to service and sign" }
+                }
+            }
+            p { a href="/instruments" { "Back to the instruments" } }
+        },
+    ))
+}
+
+/// One instrument.
+#[get("/instruments/{id}")]
+pub async fn one_page(
+    state: web::Data<AppState>,
+    user: WebUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, WebError> {
+    Ok(html_page(
+        StatusCode::OK,
+        one_markup(&state, &user, id.into_inner(), None).await?,
+    ))
+}
+
+/// Every instrument form's fields.
+#[derive(Debug, Default, Deserialize)]
+pub struct EventForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    performed_at: String,
+    #[serde(default)]
+    outcome: String,
+    #[serde(default)]
+    valid_until: String,
+    #[serde(default)]
+    certificate: String,
+    #[serde(default)]
+    notes: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    password: String,
+}
+
+async fn after(
+    state: &AppState,
+    user: &WebUser,
+    id: Uuid,
+    outcome: Result<(), AppError>,
+) -> Result<HttpResponse, WebError> {
+    match outcome {
+        Ok(()) => Ok(see_other(format!("/instruments/{id}"))),
+        Err(e) => {
+            let p = refusal(e)?;
+            Ok(html_page(
+                p.status,
+                one_markup(state, user, id, Some(&p)).await?,
+            ))
+        }
+    }
+}
+
+fn opt(s: &str) -> Option<String> {
+    Some(s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+/// Records a calibration (technician, QA).
+#[post("/instruments/{id}/calibrations")]
+pub async fn calibrate(
+    state: web::Data<AppState>,
+    user: WebUser,
+    id: web::Path<Uuid>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::MaintainInstruments)?;
+    let f: EventForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    user.check_csrf(&f.csrf)?;
+    let (id, actor) = (id.into_inner(), user.0.actor.clone());
+    let read = (
+        user.from_form("performed_at", &f.performed_at),
+        user.from_form("valid_until", &f.valid_until),
+    );
+    let outcome = match read {
+        (Err(e), _) | (_, Err(e)) => Err(e),
+        (Ok(performed_at), Ok(valid_until)) => {
+            let input = CalibrationInput {
+                performed_at,
+                outcome: f.outcome.clone(),
+                valid_until,
+                certificate: opt(&f.certificate),
+                notes: opt(&f.notes),
+            };
+            state
+                .db(move |c| svc::calibrate(c, &actor, id, &input))
+                .await
+                .map(|_| ())
+        }
+    };
+    after(&state, &user, id, outcome).await
+}
+
+/// Takes an instrument out of service (technician, QA).
+#[post("/instruments/{id}/out-of-service")]
+pub async fn out_of_service(
+    state: web::Data<AppState>,
+    user: WebUser,
+    id: web::Path<Uuid>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::MaintainInstruments)?;
+    let f: EventForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    user.check_csrf(&f.csrf)?;
+    let (id, actor) = (id.into_inner(), user.0.actor.clone());
+    let outcome = state
+        .db(move |c| svc::take_out_of_service(c, &actor, id, &f.reason))
+        .await
+        .map(|_| ());
+    after(&state, &user, id, outcome).await
+}
+
+/// Returns an instrument to service (QA, signed).
+#[post("/instruments/{id}/return-to-service")]
+pub async fn return_to_service(
+    state: web::Data<AppState>,
+    user: WebUser,
+    id: web::Path<Uuid>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::Sign(Meaning::InstrumentReturned))?;
+    let f: EventForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    user.check_csrf(&f.csrf)?;
+    let (id, actor, lockout) = (id.into_inner(), user.0.actor.clone(), state.auth.lockout);
+    let outcome = state
+        .db(move |c| svc::return_to_service(c, lockout, &actor, id, &f.reason, &f.password))
+        .await
+        .map(|_| ());
+    after(&state, &user, id, outcome).await
+}

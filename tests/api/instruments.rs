@@ -1,0 +1,219 @@
+//! Instruments fit for use (21 CFR 211.68, 211.160(b)(4)): a test that names
+//! an instrument kind is recorded only on an instrument of that kind that
+//! was in service when the result was performed; the history decides.
+
+use crate::lab::{Lab, days_ago};
+use crate::support::USER_PASSWORD;
+use actix_web::http::StatusCode;
+use chrono::{Duration, Utc};
+use serde_json::{Value, json};
+
+fn in_days(n: i64) -> String {
+    (Utc::now() + Duration::days(n)).to_rfc3339()
+}
+
+async fn instrument(lab: &Lab, code: &str, kind: &str) -> String {
+    let r = lab
+        .app
+        .post(
+            "/api/v1/instruments",
+            &lab.qa,
+            json!({"code": code, "name": format!("{code} analyser"), "kind": kind, "location": "QC lab 2"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["status"], "calibration_due");
+    r.body["id"].as_str().unwrap().to_owned()
+}
+
+async fn calibrate(lab: &Lab, id: &str, performed: String, outcome: &str, until: String) -> Value {
+    let r = lab
+        .app
+        .post(
+            &format!("/api/v1/instruments/{id}/calibrations"),
+            &lab.tech,
+            json!({"performed_at": performed, "outcome": outcome, "valid_until": until, "certificate": "CAL-2026-118"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.body
+}
+
+#[actix_web::test]
+async fn a_result_is_measured_on_an_instrument_of_its_kind_in_service_when_performed() {
+    let mut spec = cellqc::demo::msc_spec();
+    for t in spec["tests"].as_array_mut().unwrap() {
+        if t["code"] == "CD73" {
+            t["instrument_kind"] = json!("flow_cytometer");
+        }
+    }
+    let lab = Lab::with(cellqc::demo::msc_product(), spec).await;
+    let app = &lab.app;
+    let batch = lab.batch("INSTR-1").await;
+    let cd73 = |instrument: Option<&str>, performed: String| {
+        let mut body = json!({"test_code": "CD73", "value": "97.0", "performed_at": performed});
+        if let Some(i) = instrument {
+            body["instrument_id"] = json!(i);
+        }
+        lab.record_with(&batch, body)
+    };
+
+    // The registry: QA only, codes never reused, kinds as words.
+    let r = app
+        .post(
+            "/api/v1/instruments",
+            &lab.tech,
+            json!({"code": "X", "name": "x", "kind": "flow_cytometer"}),
+        )
+        .await;
+    assert_eq!(r.code(), "forbidden_role");
+    let fc = instrument(&lab, "FC-01", "flow_cytometer").await;
+    let again = app
+        .post(
+            "/api/v1/instruments",
+            &lab.qa,
+            json!({"code": "FC-01", "name": "again", "kind": "flow_cytometer"}),
+        )
+        .await;
+    assert_eq!(again.code(), "instrument_code_taken");
+    let bad = app
+        .post(
+            "/api/v1/instruments",
+            &lab.qa,
+            json!({"code": "FC-09", "name": "x", "kind": "Flow Cytometer"}),
+        )
+        .await;
+    assert_eq!(bad.body["errors"][0]["field"], "kind");
+
+    // The test names a kind: the result must name an instrument.
+    let r = cd73(None, days_ago(1)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["errors"][0]["field"], "instrument_id");
+    let r = cd73(Some(&fc), days_ago(1)).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.code(), "instrument_not_qualified");
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("never been calibrated"),
+        "{}",
+        r.body
+    );
+
+    // Calibrated 30 days ago, valid until 3 days ago: fit 5 days ago, not yesterday.
+    calibrate(&lab, &fc, days_ago(30), "pass", days_ago(3)).await;
+    let r = cd73(Some(&fc), days_ago(1)).await;
+    assert_eq!(r.code(), "instrument_not_qualified");
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("calibration expired on"),
+        "{}",
+        r.body
+    );
+    let ok = cd73(Some(&fc), days_ago(5)).await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+    assert_eq!(ok.body["instrument_id"], fc.as_str(), "the result shows it");
+    let stored: Option<uuid::Uuid> = {
+        use cellqc::db::schema::results;
+        use diesel::prelude::*;
+        results::table
+            .find(uuid::Uuid::parse_str(ok.body["id"].as_str().unwrap()).unwrap())
+            .select(results::instrument_id)
+            .first(&mut app.conn())
+            .unwrap()
+    };
+    assert_eq!(stored.map(|u| u.to_string()), Some(fc.clone()));
+
+    // Another kind is refused, naming the field.
+    let cc = instrument(&lab, "CC-01", "cell_counter").await;
+    calibrate(&lab, &cc, days_ago(2), "pass", in_days(100)).await;
+    let batch2 = lab.batch("INSTR-2").await;
+    let r = lab
+        .record_with(&batch2, json!({"test_code": "CD73", "value": "97.0", "performed_at": days_ago(1), "instrument_id": cc}))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.body["errors"][0]["field"], "instrument_id");
+
+    // Out of service: refused from then on; only QA returns it, signed.
+    calibrate(&lab, &fc, days_ago(2), "pass", in_days(180)).await;
+    let listed = app
+        .get("/api/v1/instruments?status=in_service", &lab.reviewer)
+        .await;
+    assert!(listed.body.to_string().contains("FC-01"), "{}", listed.body);
+    let out = app
+        .post(
+            &format!("/api/v1/instruments/{fc}/out-of-service"),
+            &lab.tech,
+            json!({"reason": "laser alignment drift seen in QC beads"}),
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::OK, "{}", out.body);
+    assert_eq!(out.body["status"], "out_of_service");
+    let now = Utc::now().to_rfc3339();
+    let r = lab
+        .record_with(
+            &batch2,
+            json!({"test_code": "CD73", "value": "97.0", "performed_at": now, "instrument_id": fc}),
+        )
+        .await;
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("out of service"),
+        "{}",
+        r.body
+    );
+    let back = |token: &str, password: &str| {
+        let path = format!("/api/v1/instruments/{fc}/return-to-service");
+        let body = json!({"password": password, "reason": "realigned, QC beads within limits"});
+        let token = token.to_owned();
+        async move { app.post(&path, &token, body).await }
+    };
+    assert_eq!(
+        back(&lab.tech, USER_PASSWORD).await.code(),
+        "forbidden_role"
+    );
+    assert_eq!(
+        back(&lab.qa, "wrong-password").await.code(),
+        "signature_failed"
+    );
+    let r = back(&lab.qa, USER_PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["status"], "in_service");
+
+    // A failed calibration takes it out; a passing one alone doesn't bring it back.
+    calibrate(&lab, &fc, Utc::now().to_rfc3339(), "fail", in_days(180)).await;
+    let one = app
+        .get(&format!("/api/v1/instruments/{fc}"), &lab.tech)
+        .await;
+    assert_eq!(one.body["status"], "failed_calibration");
+    assert_eq!(
+        back(&lab.qa, USER_PASSWORD).await.code(),
+        "calibration_failed"
+    );
+    calibrate(&lab, &fc, Utc::now().to_rfc3339(), "pass", in_days(180)).await;
+    let one = app
+        .get(&format!("/api/v1/instruments/{fc}"), &lab.tech)
+        .await;
+    assert_eq!(one.body["status"], "out_of_service", "{}", one.body);
+    assert_eq!(back(&lab.qa, USER_PASSWORD).await.status, StatusCode::OK);
+    let one = app
+        .get(&format!("/api/v1/instruments/{fc}"), &lab.tech)
+        .await;
+    assert_eq!(one.body["status"], "in_service");
+    assert_eq!(one.body["history"].as_array().unwrap().len(), 7);
+
+    for action in [
+        "instrument.registered",
+        "instrument.calibrated",
+        "instrument.calibration_failed",
+        "instrument.out_of_service",
+        "instrument.returned",
+    ] {
+        assert!(!app.audit_actions(action).is_empty(), "{action} is audited");
+    }
+}

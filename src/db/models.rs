@@ -260,6 +260,10 @@ pub struct DeviationRow {
     pub root_cause: Option<String>,
     pub closed_by: Option<Uuid>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// What an impact deviation investigates (an instrument, a material lot).
+    pub subject_id: Option<Uuid>,
+    /// The results an impact deviation lists.
+    pub result_ids: Option<Vec<Uuid>>,
 }
 
 /// A custody event.

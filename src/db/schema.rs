@@ -111,6 +111,8 @@ diesel::table! {
         root_cause -> Nullable<Text>,
         closed_by -> Nullable<Uuid>,
         closed_at -> Nullable<Timestamptz>,
+        subject_id -> Nullable<Uuid>,
+        result_ids -> Nullable<Array<Uuid>>,
     }
 }
 

@@ -18,6 +18,10 @@ pub enum DeviationKind {
     Excursion,
     /// Opened by a person.
     Manual,
+    /// An instrument failed its calibration after measuring the batch.
+    Instrument,
+    /// A material lot the batch used was rejected.
+    Material,
 }
 
 /// How serious.

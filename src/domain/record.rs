@@ -169,6 +169,10 @@ pub struct Deviation {
     pub closed_by: Option<Uuid>,
     /// When.
     pub closed_at: Option<DateTime<Utc>>,
+    /// What an impact deviation investigates (an instrument, a material lot).
+    pub subject_id: Option<Uuid>,
+    /// The results an impact deviation lists.
+    pub result_ids: Vec<Uuid>,
 }
 
 /// A custody event of the batch, with its place in the batch's hash chain

@@ -121,6 +121,8 @@ pub fn record_event(
                             t.text(),
                             storage.describe()
                         ),
+                        subject_id: None,
+                        result_ids: Vec::new(),
                     },
                 )?;
                 notices::excursion_opened(c, &lb.record, &d)?;

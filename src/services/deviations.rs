@@ -69,6 +69,8 @@ pub fn open_manual(
                 result_id: None,
                 title: title.clone(),
                 description: description.clone(),
+                subject_id: None,
+                result_ids: Vec::new(),
             },
         )?;
         Ok(DeviationView::of(&lb.record, &d))

@@ -329,7 +329,7 @@ pub fn calibrate(
         return Err(AppError::validation(errors));
     }
     in_transaction(conn, |c| {
-        let (instrument, _) = load(c, id)?;
+        let (instrument, events) = load(c, id)?;
         let row = InstrumentEventRow {
             id: Uuid::now_v7(),
             instrument_id: id,
@@ -352,6 +352,16 @@ pub fn calibrate(
             "instrument.calibration_failed"
         };
         append_event(c, actor, &row, action, &instrument.code, notes.as_deref())?;
+        if outcome == "fail" {
+            let since = events
+                .iter()
+                .filter(|e| {
+                    e.kind == "calibration" && e.outcome.as_deref() == Some("pass") && e.at < row.at
+                })
+                .map(|e| e.at)
+                .max();
+            assess_impact(c, &instrument, &row, since)?;
+        }
         Ok(InstrumentEventView::from(&row))
     })
 }
@@ -497,4 +507,95 @@ pub fn return_to_service(
         events.push(row);
         Ok(Ok(view(&instrument, &events, true)?))
     })?
+}
+
+#[derive(QueryableByName)]
+struct Affected {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    batch_id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Uuid>)]
+    result_ids: Vec<Uuid>,
+}
+
+/// The impact search: every batch, not rejected or recalled, with a current
+/// (not replaced) result performed on the instrument since its last passing
+/// calibration. An index range on `results (instrument_id, performed_at)`.
+const AFFECTED: &str = "SELECT r.batch_id, array_agg(r.id ORDER BY r.id) AS result_ids \
+     FROM results r JOIN batches b ON b.id = r.batch_id \
+     WHERE r.instrument_id = $1 AND r.performed_at >= $2 \
+       AND NOT EXISTS (SELECT FROM results n WHERE n.replaces_result_id = r.id) \
+       AND b.status NOT IN ('rejected', 'recalled') \
+     GROUP BY r.batch_id ORDER BY r.batch_id";
+
+/// A failed calibration opens an instrument deviation on every affected
+/// batch, listing the results: major, or critical with an email to every
+/// active QA user at once when the batch has been (conditionally) released.
+/// Batches are locked in id order, so two assessments never deadlock.
+fn assess_impact(
+    c: &mut PgConnection,
+    instrument: &InstrumentRow,
+    failed: &InstrumentEventRow,
+    since: Option<DateTime<Utc>>,
+) -> Result<usize, AppError> {
+    use super::batch_record::{BatchOf, LockedBatch, NewDeviation};
+    use crate::domain::batch::BatchStatus;
+    use crate::domain::deviation::{DeviationKind, Severity};
+    let since = since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    let affected: Vec<Affected> = diesel::sql_query(AFFECTED)
+        .bind::<diesel::sql_types::Uuid, _>(instrument.id)
+        .bind::<diesel::sql_types::Timestamptz, _>(since)
+        .load(c)?;
+    for a in &affected {
+        let mut lb = LockedBatch::lock(c, BatchOf::Batch(a.batch_id))?;
+        let released = matches!(
+            lb.record.batch.status,
+            BatchStatus::Released | BatchStatus::ConditionallyReleased
+        );
+        let lines: Vec<String> = lb
+            .record
+            .results
+            .iter()
+            .filter(|r| a.result_ids.contains(&r.id))
+            .map(|r| {
+                format!(
+                    "- {} {}{} performed {} by {} (result {})",
+                    r.test_code,
+                    r.value,
+                    r.unit
+                        .as_deref()
+                        .map(|u| format!(" {u}"))
+                        .unwrap_or_default(),
+                    r.performed_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    r.performed_by.full_name,
+                    r.id
+                )
+            })
+            .collect();
+        let d = lb.open_deviation(
+            c,
+            None,
+            NewDeviation {
+                kind: DeviationKind::Instrument,
+                severity: if released { Severity::Critical } else { Severity::Major },
+                result_id: None,
+                title: format!("Instrument {} failed its calibration", instrument.code),
+                description: format!(
+                    "Instrument {} ({}) failed the calibration performed {}{}. These results of batch {} were measured on it since its last passing calibration:\n{}",
+                    instrument.code,
+                    instrument.name,
+                    failed.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    failed.certificate.as_deref().map(|c| format!(" (certificate {c})")).unwrap_or_default(),
+                    lb.record.batch.batch_number,
+                    lines.join("\n")
+                ),
+                subject_id: Some(instrument.id),
+                result_ids: a.result_ids.clone(),
+            },
+        )?;
+        if released {
+            super::notices::impact_on_released(c, &lb.record, &d)?;
+        }
+    }
+    Ok(affected.len())
 }

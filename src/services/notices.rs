@@ -279,3 +279,40 @@ pub fn anchor_made(
     )?;
     Ok(())
 }
+
+/// Emails every active QA user, at once, that an impact deviation was
+/// opened on a batch already released: what failed may have measured or
+/// made it, and it may be in a patient.
+pub fn impact_on_released(
+    conn: &mut PgConnection,
+    record: &BatchRecord,
+    deviation: &Deviation,
+) -> Result<(), AppError> {
+    let batch = &record.batch;
+    let subject = format!(
+        "[cellqc] URGENT: impact on {} batch {}: {}",
+        batch.status.as_str().replace('_', " "),
+        batch.batch_number,
+        deviation.title
+    );
+    let body = format!(
+        "{}\n\nBatch: {} (status {})\nDeviation: {} (critical)\n\nThe batch has left \
+         quality control. Assess at once whether it must be recalled.\n",
+        deviation.description,
+        batch.batch_number,
+        batch.status.as_str(),
+        deviation.id,
+    );
+    queue_to_role(
+        conn,
+        Role::Qa,
+        &Email {
+            kind: "impact_on_released",
+            subject: &subject,
+            body: &body,
+            urgent: true,
+            link_path: Some(&batch_link(batch.id)),
+        },
+    )?;
+    Ok(())
+}

@@ -288,6 +288,8 @@ fn oos_deviation(
             "Result {} of test {} on batch {} is out of specification: {}{unit}, limit {limit}.",
             r.id, r.test_code, record.batch.batch_number, r.value
         ),
+        subject_id: None,
+        result_ids: Vec::new(),
     }
 }
 

@@ -217,3 +217,116 @@ async fn a_result_is_measured_on_an_instrument_of_its_kind_in_service_when_perfo
         assert!(!app.audit_actions(action).is_empty(), "{action} is audited");
     }
 }
+
+#[actix_web::test]
+async fn a_failed_calibration_opens_an_impact_deviation_on_every_batch_it_measured_critical_when_released()
+ {
+    use cellqc::db::schema::email_outbox;
+    use diesel::prelude::*;
+    let mut spec = cellqc::demo::msc_spec();
+    for t in spec["tests"].as_array_mut().unwrap() {
+        if t["code"] == "CD73" {
+            t["instrument_kind"] = json!("flow_cytometer");
+        }
+    }
+    let lab = Lab::with(cellqc::demo::msc_product(), spec).await;
+    let app = &lab.app;
+    let fc = instrument(&lab, "FC-IMP", "flow_cytometer").await;
+    let other = instrument(&lab, "FC-OTHER", "flow_cytometer").await;
+    calibrate(&lab, &fc, days_ago(9), "pass", in_days(200)).await;
+    calibrate(&lab, &other, days_ago(9), "pass", in_days(200)).await;
+    async fn cd73(lab: &Lab, batch: &str, on: &str) -> String {
+        let body = json!({"test_code": "CD73", "value": "97.0", "performed_at": days_ago(1), "instrument_id": on});
+        let r = lab.record_with(batch, body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body["id"].as_str().unwrap().to_owned()
+    }
+
+    // Released: every result in, reviewed, certified.
+    let released = lab.tested_batch("IMP-REL", &["CD73"]).await;
+    let r1 = cd73(&lab, &released, &fc).await;
+    assert_eq!(lab.review(&r1, "accept").await.status, StatusCode::OK);
+    let rel = lab.release(&released, &lab.qa2, json!({})).await;
+    assert_eq!(rel.status, StatusCode::OK, "{}", rel.body);
+    assert_eq!(lab.status(&released), "released");
+    // In quarantine, measured on it; another measured elsewhere; a rejected one.
+    let quarantined = lab.batch("IMP-Q").await;
+    let r2 = cd73(&lab, &quarantined, &fc).await;
+    let elsewhere = lab.batch("IMP-ELSE").await;
+    cd73(&lab, &elsewhere, &other).await;
+    let mails_before: i64 = email_outbox::table
+        .filter(email_outbox::kind.eq("impact_on_released"))
+        .count()
+        .get_result(&mut app.conn())
+        .unwrap();
+    assert_eq!(mails_before, 0);
+
+    calibrate(&lab, &fc, Utc::now().to_rfc3339(), "fail", in_days(200)).await;
+
+    let qa = lab.qa.clone();
+    let deviations = |batch: &str| {
+        let path = format!("/api/v1/batches/{batch}");
+        let qa = qa.clone();
+        async move { app.get(&path, &qa).await.body["deviations"].clone() }
+    };
+    let on_released = deviations(&released).await;
+    let d = on_released
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["kind"] == "instrument")
+        .unwrap_or_else(|| panic!("{on_released}"))
+        .clone();
+    assert_eq!(d["severity"], "critical");
+    assert_eq!(d["subject_id"], fc.as_str());
+    assert_eq!(d["result_ids"], json!([r1]));
+    assert!(d["description"].as_str().unwrap().contains("FC-IMP"));
+    let on_quarantined = deviations(&quarantined).await;
+    let d2 = on_quarantined
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["kind"] == "instrument")
+        .unwrap()
+        .clone();
+    assert_eq!(d2["severity"], "major");
+    assert_eq!(d2["result_ids"], json!([r2]));
+    let on_elsewhere = deviations(&elsewhere).await;
+    assert!(
+        on_elsewhere
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["kind"] != "instrument"),
+        "not measured on it: {on_elsewhere}"
+    );
+    // QA is told at once about the released batch only.
+    let mails: Vec<(Vec<String>, bool, String)> = email_outbox::table
+        .filter(email_outbox::kind.eq("impact_on_released"))
+        .select((
+            email_outbox::recipients,
+            email_outbox::urgent,
+            email_outbox::subject,
+        ))
+        .load(&mut app.conn())
+        .unwrap();
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].1, "urgent");
+    assert_eq!(mails[0].0.len(), 2, "every active QA user");
+    assert!(mails[0].2.contains("IMP-REL"), "{}", mails[0].2);
+    // The quarantined batch can't be released until it is closed.
+    assert!(
+        lab.blockers(&quarantined)
+            .await
+            .contains(&"open_deviation".to_owned())
+    );
+    // Opened in each batch's own chain.
+    let opened = app.audit_actions("deviation.opened");
+    assert_eq!(
+        opened
+            .iter()
+            .filter(|(_, after)| after.as_ref().is_some_and(|a| a["kind"] == "instrument"))
+            .count(),
+        2
+    );
+}

@@ -247,6 +247,8 @@ pub fn deviation_of(d: DeviationRow) -> Result<Deviation, AppError> {
         opened_at: d.opened_at,
         closed_by: d.closed_by,
         closed_at: d.closed_at,
+        subject_id: d.subject_id,
+        result_ids: d.result_ids.unwrap_or_default(),
     })
 }
 

@@ -198,6 +198,8 @@ impl LockedBatch {
             root_cause: None,
             closed_by: None,
             closed_at: None,
+            subject_id: new.subject_id,
+            result_ids: (!new.result_ids.is_empty()).then_some(new.result_ids),
         };
         diesel::insert_into(deviations::table)
             .values(&row)
@@ -246,11 +248,15 @@ pub struct NewDeviation {
     pub title: String,
     /// Description.
     pub description: String,
+    /// What an impact deviation investigates.
+    pub subject_id: Option<Uuid>,
+    /// The results an impact deviation lists.
+    pub result_ids: Vec<Uuid>,
 }
 
 /// What the audit trail records of a deviation.
 pub fn deviation_record(batch_id: Uuid, d: &Deviation) -> Value {
-    json!({
+    let mut record = json!({
         "id": d.id,
         "batch_id": batch_id,
         "result_id": d.result_id,
@@ -261,5 +267,12 @@ pub fn deviation_record(batch_id: Uuid, d: &Deviation) -> Value {
         "description": d.description,
         "conclusion": d.conclusion,
         "root_cause": d.root_cause,
-    })
+    });
+    // Only an impact deviation names a subject and results: the others are
+    // recorded exactly as before.
+    if let (Some(subject), Value::Object(f)) = (d.subject_id, &mut record) {
+        f.insert("subject_id".to_owned(), json!(subject));
+        f.insert("result_ids".to_owned(), json!(d.result_ids));
+    }
+    record
 }

@@ -423,6 +423,15 @@ impl From<crate::domain::instrument::NotUsable> for AppError {
     }
 }
 
+impl From<crate::domain::material::NotUsable> for AppError {
+    fn from(n: crate::domain::material::NotUsable) -> Self {
+        AppError::conflict(
+            "material_not_usable",
+            format!("{} could not be used then: {}", n.label, n.why),
+        )
+    }
+}
+
 impl From<crate::domain::roles::OwnAccount> for AppError {
     fn from(_: crate::domain::roles::OwnAccount) -> Self {
         AppError::forbidden(

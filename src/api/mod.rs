@@ -11,6 +11,7 @@ pub mod deviations;
 pub mod extract;
 pub mod health;
 pub mod instruments;
+pub mod materials;
 pub mod openapi;
 pub mod products;
 pub mod qualifications;
@@ -58,6 +59,13 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(instruments::calibrate)
                 .service(instruments::out_of_service)
                 .service(instruments::return_to_service)
+                .service(materials::receive)
+                .service(materials::list)
+                .service(materials::get_one)
+                .service(materials::release)
+                .service(materials::reject)
+                .service(materials::use_in_batch)
+                .service(materials::where_used)
                 .service(products::create_product)
                 .service(products::list_products)
                 .service(products::get_product)

@@ -28,6 +28,10 @@ pub struct RecordResult {
     /// names an `instrument_kind`; it must be of that kind and in service at
     /// `performed_at`.
     instrument_id: Option<Uuid>,
+    /// The material lots it used: each released, not rejected and in date
+    /// at `performed_at` (else `409 material_not_usable`).
+    #[serde(default)]
+    material_ids: Vec<Uuid>,
     comment: Option<String>,
     replaces_result_id: Option<Uuid>,
     reason: Option<String>,
@@ -52,6 +56,7 @@ pub async fn record_result(
         performed_at: b.performed_at,
         instrument: b.instrument,
         instrument_id: b.instrument_id,
+        material_ids: b.material_ids,
         comment: b.comment,
         replaces_result_id: b.replaces_result_id,
         reason: b.reason,

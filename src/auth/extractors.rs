@@ -163,6 +163,12 @@ requirement! {
     MaintainsInstruments => Action::MaintainInstruments;
     /// Return an instrument to service (signed).
     ReturnsInstruments => Action::Sign(Meaning::InstrumentReturned);
+    /// Receive a material lot into quarantine.
+    ReceivesMaterials => Action::ReceiveMaterials;
+    /// Release a material lot (signed).
+    ReleasesMaterials => Action::Sign(Meaning::MaterialReleased);
+    /// Reject a material lot (signed).
+    RejectsMaterials => Action::Sign(Meaning::MaterialRejected);
 }
 
 /// A signed-in user allowed to do `R::ACTION`; anyone else gets 403.

@@ -434,3 +434,36 @@ impl InstrumentEventRow {
         Ok(Event { at: self.at, kind })
     }
 }
+
+/// A material lot as stored.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = crate::db::schema::material_lots)]
+pub struct MaterialLotRow {
+    pub id: Uuid,
+    pub code: String,
+    pub name: String,
+    pub lot_number: String,
+    pub supplier: Option<String>,
+    pub kind: String,
+    pub expires_at: DateTime<Utc>,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub created_by: Uuid,
+    pub released_at: Option<DateTime<Utc>>,
+    pub released_by: Option<Uuid>,
+    pub rejected_at: Option<DateTime<Utc>>,
+    pub rejected_by: Option<Uuid>,
+    pub reject_reason: Option<String>,
+}
+
+impl MaterialLotRow {
+    /// The lot as the rule reads it.
+    pub fn to_domain(&self) -> crate::domain::material::Lot {
+        crate::domain::material::Lot {
+            label: format!("{} lot {}", self.code, self.lot_number),
+            released_at: self.released_at,
+            rejected_at: self.rejected_at,
+            expires_at: self.expires_at,
+        }
+    }
+}

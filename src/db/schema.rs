@@ -156,6 +156,40 @@ diesel::table! {
 }
 
 diesel::table! {
+    material_lots (id) {
+        id -> Uuid,
+        code -> Text,
+        name -> Text,
+        lot_number -> Text,
+        supplier -> Nullable<Text>,
+        kind -> Text,
+        expires_at -> Timestamptz,
+        status -> Text,
+        created_at -> Timestamptz,
+        created_by -> Uuid,
+        released_at -> Nullable<Timestamptz>,
+        released_by -> Nullable<Uuid>,
+        rejected_at -> Nullable<Timestamptz>,
+        rejected_by -> Nullable<Uuid>,
+        reject_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    material_uses (id) {
+        id -> Uuid,
+        material_id -> Uuid,
+        batch_id -> Uuid,
+        result_id -> Nullable<Uuid>,
+        used_at -> Timestamptz,
+        quantity -> Nullable<Numeric>,
+        unit -> Nullable<Text>,
+        recorded_by -> Uuid,
+        recorded_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     products (id) {
         id -> Uuid,
         code -> Text,
@@ -330,6 +364,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     instrument_events,
     instruments,
+    material_lots,
+    material_uses,
     products,
     qualifications,
     results,

@@ -12,6 +12,7 @@ pub mod deviation;
 pub mod din;
 pub mod hashing;
 pub mod instrument;
+pub mod material;
 pub mod qualification;
 pub mod record;
 pub mod release;

@@ -113,6 +113,8 @@ pub struct RecordedResult {
     pub instrument: Option<String>,
     /// The registered instrument it was measured on.
     pub instrument_id: Option<Uuid>,
+    /// The material lots it used.
+    pub material_ids: Vec<Uuid>,
     /// Comment.
     pub comment: Option<String>,
     /// The result it replaces.
@@ -597,6 +599,7 @@ pub(crate) mod tests {
             recorded_at: r.now - Duration::hours(1),
             instrument: None,
             instrument_id: None,
+            material_ids: Vec::new(),
             comment: None,
             replaces_result_id: None,
             reason: None,

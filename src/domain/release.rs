@@ -321,7 +321,9 @@ impl Certifications {
                 | Meaning::DeviationClosed
                 | Meaning::QualificationGranted
                 | Meaning::QualificationRevoked
-                | Meaning::InstrumentReturned => {}
+                | Meaning::InstrumentReturned
+                | Meaning::MaterialReleased
+                | Meaning::MaterialRejected => {}
             }
         }
         c

@@ -154,6 +154,8 @@ pub enum Action {
     RegisterInstruments,
     /// Record a calibration, or take an instrument out of service.
     MaintainInstruments,
+    /// Receive a material lot into quarantine.
+    ReceiveMaterials,
     /// Sign with this meaning.
     Sign(Meaning),
 }
@@ -189,7 +191,7 @@ pub fn roles_for(action: Action) -> &'static [Role] {
         Action::OpenDeviation => &[Role::Technician, Role::Reviewer, Role::Qa],
         Action::ReadAuditTrail => &[Role::Auditor, Role::Qa],
         Action::RegisterInstruments => &[Role::Qa],
-        Action::MaintainInstruments => &[Role::Technician, Role::Qa],
+        Action::MaintainInstruments | Action::ReceiveMaterials => &[Role::Technician, Role::Qa],
         Action::Sign(meaning) => signer_roles(meaning),
     }
 }
@@ -208,7 +210,9 @@ pub fn signer_roles(meaning: Meaning) -> &'static [Role] {
         | Meaning::DeviationClosed
         | Meaning::QualificationGranted
         | Meaning::QualificationRevoked
-        | Meaning::InstrumentReturned => &[Role::Qa],
+        | Meaning::InstrumentReturned
+        | Meaning::MaterialReleased
+        | Meaning::MaterialRejected => &[Role::Qa],
     }
 }
 

@@ -50,6 +50,10 @@ pub enum Meaning {
     QualificationRevoked,
     /// QA returned an instrument to service.
     InstrumentReturned,
+    /// QA released a material lot from quarantine.
+    MaterialReleased,
+    /// QA rejected a material lot.
+    MaterialRejected,
 }
 
 impl Meaning {
@@ -75,6 +79,8 @@ impl Meaning {
             Meaning::InstrumentReturned => {
                 "I confirm this instrument is fit for use and return it to service"
             }
+            Meaning::MaterialReleased => "I release this material lot for use",
+            Meaning::MaterialRejected => "I reject this material lot",
         }
     }
 }

@@ -528,74 +528,38 @@ const AFFECTED: &str = "SELECT r.batch_id, array_agg(r.id ORDER BY r.id) AS resu
      GROUP BY r.batch_id ORDER BY r.batch_id";
 
 /// A failed calibration opens an instrument deviation on every affected
-/// batch, listing the results: major, or critical with an email to every
-/// active QA user at once when the batch has been (conditionally) released.
-/// Batches are locked in id order, so two assessments never deadlock.
+/// batch (`batch_record::open_impact`).
 fn assess_impact(
     c: &mut PgConnection,
     instrument: &InstrumentRow,
     failed: &InstrumentEventRow,
     since: Option<DateTime<Utc>>,
 ) -> Result<usize, AppError> {
-    use super::batch_record::{BatchOf, LockedBatch, NewDeviation};
-    use crate::domain::batch::BatchStatus;
-    use crate::domain::deviation::{DeviationKind, Severity};
+    use super::batch_record::{Impact, open_impact};
+    use crate::domain::deviation::DeviationKind;
     let since = since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
     let affected: Vec<Affected> = diesel::sql_query(AFFECTED)
         .bind::<diesel::sql_types::Uuid, _>(instrument.id)
         .bind::<diesel::sql_types::Timestamptz, _>(since)
         .load(c)?;
+    let impact = Impact {
+        kind: DeviationKind::Instrument,
+        subject_id: instrument.id,
+        title: format!("Instrument {} failed its calibration", instrument.code),
+        cause: format!(
+            "Instrument {} ({}) failed the calibration performed {}{}; these results were measured on it since its last passing calibration",
+            instrument.code,
+            instrument.name,
+            failed.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            failed
+                .certificate
+                .as_deref()
+                .map(|c| format!(" (certificate {c})"))
+                .unwrap_or_default(),
+        ),
+    };
     for a in &affected {
-        let mut lb = LockedBatch::lock(c, BatchOf::Batch(a.batch_id))?;
-        let released = matches!(
-            lb.record.batch.status,
-            BatchStatus::Released | BatchStatus::ConditionallyReleased
-        );
-        let lines: Vec<String> = lb
-            .record
-            .results
-            .iter()
-            .filter(|r| a.result_ids.contains(&r.id))
-            .map(|r| {
-                format!(
-                    "- {} {}{} performed {} by {} (result {})",
-                    r.test_code,
-                    r.value,
-                    r.unit
-                        .as_deref()
-                        .map(|u| format!(" {u}"))
-                        .unwrap_or_default(),
-                    r.performed_at
-                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    r.performed_by.full_name,
-                    r.id
-                )
-            })
-            .collect();
-        let d = lb.open_deviation(
-            c,
-            None,
-            NewDeviation {
-                kind: DeviationKind::Instrument,
-                severity: if released { Severity::Critical } else { Severity::Major },
-                result_id: None,
-                title: format!("Instrument {} failed its calibration", instrument.code),
-                description: format!(
-                    "Instrument {} ({}) failed the calibration performed {}{}. These results of batch {} were measured on it since its last passing calibration:\n{}",
-                    instrument.code,
-                    instrument.name,
-                    failed.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    failed.certificate.as_deref().map(|c| format!(" (certificate {c})")).unwrap_or_default(),
-                    lb.record.batch.batch_number,
-                    lines.join("\n")
-                ),
-                subject_id: Some(instrument.id),
-                result_ids: a.result_ids.clone(),
-            },
-        )?;
-        if released {
-            super::notices::impact_on_released(c, &lb.record, &d)?;
-        }
+        open_impact(c, &impact, a.batch_id, &a.result_ids)?;
     }
     Ok(affected.len())
 }

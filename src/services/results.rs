@@ -52,6 +52,8 @@ pub struct NewResultInput {
     pub instrument: Option<String>,
     /// The registered instrument it was measured on.
     pub instrument_id: Option<Uuid>,
+    /// The material lots it used.
+    pub material_ids: Vec<Uuid>,
     pub comment: Option<String>,
     pub replaces_result_id: Option<Uuid>,
     pub reason: Option<String>,
@@ -75,9 +77,14 @@ pub fn result_record(batch_id: Uuid, r: &RecordedResult) -> Value {
         "reason": r.reason,
     });
     // Named only when there is one: a result without a registered
-    // instrument is recorded exactly as before instruments existed.
-    if let (Some(id), Value::Object(fields)) = (r.instrument_id, &mut record) {
-        fields.insert("instrument_id".to_owned(), json!(id));
+    // instrument or lots is recorded exactly as before they existed.
+    if let Value::Object(fields) = &mut record {
+        if let Some(id) = r.instrument_id {
+            fields.insert("instrument_id".to_owned(), json!(id));
+        }
+        if !r.material_ids.is_empty() {
+            fields.insert("material_ids".to_owned(), json!(r.material_ids));
+        }
     }
     record
 }
@@ -205,6 +212,20 @@ pub fn record_result(
             }
             (None, None) => {}
         }
+        let mut lots = Vec::new();
+        for m in &input.material_ids {
+            if !lots
+                .iter()
+                .any(|l: &crate::db::models::MaterialLotRow| l.id == *m)
+            {
+                lots.push(super::usable_lot(
+                    c,
+                    *m,
+                    input.performed_at,
+                    "material_ids",
+                )?);
+            }
+        }
         let row = ResultRow {
             id: Uuid::now_v7(),
             batch_id: lb.id(),
@@ -225,7 +246,29 @@ pub fn record_result(
         diesel::insert_into(results::table)
             .values(&row)
             .execute(c)?;
-        let recorded = batch_record::result_of(row, actor.audit_ref())?;
+        if !lots.is_empty() {
+            // One statement for every lot the result used.
+            use crate::db::schema::material_uses;
+            let uses: Vec<_> = lots
+                .iter()
+                .map(|l| {
+                    (
+                        material_uses::id.eq(Uuid::now_v7()),
+                        material_uses::material_id.eq(l.id),
+                        material_uses::batch_id.eq(row.batch_id),
+                        material_uses::result_id.eq(Some(row.id)),
+                        material_uses::used_at.eq(row.performed_at),
+                        material_uses::recorded_by.eq(actor.id),
+                        material_uses::recorded_at.eq(now),
+                    )
+                })
+                .collect();
+            diesel::insert_into(material_uses::table)
+                .values(&uses)
+                .execute(c)?;
+        }
+        let mut recorded = batch_record::result_of(row, actor.audit_ref())?;
+        recorded.material_ids = lots.iter().map(|l| l.id).collect();
         let chain = lb.chain();
         lb.append(
             c,

@@ -206,6 +206,7 @@ pub async fn record_result(
                 performed_at,
                 instrument: f.instrument.clone(),
                 instrument_id,
+                material_ids: Vec::new(),
                 comment: f.comment.clone(),
                 replaces_result_id: replaces,
                 reason: f.reason.clone(),

@@ -23,6 +23,7 @@ mod flow;
 mod hostile;
 mod instruments;
 mod lab;
+mod materials;
 mod openapi;
 mod qualifications;
 mod release;

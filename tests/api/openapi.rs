@@ -4,7 +4,7 @@ use crate::support::TestApp;
 use actix_web::http::StatusCode;
 
 /// Every route of the HTTP contract (API.md).
-const CONTRACT: [(&str, &str); 51] = [
+const CONTRACT: [(&str, &str); 58] = [
     ("post", "/api/v1/auth/login"),
     ("post", "/api/v1/auth/logout"),
     ("get", "/api/v1/auth/me"),
@@ -24,6 +24,13 @@ const CONTRACT: [(&str, &str); 51] = [
     ("post", "/api/v1/instruments/{id}/calibrations"),
     ("post", "/api/v1/instruments/{id}/out-of-service"),
     ("post", "/api/v1/instruments/{id}/return-to-service"),
+    ("post", "/api/v1/materials"),
+    ("get", "/api/v1/materials"),
+    ("get", "/api/v1/materials/{id}"),
+    ("post", "/api/v1/materials/{id}/release"),
+    ("post", "/api/v1/materials/{id}/reject"),
+    ("post", "/api/v1/batches/{id}/materials"),
+    ("get", "/api/v1/materials/{id}/where-used"),
     ("get", "/api/v1/audit/anchors"),
     ("get", "/api/v1/audit/anchor-key"),
     ("post", "/api/v1/products"),

@@ -104,6 +104,7 @@ async fn the_app_role_can_neither_rewrite_nor_remove_nor_silence_the_trail() {
         "deviations",
         "email_outbox",
         "idempotency_keys",
+        "material_lots",
         "qualifications",
         "sessions",
         "specifications",

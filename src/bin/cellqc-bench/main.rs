@@ -173,6 +173,7 @@ fn seed(conn: &mut PgConnection, opts: &BenchOptions) -> anyhow::Result<Seeded> 
                 performed_at: Utc::now() - ChronoDuration::days(1),
                 instrument: None,
                 instrument_id: None,
+                material_ids: Vec::new(),
                 comment: None,
                 replaces_result_id: None,
                 reason: None,

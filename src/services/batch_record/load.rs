@@ -39,6 +39,8 @@ SELECT b AS batch,
   ARRAY(SELECT g FROM signatures g WHERE g.batch_id = b.id ORDER BY g.id) AS signatures,
   ARRAY(SELECT d FROM deviations d WHERE d.batch_id = b.id ORDER BY d.id) AS deviations,
   ARRAY(SELECT c FROM custody_events c WHERE c.batch_id = b.id ORDER BY c.seq) AS custody,
+  ARRAY(SELECT ROW(mu.result_id, mu.material_id) FROM material_uses mu
+         WHERE mu.batch_id = b.id AND mu.result_id IS NOT NULL ORDER BY mu.id) AS result_materials,
   ARRAY(SELECT ROW(pb.id, pb.batch_number, pb.status) FROM batch_parents bp
           JOIN batches pb ON pb.id = bp.parent_id
          WHERE bp.batch_id = b.id ORDER BY pb.batch_number) AS parents,
@@ -94,6 +96,8 @@ struct Loaded {
     deviations: Rows<DeviationRow>,
     #[diesel(sql_type = Array<Record<custody_events::SqlType>>)]
     custody: Rows<CustodyRow>,
+    #[diesel(sql_type = Array<Record<(SqlUuid, SqlUuid)>>)]
+    result_materials: Rows<(Uuid, Uuid)>,
     #[diesel(sql_type = Array<Record<Named>>)]
     parents: Rows<(Uuid, String, String)>,
     #[diesel(sql_type = Nullable<BigInt>)]
@@ -147,7 +151,17 @@ pub(super) fn read(conn: &mut PgConnection, id: Uuid) -> Result<Option<Read>, Ap
                     username,
                     full_name,
                 };
-                result_of(r, performer)
+                let id = r.id;
+                result_of(r, performer).map(|mut res| {
+                    res.material_ids = l
+                        .result_materials
+                        .0
+                        .iter()
+                        .filter(|(result, _)| *result == id)
+                        .map(|(_, m)| *m)
+                        .collect();
+                    res
+                })
             })
             .collect::<Result<_, _>>()?,
         signatures: l
@@ -221,6 +235,7 @@ pub fn result_of(r: ResultRow, performed_by: ActorRef) -> Result<RecordedResult,
         recorded_at: r.recorded_at,
         instrument: r.instrument,
         instrument_id: r.instrument_id,
+        material_ids: Vec::new(),
         comment: r.comment,
         replaces_result_id: r.replaces_result_id,
         reason: r.reason,

@@ -276,3 +276,90 @@ pub fn deviation_record(batch_id: Uuid, d: &Deviation) -> Value {
     }
     record
 }
+
+/// What an impact deviation investigates: an instrument that failed its
+/// calibration, a material lot that was rejected.
+#[derive(Debug, Clone)]
+pub struct Impact {
+    /// `instrument` or `material`.
+    pub kind: crate::domain::deviation::DeviationKind,
+    /// The instrument or lot.
+    pub subject_id: Uuid,
+    /// The deviation's title.
+    pub title: String,
+    /// What happened, as the description's first sentence.
+    pub cause: String,
+}
+
+/// Opens the impact deviation on batch `batch_id`, listing `result_ids`
+/// (none: the batch used the lot in manufacture): major, or critical with an
+/// email to every active QA user at once when the batch was already
+/// (conditionally) released. Until closed it blocks release.
+pub fn open_impact(
+    conn: &mut PgConnection,
+    impact: &Impact,
+    batch_id: Uuid,
+    result_ids: &[Uuid],
+) -> Result<Deviation, AppError> {
+    use crate::domain::batch::BatchStatus;
+    use crate::domain::deviation::Severity;
+    let mut lb = LockedBatch::lock(conn, BatchOf::Batch(batch_id))?;
+    let released = matches!(
+        lb.record.batch.status,
+        BatchStatus::Released | BatchStatus::ConditionallyReleased
+    );
+    let lines: Vec<String> = lb
+        .record
+        .results
+        .iter()
+        .filter(|r| result_ids.contains(&r.id))
+        .map(|r| {
+            format!(
+                "- {} {}{} performed {} by {} (result {})",
+                r.test_code,
+                r.value,
+                r.unit
+                    .as_deref()
+                    .map(|u| format!(" {u}"))
+                    .unwrap_or_default(),
+                r.performed_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                r.performed_by.full_name,
+                r.id
+            )
+        })
+        .collect();
+    let listing = if lines.is_empty() {
+        format!(
+            "Batch {} used it in manufacture.",
+            lb.record.batch.batch_number
+        )
+    } else {
+        format!(
+            "Results of batch {}:\n{}",
+            lb.record.batch.batch_number,
+            lines.join("\n")
+        )
+    };
+    let d = lb.open_deviation(
+        conn,
+        None,
+        NewDeviation {
+            kind: impact.kind,
+            severity: if released {
+                Severity::Critical
+            } else {
+                Severity::Major
+            },
+            result_id: None,
+            title: impact.title.clone(),
+            description: format!("{}. {listing}", impact.cause),
+            subject_id: Some(impact.subject_id),
+            result_ids: result_ids.to_vec(),
+        },
+    )?;
+    if released {
+        super::notices::impact_on_released(conn, &lb.record, &d)?;
+    }
+    Ok(d)
+}

@@ -420,7 +420,7 @@ pub fn use_in_batch(
     {
         None => None,
         Some(q) => match BigDecimal::from_str(q) {
-            Ok(v) if v > BigDecimal::from(0) => Some(v),
+            Ok(v) if v > 0 => Some(v),
             _ => {
                 errors.push(FieldError::new("quantity", "is a positive number"));
                 None

@@ -94,6 +94,7 @@ pub fn page(title: &str, user: Option<&WebUser>, body: Markup) -> Markup {
                             a href="/products" { "Products" }
                             a href="/qualifications" { "Qualifications" }
                             a href="/instruments" { "Instruments" }
+                            a href="/materials" { "Materials" }
                             @if u.may(Action::Sign(Meaning::Reviewed)) { a href="/review" { "Review queue" } }
                             @if u.may(Action::ReadAuditTrail) { a href="/audit" { "Audit trail" } }
                             @if u.may(Action::ManageUsers) { a href="/users" { "Users" } }

@@ -15,6 +15,7 @@ pub mod history;
 pub mod home;
 pub mod instruments;
 pub mod layout;
+pub mod materials;
 pub mod products;
 pub mod qualifications;
 pub mod release;
@@ -208,6 +209,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(instruments::calibrate)
             .service(instruments::out_of_service)
             .service(instruments::return_to_service)
+            .service(materials::list_page)
+            .service(materials::receive)
+            .service(materials::one_page)
+            .service(materials::release)
+            .service(materials::reject)
             .service(account::password_form)
             .service(account::change_password),
     );

@@ -1867,3 +1867,108 @@ async fn instruments_are_kept_on_their_pages_and_the_result_form_offers_only_usa
     assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.body);
     assert!(qa.get(&page_path).await.body.contains("in service"));
 }
+
+#[actix_web::test]
+async fn a_material_lot_is_received_released_traced_and_rejected_from_its_pages() {
+    let lab = Lab::msc().await;
+    let batch = lab.batch("WEB-MAT-1").await;
+    let tech_name = lab.app.get("/api/v1/auth/me", &lab.tech).await.body["username"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut tech = Browser::new(&lab.app);
+    tech.sign_in(&tech_name, USER_PASSWORD).await;
+    let list = tech.get("/materials").await;
+    assert!(list.body.contains("No material lot is received yet"));
+    let token = Browser::csrf(&list);
+    let expires = (chrono::Utc::now() + chrono::Duration::days(90))
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    let bad = tech
+        .post(
+            "/materials",
+            &[
+                ("csrf", &token),
+                ("code", "7AAD"),
+                ("name", "7-AAD"),
+                ("lot_number", "L1"),
+                ("kind", "magic"),
+                ("expires_at", &expires),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let made = tech
+        .post(
+            "/materials",
+            &[
+                ("csrf", &token),
+                ("code", "7AAD"),
+                ("name", "7-AAD viability dye"),
+                ("lot_number", "L1"),
+                ("kind", "reagent"),
+                ("expires_at", &expires),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.body);
+    let lot_page = made
+        .headers
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let lot_id = lot_page.rsplit('/').next().unwrap().to_owned();
+    assert!(tech.get(&lot_page).await.body.contains("quarantine"));
+
+    let (_, qa_name) = lab.app.user_with(&["qa"]).await;
+    let mut qa = Browser::new(&lab.app);
+    qa.sign_in(&qa_name, USER_PASSWORD).await;
+    let page = qa.get(&lot_page).await;
+    let qa_token = Browser::csrf(&page);
+    let released = qa
+        .post(
+            &format!("{lot_page}/release"),
+            &[("csrf", &qa_token), ("password", USER_PASSWORD)],
+        )
+        .await;
+    assert_eq!(released.status, StatusCode::SEE_OTHER, "{}", released.body);
+    let used = lab
+        .app
+        .post(
+            &format!("/api/v1/batches/{batch}/materials"),
+            &lab.tech,
+            json!({"material_id": lot_id, "used_at": chrono::Utc::now().to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(used.status, StatusCode::CREATED, "{}", used.body);
+    let page = qa.get(&lot_page).await;
+    assert!(
+        page.body.contains("Where used (1)") && page.body.contains("WEB-MAT-1"),
+        "{}",
+        page.body
+    );
+    let rejected = qa
+        .post(
+            &format!("{lot_page}/reject"),
+            &[
+                ("csrf", &qa_token),
+                ("reason", "supplier recall"),
+                ("password", USER_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(rejected.status, StatusCode::SEE_OTHER, "{}", rejected.body);
+    let page = qa.get(&lot_page).await;
+    assert!(
+        page.body.contains("Rejected: supplier recall"),
+        "{}",
+        page.body
+    );
+    assert!(
+        lab.blockers(&batch)
+            .await
+            .contains(&"open_deviation".to_owned())
+    );
+}

@@ -29,6 +29,7 @@ const RECORD_LABELS: &[(&str, &str)] = &[
     ("performed_at", "Performed at"),
     ("instrument", "Instrument"),
     ("instrument_id", "Registered instrument"),
+    ("material_ids", "Material lots"),
     ("comment", "Comment"),
     ("replaces_result_id", "Replaces result"),
     ("reason", "Reason for the replacement"),
@@ -42,8 +43,9 @@ async fn record_form_markup(
     previous: Option<&RecordForm>,
     asked: &RecordFormQuery,
 ) -> Result<Markup, WebError> {
-    let (record, usable) = state
+    let (record, usable, lots) = state
         .db(move |c| {
+            let now = chrono::Utc::now();
             Ok((
                 batch_svc::record(c, batch_id)?,
                 // Only what is usable now is offered.
@@ -52,9 +54,19 @@ async fn record_form_markup(
                     None,
                     Some(crate::domain::instrument::Status::InService),
                 )?,
+                crate::services::materials::list(
+                    c,
+                    None,
+                    Some(crate::domain::material::LotStatus::Released),
+                    None,
+                )?
+                .into_iter()
+                .filter(|m| m.expires_at > now)
+                .collect::<Vec<_>>(),
             ))
         })
         .await?;
+    let picked_lots: Vec<String> = previous.map(|p| p.material_ids.clone()).unwrap_or_default();
     let picked = previous
         .and_then(|p| p.instrument_id.clone())
         .unwrap_or_default();
@@ -117,6 +129,14 @@ async fn record_form_markup(
                     }
                     (r.at("instrument_id"))
                 }
+                @if !lots.is_empty() {
+                    fieldset { legend { "Material lots used (only released lots in date now)" }
+                        @for m in &lots {
+                            label { input type="checkbox" name="material_ids" value=(m.id) checked[picked_lots.iter().any(|p| *p == m.id.to_string())]; " " (m.code) " lot " (m.lot_number) " – " (m.name) }
+                        }
+                        (r.at("material_ids"))
+                    }
+                }
                 label { "Instrument (free text: model, serial)" input type="text" name="instrument" value=(text(|p| p.instrument.as_deref())); (r.at("instrument")) }
                 label { "Comment" textarea name="comment" { (text(|p| p.comment.as_deref())) } (r.at("comment")) }
                 label { "Replaces result (only to correct or retest)"
@@ -166,6 +186,8 @@ pub struct RecordForm {
     performed_at: String,
     instrument: Option<String>,
     instrument_id: Option<String>,
+    #[serde(default)]
+    material_ids: Vec<String>,
     comment: Option<String>,
     replaces_result_id: Option<String>,
     reason: Option<String>,
@@ -177,54 +199,67 @@ pub async fn record_result(
     state: web::Data<AppState>,
     user: WebUser,
     id: web::Path<Uuid>,
-    form: web::Form<RecordForm>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::RecordResult)?;
-    user.check_csrf(&form.csrf)?;
+    // Repeated `material_ids` fields (a checkbox per lot).
+    let f: RecordForm = serde_html_form::from_bytes(&body).map_err(|e| {
+        AppError::bad_request("invalid_form", format!("the form could not be read: {e}"))
+    })?;
+    user.check_csrf(&f.csrf)?;
     let batch_id = id.into_inner();
-    let f = form.into_inner();
-    let attempt =
-        async {
-            let performed_at = user.from_form("performed_at", &f.performed_at)?;
-            let replaces = match f.replaces_result_id.as_deref().filter(|s| !s.is_empty()) {
+    let attempt = async {
+        let performed_at = user.from_form("performed_at", &f.performed_at)?;
+        let replaces =
+            match f.replaces_result_id.as_deref().filter(|s| !s.is_empty()) {
                 None => None,
                 Some(s) => Some(Uuid::parse_str(s).map_err(|_| {
                     AppError::invalid_field("replaces_result_id", "is not a result")
                 })?),
             };
-            let instrument_id = match f.instrument_id.as_deref().filter(|s| !s.is_empty()) {
+        let instrument_id =
+            match f.instrument_id.as_deref().filter(|s| !s.is_empty()) {
                 None => None,
                 Some(s) => Some(Uuid::parse_str(s).map_err(|_| {
                     AppError::invalid_field("instrument_id", "is not an instrument")
                 })?),
             };
-            let input = NewResultInput {
-                test_code: f.test_code.clone(),
-                // The form sends text; as a JSON string it is read exactly as typed.
-                value: serde_json::to_string(&f.value)?,
-                unit: None,
-                performed_at,
-                instrument: f.instrument.clone(),
-                instrument_id,
-                material_ids: Vec::new(),
-                comment: f.comment.clone(),
-                replaces_result_id: replaces,
-                reason: f.reason.clone(),
-            };
-            let actor = user.0.actor.clone();
-            state
-                .db(move |c| {
-                    let r = result_svc::record_result(c, &actor, batch_id, &input)?;
-                    let more = batch_svc::record(c, batch_id)?
-                        .readiness()
-                        .blockers
-                        .iter()
-                        .any(|b| b.code == BlockerCode::MissingResult);
-                    Ok((r, more))
-                })
-                .await
-        }
-        .await;
+        let material_ids = f
+            .material_ids
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                Uuid::parse_str(s)
+                    .map_err(|_| AppError::invalid_field("material_ids", "is not a material lot"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let input = NewResultInput {
+            test_code: f.test_code.clone(),
+            // The form sends text; as a JSON string it is read exactly as typed.
+            value: serde_json::to_string(&f.value)?,
+            unit: None,
+            performed_at,
+            instrument: f.instrument.clone(),
+            instrument_id,
+            material_ids,
+            comment: f.comment.clone(),
+            replaces_result_id: replaces,
+            reason: f.reason.clone(),
+        };
+        let actor = user.0.actor.clone();
+        state
+            .db(move |c| {
+                let r = result_svc::record_result(c, &actor, batch_id, &input)?;
+                let more = batch_svc::record(c, batch_id)?
+                    .readiness()
+                    .blockers
+                    .iter()
+                    .any(|b| b.code == BlockerCode::MissingResult);
+                Ok((r, more))
+            })
+            .await
+    }
+    .await;
     match attempt {
         // At the bench: straight on to the next missing test, if any.
         Ok((r, more)) if more => Ok(see_other(format!(

@@ -1934,6 +1934,25 @@ async fn a_material_lot_is_received_released_traced_and_rejected_from_its_pages(
         )
         .await;
     assert_eq!(released.status, StatusCode::SEE_OTHER, "{}", released.body);
+    // The result form offers the released lot, and records it with the result
+    // (used from the release on; the form reads whole seconds).
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let form = tech.get(&format!("/batches/{batch}/results/new")).await;
+    assert!(form.body.contains("7AAD lot L1"), "{}", form.body);
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string();
+    let recorded = tech
+        .post(
+            &format!("/batches/{batch}/results"),
+            &[
+                ("csrf", &Browser::csrf(&form)),
+                ("test_code", "VIAB"),
+                ("value", "91.0"),
+                ("performed_at", &now),
+                ("material_ids", &lot_id),
+            ],
+        )
+        .await;
+    assert_eq!(recorded.status, StatusCode::SEE_OTHER, "{}", recorded.body);
     let used = lab
         .app
         .post(

@@ -1964,7 +1964,7 @@ async fn a_material_lot_is_received_released_traced_and_rejected_from_its_pages(
     assert_eq!(used.status, StatusCode::CREATED, "{}", used.body);
     let page = qa.get(&lot_page).await;
     assert!(
-        page.body.contains("Where used (1)") && page.body.contains("WEB-MAT-1"),
+        page.body.contains("Where used (2)") && page.body.contains("WEB-MAT-1"),
         "{}",
         page.body
     );

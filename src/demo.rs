@@ -249,5 +249,98 @@ pub fn load(conn: &mut PgConnection, lockout: LockoutPolicy) -> Result<Vec<Strin
             p.code
         ));
     }
+    created.extend(load_lab(conn, lockout)?);
+    Ok(created)
+}
+
+/// The demo lab's instruments, a released reagent lot and the demo
+/// technician's qualifications (skipping what exists).
+fn load_lab(conn: &mut PgConnection, lockout: LockoutPolicy) -> Result<Vec<String>, AppError> {
+    use crate::db::schema::{instruments, material_lots, qualifications};
+    use crate::services::{instruments as inst, materials as mat, qualifications as qual};
+    use chrono::{Duration, Utc};
+    let mut created = Vec::new();
+    let qa = demo_actor(conn, "qa")?;
+    let tech = demo_actor(conn, "tech")?;
+    let now = Utc::now();
+    for (code, name, kind) in [
+        ("FC-01", "BD FACSLyric flow cytometer", "flow_cytometer"),
+        ("CC-01", "NucleoCounter NC-202 cell counter", "cell_counter"),
+    ] {
+        let exists: i64 = instruments::table
+            .filter(instruments::code.eq(code))
+            .count()
+            .get_result(conn)?;
+        if exists > 0 {
+            continue;
+        }
+        let i = inst::register(
+            conn,
+            &qa,
+            &inst::NewInstrument {
+                code: code.to_owned(),
+                name: name.to_owned(),
+                kind: kind.to_owned(),
+                location: Some("QC laboratory 2".to_owned()),
+            },
+        )?;
+        inst::calibrate(
+            conn,
+            &tech,
+            i.id,
+            &inst::CalibrationInput {
+                performed_at: now - Duration::days(30),
+                outcome: "pass".to_owned(),
+                valid_until: now + Duration::days(335),
+                certificate: Some(format!("CAL-{code}-2026")),
+                notes: None,
+            },
+        )?;
+        created.push(format!("instrument {code}, calibrated"));
+    }
+    let lot: i64 = material_lots::table
+        .filter(material_lots::code.eq("7AAD"))
+        .count()
+        .get_result(conn)?;
+    if lot == 0 {
+        let m = mat::receive(
+            conn,
+            &tech,
+            &mat::NewMaterial {
+                code: "7AAD".to_owned(),
+                name: "7-AAD viability staining solution".to_owned(),
+                lot_number: "DEMO-7AAD-001".to_owned(),
+                supplier: Some("BD Biosciences".to_owned()),
+                kind: "reagent".to_owned(),
+                expires_at: now + Duration::days(365),
+            },
+        )?;
+        mat::release(conn, lockout, &qa, m.id, DEMO_PASSWORD)?;
+        created.push("material 7AAD lot DEMO-7AAD-001, released".to_owned());
+    }
+    let granted: i64 = qualifications::table
+        .filter(qualifications::user_id.eq(tech.id))
+        .count()
+        .get_result(conn)?;
+    if granted == 0 {
+        for code in [
+            "VIAB", "CD73", "CD90", "CD105", "CD45", "CD34", "CD14", "CD19", "HLADR", "STER",
+            "MYCO", "ENDO",
+        ] {
+            qual::grant(
+                conn,
+                lockout,
+                &qa,
+                tech.id,
+                &qual::GrantInput {
+                    test_code: code.to_owned(),
+                    valid_until: now + Duration::days(365),
+                    password: DEMO_PASSWORD.to_owned(),
+                    reason: Some("demo training record".to_owned()),
+                },
+            )?;
+        }
+        created.push("qualifications of tech for the flow and compendial tests".to_owned());
+    }
     Ok(created)
 }

@@ -364,7 +364,7 @@ pub fn matrix(conn: &mut PgConnection) -> Result<Matrix, AppError> {
         .order(users::username)
         .select((users::id, users::username, users::full_name))
         .load(conn)?;
-    let codes: Vec<String> = spec_tests::table
+    let mut codes: Vec<String> = spec_tests::table
         .filter(spec_tests::qualification_required.eq(true))
         .select(spec_tests::code)
         .distinct()
@@ -377,6 +377,13 @@ pub fn matrix(conn: &mut PgConnection) -> Result<Matrix, AppError> {
         .filter(qualifications::valid_until.ge(now))
         .select((QualificationRow::as_select(), users::username))
         .load(conn)?;
+    // Tests someone is qualified for are shown too, required or not yet.
+    for (q, _) in &rows {
+        if !codes.contains(&q.test_code) {
+            codes.push(q.test_code.clone());
+        }
+    }
+    codes.sort();
     Ok(Matrix {
         analysts,
         codes,

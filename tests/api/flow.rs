@@ -138,6 +138,28 @@ async fn cellqc_demo_loads_reference_products_and_a_user_per_role() {
             .await;
         assert_eq!(specs.body["items"][0]["status"], "effective");
     }
+    // The demo lab: a calibrated flow cytometer, a released 7-AAD lot, and
+    // the technician qualified for the flow and compendial tests.
+    assert!(stdout.contains("instrument FC-01, calibrated"), "{stdout}");
+    assert!(!String::from_utf8_lossy(&again.stdout).contains("instrument FC-01"));
+    let fc = app
+        .get("/api/v1/instruments?kind=flow_cytometer", &tech)
+        .await;
+    assert_eq!(fc.body[0]["code"], "FC-01");
+    assert_eq!(fc.body[0]["status"], "in_service");
+    let lots = app.get("/api/v1/materials?code=7AAD", &tech).await;
+    assert_eq!(lots.body[0]["status"], "released");
+    let me = app.get("/api/v1/auth/me", &tech).await;
+    let quals = app
+        .get(
+            &format!(
+                "/api/v1/users/{}/qualifications",
+                me.body["id"].as_str().unwrap()
+            ),
+            &tech,
+        )
+        .await;
+    assert_eq!(quals.body.as_array().unwrap().len(), 12);
     for user in ["reviewer", "qa", "qa2", "auditor"] {
         app.login(user, DEMO_PASSWORD).await;
     }

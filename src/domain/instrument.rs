@@ -8,6 +8,20 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use strum::{EnumString, IntoStaticStr};
 
+/// Whether `kind` is an instrument kind as tests and instruments name it: a
+/// lower-case word of letters, digits and `_`, at most 40 long
+/// (`flow_cytometer`).
+pub fn is_kind(kind: &str) -> bool {
+    kind.len() <= 40
+        && kind.starts_with(|c: char| c.is_ascii_lowercase())
+        && kind
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// The words of a refused kind.
+pub const KIND_RULE: &str = "is a lower-case word of letters, digits and _ (e.g. flow_cytometer)";
+
 /// What happened to an instrument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {

@@ -281,17 +281,14 @@ pub fn validate_tests(inputs: &[TestDefInput]) -> Result<Vec<TestDef>, Vec<Field
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .map(str::to_owned);
-        if let Some(k) = &instrument_kind {
-            let well_formed = k.len() <= 40
-                && k.starts_with(|c: char| c.is_ascii_lowercase())
-                && k.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-            if !well_formed {
-                errors.push(FieldError::new(
-                    at("instrument_kind"),
-                    "is a lower-case word of letters, digits and _ (e.g. flow_cytometer)",
-                ));
-            }
+        if instrument_kind
+            .as_deref()
+            .is_some_and(|k| !super::instrument::is_kind(k))
+        {
+            errors.push(FieldError::new(
+                at("instrument_kind"),
+                super::instrument::KIND_RULE,
+            ));
         }
         defs.push(TestDef {
             code,

@@ -47,6 +47,20 @@ pub fn line(field: &str, v: &str, max: usize, errors: &mut Vec<FieldError>) -> S
     required(field, v, max, false, errors)
 }
 
+/// A required code (an asset number, a material code): letters, digits and
+/// `. _ -`, at most `max` long.
+pub fn code(field: &str, v: &str, max: usize, errors: &mut Vec<FieldError>) -> String {
+    let code = line(field, v, max, errors);
+    if !code.is_empty()
+        && !code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        errors.push(FieldError::new(field, "letters, digits, . _ - only"));
+    }
+    code
+}
+
 /// An optional single-line text; blank counts as absent.
 pub fn optional_line(
     field: &str,

@@ -154,26 +154,14 @@ pub fn register(
 ) -> Result<InstrumentView, AppError> {
     actor.authorize(Action::RegisterInstruments)?;
     let mut errors = Vec::new();
-    let code = crate::domain::text::line("code", &input.code, 40, &mut errors);
+    let code = crate::domain::text::code("code", &input.code, 40, &mut errors);
     let name = crate::domain::text::line("name", &input.name, 200, &mut errors);
     let kind = input.kind.trim().to_owned();
-    let kind_ok = !kind.is_empty()
-        && kind.len() <= 40
-        && kind.starts_with(|c: char| c.is_ascii_lowercase())
-        && kind
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if !kind_ok {
+    if !crate::domain::instrument::is_kind(&kind) {
         errors.push(FieldError::new(
             "kind",
-            "is a lower-case word of letters, digits and _ (e.g. flow_cytometer)",
+            crate::domain::instrument::KIND_RULE,
         ));
-    }
-    let code_ok = code
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if !code.is_empty() && !code_ok {
-        errors.push(FieldError::new("code", "letters, digits, . _ - only"));
     }
     let location =
         crate::domain::text::optional_line("location", input.location.as_deref(), 200, &mut errors);
@@ -391,23 +379,7 @@ pub fn take_out_of_service(
                 format!("{} is out of service already", instrument.code),
             ));
         }
-        let now = Utc::now().trunc_subsecs(6);
-        let row = InstrumentEventRow {
-            id: Uuid::now_v7(),
-            instrument_id: id,
-            kind: "out_of_service".to_owned(),
-            at: now,
-            outcome: None,
-            valid_until: None,
-            certificate: None,
-            notes: None,
-            reason: Some(reason.clone()),
-            recorded_by: actor.id,
-            recorded_at: now,
-        };
-        diesel::insert_into(instrument_events::table)
-            .values(&row)
-            .execute(c)?;
+        let row = service_event(c, actor, id, "out_of_service", &reason)?;
         append_event(
             c,
             actor,
@@ -419,6 +391,34 @@ pub fn take_out_of_service(
         events.push(row);
         view(&instrument, &events, true)
     })
+}
+
+/// Writes a service event (`out_of_service`, `returned`) at this moment.
+fn service_event(
+    c: &mut PgConnection,
+    actor: &Actor,
+    id: Uuid,
+    kind: &str,
+    reason: &str,
+) -> Result<InstrumentEventRow, AppError> {
+    let now = Utc::now().trunc_subsecs(6);
+    let row = InstrumentEventRow {
+        id: Uuid::now_v7(),
+        instrument_id: id,
+        kind: kind.to_owned(),
+        at: now,
+        outcome: None,
+        valid_until: None,
+        certificate: None,
+        notes: None,
+        reason: Some(reason.to_owned()),
+        recorded_by: actor.id,
+        recorded_at: now,
+    };
+    diesel::insert_into(instrument_events::table)
+        .values(&row)
+        .execute(c)?;
+    Ok(row)
 }
 
 /// Returns an instrument to service (QA, signed `instrument_returned`). Its
@@ -465,23 +465,7 @@ pub fn return_to_service(
         if let Err(refusal) = signatures::verify_signer(c, lockout, actor, password)? {
             return Ok(Err(refusal));
         }
-        let now = Utc::now().trunc_subsecs(6);
-        let row = InstrumentEventRow {
-            id: Uuid::now_v7(),
-            instrument_id: id,
-            kind: "returned".to_owned(),
-            at: now,
-            outcome: None,
-            valid_until: None,
-            certificate: None,
-            notes: None,
-            reason: Some(reason.clone()),
-            recorded_by: actor.id,
-            recorded_at: now,
-        };
-        diesel::insert_into(instrument_events::table)
-            .values(&row)
-            .execute(c)?;
+        let row = service_event(c, actor, id, "returned", &reason)?;
         let record: Value =
             json!({"instrument_id": id, "code": instrument.code, "event_id": row.id, "at": row.at});
         signatures::record(

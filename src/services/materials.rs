@@ -120,14 +120,7 @@ pub fn receive(
 ) -> Result<MaterialView, AppError> {
     actor.authorize(Action::ReceiveMaterials)?;
     let mut errors = Vec::new();
-    let code = crate::domain::text::line("code", &input.code, 40, &mut errors);
-    if !code.is_empty()
-        && !code
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    {
-        errors.push(FieldError::new("code", "letters, digits, . _ - only"));
-    }
+    let code = crate::domain::text::code("code", &input.code, 40, &mut errors);
     let name = crate::domain::text::line("name", &input.name, 200, &mut errors);
     let lot_number = crate::domain::text::line("lot_number", &input.lot_number, 80, &mut errors);
     let supplier =

@@ -30,6 +30,26 @@ pub const DEMO_USERS: [(&str, &str, &[&str]); 6] = [
     ("auditor", "Aud Itor", &["auditor"]),
 ];
 
+/// The instrument kind of the flow-cytometry tests.
+pub const FLOW_CYTOMETER: &str = "flow_cytometer";
+
+/// Test codes that the reference panels mark `qualification_required`, and
+/// the instrument kind each names (flow tests only).
+pub fn controlled_tests(spec: &Value) -> Vec<(String, Option<String>)> {
+    spec["tests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["qualification_required"] == json!(true) || t["instrument_kind"].is_string())
+        .map(|t| {
+            (
+                t["code"].as_str().unwrap_or_default().to_owned(),
+                t["instrument_kind"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
 fn flow(
     code: &str,
     name: &str,
@@ -41,18 +61,20 @@ fn flow(
     json!({
         "code": code, "name": name, "method": "flow cytometry", "kind": "numeric", "unit": "%",
         "min": min, "max": max, "min_inclusive": min_inc, "max_inclusive": max_inc, "decimals": 1,
+        "qualification_required": true, "instrument_kind": FLOW_CYTOMETER,
     })
 }
 
 fn sterility() -> Value {
     json!({"code": "STER", "name": "sterility", "method": "Ph. Eur. 2.6.1 / USP <71>, 14 days",
            "kind": "qualitative", "options": ["no growth", "growth"], "allowed": ["no growth"],
-           "pending_release_allowed": true})
+           "pending_release_allowed": true, "qualification_required": true})
 }
 
 fn mycoplasma() -> Value {
     json!({"code": "MYCO", "name": "mycoplasma", "method": "Ph. Eur. 2.6.7 NAT",
-           "kind": "qualitative", "options": ["not detected", "detected"], "allowed": ["not detected"]})
+           "kind": "qualitative", "options": ["not detected", "detected"], "allowed": ["not detected"],
+           "qualification_required": true})
 }
 
 /// The UC-MSC / MSC injection product.
@@ -81,13 +103,15 @@ pub fn msc_spec() -> Value {
     }
     tests.extend([
         json!({"code": "VIAB", "name": "viability", "method": "7-AAD flow cytometry", "kind": "numeric",
-               "unit": "%", "min": "80", "decimals": 1}),
+               "unit": "%", "min": "80", "decimals": 1,
+               "qualification_required": true, "instrument_kind": FLOW_CYTOMETER}),
         json!({"code": "DOSE", "name": "viable cells per bag", "method": "automated count",
                "kind": "numeric", "unit": "cells", "min": "1.0e8", "max": "1.2e8"}),
         sterility(),
         mycoplasma(),
         json!({"code": "ENDO", "name": "endotoxin", "method": "Ph. Eur. 2.6.14 / USP <85>",
-               "kind": "numeric", "unit": "EU/mL", "max": "0.5", "max_inclusive": false, "decimals": 2}),
+               "kind": "numeric", "unit": "EU/mL", "max": "0.5", "max_inclusive": false, "decimals": 2,
+               "qualification_required": true}),
         json!({"code": "POT", "name": "potency: IFN-g induced IDO activity", "method": "kynurenine assay",
                "kind": "numeric", "unit": "pmol/h/1e6 cells", "min": "20"}),
     ]);
@@ -143,19 +167,23 @@ pub fn ipsc_product() -> Value {
 pub fn ipsc_spec() -> Value {
     json!({"version": "1.0", "tests": [
         json!({"code": "VIAB", "name": "viability", "method": "flow cytometry", "kind": "numeric",
-               "unit": "%", "min": "90", "min_inclusive": false, "decimals": 1}),
+               "unit": "%", "min": "90", "min_inclusive": false, "decimals": 1,
+               "qualification_required": true, "instrument_kind": FLOW_CYTOMETER}),
         json!({"code": "FOXA2", "name": "identity, FOXA2+/TUJ1+", "method": "flow cytometry",
-               "kind": "numeric", "unit": "%", "min": "80", "min_inclusive": false, "decimals": 1}),
+               "kind": "numeric", "unit": "%", "min": "80", "min_inclusive": false, "decimals": 1,
+               "qualification_required": true, "instrument_kind": FLOW_CYTOMETER}),
         json!({"code": "OCT4", "name": "residual undifferentiated cells (OCT4)", "method": "flow cytometry",
-               "kind": "numeric", "unit": "%", "max": "0.01", "decimals": 3}),
+               "kind": "numeric", "unit": "%", "max": "0.01", "decimals": 3,
+               "qualification_required": true, "instrument_kind": FLOW_CYTOMETER}),
         json!({"code": "TRA160", "name": "residual undifferentiated cells (TRA-1-60)",
-               "method": "flow cytometry", "kind": "numeric", "unit": "%", "max": "0.01", "decimals": 3}),
+               "method": "flow cytometry", "kind": "numeric", "unit": "%", "max": "0.01", "decimals": 3,
+               "qualification_required": true, "instrument_kind": FLOW_CYTOMETER}),
         json!({"code": "KARYO", "name": "karyotype", "method": "G-banding, >= 20 metaphases",
                "kind": "qualitative", "options": ["normal", "abnormal"], "allowed": ["normal"]}),
         sterility(),
         mycoplasma(),
         json!({"code": "ENDO", "name": "endotoxin (intrathecal, K = 0.2 EU/kg)", "method": "Ph. Eur. 2.6.14",
-               "kind": "numeric", "unit": "EU/mL", "max": "1"}),
+               "kind": "numeric", "unit": "EU/mL", "max": "1", "qualification_required": true}),
     ]})
 }
 
@@ -264,7 +292,7 @@ fn load_lab(conn: &mut PgConnection, lockout: LockoutPolicy) -> Result<Vec<Strin
     let tech = demo_actor(conn, "tech")?;
     let now = Utc::now();
     for (code, name, kind) in [
-        ("FC-01", "BD FACSLyric flow cytometer", "flow_cytometer"),
+        ("FC-01", "BD FACSLyric flow cytometer", FLOW_CYTOMETER),
         ("CC-01", "NucleoCounter NC-202 cell counter", "cell_counter"),
     ] {
         let exists: i64 = instruments::table
@@ -323,24 +351,28 @@ fn load_lab(conn: &mut PgConnection, lockout: LockoutPolicy) -> Result<Vec<Strin
         .count()
         .get_result(conn)?;
     if granted == 0 {
-        for code in [
-            "VIAB", "CD73", "CD90", "CD105", "CD45", "CD34", "CD14", "CD19", "HLADR", "STER",
-            "MYCO", "ENDO",
-        ] {
+        let mut codes: Vec<String> = [msc_spec(), ipsc_bank_spec(), ipsc_spec()]
+            .iter()
+            .flat_map(controlled_tests)
+            .map(|(code, _)| code)
+            .collect();
+        codes.sort();
+        codes.dedup();
+        for code in codes {
             qual::grant(
                 conn,
                 lockout,
                 &qa,
                 tech.id,
                 &qual::GrantInput {
-                    test_code: code.to_owned(),
+                    test_code: code,
                     valid_until: now + Duration::days(365),
                     password: DEMO_PASSWORD.to_owned(),
                     reason: Some("demo training record".to_owned()),
                 },
             )?;
         }
-        created.push("qualifications of tech for the flow and compendial tests".to_owned());
+        created.push("qualifications of tech for every test that requires one".to_owned());
     }
     Ok(created)
 }

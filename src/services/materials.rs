@@ -7,7 +7,8 @@
 use super::audit::{self, AuditRecord};
 use super::batch_record::{BatchOf, LockedBatch};
 use super::signatures::{self, Signing};
-use super::{Actor, in_transaction, usable_lot};
+use super::batch_record::fitness::usable_lot;
+use super::{Actor, in_transaction};
 use crate::db::models::MaterialLotRow;
 use crate::db::schema::{batches, material_lots, material_uses};
 use crate::domain::StoredName;

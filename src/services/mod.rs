@@ -207,27 +207,3 @@ impl<T> Page<T> {
         }
     }
 }
-
-/// A material lot that could be used at `used_at`: released by then, not
-/// rejected by then, in date (409 `material_not_usable`; an unknown id is
-/// 422 on `field`). Recording a result and a batch's use both ask it.
-pub fn usable_lot(
-    conn: &mut PgConnection,
-    id: Uuid,
-    used_at: DateTime<Utc>,
-    field: &str,
-) -> Result<crate::db::models::MaterialLotRow, AppError> {
-    use crate::db::models::MaterialLotRow;
-    use crate::db::schema::material_lots;
-    use diesel::prelude::*;
-    let m: MaterialLotRow = material_lots::table
-        .find(id)
-        .select(MaterialLotRow::as_select())
-        .first(conn)
-        .optional()?
-        .ok_or_else(|| {
-            AppError::invalid_field(field.to_owned(), format!("no material lot {id}"))
-        })?;
-    crate::domain::material::check_usable(&m.to_domain(), used_at)?;
-    Ok(m)
-}

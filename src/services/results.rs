@@ -2,19 +2,15 @@
 //! replacement, the automatic OOS deviation, and second-person review.
 
 use super::batch_record::views::{ResultView, result_view};
-use super::batch_record::{self, BatchOf, LockedBatch, NewDeviation, result_not_found};
+use super::batch_record::{self, BatchOf, LockedBatch, NewDeviation, fitness, result_not_found};
 use super::signatures::{self, Signing};
 use super::{Actor, audit::AuditRecord, in_transaction, notices};
 use crate::db::models::ResultRow;
-use crate::db::models::{InstrumentEventRow, InstrumentRow, QualificationRow};
 use crate::db::prepared::prepared;
 use crate::db::schema::results;
-use crate::db::schema::{instrument_events, instruments, qualifications};
 use crate::domain::FieldError;
 use crate::domain::StoredName;
 use crate::domain::deviation::{DeviationKind, opens_oos};
-use crate::domain::instrument::check_usable;
-use crate::domain::qualification::{Qualification, check_qualified};
 use crate::domain::record::{BatchRecord, RecordedResult};
 use crate::domain::result::{ResultStatus, check_accepts_results};
 use crate::domain::roles::Action;
@@ -165,67 +161,19 @@ pub fn record_result(
         };
         lb.record
             .check_new_result(&def.code, input.replaces_result_id, reason.as_deref())?;
-        if def.qualification_required {
-            // Only for a test that asks: one indexed read of this person's
-            // grants for this test.
-            let held: Vec<Qualification> = qualifications::table
-                .filter(qualifications::user_id.eq(actor.id))
-                .filter(qualifications::test_code.eq(&def.code))
-                .select(QualificationRow::as_select())
-                .load(c)?
-                .iter()
-                .map(QualificationRow::to_domain)
-                .collect();
-            check_qualified(true, &held, &def.code, input.performed_at)?;
-        }
-        match (def.instrument_kind.as_deref(), input.instrument_id) {
-            (Some(kind), None) => {
-                return Err(AppError::invalid_field(
-                    "instrument_id",
-                    format!("this test is measured on a {kind}: name the instrument"),
-                ));
-            }
-            (needed, Some(id)) => {
-                // The instrument and its history: one indexed read each.
-                let instrument: InstrumentRow = instruments::table
-                    .find(id)
-                    .select(InstrumentRow::as_select())
-                    .first(c)
-                    .optional()?
-                    .ok_or_else(|| {
-                        AppError::invalid_field("instrument_id", format!("no instrument {id}"))
-                    })?;
-                let events = instrument_events::table
-                    .filter(instrument_events::instrument_id.eq(id))
-                    .select(InstrumentEventRow::as_select())
-                    .load(c)?
-                    .iter()
-                    .map(InstrumentEventRow::to_domain)
-                    .collect::<Result<Vec<_>, _>>()?;
-                check_usable(
-                    needed,
-                    &instrument.code,
-                    &instrument.kind,
-                    &events,
-                    input.performed_at,
-                )?;
-            }
-            (None, None) => {}
-        }
-        let mut lots = Vec::new();
-        for m in &input.material_ids {
-            if !lots
-                .iter()
-                .any(|l: &crate::db::models::MaterialLotRow| l.id == *m)
-            {
-                lots.push(super::usable_lot(
-                    c,
-                    *m,
-                    input.performed_at,
-                    "material_ids",
-                )?);
-            }
-        }
+        let lots = fitness::check(
+            c,
+            &fitness::Claim {
+                performer: actor.id,
+                test_code: &def.code,
+                qualification_required: def.qualification_required,
+                instrument_kind: def.instrument_kind.as_deref(),
+                instrument_id: input.instrument_id,
+                material_ids: &input.material_ids,
+                lots_field: "material_ids",
+                performed_at: input.performed_at,
+            },
+        )?;
         let row = ResultRow {
             id: Uuid::now_v7(),
             batch_id: lb.id(),

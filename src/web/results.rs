@@ -67,9 +67,6 @@ async fn record_form_markup(
         })
         .await?;
     let picked_lots: Vec<String> = previous.map(|p| p.material_ids.clone()).unwrap_or_default();
-    let picked = previous
-        .and_then(|p| p.instrument_id.clone())
-        .unwrap_or_default();
     let detail = BatchDetail::from(&record);
     // Ready for the next test: the one asked for, else the first missing one.
     let next_missing = record
@@ -87,6 +84,24 @@ async fn record_form_markup(
     let just_recorded = asked
         .recorded
         .and_then(|r| detail.results.iter().find(|x| x.result.id == r));
+    // The instrument as typed; else, when the next test is measured on the
+    // kind of instrument the last result used, that instrument (a panel is
+    // run on one cytometer). Never for a test of another kind.
+    let chosen_kind = record
+        .spec
+        .tests
+        .iter()
+        .find(|t| t.code == chosen)
+        .and_then(|t| t.instrument_kind.as_deref());
+    let picked = match previous {
+        Some(p) => p.instrument_id.clone().unwrap_or_default(),
+        None => just_recorded
+            .and_then(|r| r.result.instrument_id)
+            .and_then(|id| usable.iter().find(|i| i.id == id))
+            .filter(|i| Some(i.kind.as_str()) == chosen_kind)
+            .map(|i| i.id.to_string())
+            .unwrap_or_default(),
+    };
     // A refused form comes back as it was typed.
     let text = |pick: fn(&RecordForm) -> Option<&str>| entered(previous, pick);
     let replaced = match previous {

@@ -173,9 +173,11 @@ async fn technician_reviewer_qa_and_auditor_work_through_the_browser() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (_, tech) = app.user_with(&["technician"]).await;
+    let (tech_id, tech) = app.user_with(&["technician"]).await;
     let (_, reviewer) = app.user_with(&["reviewer"]).await;
-    let (_, both) = app.user_with(&["technician", "reviewer"]).await;
+    let (both_id, both) = app.user_with(&["technician", "reviewer"]).await;
+    lab.qualify_all(&tech_id).await;
+    lab.qualify_all(&both_id).await;
     let (_, qa) = app.user_with(&["qa"]).await;
     let (_, auditor) = app.user_with(&["auditor"]).await;
     let d = chromedriver();
@@ -209,6 +211,9 @@ async fn technician_reviewer_qa_and_auditor_work_through_the_browser() {
             .map(str::to_owned)
             .unwrap_or_else(|| value.to_string());
         fill(&c, "input[name=value]", &v).await;
+        if let Some(id) = lab.instrument_for(code) {
+            select(&c, "select[name=instrument_id]", id).await;
+        }
         if i == 0 {
             shot(&c, "record-result").await;
         }
@@ -235,6 +240,12 @@ async fn technician_reviewer_qa_and_auditor_work_through_the_browser() {
         .await
         .unwrap();
     fill(&c, "input[name=value]", "97.0").await;
+    select(
+        &c,
+        "select[name=instrument_id]",
+        lab.instrument_for("CD73").unwrap(),
+    )
+    .await;
     fill(&c, "input[name=reason]", "re-gated").await;
     let own = lab.batch_record(&batch).await["results"][0]["id"]
         .as_str()
@@ -418,7 +429,8 @@ async fn the_whole_lifecycle_works_through_the_pages_alone() {
     let lab = Lab::msc().await;
     let app = &lab.app;
     let base = app.address.clone();
-    let (_, tech) = app.user_with(&["technician"]).await;
+    let (tech_id, tech) = app.user_with(&["technician"]).await;
+    lab.qualify_all(&tech_id).await;
     let (_, reviewer) = app.user_with(&["reviewer"]).await;
     let (_, qa) = app.user_with(&["qa"]).await;
     let (_, auditor) = app.user_with(&["auditor"]).await;
@@ -489,6 +501,19 @@ async fn the_whole_lifecycle_works_through_the_pages_alone() {
                 .unwrap_or_else(|| v.to_string())
         };
         fill(&c, "input[name=value]", &value).await;
+        // The cytometer chosen for the last flow test stays chosen.
+        let chosen = c
+            .find(Locator::Css("select[name=instrument_id]"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        match lab.instrument_for(&code) {
+            Some(id) if chosen != id => select(&c, "select[name=instrument_id]", id).await,
+            _ => {}
+        }
         let before = c.current_url().await.unwrap().to_string();
         submit(&c, "form[action$='/results']").await;
         wait_until_url(&c, "the next page", |u| u != before).await;

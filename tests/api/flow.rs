@@ -159,7 +159,28 @@ async fn cellqc_demo_loads_reference_products_and_a_user_per_role() {
             &tech,
         )
         .await;
-    assert_eq!(quals.body.as_array().unwrap().len(), 12);
+    // One per test code the reference panels require a qualification for.
+    let mut codes: Vec<String> = [
+        cellqc::demo::msc_spec(),
+        cellqc::demo::ipsc_bank_spec(),
+        cellqc::demo::ipsc_spec(),
+    ]
+    .iter()
+    .flat_map(cellqc::demo::controlled_tests)
+    .map(|(code, _)| code)
+    .collect();
+    codes.sort();
+    codes.dedup();
+    assert_eq!(codes.len(), 15);
+    let mut held: Vec<&str> = quals
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["test_code"].as_str().unwrap())
+        .collect();
+    held.sort_unstable();
+    assert_eq!(held, codes);
     for user in ["reviewer", "qa", "qa2", "auditor"] {
         app.login(user, DEMO_PASSWORD).await;
     }

@@ -2,7 +2,7 @@
 //! an instrument kind is recorded only on an instrument of that kind that
 //! was in service when the result was performed; the history decides.
 
-use crate::lab::{Lab, days_ago};
+use crate::lab::{Lab, days_ago, uncontrolled};
 use crate::support::USER_PASSWORD;
 use actix_web::http::StatusCode;
 use chrono::{Duration, Utc};
@@ -41,13 +41,13 @@ async fn calibrate(lab: &Lab, id: &str, performed: String, outcome: &str, until:
 
 #[actix_web::test]
 async fn a_result_is_measured_on_an_instrument_of_its_kind_in_service_when_performed() {
-    let mut spec = cellqc::demo::msc_spec();
+    let mut spec = uncontrolled(cellqc::demo::msc_spec());
     for t in spec["tests"].as_array_mut().unwrap() {
         if t["code"] == "CD73" {
             t["instrument_kind"] = json!("flow_cytometer");
         }
     }
-    let lab = Lab::with(cellqc::demo::msc_product(), spec).await;
+    let lab = Lab::bare(cellqc::demo::msc_product(), spec).await;
     let app = &lab.app;
     let batch = lab.batch("INSTR-1").await;
     let cd73 = |instrument: Option<&str>, performed: String| {
@@ -223,13 +223,13 @@ async fn a_failed_calibration_opens_an_impact_deviation_on_every_batch_it_measur
  {
     use cellqc::db::schema::email_outbox;
     use diesel::prelude::*;
-    let mut spec = cellqc::demo::msc_spec();
+    let mut spec = uncontrolled(cellqc::demo::msc_spec());
     for t in spec["tests"].as_array_mut().unwrap() {
         if t["code"] == "CD73" {
             t["instrument_kind"] = json!("flow_cytometer");
         }
     }
-    let lab = Lab::with(cellqc::demo::msc_product(), spec).await;
+    let lab = Lab::bare(cellqc::demo::msc_product(), spec).await;
     let app = &lab.app;
     let fc = instrument(&lab, "FC-IMP", "flow_cytometer").await;
     let other = instrument(&lab, "FC-OTHER", "flow_cytometer").await;

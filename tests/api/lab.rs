@@ -18,6 +18,13 @@ pub struct Lab {
     pub reviewer_id: String,
     pub product_id: String,
     pub spec_id: String,
+    /// The calibrated instrument the technician uses for each test that
+    /// names an instrument kind (test code, instrument id).
+    pub instruments: Vec<(String, String)>,
+    /// The instrument of each kind (kind, instrument id).
+    kinds: Vec<(String, String)>,
+    /// The test codes the technician is qualified for.
+    qualified: Vec<String>,
 }
 
 pub fn days_ago(n: i64) -> String {
@@ -30,7 +37,149 @@ impl Lab {
         Self::with(cellqc::demo::msc_product(), cellqc::demo::msc_spec()).await
     }
 
+    /// Users, the product and its approved specification; the technician is
+    /// qualified for every test that requires it, and each instrument kind
+    /// the specification names has a calibrated instrument (as the demo lab).
     pub async fn with(product: Value, spec: Value) -> Lab {
+        let mut lab = Self::bare(product, spec.clone()).await;
+        lab.prepare_for(&spec).await;
+        lab
+    }
+
+    /// Qualifies the technician for each test of `spec` that requires it,
+    /// and gives each instrument kind it names a calibrated instrument
+    /// (what the lab has already is kept).
+    pub async fn prepare_for(&mut self, spec: &Value) {
+        let controlled = cellqc::demo::controlled_tests(spec);
+        let new: Vec<&str> = controlled
+            .iter()
+            .map(|(code, _)| code.as_str())
+            .filter(|code| !self.qualified.iter().any(|q| q == code))
+            .collect();
+        if !new.is_empty() {
+            self.qualify(&self.tech_id, &new).await;
+        }
+        self.qualified.extend(new.into_iter().map(str::to_owned));
+        for (code, kind) in controlled {
+            let Some(kind) = kind else { continue };
+            if self.instrument_for(&code).is_some() {
+                continue;
+            }
+            let id = match self.kinds.iter().find(|(k, _)| *k == kind) {
+                Some((_, id)) => id.clone(),
+                None => {
+                    let id = self.calibrated_instrument(&kind).await;
+                    self.kinds.push((kind, id.clone()));
+                    id
+                }
+            };
+            self.instruments.push((code, id));
+        }
+    }
+
+    /// QA qualifies `user` for `codes` through the API (signed, audited),
+    /// then the fixture moves the start of those grants 30 days back, as if
+    /// the training had been recorded a month ago: results performed earlier
+    /// today (forms read whole minutes) are then covered. The API never
+    /// backdates a grant; only this fixture history does, as superuser with
+    /// the row triggers off for that one statement.
+    pub async fn qualify(&self, user: &str, codes: &[&str]) {
+        let until = (Utc::now() + Duration::days(365)).to_rfc3339();
+        for code in codes {
+            let r = self
+                .app
+                .post(
+                    &format!("/api/v1/users/{user}/qualifications"),
+                    &self.qa,
+                    json!({"test_code": code, "valid_until": until, "password": USER_PASSWORD,
+                           "reason": "training record, observed assay"}),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{code}: {}", r.body);
+        }
+        use diesel::connection::SimpleConnection;
+        self.app
+            .conn()
+            .batch_execute(&format!(
+                "BEGIN; SET LOCAL session_replication_role = replica;
+                 UPDATE qualifications SET valid_from = valid_from - interval '30 days'
+                  WHERE user_id = '{user}' AND valid_from >= granted_at;
+                 COMMIT;"
+            ))
+            .unwrap();
+    }
+
+    /// Qualifies `user` for every test of the lab that requires it.
+    pub async fn qualify_all(&self, user: &str) {
+        let codes: Vec<&str> = self.qualified.iter().map(String::as_str).collect();
+        self.qualify(user, &codes).await;
+    }
+
+    /// A registered instrument of `kind`, calibrated 30 days ago and valid
+    /// for 335 more.
+    pub async fn calibrated_instrument(&self, kind: &str) -> String {
+        let code = format!("LAB-{}", kind.to_uppercase().replace('_', "-"));
+        let r = self
+            .app
+            .post(
+                "/api/v1/instruments",
+                &self.qa,
+                json!({"code": code, "name": format!("{kind} of the lab"), "kind": kind}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let id = r.body["id"].as_str().unwrap().to_owned();
+        let c = self
+            .app
+            .post(
+                &format!("/api/v1/instruments/{id}/calibrations"),
+                &self.tech,
+                json!({"performed_at": days_ago(30), "outcome": "pass",
+                       "valid_until": (Utc::now() + Duration::days(335)).to_rfc3339(),
+                       "certificate": format!("CAL-{code}")}),
+            )
+            .await;
+        assert_eq!(c.status, StatusCode::CREATED, "{}", c.body);
+        id
+    }
+
+    /// A reagent lot of `code`, received by the technician and released by
+    /// QA, in date for a year.
+    pub async fn released_lot(&self, code: &str) -> String {
+        let r = self
+            .app
+            .post(
+                "/api/v1/materials",
+                &self.tech,
+                json!({"code": code, "name": format!("{code} reagent"), "lot_number": format!("{code}-LOT-1"),
+                       "kind": "reagent", "expires_at": (Utc::now() + Duration::days(365)).to_rfc3339()}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let id = r.body["id"].as_str().unwrap().to_owned();
+        let rel = self
+            .app
+            .post(
+                &format!("/api/v1/materials/{id}/release"),
+                &self.qa,
+                json!({"password": USER_PASSWORD}),
+            )
+            .await;
+        assert_eq!(rel.status, StatusCode::OK, "{}", rel.body);
+        id
+    }
+
+    /// The instrument the lab uses for `test_code`, if it needs one.
+    pub fn instrument_for(&self, test_code: &str) -> Option<&str> {
+        self.instruments
+            .iter()
+            .find(|(c, _)| c == test_code)
+            .map(|(_, id)| id.as_str())
+    }
+
+    /// Users, the product and its approved specification, nothing more: for
+    /// tests of the qualification and instrument rules themselves.
+    pub async fn bare(product: Value, spec: Value) -> Lab {
         let app = TestApp::spawn().await;
         let (_, qa) = app.signed_in(&["qa"]).await;
         let (_, qa2) = app.signed_in(&["qa"]).await;
@@ -50,6 +199,9 @@ impl Lab {
             reviewer_id,
             product_id,
             spec_id,
+            instruments: Vec::new(),
+            kinds: Vec::new(),
+            qualified: Vec::new(),
         }
     }
 
@@ -73,17 +225,15 @@ impl Lab {
         self.app.post("/api/v1/batches", &self.tech, body).await
     }
 
-    /// Records a result as the technician, performed yesterday.
+    /// Records a result as the technician, performed now (after the
+    /// technician's qualifications were granted) on the lab's instrument.
     pub async fn record(&self, batch: &str, code: &str, value: Value) -> Resp {
         self.record_with(batch, json!({"test_code": code, "value": value}))
             .await
     }
 
     pub async fn record_with(&self, batch: &str, fields: Value) -> Resp {
-        let mut body = json!({"performed_at": days_ago(1)});
-        for (k, v) in fields.as_object().unwrap() {
-            body[k] = v.clone();
-        }
+        let body = self.result_body(fields);
         self.app
             .post(
                 &format!("/api/v1/batches/{batch}/results"),
@@ -91,6 +241,22 @@ impl Lab {
                 body,
             )
             .await
+    }
+
+    /// A result body: `fields`, performed now unless they say when, on the
+    /// lab's instrument for the test unless they name one.
+    pub fn result_body(&self, fields: Value) -> Value {
+        let mut body = json!({"performed_at": Utc::now().to_rfc3339()});
+        if let Some(id) = fields["test_code"]
+            .as_str()
+            .and_then(|c| self.instrument_for(c))
+        {
+            body["instrument_id"] = json!(id);
+        }
+        for (k, v) in fields.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
     }
 
     /// Records and returns the new result's id, asserting 201.
@@ -245,4 +411,15 @@ pub async fn approved_spec(
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     spec_id
+}
+
+/// `spec` without any qualification or instrument requirement, for tests
+/// that set exactly the ones they exercise.
+pub fn uncontrolled(mut spec: Value) -> Value {
+    for t in spec["tests"].as_array_mut().unwrap() {
+        let t = t.as_object_mut().unwrap();
+        t.remove("qualification_required");
+        t.remove("instrument_kind");
+    }
+    spec
 }

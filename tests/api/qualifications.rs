@@ -3,7 +3,7 @@
 //! `performed_at`; QA grants and withdraws with a signature, never for
 //! themselves.
 
-use crate::lab::Lab;
+use crate::lab::{Lab, uncontrolled};
 use crate::support::USER_PASSWORD;
 use actix_web::http::StatusCode;
 use chrono::{Duration, Utc};
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 /// The MSC panel with viability and CD73 for qualified analysts only.
 fn spec_with_qualified_tests() -> Value {
-    let mut spec = cellqc::demo::msc_spec();
+    let mut spec = uncontrolled(cellqc::demo::msc_spec());
     for t in spec["tests"].as_array_mut().unwrap() {
         if t["code"] == "VIAB" || t["code"] == "CD73" {
             t["qualification_required"] = json!(true);
@@ -22,7 +22,7 @@ fn spec_with_qualified_tests() -> Value {
 
 #[actix_web::test]
 async fn only_an_analyst_qualified_at_performed_at_records_a_test_that_requires_it() {
-    let lab = Lab::with(cellqc::demo::msc_product(), spec_with_qualified_tests()).await;
+    let lab = Lab::bare(cellqc::demo::msc_product(), spec_with_qualified_tests()).await;
     let app = &lab.app;
     let spec = app
         .get(&format!("/api/v1/specifications/{}", lab.spec_id), &lab.qa)

@@ -225,25 +225,25 @@ async fn qa_who_reviewed_a_result_may_not_release_the_batch() {
     assert_eq!(refused.code(), "not_independent");
     assert_eq!(lab.status(&b), "quarantine");
     let (_, qa_tech) = lab.app.signed_in(&["qa", "technician"]).await;
-    let b2 = lab.tested_batch("MSC-2", &["CD90"]).await;
+    let b2 = lab.tested_batch("MSC-2", &["POT"]).await;
     lab.app
         .post(
             &format!("/api/v1/batches/{b2}/results"),
             &qa_tech,
-            json!({"test_code": "CD90", "value": "99", "performed_at": days_ago(1)}),
+            json!({"test_code": "POT", "value": "35", "performed_at": days_ago(1)}),
         )
         .await;
     let rec = lab.batch_record(&b2).await;
-    let cd90 = rec["results"]
+    let pot = rec["results"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["test_code"] == "CD90")
+        .find(|r| r["test_code"] == "POT")
         .unwrap()["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    lab.review(&cd90, "accept").await;
+    lab.review(&pot, "accept").await;
     assert_eq!(
         lab.release(&b2, &qa_tech, json!({})).await.code(),
         "not_independent"

@@ -29,8 +29,9 @@ async fn values_come_back_exactly_as_entered_and_are_evaluated() {
             Some(&lab.tech),
             "application/json",
             format!(
-                r#"{{"test_code":"VIAB","value":79.95,"performed_at":"{}"}}"#,
-                days_ago(1)
+                r#"{{"test_code":"VIAB","value":79.95,"performed_at":"{}","instrument_id":"{}"}}"#,
+                chrono::Utc::now().to_rfc3339(),
+                lab.instrument_for("VIAB").unwrap()
             )
             .into_bytes(),
         )
@@ -265,7 +266,7 @@ async fn a_reviewer_accepts_with_a_signature_but_never_their_own_result() {
         .post(
             &format!("/api/v1/batches/{b}/results"),
             &both,
-            json!({"test_code": "CD73", "value": "97", "performed_at": days_ago(1)}),
+            json!({"test_code": "POT", "value": "35", "performed_at": days_ago(1)}),
         )
         .await;
     let own_id = own.body["id"].as_str().unwrap();
@@ -279,7 +280,11 @@ async fn a_reviewer_accepts_with_a_signature_but_never_their_own_result() {
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(r.code(), "self_review");
-    assert_eq!(lab.count("signatures"), 2, "spec approval and one review");
+    assert_eq!(
+        lab.count("signatures WHERE meaning <> 'qualification_granted'"),
+        2,
+        "spec approval and one review"
+    );
 }
 
 #[actix_web::test]
@@ -360,9 +365,7 @@ async fn a_wrong_review_password_is_refused_audited_and_locks_after_five() {
 async fn a_retried_result_with_the_same_key_is_recorded_once() {
     let lab = Lab::msc().await;
     let b = lab.batch("MSC-1").await;
-    let body = serde_json::to_vec(
-        &json!({"test_code": "VIAB", "value": "91.5", "performed_at": days_ago(1)}),
-    )
+    let body = serde_json::to_vec(&lab.result_body(json!({"test_code": "VIAB", "value": "91.5"})))
     .unwrap();
     let path = format!("/api/v1/batches/{b}/results");
     let send = |bytes: Vec<u8>, key: &'static str| {
@@ -392,9 +395,7 @@ async fn a_retried_result_with_the_same_key_is_recorded_once() {
     assert!(!r1 && r2);
     assert_eq!(b1, b2, "the first response, replayed");
     assert_eq!(lab.count("results"), 1);
-    let other = serde_json::to_vec(
-        &json!({"test_code": "VIAB", "value": "92.0", "performed_at": days_ago(1)}),
-    )
+    let other = serde_json::to_vec(&lab.result_body(json!({"test_code": "VIAB", "value": "92.0"})))
     .unwrap();
     let (s3, _, b3) = send(other, "retry-1").await;
     assert_eq!(s3, StatusCode::UNPROCESSABLE_ENTITY);
@@ -497,7 +498,7 @@ async fn several_results_are_reviewed_with_one_signing_act_all_or_nothing() {
         .post(
             &format!("/api/v1/batches/{b2}/results"),
             &both,
-            json!({"test_code": "CD73", "value": "97", "performed_at": days_ago(1)}),
+            json!({"test_code": "POT", "value": "35", "performed_at": days_ago(1)}),
         )
         .await;
     let own_id = own.body["id"].as_str().unwrap().to_owned();

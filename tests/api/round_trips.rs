@@ -40,15 +40,16 @@ fn show(what: &str, stats: &[(String, i64)]) -> (i64, i64) {
 }
 
 #[actix_web::test]
-async fn recording_a_passing_result_sends_at_most_five_statements() {
+async fn recording_a_passing_result_sends_at_most_five_statements_and_one_more_for_fitness() {
     let lab = Lab::msc().await;
     let b = lab.batch("MSC-RT-1").await;
     // Warm: the server's pool holds its connections before the count.
     lab.recorded(&b, "CD73", json!("99.1")).await;
+    // Potency names no qualification, instrument or lot.
     let stats = lab
         .app
         .statements_during(async {
-            let r = lab.record(&b, "CD90", json!("98.0")).await;
+            let r = lab.record(&b, "POT", json!("35")).await;
             assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         })
         .await;
@@ -56,6 +57,33 @@ async fn recording_a_passing_result_sends_at_most_five_statements() {
     assert!(
         statements <= 5,
         "record-result sent {statements} statements (at most 5): {stats:?}"
+    );
+    // CD90 requires a qualified analyst on a calibrated cytometer, with a
+    // reagent lot: the facts of all three come in one more statement.
+    let lot = lab.released_lot("CD90-AB").await;
+    let stats = lab
+        .app
+        .statements_during(async {
+            let r = lab
+                .record_with(
+                    &b,
+                    json!({"test_code": "CD90", "value": "98.0", "material_ids": [lot]}),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        })
+        .await;
+    let (statements, _) = show("record-result with fitness", &stats);
+    let fitness = stats
+        .iter()
+        .filter(|(q, _)| q.contains("FROM qualifications q"))
+        .map(|(_, n)| n)
+        .sum::<i64>();
+    assert_eq!(fitness, 1, "{stats:?}");
+    // The lot's use is one more INSERT.
+    assert!(
+        statements <= 7,
+        "record-result sent {statements} statements (at most 7): {stats:?}"
     );
 }
 

@@ -97,7 +97,7 @@ async fn an_msc_batch_goes_from_creation_to_its_intended_recipient() {
 
 #[actix_web::test]
 async fn an_ipsc_drug_product_waits_for_its_working_cell_bank() {
-    let lab = Lab::with(
+    let mut lab = Lab::with(
         cellqc::demo::ipsc_bank_product(),
         cellqc::demo::ipsc_bank_spec(),
     )
@@ -115,6 +115,7 @@ async fn an_ipsc_drug_product_waits_for_its_working_cell_bank() {
         cellqc::demo::ipsc_spec(),
     )
     .await;
+    lab.prepare_for(&cellqc::demo::ipsc_spec()).await;
     let (_, qa3) = lab.app.signed_in(&["qa"]).await;
 
     let wcb = lab.batch("WCB-2026-01").await;

@@ -1,7 +1,7 @@
 //! The web interface over HTTP: sign-in with cookies and CSRF, security
 //! headers, pages showing what the record says.
 
-use crate::lab::Lab;
+use crate::lab::{Lab, uncontrolled};
 use crate::support::{ADMIN_PASSWORD, TestApp, USER_PASSWORD};
 use actix_web::http::StatusCode;
 use serde_json::json;
@@ -269,7 +269,8 @@ async fn the_batch_page_shows_limits_results_and_every_blocker_in_words() {
 async fn technician_reviewer_qa_and_auditor_walk_the_forms() {
     let lab = Lab::msc().await;
     let batch = lab.batch("UCMSC-WEB-2").await;
-    let (_, tech_name) = lab.app.user_with(&["technician"]).await;
+    let (tech_id, tech_name) = lab.app.user_with(&["technician"]).await;
+    lab.qualify_all(&tech_id).await;
     let (_, reviewer_name) = lab.app.user_with(&["reviewer"]).await;
     let (_, both_name) = lab.app.user_with(&["technician", "reviewer"]).await;
     let (_, qa_name) = lab.app.user_with(&["qa"]).await;
@@ -290,16 +291,19 @@ async fn technician_reviewer_qa_and_auditor_walk_the_forms() {
             .as_str()
             .map(str::to_owned)
             .unwrap_or_else(|| value.to_string());
+        let mut fields = vec![
+            ("csrf", token.as_str()),
+            ("test_code", code),
+            ("value", &v),
+            ("performed_at", &now),
+        ];
+        if let Some(i) = lab.instrument_for(code) {
+            // The form offers the lab's calibrated cytometer.
+            assert!(form.body.contains(i), "{code}: the instrument is offered");
+            fields.push(("instrument_id", i));
+        }
         let r = tech
-            .post(
-                &format!("/batches/{batch}/results"),
-                &[
-                    ("csrf", &token),
-                    ("test_code", code),
-                    ("value", &v),
-                    ("performed_at", &now),
-                ],
-            )
+            .post(&format!("/batches/{batch}/results"), &fields)
             .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{code}: {}", r.body);
         let shown = tech
@@ -309,6 +313,15 @@ async fn technician_reviewer_qa_and_auditor_walk_the_forms() {
             shown.body.contains("Result recorded:") && shown.body.contains("PASS"),
             "{code}"
         );
+        // The next test (CD90 after CD73; DOSE after VIAB) keeps the
+        // cytometer chosen only when it is measured on one.
+        let i = lab.instrument_for("CD73").unwrap();
+        let kept = shown.body.contains(&format!("value=\"{i}\" selected"));
+        match code {
+            "CD73" => assert!(kept, "CD90 keeps the cytometer"),
+            "VIAB" => assert!(!kept, "DOSE is not measured on it"),
+            _ => {}
+        }
     }
     let bad = tech.get(&format!("/batches/{batch}/results/new")).await;
     let token = Browser::csrf(&bad);
@@ -349,8 +362,8 @@ async fn technician_reviewer_qa_and_auditor_walk_the_forms() {
             &format!("/batches/{b2}/results"),
             &[
                 ("csrf", &token),
-                ("test_code", "CD73"),
-                ("value", "97"),
+                ("test_code", "POT"),
+                ("value", "35"),
                 ("performed_at", &now),
             ],
         )
@@ -1466,7 +1479,8 @@ async fn the_release_page_says_first_whether_you_may_sign_and_offers_only_what_t
 async fn forms_read_and_pages_show_times_in_the_browsers_zone() {
     let lab = Lab::msc().await;
     let batch = lab.batch("UCMSC-TZ").await;
-    let (_, tech_name) = lab.app.user_with(&["technician"]).await;
+    let (tech_id, tech_name) = lab.app.user_with(&["technician"]).await;
+    lab.qualify_all(&tech_id).await;
     let mut tech = Browser::new(&lab.app);
     tech.set_cookie("tz", "Europe/Berlin");
     tech.sign_in(&tech_name, USER_PASSWORD).await;
@@ -1493,6 +1507,7 @@ async fn forms_read_and_pages_show_times_in_the_browsers_zone() {
                 ("test_code", "VIAB"),
                 ("value", "91.5"),
                 ("performed_at", &typed),
+                ("instrument_id", lab.instrument_for("VIAB").unwrap()),
             ],
         )
         .await;
@@ -1637,13 +1652,13 @@ async fn an_auditor_anchors_the_trail_and_the_verification_page_names_a_cut_chai
 
 #[actix_web::test]
 async fn qa_qualifies_an_analyst_on_the_matrix_and_the_result_form_refuses_until_then() {
-    let mut spec = cellqc::demo::msc_spec();
+    let mut spec = uncontrolled(cellqc::demo::msc_spec());
     for t in spec["tests"].as_array_mut().unwrap() {
         if t["code"] == "VIAB" {
             t["qualification_required"] = json!(true);
         }
     }
-    let lab = Lab::with(cellqc::demo::msc_product(), spec).await;
+    let lab = Lab::bare(cellqc::demo::msc_product(), spec).await;
     let batch = lab.batch("WEB-QUAL-1").await;
     let tech_name = lab.app.get("/api/v1/auth/me", &lab.tech).await.body["username"]
         .as_str()
@@ -1730,13 +1745,13 @@ async fn qa_qualifies_an_analyst_on_the_matrix_and_the_result_form_refuses_until
 
 #[actix_web::test]
 async fn instruments_are_kept_on_their_pages_and_the_result_form_offers_only_usable_ones() {
-    let mut spec = cellqc::demo::msc_spec();
+    let mut spec = uncontrolled(cellqc::demo::msc_spec());
     for t in spec["tests"].as_array_mut().unwrap() {
         if t["code"] == "CD73" {
             t["instrument_kind"] = json!("flow_cytometer");
         }
     }
-    let lab = Lab::with(cellqc::demo::msc_product(), spec).await;
+    let lab = Lab::bare(cellqc::demo::msc_product(), spec).await;
     let batch = lab.batch("WEB-INSTR-1").await;
     let (_, qa_name) = lab.app.user_with(&["qa"]).await;
     let mut qa = Browser::new(&lab.app);
@@ -1948,6 +1963,7 @@ async fn a_material_lot_is_received_released_traced_and_rejected_from_its_pages(
                 ("test_code", "VIAB"),
                 ("value", "91.0"),
                 ("performed_at", &now),
+                ("instrument_id", lab.instrument_for("VIAB").unwrap()),
                 ("material_ids", &lot_id),
             ],
         )

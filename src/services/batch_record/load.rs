@@ -51,7 +51,7 @@ WHERE b.id = $1";
 
 /// Rows of a table (or a `ROW(...)`), decoded from a binary array of
 /// records by the row struct's `Queryable` derive.
-struct Rows<T>(Vec<T>);
+pub(super) struct Rows<T>(pub(super) Vec<T>);
 
 impl<T, ST> FromSql<Array<Record<ST>>, Pg> for Rows<T>
 where
@@ -68,7 +68,7 @@ where
 }
 
 /// One row of a table, decoded from a binary record.
-struct One<T>(T);
+pub(super) struct One<T>(pub(super) T);
 
 impl<T, ST> FromSql<Record<ST>, Pg> for One<T>
 where

@@ -1,0 +1,146 @@
+//! Whether who, with what and on what were fit for a new result, read in
+//! one statement: the performer's qualifications for the test, the named
+//! instrument with its history, and the named material lots. The rules are
+//! the domain's (`qualification`, `instrument`, `material`); this reads
+//! their facts and applies them.
+
+use super::load::{One, Rows};
+use crate::db::models::{InstrumentEventRow, InstrumentRow, MaterialLotRow, QualificationRow};
+use crate::db::prepared::prepared;
+use crate::db::schema::{instrument_events, instruments, material_lots, qualifications};
+use crate::domain::{instrument, material, qualification};
+use crate::error::AppError;
+use chrono::{DateTime, Utc};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, Nullable, Record, Text, Uuid as SqlUuid};
+use uuid::Uuid;
+
+/// The statement (`$1` performer, `$2` test code, `$3` instrument or null,
+/// `$4` material lot ids); each part is an indexed read.
+pub const FITNESS: &str = "\
+SELECT
+  ARRAY(SELECT q FROM qualifications q WHERE q.user_id = $1 AND q.test_code = $2 ORDER BY q.id) AS qualifications,
+  (SELECT i FROM instruments i WHERE i.id = $3) AS instrument,
+  ARRAY(SELECT e FROM instrument_events e WHERE e.instrument_id = $3 ORDER BY e.at, e.id) AS events,
+  ARRAY(SELECT m FROM material_lots m WHERE m.id = ANY($4) ORDER BY m.id) AS lots";
+
+#[derive(QueryableByName)]
+struct Facts {
+    #[diesel(sql_type = Array<Record<qualifications::SqlType>>)]
+    qualifications: Rows<QualificationRow>,
+    #[diesel(sql_type = Nullable<Record<instruments::SqlType>>)]
+    instrument: Option<One<InstrumentRow>>,
+    #[diesel(sql_type = Array<Record<instrument_events::SqlType>>)]
+    events: Rows<InstrumentEventRow>,
+    #[diesel(sql_type = Array<Record<material_lots::SqlType>>)]
+    lots: Rows<MaterialLotRow>,
+}
+
+/// What a new result names, to be judged at `performed_at`.
+pub struct Claim<'a> {
+    pub performer: Uuid,
+    pub test_code: &'a str,
+    /// The test requires a qualification.
+    pub qualification_required: bool,
+    /// The instrument kind the test names, if any.
+    pub instrument_kind: Option<&'a str>,
+    pub instrument_id: Option<Uuid>,
+    /// The lots, each once; reported under `lots_field`.
+    pub material_ids: &'a [Uuid],
+    pub lots_field: &'a str,
+    pub performed_at: DateTime<Utc>,
+}
+
+/// Checks a claim: `403 analyst_not_qualified`, `422` for an instrument
+/// missing or unknown (field named), `409 instrument_not_qualified`, `422`
+/// for an unknown lot, `409 material_not_usable`. Returns the lots used.
+/// Sends no statement when the claim names nothing to check.
+pub fn check(conn: &mut PgConnection, claim: &Claim<'_>) -> Result<Vec<MaterialLotRow>, AppError> {
+    if let (Some(kind), None) = (claim.instrument_kind, claim.instrument_id) {
+        return Err(AppError::invalid_field(
+            "instrument_id",
+            format!("this test is measured on a {kind}: name the instrument"),
+        ));
+    }
+    if !claim.qualification_required
+        && claim.instrument_id.is_none()
+        && claim.material_ids.is_empty()
+    {
+        return Ok(Vec::new());
+    }
+    let facts: Facts = prepared(FITNESS)
+        .bind::<SqlUuid, _>(claim.performer)
+        .bind::<Text, _>(claim.test_code)
+        .bind::<Nullable<SqlUuid>, _>(claim.instrument_id)
+        .bind::<Array<SqlUuid>, _>(claim.material_ids)
+        .get_result(conn)?;
+    if claim.qualification_required {
+        let held: Vec<_> = facts
+            .qualifications
+            .0
+            .iter()
+            .map(QualificationRow::to_domain)
+            .collect();
+        qualification::check_qualified(true, &held, claim.test_code, claim.performed_at)?;
+    }
+    if let Some(id) = claim.instrument_id {
+        let Some(One(i)) = facts.instrument else {
+            return Err(AppError::invalid_field(
+                "instrument_id",
+                format!("no instrument {id}"),
+            ));
+        };
+        let events = facts
+            .events
+            .0
+            .iter()
+            .map(InstrumentEventRow::to_domain)
+            .collect::<Result<Vec<_>, _>>()?;
+        instrument::check_usable(
+            claim.instrument_kind,
+            &i.code,
+            &i.kind,
+            &events,
+            claim.performed_at,
+        )?;
+    }
+    let mut lots = Vec::with_capacity(claim.material_ids.len());
+    for id in claim.material_ids {
+        if lots.iter().any(|l: &MaterialLotRow| l.id == *id) {
+            continue;
+        }
+        let lot = facts
+            .lots
+            .0
+            .iter()
+            .find(|l| l.id == *id)
+            .ok_or_else(|| {
+                AppError::invalid_field(claim.lots_field.to_owned(), format!("no material lot {id}"))
+            })?;
+        material::check_usable(&lot.to_domain(), claim.performed_at)?;
+        lots.push(lot.clone());
+    }
+    Ok(lots)
+}
+
+/// A material lot usable at `used_at` (what went into manufacture): `422`
+/// under `field` when unknown, `409 material_not_usable` when not.
+pub fn usable_lot(
+    conn: &mut PgConnection,
+    id: Uuid,
+    used_at: DateTime<Utc>,
+    field: &str,
+) -> Result<MaterialLotRow, AppError> {
+    let claim = Claim {
+        performer: Uuid::nil(),
+        test_code: "",
+        qualification_required: false,
+        instrument_kind: None,
+        instrument_id: None,
+        material_ids: &[id],
+        lots_field: field,
+        performed_at: used_at,
+    };
+    Ok(check(conn, &claim)?.remove(0))
+}

@@ -76,3 +76,36 @@ def pg_bindir():
     versions = sorted((d for d in os.listdir(base) if d.isdigit()), key=int) if os.path.isdir(base) else []
     check(versions, "no PostgreSQL server binaries under /usr/lib/postgresql")
     return os.path.join(base, versions[-1], "bin")
+
+
+def now_utc():
+    """Now, as the API takes it (whole seconds: never before a grant made
+    earlier in the same second is read back as covering it)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def lab_instruments(http, token, spec_id):
+    """{test_code: instrument id}: for each test of the specification that
+    names an instrument kind, the first instrument of that kind in service
+    now (the demo lab's calibrated cytometer)."""
+    s, _, spec = http.call("GET", f"/api/v1/specifications/{spec_id}", token=token)
+    check(s == 200, f"specification {spec_id}: {s} {spec}")
+    s, _, usable = http.call("GET", "/api/v1/instruments?status=in_service", token=token)
+    check(s == 200, f"instruments: {s} {usable}")
+    out = {}
+    for t in spec["tests"]:
+        kind = t.get("instrument_kind")
+        if kind:
+            match = [i["id"] for i in usable if i["kind"] == kind]
+            check(match, f"no {kind} in service for {t['code']}")
+            out[t["code"]] = match[0]
+    return out
+
+
+def result_body(code, value, instruments, performed_at=None):
+    """A result as the bench records it: performed now, on the lab's
+    instrument when the test names a kind."""
+    body = {"test_code": code, "value": value, "performed_at": performed_at or now_utc()}
+    if code in instruments:
+        body["instrument_id"] = instruments[code]
+    return body

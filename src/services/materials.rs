@@ -5,9 +5,9 @@
 //! rule at each use is `domain::material::check_usable`.
 
 use super::audit::{self, AuditRecord};
+use super::batch_record::fitness::usable_lot;
 use super::batch_record::{BatchOf, LockedBatch};
 use super::signatures::{self, Signing};
-use super::batch_record::fitness::usable_lot;
 use super::{Actor, in_transaction};
 use crate::db::models::MaterialLotRow;
 use crate::db::schema::{batches, material_lots, material_uses};

@@ -366,7 +366,7 @@ async fn a_retried_result_with_the_same_key_is_recorded_once() {
     let lab = Lab::msc().await;
     let b = lab.batch("MSC-1").await;
     let body = serde_json::to_vec(&lab.result_body(json!({"test_code": "VIAB", "value": "91.5"})))
-    .unwrap();
+        .unwrap();
     let path = format!("/api/v1/batches/{b}/results");
     let send = |bytes: Vec<u8>, key: &'static str| {
         let app = &lab.app;
@@ -396,7 +396,7 @@ async fn a_retried_result_with_the_same_key_is_recorded_once() {
     assert_eq!(b1, b2, "the first response, replayed");
     assert_eq!(lab.count("results"), 1);
     let other = serde_json::to_vec(&lab.result_body(json!({"test_code": "VIAB", "value": "92.0"})))
-    .unwrap();
+        .unwrap();
     let (s3, _, b3) = send(other, "retry-1").await;
     assert_eq!(s3, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(b3["code"], "idempotency_key_reused");

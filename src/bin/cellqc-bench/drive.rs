@@ -20,7 +20,7 @@ pub enum Requests<'a> {
         /// The paths.
         paths: &'a [String],
     },
-    /// POST `{test_code, value, performed_at}` to a batch's results: the
+    /// POST `{test_code, value, instrument_id?, performed_at}` to a batch's results: the
     /// i-th request records test `i / batches` of batch `i % batches`, so no
     /// two requests record the same test of the same batch, and consecutive
     /// requests go to different batches (as pgbench's random targets do)
@@ -28,7 +28,8 @@ pub enum Requests<'a> {
     Record {
         /// Batches without results.
         batches: &'a [uuid::Uuid],
-        /// Test code and JSON value of each test.
+        /// Test code of each test, and the body's other members (the JSON
+        /// value, and the instrument when the test names a kind).
         tests: &'a [(String, String)],
         /// `performed_at`.
         performed_at: &'a str,
@@ -77,11 +78,11 @@ impl Requests<'_> {
                 tests,
                 performed_at,
             } => format!(
-                "local batches = {}\nlocal codes = {}\nlocal values = {}\n\
+                "local batches = {}\nlocal codes = {}\nlocal members = {}\n\
                  request = function()\n  local n = i\n  i = i + {THREADS}\n\
                    local b = batches[n % #batches + 1]\n\
                    local t = math.floor(n / #batches) % #codes + 1\n\
-                   local body = '{{\"test_code\":\"' .. codes[t] .. '\",\"value\":' .. values[t] .. ',\"performed_at\":\"{performed_at}\"}}'\n\
+                   local body = '{{\"test_code\":\"' .. codes[t] .. '\",' .. members[t] .. ',\"performed_at\":\"{performed_at}\"}}'\n\
                    return wrk.format(\"POST\", \"/api/v1/batches/\" .. b .. \"/results\", nil, body)\nend\n",
                 lua_list(batches.iter().map(ToString::to_string)),
                 lua_list(tests.iter().map(|(c, _)| c.clone())),

@@ -1,10 +1,15 @@
 //! The scale generator: fills the database with COPY, the way a site would
 //! look after years of use. Per batch: the batch row, ten passing results,
-//! nine review signatures and the batch's hash chain of twenty audit entries
-//! (created, ten recorded, nine reviewed); besides, one sign-in entry per
-//! batch on the system chain. A million batches are ten million results and
-//! twenty-one million audit entries, every chain valid: `cellqc audit verify`
-//! passes on the result.
+//! nine review signatures and the batch's hash chain of twenty-one audit
+//! entries (created, the culture medium used, ten recorded, nine reviewed);
+//! besides, one sign-in entry per batch on the system chain. The lab behind
+//! it: four flow cytometers measure the flow results in turn, each
+//! calibrated before every 400 batches; a new 7-AAD lot (used by each
+//! viability result) every 100 batches and a new culture-medium lot (used in
+//! manufacture) every 250, each received and released by QA with a
+//! signature. A million batches are ten million results, two million
+//! material uses and twenty-two million audit entries, every chain valid:
+//! `cellqc audit verify` passes on the result.
 //!
 //! Rows are built with the same hashing functions the services use, and
 //! written in chunks, one transaction each, so an interrupted fill resumes
@@ -15,7 +20,8 @@
 use anyhow::Context;
 use cellqc::db::models::{BatchRow, ResultRow, SignatureRow};
 use cellqc::db::schema::{
-    audit_chain_heads, audit_entries, batches, products, results, signatures, users,
+    audit_chain_heads, audit_entries, batches, instrument_events, instruments, material_lots,
+    material_uses, products, results, signatures, users,
 };
 use cellqc::demo::msc_passing_values;
 use cellqc::domain::StoredName;
@@ -39,6 +45,16 @@ const REVIEWED: usize = 9;
 const CHUNK: usize = 5_000;
 /// Seconds between generated batches: a million batches span about three years.
 const SPACING_S: i64 = 90;
+/// Flow cytometers the flow results are measured on, batch by batch in turn.
+const CYTOMETERS: usize = 4;
+/// Every cytometer is calibrated before every this many batches (time is
+/// compressed, as batches are 90 s apart: each calibration window covers a
+/// hundred batches per cytometer, as a site's year might).
+const CALIBRATE_EVERY: usize = 400;
+/// A new 7-AAD lot every this many batches.
+const REAGENT_LOT_EVERY: usize = 100;
+/// A new culture-medium lot every this many batches.
+const MEDIUM_LOT_EVERY: usize = 250;
 
 /// One COPY line in PostgreSQL's text format.
 #[derive(Default)]
@@ -84,6 +100,7 @@ impl Line {
 struct Actors {
     tech: ActorRef,
     reviewer: ActorRef,
+    qa: ActorRef,
 }
 
 fn actor(conn: &mut PgConnection, username: &str) -> anyhow::Result<ActorRef> {
@@ -112,7 +129,10 @@ struct Chain {
 struct Chunk {
     batches: String,
     heads: String,
+    lots: String,
+    events: String,
     results: String,
+    uses: String,
     signatures: String,
     audit: String,
 }
@@ -174,10 +194,227 @@ struct Plan {
     spec: Uuid,
     start: DateTime<Utc>,
     tests: Vec<(&'static str, String)>,
+    /// The tests measured on a flow cytometer.
+    flow: Vec<String>,
+    cytometers: Vec<Uuid>,
     actors: Actors,
 }
 
-fn batch_rows(plan: &Plan, n: usize, system: &mut Chain, chunk: &mut Chunk) -> anyhow::Result<()> {
+/// The lots in use: (lot number, id) of the current 7-AAD and medium lots.
+#[derive(Default)]
+struct Lots {
+    reagent: Option<(String, Uuid)>,
+    medium: Option<(String, Uuid)>,
+}
+
+fn reagent_lot(n: usize) -> String {
+    format!("FILL-7AAD-{:06}", (n - 1) / REAGENT_LOT_EVERY + 1)
+}
+
+fn medium_lot(n: usize) -> String {
+    format!("FILL-MED-{:06}", (n - 1) / MEDIUM_LOT_EVERY + 1)
+}
+
+/// A lot received and released (signed) just before `at`, in date for a year.
+fn lot_rows(
+    plan: &Plan,
+    (code, name, kind): (&str, &str, &str),
+    lot_number: &str,
+    at: DateTime<Utc>,
+    system: &mut Chain,
+    chunk: &mut Chunk,
+) -> anyhow::Result<Uuid> {
+    let id = Uuid::now_v7();
+    let qa = &plan.actors.qa;
+    let (received, released) = (
+        at - ChronoDuration::seconds(50),
+        at - ChronoDuration::seconds(40),
+    );
+    let expires = at + ChronoDuration::days(365);
+    Line::default()
+        .text(&id.to_string())
+        .text(code)
+        .text(name)
+        .text(lot_number)
+        .text("Generated Supplier")
+        .text(kind)
+        .at(expires)
+        .text("released")
+        .at(received)
+        .text(&plan.actors.tech.id.to_string())
+        .at(released)
+        .text(&qa.id.to_string())
+        .field(None)
+        .field(None)
+        .field(None)
+        .end(&mut chunk.lots);
+    let record = json!({"id": id, "code": code, "name": name, "lot_number": lot_number,
+        "supplier": "Generated Supplier", "kind": kind, "expires_at": expires});
+    system.push(
+        &mut chunk.audit,
+        Entry {
+            at: received,
+            actor: &plan.actors.tech,
+            action: "material.received",
+            entity_type: "material",
+            entity_id: id,
+            batch_id: None,
+            after: record.clone(),
+        },
+    )?;
+    let s = SignatureRow {
+        id: Uuid::now_v7(),
+        signer_id: qa.id,
+        signer_username: qa.username.clone(),
+        signer_full_name: qa.full_name.clone(),
+        meaning: Meaning::MaterialReleased.as_str().to_owned(),
+        signed_at: released,
+        reason: None,
+        record_hash: record_hash(&record, qa.id, Meaning::MaterialReleased, released)?,
+        entity_type: "material".to_owned(),
+        entity_id: id,
+        batch_id: None,
+    };
+    signature_line(&s, &mut chunk.signatures);
+    system.push(
+        &mut chunk.audit,
+        Entry {
+            at: released,
+            actor: qa,
+            action: "material.released",
+            entity_type: "material",
+            entity_id: id,
+            batch_id: None,
+            after: json!({"status": "released", "signature_id": s.id, "record_hash": s.record_hash}),
+        },
+    )?;
+    Ok(id)
+}
+
+fn signature_line(s: &SignatureRow, out: &mut String) {
+    Line::default()
+        .text(&s.id.to_string())
+        .text(&s.signer_id.to_string())
+        .text(&s.signer_username)
+        .text(&s.signer_full_name)
+        .text(&s.meaning)
+        .at(s.signed_at)
+        .opt(s.reason.as_deref())
+        .text(&s.record_hash)
+        .text(&s.entity_type)
+        .text(&s.entity_id.to_string())
+        .opt(s.batch_id)
+        .end(out);
+}
+
+/// One material use (of a result, or of the batch's manufacture).
+fn use_line(
+    lot: Uuid,
+    batch: Uuid,
+    result: Option<Uuid>,
+    at: DateTime<Utc>,
+    by: Uuid,
+    out: &mut String,
+) -> Uuid {
+    let id = Uuid::now_v7();
+    Line::default()
+        .text(&id.to_string())
+        .text(&lot.to_string())
+        .text(&batch.to_string())
+        .opt(result)
+        .at(at)
+        .field(None)
+        .field(None)
+        .text(&by.to_string())
+        .at(at)
+        .end(out);
+    id
+}
+
+/// The lab's state before batch `n`: calibrations and new lots when due.
+fn lab_rows(
+    plan: &Plan,
+    n: usize,
+    lots: &mut Lots,
+    system: &mut Chain,
+    chunk: &mut Chunk,
+) -> anyhow::Result<()> {
+    let made = plan.start + ChronoDuration::seconds(SPACING_S * n as i64);
+    if (n - 1) % CALIBRATE_EVERY == 0 {
+        for (k, cytometer) in plan.cytometers.iter().enumerate() {
+            let at = made - ChronoDuration::seconds(30 - k as i64);
+            let id = Uuid::now_v7();
+            let valid_until = at + ChronoDuration::days(3);
+            let certificate = format!("FILL-CAL-{n:07}-{k}");
+            Line::default()
+                .text(&id.to_string())
+                .text(&cytometer.to_string())
+                .text("calibration")
+                .at(at)
+                .text("pass")
+                .at(valid_until)
+                .text(&certificate)
+                .field(None)
+                .field(None)
+                .text(&plan.actors.tech.id.to_string())
+                .at(at)
+                .end(&mut chunk.events);
+            system.push(
+                &mut chunk.audit,
+                Entry {
+                    at,
+                    actor: &plan.actors.tech,
+                    action: "instrument.calibrated",
+                    entity_type: "instrument",
+                    entity_id: *cytometer,
+                    batch_id: None,
+                    after: json!({"event_id": id, "performed_at": at, "outcome": "pass",
+                        "valid_until": valid_until, "certificate": certificate}),
+                },
+            )?;
+        }
+    }
+    let reagent = reagent_lot(n);
+    if lots.reagent.as_ref().is_none_or(|(l, _)| *l != reagent) {
+        let id = lot_rows(
+            plan,
+            ("7AAD", "7-AAD viability staining solution", "reagent"),
+            &reagent,
+            made,
+            system,
+            chunk,
+        )?;
+        lots.reagent = Some((reagent, id));
+    }
+    let medium = medium_lot(n);
+    if lots.medium.as_ref().is_none_or(|(l, _)| *l != medium) {
+        let id = lot_rows(
+            plan,
+            (
+                "MSC-MEDIUM",
+                "MSC culture medium, xeno-free",
+                "raw_material",
+            ),
+            &medium,
+            made,
+            system,
+            chunk,
+        )?;
+        lots.medium = Some((medium, id));
+    }
+    Ok(())
+}
+
+fn batch_rows(
+    plan: &Plan,
+    n: usize,
+    lots: &Lots,
+    system: &mut Chain,
+    chunk: &mut Chunk,
+) -> anyhow::Result<()> {
+    let (Some((_, reagent)), Some((medium_number, medium))) = (&lots.reagent, &lots.medium) else {
+        anyhow::bail!("batch {n}: no lots in use");
+    };
     let made = plan.start + ChronoDuration::seconds(SPACING_S * n as i64);
     let at = |s: i64| made + ChronoDuration::seconds(s);
     let status = match n % 20 {
@@ -237,8 +474,24 @@ fn batch_rows(plan: &Plan, n: usize, system: &mut Chain, chunk: &mut Chunk) -> a
                 "product_id": batch.product_id, "spec_id": batch.spec_id, "status": "quarantine"}),
         },
     )?;
+    let use_id = use_line(*medium, batch.id, None, made, tech.id, &mut chunk.uses);
+    chain.push(
+        &mut chunk.audit,
+        Entry {
+            at: at(1),
+            actor: tech,
+            action: "material.used",
+            entity_type: "material",
+            entity_id: *medium,
+            batch_id: Some(batch.id),
+            after: json!({"use_id": use_id, "material_id": medium, "code": "MSC-MEDIUM",
+                "lot_number": medium_number, "used_at": made, "quantity": null, "unit": null}),
+        },
+    )?;
+    let cytometer = plan.cytometers[n % plan.cytometers.len()];
     let mut recorded = Vec::with_capacity(RESULTS);
     for (k, (code, value)) in plan.tests.iter().enumerate() {
+        let instrument_id = plan.flow.iter().any(|f| f == code).then_some(cytometer);
         let r = ResultRow {
             id: Uuid::now_v7(),
             batch_id: batch.id,
@@ -254,7 +507,7 @@ fn batch_rows(plan: &Plan, n: usize, system: &mut Chain, chunk: &mut Chunk) -> a
             comment: None,
             replaces_result_id: None,
             reason: None,
-            instrument_id: None,
+            instrument_id,
         };
         Line::default()
             .text(&r.id.to_string())
@@ -272,9 +525,21 @@ fn batch_rows(plan: &Plan, n: usize, system: &mut Chain, chunk: &mut Chunk) -> a
             .field(None)
             .field(None)
             .field(None)
-            .field(None)
+            .opt(r.instrument_id)
             .end(&mut chunk.results);
-        let record = result_record(batch.id, &result_of(r.clone(), tech.clone())?);
+        let mut recorded_result = result_of(r.clone(), tech.clone())?;
+        if *code == "VIAB" {
+            use_line(
+                *reagent,
+                batch.id,
+                Some(r.id),
+                r.performed_at,
+                tech.id,
+                &mut chunk.uses,
+            );
+            recorded_result.material_ids = vec![*reagent];
+        }
+        let record = result_record(batch.id, &recorded_result);
         chain.push(
             &mut chunk.audit,
             Entry {
@@ -304,19 +569,7 @@ fn batch_rows(plan: &Plan, n: usize, system: &mut Chain, chunk: &mut Chunk) -> a
             entity_id: r.id,
             batch_id: Some(batch.id),
         };
-        Line::default()
-            .text(&s.id.to_string())
-            .text(&s.signer_id.to_string())
-            .text(&s.signer_username)
-            .text(&s.signer_full_name)
-            .text(&s.meaning)
-            .at(s.signed_at)
-            .field(None)
-            .text(&s.record_hash)
-            .text(&s.entity_type)
-            .text(&s.entity_id.to_string())
-            .opt(s.batch_id)
-            .end(&mut chunk.signatures);
+        signature_line(&s, &mut chunk.signatures);
         chain.push(
             &mut chunk.audit,
             Entry {
@@ -350,6 +603,45 @@ fn batch_rows(plan: &Plan, n: usize, system: &mut Chain, chunk: &mut Chunk) -> a
         },
     )?;
     Ok(())
+}
+
+/// The generated lab's flow cytometers, registered through the service (on
+/// the system chain) the first time.
+fn cytometers(conn: &mut PgConnection) -> anyhow::Result<Vec<Uuid>> {
+    let qa_row = users::table
+        .filter(users::username.eq("qa"))
+        .select(cellqc::db::models::UserRow::as_select())
+        .first(conn)
+        .context("the demo user qa is missing")?;
+    let qa = cellqc::services::Actor::try_from(&qa_row).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut ids = Vec::with_capacity(CYTOMETERS);
+    for k in 1..=CYTOMETERS {
+        let code = format!("FILL-FC-{k}");
+        let id: Option<Uuid> = instruments::table
+            .filter(instruments::code.eq(&code))
+            .select(instruments::id)
+            .first(conn)
+            .optional()?;
+        let id = match id {
+            Some(id) => id,
+            None => {
+                cellqc::services::instruments::register(
+                    conn,
+                    &qa,
+                    &cellqc::services::instruments::NewInstrument {
+                        code,
+                        name: format!("Generated flow cytometer {k}"),
+                        kind: cellqc::demo::FLOW_CYTOMETER.to_owned(),
+                        location: Some("QC laboratory 1".to_owned()),
+                    },
+                )
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .id
+            }
+        };
+        ids.push(id);
+    }
+    Ok(ids)
 }
 
 /// `COPY table FROM STDIN` (text format) with `data`.
@@ -396,11 +688,33 @@ pub fn fill(conn: &mut PgConnection, target: usize) -> anyhow::Result<usize> {
             .take(RESULTS)
             .map(|(c, v)| (c, v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
             .collect(),
+        flow: cellqc::demo::controlled_tests(&cellqc::demo::msc_spec())
+            .into_iter()
+            .filter(|(_, kind)| kind.is_some())
+            .map(|(code, _)| code)
+            .collect(),
+        cytometers: cytometers(conn)?,
         actors: Actors {
             tech: actor(conn, "tech")?,
             reviewer: actor(conn, "reviewer")?,
+            qa: actor(conn, "qa")?,
         },
     };
+    // Resuming: the lots the next batch uses exist when it is not the
+    // first of its lot.
+    let mut lots = Lots::default();
+    let next = have + 1;
+    for (number, slot) in [
+        (reagent_lot(next), &mut lots.reagent),
+        (medium_lot(next), &mut lots.medium),
+    ] {
+        let id: Option<Uuid> = material_lots::table
+            .filter(material_lots::lot_number.eq(&number))
+            .select(material_lots::id)
+            .first(conn)
+            .optional()?;
+        *slot = id.map(|id| (number, id));
+    }
     diesel::sql_query("SET synchronous_commit = off").execute(conn)?;
     let started = Instant::now();
     let mut n = have;
@@ -425,20 +739,38 @@ pub fn fill(conn: &mut PgConnection, target: usize) -> anyhow::Result<usize> {
             };
             let mut chunk = Chunk::default();
             for i in n..end {
-                batch_rows(&plan, i + 1, &mut system, &mut chunk)?;
+                lab_rows(&plan, i + 1, &mut lots, &mut system, &mut chunk)?;
+                batch_rows(&plan, i + 1, &lots, &mut system, &mut chunk)?;
             }
             copy_text!(c, batches::table, &chunk.batches);
             copy_text!(c, audit_chain_heads::table, &chunk.heads);
+            copy_text!(c, material_lots::table, &chunk.lots);
+            copy_text!(c, instrument_events::table, &chunk.events);
             copy_text!(c, results::table, &chunk.results);
+            copy_text!(c, material_uses::table, &chunk.uses);
             copy_text!(c, signatures::table, &chunk.signatures);
             copy_text!(c, audit_entries::table, &chunk.audit);
-            diesel::update(audit_chain_heads::table.find(SYSTEM_CHAIN))
-                .set((
-                    audit_chain_heads::seq.eq(system.seq),
-                    audit_chain_heads::hash.eq(&system.hash),
-                    audit_chain_heads::last_at.eq(system.at.max(at)),
-                ))
-                .execute(c)?;
+            // The head moves forward one entry at a time (a trigger refuses
+            // a jump), in one server-side loop over the entries just copied.
+            diesel::sql_query(format!(
+                "DO $$ BEGIN FOR i IN 1..{} LOOP \
+                   UPDATE audit_chain_heads h SET seq = e.seq, hash = e.hash, \
+                          last_at = GREATEST(h.last_at, e.at) \
+                     FROM audit_entries e \
+                    WHERE h.chain = '{SYSTEM_CHAIN}' AND e.chain = h.chain AND e.seq = h.seq + 1; \
+                 END LOOP; END $$",
+                system.seq - seq
+            ))
+            .execute(c)?;
+            let (moved, head): (i64, String) = audit_chain_heads::table
+                .find(SYSTEM_CHAIN)
+                .select((audit_chain_heads::seq, audit_chain_heads::hash))
+                .first(c)?;
+            anyhow::ensure!(
+                moved == system.seq && head == system.hash,
+                "the system chain's head is at {moved}, not {}",
+                system.seq
+            );
             Ok(())
         })?;
         n = end;

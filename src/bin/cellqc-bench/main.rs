@@ -164,15 +164,18 @@ fn seed(conn: &mut PgConnection, opts: &BenchOptions) -> anyhow::Result<Seeded> 
     for i in 0..fresh_count {
         fresh.push(batch(i, "R")?);
     }
+    let instruments = lab_instruments(conn)?;
     for id in &detail {
         for (code, value) in msc_passing_values() {
+            // Performed now: the demo technician is qualified from the
+            // demo's loading on.
             let input = NewResultInput {
                 test_code: code.to_owned(),
                 value: value.to_string(),
                 unit: None,
-                performed_at: Utc::now() - ChronoDuration::days(1),
+                performed_at: Utc::now(),
                 instrument: None,
-                instrument_id: None,
+                instrument_id: instrument_for(&instruments, code),
                 material_ids: Vec::new(),
                 comment: None,
                 replaces_result_id: None,
@@ -181,8 +184,32 @@ fn seed(conn: &mut PgConnection, opts: &BenchOptions) -> anyhow::Result<Seeded> 
             record_result(conn, &tech, *id, &input).map_err(app)?;
         }
     }
-    pgbench::prepare(conn, &detail, tech.id)?;
+    let viab = instrument_for(&instruments, "VIAB").context("VIAB names no instrument")?;
+    pgbench::prepare(conn, &detail, tech.id, viab)?;
     Ok(Seeded { detail, fresh })
+}
+
+/// The demo lab's instrument for each MSC test that names an instrument
+/// kind: (test code, instrument id).
+fn lab_instruments(conn: &mut PgConnection) -> anyhow::Result<Vec<(String, Uuid)>> {
+    use cellqc::db::schema::instruments;
+    let mut out = Vec::new();
+    for (code, kind) in cellqc::demo::controlled_tests(&cellqc::demo::msc_spec()) {
+        let Some(kind) = kind else { continue };
+        let id: Uuid = instruments::table
+            .filter(instruments::kind.eq(&kind))
+            .filter(instruments::code.not_like("FILL-%"))
+            .select(instruments::id)
+            .order(instruments::code)
+            .first(conn)
+            .with_context(|| format!("the demo lab has no {kind}"))?;
+        out.push((code, id));
+    }
+    Ok(out)
+}
+
+fn instrument_for(instruments: &[(String, Uuid)], code: &str) -> Option<Uuid> {
+    instruments.iter().find(|(c, _)| c == code).map(|(_, i)| *i)
 }
 
 async fn token(client: &awc::Client, base: &str, user: &str) -> anyhow::Result<String> {
@@ -401,11 +428,19 @@ fn measure(
             token(&client, base, "auditor").await?,
         ))
     })?;
+    let instruments = lab_instruments(conn)?;
     let tests: Vec<(String, String)> = msc_passing_values()
         .into_iter()
-        .map(|(code, value)| (code.to_owned(), value.to_string()))
+        .map(|(code, value)| {
+            let members = match instrument_for(&instruments, code) {
+                Some(i) => format!(r#""value":{value},"instrument_id":"{i}""#),
+                None => format!(r#""value":{value}"#),
+            };
+            (code.to_owned(), members)
+        })
         .collect();
-    let performed = (Utc::now() - ChronoDuration::hours(1)).to_rfc3339();
+    // After the demo technician's qualifications were granted.
+    let performed = Utc::now().to_rfc3339();
     let paths = |suffix: &str| -> Vec<String> {
         seeded
             .detail
@@ -496,11 +531,11 @@ fn measure(
                     .cloned();
                 let performed = performed.clone();
                 async move {
-                    let (Some(batch), Some((code, value))) = (batch, test) else {
+                    let (Some(batch), Some((code, members))) = (batch, test) else {
                         return false;
                     };
                     let body = format!(
-                        r#"{{"test_code":"{code}","value":{value},"performed_at":"{performed}"}}"#
+                        r#"{{"test_code":"{code}",{members},"performed_at":"{performed}"}}"#
                     );
                     client
                         .post(format!("{base}/api/v1/batches/{batch}/results"))
@@ -549,7 +584,10 @@ fn measure(
 }
 
 /// Fills, seeds, serves, measures and prints.
-fn run(settings: &Settings, database_url: &str, opts: &BenchOptions) -> anyhow::Result<()> {
+/// `db`'s owner role migrates, fills, seeds and runs pgbench; the server
+/// under test connects as the application role, as in production.
+fn run(settings: &Settings, db: &Database, opts: &BenchOptions) -> anyhow::Result<()> {
+    let database_url = db.owner_url.as_str();
     let mut conn = PgConnection::establish(database_url)?;
     cellqc::db::run_migrations(&mut conn)?;
     ensure_initial_admin(&mut conn, Some("bench-first-boot-pw")).map_err(app)?;
@@ -580,7 +618,7 @@ fn run(settings: &Settings, database_url: &str, opts: &BenchOptions) -> anyhow::
         seeded.fresh.len(),
         started.elapsed().as_secs_f64()
     );
-    let child = Child::start(settings, database_url)?;
+    let child = Child::start(settings, &db.url)?;
     std::thread::sleep(Duration::from_secs(2));
     let (idle_start, _) = child.memory()?;
     let m = measure(&mut conn, &child.base, &seeded, opts)?;
@@ -685,7 +723,7 @@ fn main() -> ExitCode {
     cellqc::telemetry::init();
     let cli = Cli::parse();
     let outcome = Database::open(&cli.settings).and_then(|db| {
-        let measured = run(&cli.settings, &db.url, &cli.options);
+        let measured = run(&cli.settings, &db, &cli.options);
         db.close()?;
         measured
     });

@@ -8,6 +8,7 @@ use crate::Figures;
 use anyhow::Context;
 use cellqc::config::Settings;
 use cellqc::services::batch_record::LOAD;
+use cellqc::services::batch_record::fitness::FITNESS;
 use diesel::prelude::*;
 use std::time::Duration;
 use uuid::Uuid;
@@ -47,7 +48,16 @@ impl Script {
             Script::RecordBare => include_str!("sql/record_result_bare.sql").to_owned(),
             Script::DetailBare => include_str!("sql/batch_detail_bare.sql").to_owned(),
             Script::RecordOwn => {
-                include_str!("sql/record_result.sql").replace("\nLOAD;", &format!("\n{load};"))
+                let of_target =
+                    |column: &str| format!("(SELECT {column} FROM bench.targets WHERE n = :n)");
+                let fitness = FITNESS
+                    .replace("$1", &of_target("actor_id"))
+                    .replace("$2", "'VIAB'")
+                    .replace("$3", &of_target("instrument_id"))
+                    .replace("$4", "'{}'::uuid[]");
+                include_str!("sql/record_result.sql")
+                    .replace("\nLOAD;", &format!("\n{load};"))
+                    .replace("\nFITNESS;", &format!("\n{fitness};"))
             }
             Script::DetailOwn => {
                 include_str!("sql/batch_detail.sql").replace("\nLOAD;", &format!("\n{load};"))
@@ -59,12 +69,17 @@ impl Script {
 /// pgbench's targets, and the tables its writes go to: copies of the real
 /// ones with the same indexes, checks and keys, so its fake hashes never
 /// enter a real chain.
-pub fn prepare(conn: &mut PgConnection, batches: &[Uuid], actor: Uuid) -> anyhow::Result<()> {
+pub fn prepare(
+    conn: &mut PgConnection,
+    batches: &[Uuid],
+    actor: Uuid,
+    instrument: Uuid,
+) -> anyhow::Result<()> {
     for sql in [
         "DROP SCHEMA IF EXISTS bench CASCADE",
         "CREATE SCHEMA bench",
         "CREATE TABLE bench.targets (n int PRIMARY KEY, batch_id uuid NOT NULL, chain text NOT NULL, \
-             actor_id uuid NOT NULL)",
+             actor_id uuid NOT NULL, instrument_id uuid NOT NULL)",
         "CREATE TABLE bench.results (LIKE public.results INCLUDING ALL)",
         "ALTER TABLE bench.results ADD FOREIGN KEY (batch_id) REFERENCES public.batches (id), \
              ADD FOREIGN KEY (performed_by) REFERENCES public.users (id)",
@@ -76,11 +91,12 @@ pub fn prepare(conn: &mut PgConnection, batches: &[Uuid], actor: Uuid) -> anyhow
         diesel::sql_query(sql).execute(conn)?;
     }
     diesel::sql_query(
-        "INSERT INTO bench.targets SELECT row_number() OVER (ORDER BY id), id, 'batch:' || id, $2 \
+        "INSERT INTO bench.targets SELECT row_number() OVER (ORDER BY id), id, 'batch:' || id, $2, $3 \
            FROM batches WHERE id = ANY($1)",
     )
     .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(batches)
     .bind::<diesel::sql_types::Uuid, _>(actor)
+    .bind::<diesel::sql_types::Uuid, _>(instrument)
     .execute(conn)?;
     diesel::sql_query(
         "INSERT INTO bench.audit_chain_heads SELECT h.* FROM audit_chain_heads h \

@@ -110,14 +110,9 @@ pub fn check(conn: &mut PgConnection, claim: &Claim<'_>) -> Result<Vec<MaterialL
         if lots.iter().any(|l: &MaterialLotRow| l.id == *id) {
             continue;
         }
-        let lot = facts
-            .lots
-            .0
-            .iter()
-            .find(|l| l.id == *id)
-            .ok_or_else(|| {
-                AppError::invalid_field(claim.lots_field.to_owned(), format!("no material lot {id}"))
-            })?;
+        let lot = facts.lots.0.iter().find(|l| l.id == *id).ok_or_else(|| {
+            AppError::invalid_field(claim.lots_field.to_owned(), format!("no material lot {id}"))
+        })?;
         material::check_usable(&lot.to_domain(), claim.performed_at)?;
         lots.push(lot.clone());
     }

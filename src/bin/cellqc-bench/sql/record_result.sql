@@ -1,7 +1,8 @@
 -- pgbench: the statements POST /batches/{id}/results sends (a passing
 -- result): the session check, then in one transaction the batch row lock,
 -- the batch record read (LOAD, filled in from the server's own constant),
--- the result's insert and the audit entry written with the head's move in
+-- the fitness read (FITNESS, likewise: viability needs a qualified analyst
+-- on a flow cytometer), the result's insert and the audit entry written with the head's move in
 -- one statement. Writes go to bench.* copies.
 \set n random(1, :targets)
 SELECT s.*, u.* FROM sessions s JOIN users u ON u.id = s.user_id
@@ -9,8 +10,9 @@ SELECT s.*, u.* FROM sessions s JOIN users u ON u.id = s.user_id
 BEGIN;
 SELECT id FROM batches WHERE id = (SELECT batch_id FROM bench.targets WHERE n = :n) FOR UPDATE;
 LOAD;
-INSERT INTO bench.results (id, batch_id, test_code, value_text, value_numeric, unit, outcome, performed_by, performed_at, recorded_at)
-  SELECT gen_random_uuid(), t.batch_id, 'VIAB', '91.5', 91.5, '%', 'pass', t.actor_id, now(), now()
+FITNESS;
+INSERT INTO bench.results (id, batch_id, test_code, value_text, value_numeric, unit, outcome, performed_by, performed_at, recorded_at, instrument_id)
+  SELECT gen_random_uuid(), t.batch_id, 'VIAB', '91.5', 91.5, '%', 'pass', t.actor_id, now(), now(), t.instrument_id
   FROM bench.targets t WHERE t.n = :n;
 WITH e AS (
   INSERT INTO bench.audit_entries (id, chain, seq, at, actor_id, actor_username, actor_full_name, action, entity_type, entity_id, batch_id, after, prev_hash, hash)

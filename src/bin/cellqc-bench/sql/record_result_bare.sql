@@ -1,13 +1,18 @@
 -- pgbench: the bare use case of POST /batches/{id}/results, the fewest
--- statements it needs, in one transaction: lock the batch row, insert the
--- result, insert the audit entry after the chain's head, move the head.
+-- statements it needs, in one transaction: lock the batch row and read the
+-- facts fitness needs (the analyst's qualifications for the test, the
+-- instrument's history) with it, insert the result, insert the audit entry
+-- after the chain's head, move the head.
 -- Writes go to bench.* copies of the tables (same indexes, checks and keys),
 -- so no real hash chain gets a fake hash.
 \set n random(1, :targets)
 BEGIN;
-SELECT b.id FROM batches b JOIN bench.targets t ON t.batch_id = b.id WHERE t.n = :n FOR UPDATE OF b;
-INSERT INTO bench.results (id, batch_id, test_code, value_text, value_numeric, unit, outcome, performed_by, performed_at, recorded_at)
-  SELECT gen_random_uuid(), t.batch_id, 'VIAB', '91.5', 91.5, '%', 'pass', t.actor_id, now(), now()
+SELECT b.id,
+       ARRAY(SELECT q FROM qualifications q WHERE q.user_id = t.actor_id AND q.test_code = 'VIAB'),
+       ARRAY(SELECT e FROM instrument_events e WHERE e.instrument_id = t.instrument_id)
+  FROM batches b JOIN bench.targets t ON t.batch_id = b.id WHERE t.n = :n FOR UPDATE OF b;
+INSERT INTO bench.results (id, batch_id, test_code, value_text, value_numeric, unit, outcome, performed_by, performed_at, recorded_at, instrument_id)
+  SELECT gen_random_uuid(), t.batch_id, 'VIAB', '91.5', 91.5, '%', 'pass', t.actor_id, now(), now(), t.instrument_id
   FROM bench.targets t WHERE t.n = :n;
 INSERT INTO bench.audit_entries (id, chain, seq, at, actor_id, actor_username, actor_full_name, action, entity_type, entity_id, batch_id, after, prev_hash, hash)
   SELECT gen_random_uuid(), h.chain, h.seq + 1, clock_timestamp(), u.id, u.username, u.full_name, 'result.recorded', 'result', gen_random_uuid(),

@@ -125,12 +125,34 @@ fn load(
         .first(conn)
         .optional()?
         .ok_or_else(|| not_found(id))?;
-    let events = instrument_events::table
+    Ok((i, events_of(conn, id)?))
+}
+
+/// The instrument locked (`FOR UPDATE`) before its history is read and
+/// added to: a result naming it holds `FOR SHARE` on the row from before its
+/// fitness read until it commits (`batch_record::LockedBatch::lock_using`),
+/// so a failed calibration's impact search sees every result that its
+/// history did not refuse, and a result recorded after the event sees it.
+fn load_for_change(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<(InstrumentRow, Vec<InstrumentEventRow>), AppError> {
+    let i: InstrumentRow = instruments::table
+        .find(id)
+        .select(InstrumentRow::as_select())
+        .for_update()
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| not_found(id))?;
+    Ok((i, events_of(conn, id)?))
+}
+
+fn events_of(conn: &mut PgConnection, id: Uuid) -> Result<Vec<InstrumentEventRow>, AppError> {
+    Ok(instrument_events::table
         .filter(instrument_events::instrument_id.eq(id))
         .order((instrument_events::at, instrument_events::id))
         .select(InstrumentEventRow::as_select())
-        .load(conn)?;
-    Ok((i, events))
+        .load(conn)?)
 }
 
 /// A new instrument.
@@ -317,7 +339,7 @@ pub fn calibrate(
         return Err(AppError::validation(errors));
     }
     in_transaction(conn, |c| {
-        let (instrument, events) = load(c, id)?;
+        let (instrument, events) = load_for_change(c, id)?;
         let row = InstrumentEventRow {
             id: Uuid::now_v7(),
             instrument_id: id,
@@ -368,7 +390,7 @@ pub fn take_out_of_service(
         return Err(AppError::validation(errors));
     }
     in_transaction(conn, |c| {
-        let (instrument, mut events) = load(c, id)?;
+        let (instrument, mut events) = load_for_change(c, id)?;
         let current = view(&instrument, &events, false)?;
         if matches!(
             current.status,
@@ -438,7 +460,7 @@ pub fn return_to_service(
         return Err(AppError::validation(errors));
     }
     in_transaction(conn, |c| {
-        let (instrument, mut events) = load(c, id)?;
+        let (instrument, mut events) = load_for_change(c, id)?;
         let current = view(&instrument, &events, false)?;
         match current.status {
             Status::OutOfService => {}

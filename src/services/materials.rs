@@ -6,7 +6,7 @@
 
 use super::audit::{self, AuditRecord};
 use super::batch_record::fitness::usable_lot;
-use super::batch_record::{BatchOf, LockedBatch};
+use super::batch_record::LockedBatch;
 use super::signatures::{self, Signing};
 use super::{Actor, in_transaction};
 use crate::db::models::MaterialLotRow;
@@ -429,7 +429,7 @@ pub fn use_in_batch(
         return Err(AppError::validation(errors));
     }
     in_transaction(conn, |c| {
-        let mut lb = LockedBatch::lock(c, BatchOf::Batch(batch_id))?;
+        let mut lb = LockedBatch::lock_using(c, batch_id, None, &[input.material_id])?;
         let lot = usable_lot(c, input.material_id, input.used_at, "material_id")?;
         let id = Uuid::now_v7();
         diesel::insert_into(material_uses::table)

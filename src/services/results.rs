@@ -107,7 +107,8 @@ pub fn record_result(
     let reason =
         crate::domain::text::optional_note("reason", input.reason.as_deref(), 2000, &mut errors);
     in_transaction(conn, |c| {
-        let mut lb = LockedBatch::lock(c, BatchOf::Batch(batch_id))?;
+        let mut lb =
+            LockedBatch::lock_using(c, batch_id, input.instrument_id, &input.material_ids)?;
         check_accepts_results(lb.record.batch.status)?;
         let mut errors = errors.clone();
         let code = input.test_code.trim();

@@ -330,3 +330,50 @@ async fn a_failed_calibration_opens_an_impact_deviation_on_every_batch_it_measur
         2
     );
 }
+
+#[actix_web::test]
+async fn a_result_waits_for_a_calibration_being_recorded_and_is_then_judged_by_it() {
+    use diesel::connection::SimpleConnection;
+    let lab = Lab::msc().await;
+    let batch = lab.batch("INSTR-RACE").await;
+    let fc = lab.instrument_for("CD73").unwrap().to_owned();
+    // A calibration being recorded: its transaction holds the instrument's
+    // row, as services::instruments does before it writes the event.
+    let mut c = lab.app.conn();
+    c.batch_execute(&format!(
+        "BEGIN; SELECT id FROM instruments WHERE id = '{fc}' FOR UPDATE;"
+    ))
+    .unwrap();
+    let body = lab.result_body(json!({"test_code": "CD73", "value": "97.0"}));
+    let url = format!("{}/api/v1/batches/{batch}/results", lab.app.address);
+    let token = lab.tech.clone();
+    let pending = actix_web::rt::spawn(async move {
+        let mut r = awc::Client::default()
+            .post(url)
+            .bearer_auth(token)
+            .send_json(&body)
+            .await
+            .unwrap();
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        (status, body)
+    });
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert!(
+        !pending.is_finished(),
+        "the result waits for the instrument's row"
+    );
+    // The calibration failed, as found a minute ago; it commits.
+    let tech = lab.tech_id.clone();
+    c.batch_execute(&format!(
+        "INSERT INTO instrument_events (id, instrument_id, kind, at, outcome, valid_until, certificate, recorded_by, recorded_at)
+         VALUES (gen_random_uuid(), '{fc}', 'calibration', now() - interval '1 minute', 'fail',
+                 now() + interval '1 day', 'CAL-RACE', '{tech}', now());
+         COMMIT;"
+    ))
+    .unwrap();
+    let (status, body) = pending.await.unwrap();
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "instrument_not_qualified", "{body}");
+    assert_eq!(lab.count("results"), 0, "nothing recorded on the failed instrument");
+}

@@ -129,13 +129,48 @@ impl LockedBatch {
         else {
             return Err(missing);
         };
-        let read = load::read(conn, locked.id)?.ok_or_else(|| batch_not_found(locked.id))?;
+        Self::read_locked(conn, locked.id)
+    }
+
+    /// Locks the batch's row (`FOR UPDATE`) as [`LockedBatch::lock`] does,
+    /// and first, in the same statement, shares the rows of the instrument
+    /// and the material lots a new fact names (`FOR SHARE`, lots in id
+    /// order): until this transaction ends, nobody records an instrument
+    /// event or changes a lot's status, and a change that committed before
+    /// is seen by every later statement (the fitness read). Whoever changes
+    /// them locks them first and the batches after, in the same order.
+    pub fn lock_using(
+        conn: &mut PgConnection,
+        batch_id: Uuid,
+        instrument: Option<Uuid>,
+        lots: &[Uuid],
+    ) -> Result<LockedBatch, AppError> {
+        let Some(locked): Option<LockedId> = prepared(
+            "WITH i AS (SELECT id FROM instruments WHERE id = $1 FOR SHARE), \
+                  m AS (SELECT id FROM material_lots WHERE id = ANY($2) ORDER BY id FOR SHARE) \
+             SELECT b.id FROM batches b \
+              WHERE b.id = $3 AND (SELECT count(*) FROM i) + (SELECT count(*) FROM m) >= 0 \
+              FOR UPDATE OF b",
+        )
+        .bind::<diesel::sql_types::Nullable<SqlUuid>, _>(instrument)
+        .bind::<diesel::sql_types::Array<SqlUuid>, _>(lots)
+        .bind::<SqlUuid, _>(batch_id)
+        .get_result(conn)
+        .optional()?
+        else {
+            return Err(batch_not_found(batch_id));
+        };
+        Self::read_locked(conn, locked.id)
+    }
+
+    fn read_locked(conn: &mut PgConnection, id: Uuid) -> Result<LockedBatch, AppError> {
+        let read = load::read(conn, id)?.ok_or_else(|| batch_not_found(id))?;
         let (seq, hash) = read.head.ok_or_else(|| {
-            AppError::Internal(anyhow::anyhow!("batch {} has no chain head", locked.id))
+            AppError::Internal(anyhow::anyhow!("batch {} has no chain head", id))
         })?;
         Ok(LockedBatch {
             head: ChainHead {
-                chain: batch_chain(locked.id),
+                chain: batch_chain(id),
                 seq,
                 hash,
                 at: read.record.now,

@@ -1,0 +1,1 @@
+REVOKE UPDATE (id) ON instruments FROM cellqc_app;

@@ -5,8 +5,8 @@
 //! rule at each use is `domain::material::check_usable`.
 
 use super::audit::{self, AuditRecord};
-use super::batch_record::fitness::usable_lot;
 use super::batch_record::LockedBatch;
+use super::batch_record::fitness::usable_lot;
 use super::signatures::{self, Signing};
 use super::{Actor, in_transaction};
 use crate::db::models::MaterialLotRow;

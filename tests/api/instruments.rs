@@ -375,5 +375,9 @@ async fn a_result_waits_for_a_calibration_being_recorded_and_is_then_judged_by_i
     let (status, body) = pending.await.unwrap();
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["code"], "instrument_not_qualified", "{body}");
-    assert_eq!(lab.count("results"), 0, "nothing recorded on the failed instrument");
+    assert_eq!(
+        lab.count("results"),
+        0,
+        "nothing recorded on the failed instrument"
+    );
 }

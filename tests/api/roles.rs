@@ -142,17 +142,20 @@ async fn the_app_role_can_neither_rewrite_nor_remove_nor_silence_the_trail() {
     )
     .load(&mut lab.app.conn())
     .unwrap();
-    // Only the row lock of an approval; the product itself never changes.
-    assert_eq!(
-        columns,
-        [ColumnGrant {
-            table_name: "products".into(),
-            column_name: "id".into(),
-            privilege_type: "UPDATE".into()
-        }]
-    );
-    let e = refused(&mut app, "UPDATE products SET id = id");
-    assert!(e.contains("is refused"), "{e}");
+    // Only row locks: an approval's of its product, a result's and a
+    // calibration's of the instrument; neither row ever changes.
+    let lock = |table: &str| ColumnGrant {
+        table_name: table.into(),
+        column_name: "id".into(),
+        privilege_type: "UPDATE".into(),
+    };
+    let mut columns = columns;
+    columns.sort_by(|a, b| a.table_name.cmp(&b.table_name));
+    assert_eq!(columns, [lock("instruments"), lock("products")]);
+    for table in ["products", "instruments"] {
+        let e = refused(&mut app, &format!("UPDATE {table} SET id = id"));
+        assert!(e.contains("is refused"), "{table}: {e}");
+    }
 
     // The server says so; a server on a superuser says that it could.
     let ready = lab.app.call("GET", "/readyz", None, json!(null)).await;

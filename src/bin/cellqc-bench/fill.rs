@@ -488,7 +488,11 @@ fn batch_rows(
                 "lot_number": medium_number, "used_at": made, "quantity": null, "unit": null}),
         },
     )?;
-    let cytometer = plan.cytometers[n % plan.cytometers.len()];
+    let cytometer = plan
+        .cytometers
+        .get(n % plan.cytometers.len().max(1))
+        .copied()
+        .context("no cytometer")?;
     let mut recorded = Vec::with_capacity(RESULTS);
     for (k, (code, value)) in plan.tests.iter().enumerate() {
         let instrument_id = plan.flow.iter().any(|f| f == code).then_some(cytometer);

@@ -137,5 +137,8 @@ pub fn usable_lot(
         lots_field: field,
         performed_at: used_at,
     };
-    Ok(check(conn, &claim)?.remove(0))
+    check(conn, &claim)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| AppError::invalid_field(field.to_owned(), format!("no material lot {id}")))
 }

@@ -165,9 +165,9 @@ impl LockedBatch {
 
     fn read_locked(conn: &mut PgConnection, id: Uuid) -> Result<LockedBatch, AppError> {
         let read = load::read(conn, id)?.ok_or_else(|| batch_not_found(id))?;
-        let (seq, hash) = read.head.ok_or_else(|| {
-            AppError::Internal(anyhow::anyhow!("batch {} has no chain head", id))
-        })?;
+        let (seq, hash) = read
+            .head
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("batch {} has no chain head", id)))?;
         Ok(LockedBatch {
             head: ChainHead {
                 chain: batch_chain(id),

@@ -29,6 +29,16 @@ pub fn time_in(at: DateTime<Utc>, zone: Tz) -> Markup {
     html! { time datetime=(at.to_rfc3339()) title=(utc) { (local) } }
 }
 
+/// The day of `at` in `zone` (the whole time on hover), for dense tables.
+pub fn day_in(at: DateTime<Utc>, zone: Tz) -> Markup {
+    let whole = at
+        .with_timezone(&zone)
+        .format("%Y-%m-%d %H:%M %Z")
+        .to_string();
+    let day = at.with_timezone(&zone).format("%Y-%m-%d").to_string();
+    html! { time datetime=(at.to_rfc3339()) title=(whole) { (day) } }
+}
+
 /// Reads a `datetime-local` value typed in `zone`. A time the clocks skip
 /// is refused; one they pass twice (the hour they go back) is read as the
 /// first.
@@ -101,7 +111,7 @@ pub fn page(title: &str, user: Option<&WebUser>, body: Markup) -> Markup {
                             a href="/docs/" { "API docs" }
                         }
                         span.who {
-                            a href="/account/password" title="Change your password" { (u.0.actor.full_name) " (" (u.0.actor.username) ")" } " "
+                            a href="/account/password" title={ "Signed in as " (u.0.actor.username) ": change your password" } { (u.0.actor.full_name) } " "
                             form method="post" action="/logout" {
                                 (csrf(u))
                                 button type="submit" { "Sign out" }

@@ -52,7 +52,7 @@ async fn matrix_markup(
                         @for c in &m.codes {
                             @match m.cell(*id, c) {
                                 Some(q) => td class=(if q.valid_until < soon { "qual soon" } else { "qual ok" }) {
-                                    "until " (user.time(q.valid_until))
+                                    "until " (user.day(q.valid_until))
                                     @if grants {
                                         details {
                                             summary { "Withdraw" }

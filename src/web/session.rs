@@ -125,6 +125,11 @@ impl WebUser {
         super::layout::time_in(at, self.1)
     }
 
+    /// The day of `at` in the reader's zone (the whole time on hover).
+    pub fn day(&self, at: DateTime<Utc>) -> Markup {
+        super::layout::day_in(at, self.1)
+    }
+
     /// The zone forms are read in, for their labels.
     pub fn zone_name(&self) -> String {
         if self.1 == Tz::UTC {

@@ -185,7 +185,12 @@ async fn sign_in_sets_a_strict_http_only_cookie_and_sign_out_revokes_it() {
     );
     let list = b.get("/batches").await;
     assert_eq!(list.status, StatusCode::OK);
-    assert!(list.body.contains("Administrator (admin)"));
+    assert!(
+        list.body
+            .contains(r#"title="Signed in as admin: change your password">Administrator</a>"#),
+        "who is signed in, in the header: {}",
+        list.body
+    );
     let token = Browser::csrf(&list);
     // A form without the right token is refused.
     let forged = b.post("/logout", &[("csrf", "forged")]).await;

@@ -119,13 +119,7 @@ fn load(
     conn: &mut PgConnection,
     id: Uuid,
 ) -> Result<(InstrumentRow, Vec<InstrumentEventRow>), AppError> {
-    let i: InstrumentRow = instruments::table
-        .find(id)
-        .select(InstrumentRow::as_select())
-        .first(conn)
-        .optional()?
-        .ok_or_else(|| not_found(id))?;
-    Ok((i, events_of(conn, id)?))
+    Ok((instrument_row(conn, id, false)?, events_of(conn, id)?))
 }
 
 /// The instrument locked (`FOR UPDATE`) before its history is read and
@@ -137,14 +131,23 @@ fn load_for_change(
     conn: &mut PgConnection,
     id: Uuid,
 ) -> Result<(InstrumentRow, Vec<InstrumentEventRow>), AppError> {
-    let i: InstrumentRow = instruments::table
+    Ok((instrument_row(conn, id, true)?, events_of(conn, id)?))
+}
+
+fn instrument_row(
+    conn: &mut PgConnection,
+    id: Uuid,
+    lock: bool,
+) -> Result<InstrumentRow, AppError> {
+    let q = instruments::table
         .find(id)
-        .select(InstrumentRow::as_select())
-        .for_update()
-        .first(conn)
-        .optional()?
-        .ok_or_else(|| not_found(id))?;
-    Ok((i, events_of(conn, id)?))
+        .select(InstrumentRow::as_select());
+    let found = if lock {
+        q.for_update().first(conn)
+    } else {
+        q.first(conn)
+    };
+    found.optional()?.ok_or_else(|| not_found(id))
 }
 
 fn events_of(conn: &mut PgConnection, id: Uuid) -> Result<Vec<InstrumentEventRow>, AppError> {

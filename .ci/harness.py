@@ -1,6 +1,7 @@
 """What the .ci scripts share: a JSON HTTP client for cellqc, a free port,
 the PostgreSQL server binaries. Standard library only."""
 
+import datetime
 import json
 import os
 import socket
@@ -79,9 +80,9 @@ def pg_bindir():
 
 
 def now_utc():
-    """Now, as the API takes it (whole seconds: never before a grant made
-    earlier in the same second is read back as covering it)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    """Now, as the API takes it, to the microsecond: a grant made earlier in
+    the same second (the demo's, at start) covers it."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds")
 
 
 def lab_instruments(http, token, spec_id):

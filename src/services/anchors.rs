@@ -205,8 +205,25 @@ pub fn create(
             signature,
             heads: Some(body.heads),
         };
-        let json = serde_json::to_string_pretty(&view).map_err(|e| AppError::Internal(e.into()))?;
-        notices::anchor_made(c, &view.root, &view.created_at, &json)?;
+        // The whole anchor goes by email while it is small; past that (a
+        // site with many batches: 1 M chains are about 150 MB of heads) the
+        // email carries the signed summary and names the file that holds
+        // every head, so an email never holds up the outbox's urgent ones.
+        let whole =
+            serde_json::to_string_pretty(&view).map_err(|e| AppError::Internal(e.into()))?;
+        let (json, file) = if whole.len() <= EMAILED_ANCHOR_MAX_BYTES {
+            (whole, None)
+        } else {
+            let summary = AnchorView {
+                heads: None,
+                ..view.clone()
+            };
+            (
+                serde_json::to_string_pretty(&summary).map_err(|e| AppError::Internal(e.into()))?,
+                Some(file_name(&view)),
+            )
+        };
+        notices::anchor_made(c, &view.root, &view.created_at, &json, file.as_deref())?;
         Ok(Some(view))
     })?;
     if let Some(v) = &view {
@@ -215,17 +232,25 @@ pub fn create(
     Ok(view)
 }
 
-/// Writes `anchor-<time>-<id>.json` atomically (temporary file, then rename).
-fn write_file(dir: &Path, anchor: &AnchorView) -> anyhow::Result<PathBuf> {
-    use std::io::Write;
-    std::fs::create_dir_all(dir)?;
+/// The largest anchor (as pretty JSON) that an email carries whole.
+pub const EMAILED_ANCHOR_MAX_BYTES: usize = 256 * 1024;
+
+/// `anchor-<time>Z-<id>.json`.
+fn file_name(anchor: &AnchorView) -> String {
     let stamp: String = anchor
         .created_at
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .take(15)
         .collect();
-    let path = dir.join(format!("anchor-{stamp}Z-{}.json", anchor.id));
+    format!("anchor-{stamp}Z-{}.json", anchor.id)
+}
+
+/// Writes `anchor-<time>Z-<id>.json` atomically (temporary file, then rename).
+fn write_file(dir: &Path, anchor: &AnchorView) -> anyhow::Result<PathBuf> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(file_name(anchor));
     let tmp = dir.join(format!(".{}.tmp", anchor.id));
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(serde_json::to_string_pretty(anchor)?.as_bytes())?;

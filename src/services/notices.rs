@@ -253,17 +253,30 @@ pub fn anchor_made(
     root: &str,
     created_at: &str,
     anchor_json: &str,
+    too_large_for_email: Option<&str>,
 ) -> Result<(), AppError> {
     let subject = format!(
         "[cellqc] Audit trail anchor {created_at}: root {}",
         &root[..16.min(root.len())]
     );
+    let how = match too_large_for_email {
+        None => "Keep this email unchanged (a mail archive that the database's operators can't \
+                 edit): `cellqc audit verify --anchors DIR` with the JSON below saved in DIR \
+                 proves that no chain was rewritten or cut back since. The signature is checked \
+                 with the site's public key (GET /api/v1/audit/anchor-key)."
+            .to_owned(),
+        Some(file) => format!(
+            "The anchor covers too many chains to be emailed whole: the JSON below is its \
+             summary, without the chains' heads that the root and the signature cover. The \
+             whole anchor is the file {file} in the server's anchor directory \
+             (CELLQC_ANCHOR_DIR): copy it where the database's operators can't write. Keep \
+             this email unchanged: the file's root must be the root above, and \
+             `cellqc audit verify --anchors DIR` with the file in DIR proves that no chain was \
+             rewritten or cut back since."
+        ),
+    };
     let body = format!(
-        "cellqc anchored its audit trail at {created_at}.\n\nMerkle root: {root}\n\n\
-         Keep this email unchanged (a mail archive that the database's operators can't \
-         edit): `cellqc audit verify --anchors DIR` with the attached JSON saved in DIR \
-         proves that no chain was rewritten or cut back since. The signature is checked \
-         with the site's public key (GET /api/v1/audit/anchor-key).\n\n\
+        "cellqc anchored its audit trail at {created_at}.\n\nMerkle root: {root}\n\n{how}\n\n\
          --- anchor (JSON) ---\n{anchor_json}\n"
     );
     queue_to_role(

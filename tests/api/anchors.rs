@@ -229,3 +229,52 @@ async fn the_periodic_anchor_is_written_only_when_the_trail_grew() {
         .count();
     assert_eq!(files, 2);
 }
+
+#[actix_web::test]
+async fn an_anchor_too_large_to_email_is_emailed_as_its_summary_naming_its_file() {
+    let lab = Lab::bare(
+        cellqc::demo::msc_product(),
+        crate::lab::uncontrolled(cellqc::demo::msc_spec()),
+    )
+    .await;
+    let app = &lab.app;
+    // A site with thousands of chains: their heads, as the trail's writers
+    // leave them (only the heads count for an anchor).
+    app.conn()
+        .batch_execute(
+            "INSERT INTO audit_chain_heads (chain, seq, hash)
+             SELECT 'batch:' || gen_random_uuid(), 1 + n % 20, encode(sha256(n::text::bytea), 'hex')
+               FROM generate_series(1, 3000) n",
+        )
+        .unwrap();
+    let made = app
+        .post("/api/v1/audit/anchors", &lab.qa, json!(null))
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let anchor = made.body;
+    assert!(anchor["chains"].as_i64().unwrap() > 3000);
+    let whole = serde_json::to_string_pretty(&anchor).unwrap();
+    assert!(whole.len() > cellqc::services::anchors::EMAILED_ANCHOR_MAX_BYTES);
+    let (body,): (String,) = email_outbox::table
+        .filter(email_outbox::kind.eq("audit_anchor"))
+        .select((email_outbox::body,))
+        .first(&mut app.conn())
+        .unwrap();
+    assert!(body.len() < 16 * 1024, "a summary: {} bytes", body.len());
+    assert!(body.contains(anchor["root"].as_str().unwrap()));
+    assert!(body.contains(anchor["signature"].as_str().unwrap()));
+    assert!(!body.contains("\"heads\""), "no heads in the email");
+    // It names the file, which holds the whole anchor.
+    let dir = app.data_dir.path().join("anchors");
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .find(|f| f.file_name().to_string_lossy().ends_with(".json"))
+        .unwrap();
+    assert!(
+        body.contains(&*file.file_name().to_string_lossy()),
+        "{body}"
+    );
+    let on_disk: Value = serde_json::from_slice(&std::fs::read(file.path()).unwrap()).unwrap();
+    assert_eq!(on_disk, anchor);
+}

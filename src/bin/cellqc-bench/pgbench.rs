@@ -54,7 +54,8 @@ impl Script {
                     .replace("$1", &of_target("actor_id"))
                     .replace("$2", "'VIAB'")
                     .replace("$3", &of_target("instrument_id"))
-                    .replace("$4", "'{}'::uuid[]");
+                    .replace("$4", "now()")
+                    .replace("$5", "'{}'::uuid[]");
                 include_str!("sql/record_result.sql")
                     .replace("\nLOAD;", &format!("\n{load};"))
                     .replace("\nFITNESS;", &format!("\n{fitness};"))

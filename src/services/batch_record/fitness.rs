@@ -13,17 +13,30 @@ use crate::error::AppError;
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Nullable, Record, Text, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Nullable, Record, Text, Timestamptz, Uuid as SqlUuid};
 use uuid::Uuid;
 
 /// The statement (`$1` performer, `$2` test code, `$3` instrument or null,
-/// `$4` material lot ids); each part is an indexed read.
+/// `$4` performed at, `$5` material lot ids); each part is an indexed read.
+/// Of the instrument's history it reads only the two events that decide its
+/// status at `$4` (`domain::instrument::status_at`): its latest calibration
+/// by then, and its latest event by then that is not a passing calibration
+/// (taken out, failed, returned; index `instrument_events_service`), so a
+/// long history costs nothing.
 pub const FITNESS: &str = "\
 SELECT
   ARRAY(SELECT q FROM qualifications q WHERE q.user_id = $1 AND q.test_code = $2 ORDER BY q.id) AS qualifications,
   (SELECT i FROM instruments i WHERE i.id = $3) AS instrument,
-  ARRAY(SELECT e FROM instrument_events e WHERE e.instrument_id = $3 ORDER BY e.at, e.id) AS events,
-  ARRAY(SELECT m FROM material_lots m WHERE m.id = ANY($4) ORDER BY m.id) AS lots";
+  ARRAY(SELECT x.e FROM (
+      (SELECT e FROM instrument_events e
+        WHERE e.instrument_id = $3 AND e.kind = 'calibration' AND e.at <= $4
+        ORDER BY e.at DESC, e.id DESC LIMIT 1)
+      UNION ALL
+      (SELECT e FROM instrument_events e
+        WHERE e.instrument_id = $3 AND NOT (e.kind = 'calibration' AND e.outcome = 'pass') AND e.at <= $4
+        ORDER BY e.at DESC, e.id DESC LIMIT 1)
+    ) x ORDER BY (x.e).at, (x.e).id) AS events,
+  ARRAY(SELECT m FROM material_lots m WHERE m.id = ANY($5) ORDER BY m.id) AS lots";
 
 #[derive(QueryableByName)]
 struct Facts {
@@ -73,6 +86,7 @@ pub fn check(conn: &mut PgConnection, claim: &Claim<'_>) -> Result<Vec<MaterialL
         .bind::<SqlUuid, _>(claim.performer)
         .bind::<Text, _>(claim.test_code)
         .bind::<Nullable<SqlUuid>, _>(claim.instrument_id)
+        .bind::<Timestamptz, _>(claim.performed_at)
         .bind::<Array<SqlUuid>, _>(claim.material_ids)
         .get_result(conn)?;
     if claim.qualification_required {

@@ -9,7 +9,10 @@
 BEGIN;
 SELECT b.id,
        ARRAY(SELECT q FROM qualifications q WHERE q.user_id = t.actor_id AND q.test_code = 'VIAB'),
-       ARRAY(SELECT e FROM instrument_events e WHERE e.instrument_id = t.instrument_id)
+       (SELECT e FROM instrument_events e WHERE e.instrument_id = t.instrument_id AND e.kind = 'calibration'
+         AND e.at <= now() ORDER BY e.at DESC, e.id DESC LIMIT 1),
+       (SELECT e FROM instrument_events e WHERE e.instrument_id = t.instrument_id
+         AND NOT (e.kind = 'calibration' AND e.outcome = 'pass') AND e.at <= now() ORDER BY e.at DESC, e.id DESC LIMIT 1)
   FROM batches b JOIN bench.targets t ON t.batch_id = b.id WHERE t.n = :n FOR UPDATE OF b;
 INSERT INTO bench.results (id, batch_id, test_code, value_text, value_numeric, unit, outcome, performed_by, performed_at, recorded_at, instrument_id)
   SELECT gen_random_uuid(), t.batch_id, 'VIAB', '91.5', 91.5, '%', 'pass', t.actor_id, now(), now(), t.instrument_id

@@ -1,0 +1,1 @@
+DROP INDEX instrument_events_service;

@@ -101,6 +101,9 @@ pub fn build_message(cfg: &MailConfig, row: &EmailRow) -> Result<Message, String
         .map_err(|e| e.to_string())
 }
 
+/// The largest body a message may have (the anchors' emails stay far below).
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
 /// Delay before the next attempt after `attempts` failures.
 pub fn backoff(base: Duration, attempts: i32) -> Duration {
     let exp = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
@@ -136,6 +139,24 @@ pub fn deliver_due(
                 .first(c)
                 .optional()?;
             let Some(row) = row else { return Ok(None) };
+            if row.body.len() > MAX_BODY_BYTES {
+                // Never attempted: building it would hold the worker (and the
+                // urgent messages behind it) for minutes. It stays unsent, in
+                // the backlog gauge, with the reason.
+                let e = format!(
+                    "not sent: the body is {} bytes, over the {MAX_BODY_BYTES} a message may have",
+                    row.body.len()
+                );
+                tracing::error!(email = %row.id, error = %e, "email too large; not sent");
+                diesel::update(email_outbox::table.find(row.id))
+                    .set((
+                        email_outbox::attempts.eq(row.attempts + 1),
+                        email_outbox::last_error.eq(e),
+                        email_outbox::next_attempt_at.eq(Utc::now() + ChronoDuration::days(36_500)),
+                    ))
+                    .execute(c)?;
+                return Ok(Some(false));
+            }
             let result = build_message(cfg, &row).and_then(|m| sender.send(&m));
             match &result {
                 Ok(()) => {

@@ -360,3 +360,48 @@ async fn metrics_are_prometheus_text_for_a_signed_in_user_or_the_scrape_token() 
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[actix_web::test]
+async fn a_message_too_large_to_send_is_set_aside_and_the_urgent_ones_go() {
+    use cellqc::db::schema::email_outbox;
+    use diesel::prelude::*;
+    let lab = Lab::msc().await;
+    // Queued first and due first: a body over the limit.
+    let huge = "x".repeat(cellqc::notify::MAX_BODY_BYTES + 1);
+    diesel::insert_into(email_outbox::table)
+        .values((
+            email_outbox::id.eq(uuid::Uuid::now_v7()),
+            email_outbox::kind.eq("audit_anchor"),
+            email_outbox::recipients.eq(vec!["qa@lab.example".to_owned()]),
+            email_outbox::subject.eq("too large"),
+            email_outbox::body.eq(&huge),
+            email_outbox::next_attempt_at.eq(chrono::Utc::now() - chrono::Duration::minutes(5)),
+        ))
+        .execute(&mut lab.app.conn())
+        .unwrap();
+    let b = lab.batch("MSC-BIG").await;
+    lab.record(&b, "ENDO", json!("0.9")).await;
+    let cfg = mail_config(None, lab.app.data_dir.path());
+    let dir = cfg.mail_dir.clone();
+    let worker = OutboxWorker::start(lab.app.pool.clone(), cfg).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let files = loop {
+        let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        if !files.is_empty() || Instant::now() > deadline {
+            break files;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    worker.stop();
+    assert!(!files.is_empty(), "the OOS emails went");
+    let (sent, error): (Option<chrono::DateTime<chrono::Utc>>, Option<String>) =
+        email_outbox::table
+            .filter(email_outbox::subject.eq("too large"))
+            .select((email_outbox::sent_at, email_outbox::last_error))
+            .first(&mut lab.app.conn())
+            .unwrap();
+    assert_eq!(sent, None, "kept unsent, in the backlog");
+    assert!(error.unwrap().contains("over the"), "with the reason");
+}

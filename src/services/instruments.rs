@@ -387,11 +387,7 @@ pub fn take_out_of_service(
     reason: &str,
 ) -> Result<InstrumentView, AppError> {
     actor.authorize(Action::MaintainInstruments)?;
-    let mut errors = Vec::new();
-    let reason = crate::domain::text::note("reason", reason, 2000, &mut errors);
-    if !errors.is_empty() {
-        return Err(AppError::validation(errors));
-    }
+    let reason = super::required_reason(reason)?;
     in_transaction(conn, |c| {
         let (instrument, mut events) = load_for_change(c, id)?;
         let current = view(&instrument, &events, false)?;
@@ -457,11 +453,7 @@ pub fn return_to_service(
     password: &str,
 ) -> Result<InstrumentView, AppError> {
     actor.authorize(Action::Sign(Meaning::InstrumentReturned))?;
-    let mut errors = Vec::new();
-    let reason = crate::domain::text::note("reason", reason, 2000, &mut errors);
-    if !errors.is_empty() {
-        return Err(AppError::validation(errors));
-    }
+    let reason = super::required_reason(reason)?;
     in_transaction(conn, |c| {
         let (instrument, mut events) = load_for_change(c, id)?;
         let current = view(&instrument, &events, false)?;

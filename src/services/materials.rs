@@ -285,11 +285,7 @@ pub fn reject(
     password: &str,
 ) -> Result<MaterialView, AppError> {
     actor.authorize(Action::Sign(Meaning::MaterialRejected))?;
-    let mut errors = Vec::new();
-    let reason = crate::domain::text::note("reason", reason, 2000, &mut errors);
-    if !errors.is_empty() {
-        return Err(AppError::validation(errors));
-    }
+    let reason = super::required_reason(reason)?;
     in_transaction(conn, |c| {
         let before = lock(c, id)?;
         if before.status == LotStatus::Rejected.as_str() {

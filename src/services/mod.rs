@@ -207,3 +207,15 @@ impl<T> Page<T> {
         }
     }
 }
+
+/// A signed action's required reason (`reason`, one note of at most 2 000
+/// characters): 422 naming the field otherwise.
+pub fn required_reason(reason: &str) -> Result<String, AppError> {
+    let mut errors = Vec::new();
+    let reason = crate::domain::text::note("reason", reason, 2000, &mut errors);
+    if errors.is_empty() {
+        Ok(reason)
+    } else {
+        Err(AppError::validation(errors))
+    }
+}

@@ -227,11 +227,7 @@ pub fn revoke(
     password: &str,
 ) -> Result<QualificationView, AppError> {
     actor.authorize(Action::Sign(Meaning::QualificationRevoked))?;
-    let mut errors = Vec::new();
-    let reason = crate::domain::text::note("reason", reason, 2000, &mut errors);
-    if !errors.is_empty() {
-        return Err(AppError::validation(errors));
-    }
+    let reason = super::required_reason(reason)?;
     in_transaction(conn, |c| {
         let before: QualificationRow = qualifications::table
             .find(id)

@@ -21,6 +21,7 @@ pub mod roles;
 pub mod signature;
 pub mod spec;
 pub mod text;
+pub mod trend;
 pub mod users;
 
 use serde::Serialize;

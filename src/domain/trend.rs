@@ -1,0 +1,324 @@
+//! Trends across batches (continued process verification, EU GMP Annex 15
+//! §5.28, ICH Q10): the individuals chart and the Nelson rules exactly as
+//! DOMAIN.md "Trends" defines them, in exact decimals (a point exactly at
+//! 3 sigma is at it, not a rounding error beyond it).
+//!
+//! One point per batch, in `performed_at` order (the caller's order). The
+//! baseline is the first 20 points (all when fewer); with fewer than 8 points
+//! there are no limits and no violations. `center` is the baseline's mean,
+//! `sigma` its mean moving range / 1.128, the limits center -/+ 3 sigma. Every
+//! point, baseline included, is flagged with each rule it completes. A flagged
+//! point is a warning for QA, never a blocker.
+
+use bigdecimal::{BigDecimal, Zero};
+use serde::Serialize;
+use std::str::FromStr;
+use strum::{EnumString, IntoStaticStr};
+use utoipa::ToSchema;
+
+/// Points in the baseline, at most.
+pub const BASELINE: usize = 20;
+/// Points needed before there are limits.
+pub const MIN_POINTS: usize = 8;
+/// d2 for moving ranges of two consecutive points.
+const D2: &str = "1.128";
+
+/// A run rule a point can complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, EnumString, IntoStaticStr)]
+pub enum Rule {
+    /// More than 3 sigma from the center.
+    #[serde(rename = "nelson_1")]
+    #[strum(serialize = "nelson_1")]
+    Nelson1,
+    /// It and the 8 points before it all above the center, or all below.
+    #[serde(rename = "nelson_2")]
+    #[strum(serialize = "nelson_2")]
+    Nelson2,
+    /// It and the 5 points before it strictly increasing, or strictly decreasing.
+    #[serde(rename = "nelson_3")]
+    #[strum(serialize = "nelson_3")]
+    Nelson3,
+    /// More than 2 sigma from the center, and so is at least one of the 2
+    /// points before it, on the same side.
+    #[serde(rename = "nelson_5")]
+    #[strum(serialize = "nelson_5")]
+    Nelson5,
+}
+
+/// Every rule, in the order they are reported.
+pub const RULES: [Rule; 4] = [Rule::Nelson1, Rule::Nelson2, Rule::Nelson3, Rule::Nelson5];
+
+/// The chart's lines, from the baseline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Mean of the baseline.
+    pub center: BigDecimal,
+    /// Mean moving range of the baseline / 1.128.
+    pub sigma: BigDecimal,
+    /// center - 3 sigma.
+    pub lcl: BigDecimal,
+    /// center + 3 sigma.
+    pub ucl: BigDecimal,
+}
+
+/// The individuals chart of a series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chart {
+    /// Points in the baseline.
+    pub baseline_n: usize,
+    /// None with fewer than [`MIN_POINTS`] points.
+    pub limits: Option<Limits>,
+    /// The rules each point completes, one list per point.
+    pub violations: Vec<Vec<Rule>>,
+    /// Process capability against the specification's limits (one side when
+    /// it has one); none without limits, without a specification limit, or
+    /// when sigma is zero.
+    pub cpk: Option<BigDecimal>,
+}
+
+impl Chart {
+    /// Whether point `i` is out of trend.
+    pub fn flagged(&self, i: usize) -> bool {
+        self.violations.get(i).is_some_and(|v| !v.is_empty())
+    }
+}
+
+fn d2() -> BigDecimal {
+    BigDecimal::from_str(D2).unwrap_or_else(|_| BigDecimal::from(1))
+}
+
+/// The chart of `values` (in order) against the specification's `min` and `max`.
+pub fn chart(values: &[BigDecimal], min: Option<&BigDecimal>, max: Option<&BigDecimal>) -> Chart {
+    let baseline_n = values.len().min(BASELINE);
+    let mut violations = vec![Vec::new(); values.len()];
+    if values.len() < MIN_POINTS {
+        return Chart {
+            baseline_n,
+            limits: None,
+            violations,
+            cpk: None,
+        };
+    }
+    let baseline = values.get(..baseline_n).unwrap_or_default();
+    let n = BigDecimal::from(u64::try_from(baseline_n).unwrap_or(u64::MAX));
+    let center = baseline.iter().sum::<BigDecimal>() / &n;
+    let ranges: BigDecimal = baseline
+        .windows(2)
+        .filter_map(|w| match w {
+            [a, b] => Some((b - a).abs()),
+            _ => None,
+        })
+        .sum();
+    let moving = BigDecimal::from(u64::try_from(baseline_n - 1).unwrap_or(u64::MAX));
+    let sigma = ranges / moving / d2();
+    let three = &sigma * BigDecimal::from(3);
+    let two = &sigma * BigDecimal::from(2);
+    for (i, x) in values.iter().enumerate() {
+        let mut hit = Vec::new();
+        let dev = x - &center;
+        if dev.abs() > three {
+            hit.push(Rule::Nelson1);
+        }
+        if let Some(run) = i.checked_sub(8).and_then(|s| values.get(s..=i)) {
+            if run.iter().all(|v| *v > center) || run.iter().all(|v| *v < center) {
+                hit.push(Rule::Nelson2);
+            }
+        }
+        if let Some(run) = i.checked_sub(5).and_then(|s| values.get(s..=i)) {
+            let up = run.windows(2).all(|w| matches!(w, [a, b] if b > a));
+            let down = run.windows(2).all(|w| matches!(w, [a, b] if b < a));
+            if up || down {
+                hit.push(Rule::Nelson3);
+            }
+        }
+        let beyond = |v: &BigDecimal, above: bool| {
+            let d = v - &center;
+            if above { d > two } else { -d > two }
+        };
+        let before = values.get(i.saturating_sub(2)..i).unwrap_or_default();
+        for above in [true, false] {
+            if beyond(x, above) && before.iter().any(|v| beyond(v, above)) {
+                hit.push(Rule::Nelson5);
+            }
+        }
+        if let Some(slot) = violations.get_mut(i) {
+            *slot = hit;
+        }
+    }
+    let cpk = if sigma.is_zero() {
+        None
+    } else {
+        let sides: Vec<BigDecimal> = [
+            max.map(|usl| (usl - &center) / &three),
+            min.map(|lsl| (&center - lsl) / &three),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        sides.into_iter().min()
+    };
+    Chart {
+        baseline_n,
+        limits: Some(Limits {
+            lcl: &center - &three,
+            ucl: &center + &three,
+            center,
+            sigma,
+        }),
+        violations,
+        cpk,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> BigDecimal {
+        BigDecimal::from_str(s).unwrap()
+    }
+
+    fn series(v: &[&str]) -> Vec<BigDecimal> {
+        v.iter().map(|s| d(s)).collect()
+    }
+
+    /// 10 and 11.128 in turn, 20 points: every moving range 1.128, so
+    /// sigma is exactly 1 and the center 10.564.
+    fn alternating() -> Vec<&'static str> {
+        ["10", "11.128"].repeat(10)
+    }
+
+    /// (index, rules) of every flagged point.
+    fn flags(c: &Chart) -> Vec<(usize, Vec<Rule>)> {
+        c.violations
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(i, v)| (i, v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn fewer_than_eight_points_have_no_limits_and_no_violations() {
+        let c = chart(
+            &series(&["10", "30", "10", "10", "10", "10", "10"]),
+            None,
+            None,
+        );
+        assert_eq!(c.baseline_n, 7);
+        assert_eq!(c.limits, None);
+        assert_eq!(c.cpk, None);
+        assert_eq!(c.violations.len(), 7);
+        assert!(flags(&c).is_empty());
+    }
+
+    #[test]
+    fn the_baseline_is_the_first_twenty_points_and_a_point_exactly_at_three_sigma_is_not_flagged() {
+        let mut v = alternating();
+        v.extend(["13.564", "13.565", "10"]);
+        let c = chart(&series(&v), Some(&d("8")), Some(&d("14")));
+        assert_eq!(c.baseline_n, 20);
+        let l = c.limits.clone().unwrap();
+        assert_eq!(l.center, d("10.564"));
+        assert_eq!(l.sigma, d("1"));
+        assert_eq!(l.lcl, d("7.564"));
+        assert_eq!(l.ucl, d("13.564"));
+        // 13.564 lies exactly 3 sigma above: not beyond. 13.565 is, and
+        // follows a point beyond 2 sigma on the same side.
+        assert_eq!(flags(&c), vec![(21, vec![Rule::Nelson1, Rule::Nelson5])]);
+        assert!(!c.flagged(20) && c.flagged(21));
+        // cpk: the nearer limit, 8: (10.564 - 8) / 3.
+        let cpk = c.cpk.unwrap().round(6);
+        assert_eq!(cpk, d("0.854667"));
+    }
+
+    #[test]
+    fn exactly_twenty_points_are_all_baseline() {
+        let c = chart(&series(&alternating()), None, Some(&d("14")));
+        assert_eq!(c.baseline_n, 20);
+        assert!(flags(&c).is_empty());
+        // One side: (14 - 10.564) / 3.
+        assert_eq!(c.cpk.unwrap().round(6), d("1.145333"));
+    }
+
+    #[test]
+    fn a_run_of_nine_on_one_side_is_flagged_even_when_it_begins_in_the_baseline() {
+        // 14 alternating points, then 10 (below the center), then nine 9s:
+        // the run below begins at point 14, inside the baseline.
+        let mut v: Vec<&str> = ["10", "11.128"].repeat(7);
+        v.push("10");
+        v.extend(["9"; 9]);
+        let c = chart(&series(&v), None, None);
+        let l = c.limits.clone().unwrap();
+        assert_eq!(l.center, d("10.1448"));
+        assert_eq!(
+            l.sigma.round(12),
+            d("0.783501306458"),
+            "mean moving range 0.8838... / 1.128"
+        );
+        assert_eq!(
+            flags(&c),
+            vec![(22, vec![Rule::Nelson2]), (23, vec![Rule::Nelson2])]
+        );
+        assert_eq!(c.cpk, None, "no specification limit");
+    }
+
+    #[test]
+    fn six_points_strictly_rising_or_falling_are_flagged() {
+        let mut up = alternating();
+        up.extend(["10.1", "10.2", "10.3", "10.4", "10.5", "10.6"]);
+        assert_eq!(
+            flags(&chart(&series(&up), None, None)),
+            vec![(25, vec![Rule::Nelson3])]
+        );
+        // Falling: the run begins at the baseline's last point, 11.128.
+        let mut down = alternating();
+        down.extend(["11", "10.9", "10.8", "10.7", "10.6", "10.5"]);
+        assert_eq!(
+            flags(&chart(&series(&down), None, None)),
+            vec![(24, vec![Rule::Nelson3]), (25, vec![Rule::Nelson3])]
+        );
+        // Five rising points are not enough; equal neighbours break a run.
+        let mut five = alternating();
+        five.extend(["10.1", "10.2", "10.3", "10.3", "10.4", "10.5"]);
+        assert!(flags(&chart(&series(&five), None, None)).is_empty());
+    }
+
+    #[test]
+    fn two_of_three_beyond_two_sigma_on_the_same_side_are_flagged() {
+        let mut v = alternating();
+        v.extend(["12.9", "10", "12.9"]);
+        assert_eq!(
+            flags(&chart(&series(&v), None, None)),
+            vec![(22, vec![Rule::Nelson5])]
+        );
+        // Opposite sides do not count.
+        let mut w = alternating();
+        w.extend(["12.9", "8.2"]);
+        assert!(flags(&chart(&series(&w), None, None)).is_empty());
+        // Three points apart: too far.
+        let mut far = alternating();
+        far.extend(["12.9", "10", "11", "12.9"]);
+        assert!(flags(&chart(&series(&far), None, None)).is_empty());
+    }
+
+    #[test]
+    fn a_constant_baseline_has_zero_sigma_and_no_cpk() {
+        let mut v = vec!["10"; 20];
+        v.push("10.001");
+        let c = chart(&series(&v), Some(&d("9")), Some(&d("11")));
+        assert_eq!(c.limits.clone().unwrap().sigma, d("0"));
+        assert_eq!(c.cpk, None);
+        assert!(
+            c.flagged(20),
+            "any departure from a constant process is beyond its limits"
+        );
+    }
+
+    #[test]
+    fn rules_are_named_as_stored() {
+        use crate::domain::StoredName;
+        let names: Vec<&str> = RULES.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names, ["nelson_1", "nelson_2", "nelson_3", "nelson_5"]);
+    }
+}

@@ -73,6 +73,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(products::list_specifications)
                 .service(products::get_specification)
                 .service(products::approve_specification)
+                .service(products::product_trends)
                 .service(batches::create_batch)
                 .service(batches::list_batches)
                 .service(batches::get_batch)

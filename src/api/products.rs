@@ -215,3 +215,65 @@ pub async fn approve_specification(
         .await?;
     Ok(HttpResponse::Ok().json(spec))
 }
+
+/// `GET /products/{id}/trends` parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct TrendQuery {
+    /// A numeric test of the product's effective specification.
+    test_code: Option<String>,
+    /// Points performed at or after this time.
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Points performed at or before this time.
+    to: Option<chrono::DateTime<chrono::Utc>>,
+    /// `json` (default) or `csv`.
+    format: Option<String>,
+}
+
+/// One test across the product's batches: an individuals chart with the
+/// Nelson rules 1, 2, 3 and 5 and Cpk (DOMAIN.md "Trends").
+#[utoipa::path(tag = "products", params(TrendQuery), responses((status = 200, description = "The chart as JSON, or its points as CSV with `format=csv`", content((crate::services::trends::Trend = "application/json"), (String = "text/csv"))), crate::api::openapi::Problems))]
+#[get("/products/{id}/trends")]
+pub async fn product_trends(
+    db: Db,
+    _user: CurrentUser,
+    id: web::Path<Uuid>,
+    Query(q): Query<TrendQuery>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(AppError::invalid_field("format", "must be json or csv")),
+    };
+    let Some(code) = q.test_code.filter(|c| !c.trim().is_empty()) else {
+        return Err(AppError::invalid_field(
+            "test_code",
+            "is required: the numeric test to chart",
+        ));
+    };
+    if let (Some(from), Some(to)) = (q.from, q.to) {
+        if from > to {
+            return Err(AppError::invalid_field("to", "is before from"));
+        }
+    }
+    let (from, to) = (q.from, q.to);
+    let trend = db
+        .run(move |c| crate::services::trends::trend(c, id, code.trim(), from, to))
+        .await?;
+    if csv {
+        let body = crate::services::trends::csv(&trend)?;
+        return Ok(HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .insert_header((
+                "Content-Disposition",
+                format!(
+                    "attachment; filename=\"trend-{}-{}.csv\"",
+                    trend.product_id, trend.test_code
+                ),
+            ))
+            .body(body));
+    }
+    Ok(HttpResponse::Ok().json(trend))
+}

@@ -30,6 +30,7 @@ pub mod products;
 pub mod qualifications;
 pub mod release;
 pub mod results;
+pub mod trends;
 pub mod users;
 pub mod verification;
 pub mod worklist;

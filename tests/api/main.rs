@@ -32,6 +32,7 @@ mod roles;
 mod round_trips;
 mod specs;
 mod support;
+mod trends;
 mod users;
 mod walk;
 mod web;

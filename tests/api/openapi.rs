@@ -4,7 +4,7 @@ use crate::support::TestApp;
 use actix_web::http::StatusCode;
 
 /// Every route of the HTTP contract (API.md).
-const CONTRACT: [(&str, &str); 58] = [
+const CONTRACT: [(&str, &str); 59] = [
     ("post", "/api/v1/auth/login"),
     ("post", "/api/v1/auth/logout"),
     ("get", "/api/v1/auth/me"),
@@ -36,6 +36,7 @@ const CONTRACT: [(&str, &str); 58] = [
     ("post", "/api/v1/products"),
     ("get", "/api/v1/products"),
     ("get", "/api/v1/products/{id}"),
+    ("get", "/api/v1/products/{id}/trends"),
     ("post", "/api/v1/products/{id}/specifications"),
     ("post", "/api/v1/specifications/{id}/approve"),
     ("get", "/api/v1/specifications/{id}"),

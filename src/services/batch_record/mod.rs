@@ -19,6 +19,7 @@ mod fixed;
 mod load;
 pub mod views;
 
+pub use fixed::of as product_and_spec;
 pub use load::{LOAD, batch_of, custody_of, deviation_of, result_of};
 
 use super::Actor;

@@ -1,0 +1,235 @@
+//! Trends across batches (continued process verification): one point per
+//! batch of a product, its current result of a numeric test, charted by
+//! `domain::trend`. Anyone signed in reads it; nothing is written.
+
+use super::batch_record::product_and_spec;
+use crate::db::schema::{products, specifications};
+use crate::domain::StoredName;
+use crate::domain::spec::{SpecStatus, TestKind};
+use crate::domain::trend::{self, Rule};
+use crate::error::AppError;
+use bigdecimal::{BigDecimal, ToPrimitive};
+use chrono::{DateTime, Utc};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use serde::Serialize;
+use std::str::FromStr;
+use uuid::Uuid;
+
+/// One batch's point.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TrendPoint {
+    pub batch_id: Uuid,
+    pub batch_number: String,
+    /// The value as entered.
+    pub value: String,
+    pub performed_at: DateTime<Utc>,
+    /// `pass` or `fail` against the specification.
+    pub outcome: String,
+    /// The rules this point completes (`nelson_1`, `nelson_2`, `nelson_3`,
+    /// `nelson_5`); empty when in trend.
+    #[schema(value_type = Vec<String>)]
+    pub violations: Vec<Rule>,
+}
+
+/// The specification's limits of the test, as entered.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SpecLimits {
+    pub min: Option<String>,
+    pub max: Option<String>,
+}
+
+/// An individuals chart of one test across a product's batches.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Trend {
+    pub product_id: Uuid,
+    pub test_code: String,
+    pub unit: Option<String>,
+    pub spec: SpecLimits,
+    pub points: Vec<TrendPoint>,
+    /// Points in the baseline (the first 20).
+    pub baseline_n: usize,
+    /// None with fewer than 8 points (likewise `sigma`, `lcl`, `ucl`).
+    pub center: Option<f64>,
+    pub sigma: Option<f64>,
+    pub lcl: Option<f64>,
+    pub ucl: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpk: Option<f64>,
+    /// The rules applied.
+    #[schema(value_type = Vec<String>)]
+    pub rules: Vec<Rule>,
+}
+
+/// Each batch's current result of the test: the latest one not replaced,
+/// not rejected in review and not invalidated by its investigation.
+const POINTS: &str = "\
+SELECT DISTINCT ON (r.batch_id) r.batch_id, b.batch_number, r.value_text, r.performed_at, r.outcome
+  FROM results r JOIN batches b ON b.id = r.batch_id
+ WHERE b.product_id = $1 AND r.test_code = $2
+   AND ($3::timestamptz IS NULL OR r.performed_at >= $3)
+   AND ($4::timestamptz IS NULL OR r.performed_at <= $4)
+   AND NOT EXISTS (SELECT FROM results n WHERE n.replaces_result_id = r.id)
+   AND NOT EXISTS (SELECT FROM signatures g WHERE g.entity_id = r.id AND g.meaning = 'review_rejected')
+   AND NOT EXISTS (SELECT FROM deviations d WHERE d.result_id = r.id AND d.conclusion = 'invalid_test')
+ ORDER BY r.batch_id, r.id DESC";
+
+#[derive(QueryableByName)]
+struct Row {
+    #[diesel(sql_type = SqlUuid)]
+    batch_id: Uuid,
+    #[diesel(sql_type = Text)]
+    batch_number: String,
+    #[diesel(sql_type = Text)]
+    value_text: String,
+    #[diesel(sql_type = Timestamptz)]
+    performed_at: DateTime<Utc>,
+    #[diesel(sql_type = Text)]
+    outcome: String,
+}
+
+fn number(v: &BigDecimal) -> Option<f64> {
+    v.round(9).to_f64()
+}
+
+/// The chart of `test_code` across the batches of `product_id`, between
+/// `from` and `to` (`performed_at`). 404 for an unknown product; 422 when the
+/// product's effective specification has no such numeric test.
+pub fn trend(
+    conn: &mut PgConnection,
+    product_id: Uuid,
+    test_code: &str,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> Result<Trend, AppError> {
+    let exists: bool =
+        diesel::select(diesel::dsl::exists(products::table.find(product_id))).get_result(conn)?;
+    if !exists {
+        return Err(AppError::not_found(
+            "product_not_found",
+            format!("no product {product_id}"),
+        ));
+    }
+    let spec_id: Uuid = specifications::table
+        .filter(specifications::product_id.eq(product_id))
+        .filter(specifications::status.eq(SpecStatus::Effective.as_str()))
+        .select(specifications::id)
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| {
+            AppError::conflict(
+                "no_effective_specification",
+                "the product has no effective specification",
+            )
+        })?;
+    let (_, spec) = product_and_spec(conn, product_id, spec_id)?;
+    let tests = &spec.tests;
+    let Some(def) = tests.iter().find(|t| t.code == test_code) else {
+        let known: Vec<&str> = tests.iter().map(|t| t.code.as_str()).collect();
+        return Err(AppError::invalid_field(
+            "test_code",
+            format!(
+                "`{test_code}` is not a test of the effective specification ({})",
+                known.join(", ")
+            ),
+        ));
+    };
+    if def.kind != TestKind::Numeric {
+        return Err(AppError::invalid_field(
+            "test_code",
+            format!("`{test_code}` is qualitative: only numeric tests have a trend"),
+        ));
+    }
+    let mut rows: Vec<Row> = diesel::sql_query(POINTS)
+        .bind::<SqlUuid, _>(product_id)
+        .bind::<Text, _>(test_code)
+        .bind::<Nullable<Timestamptz>, _>(from)
+        .bind::<Nullable<Timestamptz>, _>(to)
+        .load(conn)?;
+    rows.sort_by_key(|r| (r.performed_at, r.batch_id));
+    let values = rows
+        .iter()
+        .map(|r| {
+            BigDecimal::from_str(&r.value_text).map_err(|e| {
+                AppError::Internal(anyhow::anyhow!(
+                    "stored value {} of a numeric result is not a decimal: {e}",
+                    r.value_text
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let min = def.min.as_ref().map(|l| l.value.value().clone());
+    let max = def.max.as_ref().map(|l| l.value.value().clone());
+    let chart = trend::chart(&values, min.as_ref(), max.as_ref());
+    let limits = chart.limits.as_ref();
+    Ok(Trend {
+        product_id,
+        test_code: def.code.clone(),
+        unit: def.unit.clone(),
+        spec: SpecLimits {
+            min: def.min.as_ref().map(|l| l.value.text().to_owned()),
+            max: def.max.as_ref().map(|l| l.value.text().to_owned()),
+        },
+        baseline_n: chart.baseline_n,
+        center: limits.and_then(|l| number(&l.center)),
+        sigma: limits.and_then(|l| number(&l.sigma)),
+        lcl: limits.and_then(|l| number(&l.lcl)),
+        ucl: limits.and_then(|l| number(&l.ucl)),
+        cpk: chart.cpk.as_ref().and_then(number),
+        rules: trend::RULES.to_vec(),
+        points: rows
+            .into_iter()
+            .zip(chart.violations)
+            .map(|(r, violations)| TrendPoint {
+                batch_id: r.batch_id,
+                batch_number: r.batch_number,
+                value: r.value_text,
+                performed_at: r.performed_at,
+                outcome: r.outcome,
+                violations,
+            })
+            .collect(),
+    })
+}
+
+/// The trend as CSV: one row per point, the chart's lines on every row.
+pub fn csv(t: &Trend) -> Result<String, AppError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let line = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+    w.write_record([
+        "batch_number",
+        "batch_id",
+        "performed_at",
+        "test_code",
+        "value",
+        "unit",
+        "outcome",
+        "violations",
+        "center",
+        "lcl",
+        "ucl",
+    ])
+    .map_err(|e| AppError::Internal(e.into()))?;
+    for p in &t.points {
+        let violations: Vec<&str> = p.violations.iter().map(|r| r.as_str()).collect();
+        w.write_record([
+            p.batch_number.as_str(),
+            &p.batch_id.to_string(),
+            &p.performed_at.to_rfc3339(),
+            &t.test_code,
+            &p.value,
+            t.unit.as_deref().unwrap_or(""),
+            &p.outcome,
+            &violations.join(" "),
+            &line(t.center),
+            &line(t.lcl),
+            &line(t.ucl),
+        ])
+        .map_err(|e| AppError::Internal(e.into()))?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+    String::from_utf8(bytes).map_err(|e| AppError::Internal(e.into()))
+}

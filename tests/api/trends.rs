@@ -1,0 +1,162 @@
+//! Trends across batches (continued process verification): one point per
+//! batch, its current result, charted as DOMAIN.md "Trends" defines it.
+
+use crate::lab::Lab;
+use actix_web::http::StatusCode;
+use serde_json::{Value, json};
+
+#[actix_web::test]
+async fn a_test_is_charted_across_the_products_batches_with_its_current_results() {
+    let lab = Lab::msc().await;
+    let app = &lab.app;
+    // Twenty batches in turn at 90.0 and 91.128: center 90.564, sigma 1.
+    for i in 0..20 {
+        let b = lab.batch(&format!("TR-{i:02}")).await;
+        let v = if i % 2 == 0 { "90.0" } else { "91.128" };
+        lab.recorded(&b, "VIAB", json!(v)).await;
+    }
+    // Exactly 3 sigma above: in trend. Then beyond: out of trend.
+    let at_limit = lab.batch("TR-20").await;
+    lab.recorded(&at_limit, "VIAB", json!("93.564")).await;
+    let beyond = lab.batch("TR-21").await;
+    lab.recorded(&beyond, "VIAB", json!("93.6")).await;
+    // A result corrected by its replacement: the replacement is the point.
+    let corrected = lab.batch("TR-22").await;
+    let first = lab.recorded(&corrected, "VIAB", json!("99.9")).await;
+    let r = lab
+        .record_with(
+            &corrected,
+            json!({"test_code": "VIAB", "value": "90.5", "replaces_result_id": first,
+                   "reason": "transcription error: 90.5 on the instrument printout"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    // Another test's results are not points.
+    lab.recorded(&corrected, "CD73", json!("97.0")).await;
+
+    let path = format!("/api/v1/products/{}/trends?test_code=VIAB", lab.product_id);
+    let t = app.get(&path, &lab.reviewer).await;
+    assert_eq!(t.status, StatusCode::OK, "{}", t.body);
+    let b = &t.body;
+    assert_eq!(b["test_code"], "VIAB");
+    assert_eq!(b["unit"], "%");
+    assert_eq!(b["spec"], json!({"min": "80", "max": null}));
+    assert_eq!(b["baseline_n"], 20);
+    assert_eq!(b["center"], 90.564);
+    assert_eq!(b["sigma"], 1.0);
+    assert_eq!(b["lcl"], 87.564);
+    assert_eq!(b["ucl"], 93.564);
+    // One side: (90.564 - 80) / 3.
+    assert!(
+        (b["cpk"].as_f64().unwrap() - 3.521333).abs() < 1e-6,
+        "{}",
+        b["cpk"]
+    );
+    assert_eq!(
+        b["rules"],
+        json!(["nelson_1", "nelson_2", "nelson_3", "nelson_5"])
+    );
+    let points = b["points"].as_array().unwrap();
+    assert_eq!(points.len(), 23, "one per batch");
+    let numbers: Vec<&str> = points
+        .iter()
+        .map(|p| p["batch_number"].as_str().unwrap())
+        .collect();
+    assert_eq!(numbers.first(), Some(&"TR-00"), "in performed_at order");
+    let point = |n: &str| -> &Value { points.iter().find(|p| p["batch_number"] == n).unwrap() };
+    assert_eq!(
+        point("TR-20")["violations"],
+        json!([]),
+        "at 3 sigma: in trend"
+    );
+    assert_eq!(
+        point("TR-21")["violations"],
+        json!(["nelson_1", "nelson_5"])
+    );
+    assert_eq!(
+        point("TR-21")["outcome"],
+        "pass",
+        "out of trend, yet within specification"
+    );
+    assert_eq!(point("TR-22")["value"], "90.5", "the current result");
+    assert_eq!(point("TR-22")["batch_id"], corrected.as_str());
+
+    // CSV: a header and one row per point.
+    let csv = app.get(&format!("{path}&format=csv"), &lab.reviewer).await;
+    assert_eq!(csv.status, StatusCode::OK);
+    let text = csv.body.as_str().unwrap().to_owned();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "batch_number,batch_id,performed_at,test_code,value,unit,outcome,violations,center,lcl,ucl"
+        )
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 23);
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("TR-21,")
+                && r.contains(",nelson_1 nelson_5,90.564,87.564,93.564")),
+        "{text}"
+    );
+
+    // A time window.
+    let later = app
+        .get(
+            &format!(
+                "{path}&from={}",
+                urlencoding(point("TR-20")["performed_at"].as_str().unwrap())
+            ),
+            &lab.tech,
+        )
+        .await;
+    assert_eq!(later.status, StatusCode::OK, "{}", later.body);
+    assert_eq!(later.body["points"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        later.body["center"],
+        Value::Null,
+        "fewer than 8 points: no limits"
+    );
+
+    // Refusals name the field.
+    for (query, field) in [
+        ("test_code=STER", "test_code"),
+        ("test_code=NOPE", "test_code"),
+        ("", "test_code"),
+        ("test_code=VIAB&format=pdf", "format"),
+        (
+            "test_code=VIAB&from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z",
+            "to",
+        ),
+    ] {
+        let r = app
+            .get(
+                &format!("/api/v1/products/{}/trends?{query}", lab.product_id),
+                &lab.tech,
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{query}: {}",
+            r.body
+        );
+        assert_eq!(r.body["errors"][0]["field"], field, "{query}");
+    }
+    let unknown = app
+        .get(
+            &format!(
+                "/api/v1/products/{}/trends?test_code=VIAB",
+                uuid::Uuid::now_v7()
+            ),
+            &lab.tech,
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.code(), "product_not_found");
+}
+
+fn urlencoding(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
+}

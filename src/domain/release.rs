@@ -185,6 +185,31 @@ pub struct Readiness {
     pub conditionally_releasable: bool,
     /// Every blocker.
     pub blockers: Vec<Blocker>,
+    /// What QA should look at; never blocks (out-of-trend points, filled in
+    /// by the service that reads the product's series).
+    pub warnings: Vec<Warning>,
+}
+
+/// What a warning is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningCode {
+    /// The batch's point of a test completes a run rule of its trend.
+    OutOfTrend,
+}
+
+/// Something QA should look at before releasing; never a blocker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Warning {
+    /// Machine code.
+    pub code: WarningCode,
+    /// The test concerned.
+    pub test_code: String,
+    /// The rule the point completes (`nelson_1`, `nelson_2`, `nelson_3`, `nelson_5`).
+    #[schema(value_type = String)]
+    pub rule: crate::domain::trend::Rule,
+    /// In the lab's words.
+    pub message: String,
 }
 
 /// Readiness from the facts.
@@ -200,6 +225,7 @@ pub fn readiness(f: &BatchFacts) -> Readiness {
         releasable: blockers.is_empty(),
         conditionally_releasable: !blockers.is_empty() && blockers.iter().all(pending_ok),
         blockers,
+        warnings: Vec::new(),
     }
 }
 

@@ -87,20 +87,14 @@ fn d2() -> BigDecimal {
     BigDecimal::from_str(D2).unwrap_or_else(|_| BigDecimal::from(1))
 }
 
-/// The chart of `values` (in order) against the specification's `min` and `max`.
-pub fn chart(values: &[BigDecimal], min: Option<&BigDecimal>, max: Option<&BigDecimal>) -> Chart {
-    let baseline_n = values.len().min(BASELINE);
-    let mut violations = vec![Vec::new(); values.len()];
-    if values.len() < MIN_POINTS {
-        return Chart {
-            baseline_n,
-            limits: None,
-            violations,
-            cpk: None,
-        };
+/// The chart's lines from the series' first points (the baseline: at most
+/// [`BASELINE`]); none when the whole series has fewer than [`MIN_POINTS`].
+pub fn limits(baseline: &[BigDecimal], series_len: usize) -> Option<Limits> {
+    if series_len < MIN_POINTS || baseline.len() < 2 {
+        return None;
     }
-    let baseline = values.get(..baseline_n).unwrap_or_default();
-    let n = BigDecimal::from(u64::try_from(baseline_n).unwrap_or(u64::MAX));
+    let baseline = baseline.get(..BASELINE).unwrap_or(baseline);
+    let n = BigDecimal::from(u64::try_from(baseline.len()).unwrap_or(u64::MAX));
     let center = baseline.iter().sum::<BigDecimal>() / &n;
     let ranges: BigDecimal = baseline
         .windows(2)
@@ -109,64 +103,92 @@ pub fn chart(values: &[BigDecimal], min: Option<&BigDecimal>, max: Option<&BigDe
             _ => None,
         })
         .sum();
-    let moving = BigDecimal::from(u64::try_from(baseline_n - 1).unwrap_or(u64::MAX));
+    let moving = BigDecimal::from(u64::try_from(baseline.len() - 1).unwrap_or(u64::MAX));
     let sigma = ranges / moving / d2();
     let three = &sigma * BigDecimal::from(3);
-    let two = &sigma * BigDecimal::from(2);
-    for (i, x) in values.iter().enumerate() {
-        let mut hit = Vec::new();
-        let dev = x - &center;
-        if dev.abs() > three {
-            hit.push(Rule::Nelson1);
-        }
-        if let Some(run) = i.checked_sub(8).and_then(|s| values.get(s..=i)) {
-            if run.iter().all(|v| *v > center) || run.iter().all(|v| *v < center) {
-                hit.push(Rule::Nelson2);
-            }
-        }
-        if let Some(run) = i.checked_sub(5).and_then(|s| values.get(s..=i)) {
-            let up = run.windows(2).all(|w| matches!(w, [a, b] if b > a));
-            let down = run.windows(2).all(|w| matches!(w, [a, b] if b < a));
-            if up || down {
-                hit.push(Rule::Nelson3);
-            }
-        }
-        let beyond = |v: &BigDecimal, above: bool| {
-            let d = v - &center;
-            if above { d > two } else { -d > two }
-        };
-        let before = values.get(i.saturating_sub(2)..i).unwrap_or_default();
-        for above in [true, false] {
-            if beyond(x, above) && before.iter().any(|v| beyond(v, above)) {
-                hit.push(Rule::Nelson5);
-            }
-        }
-        if let Some(slot) = violations.get_mut(i) {
-            *slot = hit;
+    Some(Limits {
+        lcl: &center - &three,
+        ucl: &center + &three,
+        center,
+        sigma,
+    })
+}
+
+/// The rules point `x` completes, given the points before it in order
+/// (`before`: as many as there are, only the last 8 are looked at).
+pub fn rules_at(l: &Limits, before: &[BigDecimal], x: &BigDecimal) -> Vec<Rule> {
+    let c = &l.center;
+    let three = &l.sigma * BigDecimal::from(3);
+    let two = &l.sigma * BigDecimal::from(2);
+    let mut hit = Vec::new();
+    if (x - c).abs() > three {
+        hit.push(Rule::Nelson1);
+    }
+    let last = |n: usize| -> Option<Vec<&BigDecimal>> {
+        let from = before.len().checked_sub(n)?;
+        let mut run: Vec<&BigDecimal> = before.get(from..)?.iter().collect();
+        run.push(x);
+        Some(run)
+    };
+    if let Some(run) = last(8) {
+        if run.iter().all(|v| *v > c) || run.iter().all(|v| *v < c) {
+            hit.push(Rule::Nelson2);
         }
     }
-    let cpk = if sigma.is_zero() {
-        None
-    } else {
-        let sides: Vec<BigDecimal> = [
-            max.map(|usl| (usl - &center) / &three),
-            min.map(|lsl| (&center - lsl) / &three),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        sides.into_iter().min()
+    if let Some(run) = last(5) {
+        let up = run.windows(2).all(|w| matches!(w, [a, b] if b > a));
+        let down = run.windows(2).all(|w| matches!(w, [a, b] if b < a));
+        if up || down {
+            hit.push(Rule::Nelson3);
+        }
+    }
+    let beyond = |v: &BigDecimal, above: bool| {
+        let d = v - c;
+        if above { d > two } else { -d > two }
     };
+    let recent = before
+        .get(before.len().saturating_sub(2)..)
+        .unwrap_or_default();
+    for above in [true, false] {
+        if beyond(x, above) && recent.iter().any(|v| beyond(v, above)) {
+            hit.push(Rule::Nelson5);
+        }
+    }
+    hit
+}
+
+/// Cpk against the specification's `min` and `max` (one side when it has one).
+pub fn cpk(l: &Limits, min: Option<&BigDecimal>, max: Option<&BigDecimal>) -> Option<BigDecimal> {
+    if l.sigma.is_zero() {
+        return None;
+    }
+    let three = &l.sigma * BigDecimal::from(3);
+    [
+        max.map(|usl| (usl - &l.center) / &three),
+        min.map(|lsl| (&l.center - lsl) / &three),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+}
+
+/// The chart of `values` (in order) against the specification's `min` and `max`.
+pub fn chart(values: &[BigDecimal], min: Option<&BigDecimal>, max: Option<&BigDecimal>) -> Chart {
+    let baseline_n = values.len().min(BASELINE);
+    let limits = limits(values.get(..baseline_n).unwrap_or_default(), values.len());
+    let violations = values
+        .iter()
+        .enumerate()
+        .map(|(i, x)| match &limits {
+            Some(l) => rules_at(l, values.get(..i).unwrap_or_default(), x),
+            None => Vec::new(),
+        })
+        .collect();
     Chart {
         baseline_n,
-        limits: Some(Limits {
-            lcl: &center - &three,
-            ucl: &center + &three,
-            center,
-            sigma,
-        }),
+        cpk: limits.as_ref().and_then(|l| cpk(l, min, max)),
+        limits,
         violations,
-        cpk,
     }
 }
 

@@ -14,6 +14,7 @@ pub mod batch_record;
 pub mod idempotency;
 pub mod notices;
 pub mod outbox;
+pub mod series;
 pub mod signatures;
 
 // The use cases.

@@ -6,15 +6,20 @@
 use super::audit::AuditRecord;
 use super::batch_record::views::BatchDetail;
 use super::batch_record::{self, BatchOf, LockedBatch};
+use super::series;
 use super::signatures::{self, Signing};
 use super::{Actor, in_transaction, notices};
 use crate::domain::FieldError;
 use crate::domain::StoredName;
 use crate::domain::audit::SYSTEM_CHAIN;
 use crate::domain::record::BatchRecord;
-use crate::domain::release::{Certification, Readiness, ReleaseStep, check_recall, check_reject};
+use crate::domain::release::{
+    Certification, Readiness, ReleaseStep, Warning, WarningCode, check_recall, check_reject,
+};
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
+use crate::domain::spec::TestKind;
+use crate::domain::trend;
 use crate::domain::users::LockoutPolicy;
 use crate::error::AppError;
 use diesel::pg::PgConnection;
@@ -23,7 +28,56 @@ use uuid::Uuid;
 
 /// `GET /batches/{id}/release-readiness`.
 pub fn release_readiness(conn: &mut PgConnection, batch_id: Uuid) -> Result<Readiness, AppError> {
-    Ok(batch_record::read(conn, batch_id)?.readiness())
+    let record = batch_record::read(conn, batch_id)?;
+    let mut readiness = record.readiness();
+    readiness.warnings = out_of_trend(conn, &record)?;
+    Ok(readiness)
+}
+
+/// A warning for each run rule the batch's current numeric results
+/// complete in their product's trends (one statement for every test).
+pub fn out_of_trend(
+    conn: &mut PgConnection,
+    record: &BatchRecord,
+) -> Result<Vec<Warning>, AppError> {
+    let current: Vec<_> = record
+        .current_results()
+        .into_iter()
+        .filter(|r| {
+            record
+                .spec
+                .tests
+                .iter()
+                .any(|t| t.code == r.test_code && t.kind == TestKind::Numeric)
+        })
+        .collect();
+    let points: Vec<(String, chrono::DateTime<chrono::Utc>)> = current
+        .iter()
+        .map(|r| (r.test_code.clone(), r.performed_at))
+        .collect();
+    let around = series::around(conn, record.batch.product_id, record.batch.id, &points)?;
+    let mut warnings = Vec::new();
+    for (r, n) in current.iter().zip(around) {
+        let Some(limits) = trend::limits(&n.baseline, n.baseline.len()) else {
+            continue;
+        };
+        let x = series::decimals(vec![r.value.clone()])?;
+        let Some(x) = x.first() else { continue };
+        for rule in trend::rules_at(&limits, &n.before, x) {
+            warnings.push(Warning {
+                code: WarningCode::OutOfTrend,
+                test_code: r.test_code.clone(),
+                rule,
+                message: format!(
+                    "{} {} is out of trend ({}): look at the product's trend before releasing; it does not block release",
+                    r.test_code,
+                    r.value,
+                    rule.as_str()
+                ),
+            });
+        }
+    }
+    Ok(warnings)
 }
 
 /// What a release request asks.

@@ -3,6 +3,7 @@
 //! `domain::trend`. Anyone signed in reads it; nothing is written.
 
 use super::batch_record::product_and_spec;
+use super::series;
 use crate::db::schema::{products, specifications};
 use crate::domain::StoredName;
 use crate::domain::spec::{SpecStatus, TestKind};
@@ -12,9 +13,7 @@ use bigdecimal::{BigDecimal, ToPrimitive};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use serde::Serialize;
-use std::str::FromStr;
 use uuid::Uuid;
 
 /// One batch's point.
@@ -60,33 +59,6 @@ pub struct Trend {
     /// The rules applied.
     #[schema(value_type = Vec<String>)]
     pub rules: Vec<Rule>,
-}
-
-/// Each batch's current result of the test: the latest one not replaced,
-/// not rejected in review and not invalidated by its investigation.
-const POINTS: &str = "\
-SELECT DISTINCT ON (r.batch_id) r.batch_id, b.batch_number, r.value_text, r.performed_at, r.outcome
-  FROM results r JOIN batches b ON b.id = r.batch_id
- WHERE b.product_id = $1 AND r.test_code = $2
-   AND ($3::timestamptz IS NULL OR r.performed_at >= $3)
-   AND ($4::timestamptz IS NULL OR r.performed_at <= $4)
-   AND NOT EXISTS (SELECT FROM results n WHERE n.replaces_result_id = r.id)
-   AND NOT EXISTS (SELECT FROM signatures g WHERE g.entity_id = r.id AND g.meaning = 'review_rejected')
-   AND NOT EXISTS (SELECT FROM deviations d WHERE d.result_id = r.id AND d.conclusion = 'invalid_test')
- ORDER BY r.batch_id, r.id DESC";
-
-#[derive(QueryableByName)]
-struct Row {
-    #[diesel(sql_type = SqlUuid)]
-    batch_id: Uuid,
-    #[diesel(sql_type = Text)]
-    batch_number: String,
-    #[diesel(sql_type = Text)]
-    value_text: String,
-    #[diesel(sql_type = Timestamptz)]
-    performed_at: DateTime<Utc>,
-    #[diesel(sql_type = Text)]
-    outcome: String,
 }
 
 fn number(v: &BigDecimal) -> Option<f64> {
@@ -141,24 +113,8 @@ pub fn trend(
             format!("`{test_code}` is qualitative: only numeric tests have a trend"),
         ));
     }
-    let mut rows: Vec<Row> = diesel::sql_query(POINTS)
-        .bind::<SqlUuid, _>(product_id)
-        .bind::<Text, _>(test_code)
-        .bind::<Nullable<Timestamptz>, _>(from)
-        .bind::<Nullable<Timestamptz>, _>(to)
-        .load(conn)?;
-    rows.sort_by_key(|r| (r.performed_at, r.batch_id));
-    let values = rows
-        .iter()
-        .map(|r| {
-            BigDecimal::from_str(&r.value_text).map_err(|e| {
-                AppError::Internal(anyhow::anyhow!(
-                    "stored value {} of a numeric result is not a decimal: {e}",
-                    r.value_text
-                ))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let rows = series::points(conn, product_id, test_code, from, to)?;
+    let values = series::decimals(rows.iter().map(|r| r.value.clone()).collect())?;
     let min = def.min.as_ref().map(|l| l.value.value().clone());
     let max = def.max.as_ref().map(|l| l.value.value().clone());
     let chart = trend::chart(&values, min.as_ref(), max.as_ref());
@@ -184,7 +140,7 @@ pub fn trend(
             .map(|(r, violations)| TrendPoint {
                 batch_id: r.batch_id,
                 batch_number: r.batch_number,
-                value: r.value_text,
+                value: r.value,
                 performed_at: r.performed_at,
                 outcome: r.outcome,
                 violations,

@@ -81,6 +81,63 @@ async fn a_test_is_charted_across_the_products_batches_with_its_current_results(
     assert_eq!(point("TR-22")["value"], "90.5", "the current result");
     assert_eq!(point("TR-22")["batch_id"], corrected.as_str());
 
+    // Release readiness warns of the same points, never blocks on them.
+    let readiness = |b: String| {
+        let path = format!("/api/v1/batches/{b}/release-readiness");
+        let token = lab.qa.clone();
+        async move { app.get(&path, &token).await }
+    };
+    let r = readiness(beyond.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let warned: Vec<(&str, &str, &str)> = r.body["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["code"].as_str().unwrap(),
+                w["test_code"].as_str().unwrap(),
+                w["rule"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        warned,
+        [
+            ("out_of_trend", "VIAB", "nelson_1"),
+            ("out_of_trend", "VIAB", "nelson_5")
+        ]
+    );
+    assert!(
+        r.body["blockers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["code"] != "out_of_trend"),
+        "a warning is not a blocker"
+    );
+    assert_eq!(
+        readiness(at_limit.clone()).await.body["warnings"],
+        json!([])
+    );
+    // A batch out of trend, otherwise complete, is released with its warning.
+    let rel = lab.tested_batch("TR-REL", &["VIAB"]).await;
+    let v = lab.recorded(&rel, "VIAB", json!("93.7")).await;
+    assert_eq!(lab.review(&v, "accept").await.status, StatusCode::OK);
+    let before_release = readiness(rel.clone()).await;
+    assert_eq!(
+        before_release.body["releasable"], true,
+        "{}",
+        before_release.body
+    );
+    assert_eq!(before_release.body["warnings"][0]["rule"], "nelson_1");
+    let released = lab.release(&rel, &lab.qa2, json!({})).await;
+    assert_eq!(released.status, StatusCode::OK, "{}", released.body);
+    assert_eq!(
+        readiness(corrected.clone()).await.body["warnings"],
+        json!([])
+    );
+
     // CSV: a header and one row per point.
     let csv = app.get(&format!("{path}&format=csv"), &lab.reviewer).await;
     assert_eq!(csv.status, StatusCode::OK);
@@ -93,7 +150,7 @@ async fn a_test_is_charted_across_the_products_batches_with_its_current_results(
         )
     );
     let rows: Vec<&str> = lines.collect();
-    assert_eq!(rows.len(), 23);
+    assert_eq!(rows.len(), 24, "and TR-REL since");
     assert!(
         rows.iter()
             .any(|r| r.starts_with("TR-21,")
@@ -112,7 +169,7 @@ async fn a_test_is_charted_across_the_products_batches_with_its_current_results(
         )
         .await;
     assert_eq!(later.status, StatusCode::OK, "{}", later.body);
-    assert_eq!(later.body["points"].as_array().unwrap().len(), 3);
+    assert_eq!(later.body["points"].as_array().unwrap().len(), 4);
     assert_eq!(
         later.body["center"],
         Value::Null,

@@ -33,7 +33,7 @@ async fn an_msc_batch_goes_from_creation_to_its_intended_recipient() {
         .await;
     assert_eq!(
         rd.body,
-        json!({"releasable": true, "conditionally_releasable": false, "blockers": []})
+        json!({"releasable": true, "conditionally_releasable": false, "blockers": [], "warnings": []})
     );
     let released = lab
         .release(&b, &lab.qa2, json!({"comment": "meets specification 1.0"}))

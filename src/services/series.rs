@@ -1,0 +1,145 @@
+//! A product's test across its batches: one point per batch, its current
+//! result (the latest not replaced, not rejected in review and not
+//! invalidated by its investigation; the record's rules leave at most one).
+//! Lower tier: the trend chart reads the whole series, release readiness
+//! reads only what one batch's point needs (the baseline and the 8 points
+//! before it), both through index `results_trend`.
+
+use crate::error::AppError;
+use bigdecimal::BigDecimal;
+use chrono::{DateTime, Utc};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use std::str::FromStr;
+use uuid::Uuid;
+
+/// One batch's point.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Point {
+    #[diesel(sql_type = SqlUuid)]
+    pub batch_id: Uuid,
+    #[diesel(sql_type = Text)]
+    pub batch_number: String,
+    /// The value as entered.
+    #[diesel(sql_type = Text)]
+    pub value: String,
+    #[diesel(sql_type = Timestamptz)]
+    pub performed_at: DateTime<Utc>,
+    #[diesel(sql_type = Text)]
+    pub outcome: String,
+}
+
+/// The whole series (`$1` product, `$2` test, `$3`/`$4` the window), in
+/// `performed_at` order, ties by batch id.
+const POINTS: &str = "\
+SELECT r.batch_id, b.batch_number, r.value_text AS value, r.performed_at, r.outcome
+  FROM results r JOIN batches b ON b.id = r.batch_id
+ WHERE r.test_code = $2 AND b.product_id = $1
+   AND ($3::timestamptz IS NULL OR r.performed_at >= $3)
+   AND ($4::timestamptz IS NULL OR r.performed_at <= $4)
+   AND NOT EXISTS (SELECT FROM results n WHERE n.replaces_result_id = r.id)
+   AND NOT EXISTS (SELECT FROM signatures g WHERE g.entity_id = r.id AND g.meaning = 'review_rejected')
+   AND NOT EXISTS (SELECT FROM deviations d WHERE d.result_id = r.id AND d.conclusion = 'invalid_test')
+ ORDER BY r.performed_at, r.batch_id";
+
+/// The series of `test_code` across the batches of `product_id`.
+pub fn points(
+    conn: &mut PgConnection,
+    product_id: Uuid,
+    test_code: &str,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> Result<Vec<Point>, AppError> {
+    Ok(diesel::sql_query(POINTS)
+        .bind::<SqlUuid, _>(product_id)
+        .bind::<Text, _>(test_code)
+        .bind::<Nullable<Timestamptz>, _>(from)
+        .bind::<Nullable<Timestamptz>, _>(to)
+        .load(conn)?)
+}
+
+/// For each (test, performed_at) of one batch's current results: the
+/// series' first 20 values (its baseline) and the 8 values before the
+/// batch's point, in order. One statement for every test.
+const AROUND: &str = "\
+SELECT c.code,
+  ARRAY(SELECT r.value_text FROM results r JOIN batches b ON b.id = r.batch_id
+         WHERE r.test_code = c.code AND b.product_id = $1
+           AND NOT EXISTS (SELECT FROM results n WHERE n.replaces_result_id = r.id)
+           AND NOT EXISTS (SELECT FROM signatures g WHERE g.entity_id = r.id AND g.meaning = 'review_rejected')
+           AND NOT EXISTS (SELECT FROM deviations d WHERE d.result_id = r.id AND d.conclusion = 'invalid_test')
+         ORDER BY r.performed_at, r.batch_id LIMIT 20) AS baseline,
+  ARRAY(SELECT x.value_text FROM (
+          SELECT r.value_text, r.performed_at, r.batch_id FROM results r JOIN batches b ON b.id = r.batch_id
+           WHERE r.test_code = c.code AND b.product_id = $1
+             AND (r.performed_at, r.batch_id) < (c.at, $4)
+             AND NOT EXISTS (SELECT FROM results n WHERE n.replaces_result_id = r.id)
+             AND NOT EXISTS (SELECT FROM signatures g WHERE g.entity_id = r.id AND g.meaning = 'review_rejected')
+             AND NOT EXISTS (SELECT FROM deviations d WHERE d.result_id = r.id AND d.conclusion = 'invalid_test')
+           ORDER BY r.performed_at DESC, r.batch_id DESC LIMIT 8) x
+         ORDER BY x.performed_at, x.batch_id) AS before
+FROM unnest($2::text[], $3::timestamptz[]) AS c(code, at)";
+
+#[derive(QueryableByName)]
+struct AroundRow {
+    #[diesel(sql_type = Text)]
+    code: String,
+    #[diesel(sql_type = Array<Text>)]
+    baseline: Vec<String>,
+    #[diesel(sql_type = Array<Text>)]
+    before: Vec<String>,
+}
+
+/// What one batch's point of a test is judged against.
+#[derive(Debug, Clone)]
+pub struct Neighbourhood {
+    pub test_code: String,
+    /// The series' first values (at most 20).
+    pub baseline: Vec<BigDecimal>,
+    /// The values just before the batch's point (at most 8), in order.
+    pub before: Vec<BigDecimal>,
+}
+
+/// Stored decimal texts as exact decimals.
+pub fn decimals(texts: Vec<String>) -> Result<Vec<BigDecimal>, AppError> {
+    texts
+        .iter()
+        .map(|t| {
+            BigDecimal::from_str(t).map_err(|e| {
+                AppError::Internal(anyhow::anyhow!(
+                    "stored value {t} of a numeric result is not a decimal: {e}"
+                ))
+            })
+        })
+        .collect()
+}
+
+/// The neighbourhood of batch `batch_id`'s points, one per `(test, performed_at)`.
+pub fn around(
+    conn: &mut PgConnection,
+    product_id: Uuid,
+    batch_id: Uuid,
+    points: &[(String, DateTime<Utc>)],
+) -> Result<Vec<Neighbourhood>, AppError> {
+    if points.is_empty() {
+        return Ok(Vec::new());
+    }
+    let codes: Vec<&str> = points.iter().map(|(c, _)| c.as_str()).collect();
+    let ats: Vec<DateTime<Utc>> = points.iter().map(|(_, at)| *at).collect();
+    let rows: Vec<AroundRow> = diesel::sql_query(AROUND)
+        .bind::<SqlUuid, _>(product_id)
+        .bind::<Array<Text>, _>(codes)
+        .bind::<Array<Timestamptz>, _>(ats)
+        .bind::<SqlUuid, _>(batch_id)
+        .load(conn)?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(Neighbourhood {
+                test_code: r.code,
+                baseline: decimals(r.baseline)?,
+                before: decimals(r.before)?,
+            })
+        })
+        .collect()
+}

@@ -5,6 +5,7 @@
 
 pub mod anchor;
 pub mod audit;
+pub mod audit_review;
 pub mod batch;
 pub mod custody;
 pub mod decimal;

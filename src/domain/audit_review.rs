@@ -1,0 +1,209 @@
+//! Audit-trail review by exception (PIC/S PI 041 §9.8, FDA data-integrity
+//! Q&A 2018 Q7): which entries of a batch's chain QA must read before
+//! release. Routine: the batch's creation, a first result recorded within
+//! 72 h of `performed_at`, an accepted review, a custody event without
+//! excursion, a material use. Everything else is an exception, including
+//! an action this rule does not know (shown, never hidden).
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use strum::IntoStaticStr;
+use utoipa::ToSchema;
+
+/// How long after `performed_at` a first result is still a routine entry.
+pub const LATE_AFTER_HOURS: i64 = 72;
+
+/// Why an entry is an exception.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, IntoStaticStr)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum ExceptionKind {
+    /// A result that replaces another, or the replaced result's entry.
+    Replacement,
+    /// A first result recorded more than 72 h after it was performed.
+    LateEntry,
+    /// A result rejected in review.
+    ReviewRejected,
+    /// A result invalidated by its investigation.
+    Invalidation,
+    /// A deviation opened.
+    DeviationOpened,
+    /// A deviation closed.
+    DeviationClosed,
+    /// A custody event outside the storage range.
+    Excursion,
+    /// A release signature.
+    ReleaseSignature,
+    /// A release, conditional release, rejection or recall.
+    Disposition,
+    /// An action this rule does not classify.
+    Other,
+}
+
+impl ExceptionKind {
+    /// Whether an exception written after a signed review makes it stale.
+    /// Release signatures and dispositions are the decision the review
+    /// prepares; custody events are not critical data of the release.
+    pub fn makes_review_stale(self) -> bool {
+        !matches!(
+            self,
+            ExceptionKind::ReleaseSignature | ExceptionKind::Disposition | ExceptionKind::Excursion
+        )
+    }
+}
+
+/// What the rule reads of an entry.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    /// The entry's action (`result.recorded`, ...).
+    pub action: &'a str,
+    /// Its `after` content.
+    pub after: Option<&'a Value>,
+}
+
+fn time(after: Option<&Value>, field: &str) -> Option<DateTime<Utc>> {
+    after?.get(field)?.as_str()?.parse().ok()
+}
+
+fn set(after: Option<&Value>, field: &str) -> bool {
+    after
+        .and_then(|a| a.get(field))
+        .is_some_and(|v| !v.is_null() && *v != Value::Bool(false))
+}
+
+/// The entry's exception, or none when it is routine.
+pub fn exception(e: &Entry<'_>) -> Option<ExceptionKind> {
+    match e.action {
+        "batch.created" | "result.reviewed" | "material.used" => None,
+        "result.recorded" if set(e.after, "replaces_result_id") => Some(ExceptionKind::Replacement),
+        "result.recorded" => {
+            let late = match (time(e.after, "performed_at"), time(e.after, "recorded_at")) {
+                (Some(p), Some(r)) => r - p > Duration::hours(LATE_AFTER_HOURS),
+                // Times it cannot read: shown, not assumed routine.
+                _ => true,
+            };
+            late.then_some(ExceptionKind::LateEntry)
+        }
+        "result.superseded" => Some(ExceptionKind::Replacement),
+        "result.review_rejected" => Some(ExceptionKind::ReviewRejected),
+        "result.invalidated" => Some(ExceptionKind::Invalidation),
+        "deviation.opened" => Some(ExceptionKind::DeviationOpened),
+        "deviation.closed" => Some(ExceptionKind::DeviationClosed),
+        "custody.recorded" if set(e.after, "excursion") => Some(ExceptionKind::Excursion),
+        "custody.recorded" => None,
+        "batch.release_signed" => Some(ExceptionKind::ReleaseSignature),
+        "batch.released" | "batch.conditionally_released" | "batch.rejected" | "batch.recalled" => {
+            Some(ExceptionKind::Disposition)
+        }
+        _ => Some(ExceptionKind::Other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn kind(action: &str, after: Value) -> Option<ExceptionKind> {
+        exception(&Entry {
+            action,
+            after: Some(&after),
+        })
+    }
+
+    #[test]
+    fn routine_entries_are_not_exceptions() {
+        assert_eq!(kind("batch.created", json!({})), None);
+        assert_eq!(
+            kind("result.reviewed", json!({"meaning": "reviewed"})),
+            None
+        );
+        assert_eq!(kind("material.used", json!({})), None);
+        assert_eq!(kind("custody.recorded", json!({"excursion": false})), None);
+        assert_eq!(
+            kind(
+                "result.recorded",
+                json!({"performed_at": "2026-11-01T08:00:00Z", "recorded_at": "2026-11-04T08:00:00Z",
+                       "replaces_result_id": null})
+            ),
+            None,
+            "exactly 72 h after: still within"
+        );
+    }
+
+    #[test]
+    fn a_first_result_recorded_more_than_72_hours_late_is_a_late_entry() {
+        assert_eq!(
+            kind(
+                "result.recorded",
+                json!({"performed_at": "2026-11-01T08:00:00Z", "recorded_at": "2026-11-04T08:00:01Z"})
+            ),
+            Some(ExceptionKind::LateEntry)
+        );
+        assert_eq!(
+            kind("result.recorded", json!({"performed_at": "not a time"})),
+            Some(ExceptionKind::LateEntry),
+            "unreadable times are shown"
+        );
+    }
+
+    #[test]
+    fn corrections_investigations_deviations_excursions_and_decisions_are_exceptions() {
+        let replacement = json!({"performed_at": "2026-11-01T08:00:00Z", "recorded_at": "2026-11-01T09:00:00Z",
+                                 "replaces_result_id": "01a23448-ff03-7647-971e-383712ce529f"});
+        for (action, after, expected) in [
+            ("result.recorded", replacement, ExceptionKind::Replacement),
+            ("result.superseded", json!({}), ExceptionKind::Replacement),
+            (
+                "result.review_rejected",
+                json!({}),
+                ExceptionKind::ReviewRejected,
+            ),
+            ("result.invalidated", json!({}), ExceptionKind::Invalidation),
+            (
+                "deviation.opened",
+                json!({}),
+                ExceptionKind::DeviationOpened,
+            ),
+            (
+                "deviation.closed",
+                json!({}),
+                ExceptionKind::DeviationClosed,
+            ),
+            (
+                "custody.recorded",
+                json!({"excursion": true}),
+                ExceptionKind::Excursion,
+            ),
+            (
+                "batch.release_signed",
+                json!({}),
+                ExceptionKind::ReleaseSignature,
+            ),
+            ("batch.released", json!({}), ExceptionKind::Disposition),
+            ("batch.recalled", json!({}), ExceptionKind::Disposition),
+            ("something.new", json!({}), ExceptionKind::Other),
+        ] {
+            assert_eq!(kind(action, after), Some(expected), "{action}");
+        }
+    }
+
+    #[test]
+    fn release_decisions_and_custody_do_not_make_a_review_stale() {
+        assert!(!ExceptionKind::ReleaseSignature.makes_review_stale());
+        assert!(!ExceptionKind::Disposition.makes_review_stale());
+        assert!(!ExceptionKind::Excursion.makes_review_stale());
+        for k in [
+            ExceptionKind::Replacement,
+            ExceptionKind::LateEntry,
+            ExceptionKind::ReviewRejected,
+            ExceptionKind::Invalidation,
+            ExceptionKind::DeviationOpened,
+            ExceptionKind::DeviationClosed,
+            ExceptionKind::Other,
+        ] {
+            assert!(k.makes_review_stale(), "{k:?}");
+        }
+    }
+}

@@ -14,7 +14,6 @@ pub mod batch_record;
 pub mod idempotency;
 pub mod notices;
 pub mod outbox;
-pub mod series;
 pub mod signatures;
 
 // The use cases.

@@ -5,8 +5,7 @@
 
 use super::audit::AuditRecord;
 use super::batch_record::views::BatchDetail;
-use super::batch_record::{self, BatchOf, LockedBatch};
-use super::series;
+use super::batch_record::{self, BatchOf, LockedBatch, series};
 use super::signatures::{self, Signing};
 use super::{Actor, in_transaction, notices};
 use crate::domain::FieldError;

@@ -2,8 +2,7 @@
 //! batch of a product, its current result of a numeric test, charted by
 //! `domain::trend`. Anyone signed in reads it; nothing is written.
 
-use super::batch_record::product_and_spec;
-use super::series;
+use super::batch_record::{product_and_spec, series};
 use crate::db::schema::{products, specifications};
 use crate::domain::StoredName;
 use crate::domain::spec::{SpecStatus, TestKind};

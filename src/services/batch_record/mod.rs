@@ -17,6 +17,7 @@
 pub mod fitness;
 mod fixed;
 mod load;
+pub mod series;
 pub mod views;
 
 pub use fixed::of as product_and_spec;

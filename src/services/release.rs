@@ -60,9 +60,8 @@ pub fn out_of_trend(
         let Some(limits) = trend::limits(&n.baseline, n.baseline.len()) else {
             continue;
         };
-        let x = series::decimals(vec![r.value.clone()])?;
-        let Some(x) = x.first() else { continue };
-        for rule in trend::rules_at(&limits, &n.before, x) {
+        let x = series::decimal(&r.value)?;
+        for rule in trend::rules_at(&limits, &n.before, &x) {
             warnings.push(Warning {
                 code: WarningCode::OutOfTrend,
                 test_code: r.test_code.clone(),

@@ -113,7 +113,10 @@ pub fn trend(
         ));
     }
     let rows = series::points(conn, product_id, test_code, from, to)?;
-    let values = series::decimals(rows.iter().map(|r| r.value.clone()).collect())?;
+    let values = rows
+        .iter()
+        .map(|r| series::decimal(&r.value))
+        .collect::<Result<Vec<_>, _>>()?;
     let min = def.min.as_ref().map(|l| l.value.value().clone());
     let max = def.max.as_ref().map(|l| l.value.value().clone());
     let chart = trend::chart(&values, min.as_ref(), max.as_ref());

@@ -30,18 +30,31 @@ pub struct Point {
     pub outcome: String,
 }
 
+/// The condition that result `r` is current, as
+/// `domain::result::ResultFacts::is_current_candidate` decides it (not
+/// superseded, not rejected in review, not invalidated), for the queries
+/// that must filter by it in the database.
+macro_rules! current {
+    () => {
+        "
+        AND NOT EXISTS (SELECT FROM results n WHERE n.replaces_result_id = r.id)
+        AND NOT EXISTS (SELECT FROM signatures g WHERE g.entity_id = r.id AND g.meaning = 'review_rejected')
+        AND NOT EXISTS (SELECT FROM deviations d WHERE d.result_id = r.id AND d.conclusion = 'invalid_test')
+        "
+    };
+}
+
 /// The whole series (`$1` product, `$2` test, `$3`/`$4` the window), in
 /// `performed_at` order, ties by batch id.
-const POINTS: &str = "\
-SELECT r.batch_id, b.batch_number, r.value_text AS value, r.performed_at, r.outcome
-  FROM results r JOIN batches b ON b.id = r.batch_id
- WHERE r.test_code = $2 AND b.product_id = $1
-   AND ($3::timestamptz IS NULL OR r.performed_at >= $3)
-   AND ($4::timestamptz IS NULL OR r.performed_at <= $4)
-   AND NOT EXISTS (SELECT FROM results n WHERE n.replaces_result_id = r.id)
-   AND NOT EXISTS (SELECT FROM signatures g WHERE g.entity_id = r.id AND g.meaning = 'review_rejected')
-   AND NOT EXISTS (SELECT FROM deviations d WHERE d.result_id = r.id AND d.conclusion = 'invalid_test')
- ORDER BY r.performed_at, r.batch_id";
+const POINTS: &str = concat!(
+    "SELECT r.batch_id, b.batch_number, r.value_text AS value, r.performed_at, r.outcome
+       FROM results r JOIN batches b ON b.id = r.batch_id
+      WHERE r.test_code = $2 AND b.product_id = $1
+        AND ($3::timestamptz IS NULL OR r.performed_at >= $3)
+        AND ($4::timestamptz IS NULL OR r.performed_at <= $4)",
+    current!(),
+    " ORDER BY r.performed_at, r.batch_id"
+);
 
 /// The series of `test_code` across the batches of `product_id`.
 pub fn points(
@@ -62,24 +75,21 @@ pub fn points(
 /// For each (test, performed_at) of one batch's current results: the
 /// series' first 20 values (its baseline) and the 8 values before the
 /// batch's point, in order. One statement for every test.
-const AROUND: &str = "\
-SELECT c.code,
-  ARRAY(SELECT r.value_text FROM results r JOIN batches b ON b.id = r.batch_id
-         WHERE r.test_code = c.code AND b.product_id = $1
-           AND NOT EXISTS (SELECT FROM results n WHERE n.replaces_result_id = r.id)
-           AND NOT EXISTS (SELECT FROM signatures g WHERE g.entity_id = r.id AND g.meaning = 'review_rejected')
-           AND NOT EXISTS (SELECT FROM deviations d WHERE d.result_id = r.id AND d.conclusion = 'invalid_test')
-         ORDER BY r.performed_at, r.batch_id LIMIT 20) AS baseline,
-  ARRAY(SELECT x.value_text FROM (
-          SELECT r.value_text, r.performed_at, r.batch_id FROM results r JOIN batches b ON b.id = r.batch_id
-           WHERE r.test_code = c.code AND b.product_id = $1
-             AND (r.performed_at, r.batch_id) < (c.at, $4)
-             AND NOT EXISTS (SELECT FROM results n WHERE n.replaces_result_id = r.id)
-             AND NOT EXISTS (SELECT FROM signatures g WHERE g.entity_id = r.id AND g.meaning = 'review_rejected')
-             AND NOT EXISTS (SELECT FROM deviations d WHERE d.result_id = r.id AND d.conclusion = 'invalid_test')
-           ORDER BY r.performed_at DESC, r.batch_id DESC LIMIT 8) x
-         ORDER BY x.performed_at, x.batch_id) AS before
-FROM unnest($2::text[], $3::timestamptz[]) AS c(code, at)";
+const AROUND: &str = concat!(
+    "SELECT c.code,
+       ARRAY(SELECT r.value_text FROM results r JOIN batches b ON b.id = r.batch_id
+              WHERE r.test_code = c.code AND b.product_id = $1",
+    current!(),
+    "       ORDER BY r.performed_at, r.batch_id LIMIT 20) AS baseline,
+       ARRAY(SELECT x.value_text FROM (
+               SELECT r.value_text, r.performed_at, r.batch_id FROM results r JOIN batches b ON b.id = r.batch_id
+                WHERE r.test_code = c.code AND b.product_id = $1
+                  AND (r.performed_at, r.batch_id) < (c.at, $4)",
+    current!(),
+    "       ORDER BY r.performed_at DESC, r.batch_id DESC LIMIT 8) x
+              ORDER BY x.performed_at, x.batch_id) AS before
+     FROM unnest($2::text[], $3::timestamptz[]) AS c(code, at)"
+);
 
 #[derive(QueryableByName)]
 struct AroundRow {
@@ -101,18 +111,18 @@ pub struct Neighbourhood {
     pub before: Vec<BigDecimal>,
 }
 
+/// A stored numeric result's text as an exact decimal.
+pub fn decimal(t: &str) -> Result<BigDecimal, AppError> {
+    BigDecimal::from_str(t).map_err(|e| {
+        AppError::Internal(anyhow::anyhow!(
+            "stored value {t} of a numeric result is not a decimal: {e}"
+        ))
+    })
+}
+
 /// Stored decimal texts as exact decimals.
-pub fn decimals(texts: Vec<String>) -> Result<Vec<BigDecimal>, AppError> {
-    texts
-        .iter()
-        .map(|t| {
-            BigDecimal::from_str(t).map_err(|e| {
-                AppError::Internal(anyhow::anyhow!(
-                    "stored value {t} of a numeric result is not a decimal: {e}"
-                ))
-            })
-        })
-        .collect()
+pub fn decimals<S: AsRef<str>>(texts: &[S]) -> Result<Vec<BigDecimal>, AppError> {
+    texts.iter().map(|t| decimal(t.as_ref())).collect()
 }
 
 /// The neighbourhood of batch `batch_id`'s points, one per `(test, performed_at)`.
@@ -137,8 +147,8 @@ pub fn around(
         .map(|r| {
             Ok(Neighbourhood {
                 test_code: r.code,
-                baseline: decimals(r.baseline)?,
-                before: decimals(r.before)?,
+                baseline: decimals(&r.baseline)?,
+                before: decimals(&r.before)?,
             })
         })
         .collect()

@@ -160,7 +160,8 @@ pub fn ipsc_bank_spec() -> Value {
 pub fn ipsc_product() -> Value {
     json!({"code": "IPSC-DAP", "name": "iPSC-derived dopaminergic progenitors",
            "product_type": "iPSC-derived neural progenitors",
-           "storage_min_c": "-196", "storage_max_c": "-150", "release_signatures_required": 2})
+           "storage_min_c": "-196", "storage_max_c": "-150", "release_signatures_required": 2,
+           "audit_review_required": true})
 }
 
 /// The iPSC neural/dopaminergic progenitor panel (DOMAIN.md).
@@ -206,6 +207,7 @@ fn product_input(p: &Value) -> NewProductInput {
         storage_min_c: raw("storage_min_c"),
         storage_max_c: raw("storage_max_c"),
         release_signatures_required: p["release_signatures_required"].as_i64(),
+        audit_review_required: p["audit_review_required"].as_bool().unwrap_or(false),
     }
 }
 
@@ -278,7 +280,144 @@ pub fn load(conn: &mut PgConnection, lockout: LockoutPolicy) -> Result<Vec<Strin
         ));
     }
     created.extend(load_lab(conn, lockout)?);
+    created.extend(load_history(conn, lockout)?);
     Ok(created)
+}
+
+/// Post-thaw viability (%) of the 30 released demo MSC batches, in order:
+/// a stable process around 92 %, and batch 27 at 86.1 %, inside the
+/// specification (at least 80 %) but beyond 3 sigma of the first 20.
+pub const HISTORY_VIABILITY: [&str; 30] = [
+    "92.4", "91.8", "93.1", "92.0", "90.9", "92.7", "91.5", "93.4", "92.2", "91.1", "92.8", "91.9",
+    "92.5", "90.7", "93.0", "92.3", "91.6", "92.9", "91.3", "92.1", "92.6", "91.7", "93.2", "92.0",
+    "91.4", "92.8", "86.1", "92.2", "91.9", "92.5",
+];
+
+/// Potency (IFN-γ induced IDO activity, pmol/h/1e6 cells) of the same
+/// batches: in trend throughout.
+pub const HISTORY_POTENCY: [&str; 30] = [
+    "38", "41", "36", "39", "43", "37", "40", "35", "42", "38", "39", "44", "36", "40", "37", "41",
+    "38", "42", "39", "36", "40", "38", "43", "37", "39", "41", "34", "40", "38", "42",
+];
+
+/// The batch number of demo history batch `i` (1-based).
+pub fn history_batch_number(i: usize) -> String {
+    format!("UCMSC-2026-{i:03}")
+}
+
+/// Thirty released batches of the MSC product, each through the use cases a
+/// lab uses (created, every test recorded on the demo cytometer, reviewed
+/// in one signing act, released by QA), so the product's trend charts show
+/// something on first start (skipped when the first one exists).
+fn load_history(conn: &mut PgConnection, lockout: LockoutPolicy) -> Result<Vec<String>, AppError> {
+    use crate::db::schema::{batches, instruments, material_lots};
+    use crate::services::batches::{NewBatchInput, create_batch};
+    use crate::services::release::{ReleaseRequest, release};
+    use crate::services::results::{Decision, NewResultInput, record_result, review_results};
+    use chrono::{Duration, Utc};
+    let exists: i64 = batches::table
+        .filter(batches::batch_number.eq(history_batch_number(1)))
+        .count()
+        .get_result(conn)?;
+    if exists > 0 {
+        return Ok(Vec::new());
+    }
+    let code = product_input(&msc_product()).code;
+    let product: uuid::Uuid = products::table
+        .filter(products::code.eq(&code))
+        .select(products::id)
+        .first(conn)?;
+    let cytometer: uuid::Uuid = instruments::table
+        .filter(instruments::code.eq("FC-01"))
+        .select(instruments::id)
+        .first(conn)?;
+    let stain: uuid::Uuid = material_lots::table
+        .filter(material_lots::lot_number.eq("DEMO-7AAD-001"))
+        .select(material_lots::id)
+        .first(conn)?;
+    let tech = demo_actor(conn, "tech")?;
+    let reviewer = demo_actor(conn, "reviewer")?;
+    let qa = demo_actor(conn, "qa")?;
+    let flow: Vec<String> = controlled_tests(&msc_spec())
+        .into_iter()
+        .filter(|(_, kind)| kind.as_deref() == Some(FLOW_CYTOMETER))
+        .map(|(c, _)| c)
+        .collect();
+    let now = Utc::now();
+    for (i, (viability, potency)) in HISTORY_VIABILITY.iter().zip(HISTORY_POTENCY).enumerate() {
+        let made = now - Duration::days(2 * (30 - i as i64) + 4);
+        let batch = create_batch(
+            conn,
+            &tech,
+            &NewBatchInput {
+                batch_number: history_batch_number(i + 1),
+                product_id: product,
+                manufactured_at: made,
+                expires_at: made + Duration::days(730),
+                donor_din: None,
+                intended_recipient: None,
+                parent_batch_ids: Vec::new(),
+                quantity: None,
+                unit: None,
+            },
+        )?;
+        let mut ids = Vec::new();
+        for (test, value) in msc_passing_values() {
+            let value = match test {
+                "VIAB" => json!(viability),
+                "POT" => json!(potency),
+                _ => value,
+            };
+            let on_cytometer = flow.iter().any(|f| f == test);
+            let r = record_result(
+                conn,
+                &tech,
+                batch.id,
+                &NewResultInput {
+                    test_code: test.to_owned(),
+                    value: value.to_string(),
+                    unit: None,
+                    performed_at: Utc::now(),
+                    instrument: None,
+                    instrument_id: on_cytometer.then_some(cytometer),
+                    material_ids: if test == "VIAB" {
+                        vec![stain]
+                    } else {
+                        Vec::new()
+                    },
+                    comment: None,
+                    replaces_result_id: None,
+                    reason: None,
+                },
+            )?;
+            ids.push(r.result.id);
+        }
+        review_results(
+            conn,
+            lockout,
+            &reviewer,
+            &ids,
+            Decision::Accept,
+            DEMO_PASSWORD,
+            Some("demo history: checked against the raw data"),
+        )?;
+        release(
+            conn,
+            lockout,
+            &qa,
+            batch.id,
+            &ReleaseRequest {
+                password: DEMO_PASSWORD.to_owned(),
+                comment: Some("demo history".to_owned()),
+                ..ReleaseRequest::default()
+            },
+        )?;
+    }
+    Ok(vec![format!(
+        "30 released batches of {code} ({} to {}), one out of trend",
+        history_batch_number(1),
+        history_batch_number(30)
+    )])
 }
 
 /// The demo lab's instruments, a released reagent lot and the demo

@@ -468,6 +468,24 @@ impl From<TransitionRefusal> for AppError {
     }
 }
 
+impl From<crate::domain::audit_review::AuditReviewRefusal> for AppError {
+    fn from(r: crate::domain::audit_review::AuditReviewRefusal) -> Self {
+        use crate::domain::audit_review::AuditReviewRefusal;
+        match r {
+            AuditReviewRefusal::Stale { named, last } => AppError::conflict(
+                "stale_review",
+                format!(
+                    "the audit trail ends at entry {last}, not {named}: read the entries written since and sign again with up_to_seq {last}"
+                ),
+            ),
+            AuditReviewRefusal::NotIndependent => AppError::forbidden(
+                "not_independent",
+                "you performed or reviewed a current result of this batch: another QA user must review its audit trail",
+            ),
+        }
+    }
+}
+
 impl From<ReleaseRefusal> for AppError {
     fn from(r: ReleaseRefusal) -> Self {
         match r {

@@ -84,6 +84,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(results::review_results)
                 .service(results::review_result)
                 .service(release::release_readiness)
+                .service(release::audit_review)
+                .service(release::sign_audit_review)
                 .service(release::release_batch)
                 .service(release::reject_batch)
                 .service(release::recall_batch)

@@ -24,6 +24,9 @@ pub struct CreateProduct {
     #[schema(value_type = Option<crate::api::openapi::DecimalInput>)]
     storage_max_c: Option<Box<RawValue>>,
     release_signatures_required: Option<i64>,
+    /// QA must sign a review of each batch's audit trail before release
+    /// (default false).
+    audit_review_required: Option<bool>,
 }
 
 /// Creates a product (QA).
@@ -43,6 +46,7 @@ pub async fn create_product(
         storage_min_c: b.storage_min_c.as_deref().map(raw_text),
         storage_max_c: b.storage_max_c.as_deref().map(raw_text),
         release_signatures_required: b.release_signatures_required,
+        audit_review_required: b.audit_review_required.unwrap_or(false),
     };
     let actor = qa.actor.clone();
     create(db, actor.id, idempotency, move |c| {
@@ -253,11 +257,6 @@ pub async fn product_trends(
             "is required: the numeric test to chart",
         ));
     };
-    if let (Some(from), Some(to)) = (q.from, q.to) {
-        if from > to {
-            return Err(AppError::invalid_field("to", "is before from"));
-        }
-    }
     let (from, to) = (q.from, q.to);
     let trend = db
         .run(move |c| crate::services::trends::trend(c, id, code.trim(), from, to))

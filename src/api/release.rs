@@ -2,7 +2,9 @@
 
 use super::extract::Json;
 use crate::app::Db;
-use crate::auth::extractors::{Authorized, CurrentUser, Recalls, Rejects, Releases};
+use crate::auth::extractors::{
+    AuditReader, Authorized, CurrentUser, Recalls, Rejects, Releases, ReviewsAuditTrails,
+};
 use crate::error::AppError;
 use crate::services::Actor;
 use crate::services::release::{self as svc, Disposition, ReleaseRequest};
@@ -21,6 +23,56 @@ pub async fn release_readiness(
     let id = id.into_inner();
     let r = db.run(move |c| svc::release_readiness(c, id)).await?;
     Ok(HttpResponse::Ok().json(r))
+}
+
+/// The exceptions of the batch's audit trail and its signed reviews (qa, auditor).
+#[utoipa::path(tag = "release", responses((status = 200, body = crate::services::audit_review::AuditReviewView), crate::api::openapi::Problems))]
+#[get("/batches/{id}/audit-review")]
+pub async fn audit_review(
+    db: Db,
+    reader: Authorized<AuditReader>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let view = db
+        .run(move |c| crate::services::audit_review::audit_review(c, &reader.actor, id))
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// `POST /batches/{id}/audit-review` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditReviewBody {
+    password: String,
+    /// The chain's last position as the review page showed it.
+    #[schema(minimum = 1)]
+    up_to_seq: i64,
+    comment: Option<String>,
+}
+
+/// Signs the review of the batch's audit trail up to its last entry (QA,
+/// independent as for release; signed `audit_trail_reviewed`).
+#[utoipa::path(tag = "release", request_body = AuditReviewBody, responses((status = 200, body = crate::services::audit_review::AuditReviewView), crate::api::openapi::Problems))]
+#[post("/batches/{id}/audit-review")]
+pub async fn sign_audit_review(
+    db: Db,
+    qa: Authorized<ReviewsAuditTrails>,
+    id: web::Path<Uuid>,
+    body: Json<AuditReviewBody>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.parse()?;
+    let id = id.into_inner();
+    let lockout = db.state().auth.lockout;
+    let req = crate::services::audit_review::ReviewRequest {
+        password: body.password,
+        up_to_seq: body.up_to_seq,
+        comment: body.comment,
+    };
+    let view = db
+        .run(move |c| crate::services::audit_review::sign_review(c, lockout, &qa.actor, id, &req))
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// `POST /batches/{id}/release` body.

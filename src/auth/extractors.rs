@@ -169,6 +169,8 @@ requirement! {
     ReleasesMaterials => Action::Sign(Meaning::MaterialReleased);
     /// Reject a material lot (signed).
     RejectsMaterials => Action::Sign(Meaning::MaterialRejected);
+    /// Review a batch's audit trail (signed).
+    ReviewsAuditTrails => Action::Sign(Meaning::AuditTrailReviewed);
 }
 
 /// A signed-in user allowed to do `R::ACTION`; anyone else gets 403.

@@ -139,6 +139,7 @@ pub struct ProductRow {
     pub release_signatures_required: i16,
     pub created_by: Uuid,
     pub created_at: DateTime<Utc>,
+    pub audit_review_required: bool,
 }
 
 /// A specification version.

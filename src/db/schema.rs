@@ -46,6 +46,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit_reviews (id) {
+        id -> Uuid,
+        batch_id -> Uuid,
+        signature_id -> Uuid,
+        up_to_seq -> Int8,
+        head_hash -> Text,
+        exceptions -> Int4,
+        reviewed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     batch_parents (batch_id, parent_id) {
         batch_id -> Uuid,
         parent_id -> Uuid,
@@ -200,6 +212,7 @@ diesel::table! {
         release_signatures_required -> Int2,
         created_by -> Uuid,
         created_at -> Timestamptz,
+        audit_review_required -> Bool,
     }
 }
 
@@ -356,6 +369,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_anchors,
     audit_chain_heads,
     audit_entries,
+    audit_reviews,
     batch_parents,
     batches,
     custody_events,

@@ -37,6 +37,8 @@ pub enum ExceptionKind {
     ReleaseSignature,
     /// A release, conditional release, rejection or recall.
     Disposition,
+    /// An earlier signed review of this audit trail.
+    AuditReview,
     /// An action this rule does not classify.
     Other,
 }
@@ -48,7 +50,10 @@ impl ExceptionKind {
     pub fn makes_review_stale(self) -> bool {
         !matches!(
             self,
-            ExceptionKind::ReleaseSignature | ExceptionKind::Disposition | ExceptionKind::Excursion
+            ExceptionKind::ReleaseSignature
+                | ExceptionKind::Disposition
+                | ExceptionKind::Excursion
+                | ExceptionKind::AuditReview
         )
     }
 }
@@ -96,8 +101,70 @@ pub fn exception(e: &Entry<'_>) -> Option<ExceptionKind> {
         "batch.released" | "batch.conditionally_released" | "batch.rejected" | "batch.recalled" => {
             Some(ExceptionKind::Disposition)
         }
+        "batch.audit_reviewed" => Some(ExceptionKind::AuditReview),
         _ => Some(ExceptionKind::Other),
     }
+}
+
+/// Why a signed audit-trail review is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditReviewRefusal {
+    /// The chain has grown past the position the reviewer read
+    /// (`409 stale_review`).
+    Stale {
+        /// The position the reviewer named.
+        named: i64,
+        /// The chain's last position now.
+        last: i64,
+    },
+    /// The signer performed or reviewed a current result of the batch
+    /// (`403 not_independent`, as for release).
+    NotIndependent,
+}
+
+/// Checks a review of the chain up to `named` when the chain ends at
+/// `last`, by a signer who `took_part` in the batch's current results or not.
+pub fn check_review(named: i64, last: i64, took_part: bool) -> Result<(), AuditReviewRefusal> {
+    if named != last {
+        return Err(AuditReviewRefusal::Stale { named, last });
+    }
+    if took_part {
+        return Err(AuditReviewRefusal::NotIndependent);
+    }
+    Ok(())
+}
+
+/// The action of a signed review's own entry in the batch's chain.
+pub const REVIEWED_ACTION: &str = "batch.audit_reviewed";
+
+/// Where a batch's audit-trail review stands, for the release gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewState {
+    /// Nobody signed a review.
+    NotReviewed,
+    /// Entry `seq`, written after the last review, is an exception that
+    /// review did not read.
+    Stale {
+        /// The first such entry.
+        seq: i64,
+    },
+    /// The last review covers every exception that counts.
+    Reviewed,
+}
+
+/// The state from the last reviewed position (none: never reviewed) and
+/// the entries written after it, as `(seq, entry)` in chain order.
+pub fn state<'a>(
+    reviewed_up_to: Option<i64>,
+    since: impl IntoIterator<Item = (i64, Entry<'a>)>,
+) -> ReviewState {
+    if reviewed_up_to.is_none() {
+        return ReviewState::NotReviewed;
+    }
+    since
+        .into_iter()
+        .find(|(_, e)| exception(e).is_some_and(ExceptionKind::makes_review_stale))
+        .map_or(ReviewState::Reviewed, |(seq, _)| ReviewState::Stale { seq })
 }
 
 #[cfg(test)]
@@ -183,6 +250,11 @@ mod tests {
             ),
             ("batch.released", json!({}), ExceptionKind::Disposition),
             ("batch.recalled", json!({}), ExceptionKind::Disposition),
+            (
+                "batch.audit_reviewed",
+                json!({}),
+                ExceptionKind::AuditReview,
+            ),
             ("something.new", json!({}), ExceptionKind::Other),
         ] {
             assert_eq!(kind(action, after), Some(expected), "{action}");
@@ -190,7 +262,68 @@ mod tests {
     }
 
     #[test]
+    fn a_review_names_the_last_position_and_its_signer_took_no_part() {
+        assert_eq!(check_review(12, 12, false), Ok(()));
+        assert_eq!(
+            check_review(11, 12, false),
+            Err(AuditReviewRefusal::Stale {
+                named: 11,
+                last: 12
+            })
+        );
+        assert_eq!(
+            check_review(13, 12, false),
+            Err(AuditReviewRefusal::Stale {
+                named: 13,
+                last: 12
+            })
+        );
+        assert_eq!(
+            check_review(12, 12, true),
+            Err(AuditReviewRefusal::NotIndependent)
+        );
+    }
+
+    #[test]
+    fn the_state_is_stale_only_from_an_exception_that_counts() {
+        let signed = json!({});
+        let excursion = json!({"excursion": true});
+        let late =
+            json!({"performed_at": "2026-11-01T08:00:00Z", "recorded_at": "2026-11-09T08:00:00Z"});
+        let e = |action, after| Entry {
+            action,
+            after: Some(after),
+        };
+        assert_eq!(state(None, []), ReviewState::NotReviewed);
+        assert_eq!(state(Some(12), []), ReviewState::Reviewed);
+        assert_eq!(
+            state(
+                Some(12),
+                [
+                    (13, e(REVIEWED_ACTION, &signed)),
+                    (14, e("batch.release_signed", &signed)),
+                    (15, e("custody.recorded", &excursion)),
+                    (16, e("result.reviewed", &signed)),
+                ]
+            ),
+            ReviewState::Reviewed
+        );
+        assert_eq!(
+            state(
+                Some(12),
+                [
+                    (13, e(REVIEWED_ACTION, &signed)),
+                    (14, e("result.recorded", &late)),
+                    (15, e("deviation.opened", &signed)),
+                ]
+            ),
+            ReviewState::Stale { seq: 14 }
+        );
+    }
+
+    #[test]
     fn release_decisions_and_custody_do_not_make_a_review_stale() {
+        assert!(!ExceptionKind::AuditReview.makes_review_stale());
         assert!(!ExceptionKind::ReleaseSignature.makes_review_stale());
         assert!(!ExceptionKind::Disposition.makes_review_stale());
         assert!(!ExceptionKind::Excursion.makes_review_stale());

@@ -9,6 +9,7 @@
 //! sees it without reading the database again.
 
 use super::audit::ActorRef;
+use super::audit_review::{self, ReviewState};
 use super::batch::BatchStatus;
 use super::custody::{
     CustodyEvent, CustodyRefusal, CustodyState, PastEvent, Proposed, StorageRange, check_event,
@@ -77,6 +78,8 @@ pub struct Product {
     pub storage: StorageRange,
     /// Release signatures required (1 or 2).
     pub release_signatures_required: usize,
+    /// QA must sign a review of the batch's audit trail before release.
+    pub audit_review_required: bool,
 }
 
 /// The specification the batch is bound to.
@@ -238,8 +241,48 @@ pub struct BatchRecord {
     pub custody: Vec<CustodyRecord>,
     /// Parent batches, by batch number.
     pub parents: Vec<ParentFact>,
+    /// The batch's audit-trail review as the gate needs it.
+    pub audit_review: ReviewedTrail,
     /// Server time when the record was read.
     pub now: DateTime<Utc>,
+}
+
+/// An entry of the batch's chain as the audit-trail review rule reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrailEntry {
+    /// Position in the chain.
+    pub seq: i64,
+    /// Action.
+    pub action: String,
+    /// Its `after` content.
+    pub after: Option<serde_json::Value>,
+}
+
+/// How far the batch's audit trail was reviewed, and what was written since.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReviewedTrail {
+    /// The last signed review's chain position (none: never reviewed).
+    pub up_to_seq: Option<i64>,
+    /// The entries after it, in chain order (none when never reviewed).
+    pub since: Vec<TrailEntry>,
+}
+
+impl ReviewedTrail {
+    /// Where the review stands.
+    pub fn state(&self) -> ReviewState {
+        audit_review::state(
+            self.up_to_seq,
+            self.since.iter().map(|e| {
+                (
+                    e.seq,
+                    audit_review::Entry {
+                        action: &e.action,
+                        after: e.after.as_ref(),
+                    },
+                )
+            }),
+        )
+    }
 }
 
 impl BatchRecord {
@@ -387,6 +430,10 @@ impl BatchRecord {
             expires_at: self.batch.expires_at,
             now: self.now,
             parents: self.parents.clone(),
+            audit_review: self
+                .product
+                .audit_review_required
+                .then(|| self.audit_review.state()),
         }
     }
 
@@ -433,6 +480,24 @@ impl BatchRecord {
         }
         self.certifications()
             .step(kind, signer, self.product.release_signatures_required)
+    }
+
+    /// Checks a signed review of the batch's audit trail up to `named` by
+    /// `signer`, the chain ending at `last`: the newest position, and a
+    /// signer independent of the current results (as for release).
+    pub fn check_audit_review(
+        &self,
+        signer: Uuid,
+        named: i64,
+        last: i64,
+    ) -> Result<(), audit_review::AuditReviewRefusal> {
+        audit_review::check_review(named, last, self.took_part(signer))
+    }
+
+    /// Whether `qa` performed or reviewed a current result of the batch
+    /// (then they may neither release it nor review its audit trail).
+    pub fn took_part(&self, qa: Uuid) -> bool {
+        took_part(&self.gate(), qa)
     }
 
     /// Checks a custody event against the chain so far, the batch's status,
@@ -566,6 +631,7 @@ pub(crate) mod tests {
                 product_type: "cell therapy".into(),
                 storage: StorageRange::default(),
                 release_signatures_required: required,
+                audit_review_required: false,
             },
             spec: Specification {
                 id: Uuid::now_v7(),
@@ -577,6 +643,7 @@ pub(crate) mod tests {
             deviations: vec![],
             custody: vec![],
             parents: vec![],
+            audit_review: ReviewedTrail::default(),
             now,
         }
     }

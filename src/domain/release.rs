@@ -3,6 +3,7 @@
 //! signature rules of the Qualified Person's certification.
 
 use super::StoredName;
+use super::audit_review::ReviewState;
 use super::batch::BatchStatus;
 use super::result::{ResultFacts, ResultStatus, current_result};
 use super::signature::Meaning;
@@ -31,6 +32,9 @@ pub enum BlockerCode {
     Expired,
     /// A parent batch (e.g. the working cell bank) is not released.
     ParentNotReleased,
+    /// The product requires a signed audit-trail review, and there is none
+    /// or exceptions were written after it.
+    AuditTrailNotReviewed,
 }
 
 /// One reason, in the lab's words.
@@ -84,6 +88,9 @@ pub struct BatchFacts {
     pub now: DateTime<Utc>,
     /// Parent batches.
     pub parents: Vec<ParentFact>,
+    /// Where the audit-trail review stands; none when the product does not
+    /// require one.
+    pub audit_review: Option<ReviewState>,
 }
 
 fn blocker(code: BlockerCode, message: String, test_code: Option<&str>) -> Blocker {
@@ -172,6 +179,22 @@ pub fn blockers(f: &BatchFacts) -> Vec<Blocker> {
                 None,
             ));
         }
+    }
+    match f.audit_review {
+        Some(ReviewState::NotReviewed) => out.push(blocker(
+            BlockerCode::AuditTrailNotReviewed,
+            "the product requires a signed review of the batch's audit trail, and there is none"
+                .to_owned(),
+            None,
+        )),
+        Some(ReviewState::Stale { seq }) => out.push(blocker(
+            BlockerCode::AuditTrailNotReviewed,
+            format!(
+                "entry {seq} of the batch's audit trail is an exception written after its last review: review it again"
+            ),
+            None,
+        )),
+        Some(ReviewState::Reviewed) | None => {}
     }
     out
 }
@@ -349,7 +372,8 @@ impl Certifications {
                 | Meaning::QualificationRevoked
                 | Meaning::InstrumentReturned
                 | Meaning::MaterialReleased
-                | Meaning::MaterialRejected => {}
+                | Meaning::MaterialRejected
+                | Meaning::AuditTrailReviewed => {}
             }
         }
         c
@@ -482,6 +506,31 @@ mod tests {
             expires_at: now + Duration::days(10),
             now,
             parents: vec![],
+            audit_review: None,
+        }
+    }
+
+    #[test]
+    fn a_required_audit_trail_review_blocks_until_signed_and_again_when_stale() {
+        let mut f = facts(vec![
+            result("VIAB", Outcome::Pass, true),
+            result("STER", Outcome::Pass, true),
+        ]);
+        assert!(readiness(&f).releasable, "not required: no blocker");
+        for (state, blocked) in [
+            (ReviewState::NotReviewed, true),
+            (ReviewState::Stale { seq: 9 }, true),
+            (ReviewState::Reviewed, false),
+        ] {
+            f.audit_review = Some(state);
+            let r = readiness(&f);
+            assert_eq!(r.releasable, !blocked, "{state:?}");
+            assert_eq!(
+                codes(&f) == vec![BlockerCode::AuditTrailNotReviewed],
+                blocked,
+                "{state:?}"
+            );
+            assert!(!r.conditionally_releasable, "{state:?}");
         }
     }
 

@@ -212,7 +212,8 @@ pub fn signer_roles(meaning: Meaning) -> &'static [Role] {
         | Meaning::QualificationRevoked
         | Meaning::InstrumentReturned
         | Meaning::MaterialReleased
-        | Meaning::MaterialRejected => &[Role::Qa],
+        | Meaning::MaterialRejected
+        | Meaning::AuditTrailReviewed => &[Role::Qa],
     }
 }
 

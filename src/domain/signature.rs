@@ -54,6 +54,8 @@ pub enum Meaning {
     MaterialReleased,
     /// QA rejected a material lot.
     MaterialRejected,
+    /// QA read the exceptions of a batch's audit trail up to a chain position.
+    AuditTrailReviewed,
 }
 
 impl Meaning {
@@ -81,6 +83,9 @@ impl Meaning {
             }
             Meaning::MaterialReleased => "I release this material lot for use",
             Meaning::MaterialRejected => "I reject this material lot",
+            Meaning::AuditTrailReviewed => {
+                "I have reviewed every exception in this batch's audit trail up to the entry shown"
+            }
         }
     }
 }

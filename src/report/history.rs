@@ -175,6 +175,58 @@ pub fn sentence(e: &AuditEntryView, names: &ResultNames) -> String {
     format!("{s}{why}")
 }
 
+/// What an inspector reads of an exception of the audit-trail review: the
+/// entry's sentence, then what it changed (a replaced value before -> after,
+/// how late an entry came, a status before -> after), then the reason.
+pub fn exception_summary(
+    e: &AuditEntryView,
+    kind: crate::domain::audit_review::ExceptionKind,
+    names: &ResultNames,
+) -> String {
+    use crate::domain::audit_review::ExceptionKind;
+    let after = e.after.as_ref();
+    let mut s = sentence(e, names);
+    match kind {
+        ExceptionKind::Replacement if e.action == "result.recorded" => {
+            let old = field(after, "replaces_result_id")
+                .and_then(|id| id.parse::<Uuid>().ok())
+                .and_then(|id| names.get(&id).cloned())
+                .unwrap_or_else(|| "an earlier result".to_owned());
+            s.push_str(&format!(" Value: {old} -> {}.", result_words(e, names)));
+            if let Some(why) = field(after, "reason") {
+                s.push_str(&format!(" Reason given: {why}."));
+            }
+        }
+        ExceptionKind::LateEntry => {
+            let hours = match (
+                field(after, "performed_at")
+                    .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok()),
+                field(after, "recorded_at")
+                    .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok()),
+            ) {
+                (Some(p), Some(r)) => format!("{} h", (r - p).num_hours()),
+                _ => "an unknown time".to_owned(),
+            };
+            s.push_str(&format!(
+                " Recorded {}, {hours} after it was performed (later than {} h: a late entry).",
+                when(after, "recorded_at"),
+                crate::domain::audit_review::LATE_AFTER_HOURS
+            ));
+        }
+        _ => {
+            let before_after: Vec<String> = changes(e)
+                .lines()
+                .filter(|l| l.contains(" -> "))
+                .map(str::to_owned)
+                .collect();
+            if !before_after.is_empty() {
+                s.push_str(&format!(" Changed: {}.", before_after.join("; ")));
+            }
+        }
+    }
+    s
+}
+
 /// Flattens a JSON value into `key` -> text, nested keys joined by dots.
 fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
     match v {

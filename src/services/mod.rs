@@ -18,6 +18,7 @@ pub mod signatures;
 
 // The use cases.
 pub mod anchors;
+pub mod audit_review;
 pub mod auth;
 pub mod batches;
 pub mod certificate;

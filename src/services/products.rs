@@ -38,6 +38,8 @@ pub struct ProductView {
     /// Highest storage temperature, °C, as entered.
     pub storage_max_c: Option<String>,
     pub release_signatures_required: i16,
+    /// QA must sign a review of each batch's audit trail before release.
+    pub audit_review_required: bool,
     pub created_by: Uuid,
     pub created_at: DateTime<Utc>,
 }
@@ -52,6 +54,7 @@ impl From<&ProductRow> for ProductView {
             storage_min_c: p.storage_min_c.clone(),
             storage_max_c: p.storage_max_c.clone(),
             release_signatures_required: p.release_signatures_required,
+            audit_review_required: p.audit_review_required,
             created_by: p.created_by,
             created_at: p.created_at,
         }
@@ -68,6 +71,7 @@ pub struct NewProductInput {
     pub storage_min_c: Option<String>,
     pub storage_max_c: Option<String>,
     pub release_signatures_required: Option<i64>,
+    pub audit_review_required: bool,
 }
 
 fn temperature(field: &str, raw: Option<&str>, errors: &mut Vec<FieldError>) -> Option<Decimal> {
@@ -137,6 +141,7 @@ pub fn create_product(
         release_signatures_required: i16::try_from(signatures_required).unwrap_or(1),
         created_by: actor.id,
         created_at: Utc::now(),
+        audit_review_required: input.audit_review_required,
     };
     in_transaction(conn, |c| {
         diesel::insert_into(products::table)

@@ -64,16 +64,18 @@ fn number(v: &BigDecimal) -> Option<f64> {
     v.round(9).to_f64()
 }
 
-/// The chart of `test_code` across the batches of `product_id`, between
-/// `from` and `to` (`performed_at`). 404 for an unknown product; 422 when the
-/// product's effective specification has no such numeric test.
-pub fn trend(
+/// The effective specification of `product_id`: 404 for an unknown
+/// product, 409 when none is effective.
+fn effective_spec(
     conn: &mut PgConnection,
     product_id: Uuid,
-    test_code: &str,
-    from: Option<DateTime<Utc>>,
-    to: Option<DateTime<Utc>>,
-) -> Result<Trend, AppError> {
+) -> Result<
+    (
+        std::sync::Arc<crate::domain::record::Product>,
+        std::sync::Arc<crate::domain::record::Specification>,
+    ),
+    AppError,
+> {
     let exists: bool =
         diesel::select(diesel::dsl::exists(products::table.find(product_id))).get_result(conn)?;
     if !exists {
@@ -94,7 +96,52 @@ pub fn trend(
                 "the product has no effective specification",
             )
         })?;
-    let (_, spec) = product_and_spec(conn, product_id, spec_id)?;
+    product_and_spec(conn, product_id, spec_id)
+}
+
+/// What a trend page offers: the product and the numeric tests of its
+/// effective specification, as `(code, name)`.
+#[derive(Debug, Clone)]
+pub struct Charts {
+    /// Product code.
+    pub product_code: String,
+    /// Product name.
+    pub product_name: String,
+    /// The tests that have a trend.
+    pub tests: Vec<(String, String)>,
+}
+
+/// The product's numeric tests (see [`Charts`]).
+pub fn charts(conn: &mut PgConnection, product_id: Uuid) -> Result<Charts, AppError> {
+    let (product, spec) = effective_spec(conn, product_id)?;
+    Ok(Charts {
+        product_code: product.code.clone(),
+        product_name: product.name.clone(),
+        tests: spec
+            .tests
+            .iter()
+            .filter(|t| t.kind == TestKind::Numeric)
+            .map(|t| (t.code.clone(), t.name.clone()))
+            .collect(),
+    })
+}
+
+/// The chart of `test_code` across the batches of `product_id`, between
+/// `from` and `to` (`performed_at`). 404 for an unknown product; 422 when the
+/// product's effective specification has no such numeric test.
+pub fn trend(
+    conn: &mut PgConnection,
+    product_id: Uuid,
+    test_code: &str,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> Result<Trend, AppError> {
+    if let (Some(from), Some(to)) = (from, to) {
+        if from > to {
+            return Err(AppError::invalid_field("to", "is before from"));
+        }
+    }
+    let (_, spec) = effective_spec(conn, product_id)?;
     let tests = &spec.tests;
     let Some(def) = tests.iter().find(|t| t.code == test_code) else {
         let known: Vec<&str> = tests.iter().map(|t| t.code.as_str()).collect();

@@ -31,7 +31,8 @@ pub struct BatchTodo {
     pub status: BatchStatus,
     /// Test codes without a current result.
     pub missing: Vec<String>,
-    /// Whether the person asking may sign its release (independence).
+    /// Whether the person asking may sign its release, or its audit-trail
+    /// review (independence).
     pub you_may_release: bool,
 }
 
@@ -94,6 +95,9 @@ pub struct WorkList {
     pub to_replace: Vec<ToReplace>,
     /// Batches every rule lets be released.
     pub ready_for_release: Vec<BatchTodo>,
+    /// Batches in quarantine whose product requires a signed audit-trail
+    /// review that is missing or stale.
+    pub audit_review_waiting: Vec<BatchTodo>,
     /// Conditionally released batches whose pending results are still missing.
     pub conditional_awaiting: Vec<BatchTodo>,
     /// Open deviations, most severe and oldest first.
@@ -167,8 +171,20 @@ pub fn work_list(conn: &mut PgConnection, viewer: Uuid) -> Result<WorkList, AppE
     for b in open {
         let record = batch_record::read(conn, b.id)?;
         let t = todo(&record, viewer);
+        let readiness = record.readiness();
+        if record.batch.status == BatchStatus::Quarantine
+            && readiness
+                .blockers
+                .iter()
+                .any(|b| b.code == BlockerCode::AuditTrailNotReviewed)
+        {
+            list.audit_review_waiting.push(BatchTodo {
+                you_may_release: !record.took_part(viewer),
+                ..t.clone()
+            });
+        }
         match record.batch.status {
-            BatchStatus::Quarantine if record.readiness().releasable => {
+            BatchStatus::Quarantine if readiness.releasable => {
                 list.ready_for_release.push(t);
             }
             BatchStatus::Quarantine if !t.missing.is_empty() => list.to_record.push(t),

@@ -146,6 +146,7 @@ fn blocker_words(code: BlockerCode) -> &'static str {
         BlockerCode::InTransit => "The batch is in transit",
         BlockerCode::Expired => "The batch has expired",
         BlockerCode::ParentNotReleased => "A parent batch is not released",
+        BlockerCode::AuditTrailNotReviewed => "QA has not signed a review of the audit trail",
     }
 }
 
@@ -167,7 +168,13 @@ pub async fn batch_page(
 ) -> Result<HttpResponse, WebError> {
     let id = id.into_inner();
     let recorded = query.recorded;
-    let record = state.db(move |c| batch_svc::record(c, id)).await?;
+    let (record, warnings) = state
+        .db(move |c| {
+            let record = batch_svc::record(c, id)?;
+            let warnings = crate::services::release::out_of_trend(c, &record)?;
+            Ok((record, warnings))
+        })
+        .await?;
     let detail = BatchDetail::from(&record);
     let readiness = record.readiness();
     let b = &detail.batch;
@@ -205,6 +212,7 @@ pub async fn batch_page(
                 (Action::RecordCustody, "custody/new", "Custody event"),
                 (Action::OpenDeviation, "deviations", "Deviations"),
                 (Action::ReadAuditTrail, "history", "History"),
+                (Action::ReadAuditTrail, "audit-review", "Audit-trail review"),
             ].into_iter().filter(|(a, _, _)| user.may(*a)).map(|(_, p, l)| (p, l)) {
                 a.button href={"/batches/" (id) "/" (path)} { (label) }
             }
@@ -262,7 +270,14 @@ pub async fn batch_page(
                         td { strong { (t.code) } " " (t.name) }
                         td { (t.method) }
                         td { (describe_limit(t)) }
-                        td { @if let Some(r) = r { (r.result.value) " " (r.result.unit.clone().unwrap_or_default()) } @else { span.muted { "none" } } }
+                        td {
+                            @if let Some(r) = r { (r.result.value) " " (r.result.unit.clone().unwrap_or_default()) } @else { span.muted { "none" } }
+                            @for w in warnings.iter().filter(|w| w.test_code == t.code) {
+                                br; a.out-of-trend href={"/products/" (record.product.id) "/trends?test_code=" (t.code)} title="Open the product's trend chart" {
+                                    "⚠ out of trend: " (w.rule.words()) " (" (w.rule.as_str()) "); does not block release"
+                                }
+                            }
+                        }
                         td { @if let Some(r) = r { (outcome(r.result.outcome)) } }
                         td { @if let Some(r) = r { (status(r.status.as_str())) } }
                         td { @if let Some(r) = r { (r.result.performed_by.full_name) br; (user.time(r.result.performed_at)) } }

@@ -126,6 +126,20 @@ pub async fn home(state: web::Data<AppState>, user: WebUser) -> Result<HttpRespo
                         }
                     } }
                 }
+                h2 { "Audit trail to review before release (" (list.audit_review_waiting.len()) ")" }
+                @if list.audit_review_waiting.is_empty() { p.muted { "No batch waits for an audit-trail review." } } @else {
+                    ul.worklist id="audit-review-waiting" { @for b in &list.audit_review_waiting {
+                        li {
+                            @if b.you_may_release {
+                                a.button href={"/batches/" (b.id) "/audit-review"} { "Review the trail of " (b.batch_number) }
+                            } @else {
+                                a href={"/batches/" (b.id) "/audit-review"} { (b.batch_number) }
+                                span.muted { " — you took part in its testing: another QA person must review its trail" }
+                            }
+                            @if !b.missing.is_empty() { span.muted { " (results still missing: " (b.missing.join(", ")) ")" } }
+                        }
+                    } }
+                }
                 h2 { "Conditionally released, results pending (" (list.conditional_awaiting.len()) ")" }
                 @if list.conditional_awaiting.is_empty() { p.muted { "None." } } @else { (batch_rows(&list.conditional_awaiting, false)) }
                 h2 { "Open deviations (" (list.open_deviations.len()) ")" }

@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod audit;
+pub mod audit_review;
 pub mod auth;
 pub mod batch_new;
 pub mod batches;
@@ -22,6 +23,7 @@ pub mod release;
 pub mod results;
 pub mod review;
 pub mod session;
+pub mod trends;
 pub mod users;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -170,7 +172,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(results::review)
             .service(review::batch_review_form)
             .service(review::batch_review)
+            .service(trends::trend_page)
+            .service(trends::trend_csv)
             .service(release::release_page)
+            .service(audit_review::review_page)
+            .service(audit_review::sign_review)
             .service(release::release_batch)
             .service(release::reject_batch)
             .service(release::recall_batch)

@@ -92,6 +92,8 @@ pub struct ProductForm {
     storage_max_c: String,
     #[serde(default)]
     release_signatures_required: String,
+    #[serde(default)]
+    audit_review_required: Option<String>,
 }
 
 fn product_form(user: &WebUser, problem: Option<&Problem>, f: &ProductForm) -> Markup {
@@ -115,6 +117,7 @@ fn product_form(user: &WebUser, problem: Option<&Problem>, f: &ProductForm) -> M
                     }
                     (r.at("release_signatures_required"))
                 }
+                label { input type="checkbox" name="audit_review_required" value="on" checked[f.audit_review_required.is_some()]; " QA signs a review of each batch's audit trail before release" }
                 button type="submit" { "Create the product" }
             }
         },
@@ -161,6 +164,7 @@ pub async fn create_product(
         } else {
             1
         }),
+        audit_review_required: f.audit_review_required.is_some(),
     };
     let actor = user.0.actor.clone();
     match state
@@ -414,6 +418,8 @@ async fn product_markup(
                 dt { "Type" } dd { (product.product_type) }
                 dt { "Storage" } dd { (storage(product.storage_min_c.as_deref(), product.storage_max_c.as_deref())) }
                 dt { "Release signatures" } dd { (product.release_signatures_required) }
+                dt { "Audit-trail review" } dd { @if product.audit_review_required { "required before release" } @else { "not required" } }
+                dt { "Trends" } dd { a href={"/products/" (product.id) "/trends"} { "Each numeric test across batches (control chart)" } }
                 dt { "Created" } dd { (user.time(product.created_at)) }
             } }
             h2 { "Specifications" }

@@ -61,7 +61,13 @@ async fn release_markup(
     problem: Option<&Problem>,
     typed: Option<&Typed>,
 ) -> Result<Markup, WebError> {
-    let record = state.db(move |c| batch_svc::record(c, batch_id)).await?;
+    let (record, warnings) = state
+        .db(move |c| {
+            let record = batch_svc::record(c, batch_id)?;
+            let warnings = release::out_of_trend(c, &record)?;
+            Ok((record, warnings))
+        })
+        .await?;
     let (detail, readiness) = (BatchDetail::from(&record), record.readiness());
     let b = &detail.batch;
     let me = user.0.actor.id;
@@ -113,6 +119,15 @@ async fn release_markup(
             } }
             @if !readiness.blockers.is_empty() && !b.status.is_released() {
                 div.notice.error { ul { @for bl in &readiness.blockers { li { (bl.message) } } } }
+            }
+            @if !warnings.is_empty() && !b.status.is_released() {
+                div.notice.warn id="warnings" {
+                    p { strong { "Look before you sign (these do not block release):" } }
+                    ul { @for w in &warnings { li {
+                        (w.test_code) " is out of trend: " (w.rule.words()) " (" (w.rule.as_str()) "). "
+                        a href={"/products/" (record.product.id) "/trends?test_code=" (w.test_code)} { "Open the trend chart" }
+                    } } }
+                }
             }
             div.grid {
                 @if full_ok {

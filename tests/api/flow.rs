@@ -4,7 +4,7 @@ use crate::lab::Lab;
 use crate::support::TestApp;
 use actix_web::http::StatusCode;
 use cellqc::demo::{DEMO_PASSWORD, msc_passing_values};
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[actix_web::test]
 async fn the_msc_panel_is_recorded_reviewed_and_traced_in_a_verifying_history() {
@@ -181,6 +181,57 @@ async fn cellqc_demo_loads_reference_products_and_a_user_per_role() {
         .collect();
     held.sort_unstable();
     assert_eq!(held, codes);
+    // Thirty released MSC batches: the trend charts show something, and
+    // one batch's viability is out of trend (inside its specification).
+    assert!(
+        stdout.contains("30 released batches of UCMSC-INJ"),
+        "{stdout}"
+    );
+    let msc = items.iter().find(|p| p["code"] == "UCMSC-INJ").unwrap();
+    let trend = |code: &'static str| {
+        let path = format!(
+            "/api/v1/products/{}/trends?test_code={code}",
+            msc["id"].as_str().unwrap()
+        );
+        let (app, tech) = (&app, &tech);
+        async move { app.get(&path, tech).await.body }
+    };
+    let viab = trend("VIAB").await;
+    assert_eq!(viab["points"].as_array().unwrap().len(), 30);
+    let flagged: Vec<(&str, &Value)> = viab["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["violations"] != json!([]))
+        .map(|p| (p["batch_number"].as_str().unwrap(), &p["violations"]))
+        .collect();
+    assert_eq!(flagged, [("UCMSC-2026-027", &json!(["nelson_1"]))]);
+    assert!(
+        viab["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["outcome"] == "pass")
+    );
+    let pot = trend("POT").await;
+    assert_eq!(pot["points"].as_array().unwrap().len(), 30);
+    assert!(
+        pot["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["violations"] == json!([])),
+        "{pot}"
+    );
+    let released = app
+        .get("/api/v1/batches?status=released&limit=100", &tech)
+        .await;
+    assert_eq!(
+        released.body["items"].as_array().unwrap().len(),
+        30,
+        "{}",
+        released.body
+    );
     for user in ["reviewer", "qa", "qa2", "auditor"] {
         app.login(user, DEMO_PASSWORD).await;
     }

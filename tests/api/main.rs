@@ -8,6 +8,7 @@
 
 mod anchors;
 mod audit;
+mod audit_review;
 mod auth;
 mod backup;
 mod batches;

@@ -4,7 +4,7 @@ use crate::support::TestApp;
 use actix_web::http::StatusCode;
 
 /// Every route of the HTTP contract (API.md).
-const CONTRACT: [(&str, &str); 59] = [
+const CONTRACT: [(&str, &str); 61] = [
     ("post", "/api/v1/auth/login"),
     ("post", "/api/v1/auth/logout"),
     ("get", "/api/v1/auth/me"),
@@ -49,6 +49,8 @@ const CONTRACT: [(&str, &str); 59] = [
     ("post", "/api/v1/batches/{id}/deviations"),
     ("post", "/api/v1/deviations/{id}/close"),
     ("get", "/api/v1/batches/{id}/release-readiness"),
+    ("get", "/api/v1/batches/{id}/audit-review"),
+    ("post", "/api/v1/batches/{id}/audit-review"),
     ("post", "/api/v1/batches/{id}/release"),
     ("post", "/api/v1/batches/{id}/reject"),
     ("post", "/api/v1/batches/{id}/recall"),

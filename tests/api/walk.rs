@@ -145,6 +145,25 @@ async fn an_ipsc_drug_product_waits_for_its_working_cell_bank() {
         assert_eq!(r.body["outcome"], "pass", "{code} {value}");
         lab.review(r.body["id"].as_str().unwrap(), "accept").await;
     }
+    // The drug product also requires QA's signed review of its audit trail.
+    assert_eq!(
+        lab.blockers(&b).await,
+        ["parent_not_released", "audit_trail_not_reviewed"]
+    );
+    let trail = lab
+        .app
+        .get(&format!("/api/v1/batches/{b}/audit-review"), &lab.qa)
+        .await;
+    assert_eq!(trail.body["exceptions"], json!([]), "{}", trail.body);
+    let reviewed = lab
+        .app
+        .post(
+            &format!("/api/v1/batches/{b}/audit-review"),
+            &lab.qa,
+            json!({"password": USER_PASSWORD, "up_to_seq": trail.body["up_to_seq"]}),
+        )
+        .await;
+    assert_eq!(reviewed.status, StatusCode::OK, "{}", reviewed.body);
     assert_eq!(lab.blockers(&b).await, ["parent_not_released"]);
     assert_eq!(
         lab.release(&b, &lab.qa2, json!({})).await.code(),

@@ -111,5 +111,6 @@ fn product_of(p: &ProductRow) -> Result<Product, AppError> {
             max: bound("storage_max_c", &p.storage_max_c)?,
         },
         release_signatures_required: usize::try_from(p.release_signatures_required).unwrap_or(1),
+        audit_review_required: p.audit_review_required,
     })
 }

@@ -18,14 +18,18 @@ use crate::db::models::{
 use crate::db::prepared::prepared;
 use crate::db::schema::{batches, custody_events, deviations, results, signatures};
 use crate::domain::audit::ActorRef;
-use crate::domain::record::{Batch, BatchRecord, CustodyRecord, Deviation, RecordedResult};
+use crate::domain::record::{
+    Batch, BatchRecord, CustodyRecord, Deviation, RecordedResult, ReviewedTrail, TrailEntry,
+};
 use crate::domain::release::ParentFact;
 use crate::error::AppError;
 use chrono::{DateTime, Utc};
 use diesel::deserialize::{self, FromSql, Queryable};
 use diesel::pg::{Pg, PgConnection, PgValue};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Nullable, Record, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{
+    Array, BigInt, Jsonb, Nullable, Record, Text, Timestamptz, Uuid as SqlUuid,
+};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -44,9 +48,14 @@ SELECT b AS batch,
   ARRAY(SELECT ROW(pb.id, pb.batch_number, pb.status) FROM batch_parents bp
           JOIN batches pb ON pb.id = bp.parent_id
          WHERE bp.batch_id = b.id ORDER BY pb.batch_number) AS parents,
+  rv.up_to_seq AS reviewed_up_to,
+  ARRAY(SELECT ROW(e.seq, e.action, e.after) FROM audit_entries e
+         WHERE e.chain = h.chain AND e.seq > rv.up_to_seq ORDER BY e.seq) AS since_review,
   h.seq AS head_seq, h.hash AS head_hash, GREATEST(clock_timestamp(), h.last_at) AS now
 FROM batches b
 LEFT JOIN audit_chain_heads h ON h.chain = 'batch:' || b.id::text
+LEFT JOIN LATERAL (SELECT max(ar.up_to_seq) AS up_to_seq FROM audit_reviews ar
+                    WHERE ar.batch_id = b.id) rv ON true
 WHERE b.id = $1";
 
 /// Rows of a table (or a `ROW(...)`), decoded from a binary array of
@@ -100,6 +109,10 @@ struct Loaded {
     result_materials: Rows<(Uuid, Uuid)>,
     #[diesel(sql_type = Array<Record<Named>>)]
     parents: Rows<(Uuid, String, String)>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    reviewed_up_to: Option<i64>,
+    #[diesel(sql_type = Array<Record<(BigInt, Text, Nullable<Jsonb>)>>)]
+    since_review: Rows<(i64, String, Option<serde_json::Value>)>,
     #[diesel(sql_type = Nullable<BigInt>)]
     head_seq: Option<i64>,
     #[diesel(sql_type = Nullable<Text>)]
@@ -193,6 +206,15 @@ pub(super) fn read(conn: &mut PgConnection, id: Uuid) -> Result<Option<Read>, Ap
                 })
             })
             .collect::<Result<_, AppError>>()?,
+        audit_review: ReviewedTrail {
+            up_to_seq: l.reviewed_up_to,
+            since: l
+                .since_review
+                .0
+                .into_iter()
+                .map(|(seq, action, after)| TrailEntry { seq, action, after })
+                .collect(),
+        },
         now: l.now,
     };
     Ok(Some(Read {

@@ -186,6 +186,11 @@ impl LockedBatch {
         self.record.batch.id
     }
 
+    /// The position of the chain's last entry and its hash.
+    pub fn head(&self) -> (i64, &str) {
+        (self.head.seq, &self.head.hash)
+    }
+
     /// The batch's hash chain.
     pub fn chain(&self) -> String {
         self.head.chain.clone()

@@ -1,0 +1,429 @@
+//! A product's trend page: one numeric test across its batches as an
+//! individuals chart, drawn here as SVG (no script, nothing fetched from
+//! elsewhere): the points, the center line, ±3 sigma, the specification
+//! limits, and the points that complete a run rule in another shape. Each
+//! point links to its batch.
+
+use super::layout::{html_page, page, refusal, refusal_box};
+use super::session::{WebError, WebUser};
+use crate::app::AppState;
+use crate::domain::StoredName;
+use crate::error::{AppError, Problem};
+use crate::services::trends::{self as svc, Charts, Trend};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, get, web};
+use chrono::{DateTime, NaiveDate, Utc};
+use maud::{Markup, html};
+use serde::Deserialize;
+use uuid::Uuid;
+
+const W: f64 = 920.0;
+const H: f64 = 380.0;
+const LEFT: f64 = 64.0;
+const RIGHT: f64 = 150.0;
+const TOP: f64 = 18.0;
+const BOTTOM: f64 = 78.0;
+
+/// A round step for about `n` ticks over `span`.
+fn step(span: f64, n: f64) -> f64 {
+    let raw = span / n;
+    let mag = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * mag)
+}
+
+fn num(s: &str) -> Option<f64> {
+    s.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// Shortest text for a tick or a line's value.
+fn label(v: f64) -> String {
+    let s = format!("{v:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".to_owned()
+    } else {
+        s.to_owned()
+    }
+}
+
+/// The chart as SVG. Points are placed by their order (performed_at), one
+/// column per batch; the y range covers the points, the control limits and
+/// the specification limits.
+pub fn chart_svg(t: &Trend) -> Markup {
+    let values: Vec<Option<f64>> = t.points.iter().map(|p| num(&p.value)).collect();
+    let spec_min = t.spec.min.as_deref().and_then(num);
+    let spec_max = t.spec.max.as_deref().and_then(num);
+    let mut all: Vec<f64> = values.iter().flatten().copied().collect();
+    all.extend([t.lcl, t.ucl, spec_min, spec_max].into_iter().flatten());
+    let (lo, hi) = all
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(*v), b.max(*v))
+        });
+    let (lo, hi) = if lo.is_finite() && hi > lo {
+        let pad = (hi - lo) * 0.06;
+        (lo - pad, hi + pad)
+    } else if lo.is_finite() {
+        (lo - 1.0, lo + 1.0)
+    } else {
+        (0.0, 1.0)
+    };
+    let plot_w = W - LEFT - RIGHT;
+    let plot_h = H - TOP - BOTTOM;
+    let y = |v: f64| TOP + (hi - v) / (hi - lo) * plot_h;
+    let n = t.points.len().max(1) as f64;
+    let x = |i: usize| LEFT + (i as f64 + 0.5) * plot_w / n;
+    let tick = step(hi - lo, 6.0);
+    let ticks: Vec<f64> = {
+        let mut v = (lo / tick).ceil() * tick;
+        let mut out = Vec::new();
+        while v <= hi + 1e-12 && out.len() < 20 {
+            out.push(v);
+            v += tick;
+        }
+        out
+    };
+    let every = (t.points.len() / 12).max(1);
+    let unit = t.unit.clone().unwrap_or_default();
+    let mut lines: Vec<(&str, &str, f64)> = Vec::new();
+    if let Some(c) = t.center {
+        lines.push(("center", "CL", c));
+    }
+    if let Some(v) = t.ucl {
+        lines.push(("control", "UCL +3σ", v));
+    }
+    if let Some(v) = t.lcl {
+        lines.push(("control", "LCL −3σ", v));
+    }
+    if let Some(v) = spec_max {
+        lines.push(("spec", "spec max", v));
+    }
+    if let Some(v) = spec_min {
+        lines.push(("spec", "spec min", v));
+    }
+    let path: String = values
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| v.map(|v| format!("{:.1},{:.1}", x(i), y(v))))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let baseline_edge = (t.baseline_n > 0 && t.baseline_n < t.points.len())
+        .then(|| LEFT + t.baseline_n as f64 * plot_w / n);
+    html! {
+        svg xmlns="http://www.w3.org/2000/svg" viewBox={"0 0 " (W) " " (H)} role="img" aria-labelledby="chart-title chart-desc" {
+            title id="chart-title" { (t.test_code) " across batches" }
+            desc id="chart-desc" {
+                (t.points.len()) " points; "
+                @if let (Some(c), Some(l), Some(u)) = (t.center, t.lcl, t.ucl) { "center " (label(c)) ", limits " (label(l)) " to " (label(u)) "; " }
+                (t.points.iter().filter(|p| !p.violations.is_empty()).count()) " flagged by a run rule"
+            }
+            @for v in &ticks {
+                line.grid-line x1=(LEFT) x2=(W - RIGHT) y1=(format!("{:.1}", y(*v))) y2=(format!("{:.1}", y(*v))) {}
+                text x=(LEFT - 6.0) y=(format!("{:.1}", y(*v) + 4.0)) text-anchor="end" { (label(*v)) }
+            }
+            line.axis x1=(LEFT) x2=(LEFT) y1=(TOP) y2=(H - BOTTOM) {}
+            line.axis x1=(LEFT) x2=(W - RIGHT) y1=(H - BOTTOM) y2=(H - BOTTOM) {}
+            text x="14" y=(format!("{:.1}", TOP + plot_h / 2.0)) transform=(format!("rotate(-90 14 {:.1})", TOP + plot_h / 2.0)) text-anchor="middle" { (t.test_code) @if !unit.is_empty() { " (" (unit) ")" } }
+            @if let Some(edge) = baseline_edge {
+                line.grid-line x1=(format!("{edge:.1}")) x2=(format!("{edge:.1}")) y1=(TOP) y2=(H - BOTTOM) {}
+                text x=(format!("{:.1}", edge - 4.0)) y=(TOP + 12.0) text-anchor="end" { "baseline (" (t.baseline_n) ")" }
+            }
+            @for (class, name, v) in &lines {
+                line class=(class) x1=(LEFT) x2=(W - RIGHT) y1=(format!("{:.1}", y(*v))) y2=(format!("{:.1}", y(*v))) {}
+                text x=(W - RIGHT + 6.0) y=(format!("{:.1}", y(*v) + 4.0)) { (name) " " (label(*v)) }
+            }
+            polyline.series points=(path) {}
+            @for (i, p) in t.points.iter().enumerate() {
+                @if let Some(v) = values.get(i).copied().flatten() {
+                    @let (cx, cy) = (x(i), y(v));
+                    @let flagged = !p.violations.is_empty();
+                    @let rules: Vec<&str> = p.violations.iter().map(|r| r.as_str()).collect();
+                    a href={"/batches/" (p.batch_id)} {
+                        title { (p.batch_number) ": " (p.value) " " (unit) ", " (p.performed_at.format("%Y-%m-%d %H:%M UTC")) @if flagged { " — out of trend (" (rules.join(", ")) ")" } @if p.outcome == "fail" { " — out of specification" } }
+                        @if flagged {
+                            // A diamond: the flagged points differ by shape, not only colour.
+                            polygon class={"point flagged" @if p.outcome == "fail" { " fail" }}
+                                points=(format!("{:.1},{:.1} {:.1},{:.1} {:.1},{:.1} {:.1},{:.1}", cx, cy - 8.0, cx + 8.0, cy, cx, cy + 8.0, cx - 8.0, cy)) {}
+                        } @else {
+                            circle class={"point" @if p.outcome == "fail" { " fail" }} cx=(format!("{cx:.1}")) cy=(format!("{cy:.1}")) r="5" {}
+                        }
+                    }
+                }
+                @if i % every == 0 {
+                    @let lx = x(i);
+                    text x=(format!("{lx:.1}")) y=(H - BOTTOM + 14.0) text-anchor="end" transform=(format!("rotate(-40 {:.1} {:.1})", lx, H - BOTTOM + 14.0)) { (p.batch_number) }
+                }
+            }
+        }
+    }
+}
+
+/// The page's query.
+#[derive(Debug, Deserialize)]
+pub struct TrendPageQuery {
+    test_code: Option<String>,
+    /// `YYYY-MM-DD`, from the start of that day (UTC).
+    from: Option<String>,
+    /// `YYYY-MM-DD`, to the end of that day (UTC).
+    to: Option<String>,
+}
+
+fn day(field: &str, raw: Option<&str>, end: bool) -> Result<Option<DateTime<Utc>>, AppError> {
+    let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    let d = NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .map_err(|_| AppError::invalid_field(field, "must be a date, YYYY-MM-DD"))?;
+    let t = if end {
+        d.and_hms_opt(23, 59, 59)
+    } else {
+        d.and_hms_opt(0, 0, 0)
+    };
+    Ok(t.map(|t| t.and_utc()))
+}
+
+fn trend_markup(
+    user: &WebUser,
+    product_id: Uuid,
+    charts: &Charts,
+    q: &TrendPageQuery,
+    code: &str,
+    shown: Result<&Trend, &Problem>,
+) -> Markup {
+    let flagged: Vec<_> = shown
+        .ok()
+        .map(|t| {
+            t.points
+                .iter()
+                .filter(|p| !p.violations.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let csv_href = format!(
+        "/products/{product_id}/trends.csv?test_code={code}&from={}&to={}",
+        q.from.as_deref().unwrap_or(""),
+        q.to.as_deref().unwrap_or("")
+    );
+    page(
+        &format!("Trend · {} · {code}", charts.product_code),
+        Some(user),
+        html! {
+            p { a href={"/products/" (product_id)} { (charts.product_name) " (" (charts.product_code) ")" } }
+            form.card method="get" action={"/products/" (product_id) "/trends"} {
+                div.grid {
+                    label { "Test"
+                        select name="test_code" {
+                            @for (c, name) in &charts.tests { option value=(c) selected[c == code] { (c) " – " (name) } }
+                        }
+                    }
+                    label { "Performed from (optional)" input type="date" name="from" value=(q.from.clone().unwrap_or_default()); }
+                    label { "Performed to (optional)" input type="date" name="to" value=(q.to.clone().unwrap_or_default()); }
+                }
+                button type="submit" { "Show the trend" }
+            }
+            @match shown {
+                Err(p) => { (refusal_box(Some(p))) }
+                Ok(t) => {
+                    @if t.points.len() < crate::domain::trend::MIN_POINTS {
+                        div.notice.warn { (t.points.len()) " point(s): the chart draws its limits from "
+                            (crate::domain::trend::MIN_POINTS) " batches on. Until then no point is flagged." }
+                    }
+                    div.chart id="chart" { (chart_svg(t)) }
+                    p.muted { "● a batch's current result · ◆ a point that completes a run rule (out of trend) · hollow: out of specification · dashed: ±3 sigma · dotted red: specification limits. Select a point to open its batch." }
+                    div.card { dl.facts {
+                        dt { "Points" } dd { (t.points.len()) " batches (one current result each, in order of performance)" }
+                        dt { "Baseline" } dd { "the first " (t.baseline_n) " points" }
+                        dt { "Center line" } dd { (t.center.map(label).unwrap_or_else(|| "—".into())) }
+                        dt { "Sigma" } dd { (t.sigma.map(label).unwrap_or_else(|| "—".into())) " (mean moving range / 1.128)" }
+                        dt { "Control limits" } dd { (t.lcl.map(label).unwrap_or_else(|| "—".into())) " to " (t.ucl.map(label).unwrap_or_else(|| "—".into())) }
+                        dt { "Specification" } dd { (t.spec.min.clone().unwrap_or_else(|| "no minimum".into())) " to " (t.spec.max.clone().unwrap_or_else(|| "no maximum".into())) " " (t.unit.clone().unwrap_or_default()) }
+                        dt { "Cpk" } dd { (t.cpk.map(|c| format!("{c:.2}")).unwrap_or_else(|| "—".into())) }
+                        dt { "Rules" } dd { @for r in &t.rules { (r.as_str()) ": " (r.words()) br; } }
+                    } }
+                    h2 { "Out of trend (" (flagged.len()) ")" }
+                    @if flagged.is_empty() { p.muted { "No point completes a run rule." } } @else {
+                        table id="flagged" {
+                            thead { tr { th { "Batch" } th { "Value" } th { "Performed" } th { "Rules" } } }
+                            tbody { @for p in &flagged { tr {
+                                td { a href={"/batches/" (p.batch_id)} { (p.batch_number) } }
+                                td { (p.value) " " (t.unit.clone().unwrap_or_default()) }
+                                td { (user.time(p.performed_at)) }
+                                td { @for r in &p.violations { (r.as_str()) ": " (r.words()) br; } }
+                            } } }
+                        }
+                    }
+                    p { a href=(csv_href) download { "Download the points (CSV)" } }
+                }
+            }
+        },
+    )
+}
+
+async fn load(
+    state: &AppState,
+    product_id: Uuid,
+    q: &TrendPageQuery,
+) -> Result<(Charts, String, Result<Trend, AppError>), AppError> {
+    let code = q.test_code.clone().unwrap_or_default();
+    let (from, to) = (q.from.clone(), q.to.clone());
+    state
+        .db(move |c| {
+            let charts = svc::charts(c, product_id)?;
+            let code = if code.trim().is_empty() {
+                charts
+                    .tests
+                    .first()
+                    .map(|t| t.0.clone())
+                    .unwrap_or_default()
+            } else {
+                code.trim().to_owned()
+            };
+            let trend = day("from", from.as_deref(), false).and_then(|f| {
+                let t = day("to", to.as_deref(), true)?;
+                svc::trend(c, product_id, &code, f, t)
+            });
+            // A refusal is shown on the page; anything else is the server's.
+            let trend = match trend {
+                Err(e) if !e.to_problem().status.is_client_error() => return Err(e),
+                t => t,
+            };
+            Ok((charts, code, trend))
+        })
+        .await
+}
+
+/// The trend page of a product and test (anyone signed in).
+#[get("/products/{id}/trends")]
+pub async fn trend_page(
+    state: web::Data<AppState>,
+    user: WebUser,
+    id: web::Path<Uuid>,
+    q: web::Query<TrendPageQuery>,
+) -> Result<HttpResponse, WebError> {
+    let product_id = id.into_inner();
+    let (charts, code, trend) = load(&state, product_id, &q).await?;
+    let (status, markup) = match trend {
+        Ok(t) => (
+            StatusCode::OK,
+            trend_markup(&user, product_id, &charts, &q, &code, Ok(&t)),
+        ),
+        Err(e) => {
+            let p = refusal(e)?;
+            (
+                p.status,
+                trend_markup(&user, product_id, &charts, &q, &code, Err(&p)),
+            )
+        }
+    };
+    Ok(html_page(status, markup))
+}
+
+/// The points as CSV, for a spreadsheet.
+#[get("/products/{id}/trends.csv")]
+pub async fn trend_csv(
+    state: web::Data<AppState>,
+    _user: WebUser,
+    id: web::Path<Uuid>,
+    q: web::Query<TrendPageQuery>,
+) -> Result<HttpResponse, WebError> {
+    let product_id = id.into_inner();
+    let (_, code, trend) = load(&state, product_id, &q).await?;
+    let t = trend?;
+    let body = svc::csv(&t)?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"trend-{product_id}-{code}.csv\""),
+        ))
+        .body(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::trend::Rule;
+    use crate::services::trends::{SpecLimits, TrendPoint};
+
+    fn point(i: usize, value: &str, violations: Vec<Rule>) -> TrendPoint {
+        TrendPoint {
+            batch_id: Uuid::from_u128(i as u128 + 1),
+            batch_number: format!("B-{i:02}"),
+            value: value.to_owned(),
+            performed_at: Utc::now(),
+            outcome: "pass".to_owned(),
+            violations,
+        }
+    }
+
+    #[test]
+    fn the_chart_draws_its_lines_links_every_point_and_flags_in_another_shape() {
+        let mut points: Vec<TrendPoint> = (0..10)
+            .map(|i| point(i, if i % 2 == 0 { "90" } else { "92" }, vec![]))
+            .collect();
+        points.push(point(10, "99", vec![Rule::Nelson1]));
+        let t = Trend {
+            product_id: Uuid::nil(),
+            test_code: "VIAB".into(),
+            unit: Some("%".into()),
+            spec: SpecLimits {
+                min: Some("80".into()),
+                max: None,
+            },
+            points,
+            baseline_n: 10,
+            center: Some(91.0),
+            sigma: Some(1.0),
+            lcl: Some(88.0),
+            ucl: Some(94.0),
+            cpk: Some(3.67),
+            rules: crate::domain::trend::RULES.to_vec(),
+        };
+        let svg = chart_svg(&t).into_string();
+        for text in ["CL 91", "UCL +3σ 94", "LCL −3σ 88", "spec min 80"] {
+            assert!(svg.contains(text), "{text} in {svg}");
+        }
+        assert_eq!(svg.matches("<circle").count(), 10, "the points in trend");
+        assert_eq!(svg.matches("<polygon").count(), 1, "the flagged point");
+        assert_eq!(svg.matches("<a href=\"/batches/").count(), 11);
+        assert!(svg.contains("B-10: 99 %") && svg.contains("out of trend (nelson_1)"));
+        assert!(!svg.contains("<script"), "no script");
+        // The flagged point is drawn above the upper control limit.
+        let ucl_y = {
+            let at = svg.find("class=\"control\"").unwrap();
+            let rest = &svg[at..];
+            let y1 = rest.find("y1=\"").unwrap() + 4;
+            rest[y1..y1 + rest[y1..].find('"').unwrap()]
+                .parse::<f64>()
+                .unwrap()
+        };
+        let top_vertex: f64 = {
+            let at = svg.find("<polygon").unwrap();
+            let rest = &svg[at..];
+            let p = rest.find("points=\"").unwrap() + 8;
+            let pts = &rest[p..p + rest[p..].find('"').unwrap()];
+            pts.split(' ')
+                .next()
+                .unwrap()
+                .split(',')
+                .nth(1)
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        assert!(top_vertex + 8.0 < ucl_y, "{top_vertex} above {ucl_y}");
+    }
+
+    #[test]
+    fn ticks_are_round() {
+        assert_eq!(step(12.0, 6.0), 2.0);
+        assert_eq!(step(0.9, 6.0), 0.2);
+        assert_eq!(step(2.0e7, 6.0), 5.0e6);
+        assert_eq!(label(91.5), "91.5");
+        assert_eq!(label(88.0), "88");
+    }
+}

@@ -2012,3 +2012,205 @@ async fn a_material_lot_is_received_released_traced_and_rejected_from_its_pages(
             .contains(&"open_deviation".to_owned())
     );
 }
+
+#[actix_web::test]
+async fn qa_reviews_a_batchs_audit_trail_on_its_page() {
+    let mut product = cellqc::demo::msc_product();
+    product["audit_review_required"] = json!(true);
+    let lab = Lab::with(product, cellqc::demo::msc_spec()).await;
+    let b = lab.tested_batch("WEB-AR-1", &["VIAB"]).await;
+    let first = lab.recorded(&b, "VIAB", json!("85.0")).await;
+    let fixed = lab
+        .record_with(
+            &b,
+            json!({"test_code": "VIAB", "value": "91.5", "replaces_result_id": first,
+                   "reason": "transcription error"}),
+        )
+        .await;
+    assert_eq!(fixed.status, StatusCode::CREATED, "{}", fixed.body);
+    lab.review(fixed.body["id"].as_str().unwrap(), "accept")
+        .await;
+    let path = format!("/batches/{b}/audit-review");
+
+    let tech_name = lab.app.get("/api/v1/auth/me", &lab.tech).await.body["username"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut tech = Browser::new(&lab.app);
+    tech.sign_in(&tech_name, USER_PASSWORD).await;
+    assert_eq!(tech.get(&path).await.status, StatusCode::FORBIDDEN);
+
+    let (_, qa_name) = lab.app.user_with(&["qa"]).await;
+    let mut qa = Browser::new(&lab.app);
+    qa.sign_in(&qa_name, USER_PASSWORD).await;
+    let home = qa.get("/").await;
+    assert!(
+        home.body
+            .contains("Audit trail to review before release (1)")
+            && home.body.contains("Review the trail of WEB-AR-1"),
+        "{}",
+        home.body
+    );
+    let page = qa.get(&path).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("Nobody has signed a review")
+            && page
+                .body
+                .contains("The product requires this review before release."),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("VIAB 85.0 % -&gt; VIAB 91.5 %")
+            && page.body.contains("transcription error"),
+        "{}",
+        page.body
+    );
+    // Each exception links to its row in the batch's history.
+    let api = lab.app.get(&format!("/api/v1{path}"), &lab.qa).await.body;
+    let entry = api["exceptions"][0]["entry_id"].as_str().unwrap();
+    assert!(
+        page.body
+            .contains(&format!("/batches/{b}/history#entry-{entry}")),
+        "{}",
+        page.body
+    );
+    let history = qa.get(&format!("/batches/{b}/history")).await;
+    assert!(history.body.contains(&format!("id=\"entry-{entry}\"")));
+    let last = api["up_to_seq"].as_i64().unwrap().to_string();
+    assert!(
+        page.body
+            .contains(&format!("name=\"up_to_seq\" value=\"{last}\""))
+    );
+    let token = Browser::csrf(&page);
+
+    let wrong = qa
+        .post(
+            &path,
+            &[
+                ("csrf", &token),
+                ("up_to_seq", &last),
+                ("password", "not-mine"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.body);
+    let older = (api["up_to_seq"].as_i64().unwrap() - 1).to_string();
+    let stale = qa
+        .post(
+            &path,
+            &[
+                ("csrf", &token),
+                ("up_to_seq", &older),
+                ("password", USER_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.body);
+    assert!(
+        stale
+            .body
+            .contains(&format!("the audit trail ends at entry {last}")),
+        "{}",
+        stale.body
+    );
+    assert_eq!(lab.count("audit_reviews"), 0);
+    let signed = qa
+        .post(
+            &path,
+            &[
+                ("csrf", &token),
+                ("up_to_seq", &last),
+                ("comment", "correction justified by the printout"),
+                ("password", USER_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
+    let after = qa.get(&path).await;
+    assert!(
+        after
+            .body
+            .contains("Every exception that counts is covered by a signed review.")
+            && after.body.contains(&format!("entries up to #{last}"))
+            && after.body.contains("correction justified by the printout"),
+        "{}",
+        after.body
+    );
+    assert!(
+        qa.get("/")
+            .await
+            .body
+            .contains("Audit trail to review before release (0)")
+    );
+    assert_eq!(lab.blockers(&b).await, Vec::<String>::new());
+}
+
+#[actix_web::test]
+async fn the_trend_page_draws_the_chart_and_the_batch_page_warns() {
+    let lab = Lab::msc().await;
+    for i in 0..20 {
+        let b = lab.batch(&format!("WEB-TR-{i:02}")).await;
+        let v = if i % 2 == 0 { "90.0" } else { "91.128" };
+        lab.recorded(&b, "VIAB", json!(v)).await;
+    }
+    let out = lab.batch("WEB-TR-OUT").await;
+    lab.recorded(&out, "VIAB", json!("95.0")).await;
+    let tech_name = lab.app.get("/api/v1/auth/me", &lab.tech).await.body["username"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut tech = Browser::new(&lab.app);
+    tech.sign_in(&tech_name, USER_PASSWORD).await;
+    let trends = format!("/products/{}/trends", lab.product_id);
+    let page = tech.get(&format!("{trends}?test_code=VIAB")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let svg = &page.body[page.body.find("<svg").unwrap()..page.body.find("</svg>").unwrap()];
+    assert_eq!(svg.matches("<circle").count(), 20);
+    assert_eq!(svg.matches("<polygon").count(), 1, "the flagged point");
+    assert_eq!(svg.matches("<a href=\"/batches/").count(), 21);
+    assert!(svg.contains(&format!("<a href=\"/batches/{out}\"")));
+    assert!(svg.contains("UCL +3σ 93.564") && svg.contains("spec min 80"));
+    // Drawn on the server: no script in the chart, and the page loads only
+    // its own file.
+    assert!(!svg.contains("<script"));
+    assert_eq!(
+        page.body.matches("<script").count(),
+        page.body.matches("<script src=\"/static/").count(),
+        "no script from elsewhere"
+    );
+    let flagged = &page.body[page.body.find("id=\"flagged\"").unwrap()..];
+    assert!(flagged.contains("WEB-TR-OUT") && flagged.contains("nelson_1"));
+    // Wrong input is named, not a server error.
+    let qualitative = tech.get(&format!("{trends}?test_code=STER")).await;
+    assert_eq!(qualitative.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(qualitative.body.contains("only numeric tests have a trend"));
+    let bad_day = tech
+        .get(&format!("{trends}?test_code=VIAB&from=2026-13-01"))
+        .await;
+    assert_eq!(bad_day.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad_day.body.contains("must be a date"), "{}", bad_day.body);
+    let csv = tech
+        .get(&format!(
+            "/products/{}/trends.csv?test_code=VIAB",
+            lab.product_id
+        ))
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert_eq!(csv.body.lines().count(), 22, "a header and 21 points");
+    // The batch page shows the warning next to the result; it links back.
+    let batch = tech.get(&format!("/batches/{out}")).await;
+    assert!(
+        batch
+            .body
+            .contains("out of trend: beyond 3 sigma from the center (nelson_1)")
+            && batch.body.contains(&format!("{trends}?test_code=VIAB")),
+        "{}",
+        batch.body
+    );
+    let quiet = tech
+        .get(&format!("/batches/{}", lab.batch("WEB-TR-NONE").await))
+        .await;
+    assert!(!quiet.body.contains("out of trend"));
+}

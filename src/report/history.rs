@@ -78,7 +78,7 @@ pub fn sentence(e: &AuditEntryView, names: &ResultNames) -> String {
     let why = e
         .reason
         .as_deref()
-        .map(|r| format!(" Reason: {r}."))
+        .map(|r| format!(" Reason: {}.", r.trim_end_matches('.')))
         .unwrap_or_default();
     let s = match e.action.as_str() {
         "batch.created" => format!(
@@ -149,6 +149,11 @@ pub fn sentence(e: &AuditEntryView, names: &ResultNames) -> String {
                 when(after, "occurred_at")
             )
         }
+        "batch.audit_reviewed" => format!(
+            "Audit trail reviewed (signed) up to entry {}: {} exception(s) read.",
+            field(after, "up_to_seq").unwrap_or_default(),
+            field(after, "exceptions").unwrap_or_default()
+        ),
         "batch.release_signed" => {
             "Release signature given (signed); another is required.".to_owned()
         }

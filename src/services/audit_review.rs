@@ -133,7 +133,9 @@ fn exceptions(
                 summary: exception_summary(&view, kind, names),
                 entry_id: row.id,
                 action: row.action.clone(),
-                after_last_review: reviewed_up_to.is_none_or(|r| row.seq > r),
+                // The review's own entry is not news to its reader.
+                after_last_review: kind != ExceptionKind::AuditReview
+                    && reviewed_up_to.is_none_or(|r| row.seq > r),
             })
         })
         .collect()

@@ -87,7 +87,7 @@ async fn review_markup(
                 table id="exceptions" {
                     thead { tr { th { "#" } th { "When" } th { "Who" } th { "Kind" } th { "What happened" } } }
                     tbody { @for e in &view.exceptions {
-                        tr class=[e.after_last_review.then_some("new")] {
+                        tr class=[(e.after_last_review && !view.reviews.is_empty()).then_some("new")] {
                             td { a href={"/batches/" (batch_id) "/history#entry-" (e.entry_id)} title="Open the entry in the batch's history" { "#" (e.seq) } }
                             td { (user.time(e.at)) }
                             td { @if let Some(a) = &e.actor { (a.full_name) br; span.muted { (a.username) } } @else { span.muted { "system" } } }
@@ -108,7 +108,9 @@ async fn review_markup(
                     }
                 } }
             }
-            @if may_sign {
+            @if may_sign && view.state == "reviewed" {
+                p.muted id="you" { "Nothing to sign: the last review covers every exception that counts. A new exception reopens the review here." }
+            } @else if may_sign {
                 @if took_part {
                     div.notice.error id="you" { "You may not sign this review: you performed or reviewed a current result of this batch. Another QA person must review its trail." }
                 } @else {

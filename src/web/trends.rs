@@ -19,9 +19,9 @@ use uuid::Uuid;
 
 const W: f64 = 920.0;
 const H: f64 = 380.0;
-const LEFT: f64 = 64.0;
+const LEFT: f64 = 96.0;
 const RIGHT: f64 = 150.0;
-const TOP: f64 = 18.0;
+const TOP: f64 = 24.0;
 const BOTTOM: f64 = 78.0;
 
 /// A round step for about `n` ticks over `span`.
@@ -127,10 +127,10 @@ pub fn chart_svg(t: &Trend) -> Markup {
             }
             line.axis x1=(LEFT) x2=(LEFT) y1=(TOP) y2=(H - BOTTOM) {}
             line.axis x1=(LEFT) x2=(W - RIGHT) y1=(H - BOTTOM) y2=(H - BOTTOM) {}
-            text x="14" y=(format!("{:.1}", TOP + plot_h / 2.0)) transform=(format!("rotate(-90 14 {:.1})", TOP + plot_h / 2.0)) text-anchor="middle" { (t.test_code) @if !unit.is_empty() { " (" (unit) ")" } }
+            text x="40" y=(format!("{:.1}", TOP + plot_h / 2.0)) transform=(format!("rotate(-90 40 {:.1})", TOP + plot_h / 2.0)) text-anchor="middle" { (t.test_code) @if !unit.is_empty() { " (" (unit) ")" } }
             @if let Some(edge) = baseline_edge {
                 line.grid-line x1=(format!("{edge:.1}")) x2=(format!("{edge:.1}")) y1=(TOP) y2=(H - BOTTOM) {}
-                text x=(format!("{:.1}", edge - 4.0)) y=(TOP + 12.0) text-anchor="end" { "baseline (" (t.baseline_n) ")" }
+                text x=(format!("{:.1}", edge - 4.0)) y=(TOP - 5.0) text-anchor="end" { "baseline (" (t.baseline_n) ")" }
             }
             @for (class, name, v) in &lines {
                 line class=(class) x1=(LEFT) x2=(W - RIGHT) y1=(format!("{:.1}", y(*v))) y2=(format!("{:.1}", y(*v))) {}
@@ -159,6 +159,21 @@ pub fn chart_svg(t: &Trend) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// The specification's limits in words: `minimum 80 %`, `1.0e8 to 1.2e8 cells`.
+fn spec_words(t: &Trend) -> String {
+    let unit = t
+        .unit
+        .as_deref()
+        .map(|u| format!(" {u}"))
+        .unwrap_or_default();
+    match (&t.spec.min, &t.spec.max) {
+        (Some(lo), Some(hi)) => format!("{lo} to {hi}{unit}"),
+        (Some(lo), None) => format!("minimum {lo}{unit}"),
+        (None, Some(hi)) => format!("maximum {hi}{unit}"),
+        (None, None) => "no numeric limit".to_owned(),
     }
 }
 
@@ -240,7 +255,7 @@ fn trend_markup(
                         dt { "Center line" } dd { (t.center.map(label).unwrap_or_else(|| "—".into())) }
                         dt { "Sigma" } dd { (t.sigma.map(label).unwrap_or_else(|| "—".into())) " (mean moving range / 1.128)" }
                         dt { "Control limits" } dd { (t.lcl.map(label).unwrap_or_else(|| "—".into())) " to " (t.ucl.map(label).unwrap_or_else(|| "—".into())) }
-                        dt { "Specification" } dd { (t.spec.min.clone().unwrap_or_else(|| "no minimum".into())) " to " (t.spec.max.clone().unwrap_or_else(|| "no maximum".into())) " " (t.unit.clone().unwrap_or_default()) }
+                        dt { "Specification" } dd { (spec_words(t)) }
                         dt { "Cpk" } dd { (t.cpk.map(|c| format!("{c:.2}")).unwrap_or_else(|| "—".into())) }
                         dt { "Rules" } dd { @for r in &t.rules { (r.as_str()) ": " (r.words()) br; } }
                     } }

@@ -217,7 +217,7 @@ async fn qa_signs_a_review_of_the_exceptions_over_the_chains_last_position_befor
             ("replacement", false),
             ("replacement", false),
             ("late_entry", false),
-            ("audit_review", true),
+            ("audit_review", false),
             ("deviation_opened", true),
             ("deviation_closed", true),
         ]

@@ -119,6 +119,15 @@ impl<'a> Browser<'a> {
         rest[..rest.find('"').unwrap()].to_owned()
     }
 
+    /// A browser signed in as the lab's technician.
+    pub async fn as_tech(lab: &'a Lab) -> Browser<'a> {
+        let me = lab.app.get("/api/v1/auth/me", &lab.tech).await;
+        let mut b = Browser::new(&lab.app);
+        b.sign_in(me.body["username"].as_str().unwrap(), USER_PASSWORD)
+            .await;
+        b
+    }
+
     pub async fn sign_in(&mut self, username: &str, password: &str) -> Page {
         let form = self.get("/login").await;
         let token = Self::csrf(&form);
@@ -1665,12 +1674,7 @@ async fn qa_qualifies_an_analyst_on_the_matrix_and_the_result_form_refuses_until
     }
     let lab = Lab::bare(cellqc::demo::msc_product(), spec).await;
     let batch = lab.batch("WEB-QUAL-1").await;
-    let tech_name = lab.app.get("/api/v1/auth/me", &lab.tech).await.body["username"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mut tech = Browser::new(&lab.app);
-    tech.sign_in(&tech_name, USER_PASSWORD).await;
+    let mut tech = Browser::as_tech(&lab).await;
     async fn record(tech: &mut Browser<'_>, batch: &str) -> Page {
         let form = tech.get(&format!("/batches/{batch}/results/new")).await;
         let token = Browser::csrf(&form);
@@ -1800,12 +1804,7 @@ async fn instruments_are_kept_on_their_pages_and_the_result_form_offers_only_usa
     assert!(one.body.contains("calibration due"), "{}", one.body);
 
     // The result form offers nothing until it is calibrated.
-    let tech_name = lab.app.get("/api/v1/auth/me", &lab.tech).await.body["username"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mut tech = Browser::new(&lab.app);
-    tech.sign_in(&tech_name, USER_PASSWORD).await;
+    let mut tech = Browser::as_tech(&lab).await;
     let form = tech.get(&format!("/batches/{batch}/results/new")).await;
     assert!(!form.body.contains("FC-7 – Flow 7"), "not usable yet");
     let performed = (chrono::Utc::now() - chrono::Duration::days(1))
@@ -1892,12 +1891,7 @@ async fn instruments_are_kept_on_their_pages_and_the_result_form_offers_only_usa
 async fn a_material_lot_is_received_released_traced_and_rejected_from_its_pages() {
     let lab = Lab::msc().await;
     let batch = lab.batch("WEB-MAT-1").await;
-    let tech_name = lab.app.get("/api/v1/auth/me", &lab.tech).await.body["username"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mut tech = Browser::new(&lab.app);
-    tech.sign_in(&tech_name, USER_PASSWORD).await;
+    let mut tech = Browser::as_tech(&lab).await;
     let list = tech.get("/materials").await;
     assert!(list.body.contains("No material lot is received yet"));
     let token = Browser::csrf(&list);
@@ -2032,12 +2026,7 @@ async fn qa_reviews_a_batchs_audit_trail_on_its_page() {
         .await;
     let path = format!("/batches/{b}/audit-review");
 
-    let tech_name = lab.app.get("/api/v1/auth/me", &lab.tech).await.body["username"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mut tech = Browser::new(&lab.app);
-    tech.sign_in(&tech_name, USER_PASSWORD).await;
+    let mut tech = Browser::as_tech(&lab).await;
     assert_eq!(tech.get(&path).await.status, StatusCode::FORBIDDEN);
 
     let (_, qa_name) = lab.app.user_with(&["qa"]).await;
@@ -2157,12 +2146,7 @@ async fn the_trend_page_draws_the_chart_and_the_batch_page_warns() {
     }
     let out = lab.batch("WEB-TR-OUT").await;
     lab.recorded(&out, "VIAB", json!("95.0")).await;
-    let tech_name = lab.app.get("/api/v1/auth/me", &lab.tech).await.body["username"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mut tech = Browser::new(&lab.app);
-    tech.sign_in(&tech_name, USER_PASSWORD).await;
+    let mut tech = Browser::as_tech(&lab).await;
     let trends = format!("/products/{}/trends", lab.product_id);
     let page = tech.get(&format!("{trends}?test_code=VIAB")).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);

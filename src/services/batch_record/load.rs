@@ -4,8 +4,11 @@
 //! The statement returns the batch row and, as binary arrays of the tables'
 //! own rows, its results (and their performers' names), signatures,
 //! deviations, custody events and parents, plus the head of the batch's hash
-//! chain and the database time. Each array element is decoded by the row
-//! struct's own `Queryable` derive, in the table's column order. One
+//! chain, the last position of it QA signed a review of and the entries
+//! after that position (none when never reviewed: the release gate's
+//! `audit_trail_not_reviewed`), and the database time. Each array element
+//! is decoded by the row struct's own `Queryable` derive, in the table's
+//! column order. One
 //! statement is one snapshot: what it returns is consistent without a
 //! transaction. The product and the specification are immutable (triggers
 //! refuse any change), so they come from [`super::fixed`], read once per

@@ -296,7 +296,7 @@ impl<'a> Refusal<'a> {
 
     /// Above the form, every error in words (for forms that show no error
     /// under their fields).
-    fn all_above(&self) -> Markup {
+    pub fn all_above(&self) -> Markup {
         let Some(p) = self.problem else {
             return html! {};
         };
@@ -305,7 +305,7 @@ impl<'a> Refusal<'a> {
                 @if p.errors.is_empty() {
                     p { (self.words(&p.detail)) }
                 } @else {
-                    p { "Nothing was saved. Correct:" }
+                    p { (self.not_done) " Correct:" }
                     @for e in &p.errors {
                         p.field-error { (joined(&self.label(&e.field).map_or_else(|| e.field.clone(), str::to_owned), &self.words(&e.message))) }
                     }

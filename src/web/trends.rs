@@ -4,7 +4,7 @@
 //! limits, and the points that complete a run rule in another shape. Each
 //! point links to its batch.
 
-use super::layout::{html_page, page, refusal, refusal_box};
+use super::layout::{Refusal, html_page, page, refusal};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::StoredName;
@@ -177,6 +177,13 @@ fn spec_words(t: &Trend) -> String {
     }
 }
 
+/// The form's fields and their labels.
+const LABELS: &[(&str, &str)] = &[
+    ("test_code", "Test"),
+    ("from", "Performed from"),
+    ("to", "Performed to"),
+];
+
 /// The page's query.
 #[derive(Debug, Deserialize)]
 pub struct TrendPageQuery {
@@ -241,7 +248,7 @@ fn trend_markup(
                 button type="submit" { "Show the trend" }
             }
             @match shown {
-                Err(p) => { (refusal_box(Some(p))) }
+                Err(p) => { (Refusal::new(Some(p), LABELS).searching().all_above()) }
                 Ok(t) => {
                     @if t.points.len() < crate::domain::trend::MIN_POINTS {
                         div.notice.warn { (t.points.len()) " point(s): the chart draws its limits from "

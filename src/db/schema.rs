@@ -337,6 +337,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    trend_points (result_id) {
+        result_id -> Uuid,
+        product_id -> Uuid,
+        test_code -> Text,
+        performed_at -> Timestamptz,
+        batch_id -> Uuid,
+        value_text -> Text,
+        outcome -> Text,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Uuid,
         username -> Text,
@@ -387,5 +399,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     signatures,
     spec_tests,
     specifications,
+    trend_points,
     users,
 );

@@ -50,11 +50,21 @@ fn label(v: f64) -> String {
     }
 }
 
-/// The chart as SVG. Points are placed by their order (performed_at), one
-/// column per batch; the y range covers the points, the control limits and
-/// the specification limits.
+/// The most points a chart draws: a browser draws a few hundred links at
+/// once, not a million. The numbers and the flags are always the whole
+/// series'.
+pub const MAX_DRAWN: usize = 500;
+
+/// The most flagged batches the page lists.
+const MAX_LISTED: usize = 200;
+
+/// The chart as SVG, of the series' last [`MAX_DRAWN`] points. Points are
+/// placed by their order (performed_at), one column per batch; the y range
+/// covers the points, the control limits and the specification limits.
 pub fn chart_svg(t: &Trend) -> Markup {
-    let values: Vec<Option<f64>> = t.points.iter().map(|p| num(&p.value)).collect();
+    let skipped = t.points.len().saturating_sub(MAX_DRAWN);
+    let points = t.points.get(skipped..).unwrap_or_default();
+    let values: Vec<Option<f64>> = points.iter().map(|p| num(&p.value)).collect();
     let spec_min = t.spec.min.as_deref().and_then(num);
     let spec_max = t.spec.max.as_deref().and_then(num);
     let mut all: Vec<f64> = values.iter().flatten().copied().collect();
@@ -75,7 +85,7 @@ pub fn chart_svg(t: &Trend) -> Markup {
     let plot_w = W - LEFT - RIGHT;
     let plot_h = H - TOP - BOTTOM;
     let y = |v: f64| TOP + (hi - v) / (hi - lo) * plot_h;
-    let n = t.points.len().max(1) as f64;
+    let n = points.len().max(1) as f64;
     let x = |i: usize| LEFT + (i as f64 + 0.5) * plot_w / n;
     let tick = step(hi - lo, 6.0);
     let ticks: Vec<f64> = {
@@ -87,7 +97,7 @@ pub fn chart_svg(t: &Trend) -> Markup {
         }
         out
     };
-    let every = (t.points.len() / 12).max(1);
+    let every = (points.len() / 12).max(1);
     let unit = t.unit.clone().unwrap_or_default();
     let mut lines: Vec<(&str, &str, f64)> = Vec::new();
     if let Some(c) = t.center {
@@ -111,15 +121,17 @@ pub fn chart_svg(t: &Trend) -> Markup {
         .filter_map(|(i, v)| v.map(|v| format!("{:.1},{:.1}", x(i), y(v))))
         .collect::<Vec<_>>()
         .join(" ");
-    let baseline_edge = (t.baseline_n > 0 && t.baseline_n < t.points.len())
-        .then(|| LEFT + t.baseline_n as f64 * plot_w / n);
+    let baseline_edge = (t.baseline_n > skipped && t.baseline_n < t.points.len())
+        .then(|| LEFT + (t.baseline_n - skipped) as f64 * plot_w / n);
     html! {
         svg xmlns="http://www.w3.org/2000/svg" viewBox={"0 0 " (W) " " (H)} role="img" aria-labelledby="chart-title chart-desc" {
             title id="chart-title" { (t.test_code) " across batches" }
             desc id="chart-desc" {
-                (t.points.len()) " points; "
+                (points.len()) " points"
+                @if skipped > 0 { " (the last of " (t.points.len()) ")" }
+                "; "
                 @if let (Some(c), Some(l), Some(u)) = (t.center, t.lcl, t.ucl) { "center " (label(c)) ", limits " (label(l)) " to " (label(u)) "; " }
-                (t.points.iter().filter(|p| !p.violations.is_empty()).count()) " flagged by a run rule"
+                (points.iter().filter(|p| !p.violations.is_empty()).count()) " flagged by a run rule"
             }
             @for v in &ticks {
                 line.grid-line x1=(LEFT) x2=(W - RIGHT) y1=(format!("{:.1}", y(*v))) y2=(format!("{:.1}", y(*v))) {}
@@ -137,7 +149,7 @@ pub fn chart_svg(t: &Trend) -> Markup {
                 text x=(W - RIGHT + 6.0) y=(format!("{:.1}", y(*v) + 4.0)) { (name) " " (label(*v)) }
             }
             polyline.series points=(path) {}
-            @for (i, p) in t.points.iter().enumerate() {
+            @for (i, p) in points.iter().enumerate() {
                 @if let Some(v) = values.get(i).copied().flatten() {
                     @let (cx, cy) = (x(i), y(v));
                     @let flagged = !p.violations.is_empty();
@@ -254,6 +266,10 @@ fn trend_markup(
                         div.notice.warn { (t.points.len()) " point(s): the chart draws its limits from "
                             (crate::domain::trend::MIN_POINTS) " batches on. Until then no point is flagged." }
                     }
+                    @if t.points.len() > MAX_DRAWN {
+                        div.notice.warn id="drawn" { "The chart draws the last " (MAX_DRAWN) " of " (t.points.len())
+                            " points; its lines and flags are the whole series'. Choose a shorter period to see earlier batches." }
+                    }
                     div.chart id="chart" { (chart_svg(t)) }
                     p.muted { "● a batch's current result · ◆ a point that completes a run rule (out of trend) · hollow: out of specification · dashed: ±3 sigma · dotted red: specification limits. Select a point to open its batch." }
                     div.card { dl.facts {
@@ -267,10 +283,11 @@ fn trend_markup(
                         dt { "Rules" } dd { @for r in &t.rules { (r.as_str()) ": " (r.words()) br; } }
                     } }
                     h2 { "Out of trend (" (flagged.len()) ")" }
+                    @if flagged.len() > MAX_LISTED { p.muted { "The last " (MAX_LISTED) " are listed; the CSV has every point." } }
                     @if flagged.is_empty() { p.muted { "No point completes a run rule." } } @else {
                         table id="flagged" {
                             thead { tr { th { "Batch" } th { "Value" } th { "Performed" } th { "Rules" } } }
-                            tbody { @for p in &flagged { tr {
+                            tbody { @for p in flagged.iter().skip(flagged.len().saturating_sub(MAX_LISTED)) { tr {
                                 td { a href={"/batches/" (p.batch_id)} { (p.batch_number) } }
                                 td { (p.value) " " (t.unit.clone().unwrap_or_default()) }
                                 td { (user.time(p.performed_at)) }
@@ -438,6 +455,40 @@ mod tests {
                 .unwrap()
         };
         assert!(top_vertex + 8.0 < ucl_y, "{top_vertex} above {ucl_y}");
+    }
+
+    #[test]
+    fn a_long_series_draws_its_last_points_with_the_whole_series_lines() {
+        let t = Trend {
+            product_id: Uuid::nil(),
+            test_code: "VIAB".into(),
+            unit: None,
+            spec: SpecLimits {
+                min: None,
+                max: None,
+            },
+            points: (0..MAX_DRAWN + 100)
+                .map(|i| point(i, "90", vec![]))
+                .collect(),
+            baseline_n: 20,
+            center: Some(90.0),
+            sigma: Some(0.0),
+            lcl: Some(90.0),
+            ucl: Some(90.0),
+            cpk: None,
+            rules: crate::domain::trend::RULES.to_vec(),
+        };
+        let svg = chart_svg(&t).into_string();
+        assert_eq!(svg.matches("<a href=\"/batches/").count(), MAX_DRAWN);
+        assert!(svg.contains("(the last of 600)"), "{svg}");
+        assert!(
+            !svg.contains("B-99:") && svg.contains("B-100:"),
+            "the first 100 left out"
+        );
+        assert!(
+            !svg.contains("baseline (20)"),
+            "the baseline is not among them"
+        );
     }
 
     #[test]

@@ -217,3 +217,71 @@ async fn a_test_is_charted_across_the_products_batches_with_its_current_results(
 fn urlencoding(s: &str) -> String {
     s.replace('+', "%2B").replace(':', "%3A")
 }
+
+#[actix_web::test]
+async fn a_result_rejected_in_review_or_invalidated_leaves_the_series_and_what_replaces_it_enters()
+{
+    let lab = Lab::msc().await;
+    let series = || async {
+        let t = lab
+            .app
+            .get(
+                &format!("/api/v1/products/{}/trends?test_code=VIAB", lab.product_id),
+                &lab.tech,
+            )
+            .await;
+        assert_eq!(t.status, StatusCode::OK, "{}", t.body);
+        t.body["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {}",
+                    p["batch_number"].as_str().unwrap(),
+                    p["value"].as_str().unwrap()
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let a = lab.batch("TP-A").await;
+    let first = lab.recorded(&a, "VIAB", json!("91.0")).await;
+    let b = lab.batch("TP-B").await;
+    let failed = lab.recorded(&b, "VIAB", json!("75.0")).await;
+    let c = lab.batch("TP-C").await;
+    lab.recorded(&c, "CD73", json!("97.0")).await;
+    assert_eq!(series().await, ["TP-A 91.0", "TP-B 75.0"]);
+
+    // Rejected in review: no longer the batch's result.
+    let rejected = lab.review(&first, "reject").await;
+    assert_eq!(rejected.status, StatusCode::OK, "{}", rejected.body);
+    assert_eq!(series().await, ["TP-B 75.0"]);
+    // Its replacement is.
+    let r = lab
+        .record_with(
+            &a,
+            json!({"test_code": "VIAB", "value": "91.2", "replaces_result_id": first,
+                   "reason": "rejected in review: wrong gate; re-analysed"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(series().await, ["TP-B 75.0", "TP-A 91.2"]);
+
+    // Invalidated by its OOS investigation: gone; the retest counts.
+    let record = lab.batch_record(&b).await;
+    let oos = record["deviations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["result_id"] == json!(failed))
+        .expect("the OOS investigation")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(lab.close(&oos, "invalid_test").await.status, StatusCode::OK);
+    assert_eq!(series().await, ["TP-A 91.2"]);
+    lab.recorded(&b, "VIAB", json!("90.4")).await;
+    assert_eq!(series().await, ["TP-A 91.2", "TP-B 90.4"]);
+    // The list behind the series holds exactly these results.
+    assert_eq!(lab.count("trend_points WHERE test_code = 'VIAB'"), 2);
+}

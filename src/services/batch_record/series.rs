@@ -3,7 +3,8 @@
 //! invalidated by its investigation; the record's rules leave at most one).
 //! Lower tier: the trend chart reads the whole series, release readiness
 //! reads only what one batch's point needs (the baseline and the 8 points
-//! before it), both through index `results_trend`.
+//! before it), both from `trend_points` (the current numeric results, kept
+//! by triggers) through its index `trend_points_series`.
 
 use crate::error::AppError;
 use bigdecimal::BigDecimal;
@@ -30,31 +31,19 @@ pub struct Point {
     pub outcome: String,
 }
 
-/// The condition that result `r` is current, as
-/// `domain::result::ResultFacts::is_current_candidate` decides it (not
-/// superseded, not rejected in review, not invalidated), for the queries
-/// that must filter by it in the database.
-macro_rules! current {
-    () => {
-        "
-        AND NOT EXISTS (SELECT FROM results n WHERE n.replaces_result_id = r.id)
-        AND NOT EXISTS (SELECT FROM signatures g WHERE g.entity_id = r.id AND g.meaning = 'review_rejected')
-        AND NOT EXISTS (SELECT FROM deviations d WHERE d.result_id = r.id AND d.conclusion = 'invalid_test')
-        "
-    };
-}
-
 /// The whole series (`$1` product, `$2` test, `$3`/`$4` the window), in
-/// `performed_at` order, ties by batch id.
-const POINTS: &str = concat!(
-    "SELECT r.batch_id, b.batch_number, r.value_text AS value, r.performed_at, r.outcome
-       FROM results r JOIN batches b ON b.id = r.batch_id
-      WHERE r.test_code = $2 AND b.product_id = $1
-        AND ($3::timestamptz IS NULL OR r.performed_at >= $3)
-        AND ($4::timestamptz IS NULL OR r.performed_at <= $4)",
-    current!(),
-    " ORDER BY r.performed_at, r.batch_id"
-);
+/// `performed_at` order, ties by batch id: a range of index
+/// `trend_points_series`. The list holds exactly the current numeric
+/// results (`domain::result::ResultFacts::is_current_candidate`: not
+/// superseded, not rejected in review, not invalidated), kept so by the
+/// triggers of migration 000019.
+const POINTS: &str = "\
+SELECT p.batch_id, b.batch_number, p.value_text AS value, p.performed_at, p.outcome
+  FROM trend_points p JOIN batches b ON b.id = p.batch_id
+ WHERE p.product_id = $1 AND p.test_code = $2
+   AND ($3::timestamptz IS NULL OR p.performed_at >= $3)
+   AND ($4::timestamptz IS NULL OR p.performed_at <= $4)
+ ORDER BY p.performed_at, p.batch_id";
 
 /// The series of `test_code` across the batches of `product_id`.
 pub fn points(
@@ -74,22 +63,20 @@ pub fn points(
 
 /// For each (test, performed_at) of one batch's current results: the
 /// series' first 20 values (its baseline) and the 8 values before the
-/// batch's point, in order. One statement for every test.
-const AROUND: &str = concat!(
-    "SELECT c.code,
-       ARRAY(SELECT r.value_text FROM results r JOIN batches b ON b.id = r.batch_id
-              WHERE r.test_code = c.code AND b.product_id = $1",
-    current!(),
-    "       ORDER BY r.performed_at, r.batch_id LIMIT 20) AS baseline,
-       ARRAY(SELECT x.value_text FROM (
-               SELECT r.value_text, r.performed_at, r.batch_id FROM results r JOIN batches b ON b.id = r.batch_id
-                WHERE r.test_code = c.code AND b.product_id = $1
-                  AND (r.performed_at, r.batch_id) < (c.at, $4)",
-    current!(),
-    "       ORDER BY r.performed_at DESC, r.batch_id DESC LIMIT 8) x
-              ORDER BY x.performed_at, x.batch_id) AS before
-     FROM unnest($2::text[], $3::timestamptz[]) AS c(code, at)"
-);
+/// batch's point, in order. One statement for every test, two short ranges
+/// of index `trend_points_series` each.
+const AROUND: &str = "\
+SELECT c.code,
+  ARRAY(SELECT p.value_text FROM trend_points p
+         WHERE p.product_id = $1 AND p.test_code = c.code
+         ORDER BY p.performed_at, p.batch_id LIMIT 20) AS baseline,
+  ARRAY(SELECT x.value_text FROM (
+          SELECT p.value_text, p.performed_at, p.batch_id FROM trend_points p
+           WHERE p.product_id = $1 AND p.test_code = c.code
+             AND (p.performed_at, p.batch_id) < (c.at, $4)
+           ORDER BY p.performed_at DESC, p.batch_id DESC LIMIT 8) x
+         ORDER BY x.performed_at, x.batch_id) AS before
+FROM unnest($2::text[], $3::timestamptz[]) AS c(code, at)";
 
 #[derive(QueryableByName)]
 struct AroundRow {

@@ -11,7 +11,7 @@ use bigdecimal::BigDecimal;
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use std::str::FromStr;
 use uuid::Uuid;
 
@@ -31,21 +31,37 @@ pub struct Point {
     pub outcome: String,
 }
 
-/// The whole series (`$1` product, `$2` test, `$3`/`$4` the window), in
-/// `performed_at` order, ties by batch id: a range of index
-/// `trend_points_series`. The list holds exactly the current numeric
-/// results (`domain::result::ResultFacts::is_current_candidate`: not
-/// superseded, not rejected in review, not invalidated), kept so by the
-/// triggers of migration 000019.
-const POINTS: &str = "\
-SELECT p.batch_id, b.batch_number, p.value_text AS value, p.performed_at, p.outcome
-  FROM trend_points p JOIN batches b ON b.id = p.batch_id
- WHERE p.product_id = $1 AND p.test_code = $2
-   AND ($3::timestamptz IS NULL OR p.performed_at >= $3)
-   AND ($4::timestamptz IS NULL OR p.performed_at <= $4)
- ORDER BY p.performed_at, p.batch_id";
+/// The series (`$1` product, `$2` test, `$3`/`$4` the window), in
+/// `performed_at` order, ties by batch id, one keyset page (`$5`/`$6`: after
+/// this point, `$7` rows) at a time: each page is one ordered range of index
+/// `trend_points_series`, so a whole history is read through the index even
+/// where the test's points are a large share of the list (a single read of
+/// a million points was planned as a sequential scan). The list holds
+/// exactly the current numeric results
+/// (`domain::result::ResultFacts::is_current_candidate`: not superseded, not
+/// rejected in review, not invalidated), kept so by the triggers of
+/// migration 000019.
+macro_rules! points_page {
+    ($after:literal) => {
+        concat!(
+            "SELECT p.batch_id, b.batch_number, p.value_text AS value, p.performed_at, p.outcome
+               FROM trend_points p JOIN batches b ON b.id = p.batch_id
+              WHERE p.product_id = $1 AND p.test_code = $2
+                AND ($3::timestamptz IS NULL OR p.performed_at >= $3)
+                AND ($4::timestamptz IS NULL OR p.performed_at <= $4) ",
+            $after,
+            " ORDER BY p.performed_at, p.batch_id LIMIT $7"
+        )
+    };
+}
+const FIRST_PAGE: &str = points_page!("AND $5::timestamptz IS NULL AND $6::uuid IS NULL");
+const NEXT_PAGE: &str = points_page!("AND (p.performed_at, p.batch_id) > ($5, $6)");
 
-/// The series of `test_code` across the batches of `product_id`.
+/// Points per page.
+const PAGE: i64 = 10_000;
+
+/// The series of `test_code` across the batches of `product_id`, read page
+/// by page in one read-only snapshot.
 pub fn points(
     conn: &mut PgConnection,
     product_id: Uuid,
@@ -53,12 +69,33 @@ pub fn points(
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
 ) -> Result<Vec<Point>, AppError> {
-    Ok(diesel::sql_query(POINTS)
-        .bind::<SqlUuid, _>(product_id)
-        .bind::<Text, _>(test_code)
-        .bind::<Nullable<Timestamptz>, _>(from)
-        .bind::<Nullable<Timestamptz>, _>(to)
-        .load(conn)?)
+    conn.build_transaction()
+        .read_only()
+        .repeatable_read()
+        .run(|c| {
+            let mut all: Vec<Point> = Vec::new();
+            loop {
+                let after = all.last().map(|p| (p.performed_at, p.batch_id));
+                let page: Vec<Point> = diesel::sql_query(if after.is_some() {
+                    NEXT_PAGE
+                } else {
+                    FIRST_PAGE
+                })
+                .bind::<SqlUuid, _>(product_id)
+                .bind::<Text, _>(test_code)
+                .bind::<Nullable<Timestamptz>, _>(from)
+                .bind::<Nullable<Timestamptz>, _>(to)
+                .bind::<Nullable<Timestamptz>, _>(after.map(|a| a.0))
+                .bind::<Nullable<SqlUuid>, _>(after.map(|a| a.1))
+                .bind::<BigInt, _>(PAGE)
+                .load(c)?;
+                let full = i64::try_from(page.len()).unwrap_or(i64::MAX) == PAGE;
+                all.extend(page);
+                if !full {
+                    return Ok(all);
+                }
+            }
+        })
 }
 
 /// For each (test, performed_at) of one batch's current results: the

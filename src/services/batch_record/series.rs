@@ -36,7 +36,9 @@ pub struct Point {
 /// this point, `$7` rows) at a time: each page is one ordered range of index
 /// `trend_points_series`, so a whole history is read through the index even
 /// where the test's points are a large share of the list (a single read of
-/// a million points was planned as a sequential scan). The list holds
+/// a million points was planned as a sequential scan), and each point's
+/// batch number is one primary-key lookup (a join was planned as a hash join
+/// over every batch for a page of 10 000). The list holds
 /// exactly the current numeric results
 /// (`domain::result::ResultFacts::is_current_candidate`: not superseded, not
 /// rejected in review, not invalidated), kept so by the triggers of
@@ -44,8 +46,10 @@ pub struct Point {
 macro_rules! points_page {
     ($after:literal) => {
         concat!(
-            "SELECT p.batch_id, b.batch_number, p.value_text AS value, p.performed_at, p.outcome
-               FROM trend_points p JOIN batches b ON b.id = p.batch_id
+            "SELECT p.batch_id,
+                    (SELECT b.batch_number FROM batches b WHERE b.id = p.batch_id) AS batch_number,
+                    p.value_text AS value, p.performed_at, p.outcome
+               FROM trend_points p
               WHERE p.product_id = $1 AND p.test_code = $2
                 AND ($3::timestamptz IS NULL OR p.performed_at >= $3)
                 AND ($4::timestamptz IS NULL OR p.performed_at <= $4) ",

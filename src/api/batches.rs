@@ -131,11 +131,7 @@ pub async fn batch_history(
     Query(q): Query<HistoryQuery>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let csv = match q.format.as_deref() {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(_) => return Err(AppError::invalid_field("format", "must be json or csv")),
-    };
+    let csv = super::wants_csv(q.format.as_deref())?;
     if csv {
         let body = db
             .run(move |c| crate::services::history::csv_export(c, id))

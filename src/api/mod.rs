@@ -30,6 +30,19 @@ use utoipa_actix_web::scope;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+/// `?format=`: `json` (the default) or `csv`; anything else is 422 naming
+/// the field.
+pub fn wants_csv(format: Option<&str>) -> Result<bool, crate::error::AppError> {
+    match format {
+        None | Some("json") => Ok(false),
+        Some("csv") => Ok(true),
+        Some(_) => Err(crate::error::AppError::invalid_field(
+            "format",
+            "must be json or csv",
+        )),
+    }
+}
+
 /// Registers every route, and with it its OpenAPI description.
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(health::healthz)

@@ -246,11 +246,7 @@ pub async fn product_trends(
     Query(q): Query<TrendQuery>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let csv = match q.format.as_deref() {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(_) => return Err(AppError::invalid_field("format", "must be json or csv")),
-    };
+    let csv = super::wants_csv(q.format.as_deref())?;
     let Some(code) = q.test_code.filter(|c| !c.trim().is_empty()) else {
         return Err(AppError::invalid_field(
             "test_code",

@@ -175,25 +175,12 @@ fn view(
             })
         })
         .collect::<Result<Vec<_>, AppError>>()?;
-    let reviewed_up_to = reviews.last().map(|r| r.up_to_seq);
+    // The same state the release gate reads from the record.
+    let reviewed_up_to = record.audit_review.up_to_seq;
+    let state = record.audit_review.state();
     let last = entries.last().ok_or_else(|| {
         AppError::Internal(anyhow::anyhow!("batch {batch_id} has an empty chain"))
     })?;
-    let state = audit_review::state(
-        reviewed_up_to,
-        entries
-            .iter()
-            .filter(|e| reviewed_up_to.is_some_and(|r| e.seq > r))
-            .map(|e| {
-                (
-                    e.seq,
-                    audit_review::Entry {
-                        action: &e.action,
-                        after: e.after.as_ref(),
-                    },
-                )
-            }),
-    );
     Ok(AuditReviewView {
         batch_id,
         batch_number: record.batch.batch_number.clone(),
@@ -330,7 +317,9 @@ pub fn sign_review(
         }));
         rec.reason = comment.as_deref();
         lb.append(c, rec)?;
+        // What this transaction wrote, as any later reader sees it.
+        let record = batch_record::read(c, lb.id())?;
         let entries = chain_entries(c, lb.id())?;
-        Ok(Ok(view(c, &lb.record, &entries)?))
+        Ok(Ok(view(c, &record, &entries)?))
     })?
 }

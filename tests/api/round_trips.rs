@@ -1,19 +1,29 @@
 //! Round trips: the statements PostgreSQL receives for one request of the
 //! hot endpoints, counted by PostgreSQL itself (pg_stat_statements). The
 //! session check is included; transaction control (BEGIN, COMMIT) is counted
-//! apart.
+//! apart, and so is the set-up of a connection the pool opens in the
+//! background to keep one idle (diesel's `SET TIME ZONE` and
+//! `SET CLIENT_ENCODING`), which no request waits for.
 
 use crate::lab::Lab;
 use actix_web::http::StatusCode;
 use serde_json::json;
 
-/// (statements, transaction control) of a request's statistics.
+/// (statements, transaction control and connection set-up) of a request's statistics.
 fn split(stats: &[(String, i64)]) -> (i64, i64) {
     let control = |q: &str| {
         let q = q.trim_start().to_ascii_uppercase();
-        ["BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"]
-            .iter()
-            .any(|c| q.starts_with(c))
+        [
+            "BEGIN",
+            "COMMIT",
+            "ROLLBACK",
+            "SAVEPOINT",
+            "RELEASE",
+            "SET TIME ZONE 'UTC'",
+            "SET CLIENT_ENCODING TO 'UTF8'",
+        ]
+        .iter()
+        .any(|c| q.starts_with(c))
     };
     stats.iter().fold(
         (0, 0),
@@ -29,7 +39,9 @@ fn split(stats: &[(String, i64)]) -> (i64, i64) {
 )]
 fn show(what: &str, stats: &[(String, i64)]) -> (i64, i64) {
     let (statements, control) = split(stats);
-    println!("{what}: {statements} statements and {control} transaction-control statements");
+    println!(
+        "{what}: {statements} statements and {control} transaction-control or connection set-up statements"
+    );
     for (q, n) in stats {
         println!(
             "  {n} x {}",

@@ -44,6 +44,27 @@ pub struct AppState {
     pub db_slots: Arc<Semaphore>,
     /// The anchor signing key and the directory of anchor files.
     pub anchors: crate::services::anchors::AnchorSink,
+    /// The read database reports go to (`CELLQC_READ_DATABASE_URL`), if any.
+    pub reads: Option<ReadDatabase>,
+}
+
+/// A streaming replica's pool, with one permit per connection as
+/// [`AppState::db_slots`] has for the primary.
+#[derive(Clone)]
+pub struct ReadDatabase {
+    /// Connections to the replica.
+    pub pool: DbPool,
+    slots: Arc<Semaphore>,
+}
+
+impl ReadDatabase {
+    /// Reports over `pool`.
+    pub fn new(pool: DbPool) -> Self {
+        let slots = Arc::new(Semaphore::new(
+            usize::try_from(pool.max_size()).unwrap_or(1),
+        ));
+        ReadDatabase { pool, slots }
+    }
 }
 
 impl AppState {
@@ -70,7 +91,15 @@ impl AppState {
                 )?),
                 dir: settings.anchor_dir_path(),
             },
+            reads: None,
         })
+    }
+
+    /// The same state, with reports read from `reads`.
+    #[must_use]
+    pub fn with_reads(mut self, reads: ReadDatabase) -> Self {
+        self.reads = Some(reads);
+        self
     }
 
     /// Counts a sign-in attempt from the request's peer address (the peer,
@@ -207,6 +236,160 @@ impl FromRequest for Db {
     }
 }
 
+/// The database a report reads (ARCHITECTURE.md "Scaling past one
+/// machine"): the read database when one is configured and answers, the
+/// primary otherwise. The session was checked on the primary; that
+/// connection goes back to its pool before the report runs, so a long report
+/// holds none of the primary's connections.
+pub struct ReportDb {
+    db: Db,
+}
+
+impl FromRequest for ReportDb {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        std::future::ready(
+            Db::from_request(req, payload)
+                .into_inner()
+                .map(|db| ReportDb { db }),
+        )
+    }
+}
+
+impl ReportDb {
+    /// The application state.
+    pub fn state(&self) -> &AppState {
+        self.db.state()
+    }
+
+    /// [`AppState::report`], on the request's held connection when there is
+    /// no read database.
+    pub async fn run<T, F>(self, f: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut PgConnection) -> Result<T, AppError> + Clone + Send + 'static,
+    {
+        if self.state().reads.is_none() {
+            return self.db.run(f).await;
+        }
+        let state = self.db.state.clone();
+        drop(self);
+        state.report(f).await
+    }
+
+    /// [`AppState::report_for_batch`], on the request's held connection
+    /// when there is no read database.
+    pub async fn run_for_batch<T, F>(self, batch_id: uuid::Uuid, f: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut PgConnection) -> Result<T, AppError> + Clone + Send + 'static,
+    {
+        if self.state().reads.is_none() {
+            return self.db.run(f).await;
+        }
+        let state = self.db.state.clone();
+        drop(self);
+        state.report_for_batch(batch_id, f).await
+    }
+}
+
+impl AppState {
+    /// Runs a report over many batches (the audit list, verification,
+    /// trends) on the read database. It runs on
+    /// the primary instead when there is no read database, when none of its
+    /// connections can be had within a second, or when it fails there in any
+    /// way: a replica may not yet hold what the client was just told exists,
+    /// and the primary's answer is the one that counts.
+    pub async fn report<T, F>(&self, f: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut PgConnection) -> Result<T, AppError> + Clone + Send + 'static,
+    {
+        if let Some((answer, _)) = on_replica(self, None, f.clone()).await {
+            return Ok(answer);
+        }
+        self.db(f).await
+    }
+
+    /// Runs a report of one batch (its history, its certificate) as
+    /// [`AppState::report`] does; when it was read on the replica, the
+    /// batch's chain head there is compared with the primary's (one index
+    /// lookup on the primary), and a replica that is behind is not
+    /// believed: the report is read again on the primary. A report of a
+    /// batch never leaves out a change the primary already holds (a
+    /// correction, a recall).
+    pub async fn report_for_batch<T, F>(&self, batch_id: uuid::Uuid, f: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut PgConnection) -> Result<T, AppError> + Clone + Send + 'static,
+    {
+        let chain = crate::domain::audit::batch_chain(batch_id);
+        if let Some((answer, Some(seen))) = on_replica(self, Some(chain.clone()), f.clone()).await {
+            let head = self
+                .db(move |c| crate::services::audit::head_seq(c, &chain))
+                .await?;
+            if head == seen {
+                return Ok(answer);
+            }
+            metrics::counter!("cellqc_report_replica_behind_total").increment(1);
+        }
+        self.db(f).await
+    }
+}
+
+/// `f` on the read database, after reading `chain`'s head position there
+/// (what `f` then reads is at least that recent); `None` when there is no
+/// read database or `f` could not be answered there. `f` opens the
+/// transaction it needs itself (a trend reads its pages in one snapshot).
+async fn on_replica<T, F>(state: &AppState, chain: Option<String>, f: F) -> Option<(T, Option<i64>)>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut PgConnection) -> Result<T, AppError> + Send + 'static,
+{
+    let reads = state.reads.clone()?;
+    let read = |outcome: &'static str| {
+        metrics::counter!("cellqc_report_reads_total", "database" => outcome).increment(1);
+    };
+    let Ok(Ok(permit)) =
+        actix_web::rt::time::timeout(reads.pool.connection_timeout(), reads.slots.acquire_owned())
+            .await
+    else {
+        read("primary");
+        return None;
+    };
+    let done = web::block(move || {
+        let _permit = permit;
+        let mut conn = reads.pool.get().map_err(AppError::from)?;
+        let head = match &chain {
+            Some(chain) => Some(crate::services::audit::head_seq(&mut conn, chain)?),
+            None => None,
+        };
+        Ok::<_, AppError>((f(&mut conn)?, head))
+    })
+    .await;
+    match done {
+        Ok(Ok(answer)) => {
+            read("replica");
+            Some(answer)
+        }
+        Ok(Err(e)) => {
+            if e.is_unavailable() {
+                tracing::warn!(error = %e, "the read database is unavailable: reading the report on the primary");
+            } else {
+                tracing::debug!(error = %e, "a report failed on the read database: reading it on the primary");
+            }
+            read("primary");
+            None
+        }
+        Err(_) => {
+            read("primary");
+            None
+        }
+    }
+}
+
 /// The HTTP server, listening on `listener` (port 0 in tests).
 pub fn build_server(
     state: AppState,
@@ -221,7 +404,10 @@ pub fn build_server(
     let workers = workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
         .max(1);
-    let blocking_per_worker = usize::try_from(state.pool.max_size()).unwrap_or(1);
+    let blocking_per_worker = usize::try_from(
+        state.pool.max_size() + state.reads.as_ref().map_or(0, |r| r.pool.max_size()),
+    )
+    .unwrap_or(1);
     let state = web::Data::new(state);
     let openapi = api::openapi::document();
     let mut server = HttpServer::new(move || {

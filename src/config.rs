@@ -5,6 +5,8 @@
 //! | `CELLQC_BIND` | `127.0.0.1:8080` | address the HTTP server listens on (`--bind` overrides) |
 //! | `DATABASE_URL` | unset | PostgreSQL to use, as the app role (`cellqc_app`); unset starts the embedded private cluster |
 //! | `CELLQC_OWNER_DATABASE_URL` | `DATABASE_URL` | PostgreSQL as the schema's owner (`cellqc_owner`), for migrations |
+//! | `CELLQC_READ_DATABASE_URL` | unset | a streaming replica that reports read (histories, the audit list and verification, trends, certificates); the primary when unset or unreachable |
+//! | `CELLQC_READ_POOL_SIZE` | `CELLQC_DB_POOL_SIZE` | connections to the read database per instance |
 //! | `CELLQC_DATA_DIR` | `./cellqc-data` | embedded cluster, generated JWT secret, mail files |
 //! | `CELLQC_PG_BINDIR` | searched | directory holding `initdb` and `postgres` |
 //! | `CELLQC_JWT_SECRET` | generated into the data directory | HS256 signing secret (at least 32 bytes) |
@@ -52,6 +54,13 @@ pub struct Settings {
     /// (default: `DATABASE_URL`).
     #[arg(long, env = "CELLQC_OWNER_DATABASE_URL", hide_env_values = true)]
     pub owner_database_url: Option<String>,
+    /// A streaming replica for reports (histories, the audit list and
+    /// verification, trends, certificates); unset: the primary.
+    #[arg(long, env = "CELLQC_READ_DATABASE_URL", hide_env_values = true)]
+    pub read_database_url: Option<String>,
+    /// Connections to the read database per instance (default: the pool size).
+    #[arg(long, env = "CELLQC_READ_POOL_SIZE")]
+    pub read_pool_size: Option<u32>,
     /// Data directory (embedded cluster, generated secret, mail files).
     #[arg(long, env = "CELLQC_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
@@ -123,6 +132,8 @@ impl Settings {
             bind: DEFAULT_BIND.to_owned(),
             database_url: None,
             owner_database_url: None,
+            read_database_url: None,
+            read_pool_size: None,
             data_dir,
             pg_bindir: None,
             jwt_secret: None,

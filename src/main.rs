@@ -418,7 +418,21 @@ fn serve_on(
     // The outbox has a connection of its own: a slow SMTP server never holds
     // one that requests were promised (AppState::db_slots).
     let outbox = cellqc::notify::OutboxWorker::start(build_pool(&db.url, 1)?, mail)?;
-    let state = AppState::new(settings, pool)?;
+    let mut state = AppState::new(settings, pool)?;
+    if let Some(url) = settings
+        .read_database_url
+        .as_deref()
+        .filter(|u| !u.is_empty())
+    {
+        let size = settings.read_pool_size.unwrap_or(settings.db_pool_size);
+        state = state.with_reads(cellqc::app::ReadDatabase::new(
+            cellqc::db::pool::build_read_pool(url, size),
+        ));
+        tracing::info!(
+            connections = size,
+            "reports (histories, the audit list and verification, trends, certificates) read from CELLQC_READ_DATABASE_URL"
+        );
+    }
     // The periodic anchor has a connection of its own too.
     let anchoring = match settings.anchor_minutes {
         0 => None,

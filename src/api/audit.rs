@@ -1,7 +1,7 @@
 //! `/audit`: the audit trail and its verification, for auditors and QA.
 
 use super::extract::{PageQuery, Query};
-use crate::app::Db;
+use crate::app::{Db, ReportDb};
 use crate::auth::extractors::{AuditReader, Authorized, CurrentUser};
 use crate::error::AppError;
 use crate::services::anchors::{self, AnchorCheck, AnchorView};
@@ -30,7 +30,7 @@ pub struct AuditQuery {
 #[utoipa::path(tag = "audit", params(AuditQuery), responses((status = 200, body = crate::services::Page<crate::services::audit::AuditEntryView>), crate::api::openapi::Problems))]
 #[get("/audit")]
 pub async fn list_audit(
-    db: Db,
+    db: ReportDb,
     _reader: Authorized<AuditReader>,
     Query(q): Query<AuditQuery>,
 ) -> Result<HttpResponse, AppError> {
@@ -76,7 +76,7 @@ pub struct VerifyAnswer {
 #[utoipa::path(tag = "audit", params(VerifyQuery), responses((status = 200, body = VerifyAnswer), crate::api::openapi::Problems))]
 #[get("/audit/verify")]
 pub async fn verify_audit(
-    db: Db,
+    db: ReportDb,
     _reader: Authorized<AuditReader>,
     Query(q): Query<VerifyQuery>,
 ) -> Result<HttpResponse, AppError> {

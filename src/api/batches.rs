@@ -2,7 +2,7 @@
 
 use super::create;
 use super::extract::{Creation, PageQuery, Query, raw_text};
-use crate::app::Db;
+use crate::app::{Db, ReportDb};
 use crate::auth::extractors::{AuditReader, Authorized, CreatesBatches, CurrentUser};
 use crate::domain::batch::BatchStatus;
 use crate::error::AppError;
@@ -125,7 +125,7 @@ pub struct HistoryQuery {
 #[utoipa::path(tag = "audit", params(HistoryQuery), responses((status = 200, description = "JSON `{batch_id, items, next_cursor}`, or CSV with `format=csv`", content((crate::services::audit::BatchHistory = "application/json"), (String = "text/csv"))), crate::api::openapi::Problems))]
 #[get("/batches/{id}/history")]
 pub async fn batch_history(
-    db: Db,
+    db: ReportDb,
     _reader: Authorized<AuditReader>,
     id: web::Path<Uuid>,
     Query(q): Query<HistoryQuery>,
@@ -134,7 +134,7 @@ pub async fn batch_history(
     let csv = super::wants_csv(q.format.as_deref())?;
     if csv {
         let body = db
-            .run(move |c| crate::services::history::csv_export(c, id))
+            .run_for_batch(id, move |c| crate::services::history::csv_export(c, id))
             .await?;
         return Ok(HttpResponse::Ok()
             .content_type("text/csv; charset=utf-8")
@@ -145,7 +145,7 @@ pub async fn batch_history(
             .body(body));
     }
     let entries = db
-        .run(move |c| crate::services::history::history(c, id))
+        .run_for_batch(id, move |c| crate::services::history::history(c, id))
         .await?;
     Ok(
         HttpResponse::Ok().json(crate::services::audit::BatchHistory {
@@ -160,13 +160,16 @@ pub async fn batch_history(
 #[utoipa::path(tag = "batches", responses((status = 200, description = "Certificate of Analysis", body = Vec<u8>, content_type = "application/pdf"), crate::api::openapi::Problems))]
 #[get("/batches/{id}/certificate")]
 pub async fn batch_certificate(
-    db: Db,
+    db: ReportDb,
     user: CurrentUser,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
+    let actor = user.actor.clone();
     let data = db
-        .run(move |c| crate::services::certificate::coa_data(c, id, &user.actor))
+        .run_for_batch(id, move |c| {
+            crate::services::certificate::coa_data(c, id, &actor)
+        })
         .await?;
     let number = data.batch_number.clone();
     let pdf = web::block(move || crate::report::coa::render(&data))

@@ -2,7 +2,7 @@
 
 use super::create;
 use super::extract::{Creation, Json, PageQuery, Query, raw_text};
-use crate::app::Db;
+use crate::app::{Db, ReportDb};
 use crate::auth::extractors::{ApprovesSpecs, Authorized, CurrentUser, DefinesProducts};
 use crate::domain::spec::TestDefInput;
 use crate::error::AppError;
@@ -240,7 +240,7 @@ pub struct TrendQuery {
 #[utoipa::path(tag = "products", params(TrendQuery), responses((status = 200, description = "The chart as JSON, or its points as CSV with `format=csv`", content((crate::services::trends::Trend = "application/json"), (String = "text/csv"))), crate::api::openapi::Problems))]
 #[get("/products/{id}/trends")]
 pub async fn product_trends(
-    db: Db,
+    db: ReportDb,
     _user: CurrentUser,
     id: web::Path<Uuid>,
     Query(q): Query<TrendQuery>,

@@ -113,18 +113,39 @@ impl ManageConnection for Manager {
 /// Builds a pool of at most `size` connections. A request waits at most five
 /// seconds for a connection, then gets 503: a client retries sooner than it
 /// would give up on a hanging request.
+///
+/// `database_url` may name several hosts (`host=a,b ... target_session_attrs=
+/// read-write`, or `postgres://a:5432,b:5432/db?target_session_attrs=
+/// read-write`): libpq tries them in turn for every new connection, so after
+/// a failover the connections that replace the lost ones reach the new
+/// primary.
 pub fn build_pool(database_url: &str, size: u32) -> anyhow::Result<DbPool> {
-    let manager = Manager {
+    builder(size, Duration::from_secs(5))
+        .build(manager(database_url))
+        .context("connecting to PostgreSQL")
+}
+
+/// The pool of the read database (`CELLQC_READ_DATABASE_URL`). Built without
+/// waiting for a first connection: the service starts and serves while the
+/// replica is away, and a report waits at most a second for a connection
+/// before it is read on the primary instead.
+pub fn build_read_pool(database_url: &str, size: u32) -> DbPool {
+    builder(size, Duration::from_secs(1)).build_unchecked(manager(database_url))
+}
+
+fn manager(database_url: &str) -> Manager {
+    Manager {
         inner: ConnectionManager::<PgConnection>::new(database_url),
         generation: Arc::new(AtomicU64::new(0)),
-    };
+    }
+}
+
+fn builder(size: u32, timeout: Duration) -> diesel::r2d2::Builder<Manager> {
     Pool::builder()
         .max_size(size.max(1))
         .min_idle(Some(1))
-        .connection_timeout(Duration::from_secs(5))
+        .connection_timeout(timeout)
         // `is_valid` runs at every checkout, and sends a statement only
         // after a connection was lost.
         .test_on_check_out(true)
-        .build(manager)
-        .context("connecting to PostgreSQL")
 }

@@ -168,6 +168,17 @@ struct Stored {
     after: Option<Value>,
 }
 
+/// The position of a chain's last entry (0 for a chain without one): where
+/// a replica's report of a batch is compared with the primary.
+pub fn head_seq(conn: &mut PgConnection, chain: &str) -> Result<i64, AppError> {
+    Ok(audit_chain_heads::table
+        .find(chain)
+        .select(audit_chain_heads::seq)
+        .first(conn)
+        .optional()?
+        .unwrap_or(0))
+}
+
 /// Appends an entry to its chain, in the caller's transaction: locks the
 /// chain head, then writes (two statements).
 pub fn append(conn: &mut PgConnection, rec: AuditRecord<'_>) -> Result<AuditEntryRow, AppError> {

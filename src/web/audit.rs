@@ -108,7 +108,7 @@ pub async fn audit_search(
                 after: q.cursor,
             };
             state
-                .db(move |c| audit_svc::list(c, &filter, page_req))
+                .report(move |c| audit_svc::list(c, &filter, page_req))
                 .await
         }
     };

@@ -350,7 +350,9 @@ pub async fn certificate(
     let id = id.into_inner();
     let actor = user.0.actor.clone();
     let data = state
-        .db(move |c| crate::services::certificate::coa_data(c, id, &actor))
+        .report_for_batch(id, move |c| {
+            crate::services::certificate::coa_data(c, id, &actor)
+        })
         .await?;
     let number = data.batch_number.clone();
     let pdf = web::block(move || crate::report::coa::render(&data))

@@ -23,7 +23,7 @@ pub async fn history_page(
     user.require(Action::ReadAuditTrail)?;
     let batch_id = id.into_inner();
     let (record, entries, report) = state
-        .db(move |c| {
+        .report_for_batch(batch_id, move |c| {
             let record = batch_svc::record(c, batch_id)?;
             let entries = history::history(c, batch_id)?;
             let chain = crate::domain::audit::batch_chain(batch_id);
@@ -79,14 +79,20 @@ async fn history_download(
     user.require(Action::ReadAuditTrail)?;
     let (body, kind, ext) = if csv {
         (
-            state.db(move |c| history::csv_export(c, batch_id)).await?,
+            state
+                .report_for_batch(batch_id, move |c| history::csv_export(c, batch_id))
+                .await?,
             "text/csv; charset=utf-8",
             "csv",
         )
     } else {
         (
-            serde_json::to_vec_pretty(&state.db(move |c| history::history(c, batch_id)).await?)
-                .map_err(AppError::from)?,
+            serde_json::to_vec_pretty(
+                &state
+                    .report_for_batch(batch_id, move |c| history::history(c, batch_id))
+                    .await?,
+            )
+            .map_err(AppError::from)?,
             "application/json",
             "json",
         )

@@ -310,7 +310,7 @@ async fn load(
     let code = q.test_code.clone().unwrap_or_default();
     let (from, to) = (q.from.clone(), q.to.clone());
     state
-        .db(move |c| {
+        .report(move |c| {
             let charts = svc::charts(c, product_id)?;
             let code = if code.trim().is_empty() {
                 charts

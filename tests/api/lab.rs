@@ -180,7 +180,18 @@ impl Lab {
     /// Users, the product and its approved specification, nothing more: for
     /// tests of the qualification and instrument rules themselves.
     pub async fn bare(product: Value, spec: Value) -> Lab {
-        let app = TestApp::spawn().await;
+        Self::bare_on(TestApp::spawn().await, product, spec).await
+    }
+
+    /// [`Lab::with`] on a server the caller started.
+    pub async fn on(app: TestApp, product: Value, spec: Value) -> Lab {
+        let mut lab = Self::bare_on(app, product, spec.clone()).await;
+        lab.prepare_for(&spec).await;
+        lab
+    }
+
+    /// [`Lab::bare`] on a server the caller started.
+    pub async fn bare_on(app: TestApp, product: Value, spec: Value) -> Lab {
         let (_, qa) = app.signed_in(&["qa"]).await;
         let (_, qa2) = app.signed_in(&["qa"]).await;
         let (tech_id, tech) = app.signed_in(&["technician"]).await;

@@ -28,6 +28,7 @@ mod materials;
 mod openapi;
 mod qualifications;
 mod release;
+mod reports;
 mod results;
 mod roles;
 mod round_trips;

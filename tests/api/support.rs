@@ -209,6 +209,12 @@ impl TestApp {
 
     /// A server with settings changed by `tweak`.
     pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+        Self::spawn_with_urls(|s, _| tweak(s)).await
+    }
+
+    /// A server with settings changed by `tweak`, which also gets the
+    /// superuser's URL of the server's fresh database.
+    pub async fn spawn_with_urls(tweak: impl FnOnce(&mut Settings, &str)) -> TestApp {
         let (db_url, app_url) = fresh_database_for_app();
         let data_dir = tempfile::tempdir().unwrap();
         let mut settings = Settings::defaults(data_dir.path().to_path_buf());
@@ -217,7 +223,7 @@ impl TestApp {
         settings.login_rate_per_minute = 10_000;
         settings.db_pool_size = 4;
         settings.workers = Some(1);
-        tweak(&mut settings);
+        tweak(&mut settings, &db_url);
         let pool = build_pool(&db_url, 4).unwrap();
         let served = build_pool(
             settings.database_url.as_deref().unwrap_or(&app_url),
@@ -228,7 +234,12 @@ impl TestApp {
             let mut conn = served.get().unwrap();
             ensure_initial_admin(&mut conn, Some(ADMIN_PASSWORD)).unwrap();
         }
-        let state = AppState::new(&settings, served).unwrap();
+        let mut state = AppState::new(&settings, served).unwrap();
+        if let Some(url) = settings.read_database_url.as_deref() {
+            state = state.with_reads(cellqc::app::ReadDatabase::new(
+                cellqc::db::pool::build_read_pool(url, 2),
+            ));
+        }
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = build_server(state, listener, settings.workers).unwrap();

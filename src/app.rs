@@ -55,7 +55,13 @@ pub struct ReadDatabase {
     /// Connections to the replica.
     pub pool: DbPool,
     slots: Arc<Semaphore>,
+    /// After the replica was found unreachable, reports go straight to the
+    /// primary until then, instead of each waiting for a connection first.
+    away_until: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
+
+/// How long reports skip a replica that was found unreachable.
+const REPLICA_AWAY: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl ReadDatabase {
     /// Reports over `pool`.
@@ -63,7 +69,25 @@ impl ReadDatabase {
         let slots = Arc::new(Semaphore::new(
             usize::try_from(pool.max_size()).unwrap_or(1),
         ));
-        ReadDatabase { pool, slots }
+        ReadDatabase {
+            pool,
+            slots,
+            away_until: Arc::default(),
+        }
+    }
+
+    fn away(&self) -> bool {
+        self.away_until
+            .lock()
+            .ok()
+            .and_then(|g| *g)
+            .is_some_and(|t| std::time::Instant::now() < t)
+    }
+
+    fn mark_away(&self) {
+        if let Ok(mut g) = self.away_until.lock() {
+            *g = Some(std::time::Instant::now() + REPLICA_AWAY);
+        }
     }
 }
 
@@ -352,13 +376,20 @@ where
     let read = |outcome: &'static str| {
         metrics::counter!("cellqc_report_reads_total", "database" => outcome).increment(1);
     };
-    let Ok(Ok(permit)) =
-        actix_web::rt::time::timeout(reads.pool.connection_timeout(), reads.slots.acquire_owned())
-            .await
+    if reads.away() {
+        read("primary");
+        return None;
+    }
+    let Ok(Ok(permit)) = actix_web::rt::time::timeout(
+        reads.pool.connection_timeout(),
+        reads.slots.clone().acquire_owned(),
+    )
+    .await
     else {
         read("primary");
         return None;
     };
+    let marker = reads.clone();
     let done = web::block(move || {
         let _permit = permit;
         let mut conn = reads.pool.get().map_err(AppError::from)?;
@@ -376,7 +407,8 @@ where
         }
         Ok(Err(e)) => {
             if e.is_unavailable() {
-                tracing::warn!(error = %e, "the read database is unavailable: reading the report on the primary");
+                marker.mark_away();
+                tracing::warn!(error = %e, "the read database is unavailable: reports read on the primary for the next 5 s");
             } else {
                 tracing::debug!(error = %e, "a report failed on the read database: reading it on the primary");
             }

@@ -1,5 +1,9 @@
 //! Prometheus metrics: requests by route and status, a latency histogram,
-//! database pool use, the email outbox's backlog and failures.
+//! database pool use, the email outbox's backlog and failures, and where
+//! reports were read (`cellqc_report_reads_total{database="replica"|"primary"}`
+//! when a read database is configured; `cellqc_report_replica_behind_total`
+//! counts reports of a batch read again on the primary because the replica
+//! was behind).
 //!
 //! Counters are recorded as things happen; the pool and outbox gauges are
 //! read when `/metrics` is scraped.
@@ -63,12 +67,21 @@ pub async fn track(
 }
 
 /// Reads the gauges and renders every metric as Prometheus text.
-pub fn render(pool: &DbPool, conn: &mut PgConnection) -> Result<String, AppError> {
+/// `reads` is the read database's pool, when there is one.
+pub fn render(
+    pool: &DbPool,
+    reads: Option<&DbPool>,
+    conn: &mut PgConnection,
+) -> Result<String, AppError> {
     let state = pool.state();
     metrics::gauge!("cellqc_db_pool_connections").set(f64::from(state.connections));
     metrics::gauge!("cellqc_db_pool_in_use").set(f64::from(
         state.connections.saturating_sub(state.idle_connections),
     ));
+    if let Some(reads) = reads {
+        let state = reads.state();
+        metrics::gauge!("cellqc_read_db_pool_connections").set(f64::from(state.connections));
+    }
     let backlog: i64 = email_outbox::table
         .filter(email_outbox::sent_at.is_null())
         .count()

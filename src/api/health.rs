@@ -37,8 +37,9 @@ pub async fn metrics(
         ));
     }
     let pool = state.pool.clone();
+    let reads = state.reads.as_ref().map(|r| r.pool.clone());
     let text = state
-        .db(move |c| crate::observability::render(&pool, c))
+        .db(move |c| crate::observability::render(&pool, reads.as_ref(), c))
         .await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

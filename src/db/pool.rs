@@ -28,7 +28,10 @@ pub type DbConn = PooledConnection<Manager>;
 
 /// Whether a diesel error means the connection to the server is gone
 /// (rather than the statement being wrong). libpq reports a lost server as
-/// an error without SQLSTATE; its messages are recognised here.
+/// an error without SQLSTATE; its messages are recognised here. A write
+/// refused as read-only (SQLSTATE 25006) counts too: the connection reached
+/// a standby, or a primary since demoted, and a new one (libpq with
+/// `target_session_attrs=read-write`) finds the primary.
 pub fn is_connection_lost(e: &DieselError) -> bool {
     const SIGNS: [&str; 5] = [
         "server closed the connection",
@@ -38,7 +41,10 @@ pub fn is_connection_lost(e: &DieselError) -> bool {
         "connection to server",
     ];
     match e {
-        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::ReadOnlyTransaction,
+            _,
+        ) => true,
         DieselError::DatabaseError(_, info) => SIGNS.iter().any(|s| info.message().contains(s)),
         _ => false,
     }

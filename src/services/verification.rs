@@ -108,10 +108,31 @@ fn verify_page(
 /// Two threads: one reads pages from the database (and decodes them) while
 /// this one recomputes the hashes of the page before, so the database and
 /// the hashing work at the same time.
+///
+/// Every page is read in one snapshot (a read-only, repeatable-read
+/// transaction, unless the caller's transaction is already one): under
+/// writes, a head read after its entries would otherwise record entries the
+/// walk never saw, and a sound chain would be reported broken.
 pub fn verify_chains(
     conn: &mut PgConnection,
     only: Option<&str>,
 ) -> Result<VerifyReport, AppError> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let in_transaction = AnsiTransactionManager::transaction_manager_status_mut(conn)
+        .transaction_depth()
+        .ok()
+        .flatten()
+        .is_some();
+    if in_transaction {
+        return walk_chains(conn, only);
+    }
+    conn.build_transaction()
+        .read_only()
+        .repeatable_read()
+        .run(|c| walk_chains(c, only))
+}
+
+fn walk_chains(conn: &mut PgConnection, only: Option<&str>) -> Result<VerifyReport, AppError> {
     let mut report = VerifyReport {
         ok: true,
         chains: 0,

@@ -155,6 +155,54 @@ fn tool(bindir: &Path, name: &str) -> PathBuf {
     bindir.join(name)
 }
 
+/// Runs `cmd` (`pg_dump` or `pg_restore`, given `--verbose`), moving
+/// `progress` by each table's rows (`rows`) as its data is done: the tools
+/// name each table when its data starts (`starts` precedes the quoted
+/// `"public.table"`). Returns whether it succeeded, and the lines of
+/// standard error that say what went wrong.
+fn run_counting_rows(
+    mut cmd: Command,
+    rows: &BTreeMap<String, i64>,
+    starts: &str,
+    progress: &crate::progress::Progress,
+) -> anyhow::Result<(bool, String)> {
+    use std::io::BufRead;
+    let mut child = cmd
+        .arg("--verbose")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut done = 0u64;
+    let mut current: Option<u64> = None;
+    let mut problems = Vec::new();
+    if let Some(err) = child.stderr.take() {
+        for line in std::io::BufReader::new(err).lines() {
+            let line = line?;
+            if let Some(rest) = line.split_once(starts).map(|(_, r)| r) {
+                done += current.take().unwrap_or(0);
+                progress.set(done);
+                let table = rest.trim().trim_matches('"');
+                let table = table.strip_prefix("public.").unwrap_or(table);
+                current = rows.get(table).map(|n| u64::try_from(*n).unwrap_or(0));
+            } else if line.contains("error") || line.contains("FATAL") || line.contains("warning") {
+                problems.push(line);
+            }
+        }
+    }
+    let status = child.wait()?;
+    progress.set(done + current.unwrap_or(0));
+    Ok((status.success(), problems.join("\n")))
+}
+
+/// The rows of `counts`, as a progress total.
+fn total_rows(counts: &BTreeMap<String, i64>) -> u64 {
+    counts
+        .values()
+        .map(|n| u64::try_from(*n).unwrap_or(0))
+        .sum()
+}
+
 /// Takes a backup of `db` into `to` (a tar of the archive and the signed
 /// manifest, mode 0600: it holds password hashes).
 pub fn backup(
@@ -172,21 +220,21 @@ pub fn backup(
                 diesel::sql_query("SELECT pg_export_snapshot() AS id, now() AS at")
                     .get_result(c)?;
             let (counts, heads, migrations) = describe(c)?;
-            let out = Command::new(tool(bindir, "pg_dump"))
-                .arg("--format=custom")
+            let progress = crate::progress::Progress::new("backup", total_rows(&counts), "rows");
+            let mut cmd = Command::new(tool(bindir, "pg_dump"));
+            cmd.arg("--format=custom")
                 .arg(format!("--snapshot={}", snap.id))
                 .arg("--file")
                 .arg(&archive)
                 .arg("--dbname")
-                .arg(&db.owner_url)
-                .output()
-                .context("running pg_dump")?;
-            if !out.status.success() {
-                bail!(
-                    "pg_dump failed: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
+                .arg(&db.owner_url);
+            let (ok, problems) =
+                run_counting_rows(cmd, &counts, "dumping contents of table ", &progress)
+                    .context("running pg_dump")?;
+            if !ok {
+                bail!("pg_dump failed: {}", problems.trim());
             }
+            progress.finish();
             let (archive_sha256, archive_bytes) = sha256_file(&archive)?;
             Ok(ManifestBody {
                 format: FORMAT.to_owned(),
@@ -362,18 +410,23 @@ fn restore_in(
     if db.superuser_url.is_none() {
         cmd.arg("--no-owner");
     }
-    let out = cmd
-        .arg("--dbname")
-        .arg(target)
-        .arg(&archive)
-        .output()
-        .context("running pg_restore")?;
-    if !out.status.success() {
+    cmd.arg("--dbname").arg(target).arg(&archive);
+    let progress =
+        crate::progress::Progress::new("restore", total_rows(&manifest.body.counts), "rows");
+    let (ok, problems) = run_counting_rows(
+        cmd,
+        &manifest.body.counts,
+        "processing data for table ",
+        &progress,
+    )
+    .context("running pg_restore")?;
+    if !ok {
         bail!(
             "pg_restore failed (nothing was restored): {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+            problems.trim()
         );
     }
+    progress.finish();
     if db.superuser_url.is_some() {
         let name: Name =
             diesel::sql_query("SELECT current_database()::text AS name").get_result(&mut conn)?;
@@ -382,7 +435,14 @@ fn restore_in(
     // Checked as the server will read it.
     let mut app = PgConnection::establish(&db.url).context("connecting as the app role")?;
     app.batch_execute("SET default_transaction_read_only = on")?;
-    let verify = verification::verify(&mut app).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let checking = crate::progress::Progress::new(
+        "restore: audit verify",
+        u64::try_from(manifest.body.entries).unwrap_or(0),
+        "entries",
+    );
+    let verify = verification::verify_reporting(&mut app, &|n| checking.set(n))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    checking.finish();
     let (counts, heads, migrations) = describe(&mut app)?;
     let mut differences = Vec::new();
     if heads != manifest.body.heads {
@@ -405,4 +465,27 @@ fn restore_in(
         verify,
         differences,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_progress_of_a_dump_moves_by_each_tables_rows_as_the_tool_names_it() {
+        // What pg_dump --verbose writes to standard error, table by table.
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(
+            "for t in a b; do echo \"pg_dump: dumping contents of table \\\"public.$t\\\"\" >&2; done; \
+             echo 'pg_dump: error: query failed' >&2; exit 1",
+        );
+        // `sh -c` gets `--verbose` as $0: harmless.
+        let rows = BTreeMap::from([("a".to_owned(), 7), ("b".to_owned(), 5)]);
+        let progress = crate::progress::Progress::to("backup", 12, "rows", false);
+        let (ok, problems) =
+            run_counting_rows(cmd, &rows, "dumping contents of table ", &progress).unwrap();
+        assert!(!ok);
+        assert_eq!(problems, "pg_dump: error: query failed");
+        assert_eq!(progress.position(), 12);
+    }
 }

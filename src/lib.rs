@@ -17,6 +17,7 @@ pub mod error;
 pub mod notify;
 pub mod observability;
 pub mod periodic;
+pub mod progress;
 pub mod report;
 pub mod services;
 pub mod telemetry;

@@ -291,7 +291,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
         } => with_database(&settings, |db| {
             let conn = &mut db.connect()?;
-            let mut report = verification::verify(conn).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let total = verification::entries_total(conn).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let progress = cellqc::progress::Progress::new("audit verify", total, "entries");
+            let mut report = verification::verify_reporting(conn, &|n| progress.set(n))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            progress.finish();
             if let Some(dir) = anchors {
                 let key = match public_key {
                     Some(hex) => PublicKey::from_hex(&hex)?,

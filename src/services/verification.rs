@@ -40,6 +40,25 @@ pub fn verify(conn: &mut PgConnection) -> Result<VerifyReport, AppError> {
     verify_chains(conn, None)
 }
 
+/// [`verify`], telling `progress` the entries checked so far after each
+/// page (the command line's progress bar).
+pub fn verify_reporting(
+    conn: &mut PgConnection,
+    progress: &dyn Fn(u64),
+) -> Result<VerifyReport, AppError> {
+    in_snapshot(conn, |c| walk_chains(c, None, progress))
+}
+
+/// The entries every chain's head records: what [`verify`] will check.
+pub fn entries_total(conn: &mut PgConnection) -> Result<u64, AppError> {
+    let total: Option<bigdecimal::BigDecimal> = audit_chain_heads::table
+        .select(diesel::dsl::sum(audit_chain_heads::seq))
+        .first(conn)?;
+    Ok(total
+        .and_then(|t| bigdecimal::ToPrimitive::to_u64(&t))
+        .unwrap_or(0))
+}
+
 /// One fetched entry with its chain's head (sequence number and hash).
 type VerifyRow = (AuditEntryRow, Option<i64>, Option<String>);
 
@@ -117,6 +136,14 @@ pub fn verify_chains(
     conn: &mut PgConnection,
     only: Option<&str>,
 ) -> Result<VerifyReport, AppError> {
+    in_snapshot(conn, |c| walk_chains(c, only, &|_| {}))
+}
+
+/// `f` in a read-only, repeatable-read transaction, or in the caller's.
+fn in_snapshot<T>(
+    conn: &mut PgConnection,
+    f: impl FnOnce(&mut PgConnection) -> Result<T, AppError>,
+) -> Result<T, AppError> {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
     let in_transaction = AnsiTransactionManager::transaction_manager_status_mut(conn)
         .transaction_depth()
@@ -124,15 +151,19 @@ pub fn verify_chains(
         .flatten()
         .is_some();
     if in_transaction {
-        return walk_chains(conn, only);
+        return f(conn);
     }
     conn.build_transaction()
         .read_only()
         .repeatable_read()
-        .run(|c| walk_chains(c, only))
+        .run(f)
 }
 
-fn walk_chains(conn: &mut PgConnection, only: Option<&str>) -> Result<VerifyReport, AppError> {
+fn walk_chains(
+    conn: &mut PgConnection,
+    only: Option<&str>,
+    progress: &dyn Fn(u64),
+) -> Result<VerifyReport, AppError> {
     let mut report = VerifyReport {
         ok: true,
         chains: 0,
@@ -169,6 +200,7 @@ fn walk_chains(conn: &mut PgConnection, only: Option<&str>) -> Result<VerifyRepo
             }
         });
         for rows in received {
+            progress(u64::try_from(report.events).unwrap_or(0));
             for (row, head_seq, head_hash) in rows {
                 check_row(
                     &mut report,

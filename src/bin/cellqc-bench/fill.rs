@@ -34,7 +34,6 @@ use diesel::pg::CopyFormat;
 use diesel::prelude::*;
 use serde_json::{Value, json};
 use std::io::Write;
-use std::time::Instant;
 use uuid::Uuid;
 
 /// Results per generated batch (the first ten tests of the MSC panel).
@@ -720,7 +719,11 @@ pub fn fill(conn: &mut PgConnection, target: usize) -> anyhow::Result<usize> {
         *slot = id.map(|id| (number, id));
     }
     diesel::sql_query("SET synchronous_commit = off").execute(conn)?;
-    let started = Instant::now();
+    let progress = cellqc::progress::Progress::new(
+        &format!("fill (from {have})"),
+        u64::try_from(target - have)?,
+        "batches",
+    );
     let mut n = have;
     while n < target {
         let end = (n + CHUNK).min(target);
@@ -778,11 +781,9 @@ pub fn fill(conn: &mut PgConnection, target: usize) -> anyhow::Result<usize> {
             Ok(())
         })?;
         n = end;
-        if n % 50_000 == 0 || n == target {
-            let rate = (n - have) as f64 / started.elapsed().as_secs_f64();
-            eprintln!("filled {n} of {target} batches ({rate:.0} batches/s)");
-        }
+        progress.set(u64::try_from(n - have)?);
     }
+    progress.finish();
     diesel::sql_query("ANALYZE").execute(conn)?;
     Ok(target - have)
 }

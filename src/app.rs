@@ -33,6 +33,8 @@ pub struct AppState {
     pub auth: AuthConfig,
     /// Sign-in attempts per client address.
     pub login_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Load balancers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<IpAddr>,
     /// Static bearer token for `/metrics`.
     pub metrics_token: Option<String>,
     /// Mark cookies Secure (the public URL is https).
@@ -103,6 +105,7 @@ impl AppState {
                 sessions: settings.sessions(),
             },
             login_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
+            trusted_proxies: settings.trusted_proxies.clone(),
             metrics_token: settings.metrics_token.clone().filter(|t| !t.is_empty()),
             secure_cookies: settings.public_url.starts_with("https://"),
             db_slots: Arc::new(Semaphore::new(
@@ -126,12 +129,26 @@ impl AppState {
         self
     }
 
-    /// Counts a sign-in attempt from the request's peer address (the peer,
-    /// not X-Forwarded-For: a client can't choose it); 429 past the limit.
+    /// Counts a sign-in attempt from the client's address; 429 past the
+    /// limit. The client is the peer, unless the peer is a trusted load
+    /// balancer (`CELLQC_TRUSTED_PROXIES`): then it is the last address of
+    /// `X-Forwarded-For`, the one that balancer added. A client can't choose
+    /// either.
     pub fn check_login_rate(&self, req: &actix_web::HttpRequest) -> Result<(), AppError> {
         use governor::clock::{Clock, DefaultClock};
-        let Some(ip) = req.peer_addr().map(|a| a.ip()) else {
+        let Some(peer) = req.peer_addr().map(|a| a.ip()) else {
             return Ok(());
+        };
+        let ip = if self.trusted_proxies.contains(&peer) {
+            req.headers()
+                .get_all("x-forwarded-for")
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+                .next_back()
+                .unwrap_or(peer)
+        } else {
+            peer
         };
         if self.login_limiter.len() > 10_000 {
             self.login_limiter.retain_recent();

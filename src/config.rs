@@ -15,6 +15,7 @@
 //! | `CELLQC_LOCKOUT_THRESHOLD` | `5` | consecutive failed sign-ins or signatures that lock an account |
 //! | `CELLQC_LOCKOUT_MINUTES` | `15` | how long a lock lasts |
 //! | `CELLQC_LOGIN_RATE_PER_MINUTE` | `30` | sign-in attempts per client address per minute |
+//! | `CELLQC_TRUSTED_PROXIES` | unset | comma-separated addresses of load balancers whose `X-Forwarded-For` names the client (for the sign-in limit) |
 //! | `CELLQC_DB_POOL_SIZE` | 2 × CPU cores + 1 | database connections per instance for requests (the email outbox has one more of its own) |
 //! | `CELLQC_WORKERS` | CPU cores | HTTP worker threads |
 //! | `CELLQC_SMTP_URL` | unset: `.eml` files in `<data dir>/mail` | SMTP server for notifications |
@@ -85,6 +86,10 @@ pub struct Settings {
     /// Sign-in attempts allowed per client address per minute.
     #[arg(long, env = "CELLQC_LOGIN_RATE_PER_MINUTE", default_value_t = 30)]
     pub login_rate_per_minute: u32,
+    /// Load balancers whose `X-Forwarded-For` names the client, for the
+    /// sign-in limit (comma-separated addresses); no one else's is believed.
+    #[arg(long, env = "CELLQC_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Database connections per instance for requests (default: 2 x CPU cores + 1).
     #[arg(long, env = "CELLQC_DB_POOL_SIZE", default_value_t = default_pool_size())]
     pub db_pool_size: u32,
@@ -134,6 +139,7 @@ impl Settings {
             owner_database_url: None,
             read_database_url: None,
             read_pool_size: None,
+            trusted_proxies: Vec::new(),
             data_dir,
             pg_bindir: None,
             jwt_secret: None,

@@ -324,6 +324,53 @@ async fn sign_in_is_rate_limited_per_client_address() {
 }
 
 #[actix_web::test]
+async fn behind_a_trusted_load_balancer_the_sign_in_limit_counts_the_forwarded_client() {
+    let app = TestApp::spawn_with(|s| {
+        s.login_rate_per_minute = 2;
+        s.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let attempt = |client: &'static str| {
+        let req = app
+            .request("POST", "/api/v1/auth/login", None)
+            .insert_header(("Content-Type", "application/json"))
+            // A client's own X-Forwarded-For comes first; the balancer adds
+            // the address it saw last.
+            .insert_header(("X-Forwarded-For", format!("10.9.9.9, {client}")));
+        let body = br#"{"username":"nobody","password":"whatever-password"}"#.to_vec();
+        app.send(req, Some(body))
+    };
+    for _ in 0..2 {
+        assert_eq!(attempt("192.0.2.1").await.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        attempt("192.0.2.1").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another client behind the same balancer has its own allowance, even
+    // though it claims the first one's address first.
+    assert_eq!(attempt("192.0.2.2").await.status, StatusCode::UNAUTHORIZED);
+
+    // A peer that is not trusted is counted by its own address, whatever
+    // X-Forwarded-For it sends.
+    let direct = TestApp::spawn_with(|s| s.login_rate_per_minute = 2).await;
+    let attempt = |client: &'static str| {
+        let req = direct
+            .request("POST", "/api/v1/auth/login", None)
+            .insert_header(("Content-Type", "application/json"))
+            .insert_header(("X-Forwarded-For", client));
+        let body = br#"{"username":"nobody","password":"whatever-password"}"#.to_vec();
+        direct.send(req, Some(body))
+    };
+    assert_eq!(attempt("192.0.2.1").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(attempt("192.0.2.2").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        attempt("192.0.2.3").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[actix_web::test]
 async fn password_change_needs_the_current_password_and_revokes_other_sessions() {
     let app = TestApp::spawn().await;
     let (_, username) = app.user_with(&["technician"]).await;

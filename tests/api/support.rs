@@ -289,7 +289,7 @@ impl TestApp {
         self.pool.get().unwrap()
     }
 
-    async fn send(&self, req: awc::ClientRequest, body: Option<Vec<u8>>) -> Resp {
+    pub async fn send(&self, req: awc::ClientRequest, body: Option<Vec<u8>>) -> Resp {
         let mut res = match body {
             Some(b) => req.send_body(b).await.unwrap(),
             None => req.send().await.unwrap(),
@@ -308,7 +308,7 @@ impl TestApp {
         }
     }
 
-    fn request(&self, method: &str, path: &str, token: Option<&str>) -> awc::ClientRequest {
+    pub fn request(&self, method: &str, path: &str, token: Option<&str>) -> awc::ClientRequest {
         let method = actix_web::http::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = self
             .client

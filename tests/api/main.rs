@@ -16,6 +16,7 @@ mod browser;
 mod certificate;
 mod cli;
 mod custody;
+mod deployment;
 mod deviations;
 mod email;
 mod embedded;

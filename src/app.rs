@@ -312,12 +312,7 @@ impl ReportDb {
         T: Send + 'static,
         F: Fn(&mut PgConnection) -> Result<T, AppError> + Clone + Send + 'static,
     {
-        if self.state().reads.is_none() {
-            return self.db.run(f).await;
-        }
-        let state = self.db.state.clone();
-        drop(self);
-        state.report(f).await
+        self.run_of(None, f).await
     }
 
     /// [`AppState::report_for_batch`], on the request's held connection
@@ -327,31 +322,37 @@ impl ReportDb {
         T: Send + 'static,
         F: Fn(&mut PgConnection) -> Result<T, AppError> + Clone + Send + 'static,
     {
+        self.run_of(Some(batch_id), f).await
+    }
+
+    async fn run_of<T, F>(self, batch_id: Option<uuid::Uuid>, f: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut PgConnection) -> Result<T, AppError> + Clone + Send + 'static,
+    {
         if self.state().reads.is_none() {
             return self.db.run(f).await;
         }
         let state = self.db.state.clone();
         drop(self);
-        state.report_for_batch(batch_id, f).await
+        state.report_of(batch_id, f).await
     }
 }
 
 impl AppState {
     /// Runs a report over many batches (the audit list, verification,
-    /// trends) on the read database. It runs on
-    /// the primary instead when there is no read database, when none of its
-    /// connections can be had within a second, or when it fails there in any
-    /// way: a replica may not yet hold what the client was just told exists,
-    /// and the primary's answer is the one that counts.
+    /// trends) on the read database. It runs on the primary instead when
+    /// there is no read database, when none of its connections can be had
+    /// within a second, when it was found unreachable in the last 5 s, or
+    /// when the report fails there in any way: a replica may not yet hold
+    /// what the client was just told exists, and the primary's answer is the
+    /// one that counts.
     pub async fn report<T, F>(&self, f: F) -> Result<T, AppError>
     where
         T: Send + 'static,
         F: Fn(&mut PgConnection) -> Result<T, AppError> + Clone + Send + 'static,
     {
-        if let Some((answer, _)) = on_replica(self, None, f.clone()).await {
-            return Ok(answer);
-        }
-        self.db(f).await
+        self.report_of(None, f).await
     }
 
     /// Runs a report of one batch (its history, its certificate) as
@@ -366,15 +367,28 @@ impl AppState {
         T: Send + 'static,
         F: Fn(&mut PgConnection) -> Result<T, AppError> + Clone + Send + 'static,
     {
-        let chain = crate::domain::audit::batch_chain(batch_id);
-        if let Some((answer, Some(seen))) = on_replica(self, Some(chain.clone()), f.clone()).await {
-            let head = self
-                .db(move |c| crate::services::audit::head_seq(c, &chain))
-                .await?;
-            if head == seen {
-                return Ok(answer);
+        self.report_of(Some(batch_id), f).await
+    }
+
+    async fn report_of<T, F>(&self, batch_id: Option<uuid::Uuid>, f: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut PgConnection) -> Result<T, AppError> + Clone + Send + 'static,
+    {
+        let chain = batch_id.map(crate::domain::audit::batch_chain);
+        match on_replica(self, chain.clone(), f.clone()).await {
+            Some((answer, None)) => return Ok(answer),
+            Some((answer, Some(seen))) => {
+                let chain = chain.unwrap_or_default();
+                let head = self
+                    .db(move |c| crate::services::audit::head_seq(c, &chain))
+                    .await?;
+                if head == seen {
+                    return Ok(answer);
+                }
+                metrics::counter!("cellqc_report_replica_behind_total").increment(1);
             }
-            metrics::counter!("cellqc_report_replica_behind_total").increment(1);
+            None => {}
         }
         self.db(f).await
     }

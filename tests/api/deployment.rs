@@ -49,5 +49,8 @@ fn every_metric_the_grafana_dashboard_charts_is_recorded_by_the_code() {
         .collect();
     assert!(charted.len() >= 8, "{charted:?}");
     let unknown: Vec<&String> = charted.difference(&recorded).collect();
-    assert!(unknown.is_empty(), "charted but never recorded: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "charted but never recorded: {unknown:?}"
+    );
 }

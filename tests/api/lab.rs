@@ -326,6 +326,21 @@ impl Lab {
             .await
     }
 
+    /// The actions of the batch's history, oldest first, read as `token`.
+    pub async fn history_actions(&self, batch: &str, token: &str) -> Vec<String> {
+        let h = self
+            .app
+            .get(&format!("/api/v1/batches/{batch}/history"), token)
+            .await;
+        assert_eq!(h.status, StatusCode::OK, "{}", h.body);
+        h.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// The release readiness's blocker codes.
     pub async fn blockers(&self, batch: &str) -> Vec<String> {
         let r = self

@@ -376,10 +376,9 @@ impl AppState {
         F: Fn(&mut PgConnection) -> Result<T, AppError> + Clone + Send + 'static,
     {
         let chain = batch_id.map(crate::domain::audit::batch_chain);
-        match on_replica(self, chain.clone(), f.clone()).await {
-            Some((answer, None)) => return Ok(answer),
-            Some((answer, Some(seen))) => {
-                let chain = chain.unwrap_or_default();
+        match (chain.clone(), on_replica(self, chain, f.clone()).await) {
+            (_, Some((answer, None))) => return Ok(answer),
+            (Some(chain), Some((answer, Some(seen)))) => {
                 let head = self
                     .db(move |c| crate::services::audit::head_seq(c, &chain))
                     .await?;
@@ -388,7 +387,7 @@ impl AppState {
                 }
                 metrics::counter!("cellqc_report_replica_behind_total").increment(1);
             }
-            None => {}
+            _ => {}
         }
         self.db(f).await
     }

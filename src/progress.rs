@@ -38,7 +38,7 @@ impl Progress {
         let bar = terminal.then(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             let template = format!(
-                "{{msg}} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit} · {{per_sec}} · {{eta}} left"
+                "{{msg}} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit} · {{per_sec:0}} · {{eta}} left"
             );
             if let Ok(style) = ProgressStyle::with_template(&template) {
                 bar.set_style(style.progress_chars("=> "));

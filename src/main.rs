@@ -290,7 +290,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     public_key,
                 },
         } => with_database(&settings, |db| {
-            let conn = &mut db.connect()?;
+            // A replica, when one is named and answers: the verification
+            // reads every entry, and the bench needs the primary.
+            let replica = settings
+                .read_database_url
+                .as_deref()
+                .filter(|u| !u.is_empty())
+                .and_then(|url| match PgConnection::establish(url) {
+                    Ok(c) => {
+                        eprintln!("verifying on CELLQC_READ_DATABASE_URL (the replica)");
+                        Some(c)
+                    }
+                    Err(e) => {
+                        eprintln!(
+                            "CELLQC_READ_DATABASE_URL unreachable ({e}): verifying on the primary"
+                        );
+                        None
+                    }
+                });
+            let conn = &mut match replica {
+                Some(c) => c,
+                None => db.connect()?,
+            };
             let total = verification::entries_total(conn).map_err(|e| anyhow::anyhow!("{e}"))?;
             let progress = cellqc::progress::Progress::new("audit verify", total, "entries");
             let mut report = verification::verify_reporting(conn, &|n| progress.set(n))

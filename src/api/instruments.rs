@@ -60,7 +60,7 @@ pub struct InstrumentQuery {
 /// Every instrument with its status now, by code.
 #[utoipa::path(tag = "instruments", params(InstrumentQuery), responses((status = 200, body = Vec<InstrumentView>), crate::api::openapi::Problems))]
 #[get("/instruments")]
-pub async fn list(
+pub async fn list_instruments(
     db: Db,
     _user: CurrentUser,
     Query(q): Query<InstrumentQuery>,
@@ -87,7 +87,7 @@ pub async fn list(
 /// One instrument with its history.
 #[utoipa::path(tag = "instruments", responses((status = 200, body = InstrumentView), crate::api::openapi::Problems))]
 #[get("/instruments/{id}")]
-pub async fn get_one(
+pub async fn get_instrument(
     db: Db,
     _user: CurrentUser,
     id: web::Path<Uuid>,

@@ -66,7 +66,7 @@ pub struct MaterialQuery {
 /// Lots by code and lot number.
 #[utoipa::path(tag = "materials", params(MaterialQuery), responses((status = 200, body = Vec<MaterialView>), crate::api::openapi::Problems))]
 #[get("/materials")]
-pub async fn list(
+pub async fn list_materials(
     db: Db,
     _user: CurrentUser,
     Query(q): Query<MaterialQuery>,
@@ -99,7 +99,7 @@ pub async fn list(
 /// One lot.
 #[utoipa::path(tag = "materials", responses((status = 200, body = MaterialView), crate::api::openapi::Problems))]
 #[get("/materials/{id}")]
-pub async fn get_one(
+pub async fn get_material(
     db: Db,
     _user: CurrentUser,
     id: web::Path<Uuid>,

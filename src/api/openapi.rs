@@ -120,5 +120,41 @@ pub fn document() -> OpenApi {
         .split_for_parts();
     let mut api = <ApiDoc as utoipa::OpenApi>::openapi();
     api.merge(paths);
+    describe_responses(&mut api);
     api
+}
+
+/// Gives every response the description OpenAPI requires: one declared with
+/// only its body is described by its status and its operation's summary
+/// (`200 OK: Lists batches.`), so a client generator names it.
+fn describe_responses(api: &mut OpenApi) {
+    for item in api.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in operations.into_iter().flatten() {
+            let summary = op
+                .summary
+                .clone()
+                .or_else(|| op.description.clone())
+                .unwrap_or_default();
+            for (status, response) in &mut op.responses.responses {
+                if let utoipa::openapi::RefOr::T(r) = response {
+                    if r.description.trim().is_empty() {
+                        let reason = status
+                            .parse::<u16>()
+                            .ok()
+                            .and_then(|s| actix_web::http::StatusCode::from_u16(s).ok())
+                            .and_then(|s| s.canonical_reason())
+                            .unwrap_or("Response");
+                        r.description = format!("{status} {reason}: {}", summary.trim());
+                    }
+                }
+            }
+        }
+    }
 }

@@ -83,6 +83,7 @@ async fn every_route_is_documented_and_every_documented_route_is_served() {
     }
     let token = app.admin_token().await;
     let mut operations = 0;
+    let mut operation_ids = std::collections::HashSet::new();
     for (path, item) in paths {
         for method in item.as_object().unwrap().keys() {
             operations += 1;
@@ -102,6 +103,21 @@ async fn every_route_is_documented_and_every_documented_route_is_served() {
                 "{method} {path} is documented but not served"
             );
             let op = &item[method];
+            // OpenAPI requires a description on every response, and a client
+            // generator names each method by its operationId.
+            for (status, response) in op["responses"].as_object().unwrap() {
+                assert!(
+                    response["description"]
+                        .as_str()
+                        .is_some_and(|d| !d.trim().is_empty()),
+                    "{method} {path} {status}: no description"
+                );
+            }
+            let id = op["operationId"].as_str().unwrap_or_default().to_owned();
+            assert!(
+                !id.is_empty() && operation_ids.insert(id.clone()),
+                "{method} {path}: operationId `{id}` missing or not unique"
+            );
             if path != "/healthz" {
                 assert!(
                     op["responses"].as_object().unwrap().contains_key("422"),

@@ -153,10 +153,71 @@ where
     Ok(resp.json(created.body))
 }
 
-/// Any path no route matches.
+/// Any request no route matches: `405` with `Allow` when the path is a
+/// documented operation's under another method (TRACE, or DELETE on a
+/// record), else `404`.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, AppError> {
+    if let Some(allow) = allowed_methods(req.path()) {
+        let problem = crate::error::Problem {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            code: "method_not_allowed",
+            detail: format!(
+                "{} {} is not served; allowed: {allow}",
+                req.method(),
+                req.path()
+            ),
+            errors: Vec::new(),
+            blockers: None,
+            retry_after: None,
+        };
+        let mut resp = crate::error::problem_response(&problem);
+        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
+            resp.headers_mut()
+                .insert(actix_web::http::header::ALLOW, value);
+        }
+        return Ok(resp);
+    }
     Err(AppError::not_found(
         "route_not_found",
         format!("no route for {} {}", req.method(), req.path()),
     ))
+}
+
+/// The methods the OpenAPI document declares for `path` (its templates'
+/// `{...}` segments match any one segment), as an `Allow` value.
+fn allowed_methods(path: &str) -> Option<String> {
+    static ROUTES: std::sync::OnceLock<Vec<(Vec<String>, String)>> = std::sync::OnceLock::new();
+    let routes = ROUTES.get_or_init(|| {
+        let doc = serde_json::to_value(openapi::document()).unwrap_or_default();
+        doc.get("paths")
+            .and_then(serde_json::Value::as_object)
+            .map(|paths| {
+                paths
+                    .iter()
+                    .map(|(template, item)| {
+                        let segments = template.split('/').map(str::to_owned).collect();
+                        let methods: Vec<String> = item
+                            .as_object()
+                            .map(|m| m.keys().map(|k| k.to_uppercase()).collect())
+                            .unwrap_or_default();
+                        (segments, methods.join(", "))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+    let wanted: Vec<&str> = path.split('/').collect();
+    // The template with the most literal segments wins: `/results/review`
+    // before `/results/{id}`.
+    routes
+        .iter()
+        .filter(|(segments, _)| {
+            segments.len() == wanted.len()
+                && segments
+                    .iter()
+                    .zip(&wanted)
+                    .all(|(t, w)| t == w || (t.starts_with('{') && !w.is_empty()))
+        })
+        .max_by_key(|(segments, _)| segments.iter().filter(|t| !t.starts_with('{')).count())
+        .map(|(_, allow)| allow.clone())
 }

@@ -107,6 +107,25 @@ async fn unknown_routes_bad_ids_and_bad_queries_are_problems() {
         StatusCode::BAD_REQUEST,
         "invalid_path",
     );
+    // A documented path under a method it does not serve: 405 with Allow.
+    for (method, path, allow) in [
+        ("TRACE", "/api/v1/batches".to_owned(), "GET, POST"),
+        (
+            "DELETE",
+            format!("/api/v1/batches/{}", uuid::Uuid::now_v7()),
+            "GET",
+        ),
+        // The literal path wins over `/results/{id}` (GET).
+        ("PUT", "/api/v1/results/review".to_owned(), "POST"),
+    ] {
+        let r = app.call_empty(method, &path, Some(&admin)).await;
+        assert_problem(&r, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+        assert_eq!(
+            r.headers.get("allow").and_then(|v| v.to_str().ok()),
+            Some(allow),
+            "{method} {path}"
+        );
+    }
     let r = app.get("/api/v1/users?limit=501", &admin).await;
     assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     assert_eq!(r.body["errors"][0]["field"], "limit");

@@ -121,7 +121,79 @@ pub fn document() -> OpenApi {
     let mut api = <ApiDoc as utoipa::OpenApi>::openapi();
     api.merge(paths);
     describe_responses(&mut api);
+    link_creates(&mut api);
     api
+}
+
+/// OpenAPI links from each create (`201`) to the operations that take the
+/// created record's id: `POST /batches/{id}/results` links to
+/// `GET /results/{id}` and `POST /results/{id}/review`, with `id` taken from
+/// the answer's body. Client generators and stateful fuzzers follow them.
+fn link_creates(api: &mut OpenApi) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::link::LinkBuilder;
+    // The JSON schema of a response's body, to compare what a create answers
+    // with what reading the record answers.
+    let body = |r: &utoipa::openapi::Response| {
+        r.content
+            .get("application/json")
+            .and_then(|c| serde_json::to_value(c).ok())
+    };
+    let mut read_as = std::collections::BTreeMap::new(); // template -> body of GET
+    let mut by_id: Vec<(String, String)> = Vec::new(); // (template, operationId)
+    for (template, item) in &api.paths.paths {
+        if let Some(RefOr::T(ok)) = item
+            .get
+            .as_ref()
+            .and_then(|g| g.responses.responses.get("200"))
+        {
+            if let Some(schema) = body(ok) {
+                read_as.insert(template.clone(), schema);
+            }
+        }
+        let operations = [&item.get, &item.put, &item.post, &item.delete, &item.patch];
+        for op in operations.into_iter().flatten() {
+            if let Some(id) = &op.operation_id {
+                by_id.push((template.clone(), id.clone()));
+            }
+        }
+    }
+    for (template, item) in &mut api.paths.paths {
+        let Some(post) = item.post.as_mut() else {
+            continue;
+        };
+        let Some(RefOr::T(created)) = post.responses.responses.get_mut("201") else {
+            continue;
+        };
+        let Some(resource) = template.rsplit('/').find(|s| !s.starts_with('{')) else {
+            continue;
+        };
+        let own = format!("/api/v1/{resource}/{{id}}");
+        // A create under another record (`/batches/{id}/materials`) links
+        // only when it answers what reading the record answers: a material
+        // use's id is not a material's.
+        let nested = *template != format!("/api/v1/{resource}");
+        if nested
+            && read_as
+                .get(&own)
+                .is_some_and(|r| Some(r) != body(created).as_ref())
+        {
+            continue;
+        }
+        for (target, operation_id) in &by_id {
+            if *target == own || target.starts_with(&format!("{own}/")) {
+                created.links.insert(
+                    operation_id.clone(),
+                    RefOr::T(
+                        LinkBuilder::new()
+                            .operation_id(operation_id.clone())
+                            .parameter("id", "$response.body#/id")
+                            .build(),
+                    ),
+                );
+            }
+        }
+    }
 }
 
 /// Gives every response the description OpenAPI requires: one declared with

@@ -131,6 +131,17 @@ async fn every_route_is_documented_and_every_documented_route_is_served() {
         CONTRACT.len(),
         "no undocumented extra and no missing operation"
     );
+    // Links lead from a create to the operations that take its id.
+    let links = &paths["/api/v1/batches/{id}/results"]["post"]["responses"]["201"]["links"];
+    for op in ["get_result", "review_result"] {
+        assert_eq!(links[op]["operationId"], op, "{links}");
+        assert_eq!(links[op]["parameters"]["id"], "$response.body#/id");
+    }
+    assert!(
+        paths["/api/v1/batches"]["post"]["responses"]["201"]["links"]["release_batch"].is_object()
+    );
+    // A material's use is not a material: no link to the lot's operations.
+    assert!(paths["/api/v1/batches/{id}/materials"]["post"]["responses"]["201"]["links"].is_null());
     assert!(doc.body["components"]["securitySchemes"]["bearer"].is_object());
     assert_eq!(
         paths["/api/v1/auth/login"]["post"]["security"],

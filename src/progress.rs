@@ -85,16 +85,6 @@ impl Progress {
         }
     }
 
-    /// Adds `n` units done.
-    pub fn inc(&self, n: u64) {
-        if let Some(bar) = &self.inner.bar {
-            bar.inc(n);
-            return;
-        }
-        let pos = self.inner.plain.lock().map_or(0, |p| p.0) + n;
-        self.set(pos);
-    }
-
     /// The task ended: the bar is cleared, and one last line says how long
     /// it took.
     pub fn finish(&self) {

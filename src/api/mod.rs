@@ -10,6 +10,7 @@ pub mod custody;
 pub mod deviations;
 pub mod extract;
 pub mod health;
+pub mod imports;
 pub mod instruments;
 pub mod materials;
 pub mod openapi;
@@ -96,6 +97,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(results::get_result)
                 .service(results::review_results)
                 .service(results::review_result)
+                .service(imports::import_results)
+                .service(imports::get_source_file)
+                .service(imports::list_import_mappings)
+                .service(imports::create_import_mapping)
+                .service(imports::replace_import_mapping)
+                .service(imports::retire_import_mapping)
                 .service(release::release_readiness)
                 .service(release::audit_review)
                 .service(release::sign_audit_review)

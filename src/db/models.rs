@@ -224,6 +224,8 @@ pub struct ResultRow {
     pub reason: Option<String>,
     /// The instrument it was measured on.
     pub instrument_id: Option<Uuid>,
+    /// The instrument export it was imported from.
+    pub source_file_id: Option<Uuid>,
 }
 
 /// An electronic signature.

@@ -202,6 +202,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    import_mappings (id) {
+        id -> Uuid,
+        product_id -> Uuid,
+        name -> Text,
+        mapping -> Jsonb,
+        created_by -> Uuid,
+        created_at -> Timestamptz,
+        updated_by -> Uuid,
+        updated_at -> Timestamptz,
+        retired_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     products (id) {
         id -> Uuid,
         code -> Text,
@@ -249,6 +263,7 @@ diesel::table! {
         replaces_result_id -> Nullable<Uuid>,
         reason -> Nullable<Text>,
         instrument_id -> Nullable<Uuid>,
+        source_file_id -> Nullable<Uuid>,
     }
 }
 
@@ -265,6 +280,20 @@ diesel::table! {
         entity_type -> Text,
         entity_id -> Uuid,
         batch_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    source_files (id) {
+        id -> Uuid,
+        batch_id -> Uuid,
+        filename -> Text,
+        media_type -> Text,
+        content -> Bytea,
+        sha256 -> Bytea,
+        size -> Int4,
+        uploaded_by -> Uuid,
+        uploaded_at -> Timestamptz,
     }
 }
 
@@ -388,6 +417,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     deviations,
     email_outbox,
     idempotency_keys,
+    import_mappings,
     instrument_events,
     instruments,
     material_lots,
@@ -397,6 +427,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     results,
     sessions,
     signatures,
+    source_files,
     spec_tests,
     specifications,
     trend_points,

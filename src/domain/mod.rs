@@ -12,6 +12,7 @@ pub mod decimal;
 pub mod deviation;
 pub mod din;
 pub mod hashing;
+pub mod import;
 pub mod instrument;
 pub mod material;
 pub mod qualification;

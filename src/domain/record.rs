@@ -118,6 +118,9 @@ pub struct RecordedResult {
     pub instrument_id: Option<Uuid>,
     /// The material lots it used.
     pub material_ids: Vec<Uuid>,
+    /// The instrument export it was imported from (a true copy kept as
+    /// uploaded); none when typed.
+    pub source_file_id: Option<Uuid>,
     /// Comment.
     pub comment: Option<String>,
     /// The result it replaces.
@@ -667,6 +670,7 @@ pub(crate) mod tests {
             instrument: None,
             instrument_id: None,
             material_ids: Vec::new(),
+            source_file_id: None,
             comment: None,
             replaces_result_id: None,
             reason: None,

@@ -25,6 +25,7 @@ pub mod certificate;
 pub mod custody;
 pub mod deviations;
 pub mod history;
+pub mod import_mappings;
 pub mod instruments;
 pub mod materials;
 pub mod products;

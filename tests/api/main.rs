@@ -23,6 +23,7 @@ mod embedded;
 mod errors;
 mod flow;
 mod hostile;
+mod imports;
 mod instruments;
 mod lab;
 mod materials;

@@ -511,6 +511,7 @@ fn batch_rows(
             replaces_result_id: None,
             reason: None,
             instrument_id,
+            source_file_id: None,
         };
         Line::default()
             .text(&r.id.to_string())
@@ -529,6 +530,7 @@ fn batch_rows(
             .field(None)
             .field(None)
             .opt(r.instrument_id)
+            .opt(r.source_file_id)
             .end(&mut chunk.results);
         let mut recorded_result = result_of(r.clone(), tech.clone())?;
         if *code == "VIAB" {

@@ -1,5 +1,13 @@
 //! Test results: recording (evaluated against the batch's specification),
-//! replacement, the automatic OOS deviation, and second-person review.
+//! replacement, the automatic OOS deviation, and second-person review;
+//! `import` records them from an instrument's export by the same rules.
+
+mod import;
+
+pub use import::{
+    ImportInput, ImportOutcome, ImportPreview, ImportPreviewRow, Imported, SourceFileView,
+    import_results, source_file,
+};
 
 use super::batch_record::views::{ResultView, result_view};
 use super::batch_record::{self, BatchOf, LockedBatch, NewDeviation, fitness, result_not_found};
@@ -81,6 +89,9 @@ pub fn result_record(batch_id: Uuid, r: &RecordedResult) -> Value {
         if !r.material_ids.is_empty() {
             fields.insert("material_ids".to_owned(), json!(r.material_ids));
         }
+        if let Some(id) = r.source_file_id {
+            fields.insert("source_file_id".to_owned(), json!(id));
+        }
     }
     record
 }
@@ -95,22 +106,72 @@ pub fn record_result(
     input: &NewResultInput,
 ) -> Result<ResultView, AppError> {
     actor.authorize(Action::RecordResult)?;
-    let mut errors = Vec::new();
-    let instrument = crate::domain::text::optional_line(
-        "instrument",
-        input.instrument.as_deref(),
-        200,
-        &mut errors,
-    );
-    let comment =
-        crate::domain::text::optional_note("comment", input.comment.as_deref(), 2000, &mut errors);
-    let reason =
-        crate::domain::text::optional_note("reason", input.reason.as_deref(), 2000, &mut errors);
+    let notes = Notes::of(input);
     in_transaction(conn, |c| {
         let mut lb =
             LockedBatch::lock_using(c, batch_id, input.instrument_id, &input.material_ids)?;
         check_accepts_results(lb.record.batch.status)?;
-        let mut errors = errors.clone();
+        record_on(c, actor, &mut lb, input, &notes, None)
+    })
+}
+
+/// A result's free-text fields, checked before the transaction.
+#[derive(Debug, Clone)]
+struct Notes {
+    instrument: Option<String>,
+    comment: Option<String>,
+    reason: Option<String>,
+    errors: Vec<FieldError>,
+}
+
+impl Notes {
+    fn of(input: &NewResultInput) -> Self {
+        let mut errors = Vec::new();
+        let instrument = crate::domain::text::optional_line(
+            "instrument",
+            input.instrument.as_deref(),
+            200,
+            &mut errors,
+        );
+        let comment = crate::domain::text::optional_note(
+            "comment",
+            input.comment.as_deref(),
+            2000,
+            &mut errors,
+        );
+        let reason = crate::domain::text::optional_note(
+            "reason",
+            input.reason.as_deref(),
+            2000,
+            &mut errors,
+        );
+        Notes {
+            instrument,
+            comment,
+            reason,
+            errors,
+        }
+    }
+}
+
+/// Records one result on a batch locked and accepting results: every rule
+/// of a typed result (the specification, times, replacement, the analyst's
+/// qualification, the instrument, the lots), its audit entry and the OOS
+/// deviation a failing value opens. Typed and imported results both come
+/// through here.
+fn record_on(
+    c: &mut PgConnection,
+    actor: &Actor,
+    lb: &mut LockedBatch,
+    input: &NewResultInput,
+    notes: &Notes,
+    source_file_id: Option<Uuid>,
+) -> Result<ResultView, AppError> {
+    {
+        let reason = &notes.reason;
+        let instrument = &notes.instrument;
+        let comment = &notes.comment;
+        let mut errors = notes.errors.clone();
         let code = input.test_code.trim();
         let Some(def) = lb.record.test(code).cloned() else {
             let known: Vec<&str> = lb
@@ -191,6 +252,7 @@ pub fn record_result(
             replaces_result_id: input.replaces_result_id,
             reason: input.replaces_result_id.and(reason.clone()),
             instrument_id: input.instrument_id,
+            source_file_id,
         };
         diesel::insert_into(results::table)
             .values(&row)
@@ -256,7 +318,7 @@ pub fn record_result(
         }
         result_view(&lb.record, recorded.id)
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("result {} vanished", recorded.id)))
-    })
+    }
 }
 
 /// The OOS investigation a failing result opens.

@@ -1,0 +1,435 @@
+//! Results imported from instruments' exports: all or nothing, by the rules
+//! of a typed result, the file kept byte for byte as a true copy (21 CFR
+//! 11.10(b)) with its SHA-256 in the batch's audit entry.
+
+use crate::lab::Lab;
+use crate::support::Resp;
+use actix_web::http::StatusCode;
+use chrono::Utc;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const FLOWJO: &[u8] = include_bytes!("../data/flowjo-msc-panel.csv");
+const COUNTER: &[u8] = include_bytes!("../data/cell-counter-nc200.csv");
+
+/// The FlowJo columns of the MSC panel's flow tests.
+fn flow_mapping() -> Value {
+    let gate = |g: &str| format!("MSC/Single Cells/Live/{g} | Freq. of Parent (%)");
+    json!({
+        "VIAB": "MSC/Single Cells/Live | Freq. of Parent (%)",
+        "CD73": gate("CD73+"), "CD90": gate("CD90+"), "CD105": gate("CD105+"),
+        "CD45": gate("CD45+"), "CD34": gate("CD34+"), "CD14": gate("CD14+"),
+        "CD19": gate("CD19+"), "HLADR": gate("HLA-DR+"),
+    })
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+async fn import(lab: &Lab, batch: &str, body: Value) -> Resp {
+    let mut b = json!({"performed_at": Utc::now().to_rfc3339(), "filename": "export.csv"});
+    for (k, v) in body.as_object().unwrap() {
+        b[k] = v.clone();
+    }
+    lab.app
+        .post(
+            &format!("/api/v1/batches/{batch}/results/import"),
+            &lab.tech,
+            b,
+        )
+        .await
+}
+
+fn flow_import(lab: &Lab, content: &str, dry_run: bool) -> Value {
+    json!({
+        "filename": "MSC panel 2026-12-01.csv",
+        "content": content,
+        "mapping": flow_mapping(),
+        "instrument_id": lab.instrument_for("CD73").unwrap(),
+        "dry_run": dry_run,
+    })
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+#[actix_rt::test]
+async fn an_export_with_one_refused_value_records_nothing_and_after_the_fix_records_every_result_with_its_file()
+ {
+    let lab = Lab::msc().await;
+    let batch = lab.batch("UCMSC-2026-9001").await;
+    let broken = text(FLOWJO).replace(
+        "UCMSC-2026-9001_MSC panel_001.fcs,93.1,98.7,99.2",
+        "UCMSC-2026-9001_MSC panel_001.fcs,93.1,98.7,n/a",
+    );
+    assert_ne!(broken, text(FLOWJO));
+    let results_before = lab.count("results");
+    let entries_before = lab.count("audit_entries");
+
+    // The dry run previews every row, the refused one with its reason.
+    let preview = import(&lab, &batch, flow_import(&lab, &broken, true)).await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert_eq!(preview.body["would_record"], json!(false));
+    assert_eq!(preview.body["delimiter"], json!("comma"));
+    assert_eq!(preview.body["line"], json!(2));
+    let rows = preview.body["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 9);
+    assert_eq!(
+        rows[0]["test_code"],
+        json!("VIAB"),
+        "in the file's column order"
+    );
+    let cd90 = rows.iter().find(|r| r["test_code"] == "CD90").unwrap();
+    assert_eq!(cd90["value"], json!("n/a"));
+    assert_eq!(cd90["outcome"], Value::Null);
+    assert!(cd90["error"].as_str().unwrap().contains("value"), "{cd90}");
+    let cd73 = rows.iter().find(|r| r["test_code"] == "CD73").unwrap();
+    assert_eq!(cd73["outcome"], json!("pass"));
+    assert_eq!(cd73["value"], json!("98.7"));
+
+    // Strict: the import refuses the whole file and keeps nothing.
+    let refused = import(&lab, &batch, flow_import(&lab, &broken, false)).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.code(), "validation_failed");
+    let fields: Vec<&str> = refused.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["CD90"]);
+    assert_eq!(lab.count("results"), results_before);
+    assert_eq!(lab.count("source_files"), 0);
+    assert_eq!(
+        lab.count("audit_entries"),
+        entries_before,
+        "a dry run and a refusal write no entry"
+    );
+
+    // The corrected export records all nine, each naming the kept file.
+    let ok = import(&lab, &batch, flow_import(&lab, &text(FLOWJO), false)).await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+    let file = &ok.body["source_file"];
+    let file_id = file["id"].as_str().unwrap();
+    assert_eq!(file["sha256"], json!(sha256_hex(FLOWJO)));
+    assert_eq!(file["size"], json!(FLOWJO.len()));
+    assert_eq!(file["media_type"], json!("text/csv"));
+    let results = ok.body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 9);
+    for r in results {
+        assert_eq!(r["source_file_id"], json!(file_id), "{r}");
+        assert_eq!(r["outcome"], json!("pass"), "{r}");
+        assert_eq!(
+            r["instrument_id"],
+            json!(lab.instrument_for("CD73").unwrap())
+        );
+    }
+    assert_eq!(lab.count("results"), results_before + 9);
+    let record = lab.batch_record(&batch).await;
+    let hladr = record["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["test_code"] == "HLADR")
+        .unwrap();
+    assert_eq!(hladr["value"], json!("0.6"));
+    assert_eq!(hladr["source_file_id"], json!(file_id));
+
+    // The file comes back byte for byte, its digest in the headers.
+    let mut got = lab
+        .app
+        .request(
+            "GET",
+            &format!("/api/v1/source-files/{file_id}"),
+            Some(&lab.reviewer),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), StatusCode::OK);
+    let bytes = got.body().await.unwrap();
+    assert_eq!(
+        &bytes[..],
+        FLOWJO,
+        "the kept bytes are the uploaded bytes, CRLF and all"
+    );
+    let header = |name: &str| {
+        got.headers()
+            .get(name)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(header("etag"), format!("\"{}\"", sha256_hex(FLOWJO)));
+    assert!(header("repr-digest").starts_with("sha-256=:"));
+    assert!(header("content-type").starts_with("text/csv"));
+
+    // The batch's chain holds the file's SHA-256, then each result naming it.
+    let stored = lab.app.audit_actions("source_file.stored");
+    assert_eq!(stored.len(), 1);
+    let after = stored[0].1.as_ref().unwrap();
+    assert_eq!(after["sha256"], json!(sha256_hex(FLOWJO)));
+    assert_eq!(after["filename"], json!("MSC panel 2026-12-01.csv"));
+    let recorded = lab.app.audit_actions("result.recorded");
+    let from_file = recorded
+        .iter()
+        .filter(|(_, a)| a.as_ref().unwrap()["source_file_id"] == json!(file_id))
+        .count();
+    assert_eq!(from_file, 9);
+    let verify = lab.app.get("/api/v1/audit/verify", &lab.qa).await;
+    assert_eq!(verify.status, StatusCode::OK, "{}", verify.body);
+    assert_eq!(verify.body["ok"], json!(true), "{}", verify.body);
+
+    // The same export again: every test has a result; the first rule's
+    // status, each test named, nothing kept.
+    let again = import(&lab, &batch, flow_import(&lab, &text(FLOWJO), false)).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    assert_eq!(again.code(), "result_exists");
+    assert_eq!(again.body["errors"].as_array().unwrap().len(), 9);
+    assert_eq!(lab.count("source_files"), 1);
+}
+
+#[actix_rt::test]
+async fn a_european_cell_counter_export_is_read_with_semicolons_and_decimal_commas_through_a_saved_mapping()
+ {
+    let lab = Lab::msc().await;
+    let batch = lab.batch("UCMSC-2026-9003").await;
+    let mappings = format!("/api/v1/products/{}/import-mappings", lab.product_id);
+    let body = json!({"name": "NC-200 dose", "mapping": {"DOSE": "Viable cells per bag"}});
+
+    // Only QA keeps mappings; a code must be one of the product's tests.
+    let tech = lab.app.post(&mappings, &lab.tech, body.clone()).await;
+    assert_eq!(tech.status, StatusCode::FORBIDDEN);
+    let unknown = lab
+        .app
+        .post(
+            &mappings,
+            &lab.qa,
+            json!({"name": "x", "mapping": {"NOPE": "Viability (%)"}}),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(unknown.body["errors"][0]["field"], json!("mapping.NOPE"));
+    let saved = lab.app.post(&mappings, &lab.qa, body.clone()).await;
+    assert_eq!(saved.status, StatusCode::CREATED, "{}", saved.body);
+    let mapping_id = saved.body["id"].as_str().unwrap().to_owned();
+    let twice = lab.app.post(&mappings, &lab.qa, body).await;
+    assert_eq!(twice.status, StatusCode::CONFLICT);
+    assert_eq!(twice.code(), "import_mapping_exists");
+    let created = lab.app.audit_actions("import_mapping.created");
+    assert_eq!(created.len(), 1);
+    let listed = lab.app.get(&mappings, &lab.tech).await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 1);
+
+    let content = text(COUNTER);
+    let preview = import(
+        &lab,
+        &batch,
+        json!({"content": content, "mapping_id": mapping_id, "dry_run": true,
+               "filename": "NC-200 2026-12-01.csv"}),
+    )
+    .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert_eq!(preview.body["delimiter"], json!("semicolon"));
+    assert_eq!(preview.body["rows"][0]["value"], json!("1.07E+08"));
+    assert_eq!(preview.body["rows"][0]["outcome"], json!("pass"));
+
+    let ok = import(
+        &lab,
+        &batch,
+        json!({"content": content, "mapping_id": mapping_id, "filename": "NC-200 2026-12-01.csv"}),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+    assert_eq!(ok.body["results"][0]["test_code"], json!("DOSE"));
+    assert_eq!(ok.body["results"][0]["value"], json!("1.07E+08"));
+
+    // A retired mapping is kept but no longer accepted.
+    let replaced = lab
+        .app
+        .call(
+            "PUT",
+            &format!("/api/v1/import-mappings/{mapping_id}"),
+            Some(&lab.qa),
+            json!({"name": "NC-200 dose", "mapping": {"DOSE": "Viable cells per bag", "VIAB": "Viability (%)"}}),
+        )
+        .await;
+    assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.body);
+    let entry = lab.app.audit_actions("import_mapping.replaced");
+    assert_eq!(entry.len(), 1);
+    let retired = lab
+        .app
+        .call_empty(
+            "DELETE",
+            &format!("/api/v1/import-mappings/{mapping_id}"),
+            Some(&lab.qa),
+        )
+        .await;
+    assert_eq!(retired.status, StatusCode::NO_CONTENT);
+    let other = lab.batch("UCMSC-2026-9004").await;
+    let gone = import(
+        &lab,
+        &other,
+        json!({"content": content, "mapping_id": mapping_id}),
+    )
+    .await;
+    assert_eq!(gone.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(gone.body["errors"][0]["field"], json!("mapping_id"));
+    assert_eq!(lab.count("import_mappings"), 1, "retired, not deleted");
+}
+
+#[actix_rt::test]
+async fn an_import_is_judged_by_every_rule_of_a_typed_result() {
+    let lab = Lab::msc().await;
+    let batch = lab.batch("UCMSC-2026-9001").await;
+    let content = text(FLOWJO);
+
+    // Reviewers do not record results.
+    let r = lab
+        .app
+        .post(
+            &format!("/api/v1/batches/{batch}/results/import"),
+            &lab.reviewer,
+            json!({"filename": "a.csv", "content": content, "mapping": flow_mapping(),
+                   "performed_at": Utc::now().to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // Flow tests need their cytometer: the refusal names the field per test.
+    let no_instrument = import(
+        &lab,
+        &batch,
+        json!({"content": content, "mapping": {"CD73": "MSC/Single Cells/Live/CD73+ | Freq. of Parent (%)"}}),
+    )
+    .await;
+    assert_eq!(no_instrument.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(no_instrument.body["errors"][0]["field"], json!("CD73"));
+    assert!(
+        no_instrument.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("instrument_id")
+    );
+
+    // An analyst without the qualification: the rule's own status.
+    let (_, other_tech) = lab.app.signed_in(&["technician"]).await;
+    let unqualified = lab
+        .app
+        .post(
+            &format!("/api/v1/batches/{batch}/results/import"),
+            &other_tech,
+            json!({"filename": "a.csv", "content": content, "performed_at": Utc::now().to_rfc3339(),
+                   "mapping": flow_mapping(), "instrument_id": lab.instrument_for("CD73").unwrap()}),
+        )
+        .await;
+    assert_eq!(
+        unqualified.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        unqualified.body
+    );
+    assert_eq!(unqualified.code(), "analyst_not_qualified");
+
+    // A column the file does not have; two rows naming the batch; a file
+    // with no row for it; a mapping of nothing.
+    let missing = import(
+        &lab,
+        &batch,
+        json!({"content": content, "mapping": {"CD73": "CD73 %"}}),
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(missing.body["errors"][0]["field"], json!("mapping.CD73"));
+    let doubled = format!("{content}UCMSC-2026-9001 repeat,1,1,1,1,1,1,1,1,1,1\r\n");
+    let twice = import(
+        &lab,
+        &batch,
+        json!({"content": doubled, "mapping": {"VIAB": "MSC/Single Cells/Live | Freq. of Parent (%)"}}),
+    )
+    .await;
+    assert_eq!(twice.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(twice.body["errors"][0]["field"], json!("content"));
+    let unnamed = lab.batch("UCMSC-2026-9999").await;
+    let none = import(
+        &lab,
+        &unnamed,
+        json!({"content": content, "mapping": {"VIAB": "MSC/Single Cells/Live | Freq. of Parent (%)"}}),
+    )
+    .await;
+    assert_eq!(none.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        none.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("UCMSC-2026-9999")
+    );
+    let empty = import(&lab, &batch, json!({"content": content, "mapping": {}})).await;
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(empty.body["errors"][0]["field"], json!("mapping"));
+    assert_eq!(lab.count("source_files"), 0);
+    assert_eq!(lab.count("results"), 0);
+
+    // A value out of specification is no refusal: it is recorded and opens
+    // its OOS investigation, as when typed.
+    let oos = content.replace(
+        "UCMSC-2026-9001_MSC panel_001.fcs,93.1,98.7",
+        "UCMSC-2026-9001_MSC panel_001.fcs,93.1,90.2",
+    );
+    let ok = import(&lab, &batch, flow_import(&lab, &oos, false)).await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+    let cd73 = ok.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["test_code"] == "CD73")
+        .unwrap()
+        .clone();
+    assert_eq!(cd73["outcome"], json!("fail"));
+    let record = lab.batch_record(&batch).await;
+    let deviation = record["deviations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["result_id"] == cd73["id"])
+        .unwrap()
+        .clone();
+    assert_eq!(deviation["kind"], json!("oos"));
+}
+
+#[actix_rt::test]
+async fn the_database_keeps_a_source_file_as_it_was_stored_and_its_hash_true() {
+    use diesel::RunQueryDsl;
+    use diesel::connection::SimpleConnection;
+    let lab = Lab::msc().await;
+    let batch = lab.batch("UCMSC-2026-9001").await;
+    let ok = import(&lab, &batch, flow_import(&lab, &text(FLOWJO), false)).await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+    let id = ok.body["source_file"]["id"].as_str().unwrap().to_owned();
+    let mut conn = lab.app.conn();
+    for sql in [
+        format!(
+            "UPDATE source_files SET content = 'x'::bytea, sha256 = sha256('x'::bytea), size = 1 WHERE id = '{id}'"
+        ),
+        format!("DELETE FROM source_files WHERE id = '{id}'"),
+        "TRUNCATE source_files CASCADE".to_owned(),
+    ] {
+        assert!(conn.batch_execute(&sql).is_err(), "{sql} must be refused");
+    }
+    let forged = diesel::sql_query(format!(
+        "INSERT INTO source_files (id, batch_id, filename, media_type, content, sha256, size, uploaded_by, uploaded_at)
+         SELECT gen_random_uuid(), batch_id, 'f.csv', 'text/csv', 'a;b'::bytea, sha256('other'::bytea), 3, uploaded_by, now()
+           FROM source_files WHERE id = '{id}'"
+    ))
+    .execute(&mut conn);
+    assert!(forged.is_err(), "a hash that is not the bytes' is refused");
+    assert_eq!(lab.count("source_files"), 1);
+}

@@ -207,6 +207,7 @@ pub async fn batch_page(
         nav.card.actions aria-label="Actions" {
             @for (path, label) in [
                 (Action::RecordResult, "results/new", "Record a result"),
+                (Action::RecordResult, "results/import", "Import from an export"),
                 (Action::Sign(Meaning::Reviewed), "review", "Review results"),
                 (Action::Sign(Meaning::Released), "release", "Release, reject or recall"),
                 (Action::RecordCustody, "custody/new", "Custody event"),
@@ -272,6 +273,9 @@ pub async fn batch_page(
                         td { (describe_limit(t)) }
                         td {
                             @if let Some(r) = r { (r.result.value) " " (r.result.unit.clone().unwrap_or_default()) } @else { span.muted { "none" } }
+                            @if let Some(f) = r.and_then(|r| r.result.source_file_id) {
+                                br; a.source-file href={"/source-files/" (f)} title="The instrument export this value was imported from, kept as uploaded" { "from its export file" }
+                            }
                             @for w in warnings.iter().filter(|w| w.test_code == t.code) {
                                 br; a.out-of-trend href={"/products/" (record.product.id) "/trends?test_code=" (t.code)} title="Open the product's trend chart" {
                                     "⚠ out of trend: " (w.rule.words()) " (" (w.rule.as_str()) "); does not block release"

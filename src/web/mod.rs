@@ -14,6 +14,7 @@ pub mod custody;
 pub mod deviations;
 pub mod history;
 pub mod home;
+pub mod import;
 pub mod instruments;
 pub mod layout;
 pub mod materials;
@@ -167,6 +168,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(batches::bag_label)
             .service(results::record_result_form)
             .service(results::record_result)
+            .service(import::import_form)
+            .service(import::import_results)
+            .service(import::source_file)
             .service(results::review_queue)
             .service(results::review_form)
             .service(results::review)

@@ -433,3 +433,119 @@ async fn the_database_keeps_a_source_file_as_it_was_stored_and_its_hash_true() {
     assert!(forged.is_err(), "a hash that is not the bytes' is refused");
     assert_eq!(lab.count("source_files"), 1);
 }
+
+#[actix_rt::test]
+async fn a_technician_uploads_an_export_previews_every_row_and_confirms_once_on_the_import_page() {
+    use crate::web::Browser;
+    let lab = Lab::msc().await;
+    let batch = lab.batch("UCMSC-2026-9001").await;
+    let mut tech = Browser::as_tech(&lab).await;
+    let batch_page = tech.get(&format!("/batches/{batch}")).await;
+    assert!(
+        batch_page
+            .body
+            .contains(&format!("/batches/{batch}/results/import"))
+    );
+    let path = format!("/batches/{batch}/results/import");
+    let form = tech.get(&path).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(
+        form.body.contains("name=\"map.CD73\""),
+        "a column field per test"
+    );
+    let csrf = Browser::csrf(&form);
+    let instrument = lab.instrument_for("CD73").unwrap().to_owned();
+    let performed = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string();
+    let mapping = flow_mapping();
+    let mut fields: Vec<(String, String)> = vec![
+        ("csrf".into(), csrf.clone()),
+        ("performed_at".into(), performed.clone()),
+        ("instrument_id".into(), instrument.clone()),
+    ];
+    for (code, header) in mapping.as_object().unwrap() {
+        fields.push((format!("map.{code}"), header.as_str().unwrap().to_owned()));
+    }
+    let with = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
+        let mut f = fields.clone();
+        f.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        f
+    };
+
+    // A file with one unreadable value: the preview says which, in words,
+    // and offers no confirm.
+    let broken = text(FLOWJO).replace(",98.7,99.2,", ",98.7,n/a,");
+    let f = with(&[("step", "preview")]);
+    let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let preview = tech
+        .post_multipart(
+            &path,
+            &pairs,
+            Some(("file", "panel.csv", broken.as_bytes())),
+        )
+        .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert!(preview.body.contains("REFUSED"), "{}", preview.body);
+    assert!(preview.body.contains("nothing can be recorded"));
+    assert!(!preview.body.contains("id=\"confirm\""));
+    assert_eq!(lab.count("results"), 0);
+
+    // The corrected file: every row passes; one confirm records them all.
+    let preview = tech
+        .post_multipart(&path, &pairs, Some(("file", "panel.csv", FLOWJO)))
+        .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert!(preview.body.contains("id=\"confirm\""), "{}", preview.body);
+    assert!(preview.body.contains("Record these 9 results"));
+    assert!(preview.body.contains(&sha256_hex(FLOWJO)));
+    assert_eq!(lab.count("results"), 0, "a preview records nothing");
+    let content = Browser::hidden(&preview, "content_b64");
+    let sha = Browser::hidden(&preview, "sha256");
+
+    // Bytes other than those previewed are refused.
+    let tampered = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        broken.as_bytes(),
+    );
+    let f = with(&[
+        ("step", "confirm"),
+        ("content_b64", &tampered),
+        ("sha256", &sha),
+        ("filename", "panel.csv"),
+    ]);
+    let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let refused = tech.post_multipart(&path, &pairs, None).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("not the one previewed"));
+    assert_eq!(lab.count("results"), 0);
+
+    let f = with(&[
+        ("step", "confirm"),
+        ("content_b64", &content),
+        ("sha256", &sha),
+        ("filename", "panel.csv"),
+    ]);
+    let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let done = tech.post_multipart(&path, &pairs, None).await;
+    assert_eq!(done.status, StatusCode::CREATED, "{}", done.body);
+    assert!(
+        done.body.contains("9 results recorded from"),
+        "{}",
+        done.body
+    );
+    assert_eq!(lab.count("results"), 9);
+    assert_eq!(lab.count("source_files"), 1);
+
+    // The batch page links each imported value to its file, which comes
+    // back as uploaded.
+    let batch_page = tech.get(&format!("/batches/{batch}")).await;
+    assert_eq!(batch_page.body.matches("from its export file").count(), 9);
+    let at = batch_page.body.find("/source-files/").unwrap();
+    let link = &batch_page.body[at..at + "/source-files/".len() + 36];
+    let file = tech.get(link).await;
+    assert_eq!(file.status, StatusCode::OK);
+    assert_eq!(file.body.as_bytes(), FLOWJO);
+}

@@ -104,6 +104,58 @@ impl<'a> Browser<'a> {
         }
     }
 
+    /// Posts a `multipart/form-data` form, as a browser sends a file upload.
+    pub async fn post_multipart(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        file: Option<(&str, &str, &[u8])>,
+    ) -> Page {
+        let boundary = "----cellqc-test-boundary-7MA4YWxkTrZu0gW";
+        let mut body = Vec::new();
+        for (name, value) in fields {
+            body.extend_from_slice(
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                    .as_bytes(),
+            );
+        }
+        if let Some((name, filename, bytes)) = file {
+            body.extend_from_slice(
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: text/csv\r\n\r\n")
+                    .as_bytes(),
+            );
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let mut res = self
+            .client
+            .post(format!("{}{path}", self.app.address))
+            .insert_header(("Cookie", self.cookie_header()))
+            .content_type(format!("multipart/form-data; boundary={boundary}"))
+            .send_body(body)
+            .await
+            .unwrap();
+        self.remember(res.headers());
+        let body = String::from_utf8_lossy(&res.body().limit(10 << 20).await.unwrap()).into_owned();
+        Page {
+            status: res.status(),
+            headers: res.headers().clone(),
+            body,
+        }
+    }
+
+    /// The value of the hidden field `name` of the page.
+    pub fn hidden(page: &Page, name: &str) -> String {
+        let marker = format!("name=\"{name}\" value=\"");
+        let at = page
+            .body
+            .find(&marker)
+            .unwrap_or_else(|| panic!("a {name} field"));
+        let rest = &page.body[at + marker.len()..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    }
+
     /// Sets a cookie as the page's script would.
     pub fn set_cookie(&mut self, name: &str, value: &str) {
         self.cookies.insert(name.to_owned(), value.to_owned());

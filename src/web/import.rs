@@ -1,0 +1,457 @@
+//! Importing results from an instrument's export, at the bench: upload the
+//! file, say which column holds which test (or load the product's saved
+//! mapping), see the preview of every row with its outcome or its refusal
+//! in words, then confirm once. The confirm step sends the very bytes that
+//! were previewed (base64 in the form) and their SHA-256; the import then
+//! runs through the same use case as the API, all or nothing.
+
+use super::layout::{Refusal, csrf, html_page, outcome, page, refusal};
+use super::session::{WebError, WebUser};
+use crate::app::AppState;
+use crate::domain::roles::Action;
+use crate::error::{AppError, FieldError, Problem};
+use crate::services::batches as batch_svc;
+use crate::services::import_mappings::{self as mappings, ImportMappingView};
+use crate::services::results::{
+    self as result_svc, ImportInput, ImportOutcome, ImportPreview, Imported, SourceFileView,
+};
+use actix_multipart::Multipart;
+use actix_web::{HttpResponse, get, post, web};
+use base64::Engine;
+use futures_util::StreamExt;
+use maud::{Markup, html};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+const LABELS: &[(&str, &str)] = &[
+    ("file", "Export file"),
+    ("content", "Export file"),
+    ("filename", "Export file"),
+    ("mapping", "Columns"),
+    ("mapping_id", "Saved mapping"),
+    ("performed_at", "Performed at"),
+    ("instrument_id", "Registered instrument"),
+    ("material_ids", "Material lots"),
+];
+
+/// The largest upload the page reads (the export itself is at most
+/// `MAX_EXPORT_BYTES`; the rest is the form's other fields).
+const MAX_FORM_BYTES: usize = 2 * crate::domain::import::MAX_EXPORT_BYTES;
+
+/// What the import form holds, typed or carried from the preview.
+#[derive(Debug, Clone, Default)]
+struct ImportForm {
+    csrf: String,
+    step: String,
+    filename: String,
+    content: Vec<u8>,
+    sha256: String,
+    mapping: BTreeMap<String, String>,
+    performed_at: String,
+    instrument_id: String,
+    material_ids: Vec<String>,
+}
+
+impl ImportForm {
+    /// Reads the multipart form: the file, or the previewed bytes in base64.
+    async fn read(mut payload: Multipart) -> Result<ImportForm, AppError> {
+        let mut form = ImportForm::default();
+        let mut total = 0usize;
+        while let Some(field) = payload.next().await {
+            let mut field = field.map_err(|e| {
+                AppError::bad_request("invalid_form", format!("the form could not be read: {e}"))
+            })?;
+            let name = field.name().unwrap_or_default().to_owned();
+            let filename = field
+                .content_disposition()
+                .and_then(|d| d.get_filename())
+                .map(str::to_owned);
+            let mut bytes = Vec::new();
+            while let Some(chunk) = field.next().await {
+                let chunk = chunk.map_err(|e| {
+                    AppError::bad_request(
+                        "invalid_form",
+                        format!("the form could not be read: {e}"),
+                    )
+                })?;
+                total += chunk.len();
+                if total > MAX_FORM_BYTES {
+                    return Err(AppError::invalid_field(
+                        "file",
+                        format!(
+                            "the file is larger than {} KiB",
+                            crate::domain::import::MAX_EXPORT_BYTES / 1024
+                        ),
+                    ));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            let text = || String::from_utf8_lossy(&bytes).into_owned();
+            match name.as_str() {
+                "file" => {
+                    if let Some(f) = filename.filter(|f| !f.is_empty()) {
+                        form.filename = f;
+                        form.content = bytes;
+                    }
+                }
+                "content_b64" if !bytes.is_empty() => {
+                    form.content = base64::engine::general_purpose::STANDARD
+                        .decode(&bytes)
+                        .map_err(|_| {
+                            AppError::invalid_field(
+                                "file",
+                                "the previewed file could not be read back",
+                            )
+                        })?;
+                }
+                "filename" if form.filename.is_empty() => form.filename = text(),
+                "csrf" => form.csrf = text(),
+                "step" => form.step = text(),
+                "sha256" => form.sha256 = text(),
+                "performed_at" => form.performed_at = text(),
+                "instrument_id" => form.instrument_id = text(),
+                "material_ids" => form.material_ids.push(text()),
+                other => {
+                    if let Some(code) = other.strip_prefix("map.") {
+                        let header = text();
+                        if !header.trim().is_empty() {
+                            form.mapping
+                                .insert(code.to_owned(), header.trim().to_owned());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(form)
+    }
+
+    fn input(&self, user: &WebUser, dry_run: bool) -> Result<ImportInput, AppError> {
+        let mut errors = Vec::new();
+        if self.content.is_empty() {
+            errors.push(FieldError::new(
+                "file",
+                "choose the instrument's export file",
+            ));
+        }
+        let performed_at = match user.from_form("performed_at", &self.performed_at) {
+            Ok(at) => Some(at),
+            Err(AppError::Problem(p)) if p.errors.is_empty() => {
+                errors.push(FieldError::new("performed_at", p.detail));
+                None
+            }
+            Err(AppError::Problem(p)) => {
+                errors.extend(p.errors);
+                None
+            }
+            Err(other) => return Err(other),
+        };
+        let uuid = |field: &str, s: &str| {
+            Uuid::parse_str(s).map_err(|_| FieldError::new(field, "is not one of those offered"))
+        };
+        let instrument_id = match self.instrument_id.trim() {
+            "" => None,
+            s => uuid("instrument_id", s).map_err(|e| errors.push(e)).ok(),
+        };
+        let material_ids: Vec<Uuid> = self
+            .material_ids
+            .iter()
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| uuid("material_ids", s).map_err(|e| errors.push(e)).ok())
+            .collect();
+        let (Some(performed_at), true) = (performed_at, errors.is_empty()) else {
+            return Err(AppError::validation(errors));
+        };
+        Ok(ImportInput {
+            filename: self.filename.clone(),
+            content: self.content.clone(),
+            mapping: self.mapping.clone(),
+            mapping_id: None,
+            performed_at,
+            instrument_id,
+            material_ids,
+            dry_run,
+        })
+    }
+}
+
+/// The page's address: a saved mapping to load into the column fields.
+#[derive(Debug, Default, Deserialize)]
+pub struct ImportQuery {
+    mapping_id: Option<Uuid>,
+}
+
+/// The import page (technicians).
+#[get("/batches/{id}/results/import")]
+pub async fn import_form(
+    state: web::Data<AppState>,
+    user: WebUser,
+    id: web::Path<Uuid>,
+    query: web::Query<ImportQuery>,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::RecordResult)?;
+    let batch_id = id.into_inner();
+    let chosen = query.mapping_id;
+    let mut form = ImportForm {
+        performed_at: user.now_for_form(),
+        ..ImportForm::default()
+    };
+    let saved = state
+        .db(move |c| {
+            let record = batch_svc::record(c, batch_id)?;
+            mappings::list(c, record.product.id)
+        })
+        .await?;
+    if let Some(m) = chosen.and_then(|id| saved.iter().find(|m| m.id == id)) {
+        form.mapping = m.mapping.clone();
+    }
+    let markup = import_markup(&state, &user, batch_id, &form, None, None, chosen).await?;
+    Ok(html_page(actix_web::http::StatusCode::OK, markup))
+}
+
+/// Previews (first step) or records (confirm step) an import.
+#[post("/batches/{id}/results/import")]
+pub async fn import_results(
+    state: web::Data<AppState>,
+    user: WebUser,
+    id: web::Path<Uuid>,
+    payload: Multipart,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::RecordResult)?;
+    let batch_id = id.into_inner();
+    let form = match ImportForm::read(payload).await {
+        Ok(f) => f,
+        Err(e) => {
+            let p = refusal(e)?;
+            let blank = ImportForm {
+                performed_at: user.now_for_form(),
+                ..ImportForm::default()
+            };
+            let markup =
+                import_markup(&state, &user, batch_id, &blank, None, Some(&p), None).await?;
+            return Ok(html_page(p.status, markup));
+        }
+    };
+    user.check_csrf(&form.csrf)?;
+    let confirm = form.step == "confirm";
+    let attempt = async {
+        if confirm {
+            // The bytes confirmed are the bytes previewed.
+            let sha = hex::encode(Sha256::digest(&form.content));
+            if sha != form.sha256 {
+                return Err(AppError::invalid_field(
+                    "file",
+                    "the file is not the one previewed; preview it again",
+                ));
+            }
+        }
+        let input = form.input(&user, !confirm)?;
+        let actor = user.0.actor.clone();
+        state
+            .db(move |c| result_svc::import_results(c, &actor, batch_id, &input))
+            .await
+    }
+    .await;
+    match attempt {
+        Ok(ImportOutcome::Preview(preview)) => {
+            let markup =
+                import_markup(&state, &user, batch_id, &form, Some(&preview), None, None).await?;
+            Ok(html_page(actix_web::http::StatusCode::OK, markup))
+        }
+        Ok(ImportOutcome::Recorded(imported)) => {
+            let markup = imported_markup(&state, &user, batch_id, &imported).await?;
+            Ok(html_page(actix_web::http::StatusCode::CREATED, markup))
+        }
+        Err(e) => {
+            let p = refusal(e)?;
+            let markup =
+                import_markup(&state, &user, batch_id, &form, None, Some(&p), None).await?;
+            Ok(html_page(p.status, markup))
+        }
+    }
+}
+
+/// The form, with the preview of the last upload when there is one.
+async fn import_markup(
+    state: &AppState,
+    user: &WebUser,
+    batch_id: Uuid,
+    form: &ImportForm,
+    preview: Option<&ImportPreview>,
+    problem: Option<&Problem>,
+    chosen_mapping: Option<Uuid>,
+) -> Result<Markup, WebError> {
+    let (record, saved, usable, lots) = state
+        .db(move |c| {
+            let now = chrono::Utc::now();
+            let record = batch_svc::record(c, batch_id)?;
+            let saved: Vec<ImportMappingView> = mappings::list(c, record.product.id)?;
+            Ok((
+                record,
+                saved,
+                crate::services::instruments::list(
+                    c,
+                    None,
+                    Some(crate::domain::instrument::Status::InService),
+                )?,
+                crate::services::materials::list(
+                    c,
+                    None,
+                    Some(crate::domain::material::LotStatus::Released),
+                    None,
+                )?
+                .into_iter()
+                .filter(|m| m.expires_at > now)
+                .collect::<Vec<_>>(),
+            ))
+        })
+        .await?;
+    let number = record.batch.batch_number.clone();
+    let r = Refusal::new(problem, LABELS).naming(|field| {
+        field
+            .strip_prefix("mapping.")
+            .map(|code| format!("Column of {code}"))
+    });
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&form.content);
+    Ok(page(
+        &format!("Import results · {number}"),
+        Some(user),
+        html! {
+            p.muted { "The batch's row is the one row of the file that names " strong { (number) } " (a FlowJo sample name such as " code { (number) "_panel.fcs" } " counts). Each column you name below becomes one result, judged as if typed. One refused value and nothing is recorded. The file is kept exactly as uploaded." }
+            (r.summary())
+            @if let Some(p) = preview { (preview_markup(p)) }
+            @if !saved.is_empty() {
+                form.inline.card method="get" action={"/batches/" (batch_id) "/results/import"} {
+                    label { "Saved mapping of this product"
+                        select name="mapping_id" {
+                            @for m in &saved { option value=(m.id) selected[Some(m.id) == chosen_mapping] { (m.name) } }
+                        }
+                    }
+                    button.secondary type="submit" { "Fill the columns from it" }
+                }
+            }
+            form.stack.card method="post" enctype="multipart/form-data" action={"/batches/" (batch_id) "/results/import"} {
+                (csrf(user))
+                @if let Some(p) = preview {
+                    p { "File " strong { (form.filename) } ", " (p.size) " bytes, SHA-256 " code.hash { (p.sha256) } ". Choose it again to preview another file." }
+                    input type="hidden" name="content_b64" value=(encoded);
+                    input type="hidden" name="filename" value=(form.filename);
+                    input type="hidden" name="sha256" value=(p.sha256);
+                }
+                label { "Export file (CSV or tab-separated text, UTF-8)"
+                    input type="file" name="file" accept=".csv,.tsv,.txt,text/csv,text/plain" required[preview.is_none()];
+                    (r.at("file")) (r.at("content")) (r.at("filename")) }
+                fieldset { legend { "Columns: the header of the column holding each test's value (leave blank what the file does not hold)" }
+                    @for t in &record.spec.tests {
+                        label { (t.code) " – " (t.name)
+                            input type="text" name={"map." (t.code)} value=(form.mapping.get(&t.code).cloned().unwrap_or_default());
+                            (r.at(&format!("mapping.{}", t.code))) (r.at(&t.code)) }
+                    }
+                    (r.at("mapping")) (r.at("mapping_id"))
+                }
+                label { "Performed at (" (user.zone_name()) ")"
+                    input type="datetime-local" name="performed_at" step="1" required value=(form.performed_at);
+                    (r.at("performed_at")) }
+                label { "Registered instrument it was measured on (only instruments in service now)"
+                    select name="instrument_id" {
+                        option value="" { "none" }
+                        @for i in &usable {
+                            option value=(i.id) selected[form.instrument_id == i.id.to_string()] { (i.code) " – " (i.name) " (" (i.kind) ")" }
+                        }
+                    }
+                    (r.at("instrument_id")) }
+                @if !lots.is_empty() {
+                    fieldset { legend { "Material lots used (only released lots in date now)" }
+                        @for m in &lots {
+                            label { input type="checkbox" name="material_ids" value=(m.id) checked[form.material_ids.iter().any(|p| *p == m.id.to_string())]; " " (m.code) " lot " (m.lot_number) " – " (m.name) }
+                        }
+                        (r.at("material_ids"))
+                    }
+                }
+                div.actions {
+                    button type="submit" name="step" value="preview" class=[preview.map(|_| "secondary")] { "Preview" }
+                    @if let Some(p) = preview.filter(|p| p.would_record) {
+                        button type="submit" name="step" value="confirm" id="confirm" {
+                            "Record these " (p.rows.len()) (if p.rows.len() == 1 { " result" } else { " results" })
+                        }
+                    }
+                }
+            }
+            p { a href={"/batches/" (batch_id)} { "Back to the batch" } }
+        },
+    ))
+}
+
+/// The preview table: every row's value and outcome, or its refusal.
+fn preview_markup(p: &ImportPreview) -> Markup {
+    let refused = p.rows.iter().filter(|r| r.error.is_some()).count();
+    html! {
+        section.card id="preview" {
+            h2 { "Preview: line " (p.line) " of the file (" (p.delimiter) "-delimited)" }
+            @if p.would_record {
+                div.notice.ok role="status" { "Every row can be recorded. Nothing is recorded until you confirm." }
+            } @else {
+                div.notice.error role="alert" { (refused) " of " (p.rows.len()) " rows would be refused, so nothing can be recorded. Correct the file or the columns and preview again." }
+            }
+            table {
+                thead { tr { th { "Test" } th { "Column" } th { "Value" } th { "Outcome" } } }
+                tbody { @for row in &p.rows {
+                    tr class=[row.error.as_ref().map(|_| "refused")] {
+                        td { strong { (row.test_code) } }
+                        td { (row.column) }
+                        td { (row.value.clone().unwrap_or_else(|| "(empty)".to_owned())) }
+                        td {
+                            @if let Some(e) = &row.error { span.fail { "REFUSED" } ": " (e) }
+                            @else if let Some(o) = row.outcome {
+                                (outcome(o))
+                                @if o == crate::domain::spec::Outcome::Fail { ": out of specification; recording it opens an OOS investigation" }
+                            }
+                        }
+                    }
+                } }
+            }
+        }
+    }
+}
+
+/// What was recorded, with the kept file.
+async fn imported_markup(
+    state: &AppState,
+    user: &WebUser,
+    batch_id: Uuid,
+    imported: &Imported,
+) -> Result<Markup, WebError> {
+    let record = state.db(move |c| batch_svc::record(c, batch_id)).await?;
+    let f: &SourceFileView = &imported.source_file;
+    Ok(page(
+        &format!("Results imported · {}", record.batch.batch_number),
+        Some(user),
+        html! {
+            div.notice.ok role="status" id="imported" {
+                (imported.results.len()) (if imported.results.len() == 1 { " result" } else { " results" })
+                " recorded from " a href={"/source-files/" (f.id)} { (f.filename) } " (SHA-256 " code.hash { (f.sha256) } ", kept as uploaded)."
+            }
+            table {
+                thead { tr { th { "Test" } th { "Value" } th { "Outcome" } } }
+                tbody { @for v in &imported.results {
+                    tr { td { strong { (v.result.test_code) } } td { (v.result.value) " " (v.result.unit.clone().unwrap_or_default()) } td { (outcome(v.result.outcome))
+                        @if v.result.outcome == crate::domain::spec::Outcome::Fail { ". An OOS investigation was opened and QA notified." } } }
+                } }
+            }
+            p { a.button href={"/batches/" (batch_id)} { "Back to the batch" } }
+        },
+    ))
+}
+
+/// A kept export, as uploaded (any signed-in user).
+#[get("/source-files/{id}")]
+pub async fn source_file(
+    state: web::Data<AppState>,
+    _user: WebUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, WebError> {
+    let id = id.into_inner();
+    let (file, bytes) = state.db(move |c| result_svc::source_file(c, id)).await?;
+    Ok(crate::api::imports::source_file_response(&file, bytes))
+}

@@ -101,6 +101,18 @@ pub fn list(conn: &mut PgConnection, product_id: Uuid) -> Result<Vec<ImportMappi
     rows.into_iter().map(view_of).collect()
 }
 
+/// A current mapping.
+pub fn get(conn: &mut PgConnection, id: Uuid) -> Result<ImportMappingView, AppError> {
+    let row: Row = import_mappings::table
+        .filter(import_mappings::id.eq(id))
+        .filter(import_mappings::retired_at.is_null())
+        .select(COLUMNS)
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| not_found(id))?;
+    view_of(row)
+}
+
 /// A mapping as QA enters it.
 #[derive(Debug, Clone)]
 pub struct MappingInput {

@@ -321,6 +321,9 @@ async fn import_markup(
             p.muted { "The batch's row is the one row of the file that names " strong { (number) } " (a FlowJo sample name such as " code { (number) "_panel.fcs" } " counts). Each column you name below becomes one result, judged as if typed. One refused value and nothing is recorded. The file is kept exactly as uploaded." }
             (r.summary())
             @if let Some(p) = preview { (preview_markup(p)) }
+            @if saved.is_empty() {
+                p.muted { "This product has no saved mapping yet: type the column headers below, or ask QA to save them on the " a href={"/products/" (record.product.id) "/import-mappings"} { "product's import mappings" } "." }
+            }
             @if !saved.is_empty() {
                 form.inline.card method="get" action={"/batches/" (batch_id) "/results/import"} {
                     label { "Saved mapping of this product"

@@ -15,6 +15,7 @@ pub mod deviations;
 pub mod history;
 pub mod home;
 pub mod import;
+pub mod import_mappings;
 pub mod instruments;
 pub mod layout;
 pub mod materials;
@@ -171,6 +172,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(import::import_form)
             .service(import::import_results)
             .service(import::source_file)
+            .service(import_mappings::mappings_page)
+            .service(import_mappings::create_mapping)
+            .service(import_mappings::replace_mapping)
+            .service(import_mappings::retire_mapping)
             .service(results::review_queue)
             .service(results::review_form)
             .service(results::review)

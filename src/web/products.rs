@@ -420,6 +420,7 @@ async fn product_markup(
                 dt { "Release signatures" } dd { (product.release_signatures_required) }
                 dt { "Audit-trail review" } dd { @if product.audit_review_required { "required before release" } @else { "not required" } }
                 dt { "Trends" } dd { a href={"/products/" (product.id) "/trends"} { "Each numeric test across batches (control chart)" } }
+                dt { "Instrument exports" } dd { a href={"/products/" (product.id) "/import-mappings"} { "Saved import mappings (columns to tests)" } }
                 dt { "Created" } dd { (user.time(product.created_at)) }
             } }
             h2 { "Specifications" }

@@ -549,3 +549,88 @@ async fn a_technician_uploads_an_export_previews_every_row_and_confirms_once_on_
     assert_eq!(file.status, StatusCode::OK);
     assert_eq!(file.body.as_bytes(), FLOWJO);
 }
+
+#[actix_rt::test]
+async fn qa_keeps_a_products_import_mappings_on_its_page_and_the_import_page_fills_the_columns_from_one()
+ {
+    use crate::support::USER_PASSWORD;
+    use crate::web::Browser;
+    let lab = Lab::msc().await;
+    let qa_name = lab.app.get("/api/v1/auth/me", &lab.qa).await.body["username"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut qa = Browser::new(&lab.app);
+    qa.sign_in(&qa_name, USER_PASSWORD).await;
+    let path = format!("/products/{}/import-mappings", lab.product_id);
+    let page = qa.get(&path).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("No mapping saved"));
+    let csrf = Browser::csrf(&page);
+
+    // Nothing mapped: refused in words, nothing saved.
+    let empty = qa
+        .post(
+            &path,
+            &[("csrf", &csrf), ("name", "NC-200"), ("map.DOSE", " ")],
+        )
+        .await;
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        empty.body.contains("map at least one test code"),
+        "{}",
+        empty.body
+    );
+    assert_eq!(lab.count("import_mappings"), 0);
+
+    let saved = qa
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("name", "NC-200"),
+                ("map.DOSE", "Viable cells per bag"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let listed = lab.app.get(&format!("/api/v1{path}"), &lab.tech).await;
+    let id = listed.body[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        listed.body[0]["mapping"]["DOSE"],
+        json!("Viable cells per bag")
+    );
+
+    // The technician sees it, may not change it, and loads it on the import page.
+    let mut tech = Browser::as_tech(&lab).await;
+    let seen = tech.get(&path).await;
+    assert!(seen.body.contains("Viable cells per bag"));
+    assert!(!seen.body.contains("Retire this mapping"));
+    let forbidden = tech
+        .post(
+            &format!("/import-mappings/{id}/retire"),
+            &[("csrf", &Browser::csrf(&seen))],
+        )
+        .await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+    let batch = lab.batch("UCMSC-2026-9003").await;
+    let form = tech
+        .get(&format!("/batches/{batch}/results/import?mapping_id={id}"))
+        .await;
+    assert!(
+        form.body
+            .contains("name=\"map.DOSE\" value=\"Viable cells per bag\""),
+        "{}",
+        form.body
+    );
+
+    // QA retires it: kept in the database and the trail, no longer offered.
+    let retired = qa
+        .post(&format!("/import-mappings/{id}/retire"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(retired.status, StatusCode::SEE_OTHER);
+    assert_eq!(lab.count("import_mappings"), 1);
+    assert_eq!(lab.app.audit_actions("import_mapping.retired").len(), 1);
+    let after = qa.get(&path).await;
+    assert!(after.body.contains("No mapping saved"));
+}

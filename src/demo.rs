@@ -14,6 +14,7 @@ use crate::services::users::{NewUserInput, create_user};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 /// Password of every demo user.
 pub const DEMO_PASSWORD: &str = "cellqc-demo-pass";
@@ -513,5 +514,62 @@ fn load_lab(conn: &mut PgConnection, lockout: LockoutPolicy) -> Result<Vec<Strin
         }
         created.push("qualifications of tech for every test that requires one".to_owned());
     }
+    created.extend(load_mappings(conn, &qa)?);
     Ok(created)
+}
+
+/// The FlowJo table columns of the MSC panel's flow tests (gate path and
+/// statistic, as FlowJo names a table column).
+pub fn flowjo_msc_mapping() -> std::collections::BTreeMap<String, String> {
+    let gate = |g: &str| format!("MSC/Single Cells/Live/{g} | Freq. of Parent (%)");
+    [
+        (
+            "VIAB",
+            "MSC/Single Cells/Live | Freq. of Parent (%)".to_owned(),
+        ),
+        ("CD73", gate("CD73+")),
+        ("CD90", gate("CD90+")),
+        ("CD105", gate("CD105+")),
+        ("CD45", gate("CD45+")),
+        ("CD34", gate("CD34+")),
+        ("CD14", gate("CD14+")),
+        ("CD19", gate("CD19+")),
+        ("HLADR", gate("HLA-DR+")),
+    ]
+    .into_iter()
+    .map(|(code, header)| (code.to_owned(), header))
+    .collect()
+}
+
+/// The MSC product's saved import mappings: the FlowJo panel table and the
+/// cell counter's dose column, saved by the demo QA.
+fn load_mappings(conn: &mut PgConnection, qa: &Actor) -> Result<Vec<String>, AppError> {
+    use crate::services::import_mappings as maps;
+    let product: Uuid = products::table
+        .filter(products::code.eq("UCMSC-INJ"))
+        .select(products::id)
+        .first(conn)?;
+    if !maps::list(conn, product)?.is_empty() {
+        return Ok(Vec::new());
+    }
+    for (name, mapping) in [
+        ("FlowJo MSC panel table", flowjo_msc_mapping()),
+        (
+            "NucleoCounter dose",
+            [("DOSE".to_owned(), "Viable cells per bag".to_owned())].into(),
+        ),
+    ] {
+        maps::create(
+            conn,
+            qa,
+            product,
+            &maps::MappingInput {
+                name: name.to_owned(),
+                mapping,
+            },
+        )?;
+    }
+    Ok(vec![
+        "import mappings of UCMSC-INJ: FlowJo MSC panel table, NucleoCounter dose".to_owned(),
+    ])
 }

@@ -149,6 +149,27 @@ async fn cellqc_demo_loads_reference_products_and_a_user_per_role() {
     assert_eq!(fc.body[0]["status"], "in_service");
     let lots = app.get("/api/v1/materials?code=7AAD", &tech).await;
     assert_eq!(lots.body[0]["status"], "released");
+    // The MSC product's saved import mappings, once however often it runs.
+    assert!(stdout.contains("import mappings of UCMSC-INJ"), "{stdout}");
+    assert!(!String::from_utf8_lossy(&again.stdout).contains("import mappings"));
+    let msc = items.iter().find(|p| p["code"] == "UCMSC-INJ").unwrap();
+    let maps = app
+        .get(
+            &format!(
+                "/api/v1/products/{}/import-mappings",
+                msc["id"].as_str().unwrap()
+            ),
+            &tech,
+        )
+        .await;
+    let names: Vec<&str> = maps
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["FlowJo MSC panel table", "NucleoCounter dose"]);
     let me = app.get("/api/v1/auth/me", &tech).await;
     let quals = app
         .get(

@@ -12,15 +12,9 @@ use sha2::{Digest, Sha256};
 const FLOWJO: &[u8] = include_bytes!("../data/flowjo-msc-panel.csv");
 const COUNTER: &[u8] = include_bytes!("../data/cell-counter-nc200.csv");
 
-/// The FlowJo columns of the MSC panel's flow tests.
+/// The FlowJo columns of the MSC panel's flow tests (the demo's saved mapping).
 fn flow_mapping() -> Value {
-    let gate = |g: &str| format!("MSC/Single Cells/Live/{g} | Freq. of Parent (%)");
-    json!({
-        "VIAB": "MSC/Single Cells/Live | Freq. of Parent (%)",
-        "CD73": gate("CD73+"), "CD90": gate("CD90+"), "CD105": gate("CD105+"),
-        "CD45": gate("CD45+"), "CD34": gate("CD34+"), "CD14": gate("CD14+"),
-        "CD19": gate("CD19+"), "HLADR": gate("HLA-DR+"),
-    })
+    json!(cellqc::demo::flowjo_msc_mapping())
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -157,7 +157,7 @@ pub async fn batch_history(
 }
 
 /// The Certificate of Analysis (PDF) of a released or conditionally released batch.
-#[utoipa::path(tag = "batches", responses((status = 200, description = "Certificate of Analysis", body = Vec<u8>, content_type = "application/pdf"), crate::api::openapi::Problems))]
+#[utoipa::path(tag = "batches", responses((status = 200, description = "Certificate of Analysis", body = crate::api::openapi::Binary, content_type = "application/pdf"), crate::api::openapi::Problems))]
 #[get("/batches/{id}/certificate")]
 pub async fn batch_certificate(
     db: ReportDb,

@@ -40,6 +40,11 @@ pub enum DecimalInput {
     Text(String),
 }
 
+/// A file's bytes (the certificate's PDF).
+#[derive(Debug, ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct Binary(pub Vec<u8>);
+
 /// The error responses every operation may give.
 #[derive(IntoResponses)]
 pub enum Problems {
@@ -106,7 +111,7 @@ impl Modify for BearerAuth {
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    components(schemas(ProblemDoc, DecimalInput))
+    components(schemas(ProblemDoc, DecimalInput, Binary))
 )]
 pub struct ApiDoc;
 

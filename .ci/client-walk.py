@@ -31,6 +31,7 @@ from cellqc_client.models import (
     RecordResult,
     ResultView,
     ReviewBody,
+    ReviewBodyDecision,
 )
 
 base, password = sys.argv[1], sys.argv[2]
@@ -72,7 +73,7 @@ assert result.outcome.value == "pass" and result.status.value == "recorded", res
 print(f"recorded DOSE {result.value}: {result.outcome.value}")
 
 reviewer = signed_in("reviewer")
-reviewed = review_result.sync(result.id, client=reviewer, body=ReviewBody(decision="accept", password=password))
+reviewed = review_result.sync(result.id, client=reviewer, body=ReviewBody(decision=ReviewBodyDecision.ACCEPT, password=password))
 assert isinstance(reviewed, ResultView), f"review: {reviewed}"
 assert reviewed.status.value == "reviewed", reviewed
 print(f"reviewed by {reviewed.signatures[0].signer.full_name}")

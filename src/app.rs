@@ -471,13 +471,18 @@ pub fn build_server(
     )
     .unwrap_or(1);
     let state = web::Data::new(state);
-    let openapi = api::openapi::document();
     let mut server = HttpServer::new(move || {
         let (app, _) = App::new()
             .into_utoipa_app()
             .configure(api::configure)
             .split_for_parts();
-        app.service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", openapi.clone()))
+        // The UI reads the served document (the annotations' plus the field
+        // rules), which a route of its own answers.
+        app.route("/api/openapi.json", web::get().to(api::openapi::serve))
+            .service(
+                SwaggerUi::new("/docs/{_:.*}")
+                    .config(utoipa_swagger_ui::Config::from("/api/openapi.json")),
+            )
             .service(web::redirect("/docs", "/docs/"))
             .configure(crate::web::configure)
             .wrap(actix_web::middleware::from_fn(crate::web::docs_headers))

@@ -265,9 +265,13 @@ fn url_form<T: DeserializeOwned>(raw: &[u8]) -> Result<T, AppError> {
     })
 }
 
-/// Path errors (a malformed id) are 400 problems.
+/// Path errors (a malformed id) are 400 problems, unless the path is a
+/// documented one under a method it does not serve (405 with `Allow`).
 pub fn path_config() -> web::PathConfig {
-    web::PathConfig::default().error_handler(|err, _req| {
+    web::PathConfig::default().error_handler(|err, req| {
+        if let Some(resp) = super::method_not_allowed(req) {
+            return actix_web::error::InternalError::from_response(err, resp).into();
+        }
         AppError::bad_request("invalid_path", format!("malformed path parameter: {err}")).into()
     })
 }
@@ -309,5 +313,20 @@ impl PageQuery {
             })?),
         };
         Ok(PageRequest { limit, after })
+    }
+}
+
+/// An integer field as JSON Schema reads `integer`: `91` and `91.0` alike
+/// (a number with no fraction), nothing else.
+pub fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(i) = n.as_i64() {
+        return Ok(i);
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
+        _ => Err(serde::de::Error::custom(format!(
+            "invalid type: {n}, expected an integer"
+        ))),
     }
 }

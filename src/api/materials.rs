@@ -82,7 +82,7 @@ pub async fn list_materials(
         .transpose()?;
     for (field, v) in [("code", &q.code), ("q", &q.q)] {
         if v.as_deref()
-            .is_some_and(|s| s.chars().any(char::is_control) || s.len() > 200)
+            .is_some_and(|s| s.chars().any(char::is_control) || s.chars().count() > 200)
         {
             return Err(AppError::invalid_field(
                 field,

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod auth;
 pub mod batches;
+pub mod constraints;
 pub mod custody;
 pub mod deviations;
 pub mod extract;
@@ -164,24 +165,7 @@ where
 /// documented operation's under another method (TRACE, or DELETE on a
 /// record), else `404`.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, AppError> {
-    if let Some(allow) = allowed_methods(req.path()) {
-        let problem = crate::error::Problem {
-            status: StatusCode::METHOD_NOT_ALLOWED,
-            code: "method_not_allowed",
-            detail: format!(
-                "{} {} is not served; allowed: {allow}",
-                req.method(),
-                req.path()
-            ),
-            errors: Vec::new(),
-            blockers: None,
-            retry_after: None,
-        };
-        let mut resp = crate::error::problem_response(&problem);
-        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
-            resp.headers_mut()
-                .insert(actix_web::http::header::ALLOW, value);
-        }
+    if let Some(resp) = method_not_allowed(&req) {
         return Ok(resp);
     }
     Err(AppError::not_found(
@@ -190,12 +174,42 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, AppError> {
     ))
 }
 
+/// `405 method_not_allowed` with `Allow` when the document's best match for
+/// the path (the most literal template: `/results/review` before
+/// `/results/{id}`) does not declare the request's method. A `GET
+/// /results/review` is routed to `GET /results/{id}` and would otherwise
+/// be refused as a malformed id.
+pub fn method_not_allowed(req: &HttpRequest) -> Option<HttpResponse> {
+    let allow = allowed_methods(req.path())?;
+    if allow.split(", ").any(|m| m == req.method().as_str()) {
+        return None;
+    }
+    let problem = crate::error::Problem {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        code: "method_not_allowed",
+        detail: format!(
+            "{} {} is not served; allowed: {allow}",
+            req.method(),
+            req.path()
+        ),
+        errors: Vec::new(),
+        blockers: None,
+        retry_after: None,
+    };
+    let mut resp = crate::error::problem_response(&problem);
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
+        resp.headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    Some(resp)
+}
+
 /// The methods the OpenAPI document declares for `path` (its templates'
 /// `{...}` segments match any one segment), as an `Allow` value.
 fn allowed_methods(path: &str) -> Option<String> {
     static ROUTES: std::sync::OnceLock<Vec<(Vec<String>, String)>> = std::sync::OnceLock::new();
     let routes = ROUTES.get_or_init(|| {
-        let doc = serde_json::to_value(openapi::document()).unwrap_or_default();
+        let doc = openapi::served();
         doc.get("paths")
             .and_then(serde_json::Value::as_object)
             .map(|paths| {

@@ -130,6 +130,22 @@ pub fn document() -> OpenApi {
     api
 }
 
+/// The served document: [`document`] with the rules the server applies to
+/// each field stated (`super::constraints`), as JSON. Built once.
+pub fn served() -> &'static serde_json::Value {
+    static DOC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut doc = serde_json::to_value(document()).unwrap_or_default();
+        super::constraints::apply(&mut doc);
+        doc
+    })
+}
+
+/// `GET /api/openapi.json`.
+pub async fn serve() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok().json(served())
+}
+
 /// OpenAPI links from each create (`201`) to the operations that take the
 /// created record's id: `POST /batches/{id}/results` links to
 /// `GET /results/{id}` and `POST /results/{id}/review`, with `id` taken from

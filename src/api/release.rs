@@ -47,6 +47,7 @@ pub struct AuditReviewBody {
     password: String,
     /// The chain's last position as the review page showed it.
     #[schema(minimum = 1)]
+    #[serde(deserialize_with = "super::extract::integral")]
     up_to_seq: i64,
     comment: Option<String>,
 }

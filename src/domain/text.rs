@@ -48,15 +48,20 @@ pub fn line(field: &str, v: &str, max: usize, errors: &mut Vec<FieldError>) -> S
 }
 
 /// A required code (an asset number, a material code): letters, digits and
-/// `. _ -`, at most `max` long.
+/// `. _ -`, starting with a letter or digit, at most `max` long (as the
+/// tables' checks say).
 pub fn code(field: &str, v: &str, max: usize, errors: &mut Vec<FieldError>) -> String {
     let code = line(field, v, max, errors);
     if !code.is_empty()
-        && !code
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && (!code.starts_with(|c: char| c.is_ascii_alphanumeric())
+            || !code
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
     {
-        errors.push(FieldError::new(field, "letters, digits, . _ - only"));
+        errors.push(FieldError::new(
+            field,
+            "letters, digits, . _ - only, starting with a letter or digit",
+        ));
     }
     code
 }

@@ -117,6 +117,8 @@ async fn unknown_routes_bad_ids_and_bad_queries_are_problems() {
         ),
         // The literal path wins over `/results/{id}` (GET).
         ("PUT", "/api/v1/results/review".to_owned(), "POST"),
+        // Routed to `GET /results/{id}`, where `review` is no id: still 405.
+        ("GET", "/api/v1/results/review".to_owned(), "POST"),
     ] {
         let r = app.call_empty(method, &path, Some(&admin)).await;
         assert_problem(&r, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");

@@ -2,9 +2,10 @@
 
 use crate::support::TestApp;
 use actix_web::http::StatusCode;
+use serde_json::{Value, json};
 
 /// Every route of the HTTP contract (API.md).
-const CONTRACT: [(&str, &str); 61] = [
+const CONTRACT: [(&str, &str); 67] = [
     ("post", "/api/v1/auth/login"),
     ("post", "/api/v1/auth/logout"),
     ("get", "/api/v1/auth/me"),
@@ -44,6 +45,12 @@ const CONTRACT: [(&str, &str); 61] = [
     ("get", "/api/v1/batches"),
     ("get", "/api/v1/batches/{id}"),
     ("post", "/api/v1/batches/{id}/results"),
+    ("post", "/api/v1/batches/{id}/results/import"),
+    ("get", "/api/v1/source-files/{id}"),
+    ("get", "/api/v1/products/{id}/import-mappings"),
+    ("post", "/api/v1/products/{id}/import-mappings"),
+    ("put", "/api/v1/import-mappings/{id}"),
+    ("delete", "/api/v1/import-mappings/{id}"),
     ("post", "/api/v1/results/{id}/review"),
     ("post", "/api/v1/results/review"),
     ("post", "/api/v1/batches/{id}/deviations"),
@@ -168,4 +175,66 @@ async fn the_interactive_docs_are_served_without_the_internet() {
         .call_empty("GET", "/docs/swagger-initializer.js", None)
         .await;
     assert!(init.body.as_str().unwrap().contains("/api/openapi.json"));
+}
+
+/// What the schema allows, the server accepts; what it forbids, the server
+/// refuses: the document states the field rules, and the server keeps them.
+#[actix_web::test]
+async fn the_document_states_the_rules_the_server_applies_to_each_field() {
+    let lab = crate::lab::Lab::msc().await;
+    let app = &lab.app;
+    let doc = app.call_empty("GET", "/api/openapi.json", None).await.body;
+    let prop = |schema: &str, field: &str| {
+        doc["components"]["schemas"][schema]["properties"][field].clone()
+    };
+    let title = prop("OpenDeviation", "title");
+    assert_eq!(title["maxLength"], 200);
+    assert_eq!(title["minLength"], 1);
+    assert_eq!(
+        prop("OpenDeviation", "severity")["enum"],
+        json!(["minor", "major", "critical", null])
+    );
+    assert_eq!(prop("BulkReviewBody", "result_ids")["minItems"], 1);
+    assert_eq!(
+        prop("ReviewBody", "decision")["enum"],
+        json!(["accept", "reject"])
+    );
+    assert_eq!(prop("LoginRequest", "password")["pattern"], r"^[^\u0000]*$");
+    let params = |path: &str, method: &str| doc["paths"][path][method]["parameters"].clone();
+    let find = |ps: &Value, name: &str| {
+        ps.as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()["schema"]
+            .clone()
+    };
+    let batches = params("/api/v1/batches", "get");
+    assert_eq!(find(&batches, "limit")["maximum"], 500);
+    assert!(find(&batches, "cursor")["pattern"].is_string());
+    let key = find(&params("/api/v1/batches", "post"), "Idempotency-Key");
+    assert_eq!(key["pattern"], r"^[!-~]{1,255}$");
+
+    // The server keeps them: each pattern, checked with the same regex
+    // semantics on both sides of its boundary.
+    let batch = lab.batch("UCMSC-2026-8101").await;
+    let open = |title: &str| json!({"title": title, "description": "seen at the bench", "severity": "minor"});
+    for (t, ok) in [
+        ("Label torn", true),
+        ("  padded  ", true),
+        (" ", false),
+        ("tab\tinside", false),
+        ("\u{85}trimmed like a space", true),
+        ("\u{1c}a control", false),
+        (&"x".repeat(201), false),
+    ] {
+        let r = app
+            .post(
+                &format!("/api/v1/batches/{batch}/deviations"),
+                &lab.tech,
+                open(t),
+            )
+            .await;
+        assert_eq!(r.status.is_success(), ok, "{t:?}: {}", r.body);
+    }
 }

@@ -1,0 +1,376 @@
+//! The rules the server applies to each field, stated in the OpenAPI
+//! document so that what the schema allows, the server accepts, and what it
+//! forbids, the server refuses: free text as `domain::text` reads it (trimmed,
+//! bounded, no control characters; a blank optional text counts as absent),
+//! codes, enumerations, list bounds, cursors, the `Idempotency-Key` header,
+//! and no NUL character in any string (PostgreSQL can't store one).
+//!
+//! Rules JSON Schema can't state (one date after another, a time not in the
+//! future, a DIN's check character, a test of the batch's specification) are
+//! in the operations' descriptions and answered `422` naming the field.
+
+use serde_json::{Map, Value, json};
+
+/// Characters `domain::text` refuses on one line (`char::is_control`).
+const CONTROL: &str = r"\u0000-\u001F\u007F-\u009F";
+/// ... and in a text that may span lines (tab, LF and CR allowed).
+const CONTROL_MULTILINE: &str = r"\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F";
+
+/// How the server reads one field.
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    /// A required single line: at least one printable character, at most `n`.
+    Line(u32),
+    /// A required text that may span lines.
+    Note(u32),
+    /// An optional single line (blank: absent).
+    OptionalLine(u32),
+    /// An optional text that may span lines (blank: absent).
+    OptionalNote(u32),
+    /// Letters, digits and `. _ -`, at most `n` (surrounding blanks
+    /// trimmed), starting with a letter or digit (`domain::text::code`).
+    Code(u32),
+    /// A product code: letters, digits and `. _ -` in any order.
+    ProductCode(u32),
+    /// A lower-case word of letters, digits and `_` (an instrument kind).
+    Kind,
+    /// One of these values.
+    OneOf(&'static [&'static str]),
+    /// A list of at least one item.
+    NotEmpty,
+    /// An integer in this range.
+    Between(i64, i64),
+    /// An object with at least one entry.
+    SomeEntries,
+    /// At most `n` characters, none a control character (a search box).
+    Plain(u32),
+}
+
+/// (schema or operationId, field, rule). A request body's fields are found
+/// by its component schema's name, a query parameter's by its operation.
+const RULES: &[(&str, &str, Rule)] = &[
+    ("ApproveSpecification", "reason", Rule::OptionalNote(2000)),
+    ("AuditReviewBody", "comment", Rule::OptionalNote(2000)),
+    ("AuditReviewBody", "up_to_seq", Rule::Between(1, i64::MAX)),
+    ("BulkReviewBody", "comment", Rule::OptionalNote(2000)),
+    (
+        "BulkReviewBody",
+        "decision",
+        Rule::OneOf(&["accept", "reject"]),
+    ),
+    ("BulkReviewBody", "result_ids", Rule::NotEmpty),
+    (
+        "CloseDeviation",
+        "conclusion",
+        Rule::OneOf(&["invalid_test", "confirmed_oos", "no_impact"]),
+    ),
+    ("CloseDeviation", "root_cause", Rule::Note(10_000)),
+    (
+        "CustodyBody",
+        "event",
+        Rule::OneOf(&[
+            "received",
+            "stored",
+            "shipped",
+            "delivered",
+            "administered",
+            "destroyed",
+        ]),
+    ),
+    ("CustodyBody", "location", Rule::Line(200)),
+    ("CustodyBody", "party", Rule::Line(200)),
+    ("DispositionBody", "reason", Rule::Note(10_000)),
+    ("GrantQualification", "test_code", Rule::Line(40)),
+    ("GrantQualification", "reason", Rule::OptionalNote(2000)),
+    ("ImportBody", "filename", Rule::Line(255)),
+    ("MappingBody", "name", Rule::Line(80)),
+    ("MappingBody", "mapping", Rule::SomeEntries),
+    ("OpenDeviation", "title", Rule::Line(200)),
+    ("OpenDeviation", "description", Rule::Note(10_000)),
+    (
+        "OpenDeviation",
+        "severity",
+        Rule::OneOf(&["minor", "major", "critical"]),
+    ),
+    ("OutOfService", "reason", Rule::Note(2000)),
+    ("ReceiveMaterial", "code", Rule::Code(40)),
+    ("ReceiveMaterial", "name", Rule::Line(200)),
+    ("ReceiveMaterial", "lot_number", Rule::Line(80)),
+    ("ReceiveMaterial", "supplier", Rule::OptionalLine(200)),
+    (
+        "ReceiveMaterial",
+        "kind",
+        Rule::OneOf(&["reagent", "consumable", "raw_material"]),
+    ),
+    (
+        "RecordCalibration",
+        "outcome",
+        Rule::OneOf(&["pass", "fail"]),
+    ),
+    ("RecordCalibration", "notes", Rule::OptionalNote(2000)),
+    ("RegisterInstrument", "code", Rule::Code(40)),
+    ("RegisterInstrument", "name", Rule::Line(200)),
+    ("RegisterInstrument", "kind", Rule::Kind),
+    ("RegisterInstrument", "location", Rule::OptionalLine(200)),
+    ("RejectMaterial", "reason", Rule::Note(2000)),
+    ("ReleaseBody", "comment", Rule::OptionalNote(2000)),
+    ("ReturnToService", "reason", Rule::Note(2000)),
+    ("ReviewBody", "decision", Rule::OneOf(&["accept", "reject"])),
+    ("ReviewBody", "comment", Rule::OptionalNote(2000)),
+    ("RevokeQualification", "reason", Rule::Note(2000)),
+    ("CreateProduct", "code", Rule::ProductCode(40)),
+    ("CreateProduct", "name", Rule::Line(200)),
+    ("CreateProduct", "product_type", Rule::Line(100)),
+    (
+        "CreateProduct",
+        "release_signatures_required",
+        Rule::Between(1, 2),
+    ),
+    ("CreateSpecification", "version", Rule::Line(40)),
+    ("CreateSpecification", "tests", Rule::NotEmpty),
+    ("CreateUser", "roles", Rule::NotEmpty),
+    ("PatchUser", "roles", Rule::NotEmpty),
+    // Query parameters, by operation.
+    ("list_audit", "entity_type", Rule::OptionalLine(100)),
+    ("list_audit", "actor", Rule::OptionalLine(100)),
+    (
+        "list_batches",
+        "status",
+        Rule::OneOf(&[
+            "quarantine",
+            "released",
+            "conditionally_released",
+            "rejected",
+            "recalled",
+        ]),
+    ),
+    ("list_batches", "q", Rule::OptionalLine(100)),
+    ("batch_history", "format", Rule::OneOf(&["json", "csv"])),
+    ("product_trends", "format", Rule::OneOf(&["json", "csv"])),
+    (
+        "list_instruments",
+        "status",
+        Rule::OneOf(&[
+            "in_service",
+            "calibration_due",
+            "out_of_service",
+            "failed_calibration",
+        ]),
+    ),
+    ("list_materials", "code", Rule::Plain(200)),
+    ("list_materials", "q", Rule::Plain(200)),
+    (
+        "list_materials",
+        "status",
+        Rule::OneOf(&["quarantine", "released", "rejected"]),
+    ),
+];
+
+/// What `str::trim` removes (`char::is_whitespace`), spelled out: a
+/// regex `\s` means more in some engines (U+001C to U+001F) and less in others.
+const BLANK: &str =
+    r"[\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
+/// A character that is neither blank nor a control character.
+const SOLID: &str =
+    r"[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
+
+/// A text whose trimmed part holds 1 to `max` characters, none a `control`
+/// character; blanks around it are trimmed by the server, so the bound is
+/// on the trimmed part (in the pattern, not `maxLength`). `optional`: blank
+/// as a whole is also accepted (it counts as absent).
+fn text_pattern(control: &str, max: u32, optional: bool) -> String {
+    let inner = max.saturating_sub(2);
+    let body = format!("{SOLID}(?:[^{control}]{{0,{inner}}}{SOLID})?");
+    let body = if optional {
+        format!("(?:{body})?")
+    } else {
+        body
+    };
+    format!("^{BLANK}*{body}{BLANK}*$")
+}
+
+/// The schema keywords of a rule (merged into the field's schema).
+fn keywords(rule: Rule) -> Value {
+    match rule {
+        Rule::Line(n) => json!({"minLength": 1, "pattern": text_pattern(CONTROL, n, false)}),
+        Rule::Note(n) => {
+            json!({"minLength": 1, "pattern": text_pattern(CONTROL_MULTILINE, n, false)})
+        }
+        Rule::OptionalLine(n) => json!({"pattern": text_pattern(CONTROL, n, true)}),
+        Rule::OptionalNote(n) => json!({"pattern": text_pattern(CONTROL_MULTILINE, n, true)}),
+        Rule::Code(n) => json!({"minLength": 1, "pattern":
+            format!("^{BLANK}*[A-Za-z0-9][A-Za-z0-9._-]{{0,{}}}{BLANK}*$", n.saturating_sub(1))}),
+        Rule::ProductCode(n) => json!({"minLength": 1, "pattern":
+            format!("^{BLANK}*[A-Za-z0-9._-]{{1,{n}}}{BLANK}*$")}),
+        Rule::Kind => {
+            json!({"minLength": 1, "pattern": format!("^{BLANK}*[a-z][a-z0-9_]{{0,39}}{BLANK}*$")})
+        }
+        Rule::OneOf(values) => json!({"enum": values}),
+        Rule::NotEmpty => json!({"minItems": 1}),
+        Rule::Between(min, max) => json!({"minimum": min, "maximum": max}),
+        Rule::SomeEntries => json!({"minProperties": 1}),
+        Rule::Plain(n) => json!({"maxLength": n, "pattern": format!("^[^{CONTROL}]*$")}),
+    }
+}
+
+/// Merges `extra` into `schema`; a nullable field (`type: [t, "null"]`)
+/// keeps `null` allowed (an enum gains it).
+fn merge(schema: &mut Value, extra: Value) {
+    let nullable = schema
+        .get("type")
+        .and_then(Value::as_array)
+        .is_some_and(|t| t.iter().any(|t| t == "null"));
+    let (Some(target), Value::Object(extra)) = (schema.as_object_mut(), extra) else {
+        return;
+    };
+    for (k, mut v) in extra {
+        if k == "enum" && nullable {
+            if let Value::Array(values) = &mut v {
+                values.push(Value::Null);
+            }
+        }
+        target.insert(k, v);
+    }
+}
+
+/// No string anywhere may hold a NUL; a string with no rule of its own
+/// (a password, a nested field) says so. Map keys likewise.
+fn forbid_nul(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            let is_string = match map.get("type") {
+                Some(Value::String(t)) => t == "string",
+                Some(Value::Array(ts)) => ts.iter().any(|t| t == "string"),
+                _ => false,
+            };
+            if is_string
+                && !map.contains_key("pattern")
+                && !map.contains_key("format")
+                && !map.contains_key("enum")
+            {
+                map.insert("pattern".to_owned(), json!(r"^[^\u0000]*$"));
+            }
+            if map.contains_key("additionalProperties") && !map.contains_key("propertyNames") {
+                map.insert(
+                    "propertyNames".to_owned(),
+                    json!({"pattern": r"^[^\u0000]*$"}),
+                );
+            }
+            for v in map.values_mut() {
+                forbid_nul(v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(forbid_nul),
+        _ => {}
+    }
+}
+
+fn field<'a>(properties: Option<&'a mut Map<String, Value>>, name: &str) -> Option<&'a mut Value> {
+    properties?.get_mut(name)
+}
+
+/// The component schemas `value` refers to (`#/components/schemas/X`).
+fn refs(value: &Value, found: &mut std::collections::BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(name) = map
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            {
+                found.insert(name.to_owned());
+            }
+            map.values().for_each(|v| refs(v, found));
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
+        _ => {}
+    }
+}
+
+/// The component schemas requests use (bodies, and what those refer to).
+fn request_schemas(doc: &Value) -> std::collections::BTreeSet<String> {
+    let mut found = std::collections::BTreeSet::new();
+    if let Some(paths) = doc.get("paths").and_then(Value::as_object) {
+        for item in paths.values().filter_map(Value::as_object) {
+            for op in item.values() {
+                if let Some(body) = op.get("requestBody") {
+                    refs(body, &mut found);
+                }
+            }
+        }
+    }
+    loop {
+        let mut more = found.clone();
+        for name in &found {
+            if let Some(s) = doc.pointer(&format!("/components/schemas/{name}")) {
+                refs(s, &mut more);
+            }
+        }
+        if more.len() == found.len() {
+            return found;
+        }
+        found = more;
+    }
+}
+
+/// States every rule above in `doc` (an OpenAPI document as JSON).
+pub fn apply(doc: &mut Value) {
+    for (owner, name, rule) in RULES {
+        let schema = doc
+            .pointer_mut(&format!("/components/schemas/{owner}/properties"))
+            .and_then(Value::as_object_mut);
+        if let Some(s) = field(schema, name) {
+            merge(s, keywords(*rule));
+        }
+    }
+    // No NUL in what a request sends (responses are what they are).
+    for name in request_schemas(doc) {
+        if let Some(s) = doc.pointer_mut(&format!("/components/schemas/{name}")) {
+            forbid_nul(s);
+        }
+    }
+    let uuid = r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$";
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        for item in paths.values_mut().filter_map(Value::as_object_mut) {
+            for op in item.values_mut().filter_map(Value::as_object_mut) {
+                let id = op
+                    .get("operationId")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                if let Some(body) = op.get_mut("requestBody") {
+                    forbid_nul(body);
+                }
+                let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {
+                    continue;
+                };
+                for p in params.iter_mut() {
+                    let pname = p
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned();
+                    let Some(schema) = p.get_mut("schema") else {
+                        continue;
+                    };
+                    match pname.as_str() {
+                        "limit" => merge(schema, json!({"minimum": 1, "maximum": 500})),
+                        "cursor" => merge(schema, json!({"pattern": uuid})),
+                        // 1 to 255 visible ASCII characters.
+                        "Idempotency-Key" => {
+                            *schema = json!({"type": "string", "pattern": r"^[!-~]{1,255}$"});
+                        }
+                        _ => {
+                            if let Some((_, _, rule)) =
+                                RULES.iter().find(|(o, n, _)| *o == id && *n == pname)
+                            {
+                                merge(schema, keywords(*rule));
+                            }
+                        }
+                    }
+                    forbid_nul(schema);
+                }
+            }
+        }
+    }
+}

@@ -59,6 +59,8 @@ impl ImportForm {
     async fn read(mut payload: Multipart) -> Result<ImportForm, AppError> {
         let mut form = ImportForm::default();
         let mut total = 0usize;
+        // A file chosen now wins over the bytes carried from a preview.
+        let mut uploaded = false;
         while let Some(field) = payload.next().await {
             let mut field = field.map_err(|e| {
                 AppError::bad_request("invalid_form", format!("the form could not be read: {e}"))
@@ -94,9 +96,10 @@ impl ImportForm {
                     if let Some(f) = filename.filter(|f| !f.is_empty()) {
                         form.filename = f;
                         form.content = bytes;
+                        uploaded = true;
                     }
                 }
-                "content_b64" if !bytes.is_empty() => {
+                "content_b64" if !bytes.is_empty() && !uploaded => {
                     form.content = base64::engine::general_purpose::STANDARD
                         .decode(&bytes)
                         .map_err(|_| {
@@ -106,7 +109,7 @@ impl ImportForm {
                             )
                         })?;
                 }
-                "filename" if form.filename.is_empty() => form.filename = text(),
+                "filename" if !uploaded => form.filename = text(),
                 "csrf" => form.csrf = text(),
                 "step" => form.step = text(),
                 "sha256" => form.sha256 = text(),
@@ -334,10 +337,10 @@ async fn import_markup(
                     button.secondary type="submit" { "Fill the columns from it" }
                 }
             }
-            form.stack.card method="post" enctype="multipart/form-data" action={"/batches/" (batch_id) "/results/import"} {
+            form.stack.card #import-form method="post" enctype="multipart/form-data" action={"/batches/" (batch_id) "/results/import"} {
                 (csrf(user))
                 @if let Some(p) = preview {
-                    p { "File " strong { (form.filename) } ", " (p.size) " bytes, SHA-256 " code.hash { (p.sha256) } ". Choose it again to preview another file." }
+                    p { "File " strong { (form.filename) } ", " (p.size) " bytes, SHA-256 " code.hash { (p.sha256) } ". To preview another file instead, choose it below." }
                     input type="hidden" name="content_b64" value=(encoded);
                     input type="hidden" name="filename" value=(form.filename);
                     input type="hidden" name="sha256" value=(p.sha256);
@@ -374,11 +377,6 @@ async fn import_markup(
                 }
                 div.actions {
                     button type="submit" name="step" value="preview" class=[preview.map(|_| "secondary")] { "Preview" }
-                    @if let Some(p) = preview.filter(|p| p.would_record) {
-                        button type="submit" name="step" value="confirm" id="confirm" {
-                            "Record these " (p.rows.len()) (if p.rows.len() == 1 { " result" } else { " results" })
-                        }
-                    }
                 }
             }
             p { a href={"/batches/" (batch_id)} { "Back to the batch" } }
@@ -394,6 +392,10 @@ fn preview_markup(p: &ImportPreview) -> Markup {
             h2 { "Preview: line " (p.line) " of the file (" (p.delimiter) "-delimited)" }
             @if p.would_record {
                 div.notice.ok role="status" { "Every row can be recorded. Nothing is recorded until you confirm." }
+                // Submits the form below, with the very bytes previewed.
+                p { button type="submit" form="import-form" name="step" value="confirm" id="confirm" {
+                    "Record these " (p.rows.len()) (if p.rows.len() == 1 { " result" } else { " results" })
+                } }
             } @else {
                 div.notice.error role="alert" { (refused) " of " (p.rows.len()) " rows would be refused, so nothing can be recorded. Correct the file or the columns and preview again." }
             }

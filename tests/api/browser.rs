@@ -5,6 +5,7 @@
 
 use crate::lab::Lab;
 use crate::support::USER_PASSWORD;
+use actix_web::http::StatusCode;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 use std::process::{Child, Command, Stdio};
@@ -690,4 +691,113 @@ async fn the_whole_lifecycle_works_through_the_pages_alone() {
     }
     shot(&c, "history-sentences").await;
     c.close().await.unwrap();
+}
+
+/// A technician imports a FlowJo table export on the batch's import page:
+/// the product's saved mapping fills the columns, a file with one unreadable
+/// value is previewed with its refusal and nothing to confirm, the corrected
+/// file previews every row passing, and one confirm records them all.
+#[actix_web::test]
+async fn a_technician_imports_a_flowjo_export_on_the_import_page() {
+    let lab = Lab::msc().await;
+    let app = &lab.app;
+    let base = app.address.clone();
+    let (tech_id, tech) = app.user_with(&["technician"]).await;
+    lab.qualify_all(&tech_id).await;
+    let saved = app
+        .post(
+            &format!("/api/v1/products/{}/import-mappings", lab.product_id),
+            &lab.qa,
+            json!({"name": "FlowJo MSC panel table", "mapping": cellqc::demo::flowjo_msc_mapping()}),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::CREATED, "{}", saved.body);
+    let mapping_id = saved.body["id"].as_str().unwrap().to_owned();
+    let batch = lab.batch("UCMSC-2026-0301").await;
+    let export = String::from_utf8(include_bytes!("../data/flowjo-msc-panel.csv").to_vec())
+        .unwrap()
+        .replace("UCMSC-2026-9001", "UCMSC-2026-0301");
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("MSC panel broken.csv");
+    std::fs::write(&broken, export.replace(",98.7,99.2,", ",98.7,n/a,")).unwrap();
+    let good = dir.path().join("MSC panel 2026-12-02.csv");
+    std::fs::write(&good, &export).unwrap();
+
+    let d = chromedriver();
+    let c = browser(&d, 1100, 1400).await;
+    sign_in(&c, &base, &tech).await;
+    c.goto(&format!("{base}/batches/{batch}")).await.unwrap();
+    c.find(Locator::LinkText("Import from an export"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&c, "/results/import").await;
+    select(&c, "select[name=mapping_id]", &mapping_id).await;
+    submit(&c, "form[method=get]").await;
+    wait_for_url(&c, "mapping_id=").await;
+    let cd73 = c
+        .find(Locator::Css("input[name='map.CD73']"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(cd73.contains("CD73+ | Freq. of Parent"), "{cd73}");
+    let instrument = lab.instrument_for("CD73").unwrap().to_owned();
+    select(&c, "select[name=instrument_id]", &instrument).await;
+    let upload = |path: std::path::PathBuf| {
+        let c = c.clone();
+        async move {
+            c.find(Locator::Css("input[name=file]"))
+                .await
+                .unwrap()
+                .send_keys(path.to_str().unwrap())
+                .await
+                .unwrap();
+            c.find(Locator::Css("button[value=preview]"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+        }
+    };
+
+    // One unreadable value: the row says why, nothing can be confirmed.
+    upload(broken).await;
+    wait_for(&c, "#preview").await;
+    let preview = text_of(&c, "#preview").await;
+    assert!(preview.contains("REFUSED"), "{preview}");
+    assert!(
+        preview.contains("1 of 9 rows would be refused"),
+        "{preview}"
+    );
+    assert!(c.find(Locator::Css("#confirm")).await.is_err());
+    shot(&c, "import-refused").await;
+
+    // The corrected export: every row passes; one confirm records them.
+    upload(good).await;
+    wait_for(&c, "#confirm").await;
+    let preview = text_of(&c, "#preview").await;
+    assert!(preview.contains("Every row can be recorded"), "{preview}");
+    assert_eq!(lab.count("results"), 0, "a preview records nothing");
+    shot(&c, "import-preview").await;
+    c.find(Locator::Css("#confirm"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&c, "#imported").await;
+    assert!(
+        text_of(&c, "#imported")
+            .await
+            .contains("9 results recorded from MSC panel 2026-12-02.csv")
+    );
+    shot(&c, "import-recorded").await;
+    assert_eq!(lab.count("results"), 9);
+    assert_eq!(lab.count("source_files"), 1);
 }

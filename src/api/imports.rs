@@ -124,17 +124,6 @@ pub fn source_file_response(file: &svc::SourceFileView, bytes: Vec<u8>) -> HttpR
     let digest = hex::decode(&file.sha256)
         .map(|d| base64::engine::general_purpose::STANDARD.encode(d))
         .unwrap_or_default();
-    let safe_name: String = file
-        .filename
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
     HttpResponse::Ok()
         .insert_header((
             header::CONTENT_TYPE,
@@ -143,10 +132,7 @@ pub fn source_file_response(file: &svc::SourceFileView, bytes: Vec<u8>) -> HttpR
         .insert_header((header::ETAG, format!("\"{}\"", file.sha256)))
         .insert_header(("Repr-Digest", format!("sha-256=:{digest}:")))
         .insert_header(("Digest", format!("sha-256={digest}")))
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{safe_name}\""),
-        ))
+        .insert_header(crate::report::download(false, &file.filename))
         .insert_header((header::CACHE_CONTROL, "private, no-store"))
         .body(bytes)
 }

@@ -287,27 +287,10 @@ async fn import_markup(
 ) -> Result<Markup, WebError> {
     let (record, saved, usable, lots) = state
         .db(move |c| {
-            let now = chrono::Utc::now();
             let record = batch_svc::record(c, batch_id)?;
             let saved: Vec<ImportMappingView> = mappings::list(c, record.product.id)?;
-            Ok((
-                record,
-                saved,
-                crate::services::instruments::list(
-                    c,
-                    None,
-                    Some(crate::domain::instrument::Status::InService),
-                )?,
-                crate::services::materials::list(
-                    c,
-                    None,
-                    Some(crate::domain::material::LotStatus::Released),
-                    None,
-                )?
-                .into_iter()
-                .filter(|m| m.expires_at > now)
-                .collect::<Vec<_>>(),
-            ))
+            let (usable, lots) = super::results::usable_now(c)?;
+            Ok((record, saved, usable, lots))
         })
         .await?;
     let number = record.batch.batch_number.clone();

@@ -43,28 +43,8 @@ async fn record_form_markup(
     previous: Option<&RecordForm>,
     asked: &RecordFormQuery,
 ) -> Result<Markup, WebError> {
-    let (record, usable, lots) = state
-        .db(move |c| {
-            let now = chrono::Utc::now();
-            Ok((
-                batch_svc::record(c, batch_id)?,
-                // Only what is usable now is offered.
-                crate::services::instruments::list(
-                    c,
-                    None,
-                    Some(crate::domain::instrument::Status::InService),
-                )?,
-                crate::services::materials::list(
-                    c,
-                    None,
-                    Some(crate::domain::material::LotStatus::Released),
-                    None,
-                )?
-                .into_iter()
-                .filter(|m| m.expires_at > now)
-                .collect::<Vec<_>>(),
-            ))
-        })
+    let (record, (usable, lots)) = state
+        .db(move |c| Ok((batch_svc::record(c, batch_id)?, usable_now(c)?)))
         .await?;
     let picked_lots: Vec<String> = previous.map(|p| p.material_ids.clone()).unwrap_or_default();
     let detail = BatchDetail::from(&record);
@@ -168,6 +148,36 @@ async fn record_form_markup(
             }
             p { a href={"/batches/" (batch_id)} { "Back to the batch" } }
         },
+    ))
+}
+
+/// What a result form offers: the instruments in service now, and the
+/// material lots released and in date now.
+pub fn usable_now(
+    c: &mut diesel::pg::PgConnection,
+) -> Result<
+    (
+        Vec<crate::services::instruments::InstrumentView>,
+        Vec<crate::services::materials::MaterialView>,
+    ),
+    AppError,
+> {
+    let now = chrono::Utc::now();
+    Ok((
+        crate::services::instruments::list(
+            c,
+            None,
+            Some(crate::domain::instrument::Status::InService),
+        )?,
+        crate::services::materials::list(
+            c,
+            None,
+            Some(crate::domain::material::LotStatus::Released),
+            None,
+        )?
+        .into_iter()
+        .filter(|m| m.expires_at > now)
+        .collect(),
     ))
 }
 

@@ -42,6 +42,21 @@ CREATE UNIQUE INDEX import_mappings_current ON import_mappings (product_id, lowe
     WHERE retired_at IS NULL;
 CREATE TRIGGER import_mappings_no_delete BEFORE DELETE OR TRUNCATE ON import_mappings
     FOR EACH STATEMENT EXECUTE FUNCTION cellqc_refuse_change();
+-- A mapping keeps its product and creation; once retired it never changes.
+CREATE FUNCTION cellqc_import_mapping_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF (NEW.id, NEW.product_id, NEW.created_by, NEW.created_at)
+       IS DISTINCT FROM (OLD.id, OLD.product_id, OLD.created_by, OLD.created_at)
+       OR OLD.retired_at IS NOT NULL THEN
+        RAISE EXCEPTION 'cellqc: an import mapping keeps its product and creation, and a retired one never changes'
+            USING ERRCODE = 'restrict_violation';
+    END IF;
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER import_mappings_change BEFORE UPDATE ON import_mappings
+    FOR EACH ROW EXECUTE FUNCTION cellqc_import_mapping_change();
 
 GRANT SELECT, INSERT ON source_files TO cellqc_app;
 GRANT SELECT, INSERT, UPDATE ON import_mappings TO cellqc_app;

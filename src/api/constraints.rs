@@ -3,7 +3,8 @@
 //! forbids, the server refuses: free text as `domain::text` reads it (trimmed,
 //! bounded, no control characters; a blank optional text counts as absent),
 //! codes, enumerations, list bounds, cursors, the `Idempotency-Key` header,
-//! and no NUL character in any string (PostgreSQL can't store one).
+//! and no NUL character in any string (PostgreSQL can't store one); an
+//! operation without a body answers no 413 or 415.
 //!
 //! Rules JSON Schema can't state (one date after another, a time not in the
 //! future, a DIN's check character, a test of the batch's specification) are
@@ -338,8 +339,16 @@ pub fn apply(doc: &mut Value) {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned();
-                if let Some(body) = op.get_mut("requestBody") {
-                    forbid_nul(body);
+                match op.get_mut("requestBody") {
+                    Some(body) => forbid_nul(body),
+                    // A body is read only where one is declared: no 413 or
+                    // 415 without one.
+                    None => {
+                        if let Some(r) = op.get_mut("responses").and_then(Value::as_object_mut) {
+                            r.remove("413");
+                            r.remove("415");
+                        }
+                    }
                 }
                 let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {
                     continue;

@@ -628,3 +628,53 @@ async fn qa_keeps_a_products_import_mappings_on_its_page_and_the_import_page_fil
     let after = qa.get(&path).await;
     assert!(after.body.contains("No mapping saved"));
 }
+
+#[actix_rt::test]
+async fn a_retired_import_mapping_never_changes_and_none_changes_product() {
+    use diesel::connection::SimpleConnection;
+    let lab = Lab::msc().await;
+    let saved = lab
+        .app
+        .post(
+            &format!("/api/v1/products/{}/import-mappings", lab.product_id),
+            &lab.qa,
+            json!({"name": "dose", "mapping": {"DOSE": "Viable cells per bag"}}),
+        )
+        .await;
+    let id = saved.body["id"].as_str().unwrap().to_owned();
+    let mut conn = lab.app.conn();
+    let other = uuid::Uuid::now_v7();
+    assert!(
+        conn.batch_execute(&format!(
+            "UPDATE import_mappings SET product_id = '{other}' WHERE id = '{id}'"
+        ))
+        .is_err()
+    );
+    let retired = lab
+        .app
+        .call_empty(
+            "DELETE",
+            &format!("/api/v1/import-mappings/{id}"),
+            Some(&lab.qa),
+        )
+        .await;
+    assert_eq!(retired.status, StatusCode::NO_CONTENT);
+    assert!(
+        conn.batch_execute(&format!(
+            "UPDATE import_mappings SET retired_at = NULL WHERE id = '{id}'"
+        ))
+        .is_err(),
+        "a retired mapping stays retired"
+    );
+    let again = lab
+        .app
+        .call(
+            "PUT",
+            &format!("/api/v1/import-mappings/{id}"),
+            Some(&lab.qa),
+            json!({"name": "dose", "mapping": {"DOSE": "x"}}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    assert_eq!(again.code(), "import_mapping_not_found");
+}

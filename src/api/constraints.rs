@@ -134,10 +134,12 @@ const RULES: &[(&str, &str, Rule)] = &[
     // Query parameters, by operation.
     ("list_audit", "entity_type", Rule::OptionalLine(100)),
     ("list_audit", "actor", Rule::OptionalLine(100)),
+    // Empty: any status (the search form sends it so).
     (
         "list_batches",
         "status",
         Rule::OneOf(&[
+            "",
             "quarantine",
             "released",
             "conditionally_released",

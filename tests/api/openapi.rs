@@ -214,6 +214,14 @@ async fn the_document_states_the_rules_the_server_applies_to_each_field() {
             .clone()
     };
     let batches = params("/api/v1/batches", "get");
+    // The server reads an empty status as any, and the document says so.
+    assert_eq!(find(&batches, "status")["enum"][0], "");
+    let any = app.get("/api/v1/batches?status=", &lab.tech).await;
+    assert_eq!(any.status, StatusCode::OK);
+    let none = app
+        .get("/api/v1/batches?status=quarantined", &lab.tech)
+        .await;
+    assert_eq!(none.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(find(&batches, "limit")["maximum"], 500);
     assert!(find(&batches, "cursor")["pattern"].is_string());
     // A body is read only where one is declared.

@@ -39,6 +39,8 @@ enum Rule {
     OneOf(&'static [&'static str]),
     /// A list of at least one item.
     NotEmpty,
+    /// 1 to `n` distinct items (one signing act's results).
+    Distinct(u32),
     /// An integer in this range.
     Between(i64, i64),
     /// An object with at least one entry.
@@ -59,7 +61,8 @@ const RULES: &[(&str, &str, Rule)] = &[
         "decision",
         Rule::OneOf(&["accept", "reject"]),
     ),
-    ("BulkReviewBody", "result_ids", Rule::NotEmpty),
+    // `services::results::MAX_REVIEW_AT_ONCE`, each named once.
+    ("BulkReviewBody", "result_ids", Rule::Distinct(200)),
     (
         "CloseDeviation",
         "conclusion",
@@ -210,6 +213,7 @@ fn keywords(rule: Rule) -> Value {
         }
         Rule::OneOf(values) => json!({"enum": values}),
         Rule::NotEmpty => json!({"minItems": 1}),
+        Rule::Distinct(n) => json!({"minItems": 1, "maxItems": n, "uniqueItems": true}),
         Rule::Between(min, max) => json!({"minimum": min, "maximum": max}),
         Rule::SomeEntries => json!({"minProperties": 1}),
         Rule::Plain(n) => json!({"maxLength": n, "pattern": format!("^[^{CONTROL}]*$")}),

@@ -198,7 +198,15 @@ async fn the_document_states_the_rules_the_server_applies_to_each_field() {
         prop("OpenDeviation", "severity")["enum"],
         json!(["minor", "major", "critical", null])
     );
-    assert_eq!(prop("BulkReviewBody", "result_ids")["minItems"], 1);
+    let ids = prop("BulkReviewBody", "result_ids");
+    assert_eq!(
+        (&ids["minItems"], &ids["maxItems"], &ids["uniqueItems"]),
+        (
+            &json!(1),
+            &json!(cellqc::services::results::MAX_REVIEW_AT_ONCE),
+            &json!(true)
+        )
+    );
     assert_eq!(
         prop("ReviewBody", "decision")["enum"],
         json!(["accept", "reject"])

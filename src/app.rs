@@ -48,6 +48,9 @@ pub struct AppState {
     pub anchors: crate::services::anchors::AnchorSink,
     /// The read database reports go to (`CELLQC_READ_DATABASE_URL`), if any.
     pub reads: Option<ReadDatabase>,
+    /// The language of new accounts and of pages before sign-in when the
+    /// browser names none of ours (`CELLQC_DEFAULT_LOCALE`).
+    pub default_locale: crate::i18n::Locale,
 }
 
 /// A streaming replica's pool, with one permit per connection as
@@ -119,6 +122,7 @@ impl AppState {
                 dir: settings.anchor_dir_path(),
             },
             reads: None,
+            default_locale: settings.default_locale,
         })
     }
 

@@ -118,6 +118,10 @@ pub struct Settings {
     /// Minutes between periodic anchors, written when the trail grew (0: none).
     #[arg(long, env = "CELLQC_ANCHOR_MINUTES", default_value_t = 15)]
     pub anchor_minutes: u32,
+    /// Language of new accounts, and of pages before sign-in when the
+    /// browser asks for none of ours: `en` or `zh-CN`.
+    #[arg(long, env = "CELLQC_DEFAULT_LOCALE", default_value = "en")]
+    pub default_locale: crate::i18n::Locale,
 }
 
 /// Two connections per CPU core, plus one: PostgreSQL's own sizing advice.
@@ -157,6 +161,7 @@ impl Settings {
             anchor_key_file: None,
             anchor_dir: None,
             anchor_minutes: 15,
+            default_locale: crate::i18n::Locale::En,
         }
     }
 

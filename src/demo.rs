@@ -8,6 +8,7 @@ use crate::db::schema::{products, users};
 use crate::domain::spec::TestDefInput;
 use crate::domain::users::LockoutPolicy;
 use crate::error::AppError;
+use crate::i18n::Locale;
 use crate::services::Actor;
 use crate::services::products::{NewProductInput, approve_spec, create_product, create_spec};
 use crate::services::users::{NewUserInput, create_user};
@@ -20,16 +21,24 @@ use uuid::Uuid;
 pub const DEMO_PASSWORD: &str = "cellqc-demo-pass";
 
 /// Demo users: (username, full name, role).
-pub const DEMO_USERS: [(&str, &str, &[&str]); 6] = [
-    ("tech", "Tess Technician", &["technician"]),
-    ("reviewer", "Rui Reviewer", &["reviewer"]),
-    ("qa", "Quinn Quality", &["qa"]),
-    ("qa2", "Petra Qualified-Person", &["qa"]),
+pub const DEMO_USERS: [(&str, &str, &[&str], Locale); 9] = [
+    ("tech", "Tess Technician", &["technician"], Locale::En),
+    ("reviewer", "Rui Reviewer", &["reviewer"], Locale::En),
+    ("qa", "Quinn Quality", &["qa"], Locale::En),
+    ("qa2", "Petra Qualified-Person", &["qa"], Locale::En),
     // QA who also reviews results: once they review one of a batch's
     // results, they may not release that batch (independence, visible).
-    ("qarev", "Remy Reviewer-QA", &["qa", "reviewer"]),
-    ("auditor", "Aud Itor", &["auditor"]),
+    ("qarev", "Remy Reviewer-QA", &["qa", "reviewer"], Locale::En),
+    ("auditor", "Aud Itor", &["auditor"], Locale::En),
+    // A Chinese-speaking technician, reviewer and QA person: the whole
+    // lifecycle in Chinese (pages, emails, certificate, signing statements).
+    ("wang", "王芳", &["technician"], Locale::ZhCn),
+    ("liu", "刘洋", &["reviewer"], Locale::ZhCn),
+    ("chen", "陈静", &["qa"], Locale::ZhCn),
 ];
+
+/// The demo technicians, each qualified for every test that requires it.
+const DEMO_TECHNICIANS: [&str; 2] = ["tech", "wang"];
 
 /// The instrument kind of the flow-cytometry tests.
 pub const FLOW_CYTOMETER: &str = "flow_cytometer";
@@ -80,7 +89,7 @@ fn mycoplasma() -> Value {
 
 /// The UC-MSC / MSC injection product.
 pub fn msc_product() -> Value {
-    json!({"code": "UCMSC-INJ", "name": "Umbilical-cord MSC injection", "product_type": "UC-MSC",
+    json!({"code": "UCMSC-INJ", "name": "Umbilical-cord MSC injection 人脐带间充质干细胞注射液", "product_type": "UC-MSC",
            "storage_min_c": "-196", "storage_max_c": "-150"})
 }
 
@@ -141,7 +150,7 @@ pub fn msc_passing_values() -> Vec<(&'static str, Value)> {
 
 /// The iPSC working cell bank (parent of the drug product).
 pub fn ipsc_bank_product() -> Value {
-    json!({"code": "IPSC-WCB", "name": "iPSC working cell bank", "product_type": "iPSC cell bank",
+    json!({"code": "IPSC-WCB", "name": "iPSC working cell bank 人诱导多能干细胞工作细胞库", "product_type": "iPSC cell bank",
            "storage_min_c": "-196", "storage_max_c": "-150"})
 }
 
@@ -159,7 +168,7 @@ pub fn ipsc_bank_spec() -> Value {
 
 /// The iPSC-derived dopaminergic progenitor product.
 pub fn ipsc_product() -> Value {
-    json!({"code": "IPSC-DAP", "name": "iPSC-derived dopaminergic progenitors",
+    json!({"code": "IPSC-DAP", "name": "iPSC-derived dopaminergic progenitors 人诱导多能干细胞来源多巴胺能神经前体细胞",
            "product_type": "iPSC-derived neural progenitors",
            "storage_min_c": "-196", "storage_max_c": "-150", "release_signatures_required": 2,
            "audit_review_required": true})
@@ -224,7 +233,7 @@ fn demo_actor(conn: &mut PgConnection, username: &str) -> Result<Actor, AppError
 /// Returns what it created, one line each.
 pub fn load(conn: &mut PgConnection, lockout: LockoutPolicy) -> Result<Vec<String>, AppError> {
     let mut created = Vec::new();
-    for (username, full_name, roles) in DEMO_USERS {
+    for (username, full_name, roles, locale) in DEMO_USERS {
         let exists: i64 = users::table
             .filter(users::username.eq(username))
             .count()
@@ -242,6 +251,7 @@ pub fn load(conn: &mut PgConnection, lockout: LockoutPolicy) -> Result<Vec<Strin
                     // Demonstration accounts whose password the README prints:
                     // a demo that could not sign would show nothing.
                     temporary: false,
+                    locale,
                 },
                 Some("demo data"),
             )?;
@@ -486,11 +496,15 @@ fn load_lab(conn: &mut PgConnection, lockout: LockoutPolicy) -> Result<Vec<Strin
         mat::release(conn, lockout, &qa, m.id, DEMO_PASSWORD)?;
         created.push("material 7AAD lot DEMO-7AAD-001, released".to_owned());
     }
-    let granted: i64 = qualifications::table
-        .filter(qualifications::user_id.eq(tech.id))
-        .count()
-        .get_result(conn)?;
-    if granted == 0 {
+    for username in DEMO_TECHNICIANS {
+        let tech = demo_actor(conn, username)?;
+        let granted: i64 = qualifications::table
+            .filter(qualifications::user_id.eq(tech.id))
+            .count()
+            .get_result(conn)?;
+        if granted > 0 {
+            continue;
+        }
         let mut codes: Vec<String> = [msc_spec(), ipsc_bank_spec(), ipsc_spec()]
             .iter()
             .flat_map(controlled_tests)
@@ -512,7 +526,9 @@ fn load_lab(conn: &mut PgConnection, lockout: LockoutPolicy) -> Result<Vec<Strin
                 },
             )?;
         }
-        created.push("qualifications of tech for every test that requires one".to_owned());
+        created.push(format!(
+            "qualifications of {username} for every test that requires one"
+        ));
     }
     created.extend(load_mappings(conn, &qa)?);
     Ok(created)

@@ -14,6 +14,7 @@ use crate::domain::release::{ReleaseRefusal, TransitionRefusal};
 use crate::domain::result::{RecordRefusal, ReviewRefusal};
 use crate::domain::roles::RoleRefusal;
 use crate::domain::spec::ApprovalRefusal;
+use crate::i18n::Locale;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
@@ -228,11 +229,51 @@ struct ProblemBody<'a> {
     blockers: Option<&'a serde_json::Value>,
 }
 
-/// The `application/problem+json` response for a problem.
+impl Problem {
+    /// The words of this problem for a reader of `loc`: in English as
+    /// written; in Chinese the code's sentence, with the specific English
+    /// detail after it in brackets (a value, a test, a field it names).
+    pub fn in_locale(&self, loc: Locale) -> Problem {
+        let mut p = self.clone();
+        if loc != Locale::En {
+            let id = format!("problem-{}", self.code.replace('_', "-"));
+            if loc.has(&id) {
+                p.detail = format!("{}（{}）", loc.text(&id), self.detail);
+            }
+        }
+        p
+    }
+
+    /// The problem's title in `loc` (English: the status's reason phrase).
+    pub fn title(&self, loc: Locale) -> String {
+        let id = format!("problem-title-{}", self.status.as_u16());
+        if loc != Locale::En && loc.has(&id) {
+            loc.text(&id)
+        } else {
+            self.status.canonical_reason().unwrap_or("Error").to_owned()
+        }
+    }
+}
+
+/// The problem as answered: kept on the response, so that the API's
+/// language middleware can answer it again in the words `Accept-Language`
+/// asks for.
+#[derive(Debug, Clone)]
+pub struct AnsweredProblem(pub Problem);
+
+/// The `application/problem+json` response for a problem, in English.
 pub fn problem_response(p: &Problem) -> HttpResponse {
+    problem_response_in(p, Locale::En)
+}
+
+/// The `application/problem+json` response for a problem, its words in
+/// `loc` (the code, fields and values never change).
+pub fn problem_response_in(p: &Problem, loc: Locale) -> HttpResponse {
+    let title = p.title(loc);
+    let p = &p.in_locale(loc);
     let body = ProblemBody {
         kind: format!("urn:cellqc:problem:{}", p.code),
-        title: p.status.canonical_reason().unwrap_or("Error"),
+        title: &title,
         status: p.status.as_u16(),
         detail: &p.detail,
         code: p.code,
@@ -247,7 +288,9 @@ pub fn problem_response(p: &Problem) -> HttpResponse {
     if let Some(secs) = p.retry_after {
         resp.insert_header((header::RETRY_AFTER, secs.to_string()));
     }
-    resp.json(body)
+    let mut res = resp.json(body);
+    res.extensions_mut().insert(AnsweredProblem(p.clone()));
+    res
 }
 
 impl fmt::Display for Problem {

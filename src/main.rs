@@ -265,6 +265,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     password: password.clone(),
                     // Typed by an operator, not by the user: temporary.
                     temporary: true,
+                    locale: settings.default_locale,
                 };
                 let user = create_user(
                     conn,
@@ -376,8 +377,12 @@ fn load_demo(conn: &mut PgConnection, settings: &Settings) -> anyhow::Result<()>
         "Demo users, each with the password `{}`:",
         cellqc::demo::DEMO_PASSWORD
     );
-    for (user, name, roles) in cellqc::demo::DEMO_USERS {
-        println!("  {user:<9} {name:<24} {}", roles.join(", "));
+    for (user, name, roles, locale) in cellqc::demo::DEMO_USERS {
+        println!(
+            "  {user:<9} {name:<24} {:<20} {}",
+            roles.join(", "),
+            locale.as_str()
+        );
     }
     println!(
         "API sign-in: POST /api/v1/auth/login {{\"username\":\"tech\",\"password\":\"{}\"}}",

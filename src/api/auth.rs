@@ -4,6 +4,7 @@ use super::extract::Json;
 use crate::app::{AppState, Db};
 use crate::auth::extractors::CurrentUser;
 use crate::error::AppError;
+use crate::i18n::Locale;
 use crate::services::UserView;
 use crate::services::auth as svc;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
@@ -90,4 +91,28 @@ pub async fn change_password(
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /auth/locale` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocaleChange {
+    /// `en` or `zh-CN`.
+    locale: Locale,
+}
+
+/// Sets the language one reads: pages, emails, certificates and the
+/// statement shown when signing. Codes and stored values never change.
+#[utoipa::path(tag = "auth", request_body = LocaleChange, responses((status = 200, body = crate::services::UserView), crate::api::openapi::Problems))]
+#[post("/auth/locale")]
+pub async fn set_locale(
+    db: Db,
+    user: CurrentUser,
+    body: Json<LocaleChange>,
+) -> Result<HttpResponse, AppError> {
+    let locale = body.parse()?.locale;
+    let view = db
+        .run(move |c| crate::services::users::set_own_locale(c, &user.actor, locale))
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
 }

@@ -6,6 +6,7 @@ use crate::app::{Db, ReportDb};
 use crate::auth::extractors::{AuditReader, Authorized, CreatesBatches, CurrentUser};
 use crate::domain::batch::BatchStatus;
 use crate::error::AppError;
+use crate::report::coa::CoaLang;
 use crate::services::batches::{self as svc, BatchFilter, NewBatchInput};
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
@@ -156,19 +157,31 @@ pub async fn batch_history(
     )
 }
 
-/// The Certificate of Analysis (PDF) of a released or conditionally released batch.
-#[utoipa::path(tag = "batches", responses((status = 200, description = "Certificate of Analysis", body = crate::api::openapi::Binary, content_type = "application/pdf"), crate::api::openapi::Problems))]
+/// `GET /batches/{id}/certificate` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateQuery {
+    /// `en`, `zh-CN` or `bilingual` (default: the requesting user's language).
+    lang: Option<CoaLang>,
+}
+
+/// The Certificate of Analysis (PDF) of a released or conditionally released
+/// batch, in English, Chinese or both.
+#[utoipa::path(tag = "batches", params(CertificateQuery), responses((status = 200, description = "Certificate of Analysis", body = crate::api::openapi::Binary, content_type = "application/pdf"), crate::api::openapi::Problems))]
 #[get("/batches/{id}/certificate")]
 pub async fn batch_certificate(
     db: ReportDb,
     user: CurrentUser,
     id: web::Path<Uuid>,
+    Query(query): Query<CertificateQuery>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let actor = user.actor.clone();
+    let lang = query.lang.unwrap_or(CoaLang::of(actor.locale));
     let data = db
         .run_for_batch(id, move |c| {
-            crate::services::certificate::coa_data(c, id, &actor)
+            crate::services::certificate::coa_data(c, id, &actor, lang)
         })
         .await?;
     let number = data.batch_number.clone();

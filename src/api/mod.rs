@@ -45,6 +45,40 @@ pub fn wants_csv(format: Option<&str>) -> Result<bool, crate::error::AppError> {
     }
 }
 
+/// Middleware: a refusal's words (`title`, `detail`) in the language
+/// `Accept-Language` asks for; its code, fields and values never change.
+pub async fn problems_in_language(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let loc = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::i18n::Locale::from_accept_language)
+        .unwrap_or_default();
+    let res = next.call(req).await?.map_into_boxed_body();
+    if loc == crate::i18n::Locale::En {
+        return Ok(res);
+    }
+    let answered = res
+        .response()
+        .extensions()
+        .get::<crate::error::AnsweredProblem>()
+        .cloned();
+    let Some(crate::error::AnsweredProblem(problem)) = answered else {
+        return Ok(res);
+    };
+    let mut localised = crate::error::problem_response_in(&problem, loc);
+    // Every other header the refusal carried (Allow, WWW-Authenticate, ...).
+    for (name, value) in res.headers() {
+        if !localised.headers().contains_key(name) {
+            localised.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    Ok(res.into_response(localised))
+}
+
 /// Registers every route, and with it its OpenAPI description.
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(health::healthz)
@@ -55,10 +89,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .wrap(actix_web::middleware::from_fn(
                     crate::auth::extractors::authenticate_first,
                 ))
+                .wrap(actix_web::middleware::from_fn(problems_in_language))
                 .service(auth::login)
                 .service(auth::logout)
                 .service(auth::me)
                 .service(auth::change_password)
+                .service(auth::set_locale)
                 .service(users::create_user)
                 .service(users::list_users)
                 .service(users::get_user)

@@ -2,9 +2,10 @@
 
 use super::create;
 use super::extract::{Creation, Json, PageQuery, Query};
-use crate::app::Db;
+use crate::app::{AppState, Db};
 use crate::auth::extractors::{Authorized, ManagesUsers};
 use crate::error::AppError;
+use crate::i18n::Locale;
 use crate::services::UserView;
 use crate::services::users::{self as svc, NewUserInput, UserPatch};
 use actix_web::{HttpResponse, get, patch, post, web};
@@ -20,6 +21,8 @@ pub struct CreateUser {
     email: String,
     roles: Vec<String>,
     password: String,
+    /// The language the user reads (default: the site's, `CELLQC_DEFAULT_LOCALE`).
+    locale: Option<Locale>,
 }
 
 /// Creates an account.
@@ -27,6 +30,7 @@ pub struct CreateUser {
 #[post("/users")]
 pub async fn create_user(
     db: Db,
+    state: web::Data<AppState>,
     admin: Authorized<ManagesUsers>,
     req: Creation<CreateUser>,
 ) -> Result<HttpResponse, AppError> {
@@ -38,6 +42,7 @@ pub async fn create_user(
         roles: body.roles,
         password: body.password,
         temporary: true,
+        locale: body.locale.unwrap_or(state.default_locale),
     };
     let actor = admin.actor.clone();
     create(db, actor.id, idempotency, move |c| {
@@ -80,6 +85,7 @@ pub struct PatchUser {
     email: Option<String>,
     roles: Option<Vec<String>>,
     active: Option<bool>,
+    locale: Option<Locale>,
 }
 
 /// Changes name, email, roles or active state.
@@ -98,6 +104,7 @@ pub async fn update_user(
         email: body.email,
         roles: body.roles,
         active: body.active,
+        locale: body.locale,
     };
     let user = db
         .run(move |c| svc::update_user(c, &admin.actor, id, &patch))

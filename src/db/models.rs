@@ -34,6 +34,8 @@ pub struct UserRow {
     pub updated_at: DateTime<Utc>,
     /// Set by someone else: signs nothing until its holder changes it.
     pub password_temporary: bool,
+    /// The language pages, emails and certificates are shown in.
+    pub locale: String,
 }
 
 /// A user to insert.
@@ -47,6 +49,7 @@ pub struct NewUser<'a> {
     pub roles: Vec<String>,
     pub password_hash: &'a str,
     pub password_temporary: bool,
+    pub locale: &'a str,
 }
 
 /// A sign-in session as stored.
@@ -243,6 +246,10 @@ pub struct SignatureRow {
     pub entity_type: String,
     pub entity_id: Uuid,
     pub batch_id: Option<Uuid>,
+    /// The statement the signer read, in their language (none before
+    /// statements were kept: the meaning's English statement was shown).
+    pub statement: Option<String>,
+    pub statement_locale: Option<String>,
 }
 
 /// A deviation.

@@ -280,6 +280,8 @@ diesel::table! {
         entity_type -> Text,
         entity_id -> Uuid,
         batch_id -> Nullable<Uuid>,
+        statement -> Nullable<Text>,
+        statement_locale -> Nullable<Text>,
     }
 }
 
@@ -392,6 +394,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         password_temporary -> Bool,
+        locale -> Text,
     }
 }
 

@@ -146,6 +146,17 @@ pub struct Signature {
     pub record_hash: String,
     /// The record signed: the batch, a result or a deviation.
     pub entity_id: Uuid,
+    /// The statement the signer read, and its language.
+    pub statement: Statement,
+}
+
+/// The words a signer agreed to, as shown to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// The sentence.
+    pub text: String,
+    /// Its language (`en`, `zh-CN`).
+    pub locale: crate::i18n::Locale,
 }
 
 /// A deviation of the batch.
@@ -686,6 +697,10 @@ pub(crate) mod tests {
             reason: None,
             record_hash: "0".repeat(64),
             entity_id: on,
+            statement: Statement {
+                text: meaning.statement(crate::i18n::Locale::En),
+                locale: crate::i18n::Locale::En,
+            },
         }
     }
 

@@ -59,34 +59,10 @@ pub enum Meaning {
 }
 
 impl Meaning {
-    /// The sentence the signer agrees to.
-    pub fn statement(self) -> &'static str {
-        match self {
-            Meaning::Reviewed => "I have reviewed this result and accept it",
-            Meaning::ReviewRejected => "I have reviewed this result and reject it",
-            Meaning::SpecApproved => "I approve this specification for use",
-            Meaning::Released => "I approve this batch for release",
-            Meaning::ConditionallyReleased => {
-                "I approve this batch for conditional release before all results are in"
-            }
-            Meaning::Rejected => "I reject this batch",
-            Meaning::Recalled => "I recall this batch",
-            Meaning::DeviationClosed => "I close this deviation with the conclusion given",
-            Meaning::QualificationGranted => {
-                "I confirm this person is trained and qualified to perform this test until the date given"
-            }
-            Meaning::QualificationRevoked => {
-                "I withdraw this person's qualification to perform this test"
-            }
-            Meaning::InstrumentReturned => {
-                "I confirm this instrument is fit for use and return it to service"
-            }
-            Meaning::MaterialReleased => "I release this material lot for use",
-            Meaning::MaterialRejected => "I reject this material lot",
-            Meaning::AuditTrailReviewed => {
-                "I have reviewed every exception in this batch's audit trail up to the entry shown"
-            }
-        }
+    /// The sentence the signer agrees to, in the signer's language (the
+    /// message `statement-<meaning>`).
+    pub fn statement(self, locale: crate::i18n::Locale) -> String {
+        locale.text(&format!("statement-{}", self.as_str().replace('_', "-")))
     }
 }
 

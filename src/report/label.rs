@@ -6,8 +6,8 @@
 
 use barcoders::sym::code128::Code128;
 use printpdf::{
-    Color, Line, LinePoint, Mm, Op, PaintMode, ParsedFont, PdfDocument, PdfFontHandle, PdfPage,
-    PdfSaveOptions, Point, Polygon, PolygonRing, Pt, Rgb, TextItem, WindingOrder,
+    Color, Line, LinePoint, Mm, Op, PaintMode, ParsedFont, PdfDocument, PdfPage, PdfSaveOptions,
+    Point, Polygon, PolygonRing, Rgb, WindingOrder,
 };
 
 /// What the label shows.
@@ -78,24 +78,20 @@ pub fn render(d: &LabelData) -> Result<Vec<u8>, String> {
     let bold = ParsedFont::from_bytes(super::coa::BOLD, 0, &mut warnings)
         .ok_or("the bold font did not parse")?;
     let mut doc = PdfDocument::new(&format!("Label {}", d.batch_number));
+    // A product named in Chinese needs the CJK glyphs (parsed only then).
+    let cjk = if super::coa::has_cjk(&d.product) {
+        let font = ParsedFont::from_bytes(super::coa::CJK, 0, &mut warnings)
+            .ok_or("the CJK font did not parse")?;
+        doc.add_font(&font)
+    } else {
+        doc.add_font(&regular)
+    };
     let (regular, bold) = (doc.add_font(&regular), doc.add_font(&bold));
     let mut ops: Vec<Op> = Vec::new();
     let text = |ops: &mut Vec<Op>, x: f32, y: f32, size: f32, strong: bool, s: &str| {
         ops.push(Op::StartTextSection);
-        ops.push(Op::SetFont {
-            font: PdfFontHandle::External(if strong {
-                bold.clone()
-            } else {
-                regular.clone()
-            }),
-            size: Pt(size),
-        });
-        ops.push(Op::SetTextCursor {
-            pos: Point::new(Mm(x), Mm(y)),
-        });
-        ops.push(Op::ShowText {
-            items: vec![TextItem::Text(s.to_owned())],
-        });
+        let latin = if strong { &bold } else { &regular };
+        super::coa::show_text(ops, latin, &cjk, x, y, size, s);
         ops.push(Op::EndTextSection);
     };
     ops.push(Op::SetFillColor { col: black() });

@@ -3,6 +3,7 @@
 
 use super::Actor;
 use super::batch_record::{self, views::BatchDetail};
+use super::signatures::SignatureView;
 use crate::domain::StoredName;
 use crate::domain::batch::BatchStatus;
 use crate::domain::din::Din;
@@ -11,11 +12,26 @@ use crate::domain::result::ResultStatus;
 use crate::domain::signature::Meaning;
 use crate::domain::spec::describe_limit;
 use crate::error::AppError;
-use crate::report::coa::{CoaData, CoaDeviation, CoaEarlier, CoaSignature, CoaTest};
+use crate::report::coa::{CoaData, CoaDeviation, CoaEarlier, CoaLang, CoaSignature, CoaTest};
 use crate::report::label::LabelData;
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use uuid::Uuid;
+
+/// A release signature's meaning on the certificate: the code, the
+/// statement exactly as the signer read it, and, where the certificate is
+/// (also) in another language, the statement in that language too.
+fn signed_meaning(s: &SignatureView, lang: CoaLang) -> String {
+    let mut words = format!("{}: \"{}\"", s.meaning.as_str(), s.statement);
+    for other in lang.locales().iter().filter(|l| **l != s.statement_locale) {
+        words.push(' ');
+        words.push_str(&other.text_with(
+            "coa-statement-translated",
+            &[("statement", s.meaning.statement(*other).into())],
+        ));
+    }
+    words
+}
 
 fn utc(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
@@ -33,6 +49,7 @@ pub fn coa_data(
     conn: &mut PgConnection,
     batch_id: Uuid,
     viewer: &Actor,
+    lang: CoaLang,
 ) -> Result<CoaData, AppError> {
     let (record, head) = batch_record::read_with_head(conn, batch_id)?;
     let status = record.batch.status;
@@ -59,17 +76,17 @@ pub fn coa_data(
             let reviewed_by = view
                 .and_then(|v| v.signatures.iter().find(|s| s.meaning == Meaning::Reviewed))
                 .map(|s| format!("{} {}", s.signer.full_name, utc(s.signed_at)))
-                .unwrap_or_else(|| "not reviewed".to_owned());
+                .unwrap_or_else(|| lang.words("coa-not-reviewed"));
             CoaTest {
                 code: t.code.clone(),
                 name: t.name.clone(),
                 method: t.method.clone(),
                 limit: describe_limit(t),
-                result: view.map_or_else(|| "PENDING".to_owned(), |v| v.result.value.clone()),
+                result: view.map_or_else(|| lang.words("coa-pending"), |v| v.result.value.clone()),
                 unit: t.unit.clone().unwrap_or_default(),
                 outcome: view.map_or_else(
-                    || "pending".to_owned(),
-                    |v| v.result.outcome.as_str().to_uppercase(),
+                    || lang.words("coa-pending-outcome"),
+                    |v| lang.code_words("outcome", v.result.outcome.as_str()),
                 ),
                 performed_by: view
                     .map(|v| {
@@ -100,7 +117,7 @@ pub fn coa_data(
         .map(|s| CoaSignature {
             name: format!("{} ({})", s.signer.full_name, s.signer.username),
             signed_at: utc(s.signed_at),
-            meaning: format!("{}: \"{}\"", s.meaning.as_str(), s.statement),
+            meaning: signed_meaning(s, lang),
             reason: s.reason.clone().unwrap_or_default(),
         })
         .collect();
@@ -115,18 +132,26 @@ pub fn coa_data(
             let mut note = Vec::new();
             if let Some(d) = deviation {
                 note.push(format!(
-                    "investigated in \"{}\"{}",
-                    d.title,
+                    "{}{}",
+                    lang.words_with("coa-investigated-in", &[("title", d.title.as_str().into())]),
                     d.conclusion
-                        .map(|c| format!(", concluded {}", c.as_str().replace('_', " ")))
+                        .map(|c| lang.words_with(
+                            "coa-concluded",
+                            &[("conclusion", lang.code_words("status", c.as_str()).into())]
+                        ))
                         .unwrap_or_default()
                 ));
             }
             if let Some(n) = replaced_by {
                 note.push(format!(
-                    "replaced by {} {}{}",
-                    n.test_code,
-                    n.value,
+                    "{}{}",
+                    lang.words_with(
+                        "coa-replaced-by",
+                        &[
+                            ("test", n.test_code.as_str().into()),
+                            ("value", n.value.as_str().into())
+                        ]
+                    ),
                     n.reason
                         .as_deref()
                         .map(|why| format!(" ({why})"))
@@ -143,9 +168,9 @@ pub fn coa_data(
                         .as_deref()
                         .map(|u| format!(" {u}"))
                         .unwrap_or_default(),
-                    r.result.outcome.as_str().to_uppercase()
+                    lang.code_words("outcome", r.result.outcome.as_str())
                 ),
-                status: r.status.as_str().replace('_', " "),
+                status: lang.code_words("status", r.status.as_str()),
                 note: note.join("; "),
             }
         })
@@ -161,11 +186,18 @@ pub fn coa_data(
                 d.severity.as_str()
             ),
             outcome: match (d.conclusion, &d.root_cause) {
-                (Some(c), Some(rc)) => {
-                    format!("closed: {}. Root cause: {rc}", c.as_str().replace('_', " "))
-                }
-                (Some(c), None) => format!("closed: {}", c.as_str().replace('_', " ")),
-                _ => "OPEN".to_owned(),
+                (Some(c), Some(rc)) => lang.words_with(
+                    "coa-closed-root-cause",
+                    &[
+                        ("conclusion", lang.code_words("status", c.as_str()).into()),
+                        ("root_cause", rc.as_str().into()),
+                    ],
+                ),
+                (Some(c), None) => lang.words_with(
+                    "coa-closed",
+                    &[("conclusion", lang.code_words("status", c.as_str()).into())],
+                ),
+                _ => lang.words("coa-open"),
             },
         })
         .collect();
@@ -177,21 +209,31 @@ pub fn coa_data(
     let batch = &record.batch;
     let product = &record.product;
     Ok(CoaData {
+        lang,
         product: format!("{} ({})", product.name, product.code),
         product_type: product.product_type.clone(),
         batch_number: batch.batch_number.clone(),
-        donor_din: batch.donor_din.clone().unwrap_or_else(|| "none".to_owned()),
+        donor_din: batch
+            .donor_din
+            .clone()
+            .unwrap_or_else(|| lang.words("none")),
         intended_recipient: batch
             .intended_recipient
             .clone()
-            .unwrap_or_else(|| "none".to_owned()),
+            .unwrap_or_else(|| lang.words("none")),
         manufactured_at: utc(batch.manufactured_at),
         expires_at: utc(batch.expires_at),
-        specification: format!("version {} ({})", record.spec.version, batch.spec_id),
-        status: status.as_str().replace('_', " "),
+        specification: lang.words_with(
+            "coa-specification-value",
+            &[
+                ("version", record.spec.version.to_string().into()),
+                ("id", batch.spec_id.to_string().into()),
+            ],
+        ),
+        status: lang.code_words("status", status.as_str()),
         conditional: status == BatchStatus::ConditionallyReleased,
         parents: if parents.is_empty() {
-            "none".to_owned()
+            lang.words("none")
         } else {
             parents.join(", ")
         },

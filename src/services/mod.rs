@@ -37,11 +37,12 @@ pub mod users;
 pub mod verification;
 pub mod worklist;
 
-use crate::db::models::UserRow;
+use crate::db::models::{UserRow, parse_stored};
 use crate::domain::audit::ActorRef;
 use crate::domain::roles::{Action, Role, RoleSet, check};
 use crate::domain::users::is_locked;
 use crate::error::AppError;
+use crate::i18n::Locale;
 use chrono::{DateTime, Utc};
 use diesel::Connection;
 use diesel::pg::PgConnection;
@@ -63,6 +64,8 @@ pub struct Actor {
     /// The password was set by someone else: nothing is signed until the
     /// user changes it (403 `password_change_required`).
     pub password_change_required: bool,
+    /// The language the user reads (pages, emails, signature statements).
+    pub locale: Locale,
 }
 
 impl Actor {
@@ -100,6 +103,7 @@ impl TryFrom<&UserRow> for Actor {
             full_name: u.full_name.clone(),
             roles,
             password_change_required: u.password_temporary,
+            locale: parse_stored("user locale", &u.locale)?,
         })
     }
 }
@@ -128,6 +132,8 @@ pub struct UserView {
     /// The password was set by someone else (an admin): the user may sign in
     /// and read, and signs nothing until they change it.
     pub password_change_required: bool,
+    /// The language of the user's pages, emails and certificates.
+    pub locale: Locale,
 }
 
 impl From<&UserRow> for UserView {
@@ -144,6 +150,8 @@ impl From<&UserRow> for UserView {
             locked_until: u.locked_until.filter(|_| locked),
             created_at: u.created_at,
             password_change_required: u.password_temporary,
+            // The table's CHECK admits only the languages there are.
+            locale: Locale::parse(&u.locale).unwrap_or_default(),
         }
     }
 }

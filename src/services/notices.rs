@@ -4,7 +4,7 @@
 //! for release, a release, rejection or recall, and an account lockout.
 
 use super::Actor;
-use super::outbox::{Email, queue, queue_to_role};
+use super::outbox::{Email, Letter, queue, queue_to_role};
 use crate::db::models::UserRow;
 use crate::domain::StoredName;
 use crate::domain::batch::BatchStatus;
@@ -12,6 +12,7 @@ use crate::domain::deviation::Severity;
 use crate::domain::record::{BatchRecord, Deviation, RecordedResult};
 use crate::domain::roles::Role;
 use crate::error::AppError;
+use crate::i18n::{Locale, Value};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use uuid::Uuid;
@@ -23,6 +24,18 @@ pub fn batch_link(batch_id: Uuid) -> String {
 
 fn utc(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// A letter whose subject and body are messages of `src/locales`
+/// (`email-<name>-subject`, `email-<name>-body`), with their arguments.
+fn letter(loc: Locale, name: &str, args: &[(&'static str, Value<'_>)]) -> Letter {
+    Letter {
+        subject: format!(
+            "[cellqc] {}",
+            loc.text_with(&format!("email-{name}-subject"), args)
+        ),
+        body: format!("{}\n", loc.text_with(&format!("email-{name}-body"), args)),
+    }
 }
 
 /// Emails every active QA user about the OOS investigation `oos` that the
@@ -41,38 +54,31 @@ pub fn oos_opened(
         .as_deref()
         .map(|u| format!(" {u}"))
         .unwrap_or_default();
-    let subject = if urgent {
-        format!(
-            "[cellqc] URGENT: late OOS on {} batch {}: {} failed",
-            batch.status.as_str().replace('_', " "),
-            batch.batch_number,
-            result.test_code
-        )
-    } else {
-        format!(
-            "[cellqc] OOS on batch {}: {} failed",
-            batch.batch_number, result.test_code
+    let compose = |loc: Locale| {
+        letter(
+            loc,
+            if urgent { "late-oos" } else { "oos" },
+            &[
+                ("description", oos.description.as_str().into()),
+                ("batch", batch.batch_number.as_str().into()),
+                (
+                    "status",
+                    loc.code_words("status", batch.status.as_str()).into(),
+                ),
+                ("test", result.test_code.as_str().into()),
+                ("value", format!("{}{unit}", result.value).into()),
+                ("limit", limit.into()),
+                ("deviation", oos.id.to_string().into()),
+                ("severity", oos.severity.as_str().into()),
+            ],
         )
     };
-    let body = format!(
-        "{}\n\nBatch: {} (status {})\nTest: {}\nResult: {}{unit}\nLimit: {limit}\nDeviation: {} ({})\n\
-         \nThe result can't be superseded or retested until QA closes the \
-         investigation; only a documented assignable cause (invalid_test) invalidates it.\n",
-        oos.description,
-        batch.batch_number,
-        batch.status.as_str(),
-        result.test_code,
-        result.value,
-        oos.id,
-        oos.severity.as_str(),
-    );
     queue_to_role(
         conn,
         Role::Qa,
         &Email {
             kind: if urgent { "late_oos" } else { "oos_recorded" },
-            subject: &subject,
-            body: &body,
+            letter: &compose,
             urgent,
             link_path: Some(&batch_link(batch.id)),
         },
@@ -87,21 +93,23 @@ pub fn excursion_opened(
     record: &BatchRecord,
     deviation: &Deviation,
 ) -> Result<(), AppError> {
-    let subject = format!(
-        "[cellqc] Temperature excursion on batch {}",
-        record.batch.batch_number
-    );
-    let body = format!(
-        "{}\n\nDeviation: {}\n\nThe batch can't be released while the deviation is open.\n",
-        deviation.description, deviation.id
-    );
+    let compose = |loc: Locale| {
+        letter(
+            loc,
+            "excursion",
+            &[
+                ("batch", record.batch.batch_number.as_str().into()),
+                ("description", deviation.description.as_str().into()),
+                ("deviation", deviation.id.to_string().into()),
+            ],
+        )
+    };
     queue_to_role(
         conn,
         Role::Qa,
         &Email {
             kind: "custody_excursion",
-            subject: &subject,
-            body: &body,
+            letter: &compose,
             urgent: true,
             link_path: Some(&batch_link(record.batch.id)),
         },
@@ -125,18 +133,13 @@ pub fn ready_for_release(
         return Ok(());
     }
     let number = &record.batch.batch_number;
-    let subject = format!("[cellqc] Batch {number} is ready for release");
-    let body = format!(
-        "Every result of batch {number} is in, within specification and reviewed, and nothing else blocks \
-         its release. A Qualified Person who took no part in its testing can now sign the release.\n"
-    );
+    let compose = |loc: Locale| letter(loc, "ready", &[("batch", number.as_str().into())]);
     queue_to_role(
         conn,
         Role::Qa,
         &Email {
             kind: "batch_ready",
-            subject: &subject,
-            body: &body,
+            letter: &compose,
             urgent: false,
             link_path: Some(&batch_link(record.batch.id)),
         },
@@ -153,24 +156,34 @@ pub fn status_changed(
     actor: &Actor,
     reason: Option<&str>,
 ) -> Result<(), AppError> {
-    let what = to.as_str().replace('_', " ");
     let number = &record.batch.batch_number;
-    let subject = format!("[cellqc] Batch {number} {what}");
-    let body = format!(
-        "Batch {number} was {what} by {} ({}) at {}.{}\n",
-        actor.full_name,
-        actor.username,
-        utc(Utc::now()),
-        reason.map(|w| format!("\nReason: {w}")).unwrap_or_default(),
-    );
+    let at = utc(Utc::now());
+    let compose = |loc: Locale| {
+        let mut l = letter(
+            loc,
+            "status",
+            &[
+                ("batch", number.as_str().into()),
+                ("status", loc.code_words("status", to.as_str()).into()),
+                ("name", actor.full_name.as_str().into()),
+                ("username", actor.username.as_str().into()),
+                ("at", at.as_str().into()),
+            ],
+        );
+        if let Some(why) = reason {
+            l.body
+                .push_str(&loc.text_with("email-reason", &[("reason", why.into())]));
+            l.body.push('\n');
+        }
+        l
+    };
     let kind = format!("batch_{}", to.as_str());
     queue_to_role(
         conn,
         Role::Qa,
         &Email {
             kind: &kind,
-            subject: &subject,
-            body: &body,
+            letter: &compose,
             urgent: to == BatchStatus::Recalled,
             link_path: Some(&batch_link(record.batch.id)),
         },
@@ -186,26 +199,27 @@ pub fn account_locked(
     until: DateTime<Utc>,
     failures: i32,
 ) -> Result<(), AppError> {
-    let subject = format!("[cellqc] Account locked: {}", user.username);
-    let body = format!(
-        "The cellqc account `{}` ({}) was locked at {} after {} consecutive failed \
-         password attempts. It unlocks by itself at {}, or an admin can unlock it \
-         on the Users page (user id {}).\n\nIf the user did not make these attempts, \
-         treat this as an attempted unauthorised use (21 CFR 11.300(d)).\n",
-        user.username,
-        user.full_name,
-        utc(Utc::now()),
-        failures,
-        utc(until),
-        user.id,
-    );
+    let (at, until) = (utc(Utc::now()), utc(until));
+    let compose = |loc: Locale| {
+        letter(
+            loc,
+            "locked",
+            &[
+                ("username", user.username.as_str().into()),
+                ("name", user.full_name.as_str().into()),
+                ("at", at.as_str().into()),
+                ("failures", failures.into()),
+                ("until", until.as_str().into()),
+                ("id", user.id.to_string().into()),
+            ],
+        )
+    };
     queue_to_role(
         conn,
         Role::Admin,
         &Email {
             kind: "account_locked",
-            subject: &subject,
-            body: &body,
+            letter: &compose,
             urgent: true,
             link_path: Some("/users"),
         },
@@ -220,25 +234,29 @@ pub fn password_reset(
     user: &UserRow,
     admin: &Actor,
 ) -> Result<(), AppError> {
-    let subject = format!("[cellqc] Your password was reset: {}", user.username);
-    let body = format!(
-        "An administrator, {} ({}), set a new password for your cellqc account `{}` at {}. \
-         Every session you had open was ended.\n\nThe new password is temporary: you can \
-         sign in and read with it, but you sign nothing until you have chosen your own \
-         (Account > Password). The administrator tells you the temporary password in \
-         person; it is never sent by email.\n\nIf you did not ask for this, tell QA at once.\n",
-        admin.full_name,
-        admin.username,
-        user.username,
-        utc(Utc::now()),
-    );
+    let at = utc(Utc::now());
+    let compose = |loc: Locale| {
+        letter(
+            loc,
+            "reset",
+            &[
+                ("admin", admin.full_name.as_str().into()),
+                ("admin_username", admin.username.as_str().into()),
+                ("username", user.username.as_str().into()),
+                ("at", at.as_str().into()),
+            ],
+        )
+    };
+    // The user reads it in their own language (the table's CHECK admits
+    // only the languages there are).
+    let locale = Locale::parse(&user.locale).unwrap_or_default();
     queue(
         conn,
         vec![user.email.clone()],
+        locale,
         &Email {
             kind: "password_reset",
-            subject: &subject,
-            body: &body,
+            letter: &compose,
             urgent: true,
             link_path: Some("/account/password"),
         },
@@ -255,37 +273,33 @@ pub fn anchor_made(
     anchor_json: &str,
     too_large_for_email: Option<&str>,
 ) -> Result<(), AppError> {
-    let subject = format!(
-        "[cellqc] Audit trail anchor {created_at}: root {}",
-        &root[..16.min(root.len())]
-    );
-    let how = match too_large_for_email {
-        None => "Keep this email unchanged (a mail archive that the database's operators can't \
-                 edit): `cellqc audit verify --anchors DIR` with the JSON below saved in DIR \
-                 proves that no chain was rewritten or cut back since. The signature is checked \
-                 with the site's public key (GET /api/v1/audit/anchor-key)."
-            .to_owned(),
-        Some(file) => format!(
-            "The anchor covers too many chains to be emailed whole: the JSON below is its \
-             summary, without the chains' heads that the root and the signature cover. The \
-             whole anchor is the file {file} in the server's anchor directory \
-             (CELLQC_ANCHOR_DIR): copy it where the database's operators can't write. Keep \
-             this email unchanged: the file's root must be the root above, and \
-             `cellqc audit verify --anchors DIR` with the file in DIR proves that no chain was \
-             rewritten or cut back since."
-        ),
+    let short = root.get(..16).unwrap_or(root);
+    let compose = |loc: Locale| {
+        let how = match too_large_for_email {
+            None => loc.text("email-anchor-keep"),
+            Some(file) => loc.text_with("email-anchor-too-large", &[("file", file.into())]),
+        };
+        let mut l = letter(
+            loc,
+            "anchor",
+            &[
+                ("at", created_at.into()),
+                ("root", root.into()),
+                ("short", short.into()),
+                ("how", how.into()),
+            ],
+        );
+        // The JSON exactly as made, after the words.
+        l.body
+            .push_str(&format!("\n--- anchor (JSON) ---\n{anchor_json}\n"));
+        l
     };
-    let body = format!(
-        "cellqc anchored its audit trail at {created_at}.\n\nMerkle root: {root}\n\n{how}\n\n\
-         --- anchor (JSON) ---\n{anchor_json}\n"
-    );
     queue_to_role(
         conn,
         Role::Qa,
         &Email {
             kind: "audit_anchor",
-            subject: &subject,
-            body: &body,
+            letter: &compose,
             urgent: false,
             link_path: Some("/audit/verify"),
         },
@@ -302,27 +316,28 @@ pub fn impact_on_released(
     deviation: &Deviation,
 ) -> Result<(), AppError> {
     let batch = &record.batch;
-    let subject = format!(
-        "[cellqc] URGENT: impact on {} batch {}: {}",
-        batch.status.as_str().replace('_', " "),
-        batch.batch_number,
-        deviation.title
-    );
-    let body = format!(
-        "{}\n\nBatch: {} (status {})\nDeviation: {} (critical)\n\nThe batch has left \
-         quality control. Assess at once whether it must be recalled.\n",
-        deviation.description,
-        batch.batch_number,
-        batch.status.as_str(),
-        deviation.id,
-    );
+    let compose = |loc: Locale| {
+        letter(
+            loc,
+            "impact",
+            &[
+                (
+                    "status",
+                    loc.code_words("status", batch.status.as_str()).into(),
+                ),
+                ("batch", batch.batch_number.as_str().into()),
+                ("title", deviation.title.as_str().into()),
+                ("description", deviation.description.as_str().into()),
+                ("deviation", deviation.id.to_string().into()),
+            ],
+        )
+    };
     queue_to_role(
         conn,
         Role::Qa,
         &Email {
             kind: "impact_on_released",
-            subject: &subject,
-            body: &body,
+            letter: &compose,
             urgent: true,
             link_path: Some(&batch_link(batch.id)),
         },

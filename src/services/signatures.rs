@@ -19,10 +19,11 @@ use crate::db::models::{SignatureRow, UserRow, parse_stored};
 use crate::db::schema::{sessions, signatures, users};
 use crate::domain::StoredName;
 use crate::domain::audit::{ActorRef, SYSTEM_CHAIN};
-use crate::domain::record::Signature;
+use crate::domain::record::{Signature, Statement};
 use crate::domain::signature::{Meaning, record_hash};
 use crate::domain::users::{LockoutPolicy, is_locked, register_failure};
 use crate::error::AppError;
+use crate::i18n::Locale;
 use chrono::{DateTime, SubsecRound, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -40,8 +41,10 @@ pub struct SignatureView {
     pub signer: ActorRef,
     /// What the signature means.
     pub meaning: Meaning,
-    /// The sentence the signer agreed to.
+    /// The sentence the signer agreed to, as they read it.
     pub statement: String,
+    /// The language the statement was shown in (`en`, `zh-CN`).
+    pub statement_locale: Locale,
     /// Server time of signing.
     pub signed_at: DateTime<Utc>,
     /// Reason or comment given.
@@ -56,7 +59,8 @@ impl From<&Signature> for SignatureView {
             id: s.id,
             signer: s.signer.clone(),
             meaning: s.meaning,
-            statement: s.meaning.statement().to_owned(),
+            statement: s.statement.text.clone(),
+            statement_locale: s.statement.locale,
             signed_at: s.signed_at,
             reason: s.reason.clone(),
             record_hash: s.record_hash.clone(),
@@ -69,6 +73,7 @@ impl TryFrom<&SignatureRow> for Signature {
 
     /// The stored signature, its meaning parsed.
     fn try_from(s: &SignatureRow) -> Result<Self, AppError> {
+        let meaning: Meaning = parse_stored("signature meaning", &s.meaning)?;
         Ok(Signature {
             id: s.id,
             signer: ActorRef {
@@ -76,11 +81,22 @@ impl TryFrom<&SignatureRow> for Signature {
                 username: s.signer_username.clone(),
                 full_name: s.signer_full_name.clone(),
             },
-            meaning: parse_stored("signature meaning", &s.meaning)?,
+            meaning,
             signed_at: s.signed_at,
             reason: s.reason.clone(),
             record_hash: s.record_hash.clone(),
             entity_id: s.entity_id,
+            statement: match (&s.statement, &s.statement_locale) {
+                (Some(text), Some(locale)) => Statement {
+                    text: text.clone(),
+                    locale: parse_stored("signature statement locale", locale)?,
+                },
+                // Kept before statements were: every page was English then.
+                _ => Statement {
+                    text: meaning.statement(Locale::En),
+                    locale: Locale::En,
+                },
+            },
         })
     }
 }
@@ -326,6 +342,11 @@ pub fn record(
     // Microseconds: exactly what PostgreSQL stores and returns, so the hash
     // can be recomputed from the stored row.
     let signed_at = Utc::now().trunc_subsecs(6);
+    // What the signer read: the statement in their language.
+    let statement = Statement {
+        text: s.meaning.statement(signer.locale),
+        locale: signer.locale,
+    };
     let row = SignatureRow {
         id: Uuid::now_v7(),
         signer_id: signer.id,
@@ -338,6 +359,8 @@ pub fn record(
         entity_type: s.entity_type.to_owned(),
         entity_id: s.entity_id,
         batch_id: s.batch_id,
+        statement: Some(statement.text.clone()),
+        statement_locale: Some(statement.locale.as_str().to_owned()),
     };
     diesel::insert_into(signatures::table)
         .values(&row)
@@ -350,6 +373,7 @@ pub fn record(
         reason: row.reason,
         record_hash: row.record_hash,
         entity_id: row.entity_id,
+        statement,
     })
 }
 

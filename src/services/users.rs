@@ -15,6 +15,7 @@ use crate::domain::roles::check_not_own;
 use crate::domain::roles::{Action, Role, RoleSet};
 use crate::domain::users::{Username, check_password_policy};
 use crate::error::{AppError, FieldError};
+use crate::i18n::Locale;
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -35,6 +36,7 @@ fn snapshot(u: &UserRow) -> serde_json::Value {
         "roles": u.roles,
         "active": u.active,
         "password_temporary": u.password_temporary,
+        "locale": u.locale,
     })
 }
 
@@ -55,6 +57,8 @@ pub struct NewUserInput {
     /// admin, an operator at the command line): then the user signs nothing
     /// until they change it.
     pub temporary: bool,
+    /// The language the user reads.
+    pub locale: Locale,
 }
 
 fn check_email(raw: &str, errors: &mut Vec<FieldError>) -> String {
@@ -132,6 +136,7 @@ pub fn create_user(
                 roles: roles.names(),
                 password_hash: &password_hash,
                 password_temporary: input.temporary,
+                locale: input.locale.as_str(),
             })
             .returning(UserRow::as_returning())
             .get_result(c)?;
@@ -208,6 +213,8 @@ pub struct UserPatch {
     pub roles: Option<Vec<String>>,
     /// Activate or deactivate.
     pub active: Option<bool>,
+    /// The language the user reads.
+    pub locale: Option<Locale>,
 }
 
 fn other_active_admins(conn: &mut PgConnection, id: Uuid) -> Result<i64, AppError> {
@@ -243,10 +250,11 @@ pub fn update_user(
         && patch.email.is_none()
         && patch.roles.is_none()
         && patch.active.is_none()
+        && patch.locale.is_none()
     {
         errors.push(FieldError::new(
             "body",
-            "give at least one of full_name, email, roles, active",
+            "give at least one of full_name, email, roles, active, locale",
         ));
     }
     if !errors.is_empty() {
@@ -272,6 +280,9 @@ pub fn update_user(
                 users::email.eq(email.as_deref().unwrap_or(&before.email)),
                 users::roles.eq(new_roles.names()),
                 users::active.eq(new_active),
+                users::locale.eq(patch
+                    .locale
+                    .map_or(before.locale.clone(), |l| l.as_str().to_owned())),
                 users::updated_at.eq(Utc::now()),
             ))
             .returning(UserRow::as_returning())
@@ -304,6 +315,41 @@ pub fn update_user(
                 )?;
             }
         }
+        Ok(UserView::from(&after))
+    })
+}
+
+/// Sets the language one reads oneself (`POST /auth/locale`). Choosing the
+/// language one already has changes nothing and is not audited.
+pub fn set_own_locale(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    locale: Locale,
+) -> Result<UserView, AppError> {
+    in_transaction(conn, |c| {
+        let before = lock_user(c, actor.id)?;
+        if before.locale == locale.as_str() {
+            return Ok(UserView::from(&before));
+        }
+        let after: UserRow = diesel::update(users::table.find(actor.id))
+            .set((
+                users::locale.eq(locale.as_str()),
+                users::updated_at.eq(Utc::now()),
+            ))
+            .returning(UserRow::as_returning())
+            .get_result(c)?;
+        audit::append(
+            c,
+            AuditRecord::new(
+                SYSTEM_CHAIN,
+                Some(actor),
+                "user.locale_changed",
+                "user",
+                Some(actor.id),
+            )
+            .before(json!({ "locale": before.locale }))
+            .after(json!({ "locale": after.locale })),
+        )?;
         Ok(UserView::from(&after))
     })
 }
@@ -419,6 +465,7 @@ pub fn ensure_initial_admin(
             password: password.map_or_else(|| generated.clone().unwrap_or_default(), str::to_owned),
             // A generated password is printed where others may read it.
             temporary: generated.is_some(),
+            locale: Locale::En,
         };
         create_user(conn, None, &input, Some("first start: no user existed"))?;
         Ok(generated)

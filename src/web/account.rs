@@ -5,32 +5,34 @@ use super::layout::{Refusal, csrf, html_page, page, refusal};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::error::{AppError, Problem};
+use crate::i18n::Locale;
 use crate::services::auth as auth_svc;
+use crate::tr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 
 const LABELS: &[(&str, &str)] = &[
-    ("current_password", "Current password"),
-    ("new_password", "New password"),
-    ("repeat", "New password again"),
+    ("current_password", "label-current-password"),
+    ("new_password", "label-new-password"),
+    ("repeat", "label-new-password-again"),
 ];
 
 fn form(user: &WebUser, problem: Option<&Problem>, done: bool) -> Markup {
-    let r = Refusal::new(problem, LABELS);
+    let r = Refusal::new(problem, LABELS, user.lang());
     page(
-        "Change your password",
+        &tr!(user.lang(), "account-password-title"),
         Some(user),
         html! {
-            @if done { div.notice.ok role="status" { "Your password was changed. Your other sessions were signed out." } }
+            @if done { div.notice.ok role="status" { (tr!(user.lang(), "account-changed")) } }
             (r.summary())
             form.stack.card method="post" action="/account/password" {
                 (csrf(user))
-                label { "Current password" input type="password" name="current_password" required autocomplete="current-password"; (r.at("current_password")) }
-                label { "New password (12 to 128 characters, not containing your username)" input type="password" name="new_password" required minlength="12" maxlength="128" autocomplete="new-password"; (r.at("new_password")) }
-                label { "New password again" input type="password" name="repeat" required autocomplete="new-password"; (r.at("repeat")) }
-                button type="submit" { "Change the password" }
+                label { (tr!(user.lang(), "label-current-password")) input type="password" name="current_password" required autocomplete="current-password"; (r.at("current_password")) }
+                label { (tr!(user.lang(), "account-new-password")) input type="password" name="new_password" required minlength="12" maxlength="128" autocomplete="new-password"; (r.at("new_password")) }
+                label { (tr!(user.lang(), "label-new-password-again")) input type="password" name="repeat" required autocomplete="new-password"; (r.at("repeat")) }
+                button type="submit" { (tr!(user.lang(), "account-change")) }
             }
         },
     )
@@ -90,4 +92,45 @@ pub async fn change_password(
             Ok(html_page(p.status, form(&user, Some(&p), false)))
         }
     }
+}
+
+/// The language switch's fields.
+#[derive(Debug, Deserialize)]
+pub struct LocaleForm {
+    csrf: String,
+    locale: String,
+}
+
+/// Sets the language one reads (the header's switch), then back to the page
+/// the switch was on.
+#[post("/account/locale")]
+pub async fn set_locale(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    user: WebUser,
+    f: web::Form<LocaleForm>,
+) -> Result<HttpResponse, WebError> {
+    user.check_csrf(&f.csrf)?;
+    let locale = Locale::parse(&f.locale)
+        .ok_or_else(|| AppError::invalid_field("locale", "must be \"en\" or \"zh-CN\""))?;
+    let actor = user.0.actor.clone();
+    state
+        .db(move |c| crate::services::users::set_own_locale(c, &actor, locale))
+        .await?;
+    // Back to the page the switch was on, when it was one of ours.
+    let back = req
+        .headers()
+        .get(actix_web::http::header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| url_path(r))
+        .unwrap_or_else(|| "/".to_owned());
+    Ok(super::layout::see_other(back))
+}
+
+/// The path (and query) of a referring address on this site; `None` for
+/// anything that could lead elsewhere.
+fn url_path(referer: &str) -> Option<String> {
+    let after_scheme = referer.split_once("://").map_or(referer, |(_, r)| r);
+    let path = after_scheme.find('/').map(|i| after_scheme.get(i..))??;
+    (path.starts_with('/') && !path.starts_with("//")).then(|| path.to_owned())
 }

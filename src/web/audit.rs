@@ -30,11 +30,11 @@ const RECORD_KINDS: &[&str] = &[
 ];
 
 const LABELS: &[(&str, &str)] = &[
-    ("entity_type", "Kind of record"),
-    ("entity_id", "Record id"),
-    ("actor", "Person"),
-    ("from", "From"),
-    ("to", "Until"),
+    ("entity_type", "label-kind-of-record"),
+    ("entity_id", "label-record-id"),
+    ("actor", "label-person"),
+    ("from", "label-from"),
+    ("to", "label-until"),
 ];
 
 /// The search form, as typed.
@@ -116,7 +116,7 @@ pub async fn audit_search(
         Ok(found) => (Some(found), None),
         Err(e) => (None, Some(refusal(e)?)),
     };
-    let r = Refusal::new(problem.as_ref(), LABELS).searching();
+    let r = Refusal::new(problem.as_ref(), LABELS, user.lang()).searching();
     let names = ResultNames::new();
     let next = found.as_ref().and_then(|f| f.next_cursor.clone()).map(|c| {
         let qs = serde_urlencoded::to_string([

@@ -74,7 +74,7 @@ async fn review_markup(
         &format!("Audit-trail review · {}", view.batch_number),
         Some(user),
         html! {
-            (refusal_box(problem))
+            (refusal_box(problem, user.lang()))
             div class={"notice " (notice)} id="review-state" role="status" { (words) " " (required) }
             div.card { dl.facts {
                 dt { "Batch" } dd { a href={"/batches/" (batch_id)} { (view.batch_number) } }
@@ -120,7 +120,7 @@ async fn review_markup(
                         input type="hidden" name="up_to_seq" value=(view.up_to_seq);
                         p { "Your signature covers entries #1 to #" (view.up_to_seq) " and the " (view.exceptions.len()) " exception(s) listed above." }
                         label { "Comment (optional)" textarea name="comment" { (comment) } }
-                        (meaning_box(Meaning::AuditTrailReviewed))
+                        (meaning_box(Meaning::AuditTrailReviewed, user.lang()))
                         label { "Your password (electronic signature)" input type="password" name="password" required autocomplete="current-password"; }
                         button type="submit" { "Sign the audit-trail review" }
                     }

@@ -1,13 +1,15 @@
 //! Signing in and out of the web interface.
 
-use super::layout::{html_page, page, see_other};
+use super::layout::{html_page, page_in, see_other};
 use super::session::{
     CsrfForm, LOGIN_CSRF_COOKIE, SESSION_COOKIE, WebError, WebUser, constant_time_eq,
-    protected_cookie, removal,
+    protected_cookie, reader_locale, removal,
 };
 use crate::app::AppState;
 use crate::error::AppError;
+use crate::i18n::Locale;
 use crate::services::auth::{self as auth_svc, random_token};
+use crate::tr;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use maud::{Markup, html};
@@ -17,17 +19,18 @@ fn secure(state: &AppState, req: &HttpRequest) -> bool {
     state.secure_cookies || req.connection_info().scheme() == "https"
 }
 
-fn login_markup(token: &str, username: &str, error: Option<&str>) -> Markup {
-    page(
-        "Sign in",
+fn login_markup(loc: Locale, token: &str, username: &str, error: Option<&str>) -> Markup {
+    page_in(
+        loc,
+        &tr!(loc, "login-title"),
         None,
         html! {
             @if let Some(e) = error { div.notice.error role="alert" id="login-error" { (e) } }
             form.stack.card method="post" action="/login" {
                 input type="hidden" name="csrf" value=(token);
-                label { "Username" input type="text" name="username" value=(username) autocomplete="username" required autofocus; }
-                label { "Password" input type="password" name="password" autocomplete="current-password" required; }
-                button type="submit" { "Sign in" }
+                label { (tr!(loc, "label-username")) input type="text" name="username" value=(username) autocomplete="username" required autofocus; }
+                label { (tr!(loc, "label-password")) input type="password" name="password" autocomplete="current-password" required; }
+                button type="submit" { (tr!(loc, "login-button")) }
             }
         },
     )
@@ -39,7 +42,7 @@ pub async fn login_form(state: web::Data<AppState>, req: HttpRequest) -> HttpRes
     let token = random_token();
     let mut res = html_page(
         actix_web::http::StatusCode::OK,
-        login_markup(&token, "", None),
+        login_markup(reader_locale(&req), &token, "", None),
     );
     let _ = res.add_cookie(&protected_cookie(
         LOGIN_CSRF_COOKIE,
@@ -107,16 +110,19 @@ pub async fn login(
             Ok(res)
         }
         Err(AppError::Problem(p)) if p.status.is_client_error() => {
+            let loc = reader_locale(&req);
             let message = match p.code {
-                "account_locked" => "This account is locked after repeated failed attempts. \
-                                     Wait 15 minutes or ask an administrator to unlock it."
-                    .to_owned(),
-                "rate_limited" => p.detail.clone(),
-                _ => "Wrong username or password.".to_owned(),
+                "account_locked" => tr!(loc, "login-locked"),
+                "rate_limited" => tr!(
+                    loc,
+                    "login-rate-limited",
+                    seconds = p.retry_after.unwrap_or(60)
+                ),
+                _ => tr!(loc, "login-wrong"),
             };
             let mut res = HttpResponse::build(p.status)
                 .content_type("text/html; charset=utf-8")
-                .body(login_markup(&form.csrf, &form.username, Some(&message)).into_string());
+                .body(login_markup(loc, &form.csrf, &form.username, Some(&message)).into_string());
             res.headers_mut().insert(
                 header::CACHE_CONTROL,
                 header::HeaderValue::from_static("no-store"),

@@ -18,15 +18,15 @@ use uuid::Uuid;
 
 /// The form's fields and their labels (errors are shown under the label).
 const LABELS: &[(&str, &str)] = &[
-    ("product_id", "Product"),
-    ("batch_number", "Batch number"),
-    ("manufactured_at", "Manufactured at"),
-    ("expires_at", "Expires at"),
-    ("donor_din", "Donor DIN"),
-    ("intended_recipient", "Intended recipient"),
-    ("quantity", "Quantity"),
-    ("unit", "Unit"),
-    ("parent_batch_ids", "Parent batches"),
+    ("product_id", "label-product"),
+    ("batch_number", "label-batch-number"),
+    ("manufactured_at", "label-manufactured-at"),
+    ("expires_at", "label-expires-at"),
+    ("donor_din", "label-donor-din"),
+    ("intended_recipient", "label-intended-recipient"),
+    ("quantity", "label-quantity"),
+    ("unit", "label-unit"),
+    ("parent_batch_ids", "label-parent-batches"),
 ];
 
 /// The new-batch form's fields, as typed.
@@ -71,7 +71,7 @@ async fn form_markup(
             )
         })
         .await?;
-    let r = Refusal::new(problem, LABELS);
+    let r = Refusal::new(problem, LABELS, user.lang());
     Ok(page(
         "Start a batch",
         Some(user),

@@ -12,9 +12,12 @@ use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::domain::spec::describe_limit;
 use crate::error::AppError;
+use crate::i18n::Locale;
+use crate::report::coa::CoaLang;
 use crate::services::PageRequest;
 use crate::services::batch_record::views::BatchDetail;
 use crate::services::batches::{self as batch_svc, BatchFilter};
+use crate::tr;
 use actix_web::{HttpResponse, get, web};
 use maud::html;
 use serde::Deserialize;
@@ -93,13 +96,13 @@ pub async fn batch_list(
         form.inline.card method="get" action="/batches" role="search" {
             label { "Batch number or donor DIN"
                 input type="search" name="q" value=(q.q.clone().unwrap_or_default()) autofocus; }
-            label { "Status"
+            label { (tr!(user.lang(), "col-status"))
                 select name="status" {
                     option value="" { "any" }
                     @for s in <BatchStatus as strum::VariantArray>::VARIANTS { option value=(s.as_str()) selected[q.status.as_deref() == Some(s.as_str())] { (s.as_str().replace('_', " ")) } }
                 }
             }
-            label { "Product"
+            label { (tr!(user.lang(), "col-product"))
                 select name="product_id" {
                     option value="" { "any" }
                     @for p in &products.items {
@@ -111,13 +114,13 @@ pub async fn batch_list(
         }
         @if list.items.is_empty() { p.muted { "No batch matches." } } @else {
             table {
-                thead { tr { th { "Batch" } th { "Product" } th { "Status" } th { "Donor DIN" } th { "Manufactured" } th { "Expires" } } }
+                thead { tr { th { "Batch" } th { (tr!(user.lang(), "col-product")) } th { (tr!(user.lang(), "col-status")) } th { (tr!(user.lang(), "label-donor-din")) } th { (tr!(user.lang(), "col-manufactured")) } th { (tr!(user.lang(), "col-expires")) } } }
                 tbody {
                     @for b in &list.items {
                         tr {
                             td { a href={"/batches/" (b.id)} { (b.batch_number) } }
                             td { (product_code(b.product_id)) }
-                            td { (status(b.status.as_str())) }
+                            td { (status(b.status.as_str(), user.lang())) }
                             td { (b.donor_din.clone().unwrap_or_default()) }
                             td { (user.time(b.manufactured_at)) }
                             td { (user.time(b.expires_at)) }
@@ -134,19 +137,17 @@ pub async fn batch_list(
     ))
 }
 
-fn blocker_words(code: BlockerCode) -> &'static str {
+fn blocker_title(code: BlockerCode, loc: Locale) -> String {
     match code {
-        BlockerCode::MissingResult => "A required result is missing",
-        BlockerCode::ResultFailed => "A result is out of specification",
-        BlockerCode::ResultNotReviewed => "A result has not been reviewed by a second person",
-        BlockerCode::OpenDeviation => "A deviation is still open",
-        BlockerCode::ConfirmedOos => {
-            "An out-of-specification result was confirmed: the batch can only be rejected"
-        }
-        BlockerCode::InTransit => "The batch is in transit",
-        BlockerCode::Expired => "The batch has expired",
-        BlockerCode::ParentNotReleased => "A parent batch is not released",
-        BlockerCode::AuditTrailNotReviewed => "QA has not signed a review of the audit trail",
+        BlockerCode::MissingResult => tr!(loc, "blocker-title-missing-result"),
+        BlockerCode::ResultFailed => tr!(loc, "blocker-title-result-failed"),
+        BlockerCode::ResultNotReviewed => tr!(loc, "blocker-title-result-not-reviewed"),
+        BlockerCode::OpenDeviation => tr!(loc, "blocker-title-open-deviation"),
+        BlockerCode::ConfirmedOos => tr!(loc, "blocker-title-confirmed-oos"),
+        BlockerCode::InTransit => tr!(loc, "blocker-title-in-transit"),
+        BlockerCode::Expired => tr!(loc, "blocker-title-expired"),
+        BlockerCode::ParentNotReleased => tr!(loc, "blocker-title-parent-not-released"),
+        BlockerCode::AuditTrailNotReviewed => tr!(loc, "blocker-title-audit-trail-not-reviewed"),
     }
 }
 
@@ -201,69 +202,69 @@ pub async fn batch_page(
     let just_recorded = recorded.and_then(|r| detail.results.iter().find(|x| x.result.id == r));
     let body = html! {
         @if let Some(n) = query.reviewed {
-            div.notice.ok role="status" id="reviewed" { (n) (if n == 1 { " result" } else { " results" }) " reviewed under your signature." }
+            div.notice.ok role="status" id="reviewed" { (tr!(user.lang(), "batch-reviewed-notice", n = n)) }
         }
-        @if let Some(r) = just_recorded { (recorded_notice(&r.result, "")) }
-        nav.card.actions aria-label="Actions" {
+        @if let Some(r) = just_recorded { (recorded_notice(&r.result, "", user.lang())) }
+        nav.card.actions aria-label=(tr!(user.lang(), "batch-actions")) {
             @for (path, label) in [
-                (Action::RecordResult, "results/new", "Record a result"),
-                (Action::RecordResult, "results/import", "Import from an export"),
-                (Action::Sign(Meaning::Reviewed), "review", "Review results"),
-                (Action::Sign(Meaning::Released), "release", "Release, reject or recall"),
-                (Action::RecordCustody, "custody/new", "Custody event"),
-                (Action::OpenDeviation, "deviations", "Deviations"),
-                (Action::ReadAuditTrail, "history", "History"),
-                (Action::ReadAuditTrail, "audit-review", "Audit-trail review"),
+                (Action::RecordResult, "results/new", (tr!(user.lang(), "batch-record"))),
+                (Action::RecordResult, "results/import", (tr!(user.lang(), "batch-import"))),
+                (Action::Sign(Meaning::Reviewed), "review", (tr!(user.lang(), "batch-review"))),
+                (Action::Sign(Meaning::Released), "release", (tr!(user.lang(), "batch-release"))),
+                (Action::RecordCustody, "custody/new", (tr!(user.lang(), "batch-custody"))),
+                (Action::OpenDeviation, "deviations", (tr!(user.lang(), "release-deviations-label"))),
+                (Action::ReadAuditTrail, "history", (tr!(user.lang(), "batch-history"))),
+                (Action::ReadAuditTrail, "audit-review", (tr!(user.lang(), "batch-audit-review"))),
             ].into_iter().filter(|(a, _, _)| user.may(*a)).map(|(_, p, l)| (p, l)) {
                 a.button href={"/batches/" (id) "/" (path)} { (label) }
             }
         }
         div.card {
             dl.facts {
-                dt { "Status" } dd { (status(b.status.as_str())) }
-                dt { "Product" } dd { (record.product.name) " (" (record.product.code) ")" }
-                dt { "Specification" } dd { "version " (record.spec.version) }
-                dt { "Donor DIN" } dd { (b.donor_din.clone().unwrap_or_else(|| "none".into())) }
-                dt { "Intended recipient" } dd { (b.intended_recipient.clone().unwrap_or_else(|| "none".into())) }
-                dt { "Manufactured" } dd { (user.time(b.manufactured_at)) }
-                dt { "Expires" } dd { (user.time(b.expires_at)) }
+                dt { (tr!(user.lang(), "col-status")) } dd { (status(b.status.as_str(), user.lang())) }
+                dt { (tr!(user.lang(), "col-product")) } dd { (record.product.name) " (" (record.product.code) ")" }
+                dt { (tr!(user.lang(), "col-specification")) } dd { (tr!(user.lang(), "spec-version", version = record.spec.version.to_string())) }
+                dt { (tr!(user.lang(), "label-donor-din")) } dd { (b.donor_din.clone().unwrap_or_else(|| (tr!(user.lang(), "none")).into())) }
+                dt { (tr!(user.lang(), "label-intended-recipient")) } dd { (b.intended_recipient.clone().unwrap_or_else(|| (tr!(user.lang(), "none")).into())) }
+                dt { (tr!(user.lang(), "col-manufactured")) } dd { (user.time(b.manufactured_at)) }
+                dt { (tr!(user.lang(), "col-expires")) } dd { (user.time(b.expires_at)) }
             }
         }
         @if b.status == BatchStatus::Quarantine {
-            h2 { "Release readiness" }
+            h2 { (tr!(user.lang(), "batch-readiness")) }
             @if !missing.is_empty() {
                 div.card.checklist id="to-do" {
-                    p { strong { "Results still to record (" (missing.len()) ")" } }
+                    p { strong { (tr!(user.lang(), "batch-still-to-record", n = missing.len())) } }
                     ul { @for bl in &missing {
                         li { "☐ " (bl.test_code.clone().unwrap_or_default())
                             @if let Some(t) = bl.test_code.as_deref().and_then(|c| record.test(c)) { " – " (t.name) }
                             @if user.may(Action::RecordResult) {
-                                " " a.button.secondary href={"/batches/" (id) "/results/new?test=" (bl.test_code.clone().unwrap_or_default())} { "Record" }
+                                " " a.button.secondary href={"/batches/" (id) "/results/new?test=" (bl.test_code.clone().unwrap_or_default())} { (tr!(user.lang(), "batch-record-one")) }
                             }
                         }
                     } }
                 }
             }
             @if readiness.releasable {
-                div.notice.ok { "Every rule holds: a Qualified Person who took no part in the testing can release the batch." }
+                div.notice.ok { (tr!(user.lang(), "batch-releasable")) }
             } @else if !other.is_empty() {
                 div.notice.error {
-                    @if readiness.conditionally_releasable { p { "Only results allowed to be pending are missing: a conditional release is possible." } }
-                    ul.blockers { @for bl in &other { li { strong { (blocker_words(bl.code)) } ": " (bl.message) } } }
+                    @if readiness.conditionally_releasable { p { (tr!(user.lang(), "batch-conditional")) } }
+                    ul.blockers { @for bl in &other { li { strong { (blocker_title(bl.code, user.lang())) } ": " (super::layout::blocker_words(bl, user.lang())) } } }
                 }
             } @else if readiness.conditionally_releasable {
-                div.notice { "Only results allowed to be pending are missing: a conditional release is possible." }
+                div.notice { (tr!(user.lang(), "batch-conditional")) }
             }
         } @else {
-            h2 { "Status" }
+            h2 { (tr!(user.lang(), "col-status")) }
             div class={"notice " (if b.status.is_released() { "ok" } else { "error" })} id="status-said" {
-                "This batch is " strong { (b.status.as_str().replace('_', " ")) } "."
-                @for s in &detail.signatures { " " (s.statement) " — " (s.signer.full_name) ", " (user.time(s.signed_at)) "." }
+                (tr!(user.lang(), "release-batch-is")) " " strong { (super::layout::status_words(b.status.as_str(), user.lang())) } (tr!(user.lang(), "sentence-end"))
+                @for s in &detail.signatures { " " (s.statement) " — " (s.signer.full_name) ", " (user.time(s.signed_at)) (tr!(user.lang(), "sentence-end")) }
             }
         }
-        h2 { "Specification and current results" }
+        h2 { (tr!(user.lang(), "batch-spec-results")) }
         table {
-            thead { tr { th { "Test" } th { "Method" } th { "Limit" } th { "Result" } th { "Outcome" } th { "Status" } th { "Performed by" } th { "Reviewed by" } } }
+            thead { tr { th { (tr!(user.lang(), "col-test")) } th { (tr!(user.lang(), "col-method")) } th { (tr!(user.lang(), "col-limit")) } th { (tr!(user.lang(), "col-result")) } th { (tr!(user.lang(), "col-outcome")) } th { (tr!(user.lang(), "col-status")) } th { (tr!(user.lang(), "col-performed-by")) } th { (tr!(user.lang(), "col-reviewed-by")) } } }
             tbody {
                 @for t in &record.spec.tests {
                     @let r = current(&t.code);
@@ -272,18 +273,18 @@ pub async fn batch_page(
                         td { (t.method) }
                         td { (describe_limit(t)) }
                         td {
-                            @if let Some(r) = r { (r.result.value) " " (r.result.unit.clone().unwrap_or_default()) } @else { span.muted { "none" } }
+                            @if let Some(r) = r { (r.result.value) " " (r.result.unit.clone().unwrap_or_default()) } @else { span.muted { (tr!(user.lang(), "none")) } }
                             @if let Some(f) = r.and_then(|r| r.result.source_file_id) {
-                                br; a.source-file href={"/source-files/" (f)} title="The instrument export this value was imported from, kept as uploaded" { "from its export file" }
+                                br; a.source-file href={"/source-files/" (f)} title=(tr!(user.lang(), "batch-source-file-title")) { (tr!(user.lang(), "batch-source-file")) }
                             }
                             @for w in warnings.iter().filter(|w| w.test_code == t.code) {
-                                br; a.out-of-trend href={"/products/" (record.product.id) "/trends?test_code=" (t.code)} title="Open the product's trend chart" {
-                                    "⚠ out of trend: " (w.rule.words()) " (" (w.rule.as_str()) "); does not block release"
+                                br; a.out-of-trend href={"/products/" (record.product.id) "/trends?test_code=" (t.code)} title=(tr!(user.lang(), "batch-trend-title")) {
+                                    "⚠ " (tr!(user.lang(), "batch-out-of-trend", rule = w.rule.words(), code = w.rule.as_str()))
                                 }
                             }
                         }
-                        td { @if let Some(r) = r { (outcome(r.result.outcome)) } }
-                        td { @if let Some(r) = r { (status(r.status.as_str())) } }
+                        td { @if let Some(r) = r { (outcome(r.result.outcome, user.lang())) } }
+                        td { @if let Some(r) = r { (status(r.status.as_str(), user.lang())) } }
                         td { @if let Some(r) = r { (r.result.performed_by.full_name) br; (user.time(r.result.performed_at)) } }
                         td { @if let Some(r) = r { @for s in &r.signatures { (s.signer.full_name) br; (user.time(s.signed_at)) } } }
                     }
@@ -291,23 +292,23 @@ pub async fn batch_page(
             }
         }
         @if !earlier.is_empty() {
-            h2 { "Results not counted (superseded, rejected in review, invalidated)" }
+            h2 { (tr!(user.lang(), "batch-earlier")) }
             table id="earlier" {
-                thead { tr { th { "Test" } th { "Result" } th { "Status" } th { "Performed by" } th { "Why" } } }
+                thead { tr { th { (tr!(user.lang(), "col-test")) } th { (tr!(user.lang(), "col-result")) } th { (tr!(user.lang(), "col-status")) } th { (tr!(user.lang(), "col-performed-by")) } th { (tr!(user.lang(), "label-why")) } } }
                 tbody { @for r in &earlier {
                     tr.earlier {
                         td { strong { (r.result.test_code) } }
-                        td { (r.result.value) " " (r.result.unit.clone().unwrap_or_default()) " " (outcome(r.result.outcome)) }
-                        td { (status(r.status.as_str())) }
+                        td { (r.result.value) " " (r.result.unit.clone().unwrap_or_default()) " " (outcome(r.result.outcome, user.lang())) }
+                        td { (status(r.status.as_str(), user.lang())) }
                         td { (r.result.performed_by.full_name) br; (user.time(r.result.performed_at)) }
                         td {
                             @if let Some(d) = record.deviation_about(r.result.id) {
-                                "Investigated in " a href={"/batches/" (id) "/deviations"} { "“" (d.title) "”" }
-                                @if let Some(c) = d.conclusion { ", concluded " (c.as_str().replace('_', " ")) } @else { ", still open" }
-                                ". "
+                                (tr!(user.lang(), "batch-investigated-in")) a href={"/batches/" (id) "/deviations"} { "“" (d.title) "”" }
+                                @if let Some(c) = d.conclusion { (tr!(user.lang(), "review-concluded")) (super::layout::status_words(c.as_str(), user.lang())) } @else { (tr!(user.lang(), "batch-still-open")) }
+                                (tr!(user.lang(), "batch-sentence-gap"))
                             }
                             @if let Some(n) = record.replacement_of(r.result.id) {
-                                "Replaced by " (n.value) " " (n.unit.clone().unwrap_or_default())
+                                (tr!(user.lang(), "batch-replaced-by")) (n.value) " " (n.unit.clone().unwrap_or_default())
                                 @if let Some(why) = &n.reason { ": " (why) }
                                 "."
                             }
@@ -316,32 +317,42 @@ pub async fn batch_page(
                 } }
             }
         }
-        h2 { "Signatures" }
-        @if detail.signatures.is_empty() { p.muted { "No release, rejection or recall signature yet." } }
+        h2 { (tr!(user.lang(), "batch-signatures")) }
+        @if detail.signatures.is_empty() { p.muted { (tr!(user.lang(), "batch-no-signatures")) } }
         ul { @for s in &detail.signatures { li { strong { (s.signer.full_name) } " · " (user.time(s.signed_at)) " · " (s.statement) @if let Some(r) = &s.reason { " · " (r) } } } }
-        h2 { "Deviations" }
-        @if detail.deviations.is_empty() { p.muted { "None." } }
+        h2 { (tr!(user.lang(), "release-deviations-label")) }
+        @if detail.deviations.is_empty() { p.muted { (tr!(user.lang(), "batch-none")) } }
         table { tbody { @for d in &detail.deviations {
-            tr { td { (d.deviation.kind.as_str().replace('_', " ")) " · " (d.deviation.severity.as_str()) } td { (d.deviation.title) } td { (status(d.deviation.status.as_str())) } td { @if let Some(c) = d.deviation.conclusion { (c.as_str().replace('_', " ")) @if let Some(rc) = &d.deviation.root_cause { br; span.muted { "Root cause: " (rc) } } } } }
+            tr { td { (d.deviation.kind.as_str().replace('_', " ")) " · " (d.deviation.severity.as_str()) } td { (d.deviation.title) } td { (status(d.deviation.status.as_str(), user.lang())) } td { @if let Some(c) = d.deviation.conclusion { (super::layout::status_words(c.as_str(), user.lang())) @if let Some(rc) = &d.deviation.root_cause { br; span.muted { (tr!(user.lang(), "batch-root-cause")) (rc) } } } } }
         } } }
-        h2 { "Chain of custody" }
-        @if detail.custody.is_empty() { p.muted { "No custody event yet." } }
+        h2 { (tr!(user.lang(), "batch-custody-chain")) }
+        @if detail.custody.is_empty() { p.muted { (tr!(user.lang(), "batch-no-custody")) } }
         ol { @for e in &detail.custody {
             li { strong { (e.event.as_str()) } " · " (user.time(e.occurred_at)) " · " (e.location) " · " (e.party)
-                @if let Some(t) = &e.temperature_c { " · " (t) " °C" @if e.excursion { " " span.fail { "EXCURSION" } } }
-                @if let Some(r) = &e.recipient_id { " · recipient " (r) } }
+                @if let Some(t) = &e.temperature_c { " · " (t) " °C" @if e.excursion { " " span.fail { (tr!(user.lang(), "batch-excursion")) } } }
+                @if let Some(r) = &e.recipient_id { (tr!(user.lang(), "batch-recipient")) (r) } }
         } }
         p.actions {
-            a.button.secondary href={"/batches/" (b.id) "/label"} { "Bag label (PDF)" } " "
+            a.button.secondary href={"/batches/" (b.id) "/label"} { (tr!(user.lang(), "batch-label")) } " "
             @if b.status.is_released() {
-                a.button.secondary href={"/batches/" (b.id) "/certificate"} { "Certificate of Analysis (PDF)" }
+                a.button.secondary href={"/batches/" (b.id) "/certificate"} { (tr!(user.lang(), "batch-coa")) }
             }
         }
     };
     Ok(html_page(
         actix_web::http::StatusCode::OK,
-        page(&format!("Batch {}", b.batch_number), Some(&user), body),
+        page(
+            &tr!(user.lang(), "batch-title", batch = b.batch_number.as_str()),
+            Some(&user),
+            body,
+        ),
     ))
+}
+
+/// The certificate page's query: its language.
+#[derive(Debug, Deserialize)]
+pub struct CertificateQuery {
+    lang: Option<CoaLang>,
 }
 
 /// The Certificate of Analysis, for the browser (the same PDF as the API's).
@@ -350,12 +361,14 @@ pub async fn certificate(
     state: web::Data<AppState>,
     user: WebUser,
     id: web::Path<Uuid>,
+    query: web::Query<CertificateQuery>,
 ) -> Result<HttpResponse, WebError> {
     let id = id.into_inner();
     let actor = user.0.actor.clone();
+    let lang = query.lang.unwrap_or(CoaLang::of(actor.locale));
     let data = state
         .report_for_batch(id, move |c| {
-            crate::services::certificate::coa_data(c, id, &actor)
+            crate::services::certificate::coa_data(c, id, &actor, lang)
         })
         .await?;
     let number = data.batch_number.clone();

@@ -15,15 +15,15 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 const LABELS: &[(&str, &str)] = &[
-    ("scanned_din", "Scanned DIN"),
-    ("event", "Event"),
-    ("occurred_at", "Occurred at"),
-    ("location", "Location"),
-    ("party", "Party"),
-    ("temperature_c", "Temperature"),
-    ("container_id", "Container id"),
-    ("recipient_id", "Recipient id"),
-    ("notes", "Notes"),
+    ("scanned_din", "label-scanned-din"),
+    ("event", "label-event"),
+    ("occurred_at", "label-occurred-at"),
+    ("location", "label-location"),
+    ("party", "label-party"),
+    ("temperature_c", "label-temperature"),
+    ("container_id", "label-container-id"),
+    ("recipient_id", "label-recipient-id"),
+    ("notes", "label-notes"),
 ];
 
 const EVENTS: [&str; 6] = [
@@ -47,7 +47,7 @@ async fn custody_markup(
     let text = |pick: fn(&CustodyForm) -> Option<&str>| layout::entered(entered, pick);
     let event = text(|f| Some(&f.event));
     let occurred_at = entered.map_or_else(|| user.now_for_form(), |f| f.occurred_at.clone());
-    let r = Refusal::new(problem, LABELS);
+    let r = Refusal::new(problem, LABELS, user.lang());
     Ok(page(
         &format!("Custody · {}", detail.batch.batch_number),
         Some(user),

@@ -29,10 +29,10 @@ async fn deviation_markup(
         &format!("Deviations · {}", detail.batch.batch_number),
         Some(user),
         html! {
-            (refusal_box(problem))
+            (refusal_box(problem, user.lang()))
             @for d in &detail.deviations {
                 div.card {
-                    p { strong { (d.deviation.title) } " · " (d.deviation.kind.as_str().replace('_', " ")) " · " (d.deviation.severity.as_str()) " · " (status(d.deviation.status.as_str())) }
+                    p { strong { (d.deviation.title) } " · " (d.deviation.kind.as_str().replace('_', " ")) " · " (d.deviation.severity.as_str()) " · " (status(d.deviation.status.as_str(), user.lang())) }
                     p { (d.deviation.description) }
                     @if let Some(c) = &d.deviation.conclusion { p { "Concluded " (c.as_str().replace('_', " ")) ": " (d.deviation.root_cause.clone().unwrap_or_default()) } }
                     @if d.deviation.status == DeviationStatus::Open && may_close {
@@ -46,7 +46,7 @@ async fn deviation_markup(
                                 option value="no_impact" selected[mine && typed.conclusion == "no_impact"] { "no impact" }
                             } }
                             label { "Root cause (required)" textarea name="root_cause" required { @if mine { (typed.root_cause) } } }
-                            (meaning_box(Meaning::DeviationClosed))
+                            (meaning_box(Meaning::DeviationClosed, user.lang()))
                             label { "Your password (electronic signature)" input type="password" name="password" required autocomplete="current-password"; }
                             button type="submit" { "Sign and close" }
                         }

@@ -26,14 +26,14 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 const LABELS: &[(&str, &str)] = &[
-    ("file", "Export file"),
-    ("content", "Export file"),
-    ("filename", "Export file"),
-    ("mapping", "Columns"),
-    ("mapping_id", "Saved mapping"),
-    ("performed_at", "Performed at"),
-    ("instrument_id", "Registered instrument"),
-    ("material_ids", "Material lots"),
+    ("file", "label-export-file"),
+    ("content", "label-export-file"),
+    ("filename", "label-export-file"),
+    ("mapping", "label-columns"),
+    ("mapping_id", "label-saved-mapping"),
+    ("performed_at", "label-performed-at"),
+    ("instrument_id", "label-registered-instrument"),
+    ("material_ids", "label-material-lots"),
 ];
 
 /// The largest upload the page reads (the export itself is at most
@@ -294,7 +294,7 @@ async fn import_markup(
         })
         .await?;
     let number = record.batch.batch_number.clone();
-    let r = Refusal::new(problem, LABELS).naming(|field| {
+    let r = Refusal::new(problem, LABELS, user.lang()).naming(|field| {
         field
             .strip_prefix("mapping.")
             .map(|code| format!("Column of {code}"))
@@ -306,7 +306,7 @@ async fn import_markup(
         html! {
             p.muted { "The batch's row is the one row of the file that names " strong { (number) } " (a FlowJo sample name such as " code { (number) "_panel.fcs" } " counts). Each column you name below becomes one result, judged as if typed. One refused value and nothing is recorded. The file is kept exactly as uploaded." }
             (r.summary())
-            @if let Some(p) = preview { (preview_markup(p)) }
+            @if let Some(p) = preview { (preview_markup(p, user)) }
             @if saved.is_empty() {
                 p.muted { "This product has no saved mapping yet: type the column headers below, or ask QA to save them on the " a href={"/products/" (record.product.id) "/import-mappings"} { "product's import mappings" } "." }
             }
@@ -368,7 +368,7 @@ async fn import_markup(
 }
 
 /// The preview table: every row's value and outcome, or its refusal.
-fn preview_markup(p: &ImportPreview) -> Markup {
+fn preview_markup(p: &ImportPreview, user: &WebUser) -> Markup {
     let refused = p.rows.iter().filter(|r| r.error.is_some()).count();
     html! {
         section.card id="preview" {
@@ -392,7 +392,7 @@ fn preview_markup(p: &ImportPreview) -> Markup {
                         td {
                             @if let Some(e) = &row.error { span.fail { "REFUSED" } ": " (e) }
                             @else if let Some(o) = row.outcome {
-                                (outcome(o))
+                                (outcome(o, user.lang()))
                                 @if o == crate::domain::spec::Outcome::Fail { ": out of specification; recording it opens an OOS investigation" }
                             }
                         }
@@ -423,7 +423,7 @@ async fn imported_markup(
             table {
                 thead { tr { th { "Test" } th { "Value" } th { "Outcome" } } }
                 tbody { @for v in &imported.results {
-                    tr { td { strong { (v.result.test_code) } } td { (v.result.value) " " (v.result.unit.clone().unwrap_or_default()) } td { (outcome(v.result.outcome))
+                    tr { td { strong { (v.result.test_code) } } td { (v.result.value) " " (v.result.unit.clone().unwrap_or_default()) } td { (outcome(v.result.outcome, user.lang()))
                         @if v.result.outcome == crate::domain::spec::Outcome::Fail { ". An OOS investigation was opened and QA notified." } } }
                 } }
             }

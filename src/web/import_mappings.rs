@@ -14,7 +14,7 @@ use maud::{Markup, html};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
-const LABELS: &[(&str, &str)] = &[("name", "Name"), ("mapping", "Columns")];
+const LABELS: &[(&str, &str)] = &[("name", "label-name"), ("mapping", "label-columns")];
 
 /// A mapping form as posted: its name and a `map.CODE` field per test.
 #[derive(Debug, Clone, Default)]
@@ -89,10 +89,11 @@ async fn mappings_markup(
                   mapping: &BTreeMap<String, String>,
                   button: &str| {
         let (r, typed) = match refused {
-            Some((e, p, f)) if e == editing => {
-                (Refusal::new(Some(p), LABELS).naming(column_words), Some(f))
-            }
-            _ => (Refusal::new(None, LABELS), None),
+            Some((e, p, f)) if e == editing => (
+                Refusal::new(Some(p), LABELS, user.lang()).naming(column_words),
+                Some(f),
+            ),
+            _ => (Refusal::new(None, LABELS, user.lang()), None),
         };
         let name = typed.map_or(name, |f| f.name.as_str()).to_owned();
         let mapping = typed.map_or(mapping, |f| &f.mapping).clone();

@@ -33,10 +33,10 @@ fn status_badge(s: Status) -> Markup {
 }
 
 const REGISTER_LABELS: &[(&str, &str)] = &[
-    ("code", "Code"),
-    ("name", "Name"),
-    ("kind", "Kind"),
-    ("location", "Location"),
+    ("code", "label-code"),
+    ("name", "label-name"),
+    ("kind", "label-kind"),
+    ("location", "label-location"),
 ];
 
 async fn list_markup(
@@ -46,7 +46,7 @@ async fn list_markup(
 ) -> Result<Markup, WebError> {
     let list = state.db(|c| svc::list(c, None, None)).await?;
     let soon = Utc::now() + Duration::days(30);
-    let r = Refusal::new(problem, REGISTER_LABELS);
+    let r = Refusal::new(problem, REGISTER_LABELS, user.lang());
     Ok(page(
         "Instruments",
         Some(user),
@@ -138,13 +138,13 @@ pub async fn register(
 }
 
 const EVENT_LABELS: &[(&str, &str)] = &[
-    ("performed_at", "Performed at"),
-    ("outcome", "Outcome"),
-    ("valid_until", "Valid until"),
-    ("certificate", "Certificate"),
-    ("notes", "Notes"),
-    ("reason", "Reason"),
-    ("password", "Your password"),
+    ("performed_at", "label-performed-at"),
+    ("outcome", "label-outcome"),
+    ("valid_until", "label-valid-until"),
+    ("certificate", "label-certificate"),
+    ("notes", "label-notes"),
+    ("reason", "label-reason"),
+    ("password", "label-your-password"),
 ];
 
 async fn one_markup(
@@ -154,7 +154,7 @@ async fn one_markup(
     problem: Option<&Problem>,
 ) -> Result<Markup, WebError> {
     let i = state.db(move |c| svc::get(c, id)).await?;
-    let r = Refusal::new(problem, EVENT_LABELS);
+    let r = Refusal::new(problem, EVENT_LABELS, user.lang());
     let maintains = user.may(Action::MaintainInstruments);
     let out = matches!(i.status, Status::OutOfService | Status::FailedCalibration);
     Ok(page(
@@ -208,7 +208,7 @@ async fn one_markup(
                     h2 { "Return to service" }
                     (csrf(user))
                     label { "Reason" textarea name="reason" required {} (r.at("reason")) }
-                    (meaning_box(Meaning::InstrumentReturned))
+                    (meaning_box(Meaning::InstrumentReturned, user.lang()))
                     label { "Your password" input type="password" name="password" required autocomplete="current-password"; (r.at("password")) }
                     button type="submit" { "Return to service and sign" }
                 }

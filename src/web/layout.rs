@@ -3,10 +3,13 @@
 use super::session::{WebError, WebUser};
 use crate::domain::StoredName;
 use crate::domain::record::RecordedResult;
+use crate::domain::release::Blocker;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::domain::spec::Outcome;
 use crate::error::{AppError, FieldError, Problem};
+use crate::i18n::Locale;
+use crate::tr;
 use actix_web::HttpResponse;
 use actix_web::http::{StatusCode, header};
 use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone, Utc};
@@ -15,28 +18,19 @@ use maud::{DOCTYPE, Markup, html};
 
 /// A timestamp in UTC (pages without a reader's zone).
 pub fn time(at: DateTime<Utc>) -> Markup {
-    time_in(at, Tz::UTC)
+    time_in(at, Tz::UTC, Locale::En)
 }
 
-/// A timestamp in `zone` (`2026-11-20 14:05 CET`), to the second and in
-/// UTC on hover.
-pub fn time_in(at: DateTime<Utc>, zone: Tz) -> Markup {
+/// A timestamp in `zone`, in the reader's order (`2026-11-20 14:05 CET`,
+/// `2026年11月20日 14:05 CST`), to the second and in UTC on hover.
+pub fn time_in(at: DateTime<Utc>, zone: Tz, loc: Locale) -> Markup {
     let utc = at.format("%Y-%m-%d %H:%M:%S UTC").to_string();
-    let local = at
-        .with_timezone(&zone)
-        .format("%Y-%m-%d %H:%M %Z")
-        .to_string();
-    html! { time datetime=(at.to_rfc3339()) title=(utc) { (local) } }
+    html! { time datetime=(at.to_rfc3339()) title=(utc) { (loc.date_time(at, zone)) } }
 }
 
 /// The day of `at` in `zone` (the whole time on hover), for dense tables.
-pub fn day_in(at: DateTime<Utc>, zone: Tz) -> Markup {
-    let whole = at
-        .with_timezone(&zone)
-        .format("%Y-%m-%d %H:%M %Z")
-        .to_string();
-    let day = at.with_timezone(&zone).format("%Y-%m-%d").to_string();
-    html! { time datetime=(at.to_rfc3339()) title=(whole) { (day) } }
+pub fn day_in(at: DateTime<Utc>, zone: Tz, loc: Locale) -> Markup {
+    html! { time datetime=(at.to_rfc3339()) title=(loc.date_time(at, zone)) { (loc.day(at, zone)) } }
 }
 
 /// Reads a `datetime-local` value typed in `zone`. A time the clocks skip
@@ -56,23 +50,55 @@ pub fn read_local(field: &str, v: &str, zone: Tz) -> Result<DateTime<Utc>, AppEr
     }
 }
 
-/// A status badge.
-pub fn status(s: &str) -> Markup {
-    html! { span class={"status " (s)} { (s.replace('_', " ")) } }
+/// A stored status (`in_testing`) in the reader's words: the message
+/// `status-<status>`, else the status itself with spaces.
+pub fn status_words(s: &str, loc: Locale) -> String {
+    loc.code_words("status", s)
+}
+
+/// A release blocker in the reader's words. In Chinese the code's sentence
+/// names the test; what only the English message carries (a deviation's
+/// title, a parent batch, a time) follows it in brackets.
+pub fn blocker_words(b: &Blocker, loc: Locale) -> String {
+    if loc == Locale::En {
+        return b.message.clone();
+    }
+    // The code as the API names it (`missing_result`).
+    let code = serde_json::to_value(b.code)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let id = format!("blocker-{}", code.replace('_', "-"));
+    let test = b.test_code.clone().unwrap_or_default();
+    let words = loc.text_with(&id, &[("test", test.into())]);
+    if b.test_code.is_some() {
+        words
+    } else {
+        format!("{words}（{}）", b.message)
+    }
+}
+
+/// A status badge (the class stays the stored code).
+pub fn status(s: &str, loc: Locale) -> Markup {
+    html! { span class={"status " (s)} { (status_words(s, loc)) } }
 }
 
 /// Pass or fail, coloured and in words.
-pub fn outcome(o: Outcome) -> Markup {
-    html! { span class=(o.as_str()) { (o.as_str().to_uppercase()) } }
+pub fn outcome(o: Outcome, loc: Locale) -> Markup {
+    let words = match o {
+        Outcome::Pass => tr!(loc, "outcome-pass"),
+        Outcome::Fail => tr!(loc, "outcome-fail"),
+    };
+    html! { span class=(o.as_str()) { (words) } }
 }
 
 /// The outcome of a result just saved, on the page that follows.
-pub fn recorded_notice(r: &RecordedResult, then: &str) -> Markup {
+pub fn recorded_notice(r: &RecordedResult, then: &str, loc: Locale) -> Markup {
     let pass = r.outcome == Outcome::Pass;
     html! {
         div class={"notice " (if pass { "ok" } else { "error" })} role="status" id="recorded" {
-            "Result recorded: " strong { (r.test_code) " " (r.value) " " (r.unit.clone().unwrap_or_default()) } " — " (outcome(r.outcome))
-            @if !pass { ". An OOS investigation was opened and QA notified." }
+            (tr!(loc, "result-recorded")) " " strong { (r.test_code) " " (r.value) " " (r.unit.clone().unwrap_or_default()) } " — " (outcome(r.outcome, loc))
+            @if !pass { (tr!(loc, "result-recorded-oos")) }
             (then)
         }
     }
@@ -83,11 +109,17 @@ pub fn csrf(user: &WebUser) -> Markup {
     html! { input type="hidden" name="csrf" value=(user.0.csrf_token); }
 }
 
-/// The full page.
+/// The full page, in the signed-in user's language (English before sign-in;
+/// see [`page_in`]).
 pub fn page(title: &str, user: Option<&WebUser>, body: Markup) -> Markup {
+    page_in(user.map_or(Locale::En, WebUser::lang), title, user, body)
+}
+
+/// The full page in `loc`.
+pub fn page_in(loc: Locale, title: &str, user: Option<&WebUser>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
-        html lang="en" {
+        html lang=(loc.as_str()) {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
@@ -98,23 +130,35 @@ pub fn page(title: &str, user: Option<&WebUser>, body: Markup) -> Markup {
                 header.top {
                     a href="/" { "cellqc" }
                     @if let Some(u) = user {
-                        nav aria-label="Main" {
-                            a href="/" { "Your work" }
-                            a href="/batches" { "Batches" }
-                            a href="/products" { "Products" }
-                            a href="/qualifications" { "Qualifications" }
-                            a href="/instruments" { "Instruments" }
-                            a href="/materials" { "Materials" }
-                            @if u.may(Action::Sign(Meaning::Reviewed)) { a href="/review" { "Review queue" } }
-                            @if u.may(Action::ReadAuditTrail) { a href="/audit" { "Audit trail" } }
-                            @if u.may(Action::ManageUsers) { a href="/users" { "Users" } }
-                            a href="/docs/" { "API docs" }
+                        nav aria-label=(tr!(loc, "nav-label")) {
+                            a href="/" { (tr!(loc, "nav-your-work")) }
+                            a href="/batches" { (tr!(loc, "nav-batches")) }
+                            a href="/products" { (tr!(loc, "nav-products")) }
+                            a href="/qualifications" { (tr!(loc, "nav-qualifications")) }
+                            a href="/instruments" { (tr!(loc, "nav-instruments")) }
+                            a href="/materials" { (tr!(loc, "nav-materials")) }
+                            @if u.may(Action::Sign(Meaning::Reviewed)) { a href="/review" { (tr!(loc, "nav-review-queue")) } }
+                            @if u.may(Action::ReadAuditTrail) { a href="/audit" { (tr!(loc, "nav-audit-trail")) } }
+                            @if u.may(Action::ManageUsers) { a href="/users" { (tr!(loc, "nav-users")) } }
+                            a href="/docs/" { (tr!(loc, "nav-api-docs")) }
                         }
                         span.who {
-                            a href="/account/password" title={ "Signed in as " (u.0.actor.username) ": change your password" } { (u.0.actor.full_name) } " "
+                            a href="/account/password" title=(tr!(loc, "nav-signed-in-as", username = u.0.actor.username.as_str())) { (u.0.actor.full_name) } " "
+                            form.lang method="post" action="/account/locale" {
+                                (csrf(u))
+                                label {
+                                    span.visually-hidden { (tr!(loc, "nav-language")) }
+                                    select name="locale" id="locale" {
+                                        @for l in Locale::ALL {
+                                            option value=(l.as_str()) lang=(l.as_str()) selected[l == loc] { (l.native_name()) }
+                                        }
+                                    }
+                                }
+                                button type="submit" { (tr!(loc, "nav-language-switch")) }
+                            }
                             form method="post" action="/logout" {
                                 (csrf(u))
-                                button type="submit" { "Sign out" }
+                                button type="submit" { (tr!(loc, "nav-sign-out")) }
                             }
                         }
                     }
@@ -124,8 +168,8 @@ pub fn page(title: &str, user: Option<&WebUser>, body: Markup) -> Markup {
                     @if let Some(u) = user {
                         @if u.0.actor.password_change_required {
                             div.notice.warn role="alert" {
-                                "Your password was set by an administrator. You can read, but you sign nothing until you "
-                                a href="/account/password" { "choose your own password" } "."
+                                (tr!(loc, "password-temporary-before")) " "
+                                a href="/account/password" { (tr!(loc, "password-temporary-link")) } (tr!(loc, "password-temporary-after"))
                             }
                         }
                     }
@@ -137,39 +181,40 @@ pub fn page(title: &str, user: Option<&WebUser>, body: Markup) -> Markup {
     }
 }
 
-/// A refusal or failure as a page.
-pub fn error_page(p: &Problem) -> Markup {
+/// A refusal or failure as a page, in the reader's language.
+pub fn error_page(p: &Problem, loc: Locale) -> Markup {
     let title = match p.status {
-        StatusCode::NOT_FOUND => "Not found",
-        StatusCode::FORBIDDEN => "Not allowed",
-        StatusCode::CONFLICT => "Not possible now",
-        StatusCode::PAYLOAD_TOO_LARGE => "Too large",
-        StatusCode::BAD_REQUEST => "Could not be read",
-        StatusCode::UNPROCESSABLE_ENTITY => "Not saved",
-        StatusCode::SERVICE_UNAVAILABLE => "Unavailable for a moment",
-        s => s.canonical_reason().unwrap_or("Error"),
+        StatusCode::NOT_FOUND => tr!(loc, "error-title-not-found"),
+        StatusCode::FORBIDDEN => tr!(loc, "error-title-forbidden"),
+        StatusCode::CONFLICT => tr!(loc, "error-title-conflict"),
+        StatusCode::PAYLOAD_TOO_LARGE => tr!(loc, "error-title-too-large"),
+        StatusCode::BAD_REQUEST => tr!(loc, "error-title-bad-request"),
+        StatusCode::UNPROCESSABLE_ENTITY => tr!(loc, "error-title-not-saved"),
+        StatusCode::SERVICE_UNAVAILABLE => tr!(loc, "error-title-unavailable"),
+        _ => tr!(loc, "error-title-other"),
     };
-    page(
-        title,
+    page_in(
+        loc,
+        &title,
         None,
         html! {
-            (refusal_box(Some(p)))
-            p { a href="/" { "Back to your work" } " · " a href="/batches" { "the batches" } }
+            (Refusal::new(Some(p), COMMON_LABELS, loc).all_above())
+            p { a href="/" { (tr!(loc, "error-back-to-work")) } " · " a href="/batches" { (tr!(loc, "error-the-batches")) } }
         },
     )
 }
 
 /// A refusal that reached no page of ours (an unknown page, an unreadable
 /// address or form, a body over the limit), in words.
-pub fn status_problem(status: StatusCode, detail: Option<String>) -> Problem {
+pub fn status_problem(status: StatusCode, detail: Option<String>, loc: Locale) -> Problem {
     let words = match status {
-        StatusCode::NOT_FOUND => "There is no such page or record. Check the address, or start again from the batches.".to_owned(),
-        StatusCode::PAYLOAD_TOO_LARGE => "What was sent is larger than 1 MiB, so nothing was saved. Shorten the text and send it again.".to_owned(),
-        StatusCode::METHOD_NOT_ALLOWED => "This page can't be used that way. Start again from the batches.".to_owned(),
-        StatusCode::BAD_REQUEST => format!(
-            "The address or the form could not be read, so nothing was saved{}",
-            detail.map(|d| format!(" ({d}).")).unwrap_or_else(|| ".".to_owned())
-        ),
+        StatusCode::NOT_FOUND => tr!(loc, "refused-no-such-page"),
+        StatusCode::PAYLOAD_TOO_LARGE => tr!(loc, "refused-too-large"),
+        StatusCode::METHOD_NOT_ALLOWED => tr!(loc, "refused-method"),
+        StatusCode::BAD_REQUEST => match detail {
+            Some(d) => tr!(loc, "refused-unreadable-because", detail = d),
+            None => tr!(loc, "refused-unreadable"),
+        },
         _ => detail.unwrap_or_else(|| {
             status
                 .canonical_reason()
@@ -210,30 +255,30 @@ pub fn refusal(e: AppError) -> Result<Problem, WebError> {
 }
 
 /// The refusal, in words, with each field named by its label.
-pub fn refusal_box(p: Option<&Problem>) -> Markup {
-    Refusal::new(p, COMMON_LABELS).all_above()
+pub fn refusal_box(p: Option<&Problem>, loc: Locale) -> Markup {
+    Refusal::new(p, COMMON_LABELS, loc).all_above()
 }
 
-/// Labels of the fields the forms without a table of their own share: a
-/// refusal names them in words, never by their internal names.
+/// Labels (message ids) of the fields the forms without a table of their
+/// own share: a refusal names them in words, never by their internal names.
 pub const COMMON_LABELS: &[(&str, &str)] = &[
-    ("performed_at", "Performed at"),
-    ("test_code", "Test"),
-    ("value", "Value"),
-    ("unit", "Unit"),
-    ("instrument", "Instrument"),
-    ("comment", "Comment"),
-    ("replaces_result_id", "Replaces result"),
-    ("reason", "Reason"),
-    ("password", "Password"),
-    ("result_ids", "Results"),
-    ("justification", "Justification"),
-    ("root_cause", "Root cause"),
-    ("conclusion", "Conclusion"),
-    ("title", "Title"),
-    ("description", "Description"),
-    ("severity", "Severity"),
-    ("decision", "Decision"),
+    ("performed_at", "label-performed-at"),
+    ("test_code", "label-test"),
+    ("value", "label-value"),
+    ("unit", "label-unit"),
+    ("instrument", "label-instrument"),
+    ("comment", "label-comment"),
+    ("replaces_result_id", "label-replaces-result"),
+    ("reason", "label-reason"),
+    ("password", "label-password"),
+    ("result_ids", "label-results"),
+    ("justification", "label-justification"),
+    ("root_cause", "label-root-cause"),
+    ("conclusion", "label-conclusion"),
+    ("title", "label-title"),
+    ("description", "label-description"),
+    ("severity", "label-severity"),
+    ("decision", "label-decision"),
 ];
 
 /// A refused form's errors, each shown once, in words, next to the field it
@@ -241,28 +286,35 @@ pub const COMMON_LABELS: &[(&str, &str)] = &[
 /// is shown above it.
 pub struct Refusal<'a> {
     problem: Option<&'a Problem>,
-    /// `(field, label)` of every field of the form.
+    /// `(field, label message id)` of every field of the form.
     labels: &'a [(&'a str, &'a str)],
+    /// The reader's language.
+    loc: Locale,
     /// Words for fields shown above the form (rows of a table).
     naming: Option<fn(&str) -> Option<String>>,
     /// What a refused form did not do.
-    not_done: &'static str,
+    not_done: String,
 }
 
 impl<'a> Refusal<'a> {
     /// The refusal of a form with these fields.
-    pub fn new(problem: Option<&'a Problem>, labels: &'a [(&'a str, &'a str)]) -> Self {
+    pub fn new(
+        problem: Option<&'a Problem>,
+        labels: &'a [(&'a str, &'a str)],
+        loc: Locale,
+    ) -> Self {
         Refusal {
             problem,
             labels,
+            loc,
             naming: None,
-            not_done: "Nothing was saved.",
+            not_done: tr!(loc, "refusal-nothing-saved"),
         }
     }
 
     /// For a search form: nothing was searched (nothing is ever saved).
     pub fn searching(mut self) -> Self {
-        self.not_done = "Nothing was searched.";
+        self.not_done = tr!(self.loc, "refusal-nothing-searched");
         self
     }
 
@@ -272,13 +324,13 @@ impl<'a> Refusal<'a> {
         self
     }
 
-    fn label(&self, field: &str) -> Option<&'a str> {
+    fn label(&self, field: &str) -> Option<String> {
         // `parent_batch_ids[1]` is the field `parent_batch_ids`.
         let base = field.split('[').next().unwrap_or(field);
         self.labels
             .iter()
             .find(|(f, _)| *f == base)
-            .map(|(_, l)| *l)
+            .map(|(_, l)| self.loc.text(l))
     }
 
     /// A message with the form's internal field names replaced by labels.
@@ -288,7 +340,7 @@ impl<'a> Refusal<'a> {
         // "value") already reads as itself.
         for (f, l) in self.labels.iter().filter(|(f, _)| f.contains('_')) {
             if m.contains(f) {
-                m = m.replace(f, &format!("“{}”", l.to_lowercase()));
+                m = m.replace(f, &format!("“{}”", self.loc.text(l).to_lowercase()));
             }
         }
         m
@@ -303,11 +355,11 @@ impl<'a> Refusal<'a> {
         html! {
             div.notice.error role="alert" id="refusal" {
                 @if p.errors.is_empty() {
-                    p { (self.words(&p.detail)) }
+                    p { (self.words(&p.in_locale(self.loc).detail)) }
                 } @else {
-                    p { (self.not_done) " Correct:" }
+                    p { (self.not_done) " " (tr!(self.loc, "refusal-correct")) }
                     @for e in &p.errors {
-                        p.field-error { (joined(&self.label(&e.field).map_or_else(|| e.field.clone(), str::to_owned), &self.words(&e.message))) }
+                        p.field-error { (joined(&self.label(&e.field).unwrap_or_else(|| e.field.clone()), &self.words(&e.message), self.loc)) }
                     }
                 }
             }
@@ -327,12 +379,12 @@ impl<'a> Refusal<'a> {
         html! {
             div.notice.error role="alert" id="refusal" {
                 @if p.errors.is_empty() {
-                    p { (self.words(&p.detail)) }
+                    p { (self.words(&p.in_locale(self.loc).detail)) }
                 } @else {
                     @if p.status == StatusCode::UNPROCESSABLE_ENTITY {
-                        p { (self.not_done) " Correct what is marked below." }
+                        p { (self.not_done) " " (tr!(self.loc, "refusal-correct-below")) }
                     } @else {
-                        p { (self.words(&p.detail)) }
+                        p { (self.words(&p.in_locale(self.loc).detail)) }
                     }
                     @for e in elsewhere {
                         p.field-error {
@@ -359,7 +411,7 @@ impl<'a> Refusal<'a> {
         html! {
             @for e in errors {
                 span.field-error id={"error-" (field)} {
-                    (joined(self.label(field).unwrap_or(field), &self.words(&e.message)))
+                    (joined(&self.label(field).unwrap_or_else(|| field.to_owned()), &self.words(&e.message), self.loc))
                 }
             }
         }
@@ -367,8 +419,11 @@ impl<'a> Refusal<'a> {
 }
 
 /// "Batch number must be ..." reads as a sentence; "Value: this test is
-/// numeric" needs the colon.
-fn joined(label: &str, message: &str) -> String {
+/// numeric" needs the colon (in Chinese, always the full-width one).
+fn joined(label: &str, message: &str, loc: Locale) -> String {
+    if loc == Locale::ZhCn {
+        return format!("{label}：{message}");
+    }
     const VERBS: [&str; 9] = [
         "must ", "is ", "are ", "names ", "does ", "has ", "lists ", "may ", "can",
     ];
@@ -379,9 +434,10 @@ fn joined(label: &str, message: &str) -> String {
     }
 }
 
-/// What a signature means, shown before the password is asked for.
-pub fn meaning_box(m: Meaning) -> Markup {
-    html! { p.meaning { "By signing you state: “" (m.statement()) "”" } }
+/// What a signature means, shown before the password is asked for, in the
+/// reader's language (the words recorded with the signature).
+pub fn meaning_box(m: Meaning, loc: Locale) -> Markup {
+    html! { p.meaning { (tr!(loc, "signing-you-state", statement = m.statement(loc))) } }
 }
 
 /// A field of a refused form, to show it again as it was typed.

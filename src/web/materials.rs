@@ -15,14 +15,14 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 const LABELS: &[(&str, &str)] = &[
-    ("code", "Material code"),
-    ("name", "Name"),
-    ("lot_number", "Lot number"),
-    ("supplier", "Supplier"),
-    ("kind", "Kind"),
-    ("expires_at", "Expires"),
-    ("reason", "Reason"),
-    ("password", "Your password"),
+    ("code", "label-material-code"),
+    ("name", "label-name"),
+    ("lot_number", "label-lot-number"),
+    ("supplier", "label-supplier"),
+    ("kind", "label-kind"),
+    ("expires_at", "label-expires"),
+    ("reason", "label-reason"),
+    ("password", "label-your-password"),
 ];
 
 fn status_badge(s: &str) -> Markup {
@@ -40,7 +40,7 @@ async fn list_markup(
     problem: Option<&Problem>,
 ) -> Result<Markup, WebError> {
     let list = state.db(|c| svc::list(c, None, None, None)).await?;
-    let r = Refusal::new(problem, LABELS);
+    let r = Refusal::new(problem, LABELS, user.lang());
     Ok(page(
         "Materials",
         Some(user),
@@ -157,7 +157,7 @@ async fn one_markup(
     let (m, used) = state
         .db(move |c| Ok((svc::get(c, id)?, svc::where_used(c, id)?)))
         .await?;
-    let r = Refusal::new(problem, LABELS);
+    let r = Refusal::new(problem, LABELS, user.lang());
     Ok(page(
         &format!("{} lot {}", m.code, m.lot_number),
         Some(user),
@@ -180,7 +180,7 @@ async fn one_markup(
                 form.stack.card method="post" action={"/materials/" (m.id) "/release"} {
                     h2 { "Release" }
                     (csrf(user))
-                    (meaning_box(Meaning::MaterialReleased))
+                    (meaning_box(Meaning::MaterialReleased, user.lang()))
                     label { "Your password" input type="password" name="password" required autocomplete="current-password"; (r.at("password")) }
                     button type="submit" { "Release and sign" }
                 }
@@ -191,7 +191,7 @@ async fn one_markup(
                     (csrf(user))
                     p.muted { "Every batch that used this lot gets an impact deviation; a released one is critical and QA is emailed at once." }
                     label { "Reason" textarea name="reason" required {} (r.at("reason")) }
-                    (meaning_box(Meaning::MaterialRejected))
+                    (meaning_box(Meaning::MaterialRejected, user.lang()))
                     label { "Your password" input type="password" name="password" required autocomplete="current-password"; }
                     button.danger type="submit" { "Reject and sign" }
                 }

@@ -107,6 +107,20 @@ pub async fn html_errors(
     let page_path = is_page(req.path());
     let res = next.call(req).await?.map_into_boxed_body();
     let status = res.status();
+    // A refusal a page handler rendered: again in the reader's language,
+    // now that the request says who the reader is.
+    let rendered = res
+        .response()
+        .extensions()
+        .get::<session::ErrorPage>()
+        .cloned();
+    if let Some(session::ErrorPage(problem)) = rendered {
+        let loc = session::reader_locale(res.request());
+        if loc == crate::i18n::Locale::En {
+            return Ok(res);
+        }
+        return Ok(res.into_response(layout::html_page(status, layout::error_page(&problem, loc))));
+    }
     let is_html = res
         .headers()
         .get(header::CONTENT_TYPE)
@@ -120,8 +134,9 @@ pub async fn html_errors(
         .error()
         .and_then(|e| e.as_error::<crate::error::AppError>())
         .map(|e| e.to_string());
-    let problem = layout::status_problem(status, detail);
-    Ok(res.into_response(layout::html_page(status, layout::error_page(&problem))))
+    let loc = session::reader_locale(res.request());
+    let problem = layout::status_problem(status, detail, loc);
+    Ok(res.into_response(layout::html_page(status, layout::error_page(&problem, loc))))
 }
 
 #[get("/static/app.css")]
@@ -230,6 +245,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(materials::release)
             .service(materials::reject)
             .service(account::password_form)
-            .service(account::change_password),
+            .service(account::change_password)
+            .service(account::set_locale),
     );
 }

@@ -67,12 +67,12 @@ fn storage(min: Option<&str>, max: Option<&str>) -> String {
 }
 
 const PRODUCT_LABELS: &[(&str, &str)] = &[
-    ("code", "Code"),
-    ("name", "Name"),
-    ("product_type", "Product type"),
-    ("storage_min_c", "Lowest storage temperature"),
-    ("storage_max_c", "Highest storage temperature"),
-    ("release_signatures_required", "Release signatures"),
+    ("code", "label-code"),
+    ("name", "label-name"),
+    ("product_type", "label-product-type"),
+    ("storage_min_c", "label-lowest-storage-temperature"),
+    ("storage_max_c", "label-highest-storage-temperature"),
+    ("release_signatures_required", "label-release-signatures"),
 ];
 
 /// The new-product form's fields, as typed.
@@ -97,7 +97,7 @@ pub struct ProductForm {
 }
 
 fn product_form(user: &WebUser, problem: Option<&Problem>, f: &ProductForm) -> Markup {
-    let r = Refusal::new(problem, PRODUCT_LABELS);
+    let r = Refusal::new(problem, PRODUCT_LABELS, user.lang());
     page(
         "New product",
         Some(user),
@@ -346,7 +346,7 @@ impl SpecForm {
     }
 }
 
-const SPEC_LABELS: &[(&str, &str)] = &[("version", "Version")];
+const SPEC_LABELS: &[(&str, &str)] = &[("version", "label-version")];
 
 /// `tests[2].min` as "Row 3, lowest limit".
 fn test_field_words(field: &str) -> Option<String> {
@@ -408,7 +408,7 @@ async fn product_markup(
             rows
         }
     };
-    let r = Refusal::new(problem, SPEC_LABELS).naming(test_field_words);
+    let r = Refusal::new(problem, SPEC_LABELS, user.lang()).naming(test_field_words);
     Ok(page(
         &format!("Product {}", product.code),
         Some(user),
@@ -427,7 +427,7 @@ async fn product_markup(
             @if specs.is_empty() { p.muted { "None yet: a batch can be started once a version is approved." } }
             table { tbody { @for s in specs.iter().rev() { tr {
                 td { a href={"/specifications/" (s.id)} { "version " (s.version) } }
-                td { (status(s.status.as_str())) }
+                td { (status(s.status.as_str(), user.lang())) }
                 td { (s.tests.len()) " tests" }
                 td { "written " (user.time(s.created_at)) @if let Some(a) = s.approved_at { br; "approved " (user.time(a)) } }
             } } } }
@@ -568,13 +568,17 @@ async fn spec_markup(
         })
         .await?;
     let own = spec.author_id == user.0.actor.id;
-    let r = Refusal::new(problem, &[("password", "Password"), ("reason", "Comment")]);
+    let r = Refusal::new(
+        problem,
+        &[("password", "label-password"), ("reason", "label-comment")],
+        user.lang(),
+    );
     Ok(page(
         &format!("{} specification version {}", product.code, spec.version),
         Some(user),
         html! {
             (r.summary())
-            p { "Product " a href={"/products/" (product.id)} { (product.code) " – " (product.name) } " · " (status(spec.status.as_str())) }
+            p { "Product " a href={"/products/" (product.id)} { (product.code) " – " (product.name) } " · " (status(spec.status.as_str(), user.lang())) }
             table {
                 thead { tr { th { "Test" } th { "Method" } th { "Limit" } th { "Required" } th { "May be pending" } th { "Qualified analysts only" } th { "Instrument kind" } } }
                 tbody { @for t in &spec.tests { tr {
@@ -598,7 +602,7 @@ async fn spec_markup(
                         h2 { "Approve" }
                         (csrf(user))
                         label { "Comment (optional)" input type="text" name="reason"; (r.at("reason")) }
-                        (meaning_box(Meaning::SpecApproved))
+                        (meaning_box(Meaning::SpecApproved, user.lang()))
                         label { "Your password (electronic signature)" input type="password" name="password" required autocomplete="current-password"; (r.at("password")) }
                         button type="submit" { "Sign the approval" }
                     }

@@ -16,14 +16,15 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 const GRANT_LABELS: &[(&str, &str)] = &[
-    ("user", "Analyst"),
-    ("test_code", "Test"),
-    ("valid_until", "Valid until"),
-    ("reason", "Training record"),
-    ("password", "Your password"),
+    ("user", "label-analyst"),
+    ("test_code", "label-test"),
+    ("valid_until", "label-valid-until"),
+    ("reason", "label-training-record"),
+    ("password", "label-your-password"),
 ];
 
-const REVOKE_LABELS: &[(&str, &str)] = &[("reason", "Why"), ("password", "Your password")];
+const REVOKE_LABELS: &[(&str, &str)] =
+    &[("reason", "label-why"), ("password", "label-your-password")];
 
 async fn matrix_markup(
     state: &AppState,
@@ -34,7 +35,7 @@ async fn matrix_markup(
     let m = state.db(svc::matrix).await?;
     let soon = Utc::now() + Duration::days(30);
     let grants = user.may(Action::Sign(Meaning::QualificationGranted));
-    let r = Refusal::new(problem, GRANT_LABELS);
+    let r = Refusal::new(problem, GRANT_LABELS, user.lang());
     Ok(page(
         "Qualifications",
         Some(user),
@@ -58,7 +59,7 @@ async fn matrix_markup(
                                             summary { "Withdraw" }
                                             form.stack method="post" action={"/qualifications/" (q.id) "/revoke"} {
                                                 (csrf(user))
-                                                (meaning_box(Meaning::QualificationRevoked))
+                                                (meaning_box(Meaning::QualificationRevoked, user.lang()))
                                                 label { "Why" textarea name="reason" required {} }
                                                 label { "Your password" input type="password" name="password" required autocomplete="current-password"; }
                                                 button.danger type="submit" { "Withdraw and sign" }
@@ -92,7 +93,7 @@ async fn matrix_markup(
                     }
                     label { "Valid until (" (user.zone_name()) ")" input type="datetime-local" name="valid_until" step="1" required; (r.at("valid_until")) }
                     label { "Training record (what the qualification rests on)" textarea name="reason" {} (r.at("reason")) }
-                    (meaning_box(Meaning::QualificationGranted))
+                    (meaning_box(Meaning::QualificationGranted, user.lang()))
                     label { "Your password" input type="password" name="password" required autocomplete="current-password"; (r.at("password")) }
                     p.muted { "Nobody qualifies themselves. The qualification counts from now: results performed earlier stay the analyst's own responsibility to have been qualified for." }
                     button type="submit" { "Qualify and sign" }
@@ -223,7 +224,7 @@ pub async fn revoke(
         }
         Err(e) => {
             let p = refusal(e)?;
-            let r = Refusal::new(Some(&p), REVOKE_LABELS);
+            let r = Refusal::new(Some(&p), REVOKE_LABELS, user.lang());
             let body = html! { (r.summary()) p { a href="/qualifications" { "Back to the qualifications" } } };
             Ok(html_page(
                 p.status,

@@ -2,7 +2,10 @@
 //! release), reject, recall. Signed actions show what the signature means
 //! before asking for the password again (21 CFR 11.50, 11.200).
 
-use super::layout::{csrf, html_page, meaning_box, page, refusal, refusal_box, see_other, status};
+use super::layout::{
+    blocker_words, csrf, html_page, meaning_box, page, refusal, refusal_box, see_other, status,
+    status_words,
+};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::StoredName;
@@ -17,37 +20,44 @@ use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::domain::spec::Outcome;
 use crate::error::{AppError, Problem};
+use crate::i18n::Locale;
 use crate::services::batch_record::views::BatchDetail;
 use crate::services::batches as batch_svc;
 use crate::services::release::{self, Disposition, ReleaseRequest};
+use crate::tr;
 use actix_web::{HttpResponse, get, post, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
 
 /// Whether `me` may sign a release of the batch now, in words.
-fn may_sign_words(record: &BatchRecord, me: Uuid) -> (bool, String) {
+fn may_sign_words(record: &BatchRecord, me: Uuid, loc: Locale) -> (bool, String) {
     match record.check_release(Certification::Full, me) {
-        Ok(ReleaseStep::Certified(_)) => (
-            true,
-            "You may sign the release: every rule holds and you took no part in the testing."
-                .to_owned(),
-        ),
+        Ok(ReleaseStep::Certified(_)) => (true, tr!(loc, "release-may-sign")),
         Ok(ReleaseStep::Awaiting { signed, required }) => (
             true,
-            format!(
-                "You may sign the release: it will be signature {signed} of the {required} this product requires."
+            tr!(
+                loc,
+                "release-may-sign-nth",
+                signed = signed,
+                required = required
             ),
         ),
         Err(refusal) => {
             let conditional = record.check_release(Certification::Conditional, me).is_ok();
             let why = match refusal {
-                ReleaseRefusal::NotIndependent => "You may not sign: you performed or reviewed a current result of this batch. Another QA person must release it.".to_owned(),
-                ReleaseRefusal::AlreadySigned => "You already signed this release: a second, different QA person must sign.".to_owned(),
-                ReleaseRefusal::WrongStatus(s) => format!("Nobody can release it: the batch is {}.", s.as_str().replace('_', " ")),
-                ReleaseRefusal::NotReleasable(b) if conditional => format!("Not releasable yet ({} blocker(s)), but you may sign a conditional release: only results allowed to be pending are missing.", b.len()),
-                ReleaseRefusal::NotReleasable(b) => format!("Nobody can release it yet: {} blocker(s) stand, listed below.", b.len()),
-                ReleaseRefusal::NothingPending => "Every result is in: a full release, not a conditional one.".to_owned(),
+                ReleaseRefusal::NotIndependent => tr!(loc, "release-not-independent"),
+                ReleaseRefusal::AlreadySigned => tr!(loc, "release-already-signed"),
+                ReleaseRefusal::WrongStatus(s) => tr!(
+                    loc,
+                    "release-wrong-status",
+                    status = status_words(s.as_str(), loc)
+                ),
+                ReleaseRefusal::NotReleasable(b) if conditional => {
+                    tr!(loc, "release-conditional-possible", n = b.len())
+                }
+                ReleaseRefusal::NotReleasable(b) => tr!(loc, "release-blocked", n = b.len()),
+                ReleaseRefusal::NothingPending => tr!(loc, "release-nothing-pending"),
             };
             (conditional, why)
         }
@@ -71,7 +81,7 @@ async fn release_markup(
     let (detail, readiness) = (BatchDetail::from(&record), record.readiness());
     let b = &detail.batch;
     let me = user.0.actor.id;
-    let (may, words) = may_sign_words(&record, me);
+    let (may, words) = may_sign_words(&record, me, user.lang());
     let conditional_ok = record.check_release(Certification::Conditional, me).is_ok();
     let full_ok = record.check_release(Certification::Full, me).is_ok();
     let may_reject = check_reject(b.status).is_ok();
@@ -94,85 +104,89 @@ async fn release_markup(
         .iter()
         .filter(|d| d.deviation.status == DeviationStatus::Open)
         .count();
-    let password = html! { label { "Your password (electronic signature)" input type="password" name="password" required autocomplete="current-password"; } };
+    let password = html! { label { (tr!(user.lang(), "signature-password")) input type="password" name="password" required autocomplete="current-password"; } };
     Ok(page(
-        &format!("Release · {}", b.batch_number),
+        &tr!(
+            user.lang(),
+            "release-title",
+            batch = b.batch_number.as_str()
+        ),
         Some(user),
         html! {
-            (refusal_box(problem))
+            (refusal_box(problem, user.lang()))
             @if b.status.is_released() || b.status == BatchStatus::Rejected || b.status == BatchStatus::Recalled {
                 div class={"notice " (if b.status.is_released() { "ok" } else { "error" })} id="you" {
-                    "The batch is " strong { (b.status.as_str().replace('_', " ")) } "."
-                    @for s in &detail.signatures { " " (s.statement) " — " (s.signer.full_name) ", " (user.time(s.signed_at)) @if let Some(r) = &s.reason { " (" (r) ")" } "." }
+                    (tr!(user.lang(), "release-batch-is")) " " strong { (status_words(b.status.as_str(), user.lang())) } (tr!(user.lang(), "sentence-end"))
+                    @for s in &detail.signatures { " " (s.meaning.statement(user.lang())) " — " (s.signer.full_name) ", " (user.time(s.signed_at)) @if let Some(r) = &s.reason { " (" (r) ")" } (tr!(user.lang(), "sentence-end")) }
                 }
             }
             @if b.status == BatchStatus::Quarantine || b.status == BatchStatus::ConditionallyReleased {
                 div class={"notice " (if may { "ok" } else { "error" })} id="you" role="status" { (words) }
             }
-            h2 { "Summary" }
+            h2 { (tr!(user.lang(), "release-summary")) }
             div.card { dl.facts {
-                dt { "Status" } dd { (status(b.status.as_str())) }
-                dt { "Product" } dd { (record.product.name) " · specification version " (record.spec.version) }
-                dt { "Current results" } dd { (current.len()) " of " (record.spec.tests.len()) " tests; " (reviewed) " reviewed; " (failed) " out of specification" }
-                dt { "Deviations" } dd { (detail.deviations.len()) " in all, " (open) " open" }
-                dt { "Expires" } dd { (user.time(b.expires_at)) }
+                dt { (tr!(user.lang(), "col-status")) } dd { (status(b.status.as_str(), user.lang())) }
+                dt { (tr!(user.lang(), "col-product")) } dd { (record.product.name) " · " (tr!(user.lang(), "spec-version", version = record.spec.version.to_string())) }
+                dt { (tr!(user.lang(), "release-current")) } dd { (tr!(user.lang(), "release-current-results", current = current.len(), tests = record.spec.tests.len(), reviewed = reviewed, failed = failed)) }
+                dt { (tr!(user.lang(), "release-deviations-label")) } dd { (tr!(user.lang(), "release-deviations", all = detail.deviations.len(), open = open)) }
+                dt { (tr!(user.lang(), "col-expires")) } dd { (user.time(b.expires_at)) }
             } }
             @if !readiness.blockers.is_empty() && !b.status.is_released() {
-                div.notice.error { ul { @for bl in &readiness.blockers { li { (bl.message) } } } }
+                div.notice.error { ul { @for bl in &readiness.blockers { li { (blocker_words(bl, user.lang())) } } } }
             }
             @if !warnings.is_empty() && !b.status.is_released() {
                 div.notice.warn id="warnings" {
-                    p { strong { "Look before you sign (these do not block release):" } }
+                    p { strong { (tr!(user.lang(), "release-look")) } }
                     ul { @for w in &warnings { li {
-                        (w.test_code) " is out of trend: " (w.rule.words()) " (" (w.rule.as_str()) "). "
-                        a href={"/products/" (record.product.id) "/trends?test_code=" (w.test_code)} { "Open the trend chart" }
+                        (w.test_code) (tr!(user.lang(), "release-out-of-trend")) (w.rule.words()) " (" (w.rule.as_str()) "). "
+                        a href={"/products/" (record.product.id) "/trends?test_code=" (w.test_code)} { (tr!(user.lang(), "release-trend-chart")) }
                     } } }
                 }
             }
             div.grid {
                 @if full_ok {
                     form.stack.card method="post" action={"/batches/" (batch_id) "/release"} {
-                        h2 { "Release" }
+                        h2 { (tr!(user.lang(), "release-heading")) }
                         (csrf(user))
-                        label { "Comment" input type="text" name="comment" value=(kept(|t| &t.comment)); }
-                        (meaning_box(Meaning::Released))
+                        label { (tr!(user.lang(), "col-comment")) input type="text" name="comment" value=(kept(|t| &t.comment)); }
+                        (meaning_box(Meaning::Released, user.lang()))
                         (password)
-                        button type="submit" { "Sign the release" }
+                        button type="submit" { (tr!(user.lang(), "release-sign")) }
                     }
                 }
                 @if conditional_ok {
                     form.stack.card method="post" action={"/batches/" (batch_id) "/release"} {
-                        h2 { "Conditional release" }
+                        h2 { (tr!(user.lang(), "release-conditional-heading")) }
                         (csrf(user))
                         input type="hidden" name="conditional" value="true";
-                        label { "Justification (required)" textarea name="justification" required { (kept(|t| &t.justification)) } }
-                        (meaning_box(Meaning::ConditionallyReleased))
+                        label { (tr!(user.lang(), "release-justification")) textarea name="justification" required { (kept(|t| &t.justification)) } }
+                        (meaning_box(Meaning::ConditionallyReleased, user.lang()))
                         (password)
-                        button type="submit" { "Sign the conditional release" }
+                        button type="submit" { (tr!(user.lang(), "release-conditional-sign")) }
                     }
                 }
                 @if may_reject {
                     form.stack.card method="post" action={"/batches/" (batch_id) "/reject"} {
-                        h2 { "Reject" }
+                        h2 { (tr!(user.lang(), "release-reject-heading")) }
                         (csrf(user))
-                        label { "Reason (required)" textarea name="reason" required { (kept(|t| &t.reject_reason)) } }
-                        (meaning_box(Meaning::Rejected))
+                        label { (tr!(user.lang(), "reason-required")) textarea name="reason" required { (kept(|t| &t.reject_reason)) } }
+                        (meaning_box(Meaning::Rejected, user.lang()))
                         (password)
-                        button.danger type="submit" { "Sign the rejection" }
+                        button.danger type="submit" { (tr!(user.lang(), "release-reject-sign")) }
                     }
                 }
                 @if may_recall {
                     form.stack.card method="post" action={"/batches/" (batch_id) "/recall"} {
-                        h2 { "Recall" }
+                        h2 { (tr!(user.lang(), "release-recall-heading")) }
                         (csrf(user))
-                        label { "Reason (required)" textarea name="reason" required { (kept(|t| &t.recall_reason)) } }
-                        (meaning_box(Meaning::Recalled))
+                        label { (tr!(user.lang(), "reason-required")) textarea name="reason" required { (kept(|t| &t.recall_reason)) } }
+                        (meaning_box(Meaning::Recalled, user.lang()))
                         (password)
-                        button.danger type="submit" { "Sign the recall" }
+                        button.danger type="submit" { (tr!(user.lang(), "release-recall-sign")) }
                     }
                 }
             }
-            p { a href={"/batches/" (batch_id)} { "Back to the batch" } }
+            p { a href={"/batches/" (batch_id)} { (tr!(user.lang(), "back-to-batch")) } }
         },
     ))
 }

@@ -3,7 +3,7 @@
 
 use super::layout::{
     Refusal, csrf, entered, html_page, meaning_box, outcome, page, recorded_notice, refusal,
-    see_other,
+    see_other, status_words,
 };
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
@@ -16,6 +16,7 @@ use crate::error::{AppError, Problem};
 use crate::services::batch_record::views::BatchDetail;
 use crate::services::batches as batch_svc;
 use crate::services::results::{self as result_svc, Decision, NewResultInput};
+use crate::tr;
 use actix_web::{HttpResponse, get, post, web};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -23,16 +24,16 @@ use uuid::Uuid;
 
 /// The record form's fields and their labels.
 const RECORD_LABELS: &[(&str, &str)] = &[
-    ("test_code", "Test"),
-    ("value", "Value"),
-    ("unit", "Unit"),
-    ("performed_at", "Performed at"),
-    ("instrument", "Instrument"),
-    ("instrument_id", "Registered instrument"),
-    ("material_ids", "Material lots"),
-    ("comment", "Comment"),
-    ("replaces_result_id", "Replaces result"),
-    ("reason", "Reason for the replacement"),
+    ("test_code", "label-test"),
+    ("value", "label-value"),
+    ("unit", "label-unit"),
+    ("performed_at", "label-performed-at"),
+    ("instrument", "label-instrument"),
+    ("instrument_id", "label-registered-instrument"),
+    ("material_ids", "label-material-lots"),
+    ("comment", "label-comment"),
+    ("replaces_result_id", "label-replaces-result"),
+    ("reason", "label-reason-for-the-replacement"),
 ];
 
 async fn record_form_markup(
@@ -60,7 +61,7 @@ async fn record_form_markup(
         .or_else(|| asked.test.clone())
         .or(next_missing)
         .unwrap_or_default();
-    let r = Refusal::new(problem, RECORD_LABELS);
+    let r = Refusal::new(problem, RECORD_LABELS, user.lang());
     let just_recorded = asked
         .recorded
         .and_then(|r| detail.results.iter().find(|x| x.result.id == r));
@@ -89,33 +90,37 @@ async fn record_form_markup(
         None => asked.replaces.map(|r| r.to_string()).unwrap_or_default(),
     };
     Ok(page(
-        &format!("Record a result · {}", detail.batch.batch_number),
+        &tr!(
+            user.lang(),
+            "record-title",
+            batch = detail.batch.batch_number.as_str()
+        ),
         Some(user),
         html! {
-            @if let Some(r) = just_recorded { (recorded_notice(&r.result, " Next test below.")) }
+            @if let Some(r) = just_recorded { (recorded_notice(&r.result, &tr!(user.lang(), "result-next-test-below"), user.lang())) }
             (r.summary())
             form.stack.card method="post" action={"/batches/" (batch_id) "/results"} {
                 (csrf(user))
-                label { "Test"
+                label { (tr!(user.lang(), "col-test"))
                     select name="test_code" required {
                         @for t in &record.spec.tests {
                             option value=(t.code) selected[t.code == chosen] {
-                                (t.code) " – " (t.name) " (limit " (describe_limit(t)) ")"
+                                (t.code) " – " (t.name) (tr!(user.lang(), "record-limit-open")) (describe_limit(t)) ")"
                             }
                         }
                     }
                     (r.at("test_code"))
                 }
-                label { "Value (unit as in the specification)"
+                label { (tr!(user.lang(), "record-value"))
                     input type="text" name="value" required autofocus value=(previous.map(|p| p.value.clone()).unwrap_or_default());
                     (r.at("value")) (r.at("unit")) }
-                label { "Performed at (" (user.zone_name()) ")"
+                label { (tr!(user.lang(), "record-performed-at-open")) (user.zone_name()) ")"
                     input type="datetime-local" name="performed_at" step="1" required
                         value=(previous.map(|p| p.performed_at.clone()).unwrap_or_else(|| user.now_for_form()));
                     (r.at("performed_at")) }
-                label { "Registered instrument (required when the test names a kind; only instruments in service now)"
+                label { (tr!(user.lang(), "record-instrument"))
                     select name="instrument_id" {
-                        option value="" { "none" }
+                        option value="" { (tr!(user.lang(), "none")) }
                         @for i in &usable {
                             option value=(i.id) selected[picked == i.id.to_string()] {
                                 (i.code) " – " (i.name) " (" (i.kind) ")"
@@ -125,28 +130,28 @@ async fn record_form_markup(
                     (r.at("instrument_id"))
                 }
                 @if !lots.is_empty() {
-                    fieldset { legend { "Material lots used (only released lots in date now)" }
+                    fieldset { legend { (tr!(user.lang(), "record-lots")) }
                         @for m in &lots {
-                            label { input type="checkbox" name="material_ids" value=(m.id) checked[picked_lots.iter().any(|p| *p == m.id.to_string())]; " " (m.code) " lot " (m.lot_number) " – " (m.name) }
+                            label { input type="checkbox" name="material_ids" value=(m.id) checked[picked_lots.iter().any(|p| *p == m.id.to_string())]; " " (m.code) (tr!(user.lang(), "record-lot-word")) (m.lot_number) " – " (m.name) }
                         }
                         (r.at("material_ids"))
                     }
                 }
-                label { "Instrument (free text: model, serial)" input type="text" name="instrument" value=(text(|p| p.instrument.as_deref())); (r.at("instrument")) }
-                label { "Comment" textarea name="comment" { (text(|p| p.comment.as_deref())) } (r.at("comment")) }
-                label { "Replaces result (only to correct or retest)"
+                label { (tr!(user.lang(), "record-instrument-text")) input type="text" name="instrument" value=(text(|p| p.instrument.as_deref())); (r.at("instrument")) }
+                label { (tr!(user.lang(), "col-comment")) textarea name="comment" { (text(|p| p.comment.as_deref())) } (r.at("comment")) }
+                label { (tr!(user.lang(), "record-replaces"))
                     select name="replaces_result_id" {
-                        option value="" { "none" }
+                        option value="" { (tr!(user.lang(), "none")) }
                         @for v in &detail.results {
-                            option value=(v.result.id) selected[v.result.id.to_string() == replaced] { (v.result.test_code) " " (v.result.value) " (" (v.status.as_str().replace('_', " ")) ")" }
+                            option value=(v.result.id) selected[v.result.id.to_string() == replaced] { (v.result.test_code) " " (v.result.value) " (" (status_words(v.status.as_str(), user.lang())) ")" }
                         }
                     }
                     (r.at("replaces_result_id"))
                 }
-                label { "Reason for the replacement" input type="text" name="reason" value=(text(|p| p.reason.as_deref())); (r.at("reason")) }
-                button type="submit" { "Save result" }
+                label { (tr!(user.lang(), "label-reason-for-the-replacement")) input type="text" name="reason" value=(text(|p| p.reason.as_deref())); (r.at("reason")) }
+                button type="submit" { (tr!(user.lang(), "record-save")) }
             }
-            p { a href={"/batches/" (batch_id)} { "Back to the batch" } }
+            p { a href={"/batches/" (batch_id)} { (tr!(user.lang(), "back-to-batch")) } }
         },
     ))
 }
@@ -334,22 +339,22 @@ pub async fn review_queue(
         }
     }
     let body = html! {
-        @if queue.is_empty() { p.muted { "Nothing awaits your review." } } @else {
-            h2 { "By batch (one signature for several results)" }
+        @if queue.is_empty() { p.muted { (tr!(user.lang(), "review-queue-empty")) } } @else {
+            h2 { (tr!(user.lang(), "review-queue-by-batch")) }
             ul.worklist { @for (id, number, n) in &batches {
-                li { a.button href={"/batches/" (id) "/review"} { "Review batch " (number) " (" (n) (if *n == 1 { " result" } else { " results" }) ")" } }
+                li { a.button href={"/batches/" (id) "/review"} { (tr!(user.lang(), "review-batch-link", batch = *number, n = *n)) } }
             } }
-            h2 { "Oldest first" }
+            h2 { (tr!(user.lang(), "review-queue-oldest")) }
             table {
-                thead { tr { th { "Batch" } th { "Test" } th { "Value" } th { "Outcome" } th { "Performed by" } th {} } }
+                thead { tr { th { (tr!(user.lang(), "col-batch")) } th { (tr!(user.lang(), "col-test")) } th { (tr!(user.lang(), "col-value")) } th { (tr!(user.lang(), "col-outcome")) } th { (tr!(user.lang(), "col-performed-by")) } th {} } }
                 tbody { @for a in &queue {
                     tr {
                         td { a href={"/batches/" (a.result.batch_id)} { (a.batch_number) } }
                         td { (a.result.result.test_code) }
                         td { (a.result.result.value) " " (a.result.result.unit.clone().unwrap_or_default()) }
-                        td { (outcome(a.result.result.outcome)) }
+                        td { (outcome(a.result.result.outcome, user.lang())) }
                         td { (a.result.result.performed_by.full_name) br; (user.time(a.result.result.performed_at)) }
-                        td { a href={"/results/" (a.result.result.id) "/review"} { "Review" } }
+                        td { a href={"/results/" (a.result.result.id) "/review"} { (tr!(user.lang(), "review-action")) } }
                     }
                 } }
             }
@@ -357,7 +362,7 @@ pub async fn review_queue(
     };
     Ok(html_page(
         actix_web::http::StatusCode::OK,
-        page("Review queue", Some(&user), body),
+        page(&tr!(user.lang(), "nav-review-queue"), Some(&user), body),
     ))
 }
 
@@ -374,35 +379,41 @@ async fn review_markup(
     let rf = Refusal::new(
         problem,
         &[
-            ("decision", "Decision"),
-            ("comment", "Comment"),
-            ("password", "Password"),
+            ("decision", "label-decision"),
+            ("comment", "label-comment"),
+            ("password", "label-password"),
         ],
+        user.lang(),
     );
     Ok(page(
-        &format!("Review {} {}", r.result.test_code, r.result.value),
+        &tr!(
+            user.lang(),
+            "review-title",
+            test = r.result.test_code.as_str(),
+            value = r.result.value.as_str()
+        ),
         Some(user),
         html! {
             (rf.summary())
             div.card { dl.facts {
-                dt { "Test" } dd { (r.result.test_code) }
-                dt { "Value" } dd { (r.result.value) " " (r.result.unit.clone().unwrap_or_default()) }
-                dt { "Outcome" } dd { (outcome(r.result.outcome)) }
-                dt { "Status" } dd { (r.status.as_str().replace('_', " ")) }
-                dt { "Performed by" } dd { (r.result.performed_by.full_name) ", " (user.time(r.result.performed_at)) }
+                dt { (tr!(user.lang(), "col-test")) } dd { (r.result.test_code) }
+                dt { (tr!(user.lang(), "col-value")) } dd { (r.result.value) " " (r.result.unit.clone().unwrap_or_default()) }
+                dt { (tr!(user.lang(), "col-outcome")) } dd { (outcome(r.result.outcome, user.lang())) }
+                dt { (tr!(user.lang(), "col-status")) } dd { (status_words(r.status.as_str(), user.lang())) }
+                dt { (tr!(user.lang(), "col-performed-by")) } dd { (r.result.performed_by.full_name) ", " (user.time(r.result.performed_at)) }
             } }
             form.stack.card method="post" action={"/results/" (result_id) "/review"} {
                 (csrf(user))
                 fieldset {
-                    legend { "Decision" }
-                    label { input type="radio" name="decision" value="accept" checked; (Meaning::Reviewed.statement()) }
-                    label { input type="radio" name="decision" value="reject"; (Meaning::ReviewRejected.statement()) }
+                    legend { (tr!(user.lang(), "col-decision")) }
+                    label { input type="radio" name="decision" value="accept" checked; (Meaning::Reviewed.statement(user.lang())) }
+                    label { input type="radio" name="decision" value="reject"; (Meaning::ReviewRejected.statement(user.lang())) }
                     (rf.at("decision"))
                 }
-                label { "Comment (required to reject)" textarea name="comment" { (comment) } (rf.at("comment")) }
-                (meaning_box(Meaning::Reviewed))
-                label { "Your password (electronic signature)" input type="password" name="password" required autocomplete="current-password"; (rf.at("password")) }
-                button type="submit" { "Sign the review" }
+                label { (tr!(user.lang(), "review-comment")) textarea name="comment" { (comment) } (rf.at("comment")) }
+                (meaning_box(Meaning::Reviewed, user.lang()))
+                label { (tr!(user.lang(), "signature-password")) input type="password" name="password" required autocomplete="current-password"; (rf.at("password")) }
+                button type="submit" { (tr!(user.lang(), "review-sign")) }
             }
         },
     ))

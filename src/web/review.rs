@@ -2,7 +2,9 @@
 //! limit, instrument, comment and, for a retest, what it replaces and why;
 //! a checkbox per result and one password.
 
-use super::layout::{Refusal, csrf, html_page, meaning_box, outcome, page, refusal, see_other};
+use super::layout::{
+    Refusal, csrf, html_page, meaning_box, outcome, page, refusal, see_other, status_words,
+};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::StoredName;
@@ -14,6 +16,7 @@ use crate::error::{AppError, Problem};
 use crate::services::batch_record::views::result_views;
 use crate::services::batches as batch_svc;
 use crate::services::results::{self as result_svc, Decision};
+use crate::tr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use maud::{Markup, html};
@@ -22,10 +25,10 @@ use uuid::Uuid;
 
 /// The form's fields and their labels.
 const LABELS: &[(&str, &str)] = &[
-    ("result_ids", "Results"),
-    ("decision", "Decision"),
-    ("comment", "Comment"),
-    ("password", "Password"),
+    ("result_ids", "label-results"),
+    ("decision", "label-decision"),
+    ("comment", "label-comment"),
+    ("password", "label-password"),
 ];
 
 /// What the reviewer chose, kept when the signature is refused.
@@ -62,46 +65,46 @@ async fn batch_review_markup(
     };
     let reject = previous.is_some_and(|p| p.decision == "reject");
     let number = &record.batch.batch_number;
-    let r = Refusal::new(problem, LABELS);
+    let r = Refusal::new(problem, LABELS, user.lang());
     Ok(page(
-        &format!("Review results · {number}"),
+        &tr!(user.lang(), "review-batch-title", batch = number.as_str()),
         Some(user),
         html! {
             (r.summary())
-            p { "Batch " a href={"/batches/" (batch_id)} { (number) } " · " (record.product.name) " · specification version " (record.spec.version) }
+            p { (tr!(user.lang(), "col-batch")) " " a href={"/batches/" (batch_id)} { (number) } " · " (record.product.name) " · " (tr!(user.lang(), "spec-version", version = record.spec.version.to_string())) }
             @if awaiting.is_empty() {
-                p.muted { "No result of this batch awaits review." }
+                p.muted { (tr!(user.lang(), "review-batch-none")) }
             } @else {
                 form.stack.card.wide method="post" action={"/batches/" (batch_id) "/review"} {
                     (csrf(user))
                     (r.at("result_ids"))
                     table.review {
-                        thead { tr { th { "Review" } th { "Test and limit" } th { "Result" } th { "Performed" } th { "Instrument, comment" } } }
+                        thead { tr { th { (tr!(user.lang(), "review-action")) } th { (tr!(user.lang(), "review-col-test-limit")) } th { (tr!(user.lang(), "col-result")) } th { (tr!(user.lang(), "col-performed")) } th { (tr!(user.lang(), "review-col-instrument")) } } }
                         tbody { @for v in &awaiting {
                             @let r = &v.result;
                             @let own = r.performed_by.id == me;
                             tr {
                                 td {
                                     @if own {
-                                        span.muted { "you performed it" }
+                                        span.muted { (tr!(user.lang(), "review-own")) }
                                     } @else {
                                         label.check {
                                             input type="checkbox" name="result_ids" value=(r.id) checked[checked(r.id)];
-                                            span.visually-hidden { "Review " (r.test_code) }
+                                            span.visually-hidden { (tr!(user.lang(), "review-action")) " " (r.test_code) }
                                         }
                                     }
                                 }
                                 td {
                                     strong { (r.test_code) }
-                                    @if let Some(t) = record.test(&r.test_code) { " " (t.name) br; span.muted { "limit " (describe_limit(t)) } }
+                                    @if let Some(t) = record.test(&r.test_code) { " " (t.name) br; span.muted { (tr!(user.lang(), "review-limit")) " " (describe_limit(t)) } }
                                 }
-                                td { (r.value) " " (r.unit.clone().unwrap_or_default()) " " (outcome(r.outcome))
+                                td { (r.value) " " (r.unit.clone().unwrap_or_default()) " " (outcome(r.outcome, user.lang()))
                                     @if let Some((earlier, deviation)) = record.replaced_by(r.id) {
                                         p.retest {
-                                            "Replaces " (earlier.test_code) " " (earlier.value) " of " (user.time(earlier.performed_at))
+                                            (tr!(user.lang(), "review-replaces")) " " (earlier.test_code) " " (earlier.value) " · " (user.time(earlier.performed_at))
                                             @if let Some(d) = deviation {
-                                                " (a retest after deviation “" (d.title) "”"
-                                                @if let Some(c) = d.conclusion { ", concluded " (c.as_str().replace('_', " ")) }
+                                                (tr!(user.lang(), "review-retest-after")) (d.title) "”"
+                                                @if let Some(c) = d.conclusion { (tr!(user.lang(), "review-concluded")) (status_words(c.as_str(), user.lang())) }
                                                 ")"
                                             }
                                             @if let Some(why) = &r.reason { ": " (why) }
@@ -110,25 +113,25 @@ async fn batch_review_markup(
                                 }
                                 td { (r.performed_by.full_name) br; (user.time(r.performed_at)) }
                                 td {
-                                    (r.instrument.clone().unwrap_or_else(|| "no instrument named".into()))
+                                    (r.instrument.clone().unwrap_or_else(|| (tr!(user.lang(), "review-no-instrument")).into()))
                                     @if let Some(c) = &r.comment { br; q { (c) } }
                                 }
                             }
                         } }
                     }
                     fieldset {
-                        legend { "Decision for every ticked result" }
-                        label.choice { input type="radio" name="decision" value="accept" checked[!reject]; (Meaning::Reviewed.statement()) }
-                        label.choice { input type="radio" name="decision" value="reject" checked[reject]; (Meaning::ReviewRejected.statement()) }
+                        legend { (tr!(user.lang(), "review-decision-ticked")) }
+                        label.choice { input type="radio" name="decision" value="accept" checked[!reject]; (Meaning::Reviewed.statement(user.lang())) }
+                        label.choice { input type="radio" name="decision" value="reject" checked[reject]; (Meaning::ReviewRejected.statement(user.lang())) }
                         (r.at("decision"))
                     }
-                    label { "Comment (required to reject)" textarea name="comment" { (previous.map(|p| p.comment.as_str()).unwrap_or_default()) } (r.at("comment")) }
-                    (meaning_box(Meaning::Reviewed))
-                    label { "Your password (electronic signature)" input type="password" name="password" required autocomplete="current-password"; (r.at("password")) }
-                    button type="submit" { "Sign the review of the ticked results" }
+                    label { (tr!(user.lang(), "review-comment")) textarea name="comment" { (previous.map(|p| p.comment.as_str()).unwrap_or_default()) } (r.at("comment")) }
+                    (meaning_box(Meaning::Reviewed, user.lang()))
+                    label { (tr!(user.lang(), "signature-password")) input type="password" name="password" required autocomplete="current-password"; (r.at("password")) }
+                    button type="submit" { (tr!(user.lang(), "review-sign-ticked")) }
                 }
             }
-            p { a href="/review" { "Back to the review queue" } }
+            p { a href="/review" { (tr!(user.lang(), "review-back")) } }
         },
     ))
 }

@@ -5,11 +5,12 @@
 use crate::app::AppState;
 use crate::domain::roles::Action;
 use crate::error::AppError;
+use crate::i18n::Locale;
 use crate::services::auth::{Authenticated, authenticate};
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::dev::Payload;
 use actix_web::http::{StatusCode, header};
-use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use futures_util::future::LocalBoxFuture;
@@ -62,12 +63,39 @@ impl ResponseError for WebError {
                 .finish(),
             WebError::Refused(e) => {
                 let p = e.to_problem();
-                HttpResponse::build(p.status)
+                let mut res = HttpResponse::build(p.status)
                     .content_type("text/html; charset=utf-8")
-                    .body(super::layout::error_page(&p).into_string())
+                    .body(super::layout::error_page(&p, Locale::En).into_string());
+                // `html_errors` renders it again in the reader's language.
+                res.extensions_mut().insert(ErrorPage(p));
+                res
             }
         }
     }
+}
+
+/// A refusal rendered as a page, kept on the response so that the
+/// `html_errors` middleware, which sees the request, can render it in the
+/// reader's language.
+#[derive(Debug, Clone)]
+pub struct ErrorPage(pub crate::error::Problem);
+
+/// The language of the person reading: the signed-in user's (put on the
+/// request by [`WebUser`]), else the browser's `Accept-Language`, else the
+/// site's default.
+pub fn reader_locale(req: &HttpRequest) -> Locale {
+    if let Some(l) = req.extensions().get::<Locale>() {
+        return *l;
+    }
+    req.headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Locale::from_accept_language)
+        .or_else(|| {
+            req.app_data::<web::Data<AppState>>()
+                .map(|s| s.default_locale)
+        })
+        .unwrap_or_default()
 }
 
 /// A cookie that removes `name`.
@@ -120,14 +148,20 @@ impl WebUser {
         self.0.actor.roles.may(action)
     }
 
-    /// A timestamp in the reader's zone (`2026-11-20 14:05 CET`), UTC on hover.
+    /// The language the user reads.
+    pub fn lang(&self) -> Locale {
+        self.0.actor.locale
+    }
+
+    /// A timestamp in the reader's zone and order (`2026-11-20 14:05 CET`),
+    /// UTC on hover.
     pub fn time(&self, at: DateTime<Utc>) -> Markup {
-        super::layout::time_in(at, self.1)
+        super::layout::time_in(at, self.1, self.lang())
     }
 
     /// The day of `at` in the reader's zone (the whole time on hover).
     pub fn day(&self, at: DateTime<Utc>) -> Markup {
-        super::layout::day_in(at, self.1)
+        super::layout::day_in(at, self.1, self.lang())
     }
 
     /// The zone forms are read in, for their labels.
@@ -135,7 +169,7 @@ impl WebUser {
         if self.1 == Tz::UTC {
             "UTC".to_owned()
         } else {
-            format!("your time, {}", self.1.name())
+            crate::tr!(self.lang(), "zone-yours", zone = self.1.name())
         }
     }
 
@@ -175,6 +209,7 @@ impl FromRequest for WebUser {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let request = req.clone();
         let token = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
         let zone = req
             .cookie(ZONE_COOKIE)
@@ -186,7 +221,11 @@ impl FromRequest for WebUser {
             };
             let cfg = state.auth.clone();
             match state.db(move |c| authenticate(c, &cfg, &token)).await {
-                Ok(who) => Ok(WebUser(who, zone)),
+                Ok(who) => {
+                    // For the error page, rendered after the handler.
+                    request.extensions_mut().insert(who.actor.locale);
+                    Ok(WebUser(who, zone))
+                }
                 Err(AppError::Problem(p)) if p.status == StatusCode::UNAUTHORIZED => {
                     Err(WebError::SignIn)
                 }

@@ -191,9 +191,9 @@ fn spec_words(t: &Trend) -> String {
 
 /// The form's fields and their labels.
 const LABELS: &[(&str, &str)] = &[
-    ("test_code", "Test"),
-    ("from", "Performed from"),
-    ("to", "Performed to"),
+    ("test_code", "label-test"),
+    ("from", "label-performed-from"),
+    ("to", "label-performed-to"),
 ];
 
 /// The page's query.
@@ -260,7 +260,7 @@ fn trend_markup(
                 button type="submit" { "Show the trend" }
             }
             @match shown {
-                Err(p) => { (Refusal::new(Some(p), LABELS).searching().all_above()) }
+                Err(p) => { (Refusal::new(Some(p), LABELS, user.lang()).searching().all_above()) }
                 Ok(t) => {
                     @if t.points.len() < crate::domain::trend::MIN_POINTS {
                         div.notice.warn { (t.points.len()) " point(s): the chart draws its limits from "

@@ -24,11 +24,11 @@ struct Typed {
 }
 
 const NEW_USER_LABELS: &[(&str, &str)] = &[
-    ("username", "Username"),
-    ("full_name", "Full name"),
-    ("email", "Email"),
-    ("roles", "Roles"),
-    ("password", "Initial password"),
+    ("username", "label-username"),
+    ("full_name", "label-full-name"),
+    ("email", "label-email"),
+    ("roles", "label-roles"),
+    ("password", "label-initial-password"),
 ];
 
 async fn users_markup(
@@ -37,7 +37,7 @@ async fn users_markup(
     problem: Option<&Problem>,
     typed: &Typed,
 ) -> Result<Markup, WebError> {
-    let r = Refusal::new(problem, NEW_USER_LABELS);
+    let r = Refusal::new(problem, NEW_USER_LABELS, user.lang());
     let list = state
         .db(|c| {
             user_svc::list_users(
@@ -131,6 +131,7 @@ pub async fn create_user(
         password: get("password"),
         // Chosen by the admin, not by the user.
         temporary: true,
+        locale: crate::i18n::Locale::parse(&get("locale")).unwrap_or(state.default_locale),
     };
     let typed = Typed {
         username: input.username.clone(),
@@ -172,11 +173,11 @@ pub async fn unlock_user(
 }
 
 const EDIT_LABELS: &[(&str, &str)] = &[
-    ("full_name", "Full name"),
-    ("email", "Email"),
-    ("roles", "Roles"),
-    ("active", "Account"),
-    ("body", "Change"),
+    ("full_name", "label-full-name"),
+    ("email", "label-email"),
+    ("roles", "label-roles"),
+    ("active", "label-account"),
+    ("body", "label-change"),
 ];
 
 /// The proposed change of one account, as the edit form sends it.
@@ -207,7 +208,7 @@ async fn edit_markup(
     edit_markup_with(state, user, target, problem, proposed, None).await
 }
 
-const RESET_LABELS: &[(&str, &str)] = &[("password", "New temporary password")];
+const RESET_LABELS: &[(&str, &str)] = &[("password", "label-new-temporary-password")];
 
 async fn edit_markup_with(
     state: &AppState,
@@ -225,7 +226,7 @@ async fn edit_markup_with(
             ))
         })
         .await?;
-    let r = Refusal::new(problem, EDIT_LABELS);
+    let r = Refusal::new(problem, EDIT_LABELS, user.lang());
     let own = target == user.0.actor.id;
     let f = proposed.cloned().unwrap_or_else(|| EditForm {
         full_name: u.full_name.clone(),
@@ -263,7 +264,7 @@ async fn edit_markup_with(
                 button type="submit" { "Review the change" }
             }
             @if !own {
-                @let rr = Refusal::new(reset.and_then(Result::err), RESET_LABELS);
+                @let rr = Refusal::new(reset.and_then(Result::err), RESET_LABELS, user.lang());
                 form.stack.card method="post" action={"/users/" (target) "/password"} {
                     h2 { "Reset the password" }
                     @if let Some(Ok(())) = reset {
@@ -415,6 +416,7 @@ async fn confirm_or_apply(
         email: Some(f.email.clone()),
         roles: (roles != had).then(|| f.roles.clone()),
         active: (active != current.active).then_some(active),
+        locale: None,
     };
     let actor = user.0.actor.clone();
     match state

@@ -69,7 +69,7 @@ async fn a_released_batch_has_a_certificate_with_every_result_signature_and_the_
     let text = text_of(&bytes);
     for needle in [
         "Certificate of Analysis",
-        "Umbilical-cord MSC injection (UCMSC-INJ)",
+        "Umbilical-cord MSC injection 人脐带间充质干细胞注射液 (UCMSC-INJ)",
         "UCMSC-COA-1",
         "G123498654321H",
         "PT-0042",

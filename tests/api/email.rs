@@ -256,13 +256,17 @@ async fn two_workers_never_send_one_message_twice() {
     let app = TestApp::spawn().await;
     let mut conn = app.conn();
     for i in 0..20 {
+        let letter = |_| cellqc::services::outbox::Letter {
+            subject: format!("message {i}"),
+            body: "b".to_owned(),
+        };
         cellqc::services::outbox::queue(
             &mut conn,
             vec![format!("qa{i}@lab.example")],
+            cellqc::i18n::Locale::En,
             &cellqc::services::outbox::Email {
                 kind: "test",
-                subject: &format!("message {i}"),
-                body: "b",
+                letter: &letter,
                 urgent: false,
                 link_path: None,
             },

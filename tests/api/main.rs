@@ -26,6 +26,7 @@ mod hostile;
 mod imports;
 mod instruments;
 mod lab;
+mod locale;
 mod materials;
 mod openapi;
 mod qualifications;

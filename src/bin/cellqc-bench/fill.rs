@@ -273,6 +273,9 @@ fn lot_rows(
         entity_type: "material".to_owned(),
         entity_id: id,
         batch_id: None,
+        // The statement columns stay empty: read as the English statement.
+        statement: None,
+        statement_locale: None,
     };
     signature_line(&s, &mut chunk.signatures);
     system.push(
@@ -573,6 +576,8 @@ fn batch_rows(
             entity_type: "result".to_owned(),
             entity_id: r.id,
             batch_id: Some(batch.id),
+            statement: None,
+            statement_locale: None,
         };
         signature_line(&s, &mut chunk.signatures);
         chain.push(

@@ -1,0 +1,147 @@
+# pages
+
+col-test = Test
+record-limit-open = {" "}(limit{" "}
+record-value = Value (unit as in the specification)
+record-performed-at-open = Performed at (
+record-instrument = Registered instrument (required when the test names a kind; only instruments in service now)
+record-lots = Material lots used (only released lots in date now)
+record-lot-word = {" "}lot{" "}
+record-instrument-text = Instrument (free text: model, serial)
+col-comment = Comment
+record-replaces = Replaces result (only to correct or retest)
+record-save = Save result
+back-to-batch = Back to the batch
+review-queue-empty = Nothing awaits your review.
+review-queue-by-batch = By batch (one signature for several results)
+review-queue-oldest = Oldest first
+col-batch = Batch
+col-value = Value
+col-outcome = Outcome
+col-performed-by = Performed by
+review-action = Review
+col-status = Status
+col-decision = Decision
+review-comment = Comment (required to reject)
+signature-password = Your password (electronic signature)
+review-sign = Sign the review
+record-title = Record a result · { $batch }
+review-title = Review { $test } { $value }
+review-batch-link = Review batch { $batch } ({ $n ->
+    [one] 1 result
+   *[other] { $n } results
+})
+result-next-test-below = {" "}Next test below.
+
+review-batch-none = No result of this batch awaits review.
+review-col-test-limit = Test and limit
+col-result = Result
+col-performed = Performed
+review-col-instrument = Instrument, comment
+review-own = you performed it
+review-retest-after = {" "}(a retest after deviation “
+review-concluded = , concluded{" "}
+review-no-instrument = no instrument named
+review-decision-ticked = Decision for every ticked result
+review-sign-ticked = Sign the review of the ticked results
+review-back = Back to the review queue
+review-batch-title = Review results · { $batch }
+spec-version = specification version { $version }
+review-replaces = Replaces
+review-limit = limit
+
+release-summary = Summary
+col-product = Product
+release-current = Current results
+release-deviations-label = Deviations
+col-expires = Expires
+release-look = Look before you sign (these do not block release):
+release-trend-chart = Open the trend chart
+release-heading = Release
+release-sign = Sign the release
+release-conditional-heading = Conditional release
+release-justification = Justification (required)
+release-conditional-sign = Sign the conditional release
+release-reject-heading = Reject
+reason-required = Reason (required)
+release-reject-sign = Sign the rejection
+release-recall-heading = Recall
+release-recall-sign = Sign the recall
+release-may-sign = You may sign the release: every rule holds and you took no part in the testing.
+release-may-sign-nth = You may sign the release: it will be signature { $signed } of the { $required } this product requires.
+release-not-independent = You may not sign: you performed or reviewed a current result of this batch. Another QA person must release it.
+release-already-signed = You already signed this release: a second, different QA person must sign.
+release-wrong-status = Nobody can release it: the batch is { $status }.
+release-conditional-possible = Not releasable yet ({ $n } blocker(s)), but you may sign a conditional release: only results allowed to be pending are missing.
+release-blocked = Nobody can release it yet: { $n } blocker(s) stand, listed below.
+release-nothing-pending = Every result is in: a full release, not a conditional one.
+release-title = Release · { $batch }
+release-batch-is = The batch is
+sentence-end = .
+release-current-results = { $current } of { $tests } tests; { $reviewed } reviewed; { $failed } out of specification
+release-deviations = { $all } in all, { $open } open
+release-out-of-trend =  is out of trend:{" "}
+
+batch-actions = Actions
+batch-record = Record a result
+batch-import = Import from an export
+batch-review = Review results
+batch-release = Release, reject or recall
+batch-custody = Custody event
+batch-history = History
+batch-audit-review = Audit-trail review
+col-specification = Specification
+col-manufactured = Manufactured
+batch-readiness = Release readiness
+batch-record-one = Record
+batch-releasable = Every rule holds: a Qualified Person who took no part in the testing can release the batch.
+batch-conditional = Only results allowed to be pending are missing: a conditional release is possible.
+batch-spec-results = Specification and current results
+col-method = Method
+col-limit = Limit
+col-reviewed-by = Reviewed by
+batch-source-file-title = The instrument export this value was imported from, kept as uploaded
+batch-source-file = from its export file
+batch-trend-title = Open the product's trend chart
+batch-earlier = Results not counted (superseded, rejected in review, invalidated)
+batch-investigated-in = Investigated in{" "}
+batch-sentence-gap = .{" "}
+batch-replaced-by = Replaced by{" "}
+batch-signatures = Signatures
+batch-no-signatures = No release, rejection or recall signature yet.
+batch-none = None.
+batch-root-cause = Root cause:{" "}
+batch-custody-chain = Chain of custody
+batch-no-custody = No custody event yet.
+batch-excursion = EXCURSION
+batch-recipient = {" "}· recipient{" "}
+batch-label = Bag label (PDF)
+batch-coa = Certificate of Analysis (PDF)
+blocker-title-missing-result = A required result is missing
+blocker-title-result-failed = A result is out of specification
+blocker-title-result-not-reviewed = A result has not been reviewed by a second person
+blocker-title-open-deviation = A deviation is still open
+blocker-title-confirmed-oos = An out-of-specification result was confirmed: the batch can only be rejected
+blocker-title-in-transit = The batch is in transit
+blocker-title-expired = The batch has expired
+blocker-title-parent-not-released = A parent batch is not released
+blocker-title-audit-trail-not-reviewed = QA has not signed a review of the audit trail
+batch-reviewed-notice = { $n ->
+    [one] 1 result
+   *[other] { $n } results
+} reviewed under your signature.
+batch-still-to-record = Results still to record ({ $n })
+batch-out-of-trend = out of trend: { $rule } ({ $code }); does not block release
+batch-still-open = , still open
+batch-title = Batch { $batch }
+
+login-button = Sign in
+login-title = Sign in
+login-locked = This account is locked after repeated failed attempts. Wait 15 minutes or ask an administrator to unlock it.
+login-rate-limited = Too many sign-in attempts from this address; try again in { $seconds } s.
+login-wrong = Wrong username or password.
+
+account-changed = Your password was changed. Your other sessions were signed out.
+account-new-password = New password (12 to 128 characters, not containing your username)
+account-change = Change the password
+account-password-title = Change your password

@@ -1,0 +1,238 @@
+//! Language: a user's locale, the words of refusals, pages, emails, the
+//! statement recorded with a signature, and the certificate in Chinese.
+
+use crate::lab::Lab;
+use crate::support::TestApp;
+use actix_web::http::StatusCode;
+use diesel::prelude::*;
+use serde_json::json;
+
+async fn certificate(lab: &Lab, batch: &str, token: &str, query: &str) -> (StatusCode, Vec<u8>) {
+    let client = awc::Client::default();
+    let mut res = client
+        .get(format!(
+            "{}/api/v1/batches/{batch}/certificate{query}",
+            lab.app.address
+        ))
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    (status, res.body().limit(10 << 20).await.unwrap().to_vec())
+}
+
+fn text_of(bytes: &[u8]) -> String {
+    let text = pdf_extract::extract_text_from_mem(bytes).unwrap();
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+async fn set_locale(app: &TestApp, token: &str, locale: &str) -> crate::support::Resp {
+    app.post("/api/v1/auth/locale", token, json!({ "locale": locale }))
+        .await
+}
+
+#[actix_web::test]
+async fn a_user_chooses_their_language_and_an_admin_may_set_it() {
+    let app = TestApp::spawn().await;
+    let (id, token) = app.signed_in(&["technician"]).await;
+    let me = app.get("/api/v1/auth/me", &token).await;
+    assert_eq!(me.body["locale"], "en", "the default: {}", me.body);
+
+    let set = set_locale(&app, &token, "zh-CN").await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    assert_eq!(set.body["locale"], "zh-CN");
+    let me = app.get("/api/v1/auth/me", &token).await;
+    assert_eq!(me.body["locale"], "zh-CN");
+    let changed = app.audit_actions("user.locale_changed");
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].0.map(|u| u.to_string()), Some(id.clone()));
+    assert_eq!(changed[0].1.as_ref().unwrap()["locale"], "zh-CN");
+    // The same language again changes nothing and is not audited.
+    set_locale(&app, &token, "zh-CN").await;
+    assert_eq!(app.audit_actions("user.locale_changed").len(), 1);
+
+    // A language cellqc does not speak is refused, naming the field.
+    let bad = set_locale(&app, &token, "fr").await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    assert_eq!(bad.body["errors"][0]["field"], "locale", "{}", bad.body);
+    let stored: String = cellqc::db::schema::users::table
+        .find(uuid::Uuid::parse_str(&id).unwrap())
+        .select(cellqc::db::schema::users::locale)
+        .first(&mut app.conn())
+        .unwrap();
+    assert_eq!(stored, "zh-CN");
+
+    // The admin's fields: on creation and by PATCH.
+    let admin = app.admin_token().await;
+    let created = app
+        .post(
+            "/api/v1/users",
+            &admin,
+            json!({"username": "wang2", "full_name": "王芳", "email": "wang2@lab.example",
+                   "roles": ["technician"], "password": "a-temporary-password-1", "locale": "zh-CN"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["locale"], "zh-CN");
+    let patched = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/users/{}", created.body["id"].as_str().unwrap()),
+            Some(&admin),
+            json!({"locale": "en"}),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    assert_eq!(patched.body["locale"], "en");
+    let updated = app.audit_actions("user.updated");
+    let last = updated.last().unwrap().1.as_ref().unwrap();
+    assert_eq!(last["locale"], "en");
+}
+
+#[actix_web::test]
+async fn a_refusal_speaks_the_language_asked_for_and_keeps_its_code() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.signed_in(&["technician"]).await;
+    let path = format!("/api/v1/batches/{}", uuid::Uuid::now_v7());
+    let english = app.get(&path, &token).await;
+    assert_eq!(english.status, StatusCode::NOT_FOUND);
+    assert_eq!(english.body["title"], "Not Found");
+    assert_eq!(english.body["code"], "batch_not_found");
+
+    let req = app
+        .request("GET", &path, Some(&token))
+        .insert_header(("Accept-Language", "zh-CN,zh;q=0.9,en;q=0.8"));
+    let chinese = app.send(req, None).await;
+    assert_eq!(chinese.status, StatusCode::NOT_FOUND);
+    assert_eq!(chinese.body["title"], "未找到", "{}", chinese.body);
+    assert_eq!(chinese.body["code"], "batch_not_found");
+    let detail = chinese.body["detail"].as_str().unwrap();
+    assert!(detail.starts_with("没有该批次。"), "{detail}");
+    // The specific words stay, so nothing the English said is lost.
+    assert!(
+        detail.contains(english.body["detail"].as_str().unwrap()),
+        "{detail}"
+    );
+
+    // A validation refusal: the field names never change.
+    let req = app
+        .request("POST", "/api/v1/auth/locale", Some(&token))
+        .insert_header(("Accept-Language", "zh-CN"));
+    let bad = app
+        .send(req, Some(json!({"locale": "xx"}).to_string().into_bytes()))
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.body["title"], "内容无效");
+    assert_eq!(bad.body["errors"][0]["field"], "locale");
+}
+
+#[actix_web::test]
+async fn a_chinese_reviewer_and_qp_sign_in_chinese_and_the_certificate_reads_in_chinese() {
+    let lab = Lab::msc().await;
+    set_locale(&lab.app, &lab.reviewer, "zh-CN").await;
+    set_locale(&lab.app, &lab.qa2, "zh-CN").await;
+
+    // An OOS reaches each QA person in their own language.
+    let oos = lab.batch("UCMSC-ZH-OOS").await;
+    lab.record(&oos, "STER", json!("growth")).await;
+    let mails: Vec<(String, Vec<String>)> = cellqc::db::schema::email_outbox::table
+        .filter(cellqc::db::schema::email_outbox::kind.eq("oos_recorded"))
+        .select((
+            cellqc::db::schema::email_outbox::subject,
+            cellqc::db::schema::email_outbox::recipients,
+        ))
+        .load(&mut lab.app.conn())
+        .unwrap();
+    assert_eq!(mails.len(), 2, "{mails:?}");
+    let subjects: Vec<&str> = mails.iter().map(|(s, _)| s.as_str()).collect();
+    assert!(
+        subjects.contains(&"[cellqc] OOS on batch UCMSC-ZH-OOS: STER failed"),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects.contains(&"[cellqc] 批次 UCMSC-ZH-OOS 出现超标（OOS）：STER 不合格"),
+        "{subjects:?}"
+    );
+
+    let b = lab.tested_batch("UCMSC-ZH-1", &[]).await;
+    let released = lab
+        .release(&b, &lab.qa2, json!({"comment": "符合质量标准"}))
+        .await;
+    assert_eq!(released.status, StatusCode::OK, "{}", released.body);
+
+    // Each signature keeps the statement its signer read, in their language.
+    let record = lab.batch_record(&b).await;
+    let release = &record["signatures"][0];
+    assert_eq!(release["meaning"], "released");
+    assert_eq!(release["statement"], "我批准此批次放行");
+    assert_eq!(release["statement_locale"], "zh-CN");
+    let review = &record["results"][0]["signatures"][0];
+    assert_eq!(review["meaning"], "reviewed");
+    assert_eq!(review["statement"], "我已审核此结果并予以接受");
+    let stored: Vec<(String, Option<String>, Option<String>)> =
+        cellqc::db::schema::signatures::table
+            .filter(cellqc::db::schema::signatures::meaning.eq("released"))
+            .select((
+                cellqc::db::schema::signatures::meaning,
+                cellqc::db::schema::signatures::statement,
+                cellqc::db::schema::signatures::statement_locale,
+            ))
+            .load(&mut lab.app.conn())
+            .unwrap();
+    assert_eq!(
+        stored,
+        vec![(
+            "released".to_owned(),
+            Some("我批准此批次放行".to_owned()),
+            Some("zh-CN".to_owned())
+        )]
+    );
+
+    // The certificate follows the reader: Chinese for the Chinese QP.
+    let (status, zh) = certificate(&lab, &b, &lab.qa2, "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(zh.len() < 300 * 1024, "{} bytes", zh.len());
+    let text = text_of(&zh);
+    for needle in [
+        "检验报告书",
+        "批号",
+        "UCMSC-ZH-1",
+        "检测项目",
+        "合格",
+        "已放行",
+        "我批准此批次放行",
+        "符合质量标准",
+        "第 1 页",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in {text}");
+    }
+    assert!(!text.contains("Certificate of Analysis"), "{text}");
+
+    // Bilingual: both; the English reader's statement next to the signer's.
+    let (status, both) = certificate(&lab, &b, &lab.tech, "?lang=bilingual").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(both.len() < 300 * 1024, "{} bytes", both.len());
+    let text = text_of(&both);
+    for needle in [
+        "检验报告书 / Certificate of Analysis",
+        "批号 / Batch number",
+        "UCMSC-ZH-1",
+        "我批准此批次放行",
+        "I approve this batch for release",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in {text}");
+    }
+
+    // English for an English reader, the Chinese-signed statement kept.
+    let (_, en) = certificate(&lab, &b, &lab.tech, "").await;
+    let text = text_of(&en);
+    assert!(text.contains("Certificate of Analysis"), "{text}");
+    assert!(text.contains("我批准此批次放行"), "{text}");
+
+    // A language that isn't offered is refused, naming it.
+    let (status, body) = certificate(&lab, &b, &lab.tech, "?lang=fr").await;
+    assert!(status.is_client_error(), "{status}");
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(body.to_string().contains("lang"), "{body}");
+}

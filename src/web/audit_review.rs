@@ -9,28 +9,30 @@ use crate::app::AppState;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::error::Problem;
+use crate::i18n::Locale;
 use crate::services::audit_review::{self as svc, AuditReviewView, ReviewRequest};
 use crate::services::batches as batch_svc;
+use crate::tr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
 
-fn kind_words(kind: crate::domain::audit_review::ExceptionKind) -> &'static str {
+fn kind_words(kind: crate::domain::audit_review::ExceptionKind, loc: Locale) -> String {
     use crate::domain::audit_review::ExceptionKind as K;
     match kind {
-        K::Replacement => "correction",
-        K::LateEntry => "late entry",
-        K::ReviewRejected => "rejected in review",
-        K::Invalidation => "invalidated",
-        K::DeviationOpened => "deviation opened",
-        K::DeviationClosed => "deviation closed",
-        K::Excursion => "temperature excursion",
-        K::ReleaseSignature => "release signature",
-        K::Disposition => "status decision",
-        K::AuditReview => "earlier review",
-        K::Other => "other",
+        K::Replacement => tr!(loc, "exception-replacement"),
+        K::LateEntry => tr!(loc, "exception-late-entry"),
+        K::ReviewRejected => tr!(loc, "exception-review-rejected"),
+        K::Invalidation => tr!(loc, "exception-invalidation"),
+        K::DeviationOpened => tr!(loc, "exception-deviation-opened"),
+        K::DeviationClosed => tr!(loc, "exception-deviation-closed"),
+        K::Excursion => tr!(loc, "exception-excursion"),
+        K::ReleaseSignature => tr!(loc, "exception-release-signature"),
+        K::Disposition => tr!(loc, "exception-disposition"),
+        K::AuditReview => tr!(loc, "exception-audit-review"),
+        K::Other => tr!(loc, "exception-other"),
     }
 }
 
@@ -51,82 +53,76 @@ async fn review_markup(
         .await?;
     let may_sign = user.may(Action::Sign(Meaning::AuditTrailReviewed));
     let (notice, words) = match view.state {
-        "reviewed" => (
-            "ok",
-            "Every exception that counts is covered by a signed review.".to_owned(),
-        ),
-        "stale" => (
-            "error",
-            "Exceptions were written after the last signed review: they are marked new below and need a review."
-                .to_owned(),
-        ),
-        _ => (
-            "error",
-            "Nobody has signed a review of this audit trail yet.".to_owned(),
-        ),
+        "reviewed" => ("ok", tr!(user.lang(), "trail-reviewed")),
+        "stale" => ("error", tr!(user.lang(), "trail-stale")),
+        _ => ("error", tr!(user.lang(), "trail-none")),
     };
     let required = if view.required {
-        "The product requires this review before release."
+        tr!(user.lang(), "trail-required")
     } else {
-        "The product does not require this review before release."
+        tr!(user.lang(), "trail-not-required")
     };
     Ok(page(
-        &format!("Audit-trail review · {}", view.batch_number),
+        &tr!(
+            user.lang(),
+            "trail-title",
+            batch = view.batch_number.as_str()
+        ),
         Some(user),
         html! {
             (refusal_box(problem, user.lang()))
             div class={"notice " (notice)} id="review-state" role="status" { (words) " " (required) }
             div.card { dl.facts {
-                dt { "Batch" } dd { a href={"/batches/" (batch_id)} { (view.batch_number) } }
-                dt { "Entries in its chain" } dd { (view.entries) " (last: #" (view.up_to_seq) ", hash " code title=(view.head_hash) { (view.head_hash.get(..12).unwrap_or_default()) "…" } ")" }
-                dt { "Exceptions to read" } dd { (view.exceptions.len()) " — routine entries (creation, first results within 72 h, accepted reviews, custody without excursion, material uses) are left out" }
-                dt { "Full trail" } dd { a href={"/batches/" (batch_id) "/history"} { "Every entry of the batch's history" } }
+                dt { (tr!(user.lang(), "col-batch")) } dd { a href={"/batches/" (batch_id)} { (view.batch_number) } }
+                dt { (tr!(user.lang(), "trail-entries-label")) } dd { (tr!(user.lang(), "trail-entries", n = view.entries, seq = view.up_to_seq)) " " code title=(view.head_hash) { (view.head_hash.get(..12).unwrap_or_default()) "…" } ")" }
+                dt { (tr!(user.lang(), "trail-to-read")) } dd { (tr!(user.lang(), "trail-exceptions-to-read", n = view.exceptions.len())) }
+                dt { (tr!(user.lang(), "trail-full")) } dd { a href={"/batches/" (batch_id) "/history"} { (tr!(user.lang(), "trail-every-entry")) } }
             } }
-            h2 { "Exceptions (" (view.exceptions.len()) ")" }
-            @if view.exceptions.is_empty() { p.muted { "None: every entry of this trail is routine." } } @else {
+            h2 { (tr!(user.lang(), "trail-exceptions", n = view.exceptions.len())) }
+            @if view.exceptions.is_empty() { p.muted { (tr!(user.lang(), "trail-no-exceptions")) } } @else {
                 table id="exceptions" {
-                    thead { tr { th { "#" } th { "When" } th { "Who" } th { "Kind" } th { "What happened" } } }
+                    thead { tr { th { "#" } th { (tr!(user.lang(), "col-when")) } th { (tr!(user.lang(), "col-who")) } th { (tr!(user.lang(), "label-kind")) } th { (tr!(user.lang(), "col-what")) } } }
                     tbody { @for e in &view.exceptions {
                         tr class=[(e.after_last_review && !view.reviews.is_empty()).then_some("new")] {
-                            td { a href={"/batches/" (batch_id) "/history#entry-" (e.entry_id)} title="Open the entry in the batch's history" { "#" (e.seq) } }
+                            td { a href={"/batches/" (batch_id) "/history#entry-" (e.entry_id)} title=(tr!(user.lang(), "trail-open-entry")) { "#" (e.seq) } }
                             td { (user.time(e.at)) }
-                            td { @if let Some(a) = &e.actor { (a.full_name) br; span.muted { (a.username) } } @else { span.muted { "system" } } }
-                            td { span.badge { (kind_words(e.kind)) } @if e.after_last_review && !view.reviews.is_empty() { br; strong { "new since the last review" } } }
+                            td { @if let Some(a) = &e.actor { (a.full_name) br; span.muted { (a.username) } } @else { span.muted { (tr!(user.lang(), "system")) } } }
+                            td { span.badge { (kind_words(e.kind, user.lang())) } @if e.after_last_review && !view.reviews.is_empty() { br; strong { (tr!(user.lang(), "trail-new")) } } }
                             td { (e.summary) }
                         }
                     } }
                 }
             }
-            h2 { "Signed reviews (" (view.reviews.len()) ")" }
-            @if view.reviews.is_empty() { p.muted { "None yet." } } @else {
+            h2 { (tr!(user.lang(), "trail-signed-reviews", n = view.reviews.len())) }
+            @if view.reviews.is_empty() { p.muted { (tr!(user.lang(), "none-yet")) } } @else {
                 ul id="reviews" { @for r in &view.reviews {
                     li {
-                        (r.signature.signer.full_name) ", " (user.time(r.signature.signed_at)) ": entries up to #" (r.up_to_seq)
-                        ", " (r.exceptions) " exception(s) read"
+                        (r.signature.signer.full_name) ", " (user.time(r.signature.signed_at)) (tr!(user.lang(), "colon"))
+                        (tr!(user.lang(), "trail-review-covered", seq = r.up_to_seq, n = r.exceptions))
                         @if let Some(c) = &r.signature.reason { " — “" (c) "”" }
-                        br; span.muted { "“" (r.signature.statement) "” · record hash " code { (r.signature.record_hash.get(..12).unwrap_or_default()) "…" } }
+                        br; span.muted { "“" (r.signature.statement) "” · " (tr!(user.lang(), "trail-record-hash")) " " code { (r.signature.record_hash.get(..12).unwrap_or_default()) "…" } }
                     }
                 } }
             }
             @if may_sign && view.state == "reviewed" {
-                p.muted id="you" { "Nothing to sign: the last review covers every exception that counts. A new exception reopens the review here." }
+                p.muted id="you" { (tr!(user.lang(), "trail-nothing-to-sign")) }
             } @else if may_sign {
                 @if took_part {
-                    div.notice.error id="you" { "You may not sign this review: you performed or reviewed a current result of this batch. Another QA person must review its trail." }
+                    div.notice.error id="you" { (tr!(user.lang(), "trail-took-part")) }
                 } @else {
                     form.stack.card method="post" action={"/batches/" (batch_id) "/audit-review"} {
-                        h2 { "Sign the review" }
+                        h2 { (tr!(user.lang(), "trail-sign-heading")) }
                         (csrf(user))
                         input type="hidden" name="up_to_seq" value=(view.up_to_seq);
-                        p { "Your signature covers entries #1 to #" (view.up_to_seq) " and the " (view.exceptions.len()) " exception(s) listed above." }
-                        label { "Comment (optional)" textarea name="comment" { (comment) } }
+                        p { (tr!(user.lang(), "trail-covers", seq = view.up_to_seq, n = view.exceptions.len())) }
+                        label { (tr!(user.lang(), "comment-optional")) textarea name="comment" { (comment) } }
                         (meaning_box(Meaning::AuditTrailReviewed, user.lang()))
-                        label { "Your password (electronic signature)" input type="password" name="password" required autocomplete="current-password"; }
-                        button type="submit" { "Sign the audit-trail review" }
+                        label { (tr!(user.lang(), "signature-password")) input type="password" name="password" required autocomplete="current-password"; }
+                        button type="submit" { (tr!(user.lang(), "trail-sign")) }
                     }
                 }
             }
-            p { a href={"/batches/" (batch_id)} { "Back to the batch" } }
+            p { a href={"/batches/" (batch_id)} { (tr!(user.lang(), "back-to-batch")) } }
         },
     ))
 }

@@ -10,6 +10,7 @@ use crate::error::{AppError, Problem};
 use crate::services::PageRequest;
 use crate::services::batches::{self as batch_svc, NewBatchInput};
 use crate::services::products as product_svc;
+use crate::tr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use maud::{Markup, html};
@@ -73,13 +74,13 @@ async fn form_markup(
         .await?;
     let r = Refusal::new(problem, LABELS, user.lang());
     Ok(page(
-        "Start a batch",
+        &tr!(user.lang(), "home-start-batch"),
         Some(user),
         html! {
             (r.summary())
             form.stack.card method="post" action="/batches" {
                 (csrf(user))
-                label { "Product"
+                label { (tr!(user.lang(), "col-product"))
                     select name="product_id" required {
                         @for p in &products.items {
                             option value=(p.id) selected[p.id.to_string() == typed.product_id] { (p.code) " – " (p.name) }
@@ -87,41 +88,41 @@ async fn form_markup(
                     }
                     (r.at("product_id"))
                 }
-                label { "Batch number"
+                label { (tr!(user.lang(), "label-batch-number"))
                     input type="text" name="batch_number" required maxlength="64" autocomplete="off" value=(typed.batch_number);
                     (r.at("batch_number"))
                 }
-                label { "Manufactured at (" (user.zone_name()) ")"
+                label { (tr!(user.lang(), "new-manufactured-at", zone = user.zone_name()))
                     input type="datetime-local" name="manufactured_at" step="1" required value=(typed.manufactured_at);
                     (r.at("manufactured_at"))
                 }
-                label { "Expires at (" (user.zone_name()) ")"
+                label { (tr!(user.lang(), "new-expires-at", zone = user.zone_name()))
                     input type="datetime-local" name="expires_at" step="1" required value=(typed.expires_at);
                     (r.at("expires_at"))
                 }
-                label { "Donor DIN (ISBT 128, scan or type; optional)"
+                label { (tr!(user.lang(), "new-donor-din"))
                     input type="text" name="donor_din" autocomplete="off" value=(typed.donor_din);
                     (r.at("donor_din"))
                 }
-                label { "Intended recipient (autologous or directed; optional)"
+                label { (tr!(user.lang(), "new-recipient"))
                     input type="text" name="intended_recipient" autocomplete="off" value=(typed.intended_recipient);
                     (r.at("intended_recipient"))
                 }
-                label { "Quantity (optional)"
+                label { (tr!(user.lang(), "new-quantity"))
                     input type="text" name="quantity" inputmode="decimal" value=(typed.quantity);
                     (r.at("quantity"))
                 }
-                label { "Unit (optional)"
+                label { (tr!(user.lang(), "new-unit"))
                     input type="text" name="unit" value=(typed.unit);
                     (r.at("unit"))
                 }
-                label { "Parent batches (batch numbers, separated by commas; optional)"
+                label { (tr!(user.lang(), "new-parents"))
                     input type="text" name="parents" autocomplete="off" value=(typed.parents);
                     (r.at("parent_batch_ids"))
                 }
-                button type="submit" { "Start the batch" }
+                button type="submit" { (tr!(user.lang(), "new-start")) }
             }
-            p { a href="/batches" { "Back to the batches" } }
+            p { a href="/batches" { (tr!(user.lang(), "back-to-batches")) } }
         },
     ))
 }
@@ -151,7 +152,7 @@ fn read_form(user: &WebUser, f: &NewBatchForm) -> Result<(NewBatchInput, Vec<Str
     let product_id = Uuid::parse_str(&f.product_id).unwrap_or_else(|_| {
         errors.push(crate::error::FieldError::new(
             "product_id",
-            "choose a product",
+            tr!(user.lang(), "new-choose-product"),
         ));
         Uuid::nil()
     });

@@ -91,30 +91,30 @@ pub async fn batch_list(
     });
     let body = html! {
         @if user.may(Action::CreateBatch) {
-            p { a.button href="/batches/new" { "Start a batch" } }
+            p { a.button href="/batches/new" { (tr!(user.lang(), "home-start-batch")) } }
         }
         form.inline.card method="get" action="/batches" role="search" {
-            label { "Batch number or donor DIN"
+            label { (tr!(user.lang(), "batches-search"))
                 input type="search" name="q" value=(q.q.clone().unwrap_or_default()) autofocus; }
             label { (tr!(user.lang(), "col-status"))
                 select name="status" {
-                    option value="" { "any" }
-                    @for s in <BatchStatus as strum::VariantArray>::VARIANTS { option value=(s.as_str()) selected[q.status.as_deref() == Some(s.as_str())] { (s.as_str().replace('_', " ")) } }
+                    option value="" { (tr!(user.lang(), "any")) }
+                    @for s in <BatchStatus as strum::VariantArray>::VARIANTS { option value=(s.as_str()) selected[q.status.as_deref() == Some(s.as_str())] { (super::layout::status_words(s.as_str(), user.lang())) } }
                 }
             }
             label { (tr!(user.lang(), "col-product"))
                 select name="product_id" {
-                    option value="" { "any" }
+                    option value="" { (tr!(user.lang(), "any")) }
                     @for p in &products.items {
                         option value=(p.id) selected[product_filter == Some(p.id)] { (p.code) " – " (p.name) }
                     }
                 }
             }
-            button type="submit" { "Search" }
+            button type="submit" { (tr!(user.lang(), "search")) }
         }
-        @if list.items.is_empty() { p.muted { "No batch matches." } } @else {
+        @if list.items.is_empty() { p.muted { (tr!(user.lang(), "batches-none")) } } @else {
             table {
-                thead { tr { th { "Batch" } th { (tr!(user.lang(), "col-product")) } th { (tr!(user.lang(), "col-status")) } th { (tr!(user.lang(), "label-donor-din")) } th { (tr!(user.lang(), "col-manufactured")) } th { (tr!(user.lang(), "col-expires")) } } }
+                thead { tr { th { (tr!(user.lang(), "col-batch")) } th { (tr!(user.lang(), "col-product")) } th { (tr!(user.lang(), "col-status")) } th { (tr!(user.lang(), "label-donor-din")) } th { (tr!(user.lang(), "col-manufactured")) } th { (tr!(user.lang(), "col-expires")) } } }
                 tbody {
                     @for b in &list.items {
                         tr {
@@ -129,11 +129,11 @@ pub async fn batch_list(
                 }
             }
         }
-        @if let Some(n) = next { p { a href=(n) { "Next page" } } }
+        @if let Some(n) = next { p { a href=(n) { (tr!(user.lang(), "next-page")) } } }
     };
     Ok(html_page(
         actix_web::http::StatusCode::OK,
-        page("Batches", Some(&user), body),
+        page(&tr!(user.lang(), "nav-batches"), Some(&user), body),
     ))
 }
 

@@ -8,6 +8,7 @@ use crate::domain::roles::Action;
 use crate::error::Problem;
 use crate::services::batches as batch_svc;
 use crate::services::custody::{self as custody_svc, NewCustodyInput};
+use crate::tr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use maud::{Markup, html};
@@ -49,31 +50,35 @@ async fn custody_markup(
     let occurred_at = entered.map_or_else(|| user.now_for_form(), |f| f.occurred_at.clone());
     let r = Refusal::new(problem, LABELS, user.lang());
     Ok(page(
-        &format!("Custody · {}", detail.batch.batch_number),
+        &tr!(
+            user.lang(),
+            "custody-title",
+            batch = detail.batch.batch_number.as_str()
+        ),
         Some(user),
         html! {
             (r.summary())
-            ol { @for e in &detail.custody { li { strong { (e.event.as_str()) } " · " (user.time(e.occurred_at)) " · " (e.location) } } }
+            ol { @for e in &detail.custody { li { strong { (user.lang().code_words("event", e.event.as_str())) } " · " (user.time(e.occurred_at)) " · " (e.location) } } }
             form.stack.card method="post" action={"/batches/" (batch_id) "/custody"} {
                 (csrf(user))
                 @if detail.batch.donor_din.is_some() {
-                    label { "Scan the DIN on the bag's label"
+                    label { (tr!(user.lang(), "custody-scan"))
                         input type="text" name="scanned_din" required autocomplete="off" autofocus data-scan value=(text(|f| f.scanned_din.as_deref()));
                         (r.at("scanned_din"))
                     }
                 }
-                label { "Event" select name="event" { @for e in EVENTS { option value=(e) selected[e == event] { (e) } } } (r.at("event")) }
-                label { "Occurred at (" (user.zone_name()) ")" input type="datetime-local" name="occurred_at" step="1" required value=(occurred_at); (r.at("occurred_at")) }
-                label { "Location" input type="text" name="location" required value=(text(|f| Some(&f.location))); (r.at("location")) }
-                label { "Party (who holds it)" input type="text" name="party" required value=(text(|f| Some(&f.party))); (r.at("party")) }
-                label { "Temperature (°C)" input type="text" name="temperature_c" inputmode="decimal" value=(text(|f| f.temperature_c.as_deref())); (r.at("temperature_c")) }
-                label { "Container id" input type="text" name="container_id" value=(text(|f| f.container_id.as_deref())); (r.at("container_id")) }
-                label { "Recipient id (administration only: scan the patient's wristband)" input type="text" name="recipient_id" autocomplete="off" data-scan value=(text(|f| f.recipient_id.as_deref())); (r.at("recipient_id")) }
-                label { input type="checkbox" name="internal" value="true" checked[entered.is_some_and(|f| f.internal.as_deref() == Some("true"))]; " Internal move (within the facility)" }
-                label { "Notes" textarea name="notes" { (text(|f| f.notes.as_deref())) } (r.at("notes")) }
-                button type="submit" { "Record the event" }
+                label { (tr!(user.lang(), "label-event")) select name="event" { @for e in EVENTS { option value=(e) selected[e == event] { (user.lang().code_words("event", e)) } } } (r.at("event")) }
+                label { (tr!(user.lang(), "custody-occurred-at", zone = user.zone_name())) input type="datetime-local" name="occurred_at" step="1" required value=(occurred_at); (r.at("occurred_at")) }
+                label { (tr!(user.lang(), "label-location")) input type="text" name="location" required value=(text(|f| Some(&f.location))); (r.at("location")) }
+                label { (tr!(user.lang(), "custody-party")) input type="text" name="party" required value=(text(|f| Some(&f.party))); (r.at("party")) }
+                label { (tr!(user.lang(), "custody-temperature")) input type="text" name="temperature_c" inputmode="decimal" value=(text(|f| f.temperature_c.as_deref())); (r.at("temperature_c")) }
+                label { (tr!(user.lang(), "label-container-id")) input type="text" name="container_id" value=(text(|f| f.container_id.as_deref())); (r.at("container_id")) }
+                label { (tr!(user.lang(), "custody-recipient")) input type="text" name="recipient_id" autocomplete="off" data-scan value=(text(|f| f.recipient_id.as_deref())); (r.at("recipient_id")) }
+                label { input type="checkbox" name="internal" value="true" checked[entered.is_some_and(|f| f.internal.as_deref() == Some("true"))]; " " (tr!(user.lang(), "custody-internal")) }
+                label { (tr!(user.lang(), "label-notes")) textarea name="notes" { (text(|f| f.notes.as_deref())) } (r.at("notes")) }
+                button type="submit" { (tr!(user.lang(), "custody-record")) }
             }
-            p { a href={"/batches/" (batch_id)} { "Back to the batch" } }
+            p { a href={"/batches/" (batch_id)} { (tr!(user.lang(), "back-to-batch")) } }
         },
     ))
 }

@@ -10,6 +10,7 @@ use crate::domain::signature::Meaning;
 use crate::error::Problem;
 use crate::services::batches as batch_svc;
 use crate::services::deviations::{self as dev_svc, NewDeviationInput};
+use crate::tr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use maud::{Markup, html};
@@ -26,42 +27,46 @@ async fn deviation_markup(
     let detail = state.db(move |c| batch_svc::get_batch(c, batch_id)).await?;
     let may_close = user.may(Action::Sign(Meaning::DeviationClosed));
     Ok(page(
-        &format!("Deviations · {}", detail.batch.batch_number),
+        &tr!(
+            user.lang(),
+            "deviations-title",
+            batch = detail.batch.batch_number.as_str()
+        ),
         Some(user),
         html! {
             (refusal_box(problem, user.lang()))
             @for d in &detail.deviations {
                 div.card {
-                    p { strong { (d.deviation.title) } " · " (d.deviation.kind.as_str().replace('_', " ")) " · " (d.deviation.severity.as_str()) " · " (status(d.deviation.status.as_str(), user.lang())) }
+                    p { strong { (d.deviation.title) } " · " (user.lang().code_words("kind", d.deviation.kind.as_str())) " · " (user.lang().code_words("severity", d.deviation.severity.as_str())) " · " (status(d.deviation.status.as_str(), user.lang())) }
                     p { (d.deviation.description) }
-                    @if let Some(c) = &d.deviation.conclusion { p { "Concluded " (c.as_str().replace('_', " ")) ": " (d.deviation.root_cause.clone().unwrap_or_default()) } }
+                    @if let Some(c) = &d.deviation.conclusion { p { (tr!(user.lang(), "deviations-concluded")) " " (user.lang().code_words("status", c.as_str())) (tr!(user.lang(), "colon")) (d.deviation.root_cause.clone().unwrap_or_default()) } }
                     @if d.deviation.status == DeviationStatus::Open && may_close {
                         form.stack method="post" action={"/deviations/" (d.deviation.id) "/close"} {
                             (csrf(user))
                             input type="hidden" name="batch_id" value=(batch_id);
                             @let mine = typed.deviation == Some(d.deviation.id);
-                            label { "Conclusion" select name="conclusion" {
-                                option value="invalid_test" selected[mine && typed.conclusion == "invalid_test"] { "invalid test (an assignable cause invalidates the result)" }
-                                option value="confirmed_oos" selected[mine && typed.conclusion == "confirmed_oos"] { "confirmed OOS (the batch can only be rejected)" }
-                                option value="no_impact" selected[mine && typed.conclusion == "no_impact"] { "no impact" }
+                            label { (tr!(user.lang(), "label-conclusion")) select name="conclusion" {
+                                option value="invalid_test" selected[mine && typed.conclusion == "invalid_test"] { (tr!(user.lang(), "deviations-invalid-test")) }
+                                option value="confirmed_oos" selected[mine && typed.conclusion == "confirmed_oos"] { (tr!(user.lang(), "deviations-confirmed-oos")) }
+                                option value="no_impact" selected[mine && typed.conclusion == "no_impact"] { (tr!(user.lang(), "deviations-no-impact")) }
                             } }
-                            label { "Root cause (required)" textarea name="root_cause" required { @if mine { (typed.root_cause) } } }
+                            label { (tr!(user.lang(), "deviations-root-cause")) textarea name="root_cause" required { @if mine { (typed.root_cause) } } }
                             (meaning_box(Meaning::DeviationClosed, user.lang()))
-                            label { "Your password (electronic signature)" input type="password" name="password" required autocomplete="current-password"; }
-                            button type="submit" { "Sign and close" }
+                            label { (tr!(user.lang(), "signature-password")) input type="password" name="password" required autocomplete="current-password"; }
+                            button type="submit" { (tr!(user.lang(), "deviations-sign-close")) }
                         }
                     }
                 }
             }
             form.stack.card method="post" action={"/batches/" (batch_id) "/deviations"} {
-                h2 { "Open a deviation" }
+                h2 { (tr!(user.lang(), "deviations-open")) }
                 (csrf(user))
-                label { "Title" input type="text" name="title" required value=(typed.title); }
-                label { "Description" textarea name="description" required { (typed.description) } }
-                label { "Severity" select name="severity" { @for s in ["minor", "major", "critical"] { option selected[typed.severity == s] { (s) } } } }
-                button type="submit" { "Open the deviation" }
+                label { (tr!(user.lang(), "label-title")) input type="text" name="title" required value=(typed.title); }
+                label { (tr!(user.lang(), "label-description")) textarea name="description" required { (typed.description) } }
+                label { (tr!(user.lang(), "label-severity")) select name="severity" { @for s in ["minor", "major", "critical"] { option value=(s) selected[typed.severity == s] { (user.lang().code_words("severity", s)) } } } }
+                button type="submit" { (tr!(user.lang(), "deviations-open-button")) }
             }
-            p { a href={"/batches/" (batch_id)} { "Back to the batch" } }
+            p { a href={"/batches/" (batch_id)} { (tr!(user.lang(), "back-to-batch")) } }
         },
     ))
 }

@@ -8,6 +8,7 @@ use crate::domain::roles::Action;
 use crate::error::AppError;
 use crate::report::history::{changes, result_names, sentence};
 use crate::services::{batches as batch_svc, history, verification};
+use crate::tr;
 use actix_web::{HttpResponse, get, web};
 use maud::html;
 use uuid::Uuid;
@@ -35,24 +36,24 @@ pub async fn history_page(
     let batch = &record.batch;
     let body = html! {
         @if report.ok {
-            div.notice.ok id="chain-status" { "The batch's hash chain verifies: " (report.events) " entries, none altered." }
+            div.notice.ok id="chain-status" { (tr!(user.lang(), "history-verifies", n = report.events)) }
         } @else {
             div.notice.error id="chain-status" role="alert" {
-                "The batch's hash chain is BROKEN:"
-                ul { @for b in &report.broken { li { "entry " (b.seq) ": " (b.reason) } } }
+                (tr!(user.lang(), "history-broken"))
+                ul { @for b in &report.broken { li { (tr!(user.lang(), "history-entry", seq = b.seq)) (tr!(user.lang(), "colon")) (b.reason) } } }
             }
         }
         p {
-            a href={"/batches/" (batch_id) "/history.csv"} download { "Download CSV" } " · "
-            a href={"/batches/" (batch_id) "/history.json"} download { "Download JSON" }
+            a href={"/batches/" (batch_id) "/history.csv"} download { (tr!(user.lang(), "history-csv")) } " · "
+            a href={"/batches/" (batch_id) "/history.json"} download { (tr!(user.lang(), "history-json")) }
         }
         table {
-            thead { tr { th { "#" } th { "When" } th { "Who" } th { "What happened" } th { "Changes" } th { "Hash" } } }
+            thead { tr { th { "#" } th { (tr!(user.lang(), "col-when")) } th { (tr!(user.lang(), "col-who")) } th { (tr!(user.lang(), "col-what")) } th { (tr!(user.lang(), "col-changes")) } th { (tr!(user.lang(), "col-hash")) } } }
             tbody { @for e in &entries {
                 tr id={"entry-" (e.id)} {
                     td { (e.seq) }
                     td { (user.time(e.at)) }
-                    td { @if let Some(a) = &e.actor { (a.full_name) br; span.muted { (a.username) } } @else { span.muted { "system" } } }
+                    td { @if let Some(a) = &e.actor { (a.full_name) br; span.muted { (a.username) } } @else { span.muted { (tr!(user.lang(), "system")) } } }
                     td { (sentence(e, &names)) br; span.muted { code { (e.action) } } }
                     td { pre.changes { (changes(e)) } }
                     td { code title=(e.hash) { (e.hash.get(..12).unwrap_or_default()) "…" } }
@@ -63,7 +64,11 @@ pub async fn history_page(
     Ok(html_page(
         actix_web::http::StatusCode::OK,
         page(
-            &format!("History · {}", batch.batch_number),
+            &tr!(
+                user.lang(),
+                "history-title",
+                batch = batch.batch_number.as_str()
+            ),
             Some(&user),
             body,
         ),

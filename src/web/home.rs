@@ -9,35 +9,36 @@ use crate::app::AppState;
 use crate::domain::StoredName;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
+use crate::i18n::Locale;
 use crate::services::results as result_svc;
 use crate::services::verification;
 use crate::services::worklist::{self, BatchTodo, WorkList};
+use crate::tr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, web};
 use chrono::Utc;
 use maud::{Markup, html};
 use uuid::Uuid;
 
-fn batch_rows(list: &[BatchTodo], record: bool) -> Markup {
+fn batch_rows(list: &[BatchTodo], record: bool, loc: Locale) -> Markup {
     html! {
         table { tbody { @for b in list {
             tr {
                 td { a href={"/batches/" (b.id)} { (b.batch_number) } }
-                td { @if !b.missing.is_empty() { "missing: " (b.missing.join(", ")) } }
+                td { @if !b.missing.is_empty() { (tr!(loc, "home-missing")) " " (b.missing.join(", ")) } }
                 td { @if record { @if let Some(first) = b.missing.first() {
-                    a.button href={"/batches/" (b.id) "/results/new?test=" (first)} { "Record " (first) }
+                    a.button href={"/batches/" (b.id) "/results/new?test=" (first)} { (tr!(loc, "batch-record-one")) " " (first) }
                 } } }
             }
         } } }
     }
 }
 
-fn age_words(at: chrono::DateTime<Utc>) -> String {
+fn age_words(at: chrono::DateTime<Utc>, loc: Locale) -> String {
     let days = (Utc::now() - at).num_days();
     match days {
-        0 => "today".to_owned(),
-        1 => "1 day".to_owned(),
-        n => format!("{n} days"),
+        0 => tr!(loc, "home-today"),
+        n => tr!(loc, "home-days", n = n),
     }
 }
 
@@ -87,112 +88,112 @@ pub async fn home(state: web::Data<AppState>, user: WebUser) -> Result<HttpRespo
     let body = html! {
         @if tech {
             section id="technician" {
-                h2 { "Results to record (" (list.to_record.len()) " batches)" }
-                @if list.to_record.is_empty() { p.muted { "No batch in quarantine is missing a result." } } @else { (batch_rows(&list.to_record, true)) }
-                h2 { "Results to replace after a rejected review" }
-                @if list.to_replace.is_empty() { p.muted { "None." } } @else {
+                h2 { (tr!(user.lang(), "home-to-record", n = list.to_record.len())) }
+                @if list.to_record.is_empty() { p.muted { (tr!(user.lang(), "home-none-to-record")) } } @else { (batch_rows(&list.to_record, true, user.lang())) }
+                h2 { (tr!(user.lang(), "home-to-replace")) }
+                @if list.to_replace.is_empty() { p.muted { (tr!(user.lang(), "batch-none")) } } @else {
                     table { tbody { @for r in &list.to_replace { tr {
                         td { a href={"/batches/" (r.batch_id)} { (r.batch_number) } }
                         td { (r.test_code) " " (r.value) }
-                        td { @if let Some(why) = &r.reason { "rejected: " (why) } }
-                        td { a.button href={"/batches/" (r.batch_id) "/results/new?test=" (r.test_code) "&replaces=" (r.result_id)} { "Record the replacement" } }
+                        td { @if let Some(why) = &r.reason { (tr!(user.lang(), "home-rejected")) " " (why) } }
+                        td { a.button href={"/batches/" (r.batch_id) "/results/new?test=" (r.test_code) "&replaces=" (r.result_id)} { (tr!(user.lang(), "home-record-replacement")) } }
                     } } } }
                 }
-                p { a.button.secondary href="/batches/new" { "Start a batch" } }
+                p { a.button.secondary href="/batches/new" { (tr!(user.lang(), "home-start-batch")) } }
             }
         }
         @if reviews {
             section id="reviewer" {
-                h2 { "Results awaiting your review (" (queue.len()) ")" }
-                @if by_batch.is_empty() { p.muted { "Nothing awaits your review." } } @else {
+                h2 { (tr!(user.lang(), "home-awaiting-review", n = queue.len())) }
+                @if by_batch.is_empty() { p.muted { (tr!(user.lang(), "review-queue-empty")) } } @else {
                     ul.worklist { @for (id, number, n) in &by_batch {
-                        li { a.button href={"/batches/" (id) "/review"} { "Review batch " (number) " (" (n) (if *n == 1 { " result" } else { " results" }) ")" } }
+                        li { a.button href={"/batches/" (id) "/review"} { (tr!(user.lang(), "review-batch-link", batch = number.as_str(), n = *n)) } }
                     } }
                 }
             }
         }
         @if qa {
             section id="qa" {
-                h2 { "Ready for release (" (list.ready_for_release.len()) ")" }
-                @if list.ready_for_release.is_empty() { p.muted { "No batch is ready for release." } } @else {
+                h2 { (tr!(user.lang(), "home-ready", n = list.ready_for_release.len())) }
+                @if list.ready_for_release.is_empty() { p.muted { (tr!(user.lang(), "home-none-ready")) } } @else {
                     ul.worklist { @for b in &list.ready_for_release {
                         li {
                             @if b.you_may_release {
-                                a.button href={"/batches/" (b.id) "/release"} { "Release " (b.batch_number) }
+                                a.button href={"/batches/" (b.id) "/release"} { (tr!(user.lang(), "home-release-batch", batch = b.batch_number.as_str())) }
                             } @else {
                                 a href={"/batches/" (b.id)} { (b.batch_number) }
-                                span.muted { " — you took part in its testing: another QA person must release it" }
+                                span.muted { (tr!(user.lang(), "home-took-part-release")) }
                             }
                         }
                     } }
                 }
-                h2 { "Audit trail to review before release (" (list.audit_review_waiting.len()) ")" }
-                @if list.audit_review_waiting.is_empty() { p.muted { "No batch waits for an audit-trail review." } } @else {
+                h2 { (tr!(user.lang(), "home-trail-to-review", n = list.audit_review_waiting.len())) }
+                @if list.audit_review_waiting.is_empty() { p.muted { (tr!(user.lang(), "home-none-trail")) } } @else {
                     ul.worklist id="audit-review-waiting" { @for b in &list.audit_review_waiting {
                         li {
                             @if b.you_may_release {
-                                a.button href={"/batches/" (b.id) "/audit-review"} { "Review the trail of " (b.batch_number) }
+                                a.button href={"/batches/" (b.id) "/audit-review"} { (tr!(user.lang(), "home-review-trail-of", batch = b.batch_number.as_str())) }
                             } @else {
                                 a href={"/batches/" (b.id) "/audit-review"} { (b.batch_number) }
-                                span.muted { " — you took part in its testing: another QA person must review its trail" }
+                                span.muted { (tr!(user.lang(), "home-took-part-trail")) }
                             }
-                            @if !b.missing.is_empty() { span.muted { " (results still missing: " (b.missing.join(", ")) ")" } }
+                            @if !b.missing.is_empty() { span.muted { " " (tr!(user.lang(), "home-still-missing", tests = b.missing.join(", "))) } }
                         }
                     } }
                 }
-                h2 { "Conditionally released, results pending (" (list.conditional_awaiting.len()) ")" }
-                @if list.conditional_awaiting.is_empty() { p.muted { "None." } } @else { (batch_rows(&list.conditional_awaiting, false)) }
-                h2 { "Open deviations (" (list.open_deviations.len()) ")" }
-                @if list.open_deviations.is_empty() { p.muted { "None." } } @else {
+                h2 { (tr!(user.lang(), "home-conditional", n = list.conditional_awaiting.len())) }
+                @if list.conditional_awaiting.is_empty() { p.muted { (tr!(user.lang(), "batch-none")) } } @else { (batch_rows(&list.conditional_awaiting, false, user.lang())) }
+                h2 { (tr!(user.lang(), "home-open-deviations", n = list.open_deviations.len())) }
+                @if list.open_deviations.is_empty() { p.muted { (tr!(user.lang(), "batch-none")) } } @else {
                     table {
-                        thead { tr { th { "Severity" } th { "Batch" } th { "Deviation" } th { "Open for" } } }
+                        thead { tr { th { (tr!(user.lang(), "label-severity")) } th { (tr!(user.lang(), "col-batch")) } th { (tr!(user.lang(), "home-col-deviation")) } th { (tr!(user.lang(), "home-col-open-for")) } } }
                         tbody { @for d in &list.open_deviations { tr {
-                            td { span class={"severity " (d.severity.as_str())} { (d.severity.as_str()) } }
+                            td { span class={"severity " (d.severity.as_str())} { (user.lang().code_words("severity", d.severity.as_str())) } }
                             td { a href={"/batches/" (d.batch_id) "/deviations"} { (d.batch_number) } }
                             td { (d.title) }
-                            td { (age_words(d.opened_at)) br; (user.time(d.opened_at)) }
+                            td { (age_words(d.opened_at, user.lang())) br; (user.time(d.opened_at)) }
                         } } }
                     }
                 }
-                h2 { "Qualifications expiring within 30 days (" (expiring.len()) ")" }
-                @if expiring.is_empty() { p.muted { "None." } } @else {
+                h2 { (tr!(user.lang(), "home-expiring", n = expiring.len())) }
+                @if expiring.is_empty() { p.muted { (tr!(user.lang(), "batch-none")) } } @else {
                     table { tbody { @for q in &expiring { tr {
-                        td { (q.username) } td { (q.test_code) } td { "until " (user.time(q.valid_until)) }
+                        td { (q.username) } td { (q.test_code) } td { (tr!(user.lang(), "home-until")) " " (user.time(q.valid_until)) }
                     } } } }
-                    p { a.button.secondary href="/qualifications" { "Requalify" } }
+                    p { a.button.secondary href="/qualifications" { (tr!(user.lang(), "home-requalify")) } }
                 }
-                h2 { "Specifications awaiting approval (" (list.specs_awaiting.len()) ")" }
-                @if list.specs_awaiting.is_empty() { p.muted { "None." } } @else {
+                h2 { (tr!(user.lang(), "home-specs-awaiting", n = list.specs_awaiting.len())) }
+                @if list.specs_awaiting.is_empty() { p.muted { (tr!(user.lang(), "batch-none")) } } @else {
                     table { tbody { @for s in &list.specs_awaiting { tr {
-                        td { a href={"/specifications/" (s.id)} { (s.product_code) " version " (s.version) } }
-                        td { "by " (s.author) ", " (user.time(s.created_at)) }
+                        td { a href={"/specifications/" (s.id)} { (s.product_code) " " (tr!(user.lang(), "spec-version", version = s.version.as_str())) } }
+                        td { (tr!(user.lang(), "home-by", name = s.author.as_str())) ", " (user.time(s.created_at)) }
                     } } } }
                 }
             }
         }
         @if user.may(Action::ReadAuditTrail) {
             section id="auditor" {
-                h2 { "Audit trail" }
+                h2 { (tr!(user.lang(), "nav-audit-trail")) }
                 @if let Some(l) = &last {
-                    p { "Last verification: " (user.time(l.at)) " by " (l.by) ", " (l.events) " entries, "
-                        @if l.ok { span.pass { "every chain and anchor verified" } } @else { span.fail { "BROKEN" } } "." }
-                } @else { p.muted { "No verification has been run from these pages yet." } }
+                    p { (tr!(user.lang(), "home-last-verification")) " " (user.time(l.at)) " · " (l.by) " · " (tr!(user.lang(), "home-entries", n = l.events)) " · "
+                        @if l.ok { span.pass { (tr!(user.lang(), "home-verified")) } } @else { span.fail { (tr!(user.lang(), "home-broken")) } } (tr!(user.lang(), "sentence-end")) }
+                } @else { p.muted { (tr!(user.lang(), "home-no-verification")) } }
                 p.actions {
-                    a.button href="/audit" { "Search the audit trail" } " "
-                    a.button.secondary href="/audit/verify" { "Verify every chain" }
+                    a.button href="/audit" { (tr!(user.lang(), "home-search-trail")) } " "
+                    a.button.secondary href="/audit/verify" { (tr!(user.lang(), "home-verify")) }
                 }
             }
         }
         @if user.may(Action::ManageUsers) {
             section id="admin" {
-                h2 { "Accounts" }
-                p { a.button href="/users" { "Manage users" } }
+                h2 { (tr!(user.lang(), "home-accounts")) }
+                p { a.button href="/users" { (tr!(user.lang(), "home-manage-users")) } }
             }
         }
-        p { a href="/batches" { "All batches" } }
+        p { a href="/batches" { (tr!(user.lang(), "home-all-batches")) } }
     };
     Ok(html_page(
         StatusCode::OK,
-        page("Your work", Some(&user), body),
+        page(&tr!(user.lang(), "nav-your-work"), Some(&user), body),
     ))
 }

@@ -12,6 +12,7 @@ use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::error::{AppError, Problem};
 use crate::services::instruments::{self as svc, CalibrationInput, NewInstrument};
+use crate::tr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{Duration, Utc};
@@ -19,17 +20,8 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
 
-fn status_words(s: Status) -> &'static str {
-    match s {
-        Status::InService => "in service",
-        Status::CalibrationDue => "calibration due",
-        Status::OutOfService => "out of service",
-        Status::FailedCalibration => "failed calibration",
-    }
-}
-
-fn status_badge(s: Status) -> Markup {
-    html! { span class={"instrument " (s.as_str())} { (status_words(s)) } }
+fn status_badge(s: Status, loc: crate::i18n::Locale) -> Markup {
+    html! { span class={"instrument " (s.as_str())} { (loc.code_words("status", s.as_str())) } }
 }
 
 const REGISTER_LABELS: &[(&str, &str)] = &[
@@ -48,33 +40,33 @@ async fn list_markup(
     let soon = Utc::now() + Duration::days(30);
     let r = Refusal::new(problem, REGISTER_LABELS, user.lang());
     Ok(page(
-        "Instruments",
+        &tr!(user.lang(), "nav-instruments"),
         Some(user),
         html! {
             (r.summary())
-            @if list.is_empty() { p.muted { "No instrument is registered yet." } } @else {
+            @if list.is_empty() { p.muted { (tr!(user.lang(), "instrument-none")) } } @else {
                 table {
-                    thead { tr { th { "Code" } th { "Name" } th { "Kind" } th { "Location" } th { "Status" } th { "Calibration valid until" } } }
+                    thead { tr { th { (tr!(user.lang(), "label-code")) } th { (tr!(user.lang(), "label-name")) } th { (tr!(user.lang(), "label-kind")) } th { (tr!(user.lang(), "label-location")) } th { (tr!(user.lang(), "col-status")) } th { (tr!(user.lang(), "instrument-col-valid")) } } }
                     tbody { @for i in &list { tr {
                         td { a href={"/instruments/" (i.id)} { (i.code) } }
                         td { (i.name) } td { (i.kind) } td { (i.location.as_deref().unwrap_or("")) }
-                        td { (status_badge(i.status)) }
+                        td { (status_badge(i.status, user.lang())) }
                         td { @match i.calibration_valid_until {
                             Some(u) => span class=(if u < soon { "due soon" } else { "due" }) { (user.time(u)) },
-                            None => span.muted { "never calibrated" },
+                            None => span.muted { (tr!(user.lang(), "instrument-never")) },
                         } }
                     } } }
                 }
             }
             @if user.may(Action::RegisterInstruments) {
                 form.stack.card method="post" action="/instruments" {
-                    h2 { "Register an instrument" }
+                    h2 { (tr!(user.lang(), "instrument-register-heading")) }
                     (csrf(user))
-                    label { "Code (asset number, never reused)" input type="text" name="code" required; (r.at("code")) }
-                    label { "Name" input type="text" name="name" required; (r.at("name")) }
-                    label { "Kind (a word the tests name, e.g. flow_cytometer)" input type="text" name="kind" required; (r.at("kind")) }
-                    label { "Location" input type="text" name="location"; (r.at("location")) }
-                    button type="submit" { "Register" }
+                    label { (tr!(user.lang(), "instrument-code")) input type="text" name="code" required; (r.at("code")) }
+                    label { (tr!(user.lang(), "label-name")) input type="text" name="name" required; (r.at("name")) }
+                    label { (tr!(user.lang(), "instrument-kind")) input type="text" name="kind" required; (r.at("kind")) }
+                    label { (tr!(user.lang(), "label-location")) input type="text" name="location"; (r.at("location")) }
+                    button type="submit" { (tr!(user.lang(), "instrument-register")) }
                 }
             }
         },
@@ -158,26 +150,26 @@ async fn one_markup(
     let maintains = user.may(Action::MaintainInstruments);
     let out = matches!(i.status, Status::OutOfService | Status::FailedCalibration);
     Ok(page(
-        &format!("Instrument {}", i.code),
+        &tr!(user.lang(), "instrument-title", code = i.code.as_str()),
         Some(user),
         html! {
             (r.summary())
-            p { (i.name) " · " (i.kind) @if let Some(l) = &i.location { " · " (l) } " · " (status_badge(i.status))
-                @if let Some(u) = i.calibration_valid_until { " · calibration valid until " (user.time(u)) } }
-            h2 { "History" }
+            p { (i.name) " · " (i.kind) @if let Some(l) = &i.location { " · " (l) } " · " (status_badge(i.status, user.lang()))
+                @if let Some(u) = i.calibration_valid_until { " · " (tr!(user.lang(), "instrument-valid-until")) " " (user.time(u)) } }
+            h2 { (tr!(user.lang(), "batch-history")) }
             table {
-                thead { tr { th { "When" } th { "What" } th { "Details" } } }
+                thead { tr { th { (tr!(user.lang(), "col-when")) } th { (tr!(user.lang(), "instrument-col-what")) } th { (tr!(user.lang(), "instrument-col-details")) } } }
                 tbody { @for e in i.history.as_deref().unwrap_or_default() { tr {
                     td { (user.time(e.at)) }
                     td { @match (e.kind.as_str(), e.outcome.as_deref()) {
-                        ("calibration", Some("pass")) => span.pass { "calibration passed" },
-                        ("calibration", _) => span.fail { "calibration FAILED" },
-                        ("out_of_service", _) => "taken out of service",
-                        _ => "returned to service (signed)",
+                        ("calibration", Some("pass")) => span.pass { (tr!(user.lang(), "instrument-cal-passed")) },
+                        ("calibration", _) => span.fail { (tr!(user.lang(), "instrument-cal-failed")) },
+                        ("out_of_service", _) => (tr!(user.lang(), "instrument-taken-out")),
+                        _ => (tr!(user.lang(), "instrument-returned")),
                     } }
                     td {
-                        @if let Some(u) = e.valid_until { "valid until " (user.time(u)) " " }
-                        @if let Some(c) = &e.certificate { "certificate " (c) " " }
+                        @if let Some(u) = e.valid_until { (tr!(user.lang(), "home-until")) " " (user.time(u)) " " }
+                        @if let Some(c) = &e.certificate { (tr!(user.lang(), "label-certificate")) " " (c) " " }
                         @if let Some(n) = &e.notes { (n) " " }
                         @if let Some(why) = &e.reason { (why) }
                     }
@@ -185,35 +177,35 @@ async fn one_markup(
             }
             @if maintains {
                 form.stack.card method="post" action={"/instruments/" (i.id) "/calibrations"} {
-                    h2 { "Record a calibration" }
+                    h2 { (tr!(user.lang(), "instrument-record-cal")) }
                     (csrf(user))
-                    label { "Performed at (" (user.zone_name()) ")" input type="datetime-local" name="performed_at" step="1" required value=(user.now_for_form()); (r.at("performed_at")) }
-                    label { "Outcome" select name="outcome" { option value="pass" { "passed" } option value="fail" { "FAILED: takes the instrument out of service" } } (r.at("outcome")) }
-                    label { "Valid until (" (user.zone_name()) ")" input type="datetime-local" name="valid_until" step="1" required; (r.at("valid_until")) }
-                    label { "Certificate" input type="text" name="certificate"; (r.at("certificate")) }
-                    label { "Notes" textarea name="notes" {} (r.at("notes")) }
-                    button type="submit" { "Record the calibration" }
+                    label { (tr!(user.lang(), "instrument-performed-at", zone = user.zone_name())) input type="datetime-local" name="performed_at" step="1" required value=(user.now_for_form()); (r.at("performed_at")) }
+                    label { (tr!(user.lang(), "col-outcome")) select name="outcome" { option value="pass" { (tr!(user.lang(), "instrument-passed")) } option value="fail" { (tr!(user.lang(), "instrument-failed")) } } (r.at("outcome")) }
+                    label { (tr!(user.lang(), "qual-valid-until", zone = user.zone_name())) input type="datetime-local" name="valid_until" step="1" required; (r.at("valid_until")) }
+                    label { (tr!(user.lang(), "label-certificate")) input type="text" name="certificate"; (r.at("certificate")) }
+                    label { (tr!(user.lang(), "label-notes")) textarea name="notes" {} (r.at("notes")) }
+                    button type="submit" { (tr!(user.lang(), "instrument-record-cal-button")) }
                 }
                 @if !out {
                     form.stack.card method="post" action={"/instruments/" (i.id) "/out-of-service"} {
-                        h2 { "Take out of service" }
+                        h2 { (tr!(user.lang(), "instrument-take-out")) }
                         (csrf(user))
-                        label { "Reason" textarea name="reason" required {} (r.at("reason")) }
-                        button.danger type="submit" { "Take out of service now" }
+                        label { (tr!(user.lang(), "label-reason")) textarea name="reason" required {} (r.at("reason")) }
+                        button.danger type="submit" { (tr!(user.lang(), "instrument-take-out-now")) }
                     }
                 }
             }
             @if out && user.may(Action::Sign(Meaning::InstrumentReturned)) {
                 form.stack.card method="post" action={"/instruments/" (i.id) "/return-to-service"} {
-                    h2 { "Return to service" }
+                    h2 { (tr!(user.lang(), "instrument-return")) }
                     (csrf(user))
-                    label { "Reason" textarea name="reason" required {} (r.at("reason")) }
+                    label { (tr!(user.lang(), "label-reason")) textarea name="reason" required {} (r.at("reason")) }
                     (meaning_box(Meaning::InstrumentReturned, user.lang()))
-                    label { "Your password" input type="password" name="password" required autocomplete="current-password"; (r.at("password")) }
-                    button type="submit" { "Return to service and sign" }
+                    label { (tr!(user.lang(), "label-your-password")) input type="password" name="password" required autocomplete="current-password"; (r.at("password")) }
+                    button type="submit" { (tr!(user.lang(), "instrument-return-sign")) }
                 }
             }
-            p { a href="/instruments" { "Back to the instruments" } }
+            p { a href="/instruments" { (tr!(user.lang(), "instrument-back")) } }
         },
     ))
 }

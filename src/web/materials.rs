@@ -8,6 +8,7 @@ use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::error::{AppError, Problem};
 use crate::services::materials::{self as svc, NewMaterial};
+use crate::tr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use maud::{Markup, html};
@@ -25,13 +26,13 @@ const LABELS: &[(&str, &str)] = &[
     ("password", "label-your-password"),
 ];
 
-fn status_badge(s: &str) -> Markup {
+fn status_badge(s: &str, loc: crate::i18n::Locale) -> Markup {
     let class = match s {
         "released" => "in_service",
         "quarantine" => "calibration_due",
         _ => "out_of_service",
     };
-    html! { span class={"instrument " (class)} { (s) } }
+    html! { span class={"instrument " (class)} { (loc.code_words("status", s)) } }
 }
 
 async fn list_markup(
@@ -42,34 +43,34 @@ async fn list_markup(
     let list = state.db(|c| svc::list(c, None, None, None)).await?;
     let r = Refusal::new(problem, LABELS, user.lang());
     Ok(page(
-        "Materials",
+        &tr!(user.lang(), "nav-materials"),
         Some(user),
         html! {
             (r.summary())
-            @if list.is_empty() { p.muted { "No material lot is received yet." } } @else {
+            @if list.is_empty() { p.muted { (tr!(user.lang(), "material-none")) } } @else {
                 table {
-                    thead { tr { th { "Material" } th { "Lot" } th { "Kind" } th { "Supplier" } th { "Expires" } th { "Status" } } }
+                    thead { tr { th { (tr!(user.lang(), "material-col")) } th { (tr!(user.lang(), "material-col-lot")) } th { (tr!(user.lang(), "label-kind")) } th { (tr!(user.lang(), "label-supplier")) } th { (tr!(user.lang(), "col-expires")) } th { (tr!(user.lang(), "col-status")) } } }
                     tbody { @for m in &list { tr {
                         td { strong { (m.code) } " " (m.name) }
                         td { a href={"/materials/" (m.id)} { (m.lot_number) } }
-                        td { (m.kind.replace('_', " ")) }
+                        td { (user.lang().code_words("material-kind", &m.kind)) }
                         td { (m.supplier.as_deref().unwrap_or("")) }
                         td { (user.time(m.expires_at)) }
-                        td { (status_badge(&m.status)) }
+                        td { (status_badge(&m.status, user.lang())) }
                     } } }
                 }
             }
             @if user.may(Action::ReceiveMaterials) {
                 form.stack.card method="post" action="/materials" {
-                    h2 { "Receive a lot (into quarantine)" }
+                    h2 { (tr!(user.lang(), "material-receive-heading")) }
                     (csrf(user))
-                    label { "Material code" input type="text" name="code" required; (r.at("code")) }
-                    label { "Name" input type="text" name="name" required; (r.at("name")) }
-                    label { "Lot number" input type="text" name="lot_number" required; (r.at("lot_number")) }
-                    label { "Supplier" input type="text" name="supplier"; (r.at("supplier")) }
-                    label { "Kind" select name="kind" { option value="reagent" { "reagent" } option value="consumable" { "consumable" } option value="raw_material" { "raw material" } } (r.at("kind")) }
-                    label { "Expires (" (user.zone_name()) ")" input type="datetime-local" name="expires_at" step="1" required; (r.at("expires_at")) }
-                    button type="submit" { "Receive" }
+                    label { (tr!(user.lang(), "label-material-code")) input type="text" name="code" required; (r.at("code")) }
+                    label { (tr!(user.lang(), "label-name")) input type="text" name="name" required; (r.at("name")) }
+                    label { (tr!(user.lang(), "label-lot-number")) input type="text" name="lot_number" required; (r.at("lot_number")) }
+                    label { (tr!(user.lang(), "label-supplier")) input type="text" name="supplier"; (r.at("supplier")) }
+                    label { (tr!(user.lang(), "label-kind")) select name="kind" { option value=(tr!(user.lang(), "material-reagent")) { (tr!(user.lang(), "material-reagent")) } option value=(tr!(user.lang(), "material-consumable")) { (tr!(user.lang(), "material-consumable")) } option value="raw_material" { (tr!(user.lang(), "material-raw")) } } (r.at("kind")) }
+                    label { (tr!(user.lang(), "material-expires", zone = user.zone_name())) input type="datetime-local" name="expires_at" step="1" required; (r.at("expires_at")) }
+                    button type="submit" { (tr!(user.lang(), "material-receive")) }
                 }
             }
         },
@@ -159,41 +160,46 @@ async fn one_markup(
         .await?;
     let r = Refusal::new(problem, LABELS, user.lang());
     Ok(page(
-        &format!("{} lot {}", m.code, m.lot_number),
+        &tr!(
+            user.lang(),
+            "material-title",
+            code = m.code.as_str(),
+            lot = m.lot_number.as_str()
+        ),
         Some(user),
         html! {
             (r.summary())
-            p { (m.name) " · " (m.kind.replace('_', " ")) @if let Some(s) = &m.supplier { " · " (s) } " · expires " (user.time(m.expires_at)) " · " (status_badge(&m.status)) }
-            @if let Some(why) = &m.reject_reason { p.fail { "Rejected: " (why) } }
-            h2 { "Where used (" (used.len()) ")" }
-            @if used.is_empty() { p.muted { "Not used in any batch." } } @else {
+            p { (m.name) " · " (m.kind.replace('_', " ")) @if let Some(s) = &m.supplier { " · " (s) } " · " (tr!(user.lang(), "col-expires")) " " (user.time(m.expires_at)) " · " (status_badge(&m.status, user.lang())) }
+            @if let Some(why) = &m.reject_reason { p.fail { (tr!(user.lang(), "material-rejected")) (why) } }
+            h2 { (tr!(user.lang(), "material-where-used", n = used.len())) }
+            @if used.is_empty() { p.muted { (tr!(user.lang(), "material-unused")) } } @else {
                 table {
-                    thead { tr { th { "Batch" } th { "Status" } th { "How" } } }
+                    thead { tr { th { (tr!(user.lang(), "col-batch")) } th { (tr!(user.lang(), "col-status")) } th { (tr!(user.lang(), "material-col-how")) } } }
                     tbody { @for w in &used { tr {
                         td { a href={"/batches/" (w.batch_id)} { (w.batch_number) } }
                         td { (w.status.replace('_', " ")) }
-                        td { @if w.via == "batch" { "in manufacture" } @else { "in " (w.result_ids.len()) " test result(s)" } }
+                        td { @if w.via == "batch" { (tr!(user.lang(), "material-in-manufacture")) } @else { (tr!(user.lang(), "material-in-results", n = w.result_ids.len())) } }
                     } } }
                 }
             }
             @if m.status == "quarantine" && user.may(Action::Sign(Meaning::MaterialReleased)) {
                 form.stack.card method="post" action={"/materials/" (m.id) "/release"} {
-                    h2 { "Release" }
+                    h2 { (tr!(user.lang(), "release-heading")) }
                     (csrf(user))
                     (meaning_box(Meaning::MaterialReleased, user.lang()))
-                    label { "Your password" input type="password" name="password" required autocomplete="current-password"; (r.at("password")) }
-                    button type="submit" { "Release and sign" }
+                    label { (tr!(user.lang(), "label-your-password")) input type="password" name="password" required autocomplete="current-password"; (r.at("password")) }
+                    button type="submit" { (tr!(user.lang(), "material-release-sign")) }
                 }
             }
             @if m.status != "rejected" && user.may(Action::Sign(Meaning::MaterialRejected)) {
                 form.stack.card method="post" action={"/materials/" (m.id) "/reject"} {
-                    h2 { "Reject" }
+                    h2 { (tr!(user.lang(), "release-reject-heading")) }
                     (csrf(user))
-                    p.muted { "Every batch that used this lot gets an impact deviation; a released one is critical and QA is emailed at once." }
-                    label { "Reason" textarea name="reason" required {} (r.at("reason")) }
+                    p.muted { (tr!(user.lang(), "material-reject-note")) }
+                    label { (tr!(user.lang(), "label-reason")) textarea name="reason" required {} (r.at("reason")) }
                     (meaning_box(Meaning::MaterialRejected, user.lang()))
-                    label { "Your password" input type="password" name="password" required autocomplete="current-password"; }
-                    button.danger type="submit" { "Reject and sign" }
+                    label { (tr!(user.lang(), "label-your-password")) input type="password" name="password" required autocomplete="current-password"; }
+                    button.danger type="submit" { (tr!(user.lang(), "material-reject-sign")) }
                 }
             }
             p { a href="/materials" { "Back to the materials" } }

@@ -8,6 +8,7 @@ use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::error::Problem;
 use crate::services::qualifications::{self as svc, GrantInput};
+use crate::tr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{Duration, Utc};
@@ -37,37 +38,37 @@ async fn matrix_markup(
     let grants = user.may(Action::Sign(Meaning::QualificationGranted));
     let r = Refusal::new(problem, GRANT_LABELS, user.lang());
     Ok(page(
-        "Qualifications",
+        &tr!(user.lang(), "nav-qualifications"),
         Some(user),
         html! {
             @if let Some(d) = done { div.notice.ok role="status" { (d) } }
             (r.summary())
-            p.muted { "Who may record the tests that require a qualification (21 CFR 211.25). A result of such a test by anyone not qualified when it was performed is refused." }
+            p.muted { (tr!(user.lang(), "qual-intro")) }
             @if m.codes.is_empty() {
-                p.muted { "No specification asks for a qualified analyst yet." }
+                p.muted { (tr!(user.lang(), "qual-none-required")) }
             } @else {
                 div.scroll { table.matrix {
-                    thead { tr { th { "Analyst" } @for c in &m.codes { th { (c) } } } }
+                    thead { tr { th { (tr!(user.lang(), "label-analyst")) } @for c in &m.codes { th { (c) } } } }
                     tbody { @for (id, username, name) in &m.analysts { tr {
                         td { strong { (name) } br; span.muted { (username) } }
                         @for c in &m.codes {
                             @match m.cell(*id, c) {
                                 Some(q) => td class=(if q.valid_until < soon { "qual soon" } else { "qual ok" }) {
-                                    "until " (user.day(q.valid_until))
+                                    (tr!(user.lang(), "home-until")) " " (user.day(q.valid_until))
                                     @if grants {
                                         details {
-                                            summary { "Withdraw" }
+                                            summary { (tr!(user.lang(), "qual-withdraw")) }
                                             form.stack method="post" action={"/qualifications/" (q.id) "/revoke"} {
                                                 (csrf(user))
                                                 (meaning_box(Meaning::QualificationRevoked, user.lang()))
-                                                label { "Why" textarea name="reason" required {} }
-                                                label { "Your password" input type="password" name="password" required autocomplete="current-password"; }
-                                                button.danger type="submit" { "Withdraw and sign" }
+                                                label { (tr!(user.lang(), "label-why")) textarea name="reason" required {} }
+                                                label { (tr!(user.lang(), "label-your-password")) input type="password" name="password" required autocomplete="current-password"; }
+                                                button.danger type="submit" { (tr!(user.lang(), "qual-withdraw-sign")) }
                                             }
                                         }
                                     }
                                 },
-                                None => td.qual.none { "not qualified" },
+                                None => td.qual.none { (tr!(user.lang(), "qual-not-qualified")) },
                             }
                         }
                     } } }
@@ -75,28 +76,28 @@ async fn matrix_markup(
             }
             @if grants {
                 form.stack.card method="post" action="/qualifications" {
-                    h2 { "Qualify an analyst" }
+                    h2 { (tr!(user.lang(), "qual-heading")) }
                     (csrf(user))
-                    label { "Analyst"
+                    label { (tr!(user.lang(), "label-analyst"))
                         select name="user" required {
-                            option value="" { "choose" }
+                            option value="" { (tr!(user.lang(), "choose")) }
                             @for (id, username, name) in &m.analysts { option value=(id) { (name) " (" (username) ")" } }
                         }
                         (r.at("user"))
                     }
-                    label { "Test"
+                    label { (tr!(user.lang(), "col-test"))
                         select name="test_code" required {
-                            option value="" { "choose" }
+                            option value="" { (tr!(user.lang(), "choose")) }
                             @for c in &m.codes { option value=(c) { (c) } }
                         }
                         (r.at("test_code"))
                     }
-                    label { "Valid until (" (user.zone_name()) ")" input type="datetime-local" name="valid_until" step="1" required; (r.at("valid_until")) }
-                    label { "Training record (what the qualification rests on)" textarea name="reason" {} (r.at("reason")) }
+                    label { (tr!(user.lang(), "qual-valid-until", zone = user.zone_name())) input type="datetime-local" name="valid_until" step="1" required; (r.at("valid_until")) }
+                    label { (tr!(user.lang(), "qual-training")) textarea name="reason" {} (r.at("reason")) }
                     (meaning_box(Meaning::QualificationGranted, user.lang()))
-                    label { "Your password" input type="password" name="password" required autocomplete="current-password"; (r.at("password")) }
-                    p.muted { "Nobody qualifies themselves. The qualification counts from now: results performed earlier stay the analyst's own responsibility to have been qualified for." }
-                    button type="submit" { "Qualify and sign" }
+                    label { (tr!(user.lang(), "label-your-password")) input type="password" name="password" required autocomplete="current-password"; (r.at("password")) }
+                    p.muted { (tr!(user.lang(), "qual-note")) }
+                    button type="submit" { (tr!(user.lang(), "qual-sign")) }
                 }
             }
         },
@@ -149,7 +150,7 @@ pub async fn grant(
     let outcome = match (target, until) {
         (Err(_), _) => Err(crate::error::AppError::invalid_field(
             "user",
-            "choose an analyst",
+            tr!(user.lang(), "qual-choose-analyst"),
         )),
         (_, Err(e)) => Err(e),
         (Ok(target), Ok(valid_until)) => {
@@ -166,9 +167,11 @@ pub async fn grant(
     };
     match outcome {
         Ok(q) => {
-            let done = format!(
-                "{} is qualified for {} until the date given, under your signature.",
-                q.username, q.test_code
+            let done = tr!(
+                user.lang(),
+                "qual-granted",
+                username = q.username.as_str(),
+                test = q.test_code.as_str()
             );
             Ok(html_page(
                 StatusCode::OK,
@@ -213,9 +216,11 @@ pub async fn revoke(
         .await
     {
         Ok(q) => {
-            let done = format!(
-                "{}'s qualification for {} is withdrawn, under your signature.",
-                q.username, q.test_code
+            let done = tr!(
+                user.lang(),
+                "qual-revoked",
+                username = q.username.as_str(),
+                test = q.test_code.as_str()
             );
             Ok(html_page(
                 StatusCode::OK,
@@ -225,10 +230,10 @@ pub async fn revoke(
         Err(e) => {
             let p = refusal(e)?;
             let r = Refusal::new(Some(&p), REVOKE_LABELS, user.lang());
-            let body = html! { (r.summary()) p { a href="/qualifications" { "Back to the qualifications" } } };
+            let body = html! { (r.summary()) p { a href="/qualifications" { (tr!(user.lang(), "qual-back")) } } };
             Ok(html_page(
                 p.status,
-                page("Qualifications", Some(&user), body),
+                page(&tr!(user.lang(), "nav-qualifications"), Some(&user), body),
             ))
         }
     }
@@ -237,13 +242,13 @@ pub async fn revoke(
 /// A person's qualifications, for their account page.
 pub fn list_markup(user: &WebUser, list: &[svc::QualificationView]) -> Markup {
     html! {
-        @if list.is_empty() { p.muted { "No qualification." } } @else {
+        @if list.is_empty() { p.muted { (tr!(user.lang(), "qual-none")) } } @else {
             table {
-                thead { tr { th { "Test" } th { "Valid" } th { "State" } } }
+                thead { tr { th { (tr!(user.lang(), "col-test")) } th { (tr!(user.lang(), "qual-col-valid")) } th { (tr!(user.lang(), "qual-col-state")) } } }
                 tbody { @for q in list { tr {
                     td { (q.test_code) }
-                    td { (user.time(q.valid_from)) " to " (user.time(q.valid_until)) }
-                    td { (q.status) @if let Some(why) = &q.revoke_reason { ": " (why) } }
+                    td { (user.time(q.valid_from)) " – " (user.time(q.valid_until)) }
+                    td { (user.lang().code_words("status", &q.status)) @if let Some(why) = &q.revoke_reason { ": " (why) } }
                 } } }
             }
         }

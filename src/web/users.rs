@@ -9,6 +9,7 @@ use crate::domain::roles::{Action, Role};
 use crate::error::Problem;
 use crate::services::PageRequest;
 use crate::services::users::{self as user_svc, NewUserInput, UserPatch};
+use crate::tr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use maud::{Markup, html};
@@ -50,40 +51,45 @@ async fn users_markup(
         })
         .await?;
     Ok(page(
-        "Users",
+        &tr!(user.lang(), "nav-users"),
         Some(user),
         html! {
             (r.summary())
             table {
-                thead { tr { th { "Username" } th { "Name" } th { "Email" } th { "Roles" } th { "State" } th {} } }
+                thead { tr { th { (tr!(user.lang(), "label-username")) } th { (tr!(user.lang(), "label-name")) } th { (tr!(user.lang(), "label-email")) } th { (tr!(user.lang(), "label-roles")) } th { (tr!(user.lang(), "qual-col-state")) } th {} } }
                 tbody { @for u in &list.items {
                     tr {
                         td { a href={"/users/" (u.id)} { (u.username) } } td { (u.full_name) } td { (u.email) } td { (u.roles.join(", ")) }
                         td {
-                            @if !u.active { "deactivated" } @else if u.locked { "locked" } @else { "active" }
-                            @if u.active && u.password_change_required { br; span.muted { "temporary password" } }
+                            @if !u.active { (tr!(user.lang(), "user-deactivated")) } @else if u.locked { (tr!(user.lang(), "user-locked")) } @else { (tr!(user.lang(), "user-active")) }
+                            @if u.active && u.password_change_required { br; span.muted { (tr!(user.lang(), "user-temporary")) } }
                         }
                         td {
                             @if u.locked {
-                                form method="post" action={"/users/" (u.id) "/unlock"} { (csrf(user)) button type="submit" { "Unlock" } }
+                                form method="post" action={"/users/" (u.id) "/unlock"} { (csrf(user)) button type="submit" { (tr!(user.lang(), "user-unlock")) } }
                             }
-                            a.button.secondary href={"/users/" (u.id)} { "Change" }
+                            a.button.secondary href={"/users/" (u.id)} { (tr!(user.lang(), "user-change")) }
                         }
                     }
                 } }
             }
             form.stack.card method="post" action="/users" {
-                h2 { "New user" }
+                h2 { (tr!(user.lang(), "user-new")) }
                 (csrf(user))
-                label { "Username" input type="text" name="username" required value=(typed.username); (r.at("username")) }
-                label { "Full name (printed on signatures)" input type="text" name="full_name" required value=(typed.full_name); (r.at("full_name")) }
-                label { "Email" input type="email" name="email" required value=(typed.email); (r.at("email")) }
-                fieldset { legend { "Roles" }
+                label { (tr!(user.lang(), "label-username")) input type="text" name="username" required value=(typed.username); (r.at("username")) }
+                label { (tr!(user.lang(), "user-full-name")) input type="text" name="full_name" required value=(typed.full_name); (r.at("full_name")) }
+                label { (tr!(user.lang(), "label-email")) input type="email" name="email" required value=(typed.email); (r.at("email")) }
+                fieldset { legend { (tr!(user.lang(), "label-roles")) }
                     @for role in Role::ALL { label { input type="checkbox" name="roles" value=(role.as_str()) checked[typed.roles.iter().any(|t| t == role.as_str())]; " " (role.as_str()) } }
                     (r.at("roles"))
                 }
-                label { "Initial password (12 to 128 characters; temporary: the user signs nothing until they change it)" input type="password" name="password" required autocomplete="new-password"; (r.at("password")) }
-                button type="submit" { "Create the user" }
+                label { (tr!(user.lang(), "user-initial-password")) input type="password" name="password" required autocomplete="new-password"; (r.at("password")) }
+                label { (tr!(user.lang(), "nav-language"))
+                    select name="locale" {
+                        @for l in crate::i18n::Locale::ALL { option value=(l.as_str()) lang=(l.as_str()) selected[l == state.default_locale] { (l.native_name()) } }
+                    }
+                }
+                button type="submit" { (tr!(user.lang(), "user-create")) }
             }
         },
     ))
@@ -193,6 +199,9 @@ pub struct EditForm {
     roles: Vec<String>,
     #[serde(default)]
     active: String,
+    /// The user's language (`en`, `zh-CN`).
+    #[serde(default)]
+    locale: String,
     /// `yes` once the admin has seen what changes.
     #[serde(default)]
     confirmed: String,
@@ -233,52 +242,58 @@ async fn edit_markup_with(
         email: u.email.clone(),
         roles: u.roles.clone(),
         active: if u.active { "yes".into() } else { "no".into() },
+        locale: u.locale.as_str().to_owned(),
         ..EditForm::default()
     });
     Ok(page(
-        &format!("User {}", u.username),
+        &tr!(user.lang(), "user-title", username = u.username.as_str()),
         Some(user),
         html! {
             (r.summary())
             form.stack.card method="post" action={"/users/" (target)} {
                 (csrf(user))
-                label { "Full name (printed on signatures)" input type="text" name="full_name" required value=(f.full_name); (r.at("full_name")) }
-                label { "Email" input type="email" name="email" required value=(f.email); (r.at("email")) }
+                label { (tr!(user.lang(), "user-full-name")) input type="text" name="full_name" required value=(f.full_name); (r.at("full_name")) }
+                label { (tr!(user.lang(), "label-email")) input type="email" name="email" required value=(f.email); (r.at("email")) }
                 @if own {
-                    p.muted { "Roles: " (u.roles.join(", ")) ". Nobody changes their own roles or account: another admin must." }
+                    p.muted { (tr!(user.lang(), "user-own-roles", roles = u.roles.join(", "))) }
                     @for role in &u.roles { input type="hidden" name="roles" value=(role); }
                     input type="hidden" name="active" value="yes";
                 } @else {
-                fieldset { legend { "Roles (admin is never held with technician, reviewer or qa)" }
+                fieldset { legend { (tr!(user.lang(), "user-roles-rule")) }
                     @for role in Role::ALL { label { input type="checkbox" name="roles" value=(role.as_str()) checked[f.roles.iter().any(|t| t == role.as_str())]; " " (role.as_str()) } }
                     (r.at("roles"))
                 }
-                label { "Account"
+                label { (tr!(user.lang(), "label-account"))
                     select name="active" {
-                        option value="yes" selected[f.active == "yes"] { "active: may sign in" }
-                        option value="no" selected[f.active != "yes"] { "deactivated: signed out at once, the username never reused" }
+                        option value="yes" selected[f.active == "yes"] { (tr!(user.lang(), "user-active-may")) }
+                        option value="no" selected[f.active != "yes"] { (tr!(user.lang(), "user-deactivated-long")) }
                     }
                     (r.at("active"))
                 }
                 }
-                button type="submit" { "Review the change" }
+                label { (tr!(user.lang(), "nav-language"))
+                    select name="locale" {
+                        @for l in crate::i18n::Locale::ALL { option value=(l.as_str()) lang=(l.as_str()) selected[l.as_str() == f.locale] { (l.native_name()) } }
+                    }
+                }
+                button type="submit" { (tr!(user.lang(), "user-review-change")) }
             }
             @if !own {
                 @let rr = Refusal::new(reset.and_then(Result::err), RESET_LABELS, user.lang());
                 form.stack.card method="post" action={"/users/" (target) "/password"} {
-                    h2 { "Reset the password" }
+                    h2 { (tr!(user.lang(), "user-reset")) }
                     @if let Some(Ok(())) = reset {
-                        div.notice role="status" { "The password of " (u.username) " was reset. Their sessions have ended and they were emailed. Tell them the temporary password in person: they sign nothing until they change it." }
+                        div.notice role="status" { (tr!(user.lang(), "user-reset-done", username = u.username.as_str())) }
                     }
-                    @if u.password_change_required { p.muted { "The current password is temporary: set by an admin and not yet changed by " (u.username) "." } }
+                    @if u.password_change_required { p.muted { (tr!(user.lang(), "user-temporary-now", username = u.username.as_str())) } }
                     (rr.summary())
                     (csrf(user))
-                    label { "New temporary password (12 to 128 characters)" input type="password" name="password" required autocomplete="new-password"; (rr.at("password")) }
-                    p.muted { "Their live sessions end at once. They can sign in and read with it, and sign nothing until they choose their own." }
-                    button.danger type="submit" { "Reset the password" }
+                    label { (tr!(user.lang(), "user-new-temporary")) input type="password" name="password" required autocomplete="new-password"; (rr.at("password")) }
+                    p.muted { (tr!(user.lang(), "user-reset-note")) }
+                    button.danger type="submit" { (tr!(user.lang(), "user-reset")) }
                 }
             }
-            h2 { "Qualifications" }
+            h2 { (tr!(user.lang(), "nav-qualifications")) }
             (super::qualifications::list_markup(user, &quals))
             p { a href="/users" { "Back to the users" } }
         },
@@ -297,9 +312,9 @@ pub async fn edit_user_form(
     Ok(html_page(StatusCode::OK, markup))
 }
 
-fn words_of(roles: &[String]) -> String {
+fn words_of(roles: &[String], loc: crate::i18n::Locale) -> String {
     if roles.is_empty() {
-        "none".to_owned()
+        tr!(loc, "none")
     } else {
         roles.join(", ")
     }
@@ -341,6 +356,7 @@ pub async fn deactivate_user(
         email: current.email,
         roles: current.roles,
         active: "no".into(),
+        locale: current.locale.as_str().to_owned(),
         confirmed: sent.confirmed,
     };
     confirm_or_apply(&state, &user, target, f).await
@@ -360,50 +376,78 @@ async fn confirm_or_apply(
     roles.sort();
     let mut had = current.roles.clone();
     had.sort();
-    let mut changes: Vec<(&str, String, String)> = Vec::new();
+    let loc = user.lang();
+    let locale = crate::i18n::Locale::parse(&f.locale).unwrap_or(current.locale);
+    let mut changes: Vec<(String, String, String)> = Vec::new();
     if f.full_name.trim() != current.full_name {
         changes.push((
-            "Full name",
+            tr!(loc, "label-full-name"),
             current.full_name.clone(),
             f.full_name.trim().to_owned(),
         ));
     }
     if f.email.trim() != current.email {
-        changes.push(("Email", current.email.clone(), f.email.trim().to_owned()));
+        changes.push((
+            tr!(loc, "label-email"),
+            current.email.clone(),
+            f.email.trim().to_owned(),
+        ));
     }
     if roles != had {
-        changes.push(("Roles", words_of(&had), words_of(&roles)));
+        changes.push((
+            tr!(loc, "label-roles"),
+            words_of(&had, loc),
+            words_of(&roles, loc),
+        ));
     }
     if active != current.active {
-        let w = |a: bool| if a { "active" } else { "deactivated" }.to_owned();
-        changes.push(("Account", w(current.active), w(active)));
+        let w = |a: bool| {
+            if a {
+                tr!(loc, "user-active")
+            } else {
+                tr!(loc, "user-deactivated")
+            }
+        };
+        changes.push((tr!(loc, "label-account"), w(current.active), w(active)));
+    }
+    if locale != current.locale {
+        changes.push((
+            tr!(loc, "nav-language"),
+            current.locale.native_name().to_owned(),
+            locale.native_name().to_owned(),
+        ));
     }
     if changes.is_empty() {
         return Ok(see_other(format!("/users/{target}")));
     }
     if f.confirmed != "yes" {
         let body = html! {
-            div.notice role="status" { "Nothing is changed yet. Check the change, then confirm it." }
+            div.notice role="status" { (tr!(user.lang(), "user-nothing-yet")) }
             table {
-                thead { tr { th { "What" } th { "Now" } th { "After" } } }
+                thead { tr { th { (tr!(user.lang(), "instrument-col-what")) } th { (tr!(user.lang(), "user-col-now")) } th { (tr!(user.lang(), "user-col-after")) } } }
                 tbody { @for (what, before, after) in &changes { tr { td { (what) } td { (before) } td { strong { (after) } } } } }
             }
-            @if !active && current.active { p.field-error { "Deactivating ends every session of " (current.username) " at once." } }
+            @if !active && current.active { p.field-error { (tr!(user.lang(), "user-deactivating", username = current.username.as_str())) } }
             form.stack method="post" action={"/users/" (target)} {
                 (csrf(user))
                 input type="hidden" name="full_name" value=(f.full_name);
                 input type="hidden" name="email" value=(f.email);
                 @for role in &f.roles { input type="hidden" name="roles" value=(role); }
                 input type="hidden" name="active" value=(f.active);
+                input type="hidden" name="locale" value=(locale.as_str());
                 input type="hidden" name="confirmed" value="yes";
-                button.danger type="submit" { "Confirm the change" }
+                button.danger type="submit" { (tr!(user.lang(), "user-confirm")) }
             }
-            p { a href={"/users/" (target)} { "Cancel" } }
+            p { a href={"/users/" (target)} { (tr!(user.lang(), "cancel")) } }
         };
         return Ok(html_page(
             StatusCode::OK,
             page(
-                &format!("Confirm: user {}", current.username),
+                &tr!(
+                    user.lang(),
+                    "user-confirm-title",
+                    username = current.username.as_str()
+                ),
                 Some(user),
                 body,
             ),
@@ -416,7 +460,7 @@ async fn confirm_or_apply(
         email: Some(f.email.clone()),
         roles: (roles != had).then(|| f.roles.clone()),
         active: (active != current.active).then_some(active),
-        locale: None,
+        locale: (locale != current.locale).then_some(locale),
     };
     let actor = user.0.actor.clone();
     match state

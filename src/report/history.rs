@@ -4,7 +4,9 @@
 //! database: the caller passes what it knows of the batch's results.
 
 use crate::domain::record::BatchRecord;
+use crate::i18n::Locale;
 use crate::services::audit::AuditEntryView;
+use crate::tr;
 use serde_json::Value;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -58,7 +60,7 @@ fn words(s: &str) -> String {
 }
 
 /// The result an entry concerns, in words.
-fn result_words(e: &AuditEntryView, names: &ResultNames) -> String {
+fn result_words(e: &AuditEntryView, names: &ResultNames, loc: Locale) -> String {
     let after = e.after.as_ref();
     if let (Some(code), Some(value)) = (field(after, "test_code"), field(after, "value")) {
         let unit = field(after, "unit")
@@ -68,112 +70,137 @@ fn result_words(e: &AuditEntryView, names: &ResultNames) -> String {
     }
     e.entity_id
         .and_then(|id| names.get(&id).cloned())
-        .unwrap_or_else(|| "a result".to_owned())
+        .unwrap_or_else(|| tr!(loc, "hist-a-result"))
 }
 
-/// The entry as one sentence.
-pub fn sentence(e: &AuditEntryView, names: &ResultNames) -> String {
+/// The entry as one sentence, in `loc`.
+pub fn sentence(e: &AuditEntryView, names: &ResultNames, loc: Locale) -> String {
     let before = e.before.as_ref();
     let after = e.after.as_ref();
     let why = e
         .reason
         .as_deref()
-        .map(|r| format!(" Reason: {}.", r.trim_end_matches('.')))
+        .map(|r| {
+            format!(
+                " {}",
+                tr!(loc, "hist-reason", reason = r.trim_end_matches('.'))
+            )
+        })
         .unwrap_or_default();
+    let f = |entry: Option<&Value>, key: &str| field(entry, key).unwrap_or_default();
     let s = match e.action.as_str() {
-        "batch.created" => format!(
-            "Batch {} started, expiring {}.",
-            field(after, "batch_number").unwrap_or_default(),
-            when(after, "expires_at")
+        "batch.created" => tr!(
+            loc,
+            "hist-batch-created",
+            batch = f(after, "batch_number"),
+            expires = when(after, "expires_at")
         ),
         "result.recorded" => {
-            let outcome = field(after, "outcome").unwrap_or_default().to_uppercase();
-            let performed = when(after, "performed_at");
+            let outcome = loc.code_words("outcome", &f(after, "outcome"));
             let instrument = field(after, "instrument")
-                .map(|i| format!(" on {i}"))
+                .map(|i| tr!(loc, "hist-on-instrument", instrument = i))
                 .unwrap_or_default();
             let replaces = if field(after, "replaces_result_id").is_some() {
-                " It replaces an earlier result."
+                tr!(loc, "hist-replaces")
             } else {
-                ""
+                String::new()
             };
-            format!(
-                "Result {} recorded ({outcome}), performed {performed}{instrument}.{replaces}",
-                result_words(e, names)
+            tr!(
+                loc,
+                "hist-result-recorded",
+                result = result_words(e, names, loc),
+                outcome = outcome,
+                performed = when(after, "performed_at"),
+                instrument = instrument,
+                replaces = replaces
             )
         }
-        "result.superseded" => format!(
-            "Result {} superseded by a new result.",
-            result_words(e, names)
+        "result.superseded" => tr!(
+            loc,
+            "hist-result-superseded",
+            result = result_words(e, names, loc)
         ),
-        "result.reviewed" => format!(
-            "Result {} accepted in second-person review (signed).",
-            result_words(e, names)
+        "result.reviewed" => tr!(
+            loc,
+            "hist-result-reviewed",
+            result = result_words(e, names, loc)
         ),
-        "result.review_rejected" => format!(
-            "Result {} rejected in second-person review (signed).",
-            result_words(e, names)
+        "result.review_rejected" => tr!(
+            loc,
+            "hist-result-review-rejected",
+            result = result_words(e, names, loc)
         ),
-        "result.invalidated" => format!(
-            "Result {} invalidated: its investigation concluded {}.",
-            result_words(e, names),
-            words(&field(after, "conclusion").unwrap_or_default())
+        "result.invalidated" => tr!(
+            loc,
+            "hist-result-invalidated",
+            result = result_words(e, names, loc),
+            conclusion = loc.code_words("status", &f(after, "conclusion"))
         ),
-        "deviation.opened" => format!(
-            "Deviation opened: {} ({}, {}).",
-            field(after, "title").unwrap_or_default(),
-            field(after, "severity").unwrap_or_default(),
-            words(&field(after, "kind").unwrap_or_default())
+        "deviation.opened" => tr!(
+            loc,
+            "hist-deviation-opened",
+            title = f(after, "title"),
+            severity = loc.code_words("severity", &f(after, "severity")),
+            kind = loc.code_words("kind", &f(after, "kind"))
         ),
-        "deviation.closed" => format!(
-            "Deviation closed (signed): {}, concluded {}.",
-            field(after, "title")
+        "deviation.closed" => tr!(
+            loc,
+            "hist-deviation-closed",
+            title = field(after, "title")
                 .or_else(|| field(before, "title"))
                 .unwrap_or_default(),
-            words(&field(after, "conclusion").unwrap_or_default())
+            conclusion = loc.code_words("status", &f(after, "conclusion"))
         ),
         "custody.recorded" => {
             let temp = field(after, "temperature_c")
                 .map(|t| format!(", {t} °C"))
                 .unwrap_or_default();
             let excursion = if field(after, "excursion").as_deref() == Some("yes") {
-                " A temperature EXCURSION."
+                tr!(loc, "hist-excursion")
             } else {
-                ""
+                String::new()
             };
-            format!(
-                "Custody: {} at {} by {}, {}{temp}.{excursion}",
-                words(&field(after, "event").unwrap_or_default()),
-                field(after, "location").unwrap_or_default(),
-                field(after, "party").unwrap_or_default(),
-                when(after, "occurred_at")
+            tr!(
+                loc,
+                "hist-custody",
+                event = loc.code_words("event", &f(after, "event")),
+                location = f(after, "location"),
+                party = f(after, "party"),
+                at = when(after, "occurred_at"),
+                temp = temp,
+                excursion = excursion
             )
         }
-        "batch.audit_reviewed" => format!(
-            "Audit trail reviewed (signed) up to entry {}: {} exception(s) read.",
-            field(after, "up_to_seq").unwrap_or_default(),
-            field(after, "exceptions").unwrap_or_default()
+        "batch.audit_reviewed" => tr!(
+            loc,
+            "hist-audit-reviewed",
+            seq = f(after, "up_to_seq"),
+            n = f(after, "exceptions")
         ),
-        "batch.release_signed" => {
-            "Release signature given (signed); another is required.".to_owned()
-        }
-        "batch.release_refused" => format!(
-            "A release was refused: {}.",
-            field(after, "detail").unwrap_or_default()
+        "batch.release_signed" => tr!(loc, "hist-release-signed"),
+        "batch.release_refused" => tr!(loc, "hist-release-refused", detail = f(after, "detail")),
+        "auth.password_failed" => tr!(
+            loc,
+            "hist-password-failed",
+            purpose = loc.code_words(
+                "purpose",
+                &field(after, "purpose").unwrap_or_else(|| "signature".into())
+            ),
+            n = f(after, "consecutive_failures")
         ),
-        "auth.password_failed" => format!(
-            "A {} was refused: wrong password (failure {} in a row).",
-            words(&field(after, "purpose").unwrap_or_else(|| "signature".into())),
-            field(after, "consecutive_failures").unwrap_or_default()
-        ),
-        "auth.signature_refused" => "A signature was refused.".to_owned(),
+        "auth.signature_refused" => tr!(loc, "hist-signature-refused"),
         a if a.starts_with("batch.") => {
             let to = after
                 .and_then(|v| v.get("status"))
                 .and_then(|v| text(Some(v)))
                 .unwrap_or_default();
-            let from = field(before, "status").unwrap_or_default();
-            format!("Batch status {} -> {} (signed).", words(&from), words(&to))
+            let from = f(before, "status");
+            tr!(
+                loc,
+                "hist-batch-status",
+                from = loc.code_words("status", &from),
+                to = loc.code_words("status", &to)
+            )
         }
         other => format!("{}.", words(&other.replace('.', " "))),
     };
@@ -187,19 +214,27 @@ pub fn exception_summary(
     e: &AuditEntryView,
     kind: crate::domain::audit_review::ExceptionKind,
     names: &ResultNames,
+    loc: Locale,
 ) -> String {
     use crate::domain::audit_review::ExceptionKind;
     let after = e.after.as_ref();
-    let mut s = sentence(e, names);
+    let mut s = sentence(e, names, loc);
     match kind {
         ExceptionKind::Replacement if e.action == "result.recorded" => {
             let old = field(after, "replaces_result_id")
                 .and_then(|id| id.parse::<Uuid>().ok())
                 .and_then(|id| names.get(&id).cloned())
-                .unwrap_or_else(|| "an earlier result".to_owned());
-            s.push_str(&format!(" Value: {old} -> {}.", result_words(e, names)));
+                .unwrap_or_else(|| tr!(loc, "hist-an-earlier-result"));
+            s.push(' ');
+            s.push_str(&tr!(
+                loc,
+                "hist-value-change",
+                old = old,
+                new = result_words(e, names, loc)
+            ));
             if let Some(why) = field(after, "reason") {
-                s.push_str(&format!(" Reason given: {why}."));
+                s.push(' ');
+                s.push_str(&tr!(loc, "hist-reason-given", reason = why));
             }
         }
         ExceptionKind::LateEntry => {
@@ -210,12 +245,15 @@ pub fn exception_summary(
                     .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok()),
             ) {
                 (Some(p), Some(r)) => format!("{} h", (r - p).num_hours()),
-                _ => "an unknown time".to_owned(),
+                _ => tr!(loc, "hist-unknown-time"),
             };
-            s.push_str(&format!(
-                " Recorded {}, {hours} after it was performed (later than {} h: a late entry).",
-                when(after, "recorded_at"),
-                crate::domain::audit_review::LATE_AFTER_HOURS
+            s.push(' ');
+            s.push_str(&tr!(
+                loc,
+                "hist-late",
+                at = when(after, "recorded_at"),
+                hours = hours,
+                limit = crate::domain::audit_review::LATE_AFTER_HOURS
             ));
         }
         _ => {
@@ -225,7 +263,8 @@ pub fn exception_summary(
                 .map(str::to_owned)
                 .collect();
             if !before_after.is_empty() {
-                s.push_str(&format!(" Changed: {}.", before_after.join("; ")));
+                s.push(' ');
+                s.push_str(&tr!(loc, "hist-changed", changes = before_after.join("; ")));
             }
         }
     }
@@ -329,7 +368,7 @@ mod tests {
             ),
         );
         assert_eq!(
-            sentence(&e, &ResultNames::new()),
+            sentence(&e, &ResultNames::new(), Locale::En),
             "Result VIAB 91.5 % recorded (PASS), performed 2026-11-20 14:05 UTC on FACS-2. Reason: re-gated."
         );
     }
@@ -342,7 +381,7 @@ mod tests {
             Some(json!({"meaning": "reviewed"})),
         );
         let names = ResultNames::from([(Uuid::from_u128(7), "CD73 97.0 %".to_owned())]);
-        assert!(sentence(&e, &names).starts_with("Result CD73 97.0 % accepted"));
+        assert!(sentence(&e, &names, Locale::En).starts_with("Result CD73 97.0 % accepted"));
     }
 
     #[test]
@@ -357,7 +396,7 @@ mod tests {
             "signature.meaning: (none) -> released\nstatus: quarantine -> released"
         );
         assert_eq!(
-            sentence(&e, &ResultNames::new()),
+            sentence(&e, &ResultNames::new(), Locale::En),
             "Batch status quarantine -> released (signed). Reason: re-gated."
         );
     }

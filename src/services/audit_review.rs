@@ -116,6 +116,7 @@ fn exceptions(
     entries: &[AuditEntryRow],
     names: &ResultNames,
     reviewed_up_to: Option<i64>,
+    loc: crate::i18n::Locale,
 ) -> Vec<ExceptionView> {
     entries
         .iter()
@@ -130,7 +131,7 @@ fn exceptions(
                 at: row.at,
                 kind,
                 actor: view.actor.clone(),
-                summary: exception_summary(&view, kind, names),
+                summary: exception_summary(&view, kind, names, loc),
                 entry_id: row.id,
                 action: row.action.clone(),
                 // The review's own entry is not news to its reader.
@@ -146,6 +147,7 @@ fn view(
     conn: &mut PgConnection,
     record: &BatchRecord,
     entries: &[AuditEntryRow],
+    loc: crate::i18n::Locale,
 ) -> Result<AuditReviewView, AppError> {
     let batch_id = record.batch.id;
     let rows: Vec<ReviewRow> = audit_reviews::table
@@ -187,7 +189,7 @@ fn view(
         up_to_seq: last.seq,
         head_hash: last.hash.clone(),
         entries: i64::try_from(entries.len()).unwrap_or(i64::MAX),
-        exceptions: exceptions(entries, &result_names(record), reviewed_up_to),
+        exceptions: exceptions(entries, &result_names(record), reviewed_up_to, loc),
         reviews,
         required: record.product.audit_review_required,
         state: state_name(state),
@@ -208,7 +210,7 @@ pub fn audit_review(
         .run(|c| {
             let record = batch_record::read(c, batch_id)?;
             let entries = chain_entries(c, batch_id)?;
-            view(c, &record, &entries)
+            view(c, &record, &entries, actor.locale)
         })
 }
 
@@ -262,7 +264,7 @@ pub fn sign_review(
             return Ok(Err(refusal));
         }
         let entries = chain_entries(c, lb.id())?;
-        let read = exceptions(&entries, &result_names(&lb.record), None);
+        let read = exceptions(&entries, &result_names(&lb.record), None, actor.locale);
         let covered: Vec<_> = read
             .iter()
             .map(|e| json!({"seq": e.seq, "kind": e.kind, "entry_id": e.entry_id}))
@@ -320,6 +322,6 @@ pub fn sign_review(
         // What this transaction wrote, as any later reader sees it.
         let record = batch_record::read(c, lb.id())?;
         let entries = chain_entries(c, lb.id())?;
-        Ok(Ok(view(c, &record, &entries)?))
+        Ok(Ok(view(c, &record, &entries, actor.locale)?))
     })?
 }

@@ -107,7 +107,7 @@ pub fn history_csv(entries: &[AuditEntryView], names: &ResultNames) -> Result<Ve
             flat(e.after.as_ref()),
             e.prev_hash.clone(),
             e.hash.clone(),
-            sentence(e, names),
+            sentence(e, names, crate::i18n::Locale::En),
             changes(e),
             e.chain.clone(),
         ];

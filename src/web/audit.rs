@@ -11,6 +11,7 @@ use crate::report::history::{ResultNames, changes, sentence};
 use crate::services::audit::{self as audit_svc, AuditFilter};
 use crate::services::verification::{self, VerifyReport};
 use crate::services::{PageRequest, anchors};
+use crate::tr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use maud::{Markup, html};
@@ -133,42 +134,45 @@ pub async fn audit_search(
     let body = html! {
         (r.summary())
         form.inline.card method="get" action="/audit" role="search" {
-            label { "Kind of record"
+            label { (tr!(user.lang(), "label-kind-of-record"))
                 select name="entity_type" {
-                    option value="" { "any" }
-                    @for k in RECORD_KINDS { option value=(k) selected[q.entity_type == *k] { (k.replace('_', " ")) } }
+                    option value="" { (tr!(user.lang(), "any")) }
+                    @for k in RECORD_KINDS { option value=(k) selected[q.entity_type == *k] { (user.lang().code_words("record-kind", k)) } }
                 }
                 (r.at("entity_type"))
             }
-            label { "Record id" input type="text" name="entity_id" value=(q.entity_id) size="36"; (r.at("entity_id")) }
-            label { "Person (username)" input type="text" name="actor" value=(q.actor); (r.at("actor")) }
-            label { "From (" (user.zone_name()) ")" input type="datetime-local" name="from" step="1" value=(q.from); (r.at("from")) }
-            label { "Until (" (user.zone_name()) ")" input type="datetime-local" name="to" step="1" value=(q.to); (r.at("to")) }
-            button type="submit" { "Search" }
+            label { (tr!(user.lang(), "label-record-id")) input type="text" name="entity_id" value=(q.entity_id) size="36"; (r.at("entity_id")) }
+            label { (tr!(user.lang(), "audit-person")) input type="text" name="actor" value=(q.actor); (r.at("actor")) }
+            label { (tr!(user.lang(), "audit-from", zone = user.zone_name())) input type="datetime-local" name="from" step="1" value=(q.from); (r.at("from")) }
+            label { (tr!(user.lang(), "audit-until", zone = user.zone_name())) input type="datetime-local" name="to" step="1" value=(q.to); (r.at("to")) }
+            button type="submit" { (tr!(user.lang(), "search")) }
         }
-        p { a.button.secondary href="/audit/verify" { "Verify every chain" } }
+        p { a.button.secondary href="/audit/verify" { (tr!(user.lang(), "home-verify")) } }
         @if let Some(found) = &found {
-            @if found.items.is_empty() { p.muted { "No entry matches." } } @else {
+            @if found.items.is_empty() { p.muted { (tr!(user.lang(), "audit-none")) } } @else {
                 table {
-                    thead { tr { th { "When" } th { "Who" } th { "What happened" } th { "Changes" } th { "Where" } } }
+                    thead { tr { th { (tr!(user.lang(), "col-when")) } th { (tr!(user.lang(), "col-who")) } th { (tr!(user.lang(), "col-what")) } th { (tr!(user.lang(), "col-changes")) } th { (tr!(user.lang(), "audit-col-where")) } } }
                     tbody { @for e in &found.items { tr {
                         td { (user.time(e.at)) }
-                        td { @if let Some(a) = &e.actor { (a.full_name) br; span.muted { (a.username) } } @else { span.muted { "system" } } }
-                        td { (sentence(e, &names)) br; span.muted { code { (e.action) } } }
+                        td { @if let Some(a) = &e.actor { (a.full_name) br; span.muted { (a.username) } } @else { span.muted { (tr!(user.lang(), "system")) } } }
+                        td { (sentence(e, &names, user.lang())) br; span.muted { code { (e.action) } } }
                         td { pre.changes { (changes(e)) } }
                         td {
                             @if let Some(b) = e.batch_id {
-                                a href={"/batches/" (b) "/history#entry-" (e.id)} { "batch history, entry " (e.seq) }
+                                a href={"/batches/" (b) "/history#entry-" (e.id)} { (tr!(user.lang(), "audit-batch-entry", seq = e.seq)) }
                             } @else { (e.chain) " #" (e.seq) }
                         }
                     } } }
                 }
-                @if let Some(n) = next { p { a.button.secondary href=(n) { "Next page" } } }
+                @if let Some(n) = next { p { a.button.secondary href=(n) { (tr!(user.lang(), "next-page")) } } }
             }
         }
     };
     let status = problem.as_ref().map_or(StatusCode::OK, |p| p.status);
-    Ok(html_page(status, page("Audit trail", Some(&user), body)))
+    Ok(html_page(
+        status,
+        page(&tr!(user.lang(), "nav-audit-trail"), Some(&user), body),
+    ))
 }
 
 fn verify_markup(
@@ -180,37 +184,37 @@ fn verify_markup(
     html! {
         @if let Some(r) = report {
             @if r.ok {
-                div.notice.ok id="verify-result" { "Every chain verifies: " (r.chains) " chains, " (r.events) " entries, none altered, none missing." }
+                div.notice.ok id="verify-result" { (tr!(user.lang(), "audit-verifies", chains = r.chains, n = r.events)) }
             } @else {
                 div.notice.error id="verify-result" role="alert" {
-                    "The audit trail is BROKEN in " (r.broken.len()) @if r.broken.len() == 1 { " place:" } @else { " places:" }
-                    ul { @for b in &r.broken { li { (b.chain) ", entry " (b.seq) ": " (b.reason) } } }
+                    (tr!(user.lang(), "audit-broken", n = r.broken.len()))
+                    ul { @for b in &r.broken { li { (b.chain) ", " (tr!(user.lang(), "history-entry", seq = b.seq)) (tr!(user.lang(), "colon")) (b.reason) } } }
                 }
             }
         }
         @if let Some(l) = last {
-            p { "Last verification: " (user.time(l.at)) " by " (l.by) ", " (l.events) " entries, "
-                @if l.ok { span.pass { "every chain and anchor verified" } } @else { span.fail { "BROKEN" } } "." }
-        } @else { p.muted { "No verification has been run from these pages yet." } }
+            p { (tr!(user.lang(), "home-last-verification")) " " (user.time(l.at)) " · " (l.by) " · " (tr!(user.lang(), "home-entries", n = l.events)) " · "
+                @if l.ok { span.pass { (tr!(user.lang(), "home-verified")) } } @else { span.fail { (tr!(user.lang(), "home-broken")) } } (tr!(user.lang(), "sentence-end")) }
+        } @else { p.muted { (tr!(user.lang(), "home-no-verification")) } }
         form.stack method="post" action="/audit/verify" {
             (csrf(user))
-            p.muted { "Recomputes every hash of every chain from the stored fields, then checks every signed anchor (the database's and the files in the anchor directory): each chain must still hold every anchored entry with its anchored hash. On a large trail this takes a while." }
-            button type="submit" { "Verify every chain now" }
+            p.muted { (tr!(user.lang(), "audit-verify-note")) }
+            button type="submit" { (tr!(user.lang(), "audit-verify-now")) }
         }
         section.card {
-            h2 { "Anchors" }
+            h2 { (tr!(user.lang(), "audit-anchors")) }
             @if let Some(a) = anchor {
-                p id="latest-anchor" { "Latest anchor: "
+                p id="latest-anchor" { (tr!(user.lang(), "audit-latest-anchor")) " "
                     @if let Ok(at) = chrono::DateTime::parse_from_rfc3339(&a.created_at) { (user.time(at.with_timezone(&chrono::Utc))) } @else { (a.created_at) }
-                    ", " (a.chains) " chains, " (a.entries) " entries, root " code { (a.root) } " (key " (a.key_id) ")." }
-            } @else { p.muted { "No anchor has been made yet." } }
-            p.muted { "An anchor is a signed Merkle root over every chain's head, written to a file and emailed to QA, so that a copy lives where the database's operators can't reach it. One is made every few minutes when the trail grew." }
+                    " · " (tr!(user.lang(), "audit-anchor-counts", chains = a.chains, n = a.entries)) " · " (tr!(user.lang(), "audit-root")) " " code { (a.root) } " (" (tr!(user.lang(), "audit-key")) " " (a.key_id) ")" }
+            } @else { p.muted { (tr!(user.lang(), "audit-no-anchor")) } }
+            p.muted { (tr!(user.lang(), "audit-anchor-note")) }
             form method="post" action="/audit/anchors" {
                 (csrf(user))
-                button.secondary type="submit" { "Anchor the trail now" }
+                button.secondary type="submit" { (tr!(user.lang(), "audit-anchor-now")) }
             }
         }
-        p { a href="/audit" { "Search the audit trail" } }
+        p { a href="/audit" { (tr!(user.lang(), "home-search-trail")) } }
     }
 }
 
@@ -227,7 +231,7 @@ pub async fn verify_page(
     Ok(html_page(
         StatusCode::OK,
         page(
-            "Verify the audit trail",
+            &tr!(user.lang(), "audit-verify-title"),
             Some(&user),
             verify_markup(&user, last.as_ref(), None, anchor.as_ref()),
         ),
@@ -280,7 +284,7 @@ pub async fn run_verification(
     Ok(html_page(
         StatusCode::OK,
         page(
-            "Verify the audit trail",
+            &tr!(user.lang(), "audit-verify-title"),
             Some(&user),
             verify_markup(&user, last.as_ref(), Some(&report), anchor.as_ref()),
         ),

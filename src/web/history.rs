@@ -54,7 +54,7 @@ pub async fn history_page(
                     td { (e.seq) }
                     td { (user.time(e.at)) }
                     td { @if let Some(a) = &e.actor { (a.full_name) br; span.muted { (a.username) } } @else { span.muted { (tr!(user.lang(), "system")) } } }
-                    td { (sentence(e, &names)) br; span.muted { code { (e.action) } } }
+                    td { (sentence(e, &names, user.lang())) br; span.muted { code { (e.action) } } }
                     td { pre.changes { (changes(e)) } }
                     td { code title=(e.hash) { (e.hash.get(..12).unwrap_or_default()) "…" } }
                 }

@@ -15,6 +15,7 @@ use crate::services::import_mappings::{self as mappings, ImportMappingView};
 use crate::services::results::{
     self as result_svc, ImportInput, ImportOutcome, ImportPreview, Imported, SourceFileView,
 };
+use crate::tr;
 use actix_multipart::Multipart;
 use actix_web::{HttpResponse, get, post, web};
 use base64::Engine;
@@ -294,44 +295,44 @@ async fn import_markup(
         })
         .await?;
     let number = record.batch.batch_number.clone();
-    let r = Refusal::new(problem, LABELS, user.lang()).naming(|field| {
+    let r = Refusal::new(problem, LABELS, user.lang()).naming(|field, loc| {
         field
             .strip_prefix("mapping.")
-            .map(|code| format!("Column of {code}"))
+            .map(|code| tr!(loc, "import-column-of", code = code))
     });
     let encoded = base64::engine::general_purpose::STANDARD.encode(&form.content);
     Ok(page(
-        &format!("Import results · {number}"),
+        &tr!(user.lang(), "import-title", batch = number.as_str()),
         Some(user),
         html! {
-            p.muted { "The batch's row is the one row of the file that names " strong { (number) } " (a FlowJo sample name such as " code { (number) "_panel.fcs" } " counts). Each column you name below becomes one result, judged as if typed. One refused value and nothing is recorded. The file is kept exactly as uploaded." }
+            p.muted { (tr!(user.lang(), "import-intro-1")) " " strong { (number) } " " (tr!(user.lang(), "import-intro-2")) " " code { (number) "_panel.fcs" } " " (tr!(user.lang(), "import-intro-3")) }
             (r.summary())
             @if let Some(p) = preview { (preview_markup(p, user)) }
             @if saved.is_empty() {
-                p.muted { "This product has no saved mapping yet: type the column headers below, or ask QA to save them on the " a href={"/products/" (record.product.id) "/import-mappings"} { "product's import mappings" } "." }
+                p.muted { (tr!(user.lang(), "import-no-mapping")) " " a href={"/products/" (record.product.id) "/import-mappings"} { (tr!(user.lang(), "import-product-mappings")) } (tr!(user.lang(), "sentence-end")) }
             }
             @if !saved.is_empty() {
                 form.inline.card method="get" action={"/batches/" (batch_id) "/results/import"} {
-                    label { "Saved mapping of this product"
+                    label { (tr!(user.lang(), "import-saved-mapping"))
                         select name="mapping_id" {
                             @for m in &saved { option value=(m.id) selected[Some(m.id) == chosen_mapping] { (m.name) } }
                         }
                     }
-                    button.secondary type="submit" { "Fill the columns from it" }
+                    button.secondary type="submit" { (tr!(user.lang(), "import-fill")) }
                 }
             }
             form.stack.card #import-form method="post" enctype="multipart/form-data" action={"/batches/" (batch_id) "/results/import"} {
                 (csrf(user))
                 @if let Some(p) = preview {
-                    p { "File " strong { (form.filename) } ", " (p.size) " bytes, SHA-256 " code.hash { (p.sha256) } ". To preview another file instead, choose it below." }
+                    p { (tr!(user.lang(), "import-file")) " " strong { (form.filename) } ", " (tr!(user.lang(), "import-bytes", n = p.size)) ", SHA-256 " code.hash { (p.sha256) } (tr!(user.lang(), "sentence-end")) " " (tr!(user.lang(), "import-another")) }
                     input type="hidden" name="content_b64" value=(encoded);
                     input type="hidden" name="filename" value=(form.filename);
                     input type="hidden" name="sha256" value=(p.sha256);
                 }
-                label { "Export file (CSV or tab-separated text, UTF-8)"
+                label { (tr!(user.lang(), "import-export-file"))
                     input type="file" name="file" accept=".csv,.tsv,.txt,text/csv,text/plain" required[preview.is_none()];
                     (r.at("file")) (r.at("content")) (r.at("filename")) }
-                fieldset { legend { "Columns: the header of the column holding each test's value (leave blank what the file does not hold)" }
+                fieldset { legend { (tr!(user.lang(), "import-columns")) }
                     @for t in &record.spec.tests {
                         label { (t.code) " – " (t.name)
                             input type="text" name={"map." (t.code)} value=(form.mapping.get(&t.code).cloned().unwrap_or_default());
@@ -339,30 +340,30 @@ async fn import_markup(
                     }
                     (r.at("mapping")) (r.at("mapping_id"))
                 }
-                label { "Performed at (" (user.zone_name()) ")"
+                label { (tr!(user.lang(), "instrument-performed-at", zone = user.zone_name()))
                     input type="datetime-local" name="performed_at" step="1" required value=(form.performed_at);
                     (r.at("performed_at")) }
-                label { "Registered instrument it was measured on (only instruments in service now)"
+                label { (tr!(user.lang(), "import-instrument"))
                     select name="instrument_id" {
-                        option value="" { "none" }
+                        option value="" { (tr!(user.lang(), "none")) }
                         @for i in &usable {
                             option value=(i.id) selected[form.instrument_id == i.id.to_string()] { (i.code) " – " (i.name) " (" (i.kind) ")" }
                         }
                     }
                     (r.at("instrument_id")) }
                 @if !lots.is_empty() {
-                    fieldset { legend { "Material lots used (only released lots in date now)" }
+                    fieldset { legend { (tr!(user.lang(), "record-lots")) }
                         @for m in &lots {
-                            label { input type="checkbox" name="material_ids" value=(m.id) checked[form.material_ids.iter().any(|p| *p == m.id.to_string())]; " " (m.code) " lot " (m.lot_number) " – " (m.name) }
+                            label { input type="checkbox" name="material_ids" value=(m.id) checked[form.material_ids.iter().any(|p| *p == m.id.to_string())]; " " (m.code) (tr!(user.lang(), "record-lot-word")) (m.lot_number) " – " (m.name) }
                         }
                         (r.at("material_ids"))
                     }
                 }
                 div.actions {
-                    button type="submit" name="step" value="preview" class=[preview.map(|_| "secondary")] { "Preview" }
+                    button type="submit" name="step" value="preview" class=[preview.map(|_| "secondary")] { (tr!(user.lang(), "import-preview-button")) }
                 }
             }
-            p { a href={"/batches/" (batch_id)} { "Back to the batch" } }
+            p { a href={"/batches/" (batch_id)} { (tr!(user.lang(), "back-to-batch")) } }
         },
     ))
 }
@@ -372,28 +373,28 @@ fn preview_markup(p: &ImportPreview, user: &WebUser) -> Markup {
     let refused = p.rows.iter().filter(|r| r.error.is_some()).count();
     html! {
         section.card id="preview" {
-            h2 { "Preview: line " (p.line) " of the file (" (p.delimiter) "-delimited)" }
+            h2 { (tr!(user.lang(), "import-preview", line = p.line, delimiter = p.delimiter.to_string())) }
             @if p.would_record {
-                div.notice.ok role="status" { "Every row can be recorded. Nothing is recorded until you confirm." }
+                div.notice.ok role="status" { (tr!(user.lang(), "import-all-ok")) }
                 // Submits the form below, with the very bytes previewed.
                 p { button type="submit" form="import-form" name="step" value="confirm" id="confirm" {
-                    "Record these " (p.rows.len()) (if p.rows.len() == 1 { " result" } else { " results" })
+                    (tr!(user.lang(), "import-record-these", n = p.rows.len()))
                 } }
             } @else {
-                div.notice.error role="alert" { (refused) " of " (p.rows.len()) " rows would be refused, so nothing can be recorded. Correct the file or the columns and preview again." }
+                div.notice.error role="alert" { (tr!(user.lang(), "import-refused-rows", refused = refused, n = p.rows.len())) }
             }
             table {
-                thead { tr { th { "Test" } th { "Column" } th { "Value" } th { "Outcome" } } }
+                thead { tr { th { (tr!(user.lang(), "col-test")) } th { (tr!(user.lang(), "import-col-column")) } th { (tr!(user.lang(), "col-value")) } th { (tr!(user.lang(), "col-outcome")) } } }
                 tbody { @for row in &p.rows {
                     tr class=[row.error.as_ref().map(|_| "refused")] {
                         td { strong { (row.test_code) } }
                         td { (row.column) }
-                        td { (row.value.clone().unwrap_or_else(|| "(empty)".to_owned())) }
+                        td { (row.value.clone().unwrap_or_else(|| (tr!(user.lang(), "import-empty")).to_owned())) }
                         td {
-                            @if let Some(e) = &row.error { span.fail { "REFUSED" } ": " (e) }
+                            @if let Some(e) = &row.error { span.fail { (tr!(user.lang(), "import-refused")) } ": " (e) }
                             @else if let Some(o) = row.outcome {
                                 (outcome(o, user.lang()))
-                                @if o == crate::domain::spec::Outcome::Fail { ": out of specification; recording it opens an OOS investigation" }
+                                @if o == crate::domain::spec::Outcome::Fail { (tr!(user.lang(), "import-oos-preview")) }
                             }
                         }
                     }
@@ -413,21 +414,24 @@ async fn imported_markup(
     let record = state.db(move |c| batch_svc::record(c, batch_id)).await?;
     let f: &SourceFileView = &imported.source_file;
     Ok(page(
-        &format!("Results imported · {}", record.batch.batch_number),
+        &tr!(
+            user.lang(),
+            "import-done-title",
+            batch = record.batch.batch_number.as_str()
+        ),
         Some(user),
         html! {
             div.notice.ok role="status" id="imported" {
-                (imported.results.len()) (if imported.results.len() == 1 { " result" } else { " results" })
-                " recorded from " a href={"/source-files/" (f.id)} { (f.filename) } " (SHA-256 " code.hash { (f.sha256) } ", kept as uploaded)."
+                (tr!(user.lang(), "import-recorded-from", n = imported.results.len())) " " a href={"/source-files/" (f.id)} { (f.filename) } " (SHA-256 " code.hash { (f.sha256) } (tr!(user.lang(), "import-kept"))
             }
             table {
-                thead { tr { th { "Test" } th { "Value" } th { "Outcome" } } }
+                thead { tr { th { (tr!(user.lang(), "col-test")) } th { (tr!(user.lang(), "col-value")) } th { (tr!(user.lang(), "col-outcome")) } } }
                 tbody { @for v in &imported.results {
                     tr { td { strong { (v.result.test_code) } } td { (v.result.value) " " (v.result.unit.clone().unwrap_or_default()) } td { (outcome(v.result.outcome, user.lang()))
-                        @if v.result.outcome == crate::domain::spec::Outcome::Fail { ". An OOS investigation was opened and QA notified." } } }
+                        @if v.result.outcome == crate::domain::spec::Outcome::Fail { (tr!(user.lang(), "result-recorded-oos")) } } }
                 } }
             }
-            p { a.button href={"/batches/" (batch_id)} { "Back to the batch" } }
+            p { a.button href={"/batches/" (batch_id)} { (tr!(user.lang(), "back-to-batch")) } }
         },
     ))
 }

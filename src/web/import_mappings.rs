@@ -9,6 +9,7 @@ use crate::domain::roles::Action;
 use crate::error::{AppError, Problem};
 use crate::services::import_mappings::{self as svc, MappingInput};
 use crate::services::products as product_svc;
+use crate::tr;
 use actix_web::{HttpResponse, get, post, web};
 use maud::{Markup, html};
 use std::collections::BTreeMap;
@@ -101,8 +102,8 @@ async fn mappings_markup(
             (r.summary())
             form.stack method="post" action=(action) {
                 (csrf(user))
-                label { "Name" input type="text" name="name" required maxlength="80" value=(name); (r.at("name")) }
-                fieldset { legend { "Column header of each test's value (blank: not in this export)" }
+                label { (tr!(user.lang(), "label-name")) input type="text" name="name" required maxlength="80" value=(name); (r.at("name")) }
+                fieldset { legend { (tr!(user.lang(), "mappings-columns")) }
                     @for (code, test_name) in &tests {
                         label { (code) " – " (test_name)
                             input type="text" name={"map." (code)} value=(mapping.get(code).cloned().unwrap_or_default());
@@ -115,44 +116,44 @@ async fn mappings_markup(
         }
     };
     Ok(page(
-        &format!("Import mappings · {}", product.code),
+        &tr!(user.lang(), "mappings-title", code = product.code.as_str()),
         Some(user),
         html! {
-            p.muted { "Which column of an instrument's export holds which test's value, so the same export needs no retyping on the import page. Kept by QA; each change is in the audit trail." }
-            @if saved.is_empty() { p.muted { "No mapping saved for this product yet." } }
+            p.muted { (tr!(user.lang(), "mappings-intro")) }
+            @if saved.is_empty() { p.muted { (tr!(user.lang(), "mappings-none")) } }
             @for m in &saved {
                 section.card id={"mapping-" (m.id)} {
                     h2 { (m.name) }
-                    table { thead { tr { th { "Test" } th { "Column header" } } }
+                    table { thead { tr { th { (tr!(user.lang(), "col-test")) } th { (tr!(user.lang(), "mappings-col-header")) } } }
                         tbody { @for (code, header) in &m.mapping { tr { td { strong { (code) } } td { code { (header) } } } } } }
-                    p.muted { "Last changed " (user.time(m.updated_at)) }
+                    p.muted { (tr!(user.lang(), "mappings-last-changed")) " " (user.time(m.updated_at)) }
                     @if may {
                         details open[matches!(refused, Some((Editing::Existing(id), _, _)) if id == m.id)] {
-                            summary { "Change this mapping" }
-                            (fields(format!("/import-mappings/{}", m.id), Editing::Existing(m.id), &m.name, &m.mapping, "Save the changes"))
+                            summary { (tr!(user.lang(), "mappings-change")) }
+                            (fields(format!("/import-mappings/{}", m.id), Editing::Existing(m.id), &m.name, &m.mapping, &tr!(user.lang(), "mappings-save-changes")))
                         }
                         form.inline method="post" action={"/import-mappings/" (m.id) "/retire"} {
                             (csrf(user))
-                            button.secondary type="submit" { "Retire this mapping" }
+                            button.secondary type="submit" { (tr!(user.lang(), "mappings-retire")) }
                         }
                     }
                 }
             }
             @if may {
                 section.card {
-                    h2 { "New mapping" }
-                    (fields(format!("/products/{product_id}/import-mappings"), Editing::New, "", &BTreeMap::new(), "Save the mapping"))
+                    h2 { (tr!(user.lang(), "mappings-new")) }
+                    (fields(format!("/products/{product_id}/import-mappings"), Editing::New, "", &BTreeMap::new(), &tr!(user.lang(), "mappings-save")))
                 }
             }
-            p { a href={"/products/" (product_id)} { "Back to the product" } }
+            p { a href={"/products/" (product_id)} { (tr!(user.lang(), "mappings-back")) } }
         },
     ))
 }
 
-fn column_words(field: &str) -> Option<String> {
+fn column_words(field: &str, loc: crate::i18n::Locale) -> Option<String> {
     field
         .strip_prefix("mapping.")
-        .map(|code| format!("Column of {code}"))
+        .map(|code| tr!(loc, "import-column-of", code = code))
 }
 
 /// The product's saved import mappings (everyone; QA may change them).

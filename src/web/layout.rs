@@ -291,7 +291,7 @@ pub struct Refusal<'a> {
     /// The reader's language.
     loc: Locale,
     /// Words for fields shown above the form (rows of a table).
-    naming: Option<fn(&str) -> Option<String>>,
+    naming: Option<fn(&str, Locale) -> Option<String>>,
     /// What a refused form did not do.
     not_done: String,
 }
@@ -319,7 +319,7 @@ impl<'a> Refusal<'a> {
     }
 
     /// Names the fields that have no label of their own (`tests[2].min`).
-    pub fn naming(mut self, f: fn(&str) -> Option<String>) -> Self {
+    pub fn naming(mut self, f: fn(&str, Locale) -> Option<String>) -> Self {
         self.naming = Some(f);
         self
     }
@@ -388,7 +388,7 @@ impl<'a> Refusal<'a> {
                     }
                     @for e in elsewhere {
                         p.field-error {
-                            (self.naming.and_then(|n| n(&e.field)).unwrap_or_else(|| e.field.clone()))
+                            (self.naming.and_then(|n| n(&e.field, self.loc)).unwrap_or_else(|| e.field.clone()))
                             ": " (self.words(&e.message))
                         }
                     }

@@ -202,7 +202,7 @@ async fn one_markup(
                     button.danger type="submit" { (tr!(user.lang(), "material-reject-sign")) }
                 }
             }
-            p { a href="/materials" { "Back to the materials" } }
+            p { a href="/materials" { (tr!(user.lang(), "material-back")) } }
         },
     ))
 }

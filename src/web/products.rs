@@ -11,8 +11,10 @@ use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::domain::spec::{SpecStatus, TestDefInput};
 use crate::error::{AppError, Problem};
+use crate::i18n::Locale;
 use crate::services::PageRequest;
 use crate::services::products::{self as svc, NewProductInput, TestDefView};
+use crate::tr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use maud::{Markup, html};
@@ -37,15 +39,15 @@ pub async fn product_list(
         })
         .await?;
     let body = html! {
-        @if user.may(Action::DefineProducts) { p { a.button href="/products/new" { "New product" } } }
-        @if products.items.is_empty() { p.muted { "No product yet." } } @else {
+        @if user.may(Action::DefineProducts) { p { a.button href="/products/new" { (tr!(user.lang(), "product-new")) } } }
+        @if products.items.is_empty() { p.muted { (tr!(user.lang(), "product-none")) } } @else {
             table {
-                thead { tr { th { "Code" } th { "Name" } th { "Type" } th { "Storage" } th { "Release signatures" } } }
+                thead { tr { th { (tr!(user.lang(), "label-code")) } th { (tr!(user.lang(), "label-name")) } th { (tr!(user.lang(), "product-col-type")) } th { (tr!(user.lang(), "product-col-storage")) } th { (tr!(user.lang(), "label-release-signatures")) } } }
                 tbody { @for p in &products.items { tr {
                     td { a href={"/products/" (p.id)} { (p.code) } }
                     td { (p.name) }
                     td { (p.product_type) }
-                    td { (storage(p.storage_min_c.as_deref(), p.storage_max_c.as_deref())) }
+                    td { (storage(p.storage_min_c.as_deref(), p.storage_max_c.as_deref(), user.lang())) }
                     td { (p.release_signatures_required) }
                 } } }
             }
@@ -53,16 +55,16 @@ pub async fn product_list(
     };
     Ok(html_page(
         StatusCode::OK,
-        page("Products", Some(&user), body),
+        page(&tr!(user.lang(), "nav-products"), Some(&user), body),
     ))
 }
 
-fn storage(min: Option<&str>, max: Option<&str>) -> String {
+fn storage(min: Option<&str>, max: Option<&str>, loc: Locale) -> String {
     match (min, max) {
-        (Some(lo), Some(hi)) => format!("{lo} to {hi} °C"),
-        (Some(lo), None) => format!("at least {lo} °C"),
-        (None, Some(hi)) => format!("at most {hi} °C"),
-        (None, None) => "not set".to_owned(),
+        (Some(lo), Some(hi)) => tr!(loc, "storage-range", min = lo, max = hi),
+        (Some(lo), None) => tr!(loc, "storage-min", min = lo),
+        (None, Some(hi)) => tr!(loc, "storage-max", max = hi),
+        (None, None) => tr!(loc, "storage-not-set"),
     }
 }
 
@@ -99,26 +101,26 @@ pub struct ProductForm {
 fn product_form(user: &WebUser, problem: Option<&Problem>, f: &ProductForm) -> Markup {
     let r = Refusal::new(problem, PRODUCT_LABELS, user.lang());
     page(
-        "New product",
+        &tr!(user.lang(), "product-new"),
         Some(user),
         html! {
             (r.summary())
             form.stack.card method="post" action="/products" {
                 (csrf(user))
-                label { "Code" input type="text" name="code" required maxlength="40" value=(f.code); (r.at("code")) }
-                label { "Name" input type="text" name="name" required value=(f.name); (r.at("name")) }
-                label { "Product type" input type="text" name="product_type" required value=(f.product_type) placeholder="e.g. allogeneic MSC suspension"; (r.at("product_type")) }
-                label { "Lowest storage temperature, °C (optional)" input type="text" name="storage_min_c" inputmode="decimal" value=(f.storage_min_c); (r.at("storage_min_c")) }
-                label { "Highest storage temperature, °C (optional)" input type="text" name="storage_max_c" inputmode="decimal" value=(f.storage_max_c); (r.at("storage_max_c")) }
-                label { "Release signatures"
+                label { (tr!(user.lang(), "label-code")) input type="text" name="code" required maxlength="40" value=(f.code); (r.at("code")) }
+                label { (tr!(user.lang(), "label-name")) input type="text" name="name" required value=(f.name); (r.at("name")) }
+                label { (tr!(user.lang(), "label-product-type")) input type="text" name="product_type" required value=(f.product_type) placeholder=(tr!(user.lang(), "product-type-example")); (r.at("product_type")) }
+                label { (tr!(user.lang(), "product-storage-min")) input type="text" name="storage_min_c" inputmode="decimal" value=(f.storage_min_c); (r.at("storage_min_c")) }
+                label { (tr!(user.lang(), "product-storage-max")) input type="text" name="storage_max_c" inputmode="decimal" value=(f.storage_max_c); (r.at("storage_max_c")) }
+                label { (tr!(user.lang(), "label-release-signatures"))
                     select name="release_signatures_required" {
-                        option value="1" selected[f.release_signatures_required != "2"] { "1 (one Qualified Person)" }
-                        option value="2" selected[f.release_signatures_required == "2"] { "2 (two different QA people)" }
+                        option value="1" selected[f.release_signatures_required != "2"] { (tr!(user.lang(), "product-one-qp")) }
+                        option value="2" selected[f.release_signatures_required == "2"] { (tr!(user.lang(), "product-two-qp")) }
                     }
                     (r.at("release_signatures_required"))
                 }
-                label { input type="checkbox" name="audit_review_required" value="on" checked[f.audit_review_required.is_some()]; " QA signs a review of each batch's audit trail before release" }
-                button type="submit" { "Create the product" }
+                label { input type="checkbox" name="audit_review_required" value="on" checked[f.audit_review_required.is_some()]; " " (tr!(user.lang(), "product-audit-review-check")) }
+                button type="submit" { (tr!(user.lang(), "product-create")) }
             }
         },
     )
@@ -349,37 +351,28 @@ impl SpecForm {
 const SPEC_LABELS: &[(&str, &str)] = &[("version", "label-version")];
 
 /// `tests[2].min` as "Row 3, lowest limit".
-fn test_field_words(field: &str) -> Option<String> {
+fn test_field_words(field: &str, loc: Locale) -> Option<String> {
     if field == "tests" {
-        return Some("Tests".to_owned());
+        return Some(tr!(loc, "spec-field-tests"));
     }
     let rest = field.strip_prefix("tests[")?;
     let (i, col) = rest.split_once("].")?;
     let row = i.parse::<usize>().ok()? + 1;
-    let col = match col {
-        "code" => "code",
-        "name" => "name",
-        "method" => "method",
-        "kind" => "kind",
-        "unit" => "unit",
-        "min" => "lowest limit",
-        "max" => "highest limit",
-        "decimals" => "decimals",
-        "options" => "options",
-        "allowed" => "passing values",
-        "instrument_kind" => "instrument kind",
-        other => other,
-    };
-    Some(format!("Test row {row}, {col}"))
+    let col = loc.code_words("spec-col", col);
+    Some(tr!(loc, "spec-field-row", row = row, column = col))
 }
 
-fn yes_no(name: &str, yes: bool) -> Markup {
+fn yes_no(name: &str, yes: bool, loc: Locale) -> Markup {
     html! {
         select name=(name) {
-            option value="yes" selected[yes] { "yes" }
-            option value="no" selected[!yes] { "no" }
+            option value="yes" selected[yes] { (tr!(loc, "yes")) }
+            option value="no" selected[!yes] { (tr!(loc, "no")) }
         }
     }
+}
+
+fn yes_no_words(yes: bool, loc: Locale) -> String {
+    if yes { tr!(loc, "yes") } else { tr!(loc, "no") }
 }
 
 async fn product_markup(
@@ -410,66 +403,66 @@ async fn product_markup(
     };
     let r = Refusal::new(problem, SPEC_LABELS, user.lang()).naming(test_field_words);
     Ok(page(
-        &format!("Product {}", product.code),
+        &tr!(user.lang(), "product-title", code = product.code.as_str()),
         Some(user),
         html! {
             div.card { dl.facts {
-                dt { "Name" } dd { (product.name) }
-                dt { "Type" } dd { (product.product_type) }
-                dt { "Storage" } dd { (storage(product.storage_min_c.as_deref(), product.storage_max_c.as_deref())) }
-                dt { "Release signatures" } dd { (product.release_signatures_required) }
-                dt { "Audit-trail review" } dd { @if product.audit_review_required { "required before release" } @else { "not required" } }
-                dt { "Trends" } dd { a href={"/products/" (product.id) "/trends"} { "Each numeric test across batches (control chart)" } }
-                dt { "Instrument exports" } dd { a href={"/products/" (product.id) "/import-mappings"} { "Saved import mappings (columns to tests)" } }
-                dt { "Created" } dd { (user.time(product.created_at)) }
+                dt { (tr!(user.lang(), "label-name")) } dd { (product.name) }
+                dt { (tr!(user.lang(), "product-col-type")) } dd { (product.product_type) }
+                dt { (tr!(user.lang(), "product-col-storage")) } dd { (storage(product.storage_min_c.as_deref(), product.storage_max_c.as_deref(), user.lang())) }
+                dt { (tr!(user.lang(), "label-release-signatures")) } dd { (product.release_signatures_required) }
+                dt { (tr!(user.lang(), "batch-audit-review")) } dd { @if product.audit_review_required { (tr!(user.lang(), "product-review-required")) } @else { (tr!(user.lang(), "product-review-not-required")) } }
+                dt { (tr!(user.lang(), "product-trends")) } dd { a href={"/products/" (product.id) "/trends"} { (tr!(user.lang(), "product-trends-link")) } }
+                dt { (tr!(user.lang(), "product-exports")) } dd { a href={"/products/" (product.id) "/import-mappings"} { (tr!(user.lang(), "product-mappings-link")) } }
+                dt { (tr!(user.lang(), "product-created")) } dd { (user.time(product.created_at)) }
             } }
-            h2 { "Specifications" }
-            @if specs.is_empty() { p.muted { "None yet: a batch can be started once a version is approved." } }
+            h2 { (tr!(user.lang(), "product-specs")) }
+            @if specs.is_empty() { p.muted { (tr!(user.lang(), "product-no-specs")) } }
             table { tbody { @for s in specs.iter().rev() { tr {
-                td { a href={"/specifications/" (s.id)} { "version " (s.version) } }
+                td { a href={"/specifications/" (s.id)} { (tr!(user.lang(), "spec-version", version = s.version.as_str())) } }
                 td { (status(s.status.as_str(), user.lang())) }
-                td { (s.tests.len()) " tests" }
-                td { "written " (user.time(s.created_at)) @if let Some(a) = s.approved_at { br; "approved " (user.time(a)) } }
+                td { (tr!(user.lang(), "product-tests", n = s.tests.len())) }
+                td { (tr!(user.lang(), "product-written")) " " (user.time(s.created_at)) @if let Some(a) = s.approved_at { br; (tr!(user.lang(), "product-approved")) " " (user.time(a)) } }
             } } } }
             @if user.may(Action::DefineProducts) {
-                h2 { "New specification version" }
+                h2 { (tr!(user.lang(), "product-new-spec")) }
                 (r.summary())
                 form.card method="post" action={"/products/" (product_id) "/specifications"} {
                     (csrf(user))
-                    label.narrow { "Version" input type="text" name="version" required value=(typed.map(|f| f.version.clone()).unwrap_or_default()); (r.at("version")) }
-                    p.muted { "The tests below start as the newest version's; change them, add rows, or clear a row's code, name and limits to leave it out. A draft takes effect when another QA person approves it." }
+                    label.narrow { (tr!(user.lang(), "label-version")) input type="text" name="version" required value=(typed.map(|f| f.version.clone()).unwrap_or_default()); (r.at("version")) }
+                    p.muted { (tr!(user.lang(), "product-spec-note")) }
                     div.scroll { table.tests {
                         thead { tr {
-                            th { "Code" } th { "Name" } th { "Method" } th { "Kind" } th { "Unit" }
-                            th { "Lowest" } th { "incl." } th { "Highest" } th { "incl." } th { "Decimals" }
-                            th { "Options (qualitative)" } th { "Passing values" } th { "Required" } th { "May be pending at release" } th { "Qualified analysts only" } th { "Instrument kind" }
+                            th { (tr!(user.lang(), "label-code")) } th { (tr!(user.lang(), "label-name")) } th { (tr!(user.lang(), "col-method")) } th { (tr!(user.lang(), "label-kind")) } th { (tr!(user.lang(), "label-unit")) }
+                            th { (tr!(user.lang(), "product-lowest")) } th { (tr!(user.lang(), "product-incl")) } th { (tr!(user.lang(), "product-highest")) } th { (tr!(user.lang(), "product-incl")) } th { (tr!(user.lang(), "product-decimals")) }
+                            th { (tr!(user.lang(), "product-options")) } th { (tr!(user.lang(), "product-passing")) } th { (tr!(user.lang(), "product-required")) } th { (tr!(user.lang(), "product-may-pend")) } th { (tr!(user.lang(), "product-qualified-only")) } th { (tr!(user.lang(), "product-instrument-kind")) }
                         } }
                         tbody { @for (i, row) in rows.iter().enumerate() { tr {
                             td { input type="text" name="code" value=(row.code) size="8" aria-label={"Row " (i + 1) " code"}; }
                             td { input type="text" name="name" value=(row.name) aria-label={"Row " (i + 1) " name"}; }
                             td { input type="text" name="method" value=(row.method) aria-label={"Row " (i + 1) " method"}; }
                             td { select name="kind" {
-                                option value="numeric" selected[row.kind != "qualitative"] { "numeric" }
-                                option value="qualitative" selected[row.kind == "qualitative"] { "qualitative" }
+                                option value="numeric" selected[row.kind != "qualitative"] { (tr!(user.lang(), "product-numeric")) }
+                                option value="qualitative" selected[row.kind == "qualitative"] { (tr!(user.lang(), "product-qualitative")) }
                             } }
                             td { input type="text" name="unit" value=(row.unit) size="5"; }
                             td { input type="text" name="min" value=(row.min) size="6" inputmode="decimal"; }
-                            td { (yes_no("min_inclusive", row.min_inclusive)) }
+                            td { (yes_no("min_inclusive", row.min_inclusive, user.lang())) }
                             td { input type="text" name="max" value=(row.max) size="6" inputmode="decimal"; }
-                            td { (yes_no("max_inclusive", row.max_inclusive)) }
+                            td { (yes_no("max_inclusive", row.max_inclusive, user.lang())) }
                             td { input type="text" name="decimals" value=(row.decimals) size="2" inputmode="numeric"; }
                             td { input type="text" name="options" value=(row.options); }
                             td { input type="text" name="allowed" value=(row.allowed); }
-                            td { (yes_no("required", row.required)) }
-                            td { (yes_no("pending_release_allowed", row.pending_release_allowed)) }
-                            td { (yes_no("qualification_required", row.qualification_required)) }
+                            td { (yes_no("required", row.required, user.lang())) }
+                            td { (yes_no("pending_release_allowed", row.pending_release_allowed, user.lang())) }
+                            td { (yes_no("qualification_required", row.qualification_required, user.lang())) }
                             td { input type="text" name="instrument_kind" value=(row.instrument_kind) size="12" aria-label={"Row " (i + 1) " instrument kind"}; }
                         } } }
                     } }
-                    button type="submit" { "Save the draft version" }
+                    button type="submit" { (tr!(user.lang(), "product-save-draft")) }
                 }
             }
-            p { a href="/products" { "Back to the products" } }
+            p { a href="/products" { (tr!(user.lang(), "product-back")) } }
         },
     ))
 }
@@ -574,37 +567,42 @@ async fn spec_markup(
         user.lang(),
     );
     Ok(page(
-        &format!("{} specification version {}", product.code, spec.version),
+        &tr!(
+            user.lang(),
+            "spec-title",
+            code = product.code.as_str(),
+            version = spec.version.as_str()
+        ),
         Some(user),
         html! {
             (r.summary())
-            p { "Product " a href={"/products/" (product.id)} { (product.code) " – " (product.name) } " · " (status(spec.status.as_str(), user.lang())) }
+            p { (tr!(user.lang(), "col-product")) " " a href={"/products/" (product.id)} { (product.code) " – " (product.name) } " · " (status(spec.status.as_str(), user.lang())) }
             table {
-                thead { tr { th { "Test" } th { "Method" } th { "Limit" } th { "Required" } th { "May be pending" } th { "Qualified analysts only" } th { "Instrument kind" } } }
+                thead { tr { th { (tr!(user.lang(), "col-test")) } th { (tr!(user.lang(), "col-method")) } th { (tr!(user.lang(), "col-limit")) } th { (tr!(user.lang(), "product-required")) } th { (tr!(user.lang(), "product-may-pend-short")) } th { (tr!(user.lang(), "product-qualified-only")) } th { (tr!(user.lang(), "product-instrument-kind")) } } }
                 tbody { @for t in &spec.tests { tr {
                     td { strong { (t.code) } " " (t.name) }
                     td { (t.method) }
                     td { (t.limit) }
-                    td { (if t.required { "yes" } else { "no" }) }
-                    td { (if t.pending_release_allowed { "yes" } else { "no" }) }
-                    td { (if t.qualification_required { "yes" } else { "no" }) }
-                    td { (t.instrument_kind.as_deref().unwrap_or("none")) }
+                    td { (yes_no_words(t.required, user.lang())) }
+                    td { (yes_no_words(t.pending_release_allowed, user.lang())) }
+                    td { (yes_no_words(t.qualification_required, user.lang())) }
+                    td { (t.instrument_kind.clone().unwrap_or_else(|| tr!(user.lang(), "none"))) }
                 } } }
             }
-            h2 { "Signatures" }
-            @if spec.signatures.is_empty() { p.muted { "Not approved yet." } }
+            h2 { (tr!(user.lang(), "batch-signatures")) }
+            @if spec.signatures.is_empty() { p.muted { (tr!(user.lang(), "product-not-approved")) } }
             ul { @for s in &spec.signatures { li { strong { (s.signer.full_name) } " · " (user.time(s.signed_at)) " · " (s.statement) @if let Some(why) = &s.reason { " · " (why) } } } }
             @if spec.status == SpecStatus::Draft && user.may(Action::Sign(Meaning::SpecApproved)) {
                 @if own {
-                    div.notice { "You wrote this version: another QA person must approve it." }
+                    div.notice { (tr!(user.lang(), "product-own-spec")) }
                 } @else {
                     form.stack.card method="post" action={"/specifications/" (spec_id) "/approve"} {
-                        h2 { "Approve" }
+                        h2 { (tr!(user.lang(), "product-approve")) }
                         (csrf(user))
-                        label { "Comment (optional)" input type="text" name="reason"; (r.at("reason")) }
+                        label { (tr!(user.lang(), "comment-optional")) input type="text" name="reason"; (r.at("reason")) }
                         (meaning_box(Meaning::SpecApproved, user.lang()))
-                        label { "Your password (electronic signature)" input type="password" name="password" required autocomplete="current-password"; (r.at("password")) }
-                        button type="submit" { "Sign the approval" }
+                        label { (tr!(user.lang(), "signature-password")) input type="password" name="password" required autocomplete="current-password"; (r.at("password")) }
+                        button type="submit" { (tr!(user.lang(), "product-sign-approval")) }
                     }
                 }
             }

@@ -10,6 +10,7 @@ use crate::app::AppState;
 use crate::domain::StoredName;
 use crate::error::{AppError, Problem};
 use crate::services::trends::{self as svc, Charts, Trend};
+use crate::tr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -175,17 +176,23 @@ pub fn chart_svg(t: &Trend) -> Markup {
 }
 
 /// The specification's limits in words: `minimum 80 %`, `1.0e8 to 1.2e8 cells`.
-fn spec_words(t: &Trend) -> String {
+fn spec_words(t: &Trend, loc: crate::i18n::Locale) -> String {
     let unit = t
         .unit
         .as_deref()
         .map(|u| format!(" {u}"))
         .unwrap_or_default();
     match (&t.spec.min, &t.spec.max) {
-        (Some(lo), Some(hi)) => format!("{lo} to {hi}{unit}"),
-        (Some(lo), None) => format!("minimum {lo}{unit}"),
-        (None, Some(hi)) => format!("maximum {hi}{unit}"),
-        (None, None) => "no numeric limit".to_owned(),
+        (Some(lo), Some(hi)) => tr!(
+            loc,
+            "trend-spec-range",
+            min = lo.as_str(),
+            max = hi.as_str(),
+            unit = unit
+        ),
+        (Some(lo), None) => tr!(loc, "trend-spec-min", min = lo.as_str(), unit = unit),
+        (None, Some(hi)) => tr!(loc, "trend-spec-max", max = hi.as_str(), unit = unit),
+        (None, None) => tr!(loc, "trend-spec-none"),
     }
 }
 
@@ -243,50 +250,53 @@ fn trend_markup(
         q.to.as_deref().unwrap_or("")
     );
     page(
-        &format!("Trend · {} · {code}", charts.product_code),
+        &tr!(
+            user.lang(),
+            "trend-title",
+            product = charts.product_code.as_str(),
+            code = code.to_string()
+        ),
         Some(user),
         html! {
             p { a href={"/products/" (product_id)} { (charts.product_name) " (" (charts.product_code) ")" } }
             form.card method="get" action={"/products/" (product_id) "/trends"} {
                 div.grid {
-                    label { "Test"
+                    label { (tr!(user.lang(), "col-test"))
                         select name="test_code" {
                             @for (c, name) in &charts.tests { option value=(c) selected[c == code] { (c) " – " (name) } }
                         }
                     }
-                    label { "Performed from (optional)" input type="date" name="from" value=(q.from.clone().unwrap_or_default()); }
-                    label { "Performed to (optional)" input type="date" name="to" value=(q.to.clone().unwrap_or_default()); }
+                    label { (tr!(user.lang(), "trend-from")) input type="date" name="from" value=(q.from.clone().unwrap_or_default()); }
+                    label { (tr!(user.lang(), "trend-to")) input type="date" name="to" value=(q.to.clone().unwrap_or_default()); }
                 }
-                button type="submit" { "Show the trend" }
+                button type="submit" { (tr!(user.lang(), "trend-show")) }
             }
             @match shown {
                 Err(p) => { (Refusal::new(Some(p), LABELS, user.lang()).searching().all_above()) }
                 Ok(t) => {
                     @if t.points.len() < crate::domain::trend::MIN_POINTS {
-                        div.notice.warn { (t.points.len()) " point(s): the chart draws its limits from "
-                            (crate::domain::trend::MIN_POINTS) " batches on. Until then no point is flagged." }
+                        div.notice.warn { (tr!(user.lang(), "trend-too-few", n = t.points.len(), min = crate::domain::trend::MIN_POINTS)) }
                     }
                     @if t.points.len() > MAX_DRAWN {
-                        div.notice.warn id="drawn" { "The chart draws the last " (MAX_DRAWN) " of " (t.points.len())
-                            " points; its lines and flags are the whole series'. Choose a shorter period to see earlier batches." }
+                        div.notice.warn id="drawn" { (tr!(user.lang(), "trend-drawn", shown = MAX_DRAWN, n = t.points.len())) }
                     }
                     div.chart id="chart" { (chart_svg(t)) }
-                    p.muted { "● a batch's current result · ◆ a point that completes a run rule (out of trend) · hollow: out of specification · dashed: ±3 sigma · dotted red: specification limits. Select a point to open its batch." }
+                    p.muted { (tr!(user.lang(), "trend-legend")) }
                     div.card { dl.facts {
-                        dt { "Points" } dd { (t.points.len()) " batches (one current result each, in order of performance)" }
-                        dt { "Baseline" } dd { "the first " (t.baseline_n) " points" }
-                        dt { "Center line" } dd { (t.center.map(label).unwrap_or_else(|| "—".into())) }
-                        dt { "Sigma" } dd { (t.sigma.map(label).unwrap_or_else(|| "—".into())) " (mean moving range / 1.128)" }
-                        dt { "Control limits" } dd { (t.lcl.map(label).unwrap_or_else(|| "—".into())) " to " (t.ucl.map(label).unwrap_or_else(|| "—".into())) }
-                        dt { "Specification" } dd { (spec_words(t)) }
+                        dt { (tr!(user.lang(), "trend-points-label")) } dd { (tr!(user.lang(), "trend-points", n = t.points.len())) }
+                        dt { (tr!(user.lang(), "trend-baseline-label")) } dd { (tr!(user.lang(), "trend-baseline", n = t.baseline_n)) }
+                        dt { (tr!(user.lang(), "trend-center")) } dd { (t.center.map(label).unwrap_or_else(|| "—".into())) }
+                        dt { (tr!(user.lang(), "trend-sigma")) } dd { (t.sigma.map(label).unwrap_or_else(|| "—".into())) (tr!(user.lang(), "trend-sigma-how")) }
+                        dt { (tr!(user.lang(), "trend-limits")) } dd { (t.lcl.map(label).unwrap_or_else(|| "—".into())) " – " (t.ucl.map(label).unwrap_or_else(|| "—".into())) }
+                        dt { (tr!(user.lang(), "col-specification")) } dd { (spec_words(t, user.lang())) }
                         dt { "Cpk" } dd { (t.cpk.map(|c| format!("{c:.2}")).unwrap_or_else(|| "—".into())) }
-                        dt { "Rules" } dd { @for r in &t.rules { (r.as_str()) ": " (r.words()) br; } }
+                        dt { (tr!(user.lang(), "trend-rules")) } dd { @for r in &t.rules { (r.as_str()) ": " (r.words()) br; } }
                     } }
-                    h2 { "Out of trend (" (flagged.len()) ")" }
-                    @if flagged.len() > MAX_LISTED { p.muted { "The last " (MAX_LISTED) " are listed; the CSV has every point." } }
-                    @if flagged.is_empty() { p.muted { "No point completes a run rule." } } @else {
+                    h2 { (tr!(user.lang(), "trend-flagged", n = flagged.len())) }
+                    @if flagged.len() > MAX_LISTED { p.muted { (tr!(user.lang(), "trend-listed", n = MAX_LISTED)) } }
+                    @if flagged.is_empty() { p.muted { (tr!(user.lang(), "trend-none-flagged")) } } @else {
                         table id="flagged" {
-                            thead { tr { th { "Batch" } th { "Value" } th { "Performed" } th { "Rules" } } }
+                            thead { tr { th { (tr!(user.lang(), "col-batch")) } th { (tr!(user.lang(), "col-value")) } th { (tr!(user.lang(), "col-performed")) } th { (tr!(user.lang(), "trend-rules")) } } }
                             tbody { @for p in flagged.iter().skip(flagged.len().saturating_sub(MAX_LISTED)) { tr {
                                 td { a href={"/batches/" (p.batch_id)} { (p.batch_number) } }
                                 td { (p.value) " " (t.unit.clone().unwrap_or_default()) }
@@ -295,7 +305,7 @@ fn trend_markup(
                             } } }
                         }
                     }
-                    p { a href=(csv_href) download { "Download the points (CSV)" } }
+                    p { a href=(csv_href) download { (tr!(user.lang(), "trend-csv")) } }
                 }
             }
         },

@@ -295,7 +295,7 @@ async fn edit_markup_with(
             }
             h2 { (tr!(user.lang(), "nav-qualifications")) }
             (super::qualifications::list_markup(user, &quals))
-            p { a href="/users" { "Back to the users" } }
+            p { a href="/users" { (tr!(user.lang(), "user-back")) } }
         },
     ))
 }

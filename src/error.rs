@@ -229,6 +229,22 @@ struct ProblemBody<'a> {
     blockers: Option<&'a serde_json::Value>,
 }
 
+/// Codes whose English detail never says more than the code's own
+/// sentence: in another language the sentence alone is the whole detail.
+const WORDS_SAY_IT_ALL: [&str; 11] = [
+    "signature_failed",
+    "account_locked",
+    "invalid_credentials",
+    "csrf_failed",
+    "missing_token",
+    "invalid_token",
+    "token_revoked",
+    "session_timed_out",
+    "database_unavailable",
+    "internal_error",
+    "password_change_required",
+];
+
 impl Problem {
     /// The words of this problem for a reader of `loc`: in English as
     /// written; in Chinese the code's sentence, with the specific English
@@ -236,9 +252,24 @@ impl Problem {
     pub fn in_locale(&self, loc: Locale) -> Problem {
         let mut p = self.clone();
         if loc != Locale::En {
+            for e in &mut p.errors {
+                e.message = e.message_in(loc);
+            }
             let id = format!("problem-{}", self.code.replace('_', "-"));
-            if loc.has(&id) {
-                p.detail = format!("{}（{}）", loc.text(&id), self.detail);
+            if !p.errors.is_empty() {
+                // A validation refusal says each field's message again.
+                let each: Vec<String> = p
+                    .errors
+                    .iter()
+                    .map(|e| format!("{}：{}", e.field, e.message))
+                    .collect();
+                p.detail = format!("{}{}", loc.text(&id), each.join("；"));
+            } else if loc.has(&id) {
+                p.detail = if WORDS_SAY_IT_ALL.contains(&self.code) {
+                    loc.text(&id)
+                } else {
+                    format!("{}（{}）", loc.text(&id), self.detail)
+                };
             }
         }
         p
@@ -624,7 +655,11 @@ impl From<CustodyRefusal> for AppError {
             CustodyRefusal::BeforePrevious => {
                 AppError::invalid_field("occurred_at", "is earlier than the previous custody event")
             }
-            CustodyRefusal::InFuture => AppError::invalid_field("occurred_at", "is in the future"),
+            CustodyRefusal::InFuture => AppError::validation(vec![FieldError::said(
+                "occurred_at",
+                "field-in-future",
+                &[],
+            )]),
         }
     }
 }

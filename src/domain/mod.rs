@@ -45,16 +45,67 @@ impl<T: Copy + Into<&'static str>> StoredName for T {}
 pub struct FieldError {
     /// The field.
     pub field: String,
-    /// What is wrong with it.
+    /// What is wrong with it, in English (`Accept-Language` may ask for
+    /// another language).
     pub message: String,
+    /// The message's id and arguments, to say it in the reader's language.
+    #[serde(skip)]
+    pub words: Option<Words>,
+}
+
+/// A message of `src/locales` with its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Words {
+    /// The message id.
+    pub id: &'static str,
+    /// Its arguments.
+    pub args: Vec<(&'static str, String)>,
+}
+
+impl Words {
+    /// The words in `loc`.
+    pub fn in_locale(&self, loc: crate::i18n::Locale) -> String {
+        let args: Vec<(&'static str, crate::i18n::Value<'_>)> = self
+            .args
+            .iter()
+            .map(|(k, v)| (*k, v.as_str().into()))
+            .collect();
+        loc.text_with(self.id, &args)
+    }
 }
 
 impl FieldError {
-    /// A field error.
+    /// A field error in English words only.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         FieldError {
             field: field.into(),
             message: message.into(),
+            words: None,
         }
+    }
+
+    /// A field error whose words are the message `id` with `args`: in
+    /// English in `message`, in the reader's language where one is known.
+    pub fn said(
+        field: impl Into<String>,
+        id: &'static str,
+        args: &[(&'static str, String)],
+    ) -> Self {
+        let words = Words {
+            id,
+            args: args.to_vec(),
+        };
+        FieldError {
+            field: field.into(),
+            message: words.in_locale(crate::i18n::Locale::En),
+            words: Some(words),
+        }
+    }
+
+    /// What is wrong, in `loc` when the words are known, else in English.
+    pub fn message_in(&self, loc: crate::i18n::Locale) -> String {
+        self.words
+            .as_ref()
+            .map_or_else(|| self.message.clone(), |w| w.in_locale(loc))
     }
 }

@@ -336,7 +336,32 @@ pub enum ValueError {
     NotAnOption(Vec<String>),
 }
 
+/// The message of why a value is not a decimal (the reasons
+/// [`Decimal::from_json`] gives).
+fn not_a_number_words(why: &str) -> &'static str {
+    match why {
+        "is empty; expected a decimal number" => "field-decimal-empty",
+        "is too long for a decimal number" => "field-decimal-too-long",
+        "has an exponent out of range" => "field-decimal-exponent",
+        "must be a number or a decimal string" => "field-decimal-type",
+        _ => "field-decimal-not",
+    }
+}
+
 impl ValueError {
+    /// The `value` field's error, in words any language can say.
+    pub fn field_error(&self) -> FieldError {
+        match self {
+            ValueError::NotANumber(m) => FieldError::said("value", not_a_number_words(m), &[]),
+            ValueError::NotText => FieldError::said("value", "field-not-text", &[]),
+            ValueError::NotAnOption(opts) => FieldError::said(
+                "value",
+                "field-not-an-option",
+                &[("options", opts.join(", "))],
+            ),
+        }
+    }
+
     /// Message for the `value` field.
     pub fn message(&self) -> String {
         match self {
@@ -738,6 +763,20 @@ mod tests {
             if outcome(&def, &scaled(v)) == Outcome::Pass {
                 prop_assert_eq!(outcome(&def, &scaled(v + d)), Outcome::Pass);
             }
+        }
+    }
+
+    #[test]
+    fn every_reason_a_value_is_not_a_decimal_has_its_words_in_english_as_before() {
+        for why in [
+            "is empty; expected a decimal number",
+            "is too long for a decimal number",
+            "is not a decimal number",
+            "has an exponent out of range",
+            "must be a number or a decimal string",
+        ] {
+            let e = ValueError::NotANumber(why);
+            assert_eq!(e.field_error().message, e.message(), "{why}");
         }
     }
 }

@@ -10,11 +10,11 @@ fn is_hidden(c: char, multiline: bool) -> bool {
 fn check(field: &str, t: &str, max: usize, multiline: bool, errors: &mut Vec<FieldError>) {
     if t.is_empty() || t.chars().count() > max || t.chars().any(|c| is_hidden(c, multiline)) {
         let kind = if multiline {
-            "characters"
+            "field-text-length"
         } else {
-            "printable characters on one line"
+            "field-line-length"
         };
-        errors.push(FieldError::new(field, format!("must be 1 to {max} {kind}")));
+        errors.push(FieldError::said(field, kind, &[("max", max.to_string())]));
     }
 }
 
@@ -58,10 +58,7 @@ pub fn code(field: &str, v: &str, max: usize, errors: &mut Vec<FieldError>) -> S
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
     {
-        errors.push(FieldError::new(
-            field,
-            "letters, digits, . _ - only, starting with a letter or digit",
-        ));
+        errors.push(FieldError::said(field, "field-code-form", &[]));
     }
     code
 }

@@ -193,6 +193,8 @@ struct Writer {
     /// The page being written.
     page: Vec<Op>,
     y: f32,
+    /// Width of a field's label, mm (two languages need more).
+    label_w: f32,
 }
 
 fn rgb(r: f32, g: f32, b: f32) -> Color {
@@ -389,7 +391,7 @@ impl Writer {
     fn field(&mut self, label: &str, value: &str) {
         self.room(5.0);
         self.text_at(MARGIN, self.y, 9.0, true, None, label);
-        self.text_at(MARGIN + 48.0, self.y, 9.0, false, None, value);
+        self.text_at(MARGIN + self.label_w, self.y, 9.0, false, None, value);
         self.y -= 4.6;
     }
 
@@ -439,6 +441,7 @@ pub fn render(d: &CoaData) -> Result<Vec<u8>, String> {
         done: Vec::new(),
         page: Vec::new(),
         y: PAGE_H - MARGIN,
+        label_w: if l == CoaLang::Bilingual { 82.0 } else { 48.0 },
     };
     w.y -= 6.0;
     w.text_at(MARGIN, w.y, 18.0, true, None, &title);

@@ -61,7 +61,7 @@ pub fn create_batch(
     }
     let now = Utc::now();
     if input.manufactured_at > now {
-        errors.push(FieldError::new("manufactured_at", "is in the future"));
+        errors.push(FieldError::said("manufactured_at", "field-in-future", &[]));
     }
     if input.expires_at <= input.manufactured_at {
         errors.push(FieldError::new(

@@ -325,7 +325,7 @@ pub fn calibrate(
     }
     let now = Utc::now();
     if input.performed_at > now {
-        errors.push(FieldError::new("performed_at", "is in the future"));
+        errors.push(FieldError::said("performed_at", "field-in-future", &[]));
     }
     if input.valid_until <= input.performed_at {
         errors.push(FieldError::new("valid_until", "must be after performed_at"));

@@ -419,7 +419,7 @@ pub fn use_in_batch(
     };
     let unit = crate::domain::text::optional_line("unit", input.unit.as_deref(), 20, &mut errors);
     if input.used_at > Utc::now() {
-        errors.push(FieldError::new("used_at", "is in the future"));
+        errors.push(FieldError::said("used_at", "field-in-future", &[]));
     }
     if !errors.is_empty() {
         return Err(AppError::validation(errors));

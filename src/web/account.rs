@@ -122,7 +122,7 @@ pub async fn set_locale(
         .headers()
         .get(actix_web::http::header::REFERER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|r| url_path(r))
+        .and_then(url_path)
         .unwrap_or_else(|| "/".to_owned());
     Ok(super::layout::see_other(back))
 }

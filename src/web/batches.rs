@@ -224,8 +224,8 @@ pub async fn batch_page(
                 dt { (tr!(user.lang(), "col-status")) } dd { (status(b.status.as_str(), user.lang())) }
                 dt { (tr!(user.lang(), "col-product")) } dd { (record.product.name) " (" (record.product.code) ")" }
                 dt { (tr!(user.lang(), "col-specification")) } dd { (tr!(user.lang(), "spec-version", version = record.spec.version.to_string())) }
-                dt { (tr!(user.lang(), "label-donor-din")) } dd { (b.donor_din.clone().unwrap_or_else(|| (tr!(user.lang(), "none")).into())) }
-                dt { (tr!(user.lang(), "label-intended-recipient")) } dd { (b.intended_recipient.clone().unwrap_or_else(|| (tr!(user.lang(), "none")).into())) }
+                dt { (tr!(user.lang(), "label-donor-din")) } dd { (b.donor_din.clone().unwrap_or_else(|| tr!(user.lang(), "none"))) }
+                dt { (tr!(user.lang(), "label-intended-recipient")) } dd { (b.intended_recipient.clone().unwrap_or_else(|| tr!(user.lang(), "none"))) }
                 dt { (tr!(user.lang(), "col-manufactured")) } dd { (user.time(b.manufactured_at)) }
                 dt { (tr!(user.lang(), "col-expires")) } dd { (user.time(b.expires_at)) }
             }

@@ -359,7 +359,7 @@ impl<'a> Refusal<'a> {
                 } @else {
                     p { (self.not_done) " " (tr!(self.loc, "refusal-correct")) }
                     @for e in &p.errors {
-                        p.field-error { (joined(&self.label(&e.field).unwrap_or_else(|| e.field.clone()), &self.words(&e.message), self.loc)) }
+                        p.field-error { (joined(&self.label(&e.field).unwrap_or_else(|| e.field.clone()), &self.words(&e.message_in(self.loc)), self.loc)) }
                     }
                 }
             }
@@ -389,7 +389,7 @@ impl<'a> Refusal<'a> {
                     @for e in elsewhere {
                         p.field-error {
                             (self.naming.and_then(|n| n(&e.field, self.loc)).unwrap_or_else(|| e.field.clone()))
-                            ": " (self.words(&e.message))
+                            ": " (self.words(&e.message_in(self.loc)))
                         }
                     }
                 }
@@ -411,7 +411,7 @@ impl<'a> Refusal<'a> {
         html! {
             @for e in errors {
                 span.field-error id={"error-" (field)} {
-                    (joined(&self.label(field).unwrap_or_else(|| field.to_owned()), &self.words(&e.message), self.loc))
+                    (joined(&self.label(field).unwrap_or_else(|| field.to_owned()), &self.words(&e.message_in(self.loc)), self.loc))
                 }
             }
         }

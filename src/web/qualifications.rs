@@ -248,7 +248,7 @@ pub fn list_markup(user: &WebUser, list: &[svc::QualificationView]) -> Markup {
                 tbody { @for q in list { tr {
                     td { (q.test_code) }
                     td { (user.time(q.valid_from)) " – " (user.time(q.valid_until)) }
-                    td { (user.lang().code_words("status", &q.status)) @if let Some(why) = &q.revoke_reason { ": " (why) } }
+                    td { (user.lang().code_words("status", q.status)) @if let Some(why) = &q.revoke_reason { ": " (why) } }
                 } } }
             }
         }

@@ -113,7 +113,7 @@ async fn batch_review_markup(
                                 }
                                 td { (r.performed_by.full_name) br; (user.time(r.performed_at)) }
                                 td {
-                                    (r.instrument.clone().unwrap_or_else(|| (tr!(user.lang(), "review-no-instrument")).into()))
+                                    (r.instrument.clone().unwrap_or_else(|| tr!(user.lang(), "review-no-instrument")))
                                     @if let Some(c) = &r.comment { br; q { (c) } }
                                 }
                             }

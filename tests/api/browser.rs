@@ -801,3 +801,142 @@ async fn a_technician_imports_a_flowjo_export_on_the_import_page() {
     assert_eq!(lab.count("results"), 9);
     assert_eq!(lab.count("source_files"), 1);
 }
+
+/// Signs in a user whose pages are in Chinese.
+async fn sign_in_zh(c: &Client, base: &str, user: &str) {
+    c.goto(&format!("{base}/login")).await.unwrap();
+    fill(c, "input[name=username]", user).await;
+    fill(c, "input[name=password]", USER_PASSWORD).await;
+    submit(c, "form[action='/login']").await;
+    wait_for(c, "form[action='/logout']").await;
+    let src = c.source().await.unwrap();
+    assert!(
+        src.contains("退出"),
+        "signed in as {user} in Chinese: {src}"
+    );
+    assert!(src.contains("<html lang=\"zh-CN\">"), "{src}");
+}
+
+#[actix_web::test]
+async fn a_chinese_technician_reviewer_and_qp_record_review_and_release_in_chinese() {
+    let lab = Lab::msc().await;
+    let app = &lab.app;
+    let base = app.address.clone();
+    let batch = lab
+        .create_batch(json!({"batch_number": "UCMSC-2026-0200"}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (tech_id, tech) = app.user_with(&["technician"]).await;
+    lab.qualify_all(&tech_id).await;
+    let (_, reviewer) = app.user_with(&["reviewer"]).await;
+    let (_, qa) = app.user_with(&["qa"]).await;
+    for who in [&reviewer, &qa] {
+        let token = app.login(who, USER_PASSWORD).await;
+        let set = app
+            .post("/api/v1/auth/locale", &token, json!({"locale": "zh-CN"}))
+            .await;
+        assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    }
+    let d = chromedriver();
+    let c = browser(&d, 1280, 900).await;
+
+    // The technician reads English, then chooses Chinese in the header.
+    sign_in(&c, &base, &tech).await;
+    select(&c, "select#locale", "zh-CN").await;
+    submit(&c, "form.lang").await;
+    wait_for(&c, "html[lang='zh-CN']").await;
+    assert!(c.source().await.unwrap().contains("我的工作"));
+    for (i, (code, value)) in cellqc::demo::msc_passing_values().into_iter().enumerate() {
+        c.goto(&format!("{base}/batches/{batch}/results/new?test={code}"))
+            .await
+            .unwrap();
+        let v = value
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| value.to_string());
+        fill(&c, "input[name=value]", &v).await;
+        if let Some(id) = lab.instrument_for(code) {
+            select(&c, "select[name=instrument_id]", id).await;
+        }
+        if i == 0 {
+            shot(&c, "zh-record-result").await;
+        }
+        submit(&c, "form[action$='/results']").await;
+        wait_for(&c, "#recorded").await;
+        let said = text_of(&c, "#recorded").await;
+        assert!(
+            said.contains("结果已记录") && said.contains("合格"),
+            "{code}: {said}"
+        );
+    }
+    // A value that is not a number is refused in Chinese, naming the field.
+    c.goto(&format!("{base}/batches/{batch}/results/new?test=VIAB"))
+        .await
+        .unwrap();
+    fill(&c, "input[name=value]", "n/a").await;
+    submit(&c, "form[action$='/results']").await;
+    wait_for(&c, "#refusal").await;
+    let refused = text_of(&c, "#refusal").await;
+    assert!(refused.contains("未保存任何内容"), "{refused}");
+    shot(&c, "zh-record-refused").await;
+    c.goto(&format!("{base}/batches/{batch}")).await.unwrap();
+    shot(&c, "zh-batch-after-results").await;
+    sign_out(&c).await;
+
+    // The reviewer signs every result at once, reading the Chinese statement.
+    sign_in_zh(&c, &base, &reviewer).await;
+    c.goto(&format!("{base}/batches/{batch}/review"))
+        .await
+        .unwrap();
+    wait_for(&c, "table.review").await;
+    let meaning = text_of(&c, "p.meaning").await;
+    assert!(meaning.contains("我已审核此结果并予以接受"), "{meaning}");
+    shot(&c, "zh-review-batch").await;
+    fill(&c, "input[name=password]", USER_PASSWORD).await;
+    submit(&c, "form[action$='/review']").await;
+    wait_for(&c, "#reviewed").await;
+    let reviewed = text_of(&c, "#reviewed").await;
+    assert!(reviewed.contains("已以您的签名审核"), "{reviewed}");
+    sign_out(&c).await;
+
+    // The QP releases, the signature keeping the Chinese statement.
+    sign_in_zh(&c, &base, &qa).await;
+    c.goto(&format!("{base}/batches/{batch}/release"))
+        .await
+        .unwrap();
+    wait_for(&c, "#you").await;
+    assert!(text_of(&c, "#you").await.starts_with("您可以签署放行"));
+    assert!(
+        text_of(&c, "form[action$='/release'] p.meaning")
+            .await
+            .contains("我批准此批次放行")
+    );
+    shot(&c, "zh-release-may-sign").await;
+    fill(
+        &c,
+        "form[action$='/release'] input[name=password]",
+        USER_PASSWORD,
+    )
+    .await;
+    submit(&c, "form[action$='/release']").await;
+    wait_for(&c, "#status-said").await;
+    assert_eq!(lab.status(&batch), "released");
+    let said = text_of(&c, "#status-said").await;
+    assert!(
+        said.contains("已放行") && said.contains("我批准此批次放行"),
+        "{said}"
+    );
+    // Dates in the Chinese order.
+    assert!(
+        c.source().await.unwrap().contains("年"),
+        "a date in Chinese order"
+    );
+    shot(&c, "zh-batch-released").await;
+    let record = lab.batch_record(&batch).await;
+    assert_eq!(record["signatures"][0]["statement_locale"], "zh-CN");
+    sign_out(&c).await;
+    c.close().await.unwrap();
+}

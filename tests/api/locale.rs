@@ -236,3 +236,78 @@ async fn a_chinese_reviewer_and_qp_sign_in_chinese_and_the_certificate_reads_in_
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert!(body.to_string().contains("lang"), "{body}");
 }
+
+#[actix_web::test]
+async fn pages_before_sign_in_follow_the_browser_and_refusals_after_it_follow_the_user() {
+    let app = TestApp::spawn().await;
+    let client = awc::Client::default();
+    let page = |path: &str, lang: &str| {
+        client
+            .get(format!("{}{path}", app.address))
+            .insert_header(("Accept-Language", lang.to_owned()))
+    };
+    let mut res = page("/login", "zh-CN,zh;q=0.9,en;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    let html = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    assert!(html.contains("<html lang=\"zh-CN\">"), "{html}");
+    assert!(html.contains("用户名") && html.contains("登录"), "{html}");
+    let mut res = page("/login", "en-GB,en;q=0.9").send().await.unwrap();
+    let html = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    assert!(
+        html.contains("Username") && !html.contains("用户名"),
+        "{html}"
+    );
+    // An unknown page, in the browser's language.
+    let mut res = page("/no-such-page", "zh-CN").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let html = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    assert!(
+        html.contains("未找到") && html.contains("没有该页面或记录"),
+        "{html}"
+    );
+}
+
+#[actix_web::test]
+async fn a_chinese_readers_refusals_are_in_chinese_on_every_page() {
+    let lab = Lab::msc().await;
+    set_locale(&lab.app, &lab.tech, "zh-CN").await;
+    let mut b = crate::web::Browser::as_tech(&lab).await;
+    // A page the technician may not use: the error page in Chinese.
+    let page = b.get("/users").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.body.contains("<html lang=\"zh-CN\">"), "{}", page.body);
+    assert!(
+        page.body.contains("不允许") && page.body.contains("您的角色不允许此操作"),
+        "{}",
+        page.body
+    );
+    // A record that does not exist.
+    let page = b.get(&format!("/batches/{}", uuid::Uuid::now_v7())).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(page.body.contains("没有该批次"), "{}", page.body);
+    // A refused form: the field's label and its message both in Chinese.
+    let b_id = lab.batch("UCMSC-ZH-FORM").await;
+    let form = b.get(&format!("/batches/{b_id}/results/new")).await;
+    let csrf = crate::web::Browser::csrf(&form);
+    let refused = b
+        .post(
+            &format!("/batches/{b_id}/results"),
+            &[
+                ("csrf", &csrf),
+                ("test_code", "VIAB"),
+                ("value", "n/a"),
+                ("performed_at", "2020-01-01T00:00"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for words in [
+        "未保存任何内容",
+        "数值：此检测项目为数值型：数值不是十进制数",
+        "检测时间：早于批次的生产时间",
+    ] {
+        assert!(refused.body.contains(words), "{words}: {}", refused.body);
+    }
+}

@@ -5,11 +5,12 @@ use actix_web::http::StatusCode;
 use serde_json::{Value, json};
 
 /// Every route of the HTTP contract (API.md).
-const CONTRACT: [(&str, &str); 67] = [
+const CONTRACT: [(&str, &str); 68] = [
     ("post", "/api/v1/auth/login"),
     ("post", "/api/v1/auth/logout"),
     ("get", "/api/v1/auth/me"),
     ("post", "/api/v1/auth/password"),
+    ("post", "/api/v1/auth/locale"),
     ("post", "/api/v1/users"),
     ("get", "/api/v1/users"),
     ("patch", "/api/v1/users/{id}"),

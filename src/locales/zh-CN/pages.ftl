@@ -28,7 +28,7 @@ review-sign = 签署审核
 record-title = 记录结果 · { $batch }
 review-title = 审核 { $test } { $value }
 review-batch-link = 审核批次 { $batch }（{ $n } 个结果）
-result-next-test-below = 下一个检测项目见下方。
+result-next-test-below = 。下一个检测项目见下方。
 
 review-batch-none = 此批次没有待审核的结果。
 review-col-test-limit = 检测项目及限度

@@ -181,12 +181,10 @@ fn record_on(
                 .iter()
                 .map(|t| t.code.as_str())
                 .collect();
-            errors.push(FieldError::new(
+            errors.push(FieldError::said(
                 "test_code",
-                format!(
-                    "`{code}` is not a test of this batch's specification ({})",
-                    known.join(", ")
-                ),
+                "field-not-a-test",
+                &[("code", code.to_owned()), ("known", known.join(", "))],
             ));
             return Err(AppError::validation(errors));
         };
@@ -197,25 +195,27 @@ fn record_on(
             .filter(|u| !u.is_empty());
         match (unit, def.unit.as_deref()) {
             (Some(given), Some(spec)) if given != spec => {
-                errors.push(FieldError::new(
+                errors.push(FieldError::said(
                     "unit",
-                    format!("must be `{spec}`, the specification's unit"),
+                    "field-unit-must-be",
+                    &[("unit", spec.to_owned())],
                 ));
             }
-            (Some(_), None) => errors.push(FieldError::new("unit", "this test has no unit")),
+            (Some(_), None) => errors.push(FieldError::said("unit", "field-no-unit", &[])),
             _ => {}
         }
         let evaluated = evaluate(&def, &input.value)
-            .map_err(|e: ValueError| errors.push(FieldError::new("value", e.message())))
+            .map_err(|e: ValueError| errors.push(e.field_error()))
             .ok();
         let now = Utc::now();
         if input.performed_at > now {
-            errors.push(FieldError::new("performed_at", "is in the future"));
+            errors.push(FieldError::said("performed_at", "field-in-future", &[]));
         }
         if input.performed_at < lb.record.batch.manufactured_at {
-            errors.push(FieldError::new(
+            errors.push(FieldError::said(
                 "performed_at",
-                "is before the batch was manufactured",
+                "field-before-manufacture",
+                &[],
             ));
         }
         let (Some(evaluated), true) = (evaluated, errors.is_empty()) else {

@@ -131,6 +131,12 @@ impl AppError {
         Self::validation(vec![FieldError::new(field, message)])
     }
 
+    /// 422 for a single field, its words the message `id` (said in the
+    /// reader's language where one is known).
+    pub fn invalid_field_said(field: impl Into<String>, id: &'static str) -> Self {
+        Self::validation(vec![FieldError::said(field, id, &[])])
+    }
+
     /// 422 with a specific code (e.g. `idempotency_key_reused`).
     pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> Self {
         Self::problem(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
@@ -427,7 +433,7 @@ impl From<RecordRefusal> for AppError {
                 ),
             ),
             RecordRefusal::ReasonRequired => {
-                AppError::invalid_field("reason", "a replacement needs a reason")
+                AppError::invalid_field_said("reason", "fe-a-replacement-needs-a-reason")
             }
         }
     }
@@ -440,9 +446,10 @@ impl From<crate::domain::roles::RoleConflict> for AppError {
             "admin can't be held with technician, reviewer or qa: administrators are independent of the record",
         );
         if let AppError::Problem(p) = &mut e {
-            p.errors.push(FieldError::new(
+            p.errors.push(FieldError::said(
                 "roles",
-                "admin can't be held with technician, reviewer or qa",
+                "fe-admin-can-t-be-held-with-technician-reviewer-or-qa",
+                &[],
             ));
         }
         e
@@ -467,10 +474,11 @@ impl From<crate::domain::instrument::NotUsable> for AppError {
     fn from(n: crate::domain::instrument::NotUsable) -> Self {
         use crate::domain::instrument::{NotUsable, Status};
         match n {
-            NotUsable::WrongKind { needed, is } => AppError::invalid_field(
+            NotUsable::WrongKind { needed, is } => AppError::validation(vec![FieldError::said(
                 "instrument_id",
-                format!("this test is measured on a {needed}; that instrument is a {is}"),
-            ),
+                "field-instrument-wrong-kind",
+                &[("needed", needed.to_string()), ("is", is.to_string())],
+            )]),
             NotUsable::NotInService {
                 code,
                 status,
@@ -624,20 +632,21 @@ impl From<CustodyRefusal> for AppError {
                     event.as_str()
                 ),
             ),
-            CustodyRefusal::RecipientRequired => {
-                AppError::invalid_field("recipient_id", "administration needs the recipient's id")
-            }
-            CustodyRefusal::RecipientNotExpected => AppError::invalid_field(
+            CustodyRefusal::RecipientRequired => AppError::invalid_field_said(
                 "recipient_id",
-                "only an `administered` event names a recipient",
+                "fe-administration-needs-the-recipient-s-id",
+            ),
+            CustodyRefusal::RecipientNotExpected => AppError::invalid_field_said(
+                "recipient_id",
+                "fe-only-an-administered-event-names-a-recipient",
             ),
             CustodyRefusal::IdentityMismatch => AppError::conflict(
                 "identity_mismatch",
                 "the recipient is not this batch's intended recipient: do not administer",
             ),
-            CustodyRefusal::DinRequired => AppError::invalid_field(
+            CustodyRefusal::DinRequired => AppError::invalid_field_said(
                 "scanned_din",
-                "is required: scan the DIN on the bag's label",
+                "fe-is-required-scan-the-din-on-the-bag-s-label",
             ),
             CustodyRefusal::DinMismatch => {
                 let mut e = AppError::conflict(
@@ -645,16 +654,18 @@ impl From<CustodyRefusal> for AppError {
                     "the scanned DIN is not this batch's donation: this is not the bag of this batch. Nothing was recorded",
                 );
                 if let AppError::Problem(p) = &mut e {
-                    p.errors.push(FieldError::new(
+                    p.errors.push(FieldError::said(
                         "scanned_din",
-                        "is not this batch's donation",
+                        "fe-is-not-this-batch-s-donation",
+                        &[],
                     ));
                 }
                 e
             }
-            CustodyRefusal::BeforePrevious => {
-                AppError::invalid_field("occurred_at", "is earlier than the previous custody event")
-            }
+            CustodyRefusal::BeforePrevious => AppError::invalid_field_said(
+                "occurred_at",
+                "fe-is-earlier-than-the-previous-custody-event",
+            ),
             CustodyRefusal::InFuture => AppError::validation(vec![FieldError::said(
                 "occurred_at",
                 "field-in-future",
@@ -670,9 +681,9 @@ impl From<CloseRefusal> for AppError {
             CloseRefusal::AlreadyClosed => {
                 AppError::conflict("deviation_closed", "the deviation is already closed")
             }
-            CloseRefusal::NotAnOos => AppError::invalid_field(
+            CloseRefusal::NotAnOos => AppError::invalid_field_said(
                 "conclusion",
-                "invalid_test and confirmed_oos conclude an OOS investigation of a result",
+                "fe-invalid-test-and-confirmed-oos-conclude-an-oos-investigation",
             ),
         }
     }

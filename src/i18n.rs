@@ -293,6 +293,32 @@ mod tests {
                 }
             }
         }
+        // Field messages are named where the refusal is made.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut dirs = vec![root];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                if path.extension().is_none_or(|e| e != "rs") || path.ends_with("i18n.rs") {
+                    continue;
+                }
+                let src = std::fs::read_to_string(&path).unwrap_or_default();
+                for prefix in ["\"fe-", "\"field-"] {
+                    for (at, _) in src.match_indices(prefix) {
+                        let rest = src.get(at + 1..).unwrap_or("");
+                        let id = rest.split('"').next().unwrap_or("");
+                        asked += 1;
+                        if !en.contains(id) {
+                            missing.push(format!("{}: {id}", path.display()));
+                        }
+                    }
+                }
+            }
+        }
         assert!(asked > 100, "only {asked} lookups found");
         assert!(missing.is_empty(), "no such message: {missing:?}");
     }

@@ -86,9 +86,9 @@ pub async fn list_batches(
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(BatchStatus::try_from(s).map_err(|_| {
-            AppError::invalid_field(
+            AppError::invalid_field_said(
                 "status",
-                "must be quarantine, conditionally_released, released, rejected or recalled",
+                "fe-must-be-quarantine-conditionally-released-released-rejected",
             )
         })?),
     };

@@ -102,9 +102,9 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
                 } else {
                     path
                 };
-                return Err(AppError::invalid_field(
+                return Err(AppError::invalid_field_said(
                     field,
-                    "must not contain the NUL character",
+                    "fe-must-not-contain-the-nul-character",
                 ));
             }
         }
@@ -301,15 +301,15 @@ impl PageQuery {
     pub fn to_request(&self) -> Result<PageRequest, AppError> {
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(AppError::invalid_field(
+            return Err(AppError::invalid_field_said(
                 "limit",
-                "must be between 1 and 500",
+                "fe-must-be-between-1-and-500",
             ));
         }
         let after = match self.cursor.as_deref() {
             None | Some("") => None,
             Some(c) => Some(Uuid::parse_str(c).map_err(|_| {
-                AppError::invalid_field("cursor", "is not a cursor returned by this list")
+                AppError::invalid_field_said("cursor", "fe-is-not-a-cursor-returned-by-this-list")
             })?),
         };
         Ok(PageRequest { limit, after })

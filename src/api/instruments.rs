@@ -70,9 +70,9 @@ pub async fn list_instruments(
         .as_deref()
         .map(|s| {
             Status::from_str(s).map_err(|_| {
-                AppError::invalid_field(
+                AppError::invalid_field_said(
                     "status",
-                    "must be in_service, calibration_due, out_of_service or failed_calibration",
+                    "fe-must-be-in-service-calibration-due-out-of-service-or-failed",
                 )
             })
         })

@@ -76,7 +76,7 @@ pub async fn list_materials(
         .as_deref()
         .map(|s| {
             LotStatus::from_str(s).map_err(|_| {
-                AppError::invalid_field("status", "must be quarantine, released or rejected")
+                AppError::invalid_field_said("status", "fe-must-be-quarantine-released-or-rejected")
             })
         })
         .transpose()?;
@@ -84,9 +84,9 @@ pub async fn list_materials(
         if v.as_deref()
             .is_some_and(|s| s.chars().any(char::is_control) || s.chars().count() > 200)
         {
-            return Err(AppError::invalid_field(
+            return Err(AppError::invalid_field_said(
                 field,
-                "is at most 200 characters, without control characters",
+                "fe-is-at-most-200-characters-without-control-characters",
             ));
         }
     }
@@ -188,7 +188,12 @@ pub async fn use_in_batch(
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::String(s)) => Some(s),
         Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-        Some(_) => return Err(AppError::invalid_field("quantity", "is a positive number")),
+        Some(_) => {
+            return Err(AppError::invalid_field_said(
+                "quantity",
+                "fe-is-a-positive-number",
+            ));
+        }
     };
     let input = BatchUse {
         material_id: b.material_id,

@@ -38,9 +38,9 @@ pub fn wants_csv(format: Option<&str>) -> Result<bool, crate::error::AppError> {
     match format {
         None | Some("json") => Ok(false),
         Some("csv") => Ok(true),
-        Some(_) => Err(crate::error::AppError::invalid_field(
+        Some(_) => Err(crate::error::AppError::invalid_field_said(
             "format",
-            "must be json or csv",
+            "fe-must-be-json-or-csv",
         )),
     }
 }

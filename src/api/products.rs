@@ -248,9 +248,9 @@ pub async fn product_trends(
     let id = id.into_inner();
     let csv = super::wants_csv(q.format.as_deref())?;
     let Some(code) = q.test_code.filter(|c| !c.trim().is_empty()) else {
-        return Err(AppError::invalid_field(
+        return Err(AppError::invalid_field_said(
             "test_code",
-            "is required: the numeric test to chart",
+            "fe-is-required-the-numeric-test-to-chart",
         ));
     };
     let (from, to) = (q.from, q.to);

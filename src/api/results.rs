@@ -165,9 +165,9 @@ fn parse_decision(s: &str) -> Result<Decision, AppError> {
     match s {
         "accept" => Ok(Decision::Accept),
         "reject" => Ok(Decision::Reject),
-        _ => Err(AppError::invalid_field(
+        _ => Err(AppError::invalid_field_said(
             "decision",
-            "must be accept or reject",
+            "fe-must-be-accept-or-reject",
         )),
     }
 }

@@ -74,7 +74,7 @@ impl Delimiter {
 /// The export's bytes as text: UTF-8, a byte-order mark ignored.
 pub fn text_of(bytes: &[u8]) -> Result<&str, FieldError> {
     if bytes.is_empty() {
-        return Err(FieldError::new("content", "the file is empty"));
+        return Err(FieldError::said("content", "fe-the-file-is-empty", &[]));
     }
     if bytes.len() > MAX_EXPORT_BYTES {
         return Err(FieldError::new(
@@ -110,9 +110,10 @@ pub fn read_table(text: &str) -> Result<Table, FieldError> {
         }
     }
     best.ok_or_else(|| {
-        FieldError::new(
+        FieldError::said(
             "content",
-            "no delimiter (comma, semicolon or tab) splits the file into a header and rows of the same width",
+            "fe-no-delimiter-comma-semicolon-or-tab-splits-the-file-into-a-h",
+            &[],
         )
     })
 }
@@ -254,9 +255,10 @@ fn names_batch(cell: &str, batch_number: &str) -> bool {
 /// one test, each header named once.
 pub fn check_mapping(mapping: &BTreeMap<String, String>) -> Result<(), FieldError> {
     if mapping.is_empty() {
-        return Err(FieldError::new(
+        return Err(FieldError::said(
             "mapping",
-            "map at least one test code to a column header",
+            "fe-map-at-least-one-test-code-to-a-column-header",
+            &[],
         ));
     }
     let mut seen = std::collections::HashSet::new();

@@ -139,9 +139,10 @@ fn norm(s: &str) -> String {
 pub fn validate_tests(inputs: &[TestDefInput]) -> Result<Vec<TestDef>, Vec<FieldError>> {
     let mut errors = Vec::new();
     if inputs.is_empty() {
-        errors.push(FieldError::new(
+        errors.push(FieldError::said(
             "tests",
-            "a specification needs at least one test",
+            "fe-a-specification-needs-at-least-one-test",
+            &[],
         ));
     }
     let mut defs = Vec::with_capacity(inputs.len());

@@ -242,9 +242,10 @@ pub fn sign_review(
     let comment =
         crate::domain::text::optional_note("comment", req.comment.as_deref(), 2000, &mut errors);
     if req.up_to_seq < 1 {
-        errors.push(crate::domain::FieldError::new(
+        errors.push(crate::domain::FieldError::said(
             "up_to_seq",
-            "must be the position of the chain's last entry, as the review page shows it",
+            "fe-must-be-the-position-of-the-chain-s-last-entry-as-the-review",
+            &[],
         ));
     }
     if !errors.is_empty() {

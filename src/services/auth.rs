@@ -316,9 +316,10 @@ pub fn change_password(
         return Err(AppError::invalid_field("new_password", m));
     }
     if new == current {
-        return Err(AppError::validation(vec![FieldError::new(
+        return Err(AppError::validation(vec![FieldError::said(
             "new_password",
-            "must differ from the current password",
+            "fe-must-differ-from-the-current-password",
+            &[],
         )]));
     }
     let new_hash = hash_password(new)?;

@@ -54,9 +54,10 @@ pub fn create_batch(
             .chars()
             .any(|c| c.is_control() || c.is_whitespace())
     {
-        errors.push(FieldError::new(
+        errors.push(FieldError::said(
             "batch_number",
-            "must be 1 to 64 characters without spaces",
+            "fe-must-be-1-to-64-characters-without-spaces",
+            &[],
         ));
     }
     let now = Utc::now();
@@ -64,9 +65,10 @@ pub fn create_batch(
         errors.push(FieldError::said("manufactured_at", "field-in-future", &[]));
     }
     if input.expires_at <= input.manufactured_at {
-        errors.push(FieldError::new(
+        errors.push(FieldError::said(
             "expires_at",
-            "must be after manufactured_at",
+            "fe-must-be-after-manufactured-at",
+            &[],
         ));
     }
     let donor_din = input.donor_din.as_deref().and_then(|raw| {
@@ -87,7 +89,11 @@ pub fn create_batch(
         .and_then(|raw| match Decimal::from_json(raw) {
             Ok(d) if d.value() > &bigdecimal::BigDecimal::from(0) => Some(d.text().to_owned()),
             Ok(_) => {
-                errors.push(FieldError::new("quantity", "must be greater than zero"));
+                errors.push(FieldError::said(
+                    "quantity",
+                    "fe-must-be-greater-than-zero",
+                    &[],
+                ));
                 None
             }
             Err(m) => {
@@ -99,7 +105,11 @@ pub fn create_batch(
     parents.sort();
     parents.dedup();
     if parents.len() != input.parent_batch_ids.len() {
-        errors.push(FieldError::new("parent_batch_ids", "lists a batch twice"));
+        errors.push(FieldError::said(
+            "parent_batch_ids",
+            "fe-lists-a-batch-twice",
+            &[],
+        ));
     }
     if !errors.is_empty() {
         return Err(AppError::validation(errors));

@@ -59,9 +59,10 @@ pub fn record_event(
     let mut errors = Vec::new();
     let event = CustodyEvent::try_from(input.event.as_str()).ok();
     if event.is_none() {
-        errors.push(FieldError::new(
+        errors.push(FieldError::said(
             "event",
-            "must be received, stored, shipped, delivered, administered or destroyed",
+            "fe-must-be-received-stored-shipped-delivered-administered-or-de",
+            &[],
         ));
     }
     let location = line("location", &input.location, 200, &mut errors);

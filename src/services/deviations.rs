@@ -48,9 +48,10 @@ pub fn open_manual(
     let severity = match input.severity.as_deref() {
         None => Some(Severity::Minor),
         Some(s) => Severity::try_from(s).ok().or_else(|| {
-            errors.push(FieldError::new(
+            errors.push(FieldError::said(
                 "severity",
-                "must be minor, major or critical",
+                "fe-must-be-minor-major-or-critical",
+                &[],
             ));
             None
         }),
@@ -90,9 +91,10 @@ pub fn close(
     actor.authorize(Action::Sign(Meaning::DeviationClosed))?;
     let mut errors = Vec::new();
     let conclusion = Conclusion::try_from(conclusion).ok().or_else(|| {
-        errors.push(FieldError::new(
+        errors.push(FieldError::said(
             "conclusion",
-            "must be invalid_test, confirmed_oos or no_impact",
+            "fe-must-be-invalid-test-confirmed-oos-or-no-impact",
+            &[],
         ));
         None
     });

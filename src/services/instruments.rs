@@ -321,14 +321,18 @@ pub fn calibrate(
     let mut errors = Vec::new();
     let outcome = input.outcome.trim();
     if !matches!(outcome, "pass" | "fail") {
-        errors.push(FieldError::new("outcome", "must be pass or fail"));
+        errors.push(FieldError::said("outcome", "fe-must-be-pass-or-fail", &[]));
     }
     let now = Utc::now();
     if input.performed_at > now {
         errors.push(FieldError::said("performed_at", "field-in-future", &[]));
     }
     if input.valid_until <= input.performed_at {
-        errors.push(FieldError::new("valid_until", "must be after performed_at"));
+        errors.push(FieldError::said(
+            "valid_until",
+            "fe-must-be-after-performed-at",
+            &[],
+        ));
     }
     let certificate = crate::domain::text::optional_line(
         "certificate",

@@ -128,9 +128,10 @@ pub fn receive(
         crate::domain::text::optional_line("supplier", input.supplier.as_deref(), 200, &mut errors);
     let kind = input.kind.trim();
     if !matches!(kind, "reagent" | "consumable" | "raw_material") {
-        errors.push(FieldError::new(
+        errors.push(FieldError::said(
             "kind",
-            "must be reagent, consumable or raw_material",
+            "fe-must-be-reagent-consumable-or-raw-material",
+            &[],
         ));
     }
     if !errors.is_empty() {
@@ -412,7 +413,7 @@ pub fn use_in_batch(
         Some(q) => match BigDecimal::from_str(q) {
             Ok(v) if v > 0 => Some(v),
             _ => {
-                errors.push(FieldError::new("quantity", "is a positive number"));
+                errors.push(FieldError::said("quantity", "fe-is-a-positive-number", &[]));
                 None
             }
         },

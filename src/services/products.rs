@@ -106,9 +106,10 @@ pub fn create_product(
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
     {
-        errors.push(FieldError::new(
+        errors.push(FieldError::said(
             "code",
-            "may contain only letters, digits, '.', '_' and '-'",
+            "fe-may-contain-only-letters-digits-and",
+            &[],
         ));
     }
     let name = crate::domain::text::line("name", &input.name, 200, &mut errors);
@@ -118,14 +119,19 @@ pub fn create_product(
     let max = temperature("storage_max_c", input.storage_max_c.as_deref(), &mut errors);
     if let (Some(lo), Some(hi)) = (&min, &max) {
         if lo.value() > hi.value() {
-            errors.push(FieldError::new("storage_min_c", "is above storage_max_c"));
+            errors.push(FieldError::said(
+                "storage_min_c",
+                "fe-is-above-storage-max-c",
+                &[],
+            ));
         }
     }
     let signatures_required = input.release_signatures_required.unwrap_or(1);
     if !(1..=2).contains(&signatures_required) {
-        errors.push(FieldError::new(
+        errors.push(FieldError::said(
             "release_signatures_required",
-            "must be 1 or 2",
+            "fe-must-be-1-or-2",
+            &[],
         ));
     }
     if !errors.is_empty() {

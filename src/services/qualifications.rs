@@ -143,11 +143,16 @@ pub fn grant(
         crate::domain::text::optional_note("reason", input.reason.as_deref(), 2000, &mut errors);
     let now = Utc::now().trunc_subsecs(6);
     if input.valid_until <= now {
-        errors.push(FieldError::new("valid_until", "must be in the future"));
-    } else if input.valid_until > now + Duration::days(3 * 366) {
-        errors.push(FieldError::new(
+        errors.push(FieldError::said(
             "valid_until",
-            "is more than three years ahead: requalify at least that often",
+            "fe-must-be-in-the-future",
+            &[],
+        ));
+    } else if input.valid_until > now + Duration::days(3 * 366) {
+        errors.push(FieldError::said(
+            "valid_until",
+            "fe-is-more-than-three-years-ahead-requalify-at-least-that-often",
+            &[],
         ));
     }
     if !errors.is_empty() {

@@ -164,9 +164,10 @@ pub fn release(
     }
     let (justification, comment) = (justification.as_deref(), comment.as_deref());
     if req.conditional && justification.is_none() {
-        return Err(AppError::validation(vec![FieldError::new(
+        return Err(AppError::validation(vec![FieldError::said(
             "justification",
-            "a conditional release needs a justification",
+            "fe-a-conditional-release-needs-a-justification",
+            &[],
         )]));
     }
     in_transaction(conn, |c| {

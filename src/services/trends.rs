@@ -138,7 +138,7 @@ pub fn trend(
 ) -> Result<Trend, AppError> {
     if let (Some(from), Some(to)) = (from, to) {
         if from > to {
-            return Err(AppError::invalid_field("to", "is before from"));
+            return Err(AppError::invalid_field_said("to", "fe-is-before-from"));
         }
     }
     let (_, spec) = effective_spec(conn, product_id)?;

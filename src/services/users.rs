@@ -64,7 +64,11 @@ pub struct NewUserInput {
 fn check_email(raw: &str, errors: &mut Vec<FieldError>) -> String {
     let email = raw.trim();
     if lettre::Address::from_str(email).is_err() {
-        errors.push(FieldError::new("email", "is not a valid email address"));
+        errors.push(FieldError::said(
+            "email",
+            "fe-is-not-a-valid-email-address",
+            &[],
+        ));
     }
     email.to_owned()
 }
@@ -252,9 +256,10 @@ pub fn update_user(
         && patch.active.is_none()
         && patch.locale.is_none()
     {
-        errors.push(FieldError::new(
+        errors.push(FieldError::said(
             "body",
-            "give at least one of full_name, email, roles, active, locale",
+            "fe-give-at-least-one-of-full-name-email-roles-active-locale",
+            &[],
         ));
     }
     if !errors.is_empty() {

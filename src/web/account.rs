@@ -64,9 +64,9 @@ pub async fn change_password(
     user.check_csrf(&f.csrf)?;
     let f = f.into_inner();
     let attempt = if f.new_password != f.repeat {
-        Err(AppError::invalid_field(
+        Err(AppError::invalid_field_said(
             "repeat",
-            "is not the same as the new password",
+            "fe-is-not-the-same-as-the-new-password",
         ))
     } else {
         let cfg = state.auth.clone();

@@ -60,9 +60,10 @@ fn filter_of(user: &WebUser, q: &AuditSearch) -> Result<AuditFilter, AppError> {
     let entity_id = some(&q.entity_id).and_then(|s| {
         Uuid::parse_str(&s)
             .map_err(|_| {
-                errors.push(crate::error::FieldError::new(
+                errors.push(crate::error::FieldError::said(
                     "entity_id",
-                    "is not a record id",
+                    "fe-is-not-a-record-id",
+                    &[],
                 ))
             })
             .ok()

@@ -104,9 +104,9 @@ impl ImportForm {
                     form.content = base64::engine::general_purpose::STANDARD
                         .decode(&bytes)
                         .map_err(|_| {
-                            AppError::invalid_field(
+                            AppError::invalid_field_said(
                                 "file",
-                                "the previewed file could not be read back",
+                                "fe-the-previewed-file-could-not-be-read-back",
                             )
                         })?;
                 }
@@ -134,9 +134,10 @@ impl ImportForm {
     fn input(&self, user: &WebUser, dry_run: bool) -> Result<ImportInput, AppError> {
         let mut errors = Vec::new();
         if self.content.is_empty() {
-            errors.push(FieldError::new(
+            errors.push(FieldError::said(
                 "file",
-                "choose the instrument's export file",
+                "fe-choose-the-instrument-s-export-file",
+                &[],
             ));
         }
         let performed_at = match user.from_form("performed_at", &self.performed_at) {
@@ -152,7 +153,8 @@ impl ImportForm {
             Err(other) => return Err(other),
         };
         let uuid = |field: &str, s: &str| {
-            Uuid::parse_str(s).map_err(|_| FieldError::new(field, "is not one of those offered"))
+            Uuid::parse_str(s)
+                .map_err(|_| FieldError::said(field, "fe-is-not-one-of-those-offered", &[]))
         };
         let instrument_id = match self.instrument_id.trim() {
             "" => None,
@@ -244,9 +246,9 @@ pub async fn import_results(
             // The bytes confirmed are the bytes previewed.
             let sha = hex::encode(Sha256::digest(&form.content));
             if sha != form.sha256 {
-                return Err(AppError::invalid_field(
+                return Err(AppError::invalid_field_said(
                     "file",
-                    "the file is not the one previewed; preview it again",
+                    "fe-the-file-is-not-the-one-previewed-preview-it-again",
                 ));
             }
         }

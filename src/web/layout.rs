@@ -39,7 +39,9 @@ pub fn day_in(at: DateTime<Utc>, zone: Tz, loc: Locale) -> Markup {
 pub fn read_local(field: &str, v: &str, zone: Tz) -> Result<DateTime<Utc>, AppError> {
     let naive = NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M")
         .or_else(|_| NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S"))
-        .map_err(|_| AppError::invalid_field(field, "is not a date and time (YYYY-MM-DD HH:MM)"))?;
+        .map_err(|_| {
+            AppError::invalid_field_said(field, "fe-is-not-a-date-and-time-yyyy-mm-dd-hh-mm")
+        })?;
     match zone.from_local_datetime(&naive) {
         LocalResult::Single(t) => Ok(t.with_timezone(&Utc)),
         LocalResult::Ambiguous(first, _) => Ok(first.with_timezone(&Utc)),

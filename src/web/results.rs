@@ -240,27 +240,26 @@ pub async fn record_result(
     let batch_id = id.into_inner();
     let attempt = async {
         let performed_at = user.from_form("performed_at", &f.performed_at)?;
-        let replaces =
-            match f.replaces_result_id.as_deref().filter(|s| !s.is_empty()) {
-                None => None,
-                Some(s) => Some(Uuid::parse_str(s).map_err(|_| {
-                    AppError::invalid_field("replaces_result_id", "is not a result")
-                })?),
-            };
-        let instrument_id =
-            match f.instrument_id.as_deref().filter(|s| !s.is_empty()) {
-                None => None,
-                Some(s) => Some(Uuid::parse_str(s).map_err(|_| {
-                    AppError::invalid_field("instrument_id", "is not an instrument")
-                })?),
-            };
+        let replaces = match f.replaces_result_id.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => Some(Uuid::parse_str(s).map_err(|_| {
+                AppError::invalid_field_said("replaces_result_id", "fe-is-not-a-result")
+            })?),
+        };
+        let instrument_id = match f.instrument_id.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => Some(Uuid::parse_str(s).map_err(|_| {
+                AppError::invalid_field_said("instrument_id", "fe-is-not-an-instrument")
+            })?),
+        };
         let material_ids = f
             .material_ids
             .iter()
             .filter(|s| !s.is_empty())
             .map(|s| {
-                Uuid::parse_str(s)
-                    .map_err(|_| AppError::invalid_field("material_ids", "is not a material lot"))
+                Uuid::parse_str(s).map_err(|_| {
+                    AppError::invalid_field_said("material_ids", "fe-is-not-a-material-lot")
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let input = NewResultInput {

@@ -172,10 +172,13 @@ pub async fn batch_review(
     let password = f.password.clone();
     let comment = f.comment.clone();
     let attempt = match ids {
-        Err(_) => Err(AppError::invalid_field("result_ids", "names no result")),
-        Ok(ids) if ids.is_empty() => Err(AppError::invalid_field(
+        Err(_) => Err(AppError::invalid_field_said(
             "result_ids",
-            "tick at least one result to review",
+            "fe-names-no-result",
+        )),
+        Ok(ids) if ids.is_empty() => Err(AppError::invalid_field_said(
+            "result_ids",
+            "fe-tick-at-least-one-result-to-review",
         )),
         Ok(ids) => {
             state

@@ -218,7 +218,7 @@ fn day(field: &str, raw: Option<&str>, end: bool) -> Result<Option<DateTime<Utc>
         return Ok(None);
     };
     let d = NaiveDate::parse_from_str(raw, "%Y-%m-%d")
-        .map_err(|_| AppError::invalid_field(field, "must be a date, YYYY-MM-DD"))?;
+        .map_err(|_| AppError::invalid_field_said(field, "fe-must-be-a-date-yyyy-mm-dd"))?;
     let t = if end {
         d.and_hms_opt(23, 59, 59)
     } else {

@@ -71,10 +71,11 @@ pub struct Claim<'a> {
 /// Sends no statement when the claim names nothing to check.
 pub fn check(conn: &mut PgConnection, claim: &Claim<'_>) -> Result<Vec<MaterialLotRow>, AppError> {
     if let (Some(kind), None) = (claim.instrument_kind, claim.instrument_id) {
-        return Err(AppError::invalid_field(
+        return Err(AppError::validation(vec![crate::error::FieldError::said(
             "instrument_id",
-            format!("this test is measured on a {kind}: name the instrument"),
-        ));
+            "field-instrument-needed",
+            &[("kind", kind.to_string())],
+        )]));
     }
     if !claim.qualification_required
         && claim.instrument_id.is_none()

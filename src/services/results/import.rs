@@ -149,9 +149,10 @@ pub fn import_results(
         .map_err(|e| errors.push(e))
         .ok();
     match (input.mapping_id, input.mapping.is_empty()) {
-        (Some(_), false) => errors.push(FieldError::new(
+        (Some(_), false) => errors.push(FieldError::said(
             "mapping",
-            "give either a mapping or a saved mapping_id, not both",
+            "fe-give-either-a-mapping-or-a-saved-mapping-id-not-both",
+            &[],
         )),
         (None, _) => {
             if let Err(e) = export::check_mapping(&input.mapping) {
@@ -240,7 +241,7 @@ fn import_in(
         media_type: table.delimiter.media_type().to_owned(),
         sha256: hex::encode(&upload.sha256),
         size: i32::try_from(input.content.len())
-            .map_err(|_| AppError::invalid_field("content", "the file is too large"))?,
+            .map_err(|_| AppError::invalid_field_said("content", "fe-the-file-is-too-large"))?,
         uploaded_by: actor.id,
         uploaded_at: now,
     };

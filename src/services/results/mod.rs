@@ -410,9 +410,9 @@ pub fn review_results(
     comment: Option<&str>,
 ) -> Result<Vec<ResultView>, AppError> {
     if ids.is_empty() {
-        return Err(AppError::invalid_field(
+        return Err(AppError::invalid_field_said(
             "result_ids",
-            "name at least one result",
+            "fe-name-at-least-one-result",
         ));
     }
     if ids.len() > MAX_REVIEW_AT_ONCE {
@@ -482,9 +482,9 @@ fn review(
     }
     let comment = comment.as_deref();
     if r.decision == Decision::Reject && comment.is_none() {
-        return Err(AppError::invalid_field(
+        return Err(AppError::invalid_field_said(
             "comment",
-            "rejecting a result needs a reason",
+            "fe-rejecting-a-result-needs-a-reason",
         ));
     }
     let actor = r.actor;

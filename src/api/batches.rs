@@ -163,6 +163,7 @@ pub async fn batch_history(
 #[serde(deny_unknown_fields)]
 pub struct CertificateQuery {
     /// `en`, `zh-CN` or `bilingual` (default: the requesting user's language).
+    #[param(inline)]
     lang: Option<CoaLang>,
 }
 

@@ -263,3 +263,43 @@ async fn the_document_states_the_rules_the_server_applies_to_each_field() {
         assert_eq!(r.status.is_success(), ok, "{t:?}: {}", r.body);
     }
 }
+
+/// Every `$ref` of the served document names something the document holds
+/// (a schema named only by a query parameter is not collected by itself).
+#[actix_web::test]
+async fn every_reference_in_the_document_resolves() {
+    fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    match (k.as_str(), v) {
+                        ("$ref", Value::String(r)) => out.push(r),
+                        _ => refs(v, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|i| refs(i, out)),
+            _ => {}
+        }
+    }
+    let app = TestApp::spawn().await;
+    let doc = app.call_empty("GET", "/api/openapi.json", None).await.body;
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    assert!(found.len() > 50, "only {} references", found.len());
+    let dangling: Vec<&str> = found
+        .into_iter()
+        .filter(|r| {
+            let path = r.strip_prefix("#/").unwrap_or(r);
+            let mut at = &doc;
+            for part in path.split('/') {
+                match at.get(part) {
+                    Some(next) => at = next,
+                    None => return true,
+                }
+            }
+            false
+        })
+        .collect();
+    assert!(dangling.is_empty(), "dangling references: {dangling:?}");
+}

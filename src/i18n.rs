@@ -259,68 +259,57 @@ mod tests {
         let en = ids("en");
         let mut missing = Vec::new();
         let mut asked = 0;
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut dirs = vec![root];
-        while let Some(dir) = dirs.pop() {
-            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    dirs.push(path);
-                    continue;
-                }
-                if path.extension().is_none_or(|e| e != "rs") || path.ends_with("i18n.rs") {
-                    continue;
-                }
-                let src = std::fs::read_to_string(&path).unwrap_or_default();
-                for (at, _) in src.match_indices("tr!(") {
-                    // `include_str!(` is not ours.
-                    let before = src.get(..at).and_then(|b| b.chars().next_back());
-                    if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
-                        continue;
-                    }
-                    // The first string literal after the locale argument.
-                    let rest = src.get(at + 4..).unwrap_or("");
-                    let Some(open) = rest.find('"') else { continue };
-                    let after = rest.get(open + 1..).unwrap_or("");
-                    let Some(close) = after.find('"') else {
-                        continue;
-                    };
-                    let id = after.get(..close).unwrap_or("");
-                    asked += 1;
-                    if !en.contains(id) {
-                        missing.push(format!("{}: {id}", path.display()));
-                    }
-                }
+        let mut check = |path: &Path, id: &str| {
+            asked += 1;
+            if !en.contains(id) {
+                missing.push(format!("{}: {id}", path.display()));
             }
-        }
-        // Field messages are named where the refusal is made.
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut dirs = vec![root];
-        while let Some(dir) = dirs.pop() {
-            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    dirs.push(path);
+        };
+        for (path, src) in rust_sources() {
+            for (at, _) in src.match_indices("tr!(") {
+                // `include_str!(` is not ours.
+                let before = src.get(..at).and_then(|b| b.chars().next_back());
+                if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
                     continue;
                 }
-                if path.extension().is_none_or(|e| e != "rs") || path.ends_with("i18n.rs") {
+                // The first string literal after the locale argument.
+                let rest = src.get(at + 4..).unwrap_or("");
+                let Some(open) = rest.find('"') else { continue };
+                let after = rest.get(open + 1..).unwrap_or("");
+                let Some(close) = after.find('"') else {
                     continue;
-                }
-                let src = std::fs::read_to_string(&path).unwrap_or_default();
-                for prefix in ["\"fe-", "\"field-"] {
-                    for (at, _) in src.match_indices(prefix) {
-                        let rest = src.get(at + 1..).unwrap_or("");
-                        let id = rest.split('"').next().unwrap_or("");
-                        asked += 1;
-                        if !en.contains(id) {
-                            missing.push(format!("{}: {id}", path.display()));
-                        }
-                    }
+                };
+                check(&path, after.get(..close).unwrap_or(""));
+            }
+            // Field messages are named where the refusal is made.
+            for prefix in ["\"fe-", "\"field-"] {
+                for (at, _) in src.match_indices(prefix) {
+                    let rest = src.get(at + 1..).unwrap_or("");
+                    check(&path, rest.split('"').next().unwrap_or(""));
                 }
             }
         }
         assert!(asked > 100, "only {asked} lookups found");
         assert!(missing.is_empty(), "no such message: {missing:?}");
+    }
+
+    /// Every Rust file under `src` but this one, with its text.
+    fn rust_sources() -> Vec<(std::path::PathBuf, String)> {
+        let mut found = Vec::new();
+        let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("i18n.rs")
+                {
+                    let src = std::fs::read_to_string(&path).unwrap_or_default();
+                    found.push((path, src));
+                }
+            }
+        }
+        found
     }
 
     #[test]

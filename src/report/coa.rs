@@ -50,28 +50,22 @@ impl CoaLang {
 
     /// The message `id` with its arguments.
     pub fn words_with(self, id: &str, args: &[(&'static str, FluentValue<'_>)]) -> String {
-        match self {
-            CoaLang::En => Locale::En.text_with(id, args),
-            CoaLang::ZhCn => Locale::ZhCn.text_with(id, args),
-            CoaLang::Bilingual => format!(
-                "{} / {}",
-                Locale::ZhCn.text_with(id, args),
-                Locale::En.text_with(id, args)
-            ),
-        }
+        self.say(|l| l.text_with(id, args))
     }
 
     /// A stored code in words ([`Locale::code_words`]).
     pub fn code_words(self, prefix: &str, code: &str) -> String {
-        match self {
-            CoaLang::En => Locale::En.code_words(prefix, code),
-            CoaLang::ZhCn => Locale::ZhCn.code_words(prefix, code),
-            CoaLang::Bilingual => format!(
-                "{} / {}",
-                Locale::ZhCn.code_words(prefix, code),
-                Locale::En.code_words(prefix, code)
-            ),
-        }
+        self.say(|l| l.code_words(prefix, code))
+    }
+
+    /// Words in each of the certificate's languages, Chinese first, joined
+    /// by ` / `.
+    fn say(self, words: impl Fn(Locale) -> String) -> String {
+        self.locales()
+            .iter()
+            .map(|l| words(*l))
+            .collect::<Vec<_>>()
+            .join(" / ")
     }
 
     /// The languages the certificate is written in.
@@ -81,14 +75,6 @@ impl CoaLang {
             CoaLang::ZhCn => &[Locale::ZhCn],
             CoaLang::Bilingual => &[Locale::ZhCn, Locale::En],
         }
-    }
-
-    /// Whether the certificate is (also) written in `locale`.
-    pub fn includes(self, locale: Locale) -> bool {
-        matches!(
-            (self, locale),
-            (CoaLang::Bilingual, _) | (CoaLang::En, Locale::En) | (CoaLang::ZhCn, Locale::ZhCn)
-        )
     }
 }
 

@@ -137,6 +137,15 @@ impl AppError {
         Self::validation(vec![FieldError::said(field, id, &[])])
     }
 
+    /// 422 for a single field, its words the message `id` with `args`.
+    pub fn invalid_field_with(
+        field: impl Into<String>,
+        id: &'static str,
+        args: &[(&'static str, String)],
+    ) -> Self {
+        Self::validation(vec![FieldError::said(field, id, args)])
+    }
+
     /// 422 with a specific code (e.g. `idempotency_key_reused`).
     pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> Self {
         Self::problem(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
@@ -252,6 +261,20 @@ const WORDS_SAY_IT_ALL: [&str; 11] = [
 ];
 
 impl Problem {
+    /// The refusal's words, to say it again as the error of a field that
+    /// names what was refused (a row of an import, a result of a list): its
+    /// one field error's words, else its code's sentence.
+    pub fn words(&self) -> Option<crate::domain::Words> {
+        match self.errors.as_slice() {
+            [one] => one.words.clone(),
+            [] => Some(crate::domain::Words {
+                id: format!("problem-{}", self.code.replace('_', "-")).into(),
+                args: Vec::new(),
+            }),
+            _ => None,
+        }
+    }
+
     /// The words of this problem for a reader of `loc`: in English as
     /// written; in Chinese the code's sentence, with the specific English
     /// detail after it in brackets (a value, a test, a field it names).
@@ -474,11 +497,11 @@ impl From<crate::domain::instrument::NotUsable> for AppError {
     fn from(n: crate::domain::instrument::NotUsable) -> Self {
         use crate::domain::instrument::{NotUsable, Status};
         match n {
-            NotUsable::WrongKind { needed, is } => AppError::validation(vec![FieldError::said(
+            NotUsable::WrongKind { needed, is } => AppError::invalid_field_with(
                 "instrument_id",
                 "field-instrument-wrong-kind",
                 &[("needed", needed.to_string()), ("is", is.to_string())],
-            )]),
+            ),
             NotUsable::NotInService {
                 code,
                 status,
@@ -666,11 +689,9 @@ impl From<CustodyRefusal> for AppError {
                 "occurred_at",
                 "fe-is-earlier-than-the-previous-custody-event",
             ),
-            CustodyRefusal::InFuture => AppError::validation(vec![FieldError::said(
-                "occurred_at",
-                "field-in-future",
-                &[],
-            )]),
+            CustodyRefusal::InFuture => {
+                AppError::invalid_field_with("occurred_at", "field-in-future", &[])
+            }
         }
     }
 }

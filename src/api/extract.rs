@@ -248,9 +248,9 @@ fn url_form<T: DeserializeOwned>(raw: &[u8]) -> Result<T, AppError> {
     if let Some((name, _)) =
         form_urlencoded::parse(raw).find(|(k, v)| k.contains('\0') || v.contains('\0'))
     {
-        return Err(AppError::invalid_field(
+        return Err(AppError::invalid_field_said(
             name.replace('\0', ""),
-            "must not contain the NUL character",
+            "fe-must-not-contain-the-nul-character",
         ));
     }
     let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(raw));

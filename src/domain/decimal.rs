@@ -26,25 +26,26 @@ impl PartialEq for Decimal {
 
 impl Decimal {
     /// Parses decimal text: optional sign, digits with an optional fraction,
-    /// optional exponent (`-1.5`, `95.0`, `1.0e8`).
+    /// optional exponent (`-1.5`, `95.0`, `1.0e8`). An error is the id of
+    /// the message saying why (`fe-decimal-*`).
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         let text = raw.trim();
         if text.is_empty() {
-            return Err("is empty; expected a decimal number");
+            return Err("fe-decimal-empty");
         }
         if text.len() > MAX_LEN {
-            return Err("is too long for a decimal number");
+            return Err("fe-decimal-too-long");
         }
         if !well_formed(text) {
-            return Err("is not a decimal number");
+            return Err("fe-decimal-not");
         }
         if let Some((_, exp)) = text.split_once(['e', 'E']) {
-            let e: i64 = exp.parse().map_err(|_| "has a malformed exponent")?;
+            let e: i64 = exp.parse().map_err(|_| "fe-decimal-exponent")?;
             if e.abs() > MAX_EXPONENT {
-                return Err("has an exponent out of range");
+                return Err("fe-decimal-exponent");
             }
         }
-        let value = BigDecimal::from_str(text).map_err(|_| "is not a decimal number")?;
+        let value = BigDecimal::from_str(text).map_err(|_| "fe-decimal-not")?;
         Ok(Decimal {
             text: text.to_owned(),
             value,
@@ -56,12 +57,12 @@ impl Decimal {
     pub fn from_json(raw: &str) -> Result<Self, &'static str> {
         let raw = raw.trim();
         if raw.starts_with('"') {
-            let s: String = serde_json::from_str(raw).map_err(|_| "is not a decimal number")?;
+            let s: String = serde_json::from_str(raw).map_err(|_| "fe-decimal-not")?;
             Decimal::parse(&s)
         } else if raw.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
             Decimal::parse(raw)
         } else {
-            Err("must be a number or a decimal string")
+            Err("fe-decimal-type")
         }
     }
 

@@ -2,6 +2,8 @@
 //! or P-Z, or a digit 1-9, then four digits), year (two digits), sequence (six
 //! digits), then the ISO 7064 Mod 37-2 check character.
 
+use super::Words;
+
 /// A validated DIN: 13 characters and the check character, upper case, no spaces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Din(String);
@@ -36,16 +38,17 @@ pub fn check_character(data: &str) -> Option<char> {
 
 impl Din {
     /// Parses a DIN given with or without spaces, with its check character.
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    /// An error is the words saying why.
+    pub fn parse(raw: &str) -> Result<Self, Words> {
         let s: String = raw
             .chars()
             .filter(|c| !c.is_whitespace())
             .collect::<String>()
             .to_uppercase();
         if s.chars().count() != 14 {
-            return Err(format!(
-                "must be 13 characters and the check character (14 without spaces), got {}",
-                s.chars().count()
+            return Err(Words::with(
+                "fe-din-length",
+                &[("count", s.chars().count().to_string())],
             ));
         }
         let chars: Vec<char> = s.chars().collect();
@@ -54,18 +57,18 @@ impl Din {
         let facility_ok = matches!(first, 'A'..='N' | 'P'..='Z' | '1'..='9')
             && data.iter().skip(1).all(char::is_ascii_digit);
         if !facility_ok {
-            return Err(
-                "must be a facility id (a letter other than O, or a digit 1-9, then 4 digits), \
-                 2 year digits and 6 sequence digits"
-                    .to_owned(),
-            );
+            return Err(Words::new("fe-din-shape"));
         }
         let data: String = data.iter().collect();
-        let expected = check_character(&data).ok_or("has an invalid character")?;
+        let expected = check_character(&data).ok_or_else(|| Words::new("fe-din-character"))?;
         let given = check.first().copied().unwrap_or_default();
         if given != expected {
-            return Err(format!(
-                "check character is {given} but must be {expected} (ISO 7064 Mod 37-2)"
+            return Err(Words::with(
+                "fe-din-check",
+                &[
+                    ("given", given.to_string()),
+                    ("expected", expected.to_string()),
+                ],
             ));
         }
         Ok(Din(s))
@@ -185,6 +188,7 @@ mod tests {
         assert!(
             Din::parse("G123498654321J")
                 .unwrap_err()
+                .english()
                 .contains("must be H")
         );
         assert!(Din::parse("G123498654321").is_err(), "no check character");

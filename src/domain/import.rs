@@ -77,22 +77,21 @@ pub fn text_of(bytes: &[u8]) -> Result<&str, FieldError> {
         return Err(FieldError::said("content", "fe-the-file-is-empty", &[]));
     }
     if bytes.len() > MAX_EXPORT_BYTES {
-        return Err(FieldError::new(
+        return Err(FieldError::said(
             "content",
-            format!(
-                "the file is {} bytes; at most {MAX_EXPORT_BYTES} are accepted",
-                bytes.len()
-            ),
+            "fe-file-bytes",
+            &[
+                ("bytes", bytes.len().to_string()),
+                ("max", MAX_EXPORT_BYTES.to_string()),
+            ],
         ));
     }
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     std::str::from_utf8(bytes).map_err(|e| {
-        FieldError::new(
+        FieldError::said(
             "content",
-            format!(
-                "the file is not UTF-8 text (byte {} is not); export it as UTF-8 CSV",
-                e.valid_up_to() + 1
-            ),
+            "fe-file-not-utf8",
+            &[("byte", (e.valid_up_to() + 1).to_string())],
         )
     })
 }
@@ -176,22 +175,25 @@ impl Table {
             .collect();
         match found.as_slice() {
             [row] => Ok(row),
-            [] => Err(FieldError::new(
+            [] => Err(FieldError::said(
                 "content",
-                format!(
-                    "no row of the file names batch {batch_number}; the sample name must contain the batch number"
-                ),
+                "fe-no-row-names-batch",
+                &[("batch", batch_number.to_owned())],
             )),
-            several => Err(FieldError::new(
+            several => Err(FieldError::said(
                 "content",
-                format!(
-                    "lines {} all name batch {batch_number}; import a file with one row for the batch",
-                    several
-                        .iter()
-                        .map(|r| r.line.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                "fe-rows-name-batch",
+                &[
+                    (
+                        "lines",
+                        several
+                            .iter()
+                            .map(|r| r.line.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    ),
+                    ("batch", batch_number.to_owned()),
+                ],
             )),
         }
     }
@@ -264,18 +266,17 @@ pub fn check_mapping(mapping: &BTreeMap<String, String>) -> Result<(), FieldErro
     let mut seen = std::collections::HashSet::new();
     for (code, header) in mapping {
         if header.trim().is_empty() {
-            return Err(FieldError::new(
+            return Err(FieldError::said(
                 format!("mapping.{code}"),
-                "name the column header",
+                "fe-name-the-column-header",
+                &[],
             ));
         }
         if !seen.insert(header.trim().to_lowercase()) {
-            return Err(FieldError::new(
+            return Err(FieldError::said(
                 format!("mapping.{code}"),
-                format!(
-                    "column \"{}\" is mapped to more than one test",
-                    header.trim()
-                ),
+                "fe-column-mapped-twice",
+                &[("column", header.trim().to_owned())],
             ));
         }
     }

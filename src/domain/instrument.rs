@@ -20,7 +20,7 @@ pub fn is_kind(kind: &str) -> bool {
 }
 
 /// The words of a refused kind.
-pub const KIND_RULE: &str = "is a lower-case word of letters, digits and _ (e.g. flow_cytometer)";
+pub const KIND_RULE: &str = "fe-instrument-kind";
 
 /// What happened to an instrument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

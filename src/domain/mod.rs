@@ -57,12 +57,33 @@ pub struct FieldError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Words {
     /// The message id.
-    pub id: &'static str,
+    pub id: std::borrow::Cow<'static, str>,
     /// Its arguments.
     pub args: Vec<(&'static str, String)>,
 }
 
 impl Words {
+    /// The message `id` with no arguments.
+    pub fn new(id: &'static str) -> Self {
+        Words {
+            id: id.into(),
+            args: Vec::new(),
+        }
+    }
+
+    /// The message `id` with `args`.
+    pub fn with(id: &'static str, args: &[(&'static str, String)]) -> Self {
+        Words {
+            id: id.into(),
+            args: args.to_vec(),
+        }
+    }
+
+    /// The words in English (logs, stored text, the `message` of an error).
+    pub fn english(&self) -> String {
+        self.in_locale(crate::i18n::Locale::En)
+    }
+
     /// The words in `loc`.
     pub fn in_locale(&self, loc: crate::i18n::Locale) -> String {
         let args: Vec<(&'static str, crate::i18n::Value<'_>)> = self
@@ -70,7 +91,7 @@ impl Words {
             .iter()
             .map(|(k, v)| (*k, v.as_str().into()))
             .collect();
-        loc.text_with(self.id, &args)
+        loc.text_with(&self.id, &args)
     }
 }
 
@@ -91,13 +112,14 @@ impl FieldError {
         id: &'static str,
         args: &[(&'static str, String)],
     ) -> Self {
-        let words = Words {
-            id,
-            args: args.to_vec(),
-        };
+        Self::worded(field, Words::with(id, args))
+    }
+
+    /// A field error whose words are `words`.
+    pub fn worded(field: impl Into<String>, words: Words) -> Self {
         FieldError {
             field: field.into(),
-            message: words.in_locale(crate::i18n::Locale::En),
+            message: words.english(),
             words: Some(words),
         }
     }

@@ -47,6 +47,9 @@ pub struct Blocker {
     /// The test concerned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test_code: Option<String>,
+    /// What is wrong, in any language.
+    #[serde(skip)]
+    pub words: super::Words,
 }
 
 /// A deviation as the gate sees it.
@@ -93,12 +96,17 @@ pub struct BatchFacts {
     pub audit_review: Option<ReviewState>,
 }
 
-fn blocker(code: BlockerCode, message: String, test_code: Option<&str>) -> Blocker {
+fn blocker(code: BlockerCode, words: super::Words, test_code: Option<&str>) -> Blocker {
     Blocker {
         code,
-        message,
+        message: words.english(),
         test_code: test_code.map(str::to_owned),
+        words,
     }
+}
+
+fn said(id: &'static str, args: &[(&'static str, String)]) -> super::Words {
+    super::Words::with(id, args)
 }
 
 /// Every blocker, in a stable order: tests in specification order, then
@@ -109,7 +117,10 @@ pub fn blockers(f: &BatchFacts) -> Vec<Blocker> {
         match current_result(&f.results, &t.code) {
             None if t.required => out.push(blocker(
                 BlockerCode::MissingResult,
-                format!("{} ({}) has no valid result", t.code, t.name),
+                said(
+                    "blocker-missing-result",
+                    &[("test", t.code.clone()), ("name", t.name.clone())],
+                ),
                 Some(&t.code),
             )),
             None => {}
@@ -117,14 +128,14 @@ pub fn blockers(f: &BatchFacts) -> Vec<Blocker> {
                 if r.outcome == Outcome::Fail {
                     out.push(blocker(
                         BlockerCode::ResultFailed,
-                        format!("the result of {} is out of specification", t.code),
+                        said("blocker-result-failed", &[("test", t.code.clone())]),
                         Some(&t.code),
                     ));
                 }
                 if r.status() == ResultStatus::Recorded {
                     out.push(blocker(
                         BlockerCode::ResultNotReviewed,
-                        format!("the result of {} awaits second-person review", t.code),
+                        said("blocker-result-not-reviewed", &[("test", t.code.clone())]),
                         Some(&t.code),
                     ));
                 }
@@ -135,17 +146,17 @@ pub fn blockers(f: &BatchFacts) -> Vec<Blocker> {
         if d.open {
             out.push(blocker(
                 BlockerCode::OpenDeviation,
-                format!("deviation \"{}\" ({}) is open", d.title, d.id),
+                said(
+                    "blocker-open-deviation",
+                    &[("title", d.title.clone()), ("id", d.id.to_string())],
+                ),
                 None,
             ));
         }
         if d.confirmed_oos {
             out.push(blocker(
                 BlockerCode::ConfirmedOos,
-                format!(
-                    "deviation \"{}\" confirmed an OOS: the batch can only be rejected",
-                    d.title
-                ),
+                said("blocker-confirmed-oos", &[("title", d.title.clone())]),
                 None,
             ));
         }
@@ -153,16 +164,16 @@ pub fn blockers(f: &BatchFacts) -> Vec<Blocker> {
     if f.in_transit {
         out.push(blocker(
             BlockerCode::InTransit,
-            "the batch was shipped and its delivery is not recorded".to_owned(),
+            said("blocker-in-transit", &[]),
             None,
         ));
     }
     if f.expires_at <= f.now {
         out.push(blocker(
             BlockerCode::Expired,
-            format!(
-                "the batch expired at {}",
-                f.expires_at.format("%Y-%m-%d %H:%M UTC")
+            said(
+                "blocker-expired",
+                &[("at", f.expires_at.format("%Y-%m-%d %H:%M UTC").to_string())],
             ),
             None,
         ));
@@ -171,10 +182,12 @@ pub fn blockers(f: &BatchFacts) -> Vec<Blocker> {
         if p.status != BatchStatus::Released {
             out.push(blocker(
                 BlockerCode::ParentNotReleased,
-                format!(
-                    "parent batch {} is {}, not released",
-                    p.batch_number,
-                    p.status.as_str()
+                said(
+                    "blocker-parent-not-released",
+                    &[
+                        ("number", p.batch_number.clone()),
+                        ("status", p.status.as_str().to_owned()),
+                    ],
                 ),
                 None,
             ));
@@ -183,15 +196,12 @@ pub fn blockers(f: &BatchFacts) -> Vec<Blocker> {
     match f.audit_review {
         Some(ReviewState::NotReviewed) => out.push(blocker(
             BlockerCode::AuditTrailNotReviewed,
-            "the product requires a signed review of the batch's audit trail, and there is none"
-                .to_owned(),
+            said("blocker-audit-trail-not-reviewed", &[]),
             None,
         )),
         Some(ReviewState::Stale { seq }) => out.push(blocker(
             BlockerCode::AuditTrailNotReviewed,
-            format!(
-                "entry {seq} of the batch's audit trail is an exception written after its last review: review it again"
-            ),
+            said("blocker-audit-trail-stale", &[("seq", seq.to_string())]),
             None,
         )),
         Some(ReviewState::Reviewed) | None => {}
@@ -592,6 +602,32 @@ mod tests {
                 BlockerCode::ParentNotReleased,
             ]
         );
+        // Each says its specifics in English as before, and in Chinese
+        // without a word of the English.
+        let said = blockers(&f);
+        let english: Vec<&str> = said.iter().map(|b| b.message.as_str()).collect();
+        assert!(
+            english.iter().any(|m| m.starts_with("deviation \"OOS\" (")),
+            "{english:?}"
+        );
+        assert!(
+            english.contains(&"parent batch WCB-1 is quarantine, not released"),
+            "{english:?}"
+        );
+        for b in &said {
+            let zh = b.words.in_locale(crate::i18n::Locale::ZhCn);
+            assert_ne!(zh, b.message);
+            assert!(!zh.contains(" is ") && !zh.contains("the "), "{zh}");
+        }
+        let zh: Vec<String> = said
+            .iter()
+            .map(|b| b.words.in_locale(crate::i18n::Locale::ZhCn))
+            .collect();
+        assert!(
+            zh.contains(&"亲代批次 WCB-1 处于待检（隔离）状态，未放行".to_owned()),
+            "{zh:?}"
+        );
+        assert!(zh.iter().any(|w| w.starts_with("偏差“OOS”（")), "{zh:?}");
     }
 
     #[test]

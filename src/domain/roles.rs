@@ -85,6 +85,18 @@ pub enum RoleSetError {
     Unknown(#[from] UnknownRole),
 }
 
+impl RoleSetError {
+    /// The words saying why.
+    pub fn words(&self) -> super::Words {
+        match self {
+            RoleSetError::Empty => super::Words::new("fe-roles-empty"),
+            RoleSetError::Unknown(UnknownRole(name)) => {
+                super::Words::with("fe-role-unknown", &[("role", name.clone())])
+            }
+        }
+    }
+}
+
 impl RoleSet {
     /// Parses role names; duplicates collapse, order is normalised.
     pub fn parse<S: AsRef<str>>(names: &[S]) -> Result<Self, RoleSetError> {

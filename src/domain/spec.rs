@@ -156,22 +156,25 @@ pub fn validate_tests(inputs: &[TestDefInput]) -> Result<Vec<TestDef>, Vec<Field
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         {
-            errors.push(FieldError::new(
+            errors.push(FieldError::said(
                 at("code"),
-                "must be 1 to 32 letters, digits, '_', '-' or '.'",
+                "fe-must-be-1-to-32-letters-digits-or",
+                &[],
             ));
         } else if !seen.insert(code.to_uppercase()) {
-            errors.push(FieldError::new(
+            errors.push(FieldError::said(
                 at("code"),
-                format!("duplicate test code `{code}`"),
+                "fe-duplicate-test-code",
+                &[("code", code.clone())],
             ));
         }
         let name = super::text::line(&at("name"), &t.name, 200, &mut errors);
         let method = super::text::line(&at("method"), &t.method, 200, &mut errors);
         let Ok(kind) = TestKind::try_from(t.kind.as_str()) else {
-            errors.push(FieldError::new(
+            errors.push(FieldError::said(
                 at("kind"),
-                "must be `numeric` or `qualitative`",
+                "fe-must-be-numeric-or-qualitative",
+                &[],
             ));
             continue;
         };
@@ -182,7 +185,7 @@ pub fn validate_tests(inputs: &[TestDefInput]) -> Result<Vec<TestDef>, Vec<Field
                     inclusive: inclusive.unwrap_or(true),
                 }),
                 Err(m) => {
-                    errors.push(FieldError::new(at(field), m));
+                    errors.push(FieldError::said(at(field), m, &[]));
                     None
                 }
             })
@@ -193,7 +196,7 @@ pub fn validate_tests(inputs: &[TestDefInput]) -> Result<Vec<TestDef>, Vec<Field
             None => None,
             Some(d) if (0..=12).contains(&d) => u32::try_from(d).ok(),
             Some(_) => {
-                errors.push(FieldError::new(at("decimals"), "must be 0 to 12"));
+                errors.push(FieldError::said(at("decimals"), "fe-must-be-0-to-12", &[]));
                 None
             }
         };
@@ -215,65 +218,77 @@ pub fn validate_tests(inputs: &[TestDefInput]) -> Result<Vec<TestDef>, Vec<Field
         match kind {
             TestKind::Numeric => {
                 if t.min.is_none() && t.max.is_none() {
-                    errors.push(FieldError::new(
+                    errors.push(FieldError::said(
                         at("min"),
-                        "a numeric test needs a min or a max limit",
+                        "fe-a-numeric-test-needs-a-min-or-a-max-limit",
+                        &[],
                     ));
                 }
                 if let (Some(lo), Some(hi)) = (&min, &max) {
                     if lo.value.value() > hi.value.value() {
-                        errors.push(FieldError::new(at("min"), "min is greater than max"));
+                        errors.push(FieldError::said(
+                            at("min"),
+                            "fe-min-is-greater-than-max",
+                            &[],
+                        ));
                     } else if lo.value.value() == hi.value.value()
                         && !(lo.inclusive && hi.inclusive)
                     {
-                        errors.push(FieldError::new(
+                        errors.push(FieldError::said(
                             at("min"),
-                            "no value can lie within these limits",
+                            "fe-no-value-can-lie-within-these-limits",
+                            &[],
                         ));
                     }
                 }
                 if t.options.is_some() || t.allowed.is_some() {
-                    errors.push(FieldError::new(
+                    errors.push(FieldError::said(
                         at("allowed"),
-                        "options and allowed are for qualitative tests",
+                        "fe-options-and-allowed-are-for-qualitative-tests",
+                        &[],
                     ));
                 }
             }
             TestKind::Qualitative => {
                 if t.min.is_some() || t.max.is_some() || t.decimals.is_some() {
-                    errors.push(FieldError::new(
+                    errors.push(FieldError::said(
                         at("min"),
-                        "limits and decimals are for numeric tests",
+                        "fe-limits-and-decimals-are-for-numeric-tests",
+                        &[],
                     ));
                 }
                 if allowed.is_empty() || allowed.iter().any(String::is_empty) {
-                    errors.push(FieldError::new(
+                    errors.push(FieldError::said(
                         at("allowed"),
-                        "a qualitative test needs the values that pass",
+                        "fe-a-qualitative-test-needs-the-values-that-pass",
+                        &[],
                     ));
                 }
                 if let Some(opts) = &options {
                     if opts.is_empty() || opts.iter().any(String::is_empty) {
-                        errors.push(FieldError::new(
+                        errors.push(FieldError::said(
                             at("options"),
-                            "options must be non-empty words",
+                            "fe-options-must-be-non-empty-words",
+                            &[],
                         ));
                     }
                     let known: std::collections::HashSet<String> =
                         opts.iter().map(|o| norm(o)).collect();
                     if allowed.iter().any(|a| !known.contains(&norm(a))) {
-                        errors.push(FieldError::new(
+                        errors.push(FieldError::said(
                             at("allowed"),
-                            "every allowed value must be one of options",
+                            "fe-every-allowed-value-must-be-one-of-options",
+                            &[],
                         ));
                     }
                 }
             }
         }
         if t.pending_release_allowed == Some(true) && t.required == Some(false) {
-            errors.push(FieldError::new(
+            errors.push(FieldError::said(
                 at("pending_release_allowed"),
-                "only a required test can be pending at release",
+                "fe-only-a-required-test-can-be-pending-at-release",
+                &[],
             ));
         }
         let instrument_kind = t
@@ -286,9 +301,10 @@ pub fn validate_tests(inputs: &[TestDefInput]) -> Result<Vec<TestDef>, Vec<Field
             .as_deref()
             .is_some_and(|k| !super::instrument::is_kind(k))
         {
-            errors.push(FieldError::new(
+            errors.push(FieldError::said(
                 at("instrument_kind"),
                 super::instrument::KIND_RULE,
+                &[],
             ));
         }
         defs.push(TestDef {
@@ -337,14 +353,14 @@ pub enum ValueError {
     NotAnOption(Vec<String>),
 }
 
-/// The message of why a value is not a decimal (the reasons
-/// [`Decimal::from_json`] gives).
+/// The message of why a result's value is not a decimal, from the reason
+/// [`Decimal::from_json`] gives (`fe-decimal-*`).
 fn not_a_number_words(why: &str) -> &'static str {
     match why {
-        "is empty; expected a decimal number" => "field-decimal-empty",
-        "is too long for a decimal number" => "field-decimal-too-long",
-        "has an exponent out of range" => "field-decimal-exponent",
-        "must be a number or a decimal string" => "field-decimal-type",
+        "fe-decimal-empty" => "field-decimal-empty",
+        "fe-decimal-too-long" => "field-decimal-too-long",
+        "fe-decimal-exponent" => "field-decimal-exponent",
+        "fe-decimal-type" => "field-decimal-type",
         _ => "field-decimal-not",
     }
 }
@@ -360,17 +376,6 @@ impl ValueError {
                 "field-not-an-option",
                 &[("options", opts.join(", "))],
             ),
-        }
-    }
-
-    /// Message for the `value` field.
-    pub fn message(&self) -> String {
-        match self {
-            ValueError::NotANumber(m) => format!("this test is numeric: the value {m}"),
-            ValueError::NotText => {
-                "this test is qualitative: the value must be a string".to_owned()
-            }
-            ValueError::NotAnOption(opts) => format!("must be one of: {}", opts.join(", ")),
         }
     }
 }
@@ -768,16 +773,20 @@ mod tests {
     }
 
     #[test]
-    fn every_reason_a_value_is_not_a_decimal_has_its_words_in_english_as_before() {
-        for why in [
-            "is empty; expected a decimal number",
-            "is too long for a decimal number",
-            "is not a decimal number",
-            "has an exponent out of range",
-            "must be a number or a decimal string",
-        ] {
-            let e = ValueError::NotANumber(why);
-            assert_eq!(e.field_error().message, e.message(), "{why}");
+    fn every_reason_a_value_is_not_a_decimal_says_the_value_is_numeric() {
+        let long = "9".repeat(41);
+        let mut said = std::collections::HashSet::new();
+        for raw in ["\"\"", "\"1e999\"", "\"abc\"", "true", long.as_str()] {
+            let why = Decimal::from_json(raw).unwrap_err();
+            let e = ValueError::NotANumber(why).field_error();
+            assert!(
+                e.message.starts_with("this test is numeric: the value "),
+                "{raw}: {}",
+                e.message
+            );
+            assert_ne!(e.message_in(crate::i18n::Locale::ZhCn), e.message, "{raw}");
+            said.insert(e.message);
         }
+        assert_eq!(said.len(), 5, "each reason has its own words: {said:?}");
     }
 }

@@ -45,18 +45,6 @@ pub enum Rule {
     Nelson5,
 }
 
-impl Rule {
-    /// What the rule saw, in words.
-    pub fn words(self) -> &'static str {
-        match self {
-            Rule::Nelson1 => "beyond 3 sigma from the center",
-            Rule::Nelson2 => "9 points in a row on one side of the center",
-            Rule::Nelson3 => "6 points in a row steadily rising or falling",
-            Rule::Nelson5 => "2 of 3 points beyond 2 sigma on the same side",
-        }
-    }
-}
-
 /// Every rule, in the order they are reported.
 pub const RULES: [Rule; 4] = [Rule::Nelson1, Rule::Nelson2, Rule::Nelson3, Rule::Nelson5];
 

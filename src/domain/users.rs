@@ -13,22 +13,23 @@ pub const PASSWORD_MAX_CHARS: usize = 128;
 pub struct Username(String);
 
 impl Username {
-    /// Parses a username, folding it to lower case.
+    /// Parses a username, folding it to lower case. An error is the id of
+    /// the message saying why.
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         let name = raw.trim().to_lowercase();
         let len = name.chars().count();
         if !(2..=63).contains(&len) {
-            return Err("must be 2 to 63 characters long");
+            return Err("fe-username-length");
         }
         let mut chars = name.chars();
         if !chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) {
-            return Err("must start with a letter or digit");
+            return Err("fe-username-start");
         }
         if !name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
         {
-            return Err("may contain only letters, digits, '.', '_' and '-'");
+            return Err("fe-may-contain-only-letters-digits-and");
         }
         Ok(Username(name))
     }
@@ -40,17 +41,18 @@ impl Username {
 }
 
 /// Checks a new password against the policy: 12 to 128 characters and not
-/// containing the username (case-insensitive).
+/// containing the username (case-insensitive). An error is the id of the
+/// message saying why.
 pub fn check_password_policy(password: &str, username: &str) -> Result<(), &'static str> {
     let len = password.chars().count();
     if len < PASSWORD_MIN_CHARS {
-        return Err("must be at least 12 characters long");
+        return Err("fe-password-short");
     }
     if len > PASSWORD_MAX_CHARS {
-        return Err("must be at most 128 characters long");
+        return Err("fe-password-long");
     }
     if !username.is_empty() && password.to_lowercase().contains(&username.to_lowercase()) {
-        return Err("must not contain the username");
+        return Err("fe-password-username");
     }
     Ok(())
 }

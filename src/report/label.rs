@@ -10,18 +10,21 @@ use printpdf::{
     Point, Polygon, PolygonRing, Rgb, WindingOrder,
 };
 
-/// What the label shows.
+/// What the label shows, each line in the label's language(s).
 #[derive(Debug, Clone, Default)]
 pub struct LabelData {
     /// `UCMSC-INJ – Umbilical-cord MSC injection`.
     pub product: String,
-    pub batch_number: String,
-    /// `2026-12-20 14:05 UTC`.
+    /// `Batch UCMSC-2026-001`.
+    pub batch: String,
+    /// `Expires 2026-12-20 14:05 UTC`.
     pub expires: String,
     /// `Store at 2 to 8 °C`.
     pub storage: String,
-    /// Intended recipient, or empty.
+    /// `For recipient PT-0042`, or empty.
     pub recipient: String,
+    /// What is printed in the barcode's place for a batch without a DIN.
+    pub no_din: String,
     /// The barcode's content (`=G12349865432100`), or empty without a DIN.
     pub din_barcode: String,
     /// `G1234 98 654321 00`.
@@ -77,9 +80,10 @@ pub fn render(d: &LabelData) -> Result<Vec<u8>, String> {
         .ok_or("the regular font did not parse")?;
     let bold = ParsedFont::from_bytes(super::coa::BOLD, 0, &mut warnings)
         .ok_or("the bold font did not parse")?;
-    let mut doc = PdfDocument::new(&format!("Label {}", d.batch_number));
-    // A product named in Chinese needs the CJK glyphs (parsed only then).
-    let cjk = if super::coa::has_cjk(&d.product) {
+    let mut doc = PdfDocument::new(&d.batch);
+    // Chinese words need the CJK glyphs (parsed only then).
+    let lines = [&d.product, &d.batch, &d.expires, &d.storage, &d.recipient];
+    let cjk = if lines.iter().any(|l| super::coa::has_cjk(l)) || super::coa::has_cjk(&d.no_din) {
         let font = ParsedFont::from_bytes(super::coa::CJK, 0, &mut warnings)
             .ok_or("the CJK font did not parse")?;
         doc.add_font(&font)
@@ -97,42 +101,14 @@ pub fn render(d: &LabelData) -> Result<Vec<u8>, String> {
     ops.push(Op::SetFillColor { col: black() });
     ops.push(Op::SetOutlineColor { col: black() });
     text(&mut ops, X0, H - 8.0, 9.0, false, &d.product);
-    text(
-        &mut ops,
-        X0,
-        H - 15.0,
-        14.0,
-        true,
-        &format!("Batch {}", d.batch_number),
-    );
-    text(
-        &mut ops,
-        X0,
-        H - 21.0,
-        9.0,
-        false,
-        &format!("Expires {}", d.expires),
-    );
+    text(&mut ops, X0, H - 15.0, 14.0, true, &d.batch);
+    text(&mut ops, X0, H - 21.0, 9.0, false, &d.expires);
     text(&mut ops, X0, H - 26.0, 9.0, false, &d.storage);
     if !d.recipient.is_empty() {
-        text(
-            &mut ops,
-            X0,
-            H - 31.0,
-            9.0,
-            true,
-            &format!("For recipient {}", d.recipient),
-        );
+        text(&mut ops, X0, H - 31.0, 9.0, true, &d.recipient);
     }
     if d.din_barcode.is_empty() {
-        text(
-            &mut ops,
-            X0,
-            10.0,
-            9.0,
-            false,
-            "No donation identification number",
-        );
+        text(&mut ops, X0, 10.0, 9.0, false, &d.no_din);
     } else {
         let modules = code128_modules(&d.din_barcode)?;
         // Quiet zone of ten modules before the symbol.
@@ -196,10 +172,11 @@ mod tests {
     fn the_label_prints_batch_expiry_storage_recipient_and_the_eye_readable_din() {
         let pdf = render(&LabelData {
             product: "UCMSC-INJ – Umbilical-cord MSC injection".into(),
-            batch_number: "UCMSC-2026-001".into(),
-            expires: "2026-12-20 14:05 UTC".into(),
+            batch: "Batch UCMSC-2026-001".into(),
+            expires: "Expires 2026-12-20 14:05 UTC".into(),
             storage: "Store at 2 to 8 °C".into(),
-            recipient: "PT-0042".into(),
+            recipient: "For recipient PT-0042".into(),
+            no_din: String::new(),
             din_barcode: "=G12349865432100".into(),
             din_text: "G1234 98 654321 00".into(),
             din_check: "H".into(),

@@ -14,7 +14,7 @@ use crate::db::prepared::prepared;
 use crate::db::schema::{sessions, users};
 use crate::domain::audit::SYSTEM_CHAIN;
 use crate::domain::users::{LockoutPolicy, check_password_policy};
-use crate::error::{AppError, FieldError};
+use crate::error::AppError;
 use chrono::{Duration, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -313,14 +313,14 @@ pub fn change_password(
     new: &str,
 ) -> Result<(), AppError> {
     if let Err(m) = check_password_policy(new, &who.actor.username) {
-        return Err(AppError::invalid_field("new_password", m));
+        return Err(AppError::invalid_field_said("new_password", m));
     }
     if new == current {
-        return Err(AppError::validation(vec![FieldError::said(
+        return Err(AppError::invalid_field_with(
             "new_password",
             "fe-must-differ-from-the-current-password",
             &[],
-        )]));
+        ));
     }
     let new_hash = hash_password(new)?;
     in_transaction(conn, |c| {

@@ -73,7 +73,7 @@ pub fn create_batch(
     }
     let donor_din = input.donor_din.as_deref().and_then(|raw| {
         Din::parse(raw)
-            .map_err(|m| errors.push(FieldError::new("donor_din", m)))
+            .map_err(|m| errors.push(FieldError::worded("donor_din", m)))
             .ok()
     });
     let recipient = crate::domain::text::optional_line(
@@ -97,7 +97,7 @@ pub fn create_batch(
                 None
             }
             Err(m) => {
-                errors.push(FieldError::new("quantity", m));
+                errors.push(FieldError::said("quantity", m, &[]));
                 None
             }
         });
@@ -121,7 +121,11 @@ pub fn create_batch(
             .first(c)
             .optional()?
             .ok_or_else(|| {
-                AppError::invalid_field("product_id", format!("no product {}", input.product_id))
+                AppError::invalid_field_with(
+                    "product_id",
+                    "fe-no-product",
+                    &[("id", input.product_id.to_string())],
+                )
             })?;
         let found: Vec<Uuid> = batches::table
             .filter(batches::id.eq_any(&parents))
@@ -133,7 +137,11 @@ pub fn create_batch(
             .enumerate()
             .filter(|(_, p)| !found.contains(p))
             .map(|(i, p)| {
-                FieldError::new(format!("parent_batch_ids[{i}]"), format!("no batch {p}"))
+                FieldError::said(
+                    format!("parent_batch_ids[{i}]"),
+                    "fe-no-batch",
+                    &[("id", p.to_string())],
+                )
             })
             .collect();
         if !missing.is_empty() {
@@ -307,9 +315,10 @@ pub fn ids_of_numbers(conn: &mut PgConnection, numbers: &[String]) -> Result<Vec
         .filter_map(|(i, n)| {
             let id = found.iter().find(|(f, _)| f == n).map(|(_, id)| *id);
             if id.is_none() {
-                errors.push(FieldError::new(
+                errors.push(FieldError::said(
                     format!("parent_batch_ids[{i}]"),
-                    format!("names no batch: {n}"),
+                    "fe-names-no-batch",
+                    &[("number", n.to_string())],
                 ));
             }
             id

@@ -252,9 +252,13 @@ pub fn coa_data(
     })
 }
 
-/// The data of a batch's bag label (any batch: a label is printed at
-/// filling, before release).
-pub fn label_data(conn: &mut PgConnection, batch_id: Uuid) -> Result<LabelData, AppError> {
+/// The data of a batch's bag label in `lang` (any batch: a label is printed
+/// at filling, before release).
+pub fn label_data(
+    conn: &mut PgConnection,
+    batch_id: Uuid,
+    lang: CoaLang,
+) -> Result<LabelData, AppError> {
     let record = batch_record::read(conn, batch_id)?;
     let batch = &record.batch;
     let product = &record.product;
@@ -265,21 +269,38 @@ pub fn label_data(conn: &mut PgConnection, batch_id: Uuid) -> Result<LabelData, 
         .transpose()
         .map_err(|m| {
             AppError::Internal(anyhow::anyhow!(
-                "stored donor DIN of batch {batch_id} is invalid: {m}"
+                "stored donor DIN of batch {batch_id} is invalid: {}",
+                m.english()
             ))
         })?;
-    let storage = match (&product.storage.min, &product.storage.max) {
-        (Some(lo), Some(hi)) => format!("Store at {} to {} °C", lo.text(), hi.text()),
-        (Some(lo), None) => format!("Store at or above {} °C", lo.text()),
-        (None, Some(hi)) => format!("Store at or below {} °C", hi.text()),
-        (None, None) => "Storage as the product's instructions say".to_owned(),
+    let (lo, hi) = (&product.storage.min, &product.storage.max);
+    let (lo, hi) = (
+        lo.as_ref().map(|d| d.text().to_owned()),
+        hi.as_ref().map(|d| d.text().to_owned()),
+    );
+    let storage = match (lo, hi) {
+        (Some(lo), Some(hi)) => {
+            lang.words_with("bag-store-between", &[("lo", lo.into()), ("hi", hi.into())])
+        }
+        (Some(lo), None) => lang.words_with("bag-store-above", &[("lo", lo.into())]),
+        (None, Some(hi)) => lang.words_with("bag-store-below", &[("hi", hi.into())]),
+        (None, None) => lang.words("bag-store-as-instructed"),
     };
+    let expires = batch.expires_at.format("%Y-%m-%d %H:%M UTC").to_string();
     Ok(LabelData {
         product: format!("{} – {}", product.code, product.name),
-        batch_number: batch.batch_number.clone(),
-        expires: batch.expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        batch: lang.words_with(
+            "bag-batch",
+            &[("number", batch.batch_number.as_str().into())],
+        ),
+        expires: lang.words_with("bag-expires", &[("date", expires.into())]),
         storage,
-        recipient: batch.intended_recipient.clone().unwrap_or_default(),
+        recipient: batch
+            .intended_recipient
+            .as_deref()
+            .map(|r| lang.words_with("bag-for-recipient", &[("recipient", r.into())]))
+            .unwrap_or_default(),
+        no_din: lang.words("bag-no-din"),
         din_barcode: din.as_ref().map(Din::barcode_data).unwrap_or_default(),
         din_text: din.as_ref().map(Din::eye_readable).unwrap_or_default(),
         din_check: din

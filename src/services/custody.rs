@@ -69,7 +69,7 @@ pub fn record_event(
     let party = line("party", &input.party, 200, &mut errors);
     let temperature = input.temperature_c.as_deref().and_then(|raw| {
         Decimal::from_json(raw)
-            .map_err(|m| errors.push(FieldError::new("temperature_c", m)))
+            .map_err(|m| errors.push(FieldError::said("temperature_c", m, &[])))
             .ok()
     });
     let container_id = optional_line(

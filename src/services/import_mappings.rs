@@ -146,9 +146,10 @@ fn checked(
         if known.contains(code) {
             mapping.insert(code.to_owned(), header.trim().to_owned());
         } else {
-            errors.push(FieldError::new(
+            errors.push(FieldError::said(
                 format!("mapping.{code}"),
-                format!("`{code}` is not a test of this product's specifications"),
+                "fe-not-a-test-of-product",
+                &[("code", code.to_owned())],
             ));
         }
     }

@@ -183,9 +183,10 @@ pub fn register(
     let name = crate::domain::text::line("name", &input.name, 200, &mut errors);
     let kind = input.kind.trim().to_owned();
     if !crate::domain::instrument::is_kind(&kind) {
-        errors.push(FieldError::new(
+        errors.push(FieldError::said(
             "kind",
             crate::domain::instrument::KIND_RULE,
+            &[],
         ));
     }
     let location =

@@ -77,7 +77,7 @@ pub struct NewProductInput {
 fn temperature(field: &str, raw: Option<&str>, errors: &mut Vec<FieldError>) -> Option<Decimal> {
     raw.and_then(|r| {
         Decimal::from_json(r)
-            .map_err(|m| errors.push(FieldError::new(field, m)))
+            .map_err(|m| errors.push(FieldError::said(field, m, &[])))
             .ok()
     })
 }

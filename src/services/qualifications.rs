@@ -165,9 +165,10 @@ pub fn grant(
         ))
         .get_result(c)?;
         if !known {
-            return Err(AppError::invalid_field(
+            return Err(AppError::invalid_field_with(
                 "test_code",
-                format!("no specification has a test `{code}`"),
+                "fe-no-spec-has-test",
+                &[("code", code.to_string())],
             ));
         }
         if let Err(refusal) = signatures::verify_signer(c, lockout, actor, &input.password)? {

@@ -8,7 +8,6 @@ use super::batch_record::views::BatchDetail;
 use super::batch_record::{self, BatchOf, LockedBatch, series};
 use super::signatures::{self, Signing};
 use super::{Actor, in_transaction, notices};
-use crate::domain::FieldError;
 use crate::domain::StoredName;
 use crate::domain::audit::SYSTEM_CHAIN;
 use crate::domain::record::BatchRecord;
@@ -164,11 +163,11 @@ pub fn release(
     }
     let (justification, comment) = (justification.as_deref(), comment.as_deref());
     if req.conditional && justification.is_none() {
-        return Err(AppError::validation(vec![FieldError::said(
+        return Err(AppError::invalid_field_with(
             "justification",
             "fe-a-conditional-release-needs-a-justification",
             &[],
-        )]));
+        ));
     }
     in_transaction(conn, |c| {
         let mut lb = LockedBatch::lock(c, BatchOf::Batch(batch_id))?;

@@ -145,18 +145,17 @@ pub fn trend(
     let tests = &spec.tests;
     let Some(def) = tests.iter().find(|t| t.code == test_code) else {
         let known: Vec<&str> = tests.iter().map(|t| t.code.as_str()).collect();
-        return Err(AppError::invalid_field(
+        return Err(AppError::invalid_field_with(
             "test_code",
-            format!(
-                "`{test_code}` is not a test of the effective specification ({})",
-                known.join(", ")
-            ),
+            "fe-not-a-test-of-effective-spec",
+            &[("code", test_code.to_owned()), ("known", known.join(", "))],
         ));
     };
     if def.kind != TestKind::Numeric {
-        return Err(AppError::invalid_field(
+        return Err(AppError::invalid_field_with(
             "test_code",
-            format!("`{test_code}` is qualitative: only numeric tests have a trend"),
+            "fe-qualitative-no-trend",
+            &[("code", test_code.to_owned())],
         ));
     }
     let rows = series::points(conn, product_id, test_code, from, to)?;

@@ -75,7 +75,7 @@ fn check_email(raw: &str, errors: &mut Vec<FieldError>) -> String {
 
 fn check_roles(raw: &[String], errors: &mut Vec<FieldError>) -> Option<RoleSet> {
     RoleSet::parse(raw)
-        .map_err(|e| errors.push(FieldError::new("roles", e.to_string())))
+        .map_err(|e| errors.push(FieldError::worded("roles", e.words())))
         .ok()
 }
 
@@ -111,7 +111,7 @@ pub fn create_user(
     }
     let mut errors = Vec::new();
     let username = Username::parse(&input.username)
-        .map_err(|m| errors.push(FieldError::new("username", m)))
+        .map_err(|m| errors.push(FieldError::said("username", m, &[])))
         .ok();
     let full_name = crate::domain::text::line("full_name", &input.full_name, 200, &mut errors);
     let email = check_email(&input.email, &mut errors);
@@ -122,7 +122,7 @@ pub fn create_user(
             .as_ref()
             .map_or(input.username.as_str(), Username::as_str),
     ) {
-        errors.push(FieldError::new("password", m));
+        errors.push(FieldError::said("password", m, &[]));
     }
     let (Some(username), Some(roles), true) = (username, roles, errors.is_empty()) else {
         return Err(AppError::validation(errors));
@@ -403,7 +403,7 @@ pub fn reset_password(
     check_not_own(actor.id, id, true)?;
     let target = get_user(conn, id)?;
     if let Err(m) = check_password_policy(password, &target.username) {
-        return Err(AppError::invalid_field("password", m));
+        return Err(AppError::invalid_field_said("password", m));
     }
     let hash = hash_password(password)?;
     in_transaction(conn, |c| {

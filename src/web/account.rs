@@ -112,7 +112,7 @@ pub async fn set_locale(
 ) -> Result<HttpResponse, WebError> {
     user.check_csrf(&f.csrf)?;
     let locale = Locale::parse(&f.locale)
-        .ok_or_else(|| AppError::invalid_field("locale", "must be \"en\" or \"zh-CN\""))?;
+        .ok_or_else(|| AppError::invalid_field_said("locale", "fe-locale"))?;
     let actor = user.0.actor.clone();
     state
         .db(move |c| crate::services::users::set_own_locale(c, &actor, locale))

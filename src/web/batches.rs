@@ -279,7 +279,7 @@ pub async fn batch_page(
                             }
                             @for w in warnings.iter().filter(|w| w.test_code == t.code) {
                                 br; a.out-of-trend href={"/products/" (record.product.id) "/trends?test_code=" (t.code)} title=(tr!(user.lang(), "batch-trend-title")) {
-                                    "⚠ " (tr!(user.lang(), "batch-out-of-trend", rule = w.rule.words(), code = w.rule.as_str()))
+                                    "⚠ " (tr!(user.lang(), "batch-out-of-trend", rule = user.lang().code_words("rule", w.rule.as_str()), code = w.rule.as_str()))
                                 }
                             }
                         }
@@ -349,7 +349,7 @@ pub async fn batch_page(
     ))
 }
 
-/// The certificate page's query: its language.
+/// The certificate's and the bag label's query: their language.
 #[derive(Debug, Deserialize)]
 pub struct CertificateQuery {
     lang: Option<CoaLang>,
@@ -387,12 +387,14 @@ pub async fn certificate(
 #[get("/batches/{id}/label")]
 pub async fn bag_label(
     state: web::Data<AppState>,
-    _user: WebUser,
+    user: WebUser,
     id: web::Path<Uuid>,
+    query: web::Query<CertificateQuery>,
 ) -> Result<HttpResponse, WebError> {
     let id = id.into_inner();
+    let lang = query.lang.unwrap_or(CoaLang::of(user.lang()));
     let data = state
-        .db(move |c| crate::services::certificate::label_data(c, id))
+        .db(move |c| crate::services::certificate::label_data(c, id, lang))
         .await?;
     let pdf = web::block(move || crate::report::label::render(&data))
         .await

@@ -81,12 +81,13 @@ impl ImportForm {
                 })?;
                 total += chunk.len();
                 if total > MAX_FORM_BYTES {
-                    return Err(AppError::invalid_field(
+                    return Err(AppError::invalid_field_with(
                         "file",
-                        format!(
-                            "the file is larger than {} KiB",
-                            crate::domain::import::MAX_EXPORT_BYTES / 1024
-                        ),
+                        "fe-file-larger-than",
+                        &[(
+                            "kib",
+                            (crate::domain::import::MAX_EXPORT_BYTES / 1024).to_string(),
+                        )],
                     ));
                 }
                 bytes.extend_from_slice(&chunk);
@@ -393,7 +394,7 @@ fn preview_markup(p: &ImportPreview, user: &WebUser) -> Markup {
                         td { (row.column) }
                         td { (row.value.clone().unwrap_or_else(|| (tr!(user.lang(), "import-empty")).to_owned())) }
                         td {
-                            @if let Some(e) = &row.error { span.fail { (tr!(user.lang(), "import-refused")) } ": " (e) }
+                            @if let Some(e) = &row.error { span.fail { (tr!(user.lang(), "import-refused")) } ": " (row.error_words.as_ref().map_or_else(|| e.clone(), |w| w.in_locale(user.lang()))) }
                             @else if let Some(o) = row.outcome {
                                 (outcome(o, user.lang()))
                                 @if o == crate::domain::spec::Outcome::Fail { (tr!(user.lang(), "import-oos-preview")) }

@@ -45,9 +45,10 @@ pub fn read_local(field: &str, v: &str, zone: Tz) -> Result<DateTime<Utc>, AppEr
     match zone.from_local_datetime(&naive) {
         LocalResult::Single(t) => Ok(t.with_timezone(&Utc)),
         LocalResult::Ambiguous(first, _) => Ok(first.with_timezone(&Utc)),
-        LocalResult::None => Err(AppError::invalid_field(
+        LocalResult::None => Err(AppError::invalid_field_with(
             field,
-            format!("does not exist in {}: the clocks skip it", zone.name()),
+            "fe-clock-skips",
+            &[("zone", zone.name().to_owned())],
         )),
     }
 }
@@ -62,22 +63,7 @@ pub fn status_words(s: &str, loc: Locale) -> String {
 /// names the test; what only the English message carries (a deviation's
 /// title, a parent batch, a time) follows it in brackets.
 pub fn blocker_words(b: &Blocker, loc: Locale) -> String {
-    if loc == Locale::En {
-        return b.message.clone();
-    }
-    // The code as the API names it (`missing_result`).
-    let code = serde_json::to_value(b.code)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    let id = format!("blocker-{}", code.replace('_', "-"));
-    let test = b.test_code.clone().unwrap_or_default();
-    let words = loc.text_with(&id, &[("test", test.into())]);
-    if b.test_code.is_some() {
-        words
-    } else {
-        format!("{words}（{}）", b.message)
-    }
+    b.words.in_locale(loc)
 }
 
 /// A status badge (the class stays the stored code).

@@ -138,7 +138,7 @@ async fn release_markup(
                 div.notice.warn id="warnings" {
                     p { strong { (tr!(user.lang(), "release-look")) } }
                     ul { @for w in &warnings { li {
-                        (w.test_code) (tr!(user.lang(), "release-out-of-trend")) (w.rule.words()) " (" (w.rule.as_str()) "). "
+                        (w.test_code) (tr!(user.lang(), "release-out-of-trend")) (user.lang().code_words("rule", w.rule.as_str())) " (" (w.rule.as_str()) "). "
                         a href={"/products/" (record.product.id) "/trends?test_code=" (w.test_code)} { (tr!(user.lang(), "release-trend-chart")) }
                     } } }
                 }

@@ -9,6 +9,7 @@ use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::StoredName;
 use crate::error::{AppError, Problem};
+use crate::i18n::Locale;
 use crate::services::trends::{self as svc, Charts, Trend};
 use crate::tr;
 use actix_web::http::StatusCode;
@@ -62,7 +63,7 @@ const MAX_LISTED: usize = 200;
 /// The chart as SVG, of the series' last [`MAX_DRAWN`] points. Points are
 /// placed by their order (performed_at), one column per batch; the y range
 /// covers the points, the control limits and the specification limits.
-pub fn chart_svg(t: &Trend) -> Markup {
+pub fn chart_svg(t: &Trend, loc: Locale) -> Markup {
     let skipped = t.points.len().saturating_sub(MAX_DRAWN);
     let points = t.points.get(skipped..).unwrap_or_default();
     let values: Vec<Option<f64>> = points.iter().map(|p| num(&p.value)).collect();
@@ -100,6 +101,7 @@ pub fn chart_svg(t: &Trend) -> Markup {
     };
     let every = (points.len() / 12).max(1);
     let unit = t.unit.clone().unwrap_or_default();
+    let (spec_max_words, spec_min_words) = (tr!(loc, "chart-spec-max"), tr!(loc, "chart-spec-min"));
     let mut lines: Vec<(&str, &str, f64)> = Vec::new();
     if let Some(c) = t.center {
         lines.push(("center", "CL", c));
@@ -111,10 +113,10 @@ pub fn chart_svg(t: &Trend) -> Markup {
         lines.push(("control", "LCL −3σ", v));
     }
     if let Some(v) = spec_max {
-        lines.push(("spec", "spec max", v));
+        lines.push(("spec", spec_max_words.as_str(), v));
     }
     if let Some(v) = spec_min {
-        lines.push(("spec", "spec min", v));
+        lines.push(("spec", spec_min_words.as_str(), v));
     }
     let path: String = values
         .iter()
@@ -126,13 +128,13 @@ pub fn chart_svg(t: &Trend) -> Markup {
         .then(|| LEFT + (t.baseline_n - skipped) as f64 * plot_w / n);
     html! {
         svg xmlns="http://www.w3.org/2000/svg" viewBox={"0 0 " (W) " " (H)} role="img" aria-labelledby="chart-title chart-desc" {
-            title id="chart-title" { (t.test_code) " across batches" }
+            title id="chart-title" { (tr!(loc, "chart-title", code = t.test_code.as_str())) }
             desc id="chart-desc" {
-                (points.len()) " points"
-                @if skipped > 0 { " (the last of " (t.points.len()) ")" }
+                (tr!(loc, "chart-points", n = points.len()))
+                @if skipped > 0 { (tr!(loc, "chart-last-of", n = t.points.len())) }
                 "; "
-                @if let (Some(c), Some(l), Some(u)) = (t.center, t.lcl, t.ucl) { "center " (label(c)) ", limits " (label(l)) " to " (label(u)) "; " }
-                (points.iter().filter(|p| !p.violations.is_empty()).count()) " flagged by a run rule"
+                @if let (Some(c), Some(l), Some(u)) = (t.center, t.lcl, t.ucl) { (tr!(loc, "chart-center", c = label(c), l = label(l), u = label(u))) "; " }
+                (tr!(loc, "chart-flagged", n = points.iter().filter(|p| !p.violations.is_empty()).count()))
             }
             @for v in &ticks {
                 line.grid-line x1=(LEFT) x2=(W - RIGHT) y1=(format!("{:.1}", y(*v))) y2=(format!("{:.1}", y(*v))) {}
@@ -143,7 +145,7 @@ pub fn chart_svg(t: &Trend) -> Markup {
             text x="40" y=(format!("{:.1}", TOP + plot_h / 2.0)) transform=(format!("rotate(-90 40 {:.1})", TOP + plot_h / 2.0)) text-anchor="middle" { (t.test_code) @if !unit.is_empty() { " (" (unit) ")" } }
             @if let Some(edge) = baseline_edge {
                 line.grid-line x1=(format!("{edge:.1}")) x2=(format!("{edge:.1}")) y1=(TOP) y2=(H - BOTTOM) {}
-                text x=(format!("{:.1}", edge - 4.0)) y=(TOP - 5.0) text-anchor="end" { "baseline (" (t.baseline_n) ")" }
+                text x=(format!("{:.1}", edge - 4.0)) y=(TOP - 5.0) text-anchor="end" { (tr!(loc, "chart-baseline", n = t.baseline_n)) }
             }
             @for (class, name, v) in &lines {
                 line class=(class) x1=(LEFT) x2=(W - RIGHT) y1=(format!("{:.1}", y(*v))) y2=(format!("{:.1}", y(*v))) {}
@@ -156,7 +158,7 @@ pub fn chart_svg(t: &Trend) -> Markup {
                     @let flagged = !p.violations.is_empty();
                     @let rules: Vec<&str> = p.violations.iter().map(|r| r.as_str()).collect();
                     a href={"/batches/" (p.batch_id)} {
-                        title { (p.batch_number) ": " (p.value) " " (unit) ", " (p.performed_at.format("%Y-%m-%d %H:%M UTC")) @if flagged { " — out of trend (" (rules.join(", ")) ")" } @if p.outcome == "fail" { " — out of specification" } }
+                        title { (p.batch_number) ": " (p.value) " " (unit) ", " (p.performed_at.format("%Y-%m-%d %H:%M UTC")) @if flagged { (tr!(loc, "chart-out-of-trend", rules = rules.join(", "))) } @if p.outcome == "fail" { (tr!(loc, "chart-out-of-spec")) } }
                         @if flagged {
                             // A diamond: the flagged points differ by shape, not only colour.
                             polygon class={"point flagged" @if p.outcome == "fail" { " fail" }}
@@ -280,7 +282,7 @@ fn trend_markup(
                     @if t.points.len() > MAX_DRAWN {
                         div.notice.warn id="drawn" { (tr!(user.lang(), "trend-drawn", shown = MAX_DRAWN, n = t.points.len())) }
                     }
-                    div.chart id="chart" { (chart_svg(t)) }
+                    div.chart id="chart" { (chart_svg(t, user.lang())) }
                     p.muted { (tr!(user.lang(), "trend-legend")) }
                     div.card { dl.facts {
                         dt { (tr!(user.lang(), "trend-points-label")) } dd { (tr!(user.lang(), "trend-points", n = t.points.len())) }
@@ -290,7 +292,7 @@ fn trend_markup(
                         dt { (tr!(user.lang(), "trend-limits")) } dd { (t.lcl.map(label).unwrap_or_else(|| "—".into())) " – " (t.ucl.map(label).unwrap_or_else(|| "—".into())) }
                         dt { (tr!(user.lang(), "col-specification")) } dd { (spec_words(t, user.lang())) }
                         dt { "Cpk" } dd { (t.cpk.map(|c| format!("{c:.2}")).unwrap_or_else(|| "—".into())) }
-                        dt { (tr!(user.lang(), "trend-rules")) } dd { @for r in &t.rules { (r.as_str()) ": " (r.words()) br; } }
+                        dt { (tr!(user.lang(), "trend-rules")) } dd { @for r in &t.rules { (r.as_str()) ": " (user.lang().code_words("rule", r.as_str())) br; } }
                     } }
                     h2 { (tr!(user.lang(), "trend-flagged", n = flagged.len())) }
                     @if flagged.len() > MAX_LISTED { p.muted { (tr!(user.lang(), "trend-listed", n = MAX_LISTED)) } }
@@ -301,7 +303,7 @@ fn trend_markup(
                                 td { a href={"/batches/" (p.batch_id)} { (p.batch_number) } }
                                 td { (p.value) " " (t.unit.clone().unwrap_or_default()) }
                                 td { (user.time(p.performed_at)) }
-                                td { @for r in &p.violations { (r.as_str()) ": " (r.words()) br; } }
+                                td { @for r in &p.violations { (r.as_str()) ": " (user.lang().code_words("rule", r.as_str())) br; } }
                             } } }
                         }
                     }
@@ -432,7 +434,7 @@ mod tests {
             cpk: Some(3.67),
             rules: crate::domain::trend::RULES.to_vec(),
         };
-        let svg = chart_svg(&t).into_string();
+        let svg = chart_svg(&t, Locale::En).into_string();
         for text in ["CL 91", "UCL +3σ 94", "LCL −3σ 88", "spec min 80"] {
             assert!(svg.contains(text), "{text} in {svg}");
         }
@@ -488,7 +490,7 @@ mod tests {
             cpk: None,
             rules: crate::domain::trend::RULES.to_vec(),
         };
-        let svg = chart_svg(&t).into_string();
+        let svg = chart_svg(&t, Locale::En).into_string();
         assert_eq!(svg.matches("<a href=\"/batches/").count(), MAX_DRAWN);
         assert!(svg.contains("(the last of 600)"), "{svg}");
         assert!(

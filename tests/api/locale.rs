@@ -311,3 +311,136 @@ async fn a_chinese_readers_refusals_are_in_chinese_on_every_page() {
         assert!(refused.body.contains(words), "{words}: {}", refused.body);
     }
 }
+
+#[actix_web::test]
+async fn refusals_with_specifics_and_the_bag_label_are_in_chinese_for_a_chinese_reader() {
+    let lab = Lab::msc().await;
+    set_locale(&lab.app, &lab.tech, "zh-CN").await;
+    let mut b = crate::web::Browser::as_tech(&lab).await;
+    let at = |days: i64| {
+        (chrono::Utc::now() + chrono::Duration::days(days))
+            .format("%Y-%m-%dT%H:%M")
+            .to_string()
+    };
+    let (made, expires) = (at(-3), at(30));
+    let before = lab.count("batches");
+
+    // A DIN with the wrong check character: the reason and its specifics
+    // in Chinese on the page.
+    let form = b.get("/batches/new").await;
+    let csrf = crate::web::Browser::csrf(&form);
+    let refused = b
+        .post(
+            "/batches",
+            &[
+                ("csrf", &csrf),
+                ("product_id", &lab.product_id),
+                ("batch_number", "UCMSC-ZH-DIN"),
+                ("manufactured_at", &made),
+                ("expires_at", &expires),
+                ("donor_din", "G123498654321J"),
+                ("quantity", "abc"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for words in ["校验字符为 J，但应为 H", "不是十进制数"] {
+        assert!(refused.body.contains(words), "{words}: {}", refused.body);
+    }
+    assert!(
+        !refused.body.contains("check character is"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(lab.count("batches"), before, "nothing was created");
+
+    // The API keeps its English message and says it in Chinese when asked.
+    let body = json!({
+        "product_id": lab.product_id,
+        "batch_number": "UCMSC-ZH-DIN",
+        "manufactured_at": chrono::Utc::now() - chrono::Duration::days(3),
+        "expires_at": chrono::Utc::now() + chrono::Duration::days(30),
+        "donor_din": "G123498654321J",
+    });
+    let english = lab
+        .app
+        .post("/api/v1/batches", &lab.tech, body.clone())
+        .await;
+    assert_eq!(english.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let message = |r: &crate::support::Resp, field: &str| {
+        r.body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["field"] == field)
+            .map(|e| e["message"].as_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("no error for {field}: {}", r.body))
+    };
+    assert_eq!(
+        message(&english, "donor_din"),
+        "check character is J but must be H (ISO 7064 Mod 37-2)"
+    );
+    let req = lab
+        .app
+        .request("POST", "/api/v1/batches", Some(&lab.tech))
+        .insert_header(("Accept-Language", "zh-CN"));
+    let chinese = lab.app.send(req, Some(body.to_string().into_bytes())).await;
+    assert_eq!(chinese.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        message(&chinese, "donor_din"),
+        "校验字符为 J，但应为 H（ISO 7064 Mod 37-2）"
+    );
+    // A parent that is not a batch: the words carry its id in both.
+    let mut body = body;
+    body["donor_din"] = json!("G1234 98 654321 H");
+    body["parent_batch_ids"] = json!([uuid::Uuid::now_v7()]);
+    let english = lab
+        .app
+        .post("/api/v1/batches", &lab.tech, body.clone())
+        .await;
+    assert!(message(&english, "parent_batch_ids[0]").starts_with("no batch "));
+    let req = lab
+        .app
+        .request("POST", "/api/v1/batches", Some(&lab.tech))
+        .insert_header(("Accept-Language", "zh-CN"));
+    let chinese = lab.app.send(req, Some(body.to_string().into_bytes())).await;
+    assert!(message(&chinese, "parent_batch_ids[0]").starts_with("没有批次 "));
+
+    // The bag label: in the reader's language by default, English or both
+    // when asked.
+    let made = lab
+        .create_batch(json!({
+            "batch_number": "UCMSC-ZH-LABEL",
+            "donor_din": "G1234 98 654321 H",
+            "intended_recipient": "PT-0042",
+        }))
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let id = made.body["id"].as_str().unwrap();
+    let (status, pdf) = b.get_bytes(&format!("/batches/{id}/label")).await;
+    assert_eq!(status, StatusCode::OK);
+    let zh = text_of(&pdf);
+    for words in [
+        "批号 UCMSC-ZH-LABEL",
+        "指定受者 PT-0042",
+        "有效期至",
+        "G1234 98 654321",
+    ] {
+        assert!(zh.contains(words), "{words}: {zh}");
+    }
+    assert!(!zh.contains("Batch UCMSC"), "{zh}");
+    let (_, pdf) = b.get_bytes(&format!("/batches/{id}/label?lang=en")).await;
+    let en = text_of(&pdf);
+    assert!(
+        en.contains("Batch UCMSC-ZH-LABEL") && en.contains("For recipient PT-0042"),
+        "{en}"
+    );
+    let (_, pdf) = b
+        .get_bytes(&format!("/batches/{id}/label?lang=bilingual"))
+        .await;
+    let both = text_of(&pdf);
+    assert!(
+        both.contains("批号 UCMSC-ZH-LABEL") && both.contains("Batch UCMSC-ZH-LABEL"),
+        "{both}"
+    );
+}

@@ -65,6 +65,19 @@ impl<'a> Browser<'a> {
         }
     }
 
+    /// The bytes of a download (a PDF), with its status.
+    pub async fn get_bytes(&mut self, path: &str) -> (StatusCode, Vec<u8>) {
+        let mut res = self
+            .client
+            .get(format!("{}{path}", self.app.address))
+            .insert_header(("Cookie", self.cookie_header()))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        (status, res.body().limit(10 << 20).await.unwrap().to_vec())
+    }
+
     pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let mut res = self
             .client

@@ -42,3 +42,13 @@ coa-investigated-in = investigated in "{ $title }"
 coa-concluded = , concluded { $conclusion }
 coa-replaced-by = replaced by { $test } { $value }
 coa-statement-translated = (in this certificate's language: "{ $statement }")
+
+# The bag label.
+bag-batch = Batch { $number }
+bag-expires = Expires { $date }
+bag-store-between = Store at { $lo } to { $hi } °C
+bag-store-above = Store at or above { $lo } °C
+bag-store-below = Store at or below { $hi } °C
+bag-store-as-instructed = Storage as the product's instructions say
+bag-for-recipient = For recipient { $recipient }
+bag-no-din = No donation identification number

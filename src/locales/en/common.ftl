@@ -91,12 +91,13 @@ status-invalid-test = invalid test
 status-confirmed-oos = confirmed OOS
 
 # Release blockers by code (English pages show the domain's own message).
-blocker-missing-result = { $test } has no valid result
+blocker-missing-result = { $test } ({ $name }) has no valid result
 blocker-result-failed = the result of { $test } is out of specification
 blocker-result-not-reviewed = the result of { $test } awaits second-person review
-blocker-open-deviation = a deviation is open
-blocker-confirmed-oos = a deviation confirmed an OOS: the batch can only be rejected
+blocker-open-deviation = deviation "{ $title }" ({ $id }) is open
+blocker-confirmed-oos = deviation "{ $title }" confirmed an OOS: the batch can only be rejected
 blocker-in-transit = the batch was shipped and its delivery is not recorded
-blocker-expired = the batch has expired
-blocker-parent-not-released = a parent batch is not released
-blocker-audit-trail-not-reviewed = the batch's audit trail needs a signed review
+blocker-expired = the batch expired at { $at }
+blocker-parent-not-released = parent batch { $number } is { $status }, not released
+blocker-audit-trail-not-reviewed = the product requires a signed review of the batch's audit trail, and there is none
+blocker-audit-trail-stale = entry { $seq } of the batch's audit trail is an exception written after its last review: review it again

@@ -599,3 +599,19 @@ spec-col-decimals = decimals
 spec-col-options = options
 spec-col-allowed = passing values
 spec-col-instrument-kind = instrument kind
+
+# The trend chart's drawing.
+chart-title = { $code } across batches
+chart-points = { $n } points
+chart-last-of = {" "}(the last of { $n })
+chart-center = center { $c }, limits { $l } to { $u }
+chart-flagged = { $n } flagged by a run rule
+chart-baseline = baseline ({ $n })
+chart-spec-max = spec max
+chart-spec-min = spec min
+chart-out-of-trend = {" "}— out of trend ({ $rules })
+chart-out-of-spec = {" "}— out of specification
+rule-nelson-1 = beyond 3 sigma from the center
+rule-nelson-2 = 9 points in a row on one side of the center
+rule-nelson-3 = 6 points in a row steadily rising or falling
+rule-nelson-5 = 2 of 3 points beyond 2 sigma on the same side

@@ -42,3 +42,13 @@ coa-investigated-in = 调查记录：“{ $title }”
 coa-concluded = ，结论：{ $conclusion }
 coa-replaced-by = 替换为 { $test } { $value }
 coa-statement-translated = （本报告书语言：“{ $statement }”）
+
+# 袋标签。
+bag-batch = 批号 { $number }
+bag-expires = 有效期至 { $date }
+bag-store-between = { $lo } 至 { $hi } °C 储存
+bag-store-above = { $lo } °C 及以上储存
+bag-store-below = { $hi } °C 及以下储存
+bag-store-as-instructed = 按产品说明储存
+bag-for-recipient = 指定受者 { $recipient }
+bag-no-din = 无捐献识别码

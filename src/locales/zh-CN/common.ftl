@@ -91,12 +91,19 @@ status-invalid-test = 检测无效
 status-confirmed-oos = 确认超标（OOS）
 
 # 放行障碍，按代码。
-blocker-missing-result = { $test } 没有有效结果
+blocker-missing-result = { $test }（{ $name }）没有有效结果
 blocker-result-failed = { $test } 的结果超出质量标准
 blocker-result-not-reviewed = { $test } 的结果待第二人审核
-blocker-open-deviation = 有未关闭的偏差
-blocker-confirmed-oos = 偏差已确认超标（OOS）：此批次只能拒绝放行
+blocker-open-deviation = 偏差“{ $title }”（{ $id }）尚未关闭
+blocker-confirmed-oos = 偏差“{ $title }”已确认超标（OOS）：此批次只能拒绝放行
 blocker-in-transit = 批次已发运但未记录送达
-blocker-expired = 批次已过有效期
-blocker-parent-not-released = 亲代批次未放行
-blocker-audit-trail-not-reviewed = 批次的审计追踪需要签名审核
+blocker-expired = 批次已于 { $at } 过期
+blocker-parent-not-released = 亲代批次 { $number } { $status ->
+        [quarantine] 处于待检（隔离）状态
+        [conditionally_released] 为有条件放行
+        [rejected] 已被拒绝
+        [recalled] 已被召回
+       *[other] 的状态为 { $status }
+    }，未放行
+blocker-audit-trail-not-reviewed = 此产品要求对批次的审计追踪进行签名审核，但尚无审核
+blocker-audit-trail-stale = 批次审计追踪的第 { $seq } 条记录是在上次审核之后写入的例外：请重新审核

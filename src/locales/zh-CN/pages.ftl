@@ -578,3 +578,19 @@ spec-col-decimals = 小数位
 spec-col-options = 选项
 spec-col-allowed = 合格值
 spec-col-instrument-kind = 仪器类型
+
+# 趋势图的绘制。
+chart-title = { $code } 各批次趋势
+chart-points = { $n } 个点
+chart-last-of = （共 { $n } 个中的最后部分）
+chart-center = 中心线 { $c }，控制限 { $l } 至 { $u }
+chart-flagged = { $n } 个点触发判异规则
+chart-baseline = 基线（{ $n }）
+chart-spec-max = 规格上限
+chart-spec-min = 规格下限
+chart-out-of-trend = —— 趋势异常（{ $rules }）
+chart-out-of-spec = —— 超出规格
+rule-nelson-1 = 超出中心线 3 倍标准差
+rule-nelson-2 = 连续 9 点落在中心线同一侧
+rule-nelson-3 = 连续 6 点持续上升或下降
+rule-nelson-5 = 连续 3 点中有 2 点落在同侧 2 倍标准差之外

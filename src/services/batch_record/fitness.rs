@@ -101,9 +101,10 @@ pub fn check(conn: &mut PgConnection, claim: &Claim<'_>) -> Result<Vec<MaterialL
     }
     if let Some(id) = claim.instrument_id {
         let Some(One(i)) = facts.instrument else {
-            return Err(AppError::invalid_field(
+            return Err(AppError::invalid_field_with(
                 "instrument_id",
-                format!("no instrument {id}"),
+                "fe-no-instrument",
+                &[("id", id.to_string())],
             ));
         };
         let events = facts
@@ -125,9 +126,12 @@ pub fn check(conn: &mut PgConnection, claim: &Claim<'_>) -> Result<Vec<MaterialL
         if lots.iter().any(|l: &MaterialLotRow| l.id == *id) {
             continue;
         }
-        let lot = facts.lots.0.iter().find(|l| l.id == *id).ok_or_else(|| {
-            AppError::invalid_field(claim.lots_field.to_owned(), format!("no material lot {id}"))
-        })?;
+        let lot = facts
+            .lots
+            .0
+            .iter()
+            .find(|l| l.id == *id)
+            .ok_or_else(|| no_lot(claim.lots_field, *id))?;
         material::check_usable(&lot.to_domain(), claim.performed_at)?;
         lots.push(lot.clone());
     }
@@ -155,5 +159,10 @@ pub fn usable_lot(
     check(conn, &claim)?
         .into_iter()
         .next()
-        .ok_or_else(|| AppError::invalid_field(field.to_owned(), format!("no material lot {id}")))
+        .ok_or_else(|| no_lot(field, id))
+}
+
+/// 422: `field` names no material lot.
+fn no_lot(field: &str, id: Uuid) -> AppError {
+    AppError::invalid_field_with(field, "fe-no-material-lot", &[("id", id.to_string())])
 }

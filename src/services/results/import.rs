@@ -65,6 +65,9 @@ pub struct ImportPreviewRow {
     pub outcome: Option<Outcome>,
     /// Why it would be refused, in words.
     pub error: Option<String>,
+    /// Those words in any language.
+    #[serde(skip)]
+    pub error_words: Option<crate::domain::Words>,
     /// The refusal's machine code (`validation_failed`, `analyst_not_qualified`, ...).
     pub error_code: Option<String>,
 }
@@ -213,18 +216,21 @@ fn import_in(
     for (code, header) in &mapping {
         match table.column(header) {
             Some(i) => columns.push((i, code.trim().to_owned())),
-            None => missing.push(FieldError::new(
+            None => missing.push(FieldError::said(
                 format!("mapping.{code}"),
-                format!(
-                    "column \"{}\" is not in the file; its columns are {}",
-                    header.trim(),
-                    table
-                        .headers
-                        .iter()
-                        .map(|h| format!("\"{h}\""))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                "fe-column-not-in-file",
+                &[
+                    ("column", header.trim().to_owned()),
+                    (
+                        "columns",
+                        table
+                            .headers
+                            .iter()
+                            .map(|h| format!("\"{h}\""))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    ),
+                ],
             )),
         }
     }
@@ -287,9 +293,10 @@ fn import_in(
         let column = table.headers.get(index).cloned().unwrap_or_default();
         let value = table.value(row, index);
         let outcome = match &value {
-            None => Err(AppError::invalid_field(
+            None => Err(AppError::invalid_field_with(
                 "value",
-                format!("the cell of column \"{column}\" is empty"),
+                "fe-cell-empty",
+                &[("column", column.clone())],
             )),
             Some(v) => {
                 let typed = NewResultInput {
@@ -315,6 +322,7 @@ fn import_in(
                     value: Some(view.result.value.clone()),
                     outcome: Some(view.result.outcome),
                     error: None,
+                    error_words: None,
                     error_code: None,
                 });
                 results.push(view);
@@ -330,6 +338,7 @@ fn import_in(
                     value,
                     outcome: None,
                     error: Some(in_words(&p)),
+                    error_words: p.words(),
                     error_code: Some(p.code.to_owned()),
                 });
                 refusals.push((code, p));
@@ -374,7 +383,11 @@ fn in_words(p: &Problem) -> String {
 fn refused(refusals: &[(String, Problem)]) -> AppError {
     let errors: Vec<FieldError> = refusals
         .iter()
-        .map(|(code, p)| FieldError::new(code.clone(), in_words(p)))
+        .map(|(code, p)| FieldError {
+            field: code.clone(),
+            message: in_words(p),
+            words: p.words(),
+        })
         .collect();
     let first_rule = refusals
         .iter()
@@ -415,9 +428,10 @@ fn saved_mapping(
         .first(c)
         .optional()?;
     let Some(mapping) = mapping else {
-        return Err(AppError::invalid_field(
+        return Err(AppError::invalid_field_with(
             "mapping_id",
-            format!("{id} is not a current saved mapping of this batch's product"),
+            "fe-not-a-saved-mapping",
+            &[("id", id.to_string())],
         ));
     };
     serde_json::from_value(mapping)

@@ -416,16 +416,18 @@ pub fn review_results(
         ));
     }
     if ids.len() > MAX_REVIEW_AT_ONCE {
-        return Err(AppError::invalid_field(
+        return Err(AppError::invalid_field_with(
             "result_ids",
-            format!("at most {MAX_REVIEW_AT_ONCE} results in one signing act"),
+            "fe-at-most-results-in-one-act",
+            &[("max", MAX_REVIEW_AT_ONCE.to_string())],
         ));
     }
     let mut seen = HashSet::new();
     if let Some(i) = ids.iter().position(|id| !seen.insert(*id)) {
-        return Err(AppError::invalid_field(
+        return Err(AppError::invalid_field_with(
             format!("result_ids[{i}]"),
-            "names a result already in the list",
+            "fe-names-a-result-already-in-the-list",
+            &[],
         ));
     }
     review(
@@ -448,10 +450,12 @@ fn name_result(e: AppError, i: usize, id: Option<Uuid>) -> AppError {
         AppError::Problem(mut p) => {
             let id = id.map(|id| id.to_string()).unwrap_or_default();
             p.detail = format!("result {id}: {}", p.detail);
-            p.errors.push(FieldError::new(
-                format!("result_ids[{i}]"),
-                p.detail.clone(),
-            ));
+            let words = p.words();
+            p.errors.push(FieldError {
+                field: format!("result_ids[{i}]"),
+                message: p.detail.clone(),
+                words,
+            });
             AppError::Problem(p)
         }
         other => other,

@@ -279,6 +279,19 @@ pub(crate) fn show_text(
     }
 }
 
+/// The largest size up to `size` points at which `text` fits on one line of
+/// `width_mm` (bold Latin is wider: capitals and digits of DejaVu Sans Bold
+/// are about 0.7 em).
+pub(crate) fn size_to_fit(text: &str, width_mm: f32, size: f32, strong: bool) -> f32 {
+    let mm_per_unit_pt = if strong { 0.26 } else { 0.22 };
+    let needed = units(text) as f32 * mm_per_unit_pt;
+    if needed <= 0.0 {
+        size
+    } else {
+        size.min(width_mm / needed)
+    }
+}
+
 /// Whether any character of `text` needs the CJK font.
 pub(crate) fn has_cjk(text: &str) -> bool {
     text.chars().any(is_cjk)
@@ -635,6 +648,15 @@ fn coa_text(d: &CoaData) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_too_long_for_the_label_is_set_smaller_and_a_short_one_is_not() {
+        assert_eq!(size_to_fit("Batch UCMSC-2026-001", 90.0, 14.0, true), 14.0);
+        let both = "批号 UCMSC-2026-Z31358 / Batch UCMSC-2026-Z31358";
+        let size = size_to_fit(both, 90.0, 14.0, true);
+        assert!(size < 14.0 && size > 6.0, "{size}");
+        assert!(units(both) as f32 * 0.26 * size <= 90.0 + 1e-3);
+    }
 
     #[test]
     fn wrapping_keeps_every_word_and_respects_the_width() {

@@ -95,6 +95,9 @@ pub fn render(d: &LabelData) -> Result<Vec<u8>, String> {
     let text = |ops: &mut Vec<Op>, x: f32, y: f32, size: f32, strong: bool, s: &str| {
         ops.push(Op::StartTextSection);
         let latin = if strong { &bold } else { &regular };
+        // A long line (a product's two names, a bilingual label) gets
+        // smaller rather than running off the label.
+        let size = super::coa::size_to_fit(s, W - x - X0, size, strong);
         super::coa::show_text(ops, latin, &cjk, x, y, size, s);
         ops.push(Op::EndTextSection);
     };

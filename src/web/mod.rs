@@ -115,7 +115,7 @@ pub async fn html_errors(
         .get::<session::ErrorPage>()
         .cloned();
     if let Some(session::ErrorPage(problem)) = rendered {
-        let loc = session::reader_locale(res.request());
+        let loc = session::page_reader_locale(res.request()).await;
         if loc == crate::i18n::Locale::En {
             return Ok(res);
         }
@@ -134,7 +134,7 @@ pub async fn html_errors(
         .error()
         .and_then(|e| e.as_error::<crate::error::AppError>())
         .map(|e| e.to_string());
-    let loc = session::reader_locale(res.request());
+    let loc = session::page_reader_locale(res.request()).await;
     let problem = layout::status_problem(status, detail, loc);
     Ok(res.into_response(layout::html_page(status, layout::error_page(&problem, loc))))
 }

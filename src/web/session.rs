@@ -98,6 +98,19 @@ pub fn reader_locale(req: &HttpRequest) -> Locale {
         .unwrap_or_default()
 }
 
+/// The reader's language for an error page: as [`reader_locale`], and when
+/// the refusal came before the handler knew its user (a malformed address
+/// is refused before the session is read), the signed-in user's from the
+/// session all the same.
+pub async fn page_reader_locale(req: &HttpRequest) -> Locale {
+    let known = req.extensions().get::<Locale>().is_some();
+    if !known && req.cookie(SESSION_COOKIE).is_some() {
+        // Puts the user's language on the request when the session is good.
+        let _ = WebUser::extract(req).await;
+    }
+    reader_locale(req)
+}
+
 /// A cookie that removes `name`.
 pub fn removal(name: &'static str) -> Cookie<'static> {
     let mut c = Cookie::build(name, "").path("/").finish();

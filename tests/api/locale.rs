@@ -287,6 +287,11 @@ async fn a_chinese_readers_refusals_are_in_chinese_on_every_page() {
     let page = b.get(&format!("/batches/{}", uuid::Uuid::now_v7())).await;
     assert_eq!(page.status, StatusCode::NOT_FOUND);
     assert!(page.body.contains("没有该批次"), "{}", page.body);
+    // An address refused before the page knows its reader (a malformed
+    // id): still in the signed-in user's language, whatever the browser says.
+    let page = b.get("/products/new-ish/trends").await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(page.body.contains("<html lang=\"zh-CN\">"), "{}", page.body);
     // A refused form: the field's label and its message both in Chinese.
     let b_id = lab.batch("UCMSC-ZH-FORM").await;
     let form = b.get(&format!("/batches/{b_id}/results/new")).await;

@@ -9,6 +9,11 @@
 //! | `CELLQC_READ_POOL_SIZE` | `CELLQC_DB_POOL_SIZE` | connections to the read database per instance |
 //! | `CELLQC_DATA_DIR` | `./cellqc-data` | embedded cluster, generated JWT secret, mail files |
 //! | `CELLQC_PG_BINDIR` | searched | directory holding `initdb` and `postgres` |
+//! | `CELLQC_PG_SHARED_BUFFERS` | a quarter of memory | the embedded server's `shared_buffers` |
+//! | `CELLQC_PG_EFFECTIVE_CACHE_SIZE` | three quarters of memory | its `effective_cache_size` |
+//! | `CELLQC_PG_WAL_COMPRESSION` | `on` | its `wal_compression` |
+//! | `CELLQC_PG_CHECKPOINT_TIMEOUT` | `15min` | its `checkpoint_timeout` |
+//! | `CELLQC_PG_MAX_WAL_SIZE` | an eighth of memory, 1 to 16 GB | its `max_wal_size` |
 //! | `CELLQC_JWT_SECRET` | generated into the data directory | HS256 signing secret (at least 32 bytes) |
 //! | `CELLQC_TOKEN_TTL_MINUTES` | `480` | absolute lifetime of a token |
 //! | `CELLQC_IDLE_TIMEOUT_MINUTES` | `30` | a session unused this long is revoked |
@@ -68,6 +73,21 @@ pub struct Settings {
     /// Directory holding the PostgreSQL server binaries.
     #[arg(long, env = "CELLQC_PG_BINDIR")]
     pub pg_bindir: Option<PathBuf>,
+    /// The embedded server's `shared_buffers` (default: a quarter of memory).
+    #[arg(long, env = "CELLQC_PG_SHARED_BUFFERS")]
+    pub pg_shared_buffers: Option<String>,
+    /// Its `effective_cache_size` (default: three quarters of memory).
+    #[arg(long, env = "CELLQC_PG_EFFECTIVE_CACHE_SIZE")]
+    pub pg_effective_cache_size: Option<String>,
+    /// Its `wal_compression` (default: on).
+    #[arg(long, env = "CELLQC_PG_WAL_COMPRESSION")]
+    pub pg_wal_compression: Option<String>,
+    /// Its `checkpoint_timeout` (default: 15min).
+    #[arg(long, env = "CELLQC_PG_CHECKPOINT_TIMEOUT")]
+    pub pg_checkpoint_timeout: Option<String>,
+    /// Its `max_wal_size` (default: an eighth of memory, 1 to 16 GB).
+    #[arg(long, env = "CELLQC_PG_MAX_WAL_SIZE")]
+    pub pg_max_wal_size: Option<String>,
     /// HS256 secret for access tokens.
     #[arg(long, env = "CELLQC_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
@@ -135,6 +155,18 @@ pub fn default_pool_size() -> u32 {
 }
 
 impl Settings {
+    /// The embedded server's settings given here, each replacing what the
+    /// machine's memory makes of it.
+    pub fn sizing_overrides(&self) -> crate::db::embedded::SizingOverrides {
+        crate::db::embedded::SizingOverrides {
+            shared_buffers: self.pg_shared_buffers.clone(),
+            effective_cache_size: self.pg_effective_cache_size.clone(),
+            wal_compression: self.pg_wal_compression.clone(),
+            checkpoint_timeout: self.pg_checkpoint_timeout.clone(),
+            max_wal_size: self.pg_max_wal_size.clone(),
+        }
+    }
+
     /// The documented defaults, ignoring the environment (used by tests).
     pub fn defaults(data_dir: PathBuf) -> Self {
         Settings {
@@ -146,6 +178,11 @@ impl Settings {
             trusted_proxies: Vec::new(),
             data_dir,
             pg_bindir: None,
+            pg_shared_buffers: None,
+            pg_effective_cache_size: None,
+            pg_wal_compression: None,
+            pg_checkpoint_timeout: None,
+            pg_max_wal_size: None,
             jwt_secret: None,
             token_ttl_minutes: 480,
             idle_timeout_minutes: 30,

@@ -6,7 +6,7 @@
 //! (`url`), which can't rewrite the trail.
 
 use crate::config::Settings;
-use crate::db::embedded::{ClusterOptions, EmbeddedPostgres, socket_url};
+use crate::db::embedded::{ClusterOptions, EmbeddedPostgres, ServerSizing, socket_url};
 use crate::db::roles::{self, APP_ROLE, OWNER_ROLE};
 use anyhow::Context;
 use diesel::{Connection, PgConnection};
@@ -65,6 +65,7 @@ impl Database {
             bindir: settings.pg_bindir.clone(),
             durable: true,
             statement_stats: false,
+            sizing: Some(ServerSizing::for_machine(&settings.sizing_overrides())?),
         })?;
         server.ensure_database(EMBEDDED_DB)?;
         let mut superuser = PgConnection::establish(&server.database_url(EMBEDDED_DB))

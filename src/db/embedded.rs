@@ -37,6 +37,134 @@ pub struct ClusterOptions {
     /// Load `pg_stat_statements`, so a test can count the statements a
     /// request sends (the round trips of a use case).
     pub statement_stats: bool,
+    /// Memory and WAL settings given to the server at every start; `None`
+    /// keeps PostgreSQL's defaults (throw-away test clusters).
+    pub sizing: Option<ServerSizing>,
+}
+
+/// The memory and WAL settings of the embedded server, sized from the
+/// machine's memory (PostgreSQL's own advice: `shared_buffers` about a
+/// quarter of RAM, `effective_cache_size` what the kernel can cache besides).
+/// They are given on the server's command line at every start, so a
+/// machine with more memory, or a changed override, takes effect at the
+/// next start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSizing {
+    /// `shared_buffers`, e.g. `6144MB`.
+    pub shared_buffers: String,
+    /// `effective_cache_size`, e.g. `18432MB`.
+    pub effective_cache_size: String,
+    /// `wal_compression`: `on` compresses full-page images in the WAL.
+    pub wal_compression: String,
+    /// `checkpoint_timeout`: the longest time between checkpoints.
+    pub checkpoint_timeout: String,
+    /// `max_wal_size`: the WAL written before a checkpoint is forced.
+    pub max_wal_size: String,
+}
+
+/// What the machine's memory makes of each setting; an override replaces
+/// one, given in PostgreSQL's own units (`8GB`, `30min`).
+#[derive(Debug, Clone, Default)]
+pub struct SizingOverrides {
+    pub shared_buffers: Option<String>,
+    pub effective_cache_size: Option<String>,
+    pub wal_compression: Option<String>,
+    pub checkpoint_timeout: Option<String>,
+    pub max_wal_size: Option<String>,
+}
+
+const MIB: u64 = 1024 * 1024;
+
+impl ServerSizing {
+    /// The settings for a machine with `memory` bytes: shared_buffers a
+    /// quarter (at least 128 MB), effective_cache_size three quarters,
+    /// WAL compression on, a checkpoint at most every 15 minutes or after
+    /// an eighth of memory in WAL (1 to 16 GB), so that a bulk load does
+    /// not checkpoint every few seconds.
+    pub fn for_memory(memory: u64) -> Self {
+        let mb = |bytes: u64| format!("{}MB", bytes / MIB);
+        ServerSizing {
+            shared_buffers: mb((memory / 4).max(128 * MIB)),
+            effective_cache_size: mb((memory / 4 * 3).max(512 * MIB)),
+            wal_compression: "on".to_owned(),
+            checkpoint_timeout: "15min".to_owned(),
+            max_wal_size: mb((memory / 8).clamp(1024 * MIB, 16 * 1024 * MIB)),
+        }
+    }
+
+    /// The machine's settings with `overrides` applied; an override that
+    /// is not a plain PostgreSQL value (a word, a number with a unit) is
+    /// refused before the server sees it.
+    pub fn for_machine(overrides: &SizingOverrides) -> anyhow::Result<Self> {
+        let mut s = Self::for_memory(machine_memory());
+        for (name, slot, given) in [
+            (
+                "shared_buffers",
+                &mut s.shared_buffers,
+                &overrides.shared_buffers,
+            ),
+            (
+                "effective_cache_size",
+                &mut s.effective_cache_size,
+                &overrides.effective_cache_size,
+            ),
+            (
+                "wal_compression",
+                &mut s.wal_compression,
+                &overrides.wal_compression,
+            ),
+            (
+                "checkpoint_timeout",
+                &mut s.checkpoint_timeout,
+                &overrides.checkpoint_timeout,
+            ),
+            ("max_wal_size", &mut s.max_wal_size, &overrides.max_wal_size),
+        ] {
+            let Some(value) = given.as_deref().map(str::trim).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            if value.len() > 32 || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
+                bail!("{name} = {value:?} is not a PostgreSQL setting value (e.g. 8GB, 30min, on)");
+            }
+            value.clone_into(slot);
+        }
+        Ok(s)
+    }
+
+    /// The settings as `name=value` pairs, in the order given to the server.
+    pub fn pairs(&self) -> [(&'static str, &str); 5] {
+        [
+            ("shared_buffers", &self.shared_buffers),
+            ("effective_cache_size", &self.effective_cache_size),
+            ("wal_compression", &self.wal_compression),
+            ("checkpoint_timeout", &self.checkpoint_timeout),
+            ("max_wal_size", &self.max_wal_size),
+        ]
+    }
+}
+
+/// The memory this process may use: the machine's (`MemTotal`), or the
+/// container's limit (cgroup v2 `memory.max`, v1 `limit_in_bytes`) when
+/// that is lower. 1 GiB when neither can be read.
+pub fn machine_memory() -> u64 {
+    let total = fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    });
+    let limit = [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]
+    .iter()
+    .find_map(|p| fs::read_to_string(p).ok()?.trim().parse::<u64>().ok());
+    match (total, limit) {
+        (Some(t), Some(l)) => t.min(l),
+        (Some(t), None) => t,
+        (None, Some(l)) => l,
+        (None, None) => 1024 * MIB,
+    }
 }
 
 /// A running private PostgreSQL server.
@@ -408,6 +536,12 @@ fn spawn_server(
     if opts.statement_stats {
         cmd.args(["-c", "shared_preload_libraries=pg_stat_statements"]);
     }
+    if let Some(sizing) = &opts.sizing {
+        for (name, value) in sizing.pairs() {
+            cmd.arg("-c").arg(format!("{name}={value}"));
+        }
+        tracing::info!(?sizing, "embedded PostgreSQL sized for the machine");
+    }
     if opts.durable {
         cmd.args(["-c", "fsync=on"]);
     } else {
@@ -479,4 +613,30 @@ fn log_tail(path: &Path) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let from = lines.len().saturating_sub(10);
     lines.get(from..).unwrap_or_default().join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_24_gib_machine_gets_a_quarter_for_buffers_and_three_quarters_for_the_cache() {
+        let s = ServerSizing::for_memory(24 * 1024 * MIB);
+        assert_eq!(s.shared_buffers, "6144MB");
+        assert_eq!(s.effective_cache_size, "18432MB");
+        assert_eq!(s.max_wal_size, "3072MB");
+        assert_eq!(s.checkpoint_timeout, "15min");
+        assert_eq!(s.wal_compression, "on");
+        // A small machine keeps PostgreSQL's floor; a large one's WAL is capped.
+        assert_eq!(ServerSizing::for_memory(256 * MIB).shared_buffers, "128MB");
+        assert_eq!(
+            ServerSizing::for_memory(512 * 1024 * MIB).max_wal_size,
+            "16384MB"
+        );
+    }
+
+    #[test]
+    fn the_machine_has_memory() {
+        assert!(machine_memory() >= 256 * MIB);
+    }
 }

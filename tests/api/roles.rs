@@ -202,6 +202,7 @@ fn a_first_version_data_directory_is_taken_over_by_the_owner_when_upgraded() {
             bindir: None,
             durable: false,
             statement_stats: false,
+            sizing: None,
         })
         .unwrap();
         pg.ensure_database("cellqc").unwrap();

@@ -106,6 +106,7 @@ fn cluster() -> &'static Cluster {
                     bindir: None,
                     durable: false,
                     statement_stats: true,
+                    sizing: None,
                 })
                 .expect("start the test PostgreSQL cluster");
                 let socket = root.canonicalize().unwrap().join("run");

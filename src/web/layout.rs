@@ -59,9 +59,8 @@ pub fn status_words(s: &str, loc: Locale) -> String {
     loc.code_words("status", s)
 }
 
-/// A release blocker in the reader's words. In Chinese the code's sentence
-/// names the test; what only the English message carries (a deviation's
-/// title, a parent batch, a time) follows it in brackets.
+/// A release blocker in the reader's words, its specifics (the test, a
+/// deviation's title, a parent batch and its status, a time) included.
 pub fn blocker_words(b: &Blocker, loc: Locale) -> String {
     b.words.in_locale(loc)
 }

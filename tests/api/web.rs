@@ -49,6 +49,24 @@ impl<'a> Browser<'a> {
     }
 
     pub async fn get(&mut self, path: &str) -> Page {
+        let (status, headers, bytes) = self.get_raw(path).await;
+        Page {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    /// The bytes of a download (a PDF), with its status.
+    pub async fn get_bytes(&mut self, path: &str) -> (StatusCode, Vec<u8>) {
+        let (status, _, bytes) = self.get_raw(path).await;
+        (status, bytes)
+    }
+
+    async fn get_raw(
+        &mut self,
+        path: &str,
+    ) -> (StatusCode, actix_web::http::header::HeaderMap, Vec<u8>) {
         let mut res = self
             .client
             .get(format!("{}{path}", self.app.address))
@@ -57,25 +75,8 @@ impl<'a> Browser<'a> {
             .await
             .unwrap();
         self.remember(res.headers());
-        let body = String::from_utf8_lossy(&res.body().limit(10 << 20).await.unwrap()).into_owned();
-        Page {
-            status: res.status(),
-            headers: res.headers().clone(),
-            body,
-        }
-    }
-
-    /// The bytes of a download (a PDF), with its status.
-    pub async fn get_bytes(&mut self, path: &str) -> (StatusCode, Vec<u8>) {
-        let mut res = self
-            .client
-            .get(format!("{}{path}", self.app.address))
-            .insert_header(("Cookie", self.cookie_header()))
-            .send()
-            .await
-            .unwrap();
-        let status = res.status();
-        (status, res.body().limit(10 << 20).await.unwrap().to_vec())
+        let bytes = res.body().limit(10 << 20).await.unwrap().to_vec();
+        (res.status(), res.headers().clone(), bytes)
     }
 
     pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {

@@ -4,9 +4,10 @@
 //! The field order of a row struct is its table's column order: the batch
 //! record is read as binary records of whole rows, decoded by `Queryable`.
 
+use crate::db::digest::HexDigest;
 use crate::db::schema::{
-    audit_entries, batches, custody_events, deviations, email_outbox, products, results, sessions,
-    signatures, spec_tests, specifications, users,
+    audit_chain_heads, audit_entries, batches, custody_events, deviations, email_outbox, products,
+    results, sessions, signatures, spec_tests, specifications, users,
 };
 use crate::domain::decimal::Decimal;
 use crate::domain::spec::{Limit, TestDef};
@@ -76,11 +77,15 @@ pub struct NewSession {
     pub csrf_token: Option<String>,
 }
 
-/// An audit entry as stored.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+/// An audit entry as stored, with its chain's name (read from the chain's
+/// head: load from `audit_entries` joined to `audit_chain_heads`). Hashes
+/// are hex, as the chain covers them.
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = audit_entries)]
 pub struct AuditEntryRow {
     pub id: Uuid,
+    #[diesel(select_expression = audit_chain_heads::chain)]
+    #[diesel(select_expression_type = audit_chain_heads::chain)]
     pub chain: String,
     pub seq: i64,
     pub at: DateTime<Utc>,
@@ -94,7 +99,9 @@ pub struct AuditEntryRow {
     pub reason: Option<String>,
     pub before: Option<Value>,
     pub after: Option<Value>,
+    #[diesel(deserialize_as = HexDigest)]
     pub prev_hash: String,
+    #[diesel(deserialize_as = HexDigest)]
     pub hash: String,
 }
 
@@ -242,6 +249,7 @@ pub struct SignatureRow {
     pub meaning: String,
     pub signed_at: DateTime<Utc>,
     pub reason: Option<String>,
+    #[diesel(deserialize_as = HexDigest, serialize_as = HexDigest)]
     pub record_hash: String,
     pub entity_type: String,
     pub entity_id: Uuid,
@@ -297,7 +305,9 @@ pub struct CustodyRow {
     pub recorded_at: DateTime<Utc>,
     pub audit_entry_id: Uuid,
     pub seq: i64,
+    #[diesel(deserialize_as = HexDigest, serialize_as = HexDigest)]
     pub prev_hash: String,
+    #[diesel(deserialize_as = HexDigest, serialize_as = HexDigest)]
     pub hash: String,
 }
 

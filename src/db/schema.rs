@@ -16,18 +16,19 @@ diesel::table! {
 }
 
 diesel::table! {
-    audit_chain_heads (chain) {
+    audit_chain_heads (id) {
         chain -> Text,
         seq -> Int8,
-        hash -> Text,
+        hash -> Bytea,
         last_at -> Timestamptz,
+        id -> Int8,
     }
 }
 
 diesel::table! {
     audit_entries (id) {
         id -> Uuid,
-        chain -> Text,
+        chain_id -> Int8,
         seq -> Int8,
         at -> Timestamptz,
         actor_id -> Nullable<Uuid>,
@@ -40,8 +41,8 @@ diesel::table! {
         reason -> Nullable<Text>,
         before -> Nullable<Jsonb>,
         after -> Nullable<Jsonb>,
-        prev_hash -> Text,
-        hash -> Text,
+        prev_hash -> Bytea,
+        hash -> Bytea,
     }
 }
 
@@ -51,7 +52,7 @@ diesel::table! {
         batch_id -> Uuid,
         signature_id -> Uuid,
         up_to_seq -> Int8,
-        head_hash -> Text,
+        head_hash -> Bytea,
         exceptions -> Int4,
         reviewed_at -> Timestamptz,
     }
@@ -102,8 +103,8 @@ diesel::table! {
         recorded_at -> Timestamptz,
         audit_entry_id -> Uuid,
         seq -> Int8,
-        prev_hash -> Text,
-        hash -> Text,
+        prev_hash -> Bytea,
+        hash -> Bytea,
     }
 }
 
@@ -276,7 +277,7 @@ diesel::table! {
         meaning -> Text,
         signed_at -> Timestamptz,
         reason -> Nullable<Text>,
-        record_hash -> Text,
+        record_hash -> Bytea,
         entity_type -> Text,
         entity_id -> Uuid,
         batch_id -> Nullable<Uuid>,
@@ -398,7 +399,7 @@ diesel::table! {
     }
 }
 
-diesel::joinable!(audit_entries -> audit_chain_heads (chain));
+diesel::joinable!(audit_entries -> audit_chain_heads (chain_id));
 diesel::joinable!(audit_entries -> users (actor_id));
 diesel::joinable!(sessions -> users (user_id));
 

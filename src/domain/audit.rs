@@ -17,9 +17,40 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 /// The chain for users, sessions, products and specifications.
 pub const SYSTEM_CHAIN: &str = "system";
 
+/// The system chain's key (`audit_chain_heads.id`); every other chain's key
+/// is given when its head is written.
+pub const SYSTEM_CHAIN_ID: i64 = 0;
+
 /// The chain of one batch's entries.
 pub fn batch_chain(batch_id: Uuid) -> String {
     format!("batch:{batch_id}")
+}
+
+/// The fields of `from` that `to` does not hold with the same value: of a
+/// record's `before`, what the change altered or removed (with the earlier
+/// values); of its `after`, what it altered or added. Values that are not
+/// both objects are a whole change and are kept whole.
+pub fn fields_not_in(from: &Value, to: &Value) -> Value {
+    match (from, to) {
+        (Value::Object(f), Value::Object(t)) => Value::Object(
+            f.iter()
+                .filter(|(k, v)| t.get(k.as_str()) != Some(*v))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        _ => from.clone(),
+    }
+}
+
+/// A change as the trail keeps it: `before` holds only the fields that
+/// changed, with their earlier values, and `after` only the fields that
+/// changed, with their new ones, plus the record's `id` when it has one.
+pub fn change(before: &Value, after: &Value) -> (Value, Value) {
+    let mut changed = fields_not_in(after, before);
+    if let (Value::Object(c), Some(id)) = (&mut changed, after.get("id")) {
+        c.insert("id".to_owned(), id.clone());
+    }
+    (fields_not_in(before, after), changed)
 }
 
 /// Who did it, as recorded (the printed name is kept as it was at the time).
@@ -369,6 +400,25 @@ mod tests {
             short.finish(3, &links[2].1),
             Some((1, BreakReason::MissingTail { head_seq: 3 }))
         );
+    }
+
+    #[test]
+    fn a_change_keeps_only_what_changed_and_the_id() {
+        let before =
+            json!({"id": "q1", "status": "active", "test": "VIAB", "note": "x", "gone": 1});
+        let after =
+            json!({"id": "q1", "status": "revoked", "test": "VIAB", "note": null, "new": [1]});
+        let (b, a) = change(&before, &after);
+        assert_eq!(b, json!({"status": "active", "note": "x", "gone": 1}));
+        assert_eq!(
+            a,
+            json!({"id": "q1", "status": "revoked", "note": null, "new": [1]})
+        );
+        // Nothing changed: nothing but the id.
+        let (b, a) = change(&before, &before);
+        assert_eq!((b, a), (json!({}), json!({"id": "q1"})));
+        // Not records: kept whole.
+        assert_eq!(fields_not_in(&json!("a"), &json!("b")), json!("a"));
     }
 
     #[test]

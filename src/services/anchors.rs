@@ -13,6 +13,7 @@
 use super::notices;
 use super::{Actor, Page, PageRequest, in_transaction};
 use crate::auth::anchor_key::{AnchorKey, PublicKey};
+use crate::db::digest::HexDigest;
 use crate::db::schema::audit_anchors;
 use crate::domain::anchor::{AnchorBody, AnchoredHead, merkle_root, ordered};
 use crate::domain::audit::BrokenLink;
@@ -22,7 +23,7 @@ use crate::error::AppError;
 use chrono::{DateTime, SubsecRound, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Bytea, Nullable, Text};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -107,7 +108,7 @@ struct HeadRow {
     chain: String,
     #[diesel(sql_type = BigInt)]
     seq: i64,
-    #[diesel(sql_type = Text)]
+    #[diesel(sql_type = Bytea, deserialize_as = HexDigest)]
     hash: String,
 }
 
@@ -343,8 +344,8 @@ struct Mismatch {
     chain: String,
     #[diesel(sql_type = BigInt)]
     seq: i64,
-    #[diesel(sql_type = Nullable<Text>)]
-    stored: Option<String>,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    stored: Option<Vec<u8>>,
     #[diesel(sql_type = Nullable<BigInt>)]
     head_seq: Option<i64>,
 }
@@ -402,9 +403,9 @@ pub fn check(
     let found: Vec<Mismatch> = diesel::sql_query(
         "SELECT a.chain, a.seq, e.hash AS stored, ch.seq AS head_seq \
          FROM unnest($1::text[], $2::bigint[], $3::text[]) AS a(chain, seq, hash) \
-         LEFT JOIN audit_entries e ON e.chain = a.chain AND e.seq = a.seq \
          LEFT JOIN audit_chain_heads ch ON ch.chain = a.chain \
-         WHERE e.hash IS DISTINCT FROM a.hash \
+         LEFT JOIN audit_entries e ON e.chain_id = ch.id AND e.seq = a.seq \
+         WHERE e.hash IS DISTINCT FROM decode(a.hash, 'hex') \
          ORDER BY a.chain, a.seq",
     )
     .bind::<Array<Text>, _>(&chains)

@@ -7,10 +7,16 @@
 //! which serialises writers of one chain (two writers never read the same
 //! tail); a batch's chain is serialised by the batch row lock instead, and
 //! [`append_at_head`] writes after the head its caller read under that lock.
-//! `UNIQUE (chain, seq)` and `UNIQUE (chain, prev_hash)` make a fork
-//! unwritable even if a lock were ever bypassed.
+//! `UNIQUE (chain_id, seq)` makes a fork (two entries after the same one,
+//! so at the same position) unwritable even if a lock were ever bypassed;
+//! the head's trigger moves it forward one entry at a time.
+//!
+//! An entry names its chain by the head's key (`chain_id`); the chain's name,
+//! which the hash covers, is kept once, in the head. Hashes are stored as
+//! their 32 bytes and handled here as hex, as the chain covers them.
 
 use super::{Actor, Page, PageRequest};
+use crate::db::digest::{self, HexDigest};
 use crate::db::models::AuditEntryRow;
 use crate::db::prepared::prepared;
 use crate::db::schema::{audit_chain_heads, audit_entries};
@@ -19,7 +25,7 @@ use crate::error::AppError;
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Jsonb, Nullable, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Bytea, Jsonb, Nullable, Text, Timestamptz};
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -97,6 +103,24 @@ impl<'a> AuditRecord<'a> {
         self
     }
 
+    /// With a change of a record: `before` and `after` hold only the
+    /// fields that changed (and `after` the record's id), not whole rows.
+    pub fn change(mut self, before: &Value, after: &Value) -> Self {
+        let (b, a) = crate::domain::audit::change(before, after);
+        self.before = Some(b);
+        self.after = Some(a);
+        self
+    }
+
+    /// With a signed change: `after` is the signed record whole, so that
+    /// the signature's record hash can be recomputed from the trail alone;
+    /// `before` holds only the fields the change altered or removed.
+    pub fn signed_change(mut self, before: &Value, after: Value) -> Self {
+        self.before = Some(crate::domain::audit::fields_not_in(before, &after));
+        self.after = Some(after);
+        self
+    }
+
     /// With a reason.
     pub fn reason(mut self, r: &'a str) -> Self {
         self.reason = Some(r);
@@ -106,9 +130,11 @@ impl<'a> AuditRecord<'a> {
 
 #[derive(QueryableByName)]
 struct LockedHead {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
     seq: i64,
-    #[diesel(sql_type = Text)]
+    #[diesel(sql_type = Bytea, deserialize_as = HexDigest)]
     hash: String,
     #[diesel(sql_type = Timestamptz)]
     at: DateTime<Utc>,
@@ -122,7 +148,7 @@ struct LockedHead {
 // the chain's last entry, so `at` never runs backwards along a chain. The
 // values are passed through jsonb so that the hash covers exactly what a later
 // read returns.
-const LOCK_HEAD: &str = "SELECT seq, hash, GREATEST(clock_timestamp(), last_at) AS at, \
+const LOCK_HEAD: &str = "SELECT id, seq, hash, GREATEST(clock_timestamp(), last_at) AS at, \
      $1::jsonb AS before, $2::jsonb AS after \
      FROM audit_chain_heads WHERE chain = $3 FOR UPDATE";
 
@@ -138,17 +164,19 @@ fn lock_head(conn: &mut PgConnection, rec: &AuditRecord<'_>) -> QueryResult<Opti
 /// The statement that writes an entry and moves its chain's head; the load
 /// generator replays it.
 pub const APPEND: &str = "WITH e AS (\
-    INSERT INTO audit_entries (id, chain, seq, at, actor_id, actor_username, actor_full_name, action, \
+    INSERT INTO audit_entries (id, chain_id, seq, at, actor_id, actor_username, actor_full_name, action, \
         entity_type, entity_id, batch_id, reason, before, after, prev_hash, hash) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-    RETURNING chain, seq, hash, at, before, after) \
+    RETURNING chain_id, seq, hash, at, before, after) \
   UPDATE audit_chain_heads h SET seq = e.seq, hash = e.hash, last_at = e.at FROM e \
-   WHERE h.chain = e.chain AND h.seq = e.seq - 1 \
+   WHERE h.id = e.chain_id AND h.seq = e.seq - 1 \
   RETURNING e.before, e.after";
 
 /// Where a chain ends, read by a writer that holds its lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainHead {
+    /// The chain's key.
+    pub id: i64,
     /// The chain.
     pub chain: String,
     /// Its last entry's sequence number (0: empty).
@@ -172,7 +200,7 @@ struct Stored {
 /// a replica's report of a batch is compared with the primary.
 pub fn head_seq(conn: &mut PgConnection, chain: &str) -> Result<i64, AppError> {
     Ok(audit_chain_heads::table
-        .find(chain)
+        .filter(audit_chain_heads::chain.eq(chain))
         .select(audit_chain_heads::seq)
         .first(conn)
         .optional()?
@@ -189,7 +217,7 @@ pub fn append(conn: &mut PgConnection, rec: AuditRecord<'_>) -> Result<AuditEntr
                 .values((
                     audit_chain_heads::chain.eq(rec.chain),
                     audit_chain_heads::seq.eq(0_i64),
-                    audit_chain_heads::hash.eq(GENESIS_HASH),
+                    audit_chain_heads::hash.eq(HexDigest(GENESIS_HASH.to_owned())),
                 ))
                 .on_conflict_do_nothing()
                 .execute(conn)?;
@@ -199,6 +227,7 @@ pub fn append(conn: &mut PgConnection, rec: AuditRecord<'_>) -> Result<AuditEntr
         }
     };
     let mut head = ChainHead {
+        id: locked.id,
         chain: rec.chain.to_owned(),
         seq: locked.seq,
         hash: locked.hash,
@@ -265,9 +294,11 @@ pub fn append_at_head(
     };
     // The entry and the head's move in one statement (one round trip); it
     // moves the head only from where the caller read it.
+    let prev_bytes = digest::bytes(&row.prev_hash).map_err(anyhow::Error::from)?;
+    let hash_bytes = digest::bytes(&row.hash).map_err(anyhow::Error::from)?;
     let stored: Option<Stored> = prepared(APPEND)
         .bind::<diesel::sql_types::Uuid, _>(row.id)
-        .bind::<Text, _>(&row.chain)
+        .bind::<BigInt, _>(head.id)
         .bind::<diesel::sql_types::BigInt, _>(row.seq)
         .bind::<Timestamptz, _>(row.at)
         .bind::<Nullable<diesel::sql_types::Uuid>, _>(row.actor_id)
@@ -280,8 +311,8 @@ pub fn append_at_head(
         .bind::<Nullable<Text>, _>(row.reason.as_deref())
         .bind::<Nullable<Jsonb>, _>(row.before.as_ref())
         .bind::<Nullable<Jsonb>, _>(row.after.as_ref())
-        .bind::<Text, _>(&row.prev_hash)
-        .bind::<Text, _>(&row.hash)
+        .bind::<Bytea, _>(&prev_bytes)
+        .bind::<Bytea, _>(&hash_bytes)
         .get_result(conn)
         .optional()?;
     let Some(stored) = stored else {
@@ -418,6 +449,7 @@ pub fn list(
         return Err(AppError::validation(errors));
     }
     let mut q = audit_entries::table
+        .inner_join(audit_chain_heads::table)
         .select(AuditEntryRow::as_select())
         .order(audit_entries::id)
         .limit(page.limit + 1)

@@ -8,8 +8,9 @@ use super::audit::{AuditEntryView, AuditRecord};
 use super::batch_record::{self, BatchOf, LockedBatch};
 use super::signatures::{self, SignatureView, Signing};
 use super::{Actor, in_transaction};
+use crate::db::digest::HexDigest;
 use crate::db::models::AuditEntryRow;
-use crate::db::schema::{audit_entries, audit_reviews};
+use crate::db::schema::{audit_chain_heads, audit_entries, audit_reviews};
 use crate::domain::audit::{ActorRef, batch_chain};
 use crate::domain::audit_review::{self, ExceptionKind, REVIEWED_ACTION, ReviewState};
 use crate::domain::record::BatchRecord;
@@ -98,6 +99,7 @@ fn state_name(s: ReviewState) -> &'static str {
 struct ReviewRow {
     signature_id: Uuid,
     up_to_seq: i64,
+    #[diesel(deserialize_as = HexDigest)]
     head_hash: String,
     exceptions: i32,
 }
@@ -105,7 +107,8 @@ struct ReviewRow {
 /// The batch's chain, oldest first.
 fn chain_entries(conn: &mut PgConnection, batch_id: Uuid) -> Result<Vec<AuditEntryRow>, AppError> {
     Ok(audit_entries::table
-        .filter(audit_entries::chain.eq(batch_chain(batch_id)))
+        .inner_join(audit_chain_heads::table)
+        .filter(audit_chain_heads::chain.eq(batch_chain(batch_id)))
         .order(audit_entries::seq)
         .select(AuditEntryRow::as_select())
         .load(conn)?)
@@ -297,7 +300,7 @@ pub fn sign_review(
                 audit_reviews::batch_id.eq(lb.id()),
                 audit_reviews::signature_id.eq(signature.id),
                 audit_reviews::up_to_seq.eq(last),
-                audit_reviews::head_hash.eq(&head_hash),
+                audit_reviews::head_hash.eq(HexDigest(head_hash.clone())),
                 audit_reviews::exceptions.eq(exceptions_n),
                 audit_reviews::reviewed_at.eq(signature.signed_at),
             ))

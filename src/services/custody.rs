@@ -185,7 +185,7 @@ pub fn record_event(
             hash: entry.hash,
         };
         diesel::insert_into(custody_events::table)
-            .values(&row)
+            .values(row.clone())
             .execute(c)?;
         let recorded = batch_record::custody_of(row)?;
         lb.record.push_custody(recorded.clone());

@@ -155,8 +155,7 @@ pub fn close(
             "deviation",
             after.id,
         )
-        .before(deviation_record(lb.id(), &before))
-        .after(after_json);
+        .signed_change(&deviation_record(lb.id(), &before), after_json);
         rec.reason = Some(&root_cause);
         lb.append(c, rec)?;
         if let (Conclusion::InvalidTest, Some(result_id)) = (conclusion, after.result_id) {

@@ -4,30 +4,40 @@
 use super::audit::AuditEntryView;
 use super::batch_record::batch_not_found;
 use crate::db::models::AuditEntryRow;
-use crate::db::schema::{audit_entries, batches};
-use crate::domain::audit::batch_chain;
+use crate::db::schema::{audit_chain_heads, audit_entries, batches};
+use crate::domain::audit::{SYSTEM_CHAIN_ID, batch_chain};
 use crate::error::AppError;
 use crate::report::history::{ResultNames, changes, flat, result_names, sentence};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text, Uuid as SqlUuid};
 use uuid::Uuid;
 
 /// Every audit entry of the batch's chain, with the system chain's entries
 /// that name the batch (refused signatures and refused releases), oldest
 /// first.
 pub fn history(conn: &mut PgConnection, id: Uuid) -> Result<Vec<AuditEntryView>, AppError> {
+    let chain = batch_chain(id);
+    // The batch's chain by its key, read by name from the head; the system
+    // chain's entries naming the batch by their own (partial) index.
     let rows: Vec<AuditEntryRow> = audit_entries::table
+        .inner_join(audit_chain_heads::table)
         .filter(
-            audit_entries::chain
-                .eq(batch_chain(id))
-                .or(audit_entries::batch_id.eq(id)),
+            diesel::dsl::sql::<Bool>(
+                "(audit_entries.chain_id = (SELECT k.id FROM audit_chain_heads k WHERE k.chain = ",
+            )
+            .bind::<Text, _>(&chain)
+            .sql(&format!(
+                ") OR (audit_entries.chain_id = {SYSTEM_CHAIN_ID} AND audit_entries.batch_id = "
+            ))
+            .bind::<SqlUuid, _>(id)
+            .sql("))"),
         )
-        .order((audit_entries::chain, audit_entries::seq))
+        .order((audit_entries::chain_id, audit_entries::seq))
         .select(AuditEntryRow::as_select())
         .load(conn)?;
     // The batch's chain in its own order; each entry of the system chain
     // placed by its time among them.
-    let chain = batch_chain(id);
     let (own, others): (Vec<AuditEntryRow>, Vec<AuditEntryRow>) =
         rows.into_iter().partition(|r| r.chain == chain);
     let mut rows = own;

@@ -288,8 +288,7 @@ pub fn replace(
                 "import_mapping",
                 Some(id),
             )
-            .before(record_of(&before))
-            .after(record_of(&after)),
+            .change(&record_of(&before), &record_of(&after)),
         )?;
         Ok(after)
     })

@@ -355,8 +355,7 @@ fn sign_and_audit(
         "material",
         Some(after.id),
     )
-    .before(record_of(before))
-    .after(after_json);
+    .signed_change(&record_of(before), after_json);
     rec.reason = reason;
     audit::append(c, rec)?;
     Ok(())

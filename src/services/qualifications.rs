@@ -285,8 +285,7 @@ pub fn revoke(
             "qualification",
             Some(id),
         )
-        .before(record_of(&before))
-        .after(after_json);
+        .signed_change(&record_of(&before), after_json);
         rec.reason = Some(&reason);
         audit::append(c, rec)?;
         let username: String = users::table

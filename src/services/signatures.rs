@@ -363,7 +363,7 @@ pub fn record(
         statement_locale: Some(statement.locale.as_str().to_owned()),
     };
     diesel::insert_into(signatures::table)
-        .values(&row)
+        .values(row.clone())
         .execute(conn)?;
     Ok(Signature {
         id: row.id,

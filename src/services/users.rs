@@ -300,8 +300,7 @@ pub fn update_user(
         audit::append(
             c,
             AuditRecord::new(SYSTEM_CHAIN, Some(actor), action, "user", Some(id))
-                .before(snapshot(&before))
-                .after(snapshot(&after)),
+                .change(&snapshot(&before), &snapshot(&after)),
         )?;
         if !after.active {
             let revoked = revoke_sessions(c, id, None, "deactivated")?;

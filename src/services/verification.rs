@@ -3,15 +3,15 @@
 //! /audit/verify`, `cellqc audit verify`, the history page).
 
 use super::audit::actor_of;
+use crate::db::digest::HexDigest;
 use crate::db::models::AuditEntryRow;
 use crate::db::schema::{audit_chain_heads, audit_entries};
 use crate::domain::audit::{ChainCursor, EntryContent};
 use crate::error::AppError;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::Text;
+use diesel::sql_types::BigInt;
 use serde::Serialize;
-use std::collections::HashMap;
 
 pub use crate::domain::audit::BrokenLink;
 
@@ -60,65 +60,52 @@ pub fn entries_total(conn: &mut PgConnection) -> Result<u64, AppError> {
 }
 
 /// One fetched entry with its chain's head (sequence number and hash).
-type VerifyRow = (AuditEntryRow, Option<i64>, Option<String>);
+type VerifyRow = (AuditEntryRow, i64, HexDigest);
 
-/// The page of entries after `after`, in (chain, seq) order.
+/// Where a page ends: the chain's key and the entry's sequence number.
+type PageEnd = (i64, i64);
+
+/// The page of entries after `after`, in (chain_id, seq) order, each with
+/// its chain's head.
 fn verify_page(
     conn: &mut PgConnection,
     only: Option<&str>,
-    after: Option<&(String, i64)>,
-) -> Result<Vec<VerifyRow>, AppError> {
+    after: Option<PageEnd>,
+) -> Result<Vec<(VerifyRow, i64)>, AppError> {
     let mut q = audit_entries::table
-        .select(AuditEntryRow::as_select())
-        .order((audit_entries::chain, audit_entries::seq))
-        .limit(VERIFY_PAGE)
-        .into_boxed();
-    match (only, after) {
-        // One chain: a plain range on (chain, seq).
-        (Some(chain), after) => {
-            q = q.filter(audit_entries::chain.eq(chain.to_owned()));
-            if let Some((_, seq)) = after {
-                q = q.filter(audit_entries::seq.gt(*seq));
-            }
-        }
-        // Every chain: a row comparison, so each page starts with an index
-        // range scan on (chain, seq) instead of filtering earlier entries.
-        (None, Some((chain, seq))) => {
-            q = q.filter(
-                diesel::dsl::sql::<diesel::sql_types::Bool>(
-                    "(audit_entries.chain, audit_entries.seq) > (",
-                )
-                .bind::<Text, _>(chain.clone())
-                .sql(", ")
-                .bind::<diesel::sql_types::BigInt, _>(*seq)
-                .sql(")"),
-            );
-        }
-        (None, None) => {}
-    }
-    let rows: Vec<AuditEntryRow> = q.load(conn)?;
-    // The heads of the page's chains, by key: a join here would make the
-    // planner walk the heads from the first chain on every page.
-    let mut chains: Vec<&str> = rows.iter().map(|r| r.chain.as_str()).collect();
-    chains.dedup();
-    let heads: HashMap<String, (i64, String)> = audit_chain_heads::table
-        .filter(audit_chain_heads::chain.eq_any(&chains))
+        .inner_join(audit_chain_heads::table)
         .select((
-            audit_chain_heads::chain,
+            AuditEntryRow::as_select(),
             audit_chain_heads::seq,
             audit_chain_heads::hash,
+            audit_entries::chain_id,
         ))
-        .load::<(String, i64, String)>(conn)?
-        .into_iter()
-        .map(|(c, seq, hash)| (c, (seq, hash)))
-        .collect();
+        .order((audit_entries::chain_id, audit_entries::seq))
+        .limit(VERIFY_PAGE)
+        .into_boxed();
+    if let Some(chain) = only {
+        q = q.filter(audit_chain_heads::chain.eq(chain.to_owned()));
+    }
+    if let Some((chain_id, seq)) = after {
+        // A row comparison, so each page starts with an index range scan on
+        // (chain_id, seq) instead of filtering earlier entries; the heads
+        // from the same key on (whichever way the planner joins them).
+        q = q
+            .filter(
+                diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    "(audit_entries.chain_id, audit_entries.seq) > (",
+                )
+                .bind::<BigInt, _>(chain_id)
+                .sql(", ")
+                .bind::<BigInt, _>(seq)
+                .sql(")"),
+            )
+            .filter(audit_chain_heads::id.ge(chain_id));
+    }
+    let rows: Vec<(AuditEntryRow, i64, HexDigest, i64)> = q.load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|r| {
-            let head = heads.get(&r.chain).cloned();
-            let (seq, hash) = head.unzip();
-            (r, seq, hash)
-        })
+        .map(|(r, seq, hash, key)| ((r, seq, hash), key))
         .collect())
 }
 
@@ -185,11 +172,12 @@ fn walk_chains(
         let (pages, received) = std::sync::mpsc::sync_channel::<Vec<VerifyRow>>(2);
         let db = &mut *conn;
         let reader = scope.spawn(move || -> Result<(), AppError> {
-            let mut after: Option<(String, i64)> = None;
+            let mut after: Option<PageEnd> = None;
             loop {
-                let rows = verify_page(db, only, after.as_ref())?;
-                let full = i64::try_from(rows.len()).unwrap_or(0) >= VERIFY_PAGE;
-                after = rows.last().map(|(r, _, _)| (r.chain.clone(), r.seq));
+                let page = verify_page(db, only, after)?;
+                let full = i64::try_from(page.len()).unwrap_or(0) >= VERIFY_PAGE;
+                after = page.last().map(|((r, _, _), key)| (*key, r.seq));
+                let rows: Vec<VerifyRow> = page.into_iter().map(|(row, _)| row).collect();
                 // A closed channel: the checker stopped on an error.
                 if !rows.is_empty() && pages.send(rows).is_err() {
                     return Ok(());
@@ -228,7 +216,7 @@ fn walk_chains(
     }
     let emptied: Vec<(String, i64)> = emptied_q
         .filter(diesel::dsl::not(diesel::dsl::exists(
-            audit_entries::table.filter(audit_entries::chain.eq(audit_chain_heads::chain)),
+            audit_entries::table.filter(audit_entries::chain_id.eq(audit_chain_heads::id)),
         )))
         .select((audit_chain_heads::chain, audit_chain_heads::seq))
         .load(conn)?;
@@ -248,8 +236,9 @@ fn walk_chains(
 struct Walk {
     chain: String,
     cursor: ChainCursor,
-    /// The head row's sequence number and hash.
-    head: Option<(i64, String)>,
+    /// The head row's sequence number and hash (every entry has a head: the
+    /// foreign key holds it).
+    head: (i64, String),
 }
 
 /// Checks one entry against the walk of its chain (starting a new walk, and
@@ -259,8 +248,8 @@ fn check_row(
     note: &mut impl FnMut(&mut VerifyReport, &str, i64, String),
     current: &mut Option<Walk>,
     row: AuditEntryRow,
-    head_seq: Option<i64>,
-    head_hash: Option<String>,
+    head_seq: i64,
+    head_hash: HexDigest,
 ) -> Result<(), AppError> {
     let same_chain = current.as_ref().is_some_and(|w| w.chain == row.chain);
     if !same_chain {
@@ -271,7 +260,7 @@ fn check_row(
         *current = Some(Walk {
             chain: row.chain.clone(),
             cursor: ChainCursor::default(),
-            head: head_seq.zip(head_hash),
+            head: (head_seq, head_hash.0),
         });
     }
     report.events += 1;
@@ -302,18 +291,9 @@ fn finish_chain(
     note: &mut impl FnMut(&mut VerifyReport, &str, i64, String),
     walk: Walk,
 ) {
-    match walk.head {
-        Some((seq, hash)) => {
-            if let Some((at, reason)) = walk.cursor.finish(seq, &hash) {
-                note(report, &walk.chain, at, reason.describe());
-            }
-        }
-        None => note(
-            report,
-            &walk.chain,
-            0,
-            "the chain has no head row".to_owned(),
-        ),
+    let (seq, hash) = walk.head;
+    if let Some((at, reason)) = walk.cursor.finish(seq, &hash) {
+        note(report, &walk.chain, at, reason.describe());
     }
 }
 
@@ -368,6 +348,7 @@ pub fn verify_and_record(
 /// The last recorded verification run, if any.
 pub fn last_verification(conn: &mut PgConnection) -> Result<Option<LastVerification>, AppError> {
     let row: Option<AuditEntryRow> = audit_entries::table
+        .inner_join(audit_chain_heads::table)
         .filter(audit_entries::entity_type.eq(VERIFICATION_ENTITY))
         .filter(audit_entries::entity_id.eq(uuid::Uuid::nil()))
         .order(audit_entries::id.desc())

@@ -96,9 +96,10 @@ async fn a_chain_cut_back_by_a_superuser_passes_plain_verification_and_fails_aga
     // triggers silenced, the tail deleted, the head moved to the entry before.
     let cut = format!(
         "SET session_replication_role = replica;
-         DELETE FROM audit_entries WHERE chain = '{chain}' AND seq = {seq};
+         DELETE FROM audit_entries WHERE seq = {seq}
+            AND chain_id = (SELECT id FROM audit_chain_heads WHERE chain = '{chain}');
          UPDATE audit_chain_heads h SET seq = e.seq, hash = e.hash, last_at = e.at
-           FROM audit_entries e WHERE e.chain = h.chain AND e.seq = {prev} AND h.chain = '{chain}';
+           FROM audit_entries e WHERE e.chain_id = h.id AND e.seq = {prev} AND h.chain = '{chain}';
          SET session_replication_role = origin;",
         seq = head.seq,
         prev = head.seq - 1
@@ -243,7 +244,7 @@ async fn an_anchor_too_large_to_email_is_emailed_as_its_summary_naming_its_file(
     app.conn()
         .batch_execute(
             "INSERT INTO audit_chain_heads (chain, seq, hash)
-             SELECT 'batch:' || gen_random_uuid(), 1 + n % 20, encode(sha256(n::text::bytea), 'hex')
+             SELECT 'batch:' || gen_random_uuid(), 1 + n % 20, sha256(n::text::bytea)
                FROM generate_series(1, 3000) n",
         )
         .unwrap();

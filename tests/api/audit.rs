@@ -46,7 +46,7 @@ fn tamper(app: &TestApp, seq: i64) {
         diesel::sql_query("SET LOCAL session_replication_role = replica").execute(c)?;
         diesel::sql_query(
             "UPDATE audit_entries SET after = jsonb_set(after, '{email}', '\"mallory@evil.example\"') \
-             WHERE chain = 'system' AND seq = $1",
+             WHERE chain_id = 0 AND seq = $1",
         )
         .bind::<diesel::sql_types::BigInt, _>(seq)
         .execute(c)?;
@@ -113,7 +113,8 @@ async fn deleting_the_newest_entries_is_detected() {
         conn.transaction::<_, diesel::result::Error, _>(|c| {
             diesel::sql_query("SET LOCAL session_replication_role = replica").execute(c)?;
             diesel::sql_query(
-                "DELETE FROM audit_entries WHERE chain = 'system' AND seq = (SELECT max(seq) FROM audit_entries)",
+                "DELETE FROM audit_entries WHERE chain_id = 0 \
+                 AND seq = (SELECT max(seq) FROM audit_entries WHERE chain_id = 0)",
             )
             .execute(c)?;
             Ok(())
@@ -130,36 +131,45 @@ async fn deleting_the_newest_entries_is_detected() {
     );
 }
 
+/// Writes a copy of the system chain's entry `from`, at position `seq`, with
+/// a new id, the way a writer that skipped the head's lock could.
+fn copy_entry(conn: &mut PgConnection, from: i64, seq: i64) -> QueryResult<usize> {
+    diesel::sql_query(
+        "INSERT INTO audit_entries (id, chain_id, seq, at, actor_id, actor_username, actor_full_name, \
+             action, entity_type, entity_id, batch_id, reason, before, after, prev_hash, hash) \
+         SELECT gen_random_uuid(), chain_id, $2, at, actor_id, actor_username, actor_full_name, \
+             action, entity_type, entity_id, batch_id, reason, before, after, prev_hash, hash \
+           FROM audit_entries WHERE chain_id = 0 AND seq = $1",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(from)
+    .bind::<diesel::sql_types::BigInt, _>(seq)
+    .execute(conn)
+}
+
 #[actix_web::test]
-async fn a_forked_entry_is_unwritable() {
+async fn a_forked_entry_is_unwritable_and_a_stray_one_is_reported() {
     let app = TestApp::spawn().await;
     app.admin_token().await;
+    let auditor = app.signed_in(&["auditor"]).await.1;
     let mut conn = app.conn();
-    let first: cellqc::db::models::AuditEntryRow = audit_entries::table
-        .filter(audit_entries::seq.eq(1))
-        .select(cellqc::db::models::AuditEntryRow::as_select())
-        .first(&mut conn)
-        .unwrap();
-    // Same prev_hash as an existing entry: a second successor of the same tail.
-    let mut fork = first.clone();
-    fork.id = uuid::Uuid::now_v7();
-    fork.seq = 99;
-    let err = diesel::insert_into(audit_entries::table)
-        .values(&fork)
-        .execute(&mut conn)
-        .unwrap_err();
+    // A second successor of entry 1 stands at position 2, where the first
+    // one is: UNIQUE (chain_id, seq) refuses it.
+    let err = copy_entry(&mut conn, 2, 2).unwrap_err();
     assert!(
-        err.to_string().contains("audit_entries_chain_prev"),
+        err.to_string().contains("audit_entries_chain_id_seq"),
         "{err}"
     );
-    let mut dup_seq = first;
-    dup_seq.id = uuid::Uuid::now_v7();
-    dup_seq.prev_hash = "1".repeat(64);
-    let err = diesel::insert_into(audit_entries::table)
-        .values(&dup_seq)
-        .execute(&mut conn)
-        .unwrap_err();
-    assert!(err.to_string().contains("audit_entries_chain_seq"), "{err}");
+    assert_eq!(
+        app.get("/api/v1/audit/verify", &auditor).await.body["ok"],
+        true
+    );
+    // An entry written past the head, outside the chain's order, is not
+    // refused by an index but named by verification.
+    copy_entry(&mut conn, 1, 99).unwrap();
+    let bad = app.get("/api/v1/audit/verify", &auditor).await;
+    assert_eq!(bad.body["ok"], false, "{}", bad.body);
+    assert_eq!(bad.body["broken"][0]["chain"], SYSTEM_CHAIN);
+    assert_eq!(bad.body["broken"][0]["seq"], 99, "{}", bad.body);
 }
 
 fn append_with(conn: &mut PgConnection, repeatable_read: bool, writer: usize, i: usize) {
@@ -212,7 +222,7 @@ async fn concurrent_writers_never_fork_a_chain_under_read_committed_or_repeatabl
     }
     let mut conn = app.conn();
     let seqs: Vec<i64> = audit_entries::table
-        .filter(audit_entries::chain.eq(SYSTEM_CHAIN))
+        .filter(audit_entries::chain_id.eq(cellqc::domain::audit::SYSTEM_CHAIN_ID))
         .order(audit_entries::seq)
         .select(audit_entries::seq)
         .load(&mut conn)

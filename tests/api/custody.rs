@@ -2,6 +2,7 @@
 
 use crate::lab::Lab;
 use actix_web::http::StatusCode;
+use cellqc::db::digest::HexDigest;
 use cellqc::db::schema::{audit_entries, email_outbox};
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
@@ -176,7 +177,7 @@ async fn each_event_carries_its_place_in_the_batchs_hash_chain() {
     let items = list.body["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     for e in items {
-        let (seq, prev, hash): (i64, String, String) = audit_entries::table
+        let (seq, prev, hash): (i64, HexDigest, HexDigest) = audit_entries::table
             .filter(
                 audit_entries::entity_id
                     .eq(uuid::Uuid::parse_str(e["id"].as_str().unwrap()).unwrap()),
@@ -189,8 +190,8 @@ async fn each_event_carries_its_place_in_the_batchs_hash_chain() {
             .first(&mut lab.app.conn())
             .unwrap();
         assert_eq!(e["seq"], seq);
-        assert_eq!(e["prev_hash"], prev);
-        assert_eq!(e["hash"], hash);
+        assert_eq!(e["prev_hash"], prev.0);
+        assert_eq!(e["hash"], hash.0);
         assert_eq!(e["recorded_by"], lab.tech_id.as_str());
     }
     assert_eq!(

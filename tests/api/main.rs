@@ -28,6 +28,7 @@ mod instruments;
 mod lab;
 mod locale;
 mod materials;
+mod narrowing;
 mod openapi;
 mod qualifications;
 mod release;

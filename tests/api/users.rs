@@ -191,9 +191,26 @@ async fn a_patch_records_before_and_after_and_the_last_admin_stays() {
     assert_eq!(r.body["roles"], json!(["technician", "reviewer"]));
     let updated = app.audit_actions("user.updated");
     assert_eq!(updated.len(), 1);
+    // The entry holds what changed, not the whole account: the earlier
+    // values of the two fields, their new values and the account's id.
+    let (before, after): (Option<serde_json::Value>, Option<serde_json::Value>) = {
+        use cellqc::db::schema::audit_entries::dsl as a;
+        use diesel::prelude::*;
+        a::audit_entries
+            .filter(a::action.eq("user.updated"))
+            .select((a::before, a::after))
+            .first(&mut app.conn())
+            .unwrap()
+    };
+    let before = before.unwrap();
+    assert_eq!(before["roles"], json!(["technician"]));
     assert_eq!(
-        updated[0].1.as_ref().unwrap()["full_name"],
-        "Renamed Person"
+        before.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["full_name", "roles"]
+    );
+    assert_eq!(
+        after,
+        Some(json!({"id": id, "full_name": "Renamed Person", "roles": ["technician", "reviewer"]}))
     );
 
     let me = app.get("/api/v1/auth/me", &admin).await;

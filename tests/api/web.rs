@@ -1712,10 +1712,10 @@ async fn an_auditor_anchors_the_trail_and_the_verification_page_names_a_cut_chai
         .conn()
         .batch_execute(&format!(
             "SET session_replication_role = replica;
-             DELETE FROM audit_entries WHERE chain = '{chain}'
-               AND seq = (SELECT seq FROM audit_chain_heads WHERE chain = '{chain}');
+             DELETE FROM audit_entries e USING audit_chain_heads h
+              WHERE h.chain = '{chain}' AND e.chain_id = h.id AND e.seq = h.seq;
              UPDATE audit_chain_heads h SET seq = e.seq, hash = e.hash, last_at = e.at
-               FROM audit_entries e WHERE e.chain = h.chain AND e.seq = h.seq - 1 AND h.chain = '{chain}';
+               FROM audit_entries e WHERE e.chain_id = h.id AND e.seq = h.seq - 1 AND h.chain = '{chain}';
              SET session_replication_role = origin;"
         ))
         .unwrap();

@@ -18,6 +18,7 @@
 //! real use.
 
 use anyhow::Context;
+use cellqc::db::digest::HexDigest;
 use cellqc::db::models::{BatchRow, ResultRow, SignatureRow};
 use cellqc::db::schema::{
     audit_chain_heads, audit_entries, batches, instrument_events, instruments, material_lots,
@@ -25,7 +26,7 @@ use cellqc::db::schema::{
 };
 use cellqc::demo::msc_passing_values;
 use cellqc::domain::StoredName;
-use cellqc::domain::audit::{ActorRef, EntryContent, SYSTEM_CHAIN, batch_chain};
+use cellqc::domain::audit::{ActorRef, EntryContent, SYSTEM_CHAIN, SYSTEM_CHAIN_ID, batch_chain};
 use cellqc::domain::signature::{Meaning, record_hash};
 use cellqc::services::batch_record::result_of;
 use cellqc::services::results::result_record;
@@ -89,6 +90,10 @@ impl Line {
     fn at(&mut self, v: DateTime<Utc>) -> &mut Self {
         self.text(&v.to_rfc3339_opts(SecondsFormat::Micros, true))
     }
+    /// A hex hash into a `bytea` column (its `\x` input form).
+    fn digest(&mut self, hex: &str) -> &mut Self {
+        self.text(&format!("\\x{hex}"))
+    }
     fn end(&mut self, out: &mut String) {
         out.push_str(&self.0);
         out.push('\n');
@@ -115,8 +120,9 @@ fn actor(conn: &mut PgConnection, username: &str) -> anyhow::Result<ActorRef> {
     })
 }
 
-/// A chain being written: its next position and last hash.
+/// A chain being written: its key, next position and last hash.
 struct Chain {
+    id: i64,
     name: String,
     seq: i64,
     hash: String,
@@ -165,7 +171,7 @@ impl Chain {
         let hash = content.hash(&self.hash)?;
         Line::default()
             .text(&Uuid::now_v7().to_string())
-            .text(&self.name)
+            .text(&self.id.to_string())
             .text(&seq.to_string())
             .at(e.at)
             .text(&e.actor.id.to_string())
@@ -178,8 +184,8 @@ impl Chain {
             .field(None)
             .field(None)
             .text(&e.after.to_string())
-            .text(&self.hash)
-            .text(&hash)
+            .digest(&self.hash)
+            .digest(&hash)
             .end(out);
         self.seq = seq;
         self.hash = hash;
@@ -302,10 +308,12 @@ fn signature_line(s: &SignatureRow, out: &mut String) {
         .text(&s.meaning)
         .at(s.signed_at)
         .opt(s.reason.as_deref())
-        .text(&s.record_hash)
+        .digest(&s.record_hash)
         .text(&s.entity_type)
         .text(&s.entity_id.to_string())
         .opt(s.batch_id)
+        .opt(s.statement.as_deref())
+        .opt(s.statement_locale.as_deref())
         .end(out);
 }
 
@@ -410,6 +418,7 @@ fn lab_rows(
 fn batch_rows(
     plan: &Plan,
     n: usize,
+    chain_id: i64,
     lots: &Lots,
     system: &mut Chain,
     chunk: &mut Chunk,
@@ -457,6 +466,7 @@ fn batch_rows(
         .at(batch.updated_at)
         .end(&mut chunk.batches);
     let mut chain = Chain {
+        id: chain_id,
         name: batch_chain(batch.id),
         seq: 0,
         hash: cellqc::domain::audit::GENESIS_HASH.to_owned(),
@@ -597,8 +607,9 @@ fn batch_rows(
     Line::default()
         .text(&chain.name)
         .text(&chain.seq.to_string())
-        .text(&chain.hash)
+        .digest(&chain.hash)
         .at(chain.at)
+        .text(&chain.id.to_string())
         .end(&mut chunk.heads);
     system.push(
         &mut chunk.audit,
@@ -652,6 +663,12 @@ fn cytometers(conn: &mut PgConnection) -> anyhow::Result<Vec<Uuid>> {
         ids.push(id);
     }
     Ok(ids)
+}
+
+#[derive(QueryableByName)]
+struct Key {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    key: i64,
 }
 
 /// `COPY table FROM STDIN` (text format) with `data`.
@@ -735,8 +752,8 @@ pub fn fill(conn: &mut PgConnection, target: usize) -> anyhow::Result<usize> {
     while n < target {
         let end = (n + CHUNK).min(target);
         conn.transaction(|c| -> anyhow::Result<()> {
-            let (seq, hash, at): (i64, String, DateTime<Utc>) = audit_chain_heads::table
-                .find(SYSTEM_CHAIN)
+            let (seq, hash, at): (i64, HexDigest, DateTime<Utc>) = audit_chain_heads::table
+                .find(SYSTEM_CHAIN_ID)
                 .select((
                     audit_chain_heads::seq,
                     audit_chain_heads::hash,
@@ -745,16 +762,28 @@ pub fn fill(conn: &mut PgConnection, target: usize) -> anyhow::Result<usize> {
                 .for_update()
                 .first(c)
                 .context("the system chain has no head")?;
+            let hash = hash.0;
+            // The keys of this chunk's batch chains, from the heads' identity.
+            let keys: Vec<i64> = diesel::sql_query(format!(
+                "SELECT nextval(pg_get_serial_sequence('audit_chain_heads', 'id')) AS key \
+                   FROM generate_series(1, {})",
+                end - n
+            ))
+            .load::<Key>(c)?
+            .into_iter()
+            .map(|k| k.key)
+            .collect();
             let mut system = Chain {
+                id: SYSTEM_CHAIN_ID,
                 name: SYSTEM_CHAIN.to_owned(),
                 seq,
                 hash,
                 at,
             };
             let mut chunk = Chunk::default();
-            for i in n..end {
+            for (i, key) in (n..end).zip(keys) {
                 lab_rows(&plan, i + 1, &mut lots, &mut system, &mut chunk)?;
-                batch_rows(&plan, i + 1, &lots, &mut system, &mut chunk)?;
+                batch_rows(&plan, i + 1, key, &lots, &mut system, &mut chunk)?;
             }
             copy_text!(c, batches::table, &chunk.batches);
             copy_text!(c, audit_chain_heads::table, &chunk.heads);
@@ -771,17 +800,17 @@ pub fn fill(conn: &mut PgConnection, target: usize) -> anyhow::Result<usize> {
                    UPDATE audit_chain_heads h SET seq = e.seq, hash = e.hash, \
                           last_at = GREATEST(h.last_at, e.at) \
                      FROM audit_entries e \
-                    WHERE h.chain = '{SYSTEM_CHAIN}' AND e.chain = h.chain AND e.seq = h.seq + 1; \
+                    WHERE h.id = {SYSTEM_CHAIN_ID} AND e.chain_id = h.id AND e.seq = h.seq + 1; \
                  END LOOP; END $$",
                 system.seq - seq
             ))
             .execute(c)?;
-            let (moved, head): (i64, String) = audit_chain_heads::table
-                .find(SYSTEM_CHAIN)
+            let (moved, head): (i64, HexDigest) = audit_chain_heads::table
+                .find(SYSTEM_CHAIN_ID)
                 .select((audit_chain_heads::seq, audit_chain_heads::hash))
                 .first(c)?;
             anyhow::ensure!(
-                moved == system.seq && head == system.hash,
+                moved == system.seq && head.0 == system.hash,
                 "the system chain's head is at {moved}, not {}",
                 system.seq
             );

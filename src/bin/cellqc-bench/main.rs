@@ -323,7 +323,8 @@ fn verify_speed(
         let status = std::process::Command::new(bindir.join("psql"))
             .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c"])
             .arg(format!(
-                "COPY (SELECT * FROM audit_entries WHERE chain = '{chain}' ORDER BY seq) TO STDOUT"
+                "COPY (SELECT * FROM audit_entries WHERE chain_id = {} ORDER BY seq) TO STDOUT",
+                cellqc::domain::audit::SYSTEM_CHAIN_ID
             ))
             .stdout(std::process::Stdio::null())
             .status()

@@ -79,21 +79,22 @@ pub fn prepare(
     for sql in [
         "DROP SCHEMA IF EXISTS bench CASCADE",
         "CREATE SCHEMA bench",
-        "CREATE TABLE bench.targets (n int PRIMARY KEY, batch_id uuid NOT NULL, chain text NOT NULL, \
+        "CREATE TABLE bench.targets (n int PRIMARY KEY, batch_id uuid NOT NULL, chain_id bigint NOT NULL, \
              actor_id uuid NOT NULL, instrument_id uuid NOT NULL)",
         "CREATE TABLE bench.results (LIKE public.results INCLUDING ALL)",
         "ALTER TABLE bench.results ADD FOREIGN KEY (batch_id) REFERENCES public.batches (id), \
              ADD FOREIGN KEY (performed_by) REFERENCES public.users (id)",
         "CREATE TABLE bench.audit_chain_heads (LIKE public.audit_chain_heads INCLUDING ALL)",
         "CREATE TABLE bench.audit_entries (LIKE public.audit_entries INCLUDING ALL)",
-        "ALTER TABLE bench.audit_entries ADD FOREIGN KEY (chain) REFERENCES bench.audit_chain_heads (chain), \
+        "ALTER TABLE bench.audit_entries ADD FOREIGN KEY (chain_id) REFERENCES bench.audit_chain_heads (id), \
              ADD FOREIGN KEY (actor_id) REFERENCES public.users (id)",
     ] {
         diesel::sql_query(sql).execute(conn)?;
     }
     diesel::sql_query(
-        "INSERT INTO bench.targets SELECT row_number() OVER (ORDER BY id), id, 'batch:' || id, $2, $3 \
-           FROM batches WHERE id = ANY($1)",
+        "INSERT INTO bench.targets SELECT row_number() OVER (ORDER BY b.id), b.id, h.id, $2, $3 \
+           FROM batches b JOIN audit_chain_heads h ON h.chain = 'batch:' || b.id \
+          WHERE b.id = ANY($1)",
     )
     .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(batches)
     .bind::<diesel::sql_types::Uuid, _>(actor)
@@ -101,7 +102,7 @@ pub fn prepare(
     .execute(conn)?;
     diesel::sql_query(
         "INSERT INTO bench.audit_chain_heads SELECT h.* FROM audit_chain_heads h \
-           JOIN bench.targets t ON t.chain = h.chain",
+           JOIN bench.targets t ON t.chain_id = h.id",
     )
     .execute(conn)?;
     Ok(())

@@ -15,6 +15,7 @@
 //! process.
 
 use super::fixed;
+use crate::db::digest::HexDigest;
 use crate::db::models::{
     BatchRow, CustodyRow, DeviationRow, ResultRow, SignatureRow, parse_stored,
 };
@@ -31,7 +32,7 @@ use diesel::deserialize::{self, FromSql, Queryable};
 use diesel::pg::{Pg, PgConnection, PgValue};
 use diesel::prelude::*;
 use diesel::sql_types::{
-    Array, BigInt, Jsonb, Nullable, Record, Text, Timestamptz, Uuid as SqlUuid,
+    Array, BigInt, Bytea, Jsonb, Nullable, Record, Text, Timestamptz, Uuid as SqlUuid,
 };
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -53,8 +54,8 @@ SELECT b AS batch,
          WHERE bp.batch_id = b.id ORDER BY pb.batch_number) AS parents,
   rv.up_to_seq AS reviewed_up_to,
   ARRAY(SELECT ROW(e.seq, e.action, e.after) FROM audit_entries e
-         WHERE e.chain = h.chain AND e.seq > rv.up_to_seq ORDER BY e.seq) AS since_review,
-  h.seq AS head_seq, h.hash AS head_hash, GREATEST(clock_timestamp(), h.last_at) AS now
+         WHERE e.chain_id = h.id AND e.seq > rv.up_to_seq ORDER BY e.seq) AS since_review,
+  h.id AS head_id, h.seq AS head_seq, h.hash AS head_hash, GREATEST(clock_timestamp(), h.last_at) AS now
 FROM batches b
 LEFT JOIN audit_chain_heads h ON h.chain = 'batch:' || b.id::text
 LEFT JOIN LATERAL (SELECT max(ar.up_to_seq) AS up_to_seq FROM audit_reviews ar
@@ -117,9 +118,11 @@ struct Loaded {
     #[diesel(sql_type = Array<Record<(BigInt, Text, Nullable<Jsonb>)>>)]
     since_review: Rows<(i64, String, Option<serde_json::Value>)>,
     #[diesel(sql_type = Nullable<BigInt>)]
+    head_id: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
     head_seq: Option<i64>,
-    #[diesel(sql_type = Nullable<Text>)]
-    head_hash: Option<String>,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    head_hash: Option<HexDigest>,
     #[diesel(sql_type = Timestamptz)]
     now: DateTime<Utc>,
 }
@@ -127,8 +130,9 @@ struct Loaded {
 /// A record and the head of its hash chain, as read.
 pub(super) struct Read {
     pub(super) record: BatchRecord,
-    /// The chain head's sequence number and hash (none: the chain has no head).
-    pub(super) head: Option<(i64, String)>,
+    /// The chain head's key, sequence number and hash (none: the chain has
+    /// no head).
+    pub(super) head: Option<(i64, i64, String)>,
 }
 
 /// Reads the record of batch `id` in one statement (plus the product and
@@ -222,7 +226,11 @@ pub(super) fn read(conn: &mut PgConnection, id: Uuid) -> Result<Option<Read>, Ap
     };
     Ok(Some(Read {
         record,
-        head: l.head_seq.zip(l.head_hash),
+        head: l
+            .head_id
+            .zip(l.head_seq)
+            .zip(l.head_hash)
+            .map(|((id, seq), hash)| (id, seq, hash.0)),
     }))
 }
 

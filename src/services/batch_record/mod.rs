@@ -71,7 +71,7 @@ pub fn read_with_head(
     id: Uuid,
 ) -> Result<(BatchRecord, Option<(i64, String)>), AppError> {
     load::read(conn, id)?
-        .map(|r| (r.record, r.head))
+        .map(|r| (r.record, r.head.map(|(_, seq, hash)| (seq, hash))))
         .ok_or_else(|| batch_not_found(id))
 }
 
@@ -167,11 +167,12 @@ impl LockedBatch {
 
     fn read_locked(conn: &mut PgConnection, id: Uuid) -> Result<LockedBatch, AppError> {
         let read = load::read(conn, id)?.ok_or_else(|| batch_not_found(id))?;
-        let (seq, hash) = read
+        let (key, seq, hash) = read
             .head
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("batch {} has no chain head", id)))?;
         Ok(LockedBatch {
             head: ChainHead {
+                id: key,
                 chain: batch_chain(id),
                 seq,
                 hash,

@@ -15,11 +15,11 @@ INSERT INTO bench.results (id, batch_id, test_code, value_text, value_numeric, u
   SELECT gen_random_uuid(), t.batch_id, 'VIAB', '91.5', 91.5, '%', 'pass', t.actor_id, now(), now(), t.instrument_id
   FROM bench.targets t WHERE t.n = :n;
 WITH e AS (
-  INSERT INTO bench.audit_entries (id, chain, seq, at, actor_id, actor_username, actor_full_name, action, entity_type, entity_id, batch_id, after, prev_hash, hash)
-  SELECT gen_random_uuid(), h.chain, h.seq + 1, clock_timestamp(), u.id, u.username, u.full_name, 'result.recorded', 'result', gen_random_uuid(),
-         t.batch_id, '{"bench": true}'::jsonb, h.hash, encode(sha256((h.hash || clock_timestamp()::text)::bytea), 'hex')
-  FROM bench.audit_chain_heads h JOIN bench.targets t ON h.chain = t.chain JOIN users u ON u.id = t.actor_id WHERE t.n = :n
-  RETURNING chain, seq, hash, at, before, after)
+  INSERT INTO bench.audit_entries (id, chain_id, seq, at, actor_id, actor_username, actor_full_name, action, entity_type, entity_id, batch_id, after, prev_hash, hash)
+  SELECT gen_random_uuid(), h.id, h.seq + 1, clock_timestamp(), u.id, u.username, u.full_name, 'result.recorded', 'result', gen_random_uuid(),
+         t.batch_id, '{"bench": true}'::jsonb, h.hash, sha256(h.hash || clock_timestamp()::text::bytea)
+  FROM bench.audit_chain_heads h JOIN bench.targets t ON h.id = t.chain_id JOIN users u ON u.id = t.actor_id WHERE t.n = :n
+  RETURNING chain_id, seq, hash, at, before, after)
 UPDATE bench.audit_chain_heads h SET seq = e.seq, hash = e.hash, last_at = e.at FROM e
- WHERE h.chain = e.chain AND h.seq = e.seq - 1 RETURNING e.before, e.after;
+ WHERE h.id = e.chain_id AND h.seq = e.seq - 1 RETURNING e.before, e.after;
 COMMIT;

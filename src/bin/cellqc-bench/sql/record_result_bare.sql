@@ -17,11 +17,11 @@ SELECT b.id,
 INSERT INTO bench.results (id, batch_id, test_code, value_text, value_numeric, unit, outcome, performed_by, performed_at, recorded_at, instrument_id)
   SELECT gen_random_uuid(), t.batch_id, 'VIAB', '91.5', 91.5, '%', 'pass', t.actor_id, now(), now(), t.instrument_id
   FROM bench.targets t WHERE t.n = :n;
-INSERT INTO bench.audit_entries (id, chain, seq, at, actor_id, actor_username, actor_full_name, action, entity_type, entity_id, batch_id, after, prev_hash, hash)
-  SELECT gen_random_uuid(), h.chain, h.seq + 1, clock_timestamp(), u.id, u.username, u.full_name, 'result.recorded', 'result', gen_random_uuid(),
-         t.batch_id, '{"bench": true}'::jsonb, h.hash, encode(sha256((h.hash || clock_timestamp()::text)::bytea), 'hex')
-  FROM bench.audit_chain_heads h JOIN bench.targets t ON h.chain = t.chain JOIN users u ON u.id = t.actor_id WHERE t.n = :n;
+INSERT INTO bench.audit_entries (id, chain_id, seq, at, actor_id, actor_username, actor_full_name, action, entity_type, entity_id, batch_id, after, prev_hash, hash)
+  SELECT gen_random_uuid(), h.id, h.seq + 1, clock_timestamp(), u.id, u.username, u.full_name, 'result.recorded', 'result', gen_random_uuid(),
+         t.batch_id, '{"bench": true}'::jsonb, h.hash, sha256(h.hash || clock_timestamp()::text::bytea)
+  FROM bench.audit_chain_heads h JOIN bench.targets t ON h.id = t.chain_id JOIN users u ON u.id = t.actor_id WHERE t.n = :n;
 UPDATE bench.audit_chain_heads h SET seq = h.seq + 1, last_at = clock_timestamp(),
-    hash = (SELECT a.hash FROM bench.audit_entries a WHERE a.chain = h.chain AND a.seq = h.seq + 1)
-  FROM bench.targets t WHERE t.n = :n AND h.chain = t.chain;
+    hash = (SELECT a.hash FROM bench.audit_entries a WHERE a.chain_id = h.id AND a.seq = h.seq + 1)
+  FROM bench.targets t WHERE t.n = :n AND h.id = t.chain_id;
 COMMIT;

@@ -66,10 +66,10 @@ type VerifyRow = (AuditEntryRow, i64, HexDigest);
 type PageEnd = (i64, i64);
 
 /// The page of entries after `after`, in (chain_id, seq) order, each with
-/// its chain's head.
+/// its chain's head; of one chain when `only` gives its key.
 fn verify_page(
     conn: &mut PgConnection,
-    only: Option<&str>,
+    only: Option<i64>,
     after: Option<PageEnd>,
 ) -> Result<Vec<(VerifyRow, i64)>, AppError> {
     let mut q = audit_entries::table
@@ -83,24 +83,33 @@ fn verify_page(
         .order((audit_entries::chain_id, audit_entries::seq))
         .limit(VERIFY_PAGE)
         .into_boxed();
-    if let Some(chain) = only {
-        q = q.filter(audit_chain_heads::chain.eq(chain.to_owned()));
-    }
-    if let Some((chain_id, seq)) = after {
-        // A row comparison, so each page starts with an index range scan on
-        // (chain_id, seq) instead of filtering earlier entries; the heads
-        // from the same key on (whichever way the planner joins them).
-        q = q
-            .filter(
-                diesel::dsl::sql::<diesel::sql_types::Bool>(
-                    "(audit_entries.chain_id, audit_entries.seq) > (",
+    match (only, after) {
+        // One chain: a plain range on (chain_id, seq), by the entries' own
+        // key (filtered by the head's name, the planner would read the rest
+        // of the chain and sort it on every page).
+        (Some(key), after) => {
+            q = q.filter(audit_entries::chain_id.eq(key));
+            if let Some((_, seq)) = after {
+                q = q.filter(audit_entries::seq.gt(seq));
+            }
+        }
+        (None, Some((chain_id, seq))) => {
+            // A row comparison, so each page starts with an index range scan on
+            // (chain_id, seq) instead of filtering earlier entries; the heads
+            // from the same key on (whichever way the planner joins them).
+            q = q
+                .filter(
+                    diesel::dsl::sql::<diesel::sql_types::Bool>(
+                        "(audit_entries.chain_id, audit_entries.seq) > (",
+                    )
+                    .bind::<BigInt, _>(chain_id)
+                    .sql(", ")
+                    .bind::<BigInt, _>(seq)
+                    .sql(")"),
                 )
-                .bind::<BigInt, _>(chain_id)
-                .sql(", ")
-                .bind::<BigInt, _>(seq)
-                .sql(")"),
-            )
-            .filter(audit_chain_heads::id.ge(chain_id));
+                .filter(audit_chain_heads::id.ge(chain_id));
+        }
+        (None, None) => {}
     }
     let rows: Vec<(AuditEntryRow, i64, HexDigest, i64)> = q.load(conn)?;
     Ok(rows
@@ -157,6 +166,19 @@ fn walk_chains(
         events: 0,
         broken: Vec::new(),
     };
+    // One chain: its key, read once; a chain without a head has no entries.
+    let only_key = match only {
+        None => None,
+        Some(name) => match audit_chain_heads::table
+            .filter(audit_chain_heads::chain.eq(name))
+            .select(audit_chain_heads::id)
+            .first::<i64>(conn)
+            .optional()?
+        {
+            Some(key) => Some(key),
+            None => return Ok(report),
+        },
+    };
     let mut note = |report: &mut VerifyReport, chain: &str, seq: i64, reason: String| {
         report.ok = false;
         if report.broken.len() < MAX_REPORTED {
@@ -174,7 +196,7 @@ fn walk_chains(
         let reader = scope.spawn(move || -> Result<(), AppError> {
             let mut after: Option<PageEnd> = None;
             loop {
-                let page = verify_page(db, only, after)?;
+                let page = verify_page(db, only_key, after)?;
                 let full = i64::try_from(page.len()).unwrap_or(0) >= VERIFY_PAGE;
                 after = page.last().map(|((r, _, _), key)| (*key, r.seq));
                 let rows: Vec<VerifyRow> = page.into_iter().map(|(row, _)| row).collect();

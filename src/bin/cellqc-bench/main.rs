@@ -255,6 +255,10 @@ impl Child {
         .env("CELLQC_DATA_DIR", &settings.data_dir)
         .env("CELLQC_DB_POOL_SIZE", settings.db_pool_size.to_string())
         .env("RUST_LOG", "warn")
+        // No periodic anchor: at 1 M chains the one a server writes at
+        // start reads every head and takes the two cores for a minute,
+        // inside the first scenario (its cost: docs/performance.md).
+        .env("CELLQC_ANCHOR_MINUTES", "0")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(
@@ -418,6 +422,7 @@ fn settle(conn: &mut PgConnection) -> anyhow::Result<()> {
 
 fn measure(
     conn: &mut PgConnection,
+    checkpointer: &mut PgConnection,
     base: &str,
     seeded: &Seeded,
     opts: &BenchOptions,
@@ -469,7 +474,7 @@ fn measure(
     ] {
         drive::closed(base, &tech, n, 2, &warm)?;
     }
-    settle(conn)?;
+    settle(checkpointer)?;
     let record = drive::closed(
         base,
         &tech,
@@ -481,7 +486,7 @@ fn measure(
             performed_at: &performed,
         },
     )?;
-    settle(conn)?;
+    settle(checkpointer)?;
     let detail = drive::closed(
         base,
         &tech,
@@ -491,7 +496,7 @@ fn measure(
             paths: &detail_paths,
         },
     )?;
-    settle(conn)?;
+    settle(checkpointer)?;
     let readiness = drive::closed(
         base,
         &tech,
@@ -501,7 +506,7 @@ fn measure(
             paths: &paths("/release-readiness"),
         },
     )?;
-    settle(conn)?;
+    settle(checkpointer)?;
     let history = drive::closed(
         base,
         &auditor,
@@ -512,7 +517,7 @@ fn measure(
         },
     )?;
     let rate = opts.rate.unwrap_or(record.per_second / 2.0);
-    settle(conn)?;
+    settle(checkpointer)?;
     let (record_open, detail_open) = actix_web::rt::System::new().block_on(async {
         let client = awc::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -622,7 +627,11 @@ fn run(settings: &Settings, db: &Database, opts: &BenchOptions) -> anyhow::Resul
     let child = Child::start(settings, &db.url)?;
     std::thread::sleep(Duration::from_secs(2));
     let (idle_start, _) = child.memory()?;
-    let m = measure(&mut conn, &child.base, &seeded, opts)?;
+    // CHECKPOINT needs pg_checkpoint: the embedded cluster's superuser, or
+    // with DATABASE_URL the owner's connection (which then needs it).
+    let mut checkpointer =
+        PgConnection::establish(db.superuser_url.as_deref().unwrap_or(database_url))?;
+    let m = measure(&mut conn, &mut checkpointer, &child.base, &seeded, opts)?;
     let (rss_after, peak) = child.memory()?;
     child.stop()?;
     let targets = seeded.detail.len();
@@ -630,7 +639,7 @@ fn run(settings: &Settings, db: &Database, opts: &BenchOptions) -> anyhow::Resul
         if opts.no_pgbench {
             return Ok(None);
         }
-        settle(&mut conn)?;
+        settle(&mut checkpointer)?;
         pgbench::run(
             settings,
             database_url,

@@ -44,13 +44,19 @@ pub fn fields_not_in(from: &Value, to: &Value) -> Value {
 
 /// A change as the trail keeps it: `before` holds only the fields that
 /// changed, with their earlier values, and `after` only the fields that
-/// changed, with their new ones, plus the record's `id` when it has one.
+/// changed, with their new ones; both keep the record's `id` when it has one
+/// (the same on both sides, so a reader of the change sees it unchanged).
 pub fn change(before: &Value, after: &Value) -> (Value, Value) {
-    let mut changed = fields_not_in(after, before);
-    if let (Value::Object(c), Some(id)) = (&mut changed, after.get("id")) {
-        c.insert("id".to_owned(), id.clone());
-    }
-    (fields_not_in(before, after), changed)
+    let keep_id = |mut fields: Value, of: &Value| {
+        if let (Value::Object(f), Some(id)) = (&mut fields, of.get("id")) {
+            f.insert("id".to_owned(), id.clone());
+        }
+        fields
+    };
+    (
+        keep_id(fields_not_in(before, after), before),
+        keep_id(fields_not_in(after, before), after),
+    )
 }
 
 /// Who did it, as recorded (the printed name is kept as it was at the time).
@@ -409,14 +415,17 @@ mod tests {
         let after =
             json!({"id": "q1", "status": "revoked", "test": "VIAB", "note": null, "new": [1]});
         let (b, a) = change(&before, &after);
-        assert_eq!(b, json!({"status": "active", "note": "x", "gone": 1}));
+        assert_eq!(
+            b,
+            json!({"id": "q1", "status": "active", "note": "x", "gone": 1})
+        );
         assert_eq!(
             a,
             json!({"id": "q1", "status": "revoked", "note": null, "new": [1]})
         );
         // Nothing changed: nothing but the id.
         let (b, a) = change(&before, &before);
-        assert_eq!((b, a), (json!({}), json!({"id": "q1"})));
+        assert_eq!((b, a), (json!({"id": "q1"}), json!({"id": "q1"})));
         // Not records: kept whole.
         assert_eq!(fields_not_in(&json!("a"), &json!("b")), json!("a"));
     }

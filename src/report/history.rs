@@ -385,6 +385,16 @@ mod tests {
     }
 
     #[test]
+    fn a_change_as_kept_shows_only_its_fields() {
+        let (before, after) = crate::domain::audit::change(
+            &json!({"id": "u1", "full_name": "A", "email": "e@x"}),
+            &json!({"id": "u1", "full_name": "B", "email": "e@x"}),
+        );
+        let e = entry("user.updated", Some(before), Some(after));
+        assert_eq!(changes(&e), "full_name: A -> B");
+    }
+
+    #[test]
     fn changes_are_flat_before_and_after() {
         let e = entry(
             "batch.released",

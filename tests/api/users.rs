@@ -206,7 +206,7 @@ async fn a_patch_records_before_and_after_and_the_last_admin_stays() {
     assert_eq!(before["roles"], json!(["technician"]));
     assert_eq!(
         before.as_object().unwrap().keys().collect::<Vec<_>>(),
-        ["full_name", "roles"]
+        ["full_name", "id", "roles"]
     );
     assert_eq!(
         after,

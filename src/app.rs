@@ -46,6 +46,8 @@ pub struct AppState {
     pub db_slots: Arc<Semaphore>,
     /// The anchor signing key and the directory of anchor files.
     pub anchors: crate::services::anchors::AnchorSink,
+    /// The lockout rule and the key that seals signatures (the anchor key).
+    pub signing: crate::services::signatures::SigningRules,
     /// The read database reports go to (`CELLQC_READ_DATABASE_URL`), if any.
     pub reads: Option<ReadDatabase>,
     /// The language of new accounts and of pages before sign-in when the
@@ -101,6 +103,9 @@ impl AppState {
     pub fn new(settings: &Settings, pool: DbPool) -> anyhow::Result<Self> {
         let secret = load_or_create_secret(settings.jwt_secret.as_deref(), &settings.data_dir)?;
         let per_minute = NonZeroU32::new(settings.login_rate_per_minute).unwrap_or(NonZeroU32::MIN);
+        let key = Arc::new(crate::auth::anchor_key::AnchorKey::load_or_create(
+            &settings.anchor_key_path(),
+        )?);
         Ok(AppState {
             auth: AuthConfig {
                 keys: JwtKeys::from_secret(&secret)?,
@@ -115,10 +120,12 @@ impl AppState {
                 usize::try_from(pool.max_size()).unwrap_or(1),
             )),
             pool,
+            signing: crate::services::signatures::SigningRules {
+                lockout: settings.lockout(),
+                seal: key.clone(),
+            },
             anchors: crate::services::anchors::AnchorSink {
-                key: Arc::new(crate::auth::anchor_key::AnchorKey::load_or_create(
-                    &settings.anchor_key_path(),
-                )?),
+                key,
                 dir: settings.anchor_dir_path(),
             },
             reads: None,

@@ -440,7 +440,7 @@ fn restore_in(
         u64::try_from(manifest.body.entries).unwrap_or(0),
         "entries",
     );
-    let verify = verification::verify_reporting(&mut app, &|n| checking.set(n))
+    let verify = verification::verify_reporting(&mut app, key, &|n| checking.set(n))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     checking.finish();
     let (counts, heads, migrations) = describe(&mut app)?;

@@ -81,12 +81,12 @@ impl Database {
 
     /// A connection as the server's role.
     pub fn connect(&self) -> anyhow::Result<PgConnection> {
-        PgConnection::establish(&self.url).context("connecting to PostgreSQL")
+        crate::db::pool::establish(&self.url)
     }
 
     /// A connection as the schema's owner, for migrations.
     pub fn connect_owner(&self) -> anyhow::Result<PgConnection> {
-        PgConnection::establish(&self.owner_url)
+        crate::db::pool::establish(&self.owner_url)
             .context("connecting to PostgreSQL as the schema's owner (for migrations)")
     }
 

@@ -6,11 +6,11 @@
 use crate::db::models::UserRow;
 use crate::db::schema::{products, users};
 use crate::domain::spec::TestDefInput;
-use crate::domain::users::LockoutPolicy;
 use crate::error::AppError;
 use crate::i18n::Locale;
 use crate::services::Actor;
 use crate::services::products::{NewProductInput, approve_spec, create_product, create_spec};
+use crate::services::signatures::SigningRules;
 use crate::services::users::{NewUserInput, create_user};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -231,7 +231,7 @@ fn demo_actor(conn: &mut PgConnection, username: &str) -> Result<Actor, AppError
 
 /// Loads the demo users and reference products (skipping what exists).
 /// Returns what it created, one line each.
-pub fn load(conn: &mut PgConnection, lockout: LockoutPolicy) -> Result<Vec<String>, AppError> {
+pub fn load(conn: &mut PgConnection, rules: &SigningRules) -> Result<Vec<String>, AppError> {
     let mut created = Vec::new();
     for (username, full_name, roles, locale) in DEMO_USERS {
         let exists: i64 = users::table
@@ -279,7 +279,7 @@ pub fn load(conn: &mut PgConnection, lockout: LockoutPolicy) -> Result<Vec<Strin
         let draft = create_spec(conn, &author, p.id, version, &tests)?;
         approve_spec(
             conn,
-            lockout,
+            rules,
             &approver,
             draft.id,
             DEMO_PASSWORD,
@@ -290,8 +290,8 @@ pub fn load(conn: &mut PgConnection, lockout: LockoutPolicy) -> Result<Vec<Strin
             p.code
         ));
     }
-    created.extend(load_lab(conn, lockout)?);
-    created.extend(load_history(conn, lockout)?);
+    created.extend(load_lab(conn, rules)?);
+    created.extend(load_history(conn, rules)?);
     Ok(created)
 }
 
@@ -320,7 +320,7 @@ pub fn history_batch_number(i: usize) -> String {
 /// lab uses (created, every test recorded on the demo cytometer, reviewed
 /// in one signing act, released by QA), so the product's trend charts show
 /// something on first start (skipped when the first one exists).
-fn load_history(conn: &mut PgConnection, lockout: LockoutPolicy) -> Result<Vec<String>, AppError> {
+fn load_history(conn: &mut PgConnection, rules: &SigningRules) -> Result<Vec<String>, AppError> {
     use crate::db::schema::{batches, instruments, material_lots};
     use crate::services::batches::{NewBatchInput, create_batch};
     use crate::services::release::{ReleaseRequest, release};
@@ -405,7 +405,7 @@ fn load_history(conn: &mut PgConnection, lockout: LockoutPolicy) -> Result<Vec<S
         }
         review_results(
             conn,
-            lockout,
+            rules,
             &reviewer,
             &ids,
             Decision::Accept,
@@ -414,7 +414,7 @@ fn load_history(conn: &mut PgConnection, lockout: LockoutPolicy) -> Result<Vec<S
         )?;
         release(
             conn,
-            lockout,
+            rules,
             &qa,
             batch.id,
             &ReleaseRequest {
@@ -433,7 +433,7 @@ fn load_history(conn: &mut PgConnection, lockout: LockoutPolicy) -> Result<Vec<S
 
 /// The demo lab's instruments, a released reagent lot and the demo
 /// technician's qualifications (skipping what exists).
-fn load_lab(conn: &mut PgConnection, lockout: LockoutPolicy) -> Result<Vec<String>, AppError> {
+fn load_lab(conn: &mut PgConnection, rules: &SigningRules) -> Result<Vec<String>, AppError> {
     use crate::db::schema::{instruments, material_lots, qualifications};
     use crate::services::{instruments as inst, materials as mat, qualifications as qual};
     use chrono::{Duration, Utc};
@@ -493,7 +493,7 @@ fn load_lab(conn: &mut PgConnection, lockout: LockoutPolicy) -> Result<Vec<Strin
                 expires_at: now + Duration::days(365),
             },
         )?;
-        mat::release(conn, lockout, &qa, m.id, DEMO_PASSWORD)?;
+        mat::release(conn, rules, &qa, m.id, DEMO_PASSWORD)?;
         created.push("material 7AAD lot DEMO-7AAD-001, released".to_owned());
     }
     for username in DEMO_TECHNICIANS {
@@ -515,11 +515,12 @@ fn load_lab(conn: &mut PgConnection, lockout: LockoutPolicy) -> Result<Vec<Strin
         for code in codes {
             qual::grant(
                 conn,
-                lockout,
+                rules,
                 &qa,
                 tech.id,
                 &qual::GrantInput {
                     test_code: code,
+                    valid_from: None,
                     valid_until: now + Duration::days(365),
                     password: DEMO_PASSWORD.to_owned(),
                     reason: Some("demo training record".to_owned()),

@@ -22,4 +22,5 @@ pub mod progress;
 pub mod report;
 pub mod services;
 pub mod telemetry;
+pub mod upgrade;
 pub mod web;

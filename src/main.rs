@@ -133,8 +133,9 @@ enum AuditCommand {
         /// anchored entry with its anchored hash.
         #[arg(long, value_name = "DIR")]
         anchors: Option<std::path::PathBuf>,
-        /// The public key (hex, from GET /api/v1/audit/anchor-key) that
-        /// signed the anchors; default: the key in CELLQC_ANCHOR_KEY_FILE.
+        /// The site's public key (hex, from GET /api/v1/audit/anchor-key),
+        /// which seals signatures and signs anchors; default: the key in
+        /// CELLQC_ANCHOR_KEY_FILE.
         #[arg(long, value_name = "HEX")]
         public_key: Option<String>,
     },
@@ -160,12 +161,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             demo,
         } => serve(settings, no_migrate, demo),
         Command::Demo { settings } => with_database(&settings, |db| {
-            run_migrations(&mut db.connect_owner()?)?;
+            migrate(db, &settings)?;
             load_demo(&mut db.connect()?, &settings)?;
             Ok(ExitCode::SUCCESS)
         }),
         Command::Migrate { settings } => with_database(&settings, |db| {
-            let n = run_migrations(&mut db.connect_owner()?)?;
+            let n = migrate(db, &settings)?;
             println!("{n} migration(s) applied");
             Ok(ExitCode::SUCCESS)
         }),
@@ -205,7 +206,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 r.verify.events
             );
             for b in &r.verify.broken {
-                println!("BROKEN: chain {} entry {}: {}", b.chain, b.seq, b.reason);
+                println!("BROKEN: {}: {}", b.place(), b.reason);
             }
             for d in &r.differences {
                 println!("DIFFERS: {d}");
@@ -255,7 +256,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .context("reading the password")?,
             };
             with_database(&settings, |db| {
-                run_migrations(&mut db.connect_owner()?)?;
+                migrate(db, &settings)?;
                 let conn = &mut db.connect()?;
                 let input = NewUserInput {
                     username: username.clone(),
@@ -313,20 +314,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(c) => c,
                 None => db.connect()?,
             };
+            // The site's public key checks the seals of signatures and the
+            // anchors' signatures.
+            let key = match public_key {
+                Some(hex) => PublicKey::from_hex(&hex)?,
+                None => AnchorKey::public_of(&settings.anchor_key_path())?,
+            };
             let total = verification::entries_total(conn).map_err(|e| anyhow::anyhow!("{e}"))?;
             let progress = cellqc::progress::Progress::new("audit verify", total, "entries");
-            let mut report = verification::verify_reporting(conn, &|n| progress.set(n))
+            let mut report = verification::verify_reporting(conn, &key, &|n| progress.set(n))
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             progress.finish();
             if let Some(dir) = anchors {
-                let key = match public_key {
-                    Some(hex) => PublicKey::from_hex(&hex)?,
-                    None => AnchorKey::public_of(&settings.anchor_key_path())?,
-                };
                 let (found, unreadable) = cellqc::services::anchors::from_dir(&dir);
-                if found.is_empty() && unreadable.is_empty() {
-                    anyhow::bail!("no anchor file (*.json) in {}", dir.display());
-                }
                 let check = cellqc::services::anchors::check(conn, &key, &found)
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 println!(
@@ -340,19 +340,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 report.broken.extend(unreadable);
             }
             println!(
-                "{} chain(s), {} entr(ies) checked",
-                report.chains, report.events
+                "{} chain(s), {} entr(ies), {} record(s) and {} signature(s) checked",
+                report.chains, report.events, report.rows, report.signatures
             );
             if report.ok {
-                println!("OK: every chain verifies");
+                println!(
+                    "OK: every chain verifies; every record is as its entries cover it and every signature matches what it signed"
+                );
                 return Ok(ExitCode::SUCCESS);
             }
             for b in &report.broken {
-                println!("BROKEN: chain {} entry {}: {}", b.chain, b.seq, b.reason);
+                println!("BROKEN: {}: {}", b.place(), b.reason);
             }
             Ok(ExitCode::from(1))
         }),
     }
+}
+
+/// Applies every pending migration as the owner and binds what an upgrade
+/// left to bind (signatures sealed with the site's key).
+fn migrate(db: &Database, settings: &Settings) -> anyhow::Result<usize> {
+    let key = AnchorKey::load_or_create(&settings.anchor_key_path())?;
+    cellqc::upgrade::migrate(&mut db.connect_owner()?, &key)
 }
 
 /// Opens the database, runs `f`, stops an embedded server.
@@ -368,7 +377,8 @@ fn with_database(
 
 /// Loads the demo data and prints how to sign in.
 fn load_demo(conn: &mut PgConnection, settings: &Settings) -> anyhow::Result<()> {
-    let created = cellqc::demo::load(conn, settings.lockout())
+    let rules = cellqc::services::signatures::SigningRules::load(settings)?;
+    let created = cellqc::demo::load(conn, &rules)
         .map_err(|e| anyhow::anyhow!("loading the demo data: {e}"))?;
     for line in &created {
         println!("demo: created {line}");
@@ -407,7 +417,7 @@ fn serve_on(
 ) -> anyhow::Result<ExitCode> {
     {
         if !no_migrate {
-            let n = run_migrations(&mut db.connect_owner()?)?;
+            let n = migrate(db, settings)?;
             if n > 0 {
                 tracing::info!(applied = n, "database migrations applied");
             }

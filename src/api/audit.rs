@@ -84,7 +84,7 @@ pub async fn verify_audit(
     let with_anchors = q.anchors.unwrap_or(false);
     let answer = db
         .run(move |c| {
-            let mut report = crate::services::verification::verify(c)?;
+            let mut report = crate::services::verification::verify(c, &sink.key.verifying())?;
             let anchors = if with_anchors {
                 let check = anchors::check_kept(c, &sink)?;
                 report.ok = report.ok && check.ok;

@@ -62,12 +62,12 @@ pub async fn close_deviation(
 ) -> Result<HttpResponse, AppError> {
     let body = body.parse()?;
     let id = id.into_inner();
-    let lockout = db.state().auth.lockout;
+    let rules = db.state().signing.clone();
     let d = db
         .run(move |c| {
             svc::close(
                 c,
-                lockout,
+                &rules,
                 &qa.actor,
                 id,
                 &body.conclusion,

@@ -176,9 +176,9 @@ pub async fn return_to_service(
 ) -> Result<HttpResponse, AppError> {
     let b = body.parse()?;
     let id = id.into_inner();
-    let lockout = db.state().auth.lockout;
+    let rules = db.state().signing.clone();
     let v = db
-        .run(move |c| svc::return_to_service(c, lockout, &qa.actor, id, &b.reason, &b.password))
+        .run(move |c| svc::return_to_service(c, &rules, &qa.actor, id, &b.reason, &b.password))
         .await?;
     Ok(HttpResponse::Ok().json(v))
 }

@@ -127,9 +127,9 @@ pub async fn release(
 ) -> Result<HttpResponse, AppError> {
     let b = body.parse()?;
     let id = id.into_inner();
-    let lockout = db.state().auth.lockout;
+    let rules = db.state().signing.clone();
     let v = db
-        .run(move |c| svc::release(c, lockout, &qa.actor, id, &b.password))
+        .run(move |c| svc::release(c, &rules, &qa.actor, id, &b.password))
         .await?;
     Ok(HttpResponse::Ok().json(v))
 }
@@ -154,9 +154,9 @@ pub async fn reject(
 ) -> Result<HttpResponse, AppError> {
     let b = body.parse()?;
     let id = id.into_inner();
-    let lockout = db.state().auth.lockout;
+    let rules = db.state().signing.clone();
     let v = db
-        .run(move |c| svc::reject(c, lockout, &qa.actor, id, &b.reason, &b.password))
+        .run(move |c| svc::reject(c, &rules, &qa.actor, id, &b.reason, &b.password))
         .await?;
     Ok(HttpResponse::Ok().json(v))
 }

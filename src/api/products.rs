@@ -204,12 +204,12 @@ pub async fn approve_specification(
 ) -> Result<HttpResponse, AppError> {
     let body = body.parse()?;
     let id = id.into_inner();
-    let lockout = db.state().auth.lockout;
+    let rules = db.state().signing.clone();
     let spec = db
         .run(move |c| {
             svc::approve_spec(
                 c,
-                lockout,
+                &rules,
                 &qa.actor,
                 id,
                 &body.password,

@@ -16,6 +16,9 @@ use uuid::Uuid;
 pub struct GrantQualification {
     /// A test code of some specification (`CD73`).
     test_code: String,
+    /// When the training was completed, when it is recorded later: not in
+    /// the future, at most a year back; default now.
+    valid_from: Option<DateTime<Utc>>,
     /// In the future, at most three years ahead.
     valid_until: DateTime<Utc>,
     password: String,
@@ -35,15 +38,16 @@ pub async fn grant(
 ) -> Result<HttpResponse, AppError> {
     let body = body.parse()?;
     let user_id = id.into_inner();
-    let lockout = db.state().auth.lockout;
+    let rules = db.state().signing.clone();
     let input = GrantInput {
         test_code: body.test_code,
+        valid_from: body.valid_from,
         valid_until: body.valid_until,
         password: body.password,
         reason: body.reason,
     };
     let q = db
-        .run(move |c| svc::grant(c, lockout, &qa.actor, user_id, &input))
+        .run(move |c| svc::grant(c, &rules, &qa.actor, user_id, &input))
         .await?;
     Ok(HttpResponse::Created().json(q))
 }
@@ -80,9 +84,9 @@ pub async fn revoke(
 ) -> Result<HttpResponse, AppError> {
     let body = body.parse()?;
     let id = id.into_inner();
-    let lockout = db.state().auth.lockout;
+    let rules = db.state().signing.clone();
     let q = db
-        .run(move |c| svc::revoke(c, lockout, &qa.actor, id, &body.reason, &body.password))
+        .run(move |c| svc::revoke(c, &rules, &qa.actor, id, &body.reason, &body.password))
         .await?;
     Ok(HttpResponse::Ok().json(q))
 }

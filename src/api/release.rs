@@ -64,14 +64,14 @@ pub async fn sign_audit_review(
 ) -> Result<HttpResponse, AppError> {
     let body = body.parse()?;
     let id = id.into_inner();
-    let lockout = db.state().auth.lockout;
+    let rules = db.state().signing.clone();
     let req = crate::services::audit_review::ReviewRequest {
         password: body.password,
         up_to_seq: body.up_to_seq,
         comment: body.comment,
     };
     let view = db
-        .run(move |c| crate::services::audit_review::sign_review(c, lockout, &qa.actor, id, &req))
+        .run(move |c| crate::services::audit_review::sign_review(c, &rules, &qa.actor, id, &req))
         .await?;
     Ok(HttpResponse::Ok().json(view))
 }
@@ -97,7 +97,7 @@ pub async fn release_batch(
 ) -> Result<HttpResponse, AppError> {
     let body = body.parse()?;
     let id = id.into_inner();
-    let lockout = db.state().auth.lockout;
+    let rules = db.state().signing.clone();
     let req = ReleaseRequest {
         password: body.password,
         comment: body.comment,
@@ -105,7 +105,7 @@ pub async fn release_batch(
         justification: body.justification,
     };
     let batch = db
-        .run(move |c| svc::release(c, lockout, &qa.actor, id, &req))
+        .run(move |c| svc::release(c, &rules, &qa.actor, id, &req))
         .await?;
     Ok(HttpResponse::Ok().json(batch))
 }
@@ -126,9 +126,9 @@ async fn dispose(
     what: Disposition,
 ) -> Result<HttpResponse, AppError> {
     let body = body.parse()?;
-    let lockout = db.state().auth.lockout;
+    let rules = db.state().signing.clone();
     let batch = db
-        .run(move |c| svc::dispose(c, lockout, &actor, id, what, &body.password, &body.reason))
+        .run(move |c| svc::dispose(c, &rules, &actor, id, what, &body.password, &body.reason))
         .await?;
     Ok(HttpResponse::Ok().json(batch))
 }

@@ -102,12 +102,12 @@ pub async fn review_result(
     let body = body.parse()?;
     let id = id.into_inner();
     let decision = parse_decision(&body.decision)?;
-    let lockout = db.state().auth.lockout;
+    let rules = db.state().signing.clone();
     let r = db
         .run(move |c| {
             svc::review_result(
                 c,
-                lockout,
+                &rules,
                 &reviewer.actor,
                 id,
                 decision,
@@ -143,12 +143,12 @@ pub async fn review_results(
 ) -> Result<HttpResponse, AppError> {
     let body = body.parse()?;
     let decision = parse_decision(&body.decision)?;
-    let lockout = db.state().auth.lockout;
+    let rules = db.state().signing.clone();
     let r = db
         .run(move |c| {
             svc::review_results(
                 c,
-                lockout,
+                &rules,
                 &reviewer.actor,
                 &body.result_ids,
                 decision,

@@ -104,7 +104,12 @@ impl AnchorKey {
 
     /// Ed25519 signature of `message`, hex.
     pub fn sign(&self, message: &[u8]) -> String {
-        hex::encode(self.signing.sign(message).to_bytes())
+        hex::encode(self.seal(message))
+    }
+
+    /// Ed25519 signature of `message`, its 64 bytes.
+    pub fn seal(&self, message: &[u8]) -> [u8; 64] {
+        self.signing.sign(message).to_bytes()
     }
 }
 
@@ -134,7 +139,12 @@ impl PublicKey {
         let Ok(bytes) = hex::decode(signature_hex) else {
             return false;
         };
-        let Ok(sig) = Signature::from_slice(&bytes) else {
+        self.verifies_seal(message, &bytes)
+    }
+
+    /// Whether `seal` (64 bytes) is this key's signature of `message`.
+    pub fn verifies_seal(&self, message: &[u8], seal: &[u8]) -> bool {
+        let Ok(sig) = Signature::from_slice(seal) else {
             return false;
         };
         self.0.verify_strict(message, &sig).is_ok()

@@ -1,6 +1,7 @@
 //! The database: schema, row structs, pool, migrations, and the embedded
 //! private PostgreSQL cluster used when no `DATABASE_URL` is given.
 
+pub mod binding;
 pub mod digest;
 pub mod embedded;
 pub mod models;

@@ -103,6 +103,9 @@ pub struct AuditEntryRow {
     pub prev_hash: String,
     #[diesel(deserialize_as = HexDigest)]
     pub hash: String,
+    /// The rows the entry binds: `[{"hash", "id", "table"}]` (none before
+    /// rows were bound, and for an entry that binds none).
+    pub rows: Option<Value>,
 }
 
 /// An email to queue.
@@ -258,6 +261,30 @@ pub struct SignatureRow {
     /// statements were kept: the meaning's English statement was shown).
     pub statement: Option<String>,
     pub statement_locale: Option<String>,
+    /// The table of the row signed (none: signed before v1.2, when the
+    /// record hash covered a record built by the use case).
+    pub record_table: Option<String>,
+    /// The id of the row signed.
+    pub record_id: Option<Uuid>,
+    /// The server's Ed25519 seal over the signature's canonical form.
+    pub seal: Option<Vec<u8>>,
+    /// The transaction that inserted it (set by the database).
+    #[diesel(skip_insertion)]
+    pub xact: Option<Xact>,
+}
+
+/// A transaction id (`xid8`), as a signature keeps the one that signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::FromSqlRow)]
+pub struct Xact(pub u64);
+
+impl diesel::deserialize::FromSql<crate::db::schema::sql_types::Xid8, diesel::pg::Pg> for Xact {
+    fn from_sql(value: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
+        let bytes: [u8; 8] = value
+            .as_bytes()
+            .try_into()
+            .map_err(|_| "an xid8 is 8 bytes")?;
+        Ok(Xact(u64::from_be_bytes(bytes)))
+    }
 }
 
 /// A deviation.
@@ -307,8 +334,6 @@ pub struct CustodyRow {
     pub seq: i64,
     #[diesel(deserialize_as = HexDigest, serialize_as = HexDigest)]
     pub prev_hash: String,
-    #[diesel(deserialize_as = HexDigest, serialize_as = HexDigest)]
-    pub hash: String,
 }
 
 /// A stored value that does not parse as the domain type it must be: the

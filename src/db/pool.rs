@@ -89,6 +89,7 @@ impl ManageConnection for Manager {
 
     fn connect(&self) -> Result<PgConnection, Self::Error> {
         let mut conn = self.inner.connect()?;
+        session_defaults(&mut conn).map_err(diesel::r2d2::Error::QueryError)?;
         conn.set_instrumentation(Health {
             lost: false,
             checked: self.generation.load(Ordering::Relaxed),
@@ -114,6 +115,22 @@ impl ManageConnection for Manager {
     fn has_broken(&self, conn: &mut PgConnection) -> bool {
         health(conn).is_some_and(|h| h.lost) || self.inner.has_broken(conn)
     }
+}
+
+/// What every connection of cellqc's sets once: time zone UTC and bytea as
+/// hex, the settings under which a row's form is what the database's
+/// triggers compute (`db::binding`). Nothing else the code sends depends on
+/// them: timestamps travel in binary.
+pub fn session_defaults(conn: &mut PgConnection) -> diesel::QueryResult<()> {
+    use diesel::connection::SimpleConnection;
+    conn.batch_execute("SET TimeZone TO 'UTC'; SET bytea_output TO 'hex'")
+}
+
+/// Establishes one connection with [`session_defaults`].
+pub fn establish(url: &str) -> anyhow::Result<PgConnection> {
+    let mut conn = PgConnection::establish(url).context("connecting to PostgreSQL")?;
+    session_defaults(&mut conn).context("setting the session's defaults")?;
+    Ok(conn)
 }
 
 /// Builds a pool of at most `size` connections. A request waits at most five

@@ -1,6 +1,14 @@
 //! Diesel table definitions, as `diesel print-schema` writes them for the
 //! migrations in `migrations/` (array elements declared NOT NULL by the CHECKs).
 
+/// Types of PostgreSQL's that diesel does not define.
+pub mod sql_types {
+    /// `xid8`: a 64-bit transaction id.
+    #[derive(diesel::query_builder::QueryId, diesel::sql_types::SqlType)]
+    #[diesel(postgres_type(name = "xid8"))]
+    pub struct Xid8;
+}
+
 diesel::table! {
     audit_anchors (id) {
         id -> Uuid,
@@ -43,6 +51,7 @@ diesel::table! {
         after -> Nullable<Jsonb>,
         prev_hash -> Bytea,
         hash -> Bytea,
+        rows -> Nullable<Jsonb>,
     }
 }
 
@@ -62,6 +71,7 @@ diesel::table! {
     batch_parents (batch_id, parent_id) {
         batch_id -> Uuid,
         parent_id -> Uuid,
+        id -> Uuid,
     }
 }
 
@@ -104,7 +114,6 @@ diesel::table! {
         audit_entry_id -> Uuid,
         seq -> Int8,
         prev_hash -> Bytea,
-        hash -> Bytea,
     }
 }
 
@@ -269,6 +278,9 @@ diesel::table! {
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::Xid8;
+
     signatures (id) {
         id -> Uuid,
         signer_id -> Uuid,
@@ -283,6 +295,10 @@ diesel::table! {
         batch_id -> Nullable<Uuid>,
         statement -> Nullable<Text>,
         statement_locale -> Nullable<Text>,
+        record_table -> Nullable<Text>,
+        record_id -> Nullable<Uuid>,
+        seal -> Nullable<Bytea>,
+        xact -> Nullable<Xid8>,
     }
 }
 
@@ -322,6 +338,7 @@ diesel::table! {
         pending_release_allowed -> Bool,
         qualification_required -> Bool,
         instrument_kind -> Nullable<Text>,
+        id -> Uuid,
     }
 }
 

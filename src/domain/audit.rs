@@ -26,6 +26,13 @@ pub fn batch_chain(batch_id: Uuid) -> String {
     format!("batch:{batch_id}")
 }
 
+/// The batch whose chain `chain` is (none: the system chain).
+pub fn chain_batch(chain: &str) -> Option<Uuid> {
+    chain
+        .strip_prefix("batch:")
+        .and_then(|id| Uuid::parse_str(id).ok())
+}
+
 /// The fields of `from` that `to` does not hold with the same value: of a
 /// record's `before`, what the change altered or removed (with the earlier
 /// values); of its `after`, what it altered or added. Values that are not
@@ -95,11 +102,29 @@ pub struct EntryContent<'a> {
     pub before: Option<&'a Value>,
     /// The record after the change.
     pub after: Option<&'a Value>,
+    /// The rows the entry binds, `[{"hash", "id", "table"}]` (none: an
+    /// entry that binds no row, and every entry written before rows were
+    /// bound; the canonical form then has no `rows` member, as before).
+    pub rows: Option<&'a Value>,
 }
 
 impl EntryContent<'_> {
     /// The canonical JSON that the hash covers.
     pub fn canonical(&self) -> Result<Vec<u8>, serde_json::Error> {
+        let (mut out, tail) = self.canonical_around_rows()?;
+        if let Some(rows) = self.rows {
+            out.extend_from_slice(b",\"rows\":");
+            serde_jcs::to_writer(&mut out, rows)?;
+        }
+        out.extend_from_slice(&tail);
+        Ok(out)
+    }
+
+    /// The canonical JSON without its `rows` member, in the two parts the
+    /// member goes between: the database that knows the rows a transaction
+    /// wrote completes the entry's hash
+    /// (`SHA-256(prev_hash || head || ,"rows":[...] || tail)`).
+    pub fn canonical_around_rows(&self) -> Result<(Vec<u8>, Vec<u8>), serde_json::Error> {
         // Written directly, keys in RFC 8785 order, without building a JSON
         // tree: this runs for every entry appended and every entry verified.
         // serde_json escapes strings exactly as RFC 8785 does; the nested
@@ -146,9 +171,10 @@ impl EntryContent<'_> {
         put(&mut out, b",\"entity_id\":", &self.entity_id)?;
         put(&mut out, b",\"entity_type\":", self.entity_type)?;
         put(&mut out, b",\"reason\":", &self.reason)?;
-        put(&mut out, b",\"seq\":", &self.seq)?;
-        out.push(b'}');
-        Ok(out)
+        let mut tail = Vec::with_capacity(32);
+        put(&mut tail, b",\"seq\":", &self.seq)?;
+        tail.push(b'}');
+        Ok((out, tail))
     }
 
     /// The canonical form by the general canonicalizer: the definition the
@@ -157,7 +183,7 @@ impl EntryContent<'_> {
     fn canonical_reference(&self) -> Result<Vec<u8>, serde_json::Error> {
         use super::hashing::canonical_json;
         use serde_json::json;
-        canonical_json(&json!({
+        let mut whole = json!({
             "chain": self.chain,
             "seq": self.seq,
             "at": hash_timestamp(self.at),
@@ -169,7 +195,11 @@ impl EntryContent<'_> {
             "reason": self.reason,
             "before": self.before,
             "after": self.after,
-        }))
+        });
+        if let (Some(rows), Value::Object(fields)) = (self.rows, &mut whole) {
+            fields.insert("rows".to_owned(), rows.clone());
+        }
+        canonical_json(&whole)
     }
 
     pub fn hash(&self, prev_hash: &str) -> Result<String, serde_json::Error> {
@@ -291,6 +321,7 @@ mod tests {
             reason: None,
             before: None,
             after: Some(after),
+            rows: None,
         }
     }
 
@@ -318,11 +349,12 @@ mod tests {
             action in text(), username in text(), full_name in text(), reason in proptest::option::of(text()),
             chain in text(), entity_type in text(), seq in 0_i64..=9_007_199_254_740_991,
             micros in 0_i64..4_000_000_000_000_000, with_actor: bool, ids: (Option<u128>, Option<u128>),
-            key in text(), n in proptest::num::f64::NORMAL, flag: bool,
+            key in text(), n in proptest::num::f64::NORMAL, flag: bool, with_rows: bool,
         ) {
             let actor = ActorRef { id: Uuid::from_u128(7), username, full_name };
             let after = json!({"zeta": n, key.clone(): [flag, null, key.clone()], "a": {"b": 1, "A": "x"}});
             let before = json!({"value": "95.0", "n": 1e21});
+            let rows = json!([{"table": "results", "id": Uuid::from_u128(9), "hash": "ab"}]);
             let content = EntryContent {
                 chain: &chain,
                 seq,
@@ -335,6 +367,7 @@ mod tests {
                 reason: reason.as_deref(),
                 before: flag.then_some(&before),
                 after: Some(&after),
+                rows: with_rows.then_some(&rows),
             };
             proptest::prop_assert_eq!(
                 String::from_utf8(content.canonical().unwrap()).unwrap(),
@@ -440,13 +473,134 @@ mod tests {
     }
 }
 
-/// One broken link of a chain (or an anchor that does not hold).
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+/// What a verification found broken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakKind {
+    /// A link of a hash chain: an altered entry, a gap, a missing tail.
+    Link,
+    /// An anchor that does not hold, or a chain that lost an anchored entry.
+    Anchor,
+    /// A row that is not what its newest entry covers (changed, added or
+    /// removed outside the application).
+    RowAltered,
+    /// A signature whose record hash no longer matches the row it signs.
+    SignatureMismatch,
+    /// A signature row without the server's seal, or whose seal does not
+    /// match it: written by someone without the site's key.
+    SignatureUnsealed,
+    /// Verification against anchors was asked for and there is none.
+    NoAnchors,
+}
+
+/// One thing a verification found broken: a link of a chain, an anchor, a
+/// row or a signature.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct BrokenLink {
-    /// Chain.
-    pub chain: String,
-    /// Entry's sequence number.
-    pub seq: i64,
-    /// What is wrong.
+    /// What broke.
+    pub kind: BreakKind,
+    /// Chain (of the entry, or of the row or signature).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
+    /// Entry's sequence number (of a row: its newest entry's; 0 when no
+    /// entry covers it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
+    /// The table of the row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// The row's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Uuid>,
+    /// The signature.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature_id: Option<Uuid>,
+    /// What is wrong, in words.
     pub reason: String,
+}
+
+impl BrokenLink {
+    /// A broken link of `chain` at entry `seq`.
+    pub fn link(chain: &str, seq: i64, reason: String) -> Self {
+        BrokenLink {
+            kind: BreakKind::Link,
+            chain: Some(chain.to_owned()),
+            seq: Some(seq),
+            table: None,
+            id: None,
+            signature_id: None,
+            reason,
+        }
+    }
+
+    /// An anchor that does not hold (`what` names it or the chain it
+    /// anchored, at entry `seq`).
+    pub fn anchor(what: String, seq: i64, reason: String) -> Self {
+        BrokenLink {
+            kind: BreakKind::Anchor,
+            ..BrokenLink::link(&what, seq, reason)
+        }
+    }
+
+    /// A row of `table` that is not what entry `seq` of `chain` covers.
+    pub fn row_altered(table: &str, id: Uuid, chain: &str, seq: i64, reason: String) -> Self {
+        BrokenLink {
+            kind: BreakKind::RowAltered,
+            table: Some(table.to_owned()),
+            id: Some(id),
+            ..BrokenLink::link(chain, seq, reason)
+        }
+    }
+
+    /// A signature that does not hold (`kind`: mismatch or unsealed), on the
+    /// row `table`/`id` it signs.
+    pub fn signature(
+        kind: BreakKind,
+        signature_id: Uuid,
+        signed: Option<(&str, Uuid)>,
+        chain: &str,
+        reason: String,
+    ) -> Self {
+        BrokenLink {
+            kind,
+            chain: Some(chain.to_owned()),
+            seq: None,
+            table: signed.map(|(t, _)| t.to_owned()),
+            id: signed.map(|(_, id)| id),
+            signature_id: Some(signature_id),
+            reason,
+        }
+    }
+
+    /// No anchor to verify against.
+    pub fn no_anchors() -> Self {
+        BrokenLink {
+            kind: BreakKind::NoAnchors,
+            chain: None,
+            seq: None,
+            table: None,
+            id: None,
+            signature_id: None,
+            reason: "no anchor exists: the database keeps none and no anchor file was found"
+                .to_owned(),
+        }
+    }
+
+    /// Where it is, in words: `chain system, entry 4`, `results row ...`.
+    pub fn place(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(id) = self.signature_id {
+            parts.push(format!("signature {id}"));
+        }
+        if let (Some(t), Some(id)) = (&self.table, self.id) {
+            parts.push(format!("{t} row {id}"));
+        }
+        if let Some(chain) = &self.chain {
+            match self.seq {
+                Some(seq) if seq > 0 => parts.push(format!("chain {chain}, entry {seq}")),
+                _ => parts.push(format!("chain {chain}")),
+            }
+        }
+        parts.join(", ")
+    }
 }

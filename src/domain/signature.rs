@@ -66,6 +66,123 @@ impl Meaning {
     }
 }
 
+/// The table of the row a signature of some meaning signs. The record hash
+/// of a signature made since v1.2 covers that row's signed form (see
+/// [`Meaning::changes_after`]); verification recomputes it from the row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumString, IntoStaticStr, VariantArray)]
+#[strum(serialize_all = "snake_case")]
+pub enum SignedTable {
+    /// A result (reviews).
+    Results,
+    /// A specification with its tests (approval).
+    Specifications,
+    /// A batch (release, conditional release, rejection, recall).
+    Batches,
+    /// A deviation (closing; opening a post-release correction).
+    Deviations,
+    /// A qualification (grant, withdrawal).
+    Qualifications,
+    /// An instrument's return to service.
+    InstrumentEvents,
+    /// A material lot (release, rejection).
+    MaterialLots,
+    /// An audit entry: the position of a batch's trail QA reviewed up to
+    /// (its signed form is the entry's hash, which the chain proves).
+    AuditEntries,
+}
+
+impl Meaning {
+    /// The table of the row this meaning signs.
+    pub fn signs(self) -> SignedTable {
+        match self {
+            Meaning::Reviewed | Meaning::ReviewRejected => SignedTable::Results,
+            Meaning::SpecApproved => SignedTable::Specifications,
+            Meaning::Released
+            | Meaning::ConditionallyReleased
+            | Meaning::Rejected
+            | Meaning::Recalled => SignedTable::Batches,
+            Meaning::DeviationClosed => SignedTable::Deviations,
+            Meaning::QualificationGranted | Meaning::QualificationRevoked => {
+                SignedTable::Qualifications
+            }
+            Meaning::InstrumentReturned => SignedTable::InstrumentEvents,
+            Meaning::MaterialReleased | Meaning::MaterialRejected => SignedTable::MaterialLots,
+            Meaning::AuditTrailReviewed => SignedTable::AuditEntries,
+        }
+    }
+
+    /// The columns of the signed row that a later, itself signed or
+    /// audited, step may still change (a released batch is recalled, an
+    /// effective specification superseded): the signed form leaves them
+    /// out, so that the signature still matches its row after them.
+    pub fn changes_after(self) -> &'static [&'static str] {
+        match self {
+            Meaning::SpecApproved => &["status", "superseded_at"],
+            Meaning::Released
+            | Meaning::ConditionallyReleased
+            | Meaning::Rejected
+            | Meaning::Recalled => &["status", "updated_at"],
+            Meaning::QualificationGranted => &["revoked_at", "revoked_by", "revoke_reason"],
+            Meaning::MaterialReleased => &["status", "rejected_at", "rejected_by", "reject_reason"],
+            Meaning::Reviewed
+            | Meaning::ReviewRejected
+            | Meaning::DeviationClosed
+            | Meaning::QualificationRevoked
+            | Meaning::InstrumentReturned
+            | Meaning::MaterialRejected
+            | Meaning::AuditTrailReviewed => &[],
+        }
+    }
+}
+
+/// The record a signature made since v1.2 signs: a row, named, with the
+/// SHA-256 of its signed form as the database writes it.
+pub fn signed_row(table: SignedTable, id: Uuid, form_hex: &str) -> Value {
+    json!({"table": table.as_str(), "id": id, "form": form_hex})
+}
+
+/// A signature row's content, as its seal covers it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SealedContent<'a> {
+    /// Signature id.
+    pub id: Uuid,
+    /// Signer's id.
+    pub signer_id: Uuid,
+    /// Signer's username, as at signing.
+    pub signer_username: &'a str,
+    /// Signer's printed name, as at signing.
+    pub signer_full_name: &'a str,
+    /// Meaning.
+    pub meaning: &'a str,
+    /// Time of signing, in the hashes' one format.
+    pub signed_at: String,
+    /// Reason or comment.
+    pub reason: Option<&'a str>,
+    /// Record hash, hex.
+    pub record_hash: &'a str,
+    /// Kind of record signed.
+    pub entity_type: &'a str,
+    /// Record signed.
+    pub entity_id: Uuid,
+    /// Its batch.
+    pub batch_id: Option<Uuid>,
+    /// The statement the signer read.
+    pub statement: Option<&'a str>,
+    /// Its language.
+    pub statement_locale: Option<&'a str>,
+    /// The table of the row signed.
+    pub record_table: Option<&'a str>,
+    /// The row signed.
+    pub record_id: Option<Uuid>,
+}
+
+impl SealedContent<'_> {
+    /// The bytes the seal signs: the canonical JSON (RFC 8785).
+    pub fn canonical(&self) -> Result<Vec<u8>, serde_json::Error> {
+        canonical_json(self)
+    }
+}
+
 /// `SHA-256` of the canonical JSON of the record signed together with the
 /// signer, the meaning and the signing time: a signature can't be copied onto
 /// another record, another signer or another moment.

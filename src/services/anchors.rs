@@ -314,11 +314,11 @@ pub fn from_dir(dir: &Path) -> (Vec<AnchorView>, Vec<BrokenLink>) {
             .and_then(|b| Ok(serde_json::from_slice::<AnchorView>(&b)?))
         {
             Ok(a) => anchors.push(a),
-            Err(e) => bad.push(BrokenLink {
-                chain: format!("anchor file {}", p.display()),
-                seq: 0,
-                reason: format!("not a readable anchor: {e}"),
-            }),
+            Err(e) => bad.push(BrokenLink::anchor(
+                format!("anchor file {}", p.display()),
+                0,
+                format!("not a readable anchor: {e}"),
+            )),
         }
     }
     (anchors, bad)
@@ -358,38 +358,43 @@ pub fn check(
     anchors: &[AnchorView],
 ) -> Result<AnchorCheck, AppError> {
     let mut broken = Vec::new();
+    // Nothing to check against is no verification: an operator who deletes
+    // every anchor must not turn "verified against anchors" into a yes.
+    if anchors.is_empty() {
+        broken.push(BrokenLink::no_anchors());
+    }
     let mut heads: BTreeSet<(String, i64, String)> = BTreeSet::new();
     let key_id = key.key_id();
     for a in anchors {
         let name = format!("anchor {}", a.id);
         let Some(body) = a.body() else {
-            broken.push(BrokenLink {
-                chain: name,
-                seq: 0,
-                reason: "the anchor lists no heads".into(),
-            });
+            broken.push(BrokenLink::anchor(
+                name,
+                0,
+                "the anchor lists no heads".into(),
+            ));
             continue;
         };
         if a.key_id != key_id {
-            broken.push(BrokenLink {
-                chain: name,
-                seq: 0,
-                reason: format!(
+            broken.push(BrokenLink::anchor(
+                name,
+                0,
+                format!(
                     "signed by key {}, not by this site's key {key_id}",
                     a.key_id
                 ),
-            });
+            ));
             continue;
         }
         let signed = body
             .signed_bytes()
             .map_err(|e| AppError::Internal(e.into()))?;
         if !key.verifies(&signed, &a.signature) || !body.is_consistent() {
-            broken.push(BrokenLink {
-                chain: name,
-                seq: 0,
-                reason: "the signature does not verify or the root does not match its heads: the anchor was altered".into(),
-            });
+            broken.push(BrokenLink::anchor(
+                name,
+                0,
+                "the signature does not verify or the root does not match its heads: the anchor was altered".into(),
+            ));
             continue;
         }
         for h in body.heads {
@@ -425,11 +430,7 @@ pub fn check(
                 m.seq
             ),
         };
-        broken.push(BrokenLink {
-            chain: m.chain,
-            seq: m.seq,
-            reason,
-        });
+        broken.push(BrokenLink::anchor(m.chain, m.seq, reason));
     }
     Ok(AnchorCheck {
         anchors: anchors.len(),

@@ -20,7 +20,7 @@ use crate::db::digest::{self, HexDigest};
 use crate::db::models::AuditEntryRow;
 use crate::db::prepared::prepared;
 use crate::db::schema::{audit_chain_heads, audit_entries};
-use crate::domain::audit::{ActorRef, EntryContent, GENESIS_HASH};
+use crate::domain::audit::{ActorRef, EntryContent, GENESIS_HASH, chain_batch};
 use crate::error::AppError;
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -51,6 +51,9 @@ pub struct AuditRecord<'a> {
     pub before: Option<Value>,
     /// The record after.
     pub after: Option<Value>,
+    /// The entry's id, when the caller needs it before the entry is written
+    /// (a row that names the entry that binds it).
+    pub id: Option<Uuid>,
 }
 
 impl<'a> AuditRecord<'a> {
@@ -72,6 +75,7 @@ impl<'a> AuditRecord<'a> {
             reason: None,
             before: None,
             after: None,
+            id: None,
         }
     }
 
@@ -121,6 +125,12 @@ impl<'a> AuditRecord<'a> {
         self
     }
 
+    /// With the entry's id given in advance.
+    pub fn with_id(mut self, id: Uuid) -> Self {
+        self.id = Some(id);
+        self
+    }
+
     /// With a reason.
     pub fn reason(mut self, r: &'a str) -> Self {
         self.reason = Some(r);
@@ -163,14 +173,28 @@ fn lock_head(conn: &mut PgConnection, rec: &AuditRecord<'_>) -> QueryResult<Opti
 
 /// The statement that writes an entry and moves its chain's head; the load
 /// generator replays it.
-pub const APPEND: &str = "WITH e AS (\
+///
+/// The entry covers the rows this transaction wrote on its chain that no
+/// entry covers yet (`audit_rows_pending`, kept by the database's triggers;
+/// `$1`: the chain's batch, null for the system chain), so the database
+/// completes the entry's hash: `$17` is the previous hash's hex text and the
+/// canonical form up to its `rows` member, `$18` the rest. The entry's own
+/// trigger checks the rows again and takes them off the list.
+pub const APPEND: &str = "WITH p AS (\
+    SELECT '[' || string_agg('{\"hash\":\"' || encode(hash, 'hex') || '\",\"id\":\"' || id::text \
+                             || '\",\"table\":' || to_json(tbl)::text || '}', ',' \
+                             ORDER BY tbl COLLATE \"C\", id) || ']' AS rows \
+      FROM audit_rows_pending WHERE xact = pg_current_xact_id() AND batch_id IS NOT DISTINCT FROM $1), \
+  e AS (\
     INSERT INTO audit_entries (id, chain_id, seq, at, actor_id, actor_username, actor_full_name, action, \
-        entity_type, entity_id, batch_id, reason, before, after, prev_hash, hash) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-    RETURNING chain_id, seq, hash, at, before, after) \
+        entity_type, entity_id, batch_id, reason, before, after, rows, prev_hash, hash) \
+    SELECT $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, p.rows::jsonb, $16, \
+           sha256($17 || coalesce(convert_to(',\"rows\":' || p.rows, 'UTF8'), ''::bytea) || $18) \
+      FROM p \
+    RETURNING chain_id, seq, hash, at, before, after, rows) \
   UPDATE audit_chain_heads h SET seq = e.seq, hash = e.hash, last_at = e.at FROM e \
    WHERE h.id = e.chain_id AND h.seq = e.seq - 1 \
-  RETURNING e.before, e.after";
+  RETURNING e.before, e.after, e.rows, e.hash";
 
 /// Where a chain ends, read by a writer that holds its lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,6 +218,10 @@ struct Stored {
     before: Option<Value>,
     #[diesel(sql_type = Nullable<Jsonb>)]
     after: Option<Value>,
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    rows: Option<Value>,
+    #[diesel(sql_type = Bytea, deserialize_as = HexDigest)]
+    hash: String,
 }
 
 /// The position of a chain's last entry (0 for a chain without one): where
@@ -260,7 +288,7 @@ pub fn append_at_head(
     }
     let actor = rec.actor.map(Actor::audit_ref);
     let seq = head.seq + 1;
-    let content = EntryContent {
+    let mut content = EntryContent {
         chain: rec.chain,
         seq,
         at: head.at,
@@ -272,10 +300,59 @@ pub fn append_at_head(
         reason: rec.reason,
         before: rec.before.as_ref(),
         after: rec.after.as_ref(),
+        rows: None,
     };
-    let hash = content.hash(&head.hash)?;
+    let (canonical_head, canonical_tail) = content.canonical_around_rows()?;
+    let mut hashed_head = Vec::with_capacity(head.hash.len() + canonical_head.len());
+    hashed_head.extend_from_slice(head.hash.as_bytes());
+    hashed_head.extend_from_slice(&canonical_head);
+    let id = rec.id.unwrap_or_else(Uuid::now_v7);
+    let prev_bytes = digest::bytes(&head.hash).map_err(anyhow::Error::from)?;
+    // The entry and the head's move in one statement (one round trip); it
+    // moves the head only from where the caller read it.
+    let stored: Option<Stored> = prepared(APPEND)
+        .bind::<Nullable<diesel::sql_types::Uuid>, _>(chain_batch(rec.chain))
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .bind::<BigInt, _>(head.id)
+        .bind::<BigInt, _>(seq)
+        .bind::<Timestamptz, _>(head.at)
+        .bind::<Nullable<diesel::sql_types::Uuid>, _>(actor.as_ref().map(|a| a.id))
+        .bind::<Nullable<Text>, _>(actor.as_ref().map(|a| a.username.as_str()))
+        .bind::<Nullable<Text>, _>(actor.as_ref().map(|a| a.full_name.as_str()))
+        .bind::<Text, _>(rec.action)
+        .bind::<Text, _>(rec.entity_type)
+        .bind::<Nullable<diesel::sql_types::Uuid>, _>(rec.entity_id)
+        .bind::<Nullable<diesel::sql_types::Uuid>, _>(rec.batch_id)
+        .bind::<Nullable<Text>, _>(rec.reason)
+        .bind::<Nullable<Jsonb>, _>(rec.before.as_ref())
+        .bind::<Nullable<Jsonb>, _>(rec.after.as_ref())
+        .bind::<Bytea, _>(&prev_bytes)
+        .bind::<Bytea, _>(&hashed_head)
+        .bind::<Bytea, _>(&canonical_tail)
+        .get_result(conn)
+        .optional()?;
+    let Some(stored) = stored else {
+        return Err(AppError::Internal(anyhow::anyhow!(
+            "chain head {} is not at entry {}",
+            rec.chain,
+            head.seq
+        )));
+    };
+    // Verification recomputes the hash from what jsonb returns; a value jsonb
+    // would change (it never should), or a hash the database completed that
+    // verification would not recompute, must not enter the trail.
+    content.rows = stored.rows.as_ref();
+    if stored.before != rec.before
+        || stored.after != rec.after
+        || content.hash(&head.hash)? != stored.hash
+    {
+        return Err(AppError::Internal(anyhow::anyhow!(
+            "the entry {} would not verify as stored; nothing was written",
+            rec.action
+        )));
+    }
     let row = AuditEntryRow {
-        id: Uuid::now_v7(),
+        id,
         chain: rec.chain.to_owned(),
         seq,
         at: head.at,
@@ -287,49 +364,12 @@ pub fn append_at_head(
         entity_id: rec.entity_id,
         batch_id: rec.batch_id,
         reason: rec.reason.map(str::to_owned),
-        before: rec.before,
-        after: rec.after,
+        before: stored.before,
+        after: stored.after,
         prev_hash: head.hash.clone(),
-        hash,
+        hash: stored.hash,
+        rows: stored.rows,
     };
-    // The entry and the head's move in one statement (one round trip); it
-    // moves the head only from where the caller read it.
-    let prev_bytes = digest::bytes(&row.prev_hash).map_err(anyhow::Error::from)?;
-    let hash_bytes = digest::bytes(&row.hash).map_err(anyhow::Error::from)?;
-    let stored: Option<Stored> = prepared(APPEND)
-        .bind::<diesel::sql_types::Uuid, _>(row.id)
-        .bind::<BigInt, _>(head.id)
-        .bind::<diesel::sql_types::BigInt, _>(row.seq)
-        .bind::<Timestamptz, _>(row.at)
-        .bind::<Nullable<diesel::sql_types::Uuid>, _>(row.actor_id)
-        .bind::<Nullable<Text>, _>(row.actor_username.as_deref())
-        .bind::<Nullable<Text>, _>(row.actor_full_name.as_deref())
-        .bind::<Text, _>(&row.action)
-        .bind::<Text, _>(&row.entity_type)
-        .bind::<Nullable<diesel::sql_types::Uuid>, _>(row.entity_id)
-        .bind::<Nullable<diesel::sql_types::Uuid>, _>(row.batch_id)
-        .bind::<Nullable<Text>, _>(row.reason.as_deref())
-        .bind::<Nullable<Jsonb>, _>(row.before.as_ref())
-        .bind::<Nullable<Jsonb>, _>(row.after.as_ref())
-        .bind::<Bytea, _>(&prev_bytes)
-        .bind::<Bytea, _>(&hash_bytes)
-        .get_result(conn)
-        .optional()?;
-    let Some(stored) = stored else {
-        return Err(AppError::Internal(anyhow::anyhow!(
-            "chain head {} is not at entry {}",
-            rec.chain,
-            head.seq
-        )));
-    };
-    // Verification recomputes the hash from what jsonb returns; a value jsonb
-    // would change (it never should) must not enter the trail.
-    if stored.before != row.before || stored.after != row.after {
-        return Err(AppError::Internal(anyhow::anyhow!(
-            "an audit value of {} changed in jsonb; nothing was written",
-            rec.action
-        )));
-    }
     head.seq = row.seq;
     head.hash.clone_from(&row.hash);
     Ok(row)

@@ -6,7 +6,7 @@
 
 use super::audit::{AuditEntryView, AuditRecord};
 use super::batch_record::{self, BatchOf, LockedBatch};
-use super::signatures::{self, SignatureView, Signing};
+use super::signatures::{self, SignatureView, Signing, SigningRules};
 use super::{Actor, in_transaction};
 use crate::db::digest::HexDigest;
 use crate::db::models::AuditEntryRow;
@@ -16,7 +16,6 @@ use crate::domain::audit_review::{self, ExceptionKind, REVIEWED_ACTION, ReviewSt
 use crate::domain::record::BatchRecord;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
-use crate::domain::users::LockoutPolicy;
 use crate::error::AppError;
 use crate::report::history::{ResultNames, exception_summary, result_names};
 use chrono::{DateTime, Utc};
@@ -235,7 +234,7 @@ pub struct ReviewRequest {
 /// in the same transaction.
 pub fn sign_review(
     conn: &mut PgConnection,
-    lockout: LockoutPolicy,
+    rules: &SigningRules,
     actor: &Actor,
     batch_id: Uuid,
     req: &ReviewRequest,
@@ -263,26 +262,24 @@ pub fn sign_review(
         lb.record
             .check_audit_review(actor.id, req.up_to_seq, last)?;
         if let Err(refusal) =
-            signatures::verify_signer_on(c, lockout, actor, &req.password, Some(lb.id()))?
+            signatures::verify_signer_on(c, rules.lockout, actor, &req.password, Some(lb.id()))?
         {
             return Ok(Err(refusal));
         }
         let entries = chain_entries(c, lb.id())?;
         let read = exceptions(&entries, &result_names(&lb.record), None, actor.locale);
-        let covered: Vec<_> = read
+        // The position reviewed up to: its entry's hash covers every entry
+        // before it, and so every exception read.
+        let position = entries
             .iter()
-            .map(|e| json!({"seq": e.seq, "kind": e.kind, "entry_id": e.entry_id}))
-            .collect();
-        let record = json!({
-            "batch_id": lb.id(),
-            "batch_number": lb.record.batch.batch_number,
-            "chain": lb.chain(),
-            "up_to_seq": last,
-            "head_hash": head_hash,
-            "exceptions": covered,
-        });
+            .find(|e| e.seq == last)
+            .map(|e| e.id)
+            .ok_or_else(|| {
+                AppError::Internal(anyhow::anyhow!("entry {last} of {} is missing", lb.chain()))
+            })?;
         let signature = lb.sign(
             c,
+            rules,
             actor,
             &Signing {
                 meaning: Meaning::AuditTrailReviewed,
@@ -290,7 +287,7 @@ pub fn sign_review(
                 entity_id: lb.id(),
                 batch_id: Some(lb.id()),
                 reason: comment.as_deref(),
-                record: &record,
+                signs: position,
             },
         )?;
         let exceptions_n = i32::try_from(read.len()).unwrap_or(i32::MAX);

@@ -150,19 +150,10 @@ pub fn record_event(
             "recorded_by": actor.id,
             "recorded_at": now,
         });
-        let chain = lb.chain();
-        let entry = lb.append(
-            c,
-            AuditRecord::on_batch(
-                &chain,
-                lb.id(),
-                Some(actor),
-                "custody.recorded",
-                "custody_event",
-                id,
-            )
-            .after(content),
-        )?;
+        // The event is written before the entry that binds it: it names
+        // that entry, its position and the previous hash, known now.
+        let entry_id = Uuid::now_v7();
+        let (head_seq, head_hash) = lb.head();
         let row = CustodyRow {
             id,
             batch_id: lb.id(),
@@ -179,15 +170,28 @@ pub fn record_event(
             deviation_id: deviation,
             recorded_by: actor.id,
             recorded_at: now,
-            audit_entry_id: entry.id,
-            seq: entry.seq,
-            prev_hash: entry.prev_hash,
-            hash: entry.hash,
+            audit_entry_id: entry_id,
+            seq: head_seq + 1,
+            prev_hash: head_hash.to_owned(),
         };
         diesel::insert_into(custody_events::table)
             .values(row.clone())
             .execute(c)?;
-        let recorded = batch_record::custody_of(row)?;
+        let chain = lb.chain();
+        let entry = lb.append(
+            c,
+            AuditRecord::on_batch(
+                &chain,
+                lb.id(),
+                Some(actor),
+                "custody.recorded",
+                "custody_event",
+                id,
+            )
+            .with_id(entry_id)
+            .after(content),
+        )?;
+        let recorded = batch_record::custody_of(row, entry.hash)?;
         lb.record.push_custody(recorded.clone());
         // A delivery can end the last blocker (in transit).
         notices::ready_for_release(c, was_releasable, &lb.record)?;

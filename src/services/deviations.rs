@@ -8,7 +8,7 @@ use super::batch_record::views::DeviationView;
 use super::batch_record::{
     BatchOf, LockedBatch, NewDeviation, deviation_not_found, deviation_record,
 };
-use super::signatures::{self, Signing};
+use super::signatures::{self, Signing, SigningRules};
 use super::{Actor, in_transaction, notices};
 use crate::db::models::DeviationRow;
 use crate::db::schema::deviations;
@@ -17,7 +17,6 @@ use crate::domain::StoredName;
 use crate::domain::deviation::{Conclusion, DeviationKind, DeviationStatus, Severity, check_close};
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
-use crate::domain::users::LockoutPolicy;
 use crate::error::AppError;
 use chrono::Utc;
 use diesel::pg::PgConnection;
@@ -81,7 +80,7 @@ pub fn open_manual(
 /// Closes a deviation (QA, signed) with a conclusion and root cause.
 pub fn close(
     conn: &mut PgConnection,
-    lockout: LockoutPolicy,
+    rules: &SigningRules,
     actor: &Actor,
     deviation_id: Uuid,
     conclusion: &str,
@@ -112,7 +111,7 @@ pub fn close(
             .ok_or_else(|| deviation_not_found(deviation_id))?;
         check_close(before.status, before.result_id.is_some(), conclusion)?;
         if let Err(refusal) =
-            signatures::verify_signer_on(c, lockout, actor, password, Some(lb.id()))?
+            signatures::verify_signer_on(c, rules.lockout, actor, password, Some(lb.id()))?
         {
             return Ok(Err(refusal));
         }
@@ -131,6 +130,7 @@ pub fn close(
         lb.record.put_deviation(after.clone());
         let signature = lb.sign(
             c,
+            rules,
             actor,
             &Signing {
                 meaning: Meaning::DeviationClosed,
@@ -138,7 +138,7 @@ pub fn close(
                 entity_id: after.id,
                 batch_id: Some(lb.id()),
                 reason: Some(&root_cause),
-                record: &record,
+                signs: after.id,
             },
         )?;
         let chain = lb.chain();

@@ -6,7 +6,7 @@
 //! `domain::instrument::check_usable`, asked by `results::record_result`.
 
 use super::audit::{self, AuditRecord};
-use super::signatures::{self, Signing};
+use super::signatures::{self, Signing, SigningRules};
 use super::{Actor, in_transaction};
 use crate::db::models::{InstrumentEventRow, InstrumentRow};
 use crate::db::schema::{instrument_events, instruments};
@@ -15,13 +15,12 @@ use crate::domain::audit::SYSTEM_CHAIN;
 use crate::domain::instrument::{Event, Status, status_at};
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
-use crate::domain::users::LockoutPolicy;
 use crate::error::{AppError, FieldError};
 use chrono::{DateTime, SubsecRound, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -451,7 +450,7 @@ fn service_event(
 /// latest calibration must have passed.
 pub fn return_to_service(
     conn: &mut PgConnection,
-    lockout: LockoutPolicy,
+    rules: &SigningRules,
     actor: &Actor,
     id: Uuid,
     reason: &str,
@@ -484,14 +483,13 @@ pub fn return_to_service(
                 ));
             }
         }
-        if let Err(refusal) = signatures::verify_signer(c, lockout, actor, password)? {
+        if let Err(refusal) = signatures::verify_signer(c, rules.lockout, actor, password)? {
             return Ok(Err(refusal));
         }
         let row = service_event(c, actor, id, "returned", &reason)?;
-        let record: Value =
-            json!({"instrument_id": id, "code": instrument.code, "event_id": row.id, "at": row.at});
         signatures::record(
             c,
+            rules,
             actor,
             &Signing {
                 meaning: Meaning::InstrumentReturned,
@@ -499,7 +497,7 @@ pub fn return_to_service(
                 entity_id: id,
                 batch_id: None,
                 reason: Some(&reason),
-                record: &record,
+                signs: row.id,
             },
         )?;
         append_event(

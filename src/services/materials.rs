@@ -7,7 +7,7 @@
 use super::audit::{self, AuditRecord};
 use super::batch_record::LockedBatch;
 use super::batch_record::fitness::usable_lot;
-use super::signatures::{self, Signing};
+use super::signatures::{self, Signing, SigningRules};
 use super::{Actor, in_transaction};
 use crate::db::models::MaterialLotRow;
 use crate::db::schema::{batches, material_lots, material_uses};
@@ -16,7 +16,6 @@ use crate::domain::audit::SYSTEM_CHAIN;
 use crate::domain::material::LotStatus;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
-use crate::domain::users::LockoutPolicy;
 use crate::error::{AppError, FieldError};
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -234,7 +233,7 @@ pub fn get(conn: &mut PgConnection, id: Uuid) -> Result<MaterialView, AppError> 
 /// QA releases a lot from quarantine (signed `material_released`).
 pub fn release(
     conn: &mut PgConnection,
-    lockout: LockoutPolicy,
+    rules: &SigningRules,
     actor: &Actor,
     id: Uuid,
     password: &str,
@@ -251,7 +250,7 @@ pub fn release(
                 ),
             ));
         }
-        if let Err(refusal) = signatures::verify_signer(c, lockout, actor, password)? {
+        if let Err(refusal) = signatures::verify_signer(c, rules.lockout, actor, password)? {
             return Ok(Err(refusal));
         }
         let now = Utc::now().trunc_subsecs(6);
@@ -265,11 +264,11 @@ pub fn release(
             .get_result(c)?;
         sign_and_audit(
             c,
+            rules,
             actor,
             &before,
             &after,
             Meaning::MaterialReleased,
-            "material.released",
             None,
         )?;
         Ok(Ok(MaterialView::from(&after)))
@@ -279,7 +278,7 @@ pub fn release(
 /// QA rejects a lot (signed `material_rejected`).
 pub fn reject(
     conn: &mut PgConnection,
-    lockout: LockoutPolicy,
+    rules: &SigningRules,
     actor: &Actor,
     id: Uuid,
     reason: &str,
@@ -295,7 +294,7 @@ pub fn reject(
                 format!("lot {} is rejected already", before.lot_number),
             ));
         }
-        if let Err(refusal) = signatures::verify_signer(c, lockout, actor, password)? {
+        if let Err(refusal) = signatures::verify_signer(c, rules.lockout, actor, password)? {
             return Ok(Err(refusal));
         }
         let now = Utc::now().trunc_subsecs(6);
@@ -310,11 +309,11 @@ pub fn reject(
             .get_result(c)?;
         sign_and_audit(
             c,
+            rules,
             actor,
             &before,
             &after,
             Meaning::MaterialRejected,
-            "material.rejected",
             Some(&reason),
         )?;
         assess_impact(c, &after, &reason)?;
@@ -324,16 +323,21 @@ pub fn reject(
 
 fn sign_and_audit(
     c: &mut PgConnection,
+    rules: &SigningRules,
     actor: &Actor,
     before: &MaterialLotRow,
     after: &MaterialLotRow,
     meaning: Meaning,
-    action: &str,
     reason: Option<&str>,
 ) -> Result<(), AppError> {
+    let action = match meaning {
+        Meaning::MaterialRejected => "material.rejected",
+        _ => "material.released",
+    };
     let record = record_of(after);
     let sig = signatures::record(
         c,
+        rules,
         actor,
         &Signing {
             meaning,
@@ -341,7 +345,7 @@ fn sign_and_audit(
             entity_id: after.id,
             batch_id: None,
             reason,
-            record: &record,
+            signs: after.id,
         },
     )?;
     let mut after_json = record.clone();

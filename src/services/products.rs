@@ -3,7 +3,7 @@
 //! a newer version is approved.
 
 use super::audit::{self, AuditRecord};
-use super::signatures::{self, SignatureView, Signing};
+use super::signatures::{self, SignatureView, Signing, SigningRules};
 use super::{Actor, Page, PageRequest, in_transaction};
 use crate::db::models::{ProductRow, SpecRow, SpecTestRow, parse_stored};
 use crate::db::schema::{products, spec_tests, specifications};
@@ -16,7 +16,6 @@ use crate::domain::signature::Meaning;
 use crate::domain::spec::{
     SpecStatus, TestDef, TestDefInput, TestKind, check_approval, describe_limit, validate_tests,
 };
-use crate::domain::users::LockoutPolicy;
 use crate::error::AppError;
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -443,7 +442,7 @@ fn find_spec(conn: &mut PgConnection, id: Uuid, for_update: bool) -> Result<Spec
 /// effective version becomes superseded, in the same transaction.
 pub fn approve_spec(
     conn: &mut PgConnection,
-    lockout: LockoutPolicy,
+    rules: &SigningRules,
     actor: &Actor,
     spec_id: Uuid,
     password: &str,
@@ -470,7 +469,7 @@ pub fn approve_spec(
             spec.author_id,
             actor.id,
         )?;
-        if let Err(refusal) = signatures::verify_signer(c, lockout, actor, password)? {
+        if let Err(refusal) = signatures::verify_signer(c, rules.lockout, actor, password)? {
             return Ok(Err(refusal));
         }
         let now = Utc::now();
@@ -507,13 +506,9 @@ pub fn approve_spec(
                 specifications::approved_at.eq(now),
             ))
             .execute(c)?;
-        let tests: Vec<TestDefView> = spec_tests_of(c, spec.id)?
-            .iter()
-            .map(TestDefView::from)
-            .collect();
-        let record = spec_record(&spec, &tests)?;
         let sig = signatures::record(
             c,
+            rules,
             actor,
             &Signing {
                 meaning: Meaning::SpecApproved,
@@ -521,7 +516,7 @@ pub fn approve_spec(
                 entity_id: spec.id,
                 batch_id: None,
                 reason,
-                record: &record,
+                signs: spec.id,
             },
         )?;
         let mut audit_rec = AuditRecord::new(

@@ -5,14 +5,13 @@
 //! `results::record_result`.
 
 use super::audit::{self, AuditRecord};
-use super::signatures::{self, Signing};
+use super::signatures::{self, Signing, SigningRules};
 use super::{Actor, in_transaction};
 use crate::db::models::{QualificationRow, UserRow};
 use crate::db::schema::{qualifications, spec_tests, users};
 use crate::domain::audit::SYSTEM_CHAIN;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
-use crate::domain::users::LockoutPolicy;
 use crate::error::{AppError, FieldError};
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use diesel::pg::PgConnection;
@@ -32,7 +31,7 @@ pub struct QualificationView {
     pub username: String,
     /// The test code it covers.
     pub test_code: String,
-    /// From when (the grant's signing).
+    /// From when (the grant's signing, or the training it records).
     pub valid_from: DateTime<Utc>,
     /// Until when.
     pub valid_until: DateTime<Utc>,
@@ -114,6 +113,9 @@ fn active_user(conn: &mut PgConnection, id: Uuid) -> Result<UserRow, AppError> {
 pub struct GrantInput {
     /// The test code.
     pub test_code: String,
+    /// From when: the day the training was completed, when it is recorded
+    /// later (at most a year back); none: now.
+    pub valid_from: Option<DateTime<Utc>>,
     /// Until when.
     pub valid_until: DateTime<Utc>,
     /// The signer's password.
@@ -125,7 +127,7 @@ pub struct GrantInput {
 /// Qualifies `user_id` for a test code (signed `qualification_granted`).
 pub fn grant(
     conn: &mut PgConnection,
-    lockout: LockoutPolicy,
+    rules: &SigningRules,
     actor: &Actor,
     user_id: Uuid,
     input: &GrantInput,
@@ -142,6 +144,20 @@ pub fn grant(
     let reason =
         crate::domain::text::optional_note("reason", input.reason.as_deref(), 2000, &mut errors);
     let now = Utc::now().trunc_subsecs(6);
+    let valid_from = input.valid_from.map_or(now, |f| f.trunc_subsecs(6));
+    if valid_from > now {
+        errors.push(FieldError::said(
+            "valid_from",
+            "fe-must-not-be-in-the-future",
+            &[],
+        ));
+    } else if valid_from < now - Duration::days(366) {
+        errors.push(FieldError::said(
+            "valid_from",
+            "fe-is-more-than-a-year-ago",
+            &[],
+        ));
+    }
     if input.valid_until <= now {
         errors.push(FieldError::said(
             "valid_until",
@@ -171,14 +187,14 @@ pub fn grant(
                 &[("code", code.to_string())],
             ));
         }
-        if let Err(refusal) = signatures::verify_signer(c, lockout, actor, &input.password)? {
+        if let Err(refusal) = signatures::verify_signer(c, rules.lockout, actor, &input.password)? {
             return Ok(Err(refusal));
         }
         let row = QualificationRow {
             id: Uuid::now_v7(),
             user_id,
             test_code: code.clone(),
-            valid_from: now,
+            valid_from,
             valid_until: input.valid_until,
             granted_by: actor.id,
             granted_at: now,
@@ -193,6 +209,7 @@ pub fn grant(
         let record = record_of(&row);
         let sig = signatures::record(
             c,
+            rules,
             actor,
             &Signing {
                 meaning: Meaning::QualificationGranted,
@@ -200,7 +217,7 @@ pub fn grant(
                 entity_id: row.id,
                 batch_id: None,
                 reason: reason.as_deref(),
-                record: &record,
+                signs: row.id,
             },
         )?;
         let mut after = record.clone();
@@ -226,7 +243,7 @@ pub fn grant(
 /// Withdraws a qualification (signed `qualification_revoked`), once.
 pub fn revoke(
     conn: &mut PgConnection,
-    lockout: LockoutPolicy,
+    rules: &SigningRules,
     actor: &Actor,
     id: Uuid,
     reason: &str,
@@ -250,7 +267,7 @@ pub fn revoke(
                 "this qualification was withdrawn already",
             ));
         }
-        if let Err(refusal) = signatures::verify_signer(c, lockout, actor, password)? {
+        if let Err(refusal) = signatures::verify_signer(c, rules.lockout, actor, password)? {
             return Ok(Err(refusal));
         }
         let after: QualificationRow = diesel::update(qualifications::table.find(id))
@@ -264,6 +281,7 @@ pub fn revoke(
         let record = record_of(&after);
         let sig = signatures::record(
             c,
+            rules,
             actor,
             &Signing {
                 meaning: Meaning::QualificationRevoked,
@@ -271,7 +289,7 @@ pub fn revoke(
                 entity_id: id,
                 batch_id: None,
                 reason: Some(&reason),
-                record: &record,
+                signs: id,
             },
         )?;
         let mut after_json = record.clone();

@@ -6,7 +6,7 @@
 use super::audit::AuditRecord;
 use super::batch_record::views::BatchDetail;
 use super::batch_record::{self, BatchOf, LockedBatch, series};
-use super::signatures::{self, Signing};
+use super::signatures::{self, Signing, SigningRules};
 use super::{Actor, in_transaction, notices};
 use crate::domain::StoredName;
 use crate::domain::audit::SYSTEM_CHAIN;
@@ -18,10 +18,9 @@ use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::domain::spec::TestKind;
 use crate::domain::trend;
-use crate::domain::users::LockoutPolicy;
 use crate::error::AppError;
 use diesel::pg::PgConnection;
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 /// `GET /batches/{id}/release-readiness`.
@@ -86,25 +85,6 @@ pub struct ReleaseRequest {
     pub justification: Option<String>,
 }
 
-/// What a release signature signs: the batch, the results it rests on and
-/// the gate's answer at that moment.
-fn release_record(r: &BatchRecord, conditional: bool) -> Value {
-    let current: Vec<Value> = r
-        .current_results()
-        .iter()
-        .map(|c| json!({"result_id": c.id, "test_code": c.test_code, "outcome": c.outcome}))
-        .collect();
-    json!({
-        "batch_id": r.batch.id,
-        "batch_number": r.batch.batch_number,
-        "spec_id": r.batch.spec_id,
-        "status": r.batch.status,
-        "current_results": current,
-        "blockers": r.readiness().blockers,
-        "conditional": conditional,
-    })
-}
-
 /// Audits a refused release on the system chain, naming the batch (so it
 /// appears in the batch's history without taking the batch chain's head).
 fn record_refusal(
@@ -137,7 +117,7 @@ fn record_refusal(
 /// signatures required, the first leaves the status as it is.
 pub fn release(
     conn: &mut PgConnection,
-    lockout: LockoutPolicy,
+    rules: &SigningRules,
     actor: &Actor,
     batch_id: Uuid,
     req: &ReleaseRequest,
@@ -181,14 +161,14 @@ pub fn release(
             }
         };
         if let Err(refusal) =
-            signatures::verify_signer_on(c, lockout, actor, &req.password, Some(lb.id()))?
+            signatures::verify_signer_on(c, rules.lockout, actor, &req.password, Some(lb.id()))?
         {
             return Ok(Err(refusal));
         }
         let from = lb.record.batch.status;
-        let record = release_record(&lb.record, req.conditional);
         let signature = lb.sign(
             c,
+            rules,
             actor,
             &Signing {
                 meaning,
@@ -196,7 +176,7 @@ pub fn release(
                 entity_id: lb.id(),
                 batch_id: Some(lb.id()),
                 reason: justification.or(comment),
-                record: &record,
+                signs: lb.id(),
             },
         )?;
         let required = lb.record.product.release_signatures_required;
@@ -250,7 +230,7 @@ impl Disposition {
 /// Rejects or recalls a batch (signed, QA, reason required).
 pub fn dispose(
     conn: &mut PgConnection,
-    lockout: LockoutPolicy,
+    rules: &SigningRules,
     actor: &Actor,
     batch_id: Uuid,
     what: Disposition,
@@ -272,14 +252,13 @@ pub fn dispose(
             Disposition::Recall => check_recall(from)?,
         };
         if let Err(refusal) =
-            signatures::verify_signer_on(c, lockout, actor, password, Some(lb.id()))?
+            signatures::verify_signer_on(c, rules.lockout, actor, password, Some(lb.id()))?
         {
             return Ok(Err(refusal));
         }
-        let record = json!({"batch_id": lb.id(), "batch_number": lb.record.batch.batch_number,
-                            "from": from, "to": to, "reason": reason});
         let signature = lb.sign(
             c,
+            rules,
             actor,
             &Signing {
                 meaning,
@@ -287,7 +266,7 @@ pub fn dispose(
                 entity_id: lb.id(),
                 batch_id: Some(lb.id()),
                 reason: Some(&reason),
-                record: &record,
+                signs: lb.id(),
             },
         )?;
         lb.set_status(c, to)?;

@@ -14,13 +14,17 @@
 use super::Actor;
 use super::audit::{self, AuditRecord};
 use super::notices;
+use crate::auth::anchor_key::AnchorKey;
 use crate::auth::password::verify_password;
+use crate::db::digest::HexDigest;
 use crate::db::models::{SignatureRow, UserRow, parse_stored};
+use crate::db::prepared::prepared;
 use crate::db::schema::{sessions, signatures, users};
 use crate::domain::StoredName;
 use crate::domain::audit::{ActorRef, SYSTEM_CHAIN};
+use crate::domain::hashing::hash_timestamp;
 use crate::domain::record::{Signature, Statement};
-use crate::domain::signature::{Meaning, record_hash};
+use crate::domain::signature::{Meaning, SealedContent, record_hash, signed_row};
 use crate::domain::users::{LockoutPolicy, is_locked, register_failure};
 use crate::error::AppError;
 use crate::i18n::Locale;
@@ -28,8 +32,9 @@ use chrono::{DateTime, SubsecRound, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::HashMap;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// A signature as shown in the API, the history export and the certificate.
@@ -316,6 +321,29 @@ pub fn verify_signer_on(
     )
 }
 
+/// What a signed action needs besides its signer: the lockout rule for the
+/// re-entered password, and the site's key that seals each signature (the
+/// anchor key, kept outside the database: a signature row written without
+/// it, with the app's own database credentials too, is found unsealed).
+#[derive(Debug, Clone)]
+pub struct SigningRules {
+    /// Lockout after repeated wrong passwords.
+    pub lockout: LockoutPolicy,
+    /// The key that seals signatures.
+    pub seal: Arc<AnchorKey>,
+}
+
+impl SigningRules {
+    /// The rules `settings` give, the site's key read from its file (made
+    /// when there is none yet).
+    pub fn load(settings: &crate::config::Settings) -> anyhow::Result<Self> {
+        Ok(SigningRules {
+            lockout: settings.lockout(),
+            seal: Arc::new(AnchorKey::load_or_create(&settings.anchor_key_path())?),
+        })
+    }
+}
+
 /// What is being signed.
 #[derive(Debug, Clone)]
 pub struct Signing<'a> {
@@ -329,13 +357,23 @@ pub struct Signing<'a> {
     pub batch_id: Option<Uuid>,
     /// Reason or comment.
     pub reason: Option<&'a str>,
-    /// The record as signed (its canonical JSON is hashed).
-    pub record: &'a Value,
+    /// The row the signature signs, in the meaning's table
+    /// ([`Meaning::signs`]): its signed form, as the database holds it now,
+    /// is what the record hash covers.
+    pub signs: Uuid,
 }
 
-/// Stores a signature; call after [`verify_signer`] in the same transaction.
+#[derive(QueryableByName)]
+struct SignedForm {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Bytea>)]
+    form: Option<HexDigest>,
+}
+
+/// Stores a signature; call after [`verify_signer`] in the same transaction,
+/// once the row signed is written as it is signed.
 pub fn record(
     conn: &mut PgConnection,
+    rules: &SigningRules,
     signer: &Actor,
     s: &Signing<'_>,
 ) -> Result<Signature, AppError> {
@@ -347,20 +385,64 @@ pub fn record(
         text: s.meaning.statement(signer.locale),
         locale: signer.locale,
     };
+    let table = s.meaning.signs();
+    let form = prepared(crate::db::binding::signed_form_sql())
+        .bind::<diesel::sql_types::Text, _>(table.as_str())
+        .bind::<diesel::sql_types::Uuid, _>(s.signs)
+        .bind::<diesel::sql_types::Text, _>(s.meaning.as_str())
+        .get_result::<SignedForm>(conn)?
+        .form
+        .ok_or_else(|| {
+            AppError::Internal(anyhow::anyhow!(
+                "the {} row {} to sign is missing",
+                table.as_str(),
+                s.signs
+            ))
+        })?;
+    let record_hash = record_hash(
+        &signed_row(table, s.signs, &form.0),
+        signer.id,
+        s.meaning,
+        signed_at,
+    )?;
+    let id = Uuid::now_v7();
+    let locale = statement.locale.as_str();
+    let sealed = SealedContent {
+        id,
+        signer_id: signer.id,
+        signer_username: &signer.username,
+        signer_full_name: &signer.full_name,
+        meaning: s.meaning.as_str(),
+        signed_at: hash_timestamp(signed_at),
+        reason: s.reason,
+        record_hash: &record_hash,
+        entity_type: s.entity_type,
+        entity_id: s.entity_id,
+        batch_id: s.batch_id,
+        statement: Some(&statement.text),
+        statement_locale: Some(locale),
+        record_table: Some(table.as_str()),
+        record_id: Some(s.signs),
+    };
+    let seal = rules.seal.seal(&sealed.canonical()?).to_vec();
     let row = SignatureRow {
-        id: Uuid::now_v7(),
+        id,
         signer_id: signer.id,
         signer_username: signer.username.clone(),
         signer_full_name: signer.full_name.clone(),
         meaning: s.meaning.as_str().to_owned(),
         signed_at,
         reason: s.reason.map(str::to_owned),
-        record_hash: record_hash(s.record, signer.id, s.meaning, signed_at)?,
+        record_hash,
         entity_type: s.entity_type.to_owned(),
         entity_id: s.entity_id,
         batch_id: s.batch_id,
         statement: Some(statement.text.clone()),
-        statement_locale: Some(statement.locale.as_str().to_owned()),
+        statement_locale: Some(locale.to_owned()),
+        record_table: Some(table.as_str().to_owned()),
+        record_id: Some(s.signs),
+        seal: Some(seal),
+        xact: None,
     };
     diesel::insert_into(signatures::table)
         .values(row.clone())

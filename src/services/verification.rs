@@ -1,30 +1,47 @@
-//! Verifying the audit trail: every chain recomputed from the stored
-//! fields, each link, each sequence and each chain's head (`GET
-//! /audit/verify`, `cellqc audit verify`, the history page).
+//! Verifying the audit trail and the records it binds (`GET /audit/verify`,
+//! `cellqc audit verify`, the history page, the restore drill): every chain
+//! recomputed from the stored fields, each link, each sequence and each
+//! chain's head; every bound row against the newest entry that covers it;
+//! every signature's record hash against the row it signs, and its seal.
 
 use super::audit::actor_of;
+use crate::auth::anchor_key::PublicKey;
+use crate::db::binding;
 use crate::db::digest::HexDigest;
 use crate::db::models::AuditEntryRow;
+use crate::db::prepared::prepared;
 use crate::db::schema::{audit_chain_heads, audit_entries};
-use crate::domain::audit::{ChainCursor, EntryContent};
+use crate::domain::audit::{
+    BreakKind, ChainCursor, EntryContent, SYSTEM_CHAIN, batch_chain, chain_batch,
+};
+use crate::domain::hashing::hash_timestamp;
+use crate::domain::signature::{Meaning, SealedContent, SignedTable, record_hash, signed_row};
 use crate::error::AppError;
+use chrono::{DateTime, Utc};
+use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
+use diesel::sql_types::{Array, BigInt, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use uuid::Uuid;
 
 pub use crate::domain::audit::BrokenLink;
 
-/// The result of verifying every chain.
+/// The result of verifying the trail and the records it binds.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct VerifyReport {
-    /// Every chain verified.
+    /// Every chain, row and signature verified.
     pub ok: bool,
     /// Chains checked.
     pub chains: i64,
     /// Entries checked.
     pub events: i64,
-    /// Broken links, in chain order (at most [`MAX_REPORTED`]).
+    /// Bound rows checked against their newest entries.
+    pub rows: i64,
+    /// Signatures checked (record hash and seal).
+    pub signatures: i64,
+    /// What does not hold, in chain order (at most [`MAX_REPORTED`]).
     pub broken: Vec<BrokenLink>,
 }
 
@@ -33,20 +50,21 @@ pub const MAX_REPORTED: usize = 1000;
 
 const VERIFY_PAGE: i64 = 2000;
 
-/// Re-computes every hash of every chain from the stored fields and checks
-/// each link, each sequence and each chain's head. Reads in keyset pages, so
-/// memory stays flat however long the trail is.
-pub fn verify(conn: &mut PgConnection) -> Result<VerifyReport, AppError> {
-    verify_chains(conn, None)
+/// Verifies every chain, every bound row and every signature (whose seals
+/// `key` checks). Reads in keyset pages, so memory stays flat however long
+/// the trail is.
+pub fn verify(conn: &mut PgConnection, key: &PublicKey) -> Result<VerifyReport, AppError> {
+    verify_chains(conn, key, None)
 }
 
 /// [`verify`], telling `progress` the entries checked so far after each
 /// page (the command line's progress bar).
 pub fn verify_reporting(
     conn: &mut PgConnection,
+    key: &PublicKey,
     progress: &dyn Fn(u64),
 ) -> Result<VerifyReport, AppError> {
-    in_snapshot(conn, |c| walk_chains(c, None, progress))
+    in_snapshot(conn, |c| walk_chains(c, key, None, progress))
 }
 
 /// The entries every chain's head records: what [`verify`] will check.
@@ -118,11 +136,107 @@ fn verify_page(
         .collect())
 }
 
+/// A bound row as it is now: its table, id, the batch whose chain binds it
+/// (none: the system chain) and the hash of its form.
+#[derive(QueryableByName, Debug)]
+struct CurrentRow {
+    #[diesel(sql_type = Text)]
+    tbl: String,
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    batch_id: Option<Uuid>,
+    #[diesel(sql_type = Bytea, deserialize_as = HexDigest)]
+    hash: String,
+}
+
+/// A signature as stored, with the form of the row it signs as it is now.
+#[derive(QueryableByName, Debug)]
+struct StoredSignature {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    signer_id: Uuid,
+    #[diesel(sql_type = Text)]
+    signer_username: String,
+    #[diesel(sql_type = Text)]
+    signer_full_name: String,
+    #[diesel(sql_type = Text)]
+    meaning: String,
+    #[diesel(sql_type = Timestamptz)]
+    signed_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Text>)]
+    reason: Option<String>,
+    #[diesel(sql_type = Bytea, deserialize_as = HexDigest)]
+    record_hash: String,
+    #[diesel(sql_type = Text)]
+    entity_type: String,
+    #[diesel(sql_type = SqlUuid)]
+    entity_id: Uuid,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    batch_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<Text>)]
+    statement: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    statement_locale: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    record_table: Option<String>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    record_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    seal: Option<Vec<u8>>,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    form: Option<HexDigest>,
+}
+
+/// The name of the chain a row or signature of `batch` belongs to.
+fn chain_of(batch: Option<Uuid>) -> String {
+    batch.map_or_else(|| SYSTEM_CHAIN.to_owned(), batch_chain)
+}
+
+/// What a page brings the checker: its entries, and the rows and
+/// signatures of the chains that end in it.
+struct Page {
+    entries: Vec<VerifyRow>,
+    rows: Vec<CurrentRow>,
+    signatures: Vec<StoredSignature>,
+}
+
+/// The rows and signatures of `chains` as they are now.
+fn chain_records(
+    conn: &mut PgConnection,
+    chains: &[String],
+) -> Result<(Vec<CurrentRow>, Vec<StoredSignature>), AppError> {
+    let mut rows = Vec::new();
+    let mut signatures = Vec::new();
+    let batches: Vec<Uuid> = chains.iter().filter_map(|c| chain_batch(c)).collect();
+    if chains.iter().any(|c| c == SYSTEM_CHAIN) {
+        rows.extend(prepared(binding::system_rows_sql()).load::<CurrentRow>(conn)?);
+        signatures
+            .extend(prepared(binding::system_signatures_sql()).load::<StoredSignature>(conn)?);
+    }
+    if !batches.is_empty() {
+        rows.extend(
+            prepared(binding::batch_rows_sql())
+                .bind::<Array<SqlUuid>, _>(&batches)
+                .load::<CurrentRow>(conn)?,
+        );
+        signatures.extend(
+            prepared(binding::batch_signatures_sql())
+                .bind::<Array<SqlUuid>, _>(&batches)
+                .load::<StoredSignature>(conn)?,
+        );
+    }
+    Ok((rows, signatures))
+}
+
 /// [`verify`], limited to one chain when `only` names it.
 ///
 /// Two threads: one reads pages from the database (and decodes them) while
 /// this one recomputes the hashes of the page before, so the database and
-/// the hashing work at the same time.
+/// the hashing work at the same time. With each page come the bound rows and
+/// the signatures of the chains that end in it, their forms hashed by the
+/// database.
 ///
 /// Every page is read in one snapshot (a read-only, repeatable-read
 /// transaction, unless the caller's transaction is already one): under
@@ -130,41 +244,68 @@ fn verify_page(
 /// walk never saw, and a sound chain would be reported broken.
 pub fn verify_chains(
     conn: &mut PgConnection,
+    key: &PublicKey,
     only: Option<&str>,
 ) -> Result<VerifyReport, AppError> {
-    in_snapshot(conn, |c| walk_chains(c, only, &|_| {}))
+    in_snapshot(conn, |c| walk_chains(c, key, only, &|_| {}))
 }
 
-/// `f` in a read-only, repeatable-read transaction, or in the caller's.
+/// `f` in a read-only, repeatable-read transaction, or in the caller's; in
+/// either, rows' forms are read in UTC with bytea as hex, as the database's
+/// triggers hash them.
 fn in_snapshot<T>(
     conn: &mut PgConnection,
     f: impl FnOnce(&mut PgConnection) -> Result<T, AppError>,
 ) -> Result<T, AppError> {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    const FORM_SETTINGS: &str = "SET LOCAL TimeZone TO 'UTC'; SET LOCAL bytea_output TO 'hex'";
     let in_transaction = AnsiTransactionManager::transaction_manager_status_mut(conn)
         .transaction_depth()
         .ok()
         .flatten()
         .is_some();
     if in_transaction {
+        conn.batch_execute(FORM_SETTINGS)?;
         return f(conn);
     }
     conn.build_transaction()
         .read_only()
         .repeatable_read()
-        .run(f)
+        .run(|c| {
+            c.batch_execute(FORM_SETTINGS)?;
+            f(c)
+        })
+}
+
+/// Reports what is broken, up to [`MAX_REPORTED`] items.
+struct Findings {
+    report: VerifyReport,
+}
+
+impl Findings {
+    fn note(&mut self, b: BrokenLink) {
+        self.report.ok = false;
+        if self.report.broken.len() < MAX_REPORTED {
+            self.report.broken.push(b);
+        }
+    }
 }
 
 fn walk_chains(
     conn: &mut PgConnection,
+    key: &PublicKey,
     only: Option<&str>,
     progress: &dyn Fn(u64),
 ) -> Result<VerifyReport, AppError> {
-    let mut report = VerifyReport {
-        ok: true,
-        chains: 0,
-        events: 0,
-        broken: Vec::new(),
+    let mut found = Findings {
+        report: VerifyReport {
+            ok: true,
+            chains: 0,
+            events: 0,
+            rows: 0,
+            signatures: 0,
+            broken: Vec::new(),
+        },
     };
     // One chain: its key, read once; a chain without a head has no entries.
     let only_key = match only {
@@ -176,45 +317,74 @@ fn walk_chains(
             .optional()?
         {
             Some(key) => Some(key),
-            None => return Ok(report),
+            None => return Ok(found.report),
         },
     };
-    let mut note = |report: &mut VerifyReport, chain: &str, seq: i64, reason: String| {
-        report.ok = false;
-        if report.broken.len() < MAX_REPORTED {
-            report.broken.push(BrokenLink {
-                chain: chain.to_owned(),
-                seq,
-                reason,
-            });
-        }
-    };
     let mut current: Option<Walk> = None;
+    let mut ended: HashMap<String, ChainRecords> = HashMap::new();
     std::thread::scope(|scope| -> Result<(), AppError> {
-        let (pages, received) = std::sync::mpsc::sync_channel::<Vec<VerifyRow>>(2);
+        let (pages, received) = std::sync::mpsc::sync_channel::<Page>(2);
         let db = &mut *conn;
         let reader = scope.spawn(move || -> Result<(), AppError> {
             let mut after: Option<PageEnd> = None;
+            // The last chain of the page before: it may go on in this one.
+            let mut open: Option<String> = None;
             loop {
                 let page = verify_page(db, only_key, after)?;
                 let full = i64::try_from(page.len()).unwrap_or(0) >= VERIFY_PAGE;
                 after = page.last().map(|((r, _, _), key)| (*key, r.seq));
-                let rows: Vec<VerifyRow> = page.into_iter().map(|(row, _)| row).collect();
-                // A closed channel: the checker stopped on an error.
-                if !rows.is_empty() && pages.send(rows).is_err() {
-                    return Ok(());
+                let entries: Vec<VerifyRow> = page.into_iter().map(|(row, _)| row).collect();
+                // The chains that end in this page: every chain but the
+                // page's last (unless the walk ends here), and the open one
+                // from before if it did not go on.
+                let mut names: Vec<String> = Vec::new();
+                for (row, _, _) in &entries {
+                    if names.last() != Some(&row.chain) {
+                        names.push(row.chain.clone());
+                    }
                 }
-                if !full {
+                let mut done: Vec<String> = Vec::new();
+                if let Some(o) = open.take() {
+                    if names.first() != Some(&o) {
+                        done.push(o);
+                    }
+                }
+                let last = if full { names.pop() } else { None };
+                done.extend(names);
+                open = last;
+                let (rows, signatures) = chain_records(db, &done)?;
+                let stop = !full;
+                // A closed channel: the checker stopped on an error.
+                if pages
+                    .send(Page {
+                        entries,
+                        rows,
+                        signatures,
+                    })
+                    .is_err()
+                    || stop
+                {
                     return Ok(());
                 }
             }
         });
-        for rows in received {
-            progress(u64::try_from(report.events).unwrap_or(0));
-            for (row, head_seq, head_hash) in rows {
-                check_row(
-                    &mut report,
-                    &mut note,
+        for page in received {
+            progress(u64::try_from(found.report.events).unwrap_or(0));
+            for r in page.rows {
+                ended.entry(chain_of(r.batch_id)).or_default().rows.push(r);
+            }
+            for s in page.signatures {
+                ended
+                    .entry(chain_of(s.batch_id))
+                    .or_default()
+                    .signatures
+                    .push(s);
+            }
+            for (row, head_seq, head_hash) in page.entries {
+                check_entry(
+                    &mut found,
+                    key,
+                    &mut ended,
                     &mut current,
                     row,
                     head_seq,
@@ -227,7 +397,7 @@ fn walk_chains(
             .map_err(|_| AppError::Internal(anyhow::anyhow!("the audit reader thread panicked")))?
     })?;
     if let Some(walk) = current.take() {
-        finish_chain(&mut report, &mut note, walk);
+        finish_chain(&mut found, key, &mut ended, walk)?;
     }
     // Chains whose head records entries none of which is left.
     let mut emptied_q = audit_chain_heads::table
@@ -243,15 +413,89 @@ fn walk_chains(
         .select((audit_chain_heads::chain, audit_chain_heads::seq))
         .load(conn)?;
     for (chain, head_seq) in emptied {
-        report.chains += 1;
-        note(
-            &mut report,
+        found.report.chains += 1;
+        found.note(BrokenLink::link(
             &chain,
             0,
             format!("every entry is missing: the chain head records {head_seq}"),
+        ));
+    }
+    if only.is_none() {
+        unwalked_rows(conn, &mut found)?;
+    }
+    Ok(found.report)
+}
+
+#[derive(QueryableByName)]
+struct TableCount {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Rows that belong to no chain the walk saw (a batch whose chain lost every
+/// entry, a row naming a batch that has no chain): found by counting each
+/// table, and named when the count is more than the walk checked.
+fn unwalked_rows(conn: &mut PgConnection, found: &mut Findings) -> Result<(), AppError> {
+    let counts: Vec<TableCount> = prepared(binding::counts_sql()).load(conn)?;
+    let total: i64 = counts.iter().map(|c| c.n).sum();
+    if total == found.report.rows {
+        return Ok(());
+    }
+    let walked: std::collections::HashSet<String> = audit_chain_heads::table
+        .filter(diesel::dsl::exists(
+            audit_entries::table.filter(audit_entries::chain_id.eq(audit_chain_heads::id)),
+        ))
+        .select(audit_chain_heads::chain)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
+    let batches: Vec<Uuid> = diesel::sql_query(
+        "SELECT b.id FROM batches b WHERE NOT EXISTS (SELECT 1 FROM audit_chain_heads h \
+           JOIN audit_entries e ON e.chain_id = h.id WHERE h.chain = 'batch:' || b.id::text)",
+    )
+    .load::<IdRow>(conn)?
+    .into_iter()
+    .map(|r| r.id)
+    .collect();
+    let mut orphans: Vec<CurrentRow> = Vec::new();
+    if !batches.is_empty() {
+        orphans.extend(
+            prepared(binding::batch_rows_sql())
+                .bind::<Array<SqlUuid>, _>(&batches)
+                .load::<CurrentRow>(conn)?,
         );
     }
-    Ok(report)
+    // Rows naming a batch that is not a batch at all cannot exist: every
+    // batch column is a foreign key.
+    for r in orphans {
+        let chain = chain_of(r.batch_id);
+        if walked.contains(&chain) {
+            continue;
+        }
+        found.report.rows += 1;
+        found.note(BrokenLink::row_altered(
+            &r.tbl,
+            r.id,
+            &chain,
+            0,
+            "no entry covers this row: its chain holds no entry".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+}
+
+/// The rows and signatures of a chain that ended, waiting for its walk to
+/// finish.
+#[derive(Default)]
+struct ChainRecords {
+    rows: Vec<CurrentRow>,
+    signatures: Vec<StoredSignature>,
 }
 
 /// The chain being walked by [`verify`].
@@ -261,13 +505,23 @@ struct Walk {
     /// The head row's sequence number and hash (every entry has a head: the
     /// foreign key holds it).
     head: (i64, String),
+    /// The newest entry covering each row: (table, id) -> (hash, seq).
+    covered: BTreeMap<(String, Uuid), (String, i64)>,
+}
+
+#[derive(serde::Deserialize)]
+struct CoveredRow {
+    table: String,
+    id: Uuid,
+    hash: String,
 }
 
 /// Checks one entry against the walk of its chain (starting a new walk, and
 /// finishing the previous one, at a chain boundary).
-fn check_row(
-    report: &mut VerifyReport,
-    note: &mut impl FnMut(&mut VerifyReport, &str, i64, String),
+fn check_entry(
+    found: &mut Findings,
+    key: &PublicKey,
+    ended: &mut HashMap<String, ChainRecords>,
     current: &mut Option<Walk>,
     row: AuditEntryRow,
     head_seq: i64,
@@ -276,16 +530,17 @@ fn check_row(
     let same_chain = current.as_ref().is_some_and(|w| w.chain == row.chain);
     if !same_chain {
         if let Some(walk) = current.take() {
-            finish_chain(report, note, walk);
+            finish_chain(found, key, ended, walk)?;
         }
-        report.chains += 1;
+        found.report.chains += 1;
         *current = Some(Walk {
             chain: row.chain.clone(),
             cursor: ChainCursor::default(),
             head: (head_seq, head_hash.0),
+            covered: BTreeMap::new(),
         });
     }
-    report.events += 1;
+    found.report.events += 1;
     let actor = actor_of(&row);
     let content = EntryContent {
         chain: &row.chain,
@@ -299,24 +554,158 @@ fn check_row(
         reason: row.reason.as_deref(),
         before: row.before.as_ref(),
         after: row.after.as_ref(),
+        rows: row.rows.as_ref(),
     };
     if let Some(walk) = current.as_mut() {
         if let Some(reason) = walk.cursor.check(&content, &row.prev_hash, &row.hash)? {
-            note(report, &row.chain, row.seq, reason.describe());
+            found.note(BrokenLink::link(&row.chain, row.seq, reason.describe()));
+        }
+        if let Some(rows) = &row.rows {
+            match serde_json::from_value::<Vec<CoveredRow>>(rows.clone()) {
+                Ok(covered) => {
+                    for c in covered {
+                        walk.covered.insert((c.table, c.id), (c.hash, row.seq));
+                    }
+                }
+                Err(_) => found.note(BrokenLink::link(
+                    &row.chain,
+                    row.seq,
+                    "the rows the entry covers are not a list of table, id and hash".to_owned(),
+                )),
+            }
         }
     }
     Ok(())
 }
 
+/// Ends the walk of a chain: its end against its head, its rows against
+/// the entries that cover them, its signatures against their rows and seals.
 fn finish_chain(
-    report: &mut VerifyReport,
-    note: &mut impl FnMut(&mut VerifyReport, &str, i64, String),
-    walk: Walk,
-) {
-    let (seq, hash) = walk.head;
-    if let Some((at, reason)) = walk.cursor.finish(seq, &hash) {
-        note(report, &walk.chain, at, reason.describe());
+    found: &mut Findings,
+    key: &PublicKey,
+    ended: &mut HashMap<String, ChainRecords>,
+    mut walk: Walk,
+) -> Result<(), AppError> {
+    let (seq, hash) = &walk.head;
+    if let Some((at, reason)) = walk.cursor.finish(*seq, hash) {
+        found.note(BrokenLink::link(&walk.chain, at, reason.describe()));
     }
+    let records = ended.remove(&walk.chain).unwrap_or_default();
+    for r in records.rows {
+        found.report.rows += 1;
+        match walk.covered.remove(&(r.tbl.clone(), r.id)) {
+            Some((covered, _)) if covered == r.hash => {}
+            Some((_, seq)) => found.note(BrokenLink::row_altered(
+                &r.tbl,
+                r.id,
+                &walk.chain,
+                seq,
+                format!("the row is not what entry {seq} covers: it was changed outside cellqc"),
+            )),
+            None => found.note(BrokenLink::row_altered(
+                &r.tbl,
+                r.id,
+                &walk.chain,
+                0,
+                "no entry covers this row: it was written outside cellqc".to_owned(),
+            )),
+        }
+    }
+    for ((table, id), (_, seq)) in walk.covered {
+        found.note(BrokenLink::row_altered(
+            &table,
+            id,
+            &walk.chain,
+            seq,
+            format!("the row entry {seq} covers is missing: it was removed outside cellqc"),
+        ));
+    }
+    for s in records.signatures {
+        found.report.signatures += 1;
+        check_signature(found, key, &walk.chain, &s)?;
+    }
+    Ok(())
+}
+
+/// A signature's seal (made with the site's key over its canonical form)
+/// and, for one that names its row, its record hash recomputed from that
+/// row as it is now.
+fn check_signature(
+    found: &mut Findings,
+    key: &PublicKey,
+    chain: &str,
+    s: &StoredSignature,
+) -> Result<(), AppError> {
+    let signed = s.record_table.as_deref().zip(s.record_id);
+    let named = signed.or(Some((s.entity_type.as_str(), s.entity_id)));
+    let sealed = SealedContent {
+        id: s.id,
+        signer_id: s.signer_id,
+        signer_username: &s.signer_username,
+        signer_full_name: &s.signer_full_name,
+        meaning: &s.meaning,
+        signed_at: hash_timestamp(s.signed_at),
+        reason: s.reason.as_deref(),
+        record_hash: &s.record_hash,
+        entity_type: &s.entity_type,
+        entity_id: s.entity_id,
+        batch_id: s.batch_id,
+        statement: s.statement.as_deref(),
+        statement_locale: s.statement_locale.as_deref(),
+        record_table: s.record_table.as_deref(),
+        record_id: s.record_id,
+    };
+    let seal_holds = s
+        .seal
+        .as_deref()
+        .is_some_and(|seal| key.verifies_seal(&sealed.canonical().unwrap_or_default(), seal));
+    if !seal_holds {
+        let why = if s.seal.is_none() {
+            "the signature carries no seal"
+        } else {
+            "the seal does not match the signature"
+        };
+        found.note(BrokenLink::signature(
+            BreakKind::SignatureUnsealed,
+            s.id,
+            named,
+            chain,
+            format!(
+                "{why}: it was not made by cellqc with this site's key, and the {} of {} {} rests on it",
+                s.meaning, s.entity_type, s.entity_id
+            ),
+        ));
+    }
+    let (Some((table_name, id)), Ok(meaning)) = (signed, Meaning::try_from(s.meaning.as_str()))
+    else {
+        // Made before signatures named their rows: its seal is all there is.
+        return Ok(());
+    };
+    let table = SignedTable::try_from(table_name).ok();
+    let matches = match (table, &s.form) {
+        (Some(table), Some(form)) => {
+            record_hash(
+                &signed_row(table, id, &form.0),
+                s.signer_id,
+                meaning,
+                s.signed_at,
+            )? == s.record_hash
+        }
+        _ => false,
+    };
+    if !matches || table.is_none_or(|t| t != meaning.signs()) {
+        found.note(BrokenLink::signature(
+            BreakKind::SignatureMismatch,
+            s.id,
+            Some((table_name, id)),
+            chain,
+            format!(
+                "the record hash of this {} signature does not match {table_name} row {id} as it is now",
+                s.meaning
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The kind of record a verification run is audited under.
@@ -339,10 +728,11 @@ pub struct LastVerification {
 /// the system chain, so the start page can show the last one.
 pub fn verify_and_record(
     conn: &mut PgConnection,
+    key: &PublicKey,
     actor: &super::Actor,
     also_broken: Vec<BrokenLink>,
 ) -> Result<VerifyReport, AppError> {
-    let mut report = verify(conn)?;
+    let mut report = verify(conn, key)?;
     // What other checks found (the anchors) counts in the recorded outcome.
     report.ok = report.ok && also_broken.is_empty();
     report.broken.extend(also_broken);
@@ -360,6 +750,8 @@ pub fn verify_and_record(
                 "ok": report.ok,
                 "chains": report.chains,
                 "events": report.events,
+                "rows": report.rows,
+                "signatures": report.signatures,
                 "broken": report.broken.len(),
             })),
         )

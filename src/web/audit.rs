@@ -5,11 +5,12 @@
 use super::layout::{Refusal, csrf, html_page, page, refusal, see_other};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
+use crate::domain::audit::BreakKind;
 use crate::domain::roles::Action;
 use crate::error::AppError;
 use crate::report::history::{ResultNames, changes, sentence};
 use crate::services::audit::{self as audit_svc, AuditFilter};
-use crate::services::verification::{self, VerifyReport};
+use crate::services::verification::{self, BrokenLink, VerifyReport};
 use crate::services::{PageRequest, anchors};
 use crate::tr;
 use actix_web::http::StatusCode;
@@ -185,11 +186,11 @@ fn verify_markup(
     html! {
         @if let Some(r) = report {
             @if r.ok {
-                div.notice.ok id="verify-result" { (tr!(user.lang(), "audit-verifies", chains = r.chains, n = r.events)) }
+                div.notice.ok id="verify-result" { (tr!(user.lang(), "audit-verifies", chains = r.chains, n = r.events, rows = r.rows, signatures = r.signatures)) }
             } @else {
                 div.notice.error id="verify-result" role="alert" {
                     (tr!(user.lang(), "audit-broken", n = r.broken.len()))
-                    ul { @for b in &r.broken { li { (b.chain) ", " (tr!(user.lang(), "history-entry", seq = b.seq)) (tr!(user.lang(), "colon")) (b.reason) } } }
+                    (broken_list(user.lang(), &r.broken))
                 }
             }
         }
@@ -255,6 +256,32 @@ pub async fn make_anchor(
     Ok(see_other("/audit/verify".to_owned()))
 }
 
+/// What a verification found broken, one line each: the kind in the
+/// reader's words, where, and the detail.
+pub fn broken_list(lang: crate::i18n::Locale, broken: &[BrokenLink]) -> Markup {
+    html! {
+        ul { @for b in broken {
+            li {
+                strong { (lang.text(kind_message(b.kind))) } (tr!(lang, "colon"))
+                @let place = b.place();
+                @if !place.is_empty() { (place) (tr!(lang, "colon")) }
+                (b.reason)
+            }
+        } }
+    }
+}
+
+fn kind_message(kind: BreakKind) -> &'static str {
+    match kind {
+        BreakKind::Link => "verify-kind-link",
+        BreakKind::Anchor => "verify-kind-anchor",
+        BreakKind::RowAltered => "verify-kind-row-altered",
+        BreakKind::SignatureMismatch => "verify-kind-signature-mismatch",
+        BreakKind::SignatureUnsealed => "verify-kind-signature-unsealed",
+        BreakKind::NoAnchors => "verify-kind-no-anchors",
+    }
+}
+
 /// The verification form's fields.
 #[derive(Debug, Deserialize)]
 pub struct VerifyForm {
@@ -274,7 +301,8 @@ pub async fn run_verification(
     let (report, last, anchor) = state
         .db(move |c| {
             let check = anchors::check_kept(c, &sink)?;
-            let report = verification::verify_and_record(c, &actor, check.broken)?;
+            let key = sink.key.verifying();
+            let report = verification::verify_and_record(c, &key, &actor, check.broken)?;
             Ok((
                 report,
                 verification::last_verification(c)?,

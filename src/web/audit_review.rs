@@ -167,10 +167,10 @@ pub async fn sign_review(
         up_to_seq: f.up_to_seq.trim().parse().unwrap_or(0),
         comment: f.comment.filter(|c| !c.trim().is_empty()),
     };
-    let lockout = state.auth.lockout;
+    let rules = state.signing.clone();
     let actor = user.0.actor.clone();
     let attempt = state
-        .db(move |c| svc::sign_review(c, lockout, &actor, batch_id, &req))
+        .db(move |c| svc::sign_review(c, &rules, &actor, batch_id, &req))
         .await;
     match attempt {
         Ok(_) => Ok(see_other(format!("/batches/{batch_id}/audit-review"))),

@@ -173,13 +173,13 @@ pub async fn close_deviation(
         root_cause: f.root_cause.clone(),
         ..Typed::default()
     };
-    let lockout = state.auth.lockout;
+    let rules = state.signing.clone();
     let actor = user.0.actor.clone();
     match state
         .db(move |c| {
             dev_svc::close(
                 c,
-                lockout,
+                &rules,
                 &actor,
                 dev_id,
                 &f.conclusion,

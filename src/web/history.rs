@@ -23,12 +23,13 @@ pub async fn history_page(
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::ReadAuditTrail)?;
     let batch_id = id.into_inner();
+    let key = state.anchors.key.verifying();
     let (record, entries, report) = state
         .report_for_batch(batch_id, move |c| {
             let record = batch_svc::record(c, batch_id)?;
             let entries = history::history(c, batch_id)?;
             let chain = crate::domain::audit::batch_chain(batch_id);
-            let report = verification::verify_chains(c, Some(&chain))?;
+            let report = verification::verify_chains(c, &key, Some(&chain))?;
             Ok((record, entries, report))
         })
         .await?;
@@ -36,11 +37,11 @@ pub async fn history_page(
     let batch = &record.batch;
     let body = html! {
         @if report.ok {
-            div.notice.ok id="chain-status" { (tr!(user.lang(), "history-verifies", n = report.events)) }
+            div.notice.ok id="chain-status" { (tr!(user.lang(), "history-verifies", n = report.events, rows = report.rows, signatures = report.signatures)) }
         } @else {
             div.notice.error id="chain-status" role="alert" {
                 (tr!(user.lang(), "history-broken"))
-                ul { @for b in &report.broken { li { (tr!(user.lang(), "history-entry", seq = b.seq)) (tr!(user.lang(), "colon")) (b.reason) } } }
+                (super::audit::broken_list(user.lang(), &report.broken))
             }
         }
         p {

@@ -331,9 +331,9 @@ pub async fn return_to_service(
     user.require(Action::Sign(Meaning::InstrumentReturned))?;
     let f: EventForm = serde_html_form::from_bytes(&body).unwrap_or_default();
     user.check_csrf(&f.csrf)?;
-    let (id, actor, lockout) = (id.into_inner(), user.0.actor.clone(), state.auth.lockout);
+    let (id, actor, rules) = (id.into_inner(), user.0.actor.clone(), state.signing.clone());
     let outcome = state
-        .db(move |c| svc::return_to_service(c, lockout, &actor, id, &f.reason, &f.password))
+        .db(move |c| svc::return_to_service(c, &rules, &actor, id, &f.reason, &f.password))
         .await
         .map(|_| ());
     after(&state, &user, id, outcome).await

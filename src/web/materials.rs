@@ -249,9 +249,9 @@ pub async fn release(
     user.require(Action::Sign(Meaning::MaterialReleased))?;
     let f: MaterialForm = serde_html_form::from_bytes(&body).unwrap_or_default();
     user.check_csrf(&f.csrf)?;
-    let (id, actor, lockout) = (id.into_inner(), user.0.actor.clone(), state.auth.lockout);
+    let (id, actor, rules) = (id.into_inner(), user.0.actor.clone(), state.signing.clone());
     let outcome = state
-        .db(move |c| svc::release(c, lockout, &actor, id, &f.password))
+        .db(move |c| svc::release(c, &rules, &actor, id, &f.password))
         .await
         .map(|_| ());
     after(&state, &user, id, outcome).await
@@ -268,9 +268,9 @@ pub async fn reject(
     user.require(Action::Sign(Meaning::MaterialRejected))?;
     let f: MaterialForm = serde_html_form::from_bytes(&body).unwrap_or_default();
     user.check_csrf(&f.csrf)?;
-    let (id, actor, lockout) = (id.into_inner(), user.0.actor.clone(), state.auth.lockout);
+    let (id, actor, rules) = (id.into_inner(), user.0.actor.clone(), state.signing.clone());
     let outcome = state
-        .db(move |c| svc::reject(c, lockout, &actor, id, &f.reason, &f.password))
+        .db(move |c| svc::reject(c, &rules, &actor, id, &f.reason, &f.password))
         .await
         .map(|_| ());
     after(&state, &user, id, outcome).await

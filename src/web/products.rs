@@ -641,12 +641,12 @@ pub async fn approve_spec(
     user.check_csrf(&form.csrf)?;
     let spec_id = id.into_inner();
     let f = form.into_inner();
-    let lockout = state.auth.lockout;
+    let rules = state.signing.clone();
     let actor = user.0.actor.clone();
     let attempt = state
         .db(move |c| {
             let reason = f.reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
-            svc::approve_spec(c, lockout, &actor, spec_id, &f.password, reason)
+            svc::approve_spec(c, &rules, &actor, spec_id, &f.password, reason)
         })
         .await;
     match attempt {

@@ -92,6 +92,7 @@ async fn matrix_markup(
                         }
                         (r.at("test_code"))
                     }
+                    label { (tr!(user.lang(), "qual-valid-from", zone = user.zone_name())) input type="datetime-local" name="valid_from" step="1"; (r.at("valid_from")) }
                     label { (tr!(user.lang(), "qual-valid-until", zone = user.zone_name())) input type="datetime-local" name="valid_until" step="1" required; (r.at("valid_until")) }
                     label { (tr!(user.lang(), "qual-training")) textarea name="reason" {} (r.at("reason")) }
                     (meaning_box(Meaning::QualificationGranted, user.lang()))
@@ -126,6 +127,8 @@ pub struct GrantForm {
     #[serde(default)]
     test_code: String,
     #[serde(default)]
+    valid_from: String,
+    #[serde(default)]
     valid_until: String,
     #[serde(default)]
     reason: String,
@@ -144,24 +147,30 @@ pub async fn grant(
     let f: GrantForm = serde_html_form::from_bytes(&body).unwrap_or_default();
     user.check_csrf(&f.csrf)?;
     let actor = user.0.actor.clone();
-    let lockout = state.auth.lockout;
+    let rules = state.signing.clone();
     let target = Uuid::parse_str(f.user.trim());
     let until = user.from_form("valid_until", &f.valid_until);
-    let outcome = match (target, until) {
-        (Err(_), _) => Err(crate::error::AppError::invalid_field(
+    let from = if f.valid_from.trim().is_empty() {
+        Ok(None)
+    } else {
+        user.from_form("valid_from", &f.valid_from).map(Some)
+    };
+    let outcome = match (target, until, from) {
+        (Err(_), _, _) => Err(crate::error::AppError::invalid_field(
             "user",
             tr!(user.lang(), "qual-choose-analyst"),
         )),
-        (_, Err(e)) => Err(e),
-        (Ok(target), Ok(valid_until)) => {
+        (_, Err(e), _) | (_, _, Err(e)) => Err(e),
+        (Ok(target), Ok(valid_until), Ok(valid_from)) => {
             let input = GrantInput {
                 test_code: f.test_code.clone(),
+                valid_from,
                 valid_until,
                 password: f.password.clone(),
                 reason: Some(f.reason.clone()).filter(|r| !r.trim().is_empty()),
             };
             state
-                .db(move |c| svc::grant(c, lockout, &actor, target, &input))
+                .db(move |c| svc::grant(c, &rules, &actor, target, &input))
                 .await
         }
     };
@@ -210,9 +219,9 @@ pub async fn revoke(
     user.require(Action::Sign(Meaning::QualificationRevoked))?;
     let f: RevokeForm = serde_html_form::from_bytes(&body).unwrap_or_default();
     user.check_csrf(&f.csrf)?;
-    let (actor, id, lockout) = (user.0.actor.clone(), id.into_inner(), state.auth.lockout);
+    let (actor, id, rules) = (user.0.actor.clone(), id.into_inner(), state.signing.clone());
     match state
-        .db(move |c| svc::revoke(c, lockout, &actor, id, &f.reason, &f.password))
+        .db(move |c| svc::revoke(c, &rules, &actor, id, &f.reason, &f.password))
         .await
     {
         Ok(q) => {

@@ -265,10 +265,10 @@ pub async fn release_batch(
         conditional: f.conditional.as_deref() == Some("true"),
         justification: f.justification,
     };
-    let lockout = state.auth.lockout;
+    let rules = state.signing.clone();
     let actor = user.0.actor.clone();
     let attempt = state
-        .db(move |c| release::release(c, lockout, &actor, batch_id, &req))
+        .db(move |c| release::release(c, &rules, &actor, batch_id, &req))
         .await;
     after_decision(&state, &user, batch_id, attempt, typed).await
 }
@@ -300,13 +300,13 @@ async fn dispose(
             ..Typed::default()
         },
     };
-    let lockout = state.auth.lockout;
+    let rules = state.signing.clone();
     let actor = user.0.actor.clone();
     let attempt = state
         .db(move |c| {
             release::dispose(
                 c,
-                lockout,
+                &rules,
                 &actor,
                 batch_id,
                 what,

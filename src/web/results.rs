@@ -457,13 +457,13 @@ pub async fn review(
         Decision::Accept
     };
     let comment = f.comment.clone().unwrap_or_default();
-    let lockout = state.auth.lockout;
+    let rules = state.signing.clone();
     let actor = user.0.actor.clone();
     let attempt = state
         .db(move |c| {
             result_svc::review_result(
                 c,
-                lockout,
+                &rules,
                 &actor,
                 result_id,
                 decision,

@@ -167,7 +167,7 @@ pub async fn batch_review(
     } else {
         Decision::Accept
     };
-    let lockout = state.auth.lockout;
+    let rules = state.signing.clone();
     let actor = user.0.actor.clone();
     let password = f.password.clone();
     let comment = f.comment.clone();
@@ -185,7 +185,7 @@ pub async fn batch_review(
                 .db(move |c| {
                     result_svc::review_results(
                         c,
-                        lockout,
+                        &rules,
                         &actor,
                         &ids,
                         decision,

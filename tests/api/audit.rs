@@ -100,7 +100,10 @@ async fn cli_audit_verify_exits_1_naming_the_edited_entry() {
     let out = run();
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("BROKEN: chain system entry 2:"), "{stdout}");
+    assert!(
+        stdout.contains("BROKEN: chain system, entry 2:"),
+        "{stdout}"
+    );
 }
 
 #[actix_web::test]
@@ -235,7 +238,8 @@ async fn concurrent_writers_never_fork_a_chain_under_read_committed_or_repeatabl
         .get_result(&mut conn)
         .unwrap();
     assert_eq!(concurrent, 200);
-    let report = cellqc::services::verification::verify(&mut conn).unwrap();
+    let key = app.site_key();
+    let report = cellqc::services::verification::verify(&mut conn, &key).unwrap();
     assert!(report.ok, "{:?}", report.broken);
     // Time never runs backwards along the chain.
     let times: Vec<chrono::DateTime<chrono::Utc>> = audit_entries::table

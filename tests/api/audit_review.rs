@@ -4,8 +4,10 @@
 use crate::lab::{Lab, days_ago};
 use crate::support::USER_PASSWORD;
 use actix_web::http::StatusCode;
-use cellqc::domain::signature::{Meaning, record_hash};
+use cellqc::domain::signature::{Meaning, SignedTable, record_hash, signed_row};
+use diesel::prelude::*;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 fn kinds(view: &Value) -> Vec<String> {
     view["exceptions"]
@@ -158,24 +160,27 @@ async fn qa_signs_a_review_of_the_exceptions_over_the_chains_last_position_befor
     assert_eq!(review["head_hash"], v["head_hash"]);
     assert_eq!(review["exceptions"], 3);
     assert_eq!(review["reason"], "corrections justified");
-    // The signature covers the chain position, its hash and the exceptions
-    // read: its hash is recomputed from exactly those.
-    let covered: Vec<Value> = v["exceptions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| json!({"seq": e["seq"], "kind": e["kind"], "entry_id": e["entry_id"]}))
-        .collect();
-    let record = json!({"batch_id": b, "batch_number": "AR-1", "chain": format!("batch:{b}"),
-                        "up_to_seq": head, "head_hash": v["head_hash"], "exceptions": covered});
+    // The signature signs the chain position: the entry reviewed up to,
+    // whose hash covers every entry before it (and so every exception read).
+    let position: Uuid = {
+        use cellqc::db::schema::{audit_chain_heads as h, audit_entries as e};
+        e::table
+            .inner_join(h::table)
+            .filter(h::chain.eq(format!("batch:{b}")))
+            .filter(e::seq.eq(head))
+            .select(e::id)
+            .first(&mut app.conn())
+            .unwrap()
+    };
+    let head_hash = v["head_hash"].as_str().unwrap();
+    let record = signed_row(SignedTable::AuditEntries, position, head_hash);
     let signer = review["signer"]["id"].as_str().unwrap().parse().unwrap();
     let at = review["signed_at"].as_str().unwrap().parse().unwrap();
     assert_eq!(
         review["record_hash"].as_str().unwrap(),
         record_hash(&record, signer, Meaning::AuditTrailReviewed, at).unwrap()
     );
-    let mut moved = record.clone();
-    moved["up_to_seq"] = json!(head - 1);
+    let moved = signed_row(SignedTable::AuditEntries, Uuid::now_v7(), head_hash);
     assert_ne!(
         review["record_hash"].as_str().unwrap(),
         record_hash(&moved, signer, Meaning::AuditTrailReviewed, at).unwrap()

@@ -78,35 +78,23 @@ impl Lab {
     }
 
     /// QA qualifies `user` for `codes` through the API (signed, audited),
-    /// then the fixture moves the start of those grants 30 days back, as if
-    /// the training had been recorded a month ago: results performed earlier
-    /// today (forms read whole minutes) are then covered. The API never
-    /// backdates a grant; only this fixture history does, as superuser with
-    /// the row triggers off for that one statement.
+    /// from a training completed 30 days ago: results performed earlier
+    /// today (forms read whole minutes) are then covered.
     pub async fn qualify(&self, user: &str, codes: &[&str]) {
         let until = (Utc::now() + Duration::days(365)).to_rfc3339();
+        let from = (Utc::now() - Duration::days(30)).to_rfc3339();
         for code in codes {
             let r = self
                 .app
                 .post(
                     &format!("/api/v1/users/{user}/qualifications"),
                     &self.qa,
-                    json!({"test_code": code, "valid_until": until, "password": USER_PASSWORD,
-                           "reason": "training record, observed assay"}),
+                    json!({"test_code": code, "valid_from": from, "valid_until": until,
+                           "password": USER_PASSWORD, "reason": "training record, observed assay"}),
                 )
                 .await;
             assert_eq!(r.status, StatusCode::CREATED, "{code}: {}", r.body);
         }
-        use diesel::connection::SimpleConnection;
-        self.app
-            .conn()
-            .batch_execute(&format!(
-                "BEGIN; SET LOCAL session_replication_role = replica;
-                 UPDATE qualifications SET valid_from = valid_from - interval '30 days'
-                  WHERE user_id = '{user}' AND valid_from >= granted_at;
-                 COMMIT;"
-            ))
-            .unwrap();
     }
 
     /// Qualifies `user` for every test of the lab that requires it.

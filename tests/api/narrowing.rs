@@ -1,6 +1,7 @@
 //! The trail's narrower storage (hashes as bytes, chains by key): the
 //! migration converts a filled database without altering a single hash, and
-//! every chain verifies before and after it.
+//! every chain verifies before and after it. Going back past the binding of
+//! rows (000024) and forward again binds the rows anew, as found.
 
 use crate::lab::Lab;
 use actix_web::http::StatusCode;
@@ -46,6 +47,8 @@ struct EarlierEntry {
     prev_hash: String,
     #[diesel(sql_type = Text)]
     hash: String,
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    rows: Option<Value>,
 }
 
 /// Verifies every chain of the earlier layout with the chain's definition
@@ -53,7 +56,7 @@ struct EarlierEntry {
 fn verify_earlier(conn: &mut PgConnection) -> usize {
     let rows: Vec<EarlierEntry> = diesel::sql_query(
         "SELECT chain, seq, at, actor_id, actor_username, actor_full_name, action, entity_type, \
-                entity_id, batch_id, reason, before, after, prev_hash, hash \
+                entity_id, batch_id, reason, before, after, prev_hash, hash, rows \
            FROM audit_entries ORDER BY chain, seq",
     )
     .load(conn)
@@ -87,6 +90,7 @@ fn verify_earlier(conn: &mut PgConnection) -> usize {
             reason: r.reason.as_deref(),
             before: r.before.as_ref(),
             after: r.after.as_ref(),
+            rows: r.rows.as_ref(),
         };
         let (_, cursor) = walks.last_mut().unwrap();
         assert_eq!(
@@ -123,23 +127,29 @@ struct Stored {
 }
 
 /// Every stored hash, as hex, named by what holds it. `hex` turns a column
-/// of the layout read into hex text.
-fn every_hash(conn: &mut PgConnection, hex: &str, chain: &str, join: &str) -> Vec<Stored> {
+/// of the layout read into hex text; `custody` is how a custody event's
+/// entry's hash is read (the event keeps a copy in the earlier layout).
+fn every_hash(
+    conn: &mut PgConnection,
+    hex: &str,
+    chain: &str,
+    join: &str,
+    custody: &str,
+) -> Vec<Stored> {
     let h = |col: &str| hex.replace("{}", col);
     diesel::sql_query(format!(
         "SELECT 'entry ' || {chain} || ' ' || e.seq AS what, {} || ' ' || {} AS hash \
            FROM audit_entries e {join} \
          UNION ALL SELECT 'head ' || chain, {} FROM audit_chain_heads WHERE seq > 0 \
          UNION ALL SELECT 'signature ' || id, {} FROM signatures \
-         UNION ALL SELECT 'custody ' || id, {} || ' ' || {} FROM custody_events \
+         UNION ALL SELECT 'custody ' || c.id, {} || ' ' || {custody} FROM custody_events c \
          UNION ALL SELECT 'review ' || id, {} FROM audit_reviews \
          ORDER BY 1",
         h("e.prev_hash"),
         h("e.hash"),
         h("hash"),
         h("record_hash"),
-        h("prev_hash"),
-        h("hash"),
+        h("c.prev_hash"),
         h("head_hash"),
     ))
     .load(conn)
@@ -152,11 +162,12 @@ fn now_hashes(conn: &mut PgConnection) -> Vec<Stored> {
         "encode({}, 'hex')",
         "h.chain",
         "JOIN audit_chain_heads h ON h.id = e.chain_id",
+        "(SELECT encode(x.hash, 'hex') FROM audit_entries x WHERE x.id = c.audit_entry_id)",
     )
 }
 
 fn earlier_hashes(conn: &mut PgConnection) -> Vec<Stored> {
-    every_hash(conn, "{}", "e.chain", "")
+    every_hash(conn, "{}", "e.chain", "", "c.hash")
 }
 
 #[actix_web::test]
@@ -198,11 +209,12 @@ async fn the_narrowing_migration_keeps_every_hash_and_every_chain_verifies_befor
     let reverted = [
         conn.revert_last_migration(MIGRATIONS).unwrap().to_string(),
         conn.revert_last_migration(MIGRATIONS).unwrap().to_string(),
+        conn.revert_last_migration(MIGRATIONS).unwrap().to_string(),
     ];
     assert_eq!(
         reverted,
-        ["20261202000023", "20261202000022"],
-        "the indexes, then the narrowing"
+        ["20261207000024", "20261202000023", "20261202000022"],
+        "the binding of rows, the indexes, then the narrowing"
     );
     assert_eq!(earlier_hashes(&mut conn), narrow);
     assert_eq!(
@@ -211,9 +223,38 @@ async fn the_narrowing_migration_keeps_every_hash_and_every_chain_verifies_befor
         "every entry checked in the earlier layout"
     );
 
-    // Forward again, converting the earlier layout's data.
-    assert_eq!(cellqc::db::run_migrations(&mut conn).unwrap(), 2);
-    assert_eq!(now_hashes(&mut conn), narrow, "no hash altered");
+    // Forward again, converting the earlier layout's data; the rows of then
+    // are bound again, one entry per chain, as found.
+    assert_eq!(cellqc::db::run_migrations(&mut conn).unwrap(), 3);
+    let key = cellqc::auth::anchor_key::AnchorKey::load_or_create(
+        &app.data_dir.path().join("anchor.key"),
+    )
+    .unwrap();
+    let bound = cellqc::upgrade::bind_existing(&mut conn, &key).unwrap();
+    assert!(bound.chains >= 3 && bound.sealed > 0, "{bound:?}");
+    assert_eq!(
+        cellqc::upgrade::bind_existing(&mut conn, &key).unwrap(),
+        cellqc::upgrade::Bound::default(),
+        "bound once"
+    );
+    // Every entry, signature, custody event and review as it was; only the
+    // heads moved on, past the entries that bound the rows again.
+    let kept = |v: Vec<Stored>| -> Vec<Stored> {
+        v.into_iter()
+            .filter(|s| !s.what.starts_with("head ") && narrow.iter().any(|n| n.what == s.what))
+            .collect()
+    };
+    let unchanged = kept(now_hashes(&mut conn))
+        == kept(
+            narrow
+                .iter()
+                .map(|s| Stored {
+                    what: s.what.clone(),
+                    hash: s.hash.clone(),
+                })
+                .collect(),
+        );
+    assert!(unchanged, "no hash altered");
     let system: i64 = diesel::sql_query(
         "SELECT id AS seq, chain, encode(hash, 'hex') AS hash FROM audit_chain_heads WHERE chain = 'system'",
     )
@@ -223,8 +264,13 @@ async fn the_narrowing_migration_keeps_every_hash_and_every_chain_verifies_befor
     assert_eq!(system, cellqc::domain::audit::SYSTEM_CHAIN_ID);
     let after = app.get("/api/v1/audit/verify", &lab.qa).await;
     assert_eq!(after.body["ok"], true, "{}", after.body);
-    assert_eq!(after.body["events"], events);
-    assert_eq!(lab.history_actions(&other, &lab.qa).await, history_before);
+    assert_eq!(
+        after.body["events"].as_i64().unwrap(),
+        events + i64::try_from(bound.chains).unwrap()
+    );
+    let mut history_after = history_before.clone();
+    history_after.push("record.bound_at_upgrade".to_owned());
+    assert_eq!(lab.history_actions(&other, &lab.qa).await, history_after);
     // The trail goes on after the conversion, on both kinds of chain.
     lab.recorded(&other, "CD73", json!("99.0")).await;
     let last = app.get("/api/v1/audit/verify", &lab.qa).await;

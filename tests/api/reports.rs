@@ -45,13 +45,15 @@ struct RoleStatement {
     calls: i64,
 }
 
-/// The statements each role sent since `reset`, from pg_stat_statements.
+/// The statements each role sent since `reset`, from pg_stat_statements
+/// (those a client sent: not the ones triggers run inside them, nor the
+/// commit-time checks, which name the row they check as `NEW`).
 fn by_role(lab: &Lab) -> Vec<RoleStatement> {
     diesel::sql_query(
         "SELECT r.rolname::text AS role, s.query, s.calls FROM pg_stat_statements s \
            JOIN pg_roles r ON r.oid = s.userid \
           WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-            AND s.query NOT LIKE '%pg_stat_statements%'",
+            AND s.toplevel AND s.query NOT LIKE '%NEW.%' AND s.query NOT LIKE '%pg_stat_statements%'",
     )
     .load(&mut lab.app.conn())
     .unwrap()

@@ -233,11 +233,15 @@ async fn a_confirmed_oos_blocks_retesting_for_good() {
 async fn no_result_is_recorded_on_a_rejected_batch() {
     let lab = Lab::msc().await;
     let b = lab.batch("MSC-1").await;
-    diesel::sql_query(format!(
-        "UPDATE batches SET status = 'rejected' WHERE id = '{b}'"
-    ))
-    .execute(&mut lab.app.conn())
-    .unwrap();
+    let rejected = lab
+        .app
+        .post(
+            &format!("/api/v1/batches/{b}/reject"),
+            &lab.qa,
+            json!({"password": USER_PASSWORD, "reason": "bag damaged at thaw"}),
+        )
+        .await;
+    assert_eq!(rejected.status, StatusCode::OK, "{}", rejected.body);
     let r = lab.record(&b, "VIAB", json!("91")).await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert_eq!(r.code(), "batch_closed");

@@ -262,6 +262,8 @@ impl TestApp {
     pub async fn another_instance(&self) -> TestApp {
         let data_dir = tempfile::tempdir().unwrap();
         let mut settings = Settings::defaults(data_dir.path().to_path_buf());
+        // One site, one key: every instance seals and anchors with it.
+        settings.anchor_key_file = Some(self.data_dir.path().join("anchor.key"));
         settings.database_url = Some(self.app_url.clone());
         settings.jwt_secret = Some(JWT_SECRET.to_owned());
         settings.login_rate_per_minute = 10_000;
@@ -283,6 +285,12 @@ impl TestApp {
                 .timeout(std::time::Duration::from_secs(60))
                 .finish(),
         }
+    }
+
+    /// The public half of the server's key (seals signatures, signs anchors).
+    pub fn site_key(&self) -> cellqc::auth::anchor_key::PublicKey {
+        cellqc::auth::anchor_key::AnchorKey::public_of(&self.data_dir.path().join("anchor.key"))
+            .unwrap()
     }
 
     /// A direct database connection.
@@ -432,7 +440,9 @@ impl TestApp {
     /// The statements PostgreSQL received on this test's database while
     /// `during` ran, as (statement, calls), most frequent first. The
     /// statistics are PostgreSQL's own (pg_stat_statements), so what is
-    /// counted is every round trip, transaction control included.
+    /// counted is every round trip, transaction control included (and not
+    /// the statements triggers run inside them, nor the commit-time checks,
+    /// which name the row they check as `NEW`).
     pub async fn statements_during<F: std::future::Future<Output = ()>>(
         &self,
         during: F,
@@ -456,6 +466,7 @@ impl TestApp {
         during.await;
         let stats: Vec<Stat> = diesel::sql_query(format!(
             "SELECT query, calls FROM pg_stat_statements WHERE dbid = {OWN_DB} \
+               AND toplevel AND query NOT LIKE '%NEW.%' \
                AND query NOT LIKE '%pg_stat_statements%' ORDER BY calls DESC, query"
         ))
         .load(&mut own)

@@ -1438,10 +1438,19 @@ async fn an_auditor_searches_the_trail_reads_sentences_and_verifies_every_chain(
     let verify = auditor.get("/audit/verify").await;
     assert!(verify.body.contains("No verification has been run"));
     let token = Browser::csrf(&verify);
+    // Without an anchor there is nothing to verify against: said, not passed.
+    let ran = auditor.post("/audit/verify", &[("csrf", &token)]).await;
+    assert_eq!(ran.status, StatusCode::OK);
+    assert!(
+        ran.body.contains("No anchor to check against"),
+        "{}",
+        ran.body
+    );
+    auditor.post("/audit/anchors", &[("csrf", &token)]).await;
     let ran = auditor.post("/audit/verify", &[("csrf", &token)]).await;
     assert_eq!(ran.status, StatusCode::OK);
     assert!(ran.body.contains("Every chain verifies"), "{}", ran.body);
-    assert_eq!(lab.app.audit_actions("audit.verified").len(), 1);
+    assert_eq!(lab.app.audit_actions("audit.verified").len(), 2);
     let home = auditor.get("/").await;
     assert!(home.body.contains("Last verification:"), "{}", home.body);
     assert!(home.body.contains("every chain and anchor verified"));

@@ -167,6 +167,7 @@ impl Chain {
             reason: None,
             before: None,
             after: Some(&e.after),
+            rows: None,
         };
         let hash = content.hash(&self.hash)?;
         Line::default()
@@ -282,6 +283,10 @@ fn lot_rows(
         // The statement columns stay empty: read as the English statement.
         statement: None,
         statement_locale: None,
+        record_table: None,
+        record_id: None,
+        seal: None,
+        xact: None,
     };
     signature_line(&s, &mut chunk.signatures);
     system.push(
@@ -588,6 +593,10 @@ fn batch_rows(
             batch_id: Some(batch.id),
             statement: None,
             statement_locale: None,
+            record_table: None,
+            record_id: None,
+            seal: None,
+            xact: None,
         };
         signature_line(&s, &mut chunk.signatures);
         chain.push(

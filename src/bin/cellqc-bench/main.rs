@@ -339,7 +339,9 @@ fn verify_speed(
     // Once to bring the rows into memory, so neither side pays for the disk.
     copy()?;
     let t = Instant::now();
-    let report = cellqc::services::verification::verify_chains(conn, Some(chain)).map_err(app)?;
+    let key = cellqc::auth::anchor_key::AnchorKey::public_of(&settings.anchor_key_path())?;
+    let report =
+        cellqc::services::verification::verify_chains(conn, &key, Some(chain)).map_err(app)?;
     let verify_s = t.elapsed().as_secs_f64();
     anyhow::ensure!(
         report.ok,
@@ -595,9 +597,10 @@ fn measure(
 fn run(settings: &Settings, db: &Database, opts: &BenchOptions) -> anyhow::Result<()> {
     let database_url = db.owner_url.as_str();
     let mut conn = PgConnection::establish(database_url)?;
-    cellqc::db::run_migrations(&mut conn)?;
+    let rules = cellqc::services::signatures::SigningRules::load(settings)?;
+    cellqc::upgrade::migrate(&mut conn, &rules.seal)?;
     ensure_initial_admin(&mut conn, Some("bench-first-boot-pw")).map_err(app)?;
-    cellqc::demo::load(&mut conn, settings.lockout()).map_err(app)?;
+    cellqc::demo::load(&mut conn, &rules).map_err(app)?;
     if opts.fill > 0 {
         let started = Instant::now();
         let added = fill::fill(&mut conn, opts.fill)?;

@@ -252,7 +252,7 @@ col-what = What happened
 col-changes = Changes
 col-hash = Hash
 system = system
-history-verifies = The batch's hash chain verifies: { $n } entries, none altered.
+history-verifies = The batch's hash chain verifies: { $n } entries, none altered; its { $rows } records and { $signatures } signatures are as signed.
 history-entry = entry { $seq }
 history-title = History · { $batch }
 
@@ -309,6 +309,7 @@ qual-back = Back to the qualifications
 qual-none = No qualification.
 qual-col-valid = Valid
 qual-col-state = State
+qual-valid-from = Valid from: the training completed ({ $zone }; leave empty for now)
 qual-valid-until = Valid until ({ $zone })
 qual-granted = { $username } is qualified for { $test } until the date given, under your signature.
 qual-revoked = { $username }'s qualification for { $test } is withdrawn, under your signature.
@@ -489,7 +490,13 @@ audit-anchor-now = Anchor the trail now
 audit-from = From ({ $zone })
 audit-until = Until ({ $zone })
 audit-batch-entry = batch history, entry { $seq }
-audit-verifies = Every chain verifies: { $chains } chains, { $n } entries, none altered, none missing.
+audit-verifies = Every chain verifies: { $chains } chains, { $n } entries, none altered, none missing; { $rows } records are as their entries cover them and { $signatures } signatures match what they signed.
+verify-kind-link = Chain broken
+verify-kind-anchor = Anchor does not hold
+verify-kind-row-altered = Record changed outside cellqc
+verify-kind-signature-mismatch = Signature no longer matches its record
+verify-kind-signature-unsealed = Signature not made by cellqc
+verify-kind-no-anchors = No anchor to check against
 audit-broken = The audit trail is BROKEN in { $n ->
     [one] 1 place:
    *[other] { $n } places:

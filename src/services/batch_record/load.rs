@@ -47,6 +47,8 @@ SELECT b AS batch,
   ARRAY(SELECT g FROM signatures g WHERE g.batch_id = b.id ORDER BY g.id) AS signatures,
   ARRAY(SELECT d FROM deviations d WHERE d.batch_id = b.id ORDER BY d.id) AS deviations,
   ARRAY(SELECT c FROM custody_events c WHERE c.batch_id = b.id ORDER BY c.seq) AS custody,
+  ARRAY(SELECT e.hash FROM custody_events c JOIN audit_entries e ON e.id = c.audit_entry_id
+         WHERE c.batch_id = b.id ORDER BY c.seq) AS custody_hashes,
   ARRAY(SELECT ROW(mu.result_id, mu.material_id) FROM material_uses mu
          WHERE mu.batch_id = b.id AND mu.result_id IS NOT NULL ORDER BY mu.id) AS result_materials,
   ARRAY(SELECT ROW(pb.id, pb.batch_number, pb.status) FROM batch_parents bp
@@ -109,6 +111,8 @@ struct Loaded {
     deviations: Rows<DeviationRow>,
     #[diesel(sql_type = Array<Record<custody_events::SqlType>>)]
     custody: Rows<CustodyRow>,
+    #[diesel(sql_type = Array<Bytea>)]
+    custody_hashes: Vec<HexDigest>,
     #[diesel(sql_type = Array<Record<(SqlUuid, SqlUuid)>>)]
     result_materials: Rows<(Uuid, Uuid)>,
     #[diesel(sql_type = Array<Record<Named>>)]
@@ -200,7 +204,8 @@ pub(super) fn read(conn: &mut PgConnection, id: Uuid) -> Result<Option<Read>, Ap
             .custody
             .0
             .into_iter()
-            .map(custody_of)
+            .zip(l.custody_hashes)
+            .map(|(c, hash)| custody_of(c, hash.0))
             .collect::<Result<_, _>>()?,
         parents: l
             .parents
@@ -301,8 +306,9 @@ pub fn deviation_of(d: DeviationRow) -> Result<Deviation, AppError> {
     })
 }
 
-/// A stored custody event, its event parsed.
-pub fn custody_of(c: CustodyRow) -> Result<CustodyRecord, AppError> {
+/// A stored custody event, its event parsed, with the hash of the entry
+/// that binds it.
+pub fn custody_of(c: CustodyRow, hash: String) -> Result<CustodyRecord, AppError> {
     Ok(CustodyRecord {
         event: parse_stored("custody event", &c.event)?,
         id: c.id,
@@ -321,6 +327,6 @@ pub fn custody_of(c: CustodyRow) -> Result<CustodyRecord, AppError> {
         recorded_at: c.recorded_at,
         seq: c.seq,
         prev_hash: c.prev_hash,
-        hash: c.hash,
+        hash,
     })
 }

@@ -25,7 +25,7 @@ pub use load::{LOAD, batch_of, custody_of, deviation_of, result_of};
 
 use super::Actor;
 use super::audit::{self, AuditRecord, ChainHead};
-use super::signatures::{self, Signing};
+use super::signatures::{self, Signing, SigningRules};
 use crate::db::models::{AuditEntryRow, DeviationRow};
 use crate::db::prepared::prepared;
 use crate::db::schema::{batches, deviations};
@@ -211,10 +211,11 @@ impl LockedBatch {
     pub fn sign(
         &mut self,
         conn: &mut PgConnection,
+        rules: &SigningRules,
         signer: &Actor,
         signing: &Signing<'_>,
     ) -> Result<Signature, AppError> {
-        let s = signatures::record(conn, signer, signing)?;
+        let s = signatures::record(conn, rules, signer, signing)?;
         self.record.push_signature(s.clone());
         Ok(s)
     }

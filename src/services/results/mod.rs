@@ -11,7 +11,7 @@ pub use import::{
 
 use super::batch_record::views::{ResultView, result_view};
 use super::batch_record::{self, BatchOf, LockedBatch, NewDeviation, fitness, result_not_found};
-use super::signatures::{self, Signing};
+use super::signatures::{self, Signing, SigningRules};
 use super::{Actor, audit::AuditRecord, in_transaction, notices};
 use crate::db::models::ResultRow;
 use crate::db::prepared::prepared;
@@ -24,7 +24,6 @@ use crate::domain::result::{ResultStatus, check_accepts_results};
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::domain::spec::{ValueError, describe_limit, evaluate};
-use crate::domain::users::LockoutPolicy;
 use crate::error::AppError;
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -369,7 +368,7 @@ impl Decision {
 /// Second-person review of a result (signed): not by its performer.
 pub fn review_result(
     conn: &mut PgConnection,
-    lockout: LockoutPolicy,
+    rules: &SigningRules,
     actor: &Actor,
     result_id: Uuid,
     decision: Decision,
@@ -379,7 +378,7 @@ pub fn review_result(
     let reviewed = review(
         conn,
         &Review {
-            lockout,
+            rules,
             actor,
             ids: &[result_id],
             decision,
@@ -402,7 +401,7 @@ pub const MAX_REVIEW_AT_ONCE: usize = 200;
 /// names that result (`result_ids[i]`).
 pub fn review_results(
     conn: &mut PgConnection,
-    lockout: LockoutPolicy,
+    rules: &SigningRules,
     actor: &Actor,
     ids: &[Uuid],
     decision: Decision,
@@ -433,7 +432,7 @@ pub fn review_results(
     review(
         conn,
         &Review {
-            lockout,
+            rules,
             actor,
             ids,
             decision,
@@ -464,7 +463,7 @@ fn name_result(e: AppError, i: usize, id: Option<Uuid>) -> AppError {
 
 /// One signing act over one or more results.
 struct Review<'a> {
-    lockout: LockoutPolicy,
+    rules: &'a SigningRules,
     actor: &'a Actor,
     ids: &'a [Uuid],
     decision: Decision,
@@ -519,14 +518,17 @@ fn review(
             [one] => Some(one.id()),
             _ => None,
         };
-        if let Err(refusal) = signatures::verify_signer_on(c, r.lockout, actor, r.password, batch)?
+        if let Err(refusal) =
+            signatures::verify_signer_on(c, r.rules.lockout, actor, r.password, batch)?
         {
             return Ok(Err(refusal));
         }
         let mut reviewed = Vec::with_capacity(r.ids.len());
         for (id, k) in r.ids.iter().zip(at) {
             let lb = batches.get_mut(k).ok_or_else(|| result_not_found(*id))?;
-            reviewed.push(sign_review(c, lb, actor, *id, r.decision, comment)?);
+            reviewed.push(sign_review(
+                c, r.rules, lb, actor, *id, r.decision, comment,
+            )?);
         }
         for (lb, was) in batches.iter().zip(was_releasable) {
             notices::ready_for_release(c, was, &lb.record)?;
@@ -567,19 +569,19 @@ fn lock_batches_of(
 /// Signs one review and appends its audit entry.
 fn sign_review(
     c: &mut PgConnection,
+    rules: &SigningRules,
     lb: &mut LockedBatch,
     actor: &Actor,
     result_id: Uuid,
     decision: Decision,
     comment: Option<&str>,
 ) -> Result<ResultView, AppError> {
-    let record = lb
-        .record
-        .result(result_id)
-        .map(|r| result_record(lb.id(), r))
-        .ok_or_else(|| result_not_found(result_id))?;
+    if lb.record.result(result_id).is_none() {
+        return Err(result_not_found(result_id));
+    }
     let signature = lb.sign(
         c,
+        rules,
         actor,
         &Signing {
             meaning: decision.meaning(),
@@ -587,7 +589,7 @@ fn sign_review(
             entity_id: result_id,
             batch_id: Some(lb.id()),
             reason: comment,
-            record: &record,
+            signs: result_id,
         },
     )?;
     let chain = lb.chain();

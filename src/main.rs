@@ -199,11 +199,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let r = cellqc::backup::restore(db, &bindir, &key, &from)?;
             println!(
-                "restored {} (snapshot {}): signature verified, {} chain(s) and {} entr(ies) checked",
+                "restored {} (snapshot {}): signature verified, {} chain(s), {} entr(ies), {} record(s) and {} signature(s) checked",
                 from.display(),
                 r.manifest.body.taken_at,
                 r.verify.chains,
-                r.verify.events
+                r.verify.events,
+                r.verify.rows,
+                r.verify.signatures
             );
             for b in &r.verify.broken {
                 println!("BROKEN: {}: {}", b.place(), b.reason);
@@ -213,7 +215,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             if r.verify.ok && r.differences.is_empty() {
                 println!(
-                    "OK: every chain verifies; heads, root {} and the row counts of {} table(s) match the manifest",
+                    "OK: every chain verifies, every record is as its entries cover it and every signature matches what it signed; heads, root {} and the row counts of {} table(s) match the manifest",
                     r.manifest.body.root,
                     r.manifest.body.counts.len()
                 );

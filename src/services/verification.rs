@@ -627,6 +627,20 @@ fn finish_chain(
     Ok(())
 }
 
+/// The table of the records of a signature's `entity_type`.
+fn table_of(entity_type: &str) -> &str {
+    match entity_type {
+        "batch" => "batches",
+        "result" => "results",
+        "deviation" => "deviations",
+        "specification" => "specifications",
+        "qualification" => "qualifications",
+        "instrument" => "instruments",
+        "material" => "material_lots",
+        other => other,
+    }
+}
+
 /// A signature's seal (made with the site's key over its canonical form)
 /// and, for one that names its row, its record hash recomputed from that
 /// row as it is now.
@@ -637,7 +651,7 @@ fn check_signature(
     s: &StoredSignature,
 ) -> Result<(), AppError> {
     let signed = s.record_table.as_deref().zip(s.record_id);
-    let named = signed.or(Some((s.entity_type.as_str(), s.entity_id)));
+    let named = signed.or(Some((table_of(&s.entity_type), s.entity_id)));
     let sealed = SealedContent {
         id: s.id,
         signer_id: s.signer_id,

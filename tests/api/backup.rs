@@ -113,8 +113,16 @@ async fn a_backup_taken_under_write_load_restores_into_a_fresh_data_directory_an
     let restored = cellqc(&["restore", "--from", file.to_str().unwrap()], &env, true);
     let out = text(&restored);
     assert!(restored.status.success(), "{out}");
-    assert!(out.contains("OK: every chain verifies"), "{out}");
+    assert!(out.contains("OK: every chain verifies, every record is as its entries cover it and every signature matches"), "{out}");
     assert!(out.contains(manifest["root"].as_str().unwrap()), "{out}");
+    // The restore drill is the same verification: rows and signatures too.
+    let checked = out
+        .split(" record(s) and ")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse::<i64>().ok())
+        .unwrap_or(0);
+    assert!(checked > 0, "{out}");
     let verified = cellqc(&["audit", "verify"], &env, true);
     assert!(verified.status.success(), "{}", text(&verified));
     assert!(text(&verified).contains("OK: every chain verifies"));

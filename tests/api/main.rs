@@ -25,6 +25,7 @@ mod flow;
 mod hostile;
 mod imports;
 mod instruments;
+mod integrity;
 mod lab;
 mod locale;
 mod materials;

@@ -429,11 +429,12 @@ fn words(status: crate::domain::batch::BatchStatus) -> String {
 impl From<RecordRefusal> for AppError {
     fn from(r: RecordRefusal) -> Self {
         match r {
-            RecordRefusal::BatchClosed(status) => AppError::conflict(
-                "batch_closed",
+            RecordRefusal::RecordClosed(status) => AppError::conflict(
+                "record_closed",
                 format!(
-                    "the batch is {}: no result can be recorded",
-                    status.as_str()
+                    "the batch is {}: its record is decided and takes no new or replaced result \
+                     (a released batch's result is corrected only under QA's post-release correction)",
+                    words(status)
                 ),
             ),
             RecordRefusal::OosUnresolved { test_code, current } => AppError::conflict(
@@ -639,6 +640,11 @@ impl From<CustodyRefusal> for AppError {
                 "not_in_transit",
                 "the batch was not shipped: there is nothing to deliver",
             ),
+            CustodyRefusal::CorrectionOpen => AppError::conflict(
+                "not_released",
+                "a post-release correction of the batch is open: it stays in the facility until QA \
+                 closes it",
+            ),
             CustodyRefusal::NotReleased(status) => AppError::conflict(
                 "not_released",
                 format!(
@@ -696,6 +702,33 @@ impl From<CustodyRefusal> for AppError {
     }
 }
 
+impl From<crate::domain::deviation::CorrectionRefusal> for AppError {
+    fn from(r: crate::domain::deviation::CorrectionRefusal) -> Self {
+        use crate::domain::deviation::CorrectionRefusal;
+        match r {
+            CorrectionRefusal::NotReleased(status) => AppError::conflict(
+                "not_released",
+                format!(
+                    "the batch is {}: a post-release correction is opened on a released or \
+                     conditionally released batch (before release a result is replaced directly)",
+                    words(status)
+                ),
+            ),
+            CorrectionRefusal::NoSuchResult => {
+                AppError::not_found("result_not_found", "the result is not one of this batch's")
+            }
+            CorrectionRefusal::NotCurrent => AppError::conflict(
+                "not_current",
+                "the result is not the current result of its test: correct the current one",
+            ),
+            CorrectionRefusal::AlreadyOpen => AppError::conflict(
+                "correction_open",
+                "a post-release correction of this result is open already",
+            ),
+        }
+    }
+}
+
 impl From<CloseRefusal> for AppError {
     fn from(r: CloseRefusal) -> Self {
         match r {
@@ -705,6 +738,17 @@ impl From<CloseRefusal> for AppError {
             CloseRefusal::NotAnOos => AppError::invalid_field_said(
                 "conclusion",
                 "fe-invalid-test-and-confirmed-oos-conclude-an-oos-investigation",
+            ),
+            CloseRefusal::CorrectionConclusion => AppError::invalid_field_said(
+                "conclusion",
+                "fe-a-correction-meets-or-does-not-meet-its-specification",
+            ),
+            CloseRefusal::CorrectionUnresolved { test_code } => AppError::conflict(
+                "correction_unresolved",
+                format!(
+                    "{test_code}'s current result is not reviewed and passing: the correction can't \
+                     conclude that the batch meets its specification"
+                ),
             ),
         }
     }

@@ -66,7 +66,13 @@ const RULES: &[(&str, &str, Rule)] = &[
     (
         "CloseDeviation",
         "conclusion",
-        Rule::OneOf(&["invalid_test", "confirmed_oos", "no_impact"]),
+        Rule::OneOf(&[
+            "invalid_test",
+            "confirmed_oos",
+            "no_impact",
+            "meets_specification",
+            "does_not_meet_specification",
+        ]),
     ),
     ("CloseDeviation", "root_cause", Rule::Note(10_000)),
     (
@@ -90,7 +96,13 @@ const RULES: &[(&str, &str, Rule)] = &[
     ("MappingBody", "name", Rule::Line(80)),
     ("MappingBody", "mapping", Rule::SomeEntries),
     ("OpenDeviation", "title", Rule::Line(200)),
-    ("OpenDeviation", "description", Rule::Note(10_000)),
+    (
+        "OpenDeviation",
+        "kind",
+        Rule::OneOf(&["manual", "post_release_correction"]),
+    ),
+    ("OpenDeviation", "description", Rule::OptionalNote(10_000)),
+    ("OpenDeviation", "reason", Rule::OptionalNote(10_000)),
     (
         "OpenDeviation",
         "severity",

@@ -121,6 +121,8 @@ pub struct Proposed<'a> {
     pub batch_status: BatchStatus,
     /// When the batch was first (conditionally) released, if it was.
     pub released_at: Option<DateTime<Utc>>,
+    /// A post-release correction is open: the batch stays in the facility.
+    pub correction_open: bool,
     /// A move inside the facility: shipping an unreleased batch is allowed.
     pub internal: bool,
     /// The patient, for an administration.
@@ -134,6 +136,9 @@ pub struct Proposed<'a> {
 pub enum CustodyRefusal {
     /// After `administered` or `destroyed` (409 `custody_closed`).
     Closed(CustodyEvent),
+    /// A post-release correction is open: nothing leaves the facility (409
+    /// `not_released`).
+    CorrectionOpen,
     /// In transit: only `delivered` (409 `in_transit`).
     InTransit,
     /// `delivered` without a shipment (409 `not_in_transit`).
@@ -197,6 +202,9 @@ pub fn check_event(state: &CustodyState, p: &Proposed<'_>) -> Result<(), Custody
         _ => {}
     }
     if leaves_facility(state, p.event, p.internal) {
+        if p.correction_open {
+            return Err(CustodyRefusal::CorrectionOpen);
+        }
         match p.released_at {
             None => return Err(CustodyRefusal::NotReleased(p.batch_status)),
             // Times are typed to the second: an event in the second of the
@@ -240,6 +248,7 @@ mod tests {
             now: Utc::now(),
             batch_status: BatchStatus::Released,
             released_at: Some(at(0)),
+            correction_open: false,
             internal: false,
             recipient_id: None,
             intended_recipient: None,
@@ -402,6 +411,15 @@ mod tests {
         assert_eq!(check_event(&moving, &delivered), Ok(()));
         let away = state(&[(CustodyEvent::Shipped, 1)]);
         assert!(leaves_facility(&away, CustodyEvent::Delivered, false));
+        // Nothing leaves while a post-release correction is open; inside, it moves.
+        let mut open = propose(CustodyEvent::Shipped, 1);
+        open.correction_open = true;
+        assert_eq!(
+            check_event(&state(&[]), &open),
+            Err(CustodyRefusal::CorrectionOpen)
+        );
+        open.internal = true;
+        assert_eq!(check_event(&state(&[]), &open), Ok(()));
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub enum DeviationKind {
     Instrument,
     /// A material lot the batch used was rejected.
     Material,
+    /// QA corrects a result of a decided batch under control (signed
+    /// `correction_opened`; EU GMP Ch.4, Part IV §11).
+    PostReleaseCorrection,
 }
 
 /// How serious.
@@ -59,6 +62,22 @@ pub enum Conclusion {
     ConfirmedOos,
     /// The deviation does not affect the batch.
     NoImpact,
+    /// A post-release correction found the batch still meets its
+    /// specification.
+    MeetsSpecification,
+    /// A post-release correction found it does not: the batch can't be
+    /// released (again), and QA is told at once.
+    DoesNotMeetSpecification,
+}
+
+impl Conclusion {
+    /// Whether this concludes a post-release correction (and only that).
+    pub fn concludes_a_correction(self) -> bool {
+        matches!(
+            self,
+            Conclusion::MeetsSpecification | Conclusion::DoesNotMeetSpecification
+        )
+    }
 }
 
 /// Whether a result opens an OOS investigation, and how serious it is: every
@@ -77,24 +96,53 @@ pub fn opens_oos(outcome: Outcome, batch: BatchStatus) -> Option<Severity> {
 pub const EXCURSION_SEVERITY: Severity = Severity::Major;
 
 /// Why a deviation can't be closed as asked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CloseRefusal {
     /// Already closed (409 `deviation_closed`).
     AlreadyClosed,
     /// `invalid_test` and `confirmed_oos` conclude an OOS investigation of a
     /// result; this deviation has none (422 on `conclusion`).
     NotAnOos,
+    /// A post-release correction is concluded `meets_specification` or
+    /// `does_not_meet_specification`, and nothing else is (422 on
+    /// `conclusion`).
+    CorrectionConclusion,
+    /// `meets_specification` while the corrected test's current result is
+    /// not reviewed and passing (409 `correction_unresolved`).
+    CorrectionUnresolved {
+        /// The test corrected.
+        test_code: String,
+    },
 }
 
-/// Checks closing a deviation in `status`, about a result or not, with
-/// `conclusion`.
+/// Why a post-release correction can't be opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorrectionRefusal {
+    /// The batch is not (conditionally) released: before release a result is
+    /// replaced directly; after rejection or recall nothing is (409
+    /// `not_released`).
+    NotReleased(BatchStatus),
+    /// The result is not the batch's (404 `result_not_found`).
+    NoSuchResult,
+    /// The result is not the current result of its test (409 `not_current`).
+    NotCurrent,
+    /// A correction of the result is open already (409 `correction_open`).
+    AlreadyOpen,
+}
+
+/// Checks closing a deviation of `kind` in `status`, about a result or not,
+/// with `conclusion`.
 pub fn check_close(
     status: DeviationStatus,
+    kind: DeviationKind,
     has_result: bool,
     conclusion: Conclusion,
 ) -> Result<(), CloseRefusal> {
     if status == DeviationStatus::Closed {
         return Err(CloseRefusal::AlreadyClosed);
+    }
+    if (kind == DeviationKind::PostReleaseCorrection) != conclusion.concludes_a_correction() {
+        return Err(CloseRefusal::CorrectionConclusion);
     }
     if matches!(
         conclusion,
@@ -113,16 +161,40 @@ mod tests {
     #[test]
     fn closing_rules() {
         let open = DeviationStatus::Open;
-        assert_eq!(check_close(open, true, Conclusion::InvalidTest), Ok(()));
+        let oos = DeviationKind::Oos;
         assert_eq!(
-            check_close(DeviationStatus::Closed, true, Conclusion::NoImpact),
+            check_close(open, oos, true, Conclusion::InvalidTest),
+            Ok(())
+        );
+        assert_eq!(
+            check_close(DeviationStatus::Closed, oos, true, Conclusion::NoImpact),
             Err(CloseRefusal::AlreadyClosed)
         );
+        let manual = DeviationKind::Manual;
         assert_eq!(
-            check_close(open, false, Conclusion::InvalidTest),
+            check_close(open, manual, false, Conclusion::InvalidTest),
             Err(CloseRefusal::NotAnOos)
         );
-        assert_eq!(check_close(open, false, Conclusion::NoImpact), Ok(()));
+        assert_eq!(
+            check_close(open, manual, false, Conclusion::NoImpact),
+            Ok(())
+        );
+        // A correction is concluded as one, and only a correction is.
+        let correction = DeviationKind::PostReleaseCorrection;
+        for c in [
+            Conclusion::MeetsSpecification,
+            Conclusion::DoesNotMeetSpecification,
+        ] {
+            assert_eq!(check_close(open, correction, false, c), Ok(()));
+            assert_eq!(
+                check_close(open, manual, false, c),
+                Err(CloseRefusal::CorrectionConclusion)
+            );
+        }
+        assert_eq!(
+            check_close(open, correction, false, Conclusion::NoImpact),
+            Err(CloseRefusal::CorrectionConclusion)
+        );
     }
 
     #[test]

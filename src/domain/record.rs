@@ -14,14 +14,17 @@ use super::batch::BatchStatus;
 use super::custody::{
     CustodyEvent, CustodyRefusal, CustodyState, PastEvent, Proposed, StorageRange, check_event,
 };
-use super::deviation::{Conclusion, DeviationKind, DeviationStatus, Severity};
+use super::deviation::{
+    CloseRefusal, Conclusion, CorrectionRefusal, DeviationKind, DeviationStatus, Severity,
+    check_close,
+};
 use super::din::Din;
 use super::release::{
     BatchFacts, BatchSignature, Certification, Certifications, DeviationFact, ParentFact,
     Readiness, ReleaseRefusal, ReleaseStep, check_release, readiness, took_part,
 };
 use super::result::{
-    RecordRefusal, ResultFacts, Review, ReviewRefusal, check_new_result, check_review,
+    RecordRefusal, ResultFacts, ResultStatus, Review, ReviewRefusal, check_new_result, check_review,
 };
 use super::signature::Meaning;
 use super::spec::{Outcome, TestDef};
@@ -438,6 +441,7 @@ impl BatchRecord {
                     title: d.title.clone(),
                     open: d.status == DeviationStatus::Open,
                     confirmed_oos: d.conclusion == Some(Conclusion::ConfirmedOos),
+                    correction_failed: d.conclusion == Some(Conclusion::DoesNotMeetSpecification),
                 })
                 .collect(),
             in_transit: self.custody_state().in_transit(),
@@ -469,6 +473,72 @@ impl BatchRecord {
             test_code,
             replaces,
             reason,
+            &self.corrected_results(),
+        )
+    }
+
+    /// The open post-release corrections.
+    pub fn open_corrections(&self) -> impl Iterator<Item = &Deviation> {
+        self.deviations.iter().filter(|d| {
+            d.kind == DeviationKind::PostReleaseCorrection && d.status == DeviationStatus::Open
+        })
+    }
+
+    /// The results under an open post-release correction: on a decided
+    /// record, only they may be replaced.
+    pub fn corrected_results(&self) -> Vec<Uuid> {
+        self.open_corrections()
+            .filter_map(|d| d.subject_id)
+            .collect()
+    }
+
+    /// Checks opening a post-release correction of `result`: the batch is
+    /// (conditionally) released, the result is a current result of it, and
+    /// no correction of it is open.
+    pub fn check_open_correction(&self, result: Uuid) -> Result<(), CorrectionRefusal> {
+        if !self.batch.status.is_released() {
+            return Err(CorrectionRefusal::NotReleased(self.batch.status));
+        }
+        let r = self.result(result).ok_or(CorrectionRefusal::NoSuchResult)?;
+        let facts = self.result_facts();
+        if super::result::current_result(&facts, &r.test_code).map(|c| c.id) != Some(result) {
+            return Err(CorrectionRefusal::NotCurrent);
+        }
+        if self.corrected_results().contains(&result) {
+            return Err(CorrectionRefusal::AlreadyOpen);
+        }
+        Ok(())
+    }
+
+    /// Checks closing deviation `id` with `conclusion`; `None` when it is not
+    /// this batch's. A correction concluded `meets_specification` needs the
+    /// corrected test's current result reviewed and passing.
+    pub fn check_close(
+        &self,
+        id: Uuid,
+        conclusion: Conclusion,
+    ) -> Option<Result<(), CloseRefusal>> {
+        let d = self.deviation(id)?;
+        Some(
+            check_close(d.status, d.kind, d.result_id.is_some(), conclusion).and_then(|()| {
+                if conclusion != Conclusion::MeetsSpecification {
+                    return Ok(());
+                }
+                let test_code = d
+                    .subject_id
+                    .and_then(|r| self.result(r))
+                    .map(|r| r.test_code.clone())
+                    .unwrap_or_default();
+                let facts = self.result_facts();
+                match super::result::current_result(&facts, &test_code) {
+                    Some(c)
+                        if c.status() == ResultStatus::Reviewed && c.outcome == Outcome::Pass =>
+                    {
+                        Ok(())
+                    }
+                    _ => Err(CloseRefusal::CorrectionUnresolved { test_code }),
+                }
+            }),
         )
     }
 
@@ -531,6 +601,7 @@ impl BatchRecord {
                 now: self.now,
                 batch_status: self.batch.status,
                 released_at: self.certifications().released_at,
+                correction_open: self.open_corrections().next().is_some(),
                 internal,
                 recipient_id,
                 intended_recipient: self.batch.intended_recipient.as_deref(),

@@ -35,6 +35,9 @@ pub enum BlockerCode {
     /// The product requires a signed audit-trail review, and there is none
     /// or exceptions were written after it.
     AuditTrailNotReviewed,
+    /// A post-release correction concluded the batch does not meet its
+    /// specification.
+    CorrectionFailed,
 }
 
 /// One reason, in the lab's words.
@@ -63,6 +66,8 @@ pub struct DeviationFact {
     pub open: bool,
     /// Closed as `confirmed_oos`.
     pub confirmed_oos: bool,
+    /// A post-release correction closed as `does_not_meet_specification`.
+    pub correction_failed: bool,
 }
 
 /// A parent batch as the gate sees it.
@@ -157,6 +162,13 @@ pub fn blockers(f: &BatchFacts) -> Vec<Blocker> {
             out.push(blocker(
                 BlockerCode::ConfirmedOos,
                 said("blocker-confirmed-oos", &[("title", d.title.clone())]),
+                None,
+            ));
+        }
+        if d.correction_failed {
+            out.push(blocker(
+                BlockerCode::CorrectionFailed,
+                said("blocker-correction-failed", &[("title", d.title.clone())]),
                 None,
             ));
         }
@@ -383,7 +395,8 @@ impl Certifications {
                 | Meaning::InstrumentReturned
                 | Meaning::MaterialReleased
                 | Meaning::MaterialRejected
-                | Meaning::AuditTrailReviewed => {}
+                | Meaning::AuditTrailReviewed
+                | Meaning::CorrectionOpened => {}
             }
         }
         c
@@ -575,12 +588,21 @@ mod tests {
                 title: "OOS".into(),
                 open: true,
                 confirmed_oos: false,
+                correction_failed: false,
             },
             DeviationFact {
                 id: Uuid::now_v7(),
                 title: "old".into(),
                 open: false,
                 confirmed_oos: true,
+                correction_failed: false,
+            },
+            DeviationFact {
+                id: Uuid::now_v7(),
+                title: "corrected".into(),
+                open: false,
+                confirmed_oos: false,
+                correction_failed: true,
             },
         ];
         f.in_transit = true;
@@ -597,6 +619,7 @@ mod tests {
                 BlockerCode::MissingResult,
                 BlockerCode::OpenDeviation,
                 BlockerCode::ConfirmedOos,
+                BlockerCode::CorrectionFailed,
                 BlockerCode::InTransit,
                 BlockerCode::Expired,
                 BlockerCode::ParentNotReleased,

@@ -104,8 +104,11 @@ pub fn current_result<'a>(results: &'a [ResultFacts], test_code: &str) -> Option
 /// Why a new result of a test can't be recorded as asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordRefusal {
-    /// The batch was rejected or recalled (409 `batch_closed`).
-    BatchClosed(BatchStatus),
+    /// The batch's record is decided (released, rejected, recalled; on a
+    /// conditionally released batch, a reviewed result): 409
+    /// `record_closed`. A released batch's result is replaced only under an
+    /// open post-release correction.
+    RecordClosed(BatchStatus),
     /// The test has a current result the request does not name (409 `result_exists`).
     ResultExists {
         /// The test.
@@ -130,27 +133,41 @@ pub enum RecordRefusal {
     ReasonRequired,
 }
 
-/// Checks that a batch in `status` still takes results (not after rejection
-/// or recall).
-pub fn check_accepts_results(status: BatchStatus) -> Result<(), RecordRefusal> {
-    if status.accepts_results() {
-        Ok(())
-    } else {
-        Err(RecordRefusal::BatchClosed(status))
+/// Checks that a batch in `status` may still take a result: not after
+/// rejection or recall, and after release only under an open post-release
+/// correction (`correcting`).
+pub fn check_accepts_results(status: BatchStatus, correcting: bool) -> Result<(), RecordRefusal> {
+    match status {
+        BatchStatus::Rejected | BatchStatus::Recalled => Err(RecordRefusal::RecordClosed(status)),
+        BatchStatus::Released if !correcting => Err(RecordRefusal::RecordClosed(status)),
+        _ => Ok(()),
     }
 }
 
 /// Checks recording a new result of `test_code` on a batch in `status`,
-/// optionally replacing `replaces` with `reason`.
+/// optionally replacing `replaces` with `reason`. `corrected` are the
+/// results under an open post-release correction: on a decided record, only
+/// they may be replaced (EU GMP Ch.4; Part IV §11). A conditionally
+/// released batch takes a test without a current result (a pending test, a
+/// retest after an invalidated OOS) and replaces none that was reviewed.
 pub fn check_new_result(
     status: BatchStatus,
     results: &[ResultFacts],
     test_code: &str,
     replaces: Option<Uuid>,
     reason: Option<&str>,
+    corrected: &[Uuid],
 ) -> Result<(), RecordRefusal> {
-    check_accepts_results(status)?;
     let current = current_result(results, test_code);
+    let under_correction = replaces.is_some_and(|t| corrected.contains(&t))
+        && current.is_some_and(|c| Some(c.id) == replaces);
+    check_accepts_results(status, under_correction)?;
+    if status == BatchStatus::ConditionallyReleased
+        && !under_correction
+        && current.is_some_and(|c| c.status() != ResultStatus::Recorded)
+    {
+        return Err(RecordRefusal::RecordClosed(status));
+    }
     // No testing into compliance: a failing current result blocks any new
     // result of the test, whether or not the request names it.
     if let Some(c) = current.filter(|c| c.outcome == Outcome::Fail) {
@@ -259,15 +276,18 @@ mod tests {
             test_code: "STER".into(),
             current: failing.id,
         });
-        assert_eq!(check_new_result(Q, &all, "STER", None, None), unresolved);
         assert_eq!(
-            check_new_result(Q, &all, "STER", Some(failing.id), Some("retest")),
+            check_new_result(Q, &all, "STER", None, None, &[]),
+            unresolved
+        );
+        assert_eq!(
+            check_new_result(Q, &all, "STER", Some(failing.id), Some("retest"), &[]),
             unresolved
         );
         let mut invalidated = failing;
         invalidated.invalidated = true;
         assert_eq!(
-            check_new_result(Q, &[invalidated], "STER", None, None),
+            check_new_result(Q, &[invalidated], "STER", None, None, &[]),
             Ok(())
         );
     }
@@ -277,21 +297,21 @@ mod tests {
         let current = fact("VIAB", Outcome::Pass);
         let all = vec![current.clone()];
         assert!(matches!(
-            check_new_result(Q, &all, "VIAB", None, None),
+            check_new_result(Q, &all, "VIAB", None, None, &[]),
             Err(RecordRefusal::ResultExists { .. })
         ));
         assert_eq!(
-            check_new_result(Q, &all, "VIAB", Some(current.id), None),
+            check_new_result(Q, &all, "VIAB", Some(current.id), None, &[]),
             Err(RecordRefusal::ReasonRequired)
         );
         assert_eq!(
-            check_new_result(Q, &all, "VIAB", Some(Uuid::now_v7()), Some("typo")),
+            check_new_result(Q, &all, "VIAB", Some(Uuid::now_v7()), Some("typo"), &[]),
             Err(RecordRefusal::NotReplaceable {
                 test_code: "VIAB".into()
             })
         );
         assert_eq!(
-            check_new_result(Q, &all, "VIAB", Some(current.id), Some("typo")),
+            check_new_result(Q, &all, "VIAB", Some(current.id), Some("typo"), &[]),
             Ok(())
         );
     }
@@ -301,23 +321,107 @@ mod tests {
         let mut rejected = fact("VIAB", Outcome::Pass);
         rejected.review = Some(Review::Rejected);
         let all = vec![rejected.clone()];
-        assert_eq!(check_new_result(Q, &all, "VIAB", None, None), Ok(()));
+        assert_eq!(check_new_result(Q, &all, "VIAB", None, None, &[]), Ok(()));
         assert_eq!(
-            check_new_result(Q, &all, "VIAB", Some(rejected.id), Some("re-entered")),
+            check_new_result(Q, &all, "VIAB", Some(rejected.id), Some("re-entered"), &[]),
             Ok(())
         );
     }
 
     #[test]
-    fn a_rejected_or_recalled_batch_takes_no_result() {
-        for closed in [BatchStatus::Rejected, BatchStatus::Recalled] {
+    fn a_decided_record_takes_no_result_but_a_correction() {
+        for closed in [
+            BatchStatus::Rejected,
+            BatchStatus::Recalled,
+            BatchStatus::Released,
+        ] {
             assert_eq!(
-                check_new_result(closed, &[], "VIAB", None, None),
-                Err(RecordRefusal::BatchClosed(closed))
+                check_new_result(closed, &[], "VIAB", None, None, &[]),
+                Err(RecordRefusal::RecordClosed(closed))
             );
         }
+        let mut reviewed = fact("VIAB", Outcome::Pass);
+        reviewed.review = Some(Review::Accepted);
+        let all = vec![reviewed.clone()];
+        let released = BatchStatus::Released;
         assert_eq!(
-            check_new_result(BatchStatus::Released, &[], "VIAB", None, None),
+            check_new_result(released, &all, "VIAB", Some(reviewed.id), Some("typo"), &[]),
+            Err(RecordRefusal::RecordClosed(released))
+        );
+        // Under an open correction of that result, its replacement.
+        let corrected = [reviewed.id];
+        assert_eq!(
+            check_new_result(
+                released,
+                &all,
+                "VIAB",
+                Some(reviewed.id),
+                Some("typo"),
+                &corrected
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check_new_result(released, &all, "VIAB", None, None, &corrected),
+            Err(RecordRefusal::RecordClosed(released))
+        );
+        // Never on a rejected or recalled batch.
+        assert_eq!(
+            check_new_result(
+                BatchStatus::Recalled,
+                &all,
+                "VIAB",
+                Some(reviewed.id),
+                Some("typo"),
+                &corrected
+            ),
+            Err(RecordRefusal::RecordClosed(BatchStatus::Recalled))
+        );
+    }
+
+    #[test]
+    fn a_conditionally_released_batch_takes_its_pending_tests_and_keeps_what_was_reviewed() {
+        let conditional = BatchStatus::ConditionallyReleased;
+        let mut reviewed = fact("VIAB", Outcome::Pass);
+        reviewed.review = Some(Review::Accepted);
+        let pending = fact("STER", Outcome::Pass);
+        let all = vec![reviewed.clone(), pending.clone()];
+        assert_eq!(
+            check_new_result(conditional, &all, "MYCO", None, None, &[]),
+            Ok(())
+        );
+        assert_eq!(
+            check_new_result(
+                conditional,
+                &all,
+                "VIAB",
+                Some(reviewed.id),
+                Some("typo"),
+                &[]
+            ),
+            Err(RecordRefusal::RecordClosed(conditional))
+        );
+        // A result recorded since, not yet reviewed, is still corrected as before.
+        assert_eq!(
+            check_new_result(
+                conditional,
+                &all,
+                "STER",
+                Some(pending.id),
+                Some("typo"),
+                &[]
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check_new_result(
+                conditional,
+                &all,
+                "VIAB",
+                Some(reviewed.id),
+                Some("typo"),
+                &[reviewed.id]
+            ),
             Ok(())
         );
     }

@@ -225,7 +225,8 @@ pub fn signer_roles(meaning: Meaning) -> &'static [Role] {
         | Meaning::InstrumentReturned
         | Meaning::MaterialReleased
         | Meaning::MaterialRejected
-        | Meaning::AuditTrailReviewed => &[Role::Qa],
+        | Meaning::AuditTrailReviewed
+        | Meaning::CorrectionOpened => &[Role::Qa],
     }
 }
 

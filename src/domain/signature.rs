@@ -56,6 +56,8 @@ pub enum Meaning {
     MaterialRejected,
     /// QA read the exceptions of a batch's audit trail up to a chain position.
     AuditTrailReviewed,
+    /// QA opened a post-release correction of a result of a decided batch.
+    CorrectionOpened,
 }
 
 impl Meaning {
@@ -101,7 +103,7 @@ impl Meaning {
             | Meaning::ConditionallyReleased
             | Meaning::Rejected
             | Meaning::Recalled => SignedTable::Batches,
-            Meaning::DeviationClosed => SignedTable::Deviations,
+            Meaning::DeviationClosed | Meaning::CorrectionOpened => SignedTable::Deviations,
             Meaning::QualificationGranted | Meaning::QualificationRevoked => {
                 SignedTable::Qualifications
             }
@@ -124,6 +126,13 @@ impl Meaning {
             | Meaning::Recalled => &["status", "updated_at"],
             Meaning::QualificationGranted => &["revoked_at", "revoked_by", "revoke_reason"],
             Meaning::MaterialReleased => &["status", "rejected_at", "rejected_by", "reject_reason"],
+            Meaning::CorrectionOpened => &[
+                "status",
+                "conclusion",
+                "root_cause",
+                "closed_by",
+                "closed_at",
+            ],
             Meaning::Reviewed
             | Meaning::ReviewRejected
             | Meaning::DeviationClosed

@@ -126,6 +126,13 @@ pub struct CoaDeviation {
     pub outcome: String,
 }
 
+/// A post-release correction of a result, with what it changed.
+#[derive(Debug, Clone, Default)]
+pub struct CoaCorrection {
+    /// The line: title, result corrected, from -> to, reason, outcome.
+    pub line: String,
+}
+
 /// Everything the certificate shows.
 #[derive(Debug, Clone, Default)]
 pub struct CoaData {
@@ -145,6 +152,7 @@ pub struct CoaData {
     pub tests: Vec<CoaTest>,
     pub earlier: Vec<CoaEarlier>,
     pub deviations: Vec<CoaDeviation>,
+    pub corrections: Vec<CoaCorrection>,
     pub signatures: Vec<CoaSignature>,
     pub record_sha256: String,
     pub chain_head: String,
@@ -534,6 +542,13 @@ pub fn render(d: &CoaData) -> Result<Vec<u8>, String> {
     }
     for dv in &d.deviations {
         w.paragraph(&format!("{} · {}", dv.title, dv.outcome));
+    }
+
+    if !d.corrections.is_empty() {
+        w.heading(&l.words("coa-heading-corrections"));
+        for c in &d.corrections {
+            w.paragraph(&c.line);
+        }
     }
 
     w.heading(&l.words("coa-heading-signatures"));

@@ -6,13 +6,16 @@ use super::batch_record::{self, views::BatchDetail};
 use super::signatures::SignatureView;
 use crate::domain::StoredName;
 use crate::domain::batch::BatchStatus;
+use crate::domain::deviation::DeviationKind;
 use crate::domain::din::Din;
 use crate::domain::hashing::{canonical_json, sha256_hex};
 use crate::domain::result::ResultStatus;
 use crate::domain::signature::Meaning;
 use crate::domain::spec::describe_limit;
 use crate::error::AppError;
-use crate::report::coa::{CoaData, CoaDeviation, CoaEarlier, CoaLang, CoaSignature, CoaTest};
+use crate::report::coa::{
+    CoaCorrection, CoaData, CoaDeviation, CoaEarlier, CoaLang, CoaSignature, CoaTest,
+};
 use crate::report::label::LabelData;
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -201,6 +204,51 @@ pub fn coa_data(
             },
         })
         .collect();
+    let corrections = record
+        .deviations
+        .iter()
+        .filter(|d| d.kind == DeviationKind::PostReleaseCorrection)
+        .map(|d| {
+            let corrected = d.subject_id.and_then(|id| record.result(id));
+            let replacement = d.subject_id.and_then(|id| {
+                record
+                    .results
+                    .iter()
+                    .find(|r| r.replaces_result_id == Some(id))
+            });
+            let outcome = match (d.conclusion, &d.root_cause) {
+                (Some(c), Some(rc)) => lang.words_with(
+                    "coa-closed-root-cause",
+                    &[
+                        ("conclusion", lang.code_words("status", c.as_str()).into()),
+                        ("root_cause", rc.as_str().into()),
+                    ],
+                ),
+                _ => lang.words("coa-open"),
+            };
+            CoaCorrection {
+                line: lang.words_with(
+                    "coa-correction",
+                    &[
+                        ("title", d.title.as_str().into()),
+                        (
+                            "test",
+                            corrected.map_or("", |r| r.test_code.as_str()).into(),
+                        ),
+                        ("from", corrected.map_or("", |r| r.value.as_str()).into()),
+                        (
+                            "to",
+                            replacement
+                                .map_or_else(|| lang.words("coa-not-replaced"), |r| r.value.clone())
+                                .into(),
+                        ),
+                        ("reason", d.description.as_str().into()),
+                        ("outcome", outcome.into()),
+                    ],
+                ),
+            }
+        })
+        .collect();
     let parents: Vec<&str> = record
         .parents
         .iter()
@@ -240,6 +288,7 @@ pub fn coa_data(
         tests: rows,
         earlier,
         deviations,
+        corrections,
         signatures,
         record_sha256: record_sha256(&detail)?,
         chain_head: head.map_or_else(String::new, |(seq, hash)| format!("entry {seq}, {hash}")),

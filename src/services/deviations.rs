@@ -1,7 +1,10 @@
-//! Deviations opened by hand, and the signed close of any deviation (OOS
-//! investigations included). Closing an OOS as `invalid_test` invalidates
-//! its result. (A failing result opens its OOS in `results`; an excursion
-//! opens its deviation in `custody`; both through [`LockedBatch::open_deviation`].)
+//! Deviations opened by hand, post-release corrections QA opens with a
+//! signature, and the signed close of any deviation (OOS investigations
+//! included). Closing an OOS as `invalid_test` invalidates its result;
+//! closing a correction as `does_not_meet_specification` blocks the batch
+//! and tells QA at once. (A failing result opens its OOS in `results`; an
+//! excursion opens its deviation in `custody`; both through
+//! [`LockedBatch::open_deviation`].)
 
 use super::audit::AuditRecord;
 use super::batch_record::views::DeviationView;
@@ -14,7 +17,7 @@ use crate::db::models::DeviationRow;
 use crate::db::schema::deviations;
 use crate::domain::FieldError;
 use crate::domain::StoredName;
-use crate::domain::deviation::{Conclusion, DeviationKind, DeviationStatus, Severity, check_close};
+use crate::domain::deviation::{Conclusion, DeviationKind, DeviationStatus, Severity};
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::error::AppError;
@@ -109,7 +112,9 @@ pub fn close(
             .deviation(deviation_id)
             .cloned()
             .ok_or_else(|| deviation_not_found(deviation_id))?;
-        check_close(before.status, before.result_id.is_some(), conclusion)?;
+        lb.record
+            .check_close(deviation_id, conclusion)
+            .ok_or_else(|| deviation_not_found(deviation_id))??;
         if let Err(refusal) =
             signatures::verify_signer_on(c, rules.lockout, actor, password, Some(lb.id()))?
         {
@@ -171,7 +176,113 @@ pub fn close(
             rec.reason = Some(&root_cause);
             lb.append(c, rec)?;
         }
+        if conclusion == Conclusion::DoesNotMeetSpecification {
+            notices::correction_failed(c, &lb.record, &after, actor)?;
+        }
         notices::ready_for_release(c, was_releasable, &lb.record)?;
         Ok(Ok(DeviationView::of(&lb.record, &after)))
+    })?
+}
+
+/// A post-release correction to open.
+#[derive(Debug, Clone, Default)]
+pub struct NewCorrectionInput {
+    /// The result to correct: a current result of the batch.
+    pub result_id: Option<Uuid>,
+    /// Title.
+    pub title: String,
+    /// Why the decided record must change.
+    pub reason: String,
+    /// The signer's password.
+    pub password: String,
+}
+
+/// QA opens a post-release correction of a current result of a released
+/// (or conditionally released) batch, signed `correction_opened`: while it
+/// is open, that result may be replaced (the replacement is reviewed like
+/// any result) and the batch stays in the facility.
+pub fn open_correction(
+    conn: &mut PgConnection,
+    rules: &SigningRules,
+    actor: &Actor,
+    batch_id: Uuid,
+    input: &NewCorrectionInput,
+) -> Result<DeviationView, AppError> {
+    actor.authorize(Action::Sign(Meaning::CorrectionOpened))?;
+    let mut errors = Vec::new();
+    let title = crate::domain::text::line("title", &input.title, 200, &mut errors);
+    let reason = crate::domain::text::note("reason", &input.reason, 10_000, &mut errors);
+    if input.result_id.is_none() {
+        errors.push(FieldError::said(
+            "result_id",
+            "fe-name-the-result-to-correct",
+            &[],
+        ));
+    }
+    let (Some(result_id), true) = (input.result_id, errors.is_empty()) else {
+        return Err(AppError::validation(errors));
+    };
+    in_transaction(conn, |c| {
+        let mut lb = LockedBatch::lock(c, BatchOf::Batch(batch_id))?;
+        lb.record.check_open_correction(result_id)?;
+        if let Err(refusal) =
+            signatures::verify_signer_on(c, rules.lockout, actor, &input.password, Some(lb.id()))?
+        {
+            return Ok(Err(refusal));
+        }
+        let row = DeviationRow {
+            id: Uuid::now_v7(),
+            batch_id: lb.id(),
+            result_id: None,
+            kind: DeviationKind::PostReleaseCorrection.as_str().to_owned(),
+            severity: Severity::Major.as_str().to_owned(),
+            status: DeviationStatus::Open.as_str().to_owned(),
+            title: title.clone(),
+            description: reason.clone(),
+            opened_by: Some(actor.id),
+            opened_at: Utc::now(),
+            conclusion: None,
+            root_cause: None,
+            closed_by: None,
+            closed_at: None,
+            subject_id: Some(result_id),
+            result_ids: Some(vec![result_id]),
+        };
+        diesel::insert_into(deviations::table)
+            .values(&row)
+            .execute(c)?;
+        let opened = super::batch_record::deviation_of(row)?;
+        lb.record.put_deviation(opened.clone());
+        let signature = lb.sign(
+            c,
+            rules,
+            actor,
+            &Signing {
+                meaning: Meaning::CorrectionOpened,
+                entity_type: "deviation",
+                entity_id: opened.id,
+                batch_id: Some(lb.id()),
+                reason: Some(&reason),
+                signs: opened.id,
+            },
+        )?;
+        let chain = lb.chain();
+        let mut after = deviation_record(lb.id(), &opened);
+        if let Value::Object(fields) = &mut after {
+            fields.insert("signature_id".to_owned(), json!(signature.id));
+            fields.insert("record_hash".to_owned(), json!(signature.record_hash));
+        }
+        let mut rec = AuditRecord::on_batch(
+            &chain,
+            lb.id(),
+            Some(actor),
+            "deviation.opened",
+            "deviation",
+            opened.id,
+        )
+        .after(after);
+        rec.reason = Some(&reason);
+        lb.append(c, rec)?;
+        Ok(Ok(DeviationView::of(&lb.record, &opened)))
     })?
 }

@@ -117,6 +117,43 @@ pub fn excursion_opened(
     Ok(())
 }
 
+/// Emails every active QA user, urgently, that a post-release correction
+/// found the batch out of its specification.
+pub fn correction_failed(
+    conn: &mut PgConnection,
+    record: &BatchRecord,
+    correction: &Deviation,
+    closed_by: &Actor,
+) -> Result<(), AppError> {
+    let compose = |loc: Locale| {
+        letter(
+            loc,
+            "correction-failed",
+            &[
+                ("batch", record.batch.batch_number.as_str().into()),
+                ("status", record.batch.status.as_str().into()),
+                ("title", correction.title.as_str().into()),
+                ("name", closed_by.full_name.as_str().into()),
+                (
+                    "root_cause",
+                    correction.root_cause.as_deref().unwrap_or_default().into(),
+                ),
+            ],
+        )
+    };
+    queue_to_role(
+        conn,
+        Role::Qa,
+        &Email {
+            kind: "correction_failed",
+            letter: &compose,
+            urgent: true,
+            link_path: Some(&batch_link(record.batch.id)),
+        },
+    )?;
+    Ok(())
+}
+
 /// Emails every active QA user that the batch is ready for release, when it
 /// was not releasable before this change (`was_releasable`) and is now, and
 /// is still awaiting its certification.

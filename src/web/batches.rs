@@ -148,6 +148,7 @@ fn blocker_title(code: BlockerCode, loc: Locale) -> String {
         BlockerCode::Expired => tr!(loc, "blocker-title-expired"),
         BlockerCode::ParentNotReleased => tr!(loc, "blocker-title-parent-not-released"),
         BlockerCode::AuditTrailNotReviewed => tr!(loc, "blocker-title-audit-trail-not-reviewed"),
+        BlockerCode::CorrectionFailed => tr!(loc, "blocker-title-correction-failed"),
     }
 }
 

@@ -1,15 +1,16 @@
-//! A batch's deviations: opening one by hand, closing one (QA, signed).
+//! A batch's deviations: opening one by hand, opening a post-release
+//! correction (QA, signed), closing one (QA, signed).
 
 use super::layout::{csrf, html_page, meaning_box, page, refusal, refusal_box, see_other, status};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::StoredName;
-use crate::domain::deviation::DeviationStatus;
+use crate::domain::deviation::{DeviationKind, DeviationStatus};
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::error::Problem;
 use crate::services::batches as batch_svc;
-use crate::services::deviations::{self as dev_svc, NewDeviationInput};
+use crate::services::deviations::{self as dev_svc, NewCorrectionInput, NewDeviationInput};
 use crate::tr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
@@ -26,6 +27,19 @@ async fn deviation_markup(
 ) -> Result<Markup, WebError> {
     let detail = state.db(move |c| batch_svc::get_batch(c, batch_id)).await?;
     let may_close = user.may(Action::Sign(Meaning::DeviationClosed));
+    let may_correct =
+        user.may(Action::Sign(Meaning::CorrectionOpened)) && detail.batch.status.is_released();
+    let current: Vec<&crate::services::batch_record::views::ResultView> = detail
+        .results
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.status,
+                crate::domain::result::ResultStatus::Recorded
+                    | crate::domain::result::ResultStatus::Reviewed
+            )
+        })
+        .collect();
     Ok(page(
         &tr!(
             user.lang(),
@@ -45,10 +59,17 @@ async fn deviation_markup(
                             (csrf(user))
                             input type="hidden" name="batch_id" value=(batch_id);
                             @let mine = typed.deviation == Some(d.deviation.id);
-                            label { (tr!(user.lang(), "label-conclusion")) select name="conclusion" {
-                                option value="invalid_test" selected[mine && typed.conclusion == "invalid_test"] { (tr!(user.lang(), "deviations-invalid-test")) }
-                                option value="confirmed_oos" selected[mine && typed.conclusion == "confirmed_oos"] { (tr!(user.lang(), "deviations-confirmed-oos")) }
-                                option value="no_impact" selected[mine && typed.conclusion == "no_impact"] { (tr!(user.lang(), "deviations-no-impact")) }
+                            // A conclusion decides: none is chosen for QA.
+                            label { (tr!(user.lang(), "label-conclusion")) select name="conclusion" required {
+                                option value="" { (tr!(user.lang(), "deviations-choose-conclusion")) }
+                                @if d.deviation.kind == DeviationKind::PostReleaseCorrection {
+                                    option value="meets_specification" selected[mine && typed.conclusion == "meets_specification"] { (tr!(user.lang(), "deviations-meets")) }
+                                    option value="does_not_meet_specification" selected[mine && typed.conclusion == "does_not_meet_specification"] { (tr!(user.lang(), "deviations-does-not-meet")) }
+                                } @else {
+                                    option value="invalid_test" selected[mine && typed.conclusion == "invalid_test"] { (tr!(user.lang(), "deviations-invalid-test")) }
+                                    option value="confirmed_oos" selected[mine && typed.conclusion == "confirmed_oos"] { (tr!(user.lang(), "deviations-confirmed-oos")) }
+                                    option value="no_impact" selected[mine && typed.conclusion == "no_impact"] { (tr!(user.lang(), "deviations-no-impact")) }
+                                }
                             } }
                             label { (tr!(user.lang(), "deviations-root-cause")) textarea name="root_cause" required { @if mine { (typed.root_cause) } } }
                             (meaning_box(Meaning::DeviationClosed, user.lang()))
@@ -56,6 +77,26 @@ async fn deviation_markup(
                             button type="submit" { (tr!(user.lang(), "deviations-sign-close")) }
                         }
                     }
+                }
+            }
+            @if may_correct {
+                form.stack.card method="post" action={"/batches/" (batch_id) "/corrections"} id="correction" {
+                    h2 { (tr!(user.lang(), "correction-open")) }
+                    p.muted { (tr!(user.lang(), "correction-note")) }
+                    (csrf(user))
+                    label { (tr!(user.lang(), "correction-result")) select name="result_id" required {
+                        option value="" { (tr!(user.lang(), "correction-choose")) }
+                        @for r in &current {
+                            option value=(r.result.id) selected[typed.result_id == Some(r.result.id)] {
+                                (r.result.test_code) " = " (r.result.value) @if let Some(u) = &r.result.unit { " " (u) }
+                            }
+                        }
+                    } }
+                    label { (tr!(user.lang(), "label-title")) input type="text" name="title" required value=(typed.correction_title); }
+                    label { (tr!(user.lang(), "correction-reason")) textarea name="reason" required { (typed.reason) } }
+                    (meaning_box(Meaning::CorrectionOpened, user.lang()))
+                    label { (tr!(user.lang(), "signature-password")) input type="password" name="password" required autocomplete="current-password"; }
+                    button type="submit" { (tr!(user.lang(), "correction-sign")) }
                 }
             }
             form.stack.card method="post" action={"/batches/" (batch_id) "/deviations"} {
@@ -142,6 +183,68 @@ pub struct Typed {
     deviation: Option<Uuid>,
     conclusion: String,
     root_cause: String,
+    result_id: Option<Uuid>,
+    correction_title: String,
+    reason: String,
+}
+
+/// The correction form's fields.
+#[derive(Debug, Default, Deserialize)]
+pub struct CorrectionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    result_id: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// QA opens a post-release correction (signed `correction_opened`).
+#[post("/batches/{id}/corrections")]
+pub async fn open_correction(
+    state: web::Data<AppState>,
+    user: WebUser,
+    id: web::Path<Uuid>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::Sign(Meaning::CorrectionOpened))?;
+    let f: CorrectionForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    user.check_csrf(&f.csrf)?;
+    let batch_id = id.into_inner();
+    let result_id = Uuid::parse_str(f.result_id.trim()).ok();
+    let typed = Typed {
+        result_id,
+        correction_title: f.title.clone(),
+        reason: f.reason.clone(),
+        ..Typed::default()
+    };
+    let input = NewCorrectionInput {
+        result_id,
+        title: f.title,
+        reason: f.reason,
+        password: f.password,
+    };
+    let (rules, actor) = (state.signing.clone(), user.0.actor.clone());
+    match state
+        .db(move |c| dev_svc::open_correction(c, &rules, &actor, batch_id, &input))
+        .await
+    {
+        Ok(_) => Ok(see_other(format!("/batches/{batch_id}/deviations"))),
+        Err(e) => {
+            let p = refusal(e)?;
+            if p.code == "token_revoked" {
+                return Err(WebError::SignIn);
+            }
+            Ok(html_page(
+                p.status,
+                deviation_markup(&state, &user, batch_id, Some(&p), &typed).await?,
+            ))
+        }
+    }
 }
 
 /// The close-deviation form's fields.

@@ -211,6 +211,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(custody::record_custody)
             .service(deviations::deviations_page)
             .service(deviations::open_deviation)
+            .service(deviations::open_correction)
             .service(deviations::close_deviation)
             .service(products::product_list)
             .service(products::new_product_form)

@@ -89,6 +89,19 @@ async fn record_form_markup(
         Some(_) => text(|p| p.replaces_result_id.as_deref()),
         None => asked.replaces.map(|r| r.to_string()).unwrap_or_default(),
     };
+    // A decided record takes nothing, unless QA opened a correction.
+    let corrected: Vec<&str> = record
+        .corrected_results()
+        .iter()
+        .filter_map(|id| record.result(*id))
+        .map(|r| r.test_code.as_str())
+        .collect();
+    let closed = match record.batch.status {
+        crate::domain::batch::BatchStatus::Rejected
+        | crate::domain::batch::BatchStatus::Recalled => true,
+        crate::domain::batch::BatchStatus::Released => corrected.is_empty(),
+        _ => false,
+    };
     Ok(page(
         &tr!(
             user.lang(),
@@ -99,6 +112,12 @@ async fn record_form_markup(
         html! {
             @if let Some(r) = just_recorded { (recorded_notice(&r.result, &tr!(user.lang(), "result-next-test-below"), user.lang())) }
             (r.summary())
+            @for test in &corrected {
+                div.notice id="correction-under-way" { (tr!(user.lang(), "correction-under-way", test = *test)) }
+            }
+            @if closed {
+                div.notice.error id="record-closed" role="alert" { (user.lang().text("problem-record-closed")) }
+            } @else {
             form.stack.card method="post" action={"/batches/" (batch_id) "/results"} {
                 (csrf(user))
                 label { (tr!(user.lang(), "col-test"))
@@ -150,6 +169,7 @@ async fn record_form_markup(
                 }
                 label { (tr!(user.lang(), "label-reason-for-the-replacement")) input type="text" name="reason" value=(text(|p| p.reason.as_deref())); (r.at("reason")) }
                 button type="submit" { (tr!(user.lang(), "record-save")) }
+            }
             }
             p { a href={"/batches/" (batch_id)} { (tr!(user.lang(), "back-to-batch")) } }
         },

@@ -15,6 +15,7 @@ mod batches;
 mod browser;
 mod certificate;
 mod cli;
+mod corrections;
 mod custody;
 mod deployment;
 mod deviations;

@@ -244,7 +244,7 @@ async fn no_result_is_recorded_on_a_rejected_batch() {
     assert_eq!(rejected.status, StatusCode::OK, "{}", rejected.body);
     let r = lab.record(&b, "VIAB", json!("91")).await;
     assert_eq!(r.status, StatusCode::CONFLICT);
-    assert_eq!(r.code(), "batch_closed");
+    assert_eq!(r.code(), "record_closed");
 }
 
 #[actix_web::test]

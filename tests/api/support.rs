@@ -360,6 +360,13 @@ impl TestApp {
         self.call_empty("GET", path, Some(token)).await
     }
 
+    /// GET of a file's bytes (a PDF, a CSV), asserting 200.
+    pub async fn get_bytes(&self, path: &str, token: &str) -> Vec<u8> {
+        let mut res = self.request("GET", path, Some(token)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "GET {path}");
+        res.body().limit(64 * 1024 * 1024).await.unwrap().to_vec()
+    }
+
     /// POST with JSON.
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Resp {
         self.call("POST", path, Some(token), body).await

@@ -87,6 +87,8 @@ statement-instrument-returned = I confirm this instrument is fit for use and ret
 statement-material-released = I release this material lot for use
 statement-material-rejected = I reject this material lot
 statement-audit-trail-reviewed = I have reviewed every exception in this batch's audit trail up to the entry shown
+statement-correction-opened = I open a controlled correction of this result of a decided batch, for the reason given
+blocker-correction-failed = the post-release correction "{ $title }" found the batch does not meet its specification
 status-invalid-test = invalid test
 status-confirmed-oos = confirmed OOS
 

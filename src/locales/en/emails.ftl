@@ -22,6 +22,14 @@ email-excursion-body =
 
     The batch can't be released while the deviation is open.
 
+email-correction-failed-subject = Batch { $batch } does not meet its specification after a correction
+email-correction-failed-body =
+    The post-release correction "{ $title }" of batch { $batch } ({ $status }) was closed by { $name }: the batch does not meet its specification.
+
+    Root cause: { $root_cause }
+
+    The batch can't be released again; decide at once whether to recall it and who must be told.
+
 email-ready-subject = Batch { $batch } is ready for release
 email-ready-body = Every result of batch { $batch } is in, within specification and reviewed, and nothing else blocks its release. A Qualified Person who took no part in its testing can now sign the release.
 

@@ -126,6 +126,7 @@ blocker-title-in-transit = The batch is in transit
 blocker-title-expired = The batch has expired
 blocker-title-parent-not-released = A parent batch is not released
 blocker-title-audit-trail-not-reviewed = QA has not signed a review of the audit trail
+blocker-title-correction-failed = A post-release correction found the batch out of specification
 batch-reviewed-notice = { $n ->
     [one] 1 result
    *[other] { $n } results
@@ -227,6 +228,19 @@ kind-excursion = excursion
 kind-manual = manual
 kind-instrument = instrument
 kind-material = material
+kind-post-release-correction = post-release correction
+status-meets-specification = the batch meets its specification
+status-does-not-meet-specification = the batch does not meet its specification
+deviations-choose-conclusion = choose the conclusion
+deviations-meets = meets specification (the corrected result is reviewed and passes)
+deviations-does-not-meet = does not meet specification (the batch can't be released again; QA is told at once)
+correction-open = Correct a result of this decided batch
+correction-note = The batch's record is decided: a result changes only under a correction QA opens and signs. While it is open, the result it names may be replaced (the replacement is reviewed like any result) and the batch stays in the facility.
+correction-result = Result to correct
+correction-choose = choose the result
+correction-reason = Why the record must change (required)
+correction-sign = Sign and open the correction
+correction-under-way = A post-release correction of { $test } is open: record its replacement, naming the current result.
 
 custody-scan = Scan the DIN on the bag's label
 custody-party = Party (who holds it)

@@ -22,6 +22,14 @@ email-excursion-body =
 
     偏差未关闭前，此批次不能放行。
 
+email-correction-failed-subject = 批次 { $batch } 经更正后不符合质量标准
+email-correction-failed-body =
+    批次 { $batch }（{ $status }）的放行后更正“{ $title }”已由 { $name } 关闭：此批次不符合质量标准。
+
+    根本原因：{ $root_cause }
+
+    此批次不能再次放行；请立即决定是否召回以及需要通知谁。
+
 email-ready-subject = 批次 { $batch } 已可放行
 email-ready-body = 批次 { $batch } 的所有结果均已出具、符合质量标准并经审核，且没有其他阻止放行的情况。未参与其检测的质量受权人现在可以签署放行。
 

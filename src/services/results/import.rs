@@ -202,7 +202,9 @@ fn import_in(
     upload: &Upload,
 ) -> Result<Imported, Halt> {
     let mut lb = LockedBatch::lock_using(c, batch_id, input.instrument_id, &input.material_ids)?;
-    check_accepts_results(lb.record.batch.status).map_err(AppError::from)?;
+    // An import never corrects a decided record: its rows name no result
+    // they replace.
+    check_accepts_results(lb.record.batch.status, false).map_err(AppError::from)?;
     let mapping = match input.mapping_id {
         Some(id) => saved_mapping(c, id, lb.record.batch.product_id)?,
         None => input.mapping.clone(),

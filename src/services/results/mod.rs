@@ -109,7 +109,10 @@ pub fn record_result(
     in_transaction(conn, |c| {
         let mut lb =
             LockedBatch::lock_using(c, batch_id, input.instrument_id, &input.material_ids)?;
-        check_accepts_results(lb.record.batch.status)?;
+        check_accepts_results(
+            lb.record.batch.status,
+            lb.record.open_corrections().next().is_some(),
+        )?;
         record_on(c, actor, &mut lb, input, &notes, None)
     })
 }

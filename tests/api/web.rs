@@ -2273,3 +2273,175 @@ async fn the_trend_page_draws_the_chart_and_the_batch_page_warns() {
         .await;
     assert!(!quiet.body.contains("out of trend"));
 }
+
+/// A browser signed in as the user whose token is `token`.
+async fn as_user<'a>(lab: &'a Lab, token: &str) -> Browser<'a> {
+    let me = lab.app.get("/api/v1/auth/me", token).await;
+    let mut b = Browser::new(&lab.app);
+    b.sign_in(me.body["username"].as_str().unwrap(), USER_PASSWORD)
+        .await;
+    b
+}
+
+#[actix_web::test]
+async fn a_result_of_a_released_batch_is_corrected_only_through_qas_signed_correction_pages() {
+    let lab = Lab::msc().await;
+    let b = lab.tested_batch("UCMSC-WEB-CORR", &[]).await;
+    assert_eq!(
+        lab.release(&b, &lab.qa2, json!({})).await.status,
+        StatusCode::OK
+    );
+    let record = lab.batch_record(&b).await;
+    let viab = record["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["test_code"] == "VIAB")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The technician: the record is closed, said in words, no form.
+    let mut tech = Browser::as_tech(&lab).await;
+    let form = tech
+        .get(&format!("/batches/{b}/results/new?test=VIAB"))
+        .await;
+    assert!(form.body.contains("id=\"record-closed\""), "{}", form.body);
+    assert!(!form.body.contains("name=\"value\""));
+    let token = Browser::csrf(&form);
+    let refused = tech
+        .post(
+            &format!("/batches/{b}/results"),
+            &[
+                ("csrf", &token),
+                ("test_code", "VIAB"),
+                ("value", "93.0"),
+                ("performed_at", "2026-12-01T10:00"),
+                ("replaces_result_id", &viab),
+                ("reason", "typo"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert!(
+        refused.body.contains("its record is decided"),
+        "{}",
+        refused.body
+    );
+    // ... and the deviations page offers them no correction.
+    let page = tech.get(&format!("/batches/{b}/deviations")).await;
+    assert!(!page.body.contains("id=\"correction\""));
+
+    // QA opens the correction: nothing chosen for them, a statement to sign.
+    let mut qa = as_user(&lab, &lab.qa).await;
+    let page = qa.get(&format!("/batches/{b}/deviations")).await;
+    assert!(page.body.contains("id=\"correction\""), "{}", page.body);
+    assert!(
+        page.body
+            .contains("I open a controlled correction of this result")
+    );
+    let form_html = &page.body[page.body.find("id=\"correction\"").unwrap()..];
+    let form_html = &form_html[..form_html.find("</form>").unwrap()];
+    assert!(!form_html.contains("selected"), "nothing preselected: {form_html}");
+    let token = Browser::csrf(&page);
+    let opened = qa
+        .post(
+            &format!("/batches/{b}/corrections"),
+            &[
+                ("csrf", &token),
+                ("result_id", &viab),
+                ("title", "Viability transcribed wrongly"),
+                ("reason", "the counter printout reads 93.0"),
+                ("password", USER_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(opened.status, StatusCode::SEE_OTHER, "{}", opened.body);
+    let page = qa.get(&format!("/batches/{b}/deviations")).await;
+    assert!(
+        page.body.contains("post-release correction"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("choose the conclusion"));
+    assert!(page.body.contains("does not meet specification"));
+    assert!(
+        !page.body.contains("value=\"invalid_test\""),
+        "a correction's conclusions only"
+    );
+
+    // The technician now sees the correction and records the replacement.
+    let form = tech
+        .get(&format!("/batches/{b}/results/new?test=VIAB"))
+        .await;
+    assert!(
+        form.body.contains("id=\"correction-under-way\""),
+        "{}",
+        form.body
+    );
+    let token = Browser::csrf(&form);
+    let instrument = lab.instrument_for("VIAB").unwrap().to_owned();
+    let recorded = tech
+        .post(
+            &format!("/batches/{b}/results"),
+            &[
+                ("csrf", &token),
+                ("test_code", "VIAB"),
+                ("value", "93.0"),
+                ("performed_at", &tech_now(&lab).await),
+                ("instrument_id", &instrument),
+                ("replaces_result_id", &viab),
+                ("reason", "transcription error"),
+            ],
+        )
+        .await;
+    assert_eq!(recorded.status, StatusCode::SEE_OTHER, "{}", recorded.body);
+    let current = lab.batch_record(&b).await["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["test_code"] == "VIAB" && r["status"] == "recorded")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(lab.review(&current, "accept").await.status, StatusCode::OK);
+
+    // QA closes it: the batch meets its specification.
+    let dev = lab.batch_record(&b).await["deviations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["kind"] == "post_release_correction")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let page = qa.get(&format!("/batches/{b}/deviations")).await;
+    let token = Browser::csrf(&page);
+    let closed = qa
+        .post(
+            &format!("/deviations/{dev}/close"),
+            &[
+                ("csrf", &token),
+                ("batch_id", &b),
+                ("conclusion", "meets_specification"),
+                ("root_cause", "typing error at the bench"),
+                ("password", USER_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(closed.status, StatusCode::SEE_OTHER, "{}", closed.body);
+    let page = qa.get(&format!("/batches/{b}/deviations")).await;
+    assert!(
+        page.body.contains("the batch meets its specification"),
+        "{}",
+        page.body
+    );
+}
+
+/// Now, as the technician's forms take it (their zone, to the minute).
+async fn tech_now(_lab: &Lab) -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M").to_string()
+}

@@ -244,6 +244,14 @@ struct ProblemBody<'a> {
     blockers: Option<&'a serde_json::Value>,
 }
 
+/// A session on a temporary password: what it must do.
+pub const PASSWORD_CHANGE_REQUIRED: &str = "password_change_required";
+
+/// ... in English (the pages say it in the reader's language).
+pub const PASSWORD_CHANGE_SAID: &str = "Your password was set by someone else, who knows it: \
+    choose your own (Account, Password) before you sign or change anything. Until then you \
+    can read and sign out.";
+
 /// Codes whose English detail never says more than the code's own
 /// sentence: in another language the sentence alone is the whole detail.
 const WORDS_SAY_IT_ALL: [&str; 11] = [

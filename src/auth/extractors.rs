@@ -77,20 +77,64 @@ pub async fn authenticate_first(
     Ok(res)
 }
 
+/// A session on a password someone else set reads, signs out and changes
+/// its own password (`POST /auth/logout`, `POST /auth/password`); any other
+/// write is 403 `password_change_required`, whatever the route, and the
+/// refusal is kept in the trail.
+async fn reads_only_on_a_temporary_password(
+    req: &HttpRequest,
+    state: Option<web::Data<AppState>>,
+    who: Authenticated,
+) -> Result<Authenticated, AppError> {
+    let writes = !matches!(
+        *req.method(),
+        actix_web::http::Method::GET
+            | actix_web::http::Method::HEAD
+            | actix_web::http::Method::OPTIONS
+    );
+    let own = matches!(req.path(), "/api/v1/auth/logout" | "/api/v1/auth/password");
+    if !who.actor.password_change_required
+        || crate::domain::users::temporary_password_allows(writes, own)
+    {
+        return Ok(who);
+    }
+    let state = state.ok_or_else(|| {
+        AppError::Internal(anyhow::anyhow!("application state is not configured"))
+    })?;
+    let (method, path) = (req.method().to_string(), req.path().to_owned());
+    let refusal = state
+        .db(move |c| {
+            crate::services::auth::refuse_write_on_temporary_password(c, &who, &method, &path)
+        })
+        .await?;
+    Err(refusal)
+}
+
 impl FromRequest for CurrentUser {
     type Error = AppError;
     type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let taken = req.extensions().get::<AuthOutcome>().cloned();
+        let request = req.clone();
         if let Some(AuthOutcome(outcome)) = taken {
-            // Ready at the first poll: the identity is decided before the
-            // extractors after it in the handler's signature.
-            return Box::pin(std::future::ready(
-                outcome
-                    .map(CurrentUser)
-                    .map_err(|p| AppError::Problem(Box::new(p))),
-            ));
+            let who = match outcome {
+                Ok(who) if !who.actor.password_change_required => {
+                    // Ready at the first poll: the identity is decided before
+                    // the extractors after it in the handler's signature.
+                    return Box::pin(std::future::ready(Ok(CurrentUser(who))));
+                }
+                Ok(who) => who,
+                Err(p) => {
+                    return Box::pin(std::future::ready(Err(AppError::Problem(Box::new(p)))));
+                }
+            };
+            let state = req.app_data::<web::Data<AppState>>().cloned();
+            return Box::pin(async move {
+                Ok(CurrentUser(
+                    reads_only_on_a_temporary_password(&request, state, who).await?,
+                ))
+            });
         }
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer_token(req);
@@ -103,7 +147,9 @@ impl FromRequest for CurrentUser {
             })?;
             let cfg = state.auth.clone();
             let who = state.db(move |c| authenticate(c, &cfg, &token)).await?;
-            Ok(CurrentUser(who))
+            Ok(CurrentUser(
+                reads_only_on_a_temporary_password(&request, Some(state), who).await?,
+            ))
         })
     }
 }

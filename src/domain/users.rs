@@ -101,6 +101,15 @@ pub fn register_failure(
     }
 }
 
+/// What a session on a password someone else set may do: read, sign out
+/// and change its own password, and nothing else. The one who set it (an
+/// admin) knows it, so whatever else the session wrote would not be
+/// attributable to one person (ALCOA+; API v1.2 "A temporary password reads
+/// only").
+pub fn temporary_password_allows(writes: bool, signs_out_or_changes_own_password: bool) -> bool {
+    !writes || signs_out_or_changes_own_password
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

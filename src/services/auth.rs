@@ -368,3 +368,31 @@ pub fn change_password(
         Ok(Ok(()))
     })?
 }
+
+/// A write refused because the session's password is temporary: the refusal
+/// is kept (who, what was asked), and the 403 to answer is returned.
+pub fn refuse_write_on_temporary_password(
+    conn: &mut PgConnection,
+    who: &Authenticated,
+    method: &str,
+    path: &str,
+) -> Result<AppError, AppError> {
+    in_transaction(conn, |c| {
+        audit::append(
+            c,
+            AuditRecord::new(
+                SYSTEM_CHAIN,
+                Some(&who.actor),
+                "auth.write_refused",
+                "user",
+                Some(who.actor.id),
+            )
+            .reason("the password was set by someone else and has not been changed")
+            .after(json!({
+                "method": method,
+                "path": path.chars().take(200).collect::<String>(),
+            })),
+        )
+    })?;
+    Ok(super::password_change_required())
+}

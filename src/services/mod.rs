@@ -84,9 +84,17 @@ impl Actor {
     }
 
     /// The authority check of every write (21 CFR 11.10(g)): 403
-    /// `forbidden_role` unless the actor's roles allow `action`.
+    /// `forbidden_role` unless the actor's roles allow `action`; 403
+    /// `password_change_required` for a write on a temporary password.
     pub fn authorize(&self, action: Action) -> Result<(), AppError> {
-        Ok(check(&self.roles, action)?)
+        check(&self.roles, action)?;
+        let writes = action != Action::ReadAuditTrail;
+        if self.password_change_required
+            && !crate::domain::users::temporary_password_allows(writes, false)
+        {
+            return Err(password_change_required());
+        }
+        Ok(())
     }
 }
 
@@ -106,6 +114,15 @@ impl TryFrom<&UserRow> for Actor {
             locale: parse_stored("user locale", &u.locale)?,
         })
     }
+}
+
+/// 403 `password_change_required`: a session on a password someone else set
+/// writes nothing but its own new password.
+pub fn password_change_required() -> AppError {
+    AppError::forbidden(
+        crate::error::PASSWORD_CHANGE_REQUIRED,
+        crate::error::PASSWORD_CHANGE_SAID,
+    )
 }
 
 /// A user as the API shows it (never the password hash).

@@ -300,11 +300,7 @@ pub fn verify_signer_on(
         .reason("the password was set by someone else and has not been changed");
         rec.batch_id = batch;
         audit::append(conn, rec)?;
-        return Ok(Err(AppError::forbidden(
-            "password_change_required",
-            "Your password was set by someone else: choose your own (Account > Password, \
-             or POST /auth/password) before you sign anything.",
-        )));
+        return Ok(Err(super::password_change_required()));
     }
     Ok(
         match check_password_on(conn, lockout, &user, password, "signature", batch)? {

@@ -186,6 +186,9 @@ pub fn error_page(p: &Problem, loc: Locale) -> Markup {
         None,
         html! {
             (Refusal::new(Some(p), COMMON_LABELS, loc).all_above())
+            @if p.code == crate::error::PASSWORD_CHANGE_REQUIRED {
+                p { a.button href="/account/password" { (tr!(loc, "error-choose-password")) } }
+            }
             p { a href="/" { (tr!(loc, "error-back-to-work")) } " · " a href="/batches" { (tr!(loc, "error-the-batches")) } }
         },
     )

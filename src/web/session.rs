@@ -237,6 +237,26 @@ impl FromRequest for WebUser {
                 Ok(who) => {
                     // For the error page, rendered after the handler.
                     request.extensions_mut().insert(who.actor.locale);
+                    // On a password someone else set: read, sign out, choose
+                    // one's own, nothing else.
+                    let writes = request.method() != actix_web::http::Method::GET
+                        && request.method() != actix_web::http::Method::HEAD;
+                    let own = matches!(request.path(), "/logout" | "/account/password");
+                    if who.actor.password_change_required
+                        && !crate::domain::users::temporary_password_allows(writes, own)
+                    {
+                        let (method, path) =
+                            (request.method().to_string(), request.path().to_owned());
+                        let refusal = state
+                            .db(move |c| {
+                                crate::services::auth::refuse_write_on_temporary_password(
+                                    c, &who, &method, &path,
+                                )
+                            })
+                            .await
+                            .map_err(WebError::Refused)?;
+                        return Err(WebError::Refused(refusal));
+                    }
                     Ok(WebUser(who, zone))
                 }
                 Err(AppError::Problem(p)) if p.status == StatusCode::UNAUTHORIZED => {

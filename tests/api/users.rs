@@ -1,6 +1,6 @@
 //! User management: admin only, password policy, usernames never reused.
 
-use crate::support::{TestApp, USER_PASSWORD};
+use crate::support::{TEMPORARY_PASSWORD, TestApp, USER_PASSWORD};
 use actix_web::http::StatusCode;
 use cellqc::db::schema::users;
 use diesel::prelude::*;
@@ -442,8 +442,12 @@ async fn a_password_set_by_an_admin_signs_nothing_until_its_holder_changes_it() 
         .get_result(&mut app.conn())
         .unwrap();
     assert_eq!(signed, 0, "nothing was signed");
-    let refusals = app.audit_actions("auth.signature_refused");
+    let refusals = app.audit_actions("auth.write_refused");
     assert_eq!(refusals.len(), 1, "the refusal is kept");
+    assert_eq!(
+        refusals[0].1.as_ref().unwrap()["path"],
+        format!("/api/v1/results/{result}/review")
+    );
 
     // Their own password, then they sign.
     let changed = app
@@ -496,5 +500,97 @@ async fn a_password_set_by_an_admin_signs_nothing_until_its_holder_changes_it() 
         app.get("/api/v1/auth/me", &lab.tech).await.status,
         StatusCode::OK,
         "a refused reset ends nothing"
+    );
+}
+
+#[actix_web::test]
+async fn a_temporary_password_reads_signs_out_and_changes_itself_and_writes_nothing_else() {
+    let lab = crate::lab::Lab::msc().await;
+    let app = &lab.app;
+    let batch = lab.batch("TEMP-1").await;
+    let admin = app.admin_token().await;
+    let created = app
+        .post(
+            "/api/v1/users",
+            &admin,
+            json!({"username": "tess", "full_name": "Tess Temporary", "email": "tess@lab.example",
+                   "roles": ["technician", "qa"], "password": TEMPORARY_PASSWORD}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let token = app.login("tess", TEMPORARY_PASSWORD).await;
+    let instrument = lab.instrument_for("VIAB").unwrap().to_owned();
+    let before = lab.count("batches");
+    // Reads.
+    for path in [
+        "/api/v1/batches".to_owned(),
+        format!("/api/v1/batches/{batch}"),
+        "/api/v1/auth/me".to_owned(),
+    ] {
+        assert_eq!(
+            app.get(&path, &token).await.status,
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    // Writes, every one refused the same way, and kept.
+    let writes = [
+        (
+            "/api/v1/batches".to_owned(),
+            json!({"batch_number": "TEMP-2", "product_id": lab.product_id,
+                   "manufactured_at": crate::lab::days_ago(1), "expires_at": crate::lab::days_ago(-30)}),
+        ),
+        (
+            format!("/api/v1/batches/{batch}/results"),
+            lab.result_body(json!({"test_code": "VIAB", "value": "91.0"})),
+        ),
+        (
+            format!("/api/v1/batches/{batch}/custody"),
+            json!({"event": "received", "occurred_at": crate::lab::days_ago(0),
+                   "location": "QC lab", "party": "Tess"}),
+        ),
+        (
+            format!("/api/v1/instruments/{instrument}/out-of-service"),
+            json!({"reason": "dropped"}),
+        ),
+        ("/api/v1/auth/locale".to_owned(), json!({"locale": "zh-CN"})),
+    ];
+    for (path, body) in &writes {
+        let r = app.post(path, &token, body.clone()).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}: {}", r.body);
+        assert_eq!(r.code(), "password_change_required", "{path}");
+        assert!(
+            r.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("choose your own")
+        );
+    }
+    assert_eq!(lab.count("batches"), before);
+    assert_eq!(lab.count("results"), 0);
+    assert_eq!(lab.count("custody_events"), 0);
+    let kept = app.audit_actions("auth.write_refused");
+    assert_eq!(kept.len(), writes.len(), "each refusal is kept");
+    let instrument_page = app
+        .get(&format!("/api/v1/instruments/{instrument}"), &token)
+        .await;
+    assert_eq!(instrument_page.body["status"], "in_service");
+    // Its own password, then it writes.
+    let changed = app
+        .post(
+            "/api/v1/auth/password",
+            &token,
+            json!({"current_password": TEMPORARY_PASSWORD, "new_password": USER_PASSWORD}),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.body);
+    let r = app.post(&writes[0].0, &token, writes[0].1.clone()).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    // And signs out, as anyone.
+    assert_eq!(
+        app.call_empty("POST", "/api/v1/auth/logout", Some(&token))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
     );
 }

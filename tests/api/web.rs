@@ -2343,7 +2343,10 @@ async fn a_result_of_a_released_batch_is_corrected_only_through_qas_signed_corre
     );
     let form_html = &page.body[page.body.find("id=\"correction\"").unwrap()..];
     let form_html = &form_html[..form_html.find("</form>").unwrap()];
-    assert!(!form_html.contains("selected"), "nothing preselected: {form_html}");
+    assert!(
+        !form_html.contains("selected"),
+        "nothing preselected: {form_html}"
+    );
     let token = Browser::csrf(&page);
     let opened = qa
         .post(
@@ -2444,4 +2447,84 @@ async fn a_result_of_a_released_batch_is_corrected_only_through_qas_signed_corre
 /// Now, as the technician's forms take it (their zone, to the minute).
 async fn tech_now(_lab: &Lab) -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M").to_string()
+}
+
+#[actix_web::test]
+async fn a_temporary_password_reads_the_pages_and_is_told_what_to_do_before_any_write() {
+    use crate::support::TEMPORARY_PASSWORD;
+    let lab = Lab::msc().await;
+    let batch = lab.batch("UCMSC-WEB-TEMP").await;
+    let admin = lab.app.admin_token().await;
+    let created = lab
+        .app
+        .post(
+            "/api/v1/users",
+            &admin,
+            json!({"username": "tom", "full_name": "Tom Temporary", "email": "tom@lab.example",
+                   "roles": ["technician"], "password": TEMPORARY_PASSWORD}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let mut tom = Browser::new(&lab.app);
+    let landed = tom.sign_in("tom", TEMPORARY_PASSWORD).await;
+    assert_eq!(landed.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        landed.headers.get("location").unwrap(),
+        "/account/password",
+        "first, their own password"
+    );
+    let page = tom.get(&format!("/batches/{batch}")).await;
+    assert_eq!(page.status, StatusCode::OK, "reads");
+    let token = Browser::csrf(&page);
+    let refused = tom
+        .post(
+            &format!("/batches/{batch}/deviations"),
+            &[
+                ("csrf", &token),
+                ("title", "Bag seal"),
+                ("description", "loose"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(
+        refused.body.contains("choose your own (Account, Password)"),
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains("href=\"/account/password\""));
+    assert_eq!(lab.count("deviations"), 0);
+    assert_eq!(lab.app.audit_actions("auth.write_refused").len(), 1);
+    // Their own password, and the same form is taken.
+    let form = tom.get("/account/password").await;
+    let token = Browser::csrf(&form);
+    let changed = tom
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &token),
+                ("current_password", TEMPORARY_PASSWORD),
+                ("new_password", USER_PASSWORD),
+                ("repeat", USER_PASSWORD),
+            ],
+        )
+        .await;
+    assert!(
+        changed.status.is_redirection() || changed.status == StatusCode::OK,
+        "{}",
+        changed.body
+    );
+    let page = tom.get(&format!("/batches/{batch}")).await;
+    let token = Browser::csrf(&page);
+    let opened = tom
+        .post(
+            &format!("/batches/{batch}/deviations"),
+            &[
+                ("csrf", &token),
+                ("title", "Bag seal"),
+                ("description", "loose"),
+            ],
+        )
+        .await;
+    assert_eq!(opened.status, StatusCode::SEE_OTHER, "{}", opened.body);
 }

@@ -32,6 +32,7 @@ error-title-bad-request = Could not be read
 error-title-not-saved = Not saved
 error-title-unavailable = Unavailable for a moment
 error-title-other = Refused
+error-choose-password = Choose your own password
 error-back-to-work = Back to your work
 error-the-batches = the batches
 

@@ -32,6 +32,7 @@ error-title-bad-request = 无法读取
 error-title-not-saved = 未保存
 error-title-unavailable = 暂时不可用
 error-title-other = 已拒绝
+error-choose-password = 设置您自己的密码
 error-back-to-work = 返回我的工作
 error-the-batches = 批次列表
 

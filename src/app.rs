@@ -145,10 +145,11 @@ impl AppState {
     /// balancer (`CELLQC_TRUSTED_PROXIES`): then it is the last address of
     /// `X-Forwarded-For`, the one that balancer added. A client can't choose
     /// either.
-    pub fn check_login_rate(&self, req: &actix_web::HttpRequest) -> Result<(), AppError> {
+    /// Returns the client's address, which the sign-in throttle counts by.
+    pub fn check_login_rate(&self, req: &actix_web::HttpRequest) -> Result<String, AppError> {
         use governor::clock::{Clock, DefaultClock};
         let Some(peer) = req.peer_addr().map(|a| a.ip()) else {
-            return Ok(());
+            return Ok("unknown".to_owned());
         };
         let ip = if self.trusted_proxies.contains(&peer) {
             req.headers()
@@ -164,10 +165,13 @@ impl AppState {
         if self.login_limiter.len() > 10_000 {
             self.login_limiter.retain_recent();
         }
-        self.login_limiter.check_key(&ip).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            AppError::rate_limited(wait.as_secs().max(1))
-        })
+        self.login_limiter
+            .check_key(&ip)
+            .map(|()| ip.to_string())
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                AppError::rate_limited(wait.as_secs().max(1))
+            })
     }
 
     /// Runs blocking database work on the blocking thread pool with a pooled

@@ -38,10 +38,10 @@ pub async fn login(
     body: Json<LoginRequest>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.parse()?;
-    state.check_login_rate(&req)?;
+    let address = state.check_login_rate(&req)?;
     let cfg = state.auth.clone();
     let ok = state
-        .db(move |c| svc::login(c, &cfg, &body.username, &body.password))
+        .db(move |c| svc::login(c, &cfg, &body.username, &body.password, &address))
         .await?;
     Ok(HttpResponse::Ok().json(LoginResponse {
         access_token: ok.access_token,

@@ -303,6 +303,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    sign_in_throttle (username, address) {
+        username -> Text,
+        address -> Text,
+        failures -> Int4,
+        last_failure_at -> Timestamptz,
+        blocked_until -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     source_files (id) {
         id -> Uuid,
         batch_id -> Uuid,
@@ -448,6 +458,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     results,
     sessions,
     signatures,
+    sign_in_throttle,
     source_files,
     spec_tests,
     specifications,

@@ -101,6 +101,66 @@ pub fn register_failure(
     }
 }
 
+/// Guessing at sign-in (21 CFR 11.300(d); OWASP ASVS 2.2): after
+/// `policy.threshold` failures for one account from one address, that
+/// address is held off that account, first for a minute, each further
+/// failure doubling it up to `policy.duration`. The account itself is never
+/// locked by sign-in guesses (anyone could lock anyone out), and an unknown
+/// username is held off the same way (the answers tell nobody which
+/// accounts exist). A quiet spell as long as the longest hold forgives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttle {
+    /// Failures counted for the account from the address.
+    pub failures: i32,
+    /// Held off until then.
+    pub blocked_until: Option<DateTime<Utc>>,
+}
+
+/// The first hold once the threshold is reached.
+pub const FIRST_HOLD: Duration = Duration::minutes(1);
+
+impl Throttle {
+    /// The throttle after one more failure at `now`, from `before` (none:
+    /// the first), with the failure time of `before`.
+    pub fn after_failure(
+        policy: LockoutPolicy,
+        before: Option<(Throttle, DateTime<Utc>)>,
+        now: DateTime<Utc>,
+    ) -> Throttle {
+        let previous = match before {
+            Some((t, last)) if now - last < policy.duration => t.failures,
+            _ => 0,
+        };
+        let failures = previous.saturating_add(1);
+        let threshold = i32::try_from(policy.threshold).unwrap_or(i32::MAX);
+        let blocked_until = (failures >= threshold).then(|| {
+            let doublings = u32::try_from(failures - threshold)
+                .unwrap_or(u32::MAX)
+                .min(20);
+            let hold = FIRST_HOLD
+                .checked_mul(1_i32 << doublings)
+                .unwrap_or(policy.duration)
+                .min(policy.duration);
+            now + hold
+        });
+        Throttle {
+            failures,
+            blocked_until,
+        }
+    }
+
+    /// Whole seconds the address must still wait at `now` (none: it may
+    /// try).
+    pub fn wait(&self, now: DateTime<Utc>) -> Option<u64> {
+        self.blocked_until
+            .filter(|until| *until > now)
+            .map(|until| {
+                let ms = (until - now).num_milliseconds();
+                u64::try_from((ms + 999) / 1000).unwrap_or(1).max(1)
+            })
+    }
+}
+
 /// What a session on a password someone else set may do: read, sign out
 /// and change its own password, and nothing else. The one who set it (an
 /// admin) knows it, so whatever else the session wrote would not be
@@ -133,6 +193,47 @@ mod tests {
         // characters, not bytes
         assert!(check_password_policy("ééééééééééé", "bob").is_err());
         assert!(check_password_policy("éééééééééééé", "bob").is_ok());
+    }
+
+    #[test]
+    fn sign_in_guesses_hold_the_address_off_doubling_up_to_the_lock_duration() {
+        let policy = LockoutPolicy {
+            threshold: 5,
+            duration: Duration::minutes(15),
+        };
+        let t0 = Utc::now();
+        let mut t = None;
+        let mut holds = Vec::new();
+        for i in 0..10 {
+            let now = t0 + Duration::seconds(i);
+            let next = Throttle::after_failure(policy, t.map(|t| (t, now)), now);
+            holds.push(next.blocked_until.map(|u| (u - now).num_minutes()));
+            t = Some(next);
+        }
+        assert_eq!(
+            holds,
+            [
+                None,
+                None,
+                None,
+                None,
+                Some(1),
+                Some(2),
+                Some(4),
+                Some(8),
+                Some(15),
+                Some(15)
+            ]
+        );
+        let held = t.unwrap();
+        assert_eq!(held.wait(t0 + Duration::seconds(9)), Some(900));
+        assert_eq!(held.wait(t0 + Duration::minutes(16)), None);
+        // A quiet spell as long as the longest hold forgives.
+        let later = t0 + Duration::minutes(40);
+        let forgiven =
+            Throttle::after_failure(policy, Some((held, t0 + Duration::seconds(9))), later);
+        assert_eq!(forgiven.failures, 1);
+        assert_eq!(forgiven.blocked_until, None);
     }
 
     #[test]

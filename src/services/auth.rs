@@ -5,15 +5,15 @@
 
 use super::audit::{self, AuditRecord};
 use super::signatures::{PasswordCheck, check_password, revoke_sessions};
-use super::{Actor, UserView, in_transaction};
+use super::{Actor, UserView, in_transaction, notices};
 use crate::auth::jwt::JwtKeys;
-use crate::auth::password::{hash_password, verify_against_dummy};
+use crate::auth::password::{hash_password, verify_against_dummy, verify_password};
 use crate::config::SessionPolicy;
 use crate::db::models::{NewSession, SessionRow, UserRow};
 use crate::db::prepared::prepared;
-use crate::db::schema::{sessions, users};
+use crate::db::schema::{sessions, sign_in_throttle, users};
 use crate::domain::audit::SYSTEM_CHAIN;
-use crate::domain::users::{LockoutPolicy, check_password_policy};
+use crate::domain::users::{LockoutPolicy, Throttle, check_password_policy, is_locked};
 use crate::error::AppError;
 use chrono::{Duration, Utc};
 use diesel::pg::PgConnection;
@@ -69,12 +69,21 @@ fn account_locked() -> AppError {
     )
 }
 
-/// Signs a user in: checks the password, opens a session, issues a token.
+/// Signs a user in from `address` (the client, as the rate limit sees it):
+/// checks the password, opens a session, issues a token.
+///
+/// Guessing never locks the account (anyone could lock anyone out): past
+/// the threshold, `address` is held off the account as typed
+/// ([`Throttle`]), 429 with the seconds to wait, the same for a username
+/// that names nobody; the first hold of a spell is reported to every active
+/// admin at once (21 CFR 11.300(d)). An account locked by guesses at
+/// signing answers `account_locked` only to its right password.
 pub fn login(
     conn: &mut PgConnection,
     cfg: &AuthConfig,
     username: &str,
     password: &str,
+    address: &str,
 ) -> Result<LoginOk, AppError> {
     // The inner Result is the answer; the outer one a failure to record it.
     // A name with control characters (a NUL from a form) names nobody; it
@@ -85,48 +94,115 @@ pub fn login(
         .take(100)
         .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
         .collect();
+    let key = shown.trim().to_lowercase();
     in_transaction(conn, |c| {
+        let now = Utc::now();
+        let held = throttle_of(c, &key, address)?;
+        if let Some(wait) = held.as_ref().and_then(|(t, _)| t.wait(now)) {
+            audit::append(
+                c,
+                AuditRecord::new(SYSTEM_CHAIN, None, "auth.login_failed", "user", None).after(
+                    json!({"username": shown, "cause": "held_off", "address": address, "retry_after": wait}),
+                ),
+            )?;
+            return Ok(Err(held_off(wait)));
+        }
         let found = if printable {
             find_user_for_update(c, username)?
         } else {
             None
         };
-        let Some(user) = found else {
-            verify_against_dummy(password);
+        let refusal = match &found {
+            None => {
+                verify_against_dummy(password);
+                Some((None, "unknown_user"))
+            }
+            Some(user) if !user.active => {
+                verify_against_dummy(password);
+                Some((Some(user.id), "inactive"))
+            }
+            Some(user) if !verify_password(password, &user.password_hash) => {
+                Some((Some(user.id), "wrong_password"))
+            }
+            Some(_) => None,
+        };
+        if let Some((user_id, cause)) = refusal {
             audit::append(
                 c,
-                AuditRecord::new(SYSTEM_CHAIN, None, "auth.login_failed", "user", None)
-                    // What was typed, bounded: the trail keeps the attempt, not a payload.
-                    .after(json!({
-                        "username": shown,
-                        "cause": "unknown_user",
-                    })),
+                AuditRecord::new(SYSTEM_CHAIN, None, "auth.login_failed", "user", user_id)
+                    .after(json!({"username": shown, "cause": cause, "address": address})),
             )?;
+            let next = Throttle::after_failure(cfg.lockout, held, now);
+            diesel::insert_into(sign_in_throttle::table)
+                .values((
+                    sign_in_throttle::username.eq(&key),
+                    sign_in_throttle::address.eq(address),
+                    sign_in_throttle::failures.eq(next.failures),
+                    sign_in_throttle::last_failure_at.eq(now),
+                    sign_in_throttle::blocked_until.eq(next.blocked_until),
+                ))
+                .on_conflict((sign_in_throttle::username, sign_in_throttle::address))
+                .do_update()
+                .set((
+                    sign_in_throttle::failures.eq(next.failures),
+                    sign_in_throttle::last_failure_at.eq(now),
+                    sign_in_throttle::blocked_until.eq(next.blocked_until),
+                ))
+                .execute(c)?;
+            let first_hold =
+                next.blocked_until.is_some() && held.is_none_or(|(t, _)| t.blocked_until.is_none());
+            if first_hold {
+                let until = next.blocked_until.unwrap_or(now);
+                audit::append(
+                    c,
+                    AuditRecord::new(SYSTEM_CHAIN, None, "auth.sign_in_held_off", "user", user_id)
+                        .reason("repeated failed sign-ins for this account from this address")
+                        .after(json!({"username": shown, "address": address,
+                                      "consecutive_failures": next.failures, "held_until": until})),
+                )?;
+                notices::sign_in_held_off(c, &shown, address, next.failures, until)?;
+            }
+            return Ok(Err(invalid_credentials()));
+        }
+        let Some(user) = found else {
             return Ok(Err(invalid_credentials()));
         };
-        if !user.active {
-            verify_against_dummy(password);
+        // The right password: a lock from guesses at signing is said now,
+        // and only now (else the answers would tell which accounts exist).
+        if is_locked(user.locked_until, now) {
             audit::append(
                 c,
                 AuditRecord::new(
                     SYSTEM_CHAIN,
                     None,
-                    "auth.login_failed",
+                    "auth.refused_locked",
                     "user",
                     Some(user.id),
                 )
-                .after(json!({ "username": user.username, "cause": "inactive" })),
+                .after(json!({ "username": user.username, "purpose": "login" })),
             )?;
-            return Ok(Err(invalid_credentials()));
+            return Ok(Err(account_locked()));
         }
-        match check_password(c, cfg.lockout, &user, password, "login")? {
-            PasswordCheck::Locked | PasswordCheck::Wrong { locked_now: true } => {
-                return Ok(Err(account_locked()));
-            }
-            PasswordCheck::Wrong { locked_now: false } => return Ok(Err(invalid_credentials())),
-            PasswordCheck::Accepted => {}
+        if held.is_some_and(|(t, _)| t.failures > 0) {
+            diesel::update(
+                sign_in_throttle::table
+                    .filter(sign_in_throttle::username.eq(&key))
+                    .filter(sign_in_throttle::address.eq(address)),
+            )
+            .set((
+                sign_in_throttle::failures.eq(0),
+                sign_in_throttle::blocked_until.eq(None::<chrono::DateTime<Utc>>),
+            ))
+            .execute(c)?;
         }
-        let now = Utc::now();
+        if user.failed_logins != 0 || user.locked_until.is_some() {
+            diesel::update(users::table.find(user.id))
+                .set((
+                    users::failed_logins.eq(0),
+                    users::locked_until.eq(None::<chrono::DateTime<Utc>>),
+                ))
+                .execute(c)?;
+        }
         let expires_at = now + cfg.sessions.token_ttl;
         let session_id = Uuid::now_v7();
         let csrf_token = random_token();
@@ -165,6 +241,50 @@ pub fn login(
             csrf_token,
         }))
     })?
+}
+
+/// The throttle of `username` from `address`, locked for this transaction,
+/// with its last failure's time.
+fn throttle_of(
+    c: &mut PgConnection,
+    username: &str,
+    address: &str,
+) -> Result<Option<(Throttle, chrono::DateTime<Utc>)>, AppError> {
+    let row: Option<(i32, chrono::DateTime<Utc>, Option<chrono::DateTime<Utc>>)> =
+        sign_in_throttle::table
+            .filter(sign_in_throttle::username.eq(username))
+            .filter(sign_in_throttle::address.eq(address))
+            .select((
+                sign_in_throttle::failures,
+                sign_in_throttle::last_failure_at,
+                sign_in_throttle::blocked_until,
+            ))
+            .for_update()
+            .first(c)
+            .optional()?;
+    Ok(row.map(|(failures, last, blocked_until)| {
+        (
+            Throttle {
+                failures,
+                blocked_until,
+            },
+            last,
+        )
+    }))
+}
+
+/// 429 `sign_in_held_off`: this address is held off this account for
+/// `wait` seconds.
+fn held_off(wait: u64) -> AppError {
+    let mut e = AppError::rate_limited(wait);
+    if let AppError::Problem(p) = &mut e {
+        p.code = "sign_in_held_off";
+        p.detail = format!(
+            "too many failed sign-ins for this account from this address; retry in {wait} s \
+             (the account itself is not locked)"
+        );
+    }
+    e
 }
 
 /// The signed-in user behind a token.

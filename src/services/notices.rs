@@ -264,6 +264,43 @@ pub fn account_locked(
     Ok(())
 }
 
+/// Emails every active admin, urgently, that `address` was held off the
+/// sign-in name `username` (known or not) after `failures` consecutive
+/// failures (21 CFR 11.300(d)).
+pub fn sign_in_held_off(
+    conn: &mut PgConnection,
+    username: &str,
+    address: &str,
+    failures: i32,
+    until: DateTime<Utc>,
+) -> Result<(), AppError> {
+    let (at, until) = (utc(Utc::now()), utc(until));
+    let compose = |loc: Locale| {
+        letter(
+            loc,
+            "held-off",
+            &[
+                ("username", username.into()),
+                ("address", address.into()),
+                ("at", at.as_str().into()),
+                ("failures", failures.into()),
+                ("until", until.as_str().into()),
+            ],
+        )
+    };
+    queue_to_role(
+        conn,
+        Role::Admin,
+        &Email {
+            kind: "sign_in_held_off",
+            letter: &compose,
+            urgent: true,
+            link_path: Some("/users"),
+        },
+    )?;
+    Ok(())
+}
+
 /// Tells `user` that an admin set them a new, temporary password, so a reset
 /// they did not ask for is noticed. The password itself is never emailed.
 pub fn password_reset(

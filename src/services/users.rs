@@ -9,7 +9,7 @@ use super::signatures::revoke_sessions;
 use super::{Actor, Page, PageRequest, UserView, in_transaction};
 use crate::auth::password::hash_password;
 use crate::db::models::{NewUser, UserRow};
-use crate::db::schema::users;
+use crate::db::schema::{sign_in_throttle, users};
 use crate::domain::audit::SYSTEM_CHAIN;
 use crate::domain::roles::check_not_own;
 use crate::domain::roles::{Action, Role, RoleSet};
@@ -363,7 +363,25 @@ pub fn unlock_user(conn: &mut PgConnection, actor: &Actor, id: Uuid) -> Result<(
     actor.authorize(Action::ManageUsers)?;
     in_transaction(conn, |c| {
         let before = lock_user(c, id)?;
+        // Addresses held off the account's name at sign-in may try again.
+        let released = diesel::update(
+            sign_in_throttle::table
+                .filter(sign_in_throttle::username.eq(&before.username))
+                .filter(sign_in_throttle::blocked_until.is_not_null()),
+        )
+        .set((
+            sign_in_throttle::failures.eq(0),
+            sign_in_throttle::blocked_until.eq(None::<DateTime<Utc>>),
+        ))
+        .execute(c)?;
         if before.failed_logins == 0 && before.locked_until.is_none() {
+            if released > 0 {
+                audit::append(
+                    c,
+                    AuditRecord::new(SYSTEM_CHAIN, Some(actor), "user.unlocked", "user", Some(id))
+                        .after(json!({ "sign_in_holds_released": released })),
+                )?;
+            }
             return Ok(());
         }
         diesel::update(users::table.find(id))
@@ -380,7 +398,8 @@ pub fn unlock_user(conn: &mut PgConnection, actor: &Actor, id: Uuid) -> Result<(
                     "failed_logins": before.failed_logins,
                     "locked_until": before.locked_until,
                 }))
-                .after(json!({ "failed_logins": 0, "locked_until": null })),
+                .after(json!({ "failed_logins": 0, "locked_until": null,
+                               "sign_in_holds_released": released })),
         )?;
         Ok(())
     })

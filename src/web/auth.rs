@@ -81,10 +81,12 @@ pub async fn login(
         )));
     }
     let attempt = match state.check_login_rate(&req) {
-        Ok(()) => {
+        Ok(address) => {
             let cfg = state.auth.clone();
             let (u, p) = (form.username.clone(), form.password.clone());
-            state.db(move |c| auth_svc::login(c, &cfg, &u, &p)).await
+            state
+                .db(move |c| auth_svc::login(c, &cfg, &u, &p, &address))
+                .await
         }
         Err(e) => Err(e),
     };
@@ -118,6 +120,9 @@ pub async fn login(
                     "login-rate-limited",
                     seconds = p.retry_after.unwrap_or(60)
                 ),
+                "sign_in_held_off" => {
+                    tr!(loc, "login-held-off", seconds = p.retry_after.unwrap_or(60))
+                }
                 _ => tr!(loc, "login-wrong"),
             };
             let mut res = HttpResponse::build(p.status)
@@ -127,6 +132,10 @@ pub async fn login(
                 header::CACHE_CONTROL,
                 header::HeaderValue::from_static("no-store"),
             );
+            if let Some(wait) = p.retry_after {
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from(wait));
+            }
             Ok(res)
         }
         Err(e) => Err(WebError::Refused(e)),

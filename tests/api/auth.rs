@@ -1,6 +1,6 @@
 //! Sign-in, lockout, sessions and tokens (21 CFR 11.10(g), 11.300).
 
-use crate::support::{ADMIN_PASSWORD, JWT_SECRET, TestApp, USER_PASSWORD};
+use crate::support::{ADMIN_PASSWORD, JWT_SECRET, Resp, TestApp, USER_PASSWORD};
 use actix_web::http::StatusCode;
 use cellqc::db::schema::{email_outbox, sessions, users};
 use chrono::{Duration, Utc};
@@ -42,58 +42,95 @@ async fn wrong_password_and_unknown_user_are_the_same_401_and_both_audited() {
     assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
     assert_eq!(unknown.code(), "invalid_credentials");
     assert_eq!(wrong.body["detail"], unknown.body["detail"]);
-    assert_eq!(app.audit_actions("auth.password_failed").len(), 1);
     let failed = app.audit_actions("auth.login_failed");
-    assert_eq!(failed.len(), 1);
-    assert_eq!(failed[0].1.as_ref().unwrap()["username"], "nobody");
-    let count: i32 = users::table
+    assert_eq!(failed.len(), 2);
+    assert_eq!(failed[0].1.as_ref().unwrap()["cause"], "wrong_password");
+    assert_eq!(failed[1].1.as_ref().unwrap()["username"], "nobody");
+    assert_eq!(failed[1].1.as_ref().unwrap()["cause"], "unknown_user");
+    assert_eq!(failed[1].1.as_ref().unwrap()["address"], "127.0.0.1");
+    // Guesses at sign-in are not counted against the account.
+    let (count, until): (i32, Option<chrono::DateTime<Utc>>) = users::table
         .filter(users::username.eq("admin"))
-        .select(users::failed_logins)
+        .select((users::failed_logins, users::locked_until))
         .first(&mut app.conn())
         .unwrap();
-    assert_eq!(count, 1);
+    assert_eq!((count, until), (0, None));
+}
+
+/// Signs in as `username` through a trusted load balancer that saw `client`.
+async fn login_from(app: &TestApp, client: &str, username: &str, password: &str) -> Resp {
+    let req = app
+        .request("POST", "/api/v1/auth/login", None)
+        .insert_header(("Content-Type", "application/json"))
+        .insert_header(("X-Forwarded-For", client.to_owned()));
+    let body = serde_json::to_vec(&json!({"username": username, "password": password})).unwrap();
+    app.send(req, Some(body)).await
 }
 
 #[actix_web::test]
-async fn fifth_consecutive_failure_locks_the_account_audits_and_emails_every_admin() {
-    let app = TestApp::spawn().await;
+async fn five_failed_sign_ins_hold_that_address_off_that_account_and_never_lock_it() {
+    let app = TestApp::spawn_with(|s| s.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]).await;
     let (second_admin, _) = app.user_with(&["admin"]).await;
     let (_, victim) = app.user_with(&["technician"]).await;
-    for i in 1..=4 {
-        let r = app.try_login(&victim, "wrong-password-xx").await;
+    let guesser = "198.51.100.7";
+    for i in 1..=5 {
+        let r = login_from(&app, guesser, &victim, "wrong-password-xx").await;
         assert_eq!(r.code(), "invalid_credentials", "attempt {i}");
     }
-    let fifth = app.try_login(&victim, "wrong-password-xx").await;
-    assert_eq!(fifth.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(fifth.code(), "account_locked");
-
+    // Held off: even the right password from that address waits.
+    let held = login_from(&app, guesser, &victim, USER_PASSWORD).await;
+    assert_eq!(held.status, StatusCode::TOO_MANY_REQUESTS, "{}", held.body);
+    assert_eq!(held.code(), "sign_in_held_off");
+    let wait: u64 = held
+        .headers
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((55..=60).contains(&wait), "a minute first: {wait}");
+    // The account is not locked: its holder signs in from the bench.
+    let bench = login_from(&app, "192.0.2.10", &victim, USER_PASSWORD).await;
+    assert_eq!(bench.status, StatusCode::OK, "{}", bench.body);
     let (count, until): (i32, Option<chrono::DateTime<Utc>>) = users::table
         .filter(users::username.eq(&victim))
         .select((users::failed_logins, users::locked_until))
         .first(&mut app.conn())
         .unwrap();
-    assert_eq!(count, 5);
-    let until = until.expect("locked_until set");
-    assert!(
-        until > Utc::now() + Duration::minutes(14) && until <= Utc::now() + Duration::minutes(15)
-    );
+    assert_eq!((count, until), (0, None));
 
-    let locked = app.audit_actions("auth.account_locked");
-    assert_eq!(locked.len(), 1);
-    assert_eq!(locked[0].1.as_ref().unwrap()["username"], victim.as_str());
+    // A name that is nobody's is held off the same way: the answers tell
+    // nothing of who exists.
+    for _ in 1..=5 {
+        let r = login_from(&app, guesser, "nobody-here", "wrong-password-xx").await;
+        assert_eq!(r.code(), "invalid_credentials");
+    }
+    let unknown = login_from(&app, guesser, "nobody-here", "wrong-password-xx").await;
+    assert_eq!(unknown.status, held.status);
+    assert_eq!(unknown.code(), held.code());
+    assert_eq!(unknown.body["detail"], held.body["detail"]);
+    assert!(unknown.headers.get("retry-after").is_some());
 
-    let mails: Vec<(String, Vec<String>, String)> = email_outbox::table
+    // Reported at once to every active admin (21 CFR 11.300(d)), once a hold.
+    let holds = app.audit_actions("auth.sign_in_held_off");
+    assert_eq!(holds.len(), 2);
+    assert_eq!(holds[0].1.as_ref().unwrap()["address"], guesser);
+    assert_eq!(holds[0].1.as_ref().unwrap()["username"], victim.as_str());
+    let mails: Vec<(String, Vec<String>, String, bool)> = email_outbox::table
         .select((
             email_outbox::kind,
             email_outbox::recipients,
             email_outbox::subject,
+            email_outbox::urgent,
         ))
         .load(&mut app.conn())
         .unwrap();
-    assert_eq!(mails.len(), 1);
-    assert_eq!(mails[0].0, "account_locked");
-    assert!(mails[0].2.contains(&victim));
-    let mut recipients = mails[0].1.clone();
+    let held_mails: Vec<_> = mails.iter().filter(|m| m.0 == "sign_in_held_off").collect();
+    assert_eq!(held_mails.len(), 2);
+    assert!(held_mails[0].3, "urgent");
+    assert!(held_mails[0].2.contains(&victim) && held_mails[0].2.contains(guesser));
+    let mut recipients = held_mails[0].1.clone();
     recipients.sort();
     let second_admin_email: String = users::table
         .find(Uuid::parse_str(&second_admin).unwrap())
@@ -103,42 +140,107 @@ async fn fifth_consecutive_failure_locks_the_account_audits_and_emails_every_adm
     let mut expected = vec!["admin@localhost".to_owned(), second_admin_email];
     expected.sort();
     assert_eq!(recipients, expected);
+
+    // Each failure past the hold doubles it.
+    diesel::sql_query(
+        "UPDATE sign_in_throttle SET blocked_until = now() - interval '1 second', \
+                last_failure_at = now() - interval '70 seconds'",
+    )
+    .execute(&mut app.conn())
+    .unwrap();
+    let again = login_from(&app, guesser, &victim, "wrong-password-xx").await;
+    assert_eq!(again.code(), "invalid_credentials");
+    let held = login_from(&app, guesser, &victim, USER_PASSWORD).await;
+    let wait: u64 = held
+        .headers
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((115..=120).contains(&wait), "doubled: {wait}");
+    // An admin's unlock lets the address try again.
+    let admin = app.admin_token().await;
+    let victim_id = app
+        .get("/api/v1/auth/me", &app.login(&victim, USER_PASSWORD).await)
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .call_empty(
+            "POST",
+            &format!("/api/v1/users/{victim_id}/unlock"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        login_from(&app, guesser, &victim, USER_PASSWORD)
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+/// Locks `username`'s account the way that still locks it: wrong passwords
+/// through a session of theirs (here, changing the password).
+async fn lock_by_guesses_at_signing(app: &TestApp, username: &str) -> String {
+    let token = app.login(username, USER_PASSWORD).await;
+    for _ in 0..5 {
+        let r = app
+            .post(
+                "/api/v1/auth/password",
+                &token,
+                json!({"current_password": "wrong-password-xx", "new_password": "a-brand-new-password"}),
+            )
+            .await;
+        assert!(r.status.is_client_error());
+    }
+    token
 }
 
 #[actix_web::test]
-async fn a_locked_account_is_refused_even_with_the_right_password() {
+async fn an_account_locked_by_guesses_at_signing_says_so_only_to_its_right_password() {
     let app = TestApp::spawn().await;
     let (_, victim) = app.user_with(&["qa"]).await;
+    let token = lock_by_guesses_at_signing(&app, &victim).await;
+    assert_eq!(app.audit_actions("auth.account_locked").len(), 1);
+    // The session the guesses came through is ended.
+    assert_eq!(
+        app.get("/api/v1/auth/me", &token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     let sessions_of = |app: &TestApp| -> i64 {
         sessions::table
             .inner_join(users::table)
             .filter(users::username.eq(&victim))
+            .filter(sessions::revoked_at.is_null())
             .count()
             .get_result(&mut app.conn())
             .unwrap()
     };
-    let before = sessions_of(&app);
-    for _ in 0..5 {
-        app.try_login(&victim, "wrong-password-xx").await;
-    }
     let right = app.try_login(&victim, USER_PASSWORD).await;
     assert_eq!(right.status, StatusCode::UNAUTHORIZED);
     assert_eq!(right.code(), "account_locked");
     assert_eq!(app.audit_actions("auth.refused_locked").len(), 1);
-    assert_eq!(
-        sessions_of(&app),
-        before,
-        "no session was opened for the locked account"
-    );
+    assert_eq!(sessions_of(&app), 0, "no session for the locked account");
+    // A wrong password is answered as for anyone else.
+    let wrong = app.try_login(&victim, "another-wrong-one").await;
+    assert_eq!(wrong.code(), "invalid_credentials");
 }
 
 #[actix_web::test]
 async fn the_lock_lapses_after_its_duration() {
     let app = TestApp::spawn().await;
     let (_, victim) = app.user_with(&["technician"]).await;
-    for _ in 0..5 {
-        app.try_login(&victim, "wrong-password-xx").await;
-    }
+    lock_by_guesses_at_signing(&app, &victim).await;
+    assert_eq!(
+        app.try_login(&victim, USER_PASSWORD).await.code(),
+        "account_locked"
+    );
     // Fifteen minutes pass.
     diesel::update(users::table.filter(users::username.eq(&victim)))
         .set(users::locked_until.eq(Utc::now() - Duration::seconds(1)))
@@ -151,9 +253,7 @@ async fn the_lock_lapses_after_its_duration() {
 async fn admin_unlock_lets_a_locked_user_sign_in_and_is_audited() {
     let app = TestApp::spawn().await;
     let (victim_id, victim) = app.user_with(&["reviewer"]).await;
-    for _ in 0..5 {
-        app.try_login(&victim, "wrong-password-xx").await;
-    }
+    lock_by_guesses_at_signing(&app, &victim).await;
     let admin = app.admin_token().await;
     let r = app
         .call_empty(
@@ -426,7 +526,7 @@ async fn password_change_needs_the_current_password_and_revokes_other_sessions()
 }
 
 #[actix_web::test]
-async fn guesses_at_sign_in_lock_the_account_but_leave_its_live_sessions() {
+async fn guesses_at_sign_in_lock_nothing_and_leave_the_live_sessions() {
     let app = TestApp::spawn().await;
     let (_, victim) = app.user_with(&["technician"]).await;
     let token = app.login(&victim, USER_PASSWORD).await;
@@ -435,9 +535,10 @@ async fn guesses_at_sign_in_lock_the_account_but_leave_its_live_sessions() {
     }
     assert_eq!(
         app.try_login(&victim, USER_PASSWORD).await.code(),
-        "account_locked"
+        "sign_in_held_off",
+        "this address waits"
     );
-    assert_eq!(app.audit_actions("auth.account_locked").len(), 1);
+    assert_eq!(app.audit_actions("auth.account_locked").len(), 0);
     // The person at the bench keeps working.
     assert_eq!(
         app.get("/api/v1/auth/me", &token).await.status,

@@ -243,7 +243,7 @@ async fn a_message_queued_while_smtp_is_down_arrives_exactly_once_when_it_is_up(
     let msgs_after = sink.messages();
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs_after.len(), 1, "delivered exactly once");
-    assert!(msgs_after[0].contains(&format!("Account locked: {victim}")));
+    assert!(msgs_after[0].contains(&format!("Sign-in guesses: {victim}")));
     let (attempts, sent): (i32, Option<chrono::DateTime<chrono::Utc>>) = email_outbox::table
         .select((email_outbox::attempts, email_outbox::sent_at))
         .first(&mut app.conn())

@@ -278,7 +278,7 @@ async fn sign_in_sets_a_strict_http_only_cookie_and_sign_out_revokes_it() {
 }
 
 #[actix_web::test]
-async fn a_wrong_password_and_a_locked_account_are_explained_on_the_form() {
+async fn a_wrong_password_and_held_off_sign_ins_are_explained_on_the_form() {
     let app = TestApp::spawn().await;
     let (_, user) = app.user_with(&["technician"]).await;
     let mut b = Browser::new(&app);
@@ -288,12 +288,15 @@ async fn a_wrong_password_and_a_locked_account_are_explained_on_the_form() {
     for _ in 0..4 {
         b.sign_in(&user, "not-the-password").await;
     }
-    let locked = b.sign_in(&user, USER_PASSWORD).await;
+    let held = b.sign_in(&user, USER_PASSWORD).await;
+    assert_eq!(held.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(
-        locked.body.contains("This account is locked"),
+        held.body
+            .contains("Too many failed sign-ins for this account from this address"),
         "{}",
-        locked.body
+        held.body
     );
+    assert!(held.headers.get("retry-after").is_some());
     let no_csrf = b
         .post(
             "/login",

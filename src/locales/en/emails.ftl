@@ -43,6 +43,12 @@ email-locked-body =
 
     If the user did not make these attempts, treat this as an attempted unauthorised use (21 CFR 11.300(d)).
 
+email-held-off-subject = Sign-in guesses: { $username } from { $address }
+email-held-off-body =
+    { $failures } consecutive failed sign-ins for the name `{ $username }` came from { $address }; at { $at } that address was held off that name until { $until }, longer with each further failure. The account is not locked: its holder signs in from elsewhere as usual. (The name may be nobody's: unknown names are held off the same way.)
+
+    If nobody with a right to the account made these attempts, treat this as an attempted unauthorised use (21 CFR 11.300(d)).
+
 email-reset-subject = Your password was reset: { $username }
 email-reset-body =
     An administrator, { $admin } ({ $admin_username }), set a new password for your cellqc account `{ $username }` at { $at }. Every session you had open was ended.

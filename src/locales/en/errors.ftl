@@ -80,6 +80,7 @@ field-code-form = letters, digits, . _ - only, starting with a letter or digit
 problem-already-out-of-service = The instrument is already out of service.
 problem-already-revoked = The qualification is already withdrawn.
 problem-already-signed = You already signed this.
+problem-sign-in-held-off = Too many failed sign-ins for this account from this address: wait, then try again. The account itself is not locked.
 problem-record-closed = The batch's record is decided: it takes no new or replaced result (after release, only under a post-release correction QA opens).
 problem-correction-unresolved = The corrected test has no reviewed, passing result yet.
 problem-correction-open = A post-release correction of this result is open already.

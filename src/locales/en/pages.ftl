@@ -138,8 +138,9 @@ batch-title = Batch { $batch }
 
 login-button = Sign in
 login-title = Sign in
-login-locked = This account is locked after repeated failed attempts. Wait 15 minutes or ask an administrator to unlock it.
+login-locked = This account is locked after repeated wrong passwords at signing. Wait 15 minutes or ask an administrator to unlock it.
 login-rate-limited = Too many sign-in attempts from this address; try again in { $seconds } s.
+login-held-off = Too many failed sign-ins for this account from this address; try again in { $seconds } s. The account itself is not locked.
 login-wrong = Wrong username or password.
 
 account-changed = Your password was changed. Your other sessions were signed out.

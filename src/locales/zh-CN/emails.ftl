@@ -43,6 +43,12 @@ email-locked-body =
 
     如果这些尝试并非该用户本人所为，请按未经授权的使用企图处理（21 CFR 11.300(d)）。
 
+email-held-off-subject = 登录猜测：{ $username }，来自 { $address }
+email-held-off-body =
+    用户名 `{ $username }` 从 { $address } 连续 { $failures } 次登录失败；该地址于 { $at } 起被暂停对此用户名的登录，直至 { $until }，此后每失败一次暂停时间加倍。该账户并未被锁定：账户持有人仍可从其他地方正常登录。（该用户名可能不属于任何人：未知用户名也按同样方式处理。）
+
+    如果这些尝试并非有权使用该账户的人所为，请按未经授权的使用企图处理（21 CFR 11.300(d)）。
+
 email-reset-subject = 您的密码已被重置：{ $username }
 email-reset-body =
     管理员 { $admin }（{ $admin_username }）于 { $at } 为您的 cellqc 账户 `{ $username }` 设置了新密码。您打开的所有会话均已结束。

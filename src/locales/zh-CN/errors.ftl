@@ -80,6 +80,7 @@ field-code-form = 只能包含字母、数字和 . _ -，且以字母或数字�
 problem-already-out-of-service = 该仪器已停用。
 problem-already-revoked = 该资格已被撤销。
 problem-already-signed = 您已签署过此项。
+problem-sign-in-held-off = 此地址对该账户的登录失败次数过多：请稍候再试。账户本身并未被锁定。
 problem-record-closed = 此批次的记录已决定：不再接受新的或替换的结果（放行后只能在质量保证部门开启的放行后更正下进行）。
 problem-correction-unresolved = 被更正的检验还没有已审核且合格的结果。
 problem-correction-open = 此结果已有一项未关闭的放行后更正。

@@ -132,7 +132,8 @@ batch-title = 批次 { $batch }
 
 login-button = 登录
 login-title = 登录
-login-locked = 此账户因多次登录失败已被锁定。请等待 15 分钟，或请管理员解锁。
+login-locked = 此账户因签名时多次密码错误已被锁定。请等待 15 分钟，或请管理员解锁。
+login-held-off = 此地址对该账户的登录失败次数过多；请在 { $seconds } 秒后重试。账户本身并未被锁定。
 login-rate-limited = 此地址的登录尝试过多；请在 { $seconds } 秒后重试。
 login-wrong = 用户名或密码错误。
 

@@ -24,16 +24,20 @@ pub struct AuditQuery {
     to: Option<DateTime<Utc>>,
     limit: Option<i64>,
     cursor: Option<String>,
+    /// `json` (the default) or `csv` (the page's entries; the next page's
+    /// cursor in `X-Next-Cursor`).
+    format: Option<String>,
 }
 
-/// Lists audit entries, oldest first.
-#[utoipa::path(tag = "audit", params(AuditQuery), responses((status = 200, body = crate::services::Page<crate::services::audit::AuditEntryView>), crate::api::openapi::Problems))]
+/// Lists audit entries, oldest first (as CSV with `format=csv`).
+#[utoipa::path(tag = "audit", params(AuditQuery), responses((status = 200, content((crate::services::Page<crate::services::audit::AuditEntryView> = "application/json"), (String = "text/csv"))), crate::api::openapi::Problems))]
 #[get("/audit")]
 pub async fn list_audit(
     db: ReportDb,
     _reader: Authorized<AuditReader>,
     Query(q): Query<AuditQuery>,
 ) -> Result<HttpResponse, AppError> {
+    let csv = super::wants_csv(q.format.as_deref())?;
     let page = PageQuery {
         limit: q.limit,
         cursor: q.cursor,
@@ -47,6 +51,15 @@ pub async fn list_audit(
         to: q.to,
     };
     let list = db.run(move |c| svc::list(c, &filter, page)).await?;
+    if csv {
+        let mut res = HttpResponse::Ok();
+        res.content_type(crate::report::csv::MEDIA_TYPE)
+            .insert_header(crate::report::download(false, "audit.csv"));
+        if let Some(next) = &list.next_cursor {
+            res.insert_header(("X-Next-Cursor", next.as_str()));
+        }
+        return Ok(res.body(svc::list_csv(&list)?));
+    }
     Ok(HttpResponse::Ok().json(list))
 }
 

@@ -138,10 +138,10 @@ pub async fn batch_history(
             .run_for_batch(id, move |c| crate::services::history::csv_export(c, id))
             .await?;
         return Ok(HttpResponse::Ok()
-            .content_type("text/csv; charset=utf-8")
-            .insert_header((
-                "Content-Disposition",
-                format!("attachment; filename=\"batch-{id}-history.csv\""),
+            .content_type(crate::report::csv::MEDIA_TYPE)
+            .insert_header(crate::report::download(
+                false,
+                &format!("batch-{id}-history.csv"),
             ))
             .body(body));
     }
@@ -191,6 +191,9 @@ pub async fn batch_certificate(
         .map_err(|e| AppError::Internal(anyhow::anyhow!("rendering the certificate: {e}")))?;
     Ok(HttpResponse::Ok()
         .content_type("application/pdf")
-        .insert_header(crate::report::download(true, &format!("CoA-{number}.pdf")))
+        .insert_header(crate::report::download(
+            true,
+            &format!("CoA-{}.pdf", crate::report::name_part(&number)),
+        ))
         .body(pdf))
 }

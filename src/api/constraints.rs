@@ -165,6 +165,9 @@ const RULES: &[(&str, &str, Rule)] = &[
     ("list_batches", "q", Rule::OptionalLine(100)),
     ("batch_history", "format", Rule::OneOf(&["json", "csv"])),
     ("product_trends", "format", Rule::OneOf(&["json", "csv"])),
+    ("list_audit", "format", Rule::OneOf(&["json", "csv"])),
+    ("where_used", "format", Rule::OneOf(&["json", "csv"])),
+    ("import_results", "format", Rule::OneOf(&["json", "csv"])),
     (
         "list_instruments",
         "status",

@@ -2,8 +2,9 @@
 //! (with a dry run), the kept file at `GET /source-files/{id}`, and the
 //! products' saved mappings of columns to tests.
 
+use super::FormatQuery;
 use super::create;
-use super::extract::{Creation, Json};
+use super::extract::{Creation, Json, Query};
 use crate::app::Db;
 use crate::auth::extractors::{Authorized, CurrentUser, DefinesProducts, RecordsResults};
 use crate::error::AppError;
@@ -51,8 +52,8 @@ pub struct ImportBody {
 /// mapped column one result, by the rules of `POST /batches/{id}/results`,
 /// all or nothing; the file is kept as a true copy. With `dry_run`, 200 and
 /// the preview of every row, nothing kept.
-#[utoipa::path(tag = "results", request_body = ImportBody, params(crate::api::IdempotencyHeader), responses(
-    (status = 200, description = "Dry run: every mapped column of the batch's row, with its value, outcome or refusal; nothing recorded.", body = crate::services::results::ImportPreview),
+#[utoipa::path(tag = "results", request_body = ImportBody, params(crate::api::IdempotencyHeader, FormatQuery), responses(
+    (status = 200, description = "Dry run: every mapped column of the batch's row, with its value, outcome or refusal; nothing recorded (as CSV with `format=csv`).", content((crate::services::results::ImportPreview = "application/json"), (String = "text/csv"))),
     (status = 201, description = "Every row recorded, with the kept file.", body = crate::services::results::Imported),
     crate::api::openapi::Problems))]
 #[post("/batches/{id}/results/import")]
@@ -60,8 +61,10 @@ pub async fn import_results(
     db: Db,
     tech: Authorized<RecordsResults>,
     id: web::Path<Uuid>,
+    format: Query<FormatQuery>,
     req: Creation<ImportBody>,
 ) -> Result<HttpResponse, AppError> {
+    let csv = format.0.csv()?;
     let (b, idempotency) = req.parse()?;
     let batch_id = id.into_inner();
     let input = ImportInput {
@@ -80,6 +83,10 @@ pub async fn import_results(
             .run(move |c| svc::import_results(c, &actor, batch_id, &input))
             .await?;
         return match outcome {
+            ImportOutcome::Preview(p) if csv => Ok(HttpResponse::Ok()
+                .content_type(crate::report::csv::MEDIA_TYPE)
+                .insert_header(crate::report::download(false, "import-preview.csv"))
+                .body(p.csv()?)),
             ImportOutcome::Preview(p) => Ok(HttpResponse::Ok().json(p)),
             ImportOutcome::Recorded(_) => Err(AppError::Internal(anyhow::anyhow!(
                 "a dry run recorded results"

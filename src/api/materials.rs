@@ -213,15 +213,27 @@ pub struct WhereUsedAnswer {
     batches: Vec<WhereUsed>,
 }
 
-/// Every batch the lot went into, in manufacture or in a test.
-#[utoipa::path(tag = "materials", responses((status = 200, body = WhereUsedAnswer), crate::api::openapi::Problems))]
+/// Every batch the lot went into, in manufacture or in a test (as CSV with
+/// `format=csv`: a recall's list).
+#[utoipa::path(tag = "materials", params(super::FormatQuery), responses((status = 200, content((WhereUsedAnswer = "application/json"), (String = "text/csv"))), crate::api::openapi::Problems))]
 #[get("/materials/{id}/where-used")]
 pub async fn where_used(
     db: Db,
     _user: CurrentUser,
     id: web::Path<Uuid>,
+    super::extract::Query(format): super::extract::Query<super::FormatQuery>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
+    let csv = format.csv()?;
     let batches = db.run(move |c| svc::where_used(c, id)).await?;
+    if csv {
+        return Ok(HttpResponse::Ok()
+            .content_type(crate::report::csv::MEDIA_TYPE)
+            .insert_header(crate::report::download(
+                false,
+                &format!("where-used-{id}.csv"),
+            ))
+            .body(svc::where_used_csv(&batches)?));
+    }
     Ok(HttpResponse::Ok().json(WhereUsedAnswer { batches }))
 }

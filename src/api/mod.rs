@@ -45,6 +45,22 @@ pub fn wants_csv(format: Option<&str>) -> Result<bool, crate::error::AppError> {
     }
 }
 
+/// `?format=json|csv` of an operation that answers either.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct FormatQuery {
+    /// `json` (the default) or `csv`.
+    format: Option<String>,
+}
+
+impl FormatQuery {
+    /// Whether CSV was asked for (422 naming `format` for anything else).
+    pub fn csv(&self) -> Result<bool, crate::error::AppError> {
+        wants_csv(self.format.as_deref())
+    }
+}
+
 /// Middleware: a refusal's words (`title`, `detail`) in the language
 /// `Accept-Language` asks for; its code, fields and values never change.
 pub async fn problems_in_language(

@@ -260,12 +260,13 @@ pub async fn product_trends(
     if csv {
         let body = crate::services::trends::csv(&trend)?;
         return Ok(HttpResponse::Ok()
-            .content_type("text/csv; charset=utf-8")
-            .insert_header((
-                "Content-Disposition",
-                format!(
-                    "attachment; filename=\"trend-{}-{}.csv\"",
-                    trend.product_id, trend.test_code
+            .content_type(crate::report::csv::MEDIA_TYPE)
+            .insert_header(crate::report::download(
+                false,
+                &format!(
+                    "trend-{}-{}.csv",
+                    trend.product_id,
+                    crate::report::name_part(&trend.test_code)
                 ),
             ))
             .body(body));

@@ -2,15 +2,36 @@
 //! data that `services::certificate` gathers; nothing here touches the database.
 
 pub mod coa;
+pub mod csv;
 pub mod history;
 pub mod label;
 
 use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
 
+/// The base name of `path` (after its last `/` or `\\`): a file name sent
+/// to a browser never carries a path (`../../etc/passwd` is `passwd`); a
+/// name that is only dots or nothing is `download`.
+pub fn base_name(path: &str) -> &str {
+    let base = path.rsplit(['/', '\\']).next().unwrap_or_default().trim();
+    if base.chars().all(|c| c == '.') {
+        "download"
+    } else {
+        base
+    }
+}
+
+/// `text` as a part of a file name: path separators become `-` (a batch
+/// number `A/1` names `CoA-A-1.pdf`, not a folder).
+pub fn name_part(text: &str) -> String {
+    text.replace(['/', '\\'], "-")
+}
+
 /// The `Content-Disposition` of a downloaded document, built by actix's
-/// header type: the file name is quoted and escaped (a batch number with a
-/// quote can't add a parameter), with an RFC 5987 form beside it.
+/// header type: the base name only ([`base_name`]), quoted and escaped (a
+/// batch number with a quote can't add a parameter), with an RFC 5987 form
+/// beside it.
 pub fn download(inline: bool, file_name: &str) -> ContentDisposition {
+    let file_name = base_name(file_name);
     let ascii: String = file_name
         .chars()
         .map(|c| {
@@ -35,5 +56,23 @@ pub fn download(inline: bool, file_name: &str) -> ContentDisposition {
                 value: file_name.as_bytes().to_vec(),
             }),
         ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_download_is_named_by_its_base_name_only() {
+        assert_eq!(base_name("../../etc/passwd"), "passwd");
+        assert_eq!(base_name("C:\\exports\\flow.csv"), "flow.csv");
+        assert_eq!(base_name("flow.csv"), "flow.csv");
+        assert_eq!(base_name(".."), "download");
+        assert_eq!(base_name("dir/"), "download");
+        assert_eq!(name_part("A/1\\2"), "A-1-2");
+        let header = download(false, "../../etc/passwd").to_string();
+        assert!(header.contains("filename=\"passwd\""), "{header}");
+        assert!(!header.contains(".."), "{header}");
     }
 }

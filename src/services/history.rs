@@ -7,6 +7,7 @@ use crate::db::models::AuditEntryRow;
 use crate::db::schema::{audit_chain_heads, audit_entries, batches};
 use crate::domain::audit::{SYSTEM_CHAIN_ID, batch_chain};
 use crate::error::AppError;
+use crate::report::csv::Csv;
 use crate::report::history::{ResultNames, changes, flat, result_names, sentence};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -56,17 +57,6 @@ pub fn history(conn: &mut PgConnection, id: Uuid) -> Result<Vec<AuditEntryView>,
     Ok(rows.into_iter().map(AuditEntryView::from).collect())
 }
 
-/// A cell a spreadsheet would read as a formula (`=`, `+`, `-`, `@`, tab or
-/// carriage return first) gets a leading apostrophe, so it stays text
-/// (OWASP CSV injection).
-pub fn neutral_cell(cell: String) -> String {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{cell}")
-    } else {
-        cell
-    }
-}
-
 /// The batch's history as CSV (see [`history_csv`]).
 pub fn csv_export(conn: &mut PgConnection, id: Uuid) -> Result<Vec<u8>, AppError> {
     let entries = history(conn, id)?;
@@ -78,11 +68,9 @@ pub fn csv_export(conn: &mut PgConnection, id: Uuid) -> Result<Vec<u8>, AppError
 /// a sentence, the changes as `field: before -> after` lines); the JSON
 /// export keeps the stored values as they are.
 pub fn history_csv(entries: &[AuditEntryView], names: &ResultNames) -> Result<Vec<u8>, AppError> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let io = |e: csv::Error| AppError::Internal(anyhow::Error::new(e).context("writing CSV"));
     // The columns of the first export stay where they were; `before` and
     // `after` hold flat `field: value` lines now, not JSON.
-    w.write_record([
+    let mut w = Csv::new([
         "seq",
         "at",
         "actor_id",
@@ -99,8 +87,7 @@ pub fn history_csv(entries: &[AuditEntryView], names: &ResultNames) -> Result<Ve
         "what",
         "changes",
         "chain",
-    ])
-    .map_err(io)?;
+    ])?;
     for e in entries {
         let actor = e.actor.as_ref();
         let cells = [
@@ -121,9 +108,7 @@ pub fn history_csv(entries: &[AuditEntryView], names: &ResultNames) -> Result<Ve
             changes(e),
             e.chain.clone(),
         ];
-        w.write_record(cells.into_iter().map(neutral_cell))
-            .map_err(io)?;
+        w.row(cells)?;
     }
-    w.into_inner()
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("writing CSV: {e}")))
+    Ok(w.finish()?)
 }

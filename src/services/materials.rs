@@ -492,6 +492,23 @@ pub struct WhereUsed {
     pub result_ids: Vec<Uuid>,
 }
 
+/// Where a lot went, as CSV (the one CSV writer): one row per batch.
+pub fn where_used_csv(used: &[WhereUsed]) -> Result<Vec<u8>, AppError> {
+    let mut w =
+        crate::report::csv::Csv::new(["batch_number", "batch_id", "status", "via", "result_ids"])?;
+    for u in used {
+        let results: Vec<String> = u.result_ids.iter().map(Uuid::to_string).collect();
+        w.row([
+            u.batch_number.clone(),
+            u.batch_id.to_string(),
+            u.status.clone(),
+            u.via.to_owned(),
+            results.join(" "),
+        ])?;
+    }
+    Ok(w.finish()?)
+}
+
 /// Every batch a lot went into, from the index on `material_uses`.
 pub fn where_used(conn: &mut PgConnection, id: Uuid) -> Result<Vec<WhereUsed>, AppError> {
     get(conn, id)?;

@@ -198,10 +198,9 @@ pub fn trend(
 }
 
 /// The trend as CSV: one row per point, the chart's lines on every row.
-pub fn csv(t: &Trend) -> Result<String, AppError> {
-    let mut w = csv::Writer::from_writer(Vec::new());
+pub fn csv(t: &Trend) -> Result<Vec<u8>, AppError> {
     let line = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
-    w.write_record([
+    let mut w = crate::report::csv::Csv::new([
         "batch_number",
         "batch_id",
         "performed_at",
@@ -213,11 +212,10 @@ pub fn csv(t: &Trend) -> Result<String, AppError> {
         "center",
         "lcl",
         "ucl",
-    ])
-    .map_err(|e| AppError::Internal(e.into()))?;
+    ])?;
     for p in &t.points {
         let violations: Vec<&str> = p.violations.iter().map(|r| r.as_str()).collect();
-        w.write_record([
+        w.row([
             p.batch_number.as_str(),
             &p.batch_id.to_string(),
             &p.performed_at.to_rfc3339(),
@@ -229,11 +227,7 @@ pub fn csv(t: &Trend) -> Result<String, AppError> {
             &line(t.center),
             &line(t.lcl),
             &line(t.ucl),
-        ])
-        .map_err(|e| AppError::Internal(e.into()))?;
+        ])?;
     }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
-    String::from_utf8(bytes).map_err(|e| AppError::Internal(e.into()))
+    Ok(w.finish()?)
 }

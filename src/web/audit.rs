@@ -95,6 +95,29 @@ fn filter_of(user: &WebUser, q: &AuditSearch) -> Result<AuditFilter, AppError> {
 }
 
 /// Searches the trail.
+/// The page of the search as CSV (up to 500 entries from its cursor).
+#[get("/audit.csv")]
+pub async fn audit_csv(
+    state: web::Data<AppState>,
+    user: WebUser,
+    query: web::Query<AuditSearch>,
+) -> Result<HttpResponse, WebError> {
+    user.require(Action::ReadAuditTrail)?;
+    let q = query.into_inner();
+    let filter = filter_of(&user, &q)?;
+    let page_req = PageRequest {
+        limit: 500,
+        after: q.cursor,
+    };
+    let body = state
+        .report(move |c| audit_svc::list_csv(&audit_svc::list(c, &filter, page_req)?))
+        .await?;
+    Ok(HttpResponse::Ok()
+        .content_type(crate::report::csv::MEDIA_TYPE)
+        .insert_header(crate::report::download(false, "audit.csv"))
+        .body(body))
+}
+
 #[get("/audit")]
 pub async fn audit_search(
     state: web::Data<AppState>,
@@ -133,6 +156,18 @@ pub async fn audit_search(
         .unwrap_or_default();
         format!("/audit?{qs}")
     });
+    let csv_query = serde_urlencoded::to_string([
+        ("entity_type", q.entity_type.as_str()),
+        ("entity_id", q.entity_id.as_str()),
+        ("actor", q.actor.as_str()),
+        ("from", q.from.as_str()),
+        ("to", q.to.as_str()),
+        (
+            "cursor",
+            &q.cursor.map(|c| c.to_string()).unwrap_or_default(),
+        ),
+    ])
+    .unwrap_or_default();
     let body = html! {
         (r.summary())
         form.inline.card method="get" action="/audit" role="search" {
@@ -167,6 +202,7 @@ pub async fn audit_search(
                     } } }
                 }
                 @if let Some(n) = next { p { a.button.secondary href=(n) { (tr!(user.lang(), "next-page")) } } }
+                p { a href={"/audit.csv?" (csv_query)} download { (tr!(user.lang(), "download-csv")) } }
             }
         }
     };

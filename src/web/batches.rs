@@ -379,7 +379,10 @@ pub async fn certificate(
         .map_err(|e| AppError::Internal(anyhow::anyhow!("rendering the certificate: {e}")))?;
     Ok(HttpResponse::Ok()
         .content_type("application/pdf")
-        .insert_header(crate::report::download(false, &format!("CoA-{number}.pdf")))
+        .insert_header(crate::report::download(
+            false,
+            &format!("CoA-{}.pdf", crate::report::name_part(&number)),
+        ))
         .body(pdf))
 }
 
@@ -403,9 +406,6 @@ pub async fn bag_label(
         .map_err(|e| AppError::Internal(anyhow::anyhow!("rendering the label: {e}")))?;
     Ok(HttpResponse::Ok()
         .content_type("application/pdf")
-        .insert_header((
-            "Content-Disposition",
-            format!("inline; filename=\"label-{id}.pdf\""),
-        ))
+        .insert_header(crate::report::download(true, &format!("label-{id}.pdf")))
         .body(pdf))
 }

@@ -88,7 +88,7 @@ async fn history_download(
             state
                 .report_for_batch(batch_id, move |c| history::csv_export(c, batch_id))
                 .await?,
-            "text/csv; charset=utf-8",
+            crate::report::csv::MEDIA_TYPE,
             "csv",
         )
     } else {
@@ -105,9 +105,9 @@ async fn history_download(
     };
     Ok(HttpResponse::Ok()
         .content_type(kind)
-        .insert_header((
-            "Content-Disposition",
-            format!("attachment; filename=\"batch-{batch_id}-history.{ext}\""),
+        .insert_header(crate::report::download(
+            false,
+            &format!("batch-{batch_id}-history.{ext}"),
         ))
         .body(body))
 }

@@ -173,6 +173,7 @@ async fn one_markup(
             @if let Some(why) = &m.reject_reason { p.fail { (tr!(user.lang(), "material-rejected")) (why) } }
             h2 { (tr!(user.lang(), "material-where-used", n = used.len())) }
             @if used.is_empty() { p.muted { (tr!(user.lang(), "material-unused")) } } @else {
+                p { a href={"/materials/" (m.id) "/where-used.csv"} download { (tr!(user.lang(), "download-csv")) } }
                 table {
                     thead { tr { th { (tr!(user.lang(), "col-batch")) } th { (tr!(user.lang(), "col-status")) } th { (tr!(user.lang(), "material-col-how")) } } }
                     tbody { @for w in &used { tr {
@@ -208,6 +209,26 @@ async fn one_markup(
 }
 
 /// One lot and where it was used.
+/// Where the lot went, as CSV (a recall's list).
+#[get("/materials/{id}/where-used.csv")]
+pub async fn where_used_csv(
+    state: web::Data<AppState>,
+    _user: WebUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, WebError> {
+    let id = id.into_inner();
+    let body = state
+        .db(move |c| svc::where_used_csv(&svc::where_used(c, id)?))
+        .await?;
+    Ok(HttpResponse::Ok()
+        .content_type(crate::report::csv::MEDIA_TYPE)
+        .insert_header(crate::report::download(
+            false,
+            &format!("where-used-{id}.csv"),
+        ))
+        .body(body))
+}
+
 #[get("/materials/{id}")]
 pub async fn one_page(
     state: web::Data<AppState>,

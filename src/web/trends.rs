@@ -386,10 +386,10 @@ pub async fn trend_csv(
     let t = trend?;
     let body = svc::csv(&t)?;
     Ok(HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header((
-            "Content-Disposition",
-            format!("attachment; filename=\"trend-{product_id}-{code}.csv\""),
+        .content_type(crate::report::csv::MEDIA_TYPE)
+        .insert_header(crate::report::download(
+            false,
+            &format!("trend-{product_id}-{}.csv", crate::report::name_part(&code)),
         ))
         .body(body))
 }

@@ -376,7 +376,7 @@ async fn technician_reviewer_qa_and_auditor_work_through_the_browser() {
         assert!(Instant::now() < deadline, "the CSV was not downloaded");
         tokio_sleep(200).await;
     };
-    assert!(csv.starts_with("seq,at,actor_id"));
+    assert!(csv.starts_with("\u{feff}seq,at,actor_id"));
     assert!(csv.contains("batch.released") && csv.contains("result.reviewed"));
     c.goto(&format!("{base}/batches")).await.unwrap();
     shot(&c, "batch-list").await;

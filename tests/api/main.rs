@@ -16,6 +16,7 @@ mod browser;
 mod certificate;
 mod cli;
 mod corrections;
+mod csv;
 mod custody;
 mod deployment;
 mod deviations;

@@ -138,10 +138,11 @@ async fn a_test_is_charted_across_the_products_batches_with_its_current_results(
         json!([])
     );
 
-    // CSV: a header and one row per point.
+    // CSV: the byte-order mark, a header and one row per point.
     let csv = app.get(&format!("{path}&format=csv"), &lab.reviewer).await;
     assert_eq!(csv.status, StatusCode::OK);
     let text = csv.body.as_str().unwrap().to_owned();
+    let text = text.strip_prefix('\u{feff}').unwrap();
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),

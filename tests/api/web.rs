@@ -535,7 +535,7 @@ async fn technician_reviewer_qa_and_auditor_walk_the_forms() {
     assert!(h.body.contains("hash chain verifies"), "{}", h.body);
     let csv = auditor.get(&format!("/batches/{batch}/history.csv")).await;
     assert_eq!(csv.status, StatusCode::OK);
-    assert!(csv.body.starts_with("seq,at,actor_id"));
+    assert!(csv.body.starts_with("\u{feff}seq,at,actor_id"));
     assert!(csv.body.contains("batch.released"));
     assert_eq!(
         auditor

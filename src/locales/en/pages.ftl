@@ -260,6 +260,7 @@ event-destroyed = destroyed
 
 history-broken = The batch's hash chain is BROKEN:
 history-csv = Download CSV
+download-csv = Download as CSV
 history-json = Download JSON
 col-when = When
 col-who = Who

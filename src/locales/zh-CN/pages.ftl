@@ -248,6 +248,7 @@ event-destroyed = 销毁
 
 history-broken = 批次的哈希链已损坏：
 history-csv = 下载 CSV
+download-csv = 下载为 CSV
 history-json = 下载 JSON
 col-when = 时间
 col-who = 人员

@@ -103,6 +103,26 @@ pub struct ImportPreview {
     pub size: usize,
 }
 
+impl ImportPreview {
+    /// The preview as CSV (the one CSV writer): one row per mapped column.
+    pub fn csv(&self) -> Result<Vec<u8>, AppError> {
+        let mut w =
+            crate::report::csv::Csv::new(["test_code", "column", "value", "outcome", "error"])?;
+        for r in &self.rows {
+            w.row([
+                r.test_code.as_str(),
+                r.column.as_str(),
+                r.value.as_deref().unwrap_or(""),
+                r.outcome
+                    .map(crate::domain::StoredName::as_str)
+                    .unwrap_or(""),
+                r.error.as_deref().unwrap_or(""),
+            ])?;
+        }
+        Ok(w.finish()?)
+    }
+}
+
 /// What an import recorded.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Imported {

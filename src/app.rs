@@ -53,6 +53,50 @@ pub struct AppState {
     /// The language of new accounts and of pages before sign-in when the
     /// browser names none of ours (`CELLQC_DEFAULT_LOCALE`).
     pub default_locale: crate::i18n::Locale,
+    /// The users whose import is under way here (one each).
+    pub imports: ImportTurns,
+}
+
+/// The users with an import under way in this server: an import runs one at
+/// a time per user (API.md, imports are bounded), from before its file is
+/// read to its answer. (The transaction holds the same rule across
+/// servers: `services::results::import`.)
+#[derive(Clone, Default)]
+pub struct ImportTurns(Arc<std::sync::Mutex<std::collections::HashSet<uuid::Uuid>>>);
+
+/// One user's import turn; the next import of that user may start once it
+/// is dropped.
+#[derive(Debug)]
+pub struct ImportTurn {
+    turns: Arc<std::sync::Mutex<std::collections::HashSet<uuid::Uuid>>>,
+    user: uuid::Uuid,
+}
+
+impl ImportTurns {
+    /// `user`'s turn, or 429 `import_in_progress` while another import of
+    /// theirs runs.
+    pub fn take(&self, user: uuid::Uuid) -> Result<ImportTurn, AppError> {
+        let mut users = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !users.insert(user) {
+            return Err(AppError::import_in_progress());
+        }
+        Ok(ImportTurn {
+            turns: self.0.clone(),
+            user,
+        })
+    }
+}
+
+impl Drop for ImportTurn {
+    fn drop(&mut self) {
+        self.turns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.user);
+    }
 }
 
 /// A streaming replica's pool, with one permit per connection as
@@ -130,6 +174,7 @@ impl AppState {
             },
             reads: None,
             default_locale: settings.default_locale,
+            imports: ImportTurns::default(),
         })
     }
 

@@ -163,6 +163,21 @@ impl AppError {
         }))
     }
 
+    /// 429 `import_in_progress`: the user's previous import has not
+    /// answered yet.
+    pub fn import_in_progress() -> Self {
+        AppError::Problem(Box::new(Problem {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "import_in_progress",
+            detail: "an import of yours is still running: one import per user at a time; \
+                     send this one when it has answered"
+                .to_owned(),
+            errors: Vec::new(),
+            blockers: None,
+            retry_after: Some(IMPORT_RETRY_SECS),
+        }))
+    }
+
     /// 503: the database is unreachable.
     pub fn unavailable() -> Self {
         Self::problem(
@@ -244,6 +259,9 @@ struct ProblemBody<'a> {
     blockers: Option<&'a serde_json::Value>,
 }
 
+/// Seconds a second import of the same user is told to wait.
+const IMPORT_RETRY_SECS: u64 = 5;
+
 /// A session on a temporary password: what it must do.
 pub const PASSWORD_CHANGE_REQUIRED: &str = "password_change_required";
 
@@ -254,7 +272,7 @@ pub const PASSWORD_CHANGE_SAID: &str = "Your password was set by someone else, w
 
 /// Codes whose English detail never says more than the code's own
 /// sentence: in another language the sentence alone is the whole detail.
-const WORDS_SAY_IT_ALL: [&str; 11] = [
+const WORDS_SAY_IT_ALL: [&str; 12] = [
     "signature_failed",
     "account_locked",
     "invalid_credentials",
@@ -266,6 +284,7 @@ const WORDS_SAY_IT_ALL: [&str; 11] = [
     "database_unavailable",
     "internal_error",
     "password_change_required",
+    "import_in_progress",
 ];
 
 impl Problem {

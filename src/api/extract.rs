@@ -21,14 +21,16 @@ use uuid::Uuid;
 /// A JSON body, read but not yet parsed: [`Json::parse`] runs in the
 /// handler, after the authorization extractors, so a caller who may not act
 /// learns nothing about the body (401/403 come before 400/415/422).
+/// `LIMIT` is the largest body taken (413 above it): 1 MiB, but for an
+/// instrument's export.
 #[derive(Debug)]
-pub struct Json<T> {
+pub struct Json<T, const LIMIT: usize = { crate::app::MAX_BODY_BYTES }> {
     bytes: web::Bytes,
     is_json: bool,
     _body: PhantomData<fn() -> T>,
 }
 
-impl<T: DeserializeOwned> Json<T> {
+impl<T: DeserializeOwned, const LIMIT: usize> Json<T, LIMIT> {
     /// Parses the body: 415 unless JSON, 400 if empty or malformed, 422
     /// naming a field of the wrong shape.
     pub fn parse(self) -> Result<T, AppError> {
@@ -135,32 +137,49 @@ fn data_message(e: &serde_json::Error) -> String {
     }
 }
 
-/// Reads a body's bytes; only a body over the limit (413) fails here.
+/// Reads a body's bytes, at most `limit`; only a body over it (413) fails
+/// here.
 fn body_bytes(
     req: &HttpRequest,
     payload: &mut Payload,
+    limit: usize,
 ) -> LocalBoxFuture<'static, Result<web::Bytes, AppError>> {
-    let body = web::Bytes::from_request(req, payload);
+    let body = web::Payload::from_request(req, payload);
     Box::pin(async move {
-        body.await.map_err(|e| match e.as_error::<PayloadError>() {
-            Some(PayloadError::Overflow) => {
-                AppError::payload_too_large("the body is larger than 1 MiB")
-            }
-            _ => AppError::bad_request(
+        let body = body.await.map_err(|e| {
+            AppError::bad_request(
                 "unreadable_body",
                 format!("the body could not be read: {e}"),
-            ),
-        })
+            )
+        })?;
+        match body.to_bytes_limited(limit).await {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(e)) => Err(match e.as_error::<PayloadError>() {
+                Some(PayloadError::Overflow) => too_large(limit),
+                _ => AppError::bad_request(
+                    "unreadable_body",
+                    format!("the body could not be read: {e}"),
+                ),
+            }),
+            Err(_) => Err(too_large(limit)),
+        }
     })
 }
 
-impl<T: 'static> FromRequest for Json<T> {
+fn too_large(limit: usize) -> AppError {
+    AppError::payload_too_large(format!(
+        "the body is larger than {} MiB",
+        limit / (1024 * 1024)
+    ))
+}
+
+impl<T: 'static, const LIMIT: usize> FromRequest for Json<T, LIMIT> {
     type Error = AppError;
     type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let is_json = is_json(req);
-        let bytes = body_bytes(req, payload);
+        let bytes = body_bytes(req, payload, LIMIT);
         Box::pin(async move {
             Ok(Json {
                 bytes: bytes.await?,
@@ -174,13 +193,13 @@ impl<T: 'static> FromRequest for Json<T> {
 /// The body of a creating POST with its optional `Idempotency-Key`, parsed
 /// by [`Creation::parse`] after authorization.
 #[derive(Debug)]
-pub struct Creation<T> {
-    body: Json<T>,
+pub struct Creation<T, const LIMIT: usize = { crate::app::MAX_BODY_BYTES }> {
+    body: Json<T, LIMIT>,
     key: Option<String>,
     target: String,
 }
 
-impl<T: DeserializeOwned> Creation<T> {
+impl<T: DeserializeOwned, const LIMIT: usize> Creation<T, LIMIT> {
     /// The parsed body and, when a key was sent, the key with the hash of
     /// this exact request.
     pub fn parse(self) -> Result<(T, Option<IdempotencyKey>), AppError> {
@@ -209,7 +228,7 @@ fn check_idempotency_key(raw: &str) -> Result<String, AppError> {
     }
 }
 
-impl<T: 'static> FromRequest for Creation<T> {
+impl<T: 'static, const LIMIT: usize> FromRequest for Creation<T, LIMIT> {
     type Error = AppError;
     type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
 
@@ -219,7 +238,7 @@ impl<T: 'static> FromRequest for Creation<T> {
             .get("idempotency-key")
             .map(|v| v.to_str().unwrap_or("\u{0}").to_owned());
         let target = format!("{} {}", req.method(), req.path());
-        let body = Json::<T>::from_request(req, payload);
+        let body = Json::<T, LIMIT>::from_request(req, payload);
         Box::pin(async move {
             Ok(Creation {
                 body: body.await?,

@@ -5,18 +5,58 @@
 use super::FormatQuery;
 use super::create;
 use super::extract::{Creation, Json, Query};
-use crate::app::Db;
-use crate::auth::extractors::{Authorized, CurrentUser, DefinesProducts, RecordsResults};
+use crate::app::{AppState, Db, HeldConnection, ImportTurn};
+use crate::auth::extractors::{
+    AuthOutcome, Authorized, CurrentUser, DefinesProducts, RecordsResults,
+};
 use crate::error::AppError;
 use crate::services::import_mappings::{self as mappings, ImportMappingView, MappingInput};
 use crate::services::results::{self as svc, ImportInput, ImportOutcome};
+use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{HttpResponse, delete, get, post, put, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, delete, get, post, put, web};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use uuid::Uuid;
+
+/// The largest import body (413 above it): the export's 5 MiB as a JSON
+/// string, room for its escapes (a tab is two bytes, a quote two), and the
+/// other members. A file over 5 MiB that fits is 422 naming the limit.
+pub const IMPORT_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// The signed-in user's import turn, taken before the body is read (429
+/// `import_in_progress` while another import of theirs runs). The
+/// connection the session check used goes back to the pool here: an
+/// import's upload holds none, and its work one (`Db`, checked out when the
+/// work runs).
+struct ImportSlot {
+    /// Held until the answer; dropping it lets the user's next import in.
+    _turn: Option<ImportTurn>,
+}
+
+impl FromRequest for ImportSlot {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let user = req
+            .extensions()
+            .get::<AuthOutcome>()
+            .and_then(AuthOutcome::user_id);
+        let state = req.app_data::<web::Data<AppState>>();
+        let (Some(user), Some(state)) = (user, state) else {
+            // No user: the authorization extractor before this one answers.
+            return std::future::ready(Ok(ImportSlot { _turn: None }));
+        };
+        let turn = state.imports.take(user);
+        if turn.is_ok() {
+            req.extensions_mut().remove::<HeldConnection>();
+        }
+        std::future::ready(turn.map(|t| ImportSlot { _turn: Some(t) }))
+    }
+}
 
 /// `POST /batches/{id}/results/import` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -58,12 +98,14 @@ pub struct ImportBody {
     crate::api::openapi::Problems))]
 #[post("/batches/{id}/results/import")]
 pub async fn import_results(
-    db: Db,
     tech: Authorized<RecordsResults>,
+    turn: ImportSlot,
     id: web::Path<Uuid>,
     format: Query<FormatQuery>,
-    req: Creation<ImportBody>,
+    req: Creation<ImportBody, IMPORT_BODY_BYTES>,
+    db: Db,
 ) -> Result<HttpResponse, AppError> {
+    let _held = turn;
     let csv = format.0.csv()?;
     let (b, idempotency) = req.parse()?;
     let batch_id = id.into_inner();
@@ -78,9 +120,13 @@ pub async fn import_results(
         dry_run: b.dry_run,
     };
     let actor = tech.actor.clone();
-    if input.dry_run {
+    // Read on a blocking thread, before a connection is taken.
+    let export = web::block(move || svc::read_export(input))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))??;
+    if export.dry_run() {
         let outcome = db
-            .run(move |c| svc::import_results(c, &actor, batch_id, &input))
+            .run(move |c| svc::import_results(c, &actor, batch_id, &export))
             .await?;
         return match outcome {
             ImportOutcome::Preview(p) if csv => Ok(HttpResponse::Ok()
@@ -97,7 +143,7 @@ pub async fn import_results(
         db,
         actor.id,
         idempotency,
-        move |c| match svc::import_results(c, &actor, batch_id, &input)? {
+        move |c| match svc::import_results(c, &actor, batch_id, &export)? {
             ImportOutcome::Recorded(imported) => Ok(imported),
             ImportOutcome::Preview(_) => Err(AppError::Internal(anyhow::anyhow!(
                 "an import answered a preview"

@@ -63,7 +63,7 @@ pub enum Problems {
     /// The record exists but the action is not allowed now.
     #[response(status = 409, content_type = "application/problem+json")]
     Conflict(ProblemDoc),
-    /// Body over 1 MiB.
+    /// Body over 1 MiB (an import's over 16 MiB).
     #[response(status = 413, content_type = "application/problem+json")]
     TooLarge(ProblemDoc),
     /// The body is not JSON.
@@ -72,7 +72,7 @@ pub enum Problems {
     /// Validation failure; `errors` names each field.
     #[response(status = 422, content_type = "application/problem+json")]
     Unprocessable(ProblemDoc),
-    /// Rate limited.
+    /// Rate limited (sign-in), or another import of the same user running.
     #[response(status = 429, content_type = "application/problem+json")]
     TooManyRequests(ProblemDoc),
     /// The database is unavailable.

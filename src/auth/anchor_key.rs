@@ -149,11 +149,54 @@ impl PublicKey {
         };
         self.0.verify_strict(message, &sig).is_ok()
     }
+
+    /// Whether every `(message, seal)` is this key's signature, checked as
+    /// one batch (ed25519-dalek's `verify_batch`: about half the work of
+    /// one check each). False if any one is not; then [`Self::verifies_seal`]
+    /// on each says which.
+    pub fn verifies_seals(&self, sealed: &[(&[u8], &[u8])]) -> bool {
+        let mut messages = Vec::with_capacity(sealed.len());
+        let mut signatures = Vec::with_capacity(sealed.len());
+        for (message, seal) in sealed {
+            let Ok(sig) = Signature::from_slice(seal) else {
+                return false;
+            };
+            messages.push(*message);
+            signatures.push(sig);
+        }
+        let keys = vec![self.0; sealed.len()];
+        ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_of_seals_verifies_only_when_every_one_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = AnchorKey::load_or_create(&dir.path().join("k.pem")).unwrap();
+        let public = key.verifying();
+        let messages: Vec<Vec<u8>> = (0..40)
+            .map(|i| format!("signature {i}").into_bytes())
+            .collect();
+        let seals: Vec<[u8; 64]> = messages.iter().map(|m| key.seal(m)).collect();
+        let batch: Vec<(&[u8], &[u8])> = messages
+            .iter()
+            .zip(&seals)
+            .map(|(m, s)| (m.as_slice(), s.as_slice()))
+            .collect();
+        assert!(public.verifies_seals(&batch));
+        assert!(public.verifies_seals(&[]));
+        let mut forged = batch.clone();
+        forged[7].0 = b"signature 8";
+        assert!(!public.verifies_seals(&forged));
+        let short = [0u8; 10];
+        let mut malformed = batch.clone();
+        malformed[3].1 = &short;
+        assert!(!public.verifies_seals(&malformed));
+    }
 
     #[test]
     fn a_new_key_file_is_private_and_signs_what_its_public_key_verifies() {

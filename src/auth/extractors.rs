@@ -47,6 +47,13 @@ fn bearer_token(req: &HttpRequest) -> Option<String> {
 #[derive(Debug, Clone)]
 pub struct AuthOutcome(Result<Authenticated, Problem>);
 
+impl AuthOutcome {
+    /// The user the token belongs to, when it was good.
+    pub fn user_id(&self) -> Option<uuid::Uuid> {
+        self.0.as_ref().ok().map(|who| who.actor.id)
+    }
+}
+
 /// Middleware: authenticates a presented bearer token before any extractor
 /// runs, so that the identity (and with it 401/403) is decided before a path,
 /// query or body is judged. It refuses nothing itself: a handler that needs a

@@ -8,8 +8,13 @@
 use super::FieldError;
 use std::collections::BTreeMap;
 
-/// The largest export accepted (bytes): a lab table is a few kilobytes.
-pub const MAX_EXPORT_BYTES: usize = 512 * 1024;
+/// The largest export accepted (bytes, API.md: 5 MiB): a lab table is a
+/// few kilobytes, a plate reader's or a cytometer's whole run a few
+/// megabytes.
+pub const MAX_EXPORT_BYTES: usize = 5 * 1024 * 1024;
+
+/// The most data rows an export may have (API.md: 10 000).
+pub const MAX_EXPORT_ROWS: usize = 10_000;
 
 /// An export read into its header and rows.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,6 +88,7 @@ pub fn text_of(bytes: &[u8]) -> Result<&str, FieldError> {
             &[
                 ("bytes", bytes.len().to_string()),
                 ("max", MAX_EXPORT_BYTES.to_string()),
+                ("mib", (MAX_EXPORT_BYTES / (1024 * 1024)).to_string()),
             ],
         ));
     }
@@ -98,10 +104,20 @@ pub fn text_of(bytes: &[u8]) -> Result<&str, FieldError> {
 
 /// Reads `text` with each candidate delimiter and keeps the one that splits
 /// the header into the most columns with every row as wide as the header.
+/// More than [`MAX_EXPORT_ROWS`] data rows are refused, whichever delimiter
+/// reads them. Time and memory grow linearly with the text (each reading
+/// stops one row past the limit).
 pub fn read_table(text: &str) -> Result<Table, FieldError> {
     let mut best: Option<Table> = None;
     for d in Delimiter::ALL {
         let Ok(t) = read_with(text, d) else { continue };
+        if t.rows.len() > MAX_EXPORT_ROWS {
+            return Err(FieldError::said(
+                "content",
+                "fe-file-rows",
+                &[("max", MAX_EXPORT_ROWS.to_string())],
+            ));
+        }
         let width = t.headers.len();
         let consistent = t.rows.iter().all(|r| r.cells.len() == width);
         if width > 1 && consistent && best.as_ref().is_none_or(|b| width > b.headers.len()) {
@@ -117,6 +133,7 @@ pub fn read_table(text: &str) -> Result<Table, FieldError> {
     })
 }
 
+/// The table as delimiter `d` reads it, at most one row past the limit.
 fn read_with(text: &str, d: Delimiter) -> Result<Table, csv::Error> {
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(d.byte())
@@ -126,12 +143,13 @@ fn read_with(text: &str, d: Delimiter) -> Result<Table, csv::Error> {
     let mut headers = None;
     let mut rows = Vec::new();
     let mut record = csv::StringRecord::new();
+    let mut lines = LineCounter::new(text);
     loop {
         let from = usize::try_from(reader.position().byte()).unwrap_or(usize::MAX);
         if !reader.read_record(&mut record)? {
             break;
         }
-        let line = line_at(text, from);
+        let line = lines.line_at(from);
         let cells: Vec<String> = record.iter().map(|c| c.trim().to_owned()).collect();
         // Blank lines (all cells empty) are not rows.
         if cells.iter().all(String::is_empty) {
@@ -141,6 +159,9 @@ fn read_with(text: &str, d: Delimiter) -> Result<Table, csv::Error> {
             headers = Some(cells);
         } else {
             rows.push(Row { line, cells });
+            if rows.len() > MAX_EXPORT_ROWS {
+                break;
+            }
         }
     }
     Ok(Table {
@@ -150,18 +171,41 @@ fn read_with(text: &str, d: Delimiter) -> Result<Table, csv::Error> {
     })
 }
 
-/// The 1-based line of the record read from byte `from`: the reader's
-/// own count lags a CRLF and skipped blank lines, so it is counted here.
-fn line_at(text: &str, from: usize) -> u64 {
-    let bytes = text.as_bytes();
-    let rest = bytes.get(from..).unwrap_or_default();
-    let start = from
-        + rest
-            .iter()
-            .take_while(|b| matches!(b, b'\r' | b'\n'))
-            .count();
-    let before = bytes.get(..start).unwrap_or(bytes);
-    before.iter().filter(|b| **b == b'\n').count() as u64 + 1
+/// The 1-based line of each record, read from increasing byte offsets: the
+/// reader's own count lags a CRLF and skipped blank lines, so it is counted
+/// here, each byte once.
+struct LineCounter<'t> {
+    bytes: &'t [u8],
+    /// Bytes counted so far.
+    counted: usize,
+    /// Newlines among them.
+    newlines: u64,
+}
+
+impl<'t> LineCounter<'t> {
+    fn new(text: &'t str) -> Self {
+        LineCounter {
+            bytes: text.as_bytes(),
+            counted: 0,
+            newlines: 0,
+        }
+    }
+
+    /// The line of the record read from byte `from` (never before the last
+    /// one asked about): its first byte that is not a line break.
+    fn line_at(&mut self, from: usize) -> u64 {
+        let from = from.clamp(self.counted, self.bytes.len());
+        let rest = self.bytes.get(from..).unwrap_or_default();
+        let start = from
+            + rest
+                .iter()
+                .take_while(|b| matches!(b, b'\r' | b'\n'))
+                .count();
+        let newly = self.bytes.get(self.counted..start).unwrap_or_default();
+        self.newlines += newly.iter().filter(|b| **b == b'\n').count() as u64;
+        self.counted = start;
+        self.newlines + 1
+    }
 }
 
 impl Table {
@@ -340,6 +384,37 @@ mod tests {
         assert_eq!(text_of(b"").unwrap_err().field, "content");
         assert!(text_of(b"a;\xff\n").unwrap_err().message.contains("UTF-8"));
         assert_eq!(text_of(b"\xEF\xBB\xBFa;b").unwrap(), "a;b");
+    }
+
+    #[test]
+    fn ten_thousand_rows_are_read_and_one_more_is_refused_naming_the_limit() {
+        let export = |rows: usize| {
+            let mut t = String::from("Name;V\r\n");
+            for i in 0..rows {
+                t.push_str(&format!("S-{i};{i},5\r\n"));
+                if i % 1000 == 0 {
+                    t.push_str("\r\n");
+                }
+            }
+            t
+        };
+        let full = read_table(&export(MAX_EXPORT_ROWS)).unwrap();
+        assert_eq!(full.rows.len(), MAX_EXPORT_ROWS);
+        // Lines still counted right deep into the file: the header, the
+        // rows before, and the blank line after every thousandth row.
+        let last = full.batch_row("S-9999").unwrap();
+        assert_eq!(last.line, 1 + 10_000 + 10);
+        assert_eq!(full.batch_row("S-1").unwrap().line, 4);
+        let over = read_table(&export(MAX_EXPORT_ROWS + 1)).unwrap_err();
+        assert_eq!(over.field, "content");
+        assert!(over.message.contains("10000"), "{}", over.message);
+        assert!(text_of(&vec![b'a'; MAX_EXPORT_BYTES]).is_ok());
+        let big = text_of(&vec![b'a'; MAX_EXPORT_BYTES + 1]).unwrap_err();
+        assert!(
+            big.message.contains("5242880") && big.message.contains("5 MiB"),
+            "{}",
+            big.message
+        );
     }
 
     #[test]

@@ -64,7 +64,29 @@ pub fn verify_reporting(
     key: &PublicKey,
     progress: &dyn Fn(u64),
 ) -> Result<VerifyReport, AppError> {
-    in_snapshot(conn, |c| walk_chains(c, key, None, progress))
+    in_snapshot(conn, |c| {
+        walk_chains(c, key, None, Records::Checked, progress)
+    })
+}
+
+/// The chains alone, without the rows and signatures they bind: what
+/// verification checked before rows were bound. Not a verification of the
+/// record (it vouches for no row); `cellqc-bench --verify-only` measures
+/// what the rows and signatures add with it.
+pub fn verify_links_only(
+    conn: &mut PgConnection,
+    key: &PublicKey,
+) -> Result<VerifyReport, AppError> {
+    in_snapshot(conn, |c| {
+        walk_chains(c, key, None, Records::Skipped, &|_| {})
+    })
+}
+
+/// Whether a walk checks the rows and signatures its chains bind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Records {
+    Checked,
+    Skipped,
 }
 
 /// The entries every chain's head records: what [`verify`] will check.
@@ -247,7 +269,9 @@ pub fn verify_chains(
     key: &PublicKey,
     only: Option<&str>,
 ) -> Result<VerifyReport, AppError> {
-    in_snapshot(conn, |c| walk_chains(c, key, only, &|_| {}))
+    in_snapshot(conn, |c| {
+        walk_chains(c, key, only, Records::Checked, &|_| {})
+    })
 }
 
 /// `f` in a read-only, repeatable-read transaction, or in the caller's; in
@@ -280,9 +304,68 @@ fn in_snapshot<T>(
 /// Reports what is broken, up to [`MAX_REPORTED`] items.
 struct Findings {
     report: VerifyReport,
+    records: Records,
+    /// Seals waiting for their batch check.
+    seals: Vec<PendingSeal>,
+    /// The thread that checks them, while the walk runs.
+    sealer: Option<std::sync::mpsc::SyncSender<Vec<PendingSeal>>>,
+}
+
+/// A signature's seal to check, and what is said when it does not hold.
+struct PendingSeal {
+    message: Vec<u8>,
+    seal: Vec<u8>,
+    unsealed: BrokenLink,
+}
+
+/// Seals checked in one batch.
+const SEAL_BATCH: usize = 256;
+
+/// What is said of each seal in `batch` that does not hold: checked as one
+/// batch, and one by one only when the batch fails.
+fn not_holding(key: &PublicKey, batch: Vec<PendingSeal>) -> Vec<BrokenLink> {
+    let sealed: Vec<(&[u8], &[u8])> = batch
+        .iter()
+        .map(|p| (p.message.as_slice(), p.seal.as_slice()))
+        .collect();
+    if key.verifies_seals(&sealed) {
+        return Vec::new();
+    }
+    batch
+        .into_iter()
+        .filter(|p| !key.verifies_seal(&p.message, &p.seal))
+        .map(|p| p.unsealed)
+        .collect()
 }
 
 impl Findings {
+    /// Checks `p` with the next batch of seals.
+    fn seal(&mut self, key: &PublicKey, p: PendingSeal) {
+        self.seals.push(p);
+        if self.seals.len() >= SEAL_BATCH {
+            self.check_seals(key);
+        }
+    }
+
+    /// Sends the waiting seals to the seal checker (or checks them here
+    /// when there is none).
+    fn check_seals(&mut self, key: &PublicKey) {
+        let pending = std::mem::take(&mut self.seals);
+        if pending.is_empty() {
+            return;
+        }
+        let pending = match &self.sealer {
+            Some(sealer) => match sealer.send(pending) {
+                Ok(()) => return,
+                Err(std::sync::mpsc::SendError(back)) => back,
+            },
+            None => pending,
+        };
+        for b in not_holding(key, pending) {
+            self.note(b);
+        }
+    }
+
     fn note(&mut self, b: BrokenLink) {
         self.report.ok = false;
         if self.report.broken.len() < MAX_REPORTED {
@@ -295,9 +378,13 @@ fn walk_chains(
     conn: &mut PgConnection,
     key: &PublicKey,
     only: Option<&str>,
+    records: Records,
     progress: &dyn Fn(u64),
 ) -> Result<VerifyReport, AppError> {
     let mut found = Findings {
+        records,
+        seals: Vec::new(),
+        sealer: None,
         report: VerifyReport {
             ok: true,
             chains: 0,
@@ -324,81 +411,108 @@ fn walk_chains(
     let mut ended: HashMap<String, ChainRecords> = HashMap::new();
     std::thread::scope(|scope| -> Result<(), AppError> {
         let (pages, received) = std::sync::mpsc::sync_channel::<Page>(2);
-        let db = &mut *conn;
-        let reader = scope.spawn(move || -> Result<(), AppError> {
-            let mut after: Option<PageEnd> = None;
-            // The last chain of the page before: it may go on in this one.
-            let mut open: Option<String> = None;
-            loop {
-                let page = verify_page(db, only_key, after)?;
-                let full = i64::try_from(page.len()).unwrap_or(0) >= VERIFY_PAGE;
-                after = page.last().map(|((r, _, _), key)| (*key, r.seq));
-                let entries: Vec<VerifyRow> = page.into_iter().map(|(row, _)| row).collect();
-                // The chains that end in this page: every chain but the
-                // page's last (unless the walk ends here), and the open one
-                // from before if it did not go on.
-                let mut names: Vec<String> = Vec::new();
-                for (row, _, _) in &entries {
-                    if names.last() != Some(&row.chain) {
-                        names.push(row.chain.clone());
-                    }
-                }
-                let mut done: Vec<String> = Vec::new();
-                if let Some(o) = open.take() {
-                    if names.first() != Some(&o) {
-                        done.push(o);
-                    }
-                }
-                let last = if full { names.pop() } else { None };
-                done.extend(names);
-                open = last;
-                let (rows, signatures) = chain_records(db, &done)?;
-                let stop = !full;
-                // A closed channel: the checker stopped on an error.
-                if pages
-                    .send(Page {
-                        entries,
-                        rows,
-                        signatures,
-                    })
-                    .is_err()
-                    || stop
-                {
-                    return Ok(());
-                }
-            }
+        // A third thread checks the seals, batch by batch, beside the
+        // hashing of the entries.
+        let (seal_batches, to_check) = std::sync::mpsc::sync_channel::<Vec<PendingSeal>>(4);
+        found.sealer = Some(seal_batches);
+        let sealer = scope.spawn(move || -> Vec<BrokenLink> {
+            to_check
+                .into_iter()
+                .flat_map(|batch| not_holding(key, batch))
+                .collect()
         });
-        for page in received {
-            progress(u64::try_from(found.report.events).unwrap_or(0));
-            for r in page.rows {
-                ended.entry(chain_of(r.batch_id)).or_default().rows.push(r);
+        // The walk; whatever its outcome, the seal checker then ends (its
+        // channel closed) and says what it found.
+        let walked = (|| -> Result<(), AppError> {
+            let db = &mut *conn;
+            let reader = scope.spawn(move || -> Result<(), AppError> {
+                let mut after: Option<PageEnd> = None;
+                // The last chain of the page before: it may go on in this one.
+                let mut open: Option<String> = None;
+                loop {
+                    let page = verify_page(db, only_key, after)?;
+                    let full = i64::try_from(page.len()).unwrap_or(0) >= VERIFY_PAGE;
+                    after = page.last().map(|((r, _, _), key)| (*key, r.seq));
+                    let entries: Vec<VerifyRow> = page.into_iter().map(|(row, _)| row).collect();
+                    // The chains that end in this page: every chain but the
+                    // page's last (unless the walk ends here), and the open one
+                    // from before if it did not go on.
+                    let mut names: Vec<String> = Vec::new();
+                    for (row, _, _) in &entries {
+                        if names.last() != Some(&row.chain) {
+                            names.push(row.chain.clone());
+                        }
+                    }
+                    let mut done: Vec<String> = Vec::new();
+                    if let Some(o) = open.take() {
+                        if names.first() != Some(&o) {
+                            done.push(o);
+                        }
+                    }
+                    let last = if full { names.pop() } else { None };
+                    done.extend(names);
+                    open = last;
+                    let (rows, signatures) = match records {
+                        Records::Checked => chain_records(db, &done)?,
+                        Records::Skipped => (Vec::new(), Vec::new()),
+                    };
+                    let stop = !full;
+                    // A closed channel: the checker stopped on an error.
+                    if pages
+                        .send(Page {
+                            entries,
+                            rows,
+                            signatures,
+                        })
+                        .is_err()
+                        || stop
+                    {
+                        return Ok(());
+                    }
+                }
+            });
+            for page in received {
+                progress(u64::try_from(found.report.events).unwrap_or(0));
+                for r in page.rows {
+                    ended.entry(chain_of(r.batch_id)).or_default().rows.push(r);
+                }
+                for s in page.signatures {
+                    ended
+                        .entry(chain_of(s.batch_id))
+                        .or_default()
+                        .signatures
+                        .push(s);
+                }
+                for (row, head_seq, head_hash) in page.entries {
+                    check_entry(
+                        &mut found,
+                        key,
+                        &mut ended,
+                        &mut current,
+                        row,
+                        head_seq,
+                        head_hash,
+                    )?;
+                }
             }
-            for s in page.signatures {
-                ended
-                    .entry(chain_of(s.batch_id))
-                    .or_default()
-                    .signatures
-                    .push(s);
+            reader.join().map_err(|_| {
+                AppError::Internal(anyhow::anyhow!("the audit reader thread panicked"))
+            })??;
+            if let Some(walk) = current.take() {
+                finish_chain(&mut found, key, &mut ended, walk)?;
             }
-            for (row, head_seq, head_hash) in page.entries {
-                check_entry(
-                    &mut found,
-                    key,
-                    &mut ended,
-                    &mut current,
-                    row,
-                    head_seq,
-                    head_hash,
-                )?;
-            }
-        }
-        reader
+            found.check_seals(key);
+            Ok(())
+        })();
+        found.sealer = None;
+        let unsealed = sealer
             .join()
-            .map_err(|_| AppError::Internal(anyhow::anyhow!("the audit reader thread panicked")))?
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("the seal checker panicked")))?;
+        for b in unsealed {
+            found.note(b);
+        }
+        walked
     })?;
-    if let Some(walk) = current.take() {
-        finish_chain(&mut found, key, &mut ended, walk)?;
-    }
     // Chains whose head records entries none of which is left.
     let mut emptied_q = audit_chain_heads::table
         .filter(audit_chain_heads::seq.gt(0))
@@ -420,7 +534,7 @@ fn walk_chains(
             format!("every entry is missing: the chain head records {head_seq}"),
         ));
     }
-    if only.is_none() {
+    if only.is_none() && records == Records::Checked {
         unwalked_rows(conn, &mut found)?;
     }
     Ok(found.report)
@@ -560,8 +674,8 @@ fn check_entry(
         if let Some(reason) = walk.cursor.check(&content, &row.prev_hash, &row.hash)? {
             found.note(BrokenLink::link(&row.chain, row.seq, reason.describe()));
         }
-        if let Some(rows) = &row.rows {
-            match serde_json::from_value::<Vec<CoveredRow>>(rows.clone()) {
+        if let (Some(rows), Records::Checked) = (&row.rows, found.records) {
+            match <Vec<CoveredRow> as serde::Deserialize>::deserialize(rows) {
                 Ok(covered) => {
                     for c in covered {
                         walk.covered.insert((c.table, c.id), (c.hash, row.seq));
@@ -669,17 +783,8 @@ fn check_signature(
         record_table: s.record_table.as_deref(),
         record_id: s.record_id,
     };
-    let seal_holds = s
-        .seal
-        .as_deref()
-        .is_some_and(|seal| key.verifies_seal(&sealed.canonical().unwrap_or_default(), seal));
-    if !seal_holds {
-        let why = if s.seal.is_none() {
-            "the signature carries no seal"
-        } else {
-            "the seal does not match the signature"
-        };
-        found.note(BrokenLink::signature(
+    let unsealed = |why: &str| {
+        BrokenLink::signature(
             BreakKind::SignatureUnsealed,
             s.id,
             named,
@@ -688,7 +793,18 @@ fn check_signature(
                 "{why}: it was not made by cellqc with this site's key, and the {} of {} {} rests on it",
                 s.meaning, s.entity_type, s.entity_id
             ),
-        ));
+        )
+    };
+    match &s.seal {
+        None => found.note(unsealed("the signature carries no seal")),
+        Some(seal) => found.seal(
+            key,
+            PendingSeal {
+                message: sealed.canonical().unwrap_or_default(),
+                seal: seal.clone(),
+                unsealed: unsealed("the seal does not match the signature"),
+            },
+        ),
     }
     let (Some((table_name, id)), Ok(meaning)) = (signed, Meaning::try_from(s.meaning.as_str()))
     else {

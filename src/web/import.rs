@@ -226,6 +226,8 @@ pub async fn import_results(
     payload: Multipart,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::RecordResult)?;
+    // One import per user at a time, from before the file is read.
+    let _turn = state.imports.take(user.0.actor.id)?;
     let batch_id = id.into_inner();
     let form = match ImportForm::read(payload).await {
         Ok(f) => f,
@@ -255,8 +257,12 @@ pub async fn import_results(
         }
         let input = form.input(&user, !confirm)?;
         let actor = user.0.actor.clone();
+        // Read on a blocking thread, before a connection is taken.
+        let export = web::block(move || result_svc::read_export(input))
+            .await
+            .map_err(|e| AppError::Internal(e.into()))??;
         state
-            .db(move |c| result_svc::import_results(c, &actor, batch_id, &input))
+            .db(move |c| result_svc::import_results(c, &actor, batch_id, &export))
             .await
     }
     .await;

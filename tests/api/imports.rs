@@ -6,6 +6,7 @@ use crate::lab::Lab;
 use crate::support::Resp;
 use actix_web::http::StatusCode;
 use chrono::Utc;
+use diesel::RunQueryDsl;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -677,4 +678,247 @@ async fn a_retired_import_mapping_never_changes_and_none_changes_product() {
         .await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
     assert_eq!(again.code(), "import_mapping_not_found");
+}
+
+/// A counter's export of `rows` data rows, the batch's the last: viable
+/// cells per bag and potency (tests that need no qualification).
+fn counter_export(batch_number: &str, rows: usize) -> String {
+    let mut t = String::from("Sample,Viable cells per bag,Potency\n");
+    for i in 1..rows {
+        t.push_str(&format!("OTHER-{i:05},1.05e8,30\n"));
+    }
+    t.push_str(&format!("{batch_number},1.1e8,35\n"));
+    t
+}
+
+fn counter_import(content: &str) -> Value {
+    json!({
+        "filename": "counter.csv",
+        "content": content,
+        "mapping": {"DOSE": "Viable cells per bag", "POT": "Potency"},
+    })
+}
+
+#[actix_rt::test]
+async fn an_export_of_ten_thousand_rows_is_imported_and_one_over_a_limit_is_refused_naming_it() {
+    let lab = Lab::msc().await;
+    let batch = lab.batch("UCMSC-2026-9101").await;
+
+    // 10 001 rows: 422 naming the row limit; nothing kept.
+    let over = import(
+        &lab,
+        &batch,
+        counter_import(&counter_export("UCMSC-2026-9101", 10_001)),
+    )
+    .await;
+    assert_eq!(
+        over.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        over.body
+    );
+    assert_eq!(over.body["errors"][0]["field"], "content");
+    let said = over.body["errors"][0]["message"].as_str().unwrap();
+    assert!(said.contains("at most 10000 rows"), "{said}");
+
+    // Over 5 MiB (in rows few enough): 422 naming the byte limit.
+    let mut wide = counter_export("UCMSC-2026-9101", 10);
+    wide.push_str(&format!("# {}\n", "x".repeat(5 * 1024 * 1024)));
+    let big = import(&lab, &batch, counter_import(&wide)).await;
+    assert_eq!(big.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", big.body);
+    let said = big.body["errors"][0]["message"].as_str().unwrap();
+    assert!(said.contains("at most 5242880 bytes (5 MiB)"), "{said}");
+
+    // A body over the import's 16 MiB: 413, read no further.
+    let huge = import(&lab, &batch, counter_import(&"y".repeat(17 * 1024 * 1024))).await;
+    assert_eq!(huge.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", huge.body);
+    assert!(huge.body["detail"].as_str().unwrap().contains("16 MiB"));
+    assert_eq!(lab.count("source_files"), 0);
+    assert_eq!(lab.count("results"), 0);
+
+    // Exactly 10 000 rows (about 280 KB): the batch's row, the last, is
+    // recorded, its line named, the file kept whole.
+    let export = counter_export("UCMSC-2026-9101", 10_000);
+    let preview = import(
+        &lab,
+        &batch,
+        json!({"dry_run": true, "content": export.clone(), "filename": "counter.csv",
+               "mapping": {"DOSE": "Viable cells per bag", "POT": "Potency"}}),
+    )
+    .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert_eq!(preview.body["line"], 10_001);
+    assert_eq!(preview.body["would_record"], true);
+    let done = import(&lab, &batch, counter_import(&export)).await;
+    assert_eq!(done.status, StatusCode::CREATED, "{}", done.body);
+    assert_eq!(done.body["results"].as_array().unwrap().len(), 2);
+    assert_eq!(done.body["source_file"]["size"], export.len());
+    assert_eq!(lab.count("results"), 2);
+
+    // The page says the limit too.
+    use crate::web::Browser;
+    let mut tech = Browser::as_tech(&lab).await;
+    let path = format!("/batches/{batch}/results/import");
+    let form = tech.get(&path).await;
+    let csrf = Browser::csrf(&form);
+    let performed = Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string();
+    let page = tech
+        .post_multipart(
+            &path,
+            &[
+                ("csrf", csrf.as_str()),
+                ("step", "preview"),
+                ("performed_at", performed.as_str()),
+                ("map.DOSE", "Viable cells per bag"),
+            ],
+            Some((
+                "file",
+                "counter.csv",
+                counter_export("UCMSC-2026-9101", 10_001).as_bytes(),
+            )),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("at most 10000 rows"), "{}", page.body);
+    assert_eq!(lab.count("results"), 2);
+}
+
+/// An import whose body is sent in two parts, the second only when `go`
+/// fires: until then the server is reading its upload.
+async fn slow_import(
+    lab: &Lab,
+    token: &str,
+    batch: &str,
+    content: &str,
+    go: futures::channel::oneshot::Receiver<()>,
+) -> Resp {
+    use futures::StreamExt;
+    let body = serde_json::to_vec(&json!({
+        "filename": "counter.csv",
+        "content": content,
+        "mapping": {"DOSE": "Viable cells per bag", "POT": "Potency"},
+        "performed_at": Utc::now().to_rfc3339(),
+    }))
+    .unwrap();
+    let (first, rest) = body.split_at(body.len() / 2);
+    let first = actix_web::web::Bytes::copy_from_slice(first);
+    let rest = actix_web::web::Bytes::copy_from_slice(rest);
+    let parts = futures::stream::once(async move { Ok::<_, std::io::Error>(first) }).chain(
+        futures::stream::once(async move {
+            let _ = go.await;
+            Ok::<_, std::io::Error>(rest)
+        }),
+    );
+    let req = lab
+        .app
+        .request(
+            "POST",
+            &format!("/api/v1/batches/{batch}/results/import"),
+            Some(token),
+        )
+        .content_type("application/json");
+    let mut res = req.send_stream(parts).await.unwrap();
+    let bytes = res.body().limit(1 << 20).await.unwrap();
+    Resp {
+        status: res.status(),
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        headers: res.headers().clone(),
+    }
+}
+
+#[actix_rt::test]
+async fn six_imports_uploading_hold_no_connection_and_each_user_imports_one_at_a_time() {
+    // Four pooled connections (the harness's server), six imports.
+    let lab = Lab::msc().await;
+    let mut techs = Vec::new();
+    for i in 0..6 {
+        let number = format!("UCMSC-2026-92{i:02}");
+        let batch = lab.batch(&number).await;
+        let (id, token) = lab.app.signed_in(&["technician"]).await;
+        techs.push((id, token, batch, counter_export(&number, 2_000)));
+    }
+    let (_, reader) = lab.app.signed_in(&["auditor"]).await;
+    let mut gos = Vec::new();
+    let mut uploads = Vec::new();
+    for (_, token, batch, content) in &techs {
+        let (go, wait) = futures::channel::oneshot::channel();
+        gos.push(go);
+        uploads.push(slow_import(&lab, token, batch, content, wait));
+    }
+    let meanwhile = async {
+        actix_rt::time::sleep(std::time::Duration::from_millis(800)).await;
+        // While the six upload (longer than the pool's 5 s wait), others
+        // are answered, at once.
+        let mut answered = Vec::new();
+        for _ in 0..7 {
+            let started = std::time::Instant::now();
+            let r = lab
+                .app
+                .get(&format!("/api/v1/batches/{}", techs[0].2), &reader)
+                .await;
+            answered.push((r.status, started.elapsed()));
+            actix_rt::time::sleep(std::time::Duration::from_millis(800)).await;
+        }
+        // The same technician's second import: 429 while the first runs.
+        let again = import_as(&lab, &techs[0].1, &techs[0].2, &techs[0].3).await;
+        for go in gos {
+            let _ = go.send(());
+        }
+        (answered, again)
+    };
+    let (done, (answered, again)) = futures::join!(futures::future::join_all(uploads), meanwhile);
+    for (status, took) in &answered {
+        assert_eq!(
+            *status,
+            StatusCode::OK,
+            "others are answered while imports upload"
+        );
+        assert!(took.as_secs_f64() < 2.0, "answered in {took:?}");
+    }
+    assert_eq!(
+        again.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        again.body
+    );
+    assert_eq!(again.code(), "import_in_progress");
+    assert_eq!(again.headers.get("retry-after").unwrap(), "5");
+    for r in &done {
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    assert_eq!(lab.count("source_files"), 6);
+    assert_eq!(lab.count("results"), 12);
+
+    // After its answer, the technician's next import is taken (and refused
+    // for what it is: the batch already has these results).
+    let next = import_as(&lab, &techs[0].1, &techs[0].2, &techs[0].3).await;
+    assert_ne!(next.status, StatusCode::TOO_MANY_REQUESTS, "{}", next.body);
+
+    // Across servers the database holds the rule: while the user's import
+    // lock is held elsewhere, an import is 429 and keeps nothing.
+    let (tech_id, token, _, _) = &techs[1];
+    let fresh = lab.batch("UCMSC-2026-9299").await;
+    let other = counter_export("UCMSC-2026-9299", 3);
+    let mut elsewhere = lab.app.conn();
+    diesel::sql_query("SELECT pg_advisory_lock(7208433, hashtext($1))")
+        .bind::<diesel::sql_types::Text, _>(tech_id)
+        .execute(&mut elsewhere)
+        .unwrap();
+    let held = import_as(&lab, token, &fresh, &other).await;
+    assert_eq!(held.status, StatusCode::TOO_MANY_REQUESTS, "{}", held.body);
+    assert_eq!(held.code(), "import_in_progress");
+    assert_eq!(lab.count("source_files"), 6);
+    diesel::sql_query("SELECT pg_advisory_unlock_all()")
+        .execute(&mut elsewhere)
+        .unwrap();
+    let freed = import_as(&lab, token, &fresh, &other).await;
+    assert_eq!(freed.status, StatusCode::CREATED, "{}", freed.body);
+}
+
+async fn import_as(lab: &Lab, token: &str, batch: &str, content: &str) -> Resp {
+    let mut b = counter_import(content);
+    b["performed_at"] = json!(Utc::now().to_rfc3339());
+    lab.app
+        .post(&format!("/api/v1/batches/{batch}/results/import"), token, b)
+        .await
 }

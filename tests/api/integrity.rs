@@ -385,3 +385,51 @@ async fn the_code_and_the_database_bind_the_same_tables_the_same_way() {
     .unwrap();
     assert_eq!(triggers, i64::try_from(in_code.len()).unwrap());
 }
+
+#[actix_web::test]
+async fn a_seal_altered_among_many_is_named_alone() {
+    let lab = Lab::msc().await;
+    let b = lab.tested_batch("SEAL-1", &[]).await;
+    let (ok, none) = broken(&lab, "").await;
+    assert!(ok, "{none:?}");
+    let mut conn = lab.app.conn();
+    let sealed: i64 = signatures::table
+        .filter(signatures::seal.is_not_null())
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert!(sealed > 20, "the seals are checked in batches: {sealed}");
+    let one: Uuid = signatures::table
+        .filter(signatures::batch_id.eq(Uuid::parse_str(&b).unwrap()))
+        .select(signatures::id)
+        .order(signatures::signed_at.desc())
+        .first(&mut conn)
+        .unwrap();
+    // The superuser flips one bit of one seal.
+    conn.batch_execute(&format!(
+        "BEGIN; SET LOCAL session_replication_role = replica;
+         UPDATE signatures SET seal = set_bit(seal, 9, 1 - get_bit(seal, 9)) WHERE id = '{one}';
+         COMMIT;"
+    ))
+    .unwrap();
+    let (ok, broken) = broken(&lab, "").await;
+    assert!(!ok);
+    // The signature's row is no longer what its entry covers, and its seal
+    // does not hold; nothing else is said.
+    assert_eq!(broken.len(), 2, "that signature alone: {broken:?}");
+    let row = broken.iter().find(|x| x["kind"] == "row_altered").unwrap();
+    assert_eq!(row["table"], "signatures");
+    assert_eq!(row["id"], one.to_string());
+    let seal = broken
+        .iter()
+        .find(|x| x["kind"] == "signature_unsealed")
+        .unwrap();
+    assert_eq!(seal["signature_id"], one.to_string());
+    assert!(
+        seal["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the seal does not match"),
+        "{seal}"
+    );
+}

@@ -16,8 +16,19 @@
 //! where it stopped (batch numbers `FILL-0000001` onwards). Ids are UUIDv7 and
 //! times grow with the batch number, so every index is appended to, as in
 //! real use.
+//!
+//! The generated site is one that kept its records with an earlier version
+//! and was upgraded (docs/architecture.md "What was signed is what is
+//! read"): its signatures name no row, and are sealed as found; each batch
+//! chain ends with the `record.bound_at_upgrade` entry that binds its rows,
+//! their hashes read back from the database (the forms are PostgreSQL's);
+//! the system chain's generated rows are bound by `upgrade::bind_existing`
+//! after each chunk. COPY needs the row triggers off (they would hold every
+//! row pending for an entry the fill writes itself): the chunks are written
+//! on a superuser's connection with `session_replication_role = replica`.
 
 use anyhow::Context;
+use cellqc::auth::anchor_key::AnchorKey;
 use cellqc::db::digest::HexDigest;
 use cellqc::db::models::{BatchRow, ResultRow, SignatureRow};
 use cellqc::db::schema::{
@@ -27,10 +38,12 @@ use cellqc::db::schema::{
 use cellqc::demo::msc_passing_values;
 use cellqc::domain::StoredName;
 use cellqc::domain::audit::{ActorRef, EntryContent, SYSTEM_CHAIN, SYSTEM_CHAIN_ID, batch_chain};
-use cellqc::domain::signature::{Meaning, record_hash};
+use cellqc::domain::hashing::hash_timestamp;
+use cellqc::domain::signature::{Meaning, SealedContent, record_hash};
 use cellqc::services::batch_record::result_of;
 use cellqc::services::results::result_record;
 use chrono::{DateTime, Duration as ChronoDuration, SecondsFormat, TimeZone, Utc};
+use diesel::connection::SimpleConnection;
 use diesel::pg::CopyFormat;
 use diesel::prelude::*;
 use serde_json::{Value, json};
@@ -133,23 +146,28 @@ struct Chain {
 #[derive(Default)]
 struct Chunk {
     batches: String,
-    heads: String,
     lots: String,
     events: String,
     results: String,
     uses: String,
     signatures: String,
     audit: String,
+    /// The batch chains, to be bound once their rows are written.
+    chains: Vec<(Uuid, Chain)>,
+    /// The system chain's rows: (table, id).
+    system_rows: Vec<(&'static str, Uuid)>,
 }
 
 struct Entry<'a> {
     at: DateTime<Utc>,
-    actor: &'a ActorRef,
+    actor: Option<&'a ActorRef>,
     action: &'a str,
     entity_type: &'a str,
     entity_id: Uuid,
     batch_id: Option<Uuid>,
+    reason: Option<&'a str>,
     after: Value,
+    rows: Option<Value>,
 }
 
 impl Chain {
@@ -159,15 +177,15 @@ impl Chain {
             chain: &self.name,
             seq,
             at: e.at,
-            actor: Some(e.actor),
+            actor: e.actor,
             action: e.action,
             entity_type: e.entity_type,
             entity_id: Some(e.entity_id),
             batch_id: e.batch_id,
-            reason: None,
+            reason: e.reason,
             before: None,
             after: Some(&e.after),
-            rows: None,
+            rows: e.rows.as_ref(),
         };
         let hash = content.hash(&self.hash)?;
         Line::default()
@@ -175,18 +193,19 @@ impl Chain {
             .text(&self.id.to_string())
             .text(&seq.to_string())
             .at(e.at)
-            .text(&e.actor.id.to_string())
-            .text(&e.actor.username)
-            .text(&e.actor.full_name)
+            .opt(e.actor.map(|a| a.id))
+            .opt(e.actor.map(|a| a.username.as_str()))
+            .opt(e.actor.map(|a| a.full_name.as_str()))
             .text(e.action)
             .text(e.entity_type)
             .text(&e.entity_id.to_string())
             .opt(e.batch_id)
-            .field(None)
+            .opt(e.reason)
             .field(None)
             .text(&e.after.to_string())
             .digest(&self.hash)
             .digest(&hash)
+            .opt(e.rows.as_ref().map(Value::to_string))
             .end(out);
         self.seq = seq;
         self.hash = hash;
@@ -204,6 +223,8 @@ struct Plan {
     flow: Vec<String>,
     cytometers: Vec<Uuid>,
     actors: Actors,
+    /// The site's key: every generated signature is sealed with it.
+    key: std::sync::Arc<AnchorKey>,
 }
 
 /// The lots in use: (lot number, id) of the current 7-AAD and medium lots.
@@ -260,12 +281,14 @@ fn lot_rows(
         &mut chunk.audit,
         Entry {
             at: received,
-            actor: &plan.actors.tech,
+            actor: Some(&plan.actors.tech),
             action: "material.received",
             entity_type: "material",
             entity_id: id,
             batch_id: None,
             after: record.clone(),
+            reason: None,
+            rows: None,
         },
     )?;
     let s = SignatureRow {
@@ -288,23 +311,47 @@ fn lot_rows(
         seal: None,
         xact: None,
     };
-    signature_line(&s, &mut chunk.signatures);
+    signature_line(&s, &plan.key, &mut chunk.signatures)?;
+    chunk.system_rows.push(("material_lots", id));
+    chunk.system_rows.push(("signatures", s.id));
     system.push(
         &mut chunk.audit,
         Entry {
             at: released,
-            actor: qa,
+            actor: Some(qa),
             action: "material.released",
             entity_type: "material",
             entity_id: id,
             batch_id: None,
             after: json!({"status": "released", "signature_id": s.id, "record_hash": s.record_hash}),
+            reason: None,
+            rows: None,
         },
     )?;
     Ok(id)
 }
 
-fn signature_line(s: &SignatureRow, out: &mut String) {
+/// A signature as an earlier version wrote it (naming no row), sealed as
+/// the upgrade seals such signatures.
+fn signature_line(s: &SignatureRow, key: &AnchorKey, out: &mut String) -> anyhow::Result<()> {
+    let content = SealedContent {
+        id: s.id,
+        signer_id: s.signer_id,
+        signer_username: &s.signer_username,
+        signer_full_name: &s.signer_full_name,
+        meaning: &s.meaning,
+        signed_at: hash_timestamp(s.signed_at),
+        reason: s.reason.as_deref(),
+        record_hash: &s.record_hash,
+        entity_type: &s.entity_type,
+        entity_id: s.entity_id,
+        batch_id: s.batch_id,
+        statement: s.statement.as_deref(),
+        statement_locale: s.statement_locale.as_deref(),
+        record_table: None,
+        record_id: None,
+    };
+    let seal = key.seal(&content.canonical()?);
     Line::default()
         .text(&s.id.to_string())
         .text(&s.signer_id.to_string())
@@ -319,7 +366,12 @@ fn signature_line(s: &SignatureRow, out: &mut String) {
         .opt(s.batch_id)
         .opt(s.statement.as_deref())
         .opt(s.statement_locale.as_deref())
+        .field(None)
+        .field(None)
+        .digest(&hex::encode(seal))
+        .field(None)
         .end(out);
+    Ok(())
 }
 
 /// One material use (of a result, or of the batch's manufacture).
@@ -374,17 +426,20 @@ fn lab_rows(
                 .text(&plan.actors.tech.id.to_string())
                 .at(at)
                 .end(&mut chunk.events);
+            chunk.system_rows.push(("instrument_events", id));
             system.push(
                 &mut chunk.audit,
                 Entry {
                     at,
-                    actor: &plan.actors.tech,
+                    actor: Some(&plan.actors.tech),
                     action: "instrument.calibrated",
                     entity_type: "instrument",
                     entity_id: *cytometer,
                     batch_id: None,
                     after: json!({"event_id": id, "performed_at": at, "outcome": "pass",
                         "valid_until": valid_until, "certificate": certificate}),
+                    reason: None,
+                    rows: None,
                 },
             )?;
         }
@@ -482,13 +537,15 @@ fn batch_rows(
         &mut chunk.audit,
         Entry {
             at: batch.created_at,
-            actor: tech,
+            actor: Some(tech),
             action: "batch.created",
             entity_type: "batch",
             entity_id: batch.id,
             batch_id: Some(batch.id),
             after: json!({"id": batch.id, "batch_number": batch.batch_number,
                 "product_id": batch.product_id, "spec_id": batch.spec_id, "status": "quarantine"}),
+            reason: None,
+            rows: None,
         },
     )?;
     let use_id = use_line(*medium, batch.id, None, made, tech.id, &mut chunk.uses);
@@ -496,13 +553,15 @@ fn batch_rows(
         &mut chunk.audit,
         Entry {
             at: at(1),
-            actor: tech,
+            actor: Some(tech),
             action: "material.used",
             entity_type: "material",
             entity_id: *medium,
             batch_id: Some(batch.id),
             after: json!({"use_id": use_id, "material_id": medium, "code": "MSC-MEDIUM",
                 "lot_number": medium_number, "used_at": made, "quantity": null, "unit": null}),
+            reason: None,
+            rows: None,
         },
     )?;
     let cytometer = plan
@@ -567,12 +626,14 @@ fn batch_rows(
             &mut chunk.audit,
             Entry {
                 at: r.recorded_at,
-                actor: tech,
+                actor: Some(tech),
                 action: "result.recorded",
                 entity_type: "result",
                 entity_id: r.id,
                 batch_id: Some(batch.id),
                 after: record.clone(),
+                reason: None,
+                rows: None,
             },
         )?;
         recorded.push((r, record));
@@ -598,38 +659,36 @@ fn batch_rows(
             seal: None,
             xact: None,
         };
-        signature_line(&s, &mut chunk.signatures);
+        signature_line(&s, &plan.key, &mut chunk.signatures)?;
         chain.push(
             &mut chunk.audit,
             Entry {
                 at: signed_at,
-                actor: reviewer,
+                actor: Some(reviewer),
                 action: "result.reviewed",
                 entity_type: "result",
                 entity_id: r.id,
                 batch_id: Some(batch.id),
                 after: json!({"signature_id": s.id, "meaning": s.meaning,
                     "signed_at": s.signed_at, "record_hash": s.record_hash}),
+                reason: None,
+                rows: None,
             },
         )?;
     }
-    Line::default()
-        .text(&chain.name)
-        .text(&chain.seq.to_string())
-        .digest(&chain.hash)
-        .at(chain.at)
-        .text(&chain.id.to_string())
-        .end(&mut chunk.heads);
+    chunk.chains.push((batch.id, chain));
     system.push(
         &mut chunk.audit,
         Entry {
             at: at(45),
-            actor: reviewer,
+            actor: Some(reviewer),
             action: "auth.login",
             entity_type: "user",
             entity_id: reviewer.id,
             batch_id: None,
             after: json!({"session": "generated"}),
+            reason: None,
+            rows: None,
         },
     )?;
     Ok(())
@@ -695,8 +754,85 @@ macro_rules! copy_text {
     }};
 }
 
-/// Fills the database up to `target` generated batches; returns how many it added.
-pub fn fill(conn: &mut PgConnection, target: usize) -> anyhow::Result<usize> {
+/// The current rows of some batch chains with their forms' hashes.
+#[derive(QueryableByName)]
+struct BoundRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    tbl: String,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
+    batch_id: Option<Uuid>,
+    #[diesel(sql_type = diesel::sql_types::Bytea)]
+    hash: Vec<u8>,
+}
+
+/// Ends each of the chunk's batch chains with the entry binding its rows as
+/// the database holds them, and writes the chains' heads.
+fn bind_batch_chains(c: &mut PgConnection, chunk: &mut Chunk) -> anyhow::Result<()> {
+    let ids: Vec<Uuid> = chunk.chains.iter().map(|(id, _)| *id).collect();
+    let rows: Vec<BoundRow> = diesel::sql_query(cellqc::db::binding::batch_rows_sql())
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&ids)
+        .load(c)
+        .context("reading the generated rows' forms")?;
+    let mut by_batch: std::collections::HashMap<Uuid, Vec<BoundRow>> =
+        std::collections::HashMap::new();
+    for r in rows {
+        if let Some(b) = r.batch_id {
+            by_batch.entry(b).or_default().push(r);
+        }
+    }
+    let mut audit = String::new();
+    let mut heads = String::new();
+    for (batch, chain) in &mut chunk.chains {
+        let mut rows = by_batch.remove(batch).unwrap_or_default();
+        // The order the database lists a transaction's rows in.
+        rows.sort_by(|a, b| (a.tbl.as_bytes(), a.id).cmp(&(b.tbl.as_bytes(), b.id)));
+        let n = rows.len();
+        let listed: Vec<Value> = rows
+            .into_iter()
+            .map(|r| json!({"hash": hex::encode(r.hash), "id": r.id, "table": r.tbl}))
+            .collect();
+        let at = chain.at;
+        chain.push(
+            &mut audit,
+            Entry {
+                at,
+                actor: None,
+                action: "record.bound_at_upgrade",
+                entity_type: "batch",
+                entity_id: *batch,
+                batch_id: Some(*batch),
+                reason: Some(
+                    "rows written before rows were bound to the trail, bound as found at the upgrade",
+                ),
+                after: json!({"rows": n, "signatures_sealed": REVIEWED}),
+                rows: Some(Value::Array(listed)),
+            },
+        )?;
+        Line::default()
+            .text(&chain.name)
+            .text(&chain.seq.to_string())
+            .digest(&chain.hash)
+            .at(chain.at)
+            .text(&chain.id.to_string())
+            .end(&mut heads);
+    }
+    copy_text!(c, audit_entries::table, &audit);
+    copy_text!(c, audit_chain_heads::table, &heads);
+    Ok(())
+}
+
+/// Fills the database up to `target` generated batches; returns how many it
+/// added. `conn` is the schema owner's (the services' work, the binding of
+/// the system chain's rows); `copier` a superuser's, on which the chunks are
+/// copied with the row triggers off.
+pub fn fill(
+    conn: &mut PgConnection,
+    copier: &mut PgConnection,
+    key: std::sync::Arc<AnchorKey>,
+    target: usize,
+) -> anyhow::Result<usize> {
     let have: i64 = batches::table
         .filter(batches::batch_number.like("FILL-%"))
         .count()
@@ -735,6 +871,7 @@ pub fn fill(conn: &mut PgConnection, target: usize) -> anyhow::Result<usize> {
             reviewer: actor(conn, "reviewer")?,
             qa: actor(conn, "qa")?,
         },
+        key,
     };
     // Resuming: the lots the next batch uses exist when it is not the
     // first of its lot.
@@ -751,7 +888,12 @@ pub fn fill(conn: &mut PgConnection, target: usize) -> anyhow::Result<usize> {
             .optional()?;
         *slot = id.map(|id| (number, id));
     }
-    diesel::sql_query("SET synchronous_commit = off").execute(conn)?;
+    copier
+        .batch_execute(
+            "SET synchronous_commit = off; SET session_replication_role = replica; \
+             SET TimeZone TO 'UTC'; SET bytea_output TO 'hex'",
+        )
+        .context("the fill needs a superuser's connection (session_replication_role)")?;
     let progress = cellqc::progress::Progress::new(
         &format!("fill (from {have})"),
         u64::try_from(target - have)?,
@@ -760,7 +902,7 @@ pub fn fill(conn: &mut PgConnection, target: usize) -> anyhow::Result<usize> {
     let mut n = have;
     while n < target {
         let end = (n + CHUNK).min(target);
-        conn.transaction(|c| -> anyhow::Result<()> {
+        copier.transaction(|c| -> anyhow::Result<()> {
             let (seq, hash, at): (i64, HexDigest, DateTime<Utc>) = audit_chain_heads::table
                 .find(SYSTEM_CHAIN_ID)
                 .select((
@@ -795,13 +937,22 @@ pub fn fill(conn: &mut PgConnection, target: usize) -> anyhow::Result<usize> {
                 batch_rows(&plan, i + 1, key, &lots, &mut system, &mut chunk)?;
             }
             copy_text!(c, batches::table, &chunk.batches);
-            copy_text!(c, audit_chain_heads::table, &chunk.heads);
             copy_text!(c, material_lots::table, &chunk.lots);
             copy_text!(c, instrument_events::table, &chunk.events);
             copy_text!(c, results::table, &chunk.results);
             copy_text!(c, material_uses::table, &chunk.uses);
             copy_text!(c, signatures::table, &chunk.signatures);
             copy_text!(c, audit_entries::table, &chunk.audit);
+            bind_batch_chains(c, &mut chunk)?;
+            // The system chain's rows, bound after the commit.
+            let (tables, ids): (Vec<&str>, Vec<Uuid>) = chunk.system_rows.iter().copied().unzip();
+            diesel::sql_query(
+                "INSERT INTO audit_rows_to_bind (tbl, id, batch_id) \
+                 SELECT t, i, NULL FROM unnest($1::text[], $2::uuid[]) AS u(t, i)",
+            )
+            .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(&tables)
+            .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&ids)
+            .execute(c)?;
             // The head moves forward one entry at a time (a trigger refuses
             // a jump), in one server-side loop over the entries just copied.
             diesel::sql_query(format!(
@@ -825,10 +976,12 @@ pub fn fill(conn: &mut PgConnection, target: usize) -> anyhow::Result<usize> {
             );
             Ok(())
         })?;
+        cellqc::upgrade::bind_existing(conn, &plan.key)
+            .context("binding the system chain's generated rows")?;
         n = end;
         progress.set(u64::try_from(n - have)?);
     }
     progress.finish();
-    diesel::sql_query("ANALYZE").execute(conn)?;
+    diesel::sql_query("ANALYZE").execute(copier)?;
     Ok(target - have)
 }

@@ -18,6 +18,7 @@
 
 mod drive;
 mod fill;
+mod imports;
 mod pgbench;
 
 use anyhow::Context;
@@ -79,6 +80,10 @@ struct BenchOptions {
     /// Measure only audit verification against COPY (no HTTP load).
     #[arg(long)]
     verify_only: bool,
+    /// Measure only imports: one at a time at 1 k and 10 k rows against
+    /// pgbench's bare import, and others' reads while six run.
+    #[arg(long)]
+    imports_only: bool,
 }
 
 /// One scenario's figures.
@@ -367,6 +372,34 @@ fn print_verify(v: &VerifySpeed) {
     );
 }
 
+/// Every chain verified twice: the chains alone (what verification was
+/// before rows were bound), then with every bound row and signature; the
+/// target is at most 1.5 times the first.
+fn print_whole_verification(conn: &mut PgConnection, settings: &Settings) -> anyhow::Result<()> {
+    let key = cellqc::auth::anchor_key::AnchorKey::public_of(&settings.anchor_key_path())?;
+    let t = Instant::now();
+    let links = cellqc::services::verification::verify_links_only(conn, &key).map_err(app)?;
+    let links_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let whole = cellqc::services::verification::verify(conn, &key).map_err(app)?;
+    let whole_s = t.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        links.ok && whole.ok,
+        "the database does not verify: {:?}",
+        whole.broken.first()
+    );
+    println!(
+        "verify all      {} chains, {} entries: chains alone {links_s:.1} s; with {} rows and {} signatures {whole_s:.1} s; ratio {:.2} (target <= 1.5: {})",
+        whole.chains,
+        whole.events,
+        whole.rows,
+        whole.signatures,
+        whole_s / links_s.max(f64::MIN_POSITIVE),
+        verdict(whole_s <= 1.5 * links_s)
+    );
+    Ok(())
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -603,7 +636,12 @@ fn run(settings: &Settings, db: &Database, opts: &BenchOptions) -> anyhow::Resul
     cellqc::demo::load(&mut conn, &rules).map_err(app)?;
     if opts.fill > 0 {
         let started = Instant::now();
-        let added = fill::fill(&mut conn, opts.fill)?;
+        let superuser = db.superuser_url.as_deref().context(
+            "the fill copies with the row triggers off, which needs a superuser: \
+             run it on the embedded cluster (no DATABASE_URL)",
+        )?;
+        let mut copier = PgConnection::establish(superuser)?;
+        let added = fill::fill(&mut conn, &mut copier, rules.seal.clone(), opts.fill)?;
         eprintln!(
             "fill: {added} batches added in {:.0} s",
             started.elapsed().as_secs_f64()
@@ -614,7 +652,11 @@ fn run(settings: &Settings, db: &Database, opts: &BenchOptions) -> anyhow::Resul
     }
     if opts.verify_only {
         print_verify(&verify_speed(&mut conn, settings, database_url)?);
+        print_whole_verification(&mut conn, settings)?;
         return Ok(());
+    }
+    if opts.imports_only {
+        return run_imports(settings, db, &mut conn, opts);
     }
     let scale: i64 = cellqc::db::schema::batches::table
         .count()
@@ -728,6 +770,85 @@ fn run(settings: &Settings, db: &Database, opts: &BenchOptions) -> anyhow::Resul
         m.rate,
         ms(m.record_open.p99),
         verdict(m.record_open.p99 <= Duration::from_millis(25))
+    );
+    Ok(())
+}
+
+/// The imports' figures (`--imports-only`).
+fn run_imports(
+    settings: &Settings,
+    db: &Database,
+    conn: &mut PgConnection,
+    opts: &BenchOptions,
+) -> anyhow::Result<()> {
+    const TIMED: usize = 11;
+    let busy_each = usize::try_from(opts.seconds)?.saturating_mul(5).max(10);
+    let seeded = imports::seed(conn, TIMED, busy_each)?;
+    let instruments = lab_instruments(conn)?;
+    let viab = instrument_for(&instruments, "VIAB").context("VIAB names no instrument")?;
+    pgbench::prepare(conn, &seeded.all, seeded.actor, viab)?;
+    let child = Child::start(settings, &db.url)?;
+    let measured = imports::measure(&child.base, &seeded, opts.seconds);
+    let (_, peak) = child.memory()?;
+    child.stop()?;
+    let m = measured?;
+    let mut checkpointer =
+        PgConnection::establish(db.superuser_url.as_deref().unwrap_or(&db.owner_url))?;
+    let mut bare = |rows: usize| -> anyhow::Result<Option<Limit>> {
+        if opts.no_pgbench {
+            return Ok(None);
+        }
+        settle(&mut checkpointer)?;
+        pgbench::run(
+            settings,
+            &db.owner_url,
+            Script::ImportBare(rows),
+            Protocol::Prepared,
+            seeded.all.len(),
+            1,
+            opts.seconds,
+        )
+        .map(Some)
+    };
+    let bare_1k = bare(1_000)?;
+    let bare_10k = bare(10_000)?;
+    println!(
+        "imports, one at a time (one client); pgbench's bare import of the same bytes, one client"
+    );
+    println!(
+        "{:<15} {:>8} {:>6} {:>8} {:>7} {:>7} {:>7}  {:>8} {:>5} {:>7}",
+        "rows",
+        "requests",
+        "errors",
+        "req/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "bare tps",
+        "ratio",
+        "p99 ms"
+    );
+    row("1 000", &m.one_k, &[bare_1k]);
+    row("10 000", &m.ten_k, &[bare_10k]);
+    let per_row = |f: &Figures, rows: f64| ms(f.p50) * 1000.0 / rows;
+    println!(
+        "  median per row: {:.1} us at 1 k, {:.1} us at 10 k; 10 k / 1 k = {:.2} (linear: <= 10)",
+        per_row(&m.one_k, 1_000.0),
+        per_row(&m.ten_k, 10_000.0),
+        ms(m.ten_k.p50) / ms(m.one_k.p50).max(f64::MIN_POSITIVE)
+    );
+    println!(
+        "others' reads ({} clients) alone and while {} technicians import 10 k-row exports back to back",
+        imports::READERS,
+        imports::IMPORTERS
+    );
+    row("reads alone", &m.readers_alone, &[]);
+    row("reads during", &m.readers_during, &[]);
+    row("imports during", &m.imports_during, &[]);
+    println!(
+        "  reads refused (503) while six imports ran: {} ({}); server peak memory {peak:.1} MiB",
+        m.unavailable_during,
+        verdict(m.unavailable_during == 0 && m.readers_during.errors == 0)
     );
     Ok(())
 }

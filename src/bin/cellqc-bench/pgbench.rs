@@ -34,6 +34,9 @@ pub enum Script {
     DetailBare,
     /// What `GET /batches/{id}` sends.
     DetailOwn,
+    /// The fewest statements an import of an export of this many rows
+    /// needs: the file's bytes sent and kept, two results, one entry.
+    ImportBare(usize),
 }
 
 /// The batch whose record a script reads.
@@ -63,6 +66,8 @@ impl Script {
             Script::DetailOwn => {
                 include_str!("sql/batch_detail.sql").replace("\nLOAD;", &format!("\n{load};"))
             }
+            Script::ImportBare(rows) => include_str!("sql/import_bare.sql")
+                .replace("EXPORT", &crate::imports::export("BARE-BATCH", rows)),
         }
     }
 }
@@ -84,6 +89,9 @@ pub fn prepare(
         "CREATE TABLE bench.results (LIKE public.results INCLUDING ALL)",
         "ALTER TABLE bench.results ADD FOREIGN KEY (batch_id) REFERENCES public.batches (id), \
              ADD FOREIGN KEY (performed_by) REFERENCES public.users (id)",
+        "CREATE TABLE bench.source_files (LIKE public.source_files INCLUDING ALL)",
+        "ALTER TABLE bench.source_files ADD FOREIGN KEY (batch_id) REFERENCES public.batches (id), \
+             ADD FOREIGN KEY (uploaded_by) REFERENCES public.users (id)",
         "CREATE TABLE bench.audit_chain_heads (LIKE public.audit_chain_heads INCLUDING ALL)",
         "CREATE TABLE bench.audit_entries (LIKE public.audit_entries INCLUDING ALL)",
         "ALTER TABLE bench.audit_entries ADD FOREIGN KEY (chain_id) REFERENCES bench.audit_chain_heads (id), \

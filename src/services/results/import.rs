@@ -157,14 +157,24 @@ impl From<AppError> for Halt {
     }
 }
 
-/// Imports (or, `dry_run`, previews) the batch's row of an export.
-pub fn import_results(
-    conn: &mut PgConnection,
-    actor: &Actor,
-    batch_id: Uuid,
-    input: &ImportInput,
-) -> Result<ImportOutcome, AppError> {
-    actor.authorize(Action::RecordResult)?;
+/// An export read and checked for form: the work done before any
+/// connection is taken, so that parsing a large file holds none.
+#[derive(Debug)]
+pub struct ReadExport {
+    input: ImportInput,
+    upload: Upload,
+}
+
+impl ReadExport {
+    /// Whether it is a dry run.
+    pub fn dry_run(&self) -> bool {
+        self.input.dry_run
+    }
+}
+
+/// Reads `input`'s export (at most 5 MiB and 10 000 rows, linear in its
+/// size) and checks the mapping's form: every field error at once.
+pub fn read_export(input: ImportInput) -> Result<ReadExport, AppError> {
     let mut errors = Vec::new();
     let filename = crate::domain::text::line("filename", &input.filename, 255, &mut errors);
     let table = export::text_of(&input.content)
@@ -188,14 +198,31 @@ pub fn import_results(
         return Err(AppError::validation(errors));
     };
     let sha256 = Sha256::digest(&input.content).to_vec();
-    let upload = Upload {
-        filename,
-        table,
-        sha256,
-    };
+    Ok(ReadExport {
+        input,
+        upload: Upload {
+            filename,
+            table,
+            sha256,
+        },
+    })
+}
+
+/// Imports (or, `dry_run`, previews) the batch's row of a read export, in
+/// one transaction on the one connection given. One import per user at a
+/// time, across every server on the database: a second one while the first
+/// runs is 429 `import_in_progress`.
+pub fn import_results(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    batch_id: Uuid,
+    export: &ReadExport,
+) -> Result<ImportOutcome, AppError> {
+    actor.authorize(Action::RecordResult)?;
+    let (input, upload) = (&export.input, &export.upload);
     let mut attempt: u32 = 0;
     loop {
-        match conn.transaction(|c| import_in(c, actor, batch_id, input, &upload)) {
+        match conn.transaction(|c| import_in(c, actor, batch_id, input, upload)) {
             Ok(imported) => return Ok(ImportOutcome::Recorded(imported)),
             Err(Halt::Preview(p)) => return Ok(ImportOutcome::Preview(p)),
             Err(Halt::Refused(e)) if e.is_retryable() && attempt < 5 => {
@@ -208,10 +235,33 @@ pub fn import_results(
 }
 
 /// The checked upload.
+#[derive(Debug)]
 struct Upload {
     filename: String,
     table: Table,
     sha256: Vec<u8>,
+}
+
+/// The advisory lock class of "an import of this user is running".
+const IMPORT_LOCK_CLASS: i32 = 7_208_433;
+
+/// Takes the user's import turn for this transaction, or 429.
+fn take_turn(c: &mut PgConnection, user: Uuid) -> Result<(), AppError> {
+    #[derive(QueryableByName)]
+    struct Taken {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        taken: bool,
+    }
+    let t: Taken =
+        diesel::sql_query("SELECT pg_try_advisory_xact_lock($1, hashtext($2::text)) AS taken")
+            .bind::<diesel::sql_types::Integer, _>(IMPORT_LOCK_CLASS)
+            .bind::<diesel::sql_types::Uuid, _>(user)
+            .get_result(c)?;
+    if t.taken {
+        Ok(())
+    } else {
+        Err(AppError::import_in_progress())
+    }
 }
 
 fn import_in(
@@ -221,6 +271,7 @@ fn import_in(
     input: &ImportInput,
     upload: &Upload,
 ) -> Result<Imported, Halt> {
+    take_turn(c, actor.id)?;
     let mut lb = LockedBatch::lock_using(c, batch_id, input.instrument_id, &input.material_ids)?;
     // An import never corrects a decided record: its rows name no result
     // they replace.

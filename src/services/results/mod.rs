@@ -5,8 +5,8 @@
 mod import;
 
 pub use import::{
-    ImportInput, ImportOutcome, ImportPreview, ImportPreviewRow, Imported, SourceFileView,
-    import_results, source_file,
+    ImportInput, ImportOutcome, ImportPreview, ImportPreviewRow, Imported, ReadExport,
+    SourceFileView, import_results, read_export, source_file,
 };
 
 use super::batch_record::views::{ResultView, result_view};

@@ -180,8 +180,11 @@ pub async fn batch_certificate(
     let id = id.into_inner();
     let actor = user.actor.clone();
     let lang = query.lang.unwrap_or(CoaLang::of(actor.locale));
+    let key = db.state().signing.seal.verifying();
     let data = db
         .run_for_batch(id, move |c| {
+            // Printed only as signed.
+            crate::services::verification::check_batch_record(c, &key, id)?;
             crate::services::certificate::coa_data(c, id, &actor, lang)
         })
         .await?;

@@ -104,8 +104,13 @@ pub async fn release_batch(
         conditional: body.conditional.unwrap_or(false),
         justification: body.justification,
     };
+    let key = rules.seal.verifying();
     let batch = db
-        .run(move |c| svc::release(c, &rules, &qa.actor, id, &req))
+        .run(move |c| {
+            // Nobody signs a record changed outside cellqc.
+            crate::services::verification::check_batch_record(c, &key, id)?;
+            svc::release(c, &rules, &qa.actor, id, &req)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(batch))
 }

@@ -274,6 +274,39 @@ pub fn verify_chains(
     })
 }
 
+/// Whether a batch's record holds: its chain, every row it binds and every
+/// signature on it, as [`verify_chains`] checks them. Asked before a release
+/// is signed and before a certificate is printed, so that nobody signs or
+/// prints a record changed outside cellqc: 409 `record_altered` naming each
+/// difference when it does not hold.
+pub fn check_batch_record(
+    conn: &mut PgConnection,
+    key: &PublicKey,
+    batch_id: Uuid,
+) -> Result<(), AppError> {
+    let report = verify_chains(
+        conn,
+        key,
+        Some(&crate::domain::audit::batch_chain(batch_id)),
+    )?;
+    if report.ok {
+        return Ok(());
+    }
+    let named: Vec<String> = report
+        .broken
+        .iter()
+        .map(|b| format!("{}: {}", b.place(), b.reason))
+        .collect();
+    Err(AppError::conflict(
+        "record_altered",
+        format!(
+            "the batch's record is not what its audit trail covers and its signatures signed, \
+             so it is neither signed nor printed; tell QA and the system's owner: {}",
+            named.join("; ")
+        ),
+    ))
+}
+
 /// `f` in a read-only, repeatable-read transaction, or in the caller's; in
 /// either, rows' forms are read in UTC with bytea as hex, as the database's
 /// triggers hash them.

@@ -367,8 +367,11 @@ pub async fn certificate(
     let id = id.into_inner();
     let actor = user.0.actor.clone();
     let lang = query.lang.unwrap_or(CoaLang::of(actor.locale));
+    let key = state.signing.seal.verifying();
     let data = state
         .report_for_batch(id, move |c| {
+            // Printed only as signed.
+            crate::services::verification::check_batch_record(c, &key, id)?;
             crate::services::certificate::coa_data(c, id, &actor, lang)
         })
         .await?;

@@ -267,8 +267,13 @@ pub async fn release_batch(
     };
     let rules = state.signing.clone();
     let actor = user.0.actor.clone();
+    let key = rules.seal.verifying();
     let attempt = state
-        .db(move |c| release::release(c, &rules, &actor, batch_id, &req))
+        .db(move |c| {
+            // Nobody signs a record changed outside cellqc.
+            crate::services::verification::check_batch_record(c, &key, batch_id)?;
+            release::release(c, &rules, &actor, batch_id, &req)
+        })
         .await;
     after_decision(&state, &user, batch_id, attempt, typed).await
 }

@@ -99,6 +99,17 @@ async fn a_superuser_rewrite_of_a_released_result_is_named_by_verification() {
         assert_eq!(broken.len(), 2, "nothing else: {broken:?}");
     }
 
+    // Nobody prints it: the certificate names what differs.
+    let coa = lab
+        .app
+        .get(&format!("/api/v1/batches/{b}/certificate"), &lab.qa)
+        .await;
+    assert_eq!(coa.status, StatusCode::CONFLICT, "{}", coa.body);
+    assert_eq!(coa.code(), "record_altered");
+    let said = coa.body["detail"].as_str().unwrap();
+    assert!(said.contains(&format!("results row {result_id}")), "{said}");
+    assert!(said.contains(&format!("signature {review_id}")), "{said}");
+
     // The command line names the same, and fails.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cellqc"))
         .args(["audit", "verify"])
@@ -432,4 +443,66 @@ async fn a_seal_altered_among_many_is_named_alone() {
             .contains("the seal does not match"),
         "{seal}"
     );
+}
+
+#[actix_web::test]
+async fn a_record_changed_before_release_is_not_signed() {
+    let lab = Lab::msc().await;
+    let b = lab.tested_batch("REWRITE-2", &[]).await;
+    let dose = lab.batch_record(&b).await["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["test_code"] == "DOSE")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    lab.app
+        .conn()
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL session_replication_role = replica;
+             UPDATE results SET value_text = '1.19e8', value_numeric = 1.19e8 WHERE id = '{dose}';
+             COMMIT;"
+        ))
+        .unwrap();
+    let refused = lab.release(&b, &lab.qa2, json!({})).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert_eq!(refused.code(), "record_altered");
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("results row {dose}")),
+        "{}",
+        refused.body
+    );
+    assert_eq!(lab.status(&b), "quarantine");
+    let signed: i64 = signatures::table
+        .filter(signatures::batch_id.eq(Uuid::parse_str(&b).unwrap()))
+        .filter(signatures::meaning.eq("released"))
+        .count()
+        .get_result(&mut lab.app.conn())
+        .unwrap();
+    assert_eq!(signed, 0, "nothing was signed");
+    // The page says so in words, and signs nothing either.
+    let mut qa = crate::web::Browser::signed_in_as(&lab, &lab.qa2).await;
+    let form = qa.get(&format!("/batches/{b}/release")).await;
+    let token = crate::web::Browser::csrf(&form);
+    let page = qa
+        .post(
+            &format!("/batches/{b}/release"),
+            &[
+                ("csrf", &token),
+                ("password", crate::support::USER_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::CONFLICT, "{}", page.body);
+    assert!(
+        page.body.contains("neither signed nor printed"),
+        "{}",
+        page.body
+    );
+    assert_eq!(lab.status(&b), "quarantine");
 }

@@ -187,7 +187,12 @@ impl<'a> Browser<'a> {
 
     /// A browser signed in as the lab's technician.
     pub async fn as_tech(lab: &'a Lab) -> Browser<'a> {
-        let me = lab.app.get("/api/v1/auth/me", &lab.tech).await;
+        Self::signed_in_as(lab, &lab.tech).await
+    }
+
+    /// A browser signed in as the user whose token is `token`.
+    pub async fn signed_in_as(lab: &'a Lab, token: &str) -> Browser<'a> {
+        let me = lab.app.get("/api/v1/auth/me", token).await;
         let mut b = Browser::new(&lab.app);
         b.sign_in(me.body["username"].as_str().unwrap(), USER_PASSWORD)
             .await;
@@ -2279,11 +2284,7 @@ async fn the_trend_page_draws_the_chart_and_the_batch_page_warns() {
 
 /// A browser signed in as the user whose token is `token`.
 async fn as_user<'a>(lab: &'a Lab, token: &str) -> Browser<'a> {
-    let me = lab.app.get("/api/v1/auth/me", token).await;
-    let mut b = Browser::new(&lab.app);
-    b.sign_in(me.body["username"].as_str().unwrap(), USER_PASSWORD)
-        .await;
-    b
+    Browser::signed_in_as(lab, token).await
 }
 
 #[actix_web::test]

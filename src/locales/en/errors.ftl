@@ -82,6 +82,7 @@ problem-already-revoked = The qualification is already withdrawn.
 problem-already-signed = You already signed this.
 problem-sign-in-held-off = Too many failed sign-ins for this account from this address: wait, then try again. The account itself is not locked.
 problem-import-in-progress = An import of yours is still running: one import per person at a time. Send this one when it has answered.
+problem-record-altered = The batch's record is not what its audit trail covers and its signatures signed: it is neither signed nor printed. Tell QA and the system's owner.
 problem-record-closed = The batch's record is decided: it takes no new or replaced result (after release, only under a post-release correction QA opens).
 problem-correction-unresolved = The corrected test has no reviewed, passing result yet.
 problem-correction-open = A post-release correction of this result is open already.

@@ -82,6 +82,7 @@ problem-already-revoked = 该资格已被撤销。
 problem-already-signed = 您已签署过此项。
 problem-sign-in-held-off = 此地址对该账户的登录失败次数过多：请稍候再试。账户本身并未被锁定。
 problem-import-in-progress = 您的另一项导入仍在进行：每人同一时间只能进行一项导入。请在其完成后再提交。
+problem-record-altered = 该批次的记录与审计追踪所覆盖及签名所签署的内容不一致：不能签署或打印。请通知质量保证部门和系统负责人。
 problem-record-closed = 此批次的记录已决定：不再接受新的或替换的结果（放行后只能在质量保证部门开启的放行后更正下进行）。
 problem-correction-unresolved = 被更正的检验还没有已审核且合格的结果。
 problem-correction-open = 此结果已有一项未关闭的放行后更正。

@@ -8,6 +8,7 @@ use crate::support::USER_PASSWORD;
 use actix_web::http::StatusCode;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,8 +20,12 @@ struct Driver {
 }
 
 impl Drop for Driver {
+    /// Ends chromedriver and every browser it started, also when a test
+    /// failed before closing its session: they share chromedriver's process
+    /// group.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         let _ = self.child.wait();
     }
 }
@@ -37,6 +42,7 @@ fn chromedriver() -> Driver {
         .port();
     let child = Command::new("chromedriver")
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -800,6 +806,7 @@ async fn a_technician_imports_a_flowjo_export_on_the_import_page() {
     shot(&c, "import-recorded").await;
     assert_eq!(lab.count("results"), 9);
     assert_eq!(lab.count("source_files"), 1);
+    c.close().await.unwrap();
 }
 
 /// Signs in a user whose pages are in Chinese.

@@ -6,17 +6,15 @@
 //! attest: the rows and signatures as they were found at the upgrade.
 
 use crate::auth::anchor_key::AnchorKey;
+use crate::db::models::SignatureRow;
 use crate::db::run_migrations;
 use crate::domain::audit::{SYSTEM_CHAIN, batch_chain};
-use crate::domain::hashing::hash_timestamp;
-use crate::domain::signature::SealedContent;
 use crate::services::audit::{AuditRecord, append};
 use crate::services::in_transaction;
 use anyhow::Context;
-use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Bytea, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Bytea, Integer, Nullable, Uuid as SqlUuid};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -62,36 +60,6 @@ struct Pended {
     n: i32,
 }
 
-#[derive(QueryableByName)]
-struct Unsealed {
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-    #[diesel(sql_type = SqlUuid)]
-    signer_id: Uuid,
-    #[diesel(sql_type = Text)]
-    signer_username: String,
-    #[diesel(sql_type = Text)]
-    signer_full_name: String,
-    #[diesel(sql_type = Text)]
-    meaning: String,
-    #[diesel(sql_type = Timestamptz)]
-    signed_at: DateTime<Utc>,
-    #[diesel(sql_type = Nullable<Text>)]
-    reason: Option<String>,
-    #[diesel(sql_type = Bytea, deserialize_as = crate::db::digest::HexDigest)]
-    record_hash: String,
-    #[diesel(sql_type = Text)]
-    entity_type: String,
-    #[diesel(sql_type = SqlUuid)]
-    entity_id: Uuid,
-    #[diesel(sql_type = Nullable<SqlUuid>)]
-    batch_id: Option<Uuid>,
-    #[diesel(sql_type = Nullable<Text>)]
-    statement: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    statement_locale: Option<String>,
-}
-
 /// Binds the rows listed at the upgrade, chain by chain, as they are now;
 /// seals the signatures among them that have no seal. Idempotent: a chain's
 /// rows leave the list in the transaction that binds them.
@@ -135,34 +103,15 @@ fn bind_chain(
             .bind::<SqlUuid, _>(id)
             .execute(c)?;
     }
-    let unsealed: Vec<Unsealed> = diesel::sql_query(
-        "SELECT s.id, s.signer_id, s.signer_username, s.signer_full_name, s.meaning, s.signed_at, \
-                s.reason, s.record_hash, s.entity_type, s.entity_id, s.batch_id, s.statement, \
-                s.statement_locale \
+    let unsealed: Vec<SignatureRow> = diesel::sql_query(
+        "SELECT s.* \
            FROM signatures s JOIN audit_rows_to_bind b ON b.tbl = 'signatures' AND b.id = s.id \
           WHERE b.batch_id IS NOT DISTINCT FROM $1 AND s.seal IS NULL",
     )
     .bind::<Nullable<SqlUuid>, _>(batch)
     .load(c)?;
     for s in &unsealed {
-        let content = SealedContent {
-            id: s.id,
-            signer_id: s.signer_id,
-            signer_username: &s.signer_username,
-            signer_full_name: &s.signer_full_name,
-            meaning: &s.meaning,
-            signed_at: hash_timestamp(s.signed_at),
-            reason: s.reason.as_deref(),
-            record_hash: &s.record_hash,
-            entity_type: &s.entity_type,
-            entity_id: s.entity_id,
-            batch_id: s.batch_id,
-            statement: s.statement.as_deref(),
-            statement_locale: s.statement_locale.as_deref(),
-            record_table: None,
-            record_id: None,
-        };
-        let seal = key.seal(&content.canonical()?);
+        let seal = key.seal(&s.sealed_content().canonical()?);
         diesel::sql_query("UPDATE signatures SET seal = $1 WHERE id = $2")
             .bind::<Bytea, _>(seal.as_slice())
             .bind::<SqlUuid, _>(s.id)

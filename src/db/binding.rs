@@ -211,7 +211,7 @@ pub fn signed_form_sql() -> &'static str {
 /// were named, or whose row is gone).
 const SIGNATURE_COLUMNS: &str = "s.id, s.signer_id, s.signer_username, s.signer_full_name, \
     s.meaning, s.signed_at, s.reason, s.record_hash, s.entity_type, s.entity_id, s.batch_id, \
-    s.statement, s.statement_locale, s.record_table, s.record_id, s.seal";
+    s.statement, s.statement_locale, s.record_table, s.record_id, s.seal, s.xact";
 
 /// The signatures of batch chains (`$1`: the batches' ids), with their
 /// signed rows' forms.

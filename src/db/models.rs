@@ -242,7 +242,7 @@ pub struct ResultRow {
 }
 
 /// An electronic signature.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = signatures)]
 pub struct SignatureRow {
     pub id: Uuid,
@@ -271,6 +271,29 @@ pub struct SignatureRow {
     /// The transaction that inserted it (set by the database).
     #[diesel(skip_insertion)]
     pub xact: Option<Xact>,
+}
+
+impl SignatureRow {
+    /// The content its seal covers, as stored.
+    pub fn sealed_content(&self) -> crate::domain::signature::SealedContent<'_> {
+        crate::domain::signature::SealedContent {
+            id: self.id,
+            signer_id: self.signer_id,
+            signer_username: &self.signer_username,
+            signer_full_name: &self.signer_full_name,
+            meaning: &self.meaning,
+            signed_at: crate::domain::hashing::hash_timestamp(self.signed_at),
+            reason: self.reason.as_deref(),
+            record_hash: &self.record_hash,
+            entity_type: &self.entity_type,
+            entity_id: self.entity_id,
+            batch_id: self.batch_id,
+            statement: self.statement.as_deref(),
+            statement_locale: self.statement_locale.as_deref(),
+            record_table: self.record_table.as_deref(),
+            record_id: self.record_id,
+        }
+    }
 }
 
 /// A transaction id (`xid8`), as a signature keeps the one that signed.

@@ -22,9 +22,8 @@ use crate::db::prepared::prepared;
 use crate::db::schema::{sessions, signatures, users};
 use crate::domain::StoredName;
 use crate::domain::audit::{ActorRef, SYSTEM_CHAIN};
-use crate::domain::hashing::hash_timestamp;
 use crate::domain::record::{Signature, Statement};
-use crate::domain::signature::{Meaning, SealedContent, record_hash, signed_row};
+use crate::domain::signature::{Meaning, record_hash, signed_row};
 use crate::domain::users::{LockoutPolicy, is_locked, register_failure};
 use crate::error::AppError;
 use crate::i18n::Locale;
@@ -403,25 +402,7 @@ pub fn record(
     )?;
     let id = Uuid::now_v7();
     let locale = statement.locale.as_str();
-    let sealed = SealedContent {
-        id,
-        signer_id: signer.id,
-        signer_username: &signer.username,
-        signer_full_name: &signer.full_name,
-        meaning: s.meaning.as_str(),
-        signed_at: hash_timestamp(signed_at),
-        reason: s.reason,
-        record_hash: &record_hash,
-        entity_type: s.entity_type,
-        entity_id: s.entity_id,
-        batch_id: s.batch_id,
-        statement: Some(&statement.text),
-        statement_locale: Some(locale),
-        record_table: Some(table.as_str()),
-        record_id: Some(s.signs),
-    };
-    let seal = rules.seal.seal(&sealed.canonical()?).to_vec();
-    let row = SignatureRow {
+    let mut row = SignatureRow {
         id,
         signer_id: signer.id,
         signer_username: signer.username.clone(),
@@ -437,9 +418,10 @@ pub fn record(
         statement_locale: Some(locale.to_owned()),
         record_table: Some(table.as_str().to_owned()),
         record_id: Some(s.signs),
-        seal: Some(seal),
+        seal: None,
         xact: None,
     };
+    row.seal = Some(rules.seal.seal(&row.sealed_content().canonical()?).to_vec());
     diesel::insert_into(signatures::table)
         .values(row.clone())
         .execute(conn)?;

@@ -9,19 +9,18 @@ use crate::auth::anchor_key::PublicKey;
 use crate::db::binding;
 use crate::db::digest::HexDigest;
 use crate::db::models::AuditEntryRow;
+use crate::db::models::SignatureRow;
 use crate::db::prepared::prepared;
 use crate::db::schema::{audit_chain_heads, audit_entries};
 use crate::domain::audit::{
     BreakKind, ChainCursor, EntryContent, SYSTEM_CHAIN, batch_chain, chain_batch,
 };
-use crate::domain::hashing::hash_timestamp;
-use crate::domain::signature::{Meaning, SealedContent, SignedTable, record_hash, signed_row};
+use crate::domain::signature::{Meaning, SignedTable, record_hash, signed_row};
 use crate::error::AppError;
-use chrono::{DateTime, Utc};
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bytea, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Bytea, Nullable, Text, Uuid as SqlUuid};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
@@ -175,38 +174,8 @@ struct CurrentRow {
 /// A signature as stored, with the form of the row it signs as it is now.
 #[derive(QueryableByName, Debug)]
 struct StoredSignature {
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-    #[diesel(sql_type = SqlUuid)]
-    signer_id: Uuid,
-    #[diesel(sql_type = Text)]
-    signer_username: String,
-    #[diesel(sql_type = Text)]
-    signer_full_name: String,
-    #[diesel(sql_type = Text)]
-    meaning: String,
-    #[diesel(sql_type = Timestamptz)]
-    signed_at: DateTime<Utc>,
-    #[diesel(sql_type = Nullable<Text>)]
-    reason: Option<String>,
-    #[diesel(sql_type = Bytea, deserialize_as = HexDigest)]
-    record_hash: String,
-    #[diesel(sql_type = Text)]
-    entity_type: String,
-    #[diesel(sql_type = SqlUuid)]
-    entity_id: Uuid,
-    #[diesel(sql_type = Nullable<SqlUuid>)]
-    batch_id: Option<Uuid>,
-    #[diesel(sql_type = Nullable<Text>)]
-    statement: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    statement_locale: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    record_table: Option<String>,
-    #[diesel(sql_type = Nullable<SqlUuid>)]
-    record_id: Option<Uuid>,
-    #[diesel(sql_type = Nullable<Bytea>)]
-    seal: Option<Vec<u8>>,
+    #[diesel(embed)]
+    signature: SignatureRow,
     #[diesel(sql_type = Nullable<Bytea>)]
     form: Option<HexDigest>,
 }
@@ -511,7 +480,7 @@ fn walk_chains(
                 }
                 for s in page.signatures {
                     ended
-                        .entry(chain_of(s.batch_id))
+                        .entry(chain_of(s.signature.batch_id))
                         .or_default()
                         .signatures
                         .push(s);
@@ -797,38 +766,29 @@ fn check_signature(
     chain: &str,
     s: &StoredSignature,
 ) -> Result<(), AppError> {
-    let signed = s.record_table.as_deref().zip(s.record_id);
-    let named = signed.or(Some((table_of(&s.entity_type), s.entity_id)));
-    let sealed = SealedContent {
-        id: s.id,
-        signer_id: s.signer_id,
-        signer_username: &s.signer_username,
-        signer_full_name: &s.signer_full_name,
-        meaning: &s.meaning,
-        signed_at: hash_timestamp(s.signed_at),
-        reason: s.reason.as_deref(),
-        record_hash: &s.record_hash,
-        entity_type: &s.entity_type,
-        entity_id: s.entity_id,
-        batch_id: s.batch_id,
-        statement: s.statement.as_deref(),
-        statement_locale: s.statement_locale.as_deref(),
-        record_table: s.record_table.as_deref(),
-        record_id: s.record_id,
-    };
+    let signed = s
+        .signature
+        .record_table
+        .as_deref()
+        .zip(s.signature.record_id);
+    let named = signed.or(Some((
+        table_of(&s.signature.entity_type),
+        s.signature.entity_id,
+    )));
+    let sealed = s.signature.sealed_content();
     let unsealed = |why: &str| {
         BrokenLink::signature(
             BreakKind::SignatureUnsealed,
-            s.id,
+            s.signature.id,
             named,
             chain,
             format!(
                 "{why}: it was not made by cellqc with this site's key, and the {} of {} {} rests on it",
-                s.meaning, s.entity_type, s.entity_id
+                s.signature.meaning, s.signature.entity_type, s.signature.entity_id
             ),
         )
     };
-    match &s.seal {
+    match &s.signature.seal {
         None => found.note(unsealed("the signature carries no seal")),
         Some(seal) => found.seal(
             key,
@@ -839,7 +799,8 @@ fn check_signature(
             },
         ),
     }
-    let (Some((table_name, id)), Ok(meaning)) = (signed, Meaning::try_from(s.meaning.as_str()))
+    let (Some((table_name, id)), Ok(meaning)) =
+        (signed, Meaning::try_from(s.signature.meaning.as_str()))
     else {
         // Made before signatures named their rows: its seal is all there is.
         return Ok(());
@@ -849,22 +810,22 @@ fn check_signature(
         (Some(table), Some(form)) => {
             record_hash(
                 &signed_row(table, id, &form.0),
-                s.signer_id,
+                s.signature.signer_id,
                 meaning,
-                s.signed_at,
-            )? == s.record_hash
+                s.signature.signed_at,
+            )? == s.signature.record_hash
         }
         _ => false,
     };
     if !matches || table.is_none_or(|t| t != meaning.signs()) {
         found.note(BrokenLink::signature(
             BreakKind::SignatureMismatch,
-            s.id,
+            s.signature.id,
             Some((table_name, id)),
             chain,
             format!(
                 "the record hash of this {} signature does not match {table_name} row {id} as it is now",
-                s.meaning
+                s.signature.meaning
             ),
         ));
     }

@@ -38,8 +38,7 @@ use cellqc::db::schema::{
 use cellqc::demo::msc_passing_values;
 use cellqc::domain::StoredName;
 use cellqc::domain::audit::{ActorRef, EntryContent, SYSTEM_CHAIN, SYSTEM_CHAIN_ID, batch_chain};
-use cellqc::domain::hashing::hash_timestamp;
-use cellqc::domain::signature::{Meaning, SealedContent, record_hash};
+use cellqc::domain::signature::{Meaning, record_hash};
 use cellqc::services::batch_record::result_of;
 use cellqc::services::results::result_record;
 use chrono::{DateTime, Duration as ChronoDuration, SecondsFormat, TimeZone, Utc};
@@ -334,24 +333,7 @@ fn lot_rows(
 /// A signature as an earlier version wrote it (naming no row), sealed as
 /// the upgrade seals such signatures.
 fn signature_line(s: &SignatureRow, key: &AnchorKey, out: &mut String) -> anyhow::Result<()> {
-    let content = SealedContent {
-        id: s.id,
-        signer_id: s.signer_id,
-        signer_username: &s.signer_username,
-        signer_full_name: &s.signer_full_name,
-        meaning: &s.meaning,
-        signed_at: hash_timestamp(s.signed_at),
-        reason: s.reason.as_deref(),
-        record_hash: &s.record_hash,
-        entity_type: &s.entity_type,
-        entity_id: s.entity_id,
-        batch_id: s.batch_id,
-        statement: s.statement.as_deref(),
-        statement_locale: s.statement_locale.as_deref(),
-        record_table: None,
-        record_id: None,
-    };
-    let seal = key.seal(&content.canonical()?);
+    let seal = key.seal(&s.sealed_content().canonical()?);
     Line::default()
         .text(&s.id.to_string())
         .text(&s.signer_id.to_string())

@@ -162,12 +162,6 @@ pub async fn review_results(
 
 /// `accept` or `reject`.
 fn parse_decision(s: &str) -> Result<Decision, AppError> {
-    match s {
-        "accept" => Ok(Decision::Accept),
-        "reject" => Ok(Decision::Reject),
-        _ => Err(AppError::invalid_field_said(
-            "decision",
-            "fe-must-be-accept-or-reject",
-        )),
-    }
+    s.parse()
+        .map_err(|_| AppError::invalid_field_said("decision", "fe-must-be-accept-or-reject"))
 }

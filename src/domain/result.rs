@@ -6,11 +6,52 @@
 //! closed as `invalid_test`.
 
 use super::batch::BatchStatus;
+use super::signature::Meaning;
 use super::spec::Outcome;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use strum::IntoStaticStr;
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+/// A reviewer's decision on a result: never assumed, always chosen.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    IntoStaticStr,
+    strum::EnumString,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Decision {
+    /// The result is correct as recorded.
+    Accept,
+    /// The result is not acceptable; a replacement must be recorded.
+    Reject,
+}
+
+impl Decision {
+    /// Both, in the order a form offers them.
+    pub const ALL: [Decision; 2] = [Decision::Accept, Decision::Reject];
+
+    /// The meaning of the review signature.
+    pub fn meaning(self) -> Meaning {
+        match self {
+            Decision::Accept => Meaning::Reviewed,
+            Decision::Reject => Meaning::ReviewRejected,
+        }
+    }
+
+    /// Its code, as forms and the API send it.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
 
 /// Where a result stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, IntoStaticStr)]

@@ -430,6 +430,33 @@ pub fn meaning_box(m: Meaning, loc: Locale) -> Markup {
     html! { p.meaning { (tr!(loc, "signing-you-state", statement = m.statement(loc))) } }
 }
 
+/// What signing states when the signer chooses the meaning with the radio
+/// buttons `name` (one per `(value, meaning)`): the statement of the one
+/// chosen, and before a choice only that the chosen one is stated. The
+/// style sheet shows the box of the checked button (`:has`); a browser
+/// without it shows the neutral words, never a statement not chosen.
+pub fn meaning_choice(name: &str, choices: &[(&str, Meaning)], loc: Locale) -> Markup {
+    html! {
+        div.meaning-choice data-for=(name) {
+            p.meaning.meaning-unchosen { (tr!(loc, "signing-you-state-chosen")) }
+            @for (value, m) in choices {
+                p.meaning.meaning-chosen data-value=(value) { (tr!(loc, "signing-you-state", statement = m.statement(loc))) }
+            }
+        }
+    }
+}
+
+/// Reads a posted form. One that can't be read (a value no field takes) is
+/// refused as a page saying why, never taken as an empty form.
+pub fn read_form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, WebError> {
+    serde_html_form::from_bytes(body).map_err(|e| {
+        WebError::Refused(AppError::bad_request(
+            "unreadable_form",
+            format!("the form could not be read, so nothing was saved ({e})"),
+        ))
+    })
+}
+
 /// A field of a refused form, to show it again as it was typed.
 pub fn entered<F>(form: Option<&F>, pick: fn(&F) -> Option<&str>) -> String {
     form.and_then(pick).unwrap_or_default().to_owned()

@@ -2,8 +2,8 @@
 //! is shown in words next to the form, with what was typed kept.
 
 use super::layout::{
-    Refusal, csrf, entered, html_page, meaning_box, outcome, page, recorded_notice, refusal,
-    see_other, status_words,
+    Refusal, csrf, entered, html_page, outcome, page, recorded_notice, refusal, see_other,
+    status_words,
 };
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
@@ -13,6 +13,7 @@ use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::domain::spec::describe_limit;
 use crate::error::{AppError, Problem};
+use crate::services::batch_record::equipment;
 use crate::services::batch_record::views::BatchDetail;
 use crate::services::batches as batch_svc;
 use crate::services::results::{self as result_svc, Decision, NewResultInput};
@@ -391,9 +392,14 @@ async fn review_markup(
     result_id: Uuid,
     problem: Option<&Problem>,
     comment: &str,
+    chosen: Option<Decision>,
 ) -> Result<Markup, WebError> {
-    let r = state
-        .db(move |c| result_svc::get_result(c, result_id))
+    let (r, used) = state
+        .db(move |c| {
+            let r = result_svc::get_result(c, result_id)?;
+            let used = equipment::of(c, [&r.result])?;
+            Ok((r, used))
+        })
         .await?;
     let rf = Refusal::new(
         problem,
@@ -420,17 +426,17 @@ async fn review_markup(
                 dt { (tr!(user.lang(), "col-outcome")) } dd { (outcome(r.result.outcome, user.lang())) }
                 dt { (tr!(user.lang(), "col-status")) } dd { (status_words(r.status.as_str(), user.lang())) }
                 dt { (tr!(user.lang(), "col-performed-by")) } dd { (r.result.performed_by.full_name) ", " (user.time(r.result.performed_at)) }
+                dt { (tr!(user.lang(), "review-col-used")) } dd { (super::review::used_by(&r.result, &used, user)) }
             } }
             form.stack.card method="post" action={"/results/" (result_id) "/review"} {
                 (csrf(user))
                 fieldset {
                     legend { (tr!(user.lang(), "col-decision")) }
-                    label { input type="radio" name="decision" value="accept" checked; (Meaning::Reviewed.statement(user.lang())) }
-                    label { input type="radio" name="decision" value="reject"; (Meaning::ReviewRejected.statement(user.lang())) }
+                    (super::review::decision_choices(chosen, user))
                     (rf.at("decision"))
                 }
                 label { (tr!(user.lang(), "review-comment")) textarea name="comment" { (comment) } (rf.at("comment")) }
-                (meaning_box(Meaning::Reviewed, user.lang()))
+                (super::review::review_meaning(user))
                 label { (tr!(user.lang(), "signature-password")) input type="password" name="password" required autocomplete="current-password"; (rf.at("password")) }
                 button type="submit" { (tr!(user.lang(), "review-sign")) }
             }
@@ -446,7 +452,7 @@ pub async fn review_form(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::Sign(Meaning::Reviewed))?;
-    let markup = review_markup(&state, &user, id.into_inner(), None, "").await?;
+    let markup = review_markup(&state, &user, id.into_inner(), None, "", None).await?;
     Ok(html_page(actix_web::http::StatusCode::OK, markup))
 }
 
@@ -454,8 +460,10 @@ pub async fn review_form(
 #[derive(Debug, Deserialize)]
 pub struct ReviewForm {
     csrf: String,
-    decision: String,
+    /// None when nothing was chosen: refused, never taken as an acceptance.
+    decision: Option<Decision>,
     comment: Option<String>,
+    #[serde(default)]
     password: String,
 }
 
@@ -471,27 +479,31 @@ pub async fn review(
     user.check_csrf(&form.csrf)?;
     let result_id = id.into_inner();
     let f = form.into_inner();
-    let decision = if f.decision == "reject" {
-        Decision::Reject
-    } else {
-        Decision::Accept
-    };
+    let chosen = f.decision;
     let comment = f.comment.clone().unwrap_or_default();
     let rules = state.signing.clone();
     let actor = user.0.actor.clone();
-    let attempt = state
-        .db(move |c| {
-            result_svc::review_result(
-                c,
-                &rules,
-                &actor,
-                result_id,
-                decision,
-                &f.password,
-                f.comment.as_deref(),
-            )
-        })
-        .await;
+    let attempt = match chosen {
+        None => Err(AppError::invalid_field_said(
+            "decision",
+            "fe-choose-accept-or-reject",
+        )),
+        Some(decision) => {
+            state
+                .db(move |c| {
+                    result_svc::review_result(
+                        c,
+                        &rules,
+                        &actor,
+                        result_id,
+                        decision,
+                        &f.password,
+                        f.comment.as_deref(),
+                    )
+                })
+                .await
+        }
+    };
     match attempt {
         Ok(_) => Ok(see_other("/review".to_owned())),
         Err(e) => {
@@ -499,7 +511,8 @@ pub async fn review(
             if p.code == "token_revoked" {
                 return Err(WebError::SignIn);
             }
-            let markup = review_markup(&state, &user, result_id, Some(&p), &comment).await?;
+            let markup =
+                review_markup(&state, &user, result_id, Some(&p), &comment, chosen).await?;
             Ok(html_page(p.status, markup))
         }
     }

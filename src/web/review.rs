@@ -3,16 +3,19 @@
 //! a checkbox per result and one password.
 
 use super::layout::{
-    Refusal, csrf, html_page, meaning_box, outcome, page, refusal, see_other, status_words,
+    Refusal, csrf, html_page, meaning_choice, outcome, page, read_form, refusal, see_other,
+    status_words,
 };
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::StoredName;
+use crate::domain::record::RecordedResult;
 use crate::domain::result::ResultStatus;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::domain::spec::describe_limit;
 use crate::error::{AppError, Problem};
+use crate::services::batch_record::equipment::{self, Equipment};
 use crate::services::batch_record::views::result_views;
 use crate::services::batches as batch_svc;
 use crate::services::results::{self as result_svc, Decision};
@@ -39,7 +42,7 @@ pub struct BatchReviewForm {
     #[serde(default)]
     result_ids: Vec<String>,
     #[serde(default)]
-    decision: String,
+    decision: Option<Decision>,
     #[serde(default)]
     comment: String,
     #[serde(default)]
@@ -53,17 +56,23 @@ async fn batch_review_markup(
     problem: Option<&Problem>,
     previous: Option<&BatchReviewForm>,
 ) -> Result<Markup, WebError> {
-    let record = state.db(move |c| batch_svc::record(c, batch_id)).await?;
+    let (record, used) = state
+        .db(move |c| {
+            let record = batch_svc::record(c, batch_id)?;
+            let used = equipment::of(c, &record.results)?;
+            Ok((record, used))
+        })
+        .await?;
     let me = user.0.actor.id;
     let awaiting: Vec<_> = result_views(&record)
         .into_iter()
         .filter(|v| v.status == ResultStatus::Recorded)
         .collect();
-    let checked = |id: Uuid| match previous {
-        Some(p) => p.result_ids.iter().any(|s| s == &id.to_string()),
-        None => true,
-    };
-    let reject = previous.is_some_and(|p| p.decision == "reject");
+    // Nothing is ticked or chosen for the reviewer; a refused form comes
+    // back as it was sent.
+    let checked =
+        |id: Uuid| previous.is_some_and(|p| p.result_ids.iter().any(|s| s == &id.to_string()));
+    let chosen = previous.and_then(|p| p.decision);
     let number = &record.batch.batch_number;
     let r = Refusal::new(problem, LABELS, user.lang());
     Ok(page(
@@ -113,7 +122,7 @@ async fn batch_review_markup(
                                 }
                                 td { (r.performed_by.full_name) br; (user.time(r.performed_at)) }
                                 td {
-                                    (r.instrument.clone().unwrap_or_else(|| tr!(user.lang(), "review-no-instrument")))
+                                    (used_by(r, &used, user))
                                     @if let Some(c) = &r.comment { br; q { (c) } }
                                 }
                             }
@@ -121,12 +130,11 @@ async fn batch_review_markup(
                     }
                     fieldset {
                         legend { (tr!(user.lang(), "review-decision-ticked")) }
-                        label.choice { input type="radio" name="decision" value="accept" checked[!reject]; (Meaning::Reviewed.statement(user.lang())) }
-                        label.choice { input type="radio" name="decision" value="reject" checked[reject]; (Meaning::ReviewRejected.statement(user.lang())) }
+                        (decision_choices(chosen, user))
                         (r.at("decision"))
                     }
                     label { (tr!(user.lang(), "review-comment")) textarea name="comment" { (previous.map(|p| p.comment.as_str()).unwrap_or_default()) } (r.at("comment")) }
-                    (meaning_box(Meaning::Reviewed, user.lang()))
+                    (review_meaning(user))
                     label { (tr!(user.lang(), "signature-password")) input type="password" name="password" required autocomplete="current-password"; (r.at("password")) }
                     button type="submit" { (tr!(user.lang(), "review-sign-ticked")) }
                 }
@@ -134,6 +142,45 @@ async fn batch_review_markup(
             p { a href="/review" { (tr!(user.lang(), "review-back")) } }
         },
     ))
+}
+
+/// The instrument and the material lots a result was recorded with, as
+/// stored: the registered instrument (else the name typed with the result),
+/// and each lot.
+pub(super) fn used_by(r: &RecordedResult, used: &Equipment, user: &WebUser) -> Markup {
+    let instrument = match r.instrument_id.and_then(|id| used.instruments.get(&id)) {
+        Some((code, name)) => format!("{code} – {name}"),
+        None => r
+            .instrument
+            .clone()
+            .unwrap_or_else(|| tr!(user.lang(), "review-no-instrument")),
+    };
+    html! {
+        span.used-instrument { (instrument) }
+        @for id in &r.material_ids {
+            @if let Some((code, name, lot)) = used.lots.get(id) {
+                br; span.used-lot { (code) (tr!(user.lang(), "record-lot-word")) (lot) " – " (name) }
+            }
+        }
+    }
+}
+
+/// The two decisions, neither chosen unless `chosen` (a refused form).
+pub(super) fn decision_choices(chosen: Option<Decision>, user: &WebUser) -> Markup {
+    html! {
+        @for d in Decision::ALL {
+            label.choice { input type="radio" name="decision" value=(d.as_str()) required checked[chosen == Some(d)]; (d.meaning().statement(user.lang())) }
+        }
+    }
+}
+
+/// What signing states: the statement of the decision chosen.
+pub(super) fn review_meaning(user: &WebUser) -> Markup {
+    let choices: Vec<(&str, Meaning)> = Decision::ALL
+        .iter()
+        .map(|d| (d.as_str(), d.meaning()))
+        .collect();
+    meaning_choice("decision", &choices, user.lang())
 }
 
 /// The batch's review page (reviewers).
@@ -158,29 +205,28 @@ pub async fn batch_review(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::Sign(Meaning::Reviewed))?;
-    let f: BatchReviewForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    let f: BatchReviewForm = read_form(&body)?;
     user.check_csrf(&f.csrf)?;
     let batch_id = id.into_inner();
     let ids: Result<Vec<Uuid>, _> = f.result_ids.iter().map(|s| Uuid::parse_str(s)).collect();
-    let decision = if f.decision == "reject" {
-        Decision::Reject
-    } else {
-        Decision::Accept
-    };
     let rules = state.signing.clone();
     let actor = user.0.actor.clone();
     let password = f.password.clone();
     let comment = f.comment.clone();
-    let attempt = match ids {
-        Err(_) => Err(AppError::invalid_field_said(
+    let attempt = match (ids, f.decision) {
+        (_, None) => Err(AppError::invalid_field_said(
+            "decision",
+            "fe-choose-accept-or-reject",
+        )),
+        (Err(_), _) => Err(AppError::invalid_field_said(
             "result_ids",
             "fe-names-no-result",
         )),
-        Ok(ids) if ids.is_empty() => Err(AppError::invalid_field_said(
+        (Ok(ids), _) if ids.is_empty() => Err(AppError::invalid_field_said(
             "result_ids",
             "fe-tick-at-least-one-result-to-review",
         )),
-        Ok(ids) => {
+        (Ok(ids), Some(decision)) => {
             state
                 .db(move |c| {
                     result_svc::review_results(

@@ -104,6 +104,44 @@ async fn fill(c: &Client, css: &str, text: &str) {
     e.send_keys(text).await.unwrap();
 }
 
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Ticks every result on a batch's review page and chooses to accept:
+/// nothing is ticked or chosen for the reviewer.
+async fn accept_every_result(c: &Client) {
+    for e in c
+        .find_all(Locator::Css("input[name=result_ids]"))
+        .await
+        .unwrap()
+    {
+        e.click().await.unwrap();
+    }
+    click(c, "input[name=decision][value=accept]").await;
+}
+
+/// The statement a signing form shows, as the reader sees it (the boxes
+/// the style sheet does not hide).
+async fn shown_meaning(c: &Client) -> String {
+    c.execute(
+        "return Array.from(document.querySelectorAll('p.meaning'))\
+           .filter(p => getComputedStyle(p).display !== 'none')\
+           .map(p => p.innerText).join(' | ');",
+        vec![],
+    )
+    .await
+    .unwrap()
+    .as_str()
+    .unwrap()
+    .to_owned()
+}
+
 async fn submit(c: &Client, form_css: &str) {
     c.find(Locator::Css(&format!("{form_css} button[type=submit]")))
         .await
@@ -277,6 +315,7 @@ async fn technician_reviewer_qa_and_auditor_work_through_the_browser() {
     c.goto(&format!("{base}/results/{mine}/review"))
         .await
         .unwrap();
+    click(&c, "input[name=decision][value=accept]").await;
     fill(&c, "input[name=password]", USER_PASSWORD).await;
     submit(&c, "form[action$='/review']").await;
     wait_for(&c, "#refusal").await;
@@ -303,6 +342,7 @@ async fn technician_reviewer_qa_and_auditor_work_through_the_browser() {
             break;
         };
         link.click().await.unwrap();
+        click(&c, "input[name=decision][value=accept]").await;
         if reviewed == 0 {
             shot(&c, "review-signature").await;
         }
@@ -424,6 +464,111 @@ async fn select(c: &Client, css: &str, value: &str) {
         .select_by_value(value)
         .await
         .unwrap();
+}
+
+/// A reviewer's page chooses nothing: no result ticked, no decision
+/// chosen, and the statement shown is the one the reviewer chooses. A
+/// rejection without a reason comes back as it was chosen, nothing signed;
+/// with its reason it is signed, the signature keeping the rejection's own
+/// statement.
+#[actix_web::test]
+async fn nothing_is_chosen_for_a_reviewer_and_a_rejection_states_and_signs_a_rejection() {
+    let lab = Lab::msc().await;
+    let app = &lab.app;
+    let base = app.address.clone();
+    let batch = lab.batch("UCMSC-REVIEW-REJECT").await;
+    // On the lab's flow cytometer (the body names it), with a stain lot.
+    let stain = lab.released_lot("7AAD").await;
+    let r = lab
+        .record_with(
+            &batch,
+            json!({"test_code": "VIAB", "value": "91.0", "material_ids": [stain]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let result = r.body["id"].as_str().unwrap().to_owned();
+    let (_, reviewer) = app.user_with(&["reviewer"]).await;
+    let signatures = lab.count("signatures");
+    let d = chromedriver();
+    let c = browser(&d, 1100, 1000).await;
+    sign_in(&c, &base, &reviewer).await;
+    c.goto(&format!("{base}/batches/{batch}/review"))
+        .await
+        .unwrap();
+    wait_for(&c, "table.review").await;
+    for chosen in [
+        "input[name=result_ids]:checked",
+        "input[name=decision]:checked",
+    ] {
+        assert!(
+            c.find(Locator::Css(chosen)).await.is_err(),
+            "{chosen}: nothing is chosen for the reviewer"
+        );
+    }
+    let meaning = shown_meaning(&c).await;
+    assert!(
+        meaning.contains("the statement you choose above") && !meaning.contains("accept it"),
+        "{meaning}"
+    );
+    // The instrument and the lot as stored with the result.
+    let row = text_of(&c, "table.review tbody tr").await;
+    assert!(
+        row.contains("LAB-FLOW-CYTOMETER – flow_cytometer of the lab")
+            && row.contains("7AAD lot 7AAD-LOT-1 – 7AAD reagent"),
+        "{row}"
+    );
+
+    // Choosing to reject: the statement follows the choice.
+    click(&c, "input[name=result_ids]").await;
+    click(&c, "input[name=decision][value=reject]").await;
+    let meaning = shown_meaning(&c).await;
+    assert_eq!(
+        meaning,
+        "By signing you state: \u{201c}I have reviewed this result and reject it\u{201d}"
+    );
+    shot(&c, "review-reject-chosen").await;
+
+    // Without a reason: refused, the choice kept, nothing signed.
+    fill(&c, "input[name=password]", USER_PASSWORD).await;
+    submit(&c, "form[action$='/review']").await;
+    wait_for(&c, "#refusal").await;
+    assert!(
+        c.find(Locator::Css("input[name=decision][value=reject]:checked"))
+            .await
+            .is_ok()
+    );
+    assert!(
+        c.find(Locator::Css("input[name=result_ids]:checked"))
+            .await
+            .is_ok()
+    );
+    assert_eq!(lab.count("signatures"), signatures, "nothing signed");
+
+    // With the reason: signed as a rejection, in the rejection's words.
+    fill(&c, "textarea[name=comment]", "gating drawn around debris").await;
+    fill(&c, "input[name=password]", USER_PASSWORD).await;
+    submit(&c, "form[action$='/review']").await;
+    wait_for(&c, "#reviewed").await;
+    #[derive(diesel::QueryableByName)]
+    struct Signed {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        meaning: String,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        statement: Option<String>,
+    }
+    use diesel::RunQueryDsl;
+    let signed: Vec<Signed> =
+        diesel::sql_query("SELECT meaning, statement FROM signatures WHERE record_id = $1")
+            .bind::<diesel::sql_types::Uuid, _>(uuid::Uuid::parse_str(&result).unwrap())
+            .load(&mut app.conn())
+            .unwrap();
+    assert_eq!(signed.len(), 1);
+    assert_eq!(signed[0].meaning, "review_rejected");
+    assert_eq!(
+        signed[0].statement.as_deref(),
+        Some("I have reviewed this result and reject it")
+    );
+    c.close().await.unwrap();
 }
 
 /// The whole lifecycle through pages only (the product and its approved
@@ -614,6 +759,7 @@ async fn the_whole_lifecycle_works_through_the_pages_alone() {
             .unwrap()
             .contains("a retest after deviation")
     );
+    accept_every_result(&c).await;
     shot(&c, "review-batch").await;
     fill(&c, "input[name=password]", USER_PASSWORD).await;
     submit(&c, "form[action$='/review']").await;
@@ -899,7 +1045,8 @@ async fn a_chinese_technician_reviewer_and_qp_record_review_and_release_in_chine
         .await
         .unwrap();
     wait_for(&c, "table.review").await;
-    let meaning = text_of(&c, "p.meaning").await;
+    accept_every_result(&c).await;
+    let meaning = shown_meaning(&c).await;
     assert!(meaning.contains("我已审核此结果并予以接受"), "{meaning}");
     shot(&c, "zh-review-batch").await;
     fill(&c, "input[name=password]", USER_PASSWORD).await;

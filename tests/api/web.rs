@@ -2532,3 +2532,57 @@ async fn a_temporary_password_reads_the_pages_and_is_told_what_to_do_before_any_
         .await;
     assert_eq!(opened.status, StatusCode::SEE_OTHER, "{}", opened.body);
 }
+
+/// A review is what the reviewer chose: posted without a decision (both
+/// review pages) it is refused naming the decision, the form comes back as
+/// sent; a decision no page offers is an unreadable form; nothing is signed
+/// either way, and the pages offer no decision already chosen.
+#[actix_web::test]
+async fn a_review_without_a_chosen_decision_signs_nothing() {
+    let lab = Lab::msc().await;
+    let batch = lab.batch("UCMSC-NO-DECISION").await;
+    let result = lab.recorded(&batch, "VIAB", json!("91.0")).await;
+    let mut reviewer = Browser::signed_in_as(&lab, &lab.reviewer).await;
+    let signatures = lab.count("signatures");
+    let one = format!("/results/{result}/review");
+    let all = format!("/batches/{batch}/review");
+    for path in [&one, &all] {
+        let form = reviewer.get(path).await;
+        assert_eq!(form.status, StatusCode::OK);
+        assert!(!form.body.contains(" checked"), "{path}: nothing is chosen");
+        let token = Browser::csrf(&form);
+        let mut fields = vec![
+            ("csrf", token.as_str()),
+            ("comment", "looked at the raw data"),
+            ("password", USER_PASSWORD),
+        ];
+        if path == &all {
+            fields.push(("result_ids", result.as_str()));
+        }
+        let refused = reviewer.post(path, &fields).await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+        assert!(
+            refused.body.contains("choose whether you accept or reject"),
+            "{path}: {}",
+            refused.body
+        );
+        assert!(
+            refused.body.contains("looked at the raw data"),
+            "{path}: the comment is kept"
+        );
+        fields.push(("decision", "approve"));
+        let unreadable = reviewer.post(path, &fields).await;
+        assert_eq!(unreadable.status, StatusCode::BAD_REQUEST, "{path}");
+        assert!(
+            unreadable.body.contains("could not be read"),
+            "{path}: {}",
+            unreadable.body
+        );
+    }
+    assert_eq!(lab.count("signatures"), signatures, "nothing signed");
+    let r = lab
+        .app
+        .get(&format!("/api/v1/results/{result}"), &lab.reviewer)
+        .await;
+    assert_eq!(r.body["status"], "recorded", "still awaiting review");
+}

@@ -47,6 +47,7 @@ refusal-correct = Correct:
 refusal-correct-below = Correct what is marked below.
 
 signing-you-state = By signing you state: “{ $statement }”
+signing-you-state-chosen = By signing you state the statement you choose above.
 
 outcome-pass = PASS
 outcome-fail = FAIL

@@ -179,6 +179,7 @@ fe-is-not-an-instrument = is not an instrument
 fe-is-not-a-material-lot = is not a material lot
 fe-names-no-result = names no result
 fe-tick-at-least-one-result-to-review = tick at least one result to review
+fe-choose-accept-or-reject = choose whether you accept or reject: nothing is chosen for you
 fe-must-be-a-date-yyyy-mm-dd = must be a date, YYYY-MM-DD
 field-instrument-needed = this test is measured on a { $kind }: name the instrument
 field-instrument-wrong-kind = this test is measured on a { $needed }; that instrument is a { $is }

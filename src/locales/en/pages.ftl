@@ -41,6 +41,7 @@ review-col-instrument = Instrument, comment
 review-own = you performed it
 review-retest-after = {" "}(a retest after deviation “
 review-concluded = , concluded{" "}
+review-col-used = Instrument and lots
 review-no-instrument = no instrument named
 review-decision-ticked = Decision for every ticked result
 review-sign-ticked = Sign the review of the ticked results

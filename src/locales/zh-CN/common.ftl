@@ -47,6 +47,7 @@ refusal-correct = 请更正：
 refusal-correct-below = 请更正下方标出的内容。
 
 signing-you-state = 签名即表示您声明：“{ $statement }”
+signing-you-state-chosen = 签名即表示您声明上方所选的内容。
 
 outcome-pass = 合格
 outcome-fail = 不合格

@@ -179,6 +179,7 @@ fe-is-not-an-instrument = 不是仪器
 fe-is-not-a-material-lot = 不是物料批
 fe-names-no-result = 未指定任何结果
 fe-tick-at-least-one-result-to-review = 请至少勾选一个要审核的结果
+fe-choose-accept-or-reject = 请选择接受或拒绝：系统不会替您选择
 fe-must-be-a-date-yyyy-mm-dd = 必须是日期，YYYY-MM-DD
 field-instrument-needed = 此检测项目须在{ $kind }上测量：请指定仪器
 field-instrument-wrong-kind = 此检测项目须在{ $needed }上测量；该仪器是{ $is }

@@ -38,6 +38,7 @@ review-col-instrument = 仪器、备注
 review-own = 由您检测（不能自行审核）
 review-retest-after = （复检，起因于偏差“
 review-concluded = ，结论：
+review-col-used = 仪器和物料批次
 review-no-instrument = 未注明仪器
 review-decision-ticked = 对所有勾选结果的决定
 review-sign-ticked = 签署对所勾选结果的审核

@@ -14,6 +14,7 @@
 //! [`read`] is the same record without a lock, for pages and reports: one
 //! statement, one snapshot.
 
+pub mod equipment;
 pub mod fitness;
 mod fixed;
 mod load;

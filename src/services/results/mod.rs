@@ -20,9 +20,9 @@ use crate::domain::FieldError;
 use crate::domain::StoredName;
 use crate::domain::deviation::{DeviationKind, opens_oos};
 use crate::domain::record::{BatchRecord, RecordedResult};
+pub use crate::domain::result::Decision;
 use crate::domain::result::{ResultStatus, check_accepts_results};
 use crate::domain::roles::Action;
-use crate::domain::signature::Meaning;
 use crate::domain::spec::{ValueError, describe_limit, evaluate};
 use crate::error::AppError;
 use chrono::{DateTime, Utc};
@@ -346,25 +346,6 @@ fn oos_deviation(
         ),
         subject_id: None,
         result_ids: Vec::new(),
-    }
-}
-
-/// Accept or reject.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    /// The result is correct as recorded.
-    Accept,
-    /// The result is not acceptable; a replacement must be recorded.
-    Reject,
-}
-
-impl Decision {
-    /// The meaning of the review signature.
-    pub fn meaning(self) -> Meaning {
-        match self {
-            Decision::Accept => Meaning::Reviewed,
-            Decision::Reject => Meaning::ReviewRejected,
-        }
     }
 }
 

@@ -3,8 +3,41 @@
 //! and in date at the time of use.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use strum::{EnumString, IntoStaticStr};
+use serde::{Deserialize, Serialize};
+use strum::{EnumString, IntoStaticStr, VariantArray};
+
+/// What a lot is: the codes forms and the API send, whatever the reader's
+/// language.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    EnumString,
+    IntoStaticStr,
+    VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum MaterialKind {
+    /// A reagent (stains, antibodies, media supplements).
+    Reagent,
+    /// A consumable (tubes, bags, filters).
+    Consumable,
+    /// A raw material of the process.
+    RawMaterial,
+}
+
+impl MaterialKind {
+    /// Its code.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
 
 /// A lot's status.
 #[derive(

@@ -13,7 +13,7 @@ use crate::db::models::MaterialLotRow;
 use crate::db::schema::{batches, material_lots, material_uses};
 use crate::domain::StoredName;
 use crate::domain::audit::SYSTEM_CHAIN;
-use crate::domain::material::LotStatus;
+use crate::domain::material::{LotStatus, MaterialKind};
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::error::{AppError, FieldError};
@@ -125,17 +125,18 @@ pub fn receive(
     let lot_number = crate::domain::text::line("lot_number", &input.lot_number, 80, &mut errors);
     let supplier =
         crate::domain::text::optional_line("supplier", input.supplier.as_deref(), 200, &mut errors);
-    let kind = input.kind.trim();
-    if !matches!(kind, "reagent" | "consumable" | "raw_material") {
+    let kind = input.kind.trim().parse::<MaterialKind>();
+    if kind.is_err() {
         errors.push(FieldError::said(
             "kind",
             "fe-must-be-reagent-consumable-or-raw-material",
             &[],
         ));
     }
-    if !errors.is_empty() {
-        return Err(AppError::validation(errors));
-    }
+    let kind = match kind {
+        Ok(kind) if errors.is_empty() => kind,
+        _ => return Err(AppError::validation(errors)),
+    };
     in_transaction(conn, |c| {
         let taken: bool = diesel::select(diesel::dsl::exists(
             material_lots::table
@@ -155,7 +156,7 @@ pub fn receive(
             name: name.clone(),
             lot_number: lot_number.clone(),
             supplier: supplier.clone(),
-            kind: kind.to_owned(),
+            kind: kind.as_str().to_owned(),
             expires_at: input.expires_at.trunc_subsecs(6),
             status: LotStatus::Quarantine.as_str().to_owned(),
             created_at: Utc::now().trunc_subsecs(6),

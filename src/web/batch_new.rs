@@ -147,7 +147,7 @@ fn optional(s: &str) -> Option<String> {
 }
 
 /// Every field's error at once, as the API would list them.
-fn read_form(user: &WebUser, f: &NewBatchForm) -> Result<(NewBatchInput, Vec<String>), AppError> {
+fn batch_input(user: &WebUser, f: &NewBatchForm) -> Result<(NewBatchInput, Vec<String>), AppError> {
     let mut errors = Vec::new();
     let product_id = Uuid::parse_str(&f.product_id).unwrap_or_else(|_| {
         errors.push(crate::error::FieldError::new(
@@ -204,7 +204,7 @@ pub async fn create_batch(
     user.check_csrf(&form.csrf)?;
     let f = form.into_inner();
     let actor = user.0.actor.clone();
-    let attempt = match read_form(&user, &f) {
+    let attempt = match batch_input(&user, &f) {
         Err(e) => Err(e),
         Ok((mut input, parents)) => {
             state

@@ -1,9 +1,10 @@
 //! `/materials`: lots with their status and expiry, where each was used,
 //! and the forms: receive (technician, QA), release and reject (QA, signed).
 
-use super::layout::{Refusal, csrf, html_page, meaning_box, page, refusal, see_other};
+use super::layout::{Refusal, csrf, html_page, meaning_box, page, read_form, refusal, see_other};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
+use crate::domain::material::MaterialKind;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::error::{AppError, Problem};
@@ -13,6 +14,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use maud::{Markup, html};
 use serde::Deserialize;
+use strum::VariantArray;
 use uuid::Uuid;
 
 const LABELS: &[(&str, &str)] = &[
@@ -39,6 +41,7 @@ async fn list_markup(
     state: &AppState,
     user: &WebUser,
     problem: Option<&Problem>,
+    typed: Option<&MaterialForm>,
 ) -> Result<Markup, WebError> {
     let list = state.db(|c| svc::list(c, None, None, None)).await?;
     let r = Refusal::new(problem, LABELS, user.lang());
@@ -64,12 +67,17 @@ async fn list_markup(
                 form.stack.card method="post" action="/materials" {
                     h2 { (tr!(user.lang(), "material-receive-heading")) }
                     (csrf(user))
-                    label { (tr!(user.lang(), "label-material-code")) input type="text" name="code" required; (r.at("code")) }
-                    label { (tr!(user.lang(), "label-name")) input type="text" name="name" required; (r.at("name")) }
-                    label { (tr!(user.lang(), "label-lot-number")) input type="text" name="lot_number" required; (r.at("lot_number")) }
-                    label { (tr!(user.lang(), "label-supplier")) input type="text" name="supplier"; (r.at("supplier")) }
-                    label { (tr!(user.lang(), "label-kind")) select name="kind" { option value=(tr!(user.lang(), "material-reagent")) { (tr!(user.lang(), "material-reagent")) } option value=(tr!(user.lang(), "material-consumable")) { (tr!(user.lang(), "material-consumable")) } option value="raw_material" { (tr!(user.lang(), "material-raw")) } } (r.at("kind")) }
-                    label { (tr!(user.lang(), "material-expires", zone = user.zone_name())) input type="datetime-local" name="expires_at" step="1" required; (r.at("expires_at")) }
+                    // A refused form comes back as it was typed; the kind
+                    // is chosen in the reader's words and posted as its code.
+                    @let t = |pick: fn(&MaterialForm) -> &str| typed.map(pick).unwrap_or_default().to_owned();
+                    label { (tr!(user.lang(), "label-material-code")) input type="text" name="code" required value=(t(|f| &f.code)); (r.at("code")) }
+                    label { (tr!(user.lang(), "label-name")) input type="text" name="name" required value=(t(|f| &f.name)); (r.at("name")) }
+                    label { (tr!(user.lang(), "label-lot-number")) input type="text" name="lot_number" required value=(t(|f| &f.lot_number)); (r.at("lot_number")) }
+                    label { (tr!(user.lang(), "label-supplier")) input type="text" name="supplier" value=(t(|f| &f.supplier)); (r.at("supplier")) }
+                    label { (tr!(user.lang(), "label-kind")) select name="kind" {
+                        @for k in MaterialKind::VARIANTS { option value=(k.as_str()) selected[t(|f| &f.kind) == k.as_str()] { (user.lang().code_words("material-kind", k.as_str())) } }
+                    } (r.at("kind")) }
+                    label { (tr!(user.lang(), "material-expires", zone = user.zone_name())) input type="datetime-local" name="expires_at" step="1" required value=(t(|f| &f.expires_at)); (r.at("expires_at")) }
                     button type="submit" { (tr!(user.lang(), "material-receive")) }
                 }
             }
@@ -85,7 +93,7 @@ pub async fn list_page(
 ) -> Result<HttpResponse, WebError> {
     Ok(html_page(
         StatusCode::OK,
-        list_markup(&state, &user, None).await?,
+        list_markup(&state, &user, None, None).await?,
     ))
 }
 
@@ -120,18 +128,18 @@ pub async fn receive(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::ReceiveMaterials)?;
-    let f: MaterialForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    let f: MaterialForm = read_form(&body)?;
     user.check_csrf(&f.csrf)?;
     let actor = user.0.actor.clone();
     let outcome = match user.from_form("expires_at", &f.expires_at) {
         Err(e) => Err(e),
         Ok(expires_at) => {
             let input = NewMaterial {
-                code: f.code,
-                name: f.name,
-                lot_number: f.lot_number,
-                supplier: Some(f.supplier).filter(|s| !s.trim().is_empty()),
-                kind: f.kind,
+                code: f.code.clone(),
+                name: f.name.clone(),
+                lot_number: f.lot_number.clone(),
+                supplier: Some(f.supplier.clone()).filter(|s| !s.trim().is_empty()),
+                kind: f.kind.clone(),
                 expires_at,
             };
             state.db(move |c| svc::receive(c, &actor, &input)).await
@@ -143,7 +151,7 @@ pub async fn receive(
             let p = refusal(e)?;
             Ok(html_page(
                 p.status,
-                list_markup(&state, &user, Some(&p)).await?,
+                list_markup(&state, &user, Some(&p), Some(&f)).await?,
             ))
         }
     }
@@ -268,7 +276,7 @@ pub async fn release(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::Sign(Meaning::MaterialReleased))?;
-    let f: MaterialForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    let f: MaterialForm = read_form(&body)?;
     user.check_csrf(&f.csrf)?;
     let (id, actor, rules) = (id.into_inner(), user.0.actor.clone(), state.signing.clone());
     let outcome = state
@@ -287,7 +295,7 @@ pub async fn reject(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::Sign(Meaning::MaterialRejected))?;
-    let f: MaterialForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    let f: MaterialForm = read_form(&body)?;
     user.check_csrf(&f.csrf)?;
     let (id, actor, rules) = (id.into_inner(), user.0.actor.clone(), state.signing.clone());
     let outcome = state

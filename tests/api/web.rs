@@ -2586,3 +2586,96 @@ async fn a_review_without_a_chosen_decision_signs_nothing() {
         .await;
     assert_eq!(r.body["status"], "recorded", "still awaiting review");
 }
+
+/// Forms post codes: a technician reading Chinese chooses each kind of
+/// material in Chinese and the form posts its code, so every kind is
+/// received; a refused form comes back as typed, the kind still chosen.
+#[actix_web::test]
+async fn a_chinese_technician_receives_every_kind_of_material_and_a_refused_form_keeps_what_was_typed()
+ {
+    let lab = Lab::msc().await;
+    let r = lab
+        .app
+        .post("/api/v1/auth/locale", &lab.tech, json!({"locale": "zh-CN"}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let mut tech = Browser::as_tech(&lab).await;
+    let list = tech.get("/materials").await;
+    for (code, words) in [
+        ("reagent", "试剂"),
+        ("consumable", "耗材"),
+        ("raw_material", "原材料"),
+    ] {
+        assert!(
+            list.body
+                .contains(&format!("<option value=\"{code}\">{words}</option>")),
+            "{code}: {}",
+            list.body
+        );
+    }
+    let token = Browser::csrf(&list);
+    let expires = (chrono::Utc::now() + chrono::Duration::days(90))
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    for (n, kind) in ["reagent", "consumable", "raw_material"].iter().enumerate() {
+        let lot = format!("L{n}");
+        let made = tech
+            .post(
+                "/materials",
+                &[
+                    ("csrf", &token),
+                    ("code", "CD73-PE"),
+                    ("name", "CD73 PE 抗体"),
+                    ("lot_number", &lot),
+                    ("kind", kind),
+                    ("expires_at", &expires),
+                ],
+            )
+            .await;
+        assert_eq!(made.status, StatusCode::SEE_OTHER, "{kind}: {}", made.body);
+    }
+    let refused = tech
+        .post(
+            "/materials",
+            &[
+                ("csrf", &token),
+                ("code", "CD90-FITC"),
+                ("name", "CD90 FITC 抗体"),
+                ("lot_number", "L-2026-7"),
+                ("supplier", "BD Biosciences"),
+                ("kind", "consumable"),
+                ("expires_at", "next spring"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    for typed in [
+        "value=\"CD90-FITC\"",
+        "value=\"CD90 FITC 抗体\"",
+        "value=\"L-2026-7\"",
+        "value=\"BD Biosciences\"",
+        "<option value=\"consumable\" selected>",
+    ] {
+        assert!(refused.body.contains(typed), "{typed}: {}", refused.body);
+    }
+    let posted_word = tech
+        .post(
+            "/materials",
+            &[
+                ("csrf", &token),
+                ("code", "CD105"),
+                ("name", "CD105"),
+                ("lot_number", "L9"),
+                ("kind", "试剂"),
+                ("expires_at", &expires),
+            ],
+        )
+        .await;
+    assert_eq!(posted_word.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(lab.count("material_lots"), 3);
+}

@@ -63,13 +63,10 @@ impl Din {
         let expected = check_character(&data).ok_or_else(|| Words::new("fe-din-character"))?;
         let given = check.first().copied().unwrap_or_default();
         if given != expected {
-            return Err(Words::with(
-                "fe-din-check",
-                &[
-                    ("given", given.to_string()),
-                    ("expected", expected.to_string()),
-                ],
-            ));
+            // The right character is not said: a DIN mistyped by one
+            // character must be checked against the bag, not corrected from
+            // the refusal.
+            return Err(Words::with("fe-din-check", &[("given", given.to_string())]));
         }
         Ok(Din(s))
     }
@@ -104,6 +101,29 @@ impl Din {
             d.get(5..7).unwrap_or_default(),
             d.get(7..).unwrap_or_default()
         )
+    }
+
+    /// The DIN, as stored, that a search for `scanned` looks for: a scan of
+    /// the barcode (`=` + 13 characters + the two flag digits), the
+    /// eye-readable line with or without its flags (`W1234 26 123456 00`),
+    /// or the DIN with its check character (as typed: a wrong one finds
+    /// nothing). Spaces and case aside.
+    pub fn searched(scanned: &str) -> String {
+        let s: String = scanned
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_uppercase();
+        let s = s.strip_prefix('=').unwrap_or(&s).to_owned();
+        let data = match s.chars().count() {
+            13 => Some(s.clone()),
+            15 if s.chars().skip(13).all(|c| c.is_ascii_digit()) => s.get(..13).map(str::to_owned),
+            _ => None,
+        };
+        match data.and_then(|d| check_character(&d).map(|c| format!("{d}{c}"))) {
+            Some(din) => din,
+            None => s,
+        }
     }
 
     /// Whether a scanned or typed DIN names this donation: the barcode's
@@ -168,6 +188,26 @@ mod tests {
     }
 
     #[test]
+    fn a_search_finds_the_din_from_the_barcode_the_eye_readable_line_or_the_din() {
+        let din = Din::parse("G123498654321H").unwrap();
+        for scanned in [
+            "=G12349865432100",
+            "G1234 98 654321 00",
+            "g1234 98 654321",
+            "G123498654321H",
+            "G1234 98 654321 H",
+        ] {
+            assert_eq!(Din::searched(scanned), din.as_str(), "{scanned}");
+        }
+        assert_eq!(
+            Din::searched("G123498654321J"),
+            "G123498654321J",
+            "as typed"
+        );
+        assert_eq!(Din::searched("UCMSC-2026-001"), "UCMSC-2026-001");
+    }
+
+    #[test]
     fn a_din_is_accepted_with_or_without_spaces() {
         assert_eq!(
             Din::parse("G123498654321H").unwrap().as_str(),
@@ -185,11 +225,14 @@ mod tests {
 
     #[test]
     fn a_wrong_check_character_or_shape_is_refused() {
+        let refused = Din::parse("G123498654321J").unwrap_err().english();
         assert!(
-            Din::parse("G123498654321J")
-                .unwrap_err()
-                .english()
-                .contains("must be H")
+            refused.contains("check character J does not match"),
+            "{refused}"
+        );
+        assert!(
+            !refused.contains('H'),
+            "the right character is not said: {refused}"
         );
         assert!(Din::parse("G123498654321").is_err(), "no check character");
         assert!(

@@ -246,11 +246,7 @@ pub fn list_batches(
         if !errors.is_empty() {
             return Err(AppError::validation(errors));
         }
-        let din: String = text
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect::<String>()
-            .to_uppercase();
+        let din = crate::domain::din::Din::searched(text);
         let escaped = text
             .replace('\\', "\\\\")
             .replace('%', "\\%")

@@ -349,7 +349,7 @@ async fn refusals_with_specifics_and_the_bag_label_are_in_chinese_for_a_chinese_
         )
         .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    for words in ["校验字符为 J，但应为 H", "不是十进制数"] {
+    for words in ["校验字符 J 与编号不符", "不是十进制数"] {
         assert!(refused.body.contains(words), "{words}: {}", refused.body);
     }
     assert!(
@@ -383,7 +383,7 @@ async fn refusals_with_specifics_and_the_bag_label_are_in_chinese_for_a_chinese_
     };
     assert_eq!(
         message(&english, "donor_din"),
-        "check character is J but must be H (ISO 7064 Mod 37-2)"
+        "check character J does not match the number: check the DIN as typed or scanned (ISO 7064 Mod 37-2)"
     );
     let req = lab
         .app
@@ -393,7 +393,7 @@ async fn refusals_with_specifics_and_the_bag_label_are_in_chinese_for_a_chinese_
     assert_eq!(chinese.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         message(&chinese, "donor_din"),
-        "校验字符为 J，但应为 H（ISO 7064 Mod 37-2）"
+        "校验字符 J 与编号不符：请核对输入或扫描的 DIN（ISO 7064 Mod 37-2）"
     );
     // A parent that is not a batch: the words carry its id in both.
     let mut body = body;

@@ -74,6 +74,9 @@ pub struct Chart {
     /// it has one); none without limits, without a specification limit, or
     /// when sigma is zero.
     pub cpk: Option<BigDecimal>,
+    /// The baseline has no spread (every moving range 0): no limits and no
+    /// rule flags, "not enough variation to chart".
+    pub no_variation: bool,
 }
 
 impl Chart {
@@ -87,10 +90,18 @@ fn d2() -> BigDecimal {
     BigDecimal::from_str(D2).unwrap_or_else(|_| BigDecimal::from(1))
 }
 
+/// Whether a baseline has no spread: every moving range 0.
+pub fn without_variation(baseline: &[BigDecimal]) -> bool {
+    let baseline = baseline.get(..BASELINE).unwrap_or(baseline);
+    baseline.windows(2).all(|w| matches!(w, [a, b] if a == b))
+}
+
 /// The chart's lines from the series' first points (the baseline: at most
-/// [`BASELINE`]); none when the whole series has fewer than [`MIN_POINTS`].
+/// [`BASELINE`]); none when the whole series has fewer than [`MIN_POINTS`],
+/// or when the baseline has no spread (limits of zero width would call
+/// every later departure, however small, out of trend).
 pub fn limits(baseline: &[BigDecimal], series_len: usize) -> Option<Limits> {
-    if series_len < MIN_POINTS || baseline.len() < 2 {
+    if series_len < MIN_POINTS || baseline.len() < 2 || without_variation(baseline) {
         return None;
     }
     let baseline = baseline.get(..BASELINE).unwrap_or(baseline);
@@ -175,7 +186,10 @@ pub fn cpk(l: &Limits, min: Option<&BigDecimal>, max: Option<&BigDecimal>) -> Op
 /// The chart of `values` (in order) against the specification's `min` and `max`.
 pub fn chart(values: &[BigDecimal], min: Option<&BigDecimal>, max: Option<&BigDecimal>) -> Chart {
     let baseline_n = values.len().min(BASELINE);
-    let limits = limits(values.get(..baseline_n).unwrap_or_default(), values.len());
+    let baseline = values.get(..baseline_n).unwrap_or_default();
+    let limits = limits(baseline, values.len());
+    let no_variation =
+        values.len() >= MIN_POINTS && baseline.len() >= 2 && without_variation(baseline);
     let violations = values
         .iter()
         .enumerate()
@@ -189,6 +203,7 @@ pub fn chart(values: &[BigDecimal], min: Option<&BigDecimal>, max: Option<&BigDe
         cpk: limits.as_ref().and_then(|l| cpk(l, min, max)),
         limits,
         violations,
+        no_variation,
     }
 }
 
@@ -325,16 +340,23 @@ mod tests {
     }
 
     #[test]
-    fn a_constant_baseline_has_zero_sigma_and_no_cpk() {
+    fn a_baseline_without_spread_has_no_limits_and_flags_nothing() {
         let mut v = vec!["10"; 20];
-        v.push("10.001");
+        v.extend(["10.001", "10.002", "10.003", "10.004", "10.005", "10.006"]);
         let c = chart(&series(&v), Some(&d("9")), Some(&d("11")));
-        assert_eq!(c.limits.clone().unwrap().sigma, d("0"));
+        assert!(c.no_variation);
+        assert_eq!(c.limits, None);
         assert_eq!(c.cpk, None);
         assert!(
-            c.flagged(20),
-            "any departure from a constant process is beyond its limits"
+            (0..v.len()).all(|i| !c.flagged(i)),
+            "no rule flags without limits"
         );
+        // One moving range above zero is spread enough.
+        let mut w = vec!["10"; 19];
+        w.push("10.1");
+        let c = chart(&series(&w), None, None);
+        assert!(!c.no_variation);
+        assert!(c.limits.is_some());
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub struct Trend {
     pub ucl: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpk: Option<f64>,
+    /// The baseline has no spread (every moving range 0): no limits and no
+    /// rule flags.
+    pub no_variation: bool,
     /// The rules applied.
     #[schema(value_type = Vec<String>)]
     pub rules: Vec<Rule>,
@@ -181,6 +184,7 @@ pub fn trend(
         lcl: limits.and_then(|l| number(&l.lcl)),
         ucl: limits.and_then(|l| number(&l.ucl)),
         cpk: chart.cpk.as_ref().and_then(number),
+        no_variation: chart.no_variation,
         rules: trend::RULES.to_vec(),
         points: rows
             .into_iter()

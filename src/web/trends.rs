@@ -60,6 +60,27 @@ pub const MAX_DRAWN: usize = 500;
 /// The most flagged batches the page lists.
 const MAX_LISTED: usize = 200;
 
+/// The least distance between two lines' labels, in the chart's units (a
+/// label is 11 high).
+const LABEL_GAP: f64 = 13.0;
+
+/// Where to write the labels of lines at heights `ys`: at their lines, moved
+/// down just enough that no two overlap, in the lines' order from the top.
+fn apart(ys: &[f64]) -> Vec<f64> {
+    let mut order: Vec<(usize, f64)> = ys.iter().copied().enumerate().collect();
+    order.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let mut at = ys.to_vec();
+    let mut last: Option<f64> = None;
+    for (i, y) in order {
+        let y = last.map_or(y, |prev| y.max(prev + LABEL_GAP));
+        if let Some(slot) = at.get_mut(i) {
+            *slot = y;
+        }
+        last = Some(y);
+    }
+    at
+}
+
 /// The chart as SVG, of the series' last [`MAX_DRAWN`] points. Points are
 /// placed by their order (performed_at), one column per batch; the y range
 /// covers the points, the control limits and the specification limits.
@@ -118,6 +139,7 @@ pub fn chart_svg(t: &Trend, loc: Locale) -> Markup {
     if let Some(v) = spec_min {
         lines.push(("spec", spec_min_words.as_str(), v));
     }
+    let label_at = apart(&lines.iter().map(|(_, _, v)| y(*v)).collect::<Vec<_>>());
     let path: String = values
         .iter()
         .enumerate()
@@ -147,9 +169,9 @@ pub fn chart_svg(t: &Trend, loc: Locale) -> Markup {
                 line.grid-line x1=(format!("{edge:.1}")) x2=(format!("{edge:.1}")) y1=(TOP) y2=(H - BOTTOM) {}
                 text x=(format!("{:.1}", edge - 4.0)) y=(TOP - 5.0) text-anchor="end" { (tr!(loc, "chart-baseline", n = t.baseline_n)) }
             }
-            @for (class, name, v) in &lines {
+            @for ((class, name, v), at) in lines.iter().zip(&label_at) {
                 line class=(class) x1=(LEFT) x2=(W - RIGHT) y1=(format!("{:.1}", y(*v))) y2=(format!("{:.1}", y(*v))) {}
-                text x=(W - RIGHT + 6.0) y=(format!("{:.1}", y(*v) + 4.0)) { (name) " " (label(*v)) }
+                text x=(W - RIGHT + 6.0) y=(format!("{:.1}", at + 4.0)) { (name) " " (label(*v)) }
             }
             polyline.series points=(path) {}
             @for (i, p) in points.iter().enumerate() {
@@ -278,6 +300,9 @@ fn trend_markup(
                 Ok(t) => {
                     @if t.points.len() < crate::domain::trend::MIN_POINTS {
                         div.notice.warn { (tr!(user.lang(), "trend-too-few", n = t.points.len(), min = crate::domain::trend::MIN_POINTS)) }
+                    }
+                    @if t.no_variation {
+                        div.notice.warn id="no-variation" { (tr!(user.lang(), "trend-no-variation", n = t.baseline_n)) }
                     }
                     @if t.points.len() > MAX_DRAWN {
                         div.notice.warn id="drawn" { (tr!(user.lang(), "trend-drawn", shown = MAX_DRAWN, n = t.points.len())) }
@@ -431,6 +456,7 @@ mod tests {
             sigma: Some(1.0),
             lcl: Some(88.0),
             ucl: Some(94.0),
+            no_variation: false,
             cpk: Some(3.67),
             rules: crate::domain::trend::RULES.to_vec(),
         };
@@ -487,6 +513,7 @@ mod tests {
             sigma: Some(0.0),
             lcl: Some(90.0),
             ucl: Some(90.0),
+            no_variation: false,
             cpk: None,
             rules: crate::domain::trend::RULES.to_vec(),
         };
@@ -510,5 +537,18 @@ mod tests {
         assert_eq!(step(2.0e7, 6.0), 5.0e6);
         assert_eq!(label(91.5), "91.5");
         assert_eq!(label(88.0), "88");
+    }
+
+    #[test]
+    fn line_labels_never_overlap_and_stay_beside_their_lines_when_apart() {
+        let at = apart(&[100.0, 101.0, 99.5, 300.0, 100.0]);
+        let mut sorted = at.clone();
+        sorted.sort_by(f64::total_cmp);
+        assert!(
+            sorted.windows(2).all(|w| w[1] - w[0] >= LABEL_GAP),
+            "{at:?}"
+        );
+        assert_eq!(at[2], 99.5, "the top one stays at its line");
+        assert_eq!(at[3], 300.0, "a line far from the others keeps its label");
     }
 }

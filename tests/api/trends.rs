@@ -286,3 +286,56 @@ async fn a_result_rejected_in_review_or_invalidated_leaves_the_series_and_what_r
     // The list behind the series holds exactly these results.
     assert_eq!(lab.count("trend_points WHERE test_code = 'VIAB'"), 2);
 }
+
+/// A test whose baseline does not vary (every moving range 0) gets no
+/// control limits and no rule flags: limits of zero width would call every
+/// later departure out of trend. The page says why no limits are drawn.
+#[actix_web::test]
+async fn a_baseline_without_variation_draws_no_limits_and_flags_nothing() {
+    let lab = Lab::msc().await;
+    let app = &lab.app;
+    // The baseline: the first twenty points, all alike.
+    for i in 0..20 {
+        let b = lab.batch(&format!("FLAT-{i:02}")).await;
+        lab.recorded(&b, "VIAB", json!("92.0")).await;
+    }
+    let after = lab.batch("FLAT-20").await;
+    lab.recorded(&after, "VIAB", json!("92.5")).await;
+    let path = format!("/api/v1/products/{}/trends?test_code=VIAB", lab.product_id);
+    let t = app.get(&path, &lab.reviewer).await;
+    assert_eq!(t.status, StatusCode::OK, "{}", t.body);
+    assert_eq!(t.body["no_variation"], true);
+    for line in ["center", "sigma", "lcl", "ucl", "cpk"] {
+        assert!(t.body[line].is_null(), "{line}: {}", t.body);
+    }
+    let points = t.body["points"].as_array().unwrap();
+    assert_eq!(points.len(), 21);
+    assert!(
+        points.iter().all(|p| p["violations"] == json!([])),
+        "{}",
+        t.body
+    );
+    let readiness = app
+        .get(
+            &format!("/api/v1/batches/{after}/release-readiness"),
+            &lab.tech,
+        )
+        .await;
+    assert_eq!(readiness.status, StatusCode::OK, "{}", readiness.body);
+    assert_eq!(readiness.body["warnings"], json!([]), "{}", readiness.body);
+    let mut reviewer = crate::web::Browser::signed_in_as(&lab, &lab.reviewer).await;
+    let page = reviewer
+        .get(&format!(
+            "/products/{}/trends?test_code=VIAB",
+            lab.product_id
+        ))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("id=\"no-variation\"")
+            && page.body.contains("not enough variation to chart"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("UCL +3σ"), "no control lines drawn");
+}

@@ -543,6 +543,7 @@ trend-rules = Rules
 trend-none-flagged = No point completes a run rule.
 trend-csv = Download the points (CSV)
 trend-title = Trend · { $product } · { $code }
+trend-no-variation = The first { $n } points do not vary (every moving range is 0): not enough variation to chart, so no control limits are drawn and no point is flagged. The specification still decides each result.
 trend-too-few = { $n } point(s): the chart draws its limits from { $min } batches on. Until then no point is flagged.
 trend-drawn = The chart draws the last { $shown } of { $n } points; its lines and flags are the whole series'. Choose a shorter period to see earlier batches.
 trend-points = { $n } batches (one current result each, in order of performance)

@@ -528,6 +528,7 @@ trend-rules = 规则
 trend-none-flagged = 没有数据点构成判异规则。
 trend-csv = 下载数据点（CSV）
 trend-title = 趋势 · { $product } · { $code }
+trend-no-variation = 前 { $n } 个数据点没有波动（移动极差均为 0）：波动不足，无法绘制控制图，因此不绘制控制限，也不标记任何数据点。每个结果仍按质量标准判定。
 trend-too-few = { $n } 个数据点：控制图自 { $min } 个批次起绘制控制限。在此之前不标记任何数据点。
 trend-drawn = 图中绘制 { $n } 个数据点中的最后 { $shown } 个；其线和标记基于整个序列。选择较短的期间可查看更早的批次。
 trend-points = { $n } 个批次（每批一个当前结果，按检测顺序）

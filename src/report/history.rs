@@ -179,6 +179,12 @@ pub fn sentence(e: &AuditEntryView, names: &ResultNames, loc: Locale) -> String 
         ),
         "batch.release_signed" => tr!(loc, "hist-release-signed"),
         "batch.release_refused" => tr!(loc, "hist-release-refused", detail = f(after, "detail")),
+        "custody.identity_refused" => tr!(
+            loc,
+            "hist-custody-identity-refused",
+            event = loc.code_words("event", &field(after, "event").unwrap_or_default()),
+            detail = f(after, "detail")
+        ),
         "auth.password_failed" => tr!(
             loc,
             "hist-password-failed",

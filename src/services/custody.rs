@@ -11,7 +11,8 @@ use crate::db::models::CustodyRow;
 use crate::db::schema::custody_events;
 use crate::domain::FieldError;
 use crate::domain::StoredName;
-use crate::domain::custody::CustodyEvent;
+use crate::domain::audit::SYSTEM_CHAIN;
+use crate::domain::custody::{CustodyEvent, CustodyRefusal};
 use crate::domain::decimal::Decimal;
 use crate::domain::deviation::{DeviationKind, EXCURSION_SEVERITY};
 use crate::domain::record::CustodyRecord;
@@ -91,16 +92,30 @@ pub fn record_event(
     in_transaction(conn, |c| {
         let mut lb = LockedBatch::lock(c, BatchOf::Batch(batch_id))?;
         let was_releasable = lb.record.readiness().releasable;
-        // Before anything else: is this the bag of this batch?
-        if let Some(scanned) = input.scanned_din.as_deref() {
-            lb.record.check_scanned_din(scanned)?;
+        // Before anything else: is this the bag of this batch, and the
+        // patient it is for?
+        let checked = match input.scanned_din.as_deref() {
+            Some(scanned) => lb.record.check_scanned_din(scanned),
+            None => Ok(()),
         }
-        lb.record.check_custody(
-            event,
-            input.occurred_at,
-            input.internal,
-            recipient_id.as_deref(),
-        )?;
+        .and_then(|()| {
+            lb.record.check_custody(
+                event,
+                input.occurred_at,
+                input.internal,
+                recipient_id.as_deref(),
+            )
+        });
+        match checked {
+            Ok(()) => {}
+            // A refused identity check is kept, as a refused signature is.
+            Err(refusal @ (CustodyRefusal::DinMismatch | CustodyRefusal::IdentityMismatch)) => {
+                let refusal = AppError::from(refusal);
+                record_identity_refusal(c, actor, lb.id(), event, input, &refusal)?;
+                return Ok(Err(refusal));
+            }
+            Err(refusal) => return Err(refusal.into()),
+        }
         let storage = lb.record.product.storage.clone();
         let excursion = temperature
             .as_ref()
@@ -195,6 +210,37 @@ pub fn record_event(
         lb.record.push_custody(recorded.clone());
         // A delivery can end the last blocker (in transit).
         notices::ready_for_release(c, was_releasable, &lb.record)?;
-        Ok(recorded)
-    })
+        Ok(Ok(recorded))
+    })?
+}
+
+/// Audits a refused identity check (another bag's DIN, another patient) on
+/// the system chain, naming the batch: it appears in the batch's history
+/// without taking the batch chain's head, and nothing else is recorded.
+fn record_identity_refusal(
+    c: &mut PgConnection,
+    actor: &Actor,
+    batch_id: Uuid,
+    event: CustodyEvent,
+    input: &NewCustodyInput,
+    refusal: &AppError,
+) -> Result<(), AppError> {
+    let p = refusal.to_problem();
+    let mut rec = AuditRecord::new(
+        SYSTEM_CHAIN,
+        Some(actor),
+        "custody.identity_refused",
+        "batch",
+        Some(batch_id),
+    )
+    .after(json!({
+        "event": event,
+        "scanned_din": input.scanned_din,
+        "recipient_id": input.recipient_id,
+        "code": p.code,
+        "detail": p.detail,
+    }));
+    rec.batch_id = Some(batch_id);
+    super::audit::append(c, rec)?;
+    Ok(())
 }

@@ -105,6 +105,14 @@ async fn administration_to_anyone_but_the_intended_recipient_is_refused() {
     assert_eq!(wrong.status, StatusCode::CONFLICT);
     assert_eq!(wrong.code(), "identity_mismatch");
     assert_eq!(lab.count("custody_events"), 0);
+    // The refused patient check is kept in the batch's history.
+    let refused: Vec<String> = lab
+        .history_actions(&b, &lab.qa)
+        .await
+        .into_iter()
+        .filter(|a| a == "custody.identity_refused")
+        .collect();
+    assert_eq!(refused.len(), 1);
     let right = lab
         .custody(
             &b,
@@ -353,6 +361,21 @@ async fn a_scanned_din_that_is_not_the_batchs_refuses_the_event_and_the_label_ca
     assert_eq!(wrong.code(), "identity_mismatch");
     assert_eq!(wrong.body["errors"][0]["field"], "scanned_din");
     assert_eq!(lab.count("custody_events"), before);
+    // Kept in the batch's history, like a refused signature, with what was
+    // scanned and the sentence the history reads.
+    let h = lab
+        .app
+        .get(&format!("/api/v1/batches/{b}/history"), &lab.qa)
+        .await;
+    let refused: Vec<&serde_json::Value> = h.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "custody.identity_refused")
+        .collect();
+    assert_eq!(refused.len(), 1, "{}", h.body);
+    assert_eq!(refused[0]["after"]["scanned_din"], "=G12349865432200");
+    assert_eq!(refused[0]["after"]["code"], "identity_mismatch");
     // The barcode as the scanner reads it.
     let ok = lab.custody(&b, event("=G12349865432100")).await;
     assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);

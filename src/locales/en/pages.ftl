@@ -479,6 +479,7 @@ hist-custody = Custody: { $event } at { $location } by { $party }, { $at }{ $tem
 hist-audit-reviewed = Audit trail reviewed (signed) up to entry { $seq }: { $n } exception(s) read.
 hist-release-signed = Release signature given (signed); another is required.
 hist-release-refused = A release was refused: { $detail }.
+hist-custody-identity-refused = A { $event } event was refused at the identity check, nothing recorded: { $detail }.
 hist-password-failed = A { $purpose } was refused: wrong password (failure { $n } in a row).
 hist-signature-refused = A signature was refused.
 hist-batch-status = Batch status { $from } -> { $to } (signed).

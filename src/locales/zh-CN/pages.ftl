@@ -467,6 +467,7 @@ hist-custody = 监管链：{ $event }，地点 { $location }，交接方 { $part
 hist-audit-reviewed = 审计追踪已审核（已签名）至第 { $seq } 条：已阅读 { $n } 项异常。
 hist-release-signed = 已给出放行签名（已签名）；还需另一个签名。
 hist-release-refused = 放行被拒绝：{ $detail }。
+hist-custody-identity-refused = “{ $event }”事件在身份核对时被拒绝，未记录任何内容：{ $detail }。
 hist-password-failed = { $purpose }被拒绝：密码错误（连续第 { $n } 次失败）。
 hist-signature-refused = 签名被拒绝。
 hist-batch-status = 批次状态 { $from } -> { $to }（已签名）。

@@ -2,13 +2,16 @@
 //! donor, recipient, quantity and parents, refused in words next to each
 //! field and kept as typed.
 
-use super::layout::{Refusal, csrf, html_page, page, refusal, see_other};
+use super::layout::{
+    Refusal, created_id, csrf, form_key, form_once, html_page, page, read_form, refusal, see_other,
+};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::roles::Action;
 use crate::error::{AppError, Problem};
 use crate::services::PageRequest;
 use crate::services::batches::{self as batch_svc, NewBatchInput};
+use crate::services::idempotency::create_once;
 use crate::services::products as product_svc;
 use crate::tr;
 use actix_web::http::StatusCode;
@@ -35,6 +38,8 @@ const LABELS: &[(&str, &str)] = &[
 pub struct NewBatchForm {
     #[serde(default)]
     csrf: String,
+    #[serde(default)]
+    form_key: Option<String>,
     #[serde(default)]
     product_id: String,
     #[serde(default)]
@@ -80,6 +85,7 @@ async fn form_markup(
             (r.summary())
             form.stack.card method="post" action="/batches" {
                 (csrf(user))
+                (form_key())
                 label { (tr!(user.lang(), "col-product"))
                     select name="product_id" required {
                         @for p in &products.items {
@@ -198,25 +204,32 @@ fn batch_input(user: &WebUser, f: &NewBatchForm) -> Result<(NewBatchInput, Vec<S
 pub async fn create_batch(
     state: web::Data<AppState>,
     user: WebUser,
-    form: web::Form<NewBatchForm>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::CreateBatch)?;
-    user.check_csrf(&form.csrf)?;
-    let f = form.into_inner();
+    let f: NewBatchForm = read_form(&body)?;
+    user.check_csrf(&f.csrf)?;
     let actor = user.0.actor.clone();
+    // A double submit starts the batch once and shows it.
+    let once = form_once(f.form_key.as_deref(), "/batches", &body);
     let attempt = match batch_input(&user, &f) {
         Err(e) => Err(e),
         Ok((mut input, parents)) => {
             state
                 .db(move |c| {
-                    input.parent_batch_ids = batch_svc::ids_of_numbers(c, &parents)?;
-                    batch_svc::create_batch(c, &actor, &input)
+                    let created = create_once(c, actor.id, once.as_ref(), |c| {
+                        input.parent_batch_ids = batch_svc::ids_of_numbers(c, &parents)?;
+                        Ok(serde_json::to_value(batch_svc::create_batch(
+                            c, &actor, &input,
+                        )?)?)
+                    })?;
+                    created_id(&created.body)
                 })
                 .await
         }
     };
     match attempt {
-        Ok(b) => Ok(see_other(format!("/batches/{}?started=1", b.id))),
+        Ok(id) => Ok(see_other(format!("/batches/{id}?started=1"))),
         Err(e) => {
             let p = refusal(e)?;
             let markup = form_markup(&state, &user, Some(&p), &f).await?;

@@ -1,6 +1,8 @@
 //! Recording custody events from the browser.
 
-use super::layout::{self, Refusal, csrf, html_page, page, refusal, see_other};
+use super::layout::{
+    self, Refusal, csrf, form_key, form_once, html_page, page, read_form, refusal, see_other,
+};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::StoredName;
@@ -8,6 +10,7 @@ use crate::domain::roles::Action;
 use crate::error::Problem;
 use crate::services::batches as batch_svc;
 use crate::services::custody::{self as custody_svc, NewCustodyInput};
+use crate::services::idempotency::create_once;
 use crate::tr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
@@ -61,6 +64,7 @@ async fn custody_markup(
             ol { @for e in &detail.custody { li { strong { (user.lang().code_words("event", e.event.as_str())) } " · " (user.time(e.occurred_at)) " · " (e.location) } } }
             form.stack.card method="post" action={"/batches/" (batch_id) "/custody"} {
                 (csrf(user))
+                (form_key())
                 @if detail.batch.donor_din.is_some() {
                     label { (tr!(user.lang(), "custody-scan"))
                         input type="text" name="scanned_din" required autocomplete="off" autofocus data-scan value=(text(|f| f.scanned_din.as_deref()));
@@ -101,6 +105,7 @@ pub async fn custody_form(
 #[derive(Debug, Deserialize)]
 pub struct CustodyForm {
     csrf: String,
+    form_key: Option<String>,
     event: String,
     occurred_at: String,
     location: String,
@@ -119,12 +124,18 @@ pub async fn record_custody(
     state: web::Data<AppState>,
     user: WebUser,
     id: web::Path<Uuid>,
-    form: web::Form<CustodyForm>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::RecordCustody)?;
-    user.check_csrf(&form.csrf)?;
+    let f: CustodyForm = read_form(&body)?;
+    user.check_csrf(&f.csrf)?;
     let batch_id = id.into_inner();
-    let f = form.into_inner();
+    // A double submit records the event once and shows the first outcome.
+    let once = form_once(
+        f.form_key.as_deref(),
+        &format!("/batches/{batch_id}/custody"),
+        &body,
+    );
     let attempt = async {
         let occurred_at = user.from_form("occurred_at", &f.occurred_at)?;
         let input = NewCustodyInput {
@@ -146,7 +157,12 @@ pub async fn record_custody(
         };
         let actor = user.0.actor.clone();
         state
-            .db(move |c| custody_svc::record_event(c, &actor, batch_id, &input))
+            .db(move |c| {
+                create_once(c, actor.id, once.as_ref(), |c| {
+                    let recorded = custody_svc::record_event(c, &actor, batch_id, &input)?;
+                    Ok(serde_json::to_value(recorded)?)
+                })
+            })
             .await
     }
     .await;

@@ -2,6 +2,7 @@
 
 use super::session::{WebError, WebUser};
 use crate::domain::StoredName;
+use crate::domain::hashing::sha256_hex;
 use crate::domain::record::RecordedResult;
 use crate::domain::release::Blocker;
 use crate::domain::roles::Action;
@@ -9,6 +10,7 @@ use crate::domain::signature::Meaning;
 use crate::domain::spec::Outcome;
 use crate::error::{AppError, FieldError, Problem};
 use crate::i18n::Locale;
+use crate::services::idempotency::IdempotencyKey;
 use crate::tr;
 use actix_web::HttpResponse;
 use actix_web::http::{StatusCode, header};
@@ -446,12 +448,39 @@ pub fn meaning_choice(name: &str, choices: &[(&str, Meaning)], loc: Locale) -> M
     }
 }
 
+/// A creating form's one-time key (hidden field `form_key`), new with each
+/// form shown: what the form creates is created once for it.
+pub fn form_key() -> Markup {
+    html! { input type="hidden" name="form_key" value=(uuid::Uuid::now_v7()); }
+}
+
+/// The idempotency key of a creating form sent to `path`: its one-time key,
+/// with the hash of the bytes sent (a double submit sends the same bytes
+/// and is given the first outcome; the same key with other bytes is
+/// refused). None for a form without a key.
+pub fn form_once(form_key: Option<&str>, path: &str, body: &[u8]) -> Option<IdempotencyKey> {
+    let key = form_key.and_then(|k| uuid::Uuid::parse_str(k.trim()).ok())?;
+    Some(IdempotencyKey {
+        key: format!("form:{key}"),
+        request_hash: sha256_hex(&[path.as_bytes(), b"\n", body]),
+    })
+}
+
+/// The id of what a creating form created (on a double submit, of what
+/// the first one created).
+pub fn created_id(created: &serde_json::Value) -> Result<uuid::Uuid, AppError> {
+    created["id"]
+        .as_str()
+        .and_then(|s| uuid::Uuid::parse_str(s).ok())
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("a created record without its id")))
+}
+
 /// Reads a posted form. One that can't be read (a value no field takes) is
 /// refused as a page saying why, never taken as an empty form.
 pub fn read_form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, WebError> {
     serde_html_form::from_bytes(body).map_err(|e| {
         WebError::Refused(AppError::bad_request(
-            "unreadable_form",
+            "invalid_form",
             format!("the form could not be read, so nothing was saved ({e})"),
         ))
     })

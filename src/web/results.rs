@@ -2,8 +2,8 @@
 //! is shown in words next to the form, with what was typed kept.
 
 use super::layout::{
-    Refusal, csrf, entered, html_page, outcome, page, recorded_notice, refusal, see_other,
-    status_words,
+    Refusal, created_id, csrf, entered, form_key, form_once, html_page, outcome, page, read_form,
+    recorded_notice, refusal, see_other, status_words,
 };
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
@@ -16,6 +16,7 @@ use crate::error::{AppError, Problem};
 use crate::services::batch_record::equipment;
 use crate::services::batch_record::views::BatchDetail;
 use crate::services::batches as batch_svc;
+use crate::services::idempotency::create_once;
 use crate::services::results::{self as result_svc, Decision, NewResultInput};
 use crate::tr;
 use actix_web::{HttpResponse, get, post, web};
@@ -121,6 +122,7 @@ async fn record_form_markup(
             } @else {
             form.stack.card method="post" action={"/batches/" (batch_id) "/results"} {
                 (csrf(user))
+                (form_key())
                 label { (tr!(user.lang(), "col-test"))
                     select name="test_code" required {
                         @for t in &record.spec.tests {
@@ -232,6 +234,7 @@ pub async fn record_result_form(
 #[derive(Debug, Clone, Deserialize)]
 pub struct RecordForm {
     csrf: String,
+    form_key: Option<String>,
     test_code: String,
     value: String,
     performed_at: String,
@@ -254,11 +257,15 @@ pub async fn record_result(
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::RecordResult)?;
     // Repeated `material_ids` fields (a checkbox per lot).
-    let f: RecordForm = serde_html_form::from_bytes(&body).map_err(|e| {
-        AppError::bad_request("invalid_form", format!("the form could not be read: {e}"))
-    })?;
+    let f: RecordForm = read_form(&body)?;
     user.check_csrf(&f.csrf)?;
     let batch_id = id.into_inner();
+    // A double submit records the result once and shows the first outcome.
+    let once = form_once(
+        f.form_key.as_deref(),
+        &format!("/batches/{batch_id}/results"),
+        &body,
+    );
     let attempt = async {
         let performed_at = user.from_form("performed_at", &f.performed_at)?;
         let replaces = match f.replaces_result_id.as_deref().filter(|s| !s.is_empty()) {
@@ -299,7 +306,11 @@ pub async fn record_result(
         let actor = user.0.actor.clone();
         state
             .db(move |c| {
-                let r = result_svc::record_result(c, &actor, batch_id, &input)?;
+                let created = create_once(c, actor.id, once.as_ref(), |c| {
+                    let r = result_svc::record_result(c, &actor, batch_id, &input)?;
+                    Ok(serde_json::to_value(r)?)
+                })?;
+                let r = created_id(&created.body)?;
                 let more = batch_svc::record(c, batch_id)?
                     .readiness()
                     .blockers
@@ -313,13 +324,9 @@ pub async fn record_result(
     match attempt {
         // At the bench: straight on to the next missing test, if any.
         Ok((r, more)) if more => Ok(see_other(format!(
-            "/batches/{batch_id}/results/new?recorded={}",
-            r.result.id
+            "/batches/{batch_id}/results/new?recorded={r}"
         ))),
-        Ok((r, _)) => Ok(see_other(format!(
-            "/batches/{batch_id}?recorded={}",
-            r.result.id
-        ))),
+        Ok((r, _)) => Ok(see_other(format!("/batches/{batch_id}?recorded={r}"))),
         Err(e) => {
             let p = refusal(e)?;
             let markup = record_form_markup(

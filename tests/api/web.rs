@@ -2679,3 +2679,86 @@ async fn a_chinese_technician_receives_every_kind_of_material_and_a_refused_form
     assert_eq!(posted_word.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(lab.count("material_lots"), 3);
 }
+
+/// A creating form carries a one-time key: the same custody form sent twice
+/// records one event and answers both with the first outcome (a form shown
+/// again carries a new key); so do the new-batch and record-result forms.
+#[actix_web::test]
+async fn a_creating_form_sent_twice_creates_once() {
+    let lab = Lab::msc().await;
+    let batch = lab.batch("UCMSC-TWICE").await;
+    let mut tech = Browser::as_tech(&lab).await;
+    let path = format!("/batches/{batch}/custody/new");
+    let form = tech.get(&path).await;
+    let key = between(&form.body, "name=\"form_key\" value=\"", "\"");
+    let token = Browser::csrf(&form);
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string();
+    let fields = [
+        ("csrf", token.as_str()),
+        ("form_key", key.as_str()),
+        ("event", "received"),
+        ("occurred_at", now.as_str()),
+        ("location", "QC store"),
+        ("party", "QC"),
+        ("scanned_din", ""),
+    ];
+    let post = format!("/batches/{batch}/custody");
+    let first = tech.post(&post, &fields).await;
+    let again = tech.post(&post, &fields).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER, "{}", first.body);
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.body);
+    assert_eq!(first.headers.get("location"), again.headers.get("location"));
+    assert_eq!(lab.count("custody_events"), 1, "recorded once");
+    let next = tech.get(&path).await;
+    assert_ne!(
+        between(&next.body, "name=\"form_key\" value=\"", "\""),
+        key,
+        "a new key each time the form is shown"
+    );
+
+    // The new-batch and record-result forms alike.
+    let form = tech.get("/batches/new").await;
+    let key = between(&form.body, "name=\"form_key\" value=\"", "\"");
+    let later = (chrono::Utc::now() + chrono::Duration::days(30))
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    let batches = lab.count("batches");
+    let fields = [
+        ("csrf", token.as_str()),
+        ("form_key", key.as_str()),
+        ("product_id", lab.product_id.as_str()),
+        ("batch_number", "UCMSC-TWICE-2"),
+        ("manufactured_at", now.as_str()),
+        ("expires_at", later.as_str()),
+    ];
+    let first = tech.post("/batches", &fields).await;
+    let again = tech.post("/batches", &fields).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER, "{}", first.body);
+    assert_eq!(first.headers.get("location"), again.headers.get("location"));
+    assert_eq!(lab.count("batches"), batches + 1, "started once");
+    let form = tech.get(&format!("/batches/{batch}/results/new")).await;
+    let key = between(&form.body, "name=\"form_key\" value=\"", "\"");
+    let fields = [
+        ("csrf", token.as_str()),
+        ("form_key", key.as_str()),
+        ("test_code", "POT"),
+        ("value", "35"),
+        ("performed_at", now.as_str()),
+    ];
+    let post = format!("/batches/{batch}/results");
+    let first = tech.post(&post, &fields).await;
+    let again = tech.post(&post, &fields).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER, "{}", first.body);
+    assert_eq!(first.headers.get("location"), again.headers.get("location"));
+    assert_eq!(lab.count("results"), 1, "recorded once");
+}
+
+/// The text of `page` between `start` and the next `end`.
+fn between(page: &str, start: &str, end: &str) -> String {
+    let from = page
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start} in {page}"))
+        + start.len();
+    let len = page[from..].find(end).unwrap();
+    page[from..from + len].to_owned()
+}

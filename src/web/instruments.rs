@@ -3,7 +3,7 @@
 //! calibration or take it out of service (technician, QA), return it to
 //! service (QA, signed).
 
-use super::layout::{Refusal, csrf, html_page, meaning_box, page, refusal, see_other};
+use super::layout::{Refusal, csrf, html_page, meaning_box, page, read_form, refusal, see_other};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::StoredName;
@@ -35,6 +35,7 @@ async fn list_markup(
     state: &AppState,
     user: &WebUser,
     problem: Option<&Problem>,
+    typed: Option<&RegisterForm>,
 ) -> Result<Markup, WebError> {
     let list = state.db(|c| svc::list(c, None, None)).await?;
     let soon = Utc::now() + Duration::days(30);
@@ -62,10 +63,12 @@ async fn list_markup(
                 form.stack.card method="post" action="/instruments" {
                     h2 { (tr!(user.lang(), "instrument-register-heading")) }
                     (csrf(user))
-                    label { (tr!(user.lang(), "instrument-code")) input type="text" name="code" required; (r.at("code")) }
-                    label { (tr!(user.lang(), "label-name")) input type="text" name="name" required; (r.at("name")) }
-                    label { (tr!(user.lang(), "instrument-kind")) input type="text" name="kind" required; (r.at("kind")) }
-                    label { (tr!(user.lang(), "label-location")) input type="text" name="location"; (r.at("location")) }
+                    // A refused form comes back as it was typed.
+                    @let t = |pick: fn(&RegisterForm) -> &str| typed.map(pick).unwrap_or_default().to_owned();
+                    label { (tr!(user.lang(), "instrument-code")) input type="text" name="code" required value=(t(|f| &f.code)); (r.at("code")) }
+                    label { (tr!(user.lang(), "label-name")) input type="text" name="name" required value=(t(|f| &f.name)); (r.at("name")) }
+                    label { (tr!(user.lang(), "instrument-kind")) input type="text" name="kind" required value=(t(|f| &f.kind)); (r.at("kind")) }
+                    label { (tr!(user.lang(), "label-location")) input type="text" name="location" value=(t(|f| &f.location)); (r.at("location")) }
                     button type="submit" { (tr!(user.lang(), "instrument-register")) }
                 }
             }
@@ -81,7 +84,7 @@ pub async fn list_page(
 ) -> Result<HttpResponse, WebError> {
     Ok(html_page(
         StatusCode::OK,
-        list_markup(&state, &user, None).await?,
+        list_markup(&state, &user, None, None).await?,
     ))
 }
 
@@ -108,13 +111,13 @@ pub async fn register(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::RegisterInstruments)?;
-    let f: RegisterForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    let f: RegisterForm = read_form(&body)?;
     user.check_csrf(&f.csrf)?;
     let input = NewInstrument {
-        code: f.code,
-        name: f.name,
-        kind: f.kind,
-        location: Some(f.location).filter(|l| !l.trim().is_empty()),
+        code: f.code.clone(),
+        name: f.name.clone(),
+        kind: f.kind.clone(),
+        location: Some(f.location.clone()).filter(|l| !l.trim().is_empty()),
     };
     let actor = user.0.actor.clone();
     match state.db(move |c| svc::register(c, &actor, &input)).await {
@@ -123,7 +126,7 @@ pub async fn register(
             let p = refusal(e)?;
             Ok(html_page(
                 p.status,
-                list_markup(&state, &user, Some(&p)).await?,
+                list_markup(&state, &user, Some(&p), Some(&f)).await?,
             ))
         }
     }
@@ -139,13 +142,32 @@ const EVENT_LABELS: &[(&str, &str)] = &[
     ("password", "label-your-password"),
 ];
 
+/// Which of an instrument's forms was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EventKind {
+    Calibration,
+    OutOfService,
+    ReturnToService,
+}
+
 async fn one_markup(
     state: &AppState,
     user: &WebUser,
     id: Uuid,
     problem: Option<&Problem>,
+    typed: Option<(EventKind, &EventForm)>,
 ) -> Result<Markup, WebError> {
     let i = state.db(move |c| svc::get(c, id)).await?;
+    // A refused form comes back as it was typed (the password aside).
+    let t = |kind: EventKind, pick: fn(&EventForm) -> &str| -> String {
+        typed
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, f)| pick(f).to_owned())
+            .unwrap_or_default()
+    };
+    let performed_at = Some(t(EventKind::Calibration, |f| &f.performed_at))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| user.now_for_form());
     let r = Refusal::new(problem, EVENT_LABELS, user.lang());
     let maintains = user.may(Action::MaintainInstruments);
     let out = matches!(i.status, Status::OutOfService | Status::FailedCalibration);
@@ -179,18 +201,18 @@ async fn one_markup(
                 form.stack.card method="post" action={"/instruments/" (i.id) "/calibrations"} {
                     h2 { (tr!(user.lang(), "instrument-record-cal")) }
                     (csrf(user))
-                    label { (tr!(user.lang(), "instrument-performed-at", zone = user.zone_name())) input type="datetime-local" name="performed_at" step="1" required value=(user.now_for_form()); (r.at("performed_at")) }
-                    label { (tr!(user.lang(), "col-outcome")) select name="outcome" { option value="pass" { (tr!(user.lang(), "instrument-passed")) } option value="fail" { (tr!(user.lang(), "instrument-failed")) } } (r.at("outcome")) }
-                    label { (tr!(user.lang(), "qual-valid-until", zone = user.zone_name())) input type="datetime-local" name="valid_until" step="1" required; (r.at("valid_until")) }
-                    label { (tr!(user.lang(), "label-certificate")) input type="text" name="certificate"; (r.at("certificate")) }
-                    label { (tr!(user.lang(), "label-notes")) textarea name="notes" {} (r.at("notes")) }
+                    label { (tr!(user.lang(), "instrument-performed-at", zone = user.zone_name())) input type="datetime-local" name="performed_at" step="1" required value=(performed_at); (r.at("performed_at")) }
+                    label { (tr!(user.lang(), "col-outcome")) select name="outcome" { option value="pass" { (tr!(user.lang(), "instrument-passed")) } option value="fail" selected[t(EventKind::Calibration, |f| &f.outcome) == "fail"] { (tr!(user.lang(), "instrument-failed")) } } (r.at("outcome")) }
+                    label { (tr!(user.lang(), "qual-valid-until", zone = user.zone_name())) input type="datetime-local" name="valid_until" step="1" required value=(t(EventKind::Calibration, |f| &f.valid_until)); (r.at("valid_until")) }
+                    label { (tr!(user.lang(), "label-certificate")) input type="text" name="certificate" value=(t(EventKind::Calibration, |f| &f.certificate)); (r.at("certificate")) }
+                    label { (tr!(user.lang(), "label-notes")) textarea name="notes" { (t(EventKind::Calibration, |f| &f.notes)) } (r.at("notes")) }
                     button type="submit" { (tr!(user.lang(), "instrument-record-cal-button")) }
                 }
                 @if !out {
                     form.stack.card method="post" action={"/instruments/" (i.id) "/out-of-service"} {
                         h2 { (tr!(user.lang(), "instrument-take-out")) }
                         (csrf(user))
-                        label { (tr!(user.lang(), "label-reason")) textarea name="reason" required {} (r.at("reason")) }
+                        label { (tr!(user.lang(), "label-reason")) textarea name="reason" required { (t(EventKind::OutOfService, |f| &f.reason)) } (r.at("reason")) }
                         button.danger type="submit" { (tr!(user.lang(), "instrument-take-out-now")) }
                     }
                 }
@@ -199,7 +221,7 @@ async fn one_markup(
                 form.stack.card method="post" action={"/instruments/" (i.id) "/return-to-service"} {
                     h2 { (tr!(user.lang(), "instrument-return")) }
                     (csrf(user))
-                    label { (tr!(user.lang(), "label-reason")) textarea name="reason" required {} (r.at("reason")) }
+                    label { (tr!(user.lang(), "label-reason")) textarea name="reason" required { (t(EventKind::ReturnToService, |f| &f.reason)) } (r.at("reason")) }
                     (meaning_box(Meaning::InstrumentReturned, user.lang()))
                     label { (tr!(user.lang(), "label-your-password")) input type="password" name="password" required autocomplete="current-password"; (r.at("password")) }
                     button type="submit" { (tr!(user.lang(), "instrument-return-sign")) }
@@ -219,7 +241,7 @@ pub async fn one_page(
 ) -> Result<HttpResponse, WebError> {
     Ok(html_page(
         StatusCode::OK,
-        one_markup(&state, &user, id.into_inner(), None).await?,
+        one_markup(&state, &user, id.into_inner(), None, None).await?,
     ))
 }
 
@@ -248,6 +270,7 @@ async fn after(
     state: &AppState,
     user: &WebUser,
     id: Uuid,
+    sent: (EventKind, &EventForm),
     outcome: Result<(), AppError>,
 ) -> Result<HttpResponse, WebError> {
     match outcome {
@@ -256,7 +279,7 @@ async fn after(
             let p = refusal(e)?;
             Ok(html_page(
                 p.status,
-                one_markup(state, user, id, Some(&p)).await?,
+                one_markup(state, user, id, Some(&p), Some(sent)).await?,
             ))
         }
     }
@@ -275,7 +298,7 @@ pub async fn calibrate(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::MaintainInstruments)?;
-    let f: EventForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    let f: EventForm = read_form(&body)?;
     user.check_csrf(&f.csrf)?;
     let (id, actor) = (id.into_inner(), user.0.actor.clone());
     let read = (
@@ -298,7 +321,7 @@ pub async fn calibrate(
                 .map(|_| ())
         }
     };
-    after(&state, &user, id, outcome).await
+    after(&state, &user, id, (EventKind::Calibration, &f), outcome).await
 }
 
 /// Takes an instrument out of service (technician, QA).
@@ -310,14 +333,15 @@ pub async fn out_of_service(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::MaintainInstruments)?;
-    let f: EventForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    let f: EventForm = read_form(&body)?;
     user.check_csrf(&f.csrf)?;
     let (id, actor) = (id.into_inner(), user.0.actor.clone());
+    let reason = f.reason.clone();
     let outcome = state
-        .db(move |c| svc::take_out_of_service(c, &actor, id, &f.reason))
+        .db(move |c| svc::take_out_of_service(c, &actor, id, &reason))
         .await
         .map(|_| ());
-    after(&state, &user, id, outcome).await
+    after(&state, &user, id, (EventKind::OutOfService, &f), outcome).await
 }
 
 /// Returns an instrument to service (QA, signed).
@@ -329,12 +353,13 @@ pub async fn return_to_service(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::Sign(Meaning::InstrumentReturned))?;
-    let f: EventForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    let f: EventForm = read_form(&body)?;
     user.check_csrf(&f.csrf)?;
     let (id, actor, rules) = (id.into_inner(), user.0.actor.clone(), state.signing.clone());
+    let (reason, password) = (f.reason.clone(), f.password.clone());
     let outcome = state
-        .db(move |c| svc::return_to_service(c, &rules, &actor, id, &f.reason, &f.password))
+        .db(move |c| svc::return_to_service(c, &rules, &actor, id, &reason, &password))
         .await
         .map(|_| ());
-    after(&state, &user, id, outcome).await
+    after(&state, &user, id, (EventKind::ReturnToService, &f), outcome).await
 }

@@ -1859,10 +1859,20 @@ async fn instruments_are_kept_on_their_pages_and_the_result_form_offers_only_usa
                 ("code", "FC-7"),
                 ("name", "Flow 7"),
                 ("kind", "Flow!"),
+                ("location", "QC 2"),
             ],
         )
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // The refused form comes back as it was typed.
+    for typed in [
+        "value=\"FC-7\"",
+        "value=\"Flow 7\"",
+        "value=\"Flow!\"",
+        "value=\"QC 2\"",
+    ] {
+        assert!(bad.body.contains(typed), "{typed}: {}", bad.body);
+    }
     let made = qa
         .post(
             "/instruments",
@@ -1896,6 +1906,35 @@ async fn instruments_are_kept_on_their_pages_and_the_result_form_offers_only_usa
     let until = (chrono::Utc::now() + chrono::Duration::days(200))
         .format("%Y-%m-%dT%H:%M:%S")
         .to_string();
+    // Valid until a time before it was performed: refused, kept as typed.
+    let refused = tech
+        .post(
+            &format!("{page_path}/calibrations"),
+            &[
+                ("csrf", &Browser::csrf(&form)),
+                ("performed_at", &performed),
+                ("outcome", "fail"),
+                ("valid_until", "2020-01-01T00:00:00"),
+                ("certificate", "CAL-9"),
+                ("notes", "bead lot 4411"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    for typed in [
+        format!("value=\"{performed}\""),
+        "value=\"2020-01-01T00:00:00\"".to_owned(),
+        "value=\"CAL-9\"".to_owned(),
+        ">bead lot 4411</textarea>".to_owned(),
+        "<option value=\"fail\" selected>".to_owned(),
+    ] {
+        assert!(refused.body.contains(&typed), "{typed}: {}", refused.body);
+    }
     let cal = tech
         .post(
             &format!("{page_path}/calibrations"),

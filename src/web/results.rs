@@ -133,9 +133,23 @@ async fn record_form_markup(
                     }
                     (r.at("test_code"))
                 }
-                label { (tr!(user.lang(), "record-value"))
-                    input type="text" name="value" required autofocus value=(previous.map(|p| p.value.clone()).unwrap_or_default());
+                // A measured test's value is typed; a test with options is
+                // answered by choosing one, in the reader's words, posted as
+                // the option itself (app.js follows the chosen test).
+                @let with_options = record.spec.tests.iter().any(|t| t.code == chosen && t.options.is_some());
+                label.value-text hidden[with_options] { (tr!(user.lang(), "record-value"))
+                    input type="text" name="value" required autofocus disabled[with_options] value=(previous.map(|p| p.value.clone()).unwrap_or_default());
                     (r.at("value")) (r.at("unit")) }
+                @for t in record.spec.tests.iter().filter(|t| t.options.is_some()) {
+                    @let on = t.code == chosen;
+                    fieldset.value-options data-test=(t.code) hidden[!on] disabled[!on] {
+                        legend { (tr!(user.lang(), "record-value-choose", test = t.code.as_str())) }
+                        @for o in t.options.as_deref().unwrap_or_default() {
+                            label.choice { input type="radio" name="value_option" value=(o) required checked[on && previous.is_some_and(|p| p.value_option.as_deref() == Some(o.as_str()))]; (option_words(o, user.lang())) }
+                        }
+                        @if on { (r.at("value")) }
+                    }
+                }
                 label { (tr!(user.lang(), "record-performed-at-open")) (user.zone_name()) ")"
                     input type="datetime-local" name="performed_at" step="1" required
                         value=(previous.map(|p| p.performed_at.clone()).unwrap_or_else(|| user.now_for_form()));
@@ -230,13 +244,30 @@ pub async fn record_result_form(
     Ok(html_page(actix_web::http::StatusCode::OK, markup))
 }
 
+/// A qualitative option in the reader's words (`result-option-no-growth`),
+/// else as the specification names it.
+fn option_words(option: &str, loc: crate::i18n::Locale) -> String {
+    let id = format!(
+        "result-option-{}",
+        option.trim().to_lowercase().replace([' ', '_'], "-")
+    );
+    if loc.has(&id) {
+        loc.text(&id)
+    } else {
+        option.to_owned()
+    }
+}
+
 /// The record-result form's fields.
 #[derive(Debug, Clone, Deserialize)]
 pub struct RecordForm {
     csrf: String,
     form_key: Option<String>,
     test_code: String,
+    #[serde(default)]
     value: String,
+    /// The option chosen for a test with options (its code).
+    value_option: Option<String>,
     performed_at: String,
     instrument: Option<String>,
     instrument_id: Option<String>,
@@ -292,8 +323,14 @@ pub async fn record_result(
             .collect::<Result<Vec<_>, _>>()?;
         let input = NewResultInput {
             test_code: f.test_code.clone(),
-            // The form sends text; as a JSON string it is read exactly as typed.
-            value: serde_json::to_string(&f.value)?,
+            // The form sends text; as a JSON string it is read exactly as
+            // typed. A chosen option is the value itself.
+            value: serde_json::to_string(
+                f.value_option
+                    .as_deref()
+                    .filter(|o| !o.is_empty())
+                    .unwrap_or(&f.value),
+            )?,
             unit: None,
             performed_at,
             instrument: f.instrument.clone(),

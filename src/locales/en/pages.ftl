@@ -3,6 +3,13 @@
 col-test = Test
 record-limit-open = {" "}(limit{" "}
 record-value = Value (unit as in the specification)
+record-value-choose = Result of { $test }
+result-option-no-growth = no growth
+result-option-growth = growth
+result-option-not-detected = not detected
+result-option-detected = detected
+result-option-normal = normal
+result-option-abnormal = abnormal
 record-performed-at-open = Performed at (
 record-instrument = Registered instrument (required when the test names a kind; only instruments in service now)
 record-lots = Material lots used (only released lots in date now)

@@ -3,6 +3,13 @@
 col-test = 检测项目
 record-limit-open = （限度{" "}
 record-value = 数值（单位以质量标准为准）
+record-value-choose = { $test } 结果
+result-option-no-growth = 无菌生长
+result-option-growth = 有菌生长
+result-option-not-detected = 未检出
+result-option-detected = 检出
+result-option-normal = 正常
+result-option-abnormal = 异常
 record-performed-at-open = 检测时间（
 record-instrument = 已登记仪器（检测项目指定仪器类型时必填；仅列出当前在用的仪器）
 record-lots = 所用物料批（仅列出已放行且在有效期内的批次）

@@ -28,3 +28,25 @@ document.querySelectorAll("input[data-scan]").forEach(function (input) {
     }
   });
 });
+
+// The record-result form: a measured test's value is typed, a test with
+// options is answered by choosing one. When the test changes, the matching
+// control is shown and the others are disabled (not sent, not required).
+document.querySelectorAll("select[name=test_code]").forEach(function (select) {
+  var form = select.form;
+  var follow = function () {
+    var withOptions = false;
+    form.querySelectorAll("fieldset.value-options").forEach(function (set) {
+      var on = set.getAttribute("data-test") === select.value;
+      withOptions = withOptions || on;
+      set.hidden = !on;
+      set.disabled = !on;
+    });
+    var text = form.querySelector("label.value-text");
+    if (text) {
+      text.hidden = withOptions;
+      text.querySelector("input").disabled = withOptions;
+    }
+  };
+  select.addEventListener("change", follow);
+});

@@ -212,7 +212,7 @@ pub async fn open_correction(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::Sign(Meaning::CorrectionOpened))?;
-    let f: CorrectionForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    let f: CorrectionForm = super::layout::read_form(&body)?;
     user.check_csrf(&f.csrf)?;
     let batch_id = id.into_inner();
     let result_id = Uuid::parse_str(f.result_id.trim()).ok();

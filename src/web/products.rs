@@ -487,7 +487,7 @@ pub async fn create_spec(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::DefineProducts)?;
-    let f: SpecForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    let f: SpecForm = super::layout::read_form(&body)?;
     user.check_csrf(&f.csrf)?;
     let product_id = id.into_inner();
     let tests: Result<Vec<TestDefInput>, AppError> = f

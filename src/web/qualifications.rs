@@ -144,7 +144,7 @@ pub async fn grant(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::Sign(Meaning::QualificationGranted))?;
-    let f: GrantForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    let f: GrantForm = super::layout::read_form(&body)?;
     user.check_csrf(&f.csrf)?;
     let actor = user.0.actor.clone();
     let rules = state.signing.clone();
@@ -217,7 +217,7 @@ pub async fn revoke(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::Sign(Meaning::QualificationRevoked))?;
-    let f: RevokeForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    let f: RevokeForm = super::layout::read_form(&body)?;
     user.check_csrf(&f.csrf)?;
     let (actor, id, rules) = (user.0.actor.clone(), id.into_inner(), state.signing.clone());
     match state

@@ -330,7 +330,7 @@ pub async fn edit_user(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::ManageUsers)?;
-    let f: EditForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    let f: EditForm = super::layout::read_form(&body)?;
     user.check_csrf(&f.csrf)?;
     confirm_or_apply(&state, &user, id.into_inner(), f).await
 }
@@ -344,7 +344,7 @@ pub async fn deactivate_user(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::ManageUsers)?;
-    let sent: EditForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    let sent: EditForm = super::layout::read_form(&body)?;
     user.check_csrf(&sent.csrf)?;
     let target = id.into_inner();
     let current = state
@@ -494,7 +494,7 @@ pub async fn reset_password(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::ManageUsers)?;
-    let f: ResetForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    let f: ResetForm = super::layout::read_form(&body)?;
     user.check_csrf(&f.csrf)?;
     let (target, actor) = (id.into_inner(), user.0.actor.clone());
     let outcome = state

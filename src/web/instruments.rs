@@ -3,7 +3,10 @@
 //! calibration or take it out of service (technician, QA), return it to
 //! service (QA, signed).
 
-use super::layout::{Refusal, csrf, html_page, meaning_box, page, read_form, refusal, see_other};
+use super::layout::{
+    Refusal, created_id, csrf, form_key, form_once, html_page, meaning_box, page, read_form,
+    refusal, see_other,
+};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::StoredName;
@@ -11,6 +14,7 @@ use crate::domain::instrument::Status;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::error::{AppError, Problem};
+use crate::services::idempotency::create_once;
 use crate::services::instruments::{self as svc, CalibrationInput, NewInstrument};
 use crate::tr;
 use actix_web::http::StatusCode;
@@ -63,6 +67,7 @@ async fn list_markup(
                 form.stack.card method="post" action="/instruments" {
                     h2 { (tr!(user.lang(), "instrument-register-heading")) }
                     (csrf(user))
+                    (form_key())
                     // A refused form comes back as it was typed.
                     @let t = |pick: fn(&RegisterForm) -> &str| typed.map(pick).unwrap_or_default().to_owned();
                     label { (tr!(user.lang(), "instrument-code")) input type="text" name="code" required value=(t(|f| &f.code)); (r.at("code")) }
@@ -94,6 +99,8 @@ pub struct RegisterForm {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
+    form_key: Option<String>,
+    #[serde(default)]
     code: String,
     #[serde(default)]
     name: String,
@@ -120,8 +127,18 @@ pub async fn register(
         location: Some(f.location.clone()).filter(|l| !l.trim().is_empty()),
     };
     let actor = user.0.actor.clone();
-    match state.db(move |c| svc::register(c, &actor, &input)).await {
-        Ok(i) => Ok(see_other(format!("/instruments/{}", i.id))),
+    // A double submit registers the instrument once and shows it.
+    let once = form_once(f.form_key.as_deref(), "/instruments", &body);
+    let registered = state
+        .db(move |c| {
+            let created = create_once(c, actor.id, once.as_ref(), |c| {
+                Ok(serde_json::to_value(svc::register(c, &actor, &input)?)?)
+            })?;
+            created_id(&created.body)
+        })
+        .await;
+    match registered {
+        Ok(id) => Ok(see_other(format!("/instruments/{id}"))),
         Err(e) => {
             let p = refusal(e)?;
             Ok(html_page(
@@ -201,6 +218,7 @@ async fn one_markup(
                 form.stack.card method="post" action={"/instruments/" (i.id) "/calibrations"} {
                     h2 { (tr!(user.lang(), "instrument-record-cal")) }
                     (csrf(user))
+                    (form_key())
                     label { (tr!(user.lang(), "instrument-performed-at", zone = user.zone_name())) input type="datetime-local" name="performed_at" step="1" required value=(performed_at); (r.at("performed_at")) }
                     label { (tr!(user.lang(), "col-outcome")) select name="outcome" { option value="pass" { (tr!(user.lang(), "instrument-passed")) } option value="fail" selected[t(EventKind::Calibration, |f| &f.outcome) == "fail"] { (tr!(user.lang(), "instrument-failed")) } } (r.at("outcome")) }
                     label { (tr!(user.lang(), "qual-valid-until", zone = user.zone_name())) input type="datetime-local" name="valid_until" step="1" required value=(t(EventKind::Calibration, |f| &f.valid_until)); (r.at("valid_until")) }
@@ -250,6 +268,8 @@ pub async fn one_page(
 pub struct EventForm {
     #[serde(default)]
     csrf: String,
+    #[serde(default)]
+    form_key: Option<String>,
     #[serde(default)]
     performed_at: String,
     #[serde(default)]
@@ -315,8 +335,20 @@ pub async fn calibrate(
                 certificate: opt(&f.certificate),
                 notes: opt(&f.notes),
             };
+            // A double submit records the calibration once.
+            let once = form_once(
+                f.form_key.as_deref(),
+                &format!("/instruments/{id}/calibrations"),
+                &body,
+            );
             state
-                .db(move |c| svc::calibrate(c, &actor, id, &input))
+                .db(move |c| {
+                    create_once(c, actor.id, once.as_ref(), |c| {
+                        Ok(serde_json::to_value(svc::calibrate(
+                            c, &actor, id, &input,
+                        )?)?)
+                    })
+                })
                 .await
                 .map(|_| ())
         }

@@ -1,13 +1,17 @@
 //! `/materials`: lots with their status and expiry, where each was used,
 //! and the forms: receive (technician, QA), release and reject (QA, signed).
 
-use super::layout::{Refusal, csrf, html_page, meaning_box, page, read_form, refusal, see_other};
+use super::layout::{
+    Refusal, created_id, csrf, form_key, form_once, html_page, meaning_box, page, read_form,
+    refusal, see_other,
+};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::material::MaterialKind;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::error::{AppError, Problem};
+use crate::services::idempotency::create_once;
 use crate::services::materials::{self as svc, NewMaterial};
 use crate::tr;
 use actix_web::http::StatusCode;
@@ -67,6 +71,7 @@ async fn list_markup(
                 form.stack.card method="post" action="/materials" {
                     h2 { (tr!(user.lang(), "material-receive-heading")) }
                     (csrf(user))
+                    (form_key())
                     // A refused form comes back as it was typed; the kind
                     // is chosen in the reader's words and posted as its code.
                     @let t = |pick: fn(&MaterialForm) -> &str| typed.map(pick).unwrap_or_default().to_owned();
@@ -102,6 +107,8 @@ pub async fn list_page(
 pub struct MaterialForm {
     #[serde(default)]
     csrf: String,
+    #[serde(default)]
+    form_key: Option<String>,
     #[serde(default)]
     code: String,
     #[serde(default)]
@@ -142,11 +149,20 @@ pub async fn receive(
                 kind: f.kind.clone(),
                 expires_at,
             };
-            state.db(move |c| svc::receive(c, &actor, &input)).await
+            // A double submit receives the lot once and shows it.
+            let once = form_once(f.form_key.as_deref(), "/materials", &body);
+            state
+                .db(move |c| {
+                    let created = create_once(c, actor.id, once.as_ref(), |c| {
+                        Ok(serde_json::to_value(svc::receive(c, &actor, &input)?)?)
+                    })?;
+                    created_id(&created.body)
+                })
+                .await
         }
     };
     match outcome {
-        Ok(m) => Ok(see_other(format!("/materials/{}", m.id))),
+        Ok(id) => Ok(see_other(format!("/materials/{id}"))),
         Err(e) => {
             let p = refusal(e)?;
             Ok(html_page(

@@ -2790,6 +2790,24 @@ async fn a_creating_form_sent_twice_creates_once() {
     assert_eq!(first.status, StatusCode::SEE_OTHER, "{}", first.body);
     assert_eq!(first.headers.get("location"), again.headers.get("location"));
     assert_eq!(lab.count("results"), 1, "recorded once");
+
+    // And a material lot received.
+    let form = tech.get("/materials").await;
+    let key = between(&form.body, "name=\"form_key\" value=\"", "\"");
+    let fields = [
+        ("csrf", token.as_str()),
+        ("form_key", key.as_str()),
+        ("code", "7AAD"),
+        ("name", "7-AAD"),
+        ("lot_number", "L-TWICE"),
+        ("kind", "reagent"),
+        ("expires_at", later.as_str()),
+    ];
+    let first = tech.post("/materials", &fields).await;
+    let again = tech.post("/materials", &fields).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER, "{}", first.body);
+    assert_eq!(first.headers.get("location"), again.headers.get("location"));
+    assert_eq!(lab.count("material_lots"), 1, "received once");
 }
 
 /// The text of `page` between `start` and the next `end`.

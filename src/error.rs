@@ -265,6 +265,13 @@ const IMPORT_RETRY_SECS: u64 = 5;
 /// A session on a temporary password: what it must do.
 pub const PASSWORD_CHANGE_REQUIRED: &str = "password_change_required";
 
+/// The code of a refusal because the session has ended (signed out, locked
+/// or deactivated): a page sends its reader to sign in again.
+pub const TOKEN_REVOKED: &str = "token_revoked";
+
+/// The code of a refusal because the account is locked.
+pub const ACCOUNT_LOCKED: &str = "account_locked";
+
 /// ... in English (the pages say it in the reader's language).
 pub const PASSWORD_CHANGE_SAID: &str = "Your password was set by someone else, who knows it: \
     choose your own (Account, Password) before you sign or change anything. Until then you \

@@ -338,7 +338,7 @@ pub fn authenticate(
     let now = Utc::now();
     if session.user_id != claims.sub || session.revoked_at.is_some() || !user.active {
         return Err(AppError::unauthorized(
-            "token_revoked",
+            crate::error::TOKEN_REVOKED,
             "this session has ended; sign in again",
         ));
     }

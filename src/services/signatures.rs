@@ -305,7 +305,7 @@ pub fn verify_signer_on(
         match check_password_on(conn, lockout, &user, password, "signature", batch)? {
             PasswordCheck::Accepted => Ok(()),
             PasswordCheck::Locked => Err(AppError::unauthorized(
-                "account_locked",
+                crate::error::ACCOUNT_LOCKED,
                 "the account is locked after repeated failed attempts",
             )),
             PasswordCheck::Wrong { .. } => Err(AppError::unauthorized(

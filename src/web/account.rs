@@ -86,7 +86,8 @@ pub async fn change_password(
         }
         Err(e) => {
             let p = refusal(e)?;
-            if p.code == "token_revoked" || p.code == "account_locked" {
+            // Locked by wrong current passwords: the session ended with it.
+            if p.code == crate::error::ACCOUNT_LOCKED {
                 return Err(WebError::SignIn);
             }
             Ok(html_page(p.status, form(&user, Some(&p), false)))

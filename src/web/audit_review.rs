@@ -176,9 +176,6 @@ pub async fn sign_review(
         Ok(_) => Ok(see_other(format!("/batches/{batch_id}/audit-review"))),
         Err(e) => {
             let p = refusal(e)?;
-            if p.code == "token_revoked" {
-                return Err(WebError::SignIn);
-            }
             let markup = review_markup(&state, &user, batch_id, Some(&p), &comment).await?;
             Ok(html_page(p.status, markup))
         }

@@ -236,9 +236,6 @@ pub async fn open_correction(
         Ok(_) => Ok(see_other(format!("/batches/{batch_id}/deviations"))),
         Err(e) => {
             let p = refusal(e)?;
-            if p.code == "token_revoked" {
-                return Err(WebError::SignIn);
-            }
             Ok(html_page(
                 p.status,
                 deviation_markup(&state, &user, batch_id, Some(&p), &typed).await?,
@@ -295,9 +292,6 @@ pub async fn close_deviation(
         Ok(_) => Ok(see_other(format!("/batches/{batch_id}/deviations"))),
         Err(e) => {
             let p = refusal(e)?;
-            if p.code == "token_revoked" {
-                return Err(WebError::SignIn);
-            }
             Ok(html_page(
                 p.status,
                 deviation_markup(&state, &user, batch_id, Some(&p), &typed).await?,

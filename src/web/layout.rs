@@ -241,6 +241,8 @@ pub fn see_other(to: String) -> HttpResponse {
 /// A refusal to show above the form (4xx); anything else is an error page.
 pub fn refusal(e: AppError) -> Result<Problem, WebError> {
     match e {
+        // The session ended while the form was filled in: sign in again.
+        AppError::Problem(p) if p.code == crate::error::TOKEN_REVOKED => Err(WebError::SignIn),
         AppError::Problem(p) if p.status.is_client_error() => Ok(*p),
         other => Err(WebError::Refused(other)),
     }

@@ -653,9 +653,6 @@ pub async fn approve_spec(
         Ok(_) => Ok(see_other(format!("/specifications/{spec_id}"))),
         Err(e) => {
             let p = refusal(e)?;
-            if p.code == "token_revoked" {
-                return Err(WebError::SignIn);
-            }
             let markup = spec_markup(&state, &user, spec_id, Some(&p)).await?;
             Ok(html_page(p.status, markup))
         }

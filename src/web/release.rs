@@ -233,9 +233,6 @@ async fn after_decision(
         Ok(_) => Ok(see_other(format!("/batches/{batch_id}"))),
         Err(e) => {
             let p = refusal(e)?;
-            if p.code == "token_revoked" {
-                return Err(WebError::SignIn);
-            }
             let markup = release_markup(state, user, batch_id, Some(&p), Some(&typed)).await?;
             Ok(html_page(p.status, markup))
         }

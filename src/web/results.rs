@@ -552,9 +552,6 @@ pub async fn review(
         Ok(_) => Ok(see_other("/review".to_owned())),
         Err(e) => {
             let p = refusal(e)?;
-            if p.code == "token_revoked" {
-                return Err(WebError::SignIn);
-            }
             let markup =
                 review_markup(&state, &user, result_id, Some(&p), &comment, chosen).await?;
             Ok(html_page(p.status, markup))

@@ -249,9 +249,6 @@ pub async fn batch_review(
         ))),
         Err(e) => {
             let p = refusal(e)?;
-            if p.code == "token_revoked" {
-                return Err(WebError::SignIn);
-            }
             let markup = batch_review_markup(&state, &user, batch_id, Some(&p), Some(&f)).await?;
             Ok(html_page(p.status, markup))
         }

@@ -13,9 +13,7 @@ use crate::error::AppError;
 use crate::services::import_mappings::{self as mappings, ImportMappingView, MappingInput};
 use crate::services::results::{self as svc, ImportInput, ImportOutcome};
 use actix_web::dev::Payload;
-use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, delete, get, post, put, web};
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -169,25 +167,12 @@ pub async fn get_source_file(
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let (file, bytes) = db.run(move |c| svc::source_file(c, id)).await?;
-    Ok(source_file_response(&file, bytes))
-}
-
-/// The response carrying a kept file (the API's and the pages' download).
-pub fn source_file_response(file: &svc::SourceFileView, bytes: Vec<u8>) -> HttpResponse {
-    let digest = hex::decode(&file.sha256)
-        .map(|d| base64::engine::general_purpose::STANDARD.encode(d))
-        .unwrap_or_default();
-    HttpResponse::Ok()
-        .insert_header((
-            header::CONTENT_TYPE,
-            format!("{}; charset=utf-8", file.media_type),
-        ))
-        .insert_header((header::ETAG, format!("\"{}\"", file.sha256)))
-        .insert_header(("Repr-Digest", format!("sha-256=:{digest}:")))
-        .insert_header(("Digest", format!("sha-256={digest}")))
-        .insert_header(crate::report::download(false, &file.filename))
-        .insert_header((header::CACHE_CONTROL, "private, no-store"))
-        .body(bytes)
+    Ok(crate::report::kept_file(
+        &file.filename,
+        &file.media_type,
+        &file.sha256,
+        bytes,
+    ))
 }
 
 /// `POST /products/{id}/import-mappings` and `PUT /import-mappings/{id}` body.

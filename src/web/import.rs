@@ -454,5 +454,10 @@ pub async fn source_file(
 ) -> Result<HttpResponse, WebError> {
     let id = id.into_inner();
     let (file, bytes) = state.db(move |c| result_svc::source_file(c, id)).await?;
-    Ok(crate::api::imports::source_file_response(&file, bytes))
+    Ok(crate::report::kept_file(
+        &file.filename,
+        &file.media_type,
+        &file.sha256,
+        bytes,
+    ))
 }

@@ -235,6 +235,30 @@ pub fn head_seq(conn: &mut PgConnection, chain: &str) -> Result<i64, AppError> {
         .unwrap_or(0))
 }
 
+/// Keeps a refused action on a batch (`action`, what was refused in
+/// `after`) on the system chain, naming the batch: it appears in the batch's
+/// history without taking the batch chain's head, in the transaction that
+/// writes nothing else.
+pub fn append_refusal(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    batch_id: Uuid,
+    action: &str,
+    after: serde_json::Value,
+) -> Result<(), AppError> {
+    let rec = AuditRecord::on_batch(
+        crate::domain::audit::SYSTEM_CHAIN,
+        batch_id,
+        Some(actor),
+        action,
+        "batch",
+        batch_id,
+    )
+    .after(after);
+    append(conn, rec)?;
+    Ok(())
+}
+
 /// Appends an entry to its chain, in the caller's transaction: locks the
 /// chain head, then writes (two statements).
 pub fn append(conn: &mut PgConnection, rec: AuditRecord<'_>) -> Result<AuditEntryRow, AppError> {

@@ -11,7 +11,6 @@ use crate::db::models::CustodyRow;
 use crate::db::schema::custody_events;
 use crate::domain::FieldError;
 use crate::domain::StoredName;
-use crate::domain::audit::SYSTEM_CHAIN;
 use crate::domain::custody::{CustodyEvent, CustodyRefusal};
 use crate::domain::decimal::Decimal;
 use crate::domain::deviation::{DeviationKind, EXCURSION_SEVERITY};
@@ -226,21 +225,17 @@ fn record_identity_refusal(
     refusal: &AppError,
 ) -> Result<(), AppError> {
     let p = refusal.to_problem();
-    let mut rec = AuditRecord::new(
-        SYSTEM_CHAIN,
-        Some(actor),
+    super::audit::append_refusal(
+        c,
+        actor,
+        batch_id,
         "custody.identity_refused",
-        "batch",
-        Some(batch_id),
+        json!({
+            "event": event,
+            "scanned_din": input.scanned_din,
+            "recipient_id": input.recipient_id,
+            "code": p.code,
+            "detail": p.detail,
+        }),
     )
-    .after(json!({
-        "event": event,
-        "scanned_din": input.scanned_din,
-        "recipient_id": input.recipient_id,
-        "code": p.code,
-        "detail": p.detail,
-    }));
-    rec.batch_id = Some(batch_id);
-    super::audit::append(c, rec)?;
-    Ok(())
 }

@@ -9,7 +9,6 @@ use super::batch_record::{self, BatchOf, LockedBatch, series};
 use super::signatures::{self, Signing, SigningRules};
 use super::{Actor, in_transaction, notices};
 use crate::domain::StoredName;
-use crate::domain::audit::SYSTEM_CHAIN;
 use crate::domain::record::BatchRecord;
 use crate::domain::release::{
     Certification, Readiness, ReleaseStep, Warning, WarningCode, check_recall, check_reject,
@@ -95,22 +94,18 @@ fn record_refusal(
     refusal: &AppError,
 ) -> Result<(), AppError> {
     let p = refusal.to_problem();
-    let mut rec = AuditRecord::new(
-        SYSTEM_CHAIN,
-        Some(actor),
+    super::audit::append_refusal(
+        c,
+        actor,
+        batch_id,
         "batch.release_refused",
-        "batch",
-        Some(batch_id),
+        json!({
+            "meaning": meaning,
+            "code": p.code,
+            "detail": p.detail,
+            "blockers": p.blockers,
+        }),
     )
-    .after(json!({
-        "meaning": meaning,
-        "code": p.code,
-        "detail": p.detail,
-        "blockers": p.blockers,
-    }));
-    rec.batch_id = Some(batch_id);
-    super::audit::append(c, rec)?;
-    Ok(())
 }
 
 /// Release (signed, QA, independent of the batch's results). With two

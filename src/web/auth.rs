@@ -2,7 +2,7 @@
 
 use super::layout::{html_page, page_in, see_other};
 use super::session::{
-    CsrfForm, LOGIN_CSRF_COOKIE, SESSION_COOKIE, WebError, WebUser, constant_time_eq,
+    CsrfForm, LOGIN_CSRF_COOKIE, SESSION_COOKIE, WebError, WebUser, constant_time_eq, local_path,
     protected_cookie, reader_locale, removal,
 };
 use crate::app::AppState;
@@ -19,15 +19,43 @@ fn secure(state: &AppState, req: &HttpRequest) -> bool {
     state.secure_cookies || req.connection_info().scheme() == "https"
 }
 
-fn login_markup(loc: Locale, token: &str, username: &str, error: Option<&str>) -> Markup {
+/// Where the reader is sent back to after signing in (only a path on this
+/// site), and whether a form they sent waits in the browser (`held`).
+#[derive(Debug, Default, Deserialize)]
+pub struct Back {
+    next: Option<String>,
+    held: Option<String>,
+}
+
+impl Back {
+    fn next(&self) -> Option<&str> {
+        self.next.as_deref().filter(|n| local_path(n))
+    }
+
+    fn held(&self) -> bool {
+        self.held.as_deref() == Some("1")
+    }
+}
+
+fn login_markup(
+    loc: Locale,
+    token: &str,
+    username: &str,
+    back: &Back,
+    error: Option<&str>,
+) -> Markup {
     page_in(
         loc,
         &tr!(loc, "login-title"),
         None,
         html! {
             @if let Some(e) = error { div.notice.error role="alert" id="login-error" { (e) } }
+            @else if back.held() { div.notice.warn role="status" id="session-ended" { (tr!(loc, "login-session-ended-held")) } }
+            @else if back.next().is_some() { div.notice role="status" id="session-ended" { (tr!(loc, "login-session-ended")) } }
             form.stack.card method="post" action="/login" {
                 input type="hidden" name="csrf" value=(token);
+                @if let Some(next) = back.next() { input type="hidden" name="next" value=(next); }
+                @if back.held() { input type="hidden" name="held" value="1"; }
                 label { (tr!(loc, "label-username")) input type="text" name="username" value=(username) autocomplete="username" required autofocus; }
                 label { (tr!(loc, "label-password")) input type="password" name="password" autocomplete="current-password" required; }
                 button type="submit" { (tr!(loc, "login-button")) }
@@ -38,11 +66,15 @@ fn login_markup(loc: Locale, token: &str, username: &str, error: Option<&str>) -
 
 /// The sign-in form.
 #[get("/login")]
-pub async fn login_form(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+pub async fn login_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    back: web::Query<Back>,
+) -> HttpResponse {
     let token = random_token();
     let mut res = html_page(
         actix_web::http::StatusCode::OK,
-        login_markup(reader_locale(&req), &token, "", None),
+        login_markup(reader_locale(&req), &token, "", &back, None),
     );
     let _ = res.add_cookie(&protected_cookie(
         LOGIN_CSRF_COOKIE,
@@ -59,6 +91,8 @@ pub struct LoginForm {
     csrf: String,
     username: String,
     password: String,
+    #[serde(flatten)]
+    back: Back,
 }
 
 /// Signs in and sets the session cookie; a refusal (wrong password, locked
@@ -93,10 +127,11 @@ pub async fn login(
     match attempt {
         Ok(ok) => {
             // A temporary password: straight to choosing one's own.
+            // Else back where the session ended.
             let to = if ok.user.password_change_required {
                 "/account/password"
             } else {
-                "/"
+                form.back.next().unwrap_or("/")
             };
             let mut res = see_other(to.to_owned());
             let max_age = ok.expires_in;
@@ -127,7 +162,10 @@ pub async fn login(
             };
             let mut res = HttpResponse::build(p.status)
                 .content_type("text/html; charset=utf-8")
-                .body(login_markup(loc, &form.csrf, &form.username, Some(&message)).into_string());
+                .body(
+                    login_markup(loc, &form.csrf, &form.username, &form.back, Some(&message))
+                        .into_string(),
+                );
             res.headers_mut().insert(
                 header::CACHE_CONTROL,
                 header::HeaderValue::from_static("no-store"),

@@ -2,6 +2,7 @@
 //! donor, recipient, quantity and parents, refused in words next to each
 //! field and kept as typed.
 
+use super::layout::once_for_form;
 use super::layout::{
     Refusal, created_id, csrf, form_key, form_once, html_page, page, read_form, refusal, see_other,
 };
@@ -11,7 +12,6 @@ use crate::domain::roles::Action;
 use crate::error::{AppError, Problem};
 use crate::services::PageRequest;
 use crate::services::batches::{self as batch_svc, NewBatchInput};
-use crate::services::idempotency::create_once;
 use crate::services::products as product_svc;
 use crate::tr;
 use actix_web::http::StatusCode;
@@ -217,13 +217,11 @@ pub async fn create_batch(
         Ok((mut input, parents)) => {
             state
                 .db(move |c| {
-                    let created = create_once(c, actor.id, once.as_ref(), |c| {
+                    let created = once_for_form(c, actor.id, once.as_ref(), |c| {
                         input.parent_batch_ids = batch_svc::ids_of_numbers(c, &parents)?;
-                        Ok(serde_json::to_value(batch_svc::create_batch(
-                            c, &actor, &input,
-                        )?)?)
+                        batch_svc::create_batch(c, &actor, &input)
                     })?;
-                    created_id(&created.body)
+                    created_id(&created)
                 })
                 .await
         }

@@ -1,5 +1,6 @@
 //! Recording custody events from the browser.
 
+use super::layout::once_for_form;
 use super::layout::{
     self, Refusal, csrf, form_key, form_once, html_page, page, read_form, refusal, see_other,
 };
@@ -10,7 +11,6 @@ use crate::domain::roles::Action;
 use crate::error::Problem;
 use crate::services::batches as batch_svc;
 use crate::services::custody::{self as custody_svc, NewCustodyInput};
-use crate::services::idempotency::create_once;
 use crate::tr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
@@ -158,9 +158,8 @@ pub async fn record_custody(
         let actor = user.0.actor.clone();
         state
             .db(move |c| {
-                create_once(c, actor.id, once.as_ref(), |c| {
-                    let recorded = custody_svc::record_event(c, &actor, batch_id, &input)?;
-                    Ok(serde_json::to_value(recorded)?)
+                once_for_form(c, actor.id, once.as_ref(), |c| {
+                    custody_svc::record_event(c, &actor, batch_id, &input)
                 })
             })
             .await

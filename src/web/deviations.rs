@@ -1,7 +1,10 @@
 //! A batch's deviations: opening one by hand, opening a post-release
 //! correction (QA, signed), closing one (QA, signed).
 
-use super::layout::{csrf, html_page, meaning_box, page, refusal, refusal_box, see_other, status};
+use super::layout::{
+    csrf, form_key, form_once, html_page, meaning_box, once_for_form, page, read_form, refusal,
+    refusal_box, see_other, status,
+};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::StoredName;
@@ -84,6 +87,7 @@ async fn deviation_markup(
                     h2 { (tr!(user.lang(), "correction-open")) }
                     p.muted { (tr!(user.lang(), "correction-note")) }
                     (csrf(user))
+                    (form_key())
                     label { (tr!(user.lang(), "correction-result")) select name="result_id" required {
                         option value="" { (tr!(user.lang(), "correction-choose")) }
                         @for r in &current {
@@ -102,6 +106,7 @@ async fn deviation_markup(
             form.stack.card method="post" action={"/batches/" (batch_id) "/deviations"} {
                 h2 { (tr!(user.lang(), "deviations-open")) }
                 (csrf(user))
+                (form_key())
                 label { (tr!(user.lang(), "label-title")) input type="text" name="title" required value=(typed.title); }
                 label { (tr!(user.lang(), "label-description")) textarea name="description" required { (typed.description) } }
                 label { (tr!(user.lang(), "label-severity")) select name="severity" { @for s in ["minor", "major", "critical"] { option value=(s) selected[typed.severity == s] { (user.lang().code_words("severity", s)) } } } }
@@ -130,6 +135,7 @@ pub async fn deviations_page(
 #[derive(Debug, Deserialize)]
 pub struct OpenForm {
     csrf: String,
+    form_key: Option<String>,
     title: String,
     description: String,
     severity: Option<String>,
@@ -141,12 +147,18 @@ pub async fn open_deviation(
     state: web::Data<AppState>,
     user: WebUser,
     id: web::Path<Uuid>,
-    form: web::Form<OpenForm>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::OpenDeviation)?;
-    user.check_csrf(&form.csrf)?;
+    let f: OpenForm = read_form(&body)?;
+    user.check_csrf(&f.csrf)?;
     let batch_id = id.into_inner();
-    let f = form.into_inner();
+    // A double submit opens the deviation once.
+    let once = form_once(
+        f.form_key.as_deref(),
+        &format!("/batches/{batch_id}/deviations"),
+        &body,
+    );
     let typed = Typed {
         title: f.title.clone(),
         description: f.description.clone(),
@@ -160,7 +172,11 @@ pub async fn open_deviation(
     };
     let actor = user.0.actor.clone();
     match state
-        .db(move |c| dev_svc::open_manual(c, &actor, batch_id, &input))
+        .db(move |c| {
+            once_for_form(c, actor.id, once.as_ref(), |c| {
+                dev_svc::open_manual(c, &actor, batch_id, &input)
+            })
+        })
         .await
     {
         Ok(_) => Ok(see_other(format!("/batches/{batch_id}/deviations"))),
@@ -193,6 +209,7 @@ pub struct Typed {
 pub struct CorrectionForm {
     #[serde(default)]
     csrf: String,
+    form_key: Option<String>,
     #[serde(default)]
     result_id: String,
     #[serde(default)]
@@ -212,9 +229,15 @@ pub async fn open_correction(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::Sign(Meaning::CorrectionOpened))?;
-    let f: CorrectionForm = super::layout::read_form(&body)?;
+    let f: CorrectionForm = read_form(&body)?;
     user.check_csrf(&f.csrf)?;
     let batch_id = id.into_inner();
+    // A double submit opens the correction once, under one signature.
+    let once = form_once(
+        f.form_key.as_deref(),
+        &format!("/batches/{batch_id}/corrections"),
+        &body,
+    );
     let result_id = Uuid::parse_str(f.result_id.trim()).ok();
     let typed = Typed {
         result_id,
@@ -230,7 +253,11 @@ pub async fn open_correction(
     };
     let (rules, actor) = (state.signing.clone(), user.0.actor.clone());
     match state
-        .db(move |c| dev_svc::open_correction(c, &rules, &actor, batch_id, &input))
+        .db(move |c| {
+            once_for_form(c, actor.id, once.as_ref(), |c| {
+                dev_svc::open_correction(c, &rules, &actor, batch_id, &input)
+            })
+        })
         .await
     {
         Ok(_) => Ok(see_other(format!("/batches/{batch_id}/deviations"))),

@@ -12,9 +12,7 @@ use crate::domain::roles::Action;
 use crate::error::{AppError, FieldError, Problem};
 use crate::services::batches as batch_svc;
 use crate::services::import_mappings::{self as mappings, ImportMappingView};
-use crate::services::results::{
-    self as result_svc, ImportInput, ImportOutcome, ImportPreview, Imported, SourceFileView,
-};
+use crate::services::results::{self as result_svc, ImportInput, ImportOutcome, ImportPreview};
 use crate::tr;
 use actix_multipart::Multipart;
 use actix_web::{HttpResponse, get, post, web};
@@ -45,6 +43,7 @@ const MAX_FORM_BYTES: usize = 2 * crate::domain::import::MAX_EXPORT_BYTES;
 #[derive(Debug, Clone, Default)]
 struct ImportForm {
     csrf: String,
+    form_key: String,
     step: String,
     filename: String,
     content: Vec<u8>,
@@ -113,6 +112,7 @@ impl ImportForm {
                 }
                 "filename" if !uploaded => form.filename = text(),
                 "csrf" => form.csrf = text(),
+                "form_key" => form.form_key = text(),
                 "step" => form.step = text(),
                 "sha256" => form.sha256 = text(),
                 "performed_at" => form.performed_at = text(),
@@ -261,18 +261,39 @@ pub async fn import_results(
         let export = web::block(move || result_svc::read_export(input))
             .await
             .map_err(|e| AppError::Internal(e.into()))??;
+        if !confirm {
+            return state
+                .db(move |c| result_svc::import_results(c, &actor, batch_id, &export))
+                .await
+                .map(Answer::Preview);
+        }
+        // A double confirm records once and shows what the first recorded.
+        let once = form.once(batch_id);
         state
-            .db(move |c| result_svc::import_results(c, &actor, batch_id, &export))
+            .db(move |c| {
+                super::layout::once_for_form(c, actor.id, once.as_ref(), |c| {
+                    match result_svc::import_results(c, &actor, batch_id, &export)? {
+                        ImportOutcome::Recorded(imported) => Ok(imported),
+                        ImportOutcome::Preview(_) => Err(AppError::Internal(anyhow::anyhow!(
+                            "a confirmed import answered a preview"
+                        ))),
+                    }
+                })
+            })
             .await
+            .and_then(|v| Ok(Answer::Recorded(serde_json::from_value(v)?)))
     }
     .await;
     match attempt {
-        Ok(ImportOutcome::Preview(preview)) => {
+        Ok(Answer::Preview(ImportOutcome::Preview(preview))) => {
             let markup =
                 import_markup(&state, &user, batch_id, &form, Some(&preview), None, None).await?;
             Ok(html_page(actix_web::http::StatusCode::OK, markup))
         }
-        Ok(ImportOutcome::Recorded(imported)) => {
+        Ok(Answer::Preview(ImportOutcome::Recorded(_))) => Err(WebError::Refused(
+            AppError::Internal(anyhow::anyhow!("a preview recorded results")),
+        )),
+        Ok(Answer::Recorded(imported)) => {
             let markup = imported_markup(&state, &user, batch_id, &imported).await?;
             Ok(html_page(actix_web::http::StatusCode::CREATED, markup))
         }
@@ -332,6 +353,7 @@ async fn import_markup(
             }
             form.stack.card #import-form method="post" enctype="multipart/form-data" action={"/batches/" (batch_id) "/results/import"} {
                 (csrf(user))
+                (super::layout::form_key())
                 @if let Some(p) = preview {
                     p { (tr!(user.lang(), "import-file")) " " strong { (form.filename) } ", " (tr!(user.lang(), "import-bytes", n = p.size)) ", SHA-256 " code.hash { (p.sha256) } (tr!(user.lang(), "sentence-end")) " " (tr!(user.lang(), "import-another")) }
                     input type="hidden" name="content_b64" value=(encoded);
@@ -414,14 +436,64 @@ fn preview_markup(p: &ImportPreview, user: &WebUser) -> Markup {
 }
 
 /// What was recorded, with the kept file.
+/// A preview, or what a confirmed import recorded (as the first confirm
+/// recorded it, on a double submit).
+enum Answer {
+    Preview(ImportOutcome),
+    Recorded(Shown),
+}
+
+/// What the page shows of an import that recorded (the service's `Imported` as stored
+/// with the form's key).
+#[derive(Debug, Deserialize)]
+struct Shown {
+    source_file: ShownFile,
+    results: Vec<ShownResult>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ShownFile {
+    id: Uuid,
+    filename: String,
+    sha256: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ShownResult {
+    test_code: String,
+    value: String,
+    unit: Option<String>,
+    outcome: crate::domain::spec::Outcome,
+}
+
+impl ImportForm {
+    /// The confirm step's one-time key: the form's key over what decides
+    /// the import (the bytes, their mapping, when, on what, with which lots).
+    fn once(&self, batch_id: Uuid) -> Option<crate::services::idempotency::IdempotencyKey> {
+        let decides = serde_json::json!({
+            "sha256": hex::encode(Sha256::digest(&self.content)),
+            "filename": self.filename,
+            "mapping": self.mapping,
+            "performed_at": self.performed_at,
+            "instrument_id": self.instrument_id,
+            "material_ids": self.material_ids,
+        });
+        super::layout::form_once(
+            Some(&self.form_key),
+            &format!("/batches/{batch_id}/results/import"),
+            decides.to_string().as_bytes(),
+        )
+    }
+}
+
 async fn imported_markup(
     state: &AppState,
     user: &WebUser,
     batch_id: Uuid,
-    imported: &Imported,
+    imported: &Shown,
 ) -> Result<Markup, WebError> {
     let record = state.db(move |c| batch_svc::record(c, batch_id)).await?;
-    let f: &SourceFileView = &imported.source_file;
+    let f = &imported.source_file;
     Ok(page(
         &tr!(
             user.lang(),
@@ -436,8 +508,8 @@ async fn imported_markup(
             table {
                 thead { tr { th { (tr!(user.lang(), "col-test")) } th { (tr!(user.lang(), "col-value")) } th { (tr!(user.lang(), "col-outcome")) } } }
                 tbody { @for v in &imported.results {
-                    tr { td { strong { (v.result.test_code) } } td { (v.result.value) " " (v.result.unit.clone().unwrap_or_default()) } td { (outcome(v.result.outcome, user.lang()))
-                        @if v.result.outcome == crate::domain::spec::Outcome::Fail { (tr!(user.lang(), "result-recorded-oos")) } } }
+                    tr { td { strong { (v.test_code) } } td { (v.value) " " (v.unit.clone().unwrap_or_default()) } td { (outcome(v.outcome, user.lang()))
+                        @if v.outcome == crate::domain::spec::Outcome::Fail { (tr!(user.lang(), "result-recorded-oos")) } } }
                 } }
             }
             p { a.button href={"/batches/" (batch_id)} { (tr!(user.lang(), "back-to-batch")) } }

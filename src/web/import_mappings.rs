@@ -21,6 +21,7 @@ const LABELS: &[(&str, &str)] = &[("name", "label-name"), ("mapping", "label-col
 #[derive(Debug, Clone, Default)]
 struct MappingForm {
     csrf: String,
+    form_key: Option<String>,
     name: String,
     mapping: BTreeMap<String, String>,
 }
@@ -31,6 +32,7 @@ impl MappingForm {
         for (k, v) in form_urlencoded::parse(body) {
             match k.as_ref() {
                 "csrf" => f.csrf = v.into_owned(),
+                "form_key" => f.form_key = Some(v.into_owned()),
                 "name" => f.name = v.into_owned(),
                 other => {
                     if let Some(code) = other.strip_prefix("map.") {
@@ -102,6 +104,7 @@ async fn mappings_markup(
             (r.summary())
             form.stack method="post" action=(action) {
                 (csrf(user))
+                @if editing == Editing::New { (super::layout::form_key()) }
                 label { (tr!(user.lang(), "label-name")) input type="text" name="name" required maxlength="80" value=(name); (r.at("name")) }
                 fieldset { legend { (tr!(user.lang(), "mappings-columns")) }
                     @for (code, test_name) in &tests {
@@ -181,18 +184,21 @@ pub async fn create_mapping(
     let product_id = id.into_inner();
     let input = f.input();
     let actor = user.0.actor.clone();
+    // A double submit saves the mapping once.
+    let once = super::layout::form_once(
+        f.form_key.as_deref(),
+        &format!("/products/{product_id}/import-mappings"),
+        &body,
+    );
     let saved = state
-        .db(move |c| svc::create(c, &actor, product_id, &input))
+        .db(move |c| {
+            let created = super::layout::once_for_form(c, actor.id, once.as_ref(), |c| {
+                svc::create(c, &actor, product_id, &input)
+            })?;
+            super::layout::created_id(&created)
+        })
         .await;
-    answer(
-        &state,
-        &user,
-        product_id,
-        Editing::New,
-        &f,
-        saved.map(|m| m.id),
-    )
-    .await
+    answer(&state, &user, product_id, Editing::New, &f, saved).await
 }
 
 /// Replaces a mapping (QA).

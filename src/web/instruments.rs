@@ -3,6 +3,7 @@
 //! calibration or take it out of service (technician, QA), return it to
 //! service (QA, signed).
 
+use super::layout::once_for_form;
 use super::layout::{
     Refusal, created_id, csrf, form_key, form_once, html_page, meaning_box, page, read_form,
     refusal, see_other,
@@ -14,7 +15,6 @@ use crate::domain::instrument::Status;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::error::{AppError, Problem};
-use crate::services::idempotency::create_once;
 use crate::services::instruments::{self as svc, CalibrationInput, NewInstrument};
 use crate::tr;
 use actix_web::http::StatusCode;
@@ -131,10 +131,10 @@ pub async fn register(
     let once = form_once(f.form_key.as_deref(), "/instruments", &body);
     let registered = state
         .db(move |c| {
-            let created = create_once(c, actor.id, once.as_ref(), |c| {
-                Ok(serde_json::to_value(svc::register(c, &actor, &input)?)?)
+            let created = once_for_form(c, actor.id, once.as_ref(), |c| {
+                svc::register(c, &actor, &input)
             })?;
-            created_id(&created.body)
+            created_id(&created)
         })
         .await;
     match registered {
@@ -343,10 +343,8 @@ pub async fn calibrate(
             );
             state
                 .db(move |c| {
-                    create_once(c, actor.id, once.as_ref(), |c| {
-                        Ok(serde_json::to_value(svc::calibrate(
-                            c, &actor, id, &input,
-                        )?)?)
+                    once_for_form(c, actor.id, once.as_ref(), |c| {
+                        svc::calibrate(c, &actor, id, &input)
                     })
                 })
                 .await

@@ -115,7 +115,10 @@ pub fn page_in(loc: Locale, title: &str, user: Option<&WebUser>, body: Markup) -
                 title { (title) " · cellqc" }
                 link rel="stylesheet" href="/static/app.css";
             }
-            body {
+            // Who is signed in and the words for a form put back after
+            // signing in again (app.js restores only the same user's form).
+            body data-user=[user.map(|u| u.0.actor.id.to_string())]
+                data-held-restored=[user.map(|_| tr!(loc, "form-held-restored"))] {
                 header.top {
                     a href="/" { "cellqc" }
                     @if let Some(u) = user {
@@ -466,6 +469,20 @@ pub fn form_once(form_key: Option<&str>, path: &str, body: &[u8]) -> Option<Idem
         key: format!("form:{key}"),
         request_hash: sha256_hex(&[path.as_bytes(), b"\n", body]),
     })
+}
+
+/// Runs a creating form's use case once for its one-time key (see
+/// [`form_once`]): what it created, as the first submit created it.
+pub fn once_for_form<T: serde::Serialize>(
+    c: &mut diesel::PgConnection,
+    user_id: uuid::Uuid,
+    once: Option<&IdempotencyKey>,
+    create: impl FnOnce(&mut diesel::PgConnection) -> Result<T, AppError>,
+) -> Result<serde_json::Value, AppError> {
+    crate::services::idempotency::create_once(c, user_id, once, |c| {
+        Ok(serde_json::to_value(create(c)?)?)
+    })
+    .map(|created| created.body)
 }
 
 /// The id of what a creating form created (on a double submit, of what

@@ -2,8 +2,8 @@
 //! and the forms: receive (technician, QA), release and reject (QA, signed).
 
 use super::layout::{
-    Refusal, created_id, csrf, form_key, form_once, html_page, meaning_box, page, read_form,
-    refusal, see_other,
+    Refusal, created_id, csrf, form_key, form_once, html_page, meaning_box, once_for_form, page,
+    read_form, refusal, see_other,
 };
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
@@ -11,7 +11,6 @@ use crate::domain::material::MaterialKind;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::error::{AppError, Problem};
-use crate::services::idempotency::create_once;
 use crate::services::materials::{self as svc, NewMaterial};
 use crate::tr;
 use actix_web::http::StatusCode;
@@ -153,10 +152,10 @@ pub async fn receive(
             let once = form_once(f.form_key.as_deref(), "/materials", &body);
             state
                 .db(move |c| {
-                    let created = create_once(c, actor.id, once.as_ref(), |c| {
-                        Ok(serde_json::to_value(svc::receive(c, &actor, &input)?)?)
+                    let created = once_for_form(c, actor.id, once.as_ref(), |c| {
+                        svc::receive(c, &actor, &input)
                     })?;
-                    created_id(&created.body)
+                    created_id(&created)
                 })
                 .await
         }

@@ -105,8 +105,20 @@ pub async fn html_errors(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let page_path = is_page(req.path());
-    let res = next.call(req).await?.map_into_boxed_body();
+    let mut res = next.call(req).await?.map_into_boxed_body();
     let status = res.status();
+    if res
+        .response()
+        .extensions()
+        .get::<session::SignInFirst>()
+        .is_some()
+    {
+        let to = session::sign_in_address(res.request());
+        if let Ok(v) = header::HeaderValue::from_str(&to) {
+            res.headers_mut().insert(header::LOCATION, v);
+        }
+        return Ok(res);
+    }
     // A refusal a page handler rendered: again in the reader's language,
     // now that the request says who the reader is.
     let rendered = res

@@ -82,6 +82,7 @@ const PRODUCT_LABELS: &[(&str, &str)] = &[
 pub struct ProductForm {
     #[serde(default)]
     csrf: String,
+    form_key: Option<String>,
     #[serde(default)]
     code: String,
     #[serde(default)]
@@ -107,6 +108,7 @@ fn product_form(user: &WebUser, problem: Option<&Problem>, f: &ProductForm) -> M
             (r.summary())
             form.stack.card method="post" action="/products" {
                 (csrf(user))
+                (super::layout::form_key())
                 label { (tr!(user.lang(), "label-code")) input type="text" name="code" required maxlength="40" value=(f.code); (r.at("code")) }
                 label { (tr!(user.lang(), "label-name")) input type="text" name="name" required value=(f.name); (r.at("name")) }
                 label { (tr!(user.lang(), "label-product-type")) input type="text" name="product_type" required value=(f.product_type) placeholder=(tr!(user.lang(), "product-type-example")); (r.at("product_type")) }
@@ -150,11 +152,13 @@ fn typed_decimal(s: &str) -> Result<Option<String>, AppError> {
 pub async fn create_product(
     state: web::Data<AppState>,
     user: WebUser,
-    form: web::Form<ProductForm>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::DefineProducts)?;
-    user.check_csrf(&form.csrf)?;
-    let f = form.into_inner();
+    let f: ProductForm = super::layout::read_form(&body)?;
+    user.check_csrf(&f.csrf)?;
+    // A double submit defines the product once.
+    let once = super::layout::form_once(f.form_key.as_deref(), "/products", &body);
     let input = NewProductInput {
         code: f.code.clone(),
         name: f.name.clone(),
@@ -170,10 +174,15 @@ pub async fn create_product(
     };
     let actor = user.0.actor.clone();
     match state
-        .db(move |c| svc::create_product(c, &actor, &input))
+        .db(move |c| {
+            let created = super::layout::once_for_form(c, actor.id, once.as_ref(), |c| {
+                svc::create_product(c, &actor, &input)
+            })?;
+            super::layout::created_id(&created)
+        })
         .await
     {
-        Ok(p) => Ok(see_other(format!("/products/{}", p.id))),
+        Ok(id) => Ok(see_other(format!("/products/{id}"))),
         Err(e) => {
             let p = refusal(e)?;
             Ok(html_page(p.status, product_form(&user, Some(&p), &f)))
@@ -186,6 +195,7 @@ pub async fn create_product(
 pub struct SpecForm {
     #[serde(default)]
     csrf: String,
+    form_key: Option<String>,
     #[serde(default)]
     version: String,
     #[serde(default)]
@@ -429,6 +439,7 @@ async fn product_markup(
                 (r.summary())
                 form.card method="post" action={"/products/" (product_id) "/specifications"} {
                     (csrf(user))
+                    (super::layout::form_key())
                     label.narrow { (tr!(user.lang(), "label-version")) input type="text" name="version" required value=(typed.map(|f| f.version.clone()).unwrap_or_default()); (r.at("version")) }
                     p.muted { (tr!(user.lang(), "product-spec-note")) }
                     div.scroll { table.tests {
@@ -490,6 +501,12 @@ pub async fn create_spec(
     let f: SpecForm = super::layout::read_form(&body)?;
     user.check_csrf(&f.csrf)?;
     let product_id = id.into_inner();
+    // A double submit saves the draft once.
+    let once = super::layout::form_once(
+        f.form_key.as_deref(),
+        &format!("/products/{product_id}/specifications"),
+        &body,
+    );
     let tests: Result<Vec<TestDefInput>, AppError> = f
         .rows()
         .iter()
@@ -502,12 +519,17 @@ pub async fn create_spec(
         Err(e) => Err(e),
         Ok(tests) => {
             state
-                .db(move |c| svc::create_spec(c, &actor, product_id, &version, &tests))
+                .db(move |c| {
+                    let created = super::layout::once_for_form(c, actor.id, once.as_ref(), |c| {
+                        svc::create_spec(c, &actor, product_id, &version, &tests)
+                    })?;
+                    super::layout::created_id(&created)
+                })
                 .await
         }
     };
     match attempt {
-        Ok(s) => Ok(see_other(format!("/specifications/{}", s.id))),
+        Ok(id) => Ok(see_other(format!("/specifications/{id}"))),
         Err(e) => {
             let p = refusal(e)?;
             // Row numbers in the errors count the rows sent, blank ones left out.

@@ -78,6 +78,7 @@ async fn matrix_markup(
                 form.stack.card method="post" action="/qualifications" {
                     h2 { (tr!(user.lang(), "qual-heading")) }
                     (csrf(user))
+                    (super::layout::form_key())
                     label { (tr!(user.lang(), "label-analyst"))
                         select name="user" required {
                             option value="" { (tr!(user.lang(), "choose")) }
@@ -122,6 +123,7 @@ pub async fn matrix_page(
 pub struct GrantForm {
     #[serde(default)]
     csrf: String,
+    form_key: Option<String>,
     #[serde(default)]
     user: String,
     #[serde(default)]
@@ -146,6 +148,8 @@ pub async fn grant(
     user.require(Action::Sign(Meaning::QualificationGranted))?;
     let f: GrantForm = super::layout::read_form(&body)?;
     user.check_csrf(&f.csrf)?;
+    // A double submit qualifies once, under one signature.
+    let once = super::layout::form_once(f.form_key.as_deref(), "/qualifications", &body);
     let actor = user.0.actor.clone();
     let rules = state.signing.clone();
     let target = Uuid::parse_str(f.user.trim());
@@ -170,17 +174,27 @@ pub async fn grant(
                 reason: Some(f.reason.clone()).filter(|r| !r.trim().is_empty()),
             };
             state
-                .db(move |c| svc::grant(c, &rules, &actor, target, &input))
+                .db(move |c| {
+                    super::layout::once_for_form(c, actor.id, once.as_ref(), |c| {
+                        svc::grant(c, &rules, &actor, target, &input)
+                    })
+                })
                 .await
         }
     };
     match outcome {
         Ok(q) => {
+            let said = |field: &str| {
+                q.get(field)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
             let done = tr!(
                 user.lang(),
                 "qual-granted",
-                username = q.username.as_str(),
-                test = q.test_code.as_str()
+                username = said("username"),
+                test = said("test_code")
             );
             Ok(html_page(
                 StatusCode::OK,

@@ -1,6 +1,7 @@
 //! Recording a result, the review queue and the signed review. A refusal
 //! is shown in words next to the form, with what was typed kept.
 
+use super::layout::once_for_form;
 use super::layout::{
     Refusal, created_id, csrf, entered, form_key, form_once, html_page, outcome, page, read_form,
     recorded_notice, refusal, see_other, status_words,
@@ -16,7 +17,6 @@ use crate::error::{AppError, Problem};
 use crate::services::batch_record::equipment;
 use crate::services::batch_record::views::BatchDetail;
 use crate::services::batches as batch_svc;
-use crate::services::idempotency::create_once;
 use crate::services::results::{self as result_svc, Decision, NewResultInput};
 use crate::tr;
 use actix_web::{HttpResponse, get, post, web};
@@ -343,11 +343,10 @@ pub async fn record_result(
         let actor = user.0.actor.clone();
         state
             .db(move |c| {
-                let created = create_once(c, actor.id, once.as_ref(), |c| {
-                    let r = result_svc::record_result(c, &actor, batch_id, &input)?;
-                    Ok(serde_json::to_value(r)?)
+                let created = once_for_form(c, actor.id, once.as_ref(), |c| {
+                    result_svc::record_result(c, &actor, batch_id, &input)
                 })?;
-                let r = created_id(&created.body)?;
+                let r = created_id(&created)?;
                 let more = batch_svc::record(c, batch_id)?
                     .readiness()
                     .blockers

@@ -57,10 +57,16 @@ impl ResponseError for WebError {
 
     fn error_response(&self) -> HttpResponse {
         match self {
-            WebError::SignIn => HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, "/login"))
-                .cookie(removal(SESSION_COOKIE))
-                .finish(),
+            WebError::SignIn => {
+                let mut res = HttpResponse::SeeOther()
+                    .insert_header((header::LOCATION, "/login"))
+                    .cookie(removal(SESSION_COOKIE))
+                    .finish();
+                // `html_errors`, which sees the request, names the page to
+                // come back to after signing in.
+                res.extensions_mut().insert(SignInFirst);
+                res
+            }
             WebError::Refused(e) => {
                 let p = e.to_problem();
                 let mut res = HttpResponse::build(p.status)
@@ -72,6 +78,64 @@ impl ResponseError for WebError {
             }
         }
     }
+}
+
+/// Marks the way to the sign-in page on a response, so that `html_errors`
+/// can add where to come back to ([`sign_in_address`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SignInFirst;
+
+/// The sign-in address for a request refused for want of a session: back to
+/// the page asked for (a GET), or to the page whose form was sent (a POST,
+/// from the same site's `Referer`), marked `held` so the browser puts back
+/// what was typed. Only a path on this site is ever named.
+pub fn sign_in_address(req: &HttpRequest) -> String {
+    let reading = matches!(
+        *req.method(),
+        actix_web::http::Method::GET | actix_web::http::Method::HEAD
+    );
+    let next = if reading {
+        Some(match req.query_string() {
+            "" => req.path().to_owned(),
+            q => format!("{}?{q}", req.path()),
+        })
+    } else {
+        let host = req.connection_info().host().to_owned();
+        req.headers()
+            .get(header::REFERER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|r| r.split_once("://").map(|(_, rest)| rest.to_owned()))
+            .and_then(|rest| {
+                let (at, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+                (at == host).then(|| path.to_owned())
+            })
+            // A form re-shown at its own address after a refusal: that
+            // address takes posts only; the browser finds the form again
+            // when the reader opens it.
+            .filter(|path| path.split('?').next() != Some(req.path()))
+    };
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    if let Some(next) = next.filter(|n| local_path(n)) {
+        query.append_pair("next", &next);
+    }
+    if !reading {
+        query.append_pair("held", "1");
+    }
+    match query.finish() {
+        q if q.is_empty() => "/login".to_owned(),
+        q => format!("/login?{q}"),
+    }
+}
+
+/// A path on this site (never another site's address, `//host` or `/\host`
+/// included), not the sign-in page itself.
+pub fn local_path(next: &str) -> bool {
+    next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.starts_with("/login")
+        && next.len() <= 2000
+        && !next.chars().any(|c| c.is_control() || c == '\\')
 }
 
 /// A refusal rendered as a page, kept on the response so that the

@@ -76,6 +76,7 @@ async fn users_markup(
             form.stack.card method="post" action="/users" {
                 h2 { (tr!(user.lang(), "user-new")) }
                 (csrf(user))
+                (super::layout::form_key())
                 label { (tr!(user.lang(), "label-username")) input type="text" name="username" required value=(typed.username); (r.at("username")) }
                 label { (tr!(user.lang(), "user-full-name")) input type="text" name="full_name" required value=(typed.full_name); (r.at("full_name")) }
                 label { (tr!(user.lang(), "label-email")) input type="email" name="email" required value=(typed.email); (r.at("email")) }
@@ -125,6 +126,8 @@ pub async fn create_user(
             .unwrap_or_default()
     };
     user.check_csrf(&get("csrf"))?;
+    // A double submit creates the account once.
+    let once = super::layout::form_once(Some(&get("form_key")), "/users", &body);
     let input = NewUserInput {
         username: get("username"),
         full_name: get("full_name"),
@@ -147,7 +150,11 @@ pub async fn create_user(
     };
     let actor = user.0.actor.clone();
     match state
-        .db(move |c| user_svc::create_user(c, Some(&actor), &input, None))
+        .db(move |c| {
+            super::layout::once_for_form(c, actor.id, once.as_ref(), |c| {
+                user_svc::create_user(c, Some(&actor), &input, None)
+            })
+        })
         .await
     {
         Ok(_) => Ok(see_other("/users".to_owned())),

@@ -1123,3 +1123,103 @@ async fn a_chinese_technician_reviewer_and_qp_record_review_and_release_in_chine
     sign_out(&c).await;
     c.close().await.unwrap();
 }
+
+/// The value of a form field as the page holds it now.
+async fn value_of(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+/// A technician types a result, leaves, and sends it after the session
+/// ended: nothing is saved, the sign-in page says why, and after signing in
+/// the form is back with what was typed, to send again. Another person
+/// signing in at that browser gets an empty form.
+#[actix_web::test]
+async fn a_result_sent_after_the_session_ended_is_back_in_its_form_after_signing_in() {
+    let lab = Lab::msc().await;
+    let app = &lab.app;
+    let base = app.address.clone();
+    let (tech_id, tech) = app.user_with(&["technician"]).await;
+    lab.qualify_all(&tech_id).await;
+    let (other_id, other) = app.user_with(&["technician"]).await;
+    lab.qualify_all(&other_id).await;
+    let batch = lab.batch("UCMSC-SESSION-ENDED").await;
+    let results = lab.count("results");
+    let d = chromedriver();
+    let c = browser(&d, 1024, 900).await;
+    let form = format!("{base}/batches/{batch}/results/new?test=STER");
+
+    sign_in(&c, &base, &tech).await;
+    c.goto(&form).await.unwrap();
+    wait_for(&c, "select[name=test_code]").await;
+    enter_value(&c, "STER", "no growth").await;
+    fill(&c, "textarea[name=comment]", "read on day 14 by the bench").await;
+    let idle_out = || {
+        use diesel::RunQueryDsl;
+        diesel::sql_query("UPDATE sessions SET last_seen_at = now() - interval '2 days'")
+            .execute(&mut app.conn())
+            .unwrap();
+    };
+    idle_out();
+    submit(&c, "form[action$='/results']").await;
+    wait_for_url(&c, "/login").await;
+    assert!(
+        text_of(&c, "#session-ended")
+            .await
+            .contains("nothing was saved"),
+        "the sign-in page says why"
+    );
+    assert_eq!(lab.count("results"), results, "nothing was saved");
+    shot(&c, "session-ended-sign-in").await;
+
+    // Signing in again: back at the form, filled.
+    fill(&c, "input[name=username]", &tech).await;
+    fill(&c, "input[name=password]", USER_PASSWORD).await;
+    submit(&c, "form[action='/login']").await;
+    wait_for_url(&c, "/results/new").await;
+    wait_for(&c, "#form-restored").await;
+    assert_eq!(value_of(&c, "select[name=test_code]").await, "STER");
+    assert!(
+        c.find(Locator::Css(
+            "fieldset.value-options[data-test='STER'] input[value='no growth']:checked"
+        ))
+        .await
+        .is_ok(),
+        "the chosen option is chosen again"
+    );
+    assert_eq!(
+        value_of(&c, "textarea[name=comment]").await,
+        "read on day 14 by the bench"
+    );
+    shot(&c, "session-ended-form-back").await;
+    submit(&c, "form[action$='/results']").await;
+    wait_for(&c, "#recorded").await;
+    assert_eq!(lab.count("results"), results + 1, "saved once, now");
+
+    // Another person at the same browser tab never gets someone else's typing.
+    c.goto(&form).await.unwrap();
+    wait_for(&c, "select[name=test_code]").await;
+    enter_value(&c, "STER", "growth").await;
+    fill(
+        &c,
+        "textarea[name=comment]",
+        "typed by the first technician",
+    )
+    .await;
+    idle_out();
+    submit(&c, "form[action$='/results']").await;
+    wait_for_url(&c, "/login").await;
+    fill(&c, "input[name=username]", &other).await;
+    fill(&c, "input[name=password]", USER_PASSWORD).await;
+    submit(&c, "form[action='/login']").await;
+    wait_for_url(&c, "/results/new").await;
+    wait_for(&c, "select[name=test_code]").await;
+    assert!(c.find(Locator::Css("#form-restored")).await.is_err());
+    assert_eq!(value_of(&c, "textarea[name=comment]").await, "");
+    c.close().await.unwrap();
+}

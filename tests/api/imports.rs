@@ -499,6 +499,7 @@ async fn a_technician_uploads_an_export_previews_every_row_and_confirms_once_on_
     assert_eq!(lab.count("results"), 0, "a preview records nothing");
     let content = Browser::hidden(&preview, "content_b64");
     let sha = Browser::hidden(&preview, "sha256");
+    let key = Browser::hidden(&preview, "form_key");
 
     // Bytes other than those previewed are refused.
     let tampered = base64::Engine::encode(
@@ -519,6 +520,7 @@ async fn a_technician_uploads_an_export_previews_every_row_and_confirms_once_on_
 
     let f = with(&[
         ("step", "confirm"),
+        ("form_key", &key),
         ("content_b64", &content),
         ("sha256", &sha),
         ("filename", "panel.csv"),
@@ -532,6 +534,12 @@ async fn a_technician_uploads_an_export_previews_every_row_and_confirms_once_on_
         done.body
     );
     assert_eq!(lab.count("results"), 9);
+    // Confirmed twice (a double click): recorded once, the same answer.
+    let again = tech.post_multipart(&path, &pairs, None).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+    assert!(again.body.contains("9 results recorded from"));
+    assert!(again.body.contains(&sha256_hex(FLOWJO)));
+    assert_eq!(lab.count("results"), 9, "recorded once");
     assert_eq!(lab.count("source_files"), 1);
 
     // The batch page links each imported value to its file, which comes

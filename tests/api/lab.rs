@@ -386,16 +386,7 @@ impl Lab {
 
     /// Count of rows in `table` (for "nothing was written" checks).
     pub fn count(&self, table: &str) -> i64 {
-        use diesel::RunQueryDsl;
-        #[derive(diesel::QueryableByName)]
-        struct N {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        let rows: Vec<N> = diesel::sql_query(format!("SELECT count(*) AS n FROM {table}"))
-            .load(&mut self.app.conn())
-            .unwrap();
-        rows[0].n
+        self.app.count(table)
     }
 }
 

@@ -294,6 +294,20 @@ impl TestApp {
     }
 
     /// A direct database connection.
+    /// The rows of `table` now.
+    pub fn count(&self, table: &str) -> i64 {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let rows: Vec<N> = diesel::sql_query(format!("SELECT count(*) AS n FROM {table}"))
+            .load(&mut self.conn())
+            .unwrap();
+        rows[0].n
+    }
+
     pub fn conn(&self) -> cellqc::db::pool::DbConn {
         self.pool.get().unwrap()
     }

@@ -220,7 +220,7 @@ async fn pages_need_a_session_and_carry_security_headers() {
     let mut b = Browser::new(&app);
     let r = b.get("/batches").await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    assert_eq!(r.headers.get("location").unwrap(), "/login");
+    assert_eq!(r.headers.get("location").unwrap(), "/login?next=%2Fbatches");
     let login = b.get("/login").await;
     assert_eq!(login.status, StatusCode::OK);
     let csp = login
@@ -2810,6 +2810,149 @@ async fn a_creating_form_sent_twice_creates_once() {
     assert_eq!(lab.count("material_lots"), 1, "received once");
 }
 
+/// Sends a form twice with its one-time key, as a double click does: both
+/// answers are the first one's.
+async fn twice(b: &mut Browser<'_>, page: &str, post: &str, fields: &[(&str, &str)]) -> Page {
+    let form = b.get(page).await;
+    let key = between(&form.body, "name=\"form_key\" value=\"", "\"");
+    let token = Browser::csrf(&form);
+    let mut sent = vec![("csrf", token.as_str()), ("form_key", key.as_str())];
+    sent.extend_from_slice(fields);
+    let first = b.post_pairs(post, &sent).await;
+    let again = b.post_pairs(post, &sent).await;
+    assert!(
+        first.status == StatusCode::SEE_OTHER || first.status == StatusCode::OK,
+        "{post}: {}",
+        first.body
+    );
+    assert_eq!(first.status, again.status, "{post}");
+    assert_eq!(
+        first.headers.get("location"),
+        again.headers.get("location"),
+        "{post}"
+    );
+    first
+}
+
+#[actix_web::test]
+async fn deviation_correction_product_draft_qualification_and_account_forms_sent_twice_create_once()
+{
+    let lab = Lab::msc().await;
+    let batch = lab.batch("UCMSC-TWICE-QA").await;
+    let mut tech = Browser::as_tech(&lab).await;
+    let deviations = lab.count("deviations");
+    twice(
+        &mut tech,
+        &format!("/batches/{batch}/deviations"),
+        &format!("/batches/{batch}/deviations"),
+        &[
+            ("title", "Incubator door left ajar"),
+            ("description", "Found open for 3 minutes"),
+            ("severity", "minor"),
+        ],
+    )
+    .await;
+    assert_eq!(lab.count("deviations"), deviations + 1, "opened once");
+
+    let mut qa = Browser::signed_in_as(&lab, &lab.qa).await;
+    let products = lab.count("products");
+    twice(
+        &mut qa,
+        "/products/new",
+        "/products",
+        &[
+            ("code", "UCMSC-TWICE"),
+            ("name", "Umbilical-cord MSC"),
+            ("product_type", "allogeneic MSC"),
+            ("storage_min_c", "2"),
+            ("storage_max_c", "8"),
+            ("release_signatures_required", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(lab.count("products"), products + 1, "defined once");
+    let specs = lab.count("specifications");
+    let product = format!("/products/{}", lab.product_id);
+    twice(
+        &mut qa,
+        &product,
+        &format!("{product}/specifications"),
+        &[
+            ("version", "9.0"),
+            ("code", "VIAB"),
+            ("name", "viability"),
+            ("method", "7-AAD flow cytometry"),
+            ("kind", "numeric"),
+            ("unit", "%"),
+            ("min", "70"),
+            ("min_inclusive", "yes"),
+            ("max", ""),
+            ("max_inclusive", "no"),
+            ("decimals", ""),
+            ("options", ""),
+            ("allowed", ""),
+            ("required", "yes"),
+            ("pending_release_allowed", "no"),
+        ],
+    )
+    .await;
+    assert_eq!(lab.count("specifications"), specs + 1, "drafted once");
+    let mappings = lab.count("import_mappings");
+    twice(
+        &mut qa,
+        &format!("{product}/import-mappings"),
+        &format!("{product}/import-mappings"),
+        &[("name", "FlowJo panel"), ("map.CD73", "CD73+ %")],
+    )
+    .await;
+    assert_eq!(lab.count("import_mappings"), mappings + 1, "saved once");
+
+    // A signed grant: one qualification, one signature.
+    let (other_id, _) = lab.app.user_with(&["technician"]).await;
+    let (qualifications, signatures) = (lab.count("qualifications"), lab.count("signatures"));
+    let until = (chrono::Utc::now() + chrono::Duration::days(90))
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    let granted = twice(
+        &mut qa,
+        "/qualifications",
+        "/qualifications",
+        &[
+            ("user", other_id.as_str()),
+            ("test_code", "VIAB"),
+            ("valid_until", until.as_str()),
+            ("reason", "TR-9, observed run"),
+            ("password", USER_PASSWORD),
+        ],
+    )
+    .await;
+    assert!(
+        granted.body.contains("is qualified for VIAB"),
+        "{}",
+        granted.body
+    );
+    assert_eq!(lab.count("qualifications"), qualifications + 1);
+    assert_eq!(lab.count("signatures"), signatures + 1, "signed once");
+
+    let mut admin = Browser::new(&lab.app);
+    admin.sign_in("admin", ADMIN_PASSWORD).await;
+    let users = lab.count("users");
+    twice(
+        &mut admin,
+        "/users",
+        "/users",
+        &[
+            ("username", "twicetech"),
+            ("full_name", "Twice Tech"),
+            ("email", "twice@lab.example"),
+            ("roles", "technician"),
+            ("password", "a-long-enough-pw"),
+        ],
+    )
+    .await;
+    assert_eq!(lab.count("users"), users + 1, "created once");
+}
+
 /// The text of `page` between `start` and the next `end`.
 fn between(page: &str, start: &str, end: &str) -> String {
     let from = page
@@ -2818,4 +2961,102 @@ fn between(page: &str, start: &str, end: &str) -> String {
         + start.len();
     let len = page[from..].find(end).unwrap();
     page[from..from + len].to_owned()
+}
+
+/// Ends every session of the test's users as the idle timeout does.
+fn idle_out(app: &TestApp) {
+    use diesel::RunQueryDsl;
+    diesel::sql_query("UPDATE sessions SET last_seen_at = now() - interval '2 days'")
+        .execute(&mut app.conn())
+        .unwrap();
+}
+
+#[actix_web::test]
+async fn a_form_sent_after_the_session_ended_leads_to_sign_in_and_back_to_its_page() {
+    let app = TestApp::spawn().await;
+    let (_, tech) = app.user_with(&["technician"]).await;
+    let mut b = Browser::new(&app);
+    b.sign_in(&tech, USER_PASSWORD).await;
+    let form = b.get("/batches/new").await;
+    assert_eq!(form.status, StatusCode::OK);
+    let csrf = Browser::csrf(&form);
+    idle_out(&app);
+    let batches = app.count("batches");
+    let send = |referer: String| {
+        let cookie = format!("cellqc_session={}", b.cookies["cellqc_session"]);
+        let (client, address, csrf) = (b.client.clone(), app.address.clone(), csrf.clone());
+        async move {
+            client
+                .post(format!("{address}/batches"))
+                .insert_header(("Cookie", cookie))
+                .insert_header(("Referer", referer))
+                .send_form(&[("csrf", csrf.as_str()), ("batch_number", "B-HELD-1")])
+                .await
+                .unwrap()
+        }
+    };
+    // Sent from the form's page: to sign in, then back to that page, the
+    // typed values held by the browser; nothing was created.
+    let r = send(format!("{}/batches/new?product=x", app.address)).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers().get("location").unwrap(),
+        "/login?next=%2Fbatches%2Fnew%3Fproduct%3Dx&held=1"
+    );
+    assert_eq!(app.count("batches"), batches);
+    // Another site's page, or the post's own address, is never named.
+    let r = send("http://elsewhere.example/batches/new".to_owned()).await;
+    assert_eq!(r.headers().get("location").unwrap(), "/login?held=1");
+    let r = send(format!("{}/batches", app.address)).await;
+    assert_eq!(r.headers().get("location").unwrap(), "/login?held=1");
+    // A page asked for: back to it.
+    let r = b.get("/batches?q=UC%20MSC").await;
+    assert_eq!(
+        r.headers.get("location").unwrap(),
+        "/login?next=%2Fbatches%3Fq%3DUC%2520MSC"
+    );
+
+    // The sign-in page says why, and carries the way back.
+    let login = b.get("/login?next=%2Fbatches%2Fnew&held=1").await;
+    assert!(
+        login
+            .body
+            .contains("Your session ended before your form was sent"),
+        "{}",
+        login.body
+    );
+    assert_eq!(Browser::hidden(&login, "next"), "/batches/new");
+    let token = Browser::csrf(&login);
+    let sign_in = |next: &'static str| {
+        let (token, tech) = (token.clone(), tech.clone());
+        let mut b = Browser::new(&app);
+        b.cookies
+            .insert("cellqc_login_csrf".to_owned(), token.clone());
+        async move {
+            b.post(
+                "/login",
+                &[
+                    ("csrf", token.as_str()),
+                    ("username", tech.as_str()),
+                    ("password", USER_PASSWORD),
+                    ("next", next),
+                    ("held", "1"),
+                ],
+            )
+            .await
+        }
+    };
+    let back = sign_in("/batches/new").await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.body);
+    assert_eq!(back.headers.get("location").unwrap(), "/batches/new");
+    for elsewhere in [
+        "//elsewhere.example/x",
+        "https://elsewhere.example/",
+        "/\\elsewhere.example",
+    ] {
+        let home = sign_in(elsewhere).await;
+        assert_eq!(home.headers.get("location").unwrap(), "/", "{elsewhere}");
+    }
+    // The idle session's end is on the trail.
+    assert!(!app.audit_actions("auth.session_timed_out").is_empty());
 }

@@ -150,6 +150,9 @@ login-locked = This account is locked after repeated wrong passwords at signing.
 login-rate-limited = Too many sign-in attempts from this address; try again in { $seconds } s.
 login-held-off = Too many failed sign-ins for this account from this address; try again in { $seconds } s. The account itself is not locked.
 login-wrong = Wrong username or password.
+login-session-ended = Your session has ended. Sign in to go on where you were.
+login-session-ended-held = Your session ended before your form was sent, so nothing was saved. Sign in: you will be back at the form with what you typed (passwords excepted), to check and send again.
+form-held-restored = What you typed before signing in again is back in this form. Nothing has been saved yet: check it, then send it.
 
 account-changed = Your password was changed. Your other sessions were signed out.
 account-new-password = New password (12 to 128 characters, not containing your username)

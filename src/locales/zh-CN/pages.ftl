@@ -144,6 +144,9 @@ login-locked = 此账户因签名时多次密码错误已被锁定。请等待 1
 login-held-off = 此地址对该账户的登录失败次数过多；请在 { $seconds } 秒后重试。账户本身并未被锁定。
 login-rate-limited = 此地址的登录尝试过多；请在 { $seconds } 秒后重试。
 login-wrong = 用户名或密码错误。
+login-session-ended = 您的会话已结束。请登录以继续之前的操作。
+login-session-ended-held = 您的会话在表单提交前已结束，因此未保存任何内容。请登录：您将回到该表单，之前输入的内容（密码除外）仍在，请核对后再次提交。
+form-held-restored = 重新登录前输入的内容已填回此表单。尚未保存任何内容：请核对后提交。
 
 account-changed = 您的密码已修改。您的其他会话已退出。
 account-new-password = 新密码（12 至 128 个字符，不得包含用户名）

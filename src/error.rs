@@ -1,7 +1,9 @@
 //! Every failure becomes an RFC 9457 `application/problem+json` response here,
-//! and only here: each refusal of the domain maps to its status and code in
-//! one `From` impl below (as crates.io's `util/errors.rs` does), so no
-//! service or face decides a status of its own.
+//! and only here. A use case refuses with a [`Code`] of the closed set in
+//! `domain::refusal` (each domain refusal enum maps to its code in one `From`
+//! impl below, as crates.io's `util/errors.rs` does); the status follows from
+//! the code's kind in [`Problem::status`], so no service or face decides a
+//! status of its own, and pages match on codes, never on strings.
 //!
 //! 4xx problems say exactly what is wrong and which field; 5xx problems are
 //! logged once with their cause and answer with an opaque message.
@@ -24,13 +26,15 @@ use std::fmt;
 
 pub use crate::domain::FieldError;
 
+pub use crate::domain::refusal::{Code, Kind};
+
 /// A problem the client can act on (4xx, or 503 when the database is away).
+/// Its status follows from its code's kind ([`Problem::status`]), decided
+/// here once; no use case names one.
 #[derive(Debug, Clone)]
 pub struct Problem {
-    /// HTTP status.
-    pub status: StatusCode,
-    /// Stable snake_case machine code.
-    pub code: &'static str,
+    /// Stable machine code.
+    pub code: Code,
     /// Human-readable explanation of this occurrence.
     pub detail: String,
     /// Invalid fields (422).
@@ -59,9 +63,10 @@ pub enum AppError {
 }
 
 impl AppError {
-    fn problem(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    /// The refusal `code`, in these words (its status follows from the
+    /// code's kind).
+    pub fn refused(code: Code, detail: impl Into<String>) -> Self {
         AppError::Problem(Box::new(Problem {
-            status,
             code,
             detail: detail.into(),
             errors: Vec::new(),
@@ -70,43 +75,14 @@ impl AppError {
         }))
     }
 
-    /// 400: malformed request (JSON syntax, path id, header).
-    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::problem(StatusCode::BAD_REQUEST, code, detail)
-    }
-
-    /// 401: not authenticated, or a credential was wrong.
-    pub fn unauthorized(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::problem(StatusCode::UNAUTHORIZED, code, detail)
-    }
-
-    /// 403: role or separation-of-duties refusal.
-    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::problem(StatusCode::FORBIDDEN, code, detail)
-    }
-
-    /// 404: unknown resource.
-    pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::problem(StatusCode::NOT_FOUND, code, detail)
-    }
-
-    /// 409: the record exists but the action is not allowed now.
-    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::problem(StatusCode::CONFLICT, code, detail)
-    }
-
-    /// 413: body over the limit.
+    /// `payload_too_large`: a body over the limit.
     pub fn payload_too_large(detail: impl Into<String>) -> Self {
-        Self::problem(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", detail)
+        Self::refused(Code::PayloadTooLarge, detail)
     }
 
-    /// 415: the body is not JSON.
+    /// `unsupported_media_type`: the body is not JSON.
     pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
-        Self::problem(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            detail,
-        )
+        Self::refused(Code::UnsupportedMediaType, detail)
     }
 
     /// 422: validation failure naming each field.
@@ -117,8 +93,7 @@ impl AppError {
             .collect::<Vec<_>>()
             .join("; ");
         AppError::Problem(Box::new(Problem {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: "validation_failed",
+            code: Code::ValidationFailed,
             detail,
             errors,
             blockers: None,
@@ -146,16 +121,10 @@ impl AppError {
         Self::validation(vec![FieldError::said(field, id, args)])
     }
 
-    /// 422 with a specific code (e.g. `idempotency_key_reused`).
-    pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::problem(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
-    }
-
     /// 429: slow down.
     pub fn rate_limited(retry_after_secs: u64) -> Self {
         AppError::Problem(Box::new(Problem {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            code: "rate_limited",
+            code: Code::RateLimited,
             detail: format!("too many requests from this address; retry in {retry_after_secs} s"),
             errors: Vec::new(),
             blockers: None,
@@ -167,8 +136,7 @@ impl AppError {
     /// answered yet.
     pub fn import_in_progress() -> Self {
         AppError::Problem(Box::new(Problem {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            code: "import_in_progress",
+            code: Code::ImportInProgress,
             detail: "an import of yours is still running: one import per user at a time; \
                      send this one when it has answered"
                 .to_owned(),
@@ -180,9 +148,8 @@ impl AppError {
 
     /// 503: the database is unreachable.
     pub fn unavailable() -> Self {
-        Self::problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "database_unavailable",
+        Self::refused(
+            Code::DatabaseUnavailable,
             "the database is unavailable; retry shortly",
         )
     }
@@ -199,7 +166,6 @@ impl AppError {
                     tracing::error!(error = %self, "request failed");
                 }
                 Problem {
-                    status,
                     code: self.code(),
                     detail: if status == StatusCode::SERVICE_UNAVAILABLE {
                         "the database is unavailable; retry shortly".to_owned()
@@ -215,11 +181,11 @@ impl AppError {
     }
 
     /// The machine code of this error.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
             AppError::Problem(p) => p.code,
-            _ if self.is_unavailable() => "database_unavailable",
-            _ => "internal_error",
+            _ if self.is_unavailable() => Code::DatabaseUnavailable,
+            _ => Code::InternalError,
         }
     }
 
@@ -262,37 +228,10 @@ struct ProblemBody<'a> {
 /// Seconds a second import of the same user is told to wait.
 const IMPORT_RETRY_SECS: u64 = 5;
 
-/// A session on a temporary password: what it must do.
-pub const PASSWORD_CHANGE_REQUIRED: &str = "password_change_required";
-
-/// The code of a refusal because the session has ended (signed out, locked
-/// or deactivated): a page sends its reader to sign in again.
-pub const TOKEN_REVOKED: &str = "token_revoked";
-
-/// The code of a refusal because the account is locked.
-pub const ACCOUNT_LOCKED: &str = "account_locked";
-
 /// ... in English (the pages say it in the reader's language).
 pub const PASSWORD_CHANGE_SAID: &str = "Your password was set by someone else, who knows it: \
     choose your own (Account, Password) before you sign or change anything. Until then you \
     can read and sign out.";
-
-/// Codes whose English detail never says more than the code's own
-/// sentence: in another language the sentence alone is the whole detail.
-const WORDS_SAY_IT_ALL: [&str; 12] = [
-    "signature_failed",
-    "account_locked",
-    "invalid_credentials",
-    "csrf_failed",
-    "missing_token",
-    "invalid_token",
-    "token_revoked",
-    "session_timed_out",
-    "database_unavailable",
-    "internal_error",
-    "password_change_required",
-    "import_in_progress",
-];
 
 impl Problem {
     /// The refusal's words, to say it again as the error of a field that
@@ -302,7 +241,7 @@ impl Problem {
         match self.errors.as_slice() {
             [one] => one.words.clone(),
             [] => Some(crate::domain::Words {
-                id: format!("problem-{}", self.code.replace('_', "-")).into(),
+                id: self.code.words_id().into(),
                 args: Vec::new(),
             }),
             _ => None,
@@ -318,7 +257,7 @@ impl Problem {
             for e in &mut p.errors {
                 e.message = e.message_in(loc);
             }
-            let id = format!("problem-{}", self.code.replace('_', "-"));
+            let id = self.code.words_id();
             if !p.errors.is_empty() {
                 // A validation refusal says each field's message again.
                 let each: Vec<String> = p
@@ -328,7 +267,7 @@ impl Problem {
                     .collect();
                 p.detail = format!("{}{}", loc.text(&id), each.join("；"));
             } else if loc.has(&id) {
-                p.detail = if WORDS_SAY_IT_ALL.contains(&self.code) {
+                p.detail = if self.code.said_in_full() {
                     loc.text(&id)
                 } else {
                     format!("{}（{}）", loc.text(&id), self.detail)
@@ -340,11 +279,31 @@ impl Problem {
 
     /// The problem's title in `loc` (English: the status's reason phrase).
     pub fn title(&self, loc: Locale) -> String {
-        let id = format!("problem-title-{}", self.status.as_u16());
+        let status = self.status();
+        let id = format!("problem-title-{}", status.as_u16());
         if loc != Locale::En && loc.has(&id) {
             loc.text(&id)
         } else {
-            self.status.canonical_reason().unwrap_or("Error").to_owned()
+            status.canonical_reason().unwrap_or("Error").to_owned()
+        }
+    }
+
+    /// The HTTP status of the problem, from its code's kind: decided here
+    /// once for the API and the pages alike.
+    pub fn status(&self) -> StatusCode {
+        match self.code.kind() {
+            Kind::Unreadable => StatusCode::BAD_REQUEST,
+            Kind::NotSignedIn => StatusCode::UNAUTHORIZED,
+            Kind::NotAllowed => StatusCode::FORBIDDEN,
+            Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::WrongMethod => StatusCode::METHOD_NOT_ALLOWED,
+            Kind::NotNow => StatusCode::CONFLICT,
+            Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Kind::WrongMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Kind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            Kind::TooMany => StatusCode::TOO_MANY_REQUESTS,
+            Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -365,16 +324,17 @@ pub fn problem_response(p: &Problem) -> HttpResponse {
 pub fn problem_response_in(p: &Problem, loc: Locale) -> HttpResponse {
     let title = p.title(loc);
     let p = &p.in_locale(loc);
+    let status = p.status();
     let body = ProblemBody {
         kind: format!("urn:cellqc:problem:{}", p.code),
         title: &title,
-        status: p.status.as_u16(),
+        status: status.as_u16(),
         detail: &p.detail,
-        code: p.code,
+        code: p.code.as_str(),
         errors: &p.errors,
         blockers: p.blockers.as_ref(),
     };
-    let mut resp = HttpResponse::build(p.status);
+    let mut resp = HttpResponse::build(status);
     resp.insert_header((
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
@@ -389,14 +349,20 @@ pub fn problem_response_in(p: &Problem, loc: Locale) -> HttpResponse {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status().as_u16(),
+            self.code,
+            self.detail
+        )
     }
 }
 
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
-            AppError::Problem(p) => p.status,
+            AppError::Problem(p) => p.status(),
             _ if self.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -416,8 +382,7 @@ impl ResponseError for AppError {
                 // The one place a 5xx cause is logged; the client learns nothing internal.
                 tracing::error!(error = %self, "request failed");
                 problem_response(&Problem {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
-                    code: "internal_error",
+                    code: Code::InternalError,
                     detail: "an internal error occurred; it has been logged".to_owned(),
                     errors: Vec::new(),
                     blockers: None,
@@ -448,8 +413,8 @@ impl From<StoredValueError> for AppError {
 
 impl From<RoleRefusal> for AppError {
     fn from(r: RoleRefusal) -> Self {
-        AppError::forbidden(
-            "forbidden_role",
+        AppError::refused(
+            Code::ForbiddenRole,
             format!("this action needs the role {}", r.needed_words()),
         )
     }
@@ -463,29 +428,29 @@ fn words(status: crate::domain::batch::BatchStatus) -> String {
 impl From<RecordRefusal> for AppError {
     fn from(r: RecordRefusal) -> Self {
         match r {
-            RecordRefusal::RecordClosed(status) => AppError::conflict(
-                "record_closed",
+            RecordRefusal::RecordClosed(status) => AppError::refused(
+                Code::RecordClosed,
                 format!(
                     "the batch is {}: its record is decided and takes no new or replaced result \
                      (a released batch's result is corrected only under QA's post-release correction)",
                     words(status)
                 ),
             ),
-            RecordRefusal::OosUnresolved { test_code, current } => AppError::conflict(
-                "oos_unresolved",
+            RecordRefusal::OosUnresolved { test_code, current } => AppError::refused(
+                Code::OosUnresolved,
                 format!(
                     "result {current} of {test_code} failed; no retest or replacement until QA closes its OOS \
                      investigation as invalid_test"
                 ),
             ),
-            RecordRefusal::ResultExists { test_code, current } => AppError::conflict(
-                "result_exists",
+            RecordRefusal::ResultExists { test_code, current } => AppError::refused(
+                Code::ResultExists,
                 format!(
                     "{test_code} already has result {current}: name it in replaces_result_id with a reason"
                 ),
             ),
-            RecordRefusal::NotReplaceable { test_code } => AppError::conflict(
-                "not_replaceable",
+            RecordRefusal::NotReplaceable { test_code } => AppError::refused(
+                Code::NotReplaceable,
                 format!(
                     "replaces_result_id is not the current or review-rejected result of {test_code}"
                 ),
@@ -499,8 +464,8 @@ impl From<RecordRefusal> for AppError {
 
 impl From<crate::domain::roles::RoleConflict> for AppError {
     fn from(_: crate::domain::roles::RoleConflict) -> Self {
-        let mut e = AppError::unprocessable(
-            "role_conflict",
+        let mut e = AppError::refused(
+            Code::RoleConflict,
             "admin can't be held with technician, reviewer or qa: administrators are independent of the record",
         );
         if let AppError::Problem(p) = &mut e {
@@ -516,8 +481,8 @@ impl From<crate::domain::roles::RoleConflict> for AppError {
 
 impl From<crate::domain::qualification::NotQualified> for AppError {
     fn from(n: crate::domain::qualification::NotQualified) -> Self {
-        AppError::forbidden(
-            "analyst_not_qualified",
+        AppError::refused(
+            Code::AnalystNotQualified,
             format!(
                 "you hold no qualification for {} valid at {} (performed_at): QA qualifies analysts per test",
                 n.test_code,
@@ -554,8 +519,8 @@ impl From<crate::domain::instrument::NotUsable> for AppError {
                     Status::FailedCalibration => "its latest calibration had failed".to_owned(),
                     Status::InService => "it was in service".to_owned(),
                 };
-                AppError::conflict(
-                    "instrument_not_qualified",
+                AppError::refused(
+                    Code::InstrumentNotQualified,
                     format!("instrument {code} was not fit for use at performed_at: {why}"),
                 )
             }
@@ -565,8 +530,8 @@ impl From<crate::domain::instrument::NotUsable> for AppError {
 
 impl From<crate::domain::material::NotUsable> for AppError {
     fn from(n: crate::domain::material::NotUsable) -> Self {
-        AppError::conflict(
-            "material_not_usable",
+        AppError::refused(
+            Code::MaterialNotUsable,
             format!("{} could not be used then: {}", n.label, n.why),
         )
     }
@@ -574,8 +539,8 @@ impl From<crate::domain::material::NotUsable> for AppError {
 
 impl From<crate::domain::roles::OwnAccount> for AppError {
     fn from(_: crate::domain::roles::OwnAccount) -> Self {
-        AppError::forbidden(
-            "own_account",
+        AppError::refused(
+            Code::OwnAccount,
             "nobody changes their own roles or active flag: another admin must",
         )
     }
@@ -584,12 +549,12 @@ impl From<crate::domain::roles::OwnAccount> for AppError {
 impl From<ReviewRefusal> for AppError {
     fn from(r: ReviewRefusal) -> Self {
         match r {
-            ReviewRefusal::SelfReview => AppError::forbidden(
-                "self_review",
+            ReviewRefusal::SelfReview => AppError::refused(
+                Code::SelfReview,
                 "you performed this result: another reviewer must review it",
             ),
-            ReviewRefusal::NotAwaitingReview(status) => AppError::conflict(
-                "not_reviewable",
+            ReviewRefusal::NotAwaitingReview(status) => AppError::refused(
+                Code::NotReviewable,
                 format!(
                     "the result is {}; only a recorded result awaits review",
                     status.as_str().replace('_', " ")
@@ -601,8 +566,8 @@ impl From<ReviewRefusal> for AppError {
 
 impl From<TransitionRefusal> for AppError {
     fn from(r: TransitionRefusal) -> Self {
-        AppError::conflict(
-            "invalid_transition",
+        AppError::refused(
+            Code::InvalidTransition,
             format!("a {} batch can't be {}", words(r.from), words(r.to)),
         )
     }
@@ -612,14 +577,14 @@ impl From<crate::domain::audit_review::AuditReviewRefusal> for AppError {
     fn from(r: crate::domain::audit_review::AuditReviewRefusal) -> Self {
         use crate::domain::audit_review::AuditReviewRefusal;
         match r {
-            AuditReviewRefusal::Stale { named, last } => AppError::conflict(
-                "stale_review",
+            AuditReviewRefusal::Stale { named, last } => AppError::refused(
+                Code::StaleReview,
                 format!(
                     "the audit trail ends at entry {last}, not {named}: read the entries written since and sign again with up_to_seq {last}"
                 ),
             ),
-            AuditReviewRefusal::NotIndependent => AppError::forbidden(
-                "not_independent",
+            AuditReviewRefusal::NotIndependent => AppError::refused(
+                Code::NotIndependent,
                 "you performed or reviewed a current result of this batch: another QA user must review its audit trail",
             ),
         }
@@ -629,17 +594,17 @@ impl From<crate::domain::audit_review::AuditReviewRefusal> for AppError {
 impl From<ReleaseRefusal> for AppError {
     fn from(r: ReleaseRefusal) -> Self {
         match r {
-            ReleaseRefusal::WrongStatus(status) => AppError::conflict(
-                "invalid_transition",
+            ReleaseRefusal::WrongStatus(status) => AppError::refused(
+                Code::InvalidTransition,
                 format!("a {} batch can't be released", words(status)),
             ),
-            ReleaseRefusal::NothingPending => AppError::conflict(
-                "nothing_pending",
+            ReleaseRefusal::NothingPending => AppError::refused(
+                Code::NothingPending,
                 "every result is in: release without `conditional`",
             ),
             ReleaseRefusal::NotReleasable(blockers) => {
-                let mut e = AppError::conflict(
-                    "not_releasable",
+                let mut e = AppError::refused(
+                    Code::NotReleasable,
                     format!("{} blocker(s) stand in the way of release", blockers.len()),
                 );
                 if let AppError::Problem(p) = &mut e {
@@ -647,12 +612,12 @@ impl From<ReleaseRefusal> for AppError {
                 }
                 e
             }
-            ReleaseRefusal::NotIndependent => AppError::forbidden(
-                "not_independent",
+            ReleaseRefusal::NotIndependent => AppError::refused(
+                Code::NotIndependent,
                 "you performed or reviewed a current result of this batch: another QA user must release it",
             ),
-            ReleaseRefusal::AlreadySigned => AppError::conflict(
-                "already_signed",
+            ReleaseRefusal::AlreadySigned => AppError::refused(
+                Code::AlreadySigned,
                 "you already signed this release: a second, different QA user must sign",
             ),
         }
@@ -662,33 +627,33 @@ impl From<ReleaseRefusal> for AppError {
 impl From<CustodyRefusal> for AppError {
     fn from(r: CustodyRefusal) -> Self {
         match r {
-            CustodyRefusal::Closed(last) => AppError::conflict(
-                "custody_closed",
+            CustodyRefusal::Closed(last) => AppError::refused(
+                Code::CustodyClosed,
                 format!("the batch was {}: nothing can follow", last.as_str()),
             ),
-            CustodyRefusal::InTransit => AppError::conflict(
-                "in_transit",
+            CustodyRefusal::InTransit => AppError::refused(
+                Code::InTransit,
                 "the batch is in transit: only `delivered` can be recorded",
             ),
-            CustodyRefusal::NotInTransit => AppError::conflict(
-                "not_in_transit",
+            CustodyRefusal::NotInTransit => AppError::refused(
+                Code::NotInTransit,
                 "the batch was not shipped: there is nothing to deliver",
             ),
-            CustodyRefusal::CorrectionOpen => AppError::conflict(
-                "not_released",
+            CustodyRefusal::CorrectionOpen => AppError::refused(
+                Code::NotReleased,
                 "a post-release correction of the batch is open: it stays in the facility until QA \
                  closes it",
             ),
-            CustodyRefusal::NotReleased(status) => AppError::conflict(
-                "not_released",
+            CustodyRefusal::NotReleased(status) => AppError::refused(
+                Code::NotReleased,
                 format!(
                     "the batch's status is {}: it can't leave the facility or reach a patient until \
                      released (a move within the facility is recorded as internal)",
                     status.as_str()
                 ),
             ),
-            CustodyRefusal::BeforeRelease { event, released_at } => AppError::conflict(
-                "not_released",
+            CustodyRefusal::BeforeRelease { event, released_at } => AppError::refused(
+                Code::NotReleased,
                 format!(
                     "the batch was released at {}: `{}` takes it out of the facility and can't be dated before that",
                     released_at.format("%Y-%m-%d %H:%M:%S UTC"),
@@ -703,8 +668,8 @@ impl From<CustodyRefusal> for AppError {
                 "recipient_id",
                 "fe-only-an-administered-event-names-a-recipient",
             ),
-            CustodyRefusal::IdentityMismatch => AppError::conflict(
-                "identity_mismatch",
+            CustodyRefusal::IdentityMismatch => AppError::refused(
+                Code::IdentityMismatch,
                 "the recipient is not this batch's intended recipient: do not administer",
             ),
             CustodyRefusal::DinRequired => AppError::invalid_field_said(
@@ -712,8 +677,8 @@ impl From<CustodyRefusal> for AppError {
                 "fe-is-required-scan-the-din-on-the-bag-s-label",
             ),
             CustodyRefusal::DinMismatch => {
-                let mut e = AppError::conflict(
-                    "identity_mismatch",
+                let mut e = AppError::refused(
+                    Code::IdentityMismatch,
                     "the scanned DIN is not this batch's donation: this is not the bag of this batch. Nothing was recorded",
                 );
                 if let AppError::Problem(p) = &mut e {
@@ -740,23 +705,24 @@ impl From<crate::domain::deviation::CorrectionRefusal> for AppError {
     fn from(r: crate::domain::deviation::CorrectionRefusal) -> Self {
         use crate::domain::deviation::CorrectionRefusal;
         match r {
-            CorrectionRefusal::NotReleased(status) => AppError::conflict(
-                "not_released",
+            CorrectionRefusal::NotReleased(status) => AppError::refused(
+                Code::NotReleased,
                 format!(
                     "the batch is {}: a post-release correction is opened on a released or \
                      conditionally released batch (before release a result is replaced directly)",
                     words(status)
                 ),
             ),
-            CorrectionRefusal::NoSuchResult => {
-                AppError::not_found("result_not_found", "the result is not one of this batch's")
-            }
-            CorrectionRefusal::NotCurrent => AppError::conflict(
-                "not_current",
+            CorrectionRefusal::NoSuchResult => AppError::refused(
+                Code::ResultNotFound,
+                "the result is not one of this batch's",
+            ),
+            CorrectionRefusal::NotCurrent => AppError::refused(
+                Code::NotCurrent,
                 "the result is not the current result of its test: correct the current one",
             ),
-            CorrectionRefusal::AlreadyOpen => AppError::conflict(
-                "correction_open",
+            CorrectionRefusal::AlreadyOpen => AppError::refused(
+                Code::CorrectionOpen,
                 "a post-release correction of this result is open already",
             ),
         }
@@ -767,7 +733,7 @@ impl From<CloseRefusal> for AppError {
     fn from(r: CloseRefusal) -> Self {
         match r {
             CloseRefusal::AlreadyClosed => {
-                AppError::conflict("deviation_closed", "the deviation is already closed")
+                AppError::refused(Code::DeviationClosed, "the deviation is already closed")
             }
             CloseRefusal::NotAnOos => AppError::invalid_field_said(
                 "conclusion",
@@ -777,8 +743,8 @@ impl From<CloseRefusal> for AppError {
                 "conclusion",
                 "fe-a-correction-meets-or-does-not-meet-its-specification",
             ),
-            CloseRefusal::CorrectionUnresolved { test_code } => AppError::conflict(
-                "correction_unresolved",
+            CloseRefusal::CorrectionUnresolved { test_code } => AppError::refused(
+                Code::CorrectionUnresolved,
                 format!(
                     "{test_code}'s current result is not reviewed and passing: the correction can't \
                      conclude that the batch meets its specification"
@@ -791,17 +757,44 @@ impl From<CloseRefusal> for AppError {
 impl From<ApprovalRefusal> for AppError {
     fn from(r: ApprovalRefusal) -> Self {
         match r {
-            ApprovalRefusal::NotDraft(status) => AppError::conflict(
-                "spec_not_draft",
+            ApprovalRefusal::NotDraft(status) => AppError::refused(
+                Code::SpecNotDraft,
                 format!(
                     "the specification is {}; only a draft can be approved",
                     status.as_str()
                 ),
             ),
-            ApprovalRefusal::SelfApproval => AppError::forbidden(
-                "self_approval",
+            ApprovalRefusal::SelfApproval => AppError::refused(
+                Code::SelfApproval,
                 "the author of a specification can't approve it: another QA user must",
             ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strum::IntoEnumIterator;
+
+    #[test]
+    fn every_refusal_has_its_words_in_every_language_and_a_status_of_its_kind() {
+        for code in Code::iter() {
+            for loc in Locale::ALL {
+                assert!(loc.has(&code.words_id()), "{code} in {}", loc.as_str());
+            }
+            let p = Problem {
+                code,
+                detail: String::new(),
+                errors: Vec::new(),
+                blockers: None,
+                retry_after: None,
+            };
+            let status = p.status();
+            match code.kind() {
+                Kind::Unavailable | Kind::Internal => assert!(status.is_server_error()),
+                _ => assert!(status.is_client_error(), "{code}"),
+            }
         }
     }
 }

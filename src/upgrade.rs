@@ -9,6 +9,7 @@ use crate::auth::anchor_key::AnchorKey;
 use crate::db::models::SignatureRow;
 use crate::db::run_migrations;
 use crate::domain::audit::{SYSTEM_CHAIN, batch_chain};
+use crate::domain::audit_event::AuditEvent;
 use crate::services::audit::{AuditRecord, append};
 use crate::services::in_transaction;
 use anyhow::Context;
@@ -124,7 +125,7 @@ fn bind_chain(
     let mut rec = AuditRecord::new(
         &chain,
         None,
-        "record.bound_at_upgrade",
+        AuditEvent::RecordBoundAtUpgrade,
         if batch.is_some() { "batch" } else { "system" },
         Some(batch.unwrap_or(Uuid::nil())),
     )

@@ -4,6 +4,7 @@
 //! naming the parameter), path ids (400), and the page parameters of lists.
 
 use crate::domain::hashing::sha256_hex;
+use crate::error::Code;
 use crate::error::{AppError, FieldError};
 use crate::services::PageRequest;
 use crate::services::idempotency::IdempotencyKey;
@@ -60,8 +61,8 @@ fn parse_body<T: DeserializeOwned>(is_json: bool, bytes: &[u8]) -> Result<T, App
         ));
     }
     if bytes.is_empty() {
-        return Err(AppError::bad_request(
-            "malformed_json",
+        return Err(AppError::refused(
+            Code::MalformedJson,
             "the body is empty; send a JSON object",
         ));
     }
@@ -120,8 +121,8 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
                 let field = if path == "." { "body".to_owned() } else { path };
                 AppError::validation(vec![FieldError::new(field, data_message(&inner))])
             }
-            Category::Syntax | Category::Eof | Category::Io => AppError::bad_request(
-                "malformed_json",
+            Category::Syntax | Category::Eof | Category::Io => AppError::refused(
+                Code::MalformedJson,
                 format!("the body is not valid JSON: {inner}"),
             ),
         }
@@ -147,8 +148,8 @@ fn body_bytes(
     let body = web::Payload::from_request(req, payload);
     Box::pin(async move {
         let body = body.await.map_err(|e| {
-            AppError::bad_request(
-                "unreadable_body",
+            AppError::refused(
+                Code::UnreadableBody,
                 format!("the body could not be read: {e}"),
             )
         })?;
@@ -156,8 +157,8 @@ fn body_bytes(
             Ok(Ok(bytes)) => Ok(bytes),
             Ok(Err(e)) => Err(match e.as_error::<PayloadError>() {
                 Some(PayloadError::Overflow) => too_large(limit),
-                _ => AppError::bad_request(
-                    "unreadable_body",
+                _ => AppError::refused(
+                    Code::UnreadableBody,
                     format!("the body could not be read: {e}"),
                 ),
             }),
@@ -221,8 +222,8 @@ fn check_idempotency_key(raw: &str) -> Result<String, AppError> {
     if (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()) {
         Ok(k.to_owned())
     } else {
-        Err(AppError::bad_request(
-            "invalid_idempotency_key",
+        Err(AppError::refused(
+            Code::InvalidIdempotencyKey,
             "Idempotency-Key must be 1 to 255 visible ASCII characters",
         ))
     }
@@ -291,7 +292,11 @@ pub fn path_config() -> web::PathConfig {
         if let Some(resp) = super::method_not_allowed(req) {
             return actix_web::error::InternalError::from_response(err, resp).into();
         }
-        AppError::bad_request("invalid_path", format!("malformed path parameter: {err}")).into()
+        AppError::refused(
+            Code::InvalidPath,
+            format!("malformed path parameter: {err}"),
+        )
+        .into()
     })
 }
 

@@ -3,6 +3,7 @@
 use crate::app::AppState;
 use crate::db::migrations_current;
 use crate::error::AppError;
+use crate::error::Code;
 use actix_web::{HttpResponse, get, web};
 use serde_json::json;
 
@@ -31,8 +32,8 @@ pub async fn metrics(
             })
     });
     if user.is_none() && !token_ok {
-        return Err(AppError::unauthorized(
-            "missing_token",
+        return Err(AppError::refused(
+            Code::MissingToken,
             "send `Authorization: Bearer <token>` (a session token or CELLQC_METRICS_TOKEN)",
         ));
     }
@@ -60,8 +61,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError
         .await?;
     if !current {
         return Err(AppError::Problem(Box::new(crate::error::Problem {
-            status: actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            code: "migrations_pending",
+            code: crate::error::Code::MigrationsPending,
             detail: "database migrations are not applied; run `cellqc migrate`".to_owned(),
             errors: Vec::new(),
             blockers: None,

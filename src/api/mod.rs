@@ -23,6 +23,7 @@ pub mod users;
 
 use crate::app::Db;
 use crate::error::AppError;
+use crate::error::Code;
 use crate::services::idempotency::{IdempotencyKey, create_once};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
@@ -220,8 +221,8 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, AppError> {
     if let Some(resp) = method_not_allowed(&req) {
         return Ok(resp);
     }
-    Err(AppError::not_found(
-        "route_not_found",
+    Err(AppError::refused(
+        Code::RouteNotFound,
         format!("no route for {} {}", req.method(), req.path()),
     ))
 }
@@ -237,8 +238,7 @@ pub fn method_not_allowed(req: &HttpRequest) -> Option<HttpResponse> {
         return None;
     }
     let problem = crate::error::Problem {
-        status: StatusCode::METHOD_NOT_ALLOWED,
-        code: "method_not_allowed",
+        code: crate::error::Code::MethodNotAllowed,
         detail: format!(
             "{} {} is not served; allowed: {allow}",
             req.method(),

@@ -9,6 +9,7 @@
 use crate::app::{AppState, HeldConnection};
 use crate::domain::roles::{Action, check};
 use crate::domain::signature::Meaning;
+use crate::error::Code;
 use crate::error::{AppError, Problem};
 use crate::services::auth::{Authenticated, authenticate};
 use actix_web::HttpMessage;
@@ -150,7 +151,7 @@ impl FromRequest for CurrentUser {
                 AppError::Internal(anyhow::anyhow!("application state is not configured"))
             })?;
             let token = token.ok_or_else(|| {
-                AppError::unauthorized("missing_token", "send `Authorization: Bearer <token>`")
+                AppError::refused(Code::MissingToken, "send `Authorization: Bearer <token>`")
             })?;
             let cfg = state.auth.clone();
             let who = state.db(move |c| authenticate(c, &cfg, &token)).await?;

@@ -5,7 +5,8 @@
 //! excursion, a material use. Everything else is an exception, including
 //! an action this rule does not know (shown, never hidden).
 
-use chrono::{DateTime, Duration, Utc};
+use crate::domain::audit_event::{AuditEvent, CustodyRecorded, Recorded, ResultRecorded, payload};
+use chrono::Duration;
 use serde::Serialize;
 use serde_json::Value;
 use strum::IntoStaticStr;
@@ -67,41 +68,36 @@ pub struct Entry<'a> {
     pub after: Option<&'a Value>,
 }
 
-fn time(after: Option<&Value>, field: &str) -> Option<DateTime<Utc>> {
-    after?.get(field)?.as_str()?.parse().ok()
-}
-
-fn set(after: Option<&Value>, field: &str) -> bool {
-    after
-        .and_then(|a| a.get(field))
-        .is_some_and(|v| !v.is_null() && *v != Value::Bool(false))
-}
-
-/// The entry's exception, or none when it is routine.
+/// The entry's exception, or none when it is routine. An action this build
+/// does not know, or a payload it can't read, is shown, never assumed
+/// routine.
 pub fn exception(e: &Entry<'_>) -> Option<ExceptionKind> {
-    match e.action {
-        "batch.created" | "result.reviewed" | "material.used" => None,
-        "result.recorded" if set(e.after, "replaces_result_id") => Some(ExceptionKind::Replacement),
-        "result.recorded" => {
-            let late = match (time(e.after, "performed_at"), time(e.after, "recorded_at")) {
-                (Some(p), Some(r)) => r - p > Duration::hours(LATE_AFTER_HOURS),
-                // Times it cannot read: shown, not assumed routine.
-                _ => true,
-            };
-            late.then_some(ExceptionKind::LateEntry)
-        }
-        "result.superseded" => Some(ExceptionKind::Replacement),
-        "result.review_rejected" => Some(ExceptionKind::ReviewRejected),
-        "result.invalidated" => Some(ExceptionKind::Invalidation),
-        "deviation.opened" => Some(ExceptionKind::DeviationOpened),
-        "deviation.closed" => Some(ExceptionKind::DeviationClosed),
-        "custody.recorded" if set(e.after, "excursion") => Some(ExceptionKind::Excursion),
-        "custody.recorded" => None,
-        "batch.release_signed" => Some(ExceptionKind::ReleaseSignature),
-        "batch.released" | "batch.conditionally_released" | "batch.rejected" | "batch.recalled" => {
-            Some(ExceptionKind::Disposition)
-        }
-        "batch.audit_reviewed" => Some(ExceptionKind::AuditReview),
+    use AuditEvent as A;
+    let Recorded::Known(action) = AuditEvent::read(e.action) else {
+        return Some(ExceptionKind::Other);
+    };
+    match action {
+        A::BatchCreated | A::ResultReviewed | A::MaterialUsed => None,
+        A::ResultRecorded => match payload::<ResultRecorded>(e.after) {
+            Some(r) if r.replaces_result_id.is_some() => Some(ExceptionKind::Replacement),
+            Some(r) => (r.recorded_at - r.performed_at > Duration::hours(LATE_AFTER_HOURS))
+                .then_some(ExceptionKind::LateEntry),
+            // A result it cannot read: shown, not assumed routine.
+            None => Some(ExceptionKind::LateEntry),
+        },
+        A::ResultSuperseded => Some(ExceptionKind::Replacement),
+        A::ResultReviewRejected => Some(ExceptionKind::ReviewRejected),
+        A::ResultInvalidated => Some(ExceptionKind::Invalidation),
+        A::DeviationOpened => Some(ExceptionKind::DeviationOpened),
+        A::DeviationClosed => Some(ExceptionKind::DeviationClosed),
+        A::CustodyRecorded => match payload::<CustodyRecorded>(e.after) {
+            Some(c) if c.excursion => Some(ExceptionKind::Excursion),
+            Some(_) => None,
+            None => Some(ExceptionKind::Other),
+        },
+        A::BatchReleaseSigned => Some(ExceptionKind::ReleaseSignature),
+        a if a.is_disposition() => Some(ExceptionKind::Disposition),
+        A::BatchAuditReviewed => Some(ExceptionKind::AuditReview),
         _ => Some(ExceptionKind::Other),
     }
 }
@@ -135,7 +131,7 @@ pub fn check_review(named: i64, last: i64, took_part: bool) -> Result<(), AuditR
 }
 
 /// The action of a signed review's own entry in the batch's chain.
-pub const REVIEWED_ACTION: &str = "batch.audit_reviewed";
+pub const REVIEWED_ACTION: AuditEvent = AuditEvent::BatchAuditReviewed;
 
 /// Where a batch's audit-trail review stands, for the release gate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +168,54 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A result as the writers record it, performed and recorded at these
+    /// times.
+    fn result(performed: &str, recorded: &str, replaces: Option<&str>) -> Value {
+        let at = |s: &str| s.parse().unwrap();
+        serde_json::to_value(ResultRecorded {
+            id: uuid::Uuid::nil(),
+            batch_id: uuid::Uuid::nil(),
+            test_code: "VIAB".into(),
+            value: "91.0".into(),
+            unit: Some("%".into()),
+            outcome: crate::domain::spec::Outcome::Pass,
+            performed_by: uuid::Uuid::nil(),
+            performed_at: at(performed),
+            recorded_at: at(recorded),
+            instrument: None,
+            comment: None,
+            replaces_result_id: replaces.map(|r| r.parse().unwrap()),
+            reason: None,
+            instrument_id: None,
+            material_ids: Vec::new(),
+            source_file_id: None,
+        })
+        .unwrap()
+    }
+
+    /// A custody event as the writers record it.
+    fn custody(excursion: bool) -> Value {
+        let at = "2026-11-01T08:00:00Z".parse().unwrap();
+        serde_json::to_value(CustodyRecorded {
+            id: uuid::Uuid::nil(),
+            batch_id: uuid::Uuid::nil(),
+            event: crate::domain::custody::CustodyEvent::Received,
+            occurred_at: at,
+            location: "QC store".into(),
+            party: "QC".into(),
+            temperature_c: Some("4".into()),
+            excursion,
+            deviation_id: None,
+            container_id: None,
+            recipient_id: None,
+            internal: false,
+            notes: None,
+            recorded_by: uuid::Uuid::nil(),
+            recorded_at: at,
+        })
+        .unwrap()
+    }
+
     fn kind(action: &str, after: Value) -> Option<ExceptionKind> {
         exception(&Entry {
             action,
@@ -187,12 +231,11 @@ mod tests {
             None
         );
         assert_eq!(kind("material.used", json!({})), None);
-        assert_eq!(kind("custody.recorded", json!({"excursion": false})), None);
+        assert_eq!(kind("custody.recorded", custody(false)), None);
         assert_eq!(
             kind(
                 "result.recorded",
-                json!({"performed_at": "2026-11-01T08:00:00Z", "recorded_at": "2026-11-04T08:00:00Z",
-                       "replaces_result_id": null})
+                result("2026-11-01T08:00:00Z", "2026-11-04T08:00:00Z", None)
             ),
             None,
             "exactly 72 h after: still within"
@@ -204,7 +247,7 @@ mod tests {
         assert_eq!(
             kind(
                 "result.recorded",
-                json!({"performed_at": "2026-11-01T08:00:00Z", "recorded_at": "2026-11-04T08:00:01Z"})
+                result("2026-11-01T08:00:00Z", "2026-11-04T08:00:01Z", None)
             ),
             Some(ExceptionKind::LateEntry)
         );
@@ -217,8 +260,11 @@ mod tests {
 
     #[test]
     fn corrections_investigations_deviations_excursions_and_decisions_are_exceptions() {
-        let replacement = json!({"performed_at": "2026-11-01T08:00:00Z", "recorded_at": "2026-11-01T09:00:00Z",
-                                 "replaces_result_id": "01a23448-ff03-7647-971e-383712ce529f"});
+        let replacement = result(
+            "2026-11-01T08:00:00Z",
+            "2026-11-01T09:00:00Z",
+            Some("01a23448-ff03-7647-971e-383712ce529f"),
+        );
         for (action, after, expected) in [
             ("result.recorded", replacement, ExceptionKind::Replacement),
             ("result.superseded", json!({}), ExceptionKind::Replacement),
@@ -238,10 +284,11 @@ mod tests {
                 json!({}),
                 ExceptionKind::DeviationClosed,
             ),
+            ("custody.recorded", custody(true), ExceptionKind::Excursion),
             (
                 "custody.recorded",
-                json!({"excursion": true}),
-                ExceptionKind::Excursion,
+                json!({"excursion": "unreadable"}),
+                ExceptionKind::Other,
             ),
             (
                 "batch.release_signed",
@@ -287,9 +334,8 @@ mod tests {
     #[test]
     fn the_state_is_stale_only_from_an_exception_that_counts() {
         let signed = json!({});
-        let excursion = json!({"excursion": true});
-        let late =
-            json!({"performed_at": "2026-11-01T08:00:00Z", "recorded_at": "2026-11-09T08:00:00Z"});
+        let excursion = custody(true);
+        let late = result("2026-11-01T08:00:00Z", "2026-11-09T08:00:00Z", None);
         let e = |action, after| Entry {
             action,
             after: Some(after),
@@ -300,7 +346,7 @@ mod tests {
             state(
                 Some(12),
                 [
-                    (13, e(REVIEWED_ACTION, &signed)),
+                    (13, e(REVIEWED_ACTION.as_str(), &signed)),
                     (14, e("batch.release_signed", &signed)),
                     (15, e("custody.recorded", &excursion)),
                     (16, e("result.reviewed", &signed)),
@@ -312,7 +358,7 @@ mod tests {
             state(
                 Some(12),
                 [
-                    (13, e(REVIEWED_ACTION, &signed)),
+                    (13, e(REVIEWED_ACTION.as_str(), &signed)),
                     (14, e("result.recorded", &late)),
                     (15, e("deviation.opened", &signed)),
                 ]

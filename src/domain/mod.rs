@@ -5,6 +5,7 @@
 
 pub mod anchor;
 pub mod audit;
+pub mod audit_event;
 pub mod audit_review;
 pub mod batch;
 pub mod custody;
@@ -17,6 +18,7 @@ pub mod instrument;
 pub mod material;
 pub mod qualification;
 pub mod record;
+pub mod refusal;
 pub mod release;
 pub mod result;
 pub mod roles;

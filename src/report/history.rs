@@ -3,6 +3,8 @@
 //! flat `field: before -> after` text for the CSV. Nothing here touches the
 //! database: the caller passes what it knows of the batch's results.
 
+use crate::domain::StoredName;
+use crate::domain::audit_event::{AuditEvent, CustodyRecorded, Recorded, payload};
 use crate::domain::record::BatchRecord;
 use crate::i18n::Locale;
 use crate::services::audit::AuditEntryView;
@@ -88,14 +90,20 @@ pub fn sentence(e: &AuditEntryView, names: &ResultNames, loc: Locale) -> String 
         })
         .unwrap_or_default();
     let f = |entry: Option<&Value>, key: &str| field(entry, key).unwrap_or_default();
-    let s = match e.action.as_str() {
-        "batch.created" => tr!(
+    use AuditEvent as A;
+    let action = match AuditEvent::read(&e.action) {
+        Recorded::Known(a) => a,
+        // An action this build does not know: its name, in words.
+        Recorded::Other(name) => return format!("{}.{why}", words(&name.replace('.', " "))),
+    };
+    let s = match action {
+        A::BatchCreated => tr!(
             loc,
             "hist-batch-created",
             batch = f(after, "batch_number"),
             expires = when(after, "expires_at")
         ),
-        "result.recorded" => {
+        A::ResultRecorded => {
             let outcome = loc.code_words("outcome", &f(after, "outcome"));
             let instrument = field(after, "instrument")
                 .map(|i| tr!(loc, "hist-on-instrument", instrument = i))
@@ -115,35 +123,35 @@ pub fn sentence(e: &AuditEntryView, names: &ResultNames, loc: Locale) -> String 
                 replaces = replaces
             )
         }
-        "result.superseded" => tr!(
+        A::ResultSuperseded => tr!(
             loc,
             "hist-result-superseded",
             result = result_words(e, names, loc)
         ),
-        "result.reviewed" => tr!(
+        A::ResultReviewed => tr!(
             loc,
             "hist-result-reviewed",
             result = result_words(e, names, loc)
         ),
-        "result.review_rejected" => tr!(
+        A::ResultReviewRejected => tr!(
             loc,
             "hist-result-review-rejected",
             result = result_words(e, names, loc)
         ),
-        "result.invalidated" => tr!(
+        A::ResultInvalidated => tr!(
             loc,
             "hist-result-invalidated",
             result = result_words(e, names, loc),
             conclusion = loc.code_words("status", &f(after, "conclusion"))
         ),
-        "deviation.opened" => tr!(
+        A::DeviationOpened => tr!(
             loc,
             "hist-deviation-opened",
             title = f(after, "title"),
             severity = loc.code_words("severity", &f(after, "severity")),
             kind = loc.code_words("kind", &f(after, "kind"))
         ),
-        "deviation.closed" => tr!(
+        A::DeviationClosed => tr!(
             loc,
             "hist-deviation-closed",
             title = field(after, "title")
@@ -151,41 +159,41 @@ pub fn sentence(e: &AuditEntryView, names: &ResultNames, loc: Locale) -> String 
                 .unwrap_or_default(),
             conclusion = loc.code_words("status", &f(after, "conclusion"))
         ),
-        "custody.recorded" => {
-            let temp = field(after, "temperature_c")
-                .map(|t| format!(", {t} °C"))
-                .unwrap_or_default();
-            let excursion = if field(after, "excursion").as_deref() == Some("yes") {
-                tr!(loc, "hist-excursion")
-            } else {
-                String::new()
-            };
-            tr!(
+        A::CustodyRecorded => match payload::<CustodyRecorded>(after) {
+            Some(c) => tr!(
                 loc,
                 "hist-custody",
-                event = loc.code_words("event", &f(after, "event")),
-                location = f(after, "location"),
-                party = f(after, "party"),
+                event = loc.code_words("event", c.event.as_str()),
+                location = c.location,
+                party = c.party,
                 at = when(after, "occurred_at"),
-                temp = temp,
-                excursion = excursion
-            )
-        }
-        "batch.audit_reviewed" => tr!(
+                temp = c
+                    .temperature_c
+                    .map(|t| format!(", {t} °C"))
+                    .unwrap_or_default(),
+                excursion = if c.excursion {
+                    tr!(loc, "hist-excursion")
+                } else {
+                    String::new()
+                }
+            ),
+            None => format!("{}.", words(&action.as_str().replace('.', " "))),
+        },
+        A::BatchAuditReviewed => tr!(
             loc,
             "hist-audit-reviewed",
             seq = f(after, "up_to_seq"),
             n = f(after, "exceptions")
         ),
-        "batch.release_signed" => tr!(loc, "hist-release-signed"),
-        "batch.release_refused" => tr!(loc, "hist-release-refused", detail = f(after, "detail")),
-        "custody.identity_refused" => tr!(
+        A::BatchReleaseSigned => tr!(loc, "hist-release-signed"),
+        A::BatchReleaseRefused => tr!(loc, "hist-release-refused", detail = f(after, "detail")),
+        A::CustodyIdentityRefused => tr!(
             loc,
             "hist-custody-identity-refused",
             event = loc.code_words("event", &field(after, "event").unwrap_or_default()),
             detail = f(after, "detail")
         ),
-        "auth.password_failed" => tr!(
+        A::AuthPasswordFailed => tr!(
             loc,
             "hist-password-failed",
             purpose = loc.code_words(
@@ -194,8 +202,8 @@ pub fn sentence(e: &AuditEntryView, names: &ResultNames, loc: Locale) -> String 
             ),
             n = f(after, "consecutive_failures")
         ),
-        "auth.signature_refused" => tr!(loc, "hist-signature-refused"),
-        a if a.starts_with("batch.") => {
+        A::AuthSignatureRefused => tr!(loc, "hist-signature-refused"),
+        a if a.is_disposition() => {
             let to = after
                 .and_then(|v| v.get("status"))
                 .and_then(|v| text(Some(v)))
@@ -208,7 +216,7 @@ pub fn sentence(e: &AuditEntryView, names: &ResultNames, loc: Locale) -> String 
                 to = loc.code_words("status", &to)
             )
         }
-        other => format!("{}.", words(&other.replace('.', " "))),
+        other => format!("{}.", words(&other.as_str().replace('.', " "))),
     };
     format!("{s}{why}")
 }
@@ -226,7 +234,9 @@ pub fn exception_summary(
     let after = e.after.as_ref();
     let mut s = sentence(e, names, loc);
     match kind {
-        ExceptionKind::Replacement if e.action == "result.recorded" => {
+        ExceptionKind::Replacement
+            if AuditEvent::read(&e.action) == Recorded::Known(AuditEvent::ResultRecorded) =>
+        {
             let old = field(after, "replaces_result_id")
                 .and_then(|id| id.parse::<Uuid>().ok())
                 .and_then(|id| names.get(&id).cloned())

@@ -21,6 +21,7 @@ use crate::db::models::AuditEntryRow;
 use crate::db::prepared::prepared;
 use crate::db::schema::{audit_chain_heads, audit_entries};
 use crate::domain::audit::{ActorRef, EntryContent, GENESIS_HASH, chain_batch};
+use crate::domain::audit_event::AuditEvent;
 use crate::error::AppError;
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -38,7 +39,7 @@ pub struct AuditRecord<'a> {
     /// Who did it; none for the system itself and for unauthenticated attempts.
     pub actor: Option<&'a Actor>,
     /// What happened, e.g. `user.created`.
-    pub action: &'a str,
+    pub action: AuditEvent,
     /// Kind of record.
     pub entity_type: &'a str,
     /// Id of the record.
@@ -61,7 +62,7 @@ impl<'a> AuditRecord<'a> {
     pub fn new(
         chain: &'a str,
         actor: Option<&'a Actor>,
-        action: &'a str,
+        action: AuditEvent,
         entity_type: &'a str,
         entity_id: Option<Uuid>,
     ) -> Self {
@@ -85,7 +86,7 @@ impl<'a> AuditRecord<'a> {
         chain: &'a str,
         batch_id: Uuid,
         actor: Option<&'a Actor>,
-        action: &'a str,
+        action: AuditEvent,
         entity_type: &'a str,
         entity_id: Uuid,
     ) -> Self {
@@ -243,7 +244,7 @@ pub fn append_refusal(
     conn: &mut PgConnection,
     actor: &Actor,
     batch_id: Uuid,
-    action: &str,
+    action: AuditEvent,
     after: serde_json::Value,
 ) -> Result<(), AppError> {
     let rec = AuditRecord::on_batch(
@@ -317,7 +318,7 @@ pub fn append_at_head(
         seq,
         at: head.at,
         actor: actor.as_ref(),
-        action: rec.action,
+        action: rec.action.as_str(),
         entity_type: rec.entity_type,
         entity_id: rec.entity_id,
         batch_id: rec.batch_id,
@@ -343,7 +344,7 @@ pub fn append_at_head(
         .bind::<Nullable<diesel::sql_types::Uuid>, _>(actor.as_ref().map(|a| a.id))
         .bind::<Nullable<Text>, _>(actor.as_ref().map(|a| a.username.as_str()))
         .bind::<Nullable<Text>, _>(actor.as_ref().map(|a| a.full_name.as_str()))
-        .bind::<Text, _>(rec.action)
+        .bind::<Text, _>(rec.action.as_str())
         .bind::<Text, _>(rec.entity_type)
         .bind::<Nullable<diesel::sql_types::Uuid>, _>(rec.entity_id)
         .bind::<Nullable<diesel::sql_types::Uuid>, _>(rec.batch_id)
@@ -383,7 +384,7 @@ pub fn append_at_head(
         actor_id: actor.as_ref().map(|a| a.id),
         actor_username: actor.as_ref().map(|a| a.username.clone()),
         actor_full_name: actor.as_ref().map(|a| a.full_name.clone()),
-        action: rec.action.to_owned(),
+        action: rec.action.as_str().to_owned(),
         entity_type: rec.entity_type.to_owned(),
         entity_id: rec.entity_id,
         batch_id: rec.batch_id,

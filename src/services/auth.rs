@@ -13,8 +13,10 @@ use crate::db::models::{NewSession, SessionRow, UserRow};
 use crate::db::prepared::prepared;
 use crate::db::schema::{sessions, sign_in_throttle, users};
 use crate::domain::audit::SYSTEM_CHAIN;
+use crate::domain::audit_event::AuditEvent;
 use crate::domain::users::{LockoutPolicy, Throttle, check_password_policy, is_locked};
 use crate::error::AppError;
+use crate::error::Code;
 use chrono::{Duration, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -59,12 +61,12 @@ fn find_user_for_update(
 }
 
 fn invalid_credentials() -> AppError {
-    AppError::unauthorized("invalid_credentials", "wrong username or password")
+    AppError::refused(Code::InvalidCredentials, "wrong username or password")
 }
 
 fn account_locked() -> AppError {
-    AppError::unauthorized(
-        "account_locked",
+    AppError::refused(
+        Code::AccountLocked,
         "the account is locked after repeated failed attempts; wait or ask an admin to unlock it",
     )
 }
@@ -101,7 +103,7 @@ pub fn login(
         if let Some(wait) = held.as_ref().and_then(|(t, _)| t.wait(now)) {
             audit::append(
                 c,
-                AuditRecord::new(SYSTEM_CHAIN, None, "auth.login_failed", "user", None).after(
+                AuditRecord::new(SYSTEM_CHAIN, None, AuditEvent::AuthLoginFailed, "user", None).after(
                     json!({"username": shown, "cause": "held_off", "address": address, "retry_after": wait}),
                 ),
             )?;
@@ -129,8 +131,14 @@ pub fn login(
         if let Some((user_id, cause)) = refusal {
             audit::append(
                 c,
-                AuditRecord::new(SYSTEM_CHAIN, None, "auth.login_failed", "user", user_id)
-                    .after(json!({"username": shown, "cause": cause, "address": address})),
+                AuditRecord::new(
+                    SYSTEM_CHAIN,
+                    None,
+                    AuditEvent::AuthLoginFailed,
+                    "user",
+                    user_id,
+                )
+                .after(json!({"username": shown, "cause": cause, "address": address})),
             )?;
             let next = Throttle::after_failure(cfg.lockout, held, now);
             diesel::insert_into(sign_in_throttle::table)
@@ -155,9 +163,15 @@ pub fn login(
                 let until = next.blocked_until.unwrap_or(now);
                 audit::append(
                     c,
-                    AuditRecord::new(SYSTEM_CHAIN, None, "auth.sign_in_held_off", "user", user_id)
-                        .reason("repeated failed sign-ins for this account from this address")
-                        .after(json!({"username": shown, "address": address,
+                    AuditRecord::new(
+                        SYSTEM_CHAIN,
+                        None,
+                        AuditEvent::AuthSignInHeldOff,
+                        "user",
+                        user_id,
+                    )
+                    .reason("repeated failed sign-ins for this account from this address")
+                    .after(json!({"username": shown, "address": address,
                                       "consecutive_failures": next.failures, "held_until": until})),
                 )?;
                 notices::sign_in_held_off(c, &shown, address, next.failures, until)?;
@@ -175,7 +189,7 @@ pub fn login(
                 AuditRecord::new(
                     SYSTEM_CHAIN,
                     None,
-                    "auth.refused_locked",
+                    AuditEvent::AuthRefusedLocked,
                     "user",
                     Some(user.id),
                 )
@@ -223,7 +237,7 @@ pub fn login(
             AuditRecord::new(
                 SYSTEM_CHAIN,
                 Some(&actor),
-                "auth.login",
+                AuditEvent::AuthLogin,
                 "session",
                 Some(session_id),
             )
@@ -278,7 +292,7 @@ fn throttle_of(
 fn held_off(wait: u64) -> AppError {
     let mut e = AppError::rate_limited(wait);
     if let AppError::Problem(p) = &mut e {
-        p.code = "sign_in_held_off";
+        p.code = Code::SignInHeldOff;
         p.detail = format!(
             "too many failed sign-ins for this account from this address; retry in {wait} s \
              (the account itself is not locked)"
@@ -307,7 +321,10 @@ pub fn random_token() -> String {
 }
 
 fn invalid_token() -> AppError {
-    AppError::unauthorized("invalid_token", "missing, invalid or expired access token")
+    AppError::refused(
+        Code::InvalidToken,
+        "missing, invalid or expired access token",
+    )
 }
 
 /// How often a session's last use is written: finer is wasted writes.
@@ -337,8 +354,8 @@ pub fn authenticate(
     };
     let now = Utc::now();
     if session.user_id != claims.sub || session.revoked_at.is_some() || !user.active {
-        return Err(AppError::unauthorized(
-            crate::error::TOKEN_REVOKED,
+        return Err(AppError::refused(
+            Code::TokenRevoked,
             "this session has ended; sign in again",
         ));
     }
@@ -360,7 +377,7 @@ pub fn authenticate(
                     AuditRecord::new(
                         SYSTEM_CHAIN,
                         None,
-                        "auth.session_timed_out",
+                        AuditEvent::AuthSessionTimedOut,
                         "session",
                         Some(session.id),
                     )
@@ -369,8 +386,8 @@ pub fn authenticate(
             }
             Ok(())
         })?;
-        return Err(AppError::unauthorized(
-            "session_timed_out",
+        return Err(AppError::refused(
+            Code::SessionTimedOut,
             "the session was idle too long; sign in again",
         ));
     }
@@ -405,7 +422,7 @@ pub fn logout(conn: &mut PgConnection, who: &Authenticated) -> Result<(), AppErr
             AuditRecord::new(
                 SYSTEM_CHAIN,
                 Some(&who.actor),
-                "auth.logout",
+                AuditEvent::AuthLogout,
                 "session",
                 Some(who.session_id),
             ),
@@ -454,8 +471,8 @@ pub fn change_password(
                 return Ok(Err(account_locked()));
             }
             PasswordCheck::Wrong { locked_now: false } => {
-                return Ok(Err(AppError::unauthorized(
-                    "invalid_credentials",
+                return Ok(Err(AppError::refused(
+                    Code::InvalidCredentials,
                     "the current password is wrong",
                 )));
             }
@@ -476,7 +493,7 @@ pub fn change_password(
             AuditRecord::new(
                 SYSTEM_CHAIN,
                 Some(&who.actor),
-                "auth.password_changed",
+                AuditEvent::AuthPasswordChanged,
                 "user",
                 Some(user.id),
             )
@@ -503,7 +520,7 @@ pub fn refuse_write_on_temporary_password(
             AuditRecord::new(
                 SYSTEM_CHAIN,
                 Some(&who.actor),
-                "auth.write_refused",
+                AuditEvent::AuthWriteRefused,
                 "user",
                 Some(who.actor.id),
             )

@@ -11,6 +11,7 @@ use crate::db::schema::{batch_parents, batches, products, specifications};
 use crate::domain::FieldError;
 use crate::domain::StoredName;
 use crate::domain::audit::batch_chain;
+use crate::domain::audit_event::AuditEvent;
 use crate::domain::batch::BatchStatus;
 use crate::domain::decimal::Decimal;
 use crate::domain::din::Din;
@@ -18,6 +19,7 @@ use crate::domain::record::BatchRecord;
 use crate::domain::roles::Action;
 use crate::domain::spec::SpecStatus;
 use crate::error::AppError;
+use crate::error::Code;
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -154,8 +156,8 @@ pub fn create_batch(
             .first(c)
             .optional()?
             .ok_or_else(|| {
-                AppError::conflict(
-                    "no_effective_specification",
+                AppError::refused(
+                    Code::NoEffectiveSpecification,
                     format!(
                         "product {} has no effective specification: approve one first",
                         product_code
@@ -195,16 +197,22 @@ pub fn create_batch(
             .execute(c)?;
         let view = BatchView::from(&batch_of(row.clone(), parents.clone())?);
         let chain = batch_chain(row.id);
-        let mut rec = AuditRecord::new(&chain, Some(actor), "batch.created", "batch", Some(row.id))
-            .after(serde_json::to_value(&view)?);
+        let mut rec = AuditRecord::new(
+            &chain,
+            Some(actor),
+            AuditEvent::BatchCreated,
+            "batch",
+            Some(row.id),
+        )
+        .after(serde_json::to_value(&view)?);
         rec.batch_id = Some(row.id);
         audit::append(c, rec)?;
         Ok(view)
     })
     .map_err(|e| match e {
         AppError::Database(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-            AppError::conflict(
-                "batch_number_taken",
+            AppError::refused(
+                Code::BatchNumberTaken,
                 format!("batch number `{batch_number}` exists"),
             )
         }

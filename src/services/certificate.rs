@@ -13,6 +13,7 @@ use crate::domain::result::ResultStatus;
 use crate::domain::signature::Meaning;
 use crate::domain::spec::describe_limit;
 use crate::error::AppError;
+use crate::error::Code;
 use crate::report::coa::{
     CoaCorrection, CoaData, CoaDeviation, CoaEarlier, CoaLang, CoaSignature, CoaTest,
 };
@@ -57,8 +58,8 @@ pub fn coa_data(
     let (record, head) = batch_record::read_with_head(conn, batch_id)?;
     let status = record.batch.status;
     if !status.is_released() {
-        return Err(AppError::conflict(
-            "not_released",
+        return Err(AppError::refused(
+            Code::NotReleased,
             format!(
                 "the batch is {}: a certificate exists only for a released or conditionally released batch",
                 status.as_str()

@@ -11,6 +11,7 @@ use crate::db::models::CustodyRow;
 use crate::db::schema::custody_events;
 use crate::domain::FieldError;
 use crate::domain::StoredName;
+use crate::domain::audit_event::{AuditEvent, CustodyRecorded};
 use crate::domain::custody::{CustodyEvent, CustodyRefusal};
 use crate::domain::decimal::Decimal;
 use crate::domain::deviation::{DeviationKind, EXCURSION_SEVERITY};
@@ -147,23 +148,23 @@ pub fn record_event(
         };
         let id = Uuid::now_v7();
         let now = Utc::now();
-        let content = json!({
-            "id": id,
-            "batch_id": lb.id(),
-            "event": event,
-            "occurred_at": input.occurred_at,
-            "location": location,
-            "party": party,
-            "temperature_c": temperature.as_ref().map(Decimal::text),
-            "excursion": excursion,
-            "deviation_id": deviation,
-            "container_id": container_id,
-            "recipient_id": recipient_id,
-            "internal": input.internal,
-            "notes": notes,
-            "recorded_by": actor.id,
-            "recorded_at": now,
-        });
+        let content = serde_json::to_value(CustodyRecorded {
+            id,
+            batch_id: lb.id(),
+            event,
+            occurred_at: input.occurred_at,
+            location: location.clone(),
+            party: party.clone(),
+            temperature_c: temperature.as_ref().map(|t| t.text().to_owned()),
+            excursion,
+            deviation_id: deviation,
+            container_id: container_id.clone(),
+            recipient_id: recipient_id.clone(),
+            internal: input.internal,
+            notes: notes.clone(),
+            recorded_by: actor.id,
+            recorded_at: now,
+        })?;
         // The event is written before the entry that binds it: it names
         // that entry, its position and the previous hash, known now.
         let entry_id = Uuid::now_v7();
@@ -198,7 +199,7 @@ pub fn record_event(
                 &chain,
                 lb.id(),
                 Some(actor),
-                "custody.recorded",
+                AuditEvent::CustodyRecorded,
                 "custody_event",
                 id,
             )
@@ -229,7 +230,7 @@ fn record_identity_refusal(
         c,
         actor,
         batch_id,
-        "custody.identity_refused",
+        AuditEvent::CustodyIdentityRefused,
         json!({
             "event": event,
             "scanned_din": input.scanned_din,

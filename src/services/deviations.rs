@@ -17,6 +17,7 @@ use crate::db::models::DeviationRow;
 use crate::db::schema::deviations;
 use crate::domain::FieldError;
 use crate::domain::StoredName;
+use crate::domain::audit_event::AuditEvent;
 use crate::domain::deviation::{Conclusion, DeviationKind, DeviationStatus, Severity};
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
@@ -156,7 +157,7 @@ pub fn close(
             &chain,
             lb.id(),
             Some(actor),
-            "deviation.closed",
+            AuditEvent::DeviationClosed,
             "deviation",
             after.id,
         )
@@ -168,7 +169,7 @@ pub fn close(
                 &chain,
                 lb.id(),
                 Some(actor),
-                "result.invalidated",
+                AuditEvent::ResultInvalidated,
                 "result",
                 result_id,
             )
@@ -276,7 +277,7 @@ pub fn open_correction(
             &chain,
             lb.id(),
             Some(actor),
-            "deviation.opened",
+            AuditEvent::DeviationOpened,
             "deviation",
             opened.id,
         )

@@ -8,6 +8,7 @@
 
 use crate::db::schema::idempotency_keys;
 use crate::error::AppError;
+use crate::error::Code;
 use diesel::Connection;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -69,8 +70,8 @@ pub fn create_once(
                 ))
                 .first(c)?;
             if hash != k.request_hash {
-                return Err(AppError::unprocessable(
-                    "idempotency_key_reused",
+                return Err(AppError::refused(
+                    Code::IdempotencyKeyReused,
                     "this Idempotency-Key was used with a different request",
                 ));
             }

@@ -7,8 +7,10 @@ use super::audit::{self, AuditRecord};
 use super::{Actor, in_transaction};
 use crate::db::schema::{import_mappings, products, spec_tests, specifications};
 use crate::domain::audit::SYSTEM_CHAIN;
+use crate::domain::audit_event::AuditEvent;
 use crate::domain::import::check_mapping;
 use crate::domain::roles::Action;
+use crate::error::Code;
 use crate::error::{AppError, FieldError};
 use chrono::{DateTime, SubsecRound, Utc};
 use diesel::pg::PgConnection;
@@ -84,8 +86,8 @@ fn record_of(v: &ImportMappingView) -> Value {
 }
 
 fn not_found(id: Uuid) -> AppError {
-    AppError::not_found(
-        "import_mapping_not_found",
+    AppError::refused(
+        Code::ImportMappingNotFound,
         format!("no current import mapping {id}"),
     )
 }
@@ -175,8 +177,8 @@ fn name_taken(
         .iter()
         .any(|(id, n)| Some(*id) != other_than && n.to_lowercase() == name.to_lowercase());
     if taken {
-        return Err(AppError::conflict(
-            "import_mapping_exists",
+        return Err(AppError::refused(
+            Code::ImportMappingExists,
             format!("this product has a current mapping named \"{name}\" already"),
         ));
     }
@@ -195,8 +197,8 @@ pub fn create(
         let exists: bool =
             diesel::select(diesel::dsl::exists(products::table.find(product_id))).get_result(c)?;
         if !exists {
-            return Err(AppError::not_found(
-                "product_not_found",
+            return Err(AppError::refused(
+                Code::ProductNotFound,
                 format!("no product {product_id}"),
             ));
         }
@@ -230,7 +232,7 @@ pub fn create(
             AuditRecord::new(
                 SYSTEM_CHAIN,
                 Some(actor),
-                "import_mapping.created",
+                AuditEvent::ImportMappingCreated,
                 "import_mapping",
                 Some(view.id),
             )
@@ -284,7 +286,7 @@ pub fn replace(
             AuditRecord::new(
                 SYSTEM_CHAIN,
                 Some(actor),
-                "import_mapping.replaced",
+                AuditEvent::ImportMappingReplaced,
                 "import_mapping",
                 Some(id),
             )
@@ -307,7 +309,7 @@ pub fn retire(conn: &mut PgConnection, actor: &Actor, id: Uuid) -> Result<(), Ap
             AuditRecord::new(
                 SYSTEM_CHAIN,
                 Some(actor),
-                "import_mapping.retired",
+                AuditEvent::ImportMappingRetired,
                 "import_mapping",
                 Some(id),
             )

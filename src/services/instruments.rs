@@ -12,9 +12,11 @@ use crate::db::models::{InstrumentEventRow, InstrumentRow};
 use crate::db::schema::{instrument_events, instruments};
 use crate::domain::StoredName;
 use crate::domain::audit::SYSTEM_CHAIN;
+use crate::domain::audit_event::AuditEvent;
 use crate::domain::instrument::{Event, Status, status_at};
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
+use crate::error::Code;
 use crate::error::{AppError, FieldError};
 use chrono::{DateTime, SubsecRound, Utc};
 use diesel::pg::PgConnection;
@@ -111,7 +113,7 @@ fn view(
 }
 
 fn not_found(id: Uuid) -> AppError {
-    AppError::not_found("instrument_not_found", format!("no instrument {id}"))
+    AppError::refused(Code::InstrumentNotFound, format!("no instrument {id}"))
 }
 
 fn load(
@@ -199,8 +201,8 @@ pub fn register(
         ))
         .get_result(c)?;
         if taken {
-            return Err(AppError::conflict(
-                "instrument_code_taken",
+            return Err(AppError::refused(
+                Code::InstrumentCodeTaken,
                 format!("an instrument {code} exists: codes are never reused"),
             ));
         }
@@ -218,7 +220,7 @@ pub fn register(
             .execute(c)?;
         audit::append(
             c,
-            AuditRecord::new(SYSTEM_CHAIN, Some(actor), "instrument.registered", "instrument", Some(row.id))
+            AuditRecord::new(SYSTEM_CHAIN, Some(actor), AuditEvent::InstrumentRegistered, "instrument", Some(row.id))
                 .after(json!({"code": row.code, "name": row.name, "kind": row.kind, "location": row.location})),
         )?;
         view(&row, &[], false)
@@ -284,7 +286,7 @@ fn append_event(
     c: &mut PgConnection,
     actor: &Actor,
     row: &InstrumentEventRow,
-    action: &str,
+    action: AuditEvent,
     code: &str,
     reason: Option<&str>,
 ) -> Result<(), AppError> {
@@ -364,9 +366,9 @@ pub fn calibrate(
             .values(&row)
             .execute(c)?;
         let action = if outcome == "pass" {
-            "instrument.calibrated"
+            AuditEvent::InstrumentCalibrated
         } else {
-            "instrument.calibration_failed"
+            AuditEvent::InstrumentCalibrationFailed
         };
         append_event(c, actor, &row, action, &instrument.code, notes.as_deref())?;
         if outcome == "fail" {
@@ -399,8 +401,8 @@ pub fn take_out_of_service(
             current.status,
             Status::OutOfService | Status::FailedCalibration
         ) {
-            return Err(AppError::conflict(
-                "already_out_of_service",
+            return Err(AppError::refused(
+                Code::AlreadyOutOfService,
                 format!("{} is out of service already", instrument.code),
             ));
         }
@@ -409,7 +411,7 @@ pub fn take_out_of_service(
             c,
             actor,
             &row,
-            "instrument.out_of_service",
+            AuditEvent::InstrumentOutOfService,
             &instrument.code,
             Some(&reason),
         )?;
@@ -464,8 +466,8 @@ pub fn return_to_service(
         match current.status {
             Status::OutOfService => {}
             Status::FailedCalibration => {
-                return Err(AppError::conflict(
-                    "calibration_failed",
+                return Err(AppError::refused(
+                    Code::CalibrationFailed,
                     format!(
                         "{}'s latest calibration failed: record a passing calibration first",
                         instrument.code
@@ -473,8 +475,8 @@ pub fn return_to_service(
                 ));
             }
             other => {
-                return Err(AppError::conflict(
-                    "not_out_of_service",
+                return Err(AppError::refused(
+                    Code::NotOutOfService,
                     format!(
                         "{} is {}, not out of service",
                         instrument.code,
@@ -504,7 +506,7 @@ pub fn return_to_service(
             c,
             actor,
             &row,
-            "instrument.returned",
+            AuditEvent::InstrumentReturned,
             &instrument.code,
             Some(&reason),
         )?;

@@ -13,9 +13,11 @@ use crate::db::models::MaterialLotRow;
 use crate::db::schema::{batches, material_lots, material_uses};
 use crate::domain::StoredName;
 use crate::domain::audit::SYSTEM_CHAIN;
+use crate::domain::audit_event::AuditEvent;
 use crate::domain::material::{LotStatus, MaterialKind};
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
+use crate::error::Code;
 use crate::error::{AppError, FieldError};
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -92,7 +94,7 @@ fn lock(c: &mut PgConnection, id: Uuid) -> Result<MaterialLotRow, AppError> {
         .for_update()
         .first(c)
         .optional()?
-        .ok_or_else(|| AppError::not_found("material_not_found", format!("no material lot {id}")))
+        .ok_or_else(|| AppError::refused(Code::MaterialNotFound, format!("no material lot {id}")))
 }
 
 /// A lot as received.
@@ -145,8 +147,8 @@ pub fn receive(
         ))
         .get_result(c)?;
         if taken {
-            return Err(AppError::conflict(
-                "material_lot_exists",
+            return Err(AppError::refused(
+                Code::MaterialLotExists,
                 format!("lot {lot_number} of {code} is received already"),
             ));
         }
@@ -175,7 +177,7 @@ pub fn receive(
             AuditRecord::new(
                 SYSTEM_CHAIN,
                 Some(actor),
-                "material.received",
+                AuditEvent::MaterialReceived,
                 "material",
                 Some(row.id),
             )
@@ -228,7 +230,7 @@ pub fn get(conn: &mut PgConnection, id: Uuid) -> Result<MaterialView, AppError> 
         .first(conn)
         .optional()?
         .map(|m| MaterialView::from(&m))
-        .ok_or_else(|| AppError::not_found("material_not_found", format!("no material lot {id}")))
+        .ok_or_else(|| AppError::refused(Code::MaterialNotFound, format!("no material lot {id}")))
 }
 
 /// QA releases a lot from quarantine (signed `material_released`).
@@ -243,8 +245,8 @@ pub fn release(
     in_transaction(conn, |c| {
         let before = lock(c, id)?;
         if before.status != LotStatus::Quarantine.as_str() {
-            return Err(AppError::conflict(
-                "material_not_in_quarantine",
+            return Err(AppError::refused(
+                Code::MaterialNotInQuarantine,
                 format!(
                     "lot {} is {}, not in quarantine",
                     before.lot_number, before.status
@@ -290,8 +292,8 @@ pub fn reject(
     in_transaction(conn, |c| {
         let before = lock(c, id)?;
         if before.status == LotStatus::Rejected.as_str() {
-            return Err(AppError::conflict(
-                "material_rejected_already",
+            return Err(AppError::refused(
+                Code::MaterialRejectedAlready,
                 format!("lot {} is rejected already", before.lot_number),
             ));
         }
@@ -332,8 +334,8 @@ fn sign_and_audit(
     reason: Option<&str>,
 ) -> Result<(), AppError> {
     let action = match meaning {
-        Meaning::MaterialRejected => "material.rejected",
-        _ => "material.released",
+        Meaning::MaterialRejected => AuditEvent::MaterialRejected,
+        _ => AuditEvent::MaterialReleased,
     };
     let record = record_of(after);
     let sig = signatures::record(
@@ -452,7 +454,7 @@ pub fn use_in_batch(
                 &chain,
                 batch_id,
                 Some(actor),
-                "material.used",
+                AuditEvent::MaterialUsed,
                 "material",
                 lot.id,
             )

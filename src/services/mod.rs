@@ -42,6 +42,7 @@ use crate::domain::audit::ActorRef;
 use crate::domain::roles::{Action, Role, RoleSet, check};
 use crate::domain::users::is_locked;
 use crate::error::AppError;
+use crate::error::Code;
 use crate::i18n::Locale;
 use chrono::{DateTime, Utc};
 use diesel::Connection;
@@ -116,11 +117,11 @@ impl TryFrom<&UserRow> for Actor {
     }
 }
 
-/// 403 `password_change_required`: a session on a password someone else set
+/// `password_change_required`: a session on a password someone else set
 /// writes nothing but its own new password.
 pub fn password_change_required() -> AppError {
-    AppError::forbidden(
-        crate::error::PASSWORD_CHANGE_REQUIRED,
+    AppError::refused(
+        Code::PasswordChangeRequired,
         crate::error::PASSWORD_CHANGE_SAID,
     )
 }

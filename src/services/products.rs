@@ -10,6 +10,7 @@ use crate::db::schema::{products, spec_tests, specifications};
 use crate::domain::FieldError;
 use crate::domain::StoredName;
 use crate::domain::audit::SYSTEM_CHAIN;
+use crate::domain::audit_event::AuditEvent;
 use crate::domain::decimal::Decimal;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
@@ -17,6 +18,7 @@ use crate::domain::spec::{
     SpecStatus, TestDef, TestDefInput, TestKind, check_approval, describe_limit, validate_tests,
 };
 use crate::error::AppError;
+use crate::error::Code;
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -158,7 +160,7 @@ pub fn create_product(
             AuditRecord::new(
                 SYSTEM_CHAIN,
                 Some(actor),
-                "product.created",
+                AuditEvent::ProductCreated,
                 "product",
                 Some(row.id),
             )
@@ -168,8 +170,8 @@ pub fn create_product(
     })
     .map_err(|e| {
         if is_unique_violation(&e) {
-            AppError::conflict(
-                "product_code_taken",
+            AppError::refused(
+                Code::ProductCodeTaken,
                 format!("a product with code `{}` exists", row.code),
             )
         } else {
@@ -202,7 +204,7 @@ pub fn get_product(conn: &mut PgConnection, id: Uuid) -> Result<ProductRow, AppE
         .select(ProductRow::as_select())
         .first(conn)
         .optional()?
-        .ok_or_else(|| AppError::not_found("product_not_found", format!("no product {id}")))
+        .ok_or_else(|| AppError::refused(Code::ProductNotFound, format!("no product {id}")))
 }
 
 /// A test of a specification as the API shows it (`test_def`).
@@ -389,7 +391,7 @@ pub fn create_spec(
             AuditRecord::new(
                 SYSTEM_CHAIN,
                 Some(actor),
-                "specification.created",
+                AuditEvent::SpecificationCreated,
                 "specification",
                 Some(spec.id),
             )
@@ -399,8 +401,8 @@ pub fn create_spec(
     })
     .map_err(|e| {
         if is_unique_violation(&e) {
-            AppError::conflict(
-                "spec_version_exists",
+            AppError::refused(
+                Code::SpecVersionExists,
                 format!("version `{version}` of this product exists"),
             )
         } else {
@@ -434,7 +436,10 @@ fn find_spec(conn: &mut PgConnection, id: Uuid, for_update: bool) -> Result<Spec
         q.first(conn).optional()?
     };
     found.ok_or_else(|| {
-        AppError::not_found("specification_not_found", format!("no specification {id}"))
+        AppError::refused(
+            Code::SpecificationNotFound,
+            format!("no specification {id}"),
+        )
     })
 }
 
@@ -491,7 +496,7 @@ pub fn approve_spec(
                 AuditRecord::new(
                     SYSTEM_CHAIN,
                     Some(actor),
-                    "specification.superseded",
+                    AuditEvent::SpecificationSuperseded,
                     "specification",
                     Some(prev.id),
                 )
@@ -522,7 +527,7 @@ pub fn approve_spec(
         let mut audit_rec = AuditRecord::new(
             SYSTEM_CHAIN,
             Some(actor),
-            "specification.approved",
+            AuditEvent::SpecificationApproved,
             "specification",
             Some(spec.id),
         )

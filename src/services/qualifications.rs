@@ -10,8 +10,10 @@ use super::{Actor, in_transaction};
 use crate::db::models::{QualificationRow, UserRow};
 use crate::db::schema::{qualifications, spec_tests, users};
 use crate::domain::audit::SYSTEM_CHAIN;
+use crate::domain::audit_event::AuditEvent;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
+use crate::error::Code;
 use crate::error::{AppError, FieldError};
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use diesel::pg::PgConnection;
@@ -96,12 +98,12 @@ fn active_user(conn: &mut PgConnection, id: Uuid) -> Result<UserRow, AppError> {
         .first(conn)
         .optional()?;
     match user {
-        None => Err(AppError::not_found(
-            "user_not_found",
+        None => Err(AppError::refused(
+            Code::UserNotFound,
             format!("no user {id}"),
         )),
-        Some(u) if !u.active => Err(AppError::conflict(
-            "user_inactive",
+        Some(u) if !u.active => Err(AppError::refused(
+            Code::UserInactive,
             format!("{} is deactivated: nobody qualifies a leaver", u.username),
         )),
         Some(u) => Ok(u),
@@ -134,8 +136,8 @@ pub fn grant(
 ) -> Result<QualificationView, AppError> {
     actor.authorize(Action::Sign(Meaning::QualificationGranted))?;
     if actor.id == user_id {
-        return Err(AppError::forbidden(
-            "own_account",
+        return Err(AppError::refused(
+            Code::OwnAccount,
             "nobody qualifies themselves: another QA person must",
         ));
     }
@@ -229,7 +231,7 @@ pub fn grant(
         let mut rec = AuditRecord::new(
             SYSTEM_CHAIN,
             Some(actor),
-            "qualification.granted",
+            AuditEvent::QualificationGranted,
             "qualification",
             Some(row.id),
         )
@@ -259,11 +261,14 @@ pub fn revoke(
             .first(c)
             .optional()?
             .ok_or_else(|| {
-                AppError::not_found("qualification_not_found", format!("no qualification {id}"))
+                AppError::refused(
+                    Code::QualificationNotFound,
+                    format!("no qualification {id}"),
+                )
             })?;
         if before.revoked_at.is_some() {
-            return Err(AppError::conflict(
-                "already_revoked",
+            return Err(AppError::refused(
+                Code::AlreadyRevoked,
                 "this qualification was withdrawn already",
             ));
         }
@@ -299,7 +304,7 @@ pub fn revoke(
         let mut rec = AuditRecord::new(
             SYSTEM_CHAIN,
             Some(actor),
-            "qualification.revoked",
+            AuditEvent::QualificationRevoked,
             "qualification",
             Some(id),
         )
@@ -321,7 +326,7 @@ pub fn of_user(conn: &mut PgConnection, user_id: Uuid) -> Result<Vec<Qualificati
         .select(users::username)
         .first::<String>(conn)
         .optional()?
-        .ok_or_else(|| AppError::not_found("user_not_found", format!("no user {user_id}")))?;
+        .ok_or_else(|| AppError::refused(Code::UserNotFound, format!("no user {user_id}")))?;
     Ok(qualifications::table
         .filter(qualifications::user_id.eq(user_id))
         .order(qualifications::id.desc())

@@ -9,6 +9,7 @@ use super::batch_record::{self, BatchOf, LockedBatch, series};
 use super::signatures::{self, Signing, SigningRules};
 use super::{Actor, in_transaction, notices};
 use crate::domain::StoredName;
+use crate::domain::audit_event::AuditEvent;
 use crate::domain::record::BatchRecord;
 use crate::domain::release::{
     Certification, Readiness, ReleaseStep, Warning, WarningCode, check_recall, check_reject,
@@ -98,7 +99,7 @@ fn record_refusal(
         c,
         actor,
         batch_id,
-        "batch.release_refused",
+        AuditEvent::BatchReleaseRefused,
         json!({
             "meaning": meaning,
             "code": p.code,
@@ -183,10 +184,10 @@ pub fn release(
         let sig_json = json!({"signature_id": signature.id, "meaning": signature.meaning,
                               "record_hash": signature.record_hash, "signatures": signed, "required": required});
         let action = match step {
-            ReleaseStep::Certified(to) => format!("batch.{}", to.as_str()),
-            ReleaseStep::Awaiting { .. } => "batch.release_signed".to_owned(),
+            ReleaseStep::Certified(to) => disposition(to)?,
+            ReleaseStep::Awaiting { .. } => AuditEvent::BatchReleaseSigned,
         };
-        let rec = AuditRecord::on_batch(&chain, lb.id(), Some(actor), &action, "batch", lb.id());
+        let rec = AuditRecord::on_batch(&chain, lb.id(), Some(actor), action, "batch", lb.id());
         let rec = match step {
             ReleaseStep::Certified(to) => {
                 lb.set_status(c, to)?;
@@ -266,8 +267,8 @@ pub fn dispose(
         )?;
         lb.set_status(c, to)?;
         let chain = lb.chain();
-        let action = format!("batch.{}", to.as_str());
-        let mut rec = AuditRecord::on_batch(&chain, lb.id(), Some(actor), &action, "batch", lb.id())
+        let action = disposition(to)?;
+        let mut rec = AuditRecord::on_batch(&chain, lb.id(), Some(actor), action, "batch", lb.id())
             .before(json!({"status": from}))
             .after(json!({"status": to, "signature_id": signature.id, "record_hash": signature.record_hash}));
         rec.reason = Some(&reason);
@@ -275,4 +276,10 @@ pub fn dispose(
         notices::status_changed(c, &lb.record, to, actor, Some(&reason))?;
         Ok(Ok(BatchDetail::from(&lb.record)))
     })?
+}
+
+/// The trail's action for a batch's move to `to`.
+fn disposition(to: crate::domain::batch::BatchStatus) -> Result<AuditEvent, AppError> {
+    AuditEvent::batch_became(to)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("a batch moved to {}", to.as_str())))
 }

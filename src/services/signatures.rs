@@ -22,10 +22,12 @@ use crate::db::prepared::prepared;
 use crate::db::schema::{sessions, signatures, users};
 use crate::domain::StoredName;
 use crate::domain::audit::{ActorRef, SYSTEM_CHAIN};
+use crate::domain::audit_event::AuditEvent;
 use crate::domain::record::{Signature, Statement};
 use crate::domain::signature::{Meaning, record_hash, signed_row};
 use crate::domain::users::{LockoutPolicy, is_locked, register_failure};
 use crate::error::AppError;
+use crate::error::Code;
 use crate::i18n::Locale;
 use chrono::{DateTime, SubsecRound, Utc};
 use diesel::pg::PgConnection;
@@ -145,7 +147,7 @@ fn check_password_on(
         let mut rec = AuditRecord::new(
             SYSTEM_CHAIN,
             None,
-            "auth.refused_locked",
+            AuditEvent::AuthRefusedLocked,
             "user",
             Some(user.id),
         )
@@ -175,7 +177,7 @@ fn check_password_on(
     let mut rec = AuditRecord::new(
         SYSTEM_CHAIN,
         None,
-        "auth.password_failed",
+        AuditEvent::AuthPasswordFailed,
         "user",
         Some(user.id),
     )
@@ -206,7 +208,7 @@ fn lock_account(
         AuditRecord::new(
             SYSTEM_CHAIN,
             None,
-            "auth.account_locked",
+            AuditEvent::AuthAccountLocked,
             "user",
             Some(user.id),
         )
@@ -229,7 +231,7 @@ fn lock_account(
                 AuditRecord::new(
                     SYSTEM_CHAIN,
                     None,
-                    "auth.sessions_revoked",
+                    AuditEvent::AuthSessionsRevoked,
                     "user",
                     Some(user.id),
                 )
@@ -292,7 +294,7 @@ pub fn verify_signer_on(
         let mut rec = AuditRecord::new(
             SYSTEM_CHAIN,
             Some(signer),
-            "auth.signature_refused",
+            AuditEvent::AuthSignatureRefused,
             "user",
             Some(user.id),
         )
@@ -304,12 +306,12 @@ pub fn verify_signer_on(
     Ok(
         match check_password_on(conn, lockout, &user, password, "signature", batch)? {
             PasswordCheck::Accepted => Ok(()),
-            PasswordCheck::Locked => Err(AppError::unauthorized(
-                crate::error::ACCOUNT_LOCKED,
+            PasswordCheck::Locked => Err(AppError::refused(
+                Code::AccountLocked,
                 "the account is locked after repeated failed attempts",
             )),
-            PasswordCheck::Wrong { .. } => Err(AppError::unauthorized(
-                "signature_failed",
+            PasswordCheck::Wrong { .. } => Err(AppError::refused(
+                Code::SignatureFailed,
                 "the password is wrong: nothing was signed",
             )),
         },

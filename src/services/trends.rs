@@ -8,6 +8,7 @@ use crate::domain::StoredName;
 use crate::domain::spec::{SpecStatus, TestKind};
 use crate::domain::trend::{self, Rule};
 use crate::error::AppError;
+use crate::error::Code;
 use bigdecimal::{BigDecimal, ToPrimitive};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -82,8 +83,8 @@ fn effective_spec(
     let exists: bool =
         diesel::select(diesel::dsl::exists(products::table.find(product_id))).get_result(conn)?;
     if !exists {
-        return Err(AppError::not_found(
-            "product_not_found",
+        return Err(AppError::refused(
+            Code::ProductNotFound,
             format!("no product {product_id}"),
         ));
     }
@@ -94,8 +95,8 @@ fn effective_spec(
         .first(conn)
         .optional()?
         .ok_or_else(|| {
-            AppError::conflict(
-                "no_effective_specification",
+            AppError::refused(
+                Code::NoEffectiveSpecification,
                 "the product has no effective specification",
             )
         })?;

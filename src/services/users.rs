@@ -11,9 +11,11 @@ use crate::auth::password::hash_password;
 use crate::db::models::{NewUser, UserRow};
 use crate::db::schema::{sign_in_throttle, users};
 use crate::domain::audit::SYSTEM_CHAIN;
+use crate::domain::audit_event::AuditEvent;
 use crate::domain::roles::check_not_own;
 use crate::domain::roles::{Action, Role, RoleSet};
 use crate::domain::users::{Username, check_password_policy};
+use crate::error::Code;
 use crate::error::{AppError, FieldError};
 use crate::i18n::Locale;
 use chrono::{DateTime, Utc};
@@ -144,8 +146,14 @@ pub fn create_user(
             })
             .returning(UserRow::as_returning())
             .get_result(c)?;
-        let mut rec = AuditRecord::new(SYSTEM_CHAIN, actor, "user.created", "user", Some(row.id))
-            .after(snapshot(&row));
+        let mut rec = AuditRecord::new(
+            SYSTEM_CHAIN,
+            actor,
+            AuditEvent::UserCreated,
+            "user",
+            Some(row.id),
+        )
+        .after(snapshot(&row));
         if let Some(r) = reason {
             rec = rec.reason(r);
         }
@@ -154,8 +162,8 @@ pub fn create_user(
     });
     result.map_err(|e| {
         if unique_violation(&e) {
-            AppError::conflict(
-                "username_taken",
+            AppError::refused(
+                Code::UsernameTaken,
                 format!(
                     "username `{}` exists or existed: usernames are never reused",
                     username.as_str()
@@ -188,7 +196,7 @@ pub fn get_user(conn: &mut PgConnection, id: Uuid) -> Result<UserRow, AppError> 
         .select(UserRow::as_select())
         .first(conn)
         .optional()?
-        .ok_or_else(|| AppError::not_found("user_not_found", format!("no user {id}")))
+        .ok_or_else(|| AppError::refused(Code::UserNotFound, format!("no user {id}")))
 }
 
 /// One account as the API shows it.
@@ -203,7 +211,7 @@ fn lock_user(conn: &mut PgConnection, id: Uuid) -> Result<UserRow, AppError> {
         .for_update()
         .first(conn)
         .optional()?
-        .ok_or_else(|| AppError::not_found("user_not_found", format!("no user {id}")))
+        .ok_or_else(|| AppError::refused(Code::UserNotFound, format!("no user {id}")))
 }
 
 /// Changes an admin may make to an account.
@@ -274,8 +282,8 @@ pub fn update_user(
         let was_admin = before.active && before_roles.contains(Role::Admin);
         let is_admin = new_active && new_roles.contains(Role::Admin);
         if was_admin && !is_admin && other_active_admins(c, id)? == 0 {
-            return Err(AppError::conflict(
-                "last_admin",
+            return Err(AppError::refused(
+                Code::LastAdmin,
                 "this is the last active admin: make another admin first",
             ));
         }
@@ -293,9 +301,9 @@ pub fn update_user(
             .returning(UserRow::as_returning())
             .get_result(c)?;
         let action = match (before.active, after.active) {
-            (true, false) => "user.deactivated",
-            (false, true) => "user.reactivated",
-            _ => "user.updated",
+            (true, false) => AuditEvent::UserDeactivated,
+            (false, true) => AuditEvent::UserReactivated,
+            _ => AuditEvent::UserUpdated,
         };
         audit::append(
             c,
@@ -310,7 +318,7 @@ pub fn update_user(
                     AuditRecord::new(
                         SYSTEM_CHAIN,
                         Some(actor),
-                        "auth.sessions_revoked",
+                        AuditEvent::AuthSessionsRevoked,
                         "user",
                         Some(id),
                     )
@@ -347,7 +355,7 @@ pub fn set_own_locale(
             AuditRecord::new(
                 SYSTEM_CHAIN,
                 Some(actor),
-                "user.locale_changed",
+                AuditEvent::UserLocaleChanged,
                 "user",
                 Some(actor.id),
             )
@@ -378,8 +386,14 @@ pub fn unlock_user(conn: &mut PgConnection, actor: &Actor, id: Uuid) -> Result<(
             if released > 0 {
                 audit::append(
                     c,
-                    AuditRecord::new(SYSTEM_CHAIN, Some(actor), "user.unlocked", "user", Some(id))
-                        .after(json!({ "sign_in_holds_released": released })),
+                    AuditRecord::new(
+                        SYSTEM_CHAIN,
+                        Some(actor),
+                        AuditEvent::UserUnlocked,
+                        "user",
+                        Some(id),
+                    )
+                    .after(json!({ "sign_in_holds_released": released })),
                 )?;
             }
             return Ok(());
@@ -393,12 +407,18 @@ pub fn unlock_user(conn: &mut PgConnection, actor: &Actor, id: Uuid) -> Result<(
             .execute(c)?;
         audit::append(
             c,
-            AuditRecord::new(SYSTEM_CHAIN, Some(actor), "user.unlocked", "user", Some(id))
-                .before(json!({
-                    "failed_logins": before.failed_logins,
-                    "locked_until": before.locked_until,
-                }))
-                .after(json!({ "failed_logins": 0, "locked_until": null,
+            AuditRecord::new(
+                SYSTEM_CHAIN,
+                Some(actor),
+                AuditEvent::UserUnlocked,
+                "user",
+                Some(id),
+            )
+            .before(json!({
+                "failed_logins": before.failed_logins,
+                "locked_until": before.locked_until,
+            }))
+            .after(json!({ "failed_logins": 0, "locked_until": null,
                                "sign_in_holds_released": released })),
         )?;
         Ok(())
@@ -442,7 +462,7 @@ pub fn reset_password(
             AuditRecord::new(
                 SYSTEM_CHAIN,
                 Some(actor),
-                "user.password_reset",
+                AuditEvent::UserPasswordReset,
                 "user",
                 Some(id),
             )

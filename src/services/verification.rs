@@ -15,8 +15,10 @@ use crate::db::schema::{audit_chain_heads, audit_entries};
 use crate::domain::audit::{
     BreakKind, ChainCursor, EntryContent, SYSTEM_CHAIN, batch_chain, chain_batch,
 };
+use crate::domain::audit_event::AuditEvent;
 use crate::domain::signature::{Meaning, SignedTable, record_hash, signed_row};
 use crate::error::AppError;
+use crate::error::Code;
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -266,8 +268,8 @@ pub fn check_batch_record(
         .iter()
         .map(|b| format!("{}: {}", b.place(), b.reason))
         .collect();
-    Err(AppError::conflict(
-        "record_altered",
+    Err(AppError::refused(
+        Code::RecordAltered,
         format!(
             "the batch's record is not what its audit trail covers and its signatures signed, \
              so it is neither signed nor printed; tell QA and the system's owner: {}",
@@ -866,7 +868,7 @@ pub fn verify_and_record(
             super::audit::AuditRecord::new(
                 crate::domain::audit::SYSTEM_CHAIN,
                 Some(actor),
-                "audit.verified",
+                AuditEvent::AuditVerified,
                 VERIFICATION_ENTITY,
                 Some(uuid::Uuid::nil()),
             )

@@ -4,6 +4,7 @@
 use super::layout::{Refusal, csrf, html_page, page, refusal};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
+use crate::error::Code;
 use crate::error::{AppError, Problem};
 use crate::i18n::Locale;
 use crate::services::auth as auth_svc;
@@ -87,10 +88,10 @@ pub async fn change_password(
         Err(e) => {
             let p = refusal(e)?;
             // Locked by wrong current passwords: the session ended with it.
-            if p.code == crate::error::ACCOUNT_LOCKED {
+            if p.code == Code::AccountLocked {
                 return Err(WebError::SignIn);
             }
-            Ok(html_page(p.status, form(&user, Some(&p), false)))
+            Ok(html_page(p.status(), form(&user, Some(&p), false)))
         }
     }
 }

@@ -206,7 +206,7 @@ pub async fn audit_search(
             }
         }
     };
-    let status = problem.as_ref().map_or(StatusCode::OK, |p| p.status);
+    let status = problem.as_ref().map_or(StatusCode::OK, |p| p.status());
     Ok(html_page(
         status,
         page(&tr!(user.lang(), "nav-audit-trail"), Some(&user), body),

@@ -177,7 +177,7 @@ pub async fn sign_review(
         Err(e) => {
             let p = refusal(e)?;
             let markup = review_markup(&state, &user, batch_id, Some(&p), &comment).await?;
-            Ok(html_page(p.status, markup))
+            Ok(html_page(p.status(), markup))
         }
     }
 }

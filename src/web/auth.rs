@@ -7,6 +7,7 @@ use super::session::{
 };
 use crate::app::AppState;
 use crate::error::AppError;
+use crate::error::Code;
 use crate::i18n::Locale;
 use crate::services::auth::{self as auth_svc, random_token};
 use crate::tr;
@@ -109,8 +110,8 @@ pub async fn login(
         .map(|c| c.value().to_owned())
         .unwrap_or_default();
     if expected.is_empty() || !constant_time_eq(expected.as_bytes(), form.csrf.as_bytes()) {
-        return Err(WebError::Refused(AppError::forbidden(
-            "csrf_failed",
+        return Err(WebError::Refused(AppError::refused(
+            Code::CsrfFailed,
             "the sign-in form is out of date: reload the page and sign in again",
         )));
     }
@@ -146,21 +147,21 @@ pub async fn login(
                 .map_err(|e| AppError::Internal(anyhow::anyhow!("removing the cookie: {e}")))?;
             Ok(res)
         }
-        Err(AppError::Problem(p)) if p.status.is_client_error() => {
+        Err(AppError::Problem(p)) if p.status().is_client_error() => {
             let loc = reader_locale(&req);
             let message = match p.code {
-                "account_locked" => tr!(loc, "login-locked"),
-                "rate_limited" => tr!(
+                Code::AccountLocked => tr!(loc, "login-locked"),
+                Code::RateLimited => tr!(
                     loc,
                     "login-rate-limited",
                     seconds = p.retry_after.unwrap_or(60)
                 ),
-                "sign_in_held_off" => {
+                Code::SignInHeldOff => {
                     tr!(loc, "login-held-off", seconds = p.retry_after.unwrap_or(60))
                 }
                 _ => tr!(loc, "login-wrong"),
             };
-            let mut res = HttpResponse::build(p.status)
+            let mut res = HttpResponse::build(p.status())
                 .content_type("text/html; charset=utf-8")
                 .body(
                     login_markup(loc, &form.csrf, &form.username, &form.back, Some(&message))

@@ -231,7 +231,7 @@ pub async fn create_batch(
         Err(e) => {
             let p = refusal(e)?;
             let markup = form_markup(&state, &user, Some(&p), &f).await?;
-            Ok(html_page(p.status, markup))
+            Ok(html_page(p.status(), markup))
         }
     }
 }

@@ -170,7 +170,7 @@ pub async fn record_custody(
         Err(e) => {
             let p = refusal(e)?;
             Ok(html_page(
-                p.status,
+                p.status(),
                 custody_markup(&state, &user, batch_id, Some(&p), Some(&f)).await?,
             ))
         }

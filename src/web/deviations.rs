@@ -183,7 +183,7 @@ pub async fn open_deviation(
         Err(e) => {
             let p = refusal(e)?;
             Ok(html_page(
-                p.status,
+                p.status(),
                 deviation_markup(&state, &user, batch_id, Some(&p), &typed).await?,
             ))
         }
@@ -264,7 +264,7 @@ pub async fn open_correction(
         Err(e) => {
             let p = refusal(e)?;
             Ok(html_page(
-                p.status,
+                p.status(),
                 deviation_markup(&state, &user, batch_id, Some(&p), &typed).await?,
             ))
         }
@@ -320,7 +320,7 @@ pub async fn close_deviation(
         Err(e) => {
             let p = refusal(e)?;
             Ok(html_page(
-                p.status,
+                p.status(),
                 deviation_markup(&state, &user, batch_id, Some(&p), &typed).await?,
             ))
         }

@@ -9,6 +9,7 @@ use super::layout::{Refusal, csrf, html_page, outcome, page, refusal};
 use super::session::{WebError, WebUser};
 use crate::app::AppState;
 use crate::domain::roles::Action;
+use crate::error::Code;
 use crate::error::{AppError, FieldError, Problem};
 use crate::services::batches as batch_svc;
 use crate::services::import_mappings::{self as mappings, ImportMappingView};
@@ -63,7 +64,10 @@ impl ImportForm {
         let mut uploaded = false;
         while let Some(field) = payload.next().await {
             let mut field = field.map_err(|e| {
-                AppError::bad_request("invalid_form", format!("the form could not be read: {e}"))
+                AppError::refused(
+                    Code::InvalidForm,
+                    format!("the form could not be read: {e}"),
+                )
             })?;
             let name = field.name().unwrap_or_default().to_owned();
             let filename = field
@@ -73,8 +77,8 @@ impl ImportForm {
             let mut bytes = Vec::new();
             while let Some(chunk) = field.next().await {
                 let chunk = chunk.map_err(|e| {
-                    AppError::bad_request(
-                        "invalid_form",
+                    AppError::refused(
+                        Code::InvalidForm,
                         format!("the form could not be read: {e}"),
                     )
                 })?;
@@ -239,7 +243,7 @@ pub async fn import_results(
             };
             let markup =
                 import_markup(&state, &user, batch_id, &blank, None, Some(&p), None).await?;
-            return Ok(html_page(p.status, markup));
+            return Ok(html_page(p.status(), markup));
         }
     };
     user.check_csrf(&form.csrf)?;
@@ -301,7 +305,7 @@ pub async fn import_results(
             let p = refusal(e)?;
             let markup =
                 import_markup(&state, &user, batch_id, &form, None, Some(&p), None).await?;
-            Ok(html_page(p.status, markup))
+            Ok(html_page(p.status(), markup))
         }
     }
 }

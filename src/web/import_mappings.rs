@@ -265,7 +265,7 @@ async fn answer(
         Err(e) => {
             let p = refusal(e)?;
             let markup = mappings_markup(state, user, product_id, Some((editing, &p, f))).await?;
-            Ok(html_page(p.status, markup))
+            Ok(html_page(p.status(), markup))
         }
     }
 }

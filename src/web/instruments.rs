@@ -142,7 +142,7 @@ pub async fn register(
         Err(e) => {
             let p = refusal(e)?;
             Ok(html_page(
-                p.status,
+                p.status(),
                 list_markup(&state, &user, Some(&p), Some(&f)).await?,
             ))
         }
@@ -298,7 +298,7 @@ async fn after(
         Err(e) => {
             let p = refusal(e)?;
             Ok(html_page(
-                p.status,
+                p.status(),
                 one_markup(state, user, id, Some(&p), Some(sent)).await?,
             ))
         }

@@ -8,6 +8,7 @@ use crate::domain::release::Blocker;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::domain::spec::Outcome;
+use crate::error::Code;
 use crate::error::{AppError, FieldError, Problem};
 use crate::i18n::Locale;
 use crate::services::idempotency::IdempotencyKey;
@@ -175,7 +176,7 @@ pub fn page_in(loc: Locale, title: &str, user: Option<&WebUser>, body: Markup) -
 
 /// A refusal or failure as a page, in the reader's language.
 pub fn error_page(p: &Problem, loc: Locale) -> Markup {
-    let title = match p.status {
+    let title = match p.status() {
         StatusCode::NOT_FOUND => tr!(loc, "error-title-not-found"),
         StatusCode::FORBIDDEN => tr!(loc, "error-title-forbidden"),
         StatusCode::CONFLICT => tr!(loc, "error-title-conflict"),
@@ -191,7 +192,7 @@ pub fn error_page(p: &Problem, loc: Locale) -> Markup {
         None,
         html! {
             (Refusal::new(Some(p), COMMON_LABELS, loc).all_above())
-            @if p.code == crate::error::PASSWORD_CHANGE_REQUIRED {
+            @if p.code == Code::PasswordChangeRequired {
                 p { a.button href="/account/password" { (tr!(loc, "error-choose-password")) } }
             }
             p { a href="/" { (tr!(loc, "error-back-to-work")) } " · " a href="/batches" { (tr!(loc, "error-the-batches")) } }
@@ -217,9 +218,18 @@ pub fn status_problem(status: StatusCode, detail: Option<String>, loc: Locale) -
                 .to_owned()
         }),
     };
+    // The code whose kind is answered with this status.
+    let code = match status {
+        StatusCode::NOT_FOUND => Code::RouteNotFound,
+        StatusCode::PAYLOAD_TOO_LARGE => Code::PayloadTooLarge,
+        StatusCode::METHOD_NOT_ALLOWED => Code::MethodNotAllowed,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => Code::UnsupportedMediaType,
+        StatusCode::TOO_MANY_REQUESTS => Code::RateLimited,
+        s if s.is_server_error() => Code::InternalError,
+        _ => Code::Refused,
+    };
     Problem {
-        status,
-        code: "refused",
+        code,
         detail: words,
         errors: Vec::new(),
         blockers: None,
@@ -245,8 +255,8 @@ pub fn see_other(to: String) -> HttpResponse {
 pub fn refusal(e: AppError) -> Result<Problem, WebError> {
     match e {
         // The session ended while the form was filled in: sign in again.
-        AppError::Problem(p) if p.code == crate::error::TOKEN_REVOKED => Err(WebError::SignIn),
-        AppError::Problem(p) if p.status.is_client_error() => Ok(*p),
+        AppError::Problem(p) if p.code == Code::TokenRevoked => Err(WebError::SignIn),
+        AppError::Problem(p) if p.status().is_client_error() => Ok(*p),
         other => Err(WebError::Refused(other)),
     }
 }
@@ -378,7 +388,7 @@ impl<'a> Refusal<'a> {
                 @if p.errors.is_empty() {
                     p { (self.words(&p.in_locale(self.loc).detail)) }
                 } @else {
-                    @if p.status == StatusCode::UNPROCESSABLE_ENTITY {
+                    @if p.status() == StatusCode::UNPROCESSABLE_ENTITY {
                         p { (self.not_done) " " (tr!(self.loc, "refusal-correct-below")) }
                     } @else {
                         p { (self.words(&p.in_locale(self.loc).detail)) }
@@ -498,8 +508,8 @@ pub fn created_id(created: &serde_json::Value) -> Result<uuid::Uuid, AppError> {
 /// refused as a page saying why, never taken as an empty form.
 pub fn read_form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, WebError> {
     serde_html_form::from_bytes(body).map_err(|e| {
-        WebError::Refused(AppError::bad_request(
-            "invalid_form",
+        WebError::Refused(AppError::refused(
+            Code::InvalidForm,
             format!("the form could not be read, so nothing was saved ({e})"),
         ))
     })

@@ -165,7 +165,7 @@ pub async fn receive(
         Err(e) => {
             let p = refusal(e)?;
             Ok(html_page(
-                p.status,
+                p.status(),
                 list_markup(&state, &user, Some(&p), Some(&f)).await?,
             ))
         }
@@ -275,7 +275,7 @@ async fn after(
         Err(e) => {
             let p = refusal(e)?;
             Ok(html_page(
-                p.status,
+                p.status(),
                 one_markup(state, user, id, Some(&p)).await?,
             ))
         }

@@ -185,7 +185,7 @@ pub async fn create_product(
         Ok(id) => Ok(see_other(format!("/products/{id}"))),
         Err(e) => {
             let p = refusal(e)?;
-            Ok(html_page(p.status, product_form(&user, Some(&p), &f)))
+            Ok(html_page(p.status(), product_form(&user, Some(&p), &f)))
         }
     }
 }
@@ -564,7 +564,7 @@ pub async fn create_spec(
             kept.qualification_required = flag(|r| r.qualification_required);
             kept.instrument_kind = keep(|r| r.instrument_kind.clone());
             let markup = product_markup(&state, &user, product_id, Some(&p), Some(&kept)).await?;
-            Ok(html_page(p.status, markup))
+            Ok(html_page(p.status(), markup))
         }
     }
 }
@@ -676,7 +676,7 @@ pub async fn approve_spec(
         Err(e) => {
             let p = refusal(e)?;
             let markup = spec_markup(&state, &user, spec_id, Some(&p)).await?;
-            Ok(html_page(p.status, markup))
+            Ok(html_page(p.status(), markup))
         }
     }
 }

@@ -204,7 +204,7 @@ pub async fn grant(
         Err(e) => {
             let p = refusal(e)?;
             Ok(html_page(
-                p.status,
+                p.status(),
                 matrix_markup(&state, &user, Some(&p), None).await?,
             ))
         }
@@ -255,7 +255,7 @@ pub async fn revoke(
             let r = Refusal::new(Some(&p), REVOKE_LABELS, user.lang());
             let body = html! { (r.summary()) p { a href="/qualifications" { (tr!(user.lang(), "qual-back")) } } };
             Ok(html_page(
-                p.status,
+                p.status(),
                 page(&tr!(user.lang(), "nav-qualifications"), Some(&user), body),
             ))
         }

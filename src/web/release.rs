@@ -234,7 +234,7 @@ async fn after_decision(
         Err(e) => {
             let p = refusal(e)?;
             let markup = release_markup(state, user, batch_id, Some(&p), Some(&typed)).await?;
-            Ok(html_page(p.status, markup))
+            Ok(html_page(p.status(), markup))
         }
     }
 }

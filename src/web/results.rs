@@ -374,7 +374,7 @@ pub async fn record_result(
                 &RecordFormQuery::default(),
             )
             .await?;
-            Ok(html_page(p.status, markup))
+            Ok(html_page(p.status(), markup))
         }
     }
 }
@@ -553,7 +553,7 @@ pub async fn review(
             let p = refusal(e)?;
             let markup =
                 review_markup(&state, &user, result_id, Some(&p), &comment, chosen).await?;
-            Ok(html_page(p.status, markup))
+            Ok(html_page(p.status(), markup))
         }
     }
 }

@@ -250,7 +250,7 @@ pub async fn batch_review(
         Err(e) => {
             let p = refusal(e)?;
             let markup = batch_review_markup(&state, &user, batch_id, Some(&p), Some(&f)).await?;
-            Ok(html_page(p.status, markup))
+            Ok(html_page(p.status(), markup))
         }
     }
 }

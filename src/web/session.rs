@@ -5,6 +5,7 @@
 use crate::app::AppState;
 use crate::domain::roles::Action;
 use crate::error::AppError;
+use crate::error::Code;
 use crate::i18n::Locale;
 use crate::services::auth::{Authenticated, authenticate};
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
@@ -69,7 +70,7 @@ impl ResponseError for WebError {
             }
             WebError::Refused(e) => {
                 let p = e.to_problem();
-                let mut res = HttpResponse::build(p.status)
+                let mut res = HttpResponse::build(p.status())
                     .content_type("text/html; charset=utf-8")
                     .body(super::layout::error_page(&p, Locale::En).into_string());
                 // `html_errors` renders it again in the reader's language.
@@ -270,8 +271,8 @@ impl WebUser {
         {
             Ok(())
         } else {
-            Err(WebError::Refused(AppError::forbidden(
-                "csrf_failed",
+            Err(WebError::Refused(AppError::refused(
+                Code::CsrfFailed,
                 "this form is out of date or was not sent from cellqc: reload the page and try again",
             )))
         }
@@ -323,7 +324,7 @@ impl FromRequest for WebUser {
                     }
                     Ok(WebUser(who, zone))
                 }
-                Err(AppError::Problem(p)) if p.status == StatusCode::UNAUTHORIZED => {
+                Err(AppError::Problem(p)) if p.code.kind() == crate::error::Kind::NotSignedIn => {
                     Err(WebError::SignIn)
                 }
                 Err(e) => Err(WebError::Refused(e)),

@@ -364,7 +364,7 @@ async fn load(
             });
             // A refusal is shown on the page; anything else is the server's.
             let trend = match trend {
-                Err(e) if !e.to_problem().status.is_client_error() => return Err(e),
+                Err(e) if !e.to_problem().status().is_client_error() => return Err(e),
                 t => t,
             };
             Ok((charts, code, trend))
@@ -390,7 +390,7 @@ pub async fn trend_page(
         Err(e) => {
             let p = refusal(e)?;
             (
-                p.status,
+                p.status(),
                 trend_markup(&user, product_id, &charts, &q, &code, Err(&p)),
             )
         }

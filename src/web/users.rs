@@ -161,7 +161,7 @@ pub async fn create_user(
         Err(e) => {
             let p = refusal(e)?;
             Ok(html_page(
-                p.status,
+                p.status(),
                 users_markup(&state, &user, Some(&p), &typed).await?,
             ))
         }
@@ -478,7 +478,7 @@ async fn confirm_or_apply(
         Err(e) => {
             let p = refusal(e)?;
             let markup = edit_markup(state, user, target, Some(&p), Some(&f)).await?;
-            Ok(html_page(p.status, markup))
+            Ok(html_page(p.status(), markup))
         }
     }
 }
@@ -511,7 +511,7 @@ pub async fn reset_password(
         Ok(_) => (StatusCode::OK, None),
         Err(e) => {
             let p = refusal(e)?;
-            (p.status, Some(p))
+            (p.status(), Some(p))
         }
     };
     let reset = Some(problem.as_ref().map_or(Ok(()), Err));

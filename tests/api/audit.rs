@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use cellqc::db::pool::build_pool;
 use cellqc::db::schema::audit_entries;
 use cellqc::domain::audit::SYSTEM_CHAIN;
+use cellqc::domain::audit_event::AuditEvent;
 use cellqc::services::audit::{self, AuditRecord};
 use diesel::prelude::*;
 use serde_json::json;
@@ -179,7 +180,7 @@ fn append_with(conn: &mut PgConnection, repeatable_read: bool, writer: usize, i:
     let run = |c: &mut PgConnection| {
         audit::append(
             c,
-            AuditRecord::new(SYSTEM_CHAIN, None, "test.concurrent", "test", None)
+            AuditRecord::new(SYSTEM_CHAIN, None, AuditEvent::AuditVerified, "test", None)
                 .after(json!({"writer": writer, "i": i})),
         )
         .map(|_| ())
@@ -233,7 +234,7 @@ async fn concurrent_writers_never_fork_a_chain_under_read_committed_or_repeatabl
     let n = i64::try_from(seqs.len()).unwrap();
     assert_eq!(seqs, (1..=n).collect::<Vec<_>>(), "no gap, no duplicate");
     let concurrent: i64 = audit_entries::table
-        .filter(audit_entries::action.eq("test.concurrent"))
+        .filter(audit_entries::entity_type.eq("test"))
         .count()
         .get_result(&mut conn)
         .unwrap();

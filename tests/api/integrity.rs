@@ -218,7 +218,7 @@ async fn the_app_role_can_not_release_close_promote_or_copy_a_password_without_t
             AuditRecord::new(
                 SYSTEM_CHAIN,
                 None,
-                "user.updated",
+                cellqc::domain::audit_event::AuditEvent::UserUpdated,
                 "user",
                 Some(Uuid::parse_str(&tech).unwrap()),
             )
@@ -263,7 +263,7 @@ async fn the_app_role_can_not_release_close_promote_or_copy_a_password_without_t
                 &cellqc::domain::audit::batch_chain(batch2),
                 batch2,
                 None,
-                "batch.released",
+                cellqc::domain::audit_event::AuditEvent::BatchReleased,
                 "batch",
                 batch2,
             ),

@@ -38,6 +38,7 @@ use cellqc::db::schema::{
 use cellqc::demo::msc_passing_values;
 use cellqc::domain::StoredName;
 use cellqc::domain::audit::{ActorRef, EntryContent, SYSTEM_CHAIN, SYSTEM_CHAIN_ID, batch_chain};
+use cellqc::domain::audit_event::AuditEvent;
 use cellqc::domain::signature::{Meaning, record_hash};
 use cellqc::services::batch_record::result_of;
 use cellqc::services::results::result_record;
@@ -160,7 +161,7 @@ struct Chunk {
 struct Entry<'a> {
     at: DateTime<Utc>,
     actor: Option<&'a ActorRef>,
-    action: &'a str,
+    action: AuditEvent,
     entity_type: &'a str,
     entity_id: Uuid,
     batch_id: Option<Uuid>,
@@ -177,7 +178,7 @@ impl Chain {
             seq,
             at: e.at,
             actor: e.actor,
-            action: e.action,
+            action: e.action.as_str(),
             entity_type: e.entity_type,
             entity_id: Some(e.entity_id),
             batch_id: e.batch_id,
@@ -195,7 +196,7 @@ impl Chain {
             .opt(e.actor.map(|a| a.id))
             .opt(e.actor.map(|a| a.username.as_str()))
             .opt(e.actor.map(|a| a.full_name.as_str()))
-            .text(e.action)
+            .text(e.action.as_str())
             .text(e.entity_type)
             .text(&e.entity_id.to_string())
             .opt(e.batch_id)
@@ -281,7 +282,7 @@ fn lot_rows(
         Entry {
             at: received,
             actor: Some(&plan.actors.tech),
-            action: "material.received",
+            action: AuditEvent::MaterialReceived,
             entity_type: "material",
             entity_id: id,
             batch_id: None,
@@ -318,7 +319,7 @@ fn lot_rows(
         Entry {
             at: released,
             actor: Some(qa),
-            action: "material.released",
+            action: AuditEvent::MaterialReleased,
             entity_type: "material",
             entity_id: id,
             batch_id: None,
@@ -414,7 +415,7 @@ fn lab_rows(
                 Entry {
                     at,
                     actor: Some(&plan.actors.tech),
-                    action: "instrument.calibrated",
+                    action: AuditEvent::InstrumentCalibrated,
                     entity_type: "instrument",
                     entity_id: *cytometer,
                     batch_id: None,
@@ -520,7 +521,7 @@ fn batch_rows(
         Entry {
             at: batch.created_at,
             actor: Some(tech),
-            action: "batch.created",
+            action: AuditEvent::BatchCreated,
             entity_type: "batch",
             entity_id: batch.id,
             batch_id: Some(batch.id),
@@ -536,7 +537,7 @@ fn batch_rows(
         Entry {
             at: at(1),
             actor: Some(tech),
-            action: "material.used",
+            action: AuditEvent::MaterialUsed,
             entity_type: "material",
             entity_id: *medium,
             batch_id: Some(batch.id),
@@ -603,13 +604,13 @@ fn batch_rows(
             );
             recorded_result.material_ids = vec![*reagent];
         }
-        let record = result_record(batch.id, &recorded_result);
+        let record = result_record(batch.id, &recorded_result)?;
         chain.push(
             &mut chunk.audit,
             Entry {
                 at: r.recorded_at,
                 actor: Some(tech),
-                action: "result.recorded",
+                action: AuditEvent::ResultRecorded,
                 entity_type: "result",
                 entity_id: r.id,
                 batch_id: Some(batch.id),
@@ -647,7 +648,7 @@ fn batch_rows(
             Entry {
                 at: signed_at,
                 actor: Some(reviewer),
-                action: "result.reviewed",
+                action: AuditEvent::ResultReviewed,
                 entity_type: "result",
                 entity_id: r.id,
                 batch_id: Some(batch.id),
@@ -664,7 +665,7 @@ fn batch_rows(
         Entry {
             at: at(45),
             actor: Some(reviewer),
-            action: "auth.login",
+            action: AuditEvent::AuthLogin,
             entity_type: "user",
             entity_id: reviewer.id,
             batch_id: None,
@@ -781,7 +782,7 @@ fn bind_batch_chains(c: &mut PgConnection, chunk: &mut Chunk) -> anyhow::Result<
             Entry {
                 at,
                 actor: None,
-                action: "record.bound_at_upgrade",
+                action: AuditEvent::RecordBoundAtUpgrade,
                 entity_type: "batch",
                 entity_id: *batch,
                 batch_id: Some(*batch),

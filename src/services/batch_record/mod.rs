@@ -32,10 +32,12 @@ use crate::db::prepared::prepared;
 use crate::db::schema::{batches, deviations};
 use crate::domain::StoredName;
 use crate::domain::audit::batch_chain;
+use crate::domain::audit_event::AuditEvent;
 use crate::domain::batch::BatchStatus;
 use crate::domain::deviation::{DeviationKind, DeviationStatus, Severity};
 use crate::domain::record::{BatchRecord, Deviation, Signature};
 use crate::error::AppError;
+use crate::error::Code;
 use chrono::Utc;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -45,17 +47,17 @@ use uuid::Uuid;
 
 /// 404 for an unknown batch.
 pub fn batch_not_found(id: Uuid) -> AppError {
-    AppError::not_found("batch_not_found", format!("no batch {id}"))
+    AppError::refused(Code::BatchNotFound, format!("no batch {id}"))
 }
 
 /// 404 for an unknown result.
 pub fn result_not_found(id: Uuid) -> AppError {
-    AppError::not_found("result_not_found", format!("no result {id}"))
+    AppError::refused(Code::ResultNotFound, format!("no result {id}"))
 }
 
 /// 404 for an unknown deviation.
 pub fn deviation_not_found(id: Uuid) -> AppError {
-    AppError::not_found("deviation_not_found", format!("no deviation {id}"))
+    AppError::refused(Code::DeviationNotFound, format!("no deviation {id}"))
 }
 
 /// The record of batch `id`, unlocked: one statement, one snapshot.
@@ -259,7 +261,7 @@ impl LockedBatch {
                 &chain,
                 self.id(),
                 opened_by,
-                "deviation.opened",
+                AuditEvent::DeviationOpened,
                 "deviation",
                 deviation.id,
             )

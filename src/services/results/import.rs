@@ -10,16 +10,17 @@
 
 use super::{NewResultInput, Notes, record_on};
 use crate::db::schema::{import_mappings, source_files};
+use crate::domain::audit_event::AuditEvent;
 use crate::domain::import::{self as export, Table};
 use crate::domain::result::check_accepts_results;
 use crate::domain::roles::Action;
 use crate::domain::spec::Outcome;
 use crate::error::{AppError, FieldError, Problem};
+use crate::error::{Code, Kind};
 use crate::services::Actor;
 use crate::services::audit::AuditRecord;
 use crate::services::batch_record::LockedBatch;
 use crate::services::batch_record::views::ResultView;
-use actix_web::http::StatusCode;
 use chrono::{DateTime, SubsecRound, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -344,7 +345,7 @@ fn import_in(
             &chain,
             lb.id(),
             Some(actor),
-            "source_file.stored",
+            AuditEvent::SourceFileStored,
             "source_file",
             file.id,
         )
@@ -402,7 +403,7 @@ fn import_in(
             }
             Err(e) => {
                 let p = e.to_problem();
-                if p.status.is_server_error() {
+                if p.status().is_server_error() {
                     return Err(e.into());
                 }
                 rows.push(ImportPreviewRow {
@@ -412,7 +413,7 @@ fn import_in(
                     outcome: None,
                     error: Some(in_words(&p)),
                     error_words: p.words(),
-                    error_code: Some(p.code.to_owned()),
+                    error_code: Some(p.code.as_str().to_owned()),
                 });
                 refusals.push((code, p));
             }
@@ -462,16 +463,14 @@ fn refused(refusals: &[(String, Problem)]) -> AppError {
             words: p.words(),
         })
         .collect();
-    let first_rule = refusals
+    // A rule's refusal (not allowed, not now) is answered as that rule's;
+    // otherwise as an invalid request.
+    let code = refusals
         .iter()
-        .map(|(_, p)| p)
-        .find(|p| p.status != StatusCode::UNPROCESSABLE_ENTITY);
-    let (status, code) = first_rule.map_or(
-        (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-        |p| (p.status, p.code),
-    );
+        .map(|(_, p)| p.code)
+        .find(|c| c.kind() != Kind::Invalid)
+        .unwrap_or(Code::ValidationFailed);
     AppError::Problem(Box::new(Problem {
-        status,
         code,
         detail: format!(
             "nothing was recorded: {}",
@@ -545,8 +544,8 @@ pub fn source_file(
     let Some((id, batch_id, filename, media_type, content, sha256, size, uploaded_by, uploaded_at)) =
         row
     else {
-        return Err(AppError::not_found(
-            "source_file_not_found",
+        return Err(AppError::refused(
+            Code::SourceFileNotFound,
             format!("no source file {id}"),
         ));
     };

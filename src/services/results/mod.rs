@@ -18,6 +18,7 @@ use crate::db::prepared::prepared;
 use crate::db::schema::results;
 use crate::domain::FieldError;
 use crate::domain::StoredName;
+use crate::domain::audit_event::{AuditEvent, ResultRecorded};
 use crate::domain::deviation::{DeviationKind, opens_oos};
 use crate::domain::record::{BatchRecord, RecordedResult};
 pub use crate::domain::result::Decision;
@@ -63,36 +64,25 @@ pub struct NewResultInput {
 }
 
 /// What a result record says, for its audit entry and its review signature.
-pub fn result_record(batch_id: Uuid, r: &RecordedResult) -> Value {
-    let mut record = json!({
-        "id": r.id,
-        "batch_id": batch_id,
-        "test_code": r.test_code,
-        "value": r.value,
-        "unit": r.unit,
-        "outcome": r.outcome,
-        "performed_by": r.performed_by.id,
-        "performed_at": r.performed_at,
-        "recorded_at": r.recorded_at,
-        "instrument": r.instrument,
-        "comment": r.comment,
-        "replaces_result_id": r.replaces_result_id,
-        "reason": r.reason,
-    });
-    // Named only when there is one: a result without a registered
-    // instrument or lots is recorded exactly as before they existed.
-    if let Value::Object(fields) = &mut record {
-        if let Some(id) = r.instrument_id {
-            fields.insert("instrument_id".to_owned(), json!(id));
-        }
-        if !r.material_ids.is_empty() {
-            fields.insert("material_ids".to_owned(), json!(r.material_ids));
-        }
-        if let Some(id) = r.source_file_id {
-            fields.insert("source_file_id".to_owned(), json!(id));
-        }
-    }
-    record
+pub fn result_record(batch_id: Uuid, r: &RecordedResult) -> Result<Value, AppError> {
+    Ok(serde_json::to_value(ResultRecorded {
+        id: r.id,
+        batch_id,
+        test_code: r.test_code.clone(),
+        value: r.value.clone(),
+        unit: r.unit.clone(),
+        outcome: r.outcome,
+        performed_by: r.performed_by.id,
+        performed_at: r.performed_at,
+        recorded_at: r.recorded_at,
+        instrument: r.instrument.clone(),
+        comment: r.comment.clone(),
+        replaces_result_id: r.replaces_result_id,
+        reason: r.reason.clone(),
+        instrument_id: r.instrument_id,
+        material_ids: r.material_ids.clone(),
+        source_file_id: r.source_file_id,
+    })?)
 }
 
 /// Records a result against the batch's specification. A failing result
@@ -289,18 +279,18 @@ fn record_on(
                 &chain,
                 lb.id(),
                 Some(actor),
-                "result.recorded",
+                AuditEvent::ResultRecorded,
                 "result",
                 recorded.id,
             )
-            .after(result_record(lb.id(), &recorded)),
+            .after(result_record(lb.id(), &recorded)?),
         )?;
         if let Some(old) = recorded.replaces_result_id {
             let mut rec = AuditRecord::on_batch(
                 &chain,
                 lb.id(),
                 Some(actor),
-                "result.superseded",
+                AuditEvent::ResultSuperseded,
                 "result",
                 old,
             )
@@ -578,8 +568,8 @@ fn sign_review(
     )?;
     let chain = lb.chain();
     let action = match decision {
-        Decision::Accept => "result.reviewed",
-        Decision::Reject => "result.review_rejected",
+        Decision::Accept => AuditEvent::ResultReviewed,
+        Decision::Reject => AuditEvent::ResultReviewRejected,
     };
     let mut rec = AuditRecord::on_batch(&chain, lb.id(), Some(actor), action, "result", result_id)
         .after(json!({

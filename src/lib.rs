@@ -1,11 +1,12 @@
 //! cellqc: GMP quality-control tracking for cell-therapy batches.
 //!
-//! Layers (dependencies point one way): [`api`] (HTTP) -> [`services`] (one
-//! use case, one transaction, its audit entry) -> [`domain`] (pure rules) and
-//! [`db`] (schema, pool, migrations, embedded PostgreSQL).
+//! Layers (dependencies point one way): [`server`] (assembles) -> the faces
+//! [`api`] (JSON) and [`web`] (pages) -> [`http`] (state, extractors, a
+//! refusal's status) -> [`services`] (one use case, one transaction, its
+//! audit entry) -> [`domain`] (pure rules) and [`db`] (schema, pool,
+//! migrations, embedded PostgreSQL).
 
 pub mod api;
-pub mod app;
 pub mod auth;
 pub mod backup;
 pub mod config;
@@ -14,12 +15,14 @@ pub mod db;
 pub mod demo;
 pub mod domain;
 pub mod error;
+pub mod http;
 pub mod i18n;
 pub mod notify;
 pub mod observability;
 pub mod periodic;
 pub mod progress;
 pub mod report;
+pub mod server;
 pub mod services;
 pub mod telemetry;
 pub mod upgrade;

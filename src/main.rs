@@ -6,13 +6,13 @@
 
 use anyhow::Context;
 
-use cellqc::app::{AppState, build_server};
 use cellqc::auth::anchor_key::{AnchorKey, PublicKey};
 use cellqc::config::Settings;
 use cellqc::database::Database;
 use cellqc::db::{pool::build_pool, run_migrations};
 use cellqc::services::users::{NewUserInput, create_user, ensure_initial_admin};
 use cellqc::services::verification;
+use cellqc::{http::AppState, server::build_server};
 use clap::{Parser, Subcommand};
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use std::net::TcpListener;
@@ -467,7 +467,7 @@ fn serve_on(
         .filter(|u| !u.is_empty())
     {
         let size = settings.read_pool_size.unwrap_or(settings.db_pool_size);
-        state = state.with_reads(cellqc::app::ReadDatabase::new(
+        state = state.with_reads(cellqc::http::ReadDatabase::new(
             cellqc::db::pool::build_read_pool(url, size),
         ));
         tracing::info!(

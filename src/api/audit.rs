@@ -1,9 +1,9 @@
 //! `/audit`: the audit trail and its verification, for auditors and QA.
 
 use super::extract::{PageQuery, Query};
-use crate::app::{Db, ReportDb};
-use crate::auth::extractors::{AuditReader, Authorized, CurrentUser};
 use crate::error::AppError;
+use crate::http::auth::{AuditReader, Authorized, CurrentUser};
+use crate::http::{Db, ReportDb};
 use crate::services::anchors::{self, AnchorCheck, AnchorView};
 use crate::services::audit::{self as svc, AuditFilter};
 use crate::services::verification::VerifyReport;
@@ -54,7 +54,7 @@ pub async fn list_audit(
     if csv {
         let mut res = HttpResponse::Ok();
         res.content_type(crate::report::csv::MEDIA_TYPE)
-            .insert_header(crate::report::download(false, "audit.csv"));
+            .insert_header(crate::http::download::download(false, "audit.csv"));
         if let Some(next) = &list.next_cursor {
             res.insert_header(("X-Next-Cursor", next.as_str()));
         }
@@ -162,7 +162,7 @@ pub struct AnchorKeyView {
 #[utoipa::path(tag = "audit", responses((status = 200, body = AnchorKeyView), crate::api::openapi::Problems))]
 #[get("/audit/anchor-key")]
 pub async fn anchor_key(
-    state: actix_web::web::Data<crate::app::AppState>,
+    state: actix_web::web::Data<crate::http::AppState>,
     _user: CurrentUser,
 ) -> HttpResponse {
     HttpResponse::Ok().json(AnchorKeyView {

@@ -1,9 +1,9 @@
 //! `/auth`: sign-in, sign-out, who am I, password change.
 
 use super::extract::Json;
-use crate::app::{AppState, Db};
-use crate::auth::extractors::CurrentUser;
 use crate::error::AppError;
+use crate::http::auth::CurrentUser;
+use crate::http::{AppState, Db};
 use crate::i18n::Locale;
 use crate::services::UserView;
 use crate::services::auth as svc;

@@ -2,10 +2,10 @@
 
 use super::create;
 use super::extract::{Creation, PageQuery, Query, raw_text};
-use crate::app::{Db, ReportDb};
-use crate::auth::extractors::{AuditReader, Authorized, CreatesBatches, CurrentUser};
 use crate::domain::batch::BatchStatus;
 use crate::error::AppError;
+use crate::http::auth::{AuditReader, Authorized, CreatesBatches, CurrentUser};
+use crate::http::{Db, ReportDb};
 use crate::report::coa::CoaLang;
 use crate::services::batches::{self as svc, BatchFilter, NewBatchInput};
 use actix_web::{HttpResponse, get, post, web};
@@ -139,7 +139,7 @@ pub async fn batch_history(
             .await?;
         return Ok(HttpResponse::Ok()
             .content_type(crate::report::csv::MEDIA_TYPE)
-            .insert_header(crate::report::download(
+            .insert_header(crate::http::download::download(
                 false,
                 &format!("batch-{id}-history.csv"),
             ))
@@ -194,7 +194,7 @@ pub async fn batch_certificate(
         .map_err(|e| AppError::Internal(anyhow::anyhow!("rendering the certificate: {e}")))?;
     Ok(HttpResponse::Ok()
         .content_type("application/pdf")
-        .insert_header(crate::report::download(
+        .insert_header(crate::http::download::download(
             true,
             &format!("CoA-{}.pdf", crate::report::name_part(&number)),
         ))

@@ -2,9 +2,9 @@
 
 use super::create;
 use super::extract::{Creation, raw_text};
-use crate::app::Db;
-use crate::auth::extractors::{Authorized, CurrentUser, RecordsCustody};
 use crate::error::AppError;
+use crate::http::Db;
+use crate::http::auth::{Authorized, CurrentUser, RecordsCustody};
 use crate::services::custody::{self as svc, NewCustodyInput};
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};

@@ -2,9 +2,9 @@
 
 use super::create;
 use super::extract::{Creation, Json};
-use crate::app::Db;
-use crate::auth::extractors::{Authorized, ClosesDeviations, OpensDeviations};
 use crate::error::AppError;
+use crate::http::Db;
+use crate::http::auth::{Authorized, ClosesDeviations, OpensDeviations};
 use crate::services::deviations::{self as svc, NewCorrectionInput, NewDeviationInput};
 use actix_web::{HttpResponse, post, web};
 use serde::Deserialize;

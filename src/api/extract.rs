@@ -25,7 +25,7 @@ use uuid::Uuid;
 /// `LIMIT` is the largest body taken (413 above it): 1 MiB, but for an
 /// instrument's export.
 #[derive(Debug)]
-pub struct Json<T, const LIMIT: usize = { crate::app::MAX_BODY_BYTES }> {
+pub struct Json<T, const LIMIT: usize = { crate::http::MAX_BODY_BYTES }> {
     bytes: web::Bytes,
     is_json: bool,
     _body: PhantomData<fn() -> T>,
@@ -194,7 +194,7 @@ impl<T: 'static, const LIMIT: usize> FromRequest for Json<T, LIMIT> {
 /// The body of a creating POST with its optional `Idempotency-Key`, parsed
 /// by [`Creation::parse`] after authorization.
 #[derive(Debug)]
-pub struct Creation<T, const LIMIT: usize = { crate::app::MAX_BODY_BYTES }> {
+pub struct Creation<T, const LIMIT: usize = { crate::http::MAX_BODY_BYTES }> {
     body: Json<T, LIMIT>,
     key: Option<String>,
     target: String,

@@ -1,9 +1,9 @@
 //! Liveness and readiness probes (no authentication).
 
-use crate::app::AppState;
 use crate::db::migrations_current;
 use crate::error::AppError;
 use crate::error::Code;
+use crate::http::AppState;
 use actix_web::{HttpResponse, get, web};
 use serde_json::json;
 
@@ -21,7 +21,7 @@ pub async fn healthz() -> HttpResponse {
 pub async fn metrics(
     state: web::Data<AppState>,
     req: actix_web::HttpRequest,
-    user: Option<crate::auth::extractors::CurrentUser>,
+    user: Option<crate::http::auth::CurrentUser>,
 ) -> Result<HttpResponse, AppError> {
     let token_ok = state.metrics_token.as_deref().is_some_and(|t| {
         req.headers()

@@ -5,11 +5,9 @@
 use super::FormatQuery;
 use super::create;
 use super::extract::{Creation, Json, Query};
-use crate::app::{AppState, Db, HeldConnection, ImportTurn};
-use crate::auth::extractors::{
-    AuthOutcome, Authorized, CurrentUser, DefinesProducts, RecordsResults,
-};
 use crate::error::AppError;
+use crate::http::auth::{AuthOutcome, Authorized, CurrentUser, DefinesProducts, RecordsResults};
+use crate::http::{AppState, Db, HeldConnection, ImportTurn};
 use crate::services::import_mappings::{self as mappings, ImportMappingView, MappingInput};
 use crate::services::results::{self as svc, ImportInput, ImportOutcome};
 use actix_web::dev::Payload;
@@ -129,7 +127,7 @@ pub async fn import_results(
         return match outcome {
             ImportOutcome::Preview(p) if csv => Ok(HttpResponse::Ok()
                 .content_type(crate::report::csv::MEDIA_TYPE)
-                .insert_header(crate::report::download(false, "import-preview.csv"))
+                .insert_header(crate::http::download::download(false, "import-preview.csv"))
                 .body(p.csv()?)),
             ImportOutcome::Preview(p) => Ok(HttpResponse::Ok().json(p)),
             ImportOutcome::Recorded(_) => Err(AppError::Internal(anyhow::anyhow!(
@@ -167,7 +165,7 @@ pub async fn get_source_file(
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let (file, bytes) = db.run(move |c| svc::source_file(c, id)).await?;
-    Ok(crate::report::kept_file(
+    Ok(crate::http::download::kept_file(
         &file.filename,
         &file.media_type,
         &file.sha256,

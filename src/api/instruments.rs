@@ -1,12 +1,12 @@
 //! `/instruments`: the registry, calibrations, out of service and return to service.
 
 use super::extract::{Json, Query};
-use crate::app::Db;
-use crate::auth::extractors::{
-    Authorized, CurrentUser, MaintainsInstruments, RegistersInstruments, ReturnsInstruments,
-};
 use crate::domain::instrument::Status;
 use crate::error::AppError;
+use crate::http::Db;
+use crate::http::auth::{
+    Authorized, CurrentUser, MaintainsInstruments, RegistersInstruments, ReturnsInstruments,
+};
 use crate::services::instruments::{
     self as svc, CalibrationInput, InstrumentEventView, InstrumentView, NewInstrument,
 };

@@ -2,12 +2,12 @@
 //! (signed), their use in batches, and where each lot was used.
 
 use super::extract::{Json, Query};
-use crate::app::Db;
-use crate::auth::extractors::{
-    Authorized, CurrentUser, ReceivesMaterials, RecordsResults, RejectsMaterials, ReleasesMaterials,
-};
 use crate::domain::material::LotStatus;
 use crate::error::AppError;
+use crate::http::Db;
+use crate::http::auth::{
+    Authorized, CurrentUser, ReceivesMaterials, RecordsResults, RejectsMaterials, ReleasesMaterials,
+};
 use crate::services::materials::{
     self as svc, BatchUse, MaterialView, NewMaterial, UseView, WhereUsed,
 };
@@ -229,7 +229,7 @@ pub async fn where_used(
     if csv {
         return Ok(HttpResponse::Ok()
             .content_type(crate::report::csv::MEDIA_TYPE)
-            .insert_header(crate::report::download(
+            .insert_header(crate::http::download::download(
                 false,
                 &format!("where-used-{id}.csv"),
             ))

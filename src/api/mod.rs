@@ -21,9 +21,9 @@ pub mod release;
 pub mod results;
 pub mod users;
 
-use crate::app::Db;
 use crate::error::AppError;
 use crate::error::Code;
+use crate::http::Db;
 use crate::services::idempotency::{IdempotencyKey, create_once};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
@@ -81,12 +81,12 @@ pub async fn problems_in_language(
     let answered = res
         .response()
         .extensions()
-        .get::<crate::error::AnsweredProblem>()
+        .get::<crate::http::problem::AnsweredProblem>()
         .cloned();
-    let Some(crate::error::AnsweredProblem(problem)) = answered else {
+    let Some(crate::http::problem::AnsweredProblem(problem)) = answered else {
         return Ok(res);
     };
-    let mut localised = crate::error::problem_response_in(&problem, loc);
+    let mut localised = crate::http::problem::problem_response_in(&problem, loc);
     // Every other header the refusal carried (Allow, WWW-Authenticate, ...).
     for (name, value) in res.headers() {
         if !localised.headers().contains_key(name) {
@@ -104,7 +104,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(
             scope("/api/v1")
                 .wrap(actix_web::middleware::from_fn(
-                    crate::auth::extractors::authenticate_first,
+                    crate::http::auth::authenticate_first,
                 ))
                 .wrap(actix_web::middleware::from_fn(problems_in_language))
                 .service(auth::login)
@@ -248,7 +248,7 @@ pub fn method_not_allowed(req: &HttpRequest) -> Option<HttpResponse> {
         blockers: None,
         retry_after: None,
     };
-    let mut resp = crate::error::problem_response(&problem);
+    let mut resp = crate::http::problem::problem_response(&problem);
     if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
         resp.headers_mut()
             .insert(actix_web::http::header::ALLOW, value);

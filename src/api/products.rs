@@ -2,10 +2,10 @@
 
 use super::create;
 use super::extract::{Creation, Json, PageQuery, Query, raw_text};
-use crate::app::{Db, ReportDb};
-use crate::auth::extractors::{ApprovesSpecs, Authorized, CurrentUser, DefinesProducts};
 use crate::domain::spec::TestDefInput;
 use crate::error::AppError;
+use crate::http::auth::{ApprovesSpecs, Authorized, CurrentUser, DefinesProducts};
+use crate::http::{Db, ReportDb};
 use crate::services::products::{self as svc, NewProductInput, ProductView};
 use actix_web::{HttpResponse, get, post, web};
 use serde::Deserialize;
@@ -261,7 +261,7 @@ pub async fn product_trends(
         let body = crate::services::trends::csv(&trend)?;
         return Ok(HttpResponse::Ok()
             .content_type(crate::report::csv::MEDIA_TYPE)
-            .insert_header(crate::report::download(
+            .insert_header(crate::http::download::download(
                 false,
                 &format!(
                     "trend-{}-{}.csv",

@@ -1,9 +1,9 @@
 //! Qualifications: QA qualifies analysts per test code (signed), anyone reads them.
 
 use super::extract::Json;
-use crate::app::Db;
-use crate::auth::extractors::{Authorized, CurrentUser, QualifiesAnalysts, RevokesQualifications};
 use crate::error::AppError;
+use crate::http::Db;
+use crate::http::auth::{Authorized, CurrentUser, QualifiesAnalysts, RevokesQualifications};
 use crate::services::qualifications::{self as svc, GrantInput, QualificationView};
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};

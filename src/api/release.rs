@@ -1,11 +1,11 @@
 //! `/batches/{id}/release-readiness`, `/release`, `/reject`, `/recall`.
 
 use super::extract::Json;
-use crate::app::Db;
-use crate::auth::extractors::{
+use crate::error::AppError;
+use crate::http::Db;
+use crate::http::auth::{
     AuditReader, Authorized, CurrentUser, Recalls, Rejects, Releases, ReviewsAuditTrails,
 };
-use crate::error::AppError;
 use crate::services::Actor;
 use crate::services::release::{self as svc, Disposition, ReleaseRequest};
 use actix_web::{HttpResponse, get, post, web};

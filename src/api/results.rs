@@ -2,9 +2,9 @@
 
 use super::create;
 use super::extract::{Creation, Json};
-use crate::app::Db;
-use crate::auth::extractors::{Authorized, CurrentUser, RecordsResults, ReviewsResults};
 use crate::error::AppError;
+use crate::http::Db;
+use crate::http::auth::{Authorized, CurrentUser, RecordsResults, ReviewsResults};
 use crate::services::results::{self as svc, Decision, NewResultInput};
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};

@@ -2,9 +2,9 @@
 
 use super::create;
 use super::extract::{Creation, Json, PageQuery, Query};
-use crate::app::{AppState, Db};
-use crate::auth::extractors::{Authorized, ManagesUsers};
 use crate::error::AppError;
+use crate::http::auth::{Authorized, ManagesUsers};
+use crate::http::{AppState, Db};
 use crate::i18n::Locale;
 use crate::services::UserView;
 use crate::services::users::{self as svc, NewUserInput, UserPatch};

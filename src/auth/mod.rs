@@ -1,8 +1,8 @@
-//! Authentication: password hashing, access tokens, and the extractors that
-//! put the signed-in user and their role requirement into a handler's signature.
+//! The cryptography of authentication: password hashing, access tokens,
+//! the anchor key. The extractors that put the signed-in user into a
+//! handler's signature are the HTTP layer's ([`crate::http::auth`]).
 
 pub mod anchor_key;
-pub mod extractors;
 pub mod jwt;
 pub mod password;
 

@@ -6,8 +6,6 @@ pub mod csv;
 pub mod history;
 pub mod label;
 
-use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
-
 /// The base name of `path` (after its last `/` or `\\`): a file name sent
 /// to a browser never carries a path (`../../etc/passwd` is `passwd`); a
 /// name that is only dots or nothing is `download`.
@@ -26,63 +24,6 @@ pub fn name_part(text: &str) -> String {
     text.replace(['/', '\\'], "-")
 }
 
-/// The response carrying a kept file exactly as it was received (the API's
-/// and the pages' download): its media type, its SHA-256 as the ETag and as
-/// `Repr-Digest` (and the older `Digest`), its base name, never cached.
-pub fn kept_file(
-    file_name: &str,
-    media_type: &str,
-    sha256_hex: &str,
-    bytes: Vec<u8>,
-) -> actix_web::HttpResponse {
-    use actix_web::http::header;
-    use base64::Engine;
-    let digest = hex::decode(sha256_hex)
-        .map(|d| base64::engine::general_purpose::STANDARD.encode(d))
-        .unwrap_or_default();
-    actix_web::HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, format!("{media_type}; charset=utf-8")))
-        .insert_header((header::ETAG, format!("\"{sha256_hex}\"")))
-        .insert_header(("Repr-Digest", format!("sha-256=:{digest}:")))
-        .insert_header(("Digest", format!("sha-256={digest}")))
-        .insert_header(download(false, file_name))
-        .insert_header((header::CACHE_CONTROL, "private, no-store"))
-        .body(bytes)
-}
-
-/// The `Content-Disposition` of a downloaded document, built by actix's
-/// header type: the base name only ([`base_name`]), quoted and escaped (a
-/// batch number with a quote can't add a parameter), with an RFC 5987 form
-/// beside it.
-pub fn download(inline: bool, file_name: &str) -> ContentDisposition {
-    let file_name = base_name(file_name);
-    let ascii: String = file_name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    ContentDisposition {
-        disposition: if inline {
-            DispositionType::Inline
-        } else {
-            DispositionType::Attachment
-        },
-        parameters: vec![
-            DispositionParam::Filename(ascii),
-            DispositionParam::FilenameExt(actix_web::http::header::ExtendedValue {
-                charset: actix_web::http::header::Charset::Ext("UTF-8".to_owned()),
-                language_tag: None,
-                value: file_name.as_bytes().to_vec(),
-            }),
-        ],
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,7 +36,7 @@ mod tests {
         assert_eq!(base_name(".."), "download");
         assert_eq!(base_name("dir/"), "download");
         assert_eq!(name_part("A/1\\2"), "A-1-2");
-        let header = download(false, "../../etc/passwd").to_string();
+        let header = crate::http::download::download(false, "../../etc/passwd").to_string();
         assert!(header.contains("filename=\"passwd\""), "{header}");
         assert!(!header.contains(".."), "{header}");
     }

@@ -3,9 +3,9 @@
 
 use super::layout::{Refusal, csrf, html_page, page, refusal};
 use super::session::{WebError, WebUser};
-use crate::app::AppState;
 use crate::error::Code;
 use crate::error::{AppError, Problem};
+use crate::http::AppState;
 use crate::i18n::Locale;
 use crate::services::auth as auth_svc;
 use crate::tr;

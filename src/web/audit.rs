@@ -4,10 +4,10 @@
 
 use super::layout::{Refusal, csrf, html_page, page, refusal, see_other};
 use super::session::{WebError, WebUser};
-use crate::app::AppState;
 use crate::domain::audit::BreakKind;
 use crate::domain::roles::Action;
 use crate::error::AppError;
+use crate::http::AppState;
 use crate::report::history::{ResultNames, changes, sentence};
 use crate::services::audit::{self as audit_svc, AuditFilter};
 use crate::services::verification::{self, BrokenLink, VerifyReport};
@@ -114,7 +114,7 @@ pub async fn audit_csv(
         .await?;
     Ok(HttpResponse::Ok()
         .content_type(crate::report::csv::MEDIA_TYPE)
-        .insert_header(crate::report::download(false, "audit.csv"))
+        .insert_header(crate::http::download::download(false, "audit.csv"))
         .body(body))
 }
 

@@ -5,10 +5,10 @@
 
 use super::layout::{csrf, html_page, meaning_box, page, refusal, refusal_box, see_other};
 use super::session::{WebError, WebUser};
-use crate::app::AppState;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::error::Problem;
+use crate::http::AppState;
 use crate::i18n::Locale;
 use crate::services::audit_review::{self as svc, AuditReviewView, ReviewRequest};
 use crate::services::batches as batch_svc;

@@ -5,9 +5,9 @@ use super::session::{
     CsrfForm, LOGIN_CSRF_COOKIE, SESSION_COOKIE, WebError, WebUser, constant_time_eq, local_path,
     protected_cookie, reader_locale, removal,
 };
-use crate::app::AppState;
 use crate::error::AppError;
 use crate::error::Code;
+use crate::http::AppState;
 use crate::i18n::Locale;
 use crate::services::auth::{self as auth_svc, random_token};
 use crate::tr;

@@ -7,9 +7,9 @@ use super::layout::{
     Refusal, created_id, csrf, form_key, form_once, html_page, page, read_form, refusal, see_other,
 };
 use super::session::{WebError, WebUser};
-use crate::app::AppState;
 use crate::domain::roles::Action;
 use crate::error::{AppError, Problem};
+use crate::http::AppState;
 use crate::services::PageRequest;
 use crate::services::batches::{self as batch_svc, NewBatchInput};
 use crate::services::products as product_svc;

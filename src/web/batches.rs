@@ -4,7 +4,6 @@
 
 use super::layout::{html_page, outcome, page, recorded_notice, status};
 use super::session::{WebError, WebUser};
-use crate::app::AppState;
 use crate::domain::StoredName;
 use crate::domain::batch::BatchStatus;
 use crate::domain::release::BlockerCode;
@@ -12,6 +11,7 @@ use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::domain::spec::describe_limit;
 use crate::error::AppError;
+use crate::http::AppState;
 use crate::i18n::Locale;
 use crate::report::coa::CoaLang;
 use crate::services::PageRequest;
@@ -382,7 +382,7 @@ pub async fn certificate(
         .map_err(|e| AppError::Internal(anyhow::anyhow!("rendering the certificate: {e}")))?;
     Ok(HttpResponse::Ok()
         .content_type("application/pdf")
-        .insert_header(crate::report::download(
+        .insert_header(crate::http::download::download(
             false,
             &format!("CoA-{}.pdf", crate::report::name_part(&number)),
         ))
@@ -409,6 +409,9 @@ pub async fn bag_label(
         .map_err(|e| AppError::Internal(anyhow::anyhow!("rendering the label: {e}")))?;
     Ok(HttpResponse::Ok()
         .content_type("application/pdf")
-        .insert_header(crate::report::download(true, &format!("label-{id}.pdf")))
+        .insert_header(crate::http::download::download(
+            true,
+            &format!("label-{id}.pdf"),
+        ))
         .body(pdf))
 }

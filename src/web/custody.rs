@@ -5,10 +5,10 @@ use super::layout::{
     self, Refusal, csrf, form_key, form_once, html_page, page, read_form, refusal, see_other,
 };
 use super::session::{WebError, WebUser};
-use crate::app::AppState;
 use crate::domain::StoredName;
 use crate::domain::roles::Action;
 use crate::error::Problem;
+use crate::http::AppState;
 use crate::services::batches as batch_svc;
 use crate::services::custody::{self as custody_svc, NewCustodyInput};
 use crate::tr;

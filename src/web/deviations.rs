@@ -6,12 +6,12 @@ use super::layout::{
     refusal_box, see_other, status,
 };
 use super::session::{WebError, WebUser};
-use crate::app::AppState;
 use crate::domain::StoredName;
 use crate::domain::deviation::{DeviationKind, DeviationStatus};
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::error::Problem;
+use crate::http::AppState;
 use crate::services::batches as batch_svc;
 use crate::services::deviations::{self as dev_svc, NewCorrectionInput, NewDeviationInput};
 use crate::tr;

@@ -3,9 +3,9 @@
 
 use super::layout::{html_page, page};
 use super::session::{WebError, WebUser};
-use crate::app::AppState;
 use crate::domain::roles::Action;
 use crate::error::AppError;
+use crate::http::AppState;
 use crate::report::history::{changes, result_names, sentence};
 use crate::services::{batches as batch_svc, history, verification};
 use crate::tr;
@@ -105,7 +105,7 @@ async fn history_download(
     };
     Ok(HttpResponse::Ok()
         .content_type(kind)
-        .insert_header(crate::report::download(
+        .insert_header(crate::http::download::download(
             false,
             &format!("batch-{batch_id}-history.{ext}"),
         ))

@@ -5,10 +5,10 @@
 
 use super::layout::{html_page, page};
 use super::session::{WebError, WebUser};
-use crate::app::AppState;
 use crate::domain::StoredName;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
+use crate::http::AppState;
 use crate::i18n::Locale;
 use crate::services::results as result_svc;
 use crate::services::verification;

@@ -7,10 +7,10 @@
 
 use super::layout::{Refusal, csrf, html_page, outcome, page, refusal};
 use super::session::{WebError, WebUser};
-use crate::app::AppState;
 use crate::domain::roles::Action;
 use crate::error::Code;
 use crate::error::{AppError, FieldError, Problem};
+use crate::http::AppState;
 use crate::services::batches as batch_svc;
 use crate::services::import_mappings::{self as mappings, ImportMappingView};
 use crate::services::results::{self as result_svc, ImportInput, ImportOutcome, ImportPreview};
@@ -530,7 +530,7 @@ pub async fn source_file(
 ) -> Result<HttpResponse, WebError> {
     let id = id.into_inner();
     let (file, bytes) = state.db(move |c| result_svc::source_file(c, id)).await?;
-    Ok(crate::report::kept_file(
+    Ok(crate::http::download::kept_file(
         &file.filename,
         &file.media_type,
         &file.sha256,

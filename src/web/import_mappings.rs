@@ -4,9 +4,9 @@
 
 use super::layout::{Refusal, csrf, html_page, page, refusal, see_other};
 use super::session::{WebError, WebUser};
-use crate::app::AppState;
 use crate::domain::roles::Action;
 use crate::error::{AppError, Problem};
+use crate::http::AppState;
 use crate::services::import_mappings::{self as svc, MappingInput};
 use crate::services::products as product_svc;
 use crate::tr;

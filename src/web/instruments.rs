@@ -9,12 +9,12 @@ use super::layout::{
     refusal, see_other,
 };
 use super::session::{WebError, WebUser};
-use crate::app::AppState;
 use crate::domain::StoredName;
 use crate::domain::instrument::Status;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::error::{AppError, Problem};
+use crate::http::AppState;
 use crate::services::instruments::{self as svc, CalibrationInput, NewInstrument};
 use crate::tr;
 use actix_web::http::StatusCode;

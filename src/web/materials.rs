@@ -6,11 +6,11 @@ use super::layout::{
     read_form, refusal, see_other,
 };
 use super::session::{WebError, WebUser};
-use crate::app::AppState;
 use crate::domain::material::MaterialKind;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::error::{AppError, Problem};
+use crate::http::AppState;
 use crate::services::materials::{self as svc, NewMaterial};
 use crate::tr;
 use actix_web::http::StatusCode;
@@ -245,7 +245,7 @@ pub async fn where_used_csv(
         .await?;
     Ok(HttpResponse::Ok()
         .content_type(crate::report::csv::MEDIA_TYPE)
-        .insert_header(crate::report::download(
+        .insert_header(crate::http::download::download(
             false,
             &format!("where-used-{id}.csv"),
         ))

@@ -178,7 +178,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("")
             // Forms up to the same 1 MiB as any body (actix's default is 16 KiB).
-            .app_data(web::FormConfig::default().limit(crate::app::MAX_BODY_BYTES))
+            .app_data(web::FormConfig::default().limit(crate::http::MAX_BODY_BYTES))
             .wrap(from_fn(html_errors))
             .wrap(from_fn(security_headers))
             .service(app_css)

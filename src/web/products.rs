@@ -5,12 +5,12 @@
 
 use super::layout::{Refusal, csrf, html_page, meaning_box, page, refusal, see_other, status};
 use super::session::{WebError, WebUser};
-use crate::app::AppState;
 use crate::domain::StoredName;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::domain::spec::{SpecStatus, TestDefInput};
 use crate::error::{AppError, Problem};
+use crate::http::AppState;
 use crate::i18n::Locale;
 use crate::services::PageRequest;
 use crate::services::products::{self as svc, NewProductInput, TestDefView};

@@ -3,10 +3,10 @@
 
 use super::layout::{Refusal, csrf, html_page, meaning_box, page, refusal};
 use super::session::{WebError, WebUser};
-use crate::app::AppState;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::error::Problem;
+use crate::http::AppState;
 use crate::services::qualifications::{self as svc, GrantInput};
 use crate::tr;
 use actix_web::http::StatusCode;

@@ -7,7 +7,6 @@ use super::layout::{
     status_words,
 };
 use super::session::{WebError, WebUser};
-use crate::app::AppState;
 use crate::domain::StoredName;
 use crate::domain::batch::BatchStatus;
 use crate::domain::deviation::DeviationStatus;
@@ -20,6 +19,7 @@ use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::domain::spec::Outcome;
 use crate::error::{AppError, Problem};
+use crate::http::AppState;
 use crate::i18n::Locale;
 use crate::services::batch_record::views::BatchDetail;
 use crate::services::batches as batch_svc;

@@ -7,13 +7,13 @@ use super::layout::{
     recorded_notice, refusal, see_other, status_words,
 };
 use super::session::{WebError, WebUser};
-use crate::app::AppState;
 use crate::domain::StoredName;
 use crate::domain::release::BlockerCode;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::domain::spec::describe_limit;
 use crate::error::{AppError, Problem};
+use crate::http::AppState;
 use crate::services::batch_record::equipment;
 use crate::services::batch_record::views::BatchDetail;
 use crate::services::batches as batch_svc;

@@ -7,7 +7,6 @@ use super::layout::{
     status_words,
 };
 use super::session::{WebError, WebUser};
-use crate::app::AppState;
 use crate::domain::StoredName;
 use crate::domain::record::RecordedResult;
 use crate::domain::result::ResultStatus;
@@ -15,6 +14,7 @@ use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::domain::spec::describe_limit;
 use crate::error::{AppError, Problem};
+use crate::http::AppState;
 use crate::services::batch_record::equipment::{self, Equipment};
 use crate::services::batch_record::views::result_views;
 use crate::services::batches as batch_svc;

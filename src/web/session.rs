@@ -2,10 +2,10 @@
 //! (Secure behind TLS), on the same sessions table, idle timeout and
 //! revocation as API tokens; and the per-session CSRF token every form posts.
 
-use crate::app::AppState;
 use crate::domain::roles::Action;
 use crate::error::AppError;
 use crate::error::Code;
+use crate::http::AppState;
 use crate::i18n::Locale;
 use crate::services::auth::{Authenticated, authenticate};
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};

@@ -6,9 +6,9 @@
 
 use super::layout::{Refusal, html_page, page, refusal};
 use super::session::{WebError, WebUser};
-use crate::app::AppState;
 use crate::domain::StoredName;
 use crate::error::{AppError, Problem};
+use crate::http::AppState;
 use crate::i18n::Locale;
 use crate::services::trends::{self as svc, Charts, Trend};
 use crate::tr;
@@ -412,7 +412,7 @@ pub async fn trend_csv(
     let body = svc::csv(&t)?;
     Ok(HttpResponse::Ok()
         .content_type(crate::report::csv::MEDIA_TYPE)
-        .insert_header(crate::report::download(
+        .insert_header(crate::http::download::download(
             false,
             &format!("trend-{product_id}-{}.csv", crate::report::name_part(&code)),
         ))

@@ -4,9 +4,9 @@
 
 use super::layout::{Refusal, csrf, html_page, page, refusal, see_other};
 use super::session::{CsrfForm, WebError, WebUser};
-use crate::app::AppState;
 use crate::domain::roles::{Action, Role};
 use crate::error::Problem;
+use crate::http::AppState;
 use crate::services::PageRequest;
 use crate::services::users::{self as user_svc, NewUserInput, UserPatch};
 use crate::tr;

@@ -199,7 +199,7 @@ async fn a_chain_cut_back_by_a_superuser_keeps_its_links_and_fails_against_its_r
 async fn the_periodic_anchor_is_written_only_when_the_trail_grew() {
     let lab = Lab::msc().await;
     let app = &lab.app;
-    let state = cellqc::app::AppState::new(
+    let state = cellqc::http::AppState::new(
         &cellqc::config::Settings::defaults(app.data_dir.path().to_path_buf()),
         app.pool.clone(),
     )

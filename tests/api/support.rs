@@ -7,12 +7,12 @@
 //! when the test process exits, PostgreSQL shuts down with it.
 
 use actix_web::http::StatusCode;
-use cellqc::app::{AppState, build_server};
 use cellqc::config::Settings;
 use cellqc::db::embedded::{ClusterOptions, EmbeddedPostgres, quote_ident};
 use cellqc::db::pool::{DbPool, build_pool};
 use cellqc::db::run_migrations;
 use cellqc::services::users::ensure_initial_admin;
+use cellqc::{http::AppState, server::build_server};
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use serde_json::{Value, json};
 use std::net::TcpListener;
@@ -237,7 +237,7 @@ impl TestApp {
         }
         let mut state = AppState::new(&settings, served).unwrap();
         if let Some(url) = settings.read_database_url.as_deref() {
-            state = state.with_reads(cellqc::app::ReadDatabase::new(
+            state = state.with_reads(cellqc::http::ReadDatabase::new(
                 cellqc::db::pool::build_read_pool(url, 2),
             ));
         }

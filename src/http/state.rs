@@ -1,25 +1,21 @@
-//! Assembles the HTTP server from its parts; used by `main` and by the tests,
-//! so both run exactly the same application.
+//! What every handler of both faces reaches: the application state, and
+//! the request's database plumbing (a permit, a pooled connection, the
+//! blocking thread the use case runs on, the read database for reports).
 
-use crate::api;
 use crate::auth::jwt::{JwtKeys, load_or_create_secret};
 use crate::config::Settings;
 use crate::db::pool::{DbConn, DbPool};
 use crate::error::AppError;
 use crate::services::auth::AuthConfig;
 use actix_web::dev::Payload;
-use actix_web::dev::Server;
-use actix_web::{App, FromRequest, HttpMessage, HttpRequest, HttpServer, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use diesel::pg::PgConnection;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::cell::RefCell;
-use std::net::{IpAddr, TcpListener};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tracing_actix_web::TracingLogger;
-use utoipa_actix_web::AppExt;
-use utoipa_swagger_ui::SwaggerUi;
 
 /// Largest request body accepted (API.md: over 1 MiB is 413).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -510,51 +506,4 @@ where
             None
         }
     }
-}
-
-/// The HTTP server, listening on `listener` (port 0 in tests).
-pub fn build_server(
-    state: AppState,
-    listener: TcpListener,
-    workers: Option<usize>,
-) -> std::io::Result<Server> {
-    crate::observability::handle();
-    // Every blocking task runs under one of the pool's permits, so more
-    // blocking threads than permits only add runnable threads: on two cores
-    // they cost context switches and long queueing tails
-    // (docs/performance.md). A worker may hold every permit.
-    let workers = workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
-        .max(1);
-    let blocking_per_worker = usize::try_from(
-        state.pool.max_size() + state.reads.as_ref().map_or(0, |r| r.pool.max_size()),
-    )
-    .unwrap_or(1);
-    let state = web::Data::new(state);
-    let mut server = HttpServer::new(move || {
-        let (app, _) = App::new()
-            .into_utoipa_app()
-            .configure(api::configure)
-            .split_for_parts();
-        // The UI reads the served document (the annotations' plus the field
-        // rules), which a route of its own answers.
-        app.route("/api/openapi.json", web::get().to(api::openapi::serve))
-            .service(
-                SwaggerUi::new("/docs/{_:.*}")
-                    .config(utoipa_swagger_ui::Config::from("/api/openapi.json")),
-            )
-            .service(web::redirect("/docs", "/docs/"))
-            .configure(crate::web::configure)
-            .wrap(actix_web::middleware::from_fn(crate::web::docs_headers))
-            .wrap(actix_web::middleware::from_fn(crate::observability::track))
-            .wrap(TracingLogger::default())
-            .app_data(state.clone())
-            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-            .app_data(api::extract::path_config())
-            .default_service(web::to(api::not_found))
-    });
-    server = server
-        .workers(workers)
-        .worker_max_blocking_threads(blocking_per_worker);
-    Ok(server.listen(listener)?.run())
 }

@@ -6,11 +6,11 @@
 //! Per-record rules (self-review, independence) are not here: they live in
 //! the domain and the services.
 
-use crate::app::{AppState, HeldConnection};
 use crate::domain::roles::{Action, check};
 use crate::domain::signature::Meaning;
 use crate::error::Code;
 use crate::error::{AppError, Problem};
+use crate::http::{AppState, HeldConnection};
 use crate::services::auth::{Authenticated, authenticate};
 use actix_web::HttpMessage;
 use actix_web::body::MessageBody;

@@ -141,7 +141,30 @@ enum AuditCommand {
     },
 }
 
+/// glibc raises its mmap threshold each time a large block is freed (up to
+/// 32 MiB): after the first sign-in freed its 19 MiB argon2 block, every later
+/// allocation below that size came from the threads' arenas and stayed
+/// there (120 MiB under load after sixteen sign-ins, against 57 with the
+/// threshold fixed; docs/performance.md, Memory). Fixing it at glibc's own
+/// initial value keeps large blocks mapped, and gives them back when freed.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[expect(
+    unsafe_code,
+    reason = "mallopt is glibc's documented tuning call; it runs first, before any other thread"
+)]
+fn keep_large_blocks_mapped() {
+    // SAFETY: mallopt only sets the allocator's parameters; it is called at
+    // the start of main, before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_large_blocks_mapped() {}
+
 fn main() -> ExitCode {
+    keep_large_blocks_mapped();
     cellqc::telemetry::init();
     let cli = Cli::parse();
     match run(cli) {

@@ -4,7 +4,7 @@ use super::create;
 use super::extract::{Creation, PageQuery, Query, raw_text};
 use crate::domain::batch::BatchStatus;
 use crate::error::AppError;
-use crate::http::auth::{AuditReader, Authorized, CreatesBatches, CurrentUser};
+use crate::http::auth::{AuditReader, Authorized, Caller, CreatesBatches, CurrentUser, SignedIn};
 use crate::http::{Db, ReportDb};
 use crate::report::coa::CoaLang;
 use crate::services::batches::{self as svc, BatchFilter, NewBatchInput};
@@ -105,12 +105,12 @@ pub async fn list_batches(
 #[utoipa::path(tag = "batches", responses((status = 200, body = crate::services::batch_record::views::BatchDetail), crate::api::openapi::Problems))]
 #[get("/batches/{id}")]
 pub async fn get_batch(
+    user: Caller<SignedIn>,
     db: Db,
-    _user: CurrentUser,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let batch = db.run(move |c| svc::get_batch(c, id)).await?;
+    let batch = db.run_as(user, move |c, _| svc::get_batch(c, id)).await?;
     Ok(HttpResponse::Ok().json(batch))
 }
 

@@ -214,6 +214,39 @@ where
     Ok(resp.json(created.body))
 }
 
+/// [`create`] for a one-hop route: the caller is decided in the use case's
+/// own task, then the body (`parsed`, judged on the way in but refused only
+/// now, so 401/403 come before 422), then the use case once per key.
+pub async fn create_as<R, B, T, F>(
+    db: Db,
+    caller: crate::http::auth::Caller<R>,
+    parsed: Result<(B, Option<IdempotencyKey>), AppError>,
+    f: F,
+) -> Result<HttpResponse, AppError>
+where
+    R: crate::http::auth::CallerRequirement + Send + 'static,
+    B: Send + 'static,
+    T: Serialize,
+    F: FnOnce(&mut PgConnection, &crate::services::auth::Authenticated, B) -> Result<T, AppError>
+        + Send
+        + 'static,
+{
+    let created = db
+        .run_as(caller, move |c, who| {
+            let (body, key) = parsed?;
+            create_once(c, who.actor.id, key.as_ref(), |c| {
+                Ok(serde_json::to_value(f(c, who, body)?)?)
+            })
+        })
+        .await?;
+    let status = StatusCode::from_u16(created.status).unwrap_or(StatusCode::CREATED);
+    let mut resp = HttpResponse::build(status);
+    if created.replayed {
+        resp.insert_header(("Idempotent-Replayed", "true"));
+    }
+    Ok(resp.json(created.body))
+}
+
 /// Any request no route matches: `405` with `Allow` when the path is a
 /// documented operation's under another method (TRACE, or DELETE on a
 /// record), else `404`.

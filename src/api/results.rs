@@ -1,10 +1,10 @@
 //! `/batches/{id}/results` and `/results/{id}`: recording and review.
 
-use super::create;
+use super::create_as;
 use super::extract::{Creation, Json};
 use crate::error::AppError;
 use crate::http::Db;
-use crate::http::auth::{Authorized, CurrentUser, RecordsResults, ReviewsResults};
+use crate::http::auth::{Authorized, Caller, CurrentUser, RecordsResults, ReviewsResults};
 use crate::services::results::{self as svc, Decision, NewResultInput};
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
@@ -41,29 +41,30 @@ pub struct RecordResult {
 #[utoipa::path(tag = "results", request_body = RecordResult, params(crate::api::IdempotencyHeader), responses((status = 201, body = crate::services::batch_record::views::ResultView), crate::api::openapi::Problems))]
 #[post("/batches/{id}/results")]
 pub async fn record_result(
+    tech: Caller<RecordsResults>,
     db: Db,
-    tech: Authorized<RecordsResults>,
     id: web::Path<Uuid>,
     req: Creation<RecordResult>,
 ) -> Result<HttpResponse, AppError> {
-    let (body, idempotency) = req.parse()?;
     let batch_id = id.into_inner();
-    let b = body;
-    let input = NewResultInput {
-        test_code: b.test_code,
-        value: b.value.get().to_owned(),
-        unit: b.unit,
-        performed_at: b.performed_at,
-        instrument: b.instrument,
-        instrument_id: b.instrument_id,
-        material_ids: b.material_ids,
-        comment: b.comment,
-        replaces_result_id: b.replaces_result_id,
-        reason: b.reason,
-    };
-    let actor = tech.actor.clone();
-    create(db, actor.id, idempotency, move |c| {
-        svc::record_result(c, &actor, batch_id, &input)
+    // Read now, refused (422) only after the caller is decided.
+    let parsed = req.parse().map(|(b, key)| {
+        let input = NewResultInput {
+            test_code: b.test_code,
+            value: b.value.get().to_owned(),
+            unit: b.unit,
+            performed_at: b.performed_at,
+            instrument: b.instrument,
+            instrument_id: b.instrument_id,
+            material_ids: b.material_ids,
+            comment: b.comment,
+            replaces_result_id: b.replaces_result_id,
+            reason: b.reason,
+        };
+        (input, key)
+    });
+    create_as(db, tech, parsed, move |c, who, input| {
+        svc::record_result(c, &who.actor, batch_id, &input)
     })
     .await
 }

@@ -55,14 +55,48 @@ impl AuthOutcome {
     }
 }
 
+/// The routes whose session check runs in the use case's own blocking task
+/// ([`Caller`], [`crate::http::Db::run_as`]): one thread hop per request
+/// instead of two. Their handlers keep the body unjudged until the caller
+/// is decided there, so 401/403 still come before 422.
+const ONE_HOP: &[(&str, &str)] = &[
+    ("POST", "/api/v1/batches/{id}/results"),
+    ("GET", "/api/v1/batches/{id}"),
+];
+
+/// A one-hop route's token, its signature and lifetime checked (no database
+/// yet): the session is checked by [`crate::http::Db::run_as`].
+#[derive(Debug, Clone)]
+struct Deferred(Result<String, Problem>);
+
 /// Middleware: authenticates a presented bearer token before any extractor
 /// runs, so that the identity (and with it 401/403) is decided before a path,
 /// query or body is judged. It refuses nothing itself: a handler that needs a
-/// user says so with [`CurrentUser`] or [`Authorized`].
+/// user says so with [`CurrentUser`] or [`Authorized`]. On a one-hop route
+/// it only checks the token's signature and leaves the session to the use
+/// case's task ([`Caller`]).
 pub async fn authenticate_first(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let one_hop = req.match_pattern().is_some_and(|pattern| {
+        ONE_HOP
+            .iter()
+            .any(|(m, p)| *p == pattern && req.method().as_str() == *m)
+    });
+    if one_hop {
+        if let (Some(token), Some(state)) = (
+            bearer_token(req.request()),
+            req.app_data::<web::Data<AppState>>().cloned(),
+        ) {
+            let checked = match state.auth.keys.verify(&token) {
+                Some(_) => Ok(token),
+                None => Err(crate::services::auth::invalid_token().to_problem()),
+            };
+            req.extensions_mut().insert(Deferred(checked));
+        }
+        return next.call(req).await;
+    }
     if let (Some(token), Some(state)) = (
         bearer_token(req.request()),
         req.app_data::<web::Data<AppState>>().cloned(),
@@ -158,6 +192,118 @@ impl FromRequest for CurrentUser {
             Ok(CurrentUser(
                 reads_only_on_a_temporary_password(&request, Some(state), who).await?,
             ))
+        })
+    }
+}
+
+/// What a [`Caller`] must be: signed in ([`SignedIn`]), or allowed to do a
+/// [`RoleRequirement`]'s action.
+pub trait CallerRequirement {
+    /// The action the caller's roles must allow; none: any signed-in user.
+    const ACTION: Option<Action>;
+}
+
+impl<R: RoleRequirement> CallerRequirement for R {
+    const ACTION: Option<Action> = Some(R::ACTION);
+}
+
+/// Any signed-in user.
+#[derive(Debug)]
+pub struct SignedIn;
+
+impl CallerRequirement for SignedIn {
+    const ACTION: Option<Action> = None;
+}
+
+/// The caller of a one-hop route: a token whose signature is good, its
+/// session not yet checked. [`crate::http::Db::run_as`] checks the session,
+/// the temporary-password rule and `R` in the use case's own blocking task,
+/// then runs the use case: one hop for the request. No token, or a token
+/// that is not ours, is refused here at once (401).
+#[derive(Debug)]
+pub struct Caller<R: CallerRequirement> {
+    token: String,
+    /// The session, when the middleware checked it already (a route not
+    /// in [`ONE_HOP`]).
+    checked: Option<Authenticated>,
+    writes: bool,
+    method: String,
+    path: String,
+    _requirement: PhantomData<R>,
+}
+
+impl<R: CallerRequirement> Caller<R> {
+    /// In the use case's task: the session, the temporary-password rule,
+    /// then the role; the signed-in user.
+    pub fn decide(
+        &self,
+        c: &mut diesel::PgConnection,
+        cfg: &crate::services::auth::AuthConfig,
+    ) -> Result<Authenticated, AppError> {
+        let who = match &self.checked {
+            Some(who) => who.clone(),
+            None => authenticate(c, cfg, &self.token)?,
+        };
+        let own = matches!(
+            self.path.as_str(),
+            "/api/v1/auth/logout" | "/api/v1/auth/password"
+        );
+        if who.actor.password_change_required
+            && !crate::domain::users::temporary_password_allows(self.writes, own)
+        {
+            return Err(crate::services::auth::refuse_write_on_temporary_password(
+                c,
+                &who,
+                &self.method,
+                &self.path,
+            )?);
+        }
+        if let Some(action) = R::ACTION {
+            check(&who.actor.roles, action)?;
+        }
+        Ok(who)
+    }
+}
+
+impl<R: CallerRequirement + 'static> FromRequest for Caller<R> {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let deferred = req.extensions().get::<Deferred>().cloned();
+        let checked = req.extensions().get::<AuthOutcome>().cloned();
+        let writes = !matches!(
+            *req.method(),
+            actix_web::http::Method::GET
+                | actix_web::http::Method::HEAD
+                | actix_web::http::Method::OPTIONS
+        );
+        std::future::ready(match deferred {
+            Some(Deferred(Ok(token))) => Ok(Caller {
+                token,
+                checked: None,
+                writes,
+                method: req.method().to_string(),
+                path: req.path().to_owned(),
+                _requirement: PhantomData,
+            }),
+            Some(Deferred(Err(p))) => Err(AppError::Problem(Box::new(p))),
+            // A route the middleware checked (two hops): its answer.
+            None => match checked {
+                Some(AuthOutcome(Ok(who))) => Ok(Caller {
+                    token: String::new(),
+                    checked: Some(who),
+                    writes,
+                    method: req.method().to_string(),
+                    path: req.path().to_owned(),
+                    _requirement: PhantomData,
+                }),
+                Some(AuthOutcome(Err(p))) => Err(AppError::Problem(Box::new(p))),
+                None => Err(AppError::refused(
+                    Code::MissingToken,
+                    "send `Authorization: Bearer <token>`",
+                )),
+            },
         })
     }
 }

@@ -317,6 +317,34 @@ impl Db {
     }
 }
 
+impl Db {
+    /// Runs the use case `f` for `caller` in one blocking task on one
+    /// connection: first the caller's session, the temporary-password rule
+    /// and role ([`crate::http::auth::Caller::decide`]), then `f` with the
+    /// signed-in user. One thread hop for the whole request.
+    pub async fn run_as<R, T, F>(
+        self,
+        caller: crate::http::auth::Caller<R>,
+        f: F,
+    ) -> Result<T, AppError>
+    where
+        R: crate::http::auth::CallerRequirement + Send + 'static,
+        T: Send + 'static,
+        F: FnOnce(&mut PgConnection, &crate::services::auth::Authenticated) -> Result<T, AppError>
+            + Send
+            + 'static,
+    {
+        let cfg = self.state.auth.clone();
+        self.state
+            .db_on(self.held, move |c| {
+                let who = caller.decide(c, &cfg)?;
+                f(c, &who)
+            })
+            .await
+            .0
+    }
+}
+
 impl FromRequest for Db {
     type Error = AppError;
     type Future = std::future::Ready<Result<Self, AppError>>;

@@ -320,7 +320,8 @@ pub fn random_token() -> String {
     hex::encode(bytes)
 }
 
-fn invalid_token() -> AppError {
+/// 401 `invalid_token`: a token that is missing, not ours, or expired.
+pub fn invalid_token() -> AppError {
     AppError::refused(
         Code::InvalidToken,
         "missing, invalid or expired access token",

@@ -284,3 +284,94 @@ async fn a_nul_character_is_422_naming_the_field_never_a_500() {
     assert_eq!(q.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(q.body["errors"][0]["field"], "cursor");
 }
+
+/// Record-result and batch detail check the session, the temporary
+/// password rule and the role in the use case's own task (one thread hop):
+/// still 401 before 403 before 422, a revoked or idle session refused, a
+/// temporary password writing nothing and the refusal kept.
+#[actix_web::test]
+async fn the_one_hop_routes_decide_the_caller_before_the_body_as_every_route_does() {
+    use diesel::RunQueryDsl;
+    let lab = crate::lab::Lab::msc().await;
+    let app = &lab.app;
+    let batch = lab.batch("UCMSC-ONE-HOP").await;
+    let path = format!("/api/v1/batches/{batch}/results");
+    let bad = b"{not json".to_vec();
+    for token in [None, Some("not-a-token")] {
+        let r = app
+            .raw("POST", &path, token, "application/json", bad.clone())
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{token:?}");
+    }
+    let (_, auditor) = app.signed_in(&["auditor"]).await;
+    let r = app
+        .raw(
+            "POST",
+            &path,
+            Some(&auditor),
+            "application/json",
+            bad.clone(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.code(), "forbidden_role");
+    let r = app
+        .raw(
+            "POST",
+            &path,
+            Some(&lab.tech),
+            "application/json",
+            bad.clone(),
+        )
+        .await;
+    assert_eq!(r.code(), "malformed_json", "{}", r.body);
+    let r = app
+        .post(&path, &lab.tech, serde_json::json!({"test_code": "POT"}))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    // Any signed-in user reads the batch; nobody without a live session.
+    let detail = format!("/api/v1/batches/{batch}");
+    assert_eq!(app.get(&detail, &auditor).await.status, StatusCode::OK);
+    let (_, gone) = app.signed_in(&["technician"]).await;
+    diesel::sql_query(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout' \
+         WHERE id = (SELECT id FROM sessions ORDER BY created_at DESC LIMIT 1)",
+    )
+    .execute(&mut app.conn())
+    .unwrap();
+    let r = app.get(&detail, &gone).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.code(), "token_revoked");
+    let r = app
+        .raw("POST", &path, Some(&gone), "application/json", bad.clone())
+        .await;
+    assert_eq!(r.code(), "token_revoked", "before the body");
+
+    // A temporary password reads, and records nothing; the refusal is kept.
+    let (id, name) = app.user_with(&["technician"]).await;
+    let admin = app.admin_token().await;
+    let reset = app
+        .post(
+            &format!("/api/v1/users/{id}/password"),
+            &admin,
+            serde_json::json!({"password": crate::support::TEMPORARY_PASSWORD}),
+        )
+        .await;
+    assert_eq!(reset.status, StatusCode::OK, "{}", reset.body);
+    let temporary = app.login(&name, crate::support::TEMPORARY_PASSWORD).await;
+    assert_eq!(app.get(&detail, &temporary).await.status, StatusCode::OK);
+    let results = lab.count("results");
+    let r = app
+        .post(
+            &path,
+            &temporary,
+            serde_json::json!({"test_code": "POT", "value": "35",
+                               "performed_at": chrono::Utc::now().to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(r.code(), "password_change_required");
+    assert_eq!(lab.count("results"), results);
+    let kept = app.audit_actions("auth.write_refused");
+    assert_eq!(kept.last().unwrap().1.as_ref().unwrap()["path"], path);
+}

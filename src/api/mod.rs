@@ -206,12 +206,18 @@ where
             })
         })
         .await?;
+    Ok(created_response(created))
+}
+
+/// A creating request's answer: 201 (or the first answer's status) with
+/// `Idempotent-Replayed` on a replay.
+fn created_response(created: crate::services::idempotency::Created) -> HttpResponse {
     let status = StatusCode::from_u16(created.status).unwrap_or(StatusCode::CREATED);
     let mut resp = HttpResponse::build(status);
     if created.replayed {
         resp.insert_header(("Idempotent-Replayed", "true"));
     }
-    Ok(resp.json(created.body))
+    resp.json(created.body)
 }
 
 /// [`create`] for a one-hop route: the caller is decided in the use case's
@@ -239,12 +245,7 @@ where
             })
         })
         .await?;
-    let status = StatusCode::from_u16(created.status).unwrap_or(StatusCode::CREATED);
-    let mut resp = HttpResponse::build(status);
-    if created.replayed {
-        resp.insert_header(("Idempotent-Replayed", "true"));
-    }
-    Ok(resp.json(created.body))
+    Ok(created_response(created))
 }
 
 /// Any request no route matches: `405` with `Allow` when the path is a

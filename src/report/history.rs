@@ -4,7 +4,9 @@
 //! database: the caller passes what it knows of the batch's results.
 
 use crate::domain::StoredName;
-use crate::domain::audit_event::{AuditEvent, CustodyRecorded, Recorded, payload};
+use crate::domain::audit_event::{
+    AuditEvent, CustodyRecorded, Recorded, Refused, StatusChange, payload,
+};
 use crate::domain::record::BatchRecord;
 use crate::i18n::Locale;
 use crate::services::audit::AuditEntryView;
@@ -73,6 +75,13 @@ fn result_words(e: &AuditEntryView, names: &ResultNames, loc: Locale) -> String 
     e.entity_id
         .and_then(|id| names.get(&id).cloned())
         .unwrap_or_else(|| tr!(loc, "hist-a-result"))
+}
+
+/// A refused action's words, as its entry keeps them.
+fn refused(after: Option<&Value>) -> String {
+    payload::<Refused>(after)
+        .and_then(|r| r.detail)
+        .unwrap_or_default()
 }
 
 /// The entry as one sentence, in `loc`.
@@ -186,12 +195,12 @@ pub fn sentence(e: &AuditEntryView, names: &ResultNames, loc: Locale) -> String 
             n = f(after, "exceptions")
         ),
         A::BatchReleaseSigned => tr!(loc, "hist-release-signed"),
-        A::BatchReleaseRefused => tr!(loc, "hist-release-refused", detail = f(after, "detail")),
+        A::BatchReleaseRefused => tr!(loc, "hist-release-refused", detail = refused(after)),
         A::CustodyIdentityRefused => tr!(
             loc,
             "hist-custody-identity-refused",
             event = loc.code_words("event", &field(after, "event").unwrap_or_default()),
-            detail = f(after, "detail")
+            detail = refused(after)
         ),
         A::AuthPasswordFailed => tr!(
             loc,
@@ -204,11 +213,12 @@ pub fn sentence(e: &AuditEntryView, names: &ResultNames, loc: Locale) -> String 
         ),
         A::AuthSignatureRefused => tr!(loc, "hist-signature-refused"),
         a if a.is_disposition() => {
-            let to = after
-                .and_then(|v| v.get("status"))
-                .and_then(|v| text(Some(v)))
-                .unwrap_or_default();
-            let from = f(before, "status");
+            let status = |v| {
+                payload::<StatusChange>(v)
+                    .and_then(|s| s.status)
+                    .unwrap_or_default()
+            };
+            let (from, to) = (status(before), status(after));
             tr!(
                 loc,
                 "hist-batch-status",

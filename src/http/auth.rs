@@ -84,11 +84,12 @@ pub async fn authenticate_first(
             .iter()
             .any(|(m, p)| *p == pattern && req.method().as_str() == *m)
     });
+    let presented = (
+        bearer_token(req.request()),
+        req.app_data::<web::Data<AppState>>().cloned(),
+    );
     if one_hop {
-        if let (Some(token), Some(state)) = (
-            bearer_token(req.request()),
-            req.app_data::<web::Data<AppState>>().cloned(),
-        ) {
+        if let (Some(token), Some(state)) = presented {
             let checked = match state.auth.keys.verify(&token) {
                 Some(_) => Ok(token),
                 None => Err(crate::services::auth::invalid_token().to_problem()),
@@ -97,10 +98,7 @@ pub async fn authenticate_first(
         }
         return next.call(req).await;
     }
-    if let (Some(token), Some(state)) = (
-        bearer_token(req.request()),
-        req.app_data::<web::Data<AppState>>().cloned(),
-    ) {
+    if let (Some(token), Some(state)) = presented {
         let cfg = state.auth.clone();
         let (outcome, conn) = state
             .db_on(None, move |c| authenticate(c, &cfg, &token))
@@ -119,6 +117,20 @@ pub async fn authenticate_first(
     Ok(res)
 }
 
+/// Whether a session on a temporary password may send `req`: a read, or
+/// its own sign-out or password change (the rule is
+/// `domain::users::temporary_password_allows`).
+fn allowed_on_a_temporary_password(req: &HttpRequest) -> bool {
+    let writes = !matches!(
+        *req.method(),
+        actix_web::http::Method::GET
+            | actix_web::http::Method::HEAD
+            | actix_web::http::Method::OPTIONS
+    );
+    let own = matches!(req.path(), "/api/v1/auth/logout" | "/api/v1/auth/password");
+    crate::domain::users::temporary_password_allows(writes, own)
+}
+
 /// A session on a password someone else set reads, signs out and changes
 /// its own password (`POST /auth/logout`, `POST /auth/password`); any other
 /// write is 403 `password_change_required`, whatever the route, and the
@@ -128,16 +140,7 @@ async fn reads_only_on_a_temporary_password(
     state: Option<web::Data<AppState>>,
     who: Authenticated,
 ) -> Result<Authenticated, AppError> {
-    let writes = !matches!(
-        *req.method(),
-        actix_web::http::Method::GET
-            | actix_web::http::Method::HEAD
-            | actix_web::http::Method::OPTIONS
-    );
-    let own = matches!(req.path(), "/api/v1/auth/logout" | "/api/v1/auth/password");
-    if !who.actor.password_change_required
-        || crate::domain::users::temporary_password_allows(writes, own)
-    {
+    if !who.actor.password_change_required || allowed_on_a_temporary_password(req) {
         return Ok(who);
     }
     let state = state.ok_or_else(|| {
@@ -226,7 +229,8 @@ pub struct Caller<R: CallerRequirement> {
     /// The session, when the middleware checked it already (a route not
     /// in [`ONE_HOP`]).
     checked: Option<Authenticated>,
-    writes: bool,
+    /// Whether a session on a temporary password may send this request.
+    allowed_on_temporary: bool,
     method: String,
     path: String,
     _requirement: PhantomData<R>,
@@ -244,13 +248,7 @@ impl<R: CallerRequirement> Caller<R> {
             Some(who) => who.clone(),
             None => authenticate(c, cfg, &self.token)?,
         };
-        let own = matches!(
-            self.path.as_str(),
-            "/api/v1/auth/logout" | "/api/v1/auth/password"
-        );
-        if who.actor.password_change_required
-            && !crate::domain::users::temporary_password_allows(self.writes, own)
-        {
+        if who.actor.password_change_required && !self.allowed_on_temporary {
             return Err(crate::services::auth::refuse_write_on_temporary_password(
                 c,
                 &who,
@@ -272,39 +270,27 @@ impl<R: CallerRequirement + 'static> FromRequest for Caller<R> {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let deferred = req.extensions().get::<Deferred>().cloned();
         let checked = req.extensions().get::<AuthOutcome>().cloned();
-        let writes = !matches!(
-            *req.method(),
-            actix_web::http::Method::GET
-                | actix_web::http::Method::HEAD
-                | actix_web::http::Method::OPTIONS
-        );
-        std::future::ready(match deferred {
-            Some(Deferred(Ok(token))) => Ok(Caller {
-                token,
-                checked: None,
-                writes,
-                method: req.method().to_string(),
-                path: req.path().to_owned(),
-                _requirement: PhantomData,
-            }),
-            Some(Deferred(Err(p))) => Err(AppError::Problem(Box::new(p))),
-            // A route the middleware checked (two hops): its answer.
-            None => match checked {
-                Some(AuthOutcome(Ok(who))) => Ok(Caller {
-                    token: String::new(),
-                    checked: Some(who),
-                    writes,
-                    method: req.method().to_string(),
-                    path: req.path().to_owned(),
-                    _requirement: PhantomData,
-                }),
-                Some(AuthOutcome(Err(p))) => Err(AppError::Problem(Box::new(p))),
-                None => Err(AppError::refused(
-                    Code::MissingToken,
-                    "send `Authorization: Bearer <token>`",
-                )),
-            },
-        })
+        // The token to check in the use case's task, or the session the
+        // middleware checked already (a route not in `ONE_HOP`).
+        let caller = match (deferred, checked) {
+            (Some(Deferred(Ok(token))), _) => Ok((token, None)),
+            (Some(Deferred(Err(p))), _) | (None, Some(AuthOutcome(Err(p)))) => {
+                Err(AppError::Problem(Box::new(p)))
+            }
+            (None, Some(AuthOutcome(Ok(who)))) => Ok((String::new(), Some(who))),
+            (None, None) => Err(AppError::refused(
+                Code::MissingToken,
+                "send `Authorization: Bearer <token>`",
+            )),
+        };
+        std::future::ready(caller.map(|(token, checked)| Caller {
+            token,
+            checked,
+            allowed_on_temporary: allowed_on_a_temporary_password(req),
+            method: req.method().to_string(),
+            path: req.path().to_owned(),
+            _requirement: PhantomData,
+        }))
     }
 }
 

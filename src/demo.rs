@@ -60,6 +60,12 @@ pub fn controlled_tests(spec: &Value) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
+/// A command built as a request sends it, read by the same rules.
+fn command<C: serde::de::DeserializeOwned>(v: Value) -> Result<C, AppError> {
+    serde_json::from_value(v)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("the demo data breaks a rule: {e}")))
+}
+
 fn flow(
     code: &str,
     name: &str,
@@ -324,7 +330,7 @@ fn load_history(conn: &mut PgConnection, rules: &SigningRules) -> Result<Vec<Str
     use crate::db::schema::{batches, instruments, material_lots};
     use crate::services::batches::{NewBatchInput, create_batch};
     use crate::services::release::{ReleaseRequest, release};
-    use crate::services::results::{Decision, NewResultInput, record_result, review_results};
+    use crate::services::results::{NewResultInput, record_result, review_results};
     use chrono::{Duration, Utc};
     let exists: i64 = batches::table
         .filter(batches::batch_number.eq(history_batch_number(1)))
@@ -407,10 +413,12 @@ fn load_history(conn: &mut PgConnection, rules: &SigningRules) -> Result<Vec<Str
             conn,
             rules,
             &reviewer,
-            &ids,
-            Decision::Accept,
-            DEMO_PASSWORD,
-            Some("demo history: checked against the raw data"),
+            &command(json!({
+                "result_ids": ids,
+                "decision": "accept",
+                "password": DEMO_PASSWORD,
+                "comment": "demo history: checked against the raw data",
+            }))?,
         )?;
         release(
             conn,
@@ -455,24 +463,20 @@ fn load_lab(conn: &mut PgConnection, rules: &SigningRules) -> Result<Vec<String>
         let i = inst::register(
             conn,
             &qa,
-            &inst::NewInstrument {
-                code: code.to_owned(),
-                name: name.to_owned(),
-                kind: kind.to_owned(),
-                location: Some("QC laboratory 2".to_owned()),
-            },
+            &command(json!({
+                "code": code, "name": name, "kind": kind, "location": "QC laboratory 2",
+            }))?,
         )?;
         inst::calibrate(
             conn,
             &tech,
             i.id,
-            &inst::CalibrationInput {
-                performed_at: now - Duration::days(30),
-                outcome: "pass".to_owned(),
-                valid_until: now + Duration::days(335),
-                certificate: Some(format!("CAL-{code}-2026")),
-                notes: None,
-            },
+            &command(json!({
+                "performed_at": now - Duration::days(30),
+                "outcome": "pass",
+                "valid_until": now + Duration::days(335),
+                "certificate": format!("CAL-{code}-2026"),
+            }))?,
         )?;
         created.push(format!("instrument {code}, calibrated"));
     }
@@ -484,14 +488,14 @@ fn load_lab(conn: &mut PgConnection, rules: &SigningRules) -> Result<Vec<String>
         let m = mat::receive(
             conn,
             &tech,
-            &mat::NewMaterial {
-                code: "7AAD".to_owned(),
-                name: "7-AAD viability staining solution".to_owned(),
-                lot_number: "DEMO-7AAD-001".to_owned(),
-                supplier: Some("BD Biosciences".to_owned()),
-                kind: "reagent".to_owned(),
-                expires_at: now + Duration::days(365),
-            },
+            &command(json!({
+                "code": "7AAD",
+                "name": "7-AAD viability staining solution",
+                "lot_number": "DEMO-7AAD-001",
+                "supplier": "BD Biosciences",
+                "kind": "reagent",
+                "expires_at": now + Duration::days(365),
+            }))?,
         )?;
         mat::release(conn, rules, &qa, m.id, DEMO_PASSWORD)?;
         created.push("material 7AAD lot DEMO-7AAD-001, released".to_owned());

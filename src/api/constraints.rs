@@ -28,19 +28,12 @@ enum Rule {
     OptionalLine(u32),
     /// An optional text that may span lines (blank: absent).
     OptionalNote(u32),
-    /// Letters, digits and `. _ -`, at most `n` (surrounding blanks
-    /// trimmed), starting with a letter or digit (`domain::text::code`).
-    Code(u32),
     /// A product code: letters, digits and `. _ -` in any order.
     ProductCode(u32),
-    /// A lower-case word of letters, digits and `_` (an instrument kind).
-    Kind,
     /// One of these values.
     OneOf(&'static [&'static str]),
     /// A list of at least one item.
     NotEmpty,
-    /// 1 to `n` distinct items (one signing act's results).
-    Distinct(u32),
     /// An integer in this range.
     Between(i64, i64),
     /// An object with at least one entry.
@@ -55,26 +48,6 @@ const RULES: &[(&str, &str, Rule)] = &[
     ("ApproveSpecification", "reason", Rule::OptionalNote(2000)),
     ("AuditReviewBody", "comment", Rule::OptionalNote(2000)),
     ("AuditReviewBody", "up_to_seq", Rule::Between(1, i64::MAX)),
-    ("BulkReviewBody", "comment", Rule::OptionalNote(2000)),
-    (
-        "BulkReviewBody",
-        "decision",
-        Rule::OneOf(&["accept", "reject"]),
-    ),
-    // `services::results::MAX_REVIEW_AT_ONCE`, each named once.
-    ("BulkReviewBody", "result_ids", Rule::Distinct(200)),
-    (
-        "CloseDeviation",
-        "conclusion",
-        Rule::OneOf(&[
-            "invalid_test",
-            "confirmed_oos",
-            "no_impact",
-            "meets_specification",
-            "does_not_meet_specification",
-        ]),
-    ),
-    ("CloseDeviation", "root_cause", Rule::Note(10_000)),
     (
         "CustodyBody",
         "event",
@@ -95,44 +68,7 @@ const RULES: &[(&str, &str, Rule)] = &[
     ("ImportBody", "filename", Rule::Line(255)),
     ("MappingBody", "name", Rule::Line(80)),
     ("MappingBody", "mapping", Rule::SomeEntries),
-    ("OpenDeviation", "title", Rule::Line(200)),
-    (
-        "OpenDeviation",
-        "kind",
-        Rule::OneOf(&["manual", "post_release_correction"]),
-    ),
-    ("OpenDeviation", "description", Rule::OptionalNote(10_000)),
-    ("OpenDeviation", "reason", Rule::OptionalNote(10_000)),
-    (
-        "OpenDeviation",
-        "severity",
-        Rule::OneOf(&["minor", "major", "critical"]),
-    ),
-    ("OutOfService", "reason", Rule::Note(2000)),
-    ("ReceiveMaterial", "code", Rule::Code(40)),
-    ("ReceiveMaterial", "name", Rule::Line(200)),
-    ("ReceiveMaterial", "lot_number", Rule::Line(80)),
-    ("ReceiveMaterial", "supplier", Rule::OptionalLine(200)),
-    (
-        "ReceiveMaterial",
-        "kind",
-        Rule::OneOf(&["reagent", "consumable", "raw_material"]),
-    ),
-    (
-        "RecordCalibration",
-        "outcome",
-        Rule::OneOf(&["pass", "fail"]),
-    ),
-    ("RecordCalibration", "notes", Rule::OptionalNote(2000)),
-    ("RegisterInstrument", "code", Rule::Code(40)),
-    ("RegisterInstrument", "name", Rule::Line(200)),
-    ("RegisterInstrument", "kind", Rule::Kind),
-    ("RegisterInstrument", "location", Rule::OptionalLine(200)),
-    ("RejectMaterial", "reason", Rule::Note(2000)),
     ("ReleaseBody", "comment", Rule::OptionalNote(2000)),
-    ("ReturnToService", "reason", Rule::Note(2000)),
-    ("ReviewBody", "decision", Rule::OneOf(&["accept", "reject"])),
-    ("ReviewBody", "comment", Rule::OptionalNote(2000)),
     ("RevokeQualification", "reason", Rule::Note(2000)),
     ("CreateProduct", "code", Rule::ProductCode(40)),
     ("CreateProduct", "name", Rule::Line(200)),
@@ -219,16 +155,10 @@ fn keywords(rule: Rule) -> Value {
         }
         Rule::OptionalLine(n) => json!({"pattern": text_pattern(CONTROL, n, true)}),
         Rule::OptionalNote(n) => json!({"pattern": text_pattern(CONTROL_MULTILINE, n, true)}),
-        Rule::Code(n) => json!({"minLength": 1, "pattern":
-            format!("^{BLANK}*[A-Za-z0-9][A-Za-z0-9._-]{{0,{}}}{BLANK}*$", n.saturating_sub(1))}),
         Rule::ProductCode(n) => json!({"minLength": 1, "pattern":
             format!("^{BLANK}*[A-Za-z0-9._-]{{1,{n}}}{BLANK}*$")}),
-        Rule::Kind => {
-            json!({"minLength": 1, "pattern": format!("^{BLANK}*[a-z][a-z0-9_]{{0,39}}{BLANK}*$")})
-        }
         Rule::OneOf(values) => json!({"enum": values}),
         Rule::NotEmpty => json!({"minItems": 1}),
-        Rule::Distinct(n) => json!({"minItems": 1, "maxItems": n, "uniqueItems": true}),
         Rule::Between(min, max) => json!({"minimum": min, "maximum": max}),
         Rule::SomeEntries => json!({"minProperties": 1}),
         Rule::Plain(n) => json!({"maxLength": n, "pattern": format!("^[^{CONTROL}]*$")}),

@@ -2,35 +2,13 @@
 
 use super::create;
 use super::extract::{Creation, Json};
+use crate::domain::deviation::{CloseDeviation, OpenDeviation, OpenKind};
 use crate::error::AppError;
 use crate::http::Db;
 use crate::http::auth::{Authorized, ClosesDeviations, OpensDeviations};
-use crate::services::deviations::{self as svc, NewCorrectionInput, NewDeviationInput};
+use crate::services::deviations::{self as svc};
 use actix_web::{HttpResponse, post, web};
-use serde::Deserialize;
 use uuid::Uuid;
-
-/// `POST /batches/{id}/deviations` body: a manual deviation
-/// (`{title, description, severity?}`), or a post-release correction
-/// (`{kind: "post_release_correction", result_id, title, reason, password}`).
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OpenDeviation {
-    /// `manual` (the default) or `post_release_correction` (QA, signed
-    /// `correction_opened`: the decided record's one way to a changed result).
-    kind: Option<String>,
-    title: String,
-    /// What happened (a manual deviation).
-    description: Option<String>,
-    /// `minor` (default), `major` or `critical` (a manual deviation).
-    severity: Option<String>,
-    /// The current result to correct (a correction).
-    result_id: Option<Uuid>,
-    /// Why the decided record must change (a correction).
-    reason: Option<String>,
-    /// The signer's password (a correction).
-    password: Option<String>,
-}
 
 /// Opens a manual deviation (technician, reviewer, QA), or a post-release
 /// correction (QA, signed): while it is open, the result it names may be
@@ -46,45 +24,21 @@ pub async fn open_deviation(
     let (body, idempotency) = req.parse()?;
     let batch_id = id.into_inner();
     let actor = who.actor.clone();
-    match body.kind.as_deref() {
-        Some("post_release_correction") => {
-            let input = NewCorrectionInput {
-                result_id: body.result_id,
-                title: body.title,
-                reason: body.reason.unwrap_or_default(),
-                password: body.password.unwrap_or_default(),
-            };
+    match body.kind.unwrap_or_default() {
+        OpenKind::PostReleaseCorrection => {
             let rules = db.state().signing.clone();
             create(db, actor.id, idempotency, move |c| {
-                svc::open_correction(c, &rules, &actor, batch_id, &input)
+                svc::open_correction(c, &rules, &actor, batch_id, &body)
             })
             .await
         }
-        None | Some("manual") => {
-            let input = NewDeviationInput {
-                title: body.title,
-                description: body.description.unwrap_or_default(),
-                severity: body.severity,
-            };
+        OpenKind::Manual => {
             create(db, actor.id, idempotency, move |c| {
-                svc::open_manual(c, &actor, batch_id, &input)
+                svc::open_manual(c, &actor, batch_id, &body)
             })
             .await
         }
-        Some(_) => Err(AppError::invalid_field_said(
-            "kind",
-            "fe-must-be-manual-or-post-release-correction",
-        )),
     }
-}
-
-/// `POST /deviations/{id}/close` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CloseDeviation {
-    conclusion: String,
-    root_cause: String,
-    password: String,
 }
 
 /// Closes a deviation (QA, signed).
@@ -100,17 +54,7 @@ pub async fn close_deviation(
     let id = id.into_inner();
     let rules = db.state().signing.clone();
     let d = db
-        .run(move |c| {
-            svc::close(
-                c,
-                &rules,
-                &qa.actor,
-                id,
-                &body.conclusion,
-                &body.root_cause,
-                &body.password,
-            )
-        })
+        .run(move |c| svc::close(c, &rules, &qa.actor, id, &body))
         .await?;
     Ok(HttpResponse::Ok().json(d))
 }

@@ -4,8 +4,8 @@
 //! naming the parameter), path ids (400), and the page parameters of lists.
 
 use crate::domain::hashing::sha256_hex;
+use crate::error::AppError;
 use crate::error::Code;
-use crate::error::{AppError, FieldError};
 use crate::services::PageRequest;
 use crate::services::idempotency::IdempotencyKey;
 use actix_web::dev::Payload;
@@ -15,7 +15,6 @@ use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::error::Category;
 use std::marker::PhantomData;
 use uuid::Uuid;
 
@@ -31,7 +30,7 @@ pub struct Json<T, const LIMIT: usize = { crate::http::MAX_BODY_BYTES }> {
     _body: PhantomData<fn() -> T>,
 }
 
-impl<T: DeserializeOwned, const LIMIT: usize> Json<T, LIMIT> {
+impl<T: DeserializeOwned + utoipa::PartialSchema, const LIMIT: usize> Json<T, LIMIT> {
     /// Parses the body: 415 unless JSON, 400 if empty or malformed, 422
     /// naming a field of the wrong shape.
     pub fn parse(self) -> Result<T, AppError> {
@@ -54,7 +53,10 @@ fn is_json(req: &HttpRequest) -> bool {
     }
 }
 
-fn parse_body<T: DeserializeOwned>(is_json: bool, bytes: &[u8]) -> Result<T, AppError> {
+fn parse_body<T: DeserializeOwned + utoipa::PartialSchema>(
+    is_json: bool,
+    bytes: &[u8],
+) -> Result<T, AppError> {
     if !is_json {
         return Err(AppError::unsupported_media_type(
             "send the body as Content-Type: application/json",
@@ -69,73 +71,10 @@ fn parse_body<T: DeserializeOwned>(is_json: bool, bytes: &[u8]) -> Result<T, App
     parse_json(bytes)
 }
 
-/// The path of the first string holding a NUL character, which PostgreSQL
-/// can't store in text (a 500 otherwise).
-fn nul_path(v: &serde_json::Value, path: &str) -> Option<String> {
-    match v {
-        serde_json::Value::String(s) if s.contains('\0') => Some(path.to_owned()),
-        serde_json::Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .find_map(|(i, item)| nul_path(item, &format!("{path}[{i}]"))),
-        serde_json::Value::Object(map) => map.iter().find_map(|(k, item)| {
-            let p = if path.is_empty() {
-                k.clone()
-            } else {
-                format!("{path}.{k}")
-            };
-            if k.contains('\0') {
-                Some(p)
-            } else {
-                nul_path(item, &p)
-            }
-        }),
-        _ => None,
-    }
-}
-
-/// Parses a JSON body: syntax errors are 400, a field of the wrong shape 422.
-pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
-    // A NUL can only arrive escaped; look closer only when the escape is there.
-    if body.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
-        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
-            if let Some(path) = nul_path(&v, "") {
-                let field = if path.is_empty() {
-                    "body".to_owned()
-                } else {
-                    path
-                };
-                return Err(AppError::invalid_field_said(
-                    field,
-                    "fe-must-not-contain-the-nul-character",
-                ));
-            }
-        }
-    }
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        match inner.classify() {
-            Category::Data => {
-                let field = if path == "." { "body".to_owned() } else { path };
-                AppError::validation(vec![FieldError::new(field, data_message(&inner))])
-            }
-            Category::Syntax | Category::Eof | Category::Io => AppError::refused(
-                Code::MalformedJson,
-                format!("the body is not valid JSON: {inner}"),
-            ),
-        }
-    })
-}
-
-/// serde's message without the " at line 1 column 9" position suffix.
-fn data_message(e: &serde_json::Error) -> String {
-    let msg = e.to_string();
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_owned(),
-        None => msg,
-    }
+/// Parses a JSON body: syntax errors are 400, each field of the wrong
+/// shape 422 (`http::command::from_json`).
+pub fn parse_json<T: DeserializeOwned + utoipa::PartialSchema>(body: &[u8]) -> Result<T, AppError> {
+    crate::http::command::from_json(body)
 }
 
 /// Reads a body's bytes, at most `limit`; only a body over it (413) fails
@@ -200,7 +139,7 @@ pub struct Creation<T, const LIMIT: usize = { crate::http::MAX_BODY_BYTES }> {
     target: String,
 }
 
-impl<T: DeserializeOwned, const LIMIT: usize> Creation<T, LIMIT> {
+impl<T: DeserializeOwned + utoipa::PartialSchema, const LIMIT: usize> Creation<T, LIMIT> {
     /// The parsed body and, when a key was sent, the key with the hash of
     /// this exact request.
     pub fn parse(self) -> Result<(T, Option<IdempotencyKey>), AppError> {
@@ -265,24 +204,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Query<T> {
 }
 
 fn url_form<T: DeserializeOwned>(raw: &[u8]) -> Result<T, AppError> {
-    if let Some((name, _)) =
-        form_urlencoded::parse(raw).find(|(k, v)| k.contains('\0') || v.contains('\0'))
-    {
-        return Err(AppError::invalid_field_said(
-            name.replace('\0', ""),
-            "fe-must-not-contain-the-nul-character",
-        ));
-    }
-    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(raw));
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." {
-            "query".to_owned()
-        } else {
-            path
-        };
-        AppError::invalid_field(field, e.into_inner().to_string())
-    })
+    crate::http::command::from_query(raw)
 }
 
 /// Path errors (a malformed id) are 400 problems, unless the path is a

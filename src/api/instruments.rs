@@ -1,32 +1,19 @@
 //! `/instruments`: the registry, calibrations, out of service and return to service.
 
 use super::extract::{Json, Query};
-use crate::domain::instrument::Status;
+use crate::domain::instrument::{
+    OutOfService, RecordCalibration, RegisterInstrument, ReturnToService, Status,
+};
 use crate::error::AppError;
 use crate::http::Db;
 use crate::http::auth::{
     Authorized, CurrentUser, MaintainsInstruments, RegistersInstruments, ReturnsInstruments,
 };
-use crate::services::instruments::{
-    self as svc, CalibrationInput, InstrumentEventView, InstrumentView, NewInstrument,
-};
+use crate::services::instruments::{self as svc, InstrumentEventView, InstrumentView};
 use actix_web::{HttpResponse, get, post, web};
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::str::FromStr;
 use uuid::Uuid;
-
-/// `POST /instruments` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RegisterInstrument {
-    /// Asset code, never reused.
-    code: String,
-    name: String,
-    /// A lower-case word (`flow_cytometer`), matched against a test's `instrument_kind`.
-    kind: String,
-    location: Option<String>,
-}
 
 /// Registers an instrument (QA); `calibration_due` until calibrated.
 #[utoipa::path(tag = "instruments", request_body = RegisterInstrument, responses((status = 201, body = InstrumentView), crate::api::openapi::Problems))]
@@ -36,13 +23,7 @@ pub async fn register(
     qa: Authorized<RegistersInstruments>,
     body: Json<RegisterInstrument>,
 ) -> Result<HttpResponse, AppError> {
-    let b = body.parse()?;
-    let input = NewInstrument {
-        code: b.code,
-        name: b.name,
-        kind: b.kind,
-        location: b.location,
-    };
+    let input = body.parse()?;
     let v = db.run(move |c| svc::register(c, &qa.actor, &input)).await?;
     Ok(HttpResponse::Created().json(v))
 }
@@ -97,18 +78,6 @@ pub async fn get_instrument(
     Ok(HttpResponse::Ok().json(v))
 }
 
-/// `POST /instruments/{id}/calibrations` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RecordCalibration {
-    performed_at: DateTime<Utc>,
-    /// `pass` or `fail`; a failure takes the instrument out of service.
-    outcome: String,
-    valid_until: DateTime<Utc>,
-    certificate: Option<String>,
-    notes: Option<String>,
-}
-
 /// Records a calibration (technician, QA).
 #[utoipa::path(tag = "instruments", request_body = RecordCalibration, responses((status = 201, body = InstrumentEventView), crate::api::openapi::Problems))]
 #[post("/instruments/{id}/calibrations")]
@@ -118,26 +87,12 @@ pub async fn calibrate(
     id: web::Path<Uuid>,
     body: Json<RecordCalibration>,
 ) -> Result<HttpResponse, AppError> {
-    let b = body.parse()?;
+    let input = body.parse()?;
     let id = id.into_inner();
-    let input = CalibrationInput {
-        performed_at: b.performed_at,
-        outcome: b.outcome,
-        valid_until: b.valid_until,
-        certificate: b.certificate,
-        notes: b.notes,
-    };
     let v = db
         .run(move |c| svc::calibrate(c, &who.actor, id, &input))
         .await?;
     Ok(HttpResponse::Created().json(v))
-}
-
-/// `POST /instruments/{id}/out-of-service` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OutOfService {
-    reason: String,
 }
 
 /// Takes an instrument out of service now (technician, QA).
@@ -152,17 +107,9 @@ pub async fn out_of_service(
     let b = body.parse()?;
     let id = id.into_inner();
     let v = db
-        .run(move |c| svc::take_out_of_service(c, &who.actor, id, &b.reason))
+        .run(move |c| svc::take_out_of_service(c, &who.actor, id, &b))
         .await?;
     Ok(HttpResponse::Ok().json(v))
-}
-
-/// `POST /instruments/{id}/return-to-service` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReturnToService {
-    password: String,
-    reason: String,
 }
 
 /// Returns an instrument to service (QA, signed `instrument_returned`).
@@ -178,7 +125,7 @@ pub async fn return_to_service(
     let id = id.into_inner();
     let rules = db.state().signing.clone();
     let v = db
-        .run(move |c| svc::return_to_service(c, &rules, &qa.actor, id, &b.reason, &b.password))
+        .run(move |c| svc::return_to_service(c, &rules, &qa.actor, id, &b))
         .await?;
     Ok(HttpResponse::Ok().json(v))
 }

@@ -2,33 +2,18 @@
 //! (signed), their use in batches, and where each lot was used.
 
 use super::extract::{Json, Query};
-use crate::domain::material::LotStatus;
+use crate::domain::material::{LotStatus, ReceiveMaterial, RejectMaterial, ReleaseMaterial};
 use crate::error::AppError;
 use crate::http::Db;
 use crate::http::auth::{
     Authorized, CurrentUser, ReceivesMaterials, RecordsResults, RejectsMaterials, ReleasesMaterials,
 };
-use crate::services::materials::{
-    self as svc, BatchUse, MaterialView, NewMaterial, UseView, WhereUsed,
-};
+use crate::services::materials::{self as svc, BatchUse, MaterialView, UseView, WhereUsed};
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 use uuid::Uuid;
-
-/// `POST /materials` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReceiveMaterial {
-    code: String,
-    name: String,
-    lot_number: String,
-    supplier: Option<String>,
-    /// `reagent`, `consumable` or `raw_material`.
-    kind: String,
-    expires_at: DateTime<Utc>,
-}
 
 /// Receives a lot into quarantine (technician, QA).
 #[utoipa::path(tag = "materials", request_body = ReceiveMaterial, responses((status = 201, body = MaterialView), crate::api::openapi::Problems))]
@@ -38,15 +23,7 @@ pub async fn receive(
     who: Authorized<ReceivesMaterials>,
     body: Json<ReceiveMaterial>,
 ) -> Result<HttpResponse, AppError> {
-    let b = body.parse()?;
-    let input = NewMaterial {
-        code: b.code,
-        name: b.name,
-        lot_number: b.lot_number,
-        supplier: b.supplier,
-        kind: b.kind,
-        expires_at: b.expires_at,
-    };
+    let input = body.parse()?;
     let v = db.run(move |c| svc::receive(c, &who.actor, &input)).await?;
     Ok(HttpResponse::Created().json(v))
 }
@@ -109,13 +86,6 @@ pub async fn get_material(
     Ok(HttpResponse::Ok().json(v))
 }
 
-/// `POST /materials/{id}/release` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReleaseMaterial {
-    password: String,
-}
-
 /// Releases a lot from quarantine (QA, signed `material_released`).
 #[utoipa::path(tag = "materials", request_body = ReleaseMaterial, responses((status = 200, body = MaterialView), crate::api::openapi::Problems))]
 #[post("/materials/{id}/release")]
@@ -134,14 +104,6 @@ pub async fn release(
     Ok(HttpResponse::Ok().json(v))
 }
 
-/// `POST /materials/{id}/reject` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RejectMaterial {
-    password: String,
-    reason: String,
-}
-
 /// Rejects a lot (QA, signed `material_rejected`); every batch that used it
 /// gets an impact deviation.
 #[utoipa::path(tag = "materials", request_body = RejectMaterial, responses((status = 200, body = MaterialView), crate::api::openapi::Problems))]
@@ -156,7 +118,7 @@ pub async fn reject(
     let id = id.into_inner();
     let rules = db.state().signing.clone();
     let v = db
-        .run(move |c| svc::reject(c, &rules, &qa.actor, id, &b.reason, &b.password))
+        .run(move |c| svc::reject(c, &rules, &qa.actor, id, &b))
         .await?;
     Ok(HttpResponse::Ok().json(v))
 }

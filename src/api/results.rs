@@ -2,10 +2,11 @@
 
 use super::create_as;
 use super::extract::{Creation, Json};
+use crate::domain::result::{ReviewResult, ReviewResults};
 use crate::error::AppError;
 use crate::http::Db;
 use crate::http::auth::{Authorized, Caller, CurrentUser, RecordsResults, ReviewsResults};
-use crate::services::results::{self as svc, Decision, NewResultInput};
+use crate::services::results::{self as svc, NewResultInput};
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -82,87 +83,39 @@ pub async fn get_result(
     Ok(HttpResponse::Ok().json(r))
 }
 
-/// `POST /results/{id}/review` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReviewBody {
-    decision: String,
-    password: String,
-    comment: Option<String>,
-}
-
 /// Reviews a result (reviewer, not its performer; signed).
-#[utoipa::path(tag = "results", request_body = ReviewBody, responses((status = 200, body = crate::services::batch_record::views::ResultView), crate::api::openapi::Problems))]
+#[utoipa::path(tag = "results", request_body = ReviewResult, responses((status = 200, body = crate::services::batch_record::views::ResultView), crate::api::openapi::Problems))]
 #[post("/results/{id}/review")]
 pub async fn review_result(
     db: Db,
     reviewer: Authorized<ReviewsResults>,
     id: web::Path<Uuid>,
-    body: Json<ReviewBody>,
+    body: Json<ReviewResult>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.parse()?;
     let id = id.into_inner();
-    let decision = parse_decision(&body.decision)?;
     let rules = db.state().signing.clone();
     let r = db
-        .run(move |c| {
-            svc::review_result(
-                c,
-                &rules,
-                &reviewer.actor,
-                id,
-                decision,
-                &body.password,
-                body.comment.as_deref(),
-            )
-        })
+        .run(move |c| svc::review_result(c, &rules, &reviewer.actor, id, &body))
         .await?;
     Ok(HttpResponse::Ok().json(r))
-}
-
-/// `POST /results/review` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BulkReviewBody {
-    /// The results to review: 1 to 200, each once.
-    result_ids: Vec<Uuid>,
-    decision: String,
-    password: String,
-    comment: Option<String>,
 }
 
 /// Reviews several results with one signing act (reviewer, performer of none
 /// of them; signed): one signature per result, all or nothing. A refusal of
 /// any result refuses them all and names it (`errors[].field` =
 /// `result_ids[i]`).
-#[utoipa::path(tag = "results", request_body = BulkReviewBody, responses((status = 200, body = Vec<crate::services::batch_record::views::ResultView>), crate::api::openapi::Problems))]
+#[utoipa::path(tag = "results", request_body = ReviewResults, responses((status = 200, body = Vec<crate::services::batch_record::views::ResultView>), crate::api::openapi::Problems))]
 #[post("/results/review")]
 pub async fn review_results(
     db: Db,
     reviewer: Authorized<ReviewsResults>,
-    body: Json<BulkReviewBody>,
+    body: Json<ReviewResults>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.parse()?;
-    let decision = parse_decision(&body.decision)?;
     let rules = db.state().signing.clone();
     let r = db
-        .run(move |c| {
-            svc::review_results(
-                c,
-                &rules,
-                &reviewer.actor,
-                &body.result_ids,
-                decision,
-                &body.password,
-                body.comment.as_deref(),
-            )
-        })
+        .run(move |c| svc::review_results(c, &rules, &reviewer.actor, &body))
         .await?;
     Ok(HttpResponse::Ok().json(r))
-}
-
-/// `accept` or `reject`.
-fn parse_decision(s: &str) -> Result<Decision, AppError> {
-    s.parse()
-        .map_err(|_| AppError::invalid_field_said("decision", "fe-must-be-accept-or-reject"))
 }

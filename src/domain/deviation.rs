@@ -3,9 +3,11 @@
 
 use super::batch::BatchStatus;
 use super::spec::Outcome;
-use serde::Serialize;
+use super::value::{Line, Note, OptionalNote};
+use serde::{Deserialize, Serialize};
 use strum::{EnumString, IntoStaticStr};
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 /// What opened the deviation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, EnumString, IntoStaticStr)]
@@ -27,8 +29,62 @@ pub enum DeviationKind {
     PostReleaseCorrection,
 }
 
+/// What a person opens: a deviation by hand, or QA's post-release
+/// correction of a decided batch's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OpenKind {
+    /// A deviation opened by hand.
+    #[default]
+    Manual,
+    /// A post-release correction (signed `correction_opened`).
+    PostReleaseCorrection,
+}
+
+/// `POST /batches/{id}/deviations` (and the correction form): a deviation
+/// opened by hand, or a post-release correction, which names its result,
+/// its reason and the signer's password.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenDeviation {
+    /// `manual` when left out.
+    #[serde(default)]
+    pub kind: Option<OpenKind>,
+    /// Title.
+    pub title: Line<200>,
+    /// What happened (a manual deviation).
+    #[serde(default)]
+    pub description: OptionalNote<10_000>,
+    /// `minor` when left out.
+    #[serde(default)]
+    pub severity: Option<Severity>,
+    /// The result to correct (a correction).
+    #[serde(default)]
+    pub result_id: Option<Uuid>,
+    /// Why the decided record must change (a correction).
+    #[serde(default)]
+    pub reason: OptionalNote<10_000>,
+    /// The signer's password (a correction).
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// `POST /deviations/{id}/close`: QA's signed conclusion.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloseDeviation {
+    /// How the investigation ended.
+    pub conclusion: Conclusion,
+    /// The root cause found.
+    pub root_cause: Note<10_000>,
+    /// The signer's password.
+    pub password: String,
+}
+
 /// How serious.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, EnumString, IntoStaticStr)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, EnumString, IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Severity {
@@ -52,7 +108,9 @@ pub enum DeviationStatus {
 }
 
 /// How an investigation ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, EnumString, IntoStaticStr)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, EnumString, IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Conclusion {

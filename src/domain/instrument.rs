@@ -4,6 +4,7 @@
 //! failed calibration takes it out of service; only QA's signed return puts
 //! it back, and only a passing calibration makes it usable again.
 
+use super::value::{Code, Line, Note, OptionalLine, OptionalNote, Word};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use strum::{EnumString, IntoStaticStr};
@@ -21,6 +22,70 @@ pub fn is_kind(kind: &str) -> bool {
 
 /// The words of a refused kind.
 pub const KIND_RULE: &str = "fe-instrument-kind";
+
+/// `POST /instruments`: an instrument registered (QA).
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterInstrument {
+    /// Asset code; never reused.
+    pub code: Code<40>,
+    /// Name.
+    pub name: Line<200>,
+    /// What it is (`flow_cytometer`): the kind a test may require.
+    pub kind: Word<40>,
+    /// Where it stands.
+    #[serde(default)]
+    pub location: OptionalLine<200>,
+}
+
+/// A calibration's outcome.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema, strum::IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum CalibrationOutcome {
+    /// Within its tolerances.
+    Pass,
+    /// Outside them: out of service from then on.
+    Fail,
+}
+
+/// `POST /instruments/{id}/calibrations`: a calibration recorded.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordCalibration {
+    /// When it was performed (not in the future).
+    pub performed_at: DateTime<Utc>,
+    /// Passed or failed.
+    pub outcome: CalibrationOutcome,
+    /// Until when it is valid (after `performed_at`).
+    pub valid_until: DateTime<Utc>,
+    /// Certificate reference.
+    #[serde(default)]
+    pub certificate: OptionalLine<200>,
+    /// Notes.
+    #[serde(default)]
+    pub notes: OptionalNote<2000>,
+}
+
+/// `POST /instruments/{id}/out-of-service`.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutOfService {
+    /// Why.
+    pub reason: Note<2000>,
+}
+
+/// `POST /instruments/{id}/return-to-service` (QA, signed).
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnToService {
+    /// The signer's password.
+    pub password: String,
+    /// Why it may be used again.
+    pub reason: Note<2000>,
+}
 
 /// What happened to an instrument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

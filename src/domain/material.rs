@@ -2,6 +2,7 @@
 //! a lot used in a result or a batch must have been released, not rejected,
 //! and in date at the time of use.
 
+use super::value::{Code, Line, Note, OptionalLine};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use strum::{EnumString, IntoStaticStr, VariantArray};
@@ -37,6 +38,43 @@ impl MaterialKind {
     pub fn as_str(self) -> &'static str {
         self.into()
     }
+}
+
+/// `POST /materials`: a lot received into quarantine.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiveMaterial {
+    /// Material code.
+    pub code: Code<40>,
+    /// Name.
+    pub name: Line<200>,
+    /// Lot number.
+    pub lot_number: Line<80>,
+    /// Supplier.
+    #[serde(default)]
+    pub supplier: OptionalLine<200>,
+    /// What the lot is.
+    pub kind: MaterialKind,
+    /// Expiry.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// `POST /materials/{id}/release`: QA releases a lot (signed).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseMaterial {
+    /// The signer's password.
+    pub password: String,
+}
+
+/// `POST /materials/{id}/reject`: QA rejects a lot (signed).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectMaterial {
+    /// The signer's password.
+    pub password: String,
+    /// Why.
+    pub reason: Note<2000>,
 }
 
 /// A lot's status.

@@ -27,6 +27,7 @@ pub mod spec;
 pub mod text;
 pub mod trend;
 pub mod users;
+pub mod value;
 
 use serde::Serialize;
 

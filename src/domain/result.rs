@@ -8,6 +8,7 @@
 use super::batch::BatchStatus;
 use super::signature::Meaning;
 use super::spec::Outcome;
+use super::value::{Distinct, OptionalNote};
 use serde::{Deserialize, Serialize};
 use strum::IntoStaticStr;
 use utoipa::ToSchema;
@@ -51,6 +52,42 @@ impl Decision {
     pub fn as_str(self) -> &'static str {
         self.into()
     }
+}
+
+/// The most results one review signature covers (a batch's panel, with
+/// room).
+pub const MAX_REVIEW_AT_ONCE: usize = 200;
+
+/// `POST /results/{id}/review`: a reviewer's signed decision on a result.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewResult {
+    /// Chosen, never assumed.
+    pub decision: Decision,
+    /// The signer's password.
+    pub password: String,
+    /// Why (a rejection needs one).
+    #[serde(default)]
+    pub comment: OptionalNote<2000>,
+}
+
+/// The results one review signature covers, each once.
+pub type ResultIds = Distinct<Uuid, MAX_REVIEW_AT_ONCE>;
+
+/// `POST /results/review` (and a batch's review page): one signature over
+/// the ticked results.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewResults {
+    /// The results, each once.
+    pub result_ids: ResultIds,
+    /// Chosen, never assumed.
+    pub decision: Decision,
+    /// The signer's password.
+    pub password: String,
+    /// Why (a rejection needs one).
+    #[serde(default)]
+    pub comment: OptionalNote<2000>,
 }
 
 /// Where a result stands.

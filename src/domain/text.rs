@@ -2,21 +2,7 @@
 //! characters that would hide content (a single line) or break a record.
 
 use super::FieldError;
-
-fn is_hidden(c: char, multiline: bool) -> bool {
-    c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t'))
-}
-
-fn check(field: &str, t: &str, max: usize, multiline: bool, errors: &mut Vec<FieldError>) {
-    if t.is_empty() || t.chars().count() > max || t.chars().any(|c| is_hidden(c, multiline)) {
-        let kind = if multiline {
-            "field-text-length"
-        } else {
-            "field-line-length"
-        };
-        errors.push(FieldError::said(field, kind, &[("max", max.to_string())]));
-    }
-}
+use super::value::{checked_code, checked_text};
 
 fn required(
     field: &str,
@@ -25,9 +11,10 @@ fn required(
     multiline: bool,
     errors: &mut Vec<FieldError>,
 ) -> String {
-    let t = v.trim();
-    check(field, t, max, multiline, errors);
-    t.to_owned()
+    checked_text(v, max, multiline).unwrap_or_else(|w| {
+        errors.push(FieldError::worded(field, w));
+        v.trim().to_owned()
+    })
 }
 
 fn optional(
@@ -38,8 +25,7 @@ fn optional(
     errors: &mut Vec<FieldError>,
 ) -> Option<String> {
     let t = v.map(str::trim).filter(|t| !t.is_empty())?;
-    check(field, t, max, multiline, errors);
-    Some(t.to_owned())
+    Some(required(field, t, max, multiline, errors))
 }
 
 /// A required single-line text (a name, a code, a location).
@@ -51,16 +37,10 @@ pub fn line(field: &str, v: &str, max: usize, errors: &mut Vec<FieldError>) -> S
 /// `. _ -`, starting with a letter or digit, at most `max` long (as the
 /// tables' checks say).
 pub fn code(field: &str, v: &str, max: usize, errors: &mut Vec<FieldError>) -> String {
-    let code = line(field, v, max, errors);
-    if !code.is_empty()
-        && (!code.starts_with(|c: char| c.is_ascii_alphanumeric())
-            || !code
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        errors.push(FieldError::said(field, "field-code-form", &[]));
-    }
-    code
+    checked_code(v, max).unwrap_or_else(|w| {
+        errors.push(FieldError::worded(field, w));
+        v.trim().to_owned()
+    })
 }
 
 /// An optional single-line text; blank counts as absent.

@@ -5,6 +5,7 @@
 //! assembled in [`crate::server`].
 
 pub mod auth;
+pub mod command;
 pub mod download;
 pub mod problem;
 pub mod state;

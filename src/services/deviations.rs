@@ -18,7 +18,9 @@ use crate::db::schema::deviations;
 use crate::domain::FieldError;
 use crate::domain::StoredName;
 use crate::domain::audit_event::AuditEvent;
-use crate::domain::deviation::{Conclusion, DeviationKind, DeviationStatus, Severity};
+use crate::domain::deviation::{
+    CloseDeviation, Conclusion, DeviationKind, DeviationStatus, OpenDeviation, Severity,
+};
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::error::AppError;
@@ -28,40 +30,24 @@ use diesel::prelude::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-/// A manual deviation.
-#[derive(Debug, Clone, Default)]
-pub struct NewDeviationInput {
-    pub title: String,
-    pub description: String,
-    pub severity: Option<String>,
-}
-
 /// Opens a deviation by hand (technician, reviewer, QA); severity defaults to minor.
 pub fn open_manual(
     conn: &mut PgConnection,
     actor: &Actor,
     batch_id: Uuid,
-    input: &NewDeviationInput,
+    input: &OpenDeviation,
 ) -> Result<DeviationView, AppError> {
     actor.authorize(Action::OpenDeviation)?;
-    let mut errors = Vec::new();
-    let title = crate::domain::text::line("title", &input.title, 200, &mut errors);
-    let description =
-        crate::domain::text::note("description", &input.description, 10_000, &mut errors);
-    let severity = match input.severity.as_deref() {
-        None => Some(Severity::Minor),
-        Some(s) => Severity::try_from(s).ok().or_else(|| {
-            errors.push(FieldError::said(
-                "severity",
-                "fe-must-be-minor-major-or-critical",
-                &[],
-            ));
-            None
-        }),
+    let title = input.title.to_string();
+    // A deviation opened by hand says what happened.
+    let Some(description) = input.description.as_deref().map(str::to_owned) else {
+        return Err(AppError::invalid_field_with(
+            "description",
+            "field-text-length",
+            &[("max", "10000".to_owned())],
+        ));
     };
-    let (Some(severity), true) = (severity, errors.is_empty()) else {
-        return Err(AppError::validation(errors));
-    };
+    let severity = input.severity.unwrap_or(Severity::Minor);
     in_transaction(conn, |c| {
         let mut lb = LockedBatch::lock(c, BatchOf::Batch(batch_id))?;
         let d = lb.open_deviation(
@@ -87,24 +73,14 @@ pub fn close(
     rules: &SigningRules,
     actor: &Actor,
     deviation_id: Uuid,
-    conclusion: &str,
-    root_cause: &str,
-    password: &str,
+    input: &CloseDeviation,
 ) -> Result<DeviationView, AppError> {
     actor.authorize(Action::Sign(Meaning::DeviationClosed))?;
-    let mut errors = Vec::new();
-    let conclusion = Conclusion::try_from(conclusion).ok().or_else(|| {
-        errors.push(FieldError::said(
-            "conclusion",
-            "fe-must-be-invalid-test-confirmed-oos-or-no-impact",
-            &[],
-        ));
-        None
-    });
-    let root_cause = crate::domain::text::note("root_cause", root_cause, 10_000, &mut errors);
-    let (Some(conclusion), true) = (conclusion, errors.is_empty()) else {
-        return Err(AppError::validation(errors));
-    };
+    let (conclusion, root_cause, password) = (
+        input.conclusion,
+        input.root_cause.to_string(),
+        input.password.as_str(),
+    );
     in_transaction(conn, |c| {
         let mut lb = LockedBatch::lock(c, BatchOf::Deviation(deviation_id))?;
         let was_releasable = lb.record.readiness().releasable;
@@ -185,19 +161,6 @@ pub fn close(
     })?
 }
 
-/// A post-release correction to open.
-#[derive(Debug, Clone, Default)]
-pub struct NewCorrectionInput {
-    /// The result to correct: a current result of the batch.
-    pub result_id: Option<Uuid>,
-    /// Title.
-    pub title: String,
-    /// Why the decided record must change.
-    pub reason: String,
-    /// The signer's password.
-    pub password: String,
-}
-
 /// QA opens a post-release correction of a current result of a released
 /// (or conditionally released) batch, signed `correction_opened`: while it
 /// is open, that result may be replaced (the replacement is reviewed like
@@ -207,12 +170,20 @@ pub fn open_correction(
     rules: &SigningRules,
     actor: &Actor,
     batch_id: Uuid,
-    input: &NewCorrectionInput,
+    input: &OpenDeviation,
 ) -> Result<DeviationView, AppError> {
     actor.authorize(Action::Sign(Meaning::CorrectionOpened))?;
     let mut errors = Vec::new();
-    let title = crate::domain::text::line("title", &input.title, 200, &mut errors);
-    let reason = crate::domain::text::note("reason", &input.reason, 10_000, &mut errors);
+    let title = input.title.to_string();
+    // A correction names its reason and its result.
+    let reason = input.reason.as_deref().unwrap_or_default().to_owned();
+    if reason.is_empty() {
+        errors.push(FieldError::said(
+            "reason",
+            "field-text-length",
+            &[("max", "10000".to_owned())],
+        ));
+    }
     if input.result_id.is_none() {
         errors.push(FieldError::said(
             "result_id",
@@ -226,9 +197,13 @@ pub fn open_correction(
     in_transaction(conn, |c| {
         let mut lb = LockedBatch::lock(c, BatchOf::Batch(batch_id))?;
         lb.record.check_open_correction(result_id)?;
-        if let Err(refusal) =
-            signatures::verify_signer_on(c, rules.lockout, actor, &input.password, Some(lb.id()))?
-        {
+        if let Err(refusal) = signatures::verify_signer_on(
+            c,
+            rules.lockout,
+            actor,
+            input.password.as_deref().unwrap_or_default(),
+            Some(lb.id()),
+        )? {
             return Ok(Err(refusal));
         }
         let row = DeviationRow {

@@ -13,7 +13,9 @@ use crate::db::schema::{instrument_events, instruments};
 use crate::domain::StoredName;
 use crate::domain::audit::SYSTEM_CHAIN;
 use crate::domain::audit_event::AuditEvent;
-use crate::domain::instrument::{Event, Status, status_at};
+use crate::domain::instrument::{
+    Event, OutOfService, RecordCalibration, RegisterInstrument, ReturnToService, Status, status_at,
+};
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::error::Code;
@@ -159,42 +161,19 @@ fn events_of(conn: &mut PgConnection, id: Uuid) -> Result<Vec<InstrumentEventRow
         .load(conn)?)
 }
 
-/// A new instrument.
-#[derive(Debug, Clone)]
-pub struct NewInstrument {
-    /// Asset code.
-    pub code: String,
-    /// Name.
-    pub name: String,
-    /// Kind.
-    pub kind: String,
-    /// Location.
-    pub location: Option<String>,
-}
-
 /// Registers an instrument (QA); it is `calibration_due` until calibrated.
 pub fn register(
     conn: &mut PgConnection,
     actor: &Actor,
-    input: &NewInstrument,
+    input: &RegisterInstrument,
 ) -> Result<InstrumentView, AppError> {
     actor.authorize(Action::RegisterInstruments)?;
-    let mut errors = Vec::new();
-    let code = crate::domain::text::code("code", &input.code, 40, &mut errors);
-    let name = crate::domain::text::line("name", &input.name, 200, &mut errors);
-    let kind = input.kind.trim().to_owned();
-    if !crate::domain::instrument::is_kind(&kind) {
-        errors.push(FieldError::said(
-            "kind",
-            crate::domain::instrument::KIND_RULE,
-            &[],
-        ));
-    }
-    let location =
-        crate::domain::text::optional_line("location", input.location.as_deref(), 200, &mut errors);
-    if !errors.is_empty() {
-        return Err(AppError::validation(errors));
-    }
+    let (code, name, kind) = (
+        input.code.as_str(),
+        input.name.as_str(),
+        input.kind.as_str(),
+    );
+    let location = input.location.as_deref();
     in_transaction(conn, |c| {
         let taken: bool = diesel::select(diesel::dsl::exists(
             instruments::table.filter(instruments::code.eq(&code)),
@@ -208,10 +187,10 @@ pub fn register(
         }
         let row = InstrumentRow {
             id: Uuid::now_v7(),
-            code: code.clone(),
-            name: name.clone(),
-            kind: kind.clone(),
-            location: location.clone(),
+            code: code.to_owned(),
+            name: name.to_owned(),
+            kind: kind.to_owned(),
+            location: location.map(str::to_owned),
             created_at: Utc::now().trunc_subsecs(6),
             created_by: actor.id,
         };
@@ -267,21 +246,6 @@ pub fn get(conn: &mut PgConnection, id: Uuid) -> Result<InstrumentView, AppError
     view(&i, &events, true)
 }
 
-/// A calibration as recorded.
-#[derive(Debug, Clone)]
-pub struct CalibrationInput {
-    /// When it was performed.
-    pub performed_at: DateTime<Utc>,
-    /// `pass` or `fail`.
-    pub outcome: String,
-    /// Until when it is valid.
-    pub valid_until: DateTime<Utc>,
-    /// Certificate reference.
-    pub certificate: Option<String>,
-    /// Notes.
-    pub notes: Option<String>,
-}
-
 fn append_event(
     c: &mut PgConnection,
     actor: &Actor,
@@ -317,14 +281,11 @@ pub fn calibrate(
     conn: &mut PgConnection,
     actor: &Actor,
     id: Uuid,
-    input: &CalibrationInput,
+    input: &RecordCalibration,
 ) -> Result<InstrumentEventView, AppError> {
     actor.authorize(Action::MaintainInstruments)?;
     let mut errors = Vec::new();
-    let outcome = input.outcome.trim();
-    if !matches!(outcome, "pass" | "fail") {
-        errors.push(FieldError::said("outcome", "fe-must-be-pass-or-fail", &[]));
-    }
+    let outcome: &'static str = input.outcome.into();
     let now = Utc::now();
     if input.performed_at > now {
         errors.push(FieldError::said("performed_at", "field-in-future", &[]));
@@ -336,14 +297,8 @@ pub fn calibrate(
             &[],
         ));
     }
-    let certificate = crate::domain::text::optional_line(
-        "certificate",
-        input.certificate.as_deref(),
-        200,
-        &mut errors,
-    );
-    let notes =
-        crate::domain::text::optional_note("notes", input.notes.as_deref(), 2000, &mut errors);
+    let certificate = input.certificate.as_deref().map(str::to_owned);
+    let notes = input.notes.as_deref().map(str::to_owned);
     if !errors.is_empty() {
         return Err(AppError::validation(errors));
     }
@@ -390,10 +345,10 @@ pub fn take_out_of_service(
     conn: &mut PgConnection,
     actor: &Actor,
     id: Uuid,
-    reason: &str,
+    input: &OutOfService,
 ) -> Result<InstrumentView, AppError> {
     actor.authorize(Action::MaintainInstruments)?;
-    let reason = super::required_reason(reason)?;
+    let reason = input.reason.to_string();
     in_transaction(conn, |c| {
         let (instrument, mut events) = load_for_change(c, id)?;
         let current = view(&instrument, &events, false)?;
@@ -455,11 +410,10 @@ pub fn return_to_service(
     rules: &SigningRules,
     actor: &Actor,
     id: Uuid,
-    reason: &str,
-    password: &str,
+    input: &ReturnToService,
 ) -> Result<InstrumentView, AppError> {
     actor.authorize(Action::Sign(Meaning::InstrumentReturned))?;
-    let reason = super::required_reason(reason)?;
+    let (reason, password) = (input.reason.to_string(), input.password.as_str());
     in_transaction(conn, |c| {
         let (instrument, mut events) = load_for_change(c, id)?;
         let current = view(&instrument, &events, false)?;

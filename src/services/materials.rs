@@ -14,7 +14,7 @@ use crate::db::schema::{batches, material_lots, material_uses};
 use crate::domain::StoredName;
 use crate::domain::audit::SYSTEM_CHAIN;
 use crate::domain::audit_event::AuditEvent;
-use crate::domain::material::{LotStatus, MaterialKind};
+use crate::domain::material::{LotStatus, ReceiveMaterial, RejectMaterial};
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::error::Code;
@@ -97,48 +97,14 @@ fn lock(c: &mut PgConnection, id: Uuid) -> Result<MaterialLotRow, AppError> {
         .ok_or_else(|| AppError::refused(Code::MaterialNotFound, format!("no material lot {id}")))
 }
 
-/// A lot as received.
-#[derive(Debug, Clone)]
-pub struct NewMaterial {
-    /// Material code.
-    pub code: String,
-    /// Name.
-    pub name: String,
-    /// Lot number.
-    pub lot_number: String,
-    /// Supplier.
-    pub supplier: Option<String>,
-    /// Kind.
-    pub kind: String,
-    /// Expiry.
-    pub expires_at: DateTime<Utc>,
-}
-
 /// Receives a lot into quarantine (technician, QA).
 pub fn receive(
     conn: &mut PgConnection,
     actor: &Actor,
-    input: &NewMaterial,
+    input: &ReceiveMaterial,
 ) -> Result<MaterialView, AppError> {
     actor.authorize(Action::ReceiveMaterials)?;
-    let mut errors = Vec::new();
-    let code = crate::domain::text::code("code", &input.code, 40, &mut errors);
-    let name = crate::domain::text::line("name", &input.name, 200, &mut errors);
-    let lot_number = crate::domain::text::line("lot_number", &input.lot_number, 80, &mut errors);
-    let supplier =
-        crate::domain::text::optional_line("supplier", input.supplier.as_deref(), 200, &mut errors);
-    let kind = input.kind.trim().parse::<MaterialKind>();
-    if kind.is_err() {
-        errors.push(FieldError::said(
-            "kind",
-            "fe-must-be-reagent-consumable-or-raw-material",
-            &[],
-        ));
-    }
-    let kind = match kind {
-        Ok(kind) if errors.is_empty() => kind,
-        _ => return Err(AppError::validation(errors)),
-    };
+    let (code, lot_number) = (input.code.as_str(), input.lot_number.as_str());
     in_transaction(conn, |c| {
         let taken: bool = diesel::select(diesel::dsl::exists(
             material_lots::table
@@ -154,11 +120,11 @@ pub fn receive(
         }
         let row = MaterialLotRow {
             id: Uuid::now_v7(),
-            code: code.clone(),
-            name: name.clone(),
-            lot_number: lot_number.clone(),
-            supplier: supplier.clone(),
-            kind: kind.as_str().to_owned(),
+            code: code.to_owned(),
+            name: input.name.to_string(),
+            lot_number: lot_number.to_owned(),
+            supplier: input.supplier.as_deref().map(str::to_owned),
+            kind: input.kind.as_str().to_owned(),
             expires_at: input.expires_at.trunc_subsecs(6),
             status: LotStatus::Quarantine.as_str().to_owned(),
             created_at: Utc::now().trunc_subsecs(6),
@@ -284,11 +250,10 @@ pub fn reject(
     rules: &SigningRules,
     actor: &Actor,
     id: Uuid,
-    reason: &str,
-    password: &str,
+    input: &RejectMaterial,
 ) -> Result<MaterialView, AppError> {
     actor.authorize(Action::Sign(Meaning::MaterialRejected))?;
-    let reason = super::required_reason(reason)?;
+    let (reason, password) = (input.reason.to_string(), input.password.as_str());
     in_transaction(conn, |c| {
         let before = lock(c, id)?;
         if before.status == LotStatus::Rejected.as_str() {

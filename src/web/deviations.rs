@@ -7,13 +7,14 @@ use super::layout::{
 };
 use super::session::{WebError, WebUser};
 use crate::domain::StoredName;
+use crate::domain::deviation::{CloseDeviation, OpenDeviation};
 use crate::domain::deviation::{DeviationKind, DeviationStatus};
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::error::Problem;
 use crate::http::AppState;
 use crate::services::batches as batch_svc;
-use crate::services::deviations::{self as dev_svc, NewCorrectionInput, NewDeviationInput};
+use crate::services::deviations::{self as dev_svc};
 use crate::tr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
@@ -165,20 +166,20 @@ pub async fn open_deviation(
         severity: f.severity.clone().unwrap_or_default(),
         ..Typed::default()
     };
-    let input = NewDeviationInput {
-        title: f.title,
-        description: f.description,
-        severity: f.severity,
-    };
     let actor = user.0.actor.clone();
-    match state
-        .db(move |c| {
-            once_for_form(c, actor.id, once.as_ref(), |c| {
-                dev_svc::open_manual(c, &actor, batch_id, &input)
-            })
-        })
-        .await
-    {
+    let opened = match user.command::<OpenDeviation>(&body, &[]) {
+        Err(e) => Err(e),
+        Ok(input) => {
+            state
+                .db(move |c| {
+                    once_for_form(c, actor.id, once.as_ref(), |c| {
+                        dev_svc::open_manual(c, &actor, batch_id, &input)
+                    })
+                })
+                .await
+        }
+    };
+    match opened {
         Ok(_) => Ok(see_other(format!("/batches/{batch_id}/deviations"))),
         Err(e) => {
             let p = refusal(e)?;
@@ -216,8 +217,6 @@ pub struct CorrectionForm {
     title: String,
     #[serde(default)]
     reason: String,
-    #[serde(default)]
-    password: String,
 }
 
 /// QA opens a post-release correction (signed `correction_opened`).
@@ -245,21 +244,20 @@ pub async fn open_correction(
         reason: f.reason.clone(),
         ..Typed::default()
     };
-    let input = NewCorrectionInput {
-        result_id,
-        title: f.title,
-        reason: f.reason,
-        password: f.password,
-    };
     let (rules, actor) = (state.signing.clone(), user.0.actor.clone());
-    match state
-        .db(move |c| {
-            once_for_form(c, actor.id, once.as_ref(), |c| {
-                dev_svc::open_correction(c, &rules, &actor, batch_id, &input)
-            })
-        })
-        .await
-    {
+    let opened = match user.command::<OpenDeviation>(&body, &[]) {
+        Err(e) => Err(e),
+        Ok(input) => {
+            state
+                .db(move |c| {
+                    once_for_form(c, actor.id, once.as_ref(), |c| {
+                        dev_svc::open_correction(c, &rules, &actor, batch_id, &input)
+                    })
+                })
+                .await
+        }
+    };
+    match opened {
         Ok(_) => Ok(see_other(format!("/batches/{batch_id}/deviations"))),
         Err(e) => {
             let p = refusal(e)?;
@@ -271,14 +269,16 @@ pub async fn open_correction(
     }
 }
 
-/// The close-deviation form's fields.
+/// The close-deviation form's fields, as typed (the command is read from
+/// the same body).
 #[derive(Debug, Deserialize)]
 pub struct CloseForm {
     csrf: String,
     batch_id: Uuid,
+    #[serde(default)]
     conclusion: String,
+    #[serde(default)]
     root_cause: String,
-    password: String,
 }
 
 /// Closes a deviation (QA, signed).
@@ -287,12 +287,12 @@ pub async fn close_deviation(
     state: web::Data<AppState>,
     user: WebUser,
     id: web::Path<Uuid>,
-    form: web::Form<CloseForm>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::Sign(Meaning::DeviationClosed))?;
-    user.check_csrf(&form.csrf)?;
+    let f: CloseForm = read_form(&body)?;
+    user.check_csrf(&f.csrf)?;
     let dev_id = id.into_inner();
-    let f = form.into_inner();
     let batch_id = f.batch_id;
     let typed = Typed {
         deviation: Some(dev_id),
@@ -302,20 +302,15 @@ pub async fn close_deviation(
     };
     let rules = state.signing.clone();
     let actor = user.0.actor.clone();
-    match state
-        .db(move |c| {
-            dev_svc::close(
-                c,
-                &rules,
-                &actor,
-                dev_id,
-                &f.conclusion,
-                &f.root_cause,
-                &f.password,
-            )
-        })
-        .await
-    {
+    let closed = match user.command::<CloseDeviation>(&body, &[]) {
+        Err(e) => Err(e),
+        Ok(input) => {
+            state
+                .db(move |c| dev_svc::close(c, &rules, &actor, dev_id, &input))
+                .await
+        }
+    };
+    match closed {
         Ok(_) => Ok(see_other(format!("/batches/{batch_id}/deviations"))),
         Err(e) => {
             let p = refusal(e)?;

@@ -11,11 +11,14 @@ use super::layout::{
 use super::session::{WebError, WebUser};
 use crate::domain::StoredName;
 use crate::domain::instrument::Status;
+use crate::domain::instrument::{
+    OutOfService, RecordCalibration, RegisterInstrument, ReturnToService,
+};
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::error::{AppError, Problem};
 use crate::http::AppState;
-use crate::services::instruments::{self as svc, CalibrationInput, NewInstrument};
+use crate::services::instruments::{self as svc};
 use crate::tr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
@@ -120,23 +123,22 @@ pub async fn register(
     user.require(Action::RegisterInstruments)?;
     let f: RegisterForm = read_form(&body)?;
     user.check_csrf(&f.csrf)?;
-    let input = NewInstrument {
-        code: f.code.clone(),
-        name: f.name.clone(),
-        kind: f.kind.clone(),
-        location: Some(f.location.clone()).filter(|l| !l.trim().is_empty()),
-    };
     let actor = user.0.actor.clone();
     // A double submit registers the instrument once and shows it.
     let once = form_once(f.form_key.as_deref(), "/instruments", &body);
-    let registered = state
-        .db(move |c| {
-            let created = once_for_form(c, actor.id, once.as_ref(), |c| {
-                svc::register(c, &actor, &input)
-            })?;
-            created_id(&created)
-        })
-        .await;
+    let registered = match user.command::<RegisterInstrument>(&body, &[]) {
+        Err(e) => Err(e),
+        Ok(input) => {
+            state
+                .db(move |c| {
+                    let created = once_for_form(c, actor.id, once.as_ref(), |c| {
+                        svc::register(c, &actor, &input)
+                    })?;
+                    created_id(&created)
+                })
+                .await
+        }
+    };
     match registered {
         Ok(id) => Ok(see_other(format!("/instruments/{id}"))),
         Err(e) => {
@@ -282,8 +284,6 @@ pub struct EventForm {
     notes: String,
     #[serde(default)]
     reason: String,
-    #[serde(default)]
-    password: String,
 }
 
 async fn after(
@@ -305,10 +305,6 @@ async fn after(
     }
 }
 
-fn opt(s: &str) -> Option<String> {
-    Some(s.trim().to_owned()).filter(|s| !s.is_empty())
-}
-
 /// Records a calibration (technician, QA).
 #[post("/instruments/{id}/calibrations")]
 pub async fn calibrate(
@@ -321,20 +317,9 @@ pub async fn calibrate(
     let f: EventForm = read_form(&body)?;
     user.check_csrf(&f.csrf)?;
     let (id, actor) = (id.into_inner(), user.0.actor.clone());
-    let read = (
-        user.from_form("performed_at", &f.performed_at),
-        user.from_form("valid_until", &f.valid_until),
-    );
-    let outcome = match read {
-        (Err(e), _) | (_, Err(e)) => Err(e),
-        (Ok(performed_at), Ok(valid_until)) => {
-            let input = CalibrationInput {
-                performed_at,
-                outcome: f.outcome.clone(),
-                valid_until,
-                certificate: opt(&f.certificate),
-                notes: opt(&f.notes),
-            };
+    let outcome = match user.command::<RecordCalibration>(&body, &["performed_at", "valid_until"]) {
+        Err(e) => Err(e),
+        Ok(input) => {
             // A double submit records the calibration once.
             let once = form_once(
                 f.form_key.as_deref(),
@@ -366,11 +351,13 @@ pub async fn out_of_service(
     let f: EventForm = read_form(&body)?;
     user.check_csrf(&f.csrf)?;
     let (id, actor) = (id.into_inner(), user.0.actor.clone());
-    let reason = f.reason.clone();
-    let outcome = state
-        .db(move |c| svc::take_out_of_service(c, &actor, id, &reason))
-        .await
-        .map(|_| ());
+    let outcome = match user.command::<OutOfService>(&body, &[]) {
+        Err(e) => Err(e),
+        Ok(cmd) => state
+            .db(move |c| svc::take_out_of_service(c, &actor, id, &cmd))
+            .await
+            .map(|_| ()),
+    };
     after(&state, &user, id, (EventKind::OutOfService, &f), outcome).await
 }
 
@@ -386,10 +373,12 @@ pub async fn return_to_service(
     let f: EventForm = read_form(&body)?;
     user.check_csrf(&f.csrf)?;
     let (id, actor, rules) = (id.into_inner(), user.0.actor.clone(), state.signing.clone());
-    let (reason, password) = (f.reason.clone(), f.password.clone());
-    let outcome = state
-        .db(move |c| svc::return_to_service(c, &rules, &actor, id, &reason, &password))
-        .await
-        .map(|_| ());
+    let outcome = match user.command::<ReturnToService>(&body, &[]) {
+        Err(e) => Err(e),
+        Ok(cmd) => state
+            .db(move |c| svc::return_to_service(c, &rules, &actor, id, &cmd))
+            .await
+            .map(|_| ()),
+    };
     after(&state, &user, id, (EventKind::ReturnToService, &f), outcome).await
 }

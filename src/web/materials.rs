@@ -7,11 +7,12 @@ use super::layout::{
 };
 use super::session::{WebError, WebUser};
 use crate::domain::material::MaterialKind;
+use crate::domain::material::{ReceiveMaterial, RejectMaterial, ReleaseMaterial};
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::error::{AppError, Problem};
 use crate::http::AppState;
-use crate::services::materials::{self as svc, NewMaterial};
+use crate::services::materials::{self as svc};
 use crate::tr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
@@ -120,10 +121,6 @@ pub struct MaterialForm {
     kind: String,
     #[serde(default)]
     expires_at: String,
-    #[serde(default)]
-    reason: String,
-    #[serde(default)]
-    password: String,
 }
 
 /// Receives a lot (technician, QA).
@@ -137,17 +134,9 @@ pub async fn receive(
     let f: MaterialForm = read_form(&body)?;
     user.check_csrf(&f.csrf)?;
     let actor = user.0.actor.clone();
-    let outcome = match user.from_form("expires_at", &f.expires_at) {
+    let outcome = match user.command::<ReceiveMaterial>(&body, &["expires_at"]) {
         Err(e) => Err(e),
-        Ok(expires_at) => {
-            let input = NewMaterial {
-                code: f.code.clone(),
-                name: f.name.clone(),
-                lot_number: f.lot_number.clone(),
-                supplier: Some(f.supplier.clone()).filter(|s| !s.trim().is_empty()),
-                kind: f.kind.clone(),
-                expires_at,
-            };
+        Ok(input) => {
             // A double submit receives the lot once and shows it.
             let once = form_once(f.form_key.as_deref(), "/materials", &body);
             state
@@ -294,10 +283,13 @@ pub async fn release(
     let f: MaterialForm = read_form(&body)?;
     user.check_csrf(&f.csrf)?;
     let (id, actor, rules) = (id.into_inner(), user.0.actor.clone(), state.signing.clone());
-    let outcome = state
-        .db(move |c| svc::release(c, &rules, &actor, id, &f.password))
-        .await
-        .map(|_| ());
+    let outcome = match user.command::<ReleaseMaterial>(&body, &[]) {
+        Err(e) => Err(e),
+        Ok(cmd) => state
+            .db(move |c| svc::release(c, &rules, &actor, id, &cmd.password))
+            .await
+            .map(|_| ()),
+    };
     after(&state, &user, id, outcome).await
 }
 
@@ -313,9 +305,12 @@ pub async fn reject(
     let f: MaterialForm = read_form(&body)?;
     user.check_csrf(&f.csrf)?;
     let (id, actor, rules) = (id.into_inner(), user.0.actor.clone(), state.signing.clone());
-    let outcome = state
-        .db(move |c| svc::reject(c, &rules, &actor, id, &f.reason, &f.password))
-        .await
-        .map(|_| ());
+    let outcome = match user.command::<RejectMaterial>(&body, &[]) {
+        Err(e) => Err(e),
+        Ok(cmd) => state
+            .db(move |c| svc::reject(c, &rules, &actor, id, &cmd))
+            .await
+            .map(|_| ()),
+    };
     after(&state, &user, id, outcome).await
 }

@@ -9,6 +9,7 @@ use super::layout::{
 use super::session::{WebError, WebUser};
 use crate::domain::StoredName;
 use crate::domain::release::BlockerCode;
+use crate::domain::result::ReviewResult;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::domain::spec::describe_limit;
@@ -499,15 +500,23 @@ pub async fn review_form(
     Ok(html_page(actix_web::http::StatusCode::OK, markup))
 }
 
-/// The review form's fields.
-#[derive(Debug, Deserialize)]
+/// The review form as typed, to show it again (the command is read from
+/// the same body).
+#[derive(Debug, Default, Deserialize)]
 pub struct ReviewForm {
-    csrf: String,
-    /// None when nothing was chosen: refused, never taken as an acceptance.
-    decision: Option<Decision>,
-    comment: Option<String>,
     #[serde(default)]
-    password: String,
+    csrf: String,
+    /// None when nothing (or nothing known) was chosen.
+    #[serde(default, deserialize_with = "chosen")]
+    decision: Option<Decision>,
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+/// A choice as typed: one of the offered ones, else none.
+fn chosen<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Decision>, D::Error> {
+    let s = <String as serde::Deserialize>::deserialize(d)?;
+    Ok(s.parse().ok())
 }
 
 /// Signs a review; a refusal (own result, wrong password) is shown on the form.
@@ -516,34 +525,23 @@ pub async fn review(
     state: web::Data<AppState>,
     user: WebUser,
     id: web::Path<Uuid>,
-    form: web::Form<ReviewForm>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::Sign(Meaning::Reviewed))?;
-    user.check_csrf(&form.csrf)?;
+    let f: ReviewForm = read_form(&body)?;
+    user.check_csrf(&f.csrf)?;
     let result_id = id.into_inner();
-    let f = form.into_inner();
     let chosen = f.decision;
     let comment = f.comment.clone().unwrap_or_default();
     let rules = state.signing.clone();
     let actor = user.0.actor.clone();
-    let attempt = match chosen {
-        None => Err(AppError::invalid_field_said(
-            "decision",
-            "fe-choose-accept-or-reject",
-        )),
-        Some(decision) => {
+    // Nothing chosen is refused by the command (`decision` is required),
+    // never taken as an acceptance.
+    let attempt = match user.command::<ReviewResult>(&body, &[]) {
+        Err(e) => Err(e),
+        Ok(input) => {
             state
-                .db(move |c| {
-                    result_svc::review_result(
-                        c,
-                        &rules,
-                        &actor,
-                        result_id,
-                        decision,
-                        &f.password,
-                        f.comment.as_deref(),
-                    )
-                })
+                .db(move |c| result_svc::review_result(c, &rules, &actor, result_id, &input))
                 .await
         }
     };

@@ -9,11 +9,11 @@ use super::layout::{
 use super::session::{WebError, WebUser};
 use crate::domain::StoredName;
 use crate::domain::record::RecordedResult;
-use crate::domain::result::ResultStatus;
+use crate::domain::result::{ResultStatus, ReviewResults};
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::domain::spec::describe_limit;
-use crate::error::{AppError, Problem};
+use crate::error::Problem;
 use crate::http::AppState;
 use crate::services::batch_record::equipment::{self, Equipment};
 use crate::services::batch_record::views::result_views;
@@ -41,12 +41,16 @@ pub struct BatchReviewForm {
     csrf: String,
     #[serde(default)]
     result_ids: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "chosen")]
     decision: Option<Decision>,
     #[serde(default)]
     comment: String,
-    #[serde(default)]
-    password: String,
+}
+
+/// A choice as typed: one of the offered ones, else none.
+fn chosen<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Decision>, D::Error> {
+    let s = <String as serde::Deserialize>::deserialize(d)?;
+    Ok(s.parse().ok())
 }
 
 async fn batch_review_markup(
@@ -208,37 +212,14 @@ pub async fn batch_review(
     let f: BatchReviewForm = read_form(&body)?;
     user.check_csrf(&f.csrf)?;
     let batch_id = id.into_inner();
-    let ids: Result<Vec<Uuid>, _> = f.result_ids.iter().map(|s| Uuid::parse_str(s)).collect();
     let rules = state.signing.clone();
     let actor = user.0.actor.clone();
-    let password = f.password.clone();
-    let comment = f.comment.clone();
-    let attempt = match (ids, f.decision) {
-        (_, None) => Err(AppError::invalid_field_said(
-            "decision",
-            "fe-choose-accept-or-reject",
-        )),
-        (Err(_), _) => Err(AppError::invalid_field_said(
-            "result_ids",
-            "fe-names-no-result",
-        )),
-        (Ok(ids), _) if ids.is_empty() => Err(AppError::invalid_field_said(
-            "result_ids",
-            "fe-tick-at-least-one-result-to-review",
-        )),
-        (Ok(ids), Some(decision)) => {
+    // Nothing ticked or chosen is refused by the command, never assumed.
+    let attempt = match user.command::<ReviewResults>(&body, &[]) {
+        Err(e) => Err(e),
+        Ok(input) => {
             state
-                .db(move |c| {
-                    result_svc::review_results(
-                        c,
-                        &rules,
-                        &actor,
-                        &ids,
-                        decision,
-                        &password,
-                        Some(comment.as_str()),
-                    )
-                })
+                .db(move |c| result_svc::review_results(c, &rules, &actor, &input))
                 .await
         }
     };

@@ -264,6 +264,47 @@ impl WebUser {
         super::layout::read_local(field, v, self.1)
     }
 
+    /// The command a form sends, read as the API reads its JSON body
+    /// (`http::command::from_form`): the same type, the same rules, each
+    /// refused field named. The `local_times` fields hold a
+    /// `datetime-local` value typed in the reader's zone.
+    pub fn command<C: serde::de::DeserializeOwned + utoipa::PartialSchema>(
+        &self,
+        body: &[u8],
+        local_times: &[&str],
+    ) -> Result<C, AppError> {
+        let mut pairs = crate::http::command::form_pairs(body);
+        let mut refused: Vec<crate::error::FieldError> = Vec::new();
+        pairs.retain_mut(|(k, v)| {
+            if !local_times.contains(&k.as_str()) {
+                return true;
+            }
+            match self.from_form(k, v) {
+                Ok(t) => {
+                    *v = t.to_rfc3339();
+                    true
+                }
+                Err(AppError::Problem(p)) => {
+                    refused.extend(p.errors);
+                    false
+                }
+                Err(_) => false,
+            }
+        });
+        let read = crate::http::command::from_form::<C>(pairs);
+        if refused.is_empty() {
+            return read;
+        }
+        if let Err(AppError::Problem(p)) = read {
+            for e in p.errors {
+                if !refused.iter().any(|r| r.field == e.field) {
+                    refused.push(e);
+                }
+            }
+        }
+        Err(AppError::validation(refused))
+    }
+
     /// Checks a form's CSRF token against the session's.
     pub fn check_csrf(&self, token: &str) -> Result<(), WebError> {
         if !self.0.csrf_token.is_empty()

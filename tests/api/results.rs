@@ -543,7 +543,7 @@ async fn several_results_are_reviewed_with_one_signing_act_all_or_nothing() {
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.body["errors"][0]["field"], "result_ids[1]");
-    for (ids, field) in [(json!([a, a]), "result_ids[1]"), (json!([]), "result_ids")] {
+    for (ids, field) in [(json!([a, a]), "result_ids"), (json!([]), "result_ids")] {
         let r = lab
             .app
             .post(

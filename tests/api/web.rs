@@ -2609,13 +2609,16 @@ async fn a_review_without_a_chosen_decision_signs_nothing() {
             refused.body.contains("looked at the raw data"),
             "{path}: the comment is kept"
         );
+        // A value not offered is refused naming the field and what it may
+        // be, the typed comment kept.
         fields.push(("decision", "approve"));
-        let unreadable = reviewer.post(path, &fields).await;
-        assert_eq!(unreadable.status, StatusCode::BAD_REQUEST, "{path}");
+        let unknown = reviewer.post(path, &fields).await;
+        assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY, "{path}");
         assert!(
-            unreadable.body.contains("could not be read"),
+            unknown.body.contains("must be one of: accept, reject")
+                && unknown.body.contains("looked at the raw data"),
             "{path}: {}",
-            unreadable.body
+            unknown.body
         );
     }
     assert_eq!(lab.count("signatures"), signatures, "nothing signed");
@@ -2717,6 +2720,78 @@ async fn a_chinese_technician_receives_every_kind_of_material_and_a_refused_form
         .await;
     assert_eq!(posted_word.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(lab.count("material_lots"), 3);
+}
+
+/// A page's form and the API's JSON body are read into the same command
+/// (`ReceiveMaterial`): the same fields are refused with the same words, every
+/// refused field is named at once, and nothing is received.
+#[actix_web::test]
+async fn a_form_and_a_json_body_are_read_into_one_command_and_refused_alike() {
+    let lab = Lab::msc().await;
+    let mut tech = Browser::as_tech(&lab).await;
+    let list = tech.get("/materials").await;
+    let token = Browser::csrf(&list);
+    let long = "x".repeat(201);
+    let form = tech
+        .post(
+            "/materials",
+            &[
+                ("csrf", &token),
+                ("code", "-CD73"),
+                ("name", &long),
+                ("lot_number", "L1"),
+                ("kind", "reagent"),
+                ("expires_at", "2031-01-01T10:00"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        form.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        form.body
+    );
+    let api = lab
+        .app
+        .post(
+            "/api/v1/materials",
+            &lab.tech,
+            json!({"code": "-CD73", "name": long, "lot_number": "L1",
+                   "expires_at": "2031-01-01T10:00:00Z"}),
+        )
+        .await;
+    assert_eq!(api.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", api.body);
+    let mut named: Vec<(String, String)> = api.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["field"].as_str().unwrap().to_owned(),
+                e["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    named.sort();
+    assert_eq!(
+        named,
+        vec![
+            (
+                "code".to_owned(),
+                "letters, digits, . _ - only, starting with a letter or digit".to_owned()
+            ),
+            ("kind".to_owned(), "is required".to_owned()),
+            (
+                "name".to_owned(),
+                "must be 1 to 200 printable characters on one line".to_owned()
+            ),
+        ]
+    );
+    // The page names the same two typed fields in the same words.
+    for (_, words) in named.iter().filter(|(f, _)| f != "kind") {
+        assert!(form.body.contains(words.as_str()), "{words}: {}", form.body);
+    }
+    assert_eq!(lab.count("material_lots"), 0);
 }
 
 /// A creating form carries a one-time key: the same custody form sent twice

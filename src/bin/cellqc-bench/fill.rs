@@ -700,12 +700,12 @@ fn cytometers(conn: &mut PgConnection) -> anyhow::Result<Vec<Uuid>> {
                 cellqc::services::instruments::register(
                     conn,
                     &qa,
-                    &cellqc::services::instruments::NewInstrument {
-                        code,
-                        name: format!("Generated flow cytometer {k}"),
-                        kind: cellqc::demo::FLOW_CYTOMETER.to_owned(),
-                        location: Some("QC laboratory 1".to_owned()),
-                    },
+                    &serde_json::from_value(serde_json::json!({
+                        "code": code,
+                        "name": format!("Generated flow cytometer {k}"),
+                        "kind": cellqc::demo::FLOW_CYTOMETER,
+                        "location": "QC laboratory 1",
+                    }))?,
                 )
                 .map_err(|e| anyhow::anyhow!("{e}"))?
                 .id

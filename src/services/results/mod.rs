@@ -345,9 +345,7 @@ pub fn review_result(
     rules: &SigningRules,
     actor: &Actor,
     result_id: Uuid,
-    decision: Decision,
-    password: &str,
-    comment: Option<&str>,
+    input: &ReviewResult,
 ) -> Result<ResultView, AppError> {
     let reviewed = review(
         conn,
@@ -355,9 +353,9 @@ pub fn review_result(
             rules,
             actor,
             ids: &[result_id],
-            decision,
-            password,
-            comment,
+            decision: input.decision,
+            password: &input.password,
+            comment: input.comment.as_deref(),
         },
         |_, e| e,
     )?;
@@ -367,8 +365,7 @@ pub fn review_result(
         .ok_or_else(|| result_not_found(result_id))
 }
 
-/// The most results one signing act may review.
-pub const MAX_REVIEW_AT_ONCE: usize = 200;
+pub use crate::domain::result::{MAX_REVIEW_AT_ONCE, ReviewResult, ReviewResults};
 
 /// Reviews several results with one signing act (signed): one signature row
 /// per result, all or nothing. A refusal of any result refuses them all and
@@ -377,32 +374,14 @@ pub fn review_results(
     conn: &mut PgConnection,
     rules: &SigningRules,
     actor: &Actor,
-    ids: &[Uuid],
-    decision: Decision,
-    password: &str,
-    comment: Option<&str>,
+    input: &ReviewResults,
 ) -> Result<Vec<ResultView>, AppError> {
-    if ids.is_empty() {
-        return Err(AppError::invalid_field_said(
-            "result_ids",
-            "fe-name-at-least-one-result",
-        ));
-    }
-    if ids.len() > MAX_REVIEW_AT_ONCE {
-        return Err(AppError::invalid_field_with(
-            "result_ids",
-            "fe-at-most-results-in-one-act",
-            &[("max", MAX_REVIEW_AT_ONCE.to_string())],
-        ));
-    }
-    let mut seen = HashSet::new();
-    if let Some(i) = ids.iter().position(|id| !seen.insert(*id)) {
-        return Err(AppError::invalid_field_with(
-            format!("result_ids[{i}]"),
-            "fe-names-a-result-already-in-the-list",
-            &[],
-        ));
-    }
+    let ids: &[Uuid] = &input.result_ids;
+    let (decision, password, comment) = (
+        input.decision,
+        input.password.as_str(),
+        input.comment.as_deref(),
+    );
     review(
         conn,
         &Review {

@@ -12,10 +12,7 @@
 
 use serde_json::{Map, Value, json};
 
-/// Characters `domain::text` refuses on one line (`char::is_control`).
-const CONTROL: &str = r"\u0000-\u001F\u007F-\u009F";
-/// ... and in a text that may span lines (tab, LF and CR allowed).
-const CONTROL_MULTILINE: &str = r"\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F";
+use crate::domain::value::{BLANK, CONTROL, CONTROL_MULTILINE, text_pattern};
 
 /// How the server reads one field.
 #[derive(Debug, Clone, Copy)]
@@ -123,38 +120,19 @@ const RULES: &[(&str, &str, Rule)] = &[
     ),
 ];
 
-/// What `str::trim` removes (`char::is_whitespace`), spelled out: a
-/// regex `\s` means more in some engines (U+001C to U+001F) and less in others.
-const BLANK: &str =
-    r"[\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
-/// A character that is neither blank nor a control character.
-const SOLID: &str =
-    r"[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
-
-/// A text whose trimmed part holds 1 to `max` characters, none a `control`
-/// character; blanks around it are trimmed by the server, so the bound is
-/// on the trimmed part (in the pattern, not `maxLength`). `optional`: blank
-/// as a whole is also accepted (it counts as absent).
-fn text_pattern(control: &str, max: u32, optional: bool) -> String {
-    let inner = max.saturating_sub(2);
-    let body = format!("{SOLID}(?:[^{control}]{{0,{inner}}}{SOLID})?");
-    let body = if optional {
-        format!("(?:{body})?")
-    } else {
-        body
-    };
-    format!("^{BLANK}*{body}{BLANK}*$")
-}
-
 /// The schema keywords of a rule (merged into the field's schema).
 fn keywords(rule: Rule) -> Value {
     match rule {
-        Rule::Line(n) => json!({"minLength": 1, "pattern": text_pattern(CONTROL, n, false)}),
-        Rule::Note(n) => {
-            json!({"minLength": 1, "pattern": text_pattern(CONTROL_MULTILINE, n, false)})
+        Rule::Line(n) => {
+            json!({"minLength": 1, "pattern": text_pattern(CONTROL, n as usize, false)})
         }
-        Rule::OptionalLine(n) => json!({"pattern": text_pattern(CONTROL, n, true)}),
-        Rule::OptionalNote(n) => json!({"pattern": text_pattern(CONTROL_MULTILINE, n, true)}),
+        Rule::Note(n) => {
+            json!({"minLength": 1, "pattern": text_pattern(CONTROL_MULTILINE, n as usize, false)})
+        }
+        Rule::OptionalLine(n) => json!({"pattern": text_pattern(CONTROL, n as usize, true)}),
+        Rule::OptionalNote(n) => {
+            json!({"pattern": text_pattern(CONTROL_MULTILINE, n as usize, true)})
+        }
         Rule::ProductCode(n) => json!({"minLength": 1, "pattern":
             format!("^{BLANK}*[A-Za-z0-9._-]{{1,{n}}}{BLANK}*$")}),
         Rule::OneOf(values) => json!({"enum": values}),

@@ -60,21 +60,21 @@ pub fn words_of(message: &str) -> Option<Words> {
 
 /// What `str::trim` removes (`char::is_whitespace`), spelled out: a regex
 /// `\s` means more in some engines (U+001C to U+001F) and less in others.
-const BLANK: &str =
+pub const BLANK: &str =
     r"[\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
 /// A character that is neither blank nor a control character.
-const SOLID: &str =
+pub const SOLID: &str =
     r"[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
 /// Characters refused on one line (`char::is_control`).
-const CONTROL: &str = r"\u0000-\u001F\u007F-\u009F";
+pub const CONTROL: &str = r"\u0000-\u001F\u007F-\u009F";
 /// ... and in a text that may span lines (tab, LF and CR allowed).
-const CONTROL_MULTILINE: &str = r"\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F";
+pub const CONTROL_MULTILINE: &str = r"\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F";
 
 /// A text whose trimmed part holds 1 to `max` characters, none a `control`
 /// character; blanks around it are trimmed, so the bound is on the trimmed
 /// part (in the pattern, not `maxLength`). `optional`: blank as a whole is
 /// also accepted (it counts as absent).
-fn text_pattern(control: &str, max: usize, optional: bool) -> String {
+pub fn text_pattern(control: &str, max: usize, optional: bool) -> String {
     let inner = max.saturating_sub(2);
     let body = format!("{SOLID}(?:[^{control}]{{0,{inner}}}{SOLID})?");
     let body = if optional {

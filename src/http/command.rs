@@ -65,7 +65,8 @@ fn join(parent: &str, name: &str) -> String {
 /// are some (`field-required-decision`: "choose whether you accept or
 /// reject"), else "is required".
 fn required(field: String) -> FieldError {
-    let specific = format!("field-required-{field}");
+    // The message id is this prefix and the field's name.
+    let specific = ["field", "-required-", field.as_str()].concat();
     let words = if crate::i18n::Locale::En.has(&specific) {
         Words {
             id: specific.into(),

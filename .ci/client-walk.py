@@ -24,14 +24,14 @@ from cellqc_client.models import (
     BatchHistory,
     BatchView,
     CreateBatch,
+    Decision,
     LoginRequest,
     LoginResponse,
     PageProductView,
     Readiness,
     RecordResult,
     ResultView,
-    ReviewBody,
-    ReviewBodyDecision,
+    ReviewResult,
 )
 
 base, password = sys.argv[1], sys.argv[2]
@@ -73,7 +73,7 @@ assert result.outcome.value == "pass" and result.status.value == "recorded", res
 print(f"recorded DOSE {result.value}: {result.outcome.value}")
 
 reviewer = signed_in("reviewer")
-reviewed = review_result.sync(result.id, client=reviewer, body=ReviewBody(decision=ReviewBodyDecision.ACCEPT, password=password))
+reviewed = review_result.sync(result.id, client=reviewer, body=ReviewResult(decision=Decision.ACCEPT, password=password))
 assert isinstance(reviewed, ResultView), f"review: {reviewed}"
 assert reviewed.status.value == "reviewed", reviewed
 print(f"reviewed by {reviewed.signatures[0].signer.full_name}")

@@ -5,11 +5,11 @@
 
 use crate::db::models::UserRow;
 use crate::db::schema::{products, users};
-use crate::domain::spec::TestDefInput;
+use crate::domain::spec::{CreateProduct, CreateSpecification};
 use crate::error::AppError;
 use crate::i18n::Locale;
 use crate::services::Actor;
-use crate::services::products::{NewProductInput, approve_spec, create_product, create_spec};
+use crate::services::products::{approve_spec, create_product, create_spec};
 use crate::services::signatures::SigningRules;
 use crate::services::users::{NewUserInput, create_user};
 use diesel::pg::PgConnection;
@@ -63,6 +63,12 @@ pub fn controlled_tests(spec: &Value) -> Vec<(String, Option<String>)> {
 /// A command built as a request sends it, read by the same rules.
 fn command<C: serde::de::DeserializeOwned>(v: Value) -> Result<C, AppError> {
     serde_json::from_value(v)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("the demo data breaks a rule: {e}")))
+}
+
+/// A command read from JSON text (which keeps a decimal as written).
+fn command_text<C: serde::de::DeserializeOwned>(text: &str) -> Result<C, AppError> {
+    serde_json::from_str(text)
         .map_err(|e| AppError::Internal(anyhow::anyhow!("the demo data breaks a rule: {e}")))
 }
 
@@ -204,29 +210,6 @@ pub fn ipsc_spec() -> Value {
     ]})
 }
 
-/// The tests of a specification JSON, read exactly as `POST
-/// /products/{id}/specifications` reads them.
-pub fn tests_of(spec: &Value) -> Result<Vec<TestDefInput>, serde_json::Error> {
-    // Through text: the body type keeps decimals as the raw JSON they were.
-    let bodies: Vec<crate::api::products::TestDefBody> =
-        serde_json::from_str(&spec["tests"].to_string())?;
-    Ok(bodies.into_iter().map(Into::into).collect())
-}
-
-fn product_input(p: &Value) -> NewProductInput {
-    let text = |k: &str| p[k].as_str().unwrap_or_default().to_owned();
-    let raw = |k: &str| p.get(k).filter(|v| !v.is_null()).map(Value::to_string);
-    NewProductInput {
-        code: text("code"),
-        name: text("name"),
-        product_type: text("product_type"),
-        storage_min_c: raw("storage_min_c"),
-        storage_max_c: raw("storage_max_c"),
-        release_signatures_required: p["release_signatures_required"].as_i64(),
-        audit_review_required: p["audit_review_required"].as_bool().unwrap_or(false),
-    }
-}
-
 fn demo_actor(conn: &mut PgConnection, username: &str) -> Result<Actor, AppError> {
     let row: UserRow = users::table
         .filter(users::username.eq(username))
@@ -271,25 +254,25 @@ pub fn load(conn: &mut PgConnection, rules: &SigningRules) -> Result<Vec<String>
         (ipsc_bank_product(), ipsc_bank_spec()),
         (ipsc_product(), ipsc_spec()),
     ] {
-        let input = product_input(&product);
+        let input: CreateProduct = command_text(&product.to_string())?;
         let exists: i64 = products::table
-            .filter(products::code.eq(&input.code))
+            .filter(products::code.eq(input.code.as_str()))
             .count()
             .get_result(conn)?;
         if exists > 0 {
             continue;
         }
         let p = create_product(conn, &author, &input)?;
-        let tests = tests_of(&spec)?;
-        let version = spec.get("version").and_then(Value::as_str).unwrap_or("1.0");
-        let draft = create_spec(conn, &author, p.id, version, &tests)?;
+        // Through text: a decimal is kept as the JSON it was written as.
+        let cmd: CreateSpecification = command_text(&spec.to_string())?;
+        let version = cmd.version.as_str().to_owned();
+        let draft = create_spec(conn, &author, p.id, &cmd)?;
         approve_spec(
             conn,
             rules,
             &approver,
             draft.id,
-            DEMO_PASSWORD,
-            Some("demo reference panel"),
+            &command(json!({"password": DEMO_PASSWORD, "reason": "demo reference panel"}))?,
         )?;
         created.push(format!(
             "product {} with effective specification {version}",
@@ -329,7 +312,7 @@ pub fn history_batch_number(i: usize) -> String {
 fn load_history(conn: &mut PgConnection, rules: &SigningRules) -> Result<Vec<String>, AppError> {
     use crate::db::schema::{batches, instruments, material_lots};
     use crate::services::batches::{NewBatchInput, create_batch};
-    use crate::services::release::{ReleaseRequest, release};
+    use crate::services::release::release;
     use crate::services::results::{NewResultInput, record_result, review_results};
     use chrono::{Duration, Utc};
     let exists: i64 = batches::table
@@ -339,7 +322,11 @@ fn load_history(conn: &mut PgConnection, rules: &SigningRules) -> Result<Vec<Str
     if exists > 0 {
         return Ok(Vec::new());
     }
-    let code = product_input(&msc_product()).code;
+    let code = msc_product()
+        .get("code")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let product: uuid::Uuid = products::table
         .filter(products::code.eq(&code))
         .select(products::id)
@@ -425,11 +412,10 @@ fn load_history(conn: &mut PgConnection, rules: &SigningRules) -> Result<Vec<Str
             rules,
             &qa,
             batch.id,
-            &ReleaseRequest {
-                password: DEMO_PASSWORD.to_owned(),
-                comment: Some("demo history".to_owned()),
-                ..ReleaseRequest::default()
-            },
+            &command(json!({
+                "password": DEMO_PASSWORD,
+                "comment": "demo history",
+            }))?,
         )?;
     }
     Ok(vec![format!(
@@ -522,13 +508,12 @@ fn load_lab(conn: &mut PgConnection, rules: &SigningRules) -> Result<Vec<String>
                 rules,
                 &qa,
                 tech.id,
-                &qual::GrantInput {
-                    test_code: code,
-                    valid_from: None,
-                    valid_until: now + Duration::days(365),
-                    password: DEMO_PASSWORD.to_owned(),
-                    reason: Some("demo training record".to_owned()),
-                },
+                &command(json!({
+                    "test_code": code,
+                    "valid_until": now + Duration::days(365),
+                    "password": DEMO_PASSWORD,
+                    "reason": "demo training record",
+                }))?,
             )?;
         }
         created.push(format!(

@@ -12,27 +12,19 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::domain::value::{BLANK, CONTROL, CONTROL_MULTILINE, text_pattern};
+use crate::domain::value::{CONTROL, text_pattern};
 
 /// How the server reads one field.
 #[derive(Debug, Clone, Copy)]
 enum Rule {
     /// A required single line: at least one printable character, at most `n`.
     Line(u32),
-    /// A required text that may span lines.
-    Note(u32),
     /// An optional single line (blank: absent).
     OptionalLine(u32),
-    /// An optional text that may span lines (blank: absent).
-    OptionalNote(u32),
-    /// A product code: letters, digits and `. _ -` in any order.
-    ProductCode(u32),
     /// One of these values.
     OneOf(&'static [&'static str]),
     /// A list of at least one item.
     NotEmpty,
-    /// An integer in this range.
-    Between(i64, i64),
     /// An object with at least one entry.
     SomeEntries,
     /// At most `n` characters, none a control character (a search box).
@@ -42,41 +34,9 @@ enum Rule {
 /// (schema or operationId, field, rule). A request body's fields are found
 /// by its component schema's name, a query parameter's by its operation.
 const RULES: &[(&str, &str, Rule)] = &[
-    ("ApproveSpecification", "reason", Rule::OptionalNote(2000)),
-    ("AuditReviewBody", "comment", Rule::OptionalNote(2000)),
-    ("AuditReviewBody", "up_to_seq", Rule::Between(1, i64::MAX)),
-    (
-        "CustodyBody",
-        "event",
-        Rule::OneOf(&[
-            "received",
-            "stored",
-            "shipped",
-            "delivered",
-            "administered",
-            "destroyed",
-        ]),
-    ),
-    ("CustodyBody", "location", Rule::Line(200)),
-    ("CustodyBody", "party", Rule::Line(200)),
-    ("DispositionBody", "reason", Rule::Note(10_000)),
-    ("GrantQualification", "test_code", Rule::Line(40)),
-    ("GrantQualification", "reason", Rule::OptionalNote(2000)),
     ("ImportBody", "filename", Rule::Line(255)),
     ("MappingBody", "name", Rule::Line(80)),
     ("MappingBody", "mapping", Rule::SomeEntries),
-    ("ReleaseBody", "comment", Rule::OptionalNote(2000)),
-    ("RevokeQualification", "reason", Rule::Note(2000)),
-    ("CreateProduct", "code", Rule::ProductCode(40)),
-    ("CreateProduct", "name", Rule::Line(200)),
-    ("CreateProduct", "product_type", Rule::Line(100)),
-    (
-        "CreateProduct",
-        "release_signatures_required",
-        Rule::Between(1, 2),
-    ),
-    ("CreateSpecification", "version", Rule::Line(40)),
-    ("CreateSpecification", "tests", Rule::NotEmpty),
     ("CreateUser", "roles", Rule::NotEmpty),
     ("PatchUser", "roles", Rule::NotEmpty),
     // Query parameters, by operation.
@@ -126,18 +86,9 @@ fn keywords(rule: Rule) -> Value {
         Rule::Line(n) => {
             json!({"minLength": 1, "pattern": text_pattern(CONTROL, n as usize, false)})
         }
-        Rule::Note(n) => {
-            json!({"minLength": 1, "pattern": text_pattern(CONTROL_MULTILINE, n as usize, false)})
-        }
         Rule::OptionalLine(n) => json!({"pattern": text_pattern(CONTROL, n as usize, true)}),
-        Rule::OptionalNote(n) => {
-            json!({"pattern": text_pattern(CONTROL_MULTILINE, n as usize, true)})
-        }
-        Rule::ProductCode(n) => json!({"minLength": 1, "pattern":
-            format!("^{BLANK}*[A-Za-z0-9._-]{{1,{n}}}{BLANK}*$")}),
         Rule::OneOf(values) => json!({"enum": values}),
         Rule::NotEmpty => json!({"minItems": 1}),
-        Rule::Between(min, max) => json!({"minimum": min, "maximum": max}),
         Rule::SomeEntries => json!({"minProperties": 1}),
         Rule::Plain(n) => json!({"maxLength": n, "pattern": format!("^[^{CONTROL}]*$")}),
     }

@@ -1,33 +1,15 @@
 //! `/products` and `/specifications`.
 
 use super::create;
-use super::extract::{Creation, Json, PageQuery, Query, raw_text};
-use crate::domain::spec::TestDefInput;
+use super::extract::{Creation, Json, PageQuery, Query};
+use crate::domain::spec::{ApproveSpecification, CreateProduct, CreateSpecification};
 use crate::error::AppError;
 use crate::http::auth::{ApprovesSpecs, Authorized, CurrentUser, DefinesProducts};
 use crate::http::{Db, ReportDb};
-use crate::services::products::{self as svc, NewProductInput, ProductView};
+use crate::services::products::{self as svc, ProductView};
 use actix_web::{HttpResponse, get, post, web};
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use uuid::Uuid;
-
-/// `POST /products` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateProduct {
-    code: String,
-    name: String,
-    product_type: String,
-    #[schema(value_type = Option<crate::api::openapi::DecimalInput>)]
-    storage_min_c: Option<Box<RawValue>>,
-    #[schema(value_type = Option<crate::api::openapi::DecimalInput>)]
-    storage_max_c: Option<Box<RawValue>>,
-    release_signatures_required: Option<i64>,
-    /// QA must sign a review of each batch's audit trail before release
-    /// (default false).
-    audit_review_required: Option<bool>,
-}
 
 /// Creates a product (QA).
 #[utoipa::path(tag = "products", request_body = CreateProduct, params(crate::api::IdempotencyHeader), responses((status = 201, body = ProductView), crate::api::openapi::Problems))]
@@ -37,17 +19,7 @@ pub async fn create_product(
     qa: Authorized<DefinesProducts>,
     req: Creation<CreateProduct>,
 ) -> Result<HttpResponse, AppError> {
-    let (body, idempotency) = req.parse()?;
-    let b = body;
-    let input = NewProductInput {
-        code: b.code,
-        name: b.name,
-        product_type: b.product_type,
-        storage_min_c: b.storage_min_c.as_deref().map(raw_text),
-        storage_max_c: b.storage_max_c.as_deref().map(raw_text),
-        release_signatures_required: b.release_signatures_required,
-        audit_review_required: b.audit_review_required.unwrap_or(false),
-    };
+    let (input, idempotency) = req.parse()?;
     let actor = qa.actor.clone();
     create(db, actor.id, idempotency, move |c| {
         svc::create_product(c, &actor, &input)
@@ -81,64 +53,6 @@ pub async fn get_product(
     Ok(HttpResponse::Ok().json(ProductView::from(&p)))
 }
 
-/// A test of a specification as submitted (`test_def`).
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TestDefBody {
-    code: String,
-    name: String,
-    method: String,
-    kind: String,
-    unit: Option<String>,
-    #[schema(value_type = Option<crate::api::openapi::DecimalInput>)]
-    min: Option<Box<RawValue>>,
-    #[schema(value_type = Option<crate::api::openapi::DecimalInput>)]
-    max: Option<Box<RawValue>>,
-    min_inclusive: Option<bool>,
-    max_inclusive: Option<bool>,
-    decimals: Option<i64>,
-    options: Option<Vec<String>>,
-    allowed: Option<Vec<String>>,
-    required: Option<bool>,
-    pending_release_allowed: Option<bool>,
-    /// Only an analyst qualified for this test code may record it (default false).
-    qualification_required: Option<bool>,
-    /// The kind of instrument it is measured on (`flow_cytometer`); results
-    /// then name an instrument of that kind, in service when performed.
-    instrument_kind: Option<String>,
-}
-
-impl From<TestDefBody> for TestDefInput {
-    fn from(t: TestDefBody) -> Self {
-        TestDefInput {
-            code: t.code,
-            name: t.name,
-            method: t.method,
-            kind: t.kind,
-            unit: t.unit,
-            min: t.min.as_deref().map(raw_text),
-            max: t.max.as_deref().map(raw_text),
-            min_inclusive: t.min_inclusive,
-            max_inclusive: t.max_inclusive,
-            decimals: t.decimals,
-            options: t.options,
-            allowed: t.allowed,
-            required: t.required,
-            pending_release_allowed: t.pending_release_allowed,
-            qualification_required: t.qualification_required,
-            instrument_kind: t.instrument_kind,
-        }
-    }
-}
-
-/// `POST /products/{id}/specifications` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateSpecification {
-    version: String,
-    tests: Vec<TestDefBody>,
-}
-
 /// Creates a draft specification (QA).
 #[utoipa::path(tag = "specifications", request_body = CreateSpecification, params(crate::api::IdempotencyHeader), responses((status = 201, body = crate::services::products::SpecView), crate::api::openapi::Problems))]
 #[post("/products/{id}/specifications")]
@@ -148,13 +62,11 @@ pub async fn create_specification(
     id: web::Path<Uuid>,
     req: Creation<CreateSpecification>,
 ) -> Result<HttpResponse, AppError> {
-    let (body, idempotency) = req.parse()?;
+    let (cmd, idempotency) = req.parse()?;
     let product_id = id.into_inner();
-    let version = body.version;
-    let tests: Vec<TestDefInput> = body.tests.into_iter().map(Into::into).collect();
     let actor = qa.actor.clone();
     create(db, actor.id, idempotency, move |c| {
-        svc::create_spec(c, &actor, product_id, &version, &tests)
+        svc::create_spec(c, &actor, product_id, &cmd)
     })
     .await
 }
@@ -185,14 +97,6 @@ pub async fn get_specification(
     Ok(HttpResponse::Ok().json(spec))
 }
 
-/// `POST /specifications/{id}/approve` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ApproveSpecification {
-    password: String,
-    reason: Option<String>,
-}
-
 /// Approves a draft (QA, not its author; signed).
 #[utoipa::path(tag = "specifications", request_body = ApproveSpecification, responses((status = 200, body = crate::services::products::SpecView), crate::api::openapi::Problems))]
 #[post("/specifications/{id}/approve")]
@@ -206,16 +110,7 @@ pub async fn approve_specification(
     let id = id.into_inner();
     let rules = db.state().signing.clone();
     let spec = db
-        .run(move |c| {
-            svc::approve_spec(
-                c,
-                &rules,
-                &qa.actor,
-                id,
-                &body.password,
-                body.reason.as_deref(),
-            )
-        })
+        .run(move |c| svc::approve_spec(c, &rules, &qa.actor, id, &body))
         .await?;
     Ok(HttpResponse::Ok().json(spec))
 }

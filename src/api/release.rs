@@ -1,15 +1,16 @@
 //! `/batches/{id}/release-readiness`, `/release`, `/reject`, `/recall`.
 
 use super::extract::Json;
+use crate::domain::audit_review::SignAuditReview;
+use crate::domain::release::{DisposeBatch, ReleaseBatch};
 use crate::error::AppError;
 use crate::http::Db;
 use crate::http::auth::{
     AuditReader, Authorized, CurrentUser, Recalls, Rejects, Releases, ReviewsAuditTrails,
 };
 use crate::services::Actor;
-use crate::services::release::{self as svc, Disposition, ReleaseRequest};
+use crate::services::release::{self as svc, Disposition};
 use actix_web::{HttpResponse, get, post, web};
-use serde::Deserialize;
 use uuid::Uuid;
 
 /// Every blocker standing between the batch and release.
@@ -40,70 +41,37 @@ pub async fn audit_review(
     Ok(HttpResponse::Ok().json(view))
 }
 
-/// `POST /batches/{id}/audit-review` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AuditReviewBody {
-    password: String,
-    /// The chain's last position as the review page showed it.
-    #[schema(minimum = 1)]
-    #[serde(deserialize_with = "super::extract::integral")]
-    up_to_seq: i64,
-    comment: Option<String>,
-}
-
 /// Signs the review of the batch's audit trail up to its last entry (QA,
 /// independent as for release; signed `audit_trail_reviewed`).
-#[utoipa::path(tag = "release", request_body = AuditReviewBody, responses((status = 200, body = crate::services::audit_review::AuditReviewView), crate::api::openapi::Problems))]
+#[utoipa::path(tag = "release", request_body = SignAuditReview, responses((status = 200, body = crate::services::audit_review::AuditReviewView), crate::api::openapi::Problems))]
 #[post("/batches/{id}/audit-review")]
 pub async fn sign_audit_review(
     db: Db,
     qa: Authorized<ReviewsAuditTrails>,
     id: web::Path<Uuid>,
-    body: Json<AuditReviewBody>,
+    body: Json<SignAuditReview>,
 ) -> Result<HttpResponse, AppError> {
-    let body = body.parse()?;
+    let req = body.parse()?;
     let id = id.into_inner();
     let rules = db.state().signing.clone();
-    let req = crate::services::audit_review::ReviewRequest {
-        password: body.password,
-        up_to_seq: body.up_to_seq,
-        comment: body.comment,
-    };
     let view = db
         .run(move |c| crate::services::audit_review::sign_review(c, &rules, &qa.actor, id, &req))
         .await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
-/// `POST /batches/{id}/release` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReleaseBody {
-    password: String,
-    comment: Option<String>,
-    conditional: Option<bool>,
-    justification: Option<String>,
-}
-
 /// Releases the batch (QA, independent; signed).
-#[utoipa::path(tag = "release", request_body = ReleaseBody, responses((status = 200, body = crate::services::batch_record::views::BatchDetail), crate::api::openapi::Problems))]
+#[utoipa::path(tag = "release", request_body = ReleaseBatch, responses((status = 200, body = crate::services::batch_record::views::BatchDetail), crate::api::openapi::Problems))]
 #[post("/batches/{id}/release")]
 pub async fn release_batch(
     db: Db,
     qa: Authorized<Releases>,
     id: web::Path<Uuid>,
-    body: Json<ReleaseBody>,
+    body: Json<ReleaseBatch>,
 ) -> Result<HttpResponse, AppError> {
-    let body = body.parse()?;
+    let req = body.parse()?;
     let id = id.into_inner();
     let rules = db.state().signing.clone();
-    let req = ReleaseRequest {
-        password: body.password,
-        comment: body.comment,
-        conditional: body.conditional.unwrap_or(false),
-        justification: body.justification,
-    };
     let key = rules.seal.verifying();
     let batch = db
         .run(move |c| {
@@ -115,37 +83,29 @@ pub async fn release_batch(
     Ok(HttpResponse::Ok().json(batch))
 }
 
-/// `POST /batches/{id}/reject` and `/recall` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DispositionBody {
-    password: String,
-    reason: String,
-}
-
 async fn dispose(
     db: Db,
     actor: Actor,
     id: Uuid,
-    body: Json<DispositionBody>,
+    body: Json<DisposeBatch>,
     what: Disposition,
 ) -> Result<HttpResponse, AppError> {
     let body = body.parse()?;
     let rules = db.state().signing.clone();
     let batch = db
-        .run(move |c| svc::dispose(c, &rules, &actor, id, what, &body.password, &body.reason))
+        .run(move |c| svc::dispose(c, &rules, &actor, id, what, &body))
         .await?;
     Ok(HttpResponse::Ok().json(batch))
 }
 
 /// Rejects the batch (QA; signed, with a reason).
-#[utoipa::path(tag = "release", request_body = DispositionBody, responses((status = 200, body = crate::services::batch_record::views::BatchDetail), crate::api::openapi::Problems))]
+#[utoipa::path(tag = "release", request_body = DisposeBatch, responses((status = 200, body = crate::services::batch_record::views::BatchDetail), crate::api::openapi::Problems))]
 #[post("/batches/{id}/reject")]
 pub async fn reject_batch(
     db: Db,
     qa: Authorized<Rejects>,
     id: web::Path<Uuid>,
-    body: Json<DispositionBody>,
+    body: Json<DisposeBatch>,
 ) -> Result<HttpResponse, AppError> {
     dispose(
         db,
@@ -158,13 +118,13 @@ pub async fn reject_batch(
 }
 
 /// Recalls a released batch (QA; signed, with a reason).
-#[utoipa::path(tag = "release", request_body = DispositionBody, responses((status = 200, body = crate::services::batch_record::views::BatchDetail), crate::api::openapi::Problems))]
+#[utoipa::path(tag = "release", request_body = DisposeBatch, responses((status = 200, body = crate::services::batch_record::views::BatchDetail), crate::api::openapi::Problems))]
 #[post("/batches/{id}/recall")]
 pub async fn recall_batch(
     db: Db,
     qa: Authorized<Recalls>,
     id: web::Path<Uuid>,
-    body: Json<DispositionBody>,
+    body: Json<DisposeBatch>,
 ) -> Result<HttpResponse, AppError> {
     dispose(
         db,

@@ -6,11 +6,26 @@
 //! an action this rule does not know (shown, never hidden).
 
 use crate::domain::audit_event::{AuditEvent, CustodyRecorded, Recorded, ResultRecorded, payload};
+use crate::domain::value::{Between, OptionalNote};
 use chrono::Duration;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use strum::IntoStaticStr;
 use utoipa::ToSchema;
+
+/// `POST /batches/{id}/audit-review` (and the review page): QA signs that
+/// the batch's trail was read up to its last entry.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignAuditReview {
+    /// The signer's password.
+    pub password: String,
+    /// The chain's last position as the review page showed it.
+    pub up_to_seq: Between<1, { i64::MAX }>,
+    /// Optional comment.
+    #[serde(default)]
+    pub comment: OptionalNote<2000>,
+}
 
 /// How long after `performed_at` a first result is still a routine entry.
 pub const LATE_AFTER_HOURS: i64 = 72;

@@ -3,10 +3,46 @@
 
 use super::batch::BatchStatus;
 use super::decimal::Decimal;
+use super::value::{Line, OptionalLine, OptionalNote};
 use chrono::{DateTime, SubsecRound, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use strum::{EnumString, IntoStaticStr};
 use utoipa::ToSchema;
+
+/// `POST /batches/{id}/custody` (and the batch's custody page): one event
+/// as reported. A temperature outside the product's storage range is
+/// recorded (facts are never refused) and opens a deviation.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordCustody {
+    /// What happened.
+    pub event: CustodyEvent,
+    /// When (not in the future).
+    pub occurred_at: DateTime<Utc>,
+    /// Where.
+    pub location: Line<200>,
+    /// Who handed over or received.
+    pub party: Line<200>,
+    /// Temperature in °C, as read.
+    #[serde(default)]
+    pub temperature_c: Option<Decimal>,
+    /// The container (bag) id.
+    #[serde(default)]
+    pub container_id: OptionalLine<100>,
+    /// The patient it is for (administration).
+    #[serde(default)]
+    pub recipient_id: OptionalLine<100>,
+    /// An internal movement (a transfer between stores).
+    #[serde(default)]
+    pub internal: Option<bool>,
+    /// Notes.
+    #[serde(default)]
+    pub notes: OptionalNote<2000>,
+    /// The DIN scanned from the bag's label (barcode content or the DIN as
+    /// printed); a mismatch is `409 identity_mismatch` and records nothing.
+    #[serde(default)]
+    pub scanned_din: Option<String>,
+}
 
 /// A custody event.
 #[derive(

@@ -2,8 +2,41 @@
 //! qualifies an analyst per test code until a date, never themselves; a test
 //! that requires it is recorded only by someone qualified at `performed_at`.
 
+use super::value::{Line, Note, OptionalNote};
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use uuid::Uuid;
+
+/// `POST /users/{id}/qualifications` (and the matrix page): QA qualifies a
+/// person for a test until a date (signed `qualification_granted`).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantQualification {
+    /// A test code of some specification (`CD73`).
+    pub test_code: Line<40>,
+    /// When the training was completed, when it is recorded later: not in
+    /// the future, at most a year back; default now.
+    #[serde(default)]
+    pub valid_from: Option<DateTime<Utc>>,
+    /// In the future, at most three years ahead.
+    pub valid_until: DateTime<Utc>,
+    /// The signer's password.
+    pub password: String,
+    /// The training record or assessment it rests on.
+    #[serde(default)]
+    pub reason: OptionalNote<2000>,
+}
+
+/// `POST /qualifications/{id}/revoke` (and the matrix page): QA withdraws a
+/// qualification (signed `qualification_revoked`).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeQualification {
+    /// Why.
+    pub reason: Note<2000>,
+    /// The signer's password.
+    pub password: String,
+}
 
 /// One grant, as the rules read it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -677,7 +677,7 @@ pub(crate) mod tests {
                 method: "7-AAD".into(),
                 kind: "numeric".into(),
                 unit: Some("%".into()),
-                min: Some("80".into()),
+                min: Some(crate::domain::decimal::DecimalText::typed("80")),
                 ..Default::default()
             },
             TestDefInput {

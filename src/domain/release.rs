@@ -8,9 +8,39 @@ use super::batch::BatchStatus;
 use super::result::{ResultFacts, ResultStatus, current_result};
 use super::signature::Meaning;
 use super::spec::{Outcome, TestDef};
+use super::value::{Note, OptionalNote};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+/// `POST /batches/{id}/release` (and the release page): the Qualified
+/// Person's signed certification.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseBatch {
+    /// The signer's password.
+    pub password: String,
+    /// Optional comment.
+    #[serde(default)]
+    pub comment: OptionalNote<2000>,
+    /// A conditional release (Annex 16 §3.6), which needs a justification.
+    #[serde(default)]
+    pub conditional: Option<bool>,
+    /// Why the batch is released before every result is in.
+    #[serde(default)]
+    pub justification: OptionalNote<10_000>,
+}
+
+/// `POST /batches/{id}/reject` and `/recall` (and their pages): signed,
+/// with a reason.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisposeBatch {
+    /// The signer's password.
+    pub password: String,
+    /// Why.
+    pub reason: Note<10_000>,
+}
 
 /// Why a batch can't be released.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -490,7 +520,7 @@ mod tests {
             name: "viability".into(),
             method: "m".into(),
             kind: "numeric".into(),
-            min: Some("80".into()),
+            min: Some(crate::domain::decimal::DecimalText::typed("80")),
             ..Default::default()
         };
         viab.unit = Some("%".into());

@@ -6,9 +6,10 @@
 //! pass when they are one of `allowed` (trimmed, case-insensitive).
 
 use super::FieldError;
-use super::decimal::{Decimal, round_half_up};
+use super::decimal::{Decimal, DecimalText, round_half_up};
+use super::value::{Between, Line, NonEmpty, OptionalNote, ProductCode};
 use bigdecimal::BigDecimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use strum::{EnumString, IntoStaticStr};
 use utoipa::ToSchema;
@@ -107,27 +108,109 @@ pub struct TestDef {
     pub instrument_kind: Option<String>,
 }
 
-/// A test as submitted, before validation.
-#[derive(Debug, Clone, Default)]
+/// `POST /products` (and the new-product page): a product QA defines.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProduct {
+    /// Product code: letters, digits and `. _ -`.
+    pub code: ProductCode<40>,
+    /// Name.
+    pub name: Line<200>,
+    /// What it is (`MSC injection`).
+    pub product_type: Line<100>,
+    /// Lowest storage temperature, °C.
+    #[serde(default)]
+    pub storage_min_c: Option<Decimal>,
+    /// Highest storage temperature, °C.
+    #[serde(default)]
+    pub storage_max_c: Option<Decimal>,
+    /// Qualified Persons who sign each release (default 1).
+    #[serde(default)]
+    pub release_signatures_required: Option<Between<1, 2>>,
+    /// QA must sign a review of each batch's audit trail before release
+    /// (default false).
+    #[serde(default)]
+    pub audit_review_required: Option<bool>,
+}
+
+/// A test of a specification as submitted (`POST
+/// /products/{id}/specifications`, the product page's rows), before its
+/// rules are read: [`validate_tests`] reads every test together and names
+/// each broken rule of each test at once.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TestDefInput {
-    /// See [`TestDef`].
+    /// 1 to 32 letters, digits or `_ - .`, unique in the specification.
     pub code: String,
+    /// Name.
     pub name: String,
+    /// Method (a pharmacopoeia chapter, an SOP).
     pub method: String,
+    /// `numeric` or `qualitative`.
     pub kind: String,
+    /// Unit of a numeric result.
+    #[serde(default)]
     pub unit: Option<String>,
-    /// Raw JSON text of the limit (number or decimal string).
-    pub min: Option<String>,
-    pub max: Option<String>,
+    /// Lower limit (a numeric test needs a limit).
+    #[serde(default)]
+    pub min: Option<DecimalText>,
+    /// Upper limit.
+    #[serde(default)]
+    pub max: Option<DecimalText>,
+    /// The lower limit itself passes (default true).
+    #[serde(default)]
     pub min_inclusive: Option<bool>,
+    /// The upper limit itself passes (default true).
+    #[serde(default)]
     pub max_inclusive: Option<bool>,
+    /// Decimals a result is rounded to before it is compared (0 to 12).
+    #[serde(default)]
     pub decimals: Option<i64>,
+    /// The words a qualitative result may be.
+    #[serde(default)]
     pub options: Option<Vec<String>>,
+    /// The words that pass.
+    #[serde(default)]
     pub allowed: Option<Vec<String>>,
+    /// A required test (default true).
+    #[serde(default)]
     pub required: Option<bool>,
+    /// A required test whose result may follow a conditional release.
+    #[serde(default)]
     pub pending_release_allowed: Option<bool>,
+    /// Only an analyst qualified for this test code may record it (default false).
+    #[serde(default)]
     pub qualification_required: Option<bool>,
+    /// The kind of instrument it is measured on (`flow_cytometer`); results
+    /// then name an instrument of that kind, in service when performed.
+    #[serde(default)]
     pub instrument_kind: Option<String>,
+}
+
+/// `POST /products/{id}/specifications` (and the product page): a draft
+/// version of a product's specification.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSpecification {
+    /// The version's name (`v2`).
+    pub version: Line<40>,
+    /// Its tests, at least one.
+    pub tests: SpecTests,
+}
+
+/// A specification's tests, at least one.
+pub type SpecTests = NonEmpty<TestDefInput>;
+
+/// `POST /specifications/{id}/approve` (and the specification's page): QA,
+/// not its author, approves a draft (signed).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveSpecification {
+    /// The signer's password.
+    pub password: String,
+    /// Optional comment.
+    #[serde(default)]
+    pub reason: OptionalNote<2000>,
 }
 
 fn norm(s: &str) -> String {
@@ -178,8 +261,8 @@ pub fn validate_tests(inputs: &[TestDefInput]) -> Result<Vec<TestDef>, Vec<Field
             ));
             continue;
         };
-        let mut limit = |raw: &Option<String>, inclusive: Option<bool>, field: &str| {
-            raw.as_deref().and_then(|r| match Decimal::from_json(r) {
+        let mut limit = |raw: &Option<DecimalText>, inclusive: Option<bool>, field: &str| {
+            raw.as_ref().and_then(|r| match r.read() {
                 Ok(value) => Some(Limit {
                     value,
                     inclusive: inclusive.unwrap_or(true),
@@ -654,7 +737,7 @@ mod tests {
     fn spec_validation_refuses_the_four_classic_mistakes() {
         assert_eq!(fields(validate_tests(&[])), vec!["tests"]);
         let mut a = input("VIAB", "numeric");
-        a.min = Some("80".into());
+        a.min = Some(crate::domain::decimal::DecimalText::typed("80"));
         let mut b = a.clone();
         b.code = "viab".into();
         assert_eq!(
@@ -662,8 +745,8 @@ mod tests {
             vec!["tests[1].code"]
         );
         let mut inverted = input("DOSE", "numeric");
-        inverted.min = Some("2".into());
-        inverted.max = Some("1".into());
+        inverted.min = Some(crate::domain::decimal::DecimalText::typed("2"));
+        inverted.max = Some(crate::domain::decimal::DecimalText::typed("1"));
         assert_eq!(fields(validate_tests(&[inverted])), vec!["tests[0].min"]);
         assert_eq!(
             fields(validate_tests(&[input("X", "numeric")])),

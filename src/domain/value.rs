@@ -408,7 +408,7 @@ impl<const MIN: i64, const MAX: i64> PartialSchema for Between<MIN, MAX> {
         ObjectBuilder::new()
             .schema_type(Type::Integer)
             .minimum(Some(MIN))
-            .maximum((MAX != i64::MAX).then_some(MAX))
+            .maximum(Some(MAX))
             .into()
     }
 }
@@ -486,6 +486,15 @@ impl<const MAX: usize> ToSchema for Distinct<uuid::Uuid, MAX> {
 pub struct NonEmpty<T>(Vec<T>);
 
 impl<T> NonEmpty<T> {
+    /// The items, if there is one.
+    pub fn of(items: Vec<T>) -> Result<Self, Words> {
+        if items.is_empty() {
+            Err(Words::new("field-at-least-one"))
+        } else {
+            Ok(Self(items))
+        }
+    }
+
     /// The items.
     pub fn into_inner(self) -> Vec<T> {
         self.0
@@ -501,18 +510,14 @@ impl<T> std::ops::Deref for NonEmpty<T> {
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for NonEmpty<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let items = Vec::<T>::deserialize(d)?;
-        if items.is_empty() {
-            return Err(refuse(Words::new("field-at-least-one")));
-        }
-        Ok(Self(items))
+        Self::of(Vec::<T>::deserialize(d)?).map_err(refuse)
     }
 }
 
-impl<T: PartialSchema> PartialSchema for NonEmpty<T> {
+impl<T: ToSchema> PartialSchema for NonEmpty<T> {
     fn schema() -> RefOr<Schema> {
         ArrayBuilder::new()
-            .items(T::schema())
+            .items(utoipa::openapi::Ref::from_schema_name(T::name()))
             .min_items(Some(1))
             .into()
     }
@@ -523,6 +528,7 @@ impl<T: ToSchema> ToSchema for NonEmpty<T> {
         Cow::Owned(format!("NonEmpty{}", T::name()))
     }
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((T::name().into_owned(), T::schema()));
         T::schemas(schemas);
     }
 }

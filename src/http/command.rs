@@ -228,8 +228,9 @@ pub fn from_json<T: DeserializeOwned + PartialSchema>(body: &[u8]) -> Result<T, 
 }
 
 /// The fields of a form a face reads for itself (its CSRF token, its
-/// one-time key, the batch a page goes back to), not part of the command.
-const FORM_ONLY: &[&str] = &["csrf", "form_key", "batch_id"];
+/// one-time key, the batch a page goes back to, the person a page acts on:
+/// the API has them in its path), not part of the command.
+const FORM_ONLY: &[&str] = &["csrf", "form_key", "batch_id", "user"];
 
 /// The pairs of a form as the command reads them: blank fields are absent
 /// (an empty input, a select left on "choose"), and the form's own fields

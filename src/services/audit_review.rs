@@ -12,7 +12,9 @@ use crate::db::digest::HexDigest;
 use crate::db::models::AuditEntryRow;
 use crate::db::schema::{audit_chain_heads, audit_entries, audit_reviews};
 use crate::domain::audit::{ActorRef, batch_chain};
-use crate::domain::audit_review::{self, ExceptionKind, REVIEWED_ACTION, ReviewState};
+use crate::domain::audit_review::{
+    self, ExceptionKind, REVIEWED_ACTION, ReviewState, SignAuditReview,
+};
 use crate::domain::record::BatchRecord;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
@@ -216,17 +218,6 @@ pub fn audit_review(
         })
 }
 
-/// What a review request asks.
-#[derive(Debug, Clone, Default)]
-pub struct ReviewRequest {
-    /// The signer's password.
-    pub password: String,
-    /// The chain's last position as the reviewer read it.
-    pub up_to_seq: i64,
-    /// Optional comment.
-    pub comment: Option<String>,
-}
-
 /// `POST /batches/{id}/audit-review` (qa, independent; signed
 /// `audit_trail_reviewed`): under the batch's lock, the named position must
 /// be the chain's last; the signature covers it, its hash and the
@@ -237,30 +228,18 @@ pub fn sign_review(
     rules: &SigningRules,
     actor: &Actor,
     batch_id: Uuid,
-    req: &ReviewRequest,
+    req: &SignAuditReview,
 ) -> Result<AuditReviewView, AppError> {
     actor.authorize(Action::Sign(Meaning::AuditTrailReviewed))?;
-    let mut errors = Vec::new();
-    let comment =
-        crate::domain::text::optional_note("comment", req.comment.as_deref(), 2000, &mut errors);
-    if req.up_to_seq < 1 {
-        errors.push(crate::domain::FieldError::said(
-            "up_to_seq",
-            "fe-must-be-the-position-of-the-chain-s-last-entry-as-the-review",
-            &[],
-        ));
-    }
-    if !errors.is_empty() {
-        return Err(AppError::validation(errors));
-    }
+    let comment = req.comment.as_deref();
+    let up_to_seq = req.up_to_seq.get();
     in_transaction(conn, |c| {
         let mut lb = LockedBatch::lock(c, BatchOf::Batch(batch_id))?;
         let (last, head_hash) = {
             let (seq, hash) = lb.head();
             (seq, hash.to_owned())
         };
-        lb.record
-            .check_audit_review(actor.id, req.up_to_seq, last)?;
+        lb.record.check_audit_review(actor.id, up_to_seq, last)?;
         if let Err(refusal) =
             signatures::verify_signer_on(c, rules.lockout, actor, &req.password, Some(lb.id()))?
         {
@@ -286,7 +265,7 @@ pub fn sign_review(
                 entity_type: "batch",
                 entity_id: lb.id(),
                 batch_id: Some(lb.id()),
-                reason: comment.as_deref(),
+                reason: comment,
                 signs: position,
             },
         )?;
@@ -318,7 +297,7 @@ pub fn sign_review(
             "head_hash": head_hash,
             "exceptions": exceptions_n,
         }));
-        rec.reason = comment.as_deref();
+        rec.reason = comment;
         lb.append(c, rec)?;
         // What this transaction wrote, as any later reader sees it.
         let record = batch_record::read(c, lb.id())?;

@@ -9,17 +9,14 @@ use super::batch_record::{self, BatchOf, LockedBatch, NewDeviation};
 use super::{Actor, in_transaction, notices};
 use crate::db::models::CustodyRow;
 use crate::db::schema::custody_events;
-use crate::domain::FieldError;
 use crate::domain::StoredName;
 use crate::domain::audit_event::{AuditEvent, CustodyRecorded};
-use crate::domain::custody::{CustodyEvent, CustodyRefusal};
-use crate::domain::decimal::Decimal;
+use crate::domain::custody::{CustodyEvent, CustodyRefusal, RecordCustody};
 use crate::domain::deviation::{DeviationKind, EXCURSION_SEVERITY};
 use crate::domain::record::CustodyRecord;
 use crate::domain::roles::Action;
-use crate::domain::text::{line, optional_line, optional_note};
 use crate::error::AppError;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use serde_json::json;
@@ -30,65 +27,22 @@ pub fn events_of(conn: &mut PgConnection, batch_id: Uuid) -> Result<Vec<CustodyR
     Ok(batch_record::read(conn, batch_id)?.custody)
 }
 
-/// A custody event as reported.
-#[derive(Debug, Clone)]
-pub struct NewCustodyInput {
-    pub event: String,
-    pub occurred_at: DateTime<Utc>,
-    pub location: String,
-    pub party: String,
-    /// Raw JSON text of the temperature.
-    pub temperature_c: Option<String>,
-    pub container_id: Option<String>,
-    pub recipient_id: Option<String>,
-    pub internal: bool,
-    pub notes: Option<String>,
-    /// The DIN scanned from the bag's label, checked against the batch's;
-    /// `Some("")` (a form that asks for it, left empty) is refused when the
-    /// batch has a DIN.
-    pub scanned_din: Option<String>,
-}
-
 /// Records a custody event (technician, QA).
 pub fn record_event(
     conn: &mut PgConnection,
     actor: &Actor,
     batch_id: Uuid,
-    input: &NewCustodyInput,
+    input: &RecordCustody,
 ) -> Result<CustodyRecord, AppError> {
     actor.authorize(Action::RecordCustody)?;
-    let mut errors = Vec::new();
-    let event = CustodyEvent::try_from(input.event.as_str()).ok();
-    if event.is_none() {
-        errors.push(FieldError::said(
-            "event",
-            "fe-must-be-received-stored-shipped-delivered-administered-or-de",
-            &[],
-        ));
-    }
-    let location = line("location", &input.location, 200, &mut errors);
-    let party = line("party", &input.party, 200, &mut errors);
-    let temperature = input.temperature_c.as_deref().and_then(|raw| {
-        Decimal::from_json(raw)
-            .map_err(|m| errors.push(FieldError::said("temperature_c", m, &[])))
-            .ok()
-    });
-    let container_id = optional_line(
-        "container_id",
-        input.container_id.as_deref(),
-        100,
-        &mut errors,
-    );
-    let recipient_id = optional_line(
-        "recipient_id",
-        input.recipient_id.as_deref(),
-        100,
-        &mut errors,
-    );
-    let notes = optional_note("notes", input.notes.as_deref(), 2000, &mut errors);
-    let (Some(event), true) = (event, errors.is_empty()) else {
-        return Err(AppError::validation(errors));
-    };
+    let event = input.event;
+    let location = input.location.as_str().to_owned();
+    let party = input.party.as_str().to_owned();
+    let temperature = input.temperature_c.clone();
+    let container_id = input.container_id.as_deref().map(str::to_owned);
+    let recipient_id = input.recipient_id.as_deref().map(str::to_owned);
+    let notes = input.notes.as_deref().map(str::to_owned);
+    let internal = input.internal.unwrap_or(false);
     in_transaction(conn, |c| {
         let mut lb = LockedBatch::lock(c, BatchOf::Batch(batch_id))?;
         let was_releasable = lb.record.readiness().releasable;
@@ -99,12 +53,8 @@ pub fn record_event(
             None => Ok(()),
         }
         .and_then(|()| {
-            lb.record.check_custody(
-                event,
-                input.occurred_at,
-                input.internal,
-                recipient_id.as_deref(),
-            )
+            lb.record
+                .check_custody(event, input.occurred_at, internal, recipient_id.as_deref())
         });
         match checked {
             Ok(()) => {}
@@ -160,7 +110,7 @@ pub fn record_event(
             deviation_id: deviation,
             container_id: container_id.clone(),
             recipient_id: recipient_id.clone(),
-            internal: input.internal,
+            internal,
             notes: notes.clone(),
             recorded_by: actor.id,
             recorded_at: now,
@@ -180,7 +130,7 @@ pub fn record_event(
             excursion,
             container_id: container_id.clone(),
             recipient_id: recipient_id.clone(),
-            internal: input.internal,
+            internal,
             notes: notes.clone(),
             deviation_id: deviation,
             recorded_by: actor.id,
@@ -222,7 +172,7 @@ fn record_identity_refusal(
     actor: &Actor,
     batch_id: Uuid,
     event: CustodyEvent,
-    input: &NewCustodyInput,
+    input: &RecordCustody,
     refusal: &AppError,
 ) -> Result<(), AppError> {
     let p = refusal.to_problem();

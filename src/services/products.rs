@@ -7,15 +7,14 @@ use super::signatures::{self, SignatureView, Signing, SigningRules};
 use super::{Actor, Page, PageRequest, in_transaction};
 use crate::db::models::{ProductRow, SpecRow, SpecTestRow, parse_stored};
 use crate::db::schema::{products, spec_tests, specifications};
-use crate::domain::FieldError;
 use crate::domain::StoredName;
 use crate::domain::audit::SYSTEM_CHAIN;
 use crate::domain::audit_event::AuditEvent;
-use crate::domain::decimal::Decimal;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::domain::spec::{
-    SpecStatus, TestDef, TestDefInput, TestKind, check_approval, describe_limit, validate_tests,
+    ApproveSpecification, CreateProduct, CreateSpecification, SpecStatus, TestDef, TestKind,
+    check_approval, describe_limit, validate_tests,
 };
 use crate::error::AppError;
 use crate::error::Code;
@@ -62,27 +61,6 @@ impl From<&ProductRow> for ProductView {
     }
 }
 
-/// A new product.
-#[derive(Debug, Clone, Default)]
-pub struct NewProductInput {
-    pub code: String,
-    pub name: String,
-    pub product_type: String,
-    /// Raw JSON text of the temperature (number or decimal string).
-    pub storage_min_c: Option<String>,
-    pub storage_max_c: Option<String>,
-    pub release_signatures_required: Option<i64>,
-    pub audit_review_required: bool,
-}
-
-fn temperature(field: &str, raw: Option<&str>, errors: &mut Vec<FieldError>) -> Option<Decimal> {
-    raw.and_then(|r| {
-        Decimal::from_json(r)
-            .map_err(|m| errors.push(FieldError::said(field, m, &[])))
-            .ok()
-    })
-}
-
 fn is_unique_violation(e: &AppError) -> bool {
     matches!(
         e,
@@ -97,58 +75,31 @@ fn is_unique_violation(e: &AppError) -> bool {
 pub fn create_product(
     conn: &mut PgConnection,
     actor: &Actor,
-    input: &NewProductInput,
+    input: &CreateProduct,
 ) -> Result<ProductView, AppError> {
     actor.authorize(Action::DefineProducts)?;
-    let mut errors = Vec::new();
-    let code = crate::domain::text::line("code", &input.code, 40, &mut errors);
-    if !code.is_empty()
-        && !code
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    {
-        errors.push(FieldError::said(
-            "code",
-            "fe-may-contain-only-letters-digits-and",
-            &[],
-        ));
-    }
-    let name = crate::domain::text::line("name", &input.name, 200, &mut errors);
-    let product_type =
-        crate::domain::text::line("product_type", &input.product_type, 100, &mut errors);
-    let min = temperature("storage_min_c", input.storage_min_c.as_deref(), &mut errors);
-    let max = temperature("storage_max_c", input.storage_max_c.as_deref(), &mut errors);
+    let (min, max) = (input.storage_min_c.clone(), input.storage_max_c.clone());
     if let (Some(lo), Some(hi)) = (&min, &max) {
         if lo.value() > hi.value() {
-            errors.push(FieldError::said(
+            return Err(AppError::invalid_field_with(
                 "storage_min_c",
                 "fe-is-above-storage-max-c",
                 &[],
             ));
         }
     }
-    let signatures_required = input.release_signatures_required.unwrap_or(1);
-    if !(1..=2).contains(&signatures_required) {
-        errors.push(FieldError::said(
-            "release_signatures_required",
-            "fe-must-be-1-or-2",
-            &[],
-        ));
-    }
-    if !errors.is_empty() {
-        return Err(AppError::validation(errors));
-    }
+    let signatures_required = input.release_signatures_required.map_or(1, |n| n.get());
     let row = ProductRow {
         id: Uuid::now_v7(),
-        code,
-        name,
-        product_type,
+        code: input.code.as_str().to_owned(),
+        name: input.name.as_str().to_owned(),
+        product_type: input.product_type.as_str().to_owned(),
         storage_min_c: min.map(|d| d.text().to_owned()),
         storage_max_c: max.map(|d| d.text().to_owned()),
         release_signatures_required: i16::try_from(signatures_required).unwrap_or(1),
         created_by: actor.id,
         created_at: Utc::now(),
-        audit_review_required: input.audit_review_required,
+        audit_review_required: input.audit_review_required.unwrap_or(false),
     };
     in_transaction(conn, |c| {
         diesel::insert_into(products::table)
@@ -325,22 +276,11 @@ pub fn create_spec(
     conn: &mut PgConnection,
     actor: &Actor,
     product_id: Uuid,
-    version: &str,
-    tests: &[TestDefInput],
+    cmd: &CreateSpecification,
 ) -> Result<SpecView, AppError> {
     actor.authorize(Action::DefineProducts)?;
-    let mut errors = Vec::new();
-    let version = crate::domain::text::line("version", version, 40, &mut errors);
-    let defs = match validate_tests(tests) {
-        Ok(d) => d,
-        Err(mut e) => {
-            errors.append(&mut e);
-            Vec::new()
-        }
-    };
-    if !errors.is_empty() {
-        return Err(AppError::validation(errors));
-    }
+    let version = cmd.version.as_str().to_owned();
+    let defs = validate_tests(&cmd.tests).map_err(AppError::validation)?;
     in_transaction(conn, |c| {
         get_product(c, product_id)?;
         let spec = SpecRow {
@@ -450,16 +390,10 @@ pub fn approve_spec(
     rules: &SigningRules,
     actor: &Actor,
     spec_id: Uuid,
-    password: &str,
-    reason: Option<&str>,
+    cmd: &ApproveSpecification,
 ) -> Result<SpecView, AppError> {
     actor.authorize(Action::Sign(Meaning::SpecApproved))?;
-    let mut errors = Vec::new();
-    let reason = crate::domain::text::optional_note("reason", reason, 2000, &mut errors);
-    if !errors.is_empty() {
-        return Err(AppError::validation(errors));
-    }
-    let reason = reason.as_deref();
+    let (password, reason) = (cmd.password.as_str(), cmd.reason.as_deref());
     in_transaction(conn, |c| {
         let draft = find_spec(c, spec_id, false)?;
         // Serialise approvals of one product's versions.

@@ -11,6 +11,7 @@ use crate::db::models::{QualificationRow, UserRow};
 use crate::db::schema::{qualifications, spec_tests, users};
 use crate::domain::audit::SYSTEM_CHAIN;
 use crate::domain::audit_event::AuditEvent;
+use crate::domain::qualification::{GrantQualification, RevokeQualification};
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::error::Code;
@@ -110,29 +111,13 @@ fn active_user(conn: &mut PgConnection, id: Uuid) -> Result<UserRow, AppError> {
     }
 }
 
-/// What QA gives.
-#[derive(Debug, Clone)]
-pub struct GrantInput {
-    /// The test code.
-    pub test_code: String,
-    /// From when: the day the training was completed, when it is recorded
-    /// later (at most a year back); none: now.
-    pub valid_from: Option<DateTime<Utc>>,
-    /// Until when.
-    pub valid_until: DateTime<Utc>,
-    /// The signer's password.
-    pub password: String,
-    /// Comment (training record, assessment).
-    pub reason: Option<String>,
-}
-
 /// Qualifies `user_id` for a test code (signed `qualification_granted`).
 pub fn grant(
     conn: &mut PgConnection,
     rules: &SigningRules,
     actor: &Actor,
     user_id: Uuid,
-    input: &GrantInput,
+    input: &GrantQualification,
 ) -> Result<QualificationView, AppError> {
     actor.authorize(Action::Sign(Meaning::QualificationGranted))?;
     if actor.id == user_id {
@@ -142,9 +127,8 @@ pub fn grant(
         ));
     }
     let mut errors = Vec::new();
-    let code = crate::domain::text::line("test_code", &input.test_code, 40, &mut errors);
-    let reason =
-        crate::domain::text::optional_note("reason", input.reason.as_deref(), 2000, &mut errors);
+    let code = input.test_code.as_str().to_owned();
+    let reason = input.reason.as_deref().map(str::to_owned);
     let now = Utc::now().trunc_subsecs(6);
     let valid_from = input.valid_from.map_or(now, |f| f.trunc_subsecs(6));
     if valid_from > now {
@@ -248,11 +232,10 @@ pub fn revoke(
     rules: &SigningRules,
     actor: &Actor,
     id: Uuid,
-    reason: &str,
-    password: &str,
+    cmd: &RevokeQualification,
 ) -> Result<QualificationView, AppError> {
     actor.authorize(Action::Sign(Meaning::QualificationRevoked))?;
-    let reason = super::required_reason(reason)?;
+    let (reason, password) = (cmd.reason.as_str(), cmd.password.as_str());
     in_transaction(conn, |c| {
         let before: QualificationRow = qualifications::table
             .find(id)
@@ -279,7 +262,7 @@ pub fn revoke(
             .set((
                 qualifications::revoked_at.eq(Utc::now().trunc_subsecs(6)),
                 qualifications::revoked_by.eq(actor.id),
-                qualifications::revoke_reason.eq(&reason),
+                qualifications::revoke_reason.eq(Some(reason)),
             ))
             .returning(QualificationRow::as_returning())
             .get_result(c)?;
@@ -293,7 +276,7 @@ pub fn revoke(
                 entity_type: "qualification",
                 entity_id: id,
                 batch_id: None,
-                reason: Some(&reason),
+                reason: Some(reason),
                 signs: id,
             },
         )?;
@@ -309,7 +292,7 @@ pub fn revoke(
             Some(id),
         )
         .signed_change(&record_of(&before), after_json);
-        rec.reason = Some(&reason);
+        rec.reason = Some(reason);
         audit::append(c, rec)?;
         let username: String = users::table
             .find(after.user_id)

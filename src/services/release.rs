@@ -12,7 +12,8 @@ use crate::domain::StoredName;
 use crate::domain::audit_event::AuditEvent;
 use crate::domain::record::BatchRecord;
 use crate::domain::release::{
-    Certification, Readiness, ReleaseStep, Warning, WarningCode, check_recall, check_reject,
+    Certification, DisposeBatch, Readiness, ReleaseBatch, ReleaseStep, Warning, WarningCode,
+    check_recall, check_reject,
 };
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
@@ -76,15 +77,6 @@ pub fn out_of_trend(
     Ok(warnings)
 }
 
-/// What a release request asks.
-#[derive(Debug, Clone, Default)]
-pub struct ReleaseRequest {
-    pub password: String,
-    pub comment: Option<String>,
-    pub conditional: bool,
-    pub justification: Option<String>,
-}
-
 /// Audits a refused release on the system chain, naming the batch (so it
 /// appears in the batch's history without taking the batch chain's head).
 fn record_refusal(
@@ -116,29 +108,18 @@ pub fn release(
     rules: &SigningRules,
     actor: &Actor,
     batch_id: Uuid,
-    req: &ReleaseRequest,
+    req: &ReleaseBatch,
 ) -> Result<BatchDetail, AppError> {
-    let kind = if req.conditional {
+    let conditional = req.conditional.unwrap_or(false);
+    let kind = if conditional {
         Certification::Conditional
     } else {
         Certification::Full
     };
     let meaning = kind.meaning();
     actor.authorize(Action::Sign(meaning))?;
-    let mut errors = Vec::new();
-    let justification = crate::domain::text::optional_note(
-        "justification",
-        req.justification.as_deref(),
-        10_000,
-        &mut errors,
-    );
-    let comment =
-        crate::domain::text::optional_note("comment", req.comment.as_deref(), 2000, &mut errors);
-    if !errors.is_empty() {
-        return Err(AppError::validation(errors));
-    }
-    let (justification, comment) = (justification.as_deref(), comment.as_deref());
-    if req.conditional && justification.is_none() {
+    let (justification, comment) = (req.justification.as_deref(), req.comment.as_deref());
+    if conditional && justification.is_none() {
         return Err(AppError::invalid_field_with(
             "justification",
             "fe-a-conditional-release-needs-a-justification",
@@ -230,16 +211,11 @@ pub fn dispose(
     actor: &Actor,
     batch_id: Uuid,
     what: Disposition,
-    password: &str,
-    reason: &str,
+    cmd: &DisposeBatch,
 ) -> Result<BatchDetail, AppError> {
     let meaning = what.meaning();
     actor.authorize(Action::Sign(meaning))?;
-    let mut errors = Vec::new();
-    let reason = crate::domain::text::note("reason", reason, 10_000, &mut errors);
-    if !errors.is_empty() {
-        return Err(AppError::validation(errors));
-    }
+    let (password, reason) = (cmd.password.as_str(), cmd.reason.as_str());
     in_transaction(conn, |c| {
         let mut lb = LockedBatch::lock(c, BatchOf::Batch(batch_id))?;
         let from = lb.record.batch.status;
@@ -261,7 +237,7 @@ pub fn dispose(
                 entity_type: "batch",
                 entity_id: lb.id(),
                 batch_id: Some(lb.id()),
-                reason: Some(&reason),
+                reason: Some(reason),
                 signs: lb.id(),
             },
         )?;
@@ -271,9 +247,9 @@ pub fn dispose(
         let mut rec = AuditRecord::on_batch(&chain, lb.id(), Some(actor), action, "batch", lb.id())
             .before(json!({"status": from}))
             .after(json!({"status": to, "signature_id": signature.id, "record_hash": signature.record_hash}));
-        rec.reason = Some(&reason);
+        rec.reason = Some(reason);
         lb.append(c, rec)?;
-        notices::status_changed(c, &lb.record, to, actor, Some(&reason))?;
+        notices::status_changed(c, &lb.record, to, actor, Some(reason))?;
         Ok(Ok(BatchDetail::from(&lb.record)))
     })?
 }

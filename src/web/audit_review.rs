@@ -3,14 +3,17 @@
 //! reviews signed so far, and one signing step over the chain's last
 //! position (PIC/S PI 041 §9.8).
 
-use super::layout::{csrf, html_page, meaning_box, page, refusal, refusal_box, see_other};
+use super::layout::{
+    csrf, html_page, meaning_box, page, read_form, refusal, refusal_box, see_other,
+};
 use super::session::{WebError, WebUser};
+use crate::domain::audit_review::SignAuditReview;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::error::Problem;
 use crate::http::AppState;
 use crate::i18n::Locale;
-use crate::services::audit_review::{self as svc, AuditReviewView, ReviewRequest};
+use crate::services::audit_review::{self as svc, AuditReviewView};
 use crate::services::batches as batch_svc;
 use crate::tr;
 use actix_web::http::StatusCode;
@@ -139,13 +142,13 @@ pub async fn review_page(
     Ok(html_page(StatusCode::OK, markup))
 }
 
-/// The signing form's fields.
-#[derive(Debug, Deserialize)]
+/// What the signing form keeps when refused (the command itself is read
+/// by `WebUser::command`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct ReviewForm {
     csrf: String,
-    password: String,
-    up_to_seq: String,
-    comment: Option<String>,
+    comment: String,
 }
 
 /// Signs the review; a refusal shows the page again with the reason.
@@ -154,23 +157,18 @@ pub async fn sign_review(
     state: web::Data<AppState>,
     user: WebUser,
     id: web::Path<Uuid>,
-    form: web::Form<ReviewForm>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::Sign(Meaning::AuditTrailReviewed))?;
-    user.check_csrf(&form.csrf)?;
+    let f: ReviewForm = read_form(&body)?;
+    user.check_csrf(&f.csrf)?;
     let batch_id = id.into_inner();
-    let f = form.into_inner();
-    let comment = f.comment.clone().unwrap_or_default();
-    let req = ReviewRequest {
-        password: f.password,
-        // Not a number: 0, which the use case refuses with the field named.
-        up_to_seq: f.up_to_seq.trim().parse().unwrap_or(0),
-        comment: f.comment.filter(|c| !c.trim().is_empty()),
-    };
+    let comment = f.comment;
     let rules = state.signing.clone();
-    let actor = user.0.actor.clone();
-    let attempt = state
-        .db(move |c| svc::sign_review(c, &rules, &actor, batch_id, &req))
+    let attempt = user
+        .run(&state, &body, &[], move |c, actor, req: SignAuditReview| {
+            svc::sign_review(c, &rules, actor, batch_id, &req)
+        })
         .await;
     match attempt {
         Ok(_) => Ok(see_other(format!("/batches/{batch_id}/audit-review"))),

@@ -6,11 +6,12 @@ use super::layout::{
 };
 use super::session::{WebError, WebUser};
 use crate::domain::StoredName;
+use crate::domain::custody::RecordCustody;
 use crate::domain::roles::Action;
 use crate::error::Problem;
 use crate::http::AppState;
 use crate::services::batches as batch_svc;
-use crate::services::custody::{self as custody_svc, NewCustodyInput};
+use crate::services::custody as custody_svc;
 use crate::tr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
@@ -136,35 +137,21 @@ pub async fn record_custody(
         &format!("/batches/{batch_id}/custody"),
         &body,
     );
-    let attempt = async {
-        let occurred_at = user.from_form("occurred_at", &f.occurred_at)?;
-        let input = NewCustodyInput {
-            event: f.event.clone(),
-            occurred_at,
-            location: f.location.clone(),
-            party: f.party.clone(),
-            temperature_c: f
-                .temperature_c
-                .as_deref()
-                .filter(|t| !t.trim().is_empty())
-                .map(|t| serde_json::to_string(t.trim()))
-                .transpose()?,
-            container_id: f.container_id.clone(),
-            recipient_id: f.recipient_id.clone(),
-            internal: f.internal.as_deref() == Some("true"),
-            notes: f.notes.clone(),
-            scanned_din: Some(f.scanned_din.clone().unwrap_or_default()),
-        };
-        let actor = user.0.actor.clone();
-        state
-            .db(move |c| {
+    let attempt = user
+        .run(
+            &state,
+            &body,
+            &["occurred_at"],
+            move |c, actor, mut input: RecordCustody| {
+                // The page asks for the bag's DIN: left empty, it is no match
+                // (the batch's DIN must be scanned), not a check skipped.
+                input.scanned_din.get_or_insert_default();
                 once_for_form(c, actor.id, once.as_ref(), |c| {
-                    custody_svc::record_event(c, &actor, batch_id, &input)
+                    custody_svc::record_event(c, actor, batch_id, &input)
                 })
-            })
-            .await
-    }
-    .await;
+            },
+        )
+        .await;
     match attempt {
         Ok(_) => Ok(see_other(format!("/batches/{batch_id}"))),
         Err(e) => {

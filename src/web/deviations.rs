@@ -166,19 +166,13 @@ pub async fn open_deviation(
         severity: f.severity.clone().unwrap_or_default(),
         ..Typed::default()
     };
-    let actor = user.0.actor.clone();
-    let opened = match user.command::<OpenDeviation>(&body, &[]) {
-        Err(e) => Err(e),
-        Ok(input) => {
-            state
-                .db(move |c| {
-                    once_for_form(c, actor.id, once.as_ref(), |c| {
-                        dev_svc::open_manual(c, &actor, batch_id, &input)
-                    })
-                })
-                .await
-        }
-    };
+    let opened = user
+        .run(&state, &body, &[], move |c, actor, input: OpenDeviation| {
+            once_for_form(c, actor.id, once.as_ref(), |c| {
+                dev_svc::open_manual(c, actor, batch_id, &input)
+            })
+        })
+        .await;
     match opened {
         Ok(_) => Ok(see_other(format!("/batches/{batch_id}/deviations"))),
         Err(e) => {
@@ -244,19 +238,14 @@ pub async fn open_correction(
         reason: f.reason.clone(),
         ..Typed::default()
     };
-    let (rules, actor) = (state.signing.clone(), user.0.actor.clone());
-    let opened = match user.command::<OpenDeviation>(&body, &[]) {
-        Err(e) => Err(e),
-        Ok(input) => {
-            state
-                .db(move |c| {
-                    once_for_form(c, actor.id, once.as_ref(), |c| {
-                        dev_svc::open_correction(c, &rules, &actor, batch_id, &input)
-                    })
-                })
-                .await
-        }
-    };
+    let rules = state.signing.clone();
+    let opened = user
+        .run(&state, &body, &[], move |c, actor, input: OpenDeviation| {
+            once_for_form(c, actor.id, once.as_ref(), |c| {
+                dev_svc::open_correction(c, &rules, actor, batch_id, &input)
+            })
+        })
+        .await;
     match opened {
         Ok(_) => Ok(see_other(format!("/batches/{batch_id}/deviations"))),
         Err(e) => {
@@ -301,15 +290,14 @@ pub async fn close_deviation(
         ..Typed::default()
     };
     let rules = state.signing.clone();
-    let actor = user.0.actor.clone();
-    let closed = match user.command::<CloseDeviation>(&body, &[]) {
-        Err(e) => Err(e),
-        Ok(input) => {
-            state
-                .db(move |c| dev_svc::close(c, &rules, &actor, dev_id, &input))
-                .await
-        }
-    };
+    let closed = user
+        .run(
+            &state,
+            &body,
+            &[],
+            move |c, actor, input: CloseDeviation| dev_svc::close(c, &rules, actor, dev_id, &input),
+        )
+        .await;
     match closed {
         Ok(_) => Ok(see_other(format!("/batches/{batch_id}/deviations"))),
         Err(e) => {

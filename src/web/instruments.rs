@@ -123,22 +123,21 @@ pub async fn register(
     user.require(Action::RegisterInstruments)?;
     let f: RegisterForm = read_form(&body)?;
     user.check_csrf(&f.csrf)?;
-    let actor = user.0.actor.clone();
     // A double submit registers the instrument once and shows it.
     let once = form_once(f.form_key.as_deref(), "/instruments", &body);
-    let registered = match user.command::<RegisterInstrument>(&body, &[]) {
-        Err(e) => Err(e),
-        Ok(input) => {
-            state
-                .db(move |c| {
-                    let created = once_for_form(c, actor.id, once.as_ref(), |c| {
-                        svc::register(c, &actor, &input)
-                    })?;
-                    created_id(&created)
-                })
-                .await
-        }
-    };
+    let registered = user
+        .run(
+            &state,
+            &body,
+            &[],
+            move |c, actor, input: RegisterInstrument| {
+                let created = once_for_form(c, actor.id, once.as_ref(), |c| {
+                    svc::register(c, actor, &input)
+                })?;
+                created_id(&created)
+            },
+        )
+        .await;
     match registered {
         Ok(id) => Ok(see_other(format!("/instruments/{id}"))),
         Err(e) => {
@@ -316,26 +315,26 @@ pub async fn calibrate(
     user.require(Action::MaintainInstruments)?;
     let f: EventForm = read_form(&body)?;
     user.check_csrf(&f.csrf)?;
-    let (id, actor) = (id.into_inner(), user.0.actor.clone());
-    let outcome = match user.command::<RecordCalibration>(&body, &["performed_at", "valid_until"]) {
-        Err(e) => Err(e),
-        Ok(input) => {
-            // A double submit records the calibration once.
-            let once = form_once(
-                f.form_key.as_deref(),
-                &format!("/instruments/{id}/calibrations"),
-                &body,
-            );
-            state
-                .db(move |c| {
-                    once_for_form(c, actor.id, once.as_ref(), |c| {
-                        svc::calibrate(c, &actor, id, &input)
-                    })
+    let id = id.into_inner();
+    // A double submit records the calibration once.
+    let once = form_once(
+        f.form_key.as_deref(),
+        &format!("/instruments/{id}/calibrations"),
+        &body,
+    );
+    let outcome = user
+        .run(
+            &state,
+            &body,
+            &["performed_at", "valid_until"],
+            move |c, actor, input: RecordCalibration| {
+                once_for_form(c, actor.id, once.as_ref(), |c| {
+                    svc::calibrate(c, actor, id, &input)
                 })
-                .await
-                .map(|_| ())
-        }
-    };
+            },
+        )
+        .await
+        .map(|_| ());
     after(&state, &user, id, (EventKind::Calibration, &f), outcome).await
 }
 
@@ -350,14 +349,13 @@ pub async fn out_of_service(
     user.require(Action::MaintainInstruments)?;
     let f: EventForm = read_form(&body)?;
     user.check_csrf(&f.csrf)?;
-    let (id, actor) = (id.into_inner(), user.0.actor.clone());
-    let outcome = match user.command::<OutOfService>(&body, &[]) {
-        Err(e) => Err(e),
-        Ok(cmd) => state
-            .db(move |c| svc::take_out_of_service(c, &actor, id, &cmd))
-            .await
-            .map(|_| ()),
-    };
+    let id = id.into_inner();
+    let outcome = user
+        .run(&state, &body, &[], move |c, actor, cmd: OutOfService| {
+            svc::take_out_of_service(c, actor, id, &cmd)
+        })
+        .await
+        .map(|_| ());
     after(&state, &user, id, (EventKind::OutOfService, &f), outcome).await
 }
 
@@ -372,13 +370,12 @@ pub async fn return_to_service(
     user.require(Action::Sign(Meaning::InstrumentReturned))?;
     let f: EventForm = read_form(&body)?;
     user.check_csrf(&f.csrf)?;
-    let (id, actor, rules) = (id.into_inner(), user.0.actor.clone(), state.signing.clone());
-    let outcome = match user.command::<ReturnToService>(&body, &[]) {
-        Err(e) => Err(e),
-        Ok(cmd) => state
-            .db(move |c| svc::return_to_service(c, &rules, &actor, id, &cmd))
-            .await
-            .map(|_| ()),
-    };
+    let (id, rules) = (id.into_inner(), state.signing.clone());
+    let outcome = user
+        .run(&state, &body, &[], move |c, actor, cmd: ReturnToService| {
+            svc::return_to_service(c, &rules, actor, id, &cmd)
+        })
+        .await
+        .map(|_| ());
     after(&state, &user, id, (EventKind::ReturnToService, &f), outcome).await
 }

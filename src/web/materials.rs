@@ -133,22 +133,21 @@ pub async fn receive(
     user.require(Action::ReceiveMaterials)?;
     let f: MaterialForm = read_form(&body)?;
     user.check_csrf(&f.csrf)?;
-    let actor = user.0.actor.clone();
-    let outcome = match user.command::<ReceiveMaterial>(&body, &["expires_at"]) {
-        Err(e) => Err(e),
-        Ok(input) => {
-            // A double submit receives the lot once and shows it.
-            let once = form_once(f.form_key.as_deref(), "/materials", &body);
-            state
-                .db(move |c| {
-                    let created = once_for_form(c, actor.id, once.as_ref(), |c| {
-                        svc::receive(c, &actor, &input)
-                    })?;
-                    created_id(&created)
-                })
-                .await
-        }
-    };
+    // A double submit receives the lot once and shows it.
+    let once = form_once(f.form_key.as_deref(), "/materials", &body);
+    let outcome = user
+        .run(
+            &state,
+            &body,
+            &["expires_at"],
+            move |c, actor, input: ReceiveMaterial| {
+                let created = once_for_form(c, actor.id, once.as_ref(), |c| {
+                    svc::receive(c, actor, &input)
+                })?;
+                created_id(&created)
+            },
+        )
+        .await;
     match outcome {
         Ok(id) => Ok(see_other(format!("/materials/{id}"))),
         Err(e) => {
@@ -282,14 +281,13 @@ pub async fn release(
     user.require(Action::Sign(Meaning::MaterialReleased))?;
     let f: MaterialForm = read_form(&body)?;
     user.check_csrf(&f.csrf)?;
-    let (id, actor, rules) = (id.into_inner(), user.0.actor.clone(), state.signing.clone());
-    let outcome = match user.command::<ReleaseMaterial>(&body, &[]) {
-        Err(e) => Err(e),
-        Ok(cmd) => state
-            .db(move |c| svc::release(c, &rules, &actor, id, &cmd.password))
-            .await
-            .map(|_| ()),
-    };
+    let (id, rules) = (id.into_inner(), state.signing.clone());
+    let outcome = user
+        .run(&state, &body, &[], move |c, actor, cmd: ReleaseMaterial| {
+            svc::release(c, &rules, actor, id, &cmd.password)
+        })
+        .await
+        .map(|_| ());
     after(&state, &user, id, outcome).await
 }
 
@@ -304,13 +302,12 @@ pub async fn reject(
     user.require(Action::Sign(Meaning::MaterialRejected))?;
     let f: MaterialForm = read_form(&body)?;
     user.check_csrf(&f.csrf)?;
-    let (id, actor, rules) = (id.into_inner(), user.0.actor.clone(), state.signing.clone());
-    let outcome = match user.command::<RejectMaterial>(&body, &[]) {
-        Err(e) => Err(e),
-        Ok(cmd) => state
-            .db(move |c| svc::reject(c, &rules, &actor, id, &cmd))
-            .await
-            .map(|_| ()),
-    };
+    let (id, rules) = (id.into_inner(), state.signing.clone());
+    let outcome = user
+        .run(&state, &body, &[], move |c, actor, cmd: RejectMaterial| {
+            svc::reject(c, &rules, actor, id, &cmd)
+        })
+        .await
+        .map(|_| ());
     after(&state, &user, id, outcome).await
 }

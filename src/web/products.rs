@@ -5,15 +5,21 @@
 
 use super::layout::{Refusal, csrf, html_page, meaning_box, page, refusal, see_other, status};
 use super::session::{WebError, WebUser};
+use crate::domain::FieldError;
 use crate::domain::StoredName;
+use crate::domain::decimal::DecimalText;
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
-use crate::domain::spec::{SpecStatus, TestDefInput};
+use crate::domain::spec::{
+    ApproveSpecification, CreateProduct, CreateSpecification, SpecStatus, TestDefInput,
+    validate_tests,
+};
+use crate::domain::value::{Line, NonEmpty};
 use crate::error::{AppError, Problem};
 use crate::http::AppState;
 use crate::i18n::Locale;
 use crate::services::PageRequest;
-use crate::services::products::{self as svc, NewProductInput, TestDefView};
+use crate::services::products::{self as svc, TestDefView};
 use crate::tr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
@@ -121,7 +127,7 @@ fn product_form(user: &WebUser, problem: Option<&Problem>, f: &ProductForm) -> M
                     }
                     (r.at("release_signatures_required"))
                 }
-                label { input type="checkbox" name="audit_review_required" value="on" checked[f.audit_review_required.is_some()]; " " (tr!(user.lang(), "product-audit-review-check")) }
+                label { input type="checkbox" name="audit_review_required" value="true" checked[f.audit_review_required.is_some()]; " " (tr!(user.lang(), "product-audit-review-check")) }
                 button type="submit" { (tr!(user.lang(), "product-create")) }
             }
         },
@@ -138,15 +144,6 @@ pub async fn new_product_form(user: WebUser) -> Result<HttpResponse, WebError> {
     ))
 }
 
-/// A decimal typed on a form, as the JSON text the services read.
-fn typed_decimal(s: &str) -> Result<Option<String>, AppError> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(serde_json::to_string(s)?))
-}
-
 /// Creates a product and shows it.
 #[post("/products")]
 pub async fn create_product(
@@ -159,29 +156,15 @@ pub async fn create_product(
     user.check_csrf(&f.csrf)?;
     // A double submit defines the product once.
     let once = super::layout::form_once(f.form_key.as_deref(), "/products", &body);
-    let input = NewProductInput {
-        code: f.code.clone(),
-        name: f.name.clone(),
-        product_type: f.product_type.clone(),
-        storage_min_c: typed_decimal(&f.storage_min_c)?,
-        storage_max_c: typed_decimal(&f.storage_max_c)?,
-        release_signatures_required: Some(if f.release_signatures_required == "2" {
-            2
-        } else {
-            1
-        }),
-        audit_review_required: f.audit_review_required.is_some(),
-    };
-    let actor = user.0.actor.clone();
-    match state
-        .db(move |c| {
+    let outcome = user
+        .run(&state, &body, &[], move |c, actor, input: CreateProduct| {
             let created = super::layout::once_for_form(c, actor.id, once.as_ref(), |c| {
-                svc::create_product(c, &actor, &input)
+                svc::create_product(c, actor, &input)
             })?;
             super::layout::created_id(&created)
         })
-        .await
-    {
+        .await;
+    match outcome {
         Ok(id) => Ok(see_other(format!("/products/{id}"))),
         Err(e) => {
             let p = refusal(e)?;
@@ -298,7 +281,7 @@ impl Row {
         .all(|s| s.trim().is_empty())
     }
 
-    fn input(&self) -> Result<TestDefInput, AppError> {
+    fn input(&self) -> TestDefInput {
         let opt = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
         let list = |s: &str| {
             let v: Vec<String> = s
@@ -309,14 +292,14 @@ impl Row {
                 .collect();
             Some(v).filter(|v| !v.is_empty())
         };
-        Ok(TestDefInput {
+        TestDefInput {
             code: self.code.clone(),
             name: self.name.clone(),
             method: self.method.clone(),
             kind: self.kind.clone(),
             unit: opt(&self.unit),
-            min: typed_decimal(&self.min)?,
-            max: typed_decimal(&self.max)?,
+            min: opt(&self.min).map(|t| DecimalText::typed(&t)),
+            max: opt(&self.max).map(|t| DecimalText::typed(&t)),
             min_inclusive: Some(self.min_inclusive),
             max_inclusive: Some(self.max_inclusive),
             // Not a number reads as out of range: "must be 0 to 12".
@@ -327,7 +310,7 @@ impl Row {
             pending_release_allowed: Some(self.pending_release_allowed),
             qualification_required: Some(self.qualification_required),
             instrument_kind: opt(&self.instrument_kind),
-        })
+        }
     }
 }
 
@@ -507,21 +490,36 @@ pub async fn create_spec(
         &format!("/products/{product_id}/specifications"),
         &body,
     );
-    let tests: Result<Vec<TestDefInput>, AppError> = f
+    let tests: Vec<TestDefInput> = f
         .rows()
         .iter()
         .filter(|r| !r.is_blank())
         .map(Row::input)
         .collect();
+    // The page's rows are read as the API reads its tests: every broken
+    // rule of every row is named at once, with the version's.
+    let cmd = match (Line::parse(&f.version), NonEmpty::of(tests.clone())) {
+        (Ok(version), Ok(tests)) => Ok(CreateSpecification { version, tests }),
+        (version, _) => {
+            let mut errors = version
+                .err()
+                .map(|w| FieldError::worded("version", w))
+                .into_iter()
+                .collect::<Vec<_>>();
+            if let Err(mut e) = validate_tests(&tests) {
+                errors.append(&mut e);
+            }
+            Err(AppError::validation(errors))
+        }
+    };
     let actor = user.0.actor.clone();
-    let version = f.version.clone();
-    let attempt = match tests {
+    let attempt = match cmd {
         Err(e) => Err(e),
-        Ok(tests) => {
+        Ok(cmd) => {
             state
                 .db(move |c| {
                     let created = super::layout::once_for_form(c, actor.id, once.as_ref(), |c| {
-                        svc::create_spec(c, &actor, product_id, &version, &tests)
+                        svc::create_spec(c, &actor, product_id, &cmd)
                     })?;
                     super::layout::created_id(&created)
                 })
@@ -643,12 +641,12 @@ pub async fn spec_page(
     Ok(html_page(StatusCode::OK, markup))
 }
 
-/// The approval form's fields.
-#[derive(Debug, Deserialize)]
+/// The approval form's own field (the command is read by
+/// `WebUser::command`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct ApproveForm {
     csrf: String,
-    password: String,
-    reason: Option<String>,
 }
 
 /// Signs the approval; a refusal is shown on the page.
@@ -657,19 +655,22 @@ pub async fn approve_spec(
     state: web::Data<AppState>,
     user: WebUser,
     id: web::Path<Uuid>,
-    form: web::Form<ApproveForm>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::Sign(Meaning::SpecApproved))?;
-    user.check_csrf(&form.csrf)?;
+    let f: ApproveForm = super::layout::read_form(&body)?;
+    user.check_csrf(&f.csrf)?;
     let spec_id = id.into_inner();
-    let f = form.into_inner();
     let rules = state.signing.clone();
-    let actor = user.0.actor.clone();
-    let attempt = state
-        .db(move |c| {
-            let reason = f.reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
-            svc::approve_spec(c, &rules, &actor, spec_id, &f.password, reason)
-        })
+    let attempt = user
+        .run(
+            &state,
+            &body,
+            &[],
+            move |c, actor, cmd: ApproveSpecification| {
+                svc::approve_spec(c, &rules, actor, spec_id, &cmd)
+            },
+        )
         .await;
     match attempt {
         Ok(_) => Ok(see_other(format!("/specifications/{spec_id}"))),

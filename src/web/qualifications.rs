@@ -3,11 +3,12 @@
 
 use super::layout::{Refusal, csrf, html_page, meaning_box, page, refusal};
 use super::session::{WebError, WebUser};
+use crate::domain::qualification::{GrantQualification, RevokeQualification};
 use crate::domain::roles::Action;
 use crate::domain::signature::Meaning;
 use crate::error::Problem;
 use crate::http::AppState;
-use crate::services::qualifications::{self as svc, GrantInput};
+use crate::services::qualifications as svc;
 use crate::tr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
@@ -118,7 +119,8 @@ pub async fn matrix_page(
     ))
 }
 
-/// The grant form's fields.
+/// The grant form's own fields (the command is read by
+/// `WebUser::command`).
 #[derive(Debug, Default, Deserialize)]
 pub struct GrantForm {
     #[serde(default)]
@@ -126,16 +128,6 @@ pub struct GrantForm {
     form_key: Option<String>,
     #[serde(default)]
     user: String,
-    #[serde(default)]
-    test_code: String,
-    #[serde(default)]
-    valid_from: String,
-    #[serde(default)]
-    valid_until: String,
-    #[serde(default)]
-    reason: String,
-    #[serde(default)]
-    password: String,
 }
 
 /// QA qualifies an analyst (signed).
@@ -152,27 +144,15 @@ pub async fn grant(
     let once = super::layout::form_once(f.form_key.as_deref(), "/qualifications", &body);
     let actor = user.0.actor.clone();
     let rules = state.signing.clone();
-    let target = Uuid::parse_str(f.user.trim());
-    let until = user.from_form("valid_until", &f.valid_until);
-    let from = if f.valid_from.trim().is_empty() {
-        Ok(None)
-    } else {
-        user.from_form("valid_from", &f.valid_from).map(Some)
-    };
-    let outcome = match (target, until, from) {
-        (Err(_), _, _) => Err(crate::error::AppError::invalid_field(
-            "user",
-            tr!(user.lang(), "qual-choose-analyst"),
-        )),
-        (_, Err(e), _) | (_, _, Err(e)) => Err(e),
-        (Ok(target), Ok(valid_until), Ok(valid_from)) => {
-            let input = GrantInput {
-                test_code: f.test_code.clone(),
-                valid_from,
-                valid_until,
-                password: f.password.clone(),
-                reason: Some(f.reason.clone()).filter(|r| !r.trim().is_empty()),
-            };
+    let target = Uuid::parse_str(f.user.trim()).map_err(|_| {
+        crate::error::AppError::invalid_field("user", tr!(user.lang(), "qual-choose-analyst"))
+    });
+    let outcome = match (
+        target,
+        user.command::<GrantQualification>(&body, &["valid_from", "valid_until"]),
+    ) {
+        (Err(e), _) | (_, Err(e)) => Err(e),
+        (Ok(target), Ok(input)) => {
             state
                 .db(move |c| {
                     super::layout::once_for_form(c, actor.id, once.as_ref(), |c| {
@@ -211,15 +191,12 @@ pub async fn grant(
     }
 }
 
-/// The withdrawal form's fields.
+/// The withdrawal form's own field (the command is read by
+/// `WebUser::command`).
 #[derive(Debug, Default, Deserialize)]
 pub struct RevokeForm {
     #[serde(default)]
     csrf: String,
-    #[serde(default)]
-    reason: String,
-    #[serde(default)]
-    password: String,
 }
 
 /// QA withdraws a qualification (signed).
@@ -233,11 +210,16 @@ pub async fn revoke(
     user.require(Action::Sign(Meaning::QualificationRevoked))?;
     let f: RevokeForm = super::layout::read_form(&body)?;
     user.check_csrf(&f.csrf)?;
-    let (actor, id, rules) = (user.0.actor.clone(), id.into_inner(), state.signing.clone());
-    match state
-        .db(move |c| svc::revoke(c, &rules, &actor, id, &f.reason, &f.password))
-        .await
-    {
+    let (id, rules) = (id.into_inner(), state.signing.clone());
+    let outcome = user
+        .run(
+            &state,
+            &body,
+            &[],
+            move |c, actor, cmd: RevokeQualification| svc::revoke(c, &rules, actor, id, &cmd),
+        )
+        .await;
+    match outcome {
         Ok(q) => {
             let done = tr!(
                 user.lang(),

@@ -3,8 +3,8 @@
 //! before asking for the password again (21 CFR 11.50, 11.200).
 
 use super::layout::{
-    blocker_words, csrf, html_page, meaning_box, page, refusal, refusal_box, see_other, status,
-    status_words,
+    blocker_words, csrf, html_page, meaning_box, page, read_form, refusal, refusal_box, see_other,
+    status, status_words,
 };
 use super::session::{WebError, WebUser};
 use crate::domain::StoredName;
@@ -12,7 +12,8 @@ use crate::domain::batch::BatchStatus;
 use crate::domain::deviation::DeviationStatus;
 use crate::domain::record::BatchRecord;
 use crate::domain::release::{
-    Certification, ReleaseRefusal, ReleaseStep, check_recall, check_reject,
+    Certification, DisposeBatch, ReleaseBatch, ReleaseRefusal, ReleaseStep, check_recall,
+    check_reject,
 };
 use crate::domain::result::ResultStatus;
 use crate::domain::roles::Action;
@@ -23,7 +24,7 @@ use crate::http::AppState;
 use crate::i18n::Locale;
 use crate::services::batch_record::views::BatchDetail;
 use crate::services::batches as batch_svc;
-use crate::services::release::{self, Disposition, ReleaseRequest};
+use crate::services::release::{self, Disposition};
 use crate::tr;
 use actix_web::{HttpResponse, get, post, web};
 use maud::{Markup, html};
@@ -212,14 +213,15 @@ pub async fn release_page(
     Ok(html_page(actix_web::http::StatusCode::OK, markup))
 }
 
-/// The release form's fields.
-#[derive(Debug, Deserialize)]
-pub struct ReleaseForm {
+/// What the release and disposition forms keep when refused (the
+/// command itself is read by `WebUser::command`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DecisionForm {
     csrf: String,
-    password: String,
-    comment: Option<String>,
-    conditional: Option<String>,
-    justification: Option<String>,
+    comment: String,
+    justification: String,
+    reason: String,
 }
 
 async fn after_decision(
@@ -245,76 +247,53 @@ pub async fn release_batch(
     state: web::Data<AppState>,
     user: WebUser,
     id: web::Path<Uuid>,
-    form: web::Form<ReleaseForm>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::Sign(Meaning::Released))?;
-    user.check_csrf(&form.csrf)?;
+    let f: DecisionForm = read_form(&body)?;
+    user.check_csrf(&f.csrf)?;
     let batch_id = id.into_inner();
-    let f = form.into_inner();
     let typed = Typed {
-        comment: f.comment.clone().unwrap_or_default(),
-        justification: f.justification.clone().unwrap_or_default(),
+        comment: f.comment,
+        justification: f.justification,
         ..Typed::default()
     };
-    let req = ReleaseRequest {
-        password: f.password,
-        comment: f.comment,
-        conditional: f.conditional.as_deref() == Some("true"),
-        justification: f.justification,
-    };
     let rules = state.signing.clone();
-    let actor = user.0.actor.clone();
     let key = rules.seal.verifying();
-    let attempt = state
-        .db(move |c| {
+    let attempt = user
+        .run(&state, &body, &[], move |c, actor, req: ReleaseBatch| {
             // Nobody signs a record changed outside cellqc.
             crate::services::verification::check_batch_record(c, &key, batch_id)?;
-            release::release(c, &rules, &actor, batch_id, &req)
+            release::release(c, &rules, actor, batch_id, &req)
         })
         .await;
     after_decision(&state, &user, batch_id, attempt, typed).await
-}
-
-/// The reject / recall form's fields.
-#[derive(Debug, Deserialize)]
-pub struct DispositionForm {
-    csrf: String,
-    password: String,
-    reason: String,
 }
 
 async fn dispose(
     state: web::Data<AppState>,
     user: WebUser,
     batch_id: Uuid,
-    form: DispositionForm,
+    body: web::Bytes,
     what: Disposition,
 ) -> Result<HttpResponse, WebError> {
     user.require(Action::Sign(what.meaning()))?;
-    user.check_csrf(&form.csrf)?;
+    let f: DecisionForm = read_form(&body)?;
+    user.check_csrf(&f.csrf)?;
     let typed = match what {
         Disposition::Reject => Typed {
-            reject_reason: form.reason.clone(),
+            reject_reason: f.reason,
             ..Typed::default()
         },
         Disposition::Recall => Typed {
-            recall_reason: form.reason.clone(),
+            recall_reason: f.reason,
             ..Typed::default()
         },
     };
     let rules = state.signing.clone();
-    let actor = user.0.actor.clone();
-    let attempt = state
-        .db(move |c| {
-            release::dispose(
-                c,
-                &rules,
-                &actor,
-                batch_id,
-                what,
-                &form.password,
-                &form.reason,
-            )
+    let attempt = user
+        .run(&state, &body, &[], move |c, actor, cmd: DisposeBatch| {
+            release::dispose(c, &rules, actor, batch_id, what, &cmd)
         })
         .await;
     after_decision(&state, &user, batch_id, attempt, typed).await
@@ -326,16 +305,9 @@ pub async fn reject_batch(
     state: web::Data<AppState>,
     user: WebUser,
     id: web::Path<Uuid>,
-    form: web::Form<DispositionForm>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    dispose(
-        state,
-        user,
-        id.into_inner(),
-        form.into_inner(),
-        Disposition::Reject,
-    )
-    .await
+    dispose(state, user, id.into_inner(), body, Disposition::Reject).await
 }
 
 /// Signs a recall.
@@ -344,14 +316,7 @@ pub async fn recall_batch(
     state: web::Data<AppState>,
     user: WebUser,
     id: web::Path<Uuid>,
-    form: web::Form<DispositionForm>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    dispose(
-        state,
-        user,
-        id.into_inner(),
-        form.into_inner(),
-        Disposition::Recall,
-    )
-    .await
+    dispose(state, user, id.into_inner(), body, Disposition::Recall).await
 }

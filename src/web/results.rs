@@ -534,17 +534,13 @@ pub async fn review(
     let chosen = f.decision;
     let comment = f.comment.clone().unwrap_or_default();
     let rules = state.signing.clone();
-    let actor = user.0.actor.clone();
     // Nothing chosen is refused by the command (`decision` is required),
     // never taken as an acceptance.
-    let attempt = match user.command::<ReviewResult>(&body, &[]) {
-        Err(e) => Err(e),
-        Ok(input) => {
-            state
-                .db(move |c| result_svc::review_result(c, &rules, &actor, result_id, &input))
-                .await
-        }
-    };
+    let attempt = user
+        .run(&state, &body, &[], move |c, actor, input: ReviewResult| {
+            result_svc::review_result(c, &rules, actor, result_id, &input)
+        })
+        .await;
     match attempt {
         Ok(_) => Ok(see_other("/review".to_owned())),
         Err(e) => {

@@ -305,6 +305,28 @@ impl WebUser {
         Err(AppError::validation(refused))
     }
 
+    /// Reads the form's command (as [`WebUser::command`]) and runs the use
+    /// case with it, as this user, on a connection: a form that breaks a
+    /// rule is refused before any work, naming its fields.
+    pub async fn run<C, T, F>(
+        &self,
+        state: &AppState,
+        body: &[u8],
+        local_times: &[&str],
+        use_case: F,
+    ) -> Result<T, AppError>
+    where
+        C: serde::de::DeserializeOwned + utoipa::PartialSchema + Send + 'static,
+        T: Send + 'static,
+        F: FnOnce(&mut diesel::PgConnection, &crate::services::Actor, C) -> Result<T, AppError>
+            + Send
+            + 'static,
+    {
+        let cmd = self.command::<C>(body, local_times)?;
+        let actor = self.0.actor.clone();
+        state.db(move |c| use_case(c, &actor, cmd)).await
+    }
+
     /// Checks a form's CSRF token against the session's.
     pub fn check_csrf(&self, token: &str) -> Result<(), WebError> {
         if !self.0.csrf_token.is_empty()

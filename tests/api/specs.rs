@@ -223,5 +223,17 @@ async fn only_qa_creates_products_and_codes_are_unique() {
         .iter()
         .map(|e| e["field"].as_str().unwrap())
         .collect();
-    assert_eq!(fields, ["storage_min_c", "release_signatures_required"]);
+    // A rule between two fields is judged once each field reads on its own.
+    assert_eq!(fields, ["release_signatures_required"]);
+    let inverted = app
+        .post(
+            "/api/v1/products",
+            &qa,
+            json!({"code": "X", "name": "x", "product_type": "t",
+            "storage_min_c": "-100", "storage_max_c": "-150", "release_signatures_required": 2}),
+        )
+        .await;
+    assert_eq!(inverted.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(inverted.body["errors"][0]["field"], "storage_min_c");
+    assert_eq!(app.count("products"), 1, "nothing was saved");
 }

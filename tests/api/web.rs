@@ -1094,11 +1094,33 @@ async fn qa_defines_a_product_and_a_specification_and_another_qa_approves_it() {
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(refused.body.contains("value=\"UC MSC\""), "kept as typed");
     assert!(
-        refused
+        refused.body.contains("id=\"error-code\""),
+        "{}",
+        refused.body
+    );
+    // A rule between two fields is judged once each field reads on its own.
+    let inverted = author
+        .post(
+            "/products",
+            &[
+                ("csrf", &token),
+                ("code", "UCMSC-WEB"),
+                ("name", "Umbilical-cord MSC"),
+                ("product_type", "allogeneic MSC"),
+                ("storage_min_c", "8"),
+                ("storage_max_c", "2"),
+                ("release_signatures_required", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(inverted.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(inverted.body.contains("value=\"8\""), "kept as typed");
+    assert!(
+        inverted
             .body
             .contains("Lowest storage temperature is above “highest storage temperature”"),
         "{}",
-        refused.body
+        inverted.body
     );
     let made = author
         .post(
